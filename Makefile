@@ -1,0 +1,65 @@
+# One entry point for everything: `make demo` runs the system, `make test` proves it.
+# Every target does its own set-up (virtualenv, Debian packages, Kafka jars), so a fresh clone needs nothing else.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK := $(PY) -m services.devstack
+
+.PHONY: help setup run stop status demo test test-unit test-integration lint format bench up down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip==25.3
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+.state/.bootstrapped: infra/bootstrap.sh infra/kafka/pom.xml
+	infra/bootstrap.sh
+	mkdir -p .state/logs && touch $@
+
+setup: $(VENV)/.installed .state/.bootstrapped ## install everything: virtualenv, redis-server, promtool, Kafka jars
+
+run: setup ## start the local stack in the background; returns when every part is healthy
+	$(STACK) run
+
+stop: ## stop everything `make run` started
+	@$(STACK) stop
+
+status: ## what runs where, and is it healthy
+	@$(STACK) status
+
+demo: run ## run the system and show it (grows with every design that lands)
+	@$(STACK) status
+
+test: setup lint test-unit test-integration ## everything CI runs: lint, unit and integration tests
+
+test-unit: setup ## unit tests (fakes, no servers)
+	$(PY) -m pytest tests/unit
+
+test-integration: setup ## integration tests against real redis-server and Kafka started by the harness
+	$(PY) -m pytest tests/integration
+
+lint: setup ## ruff and mypy
+	$(VENV)/bin/ruff check services tests benchmarks
+	$(VENV)/bin/mypy
+
+format: setup ## apply ruff's formatting and import order
+	$(VENV)/bin/ruff check --fix services tests benchmarks
+
+bench: setup ## feature store read latency on real Redis (writes docs/feature-store numbers to reports/)
+	$(PY) benchmarks/feature_store_read.py
+
+up: ## the same topology with Docker Compose (needs a Docker engine)
+	docker compose up -d --wait
+
+down: ## stop the Compose stack
+	docker compose down
+
+clean: stop ## remove local state (data dirs, logs); keeps the virtualenv and the Kafka jars
+	rm -rf .state reports

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install what the project needs outside Python, once: redis-server and promtool from Debian,
+# the Kafka jars from Maven Central. Checks Java 17+, Maven and Go and says what is missing.
+set -euo pipefail
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+missing_debs=()
+command -v redis-server >/dev/null || missing_debs+=(redis-server)
+command -v promtool >/dev/null || missing_debs+=(prometheus)
+if (( ${#missing_debs[@]} )); then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    echo "installing Debian packages: ${missing_debs[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_debs[@]}" >/dev/null
+    # Debian's packages may start their own daemons; this project starts its own on its own ports.
+    for svc in redis-server prometheus; do service "$svc" stop >/dev/null 2>&1 || true; done
+  else
+    echo "missing: ${missing_debs[*]}. Install them (Debian: sudo apt-get install ${missing_debs[*]})" >&2
+    exit 1
+  fi
+fi
+
+java_major="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1 || true)"
+if [[ -z "$java_major" || "$java_major" -lt 17 ]]; then
+  echo "Java 17 or newer is required for Kafka (found: ${java_major:-none})" >&2
+  exit 1
+fi
+command -v mvn >/dev/null || { echo "Maven (mvn) is required to fetch the Kafka jars" >&2; exit 1; }
+"$REPO_ROOT/infra/kafka/fetch.sh"

@@ -1,0 +1,11 @@
+# Shared settings of the Kafka scripts; every value can be overridden from the environment.
+KAFKA_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$KAFKA_DIR/../.." && pwd)"
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_DIR/pom.xml")"
+KAFKA_LIBS="${KAFKA_LIBS:-$REPO_ROOT/.cache/kafka-$KAFKA_VERSION/libs}"
+KAFKA_HOST="${KAFKA_HOST:-127.0.0.1}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$REPO_ROOT/.state/kafka}"
+KAFKA_HEAP="${KAFKA_HEAP:-512m}"
+KAFKA_PARTITIONS="${KAFKA_PARTITIONS:-3}"

@@ -1,0 +1,1 @@
+"""ML system design reference: the platform (common) and one package per microservice."""

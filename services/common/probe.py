@@ -1,0 +1,74 @@
+"""Readiness probes for the platform's dependencies, shared by /readyz and the local stack.
+
+Run as a command to probe once: `python -m services.common.probe kafka 127.0.0.1:9092`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import urllib.error
+import urllib.request
+
+import redis
+
+logger = logging.getLogger(__name__)
+
+
+def redis_ready(url: str, timeout_s: float = 1.0) -> bool:
+    """True when Redis answers PING within the timeout."""
+    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def kafka_ready(bootstrap_servers: str, timeout_s: float = 3.0) -> bool:
+    """True when a broker answers a metadata request and reports a controller (not just an open port)."""
+    from kafka import KafkaAdminClient  # kafka-python is slow to import; probes are rare
+    from kafka.errors import KafkaError
+
+    timeout_ms = int(timeout_s * 1000)
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap_servers,
+            request_timeout_ms=timeout_ms,
+            client_id="probe",
+        )
+    except (KafkaError, OSError, ValueError):
+        return False
+    try:
+        cluster = admin.describe_cluster()
+        return bool(cluster.get("brokers")) and cluster.get("controller_id", -1) >= 0
+    except (KafkaError, OSError):
+        return False
+    finally:
+        admin.close()
+
+
+def http_ready(url: str, timeout_s: float = 1.0) -> bool:
+    """True when the URL (a service's /readyz) answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (loopback URLs)
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="probe a dependency once; exit 0 when ready")
+    parser.add_argument("kind", choices=["redis", "kafka", "http"])
+    parser.add_argument("target", help="redis URL, Kafka bootstrap servers, or readiness URL")
+    args = parser.parse_args(argv)
+    probes = {"redis": redis_ready, "kafka": kafka_ready, "http": http_ready}
+    ready = probes[args.kind](args.target)
+    print(f"{args.kind} {args.target}: {'ready' if ready else 'NOT ready'}")  # noqa: T201 (CLI output)
+    return 0 if ready else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Typed settings read once from MLSD_* environment variables, built in each app factory."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "MLSD_"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class PlatformSettings(BaseSettings):
+    """What every process of the platform needs to reach Redis and Kafka and to report on itself.
+
+    Services subclass this with their own fields; all share the MLSD_ prefix, e.g.
+    MLSD_REDIS_URL, MLSD_KAFKA_BOOTSTRAP_SERVERS, MLSD_LOG_LEVEL.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    service_name: str = Field("platform", pattern=r"^[a-z][a-z0-9_]*$")
+    environment: Literal["local", "test", "compose", "production"] = "local"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_s: float = Field(0.05, gt=0, description="socket timeout of one Redis call")
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_topic_partitions: int = Field(3, ge=1)
+    kafka_replication_factor: int = Field(1, ge=1)
+    feature_namespace: str = Field("fs", pattern=r"^[a-z][a-z0-9_-]*$")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _refuse_local_defaults_in_production(self) -> PlatformSettings:
+        # A production process that silently talks to a loopback Redis or Kafka is a misconfiguration.
+        if self.environment == "production":
+            for name, value in (("redis_url", self.redis_url),
+                                ("kafka_bootstrap_servers", self.kafka_bootstrap_servers)):
+                if any(host in value for host in LOOPBACK_HOSTS):
+                    raise ValueError(f"{ENV_PREFIX}{name.upper()} must name a real host in production")
+        return self
