@@ -1,0 +1,16 @@
+"""The event bus: typed events on Kafka topics, a producer that waits for acks, a consumer runner."""
+
+from services.common.bus.events import Event, MalformedEvent, decode_event, encode_event
+from services.common.bus.ports import Delivery, OutboundMessage, Publisher, Record, RecordSource
+
+__all__ = [
+    "Delivery",
+    "Event",
+    "MalformedEvent",
+    "OutboundMessage",
+    "Publisher",
+    "Record",
+    "RecordSource",
+    "decode_event",
+    "encode_event",
+]

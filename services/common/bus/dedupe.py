@@ -1,0 +1,76 @@
+"""Remembers which event ids a consumer group has handled, so redelivered events are skipped."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import redis
+
+
+class Deduplicator(Protocol):
+    def seen(self, event_ids: Sequence[str]) -> set[str]:
+        """The ids among these that were already handled."""
+        ...
+
+    def mark(self, event_ids: Sequence[str]) -> None:
+        """Remember these ids as handled (for the dedupe window)."""
+        ...
+
+
+class RedisDeduplicator:
+    """One key per handled event, `<ns>:dedupe:<group>:{<event id>}`, expiring after the window.
+
+    The event id is the hash tag, so on Redis Cluster the keys spread over every slot.
+    Both calls are one pipelined round trip for the whole batch.
+    """
+
+    def __init__(self, client: redis.Redis, group: str, window_s: int = 86_400,
+                 namespace: str = "fs") -> None:
+        self._client = client
+        self._prefix = f"{namespace}:dedupe:{group}:"
+        self._window_s = window_s
+
+    def _key(self, event_id: str) -> str:
+        return f"{self._prefix}{{{event_id}}}"
+
+    def seen(self, event_ids: Sequence[str]) -> set[str]:
+        if not event_ids:
+            return set()
+        pipe = self._client.pipeline(transaction=False)
+        for event_id in event_ids:
+            pipe.exists(self._key(event_id))
+        return {eid for eid, found in zip(event_ids, pipe.execute(), strict=True) if found}
+
+    def mark(self, event_ids: Sequence[str]) -> None:
+        if not event_ids:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for event_id in event_ids:
+            pipe.set(self._key(event_id), b"1", ex=self._window_s)
+        pipe.execute()
+
+
+class InMemoryDeduplicator:
+    """The same contract in a bounded dict, for unit tests and single-process tools."""
+
+    def __init__(self, window_s: float = 86_400, capacity: int = 1_000_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._window_s = window_s
+        self._capacity = capacity
+        self._clock = clock
+        self._expiry: OrderedDict[str, float] = OrderedDict()
+
+    def seen(self, event_ids: Sequence[str]) -> set[str]:
+        now = self._clock()
+        return {eid for eid in event_ids if self._expiry.get(eid, 0.0) > now}
+
+    def mark(self, event_ids: Sequence[str]) -> None:
+        expires = self._clock() + self._window_s
+        for event_id in event_ids:
+            self._expiry[event_id] = expires
+            self._expiry.move_to_end(event_id)
+        while len(self._expiry) > self._capacity:
+            self._expiry.popitem(last=False)

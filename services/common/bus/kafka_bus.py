@@ -1,0 +1,151 @@
+"""Kafka adapters of the bus ports (kafka-python): an acks=all idempotent publisher, a group consumer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
+
+from services.common.bus.ports import (
+    Delivery,
+    OutboundMessage,
+    Record,
+    RevokeHandler,
+    TopicPartitionKey,
+)
+from services.common.bus.topics import TopicSpec
+
+logger = logging.getLogger(__name__)
+
+
+def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-setup")
+    try:
+        existing = set(admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            try:
+                admin.create_topics([NewTopic(s.name, s.partitions, s.replication_factor)
+                                     for s in missing])
+            except TopicAlreadyExistsError:  # another process won the race: fine
+                pass
+            logger.info("created topics", extra={"topics": [s.name for s in missing]})
+        return [s.name for s in missing]
+    finally:
+        admin.close()
+
+
+class KafkaPublisher:
+    """Publishes with acks=all and idempotence: a returned ok Delivery is on every in-sync replica."""
+
+    def __init__(self, bootstrap_servers: str, client_id: str, delivery_timeout_s: float = 5.0,
+                 linger_ms: int = 2) -> None:
+        self._timeout_s = delivery_timeout_s
+        timeout_ms = int(delivery_timeout_s * 1000)
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=linger_ms,
+            # Bound every wait so that a broker outage becomes an error the caller can answer
+            # (ingest: 503 Retry-After) instead of a request hanging for a minute.
+            max_block_ms=timeout_ms,
+            request_timeout_ms=min(timeout_ms, 30_000),
+            delivery_timeout_ms=timeout_ms + 1000,
+        )
+
+    def publish(self, messages: Sequence[OutboundMessage]) -> list[Delivery]:
+        pending: list[tuple[OutboundMessage, Any]] = []
+        deliveries: list[Delivery] = []
+        for message in messages:
+            try:
+                future = self._producer.send(
+                    message.topic, value=message.value,
+                    key=message.key.encode() if message.key is not None else None,
+                    headers=list(message.headers),
+                )
+                pending.append((message, future))
+            except KafkaError as exc:
+                pending.append((message, exc))
+        for message, future in pending:
+            if isinstance(future, Exception):
+                deliveries.append(Delivery(message, error=f"{type(future).__name__}: {future}"))
+                continue
+            try:
+                metadata = future.get(timeout=self._timeout_s)
+                deliveries.append(Delivery(message, metadata.partition, metadata.offset))
+            except KafkaError as exc:
+                deliveries.append(Delivery(message, error=f"{type(exc).__name__}: {exc}"))
+        return deliveries
+
+    def close(self) -> None:
+        self._producer.close(timeout=self._timeout_s)
+
+
+class _RevokeListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.handler: RevokeHandler | None = None
+
+    def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        if self.handler is not None and revoked:
+            self.handler([(tp.topic, tp.partition) for tp in revoked])
+
+    def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        logger.info("partitions assigned",
+                    extra={"partitions": [f"{tp.topic}-{tp.partition}" for tp in assigned]})
+
+
+class KafkaRecordSource:
+    """A member of a consumer group, with auto-commit off: the runner commits what it has handled."""
+
+    def __init__(self, bootstrap_servers: str, group_id: str, topics: Sequence[str],
+                 client_id: str, session_timeout_s: float = 10.0) -> None:
+        self._listener = _RevokeListener()
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(session_timeout_s * 1000),
+            heartbeat_interval_ms=int(session_timeout_s * 1000 / 3),
+        )
+        self._consumer.subscribe(list(topics), listener=self._listener)
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Record]:
+        batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        return [
+            Record(r.topic, r.partition, r.offset, r.key, r.value,
+                   tuple((k, v) for k, v in (r.headers or [])))
+            for records in batches.values() for r in records
+        ]
+
+    def commit(self, offsets: Mapping[TopicPartitionKey, int]) -> None:
+        if offsets:
+            self._consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                                   for (t, p), o in offsets.items()})
+
+    def lag(self) -> dict[TopicPartitionKey, int]:
+        lags = {}
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)  # known after the first fetch of tp
+            if highwater is None:
+                continue
+            position = self._consumer.position(tp, timeout_ms=100)
+            if position is not None:
+                lags[(tp.topic, tp.partition)] = max(0, highwater - position)
+        return lags
+
+    def on_revoke(self, handler: RevokeHandler) -> None:
+        self._listener.handler = handler
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)

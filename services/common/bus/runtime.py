@@ -1,0 +1,43 @@
+"""Composition root for a real consumer process: Kafka source, Redis dedupe, Kafka DLQ, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis
+
+from services.common.bus.consumer import ConsumerMetrics, ConsumerRunner, EventHandler, RunnerConfig
+from services.common.bus.dedupe import RedisDeduplicator
+from services.common.bus.kafka_bus import KafkaPublisher, KafkaRecordSource, ensure_topics
+from services.common.bus.topics import TopicSpec, dlq_topic
+from services.common.settings import PlatformSettings
+from services.common.telemetry import Metrics
+
+
+def build_kafka_consumer(
+    settings: PlatformSettings,
+    redis_client: redis.Redis,
+    handler: EventHandler,
+    metrics: Metrics,
+    config: RunnerConfig,
+    dedupe_window_s: int = 86_400,
+    session_timeout_s: float = 10.0,
+) -> ConsumerRunner:
+    """A runner for `config.group` on `config.topics`, with each topic's DLQ created if missing."""
+    specs: Sequence[TopicSpec] = [
+        *(TopicSpec(t, settings.kafka_topic_partitions, settings.kafka_replication_factor)
+          for t in config.topics),
+        *(TopicSpec(dlq_topic(t), 1, settings.kafka_replication_factor) for t in config.topics),
+    ]
+    ensure_topics(settings.kafka_bootstrap_servers, specs)
+    client_id = f"{settings.service_name}-{config.group}"
+    return ConsumerRunner(
+        source=KafkaRecordSource(settings.kafka_bootstrap_servers, config.group, config.topics,
+                                 client_id=client_id, session_timeout_s=session_timeout_s),
+        handler=handler,
+        deduplicator=RedisDeduplicator(redis_client, config.group, dedupe_window_s,
+                                       namespace=settings.feature_namespace),
+        dlq=KafkaPublisher(settings.kafka_bootstrap_servers, client_id=f"{client_id}-dlq"),
+        config=config,
+        metrics=ConsumerMetrics(metrics),
+    )

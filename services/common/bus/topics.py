@@ -1,0 +1,36 @@
+"""Topic names (one source of truth) and their dead-letter twins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+WATCH_EVENTS = "watch-events"
+TRANSACTIONS = "transactions"
+FRAUD_DECISIONS = "fraud-decisions"
+FRAUD_LABELS = "fraud-labels"
+EXPOSURES = "exposures"
+REC_IMPRESSIONS = "rec-impressions"
+REC_CLICKS = "rec-clicks"
+
+ALL_TOPICS = (WATCH_EVENTS, TRANSACTIONS, FRAUD_DECISIONS, FRAUD_LABELS, EXPOSURES,
+              REC_IMPRESSIONS, REC_CLICKS)
+DLQ_SUFFIX = ".dlq"
+
+
+def dlq_topic(topic: str) -> str:
+    """Where poison messages of `topic` go, with the reason in their headers."""
+    return f"{topic}{DLQ_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int = 1
+
+
+def platform_topics(partitions: int, replication_factor: int = 1) -> list[TopicSpec]:
+    """Every topic of the platform and the dead-letter topic of each (DLQs get one partition)."""
+    specs = [TopicSpec(t, partitions, replication_factor) for t in ALL_TOPICS]
+    specs += [TopicSpec(dlq_topic(t), 1, replication_factor) for t in ALL_TOPICS]
+    return specs

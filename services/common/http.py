@@ -1,0 +1,52 @@
+"""The FastAPI shell every service shares: metrics middleware, /metrics, probes, clear 4xx errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.common.health import Check, health_router
+from services.common.telemetry import Metrics, RequestMetricsMiddleware
+
+
+class Lifespan(Protocol):
+    def __call__(self, app: FastAPI) -> AbstractAsyncContextManager[Any]: ...
+
+
+def _describe(error: Mapping[str, Any]) -> dict[str, Any]:
+    location = ".".join(str(part) for part in error.get("loc", ()))
+    return {"field": location, "problem": error.get("msg", "invalid"), "type": error.get("type")}
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [_describe(e) for e in exc.errors()]
+    summary = "; ".join(f"{e['field']}: {e['problem']}" for e in errors)
+    return JSONResponse({"detail": f"invalid request: {summary}", "errors": errors}, 422)
+
+
+def create_service_app(
+    *,
+    title: str,
+    metrics: Metrics,
+    readiness: Mapping[str, Check],
+    lifespan: Lifespan | None = None,
+    version: str = "0.1.0",
+) -> FastAPI:
+    """A FastAPI app with the platform's middleware and routes; the service adds its own router."""
+    app = FastAPI(title=title, version=version, lifespan=lifespan)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics, router=app.router)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.include_router(health_router(readiness))
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
