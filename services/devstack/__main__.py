@@ -1,0 +1,146 @@
+"""`python -m services.devstack run|stop|status`: the commands behind make run, stop and status."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from pathlib import Path
+from typing import Any
+
+from supervisor.xmlrpc import SupervisorTransport
+
+from services.common.bus.kafka_bus import ensure_topics
+from services.common.bus.topics import platform_topics
+from services.common.settings import PlatformSettings
+from services.devstack.parts import Part, stack_parts
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG = REPO_ROOT / "infra" / "supervisord.conf"
+STATE = REPO_ROOT / ".state"
+SOCKET = STATE / "supervisor.sock"
+BIN = Path(sys.executable).parent
+
+
+def say(message: str) -> None:
+    print(message, flush=True)  # noqa: T201 (this is a terminal program)
+
+
+def supervisor() -> Any:
+    transport = SupervisorTransport(None, None, f"unix://{SOCKET}")
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+
+def supervisord_running() -> bool:
+    if not SOCKET.exists():
+        return False
+    try:
+        return bool(supervisor().getState()["statename"] == "RUNNING")
+    except (OSError, xmlrpc.client.Fault):
+        return False
+
+
+def process_info() -> dict[str, dict[str, Any]]:
+    if not supervisord_running():
+        return {}
+    return {p["name"]: p for p in supervisor().getAllProcessInfo()}
+
+
+def log_tail(name: str, lines: int = 30) -> str:
+    path = STATE / "logs" / f"{name}.log"
+    if not path.exists():
+        return f"(no log at {path})"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_healthy(part: Part, timeout_s: float) -> bool:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        if part.probe():
+            say(f"  {part.name:<10} healthy at {part.address} ({time.monotonic() - start:.1f} s)")
+            return True
+        state = process_info().get(part.name, {}).get("statename")
+        if state in ("FATAL", "BACKOFF", "EXITED"):
+            break
+        time.sleep(0.5)
+    say(f"  {part.name:<10} NOT healthy (supervisor state: "
+        f"{process_info().get(part.name, {}).get('statename')}); last log lines:")
+    say(log_tail(part.name))
+    return False
+
+
+def run(settings: PlatformSettings, timeout_s: float) -> int:
+    (STATE / "logs").mkdir(parents=True, exist_ok=True)
+    if supervisord_running():
+        say("supervisord already running: starting any stopped part")
+        supervisor().startAllProcesses(False)
+    else:
+        say(f"starting the local stack under supervisord ({CONFIG.relative_to(REPO_ROOT)})")
+        env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+        subprocess.run([BIN / "supervisord", "-c", CONFIG], check=True, env=env, cwd=REPO_ROOT)
+    for part in stack_parts(settings):
+        if not wait_healthy(part, timeout_s):
+            say("the stack is not healthy; `make status` shows what runs, `make stop` stops it")
+            return 1
+    created = ensure_topics(settings.kafka_bootstrap_servers,
+                            platform_topics(settings.kafka_topic_partitions,
+                                            settings.kafka_replication_factor))
+    say(f"  topics     {len(created)} created, "
+        f"{len(platform_topics(settings.kafka_topic_partitions)) - len(created)} already there")
+    say("stack healthy. `make status` to inspect, `make stop` to stop.")
+    return 0
+
+
+def stop() -> int:
+    if not supervisord_running():
+        say("the local stack is not running")
+        return 0
+    pid = int(supervisor().getPID())
+    say("stopping the local stack")
+    supervisor().shutdown()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            say("stopped")
+            return 0
+        time.sleep(0.25)
+    say(f"supervisord (pid {pid}) did not stop in 90 s")
+    return 1
+
+
+def status(settings: PlatformSettings) -> int:
+    info = process_info()
+    if not info:
+        say("the local stack is not running (`make run` starts it)")
+    say(f"{'part':<10} {'state':<9} {'pid':>7}  {'address':<28} health")
+    all_healthy = bool(info)
+    for part in stack_parts(settings):
+        proc = info.get(part.name, {})
+        healthy = part.probe() if proc.get("statename") == "RUNNING" else False
+        all_healthy &= healthy
+        say(f"{part.name:<10} {proc.get('statename', '-'):<9} {proc.get('pid') or '-':>7}  "
+            f"{part.address:<28} {'healthy' if healthy else 'not healthy'}")
+    say(f"logs: {(STATE / 'logs').relative_to(REPO_ROOT)}/<part>.log")
+    return 0 if all_healthy else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.devstack")
+    parser.add_argument("command", choices=["run", "stop", "status"])
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per part to get healthy")
+    args = parser.parse_args()
+    settings = PlatformSettings()
+    if args.command == "run":
+        return run(settings, args.timeout)
+    if args.command == "stop":
+        return stop()
+    return status(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The shared service shell: probes, /metrics, request latency by route, clear 422s, JSON logs."""
+
+import json
+import logging
+import shutil
+import subprocess
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import BaseModel, Field
+
+from services.common.bus.consumer import ConsumerMetrics
+from services.common.http import create_service_app
+from services.common.telemetry import LATENCY_BUCKETS_S, Metrics, configure_logging
+
+
+class ScoreRequest(BaseModel):
+    amount: float = Field(gt=0)
+
+
+def make_app(dependency_up: bool = True) -> tuple[FastAPI, Metrics]:
+    metrics = Metrics("demo")
+    app = create_service_app(title="demo", metrics=metrics,
+                             readiness={"redis": lambda: dependency_up})
+
+    @app.get("/v1/users/{user_id}")
+    def user(user_id: str) -> dict[str, str]:
+        return {"user_id": user_id}
+
+    @app.post("/v1/score")
+    def score(request: ScoreRequest) -> dict[str, float]:
+        return {"amount": request.amount}
+
+    return app, metrics
+
+
+def test_healthz_answers_while_the_process_runs() -> None:
+    app, _ = make_app(dependency_up=False)
+    assert TestClient(app).get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_is_503_and_names_the_dependency_that_is_down() -> None:
+    app, _ = make_app(dependency_up=False)
+    response = TestClient(app).get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"redis": "not ready"}
+
+
+def test_readyz_treats_a_crashing_check_as_not_ready() -> None:
+    metrics = Metrics("demo")
+
+    def broken() -> bool:
+        raise ConnectionError("refused")
+
+    app = create_service_app(title="demo", metrics=metrics, readiness={"redis": broken})
+    response = TestClient(app).get("/readyz")
+    assert response.status_code == 503
+    assert "ConnectionError: refused" in response.json()["checks"]["redis"]
+
+
+def test_request_latency_is_recorded_by_route_template_not_by_raw_path() -> None:
+    app, metrics = make_app()
+    client = TestClient(app)
+    for user in ("u1", "u2", "u3"):
+        client.get(f"/v1/users/{user}")
+    count = metrics.registry.get_sample_value(
+        "demo_http_request_duration_seconds_count",
+        {"method": "GET", "route": "/v1/users/{user_id}", "status": "200"})
+    assert count == 3
+
+
+def test_metrics_endpoint_exposes_the_budget_buckets() -> None:
+    app, _ = make_app()
+    client = TestClient(app)
+    client.get("/v1/users/u1")
+    text = client.get("/metrics").text
+    assert 'demo_http_request_duration_seconds_bucket{le="0.05"' in text
+    assert 'demo_http_request_duration_seconds_bucket{le="0.1"' in text
+    assert {0.005, 0.01, 0.025, 0.05, 0.1, 0.25} <= set(LATENCY_BUCKETS_S)
+
+
+def test_an_invalid_body_gets_a_422_that_names_the_field() -> None:
+    app, _ = make_app()
+    response = TestClient(app).post("/v1/score", json={"amount": -3})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["errors"][0]["field"] == "body.amount"
+    assert "body.amount: Input should be greater than 0" in body["detail"]
+
+
+def test_logs_are_one_json_object_per_line_with_the_service_name(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("fraud", "INFO", json_logs=True)
+    logging.getLogger("services.fraud").info("decided", extra={"action": "approve"})
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    record = json.loads(line)
+    assert record["service"] == "fraud"
+    assert record["message"] == "decided"
+    assert record["action"] == "approve"
+    assert record["level"] == "INFO"
+
+
+def test_every_platform_metric_passes_promtool_lint() -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is required (Debian package prometheus; `make setup` installs it)"
+    app, metrics = make_app()
+    ConsumerMetrics(metrics).events.labels("g", "watch-events", "handled").inc()
+    client = TestClient(app)
+    client.get("/v1/users/u1")
+    exposition = client.get("/metrics").text
+
+    result = subprocess.run([promtool, "check", "metrics"], input=exposition, text=True,
+                            capture_output=True, check=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
