@@ -37,7 +37,8 @@ status: ## what runs where, and is it healthy
 demo: run ## run the system and show it (grows with every design that lands)
 	@$(STACK) status
 
-test: setup lint test-unit test-integration ## everything CI runs: lint, unit and integration tests
+test: setup lint ## everything CI runs: lint, then unit and integration tests in one pytest run
+	$(PY) -m pytest tests
 
 test-unit: setup ## unit tests (fakes, no servers)
 	$(PY) -m pytest tests/unit

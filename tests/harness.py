@@ -65,7 +65,8 @@ def _start(name: str, script: Path, env: dict[str, str], log_path: Path, address
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServerDidNotStart(f"{name} exited with {process.returncode}:\n{server.log_tail()}")
+            raise ServerDidNotStart(
+                f"{name} exited with {process.returncode}:\n{server.log_tail()}")
         if ready():
             return server
         time.sleep(0.25)

@@ -1,4 +1,4 @@
-"""The FastAPI shell every service shares: metrics middleware, /metrics, probes, clear 4xx errors."""
+"""The FastAPI shell every service shares: latency middleware, /metrics, probes, clear 422s."""
 
 from __future__ import annotations
 

@@ -33,10 +33,11 @@ class PlatformSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_local_defaults_in_production(self) -> PlatformSettings:
-        # A production process that silently talks to a loopback Redis or Kafka is a misconfiguration.
+        # A production process silently talking to a loopback Redis or Kafka is misconfigured.
         if self.environment == "production":
             for name, value in (("redis_url", self.redis_url),
                                 ("kafka_bootstrap_servers", self.kafka_bootstrap_servers)):
                 if any(host in value for host in LOOPBACK_HOSTS):
-                    raise ValueError(f"{ENV_PREFIX}{name.upper()} must name a real host in production")
+                    raise ValueError(
+                        f"{ENV_PREFIX}{name.upper()} must name a real host in production")
         return self

@@ -26,7 +26,7 @@ BIN = Path(sys.executable).parent
 
 
 def say(message: str) -> None:
-    print(message, flush=True)  # noqa: T201 (this is a terminal program)
+    print(message, flush=True)
 
 
 def supervisor() -> Any:
@@ -132,7 +132,8 @@ def status(settings: PlatformSettings) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m services.devstack")
     parser.add_argument("command", choices=["run", "stop", "status"])
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per part to get healthy")
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds per part to get healthy")
     args = parser.parse_args()
     settings = PlatformSettings()
     if args.command == "run":

@@ -134,7 +134,8 @@ def test_a_malformed_message_lands_in_the_dlq_with_its_reason_and_the_consumer_g
     good = events(topic, 10)
     poison = OutboundMessage(topic, "u1", b'{"id": "p1", "type": "watch"}')  # no time, no data
     publish_or_raise(publisher, [*good[:5], poison, *good[5:]])
-    runner = in_process_runner(kafka_server, redis_server, redis_client, topic, "dlq", Metrics("it"))
+    runner = in_process_runner(kafka_server, redis_server, redis_client, topic, "dlq",
+                               Metrics("it"))
     thread = run_in_thread(runner)
 
     wait_for(lambda: len(handled_counts(redis_client, "dlq")) == 10, 30, "the good events")

@@ -1,4 +1,4 @@
-"""The event bus: typed events on Kafka topics, a producer that waits for acks, a consumer runner."""
+"""The event bus: events on Kafka topics, a publisher that waits for acks, a consumer runner."""
 
 from services.common.bus.events import Event, MalformedEvent, decode_event, encode_event
 from services.common.bus.ports import Delivery, OutboundMessage, Publisher, Record, RecordSource

@@ -1,4 +1,4 @@
-"""The consumer runner: poll, skip duplicates, handle, dead-letter poison, then commit (at-least-once).
+"""The consumer runner: poll, skip duplicates, handle, dead-letter poison, commit (at-least-once).
 
 Every error is classified:
 - poison (a malformed envelope, PoisonEvent, or any unexpected exception while handling one
@@ -108,7 +108,7 @@ class BatchOutcome:
 
 
 class ConsumerRunner:
-    """Runs one consumer-group member until stopped; owns (and closes) its source and DLQ publisher."""
+    """Runs one consumer-group member until stopped; owns and closes its source and DLQ."""
 
     def __init__(self, source: RecordSource, handler: EventHandler, deduplicator: Deduplicator,
                  dlq: Publisher, config: RunnerConfig, metrics: ConsumerMetrics) -> None:
@@ -124,7 +124,7 @@ class ConsumerRunner:
         source.on_revoke(self._on_revoke)
 
     def stop(self) -> None:
-        """Ask the loop to finish the batch in hand, commit and return (safe from signal handlers)."""
+        """Ask the loop to finish the batch in hand, commit and return (safe in signal handlers)."""
         self._stopping.set()
 
     @property
@@ -235,7 +235,8 @@ class ConsumerRunner:
         retrying = Retrying(
             retry=retry_if_exception_type(TRANSIENT_ERRORS),
             stop=stop_after_attempt(config.max_attempts) | stop_when_event_set(self._stopping),
-            wait=wait_exponential_jitter(initial=config.backoff_initial_s, max=config.backoff_max_s),
+            wait=wait_exponential_jitter(initial=config.backoff_initial_s,
+                                         max=config.backoff_max_s),
             before_sleep=count_retry,
             reraise=True,
         )
@@ -264,7 +265,7 @@ class ConsumerRunner:
 
 
 def stop_on_signals(runner: ConsumerRunner) -> None:
-    """SIGTERM and SIGINT finish the batch in hand, commit and stop (call from the main thread)."""
+    """SIGTERM and SIGINT finish the batch in hand, commit and stop (call in the main thread)."""
     def _stop(signum: int, _frame: object) -> None:
         logger.info("signal received, stopping", extra={"signal": signal.Signals(signum).name})
         runner.stop()

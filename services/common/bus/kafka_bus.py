@@ -1,7 +1,8 @@
-"""Kafka adapters of the bus ports (kafka-python): an acks=all idempotent publisher, a group consumer."""
+"""Kafka adapters of the bus ports (kafka-python): an acks=all idempotent publisher, a consumer."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -31,11 +32,9 @@ def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> list[st
         existing = set(admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 admin.create_topics([NewTopic(s.name, s.partitions, s.replication_factor)
                                      for s in missing])
-            except TopicAlreadyExistsError:  # another process won the race: fine
-                pass
             logger.info("created topics", extra={"topics": [s.name for s in missing]})
         return [s.name for s in missing]
     finally:
@@ -43,7 +42,7 @@ def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> list[st
 
 
 class KafkaPublisher:
-    """Publishes with acks=all and idempotence: a returned ok Delivery is on every in-sync replica."""
+    """acks=all with idempotence: an ok Delivery is stored on every in-sync replica."""
 
     def __init__(self, bootstrap_servers: str, client_id: str, delivery_timeout_s: float = 5.0,
                  linger_ms: int = 2) -> None:
@@ -104,7 +103,7 @@ class _RevokeListener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class KafkaRecordSource:
-    """A member of a consumer group, with auto-commit off: the runner commits what it has handled."""
+    """A consumer-group member with auto-commit off: the runner commits what it has handled."""
 
     def __init__(self, bootstrap_servers: str, group_id: str, topics: Sequence[str],
                  client_id: str, session_timeout_s: float = 10.0) -> None:
