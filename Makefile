@@ -8,7 +8,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup run stop status demo test test-unit test-integration lint format bench up down clean
+.PHONY: help setup run stop status demo test test-unit test-integration lint format bench up down clean \
+	compose-check promcheck
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -46,9 +47,19 @@ test-unit: setup ## unit tests (fakes, no servers)
 test-integration: setup ## integration tests against real redis-server and Kafka started by the harness
 	$(PY) -m pytest tests/integration
 
-lint: setup ## ruff and mypy
+lint: setup ## ruff, mypy, gofmt and go vet
 	$(VENV)/bin/ruff check services tests benchmarks
 	$(VENV)/bin/mypy
+	test -z "$$(gofmt -l tests/compose)"
+	cd tests/compose && go vet .
+
+compose-check: ## validate docker-compose.yml against the Compose spec with compose-go (no Docker needed)
+	cd tests/compose && go run . ../../docker-compose.yml
+
+promcheck: ## promtool: both Prometheus configs, the rules, the alert unit tests
+	promtool check config infra/prometheus/prometheus.yml
+	promtool check config infra/prometheus/prometheus.local.yml
+	promtool test rules infra/prometheus/tests/platform_test.yml
 
 format: setup ## apply ruff's formatting and import order
 	$(VENV)/bin/ruff check --fix services tests benchmarks

@@ -26,4 +26,6 @@ if [[ -z "$java_major" || "$java_major" -lt 17 ]]; then
   exit 1
 fi
 command -v mvn >/dev/null || { echo "Maven (mvn) is required to fetch the Kafka jars" >&2; exit 1; }
+command -v go >/dev/null || {
+  echo "Go 1.23+ is required: tests/compose validates docker-compose.yml with compose-go" >&2; exit 1; }
 "$REPO_ROOT/infra/kafka/fetch.sh"

@@ -1,0 +1,304 @@
+"""docker-compose.yml: valid against the Compose specification, and the same stack as `make run`.
+
+No Docker engine is needed. tests/compose/ is a small Go program that loads the file with
+compose-go, the loader inside `docker compose`, which checks it against the specification's
+JSON schema; the other tests read the YAML and compare it with the local run's configuration.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+VALIDATOR_DIR = REPO_ROOT / "tests" / "compose"
+KAFKA_DIR = REPO_ROOT / "infra" / "kafka"
+
+# Host ports of the design (docs/architecture.md); the Python services join the file later.
+DESIGN_PORTS = {
+    "redis": 6379, "kafka": 9092, "prometheus": 9090, "grafana": 3000,
+    "ingest": 8000, "model-server": 8010, "experiments": 8020, "recommender": 8030, "fraud": 8040,
+}
+INFRA_SERVICES = ("redis", "kafka", "prometheus", "grafana")
+
+# Template keys that differ on purpose: addresses, paths, and the quorum (see the comments in
+# docker-compose.yml and docs/adr/0001-compose-mirrors-the-local-stack.md).
+KAFKA_KEYS_THAT_DIFFER = {
+    "listeners", "advertised.listeners", "listener.security.protocol.map",
+    "controller.quorum.bootstrap.servers", "log.dirs",
+}
+
+
+class ComposeCheck:
+    """The Go validator, built on first use so that a missing Go fails the test that needs it."""
+
+    def __init__(self, build_dir: Path) -> None:
+        self._binary = build_dir / "composecheck"
+        self._built = False
+
+    def _build(self) -> None:
+        go = shutil.which("go")
+        if go is None:
+            pytest.fail(
+                "Go is not on PATH. The Compose validator (tests/compose/) is a Go program built "
+                "on compose-go; install Go 1.24 or newer (https://go.dev/dl/) and run again.",
+                pytrace=False,
+            )
+        build = subprocess.run(
+            [go, "build", "-buildvcs=false", "-o", str(self._binary), "."],
+            cwd=VALIDATOR_DIR, capture_output=True, text=True, timeout=280, check=False,
+        )
+        if build.returncode != 0:
+            pytest.fail(f"building tests/compose failed:\n{build.stderr}", pytrace=False)
+        self._built = True
+
+    def run(self, compose_file: Path) -> subprocess.CompletedProcess[str]:
+        if not self._built:
+            self._build()
+        return subprocess.run(
+            [str(self._binary), str(compose_file)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def composecheck(tmp_path_factory: pytest.TempPathFactory) -> ComposeCheck:
+    return ComposeCheck(tmp_path_factory.mktemp("composecheck"))
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    services: dict[str, dict[str, Any]] = compose["services"]
+    return services
+
+
+def _published(port: str | int | dict[str, Any]) -> tuple[str, int]:
+    """(host ip, host port) of one `ports` entry, short ("127.0.0.1:9092:9094") or long syntax."""
+    if isinstance(port, dict):
+        return str(port.get("host_ip", "")), int(port["published"])
+    parts = str(port).split("/")[0].split(":")
+    if len(parts) == 1:
+        pytest.fail(f"port {port!r} publishes a random host port; the design fixes each port")
+    host_ip = parts[0] if len(parts) == 3 else ""
+    return host_ip, int(parts[-2])
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> source of each short-syntax volume ("./src:/target:ro")."""
+    return {entry.split(":")[1]: entry.split(":")[0] for entry in service.get("volumes", [])}
+
+
+def _kafka_template() -> dict[str, str]:
+    """The local broker's server.properties, with @PARTITIONS@ filled in from env.sh's default."""
+    partitions = re.search(r'KAFKA_PARTITIONS="\$\{KAFKA_PARTITIONS:-(\d+)\}"',
+                           (KAFKA_DIR / "env.sh").read_text(encoding="utf-8"))
+    assert partitions, "infra/kafka/env.sh no longer sets a default KAFKA_PARTITIONS"
+    properties = {}
+    for line in (KAFKA_DIR / "server.properties.template").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            properties[key.strip()] = value.strip().replace("@PARTITIONS@", partitions.group(1))
+    return properties
+
+
+def _kafka_property(env_name: str) -> str:
+    """The apache/kafka image's rule: KAFKA_A_B -> a.b, `__` -> `_`, `___` -> `-`."""
+    name = env_name.removeprefix("KAFKA_").lower()
+    return name.replace("___", "-").replace("__", "\0").replace("_", ".").replace("\0", "_")
+
+
+def test_compose_file_is_valid_against_the_compose_specification(
+    composecheck: ComposeCheck, compose: dict[str, Any]
+) -> None:
+    result = composecheck.run(COMPOSE_FILE)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == sorted(_services(compose))
+
+
+def test_validator_accepts_an_unchanged_copy(composecheck: ComposeCheck, tmp_path: Path,
+                                             compose: dict[str, Any]) -> None:
+    """The control for the next test: rewriting the file through PyYAML keeps it valid."""
+    copy = tmp_path / "docker-compose.yml"
+    copy.write_text(yaml.safe_dump(compose, sort_keys=False), encoding="utf-8")
+
+    result = composecheck.run(copy)
+
+    assert result.returncode == 0, result.stderr
+
+
+def _add_unknown_top_level_key(compose: dict[str, Any]) -> None:
+    compose["service"] = {"typo": {"image": "redis"}}
+
+
+def _publish_ports_as_a_mapping(compose: dict[str, Any]) -> None:
+    compose["services"]["redis"]["ports"] = {"6379": 6379}
+
+
+def _wait_for_an_unknown_condition(compose: dict[str, Any]) -> None:
+    compose["services"]["grafana"]["depends_on"]["prometheus"]["condition"] = "service_ready"
+
+
+def _depend_on_a_missing_service(compose: dict[str, Any]) -> None:
+    compose["services"]["grafana"]["depends_on"] = {"prometheus-typo": {
+        "condition": "service_healthy"}}
+
+
+def _use_an_undeclared_named_volume(compose: dict[str, Any]) -> None:
+    del compose["volumes"]["redis-data"]
+
+
+@pytest.mark.parametrize(("breakage", "error"), [
+    (_add_unknown_top_level_key, "additional properties 'service' not allowed"),
+    (_publish_ports_as_a_mapping, "services.redis.ports must be a array"),
+    (_wait_for_an_unknown_condition, "condition value must be one of"),
+    (_depend_on_a_missing_service, 'depends on undefined service "prometheus-typo"'),
+    (_use_an_undeclared_named_volume, "redis-data"),
+])
+def test_validator_rejects_a_file_that_breaks_the_specification(
+    composecheck: ComposeCheck, tmp_path: Path, compose: dict[str, Any],
+    breakage: Callable[[dict[str, Any]], None], error: str,
+) -> None:
+    broken = yaml.safe_load(yaml.safe_dump(compose))
+    breakage(broken)
+    copy = tmp_path / "docker-compose.yml"
+    copy.write_text(yaml.safe_dump(broken, sort_keys=False), encoding="utf-8")
+
+    result = composecheck.run(copy)
+
+    assert result.returncode != 0, f"accepted a broken file:\n{result.stdout}"
+    assert error in result.stderr
+
+
+def test_compose_runs_the_infrastructure_of_the_design(compose: dict[str, Any]) -> None:
+    assert set(INFRA_SERVICES) <= set(_services(compose))
+
+
+def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
+    for name, service in _services(compose).items():
+        healthcheck = service.get("healthcheck", {})
+        assert healthcheck.get("test"), f"{name} has no healthcheck"
+        assert not healthcheck.get("disable", False), f"{name} disables its healthcheck"
+
+
+def test_dependencies_wait_until_healthy(compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    for name, service in services.items():
+        depends_on = service.get("depends_on", {})
+        # The list form means `service_started`: the dependency may not answer yet.
+        assert isinstance(depends_on, dict), f"{name}: depends_on needs the long form"
+        for dependency, how in depends_on.items():
+            assert how.get("condition") == "service_healthy", f"{name} -> {dependency}"
+    assert "prometheus" in services["grafana"]["depends_on"]
+
+
+def test_published_ports_are_the_design_ports(compose: dict[str, Any]) -> None:
+    for name, service in _services(compose).items():
+        ports = service.get("ports", [])
+        if not ports:
+            continue  # workers such as the stream processor publish nothing
+        assert name in DESIGN_PORTS, f"{name} publishes {ports} but has no design port"
+        assert [_published(port)[1] for port in ports] == [DESIGN_PORTS[name]], name
+    for name in INFRA_SERVICES:
+        assert _services(compose)[name].get("ports"), f"{name} publishes no port"
+
+
+def test_ports_are_published_on_the_host_loopback_only(compose: dict[str, Any]) -> None:
+    """Redis and Kafka have no authentication here: nothing listens on the host's network."""
+    for name, service in _services(compose).items():
+        for port in service.get("ports", []):
+            assert _published(port)[0] == "127.0.0.1", f"{name}: {port}"
+
+
+def test_images_are_pinned_to_a_full_version(compose: dict[str, Any]) -> None:
+    for name, service in _services(compose).items():
+        if "image" in service:
+            assert re.search(r":v?\d+\.\d+\.\d+", service["image"]), f"{name}: {service['image']}"
+
+
+def test_every_variable_has_a_default_so_a_fresh_clone_starts() -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8").replace("$$", "")
+    for variable in re.findall(r"\$\{([^}]*)\}", text):
+        assert re.fullmatch(r"\w+:?-.*", variable), f"${{{variable}}} has no default"
+    assert not re.findall(r"\$\w", text), "use ${VAR:-default}, not $VAR"
+
+
+def test_kafka_mirrors_the_local_broker_config(compose: dict[str, Any]) -> None:
+    environment = _services(compose)["kafka"]["environment"]
+    compose_properties = {_kafka_property(name): str(value) for name, value in environment.items()
+                          if name.startswith("KAFKA_") and name != "KAFKA_HEAP_OPTS"}
+    local = {key: value for key, value in _kafka_template().items()
+             if key not in KAFKA_KEYS_THAT_DIFFER}
+
+    assert {key: compose_properties.get(key) for key in local} == local
+    assert compose_properties["auto.create.topics.enable"] == "false"
+
+
+def test_kafka_has_the_local_heap(compose: dict[str, Any]) -> None:
+    heap = re.search(r'KAFKA_HEAP="\$\{KAFKA_HEAP:-(\w+)\}"',
+                     (KAFKA_DIR / "env.sh").read_text(encoding="utf-8"))
+    assert heap, "infra/kafka/env.sh no longer sets a default KAFKA_HEAP"
+
+    opts = _services(compose)["kafka"]["environment"]["KAFKA_HEAP_OPTS"].split()
+
+    assert opts == [f"-Xms{heap.group(1)}", f"-Xmx{heap.group(1)}"]
+
+
+def test_kafka_answers_containers_and_the_host_on_9092(compose: dict[str, Any]) -> None:
+    environment = _services(compose)["kafka"]["environment"]
+    advertised = dict(listener.split("://") for listener in
+                      environment["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    bound = dict(listener.split("://") for listener in environment["KAFKA_LISTENERS"].split(","))
+
+    assert advertised["PLAINTEXT"] == "kafka:9092"
+    assert advertised["HOST"] == "localhost:9092"
+    assert _services(compose)["kafka"]["ports"] == [f"127.0.0.1:9092:{bound['HOST'][1:]}"]
+    assert environment["KAFKA_INTER_BROKER_LISTENER_NAME"] == "PLAINTEXT"
+
+
+def test_redis_runs_the_local_redis_conf(compose: dict[str, Any]) -> None:
+    redis = _services(compose)["redis"]
+    config_path = redis["command"][1]
+
+    assert redis["command"][0] == "redis-server"
+    assert (REPO_ROOT / _mounts(redis)[config_path]).resolve() == (
+        REPO_ROOT / "infra" / "redis" / "redis.conf")
+
+
+def test_monitoring_configs_are_mounted_where_the_services_read_them(
+    compose: dict[str, Any],
+) -> None:
+    prometheus, grafana = _services(compose)["prometheus"], _services(compose)["grafana"]
+    prometheus_mounts, grafana_mounts = _mounts(prometheus), _mounts(grafana)
+    config = "/etc/prometheus/prometheus.yml"
+    provider = yaml.safe_load((REPO_ROOT / "infra/grafana/provisioning/dashboards/platform.yml")
+                              .read_text(encoding="utf-8"))["providers"][0]
+
+    assert f"--config.file={config}" in prometheus["command"]
+    assert prometheus_mounts[config] == "./infra/prometheus/prometheus.yml"
+    # prometheus.yml loads rules/*.yml relative to itself.
+    assert prometheus_mounts["/etc/prometheus/rules"] == "./infra/prometheus/rules"
+    assert grafana_mounts["/etc/grafana/provisioning"] == "./infra/grafana/provisioning"
+    assert grafana_mounts[provider["options"]["path"]] == "./infra/grafana/dashboards"
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert (REPO_ROOT / "infra/grafana/dashboards" / Path(home).name).is_file()
+
+
+def test_data_lives_in_named_volumes(compose: dict[str, Any]) -> None:
+    volumes = set(compose["volumes"])
+    for name in INFRA_SERVICES:
+        sources = set(_mounts(_services(compose)[name]).values())
+        assert sources & volumes, f"{name} keeps its data in no named volume"
