@@ -17,7 +17,7 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip==25.3
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e '.[training,dev]'
 	touch $@
 
 .state/.bootstrapped: infra/bootstrap.sh infra/kafka/pom.xml

@@ -1,0 +1,1 @@
+"""Offline: synthetic worlds, training, ONNX export, evaluation, registration (`make models`)."""
