@@ -1,1 +1,1 @@
-"""Synthetic worlds with known ground truth, deterministic by seed (no data set can be downloaded)."""
+"""Synthetic worlds with known ground truth, deterministic by seed (no data set is downloadable)."""
