@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     probes = {"redis": redis_ready, "kafka": kafka_ready, "http": http_ready}
     ready = probes[args.kind](args.target)
-    print(f"{args.kind} {args.target}: {'ready' if ready else 'NOT ready'}")
+    print(f"{args.kind} {args.target}: {'ready' if ready else 'NOT ready'}")  # noqa: T201
     return 0 if ready else 1
 
 

@@ -96,6 +96,8 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_record_status)
         finally:
-            route = _route_template(self.router, scope)
+            # Starlette records the matched route in the scope; routes of included routers
+            # are only found there, so matching again is the fallback (e.g. a 404).
+            route = getattr(scope.get("route"), "path", None) or _route_template(self.router, scope)
             self.duration.labels(scope["method"], route, str(status)).observe(
                 time.perf_counter() - start)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.common.probe import kafka_ready, redis_ready
+from services.common.probe import http_ready, kafka_ready, redis_ready
 from services.common.settings import PlatformSettings
+from services.modelserver.settings import ModelServerSettings
 
 
 @dataclass(frozen=True)
@@ -16,10 +17,17 @@ class Part:
     probe: Callable[[], bool]
 
 
+def _http(name: str, host: str, port: int) -> Part:
+    url = f"http://{host}:{port}"
+    return Part(name, url, lambda: http_ready(f"{url}/readyz"))
+
+
 def stack_parts(settings: PlatformSettings) -> list[Part]:
     """In start order. A new service appends its Part (probing its /readyz) here."""
+    model_server = ModelServerSettings()
     return [
         Part("redis", settings.redis_url, lambda: redis_ready(settings.redis_url)),
         Part("kafka", settings.kafka_bootstrap_servers,
              lambda: kafka_ready(settings.kafka_bootstrap_servers)),
+        _http("model-server", model_server.model_server_host, model_server.model_server_port),
     ]

@@ -114,3 +114,12 @@ def test_every_platform_metric_passes_promtool_lint() -> None:
                             capture_output=True, check=False)
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_routes_of_included_routers_are_labelled_by_their_template() -> None:
+    app, metrics = make_app()
+    TestClient(app).get("/healthz")
+    count = metrics.registry.get_sample_value(
+        "demo_http_request_duration_seconds_count",
+        {"method": "GET", "route": "/healthz", "status": "200"})
+    assert count == 1

@@ -1,0 +1,122 @@
+"""`make models`: generate both worlds, train, export to ONNX, check parity, register, promote."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import Field
+
+from services.common.models import ModelRepository
+from services.common.models.settings import ModelSettings
+from services.trainer.artifacts import TrainedModel
+from services.trainer.export import check_parity, export_classifier
+from services.trainer.fraud import train_fraud
+from services.trainer.recs import train_recommendations
+from services.trainer.worlds import transactions, viewing
+
+logger = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+PRODUCTION_MODELS = ("fraud", "ranker")
+
+
+class TrainerSettings(ModelSettings):
+    """Where worlds and reports go: MLSD_WORLD_DIR, MLSD_REPORT_DIR (models: ModelSettings)."""
+
+    world_dir: Path = Field(Path(".state/worlds"))
+    report_dir: Path = Field(Path("reports/models"))
+
+
+@dataclass(frozen=True)
+class Scale:
+    """World sizes: `default` is the world the demo, seeding and docs use; `small` is for tests."""
+
+    transactions: transactions.TransactionWorldConfig
+    viewing: viewing.ViewingConfig
+
+
+SCALES = {
+    "default": Scale(transactions.TransactionWorldConfig(), viewing.ViewingConfig()),
+    "small": Scale(
+        transactions.TransactionWorldConfig(n_customers=600, n_terminals=1_200),
+        viewing.ViewingConfig(n_users=800, n_titles=400),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Registered:
+    name: str
+    version: int
+    previous_production: int | None
+    parity_max_abs_diff: float
+    metrics: dict[str, float]
+
+
+@dataclass
+class PipelineResult:
+    registered: list[Registered] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def register(repository: ModelRepository, trained: TrainedModel) -> Registered:
+    """Export, refuse on parity failure, register an immutable version and make it production."""
+    onnx_bytes = export_classifier(trained.estimator, n_features=len(trained.feature_names))
+    difference = check_parity(trained.estimator, onnx_bytes, trained.holdout)
+    previous = (repository.production_version(trained.name)
+                if trained.name in repository.models() else None)
+    version = repository.register(
+        trained.name, onnx_bytes,
+        feature_names=trained.feature_names,
+        metrics=trained.metrics | {"onnx_parity_max_abs_diff": difference},
+        training_data_hash=trained.training_data_hash,
+        description=trained.description,
+        extra_files=trained.extra_files,
+    )
+    if repository.production_version(trained.name) != version:
+        repository.promote(trained.name, version)
+    return Registered(trained.name, version, previous, difference, dict(trained.metrics))
+
+
+def missing_models(repository: ModelRepository) -> list[str]:
+    present = set(repository.models()) if repository.root.exists() else set()
+    return [name for name in PRODUCTION_MODELS
+            if name not in present or repository.production_version(name) is None]
+
+
+def run_pipeline(settings: TrainerSettings, scale: Scale, say: Progress) -> PipelineResult:
+    result = PipelineResult()
+    repository = ModelRepository(settings.model_repository)
+
+    def timed(step: str, started: float) -> float:
+        result.seconds[step] = time.perf_counter() - started
+        return result.seconds[step]
+
+    started = time.perf_counter()
+    say("fraud: generating the transaction world")
+    tx_world = transactions.generate_transactions(scale.transactions)
+    transactions.save(tx_world, settings.world_dir / "transactions")
+    generated = timed("transaction world", started)
+    say(f"fraud: {len(tx_world.transactions):,} transactions in {generated:.1f} s")
+
+    started = time.perf_counter()
+    fraud = train_fraud(tx_world, settings.report_dir, progress=say, generation_seconds=generated)
+    result.registered.append(register(repository, fraud.model))
+    timed("fraud training and evaluation", started)
+
+    started = time.perf_counter()
+    say("recommendations: generating the viewing world")
+    view_world = viewing.generate_viewing(scale.viewing)
+    viewing.save(view_world, settings.world_dir / "viewing")
+    generated = timed("viewing world", started)
+    say(f"recommendations: {len(view_world.interactions):,} watches in {generated:.1f} s")
+
+    started = time.perf_counter()
+    recs = train_recommendations(view_world, settings.report_dir, progress=say,
+                                 timings={"viewing world": generated})
+    result.registered.append(register(repository, recs.ranker))
+    timed("recommendation training and evaluation", started)
+    return result
