@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup run stop status demo test test-unit test-integration lint format bench up down clean \
+.PHONY: help setup models run stop status demo test test-unit test-integration lint format bench up down clean \
 	compose-check promcheck
 
 help: ## list the targets
@@ -26,7 +26,11 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed .state/.bootstrapped ## install everything: virtualenv, redis-server, promtool, Kafka jars
 
+models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min)
+	$(PY) -m services.trainer
+
 run: setup ## start the local stack in the background; returns when every part is healthy
+	$(PY) -m services.trainer --if-missing
 	$(STACK) run
 
 stop: ## stop everything `make run` started
@@ -64,8 +68,9 @@ promcheck: ## promtool: both Prometheus configs, the rules, the alert unit tests
 format: setup ## apply ruff's formatting and import order
 	$(VENV)/bin/ruff check --fix services tests benchmarks
 
-bench: setup ## feature store read latency on real Redis (writes docs/feature-store numbers to reports/)
+bench: setup ## feature-store reads on real Redis; model serving: sklearn vs ONNX vs HTTP (reports/)
 	$(PY) benchmarks/feature_store_read.py
+	$(PY) benchmarks/model_serving.py
 
 up: ## the same topology with Docker Compose (needs a Docker engine)
 	docker compose up -d --wait

@@ -70,13 +70,18 @@ FRAUD_FEATURES: tuple[ModelFeature, ...] = HANDBOOK_FEATURES + REALTIME_FEATURES
 
 # --- Recommendations -------------------------------------------------------------------------
 RANKER_FEATURES: tuple[ModelFeature, ...] = (
+    # taste vector = sum over watched titles of weight x item embedding (weight 1 if completed,
+    # else 0.5): the stream processor keeps it up to date with one vector add per watch.
     ModelFeature("cf_score", "user taste vector · item embedding (matrix factorization)"),
+    # genre profile = watch-weighted sum of the watched titles' content vectors
+    # (genres, release era, maturity).
     ModelFeature("content_score", "cosine of the user's genre profile and the item's content"),
     ModelFeature("popularity", "log1p of the item's watches in the last 30 days"),
     ModelFeature("trending_score", "time-decayed watch count (half-life 24 h), log1p"),
+    # top 3 by watch-weighted count; ties go to the earlier genre; unwatched genres never count.
     ModelFeature("genre_match", "share of the item's genres among the user's top 3 genres"),
     ModelFeature("release_age_years", "years since the title's release"),
-    ModelFeature("user_activity", "log1p of the user's watches"),
+    ModelFeature("user_activity", "log1p of the user's watch events (all history)"),
 )
 """The ranker's input per (user, candidate) pair, in order."""
 
