@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
+import gc
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
@@ -31,6 +32,24 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"invalid request: {summary}", "errors": errors}, 422)
 
 
+def _frozen_after_start(lifespan: Lifespan | None) -> Lifespan:
+    """Run the service's start-up, then freeze the heap: the objects loaded at start (numpy,
+    models) leave the garbage collector's view, so full collections stop costing tens of ms on
+    the request path (docs/feature-store.md measured 40-60 ms pauses without it)."""
+
+    @asynccontextmanager
+    async def frozen(app: FastAPI) -> AsyncIterator[None]:
+        if lifespan is None:
+            gc.freeze()
+            yield
+            return
+        async with lifespan(app):
+            gc.freeze()
+            yield
+
+    return frozen
+
+
 def create_service_app(
     *,
     title: str,
@@ -40,7 +59,7 @@ def create_service_app(
     version: str = "0.1.0",
 ) -> FastAPI:
     """A FastAPI app with the platform's middleware and routes; the service adds its own router."""
-    app = FastAPI(title=title, version=version, lifespan=lifespan)
+    app = FastAPI(title=title, version=version, lifespan=_frozen_after_start(lifespan))
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, router=app.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(health_router(readiness))
