@@ -187,8 +187,15 @@ def test_compose_runs_the_infrastructure_of_the_design(compose: dict[str, Any]) 
     assert set(INFRA_SERVICES) <= set(_services(compose))
 
 
+def _one_shot(service: dict[str, Any]) -> bool:
+    """A job (the trainer) that runs to completion; services depend on it finishing."""
+    return str(service.get("restart", "")) == "no"
+
+
 def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
     for name, service in _services(compose).items():
+        if _one_shot(service):
+            continue
         healthcheck = service.get("healthcheck", {})
         assert healthcheck.get("test"), f"{name} has no healthcheck"
         assert not healthcheck.get("disable", False), f"{name} disables its healthcheck"
@@ -201,7 +208,9 @@ def test_dependencies_wait_until_healthy(compose: dict[str, Any]) -> None:
         # The list form means `service_started`: the dependency may not answer yet.
         assert isinstance(depends_on, dict), f"{name}: depends_on needs the long form"
         for dependency, how in depends_on.items():
-            assert how.get("condition") == "service_healthy", f"{name} -> {dependency}"
+            expected = ("service_completed_successfully" if _one_shot(services[dependency])
+                        else "service_healthy")
+            assert how.get("condition") == expected, f"{name} -> {dependency}"
     assert "prometheus" in services["grafana"]["depends_on"]
 
 
@@ -302,3 +311,22 @@ def test_data_lives_in_named_volumes(compose: dict[str, Any]) -> None:
     for name in INFRA_SERVICES:
         sources = set(_mounts(_services(compose)[name]).values())
         assert sources & volumes, f"{name} keeps its data in no named volume"
+
+
+def test_every_part_of_the_local_stack_runs_in_compose(compose: dict[str, Any]) -> None:
+    supervisord = (REPO_ROOT / "infra" / "supervisord.conf").read_text(encoding="utf-8")
+    local_parts = set(re.findall(r"^\[program:([a-z-]+)\]", supervisord, re.MULTILINE))
+    assert local_parts <= set(_services(compose)), local_parts - set(_services(compose))
+
+
+def test_python_parts_share_one_image_built_from_infra_docker(compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    builders = [s for s in services.values() if "build" in s]
+    assert [b["build"]["dockerfile"] for b in builders] == ["infra/docker/Dockerfile"]
+    assert (REPO_ROOT / "infra" / "docker" / "Dockerfile").exists()
+    image = builders[0]["image"]
+    python_parts = [n for n, s in services.items() if s.get("image") == image]
+    assert {"trainer", "model-server"} <= set(python_parts)
+    repositories = {services[n]["environment"]["MLSD_MODEL_REPOSITORY"] for n in python_parts
+                    if "MLSD_MODEL_REPOSITORY" in services[n].get("environment", {})}
+    assert len(repositories) == 1, "the trainer and the model server must share the repository"
