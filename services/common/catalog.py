@@ -18,7 +18,8 @@ class ModelFeature:
 
 
 # --- Fraud -----------------------------------------------------------------------------------
-# Windows are "the N days before this transaction" (the transaction itself excluded).
+# Windows are "the N days before this transaction": [t - N, t), so the transaction itself and
+# others at the same instant are excluded, and "previous" means strictly earlier.
 # Terminal risk uses only labels known at decision time: frauds among the terminal's transactions
 # in the window that ends DELAY_DAYS before now (the handbook's delay period: labels take about a
 # week to arrive).
@@ -51,7 +52,7 @@ REALTIME_FEATURES: tuple[ModelFeature, ...] = (
     ModelFeature("card_amount_sum_1h", "card's total amount in the last hour"),
     ModelFeature("card_nb_small_tx_1h", f"card's transactions under {SMALL_AMOUNT:g} in 1 hour"),
     ModelFeature("card_nb_tx_24h", "card's transactions in the last 24 hours"),
-    ModelFeature("amount_to_customer_avg_30d", "amount / customer's 30-day mean (1 if none)"),
+    ModelFeature("amount_to_customer_avg_30d", "amount / customer's 30-day mean (1: none or 0)"),
     ModelFeature("seconds_since_last_tx", "seconds since the card's previous one (1e6 if none)"),
     ModelFeature("km_from_last_tx", "great-circle km from the card's previous one (0 if none)"),
     ModelFeature("speed_kmh_from_last_tx", "km_from_last_tx / hours since it (0 if none)"),
