@@ -60,13 +60,13 @@ def wait_healthy(part: Part, timeout_s: float) -> bool:
     start = time.monotonic()
     while time.monotonic() - start < timeout_s:
         if part.probe():
-            say(f"  {part.name:<10} healthy at {part.address} ({time.monotonic() - start:.1f} s)")
+            say(f"  {part.name:<13} healthy at {part.address} ({time.monotonic() - start:.1f} s)")
             return True
         state = process_info().get(part.name, {}).get("statename")
         if state in ("FATAL", "BACKOFF", "EXITED"):
             break
         time.sleep(0.5)
-    say(f"  {part.name:<10} NOT healthy (supervisor state: "
+    say(f"  {part.name:<13} NOT healthy (supervisor state: "
         f"{process_info().get(part.name, {}).get('statename')}); last log lines:")
     say(log_tail(part.name))
     return False
@@ -117,13 +117,13 @@ def status(settings: PlatformSettings) -> int:
     info = process_info()
     if not info:
         say("the local stack is not running (`make run` starts it)")
-    say(f"{'part':<10} {'state':<9} {'pid':>7}  {'address':<28} health")
+    say(f"{'part':<13} {'state':<9} {'pid':>7}  {'address':<28} health")
     all_healthy = bool(info)
     for part in stack_parts(settings):
         proc = info.get(part.name, {})
         healthy = part.probe() if proc.get("statename") == "RUNNING" else False
         all_healthy &= healthy
-        say(f"{part.name:<10} {proc.get('statename', '-'):<9} {proc.get('pid') or '-':>7}  "
+        say(f"{part.name:<13} {proc.get('statename', '-'):<9} {proc.get('pid') or '-':>7}  "
             f"{part.address:<28} {'healthy' if healthy else 'not healthy'}")
     say(f"logs: {(STATE / 'logs').relative_to(REPO_ROOT)}/<part>.log")
     return 0 if all_healthy else 1
