@@ -235,8 +235,9 @@ class ConsumerRunner:
         retrying = Retrying(
             retry=retry_if_exception_type(TRANSIENT_ERRORS),
             stop=stop_after_attempt(config.max_attempts) | stop_when_event_set(self._stopping),
-            wait=wait_exponential_jitter(initial=config.backoff_initial_s,
-                                         max=config.backoff_max_s),
+            wait=wait_exponential_jitter(multiplier=config.backoff_initial_s,
+                                         max=config.backoff_max_s,
+                                         jitter=config.backoff_initial_s),
             before_sleep=count_retry,
             reraise=True,
         )

@@ -221,7 +221,7 @@ def _customer_profiles(cfg: TransactionWorldConfig, rng: np.random.Generator) ->
         "mean_amount": mean_amount, "std_amount": mean_amount / 2,
         "mean_nb_tx_per_day": mean_nb_tx,
         "device_id": _ids("dev", first_device),
-        "second_device_id": pd.Series(_ids("dev", second_device)).where(second_device >= 0),
+        "second_device_id": pd.Series(_ids("dev", second_device)).where(second_device >= 0, None),
         "home_ip": _ips(home_ip, "81.0.0.0"),
         "n_terminals": np.zeros(n, dtype=np.int64),
     })
