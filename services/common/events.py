@@ -1,0 +1,149 @@
+"""The typed payloads of every event type: what `data` holds, which topic it goes to, its key.
+
+Ingest validates each event's `data` with these models before publishing; consumers parse with
+the same models, so producer and consumer cannot disagree on a field. Ids are the project's short
+prefixed strings (users u42, titles t17, customers cust42, cards card42, terminals term7,
+merchants m3, devices dev9).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, IPvAnyAddress
+
+from services.common.bus import topics
+from services.common.catalog import TRANSACTION_TYPES
+
+
+def _id(prefix: str) -> object:
+    return Field(pattern=rf"^{prefix}[0-9]+$", max_length=32,
+                 description=f"a {prefix}<number> id, e.g. {prefix}42")
+
+
+UserId = Annotated[str, _id("u")]
+ContentId = Annotated[str, _id("t")]
+CustomerId = Annotated[str, _id("cust")]
+CardId = Annotated[str, _id("card")]
+TerminalId = Annotated[str, _id("term")]
+MerchantId = Annotated[str, _id("m")]
+DeviceId = Annotated[str, _id("dev")]
+TransactionId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+TransactionType = Literal["purchase", "withdrawal", "transfer", "payment"]
+assert set(TransactionType.__args__) == set(TRANSACTION_TYPES)  # type: ignore[attr-defined]
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WatchData(Payload):
+    """A user watched (part of) a title."""
+
+    user_id: UserId
+    content_id: ContentId
+    watch_seconds: int = Field(ge=0, le=86_400)
+    completed: bool
+
+
+class RatingData(Payload):
+    user_id: UserId
+    content_id: ContentId
+    rating: int = Field(ge=1, le=5)
+
+
+class ImpressionData(Payload):
+    """A recommendation list was shown: which titles, in which order, from which variation."""
+
+    user_id: UserId
+    content_ids: list[ContentId] = Field(min_length=1, max_length=100)
+    request_id: str = Field(min_length=1, max_length=64)
+    experiment: str | None = Field(None, max_length=64)
+    variation: str | None = Field(None, max_length=64)
+
+
+class ClickData(Payload):
+    user_id: UserId
+    content_id: ContentId
+    position: int = Field(ge=0, le=99)
+    request_id: str | None = Field(None, max_length=64)
+
+
+class ExposureData(Payload):
+    """A unit was bucketed into an experiment's variation (logged once per unit and experiment)."""
+
+    experiment: str = Field(min_length=1, max_length=64)
+    variation: str = Field(min_length=1, max_length=64)
+    unit_id: str = Field(min_length=1, max_length=64)
+
+
+class TransactionData(Payload):
+    """A card transaction: the same fields as the fraud service's scoring request.
+
+    `terminal_id` names the point of sale (card-present and online terminals alike); the
+    handbook's terminal features need it.
+    """
+
+    transaction_id: TransactionId
+    user_id: CustomerId
+    card_id: CardId
+    amount: float = Field(ge=0, le=1_000_000)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    transaction_type: TransactionType
+    merchant_id: MerchantId
+    merchant_category: str = Field(pattern=r"^[a-z][a-z_]{0,39}$")
+    terminal_id: TerminalId
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    timestamp: AwareDatetime
+    ip_address: IPvAnyAddress
+    device_id: DeviceId
+
+
+class FraudLabelData(Payload):
+    """The truth about a transaction, known later (chargeback, confirmed fraud, cleared)."""
+
+    transaction_id: TransactionId
+    card_id: CardId
+    terminal_id: TerminalId
+    merchant_id: MerchantId
+    transaction_time: AwareDatetime
+    is_fraud: bool
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    payload: type[Payload]
+    topic: str
+    key_field: str  # the entity the event is about: its id is the Kafka key
+
+
+EVENT_TYPES: dict[str, EventType] = {t.name: t for t in (
+    EventType("watch", WatchData, topics.WATCH_EVENTS, "user_id"),
+    EventType("rating", RatingData, topics.WATCH_EVENTS, "user_id"),
+    EventType("impression", ImpressionData, topics.REC_IMPRESSIONS, "user_id"),
+    EventType("click", ClickData, topics.REC_CLICKS, "user_id"),
+    EventType("exposure", ExposureData, topics.EXPOSURES, "unit_id"),
+    EventType("transaction", TransactionData, topics.TRANSACTIONS, "card_id"),
+    EventType("fraud_label", FraudLabelData, topics.FRAUD_LABELS, "card_id"),
+)}
+
+
+def event_time_of(payload: Payload, envelope_time: datetime) -> datetime:
+    """When it happened: a transaction's own timestamp, else the envelope's time."""
+    return payload.timestamp if isinstance(payload, TransactionData) else envelope_time
+
+
+class UnknownEventType(ValueError):
+    """The envelope's `type` is none of EVENT_TYPES."""
+
+
+def payload_of(event_type: str, data: dict[str, object]) -> Payload:
+    """Validate `data` as the payload of `event_type` (raises UnknownEventType, ValidationError)."""
+    known = EVENT_TYPES.get(event_type)
+    if known is None:
+        raise UnknownEventType(f"unknown event type {event_type!r}; known: {sorted(EVENT_TYPES)}")
+    return known.payload.model_validate(data)
