@@ -1,0 +1,117 @@
+"""`python -m services.seeder`: publish the worlds' history to Kafka, then wait for the stream."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from itertools import islice
+
+import pandas as pd
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from tqdm import tqdm
+
+from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
+from services.common.bus.ports import OutboundMessage, publish_or_raise
+from services.common.bus.topics import platform_topics
+from services.seeder.history import recent, transaction_messages, watch_messages
+from services.stream.concerns import CONCERNS
+from services.trainer.pipeline import TrainerSettings
+
+CHUNK = 5_000
+
+
+def chunks(messages: Iterable[OutboundMessage]) -> Iterator[list[OutboundMessage]]:
+    iterator = iter(messages)
+    while chunk := list(islice(iterator, CHUNK)):
+        yield chunk
+
+
+def publish(publisher: KafkaPublisher, messages: Iterable[OutboundMessage], total: int,
+            what: str) -> None:
+    with tqdm(total=total, desc=f"publish {what}", unit="ev", unit_scale=True) as bar:
+        for chunk in chunks(messages):
+            publish_or_raise(publisher, chunk)
+            bar.update(len(chunk))
+
+
+def group_lag(bootstrap: str, groups: list[str]) -> int:
+    """Records the stream's consumer groups have not committed yet, over all their partitions."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="seed-lag")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="seed-lag")
+    try:
+        lag = 0
+        for group in groups:
+            committed = admin.list_consumer_group_offsets(group)
+            concern = next(c for c in CONCERNS if c.group == group)
+            partitions = [tp for topic in concern.topics
+                          for tp in _partitions(consumer, topic)]
+            ends = consumer.end_offsets(partitions)
+            for tp in partitions:
+                done = committed.get(tp)
+                lag += ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
+        return lag
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def _partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+
+
+def wait_for_stream(bootstrap: str, timeout_s: float) -> bool:
+    groups = [c.group for c in CONCERNS]
+    start_lag = group_lag(bootstrap, groups)
+    deadline = time.monotonic() + timeout_s
+    with tqdm(total=start_lag, desc="stream catching up", unit="ev", unit_scale=True) as bar:
+        lag = start_lag
+        while lag > 0 and time.monotonic() < deadline:
+            time.sleep(1.0)
+            lag = group_lag(bootstrap, groups)
+            bar.n = max(0, start_lag - lag)
+            bar.refresh()
+    return lag == 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.seeder", description=__doc__)
+    parser.add_argument("--transaction-days", type=float, default=31.0,
+                        help="days of transaction history to replay (the longest window is 30)")
+    parser.add_argument("--no-wait", action="store_true", help="do not wait for the stream")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args()
+    settings = TrainerSettings()
+    now = datetime.now(UTC)
+    ensure_topics(settings.kafka_bootstrap_servers, platform_topics(
+        settings.kafka_topic_partitions, settings.kafka_replication_factor))
+    publisher = KafkaPublisher(settings.kafka_bootstrap_servers, client_id="seed",
+                               delivery_timeout_s=30.0, linger_ms=20)
+    try:
+        worlds = settings.world_dir
+        interactions = pd.read_parquet(worlds / "viewing" / "interactions.parquet")
+        split = interactions["timestamp"].max() - pd.Timedelta(days=7)
+        history = interactions[interactions["timestamp"] < split]  # the future stays unseen
+        shift = now - split.to_pydatetime()
+        publish(publisher, watch_messages(history, shift), len(history), "watches")
+
+        transactions = recent(pd.read_parquet(worlds / "transactions" / "transactions.parquet"),
+                              "tx_datetime", args.transaction_days)
+        shift = now - transactions["tx_datetime"].max().to_pydatetime().replace(tzinfo=UTC)
+        total = len(transactions) + int(transactions["is_fraud"].sum())
+        publish(publisher, transaction_messages(transactions, shift, now), total,
+                "transactions and labels")
+    finally:
+        publisher.close()
+    if args.no_wait:
+        return 0
+    caught_up = wait_for_stream(settings.kafka_bootstrap_servers, args.timeout)
+    print("seeded: the stream processor has applied every event" if caught_up
+          else "the stream processor has not caught up yet; `make status` shows it")
+    return 0 if caught_up else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

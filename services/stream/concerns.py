@@ -1,0 +1,62 @@
+"""What the stream processor runs: each concern is a consumer group, its topics and its handler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from services.common.bus import topics
+from services.common.bus.consumer import EventHandler
+from services.common.models import ModelRepository
+from services.common.recs_online import load_item_artifacts
+from services.stream.experiments import ExperimentEventsHandler
+from services.stream.fraud_labels import FraudLabelHandler
+from services.stream.transactions import TransactionFeaturesHandler
+from services.stream.watches import WatchFeaturesHandler
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    redis: redis.Redis
+    repository: ModelRepository
+    namespace: str
+
+
+@dataclass(frozen=True)
+class Concern:
+    name: str
+    group: str  # the Kafka consumer group: every process running this concern joins it
+    topics: tuple[str, ...]
+    build: Callable[[Dependencies], EventHandler]
+
+
+CONCERNS: tuple[Concern, ...] = (
+    Concern("watch-features", "stream-watch-features", (topics.WATCH_EVENTS,),
+            lambda d: WatchFeaturesHandler(d.redis, load_item_artifacts(d.repository),
+                                           d.namespace)),
+    Concern("transaction-features", "stream-transaction-features", (topics.TRANSACTIONS,),
+            lambda d: TransactionFeaturesHandler(d.redis, d.namespace)),
+    Concern("fraud-labels", "stream-fraud-labels", (topics.FRAUD_LABELS,),
+            lambda d: FraudLabelHandler(d.redis, d.namespace)),
+    Concern("experiments", "stream-experiments",
+            (topics.EXPOSURES, topics.REC_IMPRESSIONS, topics.REC_CLICKS),
+            lambda d: ExperimentEventsHandler(d.redis, d.namespace)),
+)
+
+
+class UnknownConcern(ValueError):
+    pass
+
+
+def select(names: str) -> list[Concern]:
+    """"all", or a comma-separated list of concern names."""
+    if names.strip() == "all":
+        return list(CONCERNS)
+    by_name = {c.name: c for c in CONCERNS}
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in by_name]
+    if unknown or not wanted:
+        raise UnknownConcern(f"unknown concern(s) {unknown or names!r}; known: {sorted(by_name)}")
+    return [by_name[n] for n in wanted]
