@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models run stop status demo test test-unit test-integration lint format bench up down clean \
+.PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench up down clean \
 	compose-check promcheck
 
 help: ## list the targets
@@ -28,6 +28,9 @@ setup: $(VENV)/.installed .state/.bootstrapped ## install everything: virtualenv
 
 models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min)
 	$(PY) -m services.trainer
+
+seed: run ## replay the worlds' history through Kafka into the online features (progress shown)
+	$(PY) -m services.seeder
 
 run: setup ## start the local stack in the background; returns when every part is healthy
 	$(PY) -m services.trainer --if-missing
