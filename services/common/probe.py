@@ -36,6 +36,7 @@ def kafka_ready(bootstrap_servers: str, timeout_s: float = 3.0) -> bool:
         admin = KafkaAdminClient(
             bootstrap_servers=bootstrap_servers,
             request_timeout_ms=timeout_ms,
+            bootstrap_timeout_ms=timeout_ms,
             client_id="probe",
         )
     except (KafkaError, OSError, ValueError):

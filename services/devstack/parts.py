@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from services.common.probe import http_ready, kafka_ready, redis_ready
 from services.common.settings import PlatformSettings
+from services.ingest.settings import IngestSettings
 from services.modelserver.settings import ModelServerSettings
 from services.stream.settings import StreamSettings
 
@@ -27,10 +28,12 @@ def stack_parts(settings: PlatformSettings) -> list[Part]:
     """In start order. A new service appends its Part (probing its /readyz) here."""
     model_server = ModelServerSettings()
     stream = StreamSettings()
+    ingest = IngestSettings()
     return [
         Part("redis", settings.redis_url, lambda: redis_ready(settings.redis_url)),
         Part("kafka", settings.kafka_bootstrap_servers,
              lambda: kafka_ready(settings.kafka_bootstrap_servers)),
         _http("model-server", model_server.model_server_host, model_server.model_server_port),
+        _http("ingest", ingest.ingest_host, ingest.ingest_port),
         _http("stream", stream.stream_host, stream.stream_port),
     ]

@@ -25,9 +25,11 @@ from services.common.bus.topics import TopicSpec
 logger = logging.getLogger(__name__)
 
 
-def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> list[str]:
+def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec],
+                  timeout_s: float = 30.0) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-setup")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-setup",
+                             bootstrap_timeout_ms=int(timeout_s * 1000))
     try:
         existing = set(admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
@@ -45,7 +47,7 @@ class KafkaPublisher:
     """acks=all with idempotence: an ok Delivery is stored on every in-sync replica."""
 
     def __init__(self, bootstrap_servers: str, client_id: str, delivery_timeout_s: float = 5.0,
-                 linger_ms: int = 2) -> None:
+                 linger_ms: int = 2, warm_topics: Sequence[str] = ()) -> None:
         self._timeout_s = delivery_timeout_s
         timeout_ms = int(delivery_timeout_s * 1000)
         self._producer = KafkaProducer(
@@ -56,15 +58,23 @@ class KafkaPublisher:
             linger_ms=linger_ms,
             # Bound every wait so that a broker outage becomes an error the caller can answer
             # (ingest: 503 Retry-After) instead of a request hanging for a minute.
+            bootstrap_timeout_ms=timeout_ms,
             max_block_ms=timeout_ms,
             request_timeout_ms=min(timeout_ms, 30_000),
             delivery_timeout_ms=timeout_ms + 1000,
         )
+        for topic in warm_topics:  # fetch metadata now, not on the first request's clock
+            self._producer.partitions_for(topic)
 
     def publish(self, messages: Sequence[OutboundMessage]) -> list[Delivery]:
         pending: list[tuple[OutboundMessage, Any]] = []
-        deliveries: list[Delivery] = []
+        unreachable: dict[str, str] = {}  # topic -> why its metadata could not be had
         for message in messages:
+            if message.topic in unreachable:
+                # send() blocks up to max_block_ms per message while a topic's metadata is
+                # missing: after one timeout, fail the rest of that topic's messages at once.
+                pending.append((message, unreachable[message.topic]))
+                continue
             try:
                 future = self._producer.send(
                     message.topic, value=message.value,
@@ -73,17 +83,19 @@ class KafkaPublisher:
                 )
                 pending.append((message, future))
             except KafkaError as exc:
-                pending.append((message, exc))
-        for message, future in pending:
-            if isinstance(future, Exception):
-                deliveries.append(Delivery(message, error=f"{type(future).__name__}: {future}"))
-                continue
-            try:
-                metadata = future.get(timeout=self._timeout_s)
-                deliveries.append(Delivery(message, metadata.partition, metadata.offset))
-            except KafkaError as exc:
-                deliveries.append(Delivery(message, error=f"{type(exc).__name__}: {exc}"))
-        return deliveries
+                error = f"{type(exc).__name__}: {exc}"
+                unreachable[message.topic] = error
+                pending.append((message, error))
+        return [self._outcome(message, future) for message, future in pending]
+
+    def _outcome(self, message: OutboundMessage, future: Any) -> Delivery:
+        if isinstance(future, str):
+            return Delivery(message, error=future)
+        try:
+            metadata = future.get(timeout=self._timeout_s)
+            return Delivery(message, metadata.partition, metadata.offset)
+        except KafkaError as exc:
+            return Delivery(message, error=f"{type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         self._producer.close(timeout=self._timeout_s)

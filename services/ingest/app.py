@@ -1,0 +1,124 @@
+"""Ingest's composition root: settings in; publisher, dedupe cache, metrics and routes wired."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from services.common.bus.ports import Publisher
+from services.common.health import Check
+from services.common.http import create_service_app
+from services.common.redis_client import request_path_redis
+from services.common.telemetry import Metrics
+from services.ingest.api import router
+from services.ingest.broker import DeferredPublisher, broker_answers, kafka_connector
+from services.ingest.dedupe import Dedupe, RedisDedupe
+from services.ingest.errors import (
+    BatchTooLarge,
+    BodyTooLarge,
+    IngestError,
+    InvalidBatch,
+    MalformedBody,
+    NothingValid,
+    NotStored,
+    UnsupportedEncoding,
+)
+from services.ingest.ingestor import Ingestor
+from services.ingest.metrics import IngestMetrics
+from services.ingest.schemas import ErrorResponse, FieldError, IngestResponse
+from services.ingest.settings import IngestSettings
+
+logger = logging.getLogger(__name__)
+
+# Every domain error and its status. Nothing a client sends maps to a 5xx; 503 means the broker.
+ERROR_STATUS: tuple[tuple[type[IngestError], int], ...] = (
+    (MalformedBody, 400),
+    (BodyTooLarge, 413),
+    (BatchTooLarge, 413),
+    (UnsupportedEncoding, 415),
+    (InvalidBatch, 422),
+    (NothingValid, 422),
+    (NotStored, 503),
+)
+
+
+def status_of(error: IngestError) -> int:
+    return next(status for kind, status in ERROR_STATUS if isinstance(error, kind))
+
+
+async def _ingest_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, IngestError)
+    body: IngestResponse | ErrorResponse
+    headers: dict[str, str] = {}
+    if isinstance(exc, NothingValid | NotStored):
+        body = IngestResponse.of(exc.report, headline=str(exc))
+    elif isinstance(exc, InvalidBatch):
+        body = ErrorResponse(detail=str(exc), errors=[FieldError.of(p) for p in exc.problems])
+    else:
+        body = ErrorResponse(detail=str(exc))
+    if isinstance(exc, NotStored):
+        settings: IngestSettings = request.app.state.settings
+        headers["Retry-After"] = str(settings.ingest_retry_after_s)
+    return JSONResponse(body.model_dump(mode="json"), status_code=status_of(exc),
+                        headers=headers)
+
+
+def _kafka_check(settings: IngestSettings, deferred: DeferredPublisher | None) -> Check:
+    if deferred is None:
+        return lambda: True  # a passed-in publisher is its owner's to check
+
+    def kafka_ready() -> bool:
+        # Connected first: probing an unreachable broker would still cost the probe's timeout.
+        return deferred.connected and broker_answers(settings.kafka_bootstrap_servers,
+                                                     settings.ingest_broker_probe_timeout_s)
+
+    return kafka_ready
+
+
+def create_app(settings: IngestSettings, publisher: Publisher | None = None,
+               dedupe: Dedupe | None = None) -> FastAPI:
+    """The service; unit tests pass an in-memory publisher and dedupe, which the caller owns."""
+    metrics = Metrics(settings.service_name)
+    ingest_metrics = IngestMetrics(metrics)
+
+    deferred: DeferredPublisher | None = None
+    if publisher is None:
+        deferred = DeferredPublisher(kafka_connector(settings),
+                                     backoff_max_s=settings.ingest_connect_backoff_max_s)
+        publisher = deferred
+    ingest_metrics.broker_connected.set_function(
+        lambda: float(deferred is None or deferred.connected))
+
+    redis_client: redis.Redis | None = None
+    if dedupe is None:
+        redis_client = request_path_redis(settings)
+        dedupe = RedisDedupe(redis_client, settings.ingest_dedupe_window_s,
+                             settings.feature_namespace)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if deferred is not None:
+            deferred.start()
+        logger.info("ingest started", extra={"kafka": settings.kafka_bootstrap_servers})
+        try:
+            yield
+        finally:
+            # Only what this factory built: a passed-in publisher or dedupe belongs to the caller.
+            if deferred is not None:
+                deferred.close()
+            if redis_client is not None:
+                redis_client.close()
+
+    app = create_service_app(title="ingest", metrics=metrics, lifespan=lifespan,
+                             readiness={"kafka": _kafka_check(settings, deferred),
+                                        "redis": dedupe.ready})
+    app.state.settings = settings
+    app.state.ingestor = Ingestor(publisher, dedupe, ingest_metrics)
+    app.add_exception_handler(IngestError, _ingest_error)
+    app.include_router(router)
+    return app

@@ -1,0 +1,43 @@
+"""Ingest's metrics, declared once: events by type and outcome, publish latency, batch sizes."""
+
+from __future__ import annotations
+
+from prometheus_client import Histogram
+
+from services.common.events import EVENT_TYPES
+from services.common.telemetry import Metrics
+
+OUTCOMES = ("accepted", "duplicate", "rejected", "failed")
+UNKNOWN_TYPE = "unknown"  # a rejected event's type label when it names no known type
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+class IngestMetrics:
+    def __init__(self, metrics: Metrics) -> None:
+        self.events = metrics.counter(
+            "events", "events by type and outcome: accepted, duplicate, rejected, failed",
+            ("type", "outcome"))
+        self.publish_duration = metrics.latency(
+            "publish_duration_seconds",
+            "time from sending a batch to Kafka to every acknowledgement (acks=all), by outcome",
+            ("outcome",))
+        self.batch_size = Histogram(
+            f"{metrics.service}_batch_size_events", "events per posted batch",
+            registry=metrics.registry, buckets=BATCH_BUCKETS)
+        self.dedupe_errors = metrics.counter(
+            "dedupe_errors",
+            "dedupe cache calls that failed (events were published without the check)",
+            ("operation",))
+        self.broker_connected = metrics.gauge(
+            "broker_connected", "1 once the Kafka producer is built, 0 before")
+        # Every series exists from the start, so a rate() over a fresh process is 0, not absent.
+        for event_type in EVENT_TYPES:
+            for outcome in OUTCOMES:
+                self.events.labels(event_type, outcome)
+        self.events.labels(UNKNOWN_TYPE, "rejected")
+        for operation in ("stored", "remember"):
+            self.dedupe_errors.labels(operation)
+
+    def count(self, event_type: str | None, outcome: str, n: int = 1) -> None:
+        if n:
+            self.events.labels(event_type or UNKNOWN_TYPE, outcome).inc(n)

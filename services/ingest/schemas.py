@@ -1,0 +1,90 @@
+"""What crosses the wire: IngestRequest in; IngestResponse (per event) or ErrorResponse out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from services.common.bus.events import Event
+from services.common.events import EVENT_TYPES
+from services.ingest.batching import BatchReport, FieldProblem
+
+
+def _event_schema() -> dict[str, Any]:
+    """The envelope with each type's payload, for readers of the OpenAPI document and fuzzers."""
+    envelope = Event.model_json_schema()
+    variants = []
+    for name, event_type in sorted(EVENT_TYPES.items()):
+        properties = {**envelope["properties"], "type": {"const": name},
+                      "data": event_type.payload.model_json_schema()}
+        variants.append({**envelope, "title": f"{name} event", "properties": properties})
+    return {"oneOf": variants}
+
+
+class IngestRequest(BaseModel):
+    """POST /v1/events. Each event is validated on its own, so `events` is read as any JSON here:
+    one bad event is rejected by itself instead of failing the whole batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: Annotated[list[Any], WithJsonSchema({
+        "type": "array", "minItems": 1, "items": _event_schema(),
+        "description": "1 to MLSD_INGEST_MAX_BATCH_EVENTS (500) events"})]
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="dotted path inside the event, e.g. data.user_id")
+    problem: str
+
+    @classmethod
+    def of(cls, problem: FieldProblem) -> FieldError:
+        return cls(field=problem.field, problem=problem.problem)
+
+
+class RejectedEvent(BaseModel):
+    index: int = Field(description="position of the event in the posted batch, from 0")
+    id: str | None = Field(description="the event's id as sent, if it had a string id")
+    errors: list[FieldError]
+
+
+class FailedEvent(BaseModel):
+    index: int
+    id: str
+    problem: str
+
+
+class IngestResponse(BaseModel):
+    """Every posted event in exactly one list. `accepted` and `duplicates` are stored on Kafka;
+    `rejected` and `failed` are not (a failed event may be retried as it is)."""
+
+    detail: str
+    accepted: list[str] = Field(description="ids acknowledged by the broker for this post")
+    duplicates: list[str] = Field(
+        description="ids stored before (within the dedupe window or earlier in this batch); "
+                    "not published again")
+    rejected: list[RejectedEvent]
+    failed: list[FailedEvent]
+
+    @classmethod
+    def of(cls, report: BatchReport, headline: str | None = None) -> IngestResponse:
+        counts = (f"{len(report.accepted)} accepted, {len(report.duplicates)} duplicate, "
+                  f"{len(report.rejected)} rejected, {len(report.failed)} failed")
+        return cls(
+            detail=f"{headline}: {counts}" if headline else counts,
+            accepted=[v.id for v in report.accepted],
+            duplicates=[v.id for v in report.duplicates],
+            rejected=[RejectedEvent(index=r.index, id=r.id,
+                                    errors=[FieldError.of(p) for p in r.problems])
+                      for r in report.rejected],
+            failed=[FailedEvent(index=f.valid.index, id=f.valid.id,
+                                problem="not acknowledged by the event bus")
+                    for f in report.failed],
+        )
+
+
+class ErrorResponse(BaseModel):
+    """A request refused as a whole (size, encoding, not JSON, not a batch)."""
+
+    detail: str
+    errors: list[FieldError] = Field(default_factory=list)
