@@ -18,6 +18,7 @@ from kafka.errors import KafkaError
 from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
 from services.common.bus.ports import Delivery, OutboundMessage, Publisher
 from services.common.bus.topics import platform_topics
+from services.common.events import EVENT_TYPES
 from services.ingest.settings import IngestSettings
 
 logger = logging.getLogger(__name__)
@@ -54,8 +55,11 @@ def kafka_connector(settings: IngestSettings) -> Callable[[], Publisher]:
             raise BrokerUnreachable(f"no Kafka broker answered at {bootstrap}")
         ensure_topics(bootstrap, platform_topics(settings.kafka_topic_partitions,
                                                  settings.kafka_replication_factor))
+        # Warm every event topic's metadata now: without it, a send to a topic during an
+        # outage blocks for the delivery timeout before it can fail.
         return KafkaPublisher(bootstrap, client_id=settings.service_name,
-                              delivery_timeout_s=settings.ingest_delivery_timeout_s)
+                              delivery_timeout_s=settings.ingest_delivery_timeout_s,
+                              warm_topics=sorted({t.topic for t in EVENT_TYPES.values()}))
 
     return connect
 
