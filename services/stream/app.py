@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from services.common.bus.consumer import ConsumerRunner, RunnerConfig
+from services.common.bus.consumer import ConsumerMetrics, ConsumerRunner, RunnerConfig
 from services.common.bus.runtime import build_kafka_consumer
 from services.common.http import create_service_app
 from services.common.models import ModelRepository
@@ -44,6 +44,7 @@ def _run(running: RunningConcern) -> None:
 
 def create_app(settings: StreamSettings) -> FastAPI:
     metrics = Metrics(settings.service_name)
+    consumer_metrics = ConsumerMetrics(metrics)
     concerns = select(settings.stream_concerns)
     running: list[RunningConcern] = []
 
@@ -53,7 +54,7 @@ def create_app(settings: StreamSettings) -> FastAPI:
                             settings.feature_namespace)
         for concern in concerns:
             runner = build_kafka_consumer(
-                settings, client, concern.build(deps), metrics,
+                settings, client, concern.build(deps), consumer_metrics,
                 RunnerConfig(group=concern.group, topics=concern.topics,
                              max_batch=settings.stream_max_batch,
                              commit_interval_s=settings.stream_commit_interval_s),

@@ -11,7 +11,7 @@ import time
 
 import redis
 
-from services.common.bus.consumer import RunnerConfig, stop_on_signals
+from services.common.bus.consumer import ConsumerMetrics, RunnerConfig, stop_on_signals
 from services.common.bus.events import Event
 from services.common.bus.runtime import build_kafka_consumer
 from services.common.settings import PlatformSettings
@@ -55,7 +55,7 @@ def main() -> None:
     client = redis.Redis.from_url(args.redis_url)
     runner = build_kafka_consumer(
         settings, client, CountingHandler(client, args.prefix, args.delay_ms / 1000),
-        Metrics("worker"),
+        ConsumerMetrics(Metrics("worker")),
         RunnerConfig(group=args.group, topics=(args.topic,), max_batch=args.max_batch,
                      commit_interval_s=args.commit_interval_s),
         session_timeout_s=6.0,

@@ -17,7 +17,7 @@ import pytest
 import redis
 from kafka import KafkaConsumer
 
-from services.common.bus.consumer import ConsumerRunner, RunnerConfig
+from services.common.bus.consumer import ConsumerMetrics, ConsumerRunner, RunnerConfig
 from services.common.bus.events import Event, decode_event
 from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
 from services.common.bus.ports import OutboundMessage, publish_or_raise
@@ -72,7 +72,7 @@ def in_process_runner(kafka: ServerProcess, redis_server: ServerProcess, client:
     settings = PlatformSettings(kafka_bootstrap_servers=kafka.address,
                                 redis_url=redis_server.address, service_name="it")
     return build_kafka_consumer(
-        settings, client, CountingHandler(client, prefix, 0.0), metrics,
+        settings, client, CountingHandler(client, prefix, 0.0), ConsumerMetrics(metrics),
         RunnerConfig(group=f"{topic}-group", topics=(topic,), max_batch=50,
                      commit_interval_s=0.2, poll_timeout_s=0.2),
         session_timeout_s=6.0,

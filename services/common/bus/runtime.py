@@ -11,19 +11,21 @@ from services.common.bus.dedupe import RedisDeduplicator
 from services.common.bus.kafka_bus import KafkaPublisher, KafkaRecordSource, ensure_topics
 from services.common.bus.topics import TopicSpec, dlq_topic
 from services.common.settings import PlatformSettings
-from services.common.telemetry import Metrics
 
 
 def build_kafka_consumer(
     settings: PlatformSettings,
     redis_client: redis.Redis,
     handler: EventHandler,
-    metrics: Metrics,
+    metrics: ConsumerMetrics,
     config: RunnerConfig,
     dedupe_window_s: int = 86_400,
     session_timeout_s: float = 10.0,
 ) -> ConsumerRunner:
-    """A runner for `config.group` on `config.topics`, with each topic's DLQ created if missing."""
+    """A runner for `config.group` on `config.topics`, with each topic's DLQ created if missing.
+
+    `metrics` is the service's one ConsumerMetrics: every runner of a process shares it (a
+    registry holds each metric name once; the group is a label)."""
     specs: Sequence[TopicSpec] = [
         *(TopicSpec(t, settings.kafka_topic_partitions, settings.kafka_replication_factor)
           for t in config.topics),
@@ -39,5 +41,5 @@ def build_kafka_consumer(
                                        namespace=settings.feature_namespace),
         dlq=KafkaPublisher(settings.kafka_bootstrap_servers, client_id=f"{client_id}-dlq"),
         config=config,
-        metrics=ConsumerMetrics(metrics),
+        metrics=metrics,
     )

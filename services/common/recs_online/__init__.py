@@ -1,0 +1,72 @@
+"""The online side of the ranker features: Redis layout, writers, one-trip reader, pure features.
+
+    stream (watch events) --RedisRecsStore.apply_watches--> Redis <--read_user-- recommender
+                                                                                   |
+    model repository --load_item_artifacts--> ItemArtifacts (in process) ----------+
+                                         user_vectors + ranker_features (pure) --> RANKER_FEATURES
+
+Spec and measurements: docs/recs-features-online.md.
+"""
+
+from services.common.recs_online.artifacts import ItemArtifacts, load_item_artifacts
+from services.common.recs_online.features import ranker_features
+from services.common.recs_online.keys import (
+    CATALOG,
+    HISTORY_CAP,
+    REC_CACHE_TTL_S,
+    history_key,
+    rec_cache_key,
+    title_watches_key,
+    trending_key,
+    user_view_key,
+    watch_count_key,
+)
+from services.common.recs_online.redis_store import (
+    TRENDING_TOP_N,
+    RedisRecsStore,
+    WatchesApplied,
+    user_view,
+)
+from services.common.recs_online.state import (
+    ItemStats,
+    StoredVectors,
+    UserOnlineState,
+    UserVectors,
+    Watch,
+    decayed_counts,
+    popularity_days,
+    trending_rows,
+    trending_values,
+    user_vectors,
+    vectors_from_history,
+)
+
+__all__ = [
+    "CATALOG",
+    "HISTORY_CAP",
+    "REC_CACHE_TTL_S",
+    "TRENDING_TOP_N",
+    "ItemArtifacts",
+    "ItemStats",
+    "RedisRecsStore",
+    "StoredVectors",
+    "UserOnlineState",
+    "UserVectors",
+    "Watch",
+    "WatchesApplied",
+    "decayed_counts",
+    "history_key",
+    "load_item_artifacts",
+    "popularity_days",
+    "ranker_features",
+    "rec_cache_key",
+    "title_watches_key",
+    "trending_key",
+    "trending_rows",
+    "trending_values",
+    "user_vectors",
+    "user_view",
+    "user_view_key",
+    "vectors_from_history",
+    "watch_count_key",
+]

@@ -1,0 +1,101 @@
+"""Item-side state kept in process: embeddings and title metadata from the ranker's artifacts."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import numpy.typing as npt
+
+from services.common import recs_features as rf
+from services.common.models import ModelRepository
+from services.common.models.errors import ModelUnavailable
+
+RANKER_MODEL = "ranker"
+EMBEDDINGS_FILE = "embeddings.npz"
+CONTENT_TOLERANCE = 1e-5  # the trainer stores content vectors as float32
+
+
+@dataclass(frozen=True, eq=False)
+class ItemArtifacts:
+    """Per-title arrays, rows in `title_ids` order, and a fingerprint naming this exact set.
+
+    The fingerprint stamps every taste vector the stream processor writes: a vector folded in
+    with other embeddings (an older model version) is never used as if it were this one's.
+    """
+
+    fingerprint: str
+    title_ids: tuple[str, ...]
+    embeddings: npt.NDArray[np.float32]       # [titles, dim] item factors V
+    content: rf.FloatArray                    # [titles, content dim] unit content vectors
+    genres: rf.FloatArray                     # [titles, genres] multi-hot
+    genre_names: tuple[str, ...]
+    release_seconds: rf.FloatArray            # [titles] unix seconds
+    maturity_levels: rf.IntArray              # [titles]
+
+    @classmethod
+    def build(cls, title_ids: npt.ArrayLike, embeddings: npt.ArrayLike,
+              genre_multi_hot: npt.ArrayLike, release_seconds: npt.ArrayLike,
+              maturity_levels: npt.ArrayLike, genre_names: tuple[str, ...],
+              label: str = "items") -> ItemArtifacts:
+        """Derive content vectors with recs_features (training's definition), fingerprint all."""
+        ids = tuple(str(t) for t in np.asarray(title_ids))
+        vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
+        genres = np.asarray(genre_multi_hot, dtype=np.float64)
+        released = np.asarray(release_seconds, dtype=np.float64)
+        maturity = np.asarray(maturity_levels, dtype=np.int64)
+        years = released.astype("datetime64[s]").astype("datetime64[Y]").astype(np.int64) + 1970
+        digest = hashlib.sha256()
+        for part in ("\n".join(ids).encode(), vectors.tobytes(), genres.tobytes(),
+                     released.tobytes(), maturity.tobytes()):
+            digest.update(part)
+        return cls(
+            fingerprint=f"{label}/{digest.hexdigest()[:16]}",
+            title_ids=ids,
+            embeddings=vectors,
+            content=rf.content_vectors(genres, years, maturity),
+            genres=genres,
+            genre_names=genre_names,
+            release_seconds=released,
+            maturity_levels=maturity,
+        )
+
+    @cached_property
+    def row_of(self) -> dict[str, int]:
+        """Content id -> row."""
+        return {title: row for row, title in enumerate(self.title_ids)}
+
+    def rows(self, content_ids: list[str] | tuple[str, ...]) -> rf.IntArray:
+        """Rows of known titles, in order; unknown ids are left out."""
+        known = [self.row_of[c] for c in content_ids if c in self.row_of]
+        return np.asarray(known, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.title_ids)
+
+
+def load_item_artifacts(repository: ModelRepository, model: str = RANKER_MODEL) -> ItemArtifacts:
+    """The production ranker's `embeddings.npz` as ItemArtifacts (ModelUnavailable if none).
+
+    Content vectors are recomputed from the titles' genres, release years and maturity with
+    recs_features, then checked against the trainer's stored copy: a mismatch means training and
+    serving disagree on the definition, which must fail at start-up, not skew rankings quietly.
+    """
+    version = repository.production_version(model)
+    if version is None:
+        raise ModelUnavailable(f"{model} has no production version")
+    raw = repository.extra_file(model, version, EMBEDDINGS_FILE).read_bytes()
+    with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+        items = ItemArtifacts.build(
+            npz["title_ids"], npz["item_embeddings"], npz["genre_multi_hot"],
+            npz["release_seconds"], npz["maturity_levels"],
+            tuple(str(g) for g in npz["genre_names"]), label=f"{model}/v{version}")
+        stored = npz["content_vectors"].astype(np.float64)
+    if stored.shape != items.content.shape or not np.allclose(stored, items.content,
+                                                              atol=CONTENT_TOLERANCE):
+        raise ValueError(f"{model} v{version}: stored content vectors differ from "
+                         "recs_features.content_vectors of the same titles")
+    return items

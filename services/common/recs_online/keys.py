@@ -1,0 +1,62 @@
+"""The Redis key layout of the online recommendation state (spec: docs/recs-features-online.md).
+
+Per-user keys carry the user id as their hash tag, so one user's keys share a Redis Cluster slot
+and the one-round-trip read of a user touches one node. Per-catalog keys (trending, daily title
+watches) carry the catalog as their hash tag: they are the hot keys of this design.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from services.common.features.definitions import check_entity_id
+from services.common.features.redis_store import row_key
+
+DEFAULT_NAMESPACE = "fs"
+CATALOG = "global"  # one catalog today; a regional catalog would get its own trending keys
+USER_VIEW = "recs_user"  # the feature-store view of a user's taste vector and profiles
+
+HISTORY_CAP = 500
+"""Watch events kept per user; the viewing world's heaviest user has 300 (see the docs page)."""
+USER_TTL = timedelta(days=180)        # history, count and vectors of a user idle this long go
+POPULARITY_BUCKET_TTL = timedelta(days=33)  # a day's counts outlive the 30-day window they feed
+REC_CACHE_TTL_S = 300
+
+_EPOCH = date(1970, 1, 1)
+
+
+def history_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """Sorted set: one member per watch event, scored by its event time in epoch ms."""
+    return f"{namespace}:watch_history:{{{check_entity_id(user_id)}}}"
+
+
+def watch_count_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """String counter: the user's watch events over all history (the history itself is capped)."""
+    return f"{namespace}:watch_count:{{{check_entity_id(user_id)}}}"
+
+
+def user_view_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """Feature-store hash of the view USER_VIEW: taste, profile, genre_counts, artifacts, _ts."""
+    return row_key(namespace, USER_VIEW, check_entity_id(user_id))
+
+
+def rec_cache_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """Hash of cached recommendation responses, field = k: one DEL drops all of a user's lists."""
+    return f"{namespace}:rec_cache:{{{check_entity_id(user_id)}}}"
+
+
+def trending_key(namespace: str = DEFAULT_NAMESPACE, catalog: str = CATALOG) -> str:
+    """Sorted set: member = content id, score = log2 of sum 2^(t / half-life) over its watches."""
+    return f"{namespace}:trending:{{{check_entity_id(catalog)}}}"
+
+
+def day_of(time_ms: int) -> int:
+    """The UTC day (days since 1970-01-01) an epoch-ms instant falls in."""
+    return time_ms // 86_400_000
+
+
+def title_watches_key(day: int, namespace: str = DEFAULT_NAMESPACE,
+                      catalog: str = CATALOG) -> str:
+    """Hash of one UTC day's watch counts: field = content id. The suffix is the ISO date."""
+    iso = (_EPOCH + timedelta(days=day)).isoformat()
+    return f"{namespace}:title_watches:{{{check_entity_id(catalog)}}}:{iso}"
