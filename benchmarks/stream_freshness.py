@@ -35,11 +35,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import redis
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from tqdm import tqdm
 
 from services.common.bus.events import decode_event, encode_event
-from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
+from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, group_lag
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import TRANSACTIONS, WATCH_EVENTS, platform_topics
 from services.common.probe import http_ready
@@ -133,20 +132,6 @@ def steady_rate(publisher: KafkaPublisher, client: redis.Redis, messages: Iterat
     return state
 
 
-def group_lag(bootstrap: str, group: str, topic: str) -> int:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        ends = consumer.end_offsets(parts)
-        committed = admin.list_consumer_group_offsets(group)
-        return sum(ends[tp] - max(0, committed[tp].offset if tp in committed else 0)
-                   for tp in parts)
-    finally:
-        consumer.close()
-        admin.close()
-
-
 def start_stream(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     process = subprocess.Popen([sys.executable, "-m", "services.stream"], cwd=REPO_ROOT,
                                env={**os.environ, **env}, stdout=log.open("ab"),
@@ -169,7 +154,7 @@ def drain(bootstrap: str, backlog: dict[str, int], env: dict[str, str], port: in
             time.sleep(0.5)
             left = 0
             for topic, total in backlog.items():
-                lag = group_lag(bootstrap, GROUPS[topic], topic)
+                lag = group_lag(bootstrap, GROUPS[topic], [topic])
                 left += lag
                 if lag == 0 and topic not in rates:
                     rates[topic] = total / (time.perf_counter() - started)

@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 from itertools import islice
 
 import pandas as pd
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from tqdm import tqdm
 
-from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
+from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, group_lag
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import platform_topics
 from services.seeder.history import recent, transaction_messages, watch_messages
@@ -37,40 +36,19 @@ def publish(publisher: KafkaPublisher, messages: Iterable[OutboundMessage], tota
             bar.update(len(chunk))
 
 
-def group_lag(bootstrap: str, groups: list[str]) -> int:
-    """Records the stream's consumer groups have not committed yet, over all their partitions."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="seed-lag")
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="seed-lag")
-    try:
-        lag = 0
-        for group in groups:
-            committed = admin.list_consumer_group_offsets(group)
-            concern = next(c for c in CONCERNS if c.group == group)
-            partitions = [tp for topic in concern.topics
-                          for tp in _partitions(consumer, topic)]
-            ends = consumer.end_offsets(partitions)
-            for tp in partitions:
-                done = committed.get(tp)
-                lag += ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
-        return lag
-    finally:
-        consumer.close()
-        admin.close()
-
-
-def _partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
-    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+def stream_lag(bootstrap: str) -> int:
+    """Events the stream processor's consumer groups have not applied yet."""
+    return sum(group_lag(bootstrap, c.group, c.topics) for c in CONCERNS)
 
 
 def wait_for_stream(bootstrap: str, timeout_s: float) -> bool:
-    groups = [c.group for c in CONCERNS]
-    start_lag = group_lag(bootstrap, groups)
+    start_lag = stream_lag(bootstrap)
     deadline = time.monotonic() + timeout_s
     with tqdm(total=start_lag, desc="stream catching up", unit="ev", unit_scale=True) as bar:
         lag = start_lag
         while lag > 0 and time.monotonic() < deadline:
             time.sleep(1.0)
-            lag = group_lag(bootstrap, groups)
+            lag = stream_lag(bootstrap)
             bar.n = max(0, start_lag - lag)
             bar.refresh()
     return lag == 0
@@ -100,9 +78,8 @@ def main() -> int:
         transactions = recent(pd.read_parquet(worlds / "transactions" / "transactions.parquet"),
                               "tx_datetime", args.transaction_days)
         shift = now - transactions["tx_datetime"].max().to_pydatetime().replace(tzinfo=UTC)
-        total = len(transactions) + int(transactions["is_fraud"].sum())
-        publish(publisher, transaction_messages(transactions, shift, now), total,
-                "transactions and labels")
+        messages = list(transaction_messages(transactions, shift, now))
+        publish(publisher, messages, len(messages), "transactions and labels")
     finally:
         publisher.close()
     if args.no_wait:
