@@ -1,0 +1,81 @@
+"""End-to-end fixtures: a small trained model repository, and real service processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from services.common.probe import http_ready
+from services.trainer.pipeline import SCALES, TrainerSettings, run_pipeline
+from tests.harness import REPO_ROOT, ServerProcess, free_port
+
+
+@pytest.fixture(scope="session")
+def model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`make models` on the small world: the ranker's item embeddings feed the watch concern."""
+    root = Path(tmp_path_factory.mktemp("e2e-models"))
+    settings = TrainerSettings(model_repository=root / "repo", world_dir=root / "worlds",
+                               report_dir=root / "reports")
+    run_pipeline(settings, SCALES["small"], lambda _: None)
+    return settings.model_repository
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self, timeout_s: float = 40.0) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return int(self.process.returncode)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture
+def start_service(redis_server: ServerProcess, kafka_server: ServerProcess, tmp_path: Path,
+                  model_repository: Path) -> Iterator[object]:
+    """start_service("stream", MLSD_STREAM_CONCERNS="watch-features") -> a ready ServiceProcess."""
+    started: list[ServiceProcess] = []
+
+    def start(module: str, **env: str) -> ServiceProcess:
+        port = free_port()
+        prefix = {"stream": "MLSD_STREAM", "ingest": "MLSD_INGEST"}[module]
+        log = tmp_path / f"{module}-{len(started)}.log"
+        environment = {
+            **os.environ, "MLSD_REDIS_URL": redis_server.address,
+            "MLSD_KAFKA_BOOTSTRAP_SERVERS": kafka_server.address,
+            "MLSD_MODEL_REPOSITORY": str(model_repository), f"{prefix}_PORT": str(port),
+            "MLSD_STREAM_COMMIT_INTERVAL_S": "0.2", **env,
+        }
+        process = subprocess.Popen([sys.executable, "-m", f"services.{module}"], cwd=REPO_ROOT,
+                                   env=environment, stdout=log.open("wb"),
+                                   stderr=subprocess.STDOUT)
+        service = ServiceProcess(module, process, f"http://127.0.0.1:{port}", log)
+        started.append(service)
+        deadline = time.monotonic() + 90
+        while not http_ready(f"{service.url}/readyz"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{module} did not get ready:\n{service.log_tail()}")
+            time.sleep(0.25)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
