@@ -43,8 +43,7 @@ def ingest_url(given: str | None) -> Iterator[str]:
     if given:
         yield given
         return
-    sys.path.insert(0, str(REPO_ROOT))  # tests/ is not installed; reuse its server harness
-    from tests.harness import free_port, start_kafka, start_redis  # noqa: PLC0415
+    from services.devstack.servers import free_port, start_kafka, start_redis  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as workdir:
         redis_server = start_redis(Path(workdir))

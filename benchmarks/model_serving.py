@@ -124,8 +124,7 @@ def train(seed: int = 7) -> tuple[HistGradientBoostingClassifier, np.ndarray, by
 @contextmanager
 def model_server(repository: ModelRepository, workdir: Path) -> Iterator[str]:
     """The real server process on a free port, until the block ends."""
-    sys.path.insert(0, str(REPO_ROOT))  # tests/ is not installed; reuse its free-port helper
-    from tests.harness import free_port  # noqa: PLC0415  (needs the path above)
+    from services.devstack.servers import free_port  # noqa: PLC0415
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"

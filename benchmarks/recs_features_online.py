@@ -150,8 +150,7 @@ def redis_url(given: str | None) -> Iterator[str]:
     if given:
         yield given
         return
-    sys.path.insert(0, str(REPO_ROOT))  # tests/ is not installed; reuse its redis harness
-    from tests.harness import start_redis  # noqa: PLC0415  (needs the path above)
+    from services.devstack.servers import start_redis  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as workdir:
         server = start_redis(Path(workdir))

@@ -42,9 +42,9 @@ from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, group_l
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import TRANSACTIONS, WATCH_EVENTS, platform_topics
 from services.common.probe import http_ready
+from services.devstack.servers import REPO_ROOT, free_port, start_kafka, start_redis
 from services.seeder.history import transaction_messages, watch_messages
 from services.stream.concerns import CONCERNS
-from tests.harness import REPO_ROOT, free_port, start_kafka, start_redis
 
 GROUPS = {c.topics[0]: c.group for c in CONCERNS if c.topics[0] in (TRANSACTIONS, WATCH_EVENTS)}
 SAMPLE_EVERY = 10

@@ -1,101 +1,13 @@
-"""Starts real redis-server and Kafka processes for integration tests, on free loopback ports.
+"""The test harness's real servers: the same starters the benchmarks use."""
 
-Each test session gets its own servers in a temporary folder, so tests never touch the data of a
-running `make run` stack. A server that cannot start fails the session; nothing is skipped.
-"""
+from services.devstack.servers import (
+    REPO_ROOT,
+    ServerDidNotStart,
+    ServerProcess,
+    free_port,
+    start_kafka,
+    start_redis,
+)
 
-from __future__ import annotations
-
-import os
-import signal
-import socket
-import subprocess
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-
-from services.common.probe import kafka_ready, redis_ready
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-class ServerDidNotStart(RuntimeError):
-    """A real server the tests need could not be started: the run must fail, not skip."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class ServerProcess:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    address: str
-    extra: dict[str, str] = field(default_factory=dict)
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return "(no log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _start(name: str, script: Path, env: dict[str, str], log_path: Path, address: str,
-           ready: Callable[[], bool], timeout_s: float) -> ServerProcess:
-    log = log_path.open("wb")
-    process = subprocess.Popen(  # the script execs the server: one process to stop
-        [str(script)], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-        cwd=REPO_ROOT, start_new_session=True,
-    )
-    server = ServerProcess(name, process, log_path, address)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ServerDidNotStart(
-                f"{name} exited with {process.returncode}:\n{server.log_tail()}")
-        if ready():
-            return server
-        time.sleep(0.25)
-    server.stop()
-    raise ServerDidNotStart(f"{name} not ready after {timeout_s:.0f} s:\n{server.log_tail()}")
-
-
-def start_redis(workdir: Path, timeout_s: float = 20.0) -> ServerProcess:
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    data_dir = workdir / "redis"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return _start(
-        "redis-server", REPO_ROOT / "infra/redis/start.sh",
-        {"REDIS_PORT": str(port), "REDIS_DATA_DIR": str(data_dir)},
-        workdir / "redis.log", url, lambda: redis_ready(url, timeout_s=0.5), timeout_s,
-    )
-
-
-def start_kafka(workdir: Path, partitions: int = 3, timeout_s: float = 90.0) -> ServerProcess:
-    port, controller_port = free_port(), free_port()
-    bootstrap = f"127.0.0.1:{port}"
-    env = {
-        "KAFKA_PORT": str(port),
-        "KAFKA_CONTROLLER_PORT": str(controller_port),
-        "KAFKA_DATA_DIR": str(workdir / "kafka"),
-        "KAFKA_PARTITIONS": str(partitions),
-    }
-    return _start(
-        "kafka", REPO_ROOT / "infra/kafka/start.sh", env, workdir / "kafka.log", bootstrap,
-        lambda: kafka_ready(bootstrap, timeout_s=2.0), timeout_s,
-    )
+__all__ = ["REPO_ROOT", "ServerDidNotStart", "ServerProcess", "free_port", "start_kafka",
+           "start_redis"]
