@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench up down clean \
+.PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream up down clean \
 	compose-check promcheck
 
 help: ## list the targets
@@ -71,9 +71,16 @@ promcheck: ## promtool: both Prometheus configs, the rules, the alert unit tests
 format: setup ## apply ruff's formatting and import order
 	$(VENV)/bin/ruff check --fix services tests benchmarks
 
-bench: setup ## feature-store reads on real Redis; model serving: sklearn vs ONNX vs HTTP (reports/)
+bench: setup ## every latency benchmark on real servers: feature reads, model serving, ingest (reports/)
 	$(PY) benchmarks/feature_store_read.py
 	$(PY) benchmarks/model_serving.py
+	$(PY) benchmarks/fraud_features_online.py
+	$(PY) benchmarks/recs_features_online.py
+	$(PY) benchmarks/ingest_latency.py
+
+bench-stream: setup ## stream processor: event->feature freshness at 2,000 events/s, max events/s
+	$(PY) -m services.trainer --if-missing
+	$(PY) benchmarks/stream_freshness.py
 
 up: ## the same topology with Docker Compose (needs a Docker engine)
 	docker compose up -d --wait

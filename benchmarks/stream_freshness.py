@@ -7,10 +7,11 @@ services.stream` process for the transaction and watch concerns; the item embedd
 the model repository (`make models` first). Events are the synthetic worlds' (`make models`
 writes them), re-keyed with fresh ids and shifted to now.
 
-Freshness: an open-loop publisher sends at a fixed rate; for every tenth event a checker polls
-the consumer group's dedupe key, which the runner writes right after the event's features are
-flushed to Redis, and records (seen - scheduled send time). Measuring from the schedule, not
-from the actual send, keeps a slow publisher from hiding latency (no coordinated omission).
+Freshness: an open-loop publisher sends at a fixed rate; for every tenth event a listener waits
+for Redis's keyspace notification of the consumer group's dedupe key, which the runner writes
+right after the event's features are flushed, and records (seen - scheduled send time).
+Measuring from the schedule, not from the actual send, keeps a slow publisher from hiding
+latency (no coordinated omission).
 Throughput: with the processor stopped, a backlog is published; then the processor starts and
 the time to drain each concern's backlog gives its sustained events/s.
 """
@@ -81,22 +82,22 @@ def dedupe_key(topic: str, event_id: str) -> str:
 
 
 def checker(client: redis.Redis, state: Freshness, stop: threading.Event) -> None:
-    while not stop.is_set() or state.pending:
+    """Timestamps each sampled event when Redis announces its dedupe key (keyspace events):
+    push, not polling, so the measurement costs the machine almost nothing."""
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.psubscribe("__keyspace@0__:fs:dedupe:*")
+    prefix = len("__keyspace@0__:")
+    while not (stop.is_set() and (not state.pending or time.perf_counter() > state.give_up_at)):
+        message = pubsub.get_message(timeout=0.05)
+        if message is None:
+            continue
+        seen_at = time.perf_counter()
+        key = message["channel"].decode()[prefix:]
         with state.lock:
-            pending = list(state.pending.items())
-        if pending:
-            pipe = client.pipeline(transaction=False)
-            for key, _ in pending:
-                pipe.exists(key)
-            seen_at = time.perf_counter()
-            for (key, (_, due)), found in zip(pending, pipe.execute(), strict=True):
-                if found:
-                    with state.lock:
-                        state.pending.pop(key, None)
-                    state.samples_ms.append((seen_at - due) * 1000)
-        if stop.is_set() and time.perf_counter() > state.give_up_at:
-            break
-        time.sleep(0.005)
+            entry = state.pending.pop(key, None)
+        if entry is not None:
+            state.samples_ms.append((seen_at - entry[1]) * 1000)
+    pubsub.close()
 
 
 def steady_rate(publisher: KafkaPublisher, client: redis.Redis, messages: Iterator[OutboundMessage],
@@ -210,6 +211,7 @@ def main() -> int:
                "MLSD_STREAM_CONCERNS": "transaction-features,watch-features",
                "MLSD_MODEL_REPOSITORY": str(args.model_repository), "MLSD_LOG_LEVEL": "WARNING"}
         client = redis.Redis.from_url(redis_server.address)
+        client.config_set("notify-keyspace-events", "K$")  # announce SETs of string keys
         publisher = KafkaPublisher(kafka.address, client_id="bench", delivery_timeout_s=30)
         messages = world_messages(args.world_dir, datetime.now(UTC).strftime("%H%M%S"))
         log = workdir / "stream.log"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.harness import ServerProcess, start_kafka, start_redis
+from tests.harness import ServerProcess, start_kafka, start_redis, start_redis_cluster
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +21,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
 @pytest.fixture(scope="session")
 def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server = start_kafka(Path(tmp_path_factory.mktemp("kafka")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = start_redis_cluster(Path(tmp_path_factory.mktemp("redis-cluster")))
     yield server
     server.stop()
 

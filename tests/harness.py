@@ -7,7 +7,8 @@ from services.devstack.servers import (
     free_port,
     start_kafka,
     start_redis,
+    start_redis_cluster,
 )
 
 __all__ = ["REPO_ROOT", "ServerDidNotStart", "ServerProcess", "free_port", "start_kafka",
-           "start_redis"]
+           "start_redis", "start_redis_cluster"]

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
+
 from services.common.probe import kafka_ready, redis_ready
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -100,3 +102,35 @@ def start_kafka(workdir: Path, partitions: int = 3, timeout_s: float = 90.0) -> 
         "kafka", REPO_ROOT / "infra/kafka/start.sh", env, workdir / "kafka.log", bootstrap,
         lambda: kafka_ready(bootstrap, timeout_s=2.0), timeout_s,
     )
+
+
+def start_redis_cluster(workdir: Path, timeout_s: float = 20.0) -> ServerProcess:
+    """A one-node Redis Cluster owning all 16,384 slots: the cluster client's real code path."""
+    port, bus_port = free_port(), free_port()  # the default bus port, port + 10000, may be > 65535
+    log_path = workdir / "redis-cluster.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
+             "--cluster-enabled", "yes", "--cluster-port", str(bus_port),
+             "--cluster-config-file", str(workdir / "nodes.conf"),
+             "--save", "", "--appendonly", "no"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    server = ServerProcess("redis-cluster", process, log_path, f"redis://127.0.0.1:{port}/0")
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not redis_ready(server.address, timeout_s=0.5):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise ServerDidNotStart(f"redis-cluster did not start:\n{server.log_tail()}")
+            time.sleep(0.1)
+        node = redis.Redis(port=port)
+        node.cluster("ADDSLOTSRANGE", 0, 16383)
+        while node.cluster("INFO")["cluster_state"] != "ok":
+            if time.monotonic() > deadline:
+                raise ServerDidNotStart(f"redis-cluster slots not ok:\n{server.log_tail()}")
+            time.sleep(0.1)
+        node.close()
+    except BaseException:
+        server.stop()
+        raise
+    return server

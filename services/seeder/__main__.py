@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 
 import pandas as pd
@@ -77,7 +78,9 @@ def main() -> int:
 
         transactions = recent(pd.read_parquet(worlds / "transactions" / "transactions.parquet"),
                               "tx_datetime", args.transaction_days)
-        shift = now - transactions["tx_datetime"].max().to_pydatetime().replace(tzinfo=UTC)
+        # Whole weeks: weekday and hour of day (two of the model's features) survive the shift.
+        gap = now - transactions["tx_datetime"].max().to_pydatetime().replace(tzinfo=UTC)
+        shift = timedelta(weeks=math.floor(gap / timedelta(weeks=1)))
         messages = list(transaction_messages(transactions, shift, now))
         publish(publisher, messages, len(messages), "transactions and labels")
     finally:

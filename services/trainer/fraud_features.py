@@ -38,6 +38,7 @@ from services.common.catalog import (
     TERMINAL_RISK_DELAY_DAYS,
     TRANSACTION_TYPES,
 )
+from services.common.fraud_online.features import NO_PREVIOUS_SECONDS
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -46,7 +47,6 @@ Matrix = npt.NDArray[np.float32]
 MS_HOUR = 3_600_000
 MS_DAY = 24 * MS_HOUR
 DELAY = TERMINAL_RISK_DELAY_DAYS * MS_DAY
-NO_PREVIOUS_SECONDS = 1e6
 _LOOKBACK = 40 * MS_DAY  # > the longest reach back (30 + 7 days): shifted times never go negative
 _LOOKAHEAD = 31 * MS_DAY  # > the longest coverage forward (30 days) of a device/IP use
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,8 +28,7 @@ from services.common.features import (
     UnknownFeature,
     WriteOutcome,
 )
-from services.common.probe import redis_ready
-from tests.harness import ServerDidNotStart, ServerProcess, free_port
+from tests.harness import ServerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -76,40 +73,6 @@ class FakeClock:
 class Backend:
     store: FeatureStore
     wait: Callable[[float], None]  # lets time pass: a fake clock in memory, a real sleep on Redis
-
-
-@pytest.fixture(scope="session")
-def redis_cluster_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A one-node Redis Cluster that owns all 16384 slots: the cluster client's real code path."""
-    workdir = Path(tmp_path_factory.mktemp("redis-cluster"))
-    port, bus_port = free_port(), free_port()  # default bus port, port + 10000, may be > 65535
-    log_path = workdir / "redis.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
-             "--cluster-enabled", "yes", "--cluster-port", str(bus_port),
-             "--cluster-config-file", str(workdir / "nodes.conf"),
-             "--save", "", "--appendonly", "no"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-    server = ServerProcess("redis-cluster", process, log_path, f"redis://127.0.0.1:{port}/0")
-    try:
-        _wait_for(lambda: redis_ready(server.address, timeout_s=0.5), server)
-        node = redis.Redis(port=port)
-        node.cluster("ADDSLOTSRANGE", 0, 16383)
-        _wait_for(lambda: node.cluster("INFO")["cluster_state"] == "ok", server)
-        node.close()
-        yield server
-    finally:
-        server.stop()
-
-
-def _wait_for(ready: Callable[[], bool], server: ServerProcess, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not ready():
-        if time.monotonic() > deadline or server.process.poll() is not None:
-            raise ServerDidNotStart(f"{server.name} not ready:\n{server.log_tail()}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(params=["memory", "redis", "redis_cluster"])
