@@ -42,7 +42,8 @@ stop: ## stop everything `make run` started
 status: ## what runs where, and is it healthy
 	@$(STACK) status
 
-demo: run ## run the system and show it (grows with every design that lands)
+demo: run ## run the system, seed it with the worlds' history, show it (grows with every design)
+	$(PY) -m services.seeder
 	@$(STACK) status
 
 test: setup lint ## everything CI runs: lint, then unit and integration tests in one pytest run
