@@ -17,10 +17,8 @@ import logging
 import os
 import platform
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +45,7 @@ from services.common.features import (
 from services.common.features.plans import Fetched, ReadPlan, plan_read
 from services.common.features.redis_store import TS_FIELD, row_key
 from services.common.features.values import FeatureInput
+from services.devstack.servers import redis_url
 
 logger = logging.getLogger("feature_store_read")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -198,19 +197,6 @@ def plot(cases: Sequence[Case], meta: Mapping[str, str], path: Path) -> None:
     plt.close(figure)
 
 
-@contextmanager
-def redis_url(given: str | None) -> Iterator[str]:
-    if given:
-        yield given
-        return
-    from services.devstack.servers import start_redis  # noqa: PLC0415
-
-    with tempfile.TemporaryDirectory() as workdir:
-        server = start_redis(Path(workdir))
-        try:
-            yield server.address
-        finally:
-            server.stop()
 
 
 def run(args: argparse.Namespace) -> None:

@@ -22,10 +22,8 @@ import logging
 import os
 import platform
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,6 +38,7 @@ from tqdm import tqdm
 from services.common.bus.events import Event, decode_event
 from services.common.events import TransactionData
 from services.common.fraud_online import RedisFraudStateReader, fraud_features
+from services.devstack.servers import redis_url
 from services.seeder.history import transaction_messages
 from services.stream.fraud_labels import FraudLabelHandler
 from services.stream.transactions import TransactionFeaturesHandler
@@ -52,19 +51,6 @@ FLUSH_EVERY = 500     # the consumer runner's default max_batch
 PERCENTILES = (50, 90, 99, 99.9)
 
 
-@contextmanager
-def redis_url(given: str | None) -> Iterator[str]:
-    if given:
-        yield given
-        return
-    from services.devstack.servers import start_redis  # noqa: PLC0415
-
-    with tempfile.TemporaryDirectory() as workdir:
-        server = start_redis(Path(workdir))
-        try:
-            yield server.address
-        finally:
-            server.stop()
 
 
 @dataclass

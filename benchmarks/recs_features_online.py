@@ -25,10 +25,8 @@ import logging
 import os
 import platform
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,6 +48,7 @@ from services.common.recs_online import (
     user_vectors,
 )
 from services.common.recs_online.state import UserOnlineState
+from services.devstack.servers import redis_url
 from services.stream.watches import WatchFeaturesHandler
 from services.trainer import recs_models as rm
 from services.trainer.recs import CANDIDATE_SIZES, EMBEDDING_DIM
@@ -145,19 +144,6 @@ def summary(samples_ms: Sequence[float]) -> dict[str, float]:
     return stats
 
 
-@contextmanager
-def redis_url(given: str | None) -> Iterator[str]:
-    if given:
-        yield given
-        return
-    from services.devstack.servers import start_redis  # noqa: PLC0415
-
-    with tempfile.TemporaryDirectory() as workdir:
-        server = start_redis(Path(workdir))
-        try:
-            yield server.address
-        finally:
-            server.stop()
 
 
 def run(args: argparse.Namespace) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from redis.connection import AbstractConnection
 
 from tests.harness import ServerProcess, start_kafka, start_redis, start_redis_cluster
 
@@ -39,3 +41,17 @@ def redis_client(redis_server: ServerProcess) -> Iterator[redis.Redis]:
     client.flushdb()
     yield client
     client.close()
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Counts what Redis clients send to a socket: a pipeline is one send, whatever its length."""
+    sends: list[int] = []
+    original: Callable[..., None] = AbstractConnection.send_packed_command
+
+    def counting(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        sends.append(1)
+        original(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    yield sends

@@ -11,8 +11,10 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,3 +136,17 @@ def start_redis_cluster(workdir: Path, timeout_s: float = 20.0) -> ServerProcess
         server.stop()
         raise
     return server
+
+
+@contextmanager
+def redis_url(given: str | None) -> Iterator[str]:
+    """`given` when a benchmark was pointed at a Redis, else a throwaway redis-server's URL."""
+    if given:
+        yield given
+        return
+    with tempfile.TemporaryDirectory() as workdir:
+        server = start_redis(Path(workdir))
+        try:
+            yield server.address
+        finally:
+            server.stop()

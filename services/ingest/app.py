@@ -10,13 +10,14 @@ import redis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from services.common import probe
 from services.common.bus.ports import Publisher
 from services.common.health import Check
 from services.common.http import create_service_app
 from services.common.redis_client import request_path_redis
 from services.common.telemetry import Metrics
 from services.ingest.api import router
-from services.ingest.broker import DeferredPublisher, broker_answers, kafka_connector
+from services.ingest.broker import DeferredPublisher, kafka_connector
 from services.ingest.dedupe import Dedupe, RedisDedupe
 from services.ingest.errors import (
     BatchTooLarge,
@@ -74,8 +75,8 @@ def _kafka_check(settings: IngestSettings, deferred: DeferredPublisher | None) -
 
     def kafka_ready() -> bool:
         # Connected first: probing an unreachable broker would still cost the probe's timeout.
-        return deferred.connected and broker_answers(settings.kafka_bootstrap_servers,
-                                                     settings.ingest_broker_probe_timeout_s)
+        return deferred.connected and probe.kafka_ready(settings.kafka_bootstrap_servers,
+                                                        settings.ingest_broker_probe_timeout_s)
 
     return kafka_ready
 

@@ -12,13 +12,11 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from kafka import KafkaAdminClient
-from kafka.errors import KafkaError
-
 from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
 from services.common.bus.ports import Delivery, OutboundMessage, Publisher
 from services.common.bus.topics import platform_topics
 from services.common.events import EVENT_TYPES
+from services.common.probe import kafka_ready
 from services.ingest.settings import IngestSettings
 
 logger = logging.getLogger(__name__)
@@ -29,29 +27,12 @@ class BrokerUnreachable(ConnectionError):
     """No broker answered the probe in time."""
 
 
-def broker_answers(bootstrap_servers: str, timeout_s: float) -> bool:
-    """True when a broker answers a metadata request naming a controller, within `timeout_s`."""
-    timeout_ms = int(timeout_s * 1000)
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="ingest-probe",
-                                 request_timeout_ms=timeout_ms, bootstrap_timeout_ms=timeout_ms)
-    except (KafkaError, OSError, ValueError):
-        return False
-    try:
-        cluster = admin.describe_cluster()
-        return bool(cluster.get("brokers")) and cluster.get("controller_id", -1) >= 0
-    except (KafkaError, OSError):
-        return False
-    finally:
-        admin.close()
-
-
 def kafka_connector(settings: IngestSettings) -> Callable[[], Publisher]:
     """One attempt to reach the broker: probe, create missing platform topics, build a producer."""
     bootstrap = settings.kafka_bootstrap_servers
 
     def connect() -> Publisher:
-        if not broker_answers(bootstrap, settings.ingest_broker_probe_timeout_s):
+        if not kafka_ready(bootstrap, settings.ingest_broker_probe_timeout_s):
             raise BrokerUnreachable(f"no Kafka broker answered at {bootstrap}")
         ensure_topics(bootstrap, platform_topics(settings.kafka_topic_partitions,
                                                  settings.kafka_replication_factor))

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import numpy as np
 import pytest
 import redis
 from redis.backoff import NoBackoff
-from redis.connection import AbstractConnection
 from redis.retry import Retry
 
 from services.common.features import (
@@ -48,18 +45,6 @@ def profile_write(entity_id: str) -> FeatureWrite:
         EVENT_TIME)
 
 
-@pytest.fixture
-def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Counts what the client sends to a socket: a pipeline is one send, whatever its length."""
-    sends: list[int] = []
-    original: Callable[..., None] = AbstractConnection.send_packed_command
-
-    def counting(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
-        sends.append(1)
-        original(self, command, check_health)
-
-    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
-    yield sends
 
 
 def test_rows_are_stored_under_the_documented_key_layout(redis_client: redis.Redis) -> None:

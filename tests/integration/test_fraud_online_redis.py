@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +10,6 @@ import numpy as np
 import pytest
 import redis
 from redis.cluster import RedisCluster
-from redis.connection import AbstractConnection
 
 from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.fraud_online import (
@@ -40,18 +38,6 @@ def dump(client: redis.Redis) -> dict[object, object]:
     return {key: client.zrange(key, 0, -1, withscores=True) for key in sorted(client.keys("*"))}
 
 
-@pytest.fixture
-def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Counts what the client sends to a socket: a pipeline is one send, whatever its length."""
-    sends: list[int] = []
-    original: Callable[..., None] = AbstractConnection.send_packed_command
-
-    def counting(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
-        sends.append(1)
-        original(self, command, check_health)
-
-    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
-    yield sends
 
 
 def test_state_is_stored_under_the_documented_keys_with_ttls(redis_client: redis.Redis) -> None:

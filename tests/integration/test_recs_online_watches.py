@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pytest
 import redis
-from redis.connection import AbstractConnection
 
 from services.common.bus.consumer import ConsumerMetrics, ConsumerRunner, RunnerConfig
 from services.common.bus.dedupe import RedisDeduplicator
@@ -69,18 +67,6 @@ def everything(client: redis.Redis) -> dict[Any, Any]:
     return values
 
 
-@pytest.fixture
-def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Counts what the client sends to a socket: a pipeline is one send, whatever its length."""
-    sends: list[int] = []
-    original: Callable[..., None] = AbstractConnection.send_packed_command
-
-    def counting(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
-        sends.append(1)
-        original(self, command, check_health)
-
-    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
-    yield sends
 
 
 def test_a_watch_lands_under_the_documented_keys(redis_client: redis.Redis) -> None:
