@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
-from services.common.bus.consumer import PoisonEvent
 from services.common.bus.events import Event
 from services.common.events import WatchData, event_time_of
 from services.common.features.plans import epoch_ms
 from services.common.recs_online import ItemArtifacts, RedisRecsStore, Watch
 from services.common.recs_online.lua import RedisClient
+from services.stream.payloads import parse_payload
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +45,7 @@ class WatchFeaturesHandler:
         if event.type == "rating":
             self.counts.ratings_ignored += 1
             return
-        if event.type != "watch":
-            raise PoisonEvent(f"event type {event.type!r} does not belong on watch-events")
-        try:
-            data = WatchData.model_validate(event.data)
-        except ValidationError as exc:
-            raise PoisonEvent(f"invalid watch data: {exc}") from exc
+        data = parse_payload(event, "watch", WatchData)
         if data.content_id not in self._items.row_of:
             self.counts.unknown_titles += 1
         watch = Watch(event.id, data.content_id, data.completed,
