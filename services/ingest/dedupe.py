@@ -8,7 +8,7 @@ from typing import Protocol
 
 import redis
 
-from services.common.bus.dedupe import InMemoryDeduplicator
+from services.common.bus.dedupe import InMemoryDeduplicator, RedisDeduplicator
 
 
 class DedupeUnavailable(Exception):
@@ -28,40 +28,23 @@ class Dedupe(Protocol):
 
 
 class RedisDedupe:
-    """One key per acknowledged event, `<ns>:ingest:{<event id>}` = 1, expiring after the window.
-
-    The id is the hash tag, so on Redis Cluster the keys spread over every slot. Each call is one
-    pipelined round trip for the whole batch; the client is the fail-fast request-path one.
-    """
+    """One key per acknowledged event, `<ns>:ingest:{<event id>}` = 1, expiring after the window:
+    the consumers' RedisDeduplicator under ingest's own prefix, with Redis errors reported as
+    DedupeUnavailable. The client is the fail-fast request-path one."""
 
     def __init__(self, client: redis.Redis, window_s: int, namespace: str) -> None:
         self._client = client
-        self._window_s = window_s
-        self._prefix = f"{namespace}:ingest:"
-
-    def _key(self, event_id: str) -> str:
-        return f"{self._prefix}{{{event_id}}}"
+        self._ids = RedisDeduplicator.with_prefix(client, f"{namespace}:ingest:", window_s)
 
     def stored(self, event_ids: Sequence[str]) -> set[str]:
-        if not event_ids:
-            return set()
-        pipe = self._client.pipeline(transaction=False)
-        for event_id in event_ids:
-            pipe.exists(self._key(event_id))
         try:
-            found = pipe.execute()
+            return self._ids.seen(event_ids)
         except redis.RedisError as exc:
             raise DedupeUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        return {eid for eid, hit in zip(event_ids, found, strict=True) if hit}
 
     def remember(self, event_ids: Sequence[str]) -> None:
-        if not event_ids:
-            return
-        pipe = self._client.pipeline(transaction=False)
-        for event_id in event_ids:
-            pipe.set(self._key(event_id), b"1", ex=self._window_s)
         try:
-            pipe.execute()
+            self._ids.mark(event_ids)
         except redis.RedisError as exc:
             raise DedupeUnavailable(f"{type(exc).__name__}: {exc}") from exc
 

@@ -33,6 +33,13 @@ class RedisDeduplicator:
         self._prefix = f"{namespace}:dedupe:{group}:"
         self._window_s = window_s
 
+    @classmethod
+    def with_prefix(cls, client: redis.Redis, prefix: str, window_s: int) -> RedisDeduplicator:
+        """The same store under another key prefix (ingest: `<ns>:ingest:`)."""
+        deduplicator = cls(client, "", window_s)
+        deduplicator._prefix = prefix
+        return deduplicator
+
     def _key(self, event_id: str) -> str:
         return f"{self._prefix}{{{event_id}}}"
 
