@@ -28,7 +28,6 @@ class RunningConcern:
     concern: Concern
     runner: ConsumerRunner
     thread: threading.Thread | None = None
-    failed: BaseException | None = None
 
     def alive(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
@@ -37,8 +36,7 @@ class RunningConcern:
 def _run(running: RunningConcern) -> None:
     try:
         running.runner.run()
-    except BaseException as exc:  # reported by /readyz; supervisord restarts the process
-        running.failed = exc
+    except BaseException:  # its dead thread makes /readyz fail; supervisord restarts the process
         logger.exception("concern stopped", extra={"concern": running.concern.name})
 
 
