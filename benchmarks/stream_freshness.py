@@ -39,7 +39,7 @@ import redis
 from tqdm import tqdm
 
 from services.common.bus.events import decode_event, encode_event
-from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, group_lag
+from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import TRANSACTIONS, WATCH_EVENTS, platform_topics
 from services.common.probe import http_ready
@@ -154,8 +154,9 @@ def drain(bootstrap: str, backlog: dict[str, int], env: dict[str, str], port: in
         while len(rates) < len(backlog):
             time.sleep(0.5)
             left = 0
+            lags = group_lags(bootstrap, {GROUPS[topic]: [topic] for topic in backlog})
             for topic, total in backlog.items():
-                lag = group_lag(bootstrap, GROUPS[topic], [topic])
+                lag = lags[GROUPS[topic]]
                 left += lag
                 if lag == 0 and topic not in rates:
                     rates[topic] = total / (time.perf_counter() - started)

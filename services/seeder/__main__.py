@@ -13,7 +13,7 @@ from itertools import islice
 import pandas as pd
 from tqdm import tqdm
 
-from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, group_lag
+from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import platform_topics
 from services.seeder.history import recent, transaction_messages, watch_messages
@@ -39,7 +39,7 @@ def publish(publisher: KafkaPublisher, messages: Iterable[OutboundMessage], tota
 
 def stream_lag(bootstrap: str) -> int:
     """Events the stream processor's consumer groups have not applied yet."""
-    return sum(group_lag(bootstrap, c.group, c.topics) for c in CONCERNS)
+    return sum(group_lags(bootstrap, {c.group: c.topics for c in CONCERNS}).values())
 
 
 def wait_for_stream(bootstrap: str, timeout_s: float) -> bool:

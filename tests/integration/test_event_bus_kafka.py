@@ -19,7 +19,7 @@ from kafka import KafkaConsumer
 
 from services.common.bus.consumer import ConsumerMetrics, ConsumerRunner, RunnerConfig
 from services.common.bus.events import Event, decode_event
-from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
+from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.runtime import build_kafka_consumer
 from services.common.bus.topics import TopicSpec, dlq_topic
@@ -230,3 +230,19 @@ def test_decoding_a_consumed_event_gives_back_the_published_one(
     consumer.close()
     assert decode_event(record.value) == decode_event(message.value)
     assert record.key == b"u0"
+
+
+def test_group_lag_counts_what_the_group_has_not_committed(
+        kafka_server: ServerProcess, redis_server: ServerProcess, redis_client: redis.Redis,
+        topic: str, publisher: KafkaPublisher) -> None:
+    publish_or_raise(publisher, events(topic, 40))
+    group = f"{topic}-group"
+    assert group_lags(kafka_server.address, {group: [topic]}) == {group: 40}
+    runner = in_process_runner(kafka_server, redis_server, redis_client, topic, "lag",
+                               Metrics("it"))
+    thread = run_in_thread(runner)
+    wait_for(lambda: len(handled_counts(redis_client, "lag")) == 40, 30, "40 events handled")
+    runner.stop()
+    thread.join(15)
+
+    assert group_lags(kafka_server.address, {group: [topic]}) == {group: 0}

@@ -162,24 +162,30 @@ class KafkaRecordSource:
         self._consumer.close(autocommit=False)
 
 
-def group_lag(bootstrap_servers: str, group: str, topics: Sequence[str],
-              timeout_s: float = 10.0) -> int:
-    """Records on `topics` that `group` has not committed yet (all of them if it never did)."""
+def group_lags(bootstrap_servers: str, topics_by_group: Mapping[str, Sequence[str]],
+               timeout_s: float = 10.0) -> dict[str, int]:
+    """Per group, the records on its topics it has not committed yet (all if it never did).
+
+    One admin client and one consumer answer for every group: callers poll this every second.
+    """
     timeout_ms = int(timeout_s * 1000)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="lag-probe",
                              bootstrap_timeout_ms=timeout_ms)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, client_id="lag-probe",
                              bootstrap_timeout_ms=timeout_ms)
     try:
-        committed = admin.list_group_offsets(group).get(group, {})
-        partitions = [TopicPartition(topic, p) for topic in topics
-                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        ends = consumer.end_offsets(partitions)
-        lag = 0
-        for tp in partitions:
-            done = committed.get(tp)
-            lag += ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
-        return lag
+        lags = {}
+        for group, topics in topics_by_group.items():
+            committed = admin.list_group_offsets(group).get(group, {})
+            partitions = [TopicPartition(topic, p) for topic in topics
+                          for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            ends = consumer.end_offsets(partitions)
+            lag = 0
+            for tp in partitions:
+                done = committed.get(tp)
+                lag += ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
+            lags[group] = lag
+        return lags
     finally:
         consumer.close()
         admin.close()
