@@ -121,6 +121,7 @@ class ConsumerRunner:
         self._stopping = threading.Event()
         self._pending: dict[TopicPartitionKey, int] = {}  # next offset to commit, per partition
         self._last_commit = time.monotonic()
+        self._retrying = self._build_retrying()
         source.on_revoke(self._on_revoke)
 
     def stop(self) -> None:
@@ -225,6 +226,10 @@ class ConsumerRunner:
             self._count(record.topic, "dead_lettered")
 
     def _retry(self, fn: Callable[..., T], *args: Any) -> T:
+        return self._retrying(fn, *args)
+
+    def _build_retrying(self) -> Retrying:
+        """Built once per runner: it wraps every handle() call, so not per event."""
         config = self._config
 
         def count_retry(state: Any) -> None:
@@ -232,7 +237,7 @@ class ConsumerRunner:
             logger.warning("transient error, retrying", extra={
                 "attempt": state.attempt_number, "error": repr(state.outcome.exception())})
 
-        retrying = Retrying(
+        return Retrying(
             retry=retry_if_exception_type(TRANSIENT_ERRORS),
             stop=stop_after_attempt(config.max_attempts) | stop_when_event_set(self._stopping),
             wait=wait_exponential_jitter(multiplier=config.backoff_initial_s,
@@ -241,7 +246,6 @@ class ConsumerRunner:
             before_sleep=count_retry,
             reraise=True,
         )
-        return retrying(fn, *args)
 
     def _commit(self, force: bool) -> None:
         due = time.monotonic() - self._last_commit >= self._config.commit_interval_s
