@@ -11,13 +11,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.common import probe
+from services.common.bus.deferred import DeferredPublisher
 from services.common.bus.ports import Publisher
 from services.common.health import Check
 from services.common.http import create_service_app
 from services.common.redis_client import request_path_redis
 from services.common.telemetry import Metrics
 from services.ingest.api import router
-from services.ingest.broker import DeferredPublisher, kafka_connector
+from services.ingest.broker import kafka_connector
 from services.ingest.dedupe import Dedupe, RedisDedupe
 from services.ingest.errors import (
     BatchTooLarge,

@@ -1,107 +1,16 @@
-"""Reaching Kafka without blocking start-up: a bounded probe, and a publisher connected in the back.
-
-kafka-python waits up to 30 s (its bootstrap_timeout_ms) for a first broker before a producer
-or admin client even exists, so ingest never builds one until a bounded probe saw the broker
-answer, and it does so on a thread: /healthz answers at once, /readyz and posts answer "not yet"
-until the producer exists.
-"""
+"""Ingest's way to the broker: the platform's deferred publisher, warmed on every event topic."""
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
-from services.common.bus.ports import Delivery, OutboundMessage, Publisher
-from services.common.bus.topics import platform_topics
+from services.common.bus.deferred import kafka_connector as platform_connector
+from services.common.bus.ports import Publisher
 from services.common.events import EVENT_TYPES
-from services.common.probe import kafka_ready
 from services.ingest.settings import IngestSettings
-
-logger = logging.getLogger(__name__)
-NOT_CONNECTED = "BrokerNotConnected: no connection to the event bus yet"
-
-
-class BrokerUnreachable(ConnectionError):
-    """No broker answered the probe in time."""
 
 
 def kafka_connector(settings: IngestSettings) -> Callable[[], Publisher]:
-    """One attempt to reach the broker: probe, create missing platform topics, build a producer."""
-    bootstrap = settings.kafka_bootstrap_servers
-
-    def connect() -> Publisher:
-        if not kafka_ready(bootstrap, settings.ingest_broker_probe_timeout_s):
-            raise BrokerUnreachable(f"no Kafka broker answered at {bootstrap}")
-        ensure_topics(bootstrap, platform_topics(settings.kafka_topic_partitions,
-                                                 settings.kafka_replication_factor))
-        # Warm every event topic's metadata now: without it, a send to a topic during an
-        # outage blocks for the delivery timeout before it can fail.
-        return KafkaPublisher(bootstrap, client_id=settings.service_name,
+    return platform_connector(settings, probe_timeout_s=settings.ingest_broker_probe_timeout_s,
                               delivery_timeout_s=settings.ingest_delivery_timeout_s,
-                              warm_topics=sorted({t.topic for t in EVENT_TYPES.values()}))
-
-    return connect
-
-
-class DeferredPublisher:
-    """A Publisher whose real one is built on a background thread, retried until the broker answers.
-
-    Until then every message fails at once (the caller answers 503). Once built, the producer
-    rides out later broker outages on its own: its sends fail within the delivery timeout.
-    """
-
-    def __init__(self, connect: Callable[[], Publisher], backoff_initial_s: float = 0.25,
-                 backoff_max_s: float = 5.0) -> None:
-        self._connect = connect
-        self._backoff_initial_s = backoff_initial_s
-        self._backoff_max_s = backoff_max_s
-        self._publisher: Publisher | None = None
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._keep_trying, name="broker-connect",
-                                        daemon=True)
-
-    @property
-    def connected(self) -> bool:
-        return self._publisher is not None
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _keep_trying(self) -> None:
-        backoff_s = self._backoff_initial_s
-        while not self._stopping.is_set():
-            try:
-                publisher = self._connect()
-            except Exception as exc:  # any failure to connect is retried; the service stays up
-                logger.warning("event bus not reachable, retrying",
-                               extra={"error": f"{type(exc).__name__}: {exc}",
-                                      "retry_in_s": backoff_s})
-                self._stopping.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, self._backoff_max_s)
-                continue
-            if self._stopping.is_set():  # closed while connecting: nobody will close it later
-                publisher.close()
-                return
-            self._publisher = publisher
-            logger.info("event bus connected")
-            return
-
-    def publish(self, messages: Sequence[OutboundMessage]) -> list[Delivery]:
-        publisher = self._publisher
-        if publisher is None:
-            return [Delivery(m, error=NOT_CONNECTED) for m in messages]
-        try:
-            return publisher.publish(messages)
-        except Exception as exc:  # whatever went wrong, these messages are not known to be stored
-            logger.exception("publish raised")
-            return [Delivery(m, error=f"{type(exc).__name__}: {exc}") for m in messages]
-
-    def close(self, join_timeout_s: float = 5.0) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(join_timeout_s)
-        publisher, self._publisher = self._publisher, None
-        if publisher is not None:
-            publisher.close()
+                              warm_topics={t.topic for t in EVENT_TYPES.values()})

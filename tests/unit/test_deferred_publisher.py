@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 
 from fastapi.testclient import TestClient
 
+from services.common.bus.deferred import NOT_CONNECTED, DeferredPublisher
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.ports import Delivery, OutboundMessage, Publisher
 from services.ingest.app import create_app
-from services.ingest.broker import NOT_CONNECTED, DeferredPublisher
 from services.ingest.dedupe import InMemoryDedupe
 from services.ingest.settings import IngestSettings
 from tests.unit.test_ingest_batching import watch
