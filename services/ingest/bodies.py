@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 from pydantic import ValidationError
 
+from services.common.bodies import read_bounded
 from services.ingest.batching import FieldProblem
 from services.ingest.errors import (
     BatchTooLarge,
@@ -22,16 +23,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     if encoding != "identity":
         raise UnsupportedEncoding(
             f"Content-Encoding {encoding!r} is not supported; send plain JSON")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"the body has {declared} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"the body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_bounded(request, limit, BodyTooLarge)
 
 
 def decode_batch(body: bytes, max_events: int) -> IngestRequest:

@@ -6,6 +6,7 @@ import zlib
 
 from fastapi import Request
 
+from services.common.bodies import read_bounded
 from services.common.models import ModelError
 
 
@@ -23,16 +24,7 @@ _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The body as sent, refused as soon as it passes `limit` bytes; then inflated, also bounded."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise RequestTooLarge(f"the body has {declared} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLarge(f"the body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    body = await read_bounded(request, limit, RequestTooLarge)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding == "identity":
         return body
