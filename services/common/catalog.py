@@ -68,6 +68,10 @@ REALTIME_FEATURES: tuple[ModelFeature, ...] = (
 FRAUD_FEATURES: tuple[ModelFeature, ...] = HANDBOOK_FEATURES + REALTIME_FEATURES
 """The fraud model's input, in order."""
 
+FRAUD_REFERENCE_FILE = "reference.json"
+"""Stored beside each fraud model version: every feature's typical (median legitimate) value, the
+point the fraud service explains a score against."""
+
 
 # --- Recommendations -------------------------------------------------------------------------
 RANKER_FEATURES: tuple[ModelFeature, ...] = (

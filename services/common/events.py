@@ -113,6 +113,30 @@ class FraudLabelData(Payload):
     is_fraud: bool
 
 
+class FraudDecisionData(Payload):
+    """A decision the fraud service made, with the feature vector the model saw (FRAUD_FEATURES
+    order): joined with `fraud-labels` by transaction_id, it is the next training run's data as
+    served, not as recomputed. Published to `fraud-decisions` by the fraud service; ingest does
+    not accept it from clients."""
+
+    transaction_id: TransactionId
+    card_id: str = Field(max_length=64)
+    user_id: CustomerId
+    transaction_time: AwareDatetime
+    amount: float
+    path: Literal["http", "stream"]
+    risk_score: float = Field(ge=0, le=1)
+    risk_level: Literal["low", "medium", "high", "critical"]
+    action: Literal["approve", "review", "decline"]
+    reason_codes: list[str]
+    rule_hits: list[str]
+    ml_score: float | None
+    model_version: int | None
+    policy_version: str
+    degraded: list[str]
+    features: list[float] | None = Field(description="FRAUD_FEATURES order; null if replayed")
+
+
 @dataclass(frozen=True)
 class EventType:
     name: str

@@ -6,7 +6,7 @@ from services.common.bus.events import Event
 from services.common.events import TransactionData
 from services.common.fraud_online import RedisFraudStateWriter
 from services.common.fraud_online.redis_state import RedisClient
-from services.stream.payloads import parse_payload
+from services.common.payloads import parse_payload
 
 
 class TransactionFeaturesHandler:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from services.common.bus.events import Event
 from services.common.events import WatchData, event_time_of
 from services.common.features.plans import epoch_ms
+from services.common.payloads import parse_payload
 from services.common.recs_online import ItemArtifacts, RedisRecsStore, Watch
 from services.common.recs_online.lua import RedisClient
-from services.stream.payloads import parse_payload
 
 logger = logging.getLogger(__name__)
 

@@ -48,7 +48,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from services.common.catalog import FRAUD_FEATURE_NAMES, HANDBOOK_FEATURE_NAMES
+from services.common.catalog import (
+    FRAUD_FEATURE_NAMES,
+    FRAUD_REFERENCE_FILE,
+    HANDBOOK_FEATURE_NAMES,
+)
 from services.trainer.artifacts import TrainedModel, data_hash
 from services.trainer.fraud_features import fraud_feature_matrix, handbook_feature_matrix
 from services.trainer.fraud_rules_baseline import (
@@ -447,7 +451,20 @@ def train_fraud(
     say("fraud: writing the report")
     write_report(result, world, report_dir)
     model.extra_files["evaluation.json"] = evaluation_json(result).encode()
+    model.extra_files[FRAUD_REFERENCE_FILE] = reference_json(data.x[data.train],
+                                                       data.y[data.train]).encode()
     return result
+
+
+def reference_json(x: Matrix, y: npt.NDArray[Any]) -> str:
+    """The typical transaction the fraud service explains against: each feature's median over
+    the legitimate training rows. A decision's top ML factors are the features whose typical
+    value would lower its score the most."""
+    genuine = x[y == 0] if (y == 0).any() else x
+    values = np.median(genuine, axis=0).astype(np.float32)
+    return json.dumps({"description": "median of each feature over legitimate training rows",
+                       "feature_names": list(FRAUD_FEATURE_NAMES),
+                       "values": [float(v) for v in values]}, indent=2) + "\n"
 
 
 def _risks(hits: BoolArray, probabilities: FloatArray) -> dict[str, FloatArray]:

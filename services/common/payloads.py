@@ -1,4 +1,4 @@
-"""An event's typed payload for a handler, or PoisonEvent saying why it can never be handled."""
+"""An event's typed payload for a consumer, or PoisonEvent saying why it can never be handled."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Fraud detection: features + velocity -> rules + ONNX model -> a decision with its reasons."""

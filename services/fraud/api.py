@@ -1,0 +1,61 @@
+"""Routes: POST /v1/score, a transaction in, a decision with its reasons out."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from services.common.bodies import read_bounded
+from services.fraud.errors import BodyTooLarge, MalformedBody
+from services.fraud.schemas import ErrorResponse, ScoreRequest, ScoreResponse
+from services.fraud.service import FraudService
+
+
+# Async dependencies run inline on the event loop: a sync one would cost a thread hop each.
+async def service(request: Request) -> FraudService:
+    value: FraudService = request.app.state.fraud
+    return value
+
+
+Service = Annotated[FraudService, Depends(service)]
+
+# The body is read by hand (bounded while it streams), so FastAPI is told its schema here.
+_REQUEST_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": ScoreRequest.model_json_schema()}}}}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "the body is not JSON"},
+    413: {"model": ErrorResponse, "description": "the body is over the size limit"},
+    422: {"description": "a field is missing, mistyped or out of range; `errors` names each"},
+}
+
+router = APIRouter(tags=["fraud"])
+
+
+def parse_request(body: bytes) -> ScoreRequest:
+    try:
+        return ScoreRequest.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        malformed = next((e for e in errors if e["type"] == "json_invalid"), None)
+        if malformed is not None:
+            raise MalformedBody(f"the body is not valid JSON: {malformed['msg']}") from exc
+        raise RequestValidationError(errors) from exc
+
+
+@router.post("/v1/score", responses=RESPONSES, openapi_extra=_REQUEST_BODY,
+             summary="decide on a transaction: approve, review or decline, with the reasons")
+async def score(request: Request, fraud: Service) -> ScoreResponse:
+    start = time.perf_counter()
+    body = await read_bounded(request, fraud.max_body_bytes, BodyTooLarge)
+    transaction = parse_request(body).to_transaction()
+    fraud.check_clock(transaction)
+    # Redis and ONNX Runtime block: off the event loop, in one hop for the whole pipeline.
+    scored = await run_in_threadpool(fraud.score, transaction)
+    return ScoreResponse.from_scored(scored, (time.perf_counter() - start) * 1000)
+
+

@@ -1,0 +1,117 @@
+"""Fraud's composition root: settings in; policy, feature store, model, decision log wired."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pybreaker
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from services.common.bus.background import BackgroundPublisher
+from services.common.bus.deferred import DeferredPublisher, kafka_connector
+from services.common.bus.ports import Publisher
+from services.common.catalog import FRAUD_FEATURE_NAMES
+from services.common.http import create_service_app
+from services.common.models import ModelClient, ModelRepository, create_model_client
+from services.common.redis_client import request_path_redis
+from services.common.telemetry import Metrics
+from services.fraud.api import router
+from services.fraud.errors import (
+    BodyTooLarge,
+    FraudRequestError,
+    MalformedBody,
+    TimestampTooFarAhead,
+)
+from services.fraud.metrics import FraudMetrics
+from services.fraud.policy_file import PolicyFile
+from services.fraud.schemas import ErrorResponse
+from services.fraud.scorer import FraudScorer, ReferenceCache
+from services.fraud.service import FraudService
+from services.fraud.settings import FraudSettings
+from services.fraud.state_store import FraudStore, RedisFraudStore
+
+logger = logging.getLogger(__name__)
+
+ERROR_STATUS: tuple[tuple[type[FraudRequestError], int], ...] = (
+    (MalformedBody, 400),
+    (BodyTooLarge, 413),
+    (TimestampTooFarAhead, 422),
+)
+
+
+async def _request_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FraudRequestError)
+    status = next(status for kind, status in ERROR_STATUS if isinstance(exc, kind))
+    return JSONResponse(ErrorResponse(detail=str(exc)).model_dump(), status_code=status)
+
+
+def feature_store_breaker(settings: FraudSettings) -> pybreaker.CircuitBreaker:
+    """After fail_max consecutive failures the feature store is skipped for reset_s, then one
+    trial call decides whether to close again: an outage costs a few deadlines, not every one."""
+    return pybreaker.CircuitBreaker(fail_max=settings.fraud_breaker_fail_max,
+                                    reset_timeout=settings.fraud_breaker_reset_s,
+                                    name="feature-store")
+
+
+def build_scorer(settings: FraudSettings, metrics: FraudMetrics, store: FraudStore,
+                 model: ModelClient) -> FraudScorer:
+    """The pipeline both paths share (HTTP here, the stream scorer in stream.py)."""
+    policy = PolicyFile(settings.fraud_policy_path, settings.fraud_policy_check_interval_s,
+                        on_reload=lambda outcome: metrics.policy_reloads.labels(outcome).inc())
+    repository = (ModelRepository(settings.model_repository)
+                  if settings.model_backend == "local" else None)
+    return FraudScorer(store=store, model=model, policy=policy.engine,
+                       references=ReferenceCache(repository, settings.fraud_model_name),
+                       metrics=metrics, breaker=feature_store_breaker(settings),
+                       model_name=settings.fraud_model_name,
+                       idempotency_window_s=settings.fraud_idempotency_window_s)
+
+
+def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
+               model: ModelClient | None = None, publisher: Publisher | None = None) -> FastAPI:
+    """The service; tests may pass a store, a model client or a publisher, which they own."""
+    metrics = Metrics(settings.service_name)
+    fraud_metrics = FraudMetrics(metrics)
+    redis_client = request_path_redis(settings, settings.fraud_redis_timeout_s)
+    own_model = model is None
+    model = model or create_model_client(
+        settings, expected_features={settings.fraud_model_name: FRAUD_FEATURE_NAMES})
+    scorer = build_scorer(settings, fraud_metrics,
+                          store or RedisFraudStore(redis_client, settings.feature_namespace),
+                          model)
+    deferred: DeferredPublisher | None = None
+    if publisher is None:
+        deferred = publisher = DeferredPublisher(kafka_connector(
+            settings, probe_timeout_s=settings.fraud_broker_probe_timeout_s,
+            delivery_timeout_s=settings.fraud_delivery_timeout_s,
+            warm_topics=[settings.fraud_decisions_topic]))
+    decisions = BackgroundPublisher(
+        publisher, capacity=settings.fraud_publish_queue,
+        on_outcome=lambda outcome, n: fraud_metrics.published.labels(outcome).inc(n))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if deferred is not None:
+            deferred.start()
+        scorer.warm_up()
+        logger.info("fraud started", extra={"policy": str(settings.fraud_policy_path)})
+        try:
+            yield
+        finally:
+            decisions.close()  # sends what is queued, then closes the deferred publisher
+            if own_model:
+                model.close()
+            redis_client.close()
+
+    app = create_service_app(title="fraud", metrics=metrics, lifespan=lifespan,
+                             readiness={"policy": lambda: True})
+    app.state.settings = settings
+    app.state.fraud = FraudService(scorer, decisions, settings.fraud_decisions_topic,
+                                   max_body_bytes=settings.fraud_max_body_bytes,
+                                   max_future_s=settings.fraud_max_future_s)
+    app.add_exception_handler(FraudRequestError, _request_error)
+    app.include_router(router)
+    return app

@@ -1,0 +1,45 @@
+"""Fraud's settings: the platform's and the models', its address, deadlines, policy file, stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from services.common.bus import topics
+from services.common.models import ModelSettings
+
+
+class FraudSettings(ModelSettings):
+    """MLSD_FRAUD_HOST, MLSD_FRAUD_PORT, MLSD_FRAUD_POLICY_PATH, ... (and MLSD_MODEL_*)."""
+
+    service_name: str = Field("fraud", pattern=r"^[a-z][a-z0-9_]*$")
+    fraud_host: str = "127.0.0.1"
+    fraud_port: int = Field(8040, ge=1, le=65535)
+    fraud_policy_path: Path = Field(Path("config/fraud/policy.toml"),
+                                    description="rules, lists, weights, thresholds; re-read "
+                                                "when it changes")
+    fraud_policy_check_interval_s: float = Field(1.0, gt=0)
+    fraud_model_name: str = "fraud"
+    fraud_max_body_bytes: int = Field(16 * 1024, gt=0, description="larger bodies get 413")
+    fraud_redis_timeout_s: float = Field(
+        0.02, gt=0, le=1, description="deadline of the one Redis round trip (connect included); "
+                                      "past it the decision is made without the card's history")
+    fraud_breaker_fail_max: int = Field(
+        5, ge=1, description="consecutive feature-store failures that open the circuit")
+    fraud_breaker_reset_s: float = Field(
+        5.0, gt=0, description="how long an open circuit skips the feature store")
+    fraud_idempotency_window_s: int = Field(
+        60, gt=0, description="a repeated transaction_id within it gets the same decision")
+    fraud_max_future_s: int = Field(
+        86_400, ge=0, description="timestamps further ahead than this are refused (422)")
+    fraud_decisions_topic: str = topics.FRAUD_DECISIONS
+    fraud_publish_queue: int = Field(
+        10_000, gt=0, description="decision events waiting for the broker; beyond, dropped")
+    fraud_broker_probe_timeout_s: float = Field(2.0, gt=0)
+    fraud_delivery_timeout_s: float = Field(5.0, gt=0, le=60)
+    # The stream scorer (python -m services.fraud.stream)
+    fraud_stream_group: str = "fraud-scorer"
+    fraud_stream_metrics_port: int = Field(8041, ge=1, le=65535)
+    fraud_stream_max_batch: int = Field(500, ge=1, le=5000)
+    fraud_stream_poll_timeout_s: float = Field(0.01, gt=0)

@@ -1,0 +1,155 @@
+"""The stream scorer: `transactions` in, decisions out to `fraud-decisions`, in micro-batches.
+
+    python -m services.fraud.stream      # consumer group fraud-scorer; probes on 8041
+
+Each polled batch is one Redis round trip (record + read every card), one ONNX call (every
+transaction and its explanation rows) and one publish; offsets are committed only after the
+decisions are stored (at-least-once; a redelivered transaction gets its recorded decision).
+Run more processes to share the partitions: the group balances them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from prometheus_client import Histogram
+
+from services.common.bus.consumer import (
+    ConsumerMetrics,
+    ConsumerRunner,
+    RunnerConfig,
+    TransientError,
+)
+from services.common.bus.events import Event
+from services.common.bus.kafka_bus import KafkaPublisher
+from services.common.bus.ports import Publisher, PublishFailed, publish_or_raise
+from services.common.bus.runtime import build_kafka_consumer
+from services.common.bus.topics import TRANSACTIONS
+from services.common.catalog import FRAUD_FEATURE_NAMES
+from services.common.events import TransactionData
+from services.common.http import create_service_app
+from services.common.models import create_model_client
+from services.common.payloads import parse_payload
+from services.common.redis_client import background_redis
+from services.common.telemetry import LATENCY_BUCKETS_S, Metrics, configure_logging
+from services.fraud.app import build_scorer
+from services.fraud.decision_events import decision_message
+from services.fraud.metrics import FraudMetrics
+from services.fraud.scorer import FraudScorer
+from services.fraud.settings import FraudSettings
+from services.fraud.state_store import RedisFraudStore
+
+logger = logging.getLogger(__name__)
+
+
+class StreamScoringHandler:
+    """`handle` validates and buffers; `flush` scores the buffer as one batch and publishes."""
+
+    def __init__(self, scorer: FraudScorer, publisher: Publisher, topic: str,
+                 freshness: Histogram) -> None:
+        self._scorer = scorer
+        self._publisher = publisher
+        self._topic = topic
+        self._freshness = freshness
+        self._pending: list[TransactionData] = []
+
+    def handle(self, event: Event) -> None:
+        self._pending.append(parse_payload(event, "transaction", TransactionData))
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        scored = self._scorer.score(self._pending, "stream")
+        try:
+            publish_or_raise(self._publisher,
+                             [decision_message(s, "stream", self._topic) for s in scored])
+        except PublishFailed as exc:  # retried: the batch's decisions are recorded, not lost
+            raise TransientError(str(exc)) from exc
+        now = datetime.now(UTC)
+        for txn in self._pending:
+            self._freshness.observe(max((now - txn.timestamp).total_seconds(), 0.0))
+        self._pending.clear()
+
+
+def create_stream_app(settings: FraudSettings) -> FastAPI:
+    metrics = Metrics(settings.service_name)
+    fraud_metrics = FraudMetrics(metrics)
+    consumer_metrics = ConsumerMetrics(metrics)
+    freshness = Histogram(
+        f"{metrics.service}_stream_event_to_decision_seconds",
+        "from the transaction's timestamp to its decision being stored in fraud-decisions",
+        registry=metrics.registry, buckets=LATENCY_BUCKETS_S)
+    state: dict[str, object] = {}
+
+    def start() -> None:
+        client = background_redis(settings)
+        model = create_model_client(
+            settings, expected_features={settings.fraud_model_name: FRAUD_FEATURE_NAMES})
+        scorer = build_scorer(settings, fraud_metrics,
+                              RedisFraudStore(client, settings.feature_namespace), model)
+        scorer.warm_up()
+        publisher = KafkaPublisher(settings.kafka_bootstrap_servers,
+                                   client_id=f"{settings.service_name}-decisions",
+                                   delivery_timeout_s=settings.fraud_delivery_timeout_s,
+                                   warm_topics=[settings.fraud_decisions_topic])
+        handler = StreamScoringHandler(scorer, publisher, settings.fraud_decisions_topic,
+                                       freshness)
+        runner = build_kafka_consumer(
+            settings, client, handler, consumer_metrics,
+            RunnerConfig(group=settings.fraud_stream_group, topics=(TRANSACTIONS,),
+                         max_batch=settings.fraud_stream_max_batch,
+                         poll_timeout_s=settings.fraud_stream_poll_timeout_s))
+        thread = threading.Thread(target=_run, args=(runner,), name="fraud-scorer", daemon=True)
+        state.update(runner=runner, thread=thread, publisher=publisher, model=model)
+        thread.start()
+
+    def stop() -> None:
+        runner, thread = state.get("runner"), state.get("thread")
+        if isinstance(runner, ConsumerRunner) and isinstance(thread, threading.Thread):
+            runner.stop()
+            thread.join(timeout=30)
+        publisher = state.get("publisher")
+        if isinstance(publisher, KafkaPublisher):
+            publisher.close()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(stop)
+
+    def running() -> bool:
+        thread = state.get("thread")
+        return isinstance(thread, threading.Thread) and thread.is_alive()
+
+    return create_service_app(title="fraud stream scorer", metrics=metrics, lifespan=lifespan,
+                              readiness={"scorer": running})
+
+
+def _run(runner: ConsumerRunner) -> None:
+    started = time.monotonic()
+    try:
+        runner.run()
+    except BaseException:  # its dead thread fails /readyz; supervisord restarts the process
+        logger.exception("stream scorer stopped", extra={"after_s": time.monotonic() - started})
+
+
+def main() -> None:
+    settings = FraudSettings(service_name="fraud_stream")
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    uvicorn.run(create_stream_app(settings), host=settings.fraud_host,
+                port=settings.fraud_stream_metrics_port, log_config=None, access_log=False)
+
+
+if __name__ == "__main__":
+    main()
