@@ -56,12 +56,14 @@ def start_service(redis_server: ServerProcess, kafka_server: ServerProcess, tmp_
 
     def start(module: str, **env: str) -> ServiceProcess:
         port = free_port()
-        prefix = {"stream": "MLSD_STREAM", "ingest": "MLSD_INGEST"}[module]
+        port_variable = {"stream": "MLSD_STREAM_PORT", "ingest": "MLSD_INGEST_PORT",
+                         "fraud": "MLSD_FRAUD_PORT",
+                         "fraud.stream": "MLSD_FRAUD_STREAM_METRICS_PORT"}[module]
         log = tmp_path / f"{module}-{len(started)}.log"
         environment = {
             **os.environ, "MLSD_REDIS_URL": redis_server.address,
             "MLSD_KAFKA_BOOTSTRAP_SERVERS": kafka_server.address,
-            "MLSD_MODEL_REPOSITORY": str(model_repository), f"{prefix}_PORT": str(port),
+            "MLSD_MODEL_REPOSITORY": str(model_repository), port_variable: str(port),
             "MLSD_STREAM_COMMIT_INTERVAL_S": "0.2", **env,
         }
         process = subprocess.Popen([sys.executable, "-m", f"services.{module}"], cwd=REPO_ROOT,

@@ -1,0 +1,190 @@
+"""The fraud API and stream scorer as processes on real Redis and Kafka: the issue's promises."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from kafka import KafkaConsumer
+
+from services.common.bus.events import Event
+from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
+from services.common.bus.ports import OutboundMessage, publish_or_raise
+from services.common.bus.topics import FRAUD_DECISIONS, TRANSACTIONS, dlq_topic, platform_topics
+from services.common.catalog import FRAUD_FEATURE_NAMES
+from tests.e2e.conftest import ServiceProcess
+from tests.harness import REPO_ROOT, ServerProcess, free_port
+
+pytestmark = pytest.mark.integration
+StartService = Callable[..., ServiceProcess]
+POLICY = REPO_ROOT / "config" / "fraud" / "policy.toml"
+PARIS, NEW_YORK = (48.8566, 2.3522), (40.7128, -74.0060)
+
+
+def transaction(run: str, n: int, *, card: str = "card1", at: datetime | None = None,
+                where: tuple[float, float] = PARIS, amount: float = 42.0,
+                device: str = "dev1", category: str = "grocery") -> dict[str, Any]:
+    when = at or datetime.now(UTC)
+    return {"transaction_id": f"{run}-{n}", "user_id": "cust1", "card_id": card,
+            "amount": amount, "currency": "EUR", "transaction_type": "purchase",
+            "merchant_id": "m1", "merchant_category": category, "terminal_id": "term1",
+            "latitude": where[0], "longitude": where[1], "timestamp": when.isoformat(),
+            "ip_address": "81.2.3.4", "device_id": device}
+
+
+def score(service: ServiceProcess, body: dict[str, Any]) -> dict[str, Any]:
+    response = httpx.post(f"{service.url}/v1/score", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def decisions_on_kafka(bootstrap: str, wanted: set[str], timeout_s: float = 30
+                       ) -> dict[str, dict[str, Any]]:
+    """The fraud-decisions events of the wanted transaction ids, read from the beginning."""
+    consumer = KafkaConsumer(FRAUD_DECISIONS, bootstrap_servers=bootstrap, group_id=None,
+                             auto_offset_reset="earliest", consumer_timeout_ms=500)
+    found: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not wanted <= found.keys():
+            for record in consumer:
+                data = json.loads(record.value)["data"]
+                if data["transaction_id"] in wanted:
+                    found[data["transaction_id"]] = data
+    finally:
+        consumer.close()
+    return found
+
+
+@pytest.fixture
+def fraud(start_service: StartService, kafka_server: ServerProcess) -> ServiceProcess:
+    ensure_topics(kafka_server.address, platform_topics(3))
+    return start_service("fraud")
+
+
+def test_decides_with_reasons_and_publishes_the_decision_with_its_features(
+        fraud: ServiceProcess, kafka_server: ServerProcess) -> None:
+    run = uuid.uuid4().hex[:8]
+    result = score(fraud, transaction(run, 1))
+    assert result["action"] in ("approve", "review", "decline")
+    assert result["model_version"] >= 1 and 0 <= result["ml_score"] <= 1
+    assert result["degraded"] is False and result["replayed"] is False
+    assert any(r["code"] == "ML_SCORE" for r in result["reasons"])
+
+    event = decisions_on_kafka(kafka_server.address, {f"{run}-1"})[f"{run}-1"]
+    assert event["action"] == result["action"] and event["path"] == "http"
+    assert len(event["features"]) == len(FRAUD_FEATURE_NAMES)
+
+
+def test_a_repeated_transaction_id_gets_the_same_decision_and_counts_once_in_velocity(
+        fraud: ServiceProcess, redis_client: redis.Redis) -> None:
+    run, card = uuid.uuid4().hex[:8], f"card{free_port()}"
+    now = datetime.now(UTC)
+    first = score(fraud, transaction(run, 1, card=card, at=now))
+    again = score(fraud, transaction(run, 1, card=card, at=now))
+    later = score(fraud, transaction(run, 2, card=card, at=now + timedelta(seconds=5)))
+
+    assert again["replayed"] is True
+    for field in ("risk_score", "action", "reasons", "ml_score", "rule_hits"):
+        assert again[field] == first[field]
+    assert later["replayed"] is False
+    assert redis_client.zcard(f"fs:fraud_card_tx:{{{card}}}") == 2
+
+
+def test_the_cards_recent_transactions_drive_velocity_and_travel_rules(
+        fraud: ServiceProcess) -> None:
+    run, card = uuid.uuid4().hex[:8], f"card{free_port()}"
+    start = datetime.now(UTC) - timedelta(minutes=20)
+    for n in range(3):
+        score(fraud, transaction(run, n, card=card, at=start + timedelta(seconds=10 * n)))
+    fourth = score(fraud, transaction(run, 3, card=card, at=start + timedelta(seconds=40)))
+    assert "VELOCITY_1M_COUNT" in fourth["rule_hits"]
+
+    abroad = score(fraud, transaction(run, 4, card=card, where=NEW_YORK,
+                                      at=start + timedelta(minutes=15)))
+    assert "IMPOSSIBLE_TRAVEL" in abroad["rule_hits"]
+    assert abroad["action"] == "decline" and abroad["risk_level"] == "critical"
+
+
+def test_without_redis_the_decision_is_degraded_not_an_error(
+        start_service: StartService) -> None:
+    fraud = start_service("fraud", MLSD_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    result = score(fraud, transaction(uuid.uuid4().hex[:8], 1))
+    assert result["degraded"] is True
+    assert result["degraded_reasons"][0].startswith("features:")
+    assert result["ml_score"] is not None  # the model still scores the transaction itself
+
+
+def test_without_a_model_the_rules_decide_alone(start_service: StartService,
+                                                tmp_path: Path) -> None:
+    fraud = start_service("fraud", MLSD_MODEL_REPOSITORY=str(tmp_path / "empty"))
+    result = score(fraud, transaction(uuid.uuid4().hex[:8], 1, amount=12_000))
+    assert result["ml_score"] is None and result["model_version"] is None
+    assert any(r.startswith("model:") for r in result["degraded_reasons"])
+    assert result["action"] == "review"  # AMOUNT_VERY_HIGH forces a review
+    assert "AMOUNT_VERY_HIGH" in result["rule_hits"]
+
+
+def test_an_edited_policy_file_applies_without_a_restart(start_service: StartService,
+                                                         tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    shutil.copy(POLICY, policy)
+    fraud = start_service("fraud", MLSD_FRAUD_POLICY_PATH=str(policy))
+    run, card = uuid.uuid4().hex[:8], f"card{free_port()}"
+    first = score(fraud, transaction(run, 1, card=card, device="dev424242"))
+    assert "BLOCK_LIST_DEVICE_ID" not in [r["code"] for r in first["reasons"]]
+
+    text = policy.read_text().replace('device_id = ["dev999999"]',
+                                      'device_id = ["dev999999", "dev424242"]')
+    policy.write_text(text.replace('version = "', 'version = "edited-'))
+    deadline = time.monotonic() + 10
+    while True:
+        result = score(fraud, transaction(run, int(time.monotonic() * 1000), card=card,
+                                          device="dev424242"))
+        if result["policy_version"].startswith("edited-") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert result["policy_version"].startswith("edited-")
+    assert result["action"] == "decline"
+    assert [r["code"] for r in result["reasons"]] == ["BLOCK_LIST_DEVICE_ID"]
+
+
+def test_the_stream_scorer_decides_every_transaction_and_dead_letters_poison(
+        start_service: StartService, kafka_server: ServerProcess) -> None:
+    ensure_topics(kafka_server.address, platform_topics(3))
+    start_service("fraud.stream")
+    run, now = uuid.uuid4().hex[:8], datetime.now(UTC)
+    messages = [OutboundMessage.of(TRANSACTIONS, f"card{n % 7}", Event(
+        id=f"{run}-{n}", type="transaction", source="e2e", time=now,
+        data={**transaction(run, n, card=f"card{n % 7}", at=now), "ip_address": "81.2.3.4"}))
+        for n in range(40)]
+    poison = OutboundMessage(TRANSACTIONS, "card1", b"{not an event")
+    publisher = KafkaPublisher(kafka_server.address, client_id="e2e-fraud")
+    try:
+        publish_or_raise(publisher, [*messages, poison])
+    finally:
+        publisher.close()
+
+    wanted = {f"{run}-{n}" for n in range(40)}
+    found = decisions_on_kafka(kafka_server.address, wanted, timeout_s=60)
+    assert found.keys() == wanted
+    assert {event["path"] for event in found.values()} == {"stream"}
+
+    dead = KafkaConsumer(dlq_topic(TRANSACTIONS), bootstrap_servers=kafka_server.address,
+                         group_id=None, auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    try:
+        groups = [dict(record.headers).get("dlq.group") for record in dead
+                  if record.value == b"{not an event"]
+    finally:
+        dead.close()
+    assert b"fraud-scorer" in groups
