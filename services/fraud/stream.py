@@ -15,12 +15,12 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 
 from services.common.bus.consumer import (
     ConsumerMetrics,
@@ -54,15 +54,24 @@ class StreamScoringHandler:
     """`handle` validates and buffers; `flush` scores the buffer as one batch and publishes."""
 
     def __init__(self, scorer: FraudScorer, publisher: Publisher, topic: str,
-                 freshness: Histogram) -> None:
+                 freshness: Histogram, stale: Counter, max_age_s: float) -> None:
         self._scorer = scorer
         self._publisher = publisher
         self._topic = topic
         self._freshness = freshness
+        self._stale = stale
+        self._max_age = timedelta(seconds=max_age_s)
         self._pending: list[TransactionData] = []
 
     def handle(self, event: Event) -> None:
-        self._pending.append(parse_payload(event, "transaction", TransactionData))
+        txn = parse_payload(event, "transaction", TransactionData)
+        # A decision long after the authorization changes nothing (a replayed history, a
+        # backlog after an outage): skipped and counted; its features are the stream
+        # processor's to record.
+        if datetime.now(UTC) - txn.timestamp > self._max_age:
+            self._stale.inc()
+            return
+        self._pending.append(txn)
 
     def flush(self) -> None:
         if not self._pending:
@@ -84,9 +93,11 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
     fraud_metrics = FraudMetrics(metrics)
     consumer_metrics = ConsumerMetrics(metrics)
     freshness = Histogram(
-        f"{metrics.service}_stream_event_to_decision_seconds",
+        f"{metrics.service}_event_to_decision_seconds",
         "from the transaction's timestamp to its decision being stored in fraud-decisions",
         registry=metrics.registry, buckets=LATENCY_BUCKETS_S)
+    stale = metrics.counter(
+        "stale_transactions", "transactions older than fraud_stream_max_age_s: skipped")
     state: dict[str, object] = {}
 
     def start() -> None:
@@ -101,7 +112,7 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
                                    delivery_timeout_s=settings.fraud_delivery_timeout_s,
                                    warm_topics=[settings.fraud_decisions_topic])
         handler = StreamScoringHandler(scorer, publisher, settings.fraud_decisions_topic,
-                                       freshness)
+                                       freshness, stale, settings.fraud_stream_max_age_s)
         runner = build_kafka_consumer(
             settings, client, handler, consumer_metrics,
             RunnerConfig(group=settings.fraud_stream_group, topics=(TRANSACTIONS,),

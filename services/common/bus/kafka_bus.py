@@ -128,6 +128,9 @@ class KafkaRecordSource:
             auto_offset_reset="earliest",
             session_timeout_ms=int(session_timeout_s * 1000),
             heartbeat_interval_ms=int(session_timeout_s * 1000 / 3),
+            # A member that joined before its topics' metadata arrived has no partitions until
+            # the next refresh: 5 s rather than the default 5 min.
+            metadata_max_age_ms=5000,
         )
         self._consumer.subscribe(list(topics), listener=self._listener)
 
