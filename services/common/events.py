@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, IPvAnyAddress
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, IPvAnyAddress
 
 from services.common.bus import topics
 from services.common.catalog import TRANSACTION_TYPES
@@ -32,6 +33,17 @@ MerchantId = Annotated[str, _id("m")]
 DeviceId = Annotated[str, _id("dev")]
 TransactionId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 TransactionType = Literal["purchase", "withdrawal", "transfer", "payment"]
+
+
+def _no_zone(address: IPv4Address | IPv6Address) -> IPv4Address | IPv6Address:
+    # A zone id ("fe80::1%eth0") is local to the sender's host and may hold any character,
+    # including the online state's field separator.
+    if isinstance(address, IPv6Address) and address.scope_id is not None:
+        raise ValueError("an IPv6 zone id (%...) is not accepted")
+    return address
+
+
+IpAddress = Annotated[IPvAnyAddress, AfterValidator(_no_zone)]
 assert set(TransactionType.__args__) == set(TRANSACTION_TYPES)  # type: ignore[attr-defined]
 
 
@@ -98,7 +110,7 @@ class TransactionData(Payload):
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
     timestamp: AwareDatetime
-    ip_address: IPvAnyAddress
+    ip_address: IpAddress
     device_id: DeviceId
 
 

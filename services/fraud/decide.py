@@ -4,7 +4,7 @@
     level = critical >= 0.8 > high >= 0.6 > medium >= 0.3 > low; action by level (policy file)
 
 then, in this order of precedence: an allow or block list hit decides alone; a rule's forced
-action (the most severe one) replaces the level's action; the model alone declines at
+action raises the level's action (never lowers it); the model alone declines at
 `ml_decline_at` (with the brief's 0.7 weight it otherwise never could: 0.7 x 1 < 0.8); and a
 decision made degraded may approve only as the stand-in policy allows.
 """
@@ -64,7 +64,7 @@ def decide(policy: Policy, *, listed: ListHit | None, hits: Sequence[RuleHit],
             forced.append("decline")
             reasons.append(Reason("ML_HIGH_RISK", f"the model alone declines at a fraud "
                                   f"probability of {decline_at:.2f} or more", 0.0, "model"))
-    action = max(forced, key=SEVERITY.__getitem__) if forced else getattr(policy.actions, level)
+    action: Action = max([getattr(policy.actions, level), *forced], key=SEVERITY.__getitem__)
     if degraded and action == "approve" and not _stand_in_approves(policy, amount):
         action = "review"
         reasons.append(Reason("DEGRADED_REVIEW", "decided without all its inputs; the stand-in "

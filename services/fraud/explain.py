@@ -78,4 +78,6 @@ def reference_from_json(data: dict[str, object], names: Sequence[str]) -> Refere
     if stored != tuple(names):
         raise ValueError("the reference's features differ from the model's")
     values = np.asarray(data["values"], dtype=np.float32)
+    if values.shape != (len(stored),):
+        raise ValueError(f"the reference has {values.size} values for {len(stored)} features")
     return Reference(stored, values)

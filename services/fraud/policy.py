@@ -51,6 +51,10 @@ class Condition(_Spec):
                              "the other operators one value")
         if self.op in NUMERIC_OPS and (spec.text or not isinstance(self.value, int | float)):
             raise ValueError(f"{self.fact} {self.op} {self.value!r}: ordering compares numbers")
+        values = self.value if isinstance(self.value, list) else [self.value]
+        if any(isinstance(v, str) != spec.text for v in values):
+            kind = "text" if spec.text else "a number"
+            raise ValueError(f"{self.fact} is {kind}: {self.value!r} could never match")
         return self
 
 
@@ -59,14 +63,18 @@ class Rule(_Spec):
     description: str = Field(min_length=1, description="reason text; {fact} placeholders")
     when: list[Condition] = Field(min_length=1, description="all must hold")
     score: Probability = Field(description="added to the risk score when the rule fires")
-    action: Action | None = Field(None, description="forced action, whatever the score")
+    # Forced actions only escalate: the decision is the most severe of the level's action and
+    # every fired rule's. Approving against the score is what the allow list is for.
+    action: Literal["review", "decline"] | None = Field(
+        None, description="at least this action, whatever the score")
     enabled: bool = True
 
     @model_validator(mode="after")
     def _placeholders_are_facts(self) -> Self:
-        for _, field, _, _ in string.Formatter().parse(self.description):
-            if field is not None and field.split(".")[0] not in FACTS:
-                raise ValueError(f"description placeholder {{{field}}} is not a fact")
+        for _, field, spec, conversion in string.Formatter().parse(self.description):
+            if field is not None and (field not in FACTS or spec or conversion):
+                raise ValueError(f"description placeholder {{{field}}} must be a bare fact "
+                                 "name (numbers are formatted for people already)")
         return self
 
     @property

@@ -37,8 +37,8 @@ class PolicyFile:
         self.path = path
         self._interval_s = check_interval_s
         self._on_reload = on_reload
-        self._stamp = self._modified()
         self._engine = load_engine(path)
+        self._stamp = self._modified()
         self._next_check = time.monotonic() + check_interval_s
         self._lock = threading.Lock()
 

@@ -77,7 +77,7 @@ class _Compiled:
 
 
 class _Formatted(dict[str, object]):
-    """Numbers in reason texts as people write them: 3 not 3.0, 1,250.5 not 1250.5."""
+    """Numbers in reason texts as people write them: 3 not 3.0, 1,250.50 not 1250.5."""
 
     def __missing__(self, key: str) -> str:
         return "?"

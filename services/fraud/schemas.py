@@ -9,7 +9,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    IPvAnyAddress,
     model_validator,
 )
 
@@ -17,6 +16,7 @@ from services.common.events import (
     CardId,
     CustomerId,
     DeviceId,
+    IpAddress,
     MerchantId,
     TerminalId,
     TransactionId,
@@ -53,7 +53,7 @@ class ScoreRequest(BaseModel):
     longitude: float = Field(ge=-180, le=180, allow_inf_nan=False)
     timestamp: AwareDatetime = Field(description="ISO 8601 with its UTC offset: the offset is "
                                                  "the local time the night/weekend features use")
-    ip_address: IPvAnyAddress
+    ip_address: IpAddress
     device_id: DeviceId
 
     @model_validator(mode="after")

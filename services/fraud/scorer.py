@@ -173,17 +173,17 @@ class FraudScorer:
     def _predict(self, vectors: np.ndarray, engine: RuleEngine | None
                  ) -> tuple[list[ModelVerdict], str | None]:
         reference = self._references.current
-        rows = reference.rows(vectors) if reference is not None else vectors
+        top = engine.policy.combine.top_factors if engine is not None else 0
         try:
+            rows = reference.rows(vectors) if reference is not None else vectors
             prediction = self._model.predict(self._model_name, rows)
+            version = prediction.model_version
+            probabilities = prediction.outputs["probabilities"][:, 1]
+            found = verdicts(vectors, probabilities, version, reference, top)
         except Exception as exc:  # ModelError or anything else: decide on the rules alone
             if not isinstance(exc, ModelError):
                 logger.exception("model call failed unexpectedly")
             return [], f"{MODEL_MISSING}: {type(exc).__name__}: {exc}"
-        version = prediction.model_version
-        probabilities = prediction.outputs["probabilities"][:, 1]
-        top = engine.policy.combine.top_factors if engine is not None else 0
-        found = verdicts(vectors, probabilities, version, reference, top)
         self._references.observe(version)
         return found, None
 

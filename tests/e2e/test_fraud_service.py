@@ -19,8 +19,15 @@ from kafka import KafkaConsumer
 from services.common.bus.events import Event
 from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
 from services.common.bus.ports import OutboundMessage, publish_or_raise
-from services.common.bus.topics import FRAUD_DECISIONS, TRANSACTIONS, dlq_topic, platform_topics
+from services.common.bus.topics import (
+    FRAUD_DECISIONS,
+    FRAUD_LABELS,
+    TRANSACTIONS,
+    dlq_topic,
+    platform_topics,
+)
 from services.common.catalog import FRAUD_FEATURE_NAMES
+from services.trainer.feedback import read_topic, training_table
 from tests.e2e.conftest import ServiceProcess
 from tests.harness import REPO_ROOT, ServerProcess, free_port
 
@@ -84,6 +91,22 @@ def test_decides_with_reasons_and_publishes_the_decision_with_its_features(
     event = decisions_on_kafka(kafka_server.address, {f"{run}-1"})[f"{run}-1"]
     assert event["action"] == result["action"] and event["path"] == "http"
     assert len(event["features"]) == len(FRAUD_FEATURE_NAMES)
+
+    # The label arrives later; the feedback job joins it with the decision as served.
+    body = transaction(run, 1)
+    label = Event.new("fraud_label", "e2e", {
+        "transaction_id": f"{run}-1", "card_id": body["card_id"], "terminal_id": "term1",
+        "merchant_id": "m1", "transaction_time": body["timestamp"], "is_fraud": True})
+    publisher = KafkaPublisher(kafka_server.address, client_id="e2e-labels")
+    try:
+        publish_or_raise(publisher, [OutboundMessage.of(FRAUD_LABELS, body["card_id"], label)])
+    finally:
+        publisher.close()
+    table = training_table(read_topic(kafka_server.address, FRAUD_DECISIONS),
+                           read_topic(kafka_server.address, FRAUD_LABELS))
+    row = table.set_index("transaction_id").loc[f"{run}-1"]
+    assert bool(row["is_fraud"]) is True
+    assert [row[name] for name in FRAUD_FEATURE_NAMES] == event["features"]
 
 
 def test_a_repeated_transaction_id_gets_the_same_decision_and_counts_once_in_velocity(

@@ -1,0 +1,104 @@
+"""The feedback loop's training table: decisions as served, joined with the labels that came later.
+
+    python -m services.trainer.feedback [--out .state/feedback/fraud.parquet]
+
+Reads `fraud-decisions` (every decision with the feature vector the model saw) and
+`fraud-labels` (confirmed fraud, chargebacks, cleared) from the beginning to their current end,
+joins them by transaction id and writes one row per labelled decision: the FRAUD_FEATURES
+columns, `is_fraud`, and what was decided with which model and policy. Training on the vectors
+as served, not as recomputed offline, keeps any train/serve difference out of the next model;
+decisions without a label yet are left for a later run (labels take days).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from kafka import KafkaConsumer, TopicPartition
+
+from services.common.bus.topics import FRAUD_DECISIONS, FRAUD_LABELS
+from services.common.catalog import FRAUD_FEATURE_NAMES
+from services.common.settings import PlatformSettings
+
+logger = logging.getLogger(__name__)
+
+
+def read_topic(bootstrap: str, topic: str) -> Iterator[dict[str, Any]]:
+    """Every event's `data` on the topic, from the beginning to the end it has now."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             enable_auto_commit=False, consumer_timeout_ms=2000)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        remaining = {tp for tp in partitions if end[tp] > 0}
+        while remaining:
+            batches = consumer.poll(timeout_ms=1000, max_records=5000)
+            if not batches and all(consumer.position(tp) >= end[tp] for tp in remaining):
+                break
+            for tp, records in batches.items():
+                for record in records:
+                    if record.offset < end[tp]:
+                        yield _data(record.value)
+                if consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+    finally:
+        consumer.close()
+
+
+def _data(value: bytes | None) -> dict[str, Any]:
+    try:
+        data = json.loads(value or b"{}").get("data", {})
+    except (ValueError, AttributeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def training_table(decisions: Iterator[dict[str, Any]],
+                   labels: Iterator[dict[str, Any]]) -> pd.DataFrame:
+    """One row per decision that has a label and a feature vector; the latest label wins."""
+    truth = {d["transaction_id"]: bool(d["is_fraud"]) for d in labels
+             if "transaction_id" in d and "is_fraud" in d}
+    rows = []
+    for d in decisions:
+        features = d.get("features")
+        label = truth.get(d.get("transaction_id", ""))
+        if label is None or not features or len(features) != len(FRAUD_FEATURE_NAMES):
+            continue
+        rows.append({**dict(zip(FRAUD_FEATURE_NAMES, features, strict=True)),
+                     "is_fraud": label, "transaction_id": d["transaction_id"],
+                     "transaction_time": d.get("transaction_time"), "action": d.get("action"),
+                     "ml_score": d.get("ml_score"), "model_version": d.get("model_version"),
+                     "policy_version": d.get("policy_version")})
+    columns = [*FRAUD_FEATURE_NAMES, "is_fraud", "transaction_id", "transaction_time",
+               "action", "ml_score", "model_version", "policy_version"]
+    # A decision published twice (at-least-once) is one row.
+    return pd.DataFrame(rows, columns=columns).drop_duplicates("transaction_id", keep="last")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.trainer.feedback",
+                                     description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path(".state/feedback/fraud.parquet"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    bootstrap = PlatformSettings().kafka_bootstrap_servers
+    table = training_table(read_topic(bootstrap, FRAUD_DECISIONS),
+                           read_topic(bootstrap, FRAUD_LABELS))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(args.out, index=False)
+    logger.info("feedback table written: %d labelled decisions (%d fraud) -> %s",
+                len(table), int(table["is_fraud"].sum()), args.out)
+
+
+if __name__ == "__main__":
+    main()

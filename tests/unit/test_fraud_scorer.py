@@ -1,0 +1,317 @@
+"""FraudScorer on fakes: idempotent replays, degraded decisions without the feature store or the
+model, the circuit breaker, and one store round trip and one model call per batch."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pybreaker
+import pytest
+import redis
+from prometheus_client import CollectorRegistry
+
+from services.common.catalog import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
+from services.common.fraud_online import FraudState, TransactionLike, fraud_features
+from services.common.models import ModelRepository, ModelUnavailable, Prediction
+from services.common.models.testing import logistic_model
+from services.common.telemetry import Metrics
+from services.fraud.metrics import FraudMetrics
+from services.fraud.policy_file import load_engine
+from services.fraud.scorer import HISTORY_COLUMNS, FraudScorer, ReferenceCache, Scored
+from services.fraud.state_store import StateRead
+from services.fraud.transaction import Transaction
+from tests.unit.test_fraud_rules import (
+    AWAY_1000_KM,
+    DAY,
+    MINUTE,
+    POLICY_PATH,
+    history,
+    transaction,
+    use,
+)
+
+MODEL_VERSION = 1  # the version model_repository registers, with its reference
+SMALL = FRAUD_FEATURE_NAMES.index("card_nb_small_tx_1h")
+AMOUNT = FRAUD_FEATURE_NAMES.index("tx_amount")
+TYPICAL = {"tx_amount": 40.0, "amount_to_customer_avg_30d": 1.0,
+           "seconds_since_last_tx": 86_400.0, "customer_nb_tx_30d": 12.0,
+           "customer_avg_amount_30d": 45.0}
+TYPICAL_VALUES = np.array([TYPICAL.get(name, 0.0) for name in FRAUD_FEATURE_NAMES],
+                          dtype=np.float32)
+CARD_TESTING = history(use(5 * MINUTE, 1.0), use(20 * MINUTE, 2.0), use(50 * MINUTE, 3.0))
+
+
+def fraud_probability(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """The fake model: 0.05, plus 0.2 per small payment this hour, plus 0.0002 per unit spent."""
+    return np.clip(0.05 + 0.2 * rows[:, SMALL] + 0.0002 * rows[:, AMOUNT], 0.0, 0.99)
+
+
+class FakeModel:
+    """A ModelClient answering like a skl2onnx classifier, from fraud_probability."""
+
+    def __init__(self, version: int = MODEL_VERSION) -> None:
+        self.version = version
+        self.calls: list[npt.NDArray[np.float32]] = []
+        self.failure: Exception | None = None
+
+    def predict(self, model_name: str, rows: npt.NDArray[Any], *,
+                version: int | None = None) -> Prediction:
+        self.calls.append(rows.copy())
+        if self.failure is not None:
+            raise self.failure
+        p1 = fraud_probability(rows)
+        return Prediction(model_name, self.version, {
+            "label": (p1 > 0.5).astype(np.int64),
+            "probabilities": np.stack([1 - p1, p1], axis=1).astype(np.float32)})
+
+    def ready(self, model_name: str) -> bool:
+        return self.failure is None
+
+    def close(self) -> None:
+        pass
+
+
+class FakeStore:
+    """A FraudStore in memory: each transaction id's state as given; decisions kept with the
+    semantics of SET NX GET (the first one stays, each call returns what was there before)."""
+
+    def __init__(self, states: dict[str, FraudState] | None = None) -> None:
+        self.states = dict(states or {})
+        self.decisions: dict[str, bytes] = {}
+        self.reads: list[list[str]] = []
+        self.seen: list[TransactionLike] = []
+        self.remembered: list[list[str]] = []
+        self.windows: list[int] = []
+        self.failure: Exception | None = None
+        self.decisions_visible_on_read = True  # False: two requests raced past the read
+
+    def record_and_read(self, transactions: Sequence[TransactionLike]) -> list[StateRead]:
+        self.reads.append([txn.transaction_id for txn in transactions])
+        self.seen.extend(transactions)
+        if self.failure is not None:
+            raise self.failure
+        return [StateRead(self.states.get(txn.transaction_id, FraudState()),
+                          self.decisions.get(txn.transaction_id)
+                          if self.decisions_visible_on_read else None)
+                for txn in transactions]
+
+    def remember(self, decisions: Sequence[tuple[str, bytes]],
+                 window_s: int) -> list[bytes | None]:
+        self.remembered.append([tid for tid, _ in decisions])
+        self.windows.append(window_s)
+        earlier = []
+        for tid, decision in decisions:
+            earlier.append(self.decisions.get(tid))
+            self.decisions.setdefault(tid, decision)
+        return earlier
+
+
+def model_repository(root: Path) -> ModelRepository:
+    """A repository whose fraud v1 has a reference (the model's bytes are never run here)."""
+    repository = ModelRepository(root)
+    reference = {"feature_names": list(FRAUD_FEATURE_NAMES), "values": TYPICAL_VALUES.tolist()}
+    repository.register("fraud", logistic_model([0.0] * len(FRAUD_FEATURE_NAMES)),
+                        feature_names=FRAUD_FEATURE_NAMES, metrics={},
+                        training_data_hash="test", description="fraud scorer tests",
+                        extra_files={FRAUD_REFERENCE_FILE: json.dumps(reference).encode()})
+    return repository
+
+
+@dataclass
+class Rig:
+    scorer: FraudScorer
+    store: FakeStore
+    model: FakeModel
+    registry: CollectorRegistry
+
+    def score(self, *transactions: Transaction) -> list[Scored]:
+        return self.scorer.score(list(transactions), "http")
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(f"fraud_test_{name}", labels) or 0.0
+
+
+def rig(tmp_path: Path, *, states: dict[str, FraudState] | None = None, fail_max: int = 5,
+        reset_s: float = 60.0, warm: bool = True) -> Rig:
+    registry = CollectorRegistry()
+    engine = load_engine(POLICY_PATH)
+    store, model = FakeStore(states), FakeModel()
+    scorer = FraudScorer(
+        store=store, model=model, policy=lambda: engine,
+        references=ReferenceCache(model_repository(tmp_path), "fraud"),
+        metrics=FraudMetrics(Metrics("fraud_test", registry)),
+        breaker=pybreaker.CircuitBreaker(fail_max=fail_max, reset_timeout=reset_s),
+        idempotency_window_s=60)
+    if warm:
+        scorer.warm_up()
+    return Rig(scorer, store, model, registry)
+
+
+def codes(scored: Scored) -> list[str]:
+    return [reason.code for reason in scored.decision.reasons]
+
+
+def test_a_card_testing_burst_is_declined_with_the_rule_and_the_models_factors(
+        tmp_path: Path) -> None:
+    r = rig(tmp_path, states={"tx100": CARD_TESTING})
+    (scored,) = r.score(transaction())
+    d = scored.decision
+    expected_ml = 0.05 + 0.2 * 3 + 0.0002 * 50
+    assert d.ml_score == pytest.approx(expected_ml, abs=1e-6)
+    assert d.model_version == MODEL_VERSION
+    assert d.rule_hits == ("CARD_TESTING",)
+    assert d.risk_score == 1.0
+    assert (d.risk_level, d.action, d.degraded) == ("critical", "decline", ())
+    # The fake model reads two features; each raised the score from its typical value.
+    assert codes(scored) == ["CARD_TESTING", "ML_SCORE", "ML_CARD_NB_SMALL_TX_1H", "ML_TX_AMOUNT"]
+    factor = next(r for r in d.reasons if r.code == "ML_CARD_NB_SMALL_TX_1H")
+    assert factor.contribution == pytest.approx(0.7 * 0.6, abs=1e-6)
+    assert factor.text == ("card_nb_small_tx_1h = 3 (typical 0) raised the fraud probability "
+                           "by 0.60")
+    assert not scored.replayed
+    assert scored.features is not None
+    np.testing.assert_array_equal(scored.features, fraud_features(transaction(), CARD_TESTING))
+    assert r.metric("decisions_total", action="decline", path="http") == 1
+    assert r.metric("rule_hits_total", rule="CARD_TESTING") == 1
+
+
+def test_a_repeated_transaction_id_is_replayed_with_the_identical_decision(
+        tmp_path: Path) -> None:
+    r = rig(tmp_path, states={"tx100": CARD_TESTING})
+    (first,) = r.score(transaction())
+    model_calls = len(r.model.calls)
+    (second,) = r.score(transaction())
+    assert second.replayed
+    assert second.decision == first.decision
+    assert second.features is None
+    assert len(r.model.calls) == model_calls  # nothing was scored again
+    assert r.store.remembered == [["tx100"]]
+    assert r.store.windows == [60]
+    assert r.metric("idempotent_replays_total") == 1
+    assert r.metric("decisions_total", action="decline", path="http") == 1
+
+
+def test_when_two_requests_race_the_first_recorded_decision_is_the_answer(
+        tmp_path: Path) -> None:
+    r = rig(tmp_path, states={"tx100": CARD_TESTING})
+    (first,) = r.score(transaction())
+    r.store.decisions_visible_on_read = False
+    r.store.states["tx100"] = FraudState()  # scored anew, this one would be approved
+    (second,) = r.score(transaction())
+    assert second.decision == first.decision
+    assert second.decision.action == "decline"
+
+
+def test_a_decision_that_could_not_be_recorded_is_still_given(tmp_path: Path) -> None:
+    r = rig(tmp_path)
+
+    def refuse(decisions: Sequence[tuple[str, bytes]], window_s: int) -> list[bytes | None]:
+        raise redis.TimeoutError("Timeout reading from socket")
+
+    r.store.remember = refuse  # type: ignore[method-assign]
+    (scored,) = r.score(transaction())
+    assert scored.decision.action == "approve"
+    assert scored.decision.degraded == ()
+
+
+def test_without_the_feature_store_the_transaction_is_decided_on_itself(tmp_path: Path) -> None:
+    r = rig(tmp_path, states={"tx100": CARD_TESTING})
+    r.store.failure = redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+    (scored,) = r.score(transaction(amount=1500.0, merchant_category="online_gaming"))
+    d = scored.decision
+    assert d.degraded == ("features: ConnectionError: Error 111 connecting to 127.0.0.1:6379",)
+    assert set(d.rule_hits) == {"AMOUNT_HIGH", "RISKY_MERCHANT_CATEGORY"}  # no history rule
+    assert d.ml_score is not None
+    assert d.action in {"approve", "review", "decline"}
+    assert r.store.remembered == []  # the store is down: nothing to record in
+    assert scored.features is not None
+    # History features at the reference's typical values, the transaction's own as they are.
+    np.testing.assert_array_equal(scored.features[HISTORY_COLUMNS],
+                                  TYPICAL_VALUES[HISTORY_COLUMNS])
+    assert scored.features[AMOUNT] == 1500.0
+    assert r.metric("degraded_decisions_total", dependency="features") == 1
+
+
+def test_after_fail_max_failures_the_store_is_skipped_until_the_reset(tmp_path: Path) -> None:
+    r = rig(tmp_path, fail_max=2, reset_s=0.05)
+    r.store.failure = redis.ConnectionError("connection refused")
+    degraded = [r.score(transaction(transaction_id=f"tx{i}"))[0].decision.degraded
+                for i in range(4)]
+    assert len(r.store.reads) == 2
+    assert degraded[0] == ("features: ConnectionError: connection refused",)
+    assert degraded[2] == degraded[3] == ("features: feature store skipped (circuit open)",)
+
+    r.store.failure = None
+    time.sleep(0.1)
+    (scored,) = r.score(transaction(transaction_id="tx9"))
+    assert scored.decision.degraded == ()
+    assert len(r.store.reads) == 3
+
+
+def test_without_the_model_the_rules_decide_alone(tmp_path: Path) -> None:
+    r = rig(tmp_path, states={"tx100": CARD_TESTING})
+    r.model.failure = ModelUnavailable("no production version of fraud")
+    (scored,) = r.score(transaction())
+    d = scored.decision
+    assert (d.ml_score, d.model_version) == (None, None)
+    assert d.degraded == ("model: ModelUnavailable: no production version of fraud",)
+    assert d.rule_hits == ("CARD_TESTING",)
+    assert (d.risk_score, d.risk_level, d.action) == (0.6, "high", "review")
+    assert codes(scored) == ["CARD_TESTING"]
+    assert d.confidence == 0.25  # on the high threshold (0.5), halved without the model
+    assert r.metric("degraded_decisions_total", dependency="model") == 1
+
+
+def test_an_unexpected_model_error_degrades_too(tmp_path: Path) -> None:
+    r = rig(tmp_path)
+    r.model.failure = RuntimeError("boom")
+    (scored,) = r.score(transaction())
+    assert scored.decision.degraded == ("model: RuntimeError: boom",)
+    assert scored.decision.action == "approve"  # open stand-in policy, 50 <= 500
+
+
+def test_a_batch_is_one_store_round_trip_and_one_model_call(tmp_path: Path) -> None:
+    states = {"tx1": CARD_TESTING,
+              "tx3": history(use(10 * MINUTE, place=AWAY_1000_KM), use(DAY))}
+    r = rig(tmp_path, states=states)
+    calls_before = len(r.model.calls)
+    scored = r.score(*(transaction(transaction_id=f"tx{i}") for i in (1, 2, 3)))
+    assert r.store.reads == [["tx1", "tx2", "tx3"]]
+    assert len(r.model.calls) == calls_before + 1
+    features = len(FRAUD_FEATURE_NAMES)
+    assert r.model.calls[-1].shape == (3 * (1 + features), features)
+    assert r.store.remembered == [["tx1", "tx2", "tx3"]]
+    assert [s.transaction.transaction_id for s in scored] == ["tx1", "tx2", "tx3"]
+    assert [s.decision.rule_hits for s in scored] == [
+        ("CARD_TESTING",), (), ("IMPOSSIBLE_TRAVEL",)]
+    assert [s.decision.action for s in scored] == ["decline", "approve", "decline"]
+    assert r.registry.get_sample_value("fraud_test_batch_size_transactions_sum",
+                                       {"path": "http"}) == 3
+
+
+def test_a_batch_scores_only_the_transactions_not_decided_before(tmp_path: Path) -> None:
+    r = rig(tmp_path)
+    (earlier,) = r.score(transaction(transaction_id="tx1"))
+    calls_before = len(r.model.calls)
+    first, second = r.score(transaction(transaction_id="tx1"), transaction(transaction_id="tx2"))
+    assert (first.replayed, second.replayed) == (True, False)
+    assert first.decision == earlier.decision
+    features = len(FRAUD_FEATURE_NAMES)
+    assert len(r.model.calls) == calls_before + 1
+    assert r.model.calls[-1].shape == (1 + features, features)
+    assert r.store.remembered[-1] == ["tx2"]
+
+
+def test_warm_up_learns_the_reference_so_the_first_decision_is_explained(
+        tmp_path: Path) -> None:
+    cold = rig(tmp_path / "cold", states={"tx100": CARD_TESTING}, warm=False)
+    assert "ML_CARD_NB_SMALL_TX_1H" not in codes(cold.score(transaction())[0])
+    warm = rig(tmp_path / "warm", states={"tx100": CARD_TESTING})
+    assert "ML_CARD_NB_SMALL_TX_1H" in codes(warm.score(transaction())[0])
