@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
 .PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream up down clean \
-	compose-check promcheck
+	compose-check promcheck load-fraud
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -56,7 +56,7 @@ test-integration: setup ## integration tests against real redis-server and Kafka
 	$(PY) -m pytest tests/integration
 
 lint: setup ## ruff, mypy, gofmt and go vet
-	$(VENV)/bin/ruff check services tests benchmarks
+	$(VENV)/bin/ruff check services tests benchmarks load-tests
 	$(VENV)/bin/mypy
 	test -z "$$(gofmt -l tests/compose)"
 	cd tests/compose && go vet .
@@ -70,7 +70,7 @@ promcheck: ## promtool: both Prometheus configs, the rules, the alert unit tests
 	promtool test rules infra/prometheus/tests/platform_test.yml
 
 format: setup ## apply ruff's formatting and import order
-	$(VENV)/bin/ruff check --fix services tests benchmarks
+	$(VENV)/bin/ruff check --fix services tests benchmarks load-tests
 
 bench: setup ## every latency benchmark on real servers: feature reads, model serving, ingest (reports/)
 	$(PY) benchmarks/feature_store_read.py
@@ -82,6 +82,17 @@ bench: setup ## every latency benchmark on real servers: feature reads, model se
 bench-stream: setup ## stream processor: event->feature freshness at 2,000 events/s, max events/s
 	$(PY) -m services.trainer --if-missing
 	$(PY) benchmarks/stream_freshness.py
+
+LOAD_FRAUD_HOST ?= http://127.0.0.1:8040
+LOAD_FRAUD_USERS ?= 50
+LOAD_FRAUD_RPS ?= 500
+LOAD_FRAUD_DURATION ?= 30s
+
+load-fraud: run ## load test the fraud service (500 req/s, 30 s); fails if p99 > 50 ms or > 0.1% fail
+	mkdir -p reports/load
+	$(VENV)/bin/locust -f load-tests/fraud.py --headless --only-summary --host $(LOAD_FRAUD_HOST) \
+		--users $(LOAD_FRAUD_USERS) --spawn-rate $(LOAD_FRAUD_USERS) --run-time $(LOAD_FRAUD_DURATION) \
+		--target-rps $(LOAD_FRAUD_RPS) --csv reports/load/fraud --html reports/load/fraud.html
 
 up: ## the same topology with Docker Compose (needs a Docker engine)
 	docker compose up -d --wait
