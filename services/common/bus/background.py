@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 
-from services.common.bus.ports import OutboundMessage, Publisher
+from services.common.bus.ports import Delivery, OutboundMessage, Publisher
 
 logger = logging.getLogger(__name__)
 Outcome = Callable[[str, int], None]  # ("stored" | "failed" | "dropped", how many)
@@ -23,8 +24,11 @@ Outcome = Callable[[str, int], None]  # ("stored" | "failed" | "dropped", how ma
 
 class BackgroundPublisher:
     def __init__(self, publisher: Publisher, capacity: int = 10_000, max_batch: int = 500,
-                 on_outcome: Outcome = lambda outcome, n: None) -> None:
+                 on_outcome: Outcome = lambda outcome, n: None, retry_for_s: float = 30.0,
+                 backoff_max_s: float = 2.0) -> None:
         self._publisher = publisher
+        self._retry_for_s = retry_for_s
+        self._backoff_max_s = backoff_max_s
         self._queue: queue.Queue[OutboundMessage | None] = queue.Queue(maxsize=capacity)
         self._max_batch = max_batch
         self._on_outcome = on_outcome
@@ -64,15 +68,25 @@ class BackgroundPublisher:
                 self._send(batch)
 
     def _send(self, batch: list[OutboundMessage]) -> None:
-        try:
-            deliveries = self._publisher.publish(batch)
-        except Exception:  # the thread must outlive any one failure
-            logger.exception("background publish raised")
-            self._on_outcome("failed", len(batch))
-            return
-        failed = sum(1 for d in deliveries if not d.ok)
-        if failed:
-            logger.warning("background publish failed", extra={
-                "failed": failed, "error": next(d.error for d in deliveries if not d.ok)})
-            self._on_outcome("failed", failed)
-        self._on_outcome("stored", len(deliveries) - failed)
+        """Publish; what the broker did not take is sent again with backoff (a broker still
+        connecting at start-up, a short outage) until retry_for_s, then counted as failed."""
+        deadline = time.monotonic() + self._retry_for_s
+        backoff_s = 0.05
+        while batch:
+            try:
+                deliveries = self._publisher.publish(batch)
+            except Exception as exc:  # the thread must outlive any one failure
+                logger.warning("background publish raised", extra={"error": repr(exc)})
+                deliveries = [Delivery(m, error=repr(exc)) for m in batch]
+            stored = sum(1 for d in deliveries if d.ok)
+            if stored:
+                self._on_outcome("stored", stored)
+            batch = [d.message for d in deliveries if not d.ok]
+            if batch and time.monotonic() + backoff_s > deadline:
+                logger.warning("background publish failed", extra={
+                    "failed": len(batch), "error": next(d.error for d in deliveries if not d.ok)})
+                self._on_outcome("failed", len(batch))
+                return
+            if batch:
+                time.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, self._backoff_max_s)
