@@ -82,6 +82,7 @@ bench: setup ## every latency benchmark on real servers: feature reads, model se
 bench-stream: setup ## stream processor: event->feature freshness at 2,000 events/s, max events/s
 	$(PY) -m services.trainer --if-missing
 	$(PY) benchmarks/stream_freshness.py
+	$(PY) benchmarks/fraud_stream.py
 
 LOAD_FRAUD_HOST ?= http://127.0.0.1:8040
 LOAD_FRAUD_USERS ?= 50

@@ -1,0 +1,631 @@
+"""Fraud stream scorer: sustained transactions/s (1 and 2 processes), event -> decision latency.
+
+    .venv/bin/python benchmarks/fraud_stream.py [--backlog 60000] [--rates 500 1000] [--seconds 30]
+
+The aim (the issue): >= 10,000 tx/s sustained on this 2-core machine with p99 event -> decision
+< 50 ms. Starts its own redis-server and Kafka broker (3 partitions, as the tests do) and real
+`python -m services.fraud.stream` processes in consumer group fraud-scorer.
+
+State first: a decision reads its card's and customer's 30-day history, so the world's last 38
+days (`make models` writes .state/worlds; terminal and merchant windows end 7 days back and span
+30) go into Redis through RedisFraudStateWriter as the seeder would send them, shifted so the
+world ends now, each fraud report once it has arrived. That state is DUMPed once and RESTOREd
+before every phase, so no phase reads the history an earlier one appended. Scored transactions
+are the world's last week resampled (its cards, customers, terminals, devices going on) with
+fresh ids and timestamps of now.
+
+Throughput: with the scorer stopped, a backlog stamped within the last minute is published (max
+age raised to an hour, so none is skipped); then 1, later 2, scorer processes start and the time
+from the first decision to the group's lag reaching 0 (group_lags) gives tx/s. The decisions'
+own Kafka timestamps give the same rate without the lag probe's second of commit granularity.
+Latency: an open-loop publisher sends at a fixed rate, each transaction stamped with its scheduled
+send time; a listener process on fraud-decisions records (receive time - scheduled time) per
+transaction, so a publisher or scorer that falls behind shows as latency (no coordinated
+omission). Report: reports/bench/fraud_stream.{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event as ProcessEvent
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import redis
+from kafka import KafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+from tqdm import tqdm
+
+from services.common.bus.events import Event, decode_event
+from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, group_lags
+from services.common.bus.ports import OutboundMessage, publish_or_raise
+from services.common.bus.topics import FRAUD_DECISIONS, TRANSACTIONS, platform_topics
+from services.common.events import FraudLabelData, TransactionData, payload_of
+from services.common.fraud_online import FraudReport, RedisFraudStateWriter
+from services.common.probe import http_ready
+from services.devstack.servers import REPO_ROOT, ServerProcess, free_port, start_kafka, start_redis
+from services.fraud.metrics import STAGES
+from services.fraud.settings import FraudSettings
+from services.seeder.history import recent, transaction_messages
+
+GROUP = FraudSettings.model_fields["fraud_stream_group"].default
+HISTORY_DAYS = 38
+LIVE_DAYS = 7
+AIM_TX_PER_S = 10_000
+BUDGET_MS = 50.0
+PERCENTILES = (50, 95, 99, 99.9)
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]  # (name, labels) -> value
+
+
+# --- the world: history in Redis, live transactions --------------------------------------------
+
+def history(frame: pd.DataFrame, now: datetime, batch: int = 50_000
+            ) -> Iterator[tuple[list[TransactionData], list[FraudReport]]]:
+    """The seeder's events for the world's last HISTORY_DAYS, shifted to end now, as the
+    writer's inputs (a report's time is its label's arrival, as FraudLabelHandler has it)."""
+    rows = recent(frame, "tx_datetime", HISTORY_DAYS)
+    shift = now - rows.tx_datetime.max().tz_localize(UTC).to_pydatetime()  # naive times are UTC
+    transactions: list[TransactionData] = []
+    frauds: list[FraudReport] = []
+    for message in transaction_messages(rows, shift, now):
+        event = decode_event(message.value)
+        payload = payload_of(event.type, event.data)
+        if isinstance(payload, TransactionData):
+            transactions.append(payload)
+        elif isinstance(payload, FraudLabelData):
+            frauds.append(FraudReport(payload.transaction_id, payload.terminal_id,
+                                      payload.merchant_id, payload.transaction_time, event.time))
+        if len(transactions) >= batch:  # big batches: a key's members share one ZADD
+            yield transactions, frauds
+            transactions, frauds = [], []
+    yield transactions, frauds
+
+
+def load_history(client: redis.Redis, frame: pd.DataFrame) -> dict[bytes, bytes]:
+    """Writes the history and returns every key's DUMP: restoring takes a second, a reload
+    a minute."""
+    writer = RedisFraudStateWriter(client)
+    with tqdm(total=len(recent(frame, "tx_datetime", HISTORY_DAYS)), desc="history -> Redis",
+              unit="tx") as bar:
+        for transactions, frauds in history(frame, datetime.now(UTC)):
+            writer.apply(transactions, frauds)
+            bar.update(len(transactions))
+    keys = list(client.scan_iter(count=10_000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.dump(key)
+    return dict(zip(keys, pipe.execute(), strict=True))
+
+
+def restore(client: redis.Redis, state: dict[bytes, bytes]) -> None:
+    client.flushdb()
+    pipe = client.pipeline(transaction=False)
+    for key, value in state.items():
+        pipe.restore(key, 0, value)  # no TTL: the retention windows are weeks, phases minutes
+    pipe.execute()
+
+
+class LiveTransactions:
+    """The world's last LIVE_DAYS, shuffled and cycled: the same cards, customers, terminals and
+    devices going on, each with a fresh id and the time it is given."""
+
+    def __init__(self, frame: pd.DataFrame, seed: int = 0) -> None:
+        rows = recent(frame, "tx_datetime", LIVE_DAYS).assign(is_fraud=0)
+        now = datetime.now(UTC)
+        self._templates = [decode_event(m.value).data
+                           for m in transaction_messages(rows, timedelta(0), now)]
+        random.Random(seed).shuffle(self._templates)
+        self._count = 0
+
+    def message(self, run: str, at: datetime) -> OutboundMessage:
+        i = self._count
+        self._count += 1
+        data = {**self._templates[i % len(self._templates)],
+                "transaction_id": f"{run}-{i}", "timestamp": at.isoformat()}
+        event = Event(id=f"bench-{run}-{i}", type="transaction", source="bench", time=at,
+                      data=data)
+        return OutboundMessage.of(TRANSACTIONS, data["card_id"], event)
+
+
+# --- the scorer processes ----------------------------------------------------------------------
+
+@dataclass
+class Stack:
+    redis: ServerProcess
+    kafka: ServerProcess
+    env: dict[str, str]
+    workdir: Path
+
+
+@dataclass
+class Scorer:
+    process: subprocess.Popen[bytes]
+    port: int
+
+    def check(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"a scorer exited with {self.process.returncode}: see its log")
+
+
+@contextmanager
+def scorers(stack: Stack, count: int) -> Iterator[list[Scorer]]:
+    """`count` scorer processes in the group, each with its metrics port; all stopped after."""
+    started: list[Scorer] = []
+    try:
+        for k in range(count):
+            port = free_port()
+            with (stack.workdir / f"scorer-{k}.log").open("ab") as log:
+                started.append(Scorer(subprocess.Popen(
+                    [sys.executable, "-m", "services.fraud.stream"], cwd=REPO_ROOT,
+                    env={**os.environ, **stack.env, "MLSD_FRAUD_STREAM_METRICS_PORT": str(port)},
+                    stdout=log, stderr=subprocess.STDOUT), port))
+        deadline = time.monotonic() + 120
+        for scorer in started:
+            while not http_ready(f"http://127.0.0.1:{scorer.port}/readyz"):
+                scorer.check()
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"scorer not ready: see {stack.workdir}/scorer-*.log")
+                time.sleep(0.25)
+        yield started
+    finally:
+        for scorer in started:
+            scorer.process.terminate()
+        for scorer in started:
+            try:
+                scorer.process.wait(60)
+            except subprocess.TimeoutExpired:
+                scorer.process.kill()
+                scorer.process.wait()
+
+
+def scrape(ports: Sequence[int]) -> Samples:
+    """Every sample of every scorer's /metrics, summed over the processes."""
+    total: Samples = defaultdict(float)
+    for port in ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                total[(sample.name, tuple(sorted(sample.labels.items())))] += sample.value
+    return total
+
+
+def stage_costs(samples: Samples) -> dict[str, Any]:
+    """Mean ms per batch and per transaction of each scoring stage, and of the whole batch
+    (the consumer's: decode, dedupe, score, publish the decisions)."""
+    def value(name: str, **labels: str) -> float:
+        return samples.get((f"fraud_stream_{name}", tuple(sorted(labels.items()))), 0.0)
+
+    batches = value("batch_size_transactions_count", path="stream")
+    transactions = value("batch_size_transactions_sum", path="stream")
+    spent = {stage: value("stage_duration_seconds_sum", stage=stage, path="stream")
+             for stage in STAGES}
+    spent["whole batch"] = value("consumer_batch_duration_seconds_sum", group=GROUP)
+    spent["outside the stages"] = spent["whole batch"] - sum(spent[s] for s in STAGES)
+    return {
+        "batches": int(batches), "transactions": int(transactions),
+        "mean_batch": transactions / batches if batches else 0.0,
+        "ms": {k: {"per_batch": 1000 * s / batches if batches else 0.0,
+                   "per_tx": 1000 * s / transactions if transactions else 0.0}
+               for k, s in spent.items()},
+        "actions": {a: int(value("decisions_total", action=a, path="stream"))
+                    for a in ("approve", "review", "decline")},
+        "degraded": {d: int(value("degraded_decisions_total", dependency=d))
+                     for d in ("features", "model")},
+        "stale": int(value("stale_transactions_total")),
+        "within_budget": (value("event_to_decision_seconds_bucket", le=str(BUDGET_MS / 1000))
+                          / max(value("event_to_decision_seconds_count"), 1.0)),
+    }
+
+
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system seconds of one process so far (/proc/<pid>/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * TICK_S
+
+
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, stolen) seconds of all cores so far (/proc/stat; guest time is inside user)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9])
+    return (user + nice + system + irq + softirq) * TICK_S, steal * TICK_S
+
+
+class CpuMeter:
+    """Cores each role used over a phase, and what the rest of the machine used meanwhile."""
+
+    def __init__(self, roles: dict[str, list[int]]) -> None:
+        self._roles = roles
+        self._start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        used = {role: sum(process_cpu_s(pid) for pid in pids) for role, pids in self._roles.items()}
+        used["machine"], used["steal"] = machine_cpu_s()
+        return used
+
+    def stop(self, seconds: float) -> dict[str, float]:
+        """Mean cores used by each role (the whole machine is `nproc`); steal is the
+        hypervisor's: time this VM wanted a core and had none."""
+        end = self._read()
+        cores = {role: (end[role] - self._start[role]) / seconds for role in end}
+        cores["other work"] = cores["machine"] - sum(cores[role] for role in self._roles)
+        return {role: round(v, 2) for role, v in cores.items()}
+
+
+def stack_roles(stack: Stack, running: Sequence[Scorer],
+                listener: int | None = None) -> dict[str, list[int]]:
+    roles = {"scorer": [s.process.pid for s in running], "redis": [stack.redis.process.pid],
+             "kafka": [stack.kafka.process.pid], "benchmark": [os.getpid()]}
+    return roles | ({"listener": [listener]} if listener else {})
+
+
+# --- throughput: drain a backlog -----------------------------------------------------------------
+
+def decision_ends(consumer: KafkaConsumer) -> dict[TopicPartition, int]:
+    partitions = [TopicPartition(FRAUD_DECISIONS, p)
+                  for p in sorted(consumer.partitions_for_topic(FRAUD_DECISIONS) or ())]
+    return dict(consumer.end_offsets(partitions))
+
+
+def decision_times(consumer: KafkaConsumer, since: dict[TopicPartition, int]
+                   ) -> dict[int, list[int]]:
+    """The Kafka timestamps (ms, set when the scorer sent them) of the decisions after `since`,
+    per partition (a transaction's partition: both topics are keyed by card)."""
+    ends = decision_ends(consumer)
+    consumer.assign(list(since))
+    for tp, offset in since.items():
+        consumer.seek(tp, offset)
+    times: dict[int, list[int]] = defaultdict(list)
+    while any(consumer.position(tp) < ends[tp] for tp in since):
+        for tp, records in consumer.poll(timeout_ms=1000, max_records=10_000).items():
+            times[tp.partition] += [r.timestamp for r in records if r.offset < ends[tp]]
+    return times
+
+
+def drain(stack: Stack, state: dict[bytes, bytes], live: LiveTransactions, backlog: int,
+          processes: int) -> dict[str, Any]:
+    client = redis.Redis.from_url(stack.redis.address)
+    restore(client, state)
+    client.close()
+    bootstrap = stack.kafka.address
+    publisher = KafkaPublisher(bootstrap, client_id="bench", delivery_timeout_s=30)
+    oldest = time.time() - 60
+    run = f"drain{processes}-{datetime.now(UTC):%H%M%S}"
+    with tqdm(total=backlog, desc="publish backlog", unit="tx") as bar:
+        for start in range(0, backlog, 5000):
+            batch = [live.message(run, datetime.fromtimestamp(oldest + 60 * i / backlog, UTC))
+                     for i in range(start, min(start + 5000, backlog))]
+            publish_or_raise(publisher, batch)
+            bar.update(len(batch))
+    publisher.close()
+    probe = KafkaConsumer(bootstrap_servers=bootstrap, client_id="bench-probe",
+                          enable_auto_commit=False)
+    before = decision_ends(probe)
+    load_before = os.getloadavg()
+    with scorers(stack, processes) as running:
+        first = last_lag_probe = 0.0
+        with tqdm(total=backlog, desc=f"drain with {processes} scorer(s)", unit="tx") as bar:
+            while True:
+                time.sleep(0.25)
+                for scorer in running:
+                    scorer.check()
+                now = time.perf_counter()
+                bar.n = sum(decision_ends(probe).values()) - sum(before.values())
+                bar.refresh()
+                if not first:
+                    if bar.n:
+                        first, meter = now, CpuMeter(stack_roles(stack, running))
+                    continue
+                if now - last_lag_probe >= 1.0:  # two clients per probe: not every tick
+                    last_lag_probe = now
+                    if group_lags(bootstrap, {GROUP: [TRANSACTIONS]})[GROUP] == 0:
+                        break
+        lag_s = now - first
+        cores = meter.stop(lag_s)
+        costs = stage_costs(scrape([s.port for s in running]))
+    times = decision_times(probe, before)
+    probe.close()
+    start_ms = min(min(t) for t in times.values())
+    decided = sum(len(t) for t in times.values())
+    kafka_s = (max(max(t) for t in times.values()) - start_ms) / 1000
+    return {
+        "processes": processes, "backlog": backlog, "decisions": decided,
+        "lag_probe": {"seconds": round(lag_s, 2), "tx_per_s": round(backlog / lag_s)},
+        "decision_timestamps": {"seconds": round(kafka_s, 2),
+                                "tx_per_s": round((decided - 1) / kafka_s)},
+        "partition_done_s": {p: round((max(t) - start_ms) / 1000, 2)
+                             for p, t in sorted(times.items())},
+        "cores": cores, "load_avg": [load_before, os.getloadavg()], "metrics": costs,
+    }
+
+
+# --- latency at a fixed offered rate -------------------------------------------------------------
+
+def listen(bootstrap: str, run: str, expected: int, ready: ProcessEvent, done: ProcessEvent,
+           give_up_s: float, results: Queue[dict[str, list[float]]]) -> None:
+    """In its own process, so the publisher's work never delays a receive time: each of the
+    run's decisions as (receive time, its transaction's time) -> latency ms."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="bench-listener",
+                             enable_auto_commit=False)
+    partitions = [TopicPartition(FRAUD_DECISIONS, p)
+                  for p in sorted(consumer.partitions_for_topic(FRAUD_DECISIONS) or ())]
+    consumer.assign(partitions)
+    consumer.seek_to_end(*partitions)
+    for tp in partitions:
+        consumer.position(tp)  # resolve the end now, before anything is sent
+    ready.set()
+    seen: dict[str, list[float]] = {"received_ms": [], "stored_ms": [], "at": []}
+    prefix, give_up_at = f"{run}-", float("inf")
+    try:
+        while len(seen["at"]) < expected and time.time() < give_up_at:
+            if done.is_set() and give_up_at == float("inf"):
+                give_up_at = time.time() + give_up_s
+            batches = consumer.poll(timeout_ms=100)
+            received = time.time()
+            for records in batches.values():
+                for record in records:
+                    data = json.loads(record.value)["data"]
+                    if not data["transaction_id"].startswith(prefix):
+                        continue
+                    at = datetime.fromisoformat(data["transaction_time"]).timestamp()
+                    seen["received_ms"].append((received - at) * 1000)
+                    seen["stored_ms"].append(record.timestamp - at * 1000)
+                    seen["at"].append(received)
+    finally:
+        consumer.close()
+        results.put(seen)
+
+
+def publish_at(publisher: KafkaPublisher, live: LiveTransactions, run: str, rate: float,
+               seconds: float) -> float:
+    """Open loop: transaction i is due at start + i / rate and carries that time as its
+    timestamp, however late it is actually sent. Returns the start (epoch seconds)."""
+    total, start, sent = int(rate * seconds), time.time(), 0
+    with tqdm(total=total, desc=f"publish at {rate:.0f}/s", unit="tx") as bar:
+        while sent < total:
+            due = min(total, int((time.time() - start) * rate) + 1)
+            batch = [live.message(run, datetime.fromtimestamp(start + i / rate, UTC))
+                     for i in range(sent, due)]
+            if batch:
+                publish_or_raise(publisher, batch)
+                sent = due
+                bar.update(len(batch))
+            time.sleep(max(0.0, start + sent / rate - time.time()))
+    return start
+
+
+def caught_up(bootstrap: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while group_lags(bootstrap, {GROUP: [TRANSACTIONS]})[GROUP] > 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the scorer did not catch up with the warm-up")
+        time.sleep(0.5)
+
+
+def steady(stack: Stack, state: dict[bytes, bytes], live: LiveTransactions, rate: float,
+           seconds: float) -> dict[str, Any]:
+    client = redis.Redis.from_url(stack.redis.address)
+    restore(client, state)
+    client.close()
+    bootstrap = stack.kafka.address
+    publisher = KafkaPublisher(bootstrap, client_id="bench", delivery_timeout_s=30)
+    run = f"rate{rate:.0f}-{datetime.now(UTC):%H%M%S}"
+    expected = int(rate * seconds)
+    context = multiprocessing.get_context("spawn")  # no fork of a process with Kafka threads
+    ready, done, results = context.Event(), context.Event(), context.Queue()
+    listener = context.Process(target=listen, args=(bootstrap, run, expected, ready, done,
+                                                    60.0, results), daemon=True)
+    with scorers(stack, 1) as running:
+        publish_at(publisher, live, f"warmup-{run}", 200, 3)  # joins the group, warms caches
+        caught_up(bootstrap)
+        listener.start()
+        try:
+            if not ready.wait(60):
+                raise RuntimeError("the decision listener did not start")
+            load_before = os.getloadavg()
+            meter = CpuMeter(stack_roles(stack, running, listener.pid))
+            start = publish_at(publisher, live, run, rate, seconds)
+            done.set()
+            seen = results.get(timeout=120)
+            cores = meter.stop(max(seen["at"], default=time.time()) - start)
+            listener.join(10)
+        finally:
+            if listener.is_alive():
+                listener.kill()
+        costs = stage_costs(scrape([s.port for s in running]))
+    publisher.close()
+    return latency_summary(rate, seconds, start, seen) | {
+        "cores": cores, "load_avg": [load_before, os.getloadavg()], "metrics": costs}
+
+
+def latency_summary(rate: float, seconds: float, start: float,
+                    seen: dict[str, list[float]]) -> dict[str, Any]:
+    expected = int(rate * seconds)
+    received = np.asarray(seen["received_ms"])
+    at = np.asarray(seen["at"])
+    if not len(received):
+        raise RuntimeError(f"no decision arrived for the {rate:.0f} tx/s run")
+    order = np.argsort(at)  # by receive time: does latency grow over the run?
+    quarter = max(len(order) // 4, 1)
+
+    def stats(values: np.ndarray) -> dict[str, float]:
+        found = {f"p{q:g}": float(np.percentile(values, q)) for q in PERCENTILES}
+        return {k: round(v, 2) for k, v in (found | {"max": float(values.max())}).items()}
+
+    return {
+        "rate": rate, "seconds": seconds, "expected": expected, "decided": len(received),
+        "decisions_per_s": round(len(received) / (at.max() - start), 1),
+        "latency_ms": stats(received), "at_scorer_ms": stats(np.asarray(seen["stored_ms"])),
+        "p50_first_quarter_ms": round(float(np.median(received[order[:quarter]])), 2),
+        "p50_last_quarter_ms": round(float(np.median(received[order[-quarter:]])), 2),
+        "samples_ms": [round(float(v), 3) for v in received],
+    }
+
+
+# --- report --------------------------------------------------------------------------------------
+
+def report(summary: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fraud_stream.json").write_text(json.dumps(summary, indent=1))
+    (out / "fraud_stream.md").write_text(markdown(summary))
+    plot(summary, out / "fraud_stream.png")
+
+
+def markdown(s: dict[str, Any]) -> str:
+    m = s["machine"]
+    lines = [
+        "# Fraud stream scorer: throughput and event -> decision latency", "",
+        f"{s['date']}; `nproc` {m['nproc']}, Python {m['python']}, {m['platform']}; load "
+        f"average {m['load_avg_before'][0]:.2f} before, {m['load_avg_after'][0]:.2f} after. "
+        "Made by `benchmarks/fraud_stream.py` (its docstring says how). Aim: >= "
+        f"{AIM_TX_PER_S:,} tx/s sustained, p99 < {BUDGET_MS:.0f} ms.", "",
+        "## Sustained throughput (drain a backlog)", "",
+        "| scorers | backlog | tx/s (lag probe) | tx/s (decision timestamps) "
+        "| cores: scorer / redis / kafka / other work / steal |", "|---|---|---|---|---|",
+    ]
+    for d in s["throughput"]:
+        c = d["cores"]
+        lines.append(f"| {d['processes']} | {d['backlog']:,} | {d['lag_probe']['tx_per_s']:,} | "
+                     f"{d['decision_timestamps']['tx_per_s']:,} | {c['scorer']} / {c['redis']} / "
+                     f"{c['kafka']} / {c['other work']} / {c['steal']} |")
+    lines += ["", "## Latency at fixed offered rates (1 scorer, open loop)", "",
+              "| offered tx/s | decided / sent | decisions/s | p50 ms | p95 ms | p99 ms "
+              "| p99.9 ms | max ms | p50 first -> last quarter |", "|---" * 9 + "|"]
+    for r in s["latency"]:
+        q = r["latency_ms"]
+        lines.append(f"| {r['rate']:.0f} | {r['decided']:,} / {r['expected']:,} | "
+                     f"{r['decisions_per_s']} | {q['p50']} | {q['p95']} | {q['p99']} | "
+                     f"{q['p99.9']} | {q['max']} | "
+                     f"{r['p50_first_quarter_ms']} -> {r['p50_last_quarter_ms']} |")
+    lines += ["", "Latency: receive time at a listener on fraud-decisions minus the transaction's "
+              "scheduled send time (its timestamp).", ""]
+    return "\n".join(lines + stage_table(s))
+
+
+def stage_table(s: dict[str, Any]) -> list[str]:
+    runs = [*s["throughput"], *s["latency"]]
+    names = [f"drain, {d['processes']} scorer(s)" for d in s["throughput"]]
+    names += [f"{r['rate']:.0f} tx/s" for r in s["latency"]]
+    lines = ["## Where the time goes", "",
+             "Mean ms per batch / per transaction, from the scorers' histograms; `whole batch` is "
+             "the consumer's (decode, dedupe, score, publish the decisions).", "",
+             "| stage | " + " | ".join(names) + " |", "|---|" + "---|" * len(names),
+             "| transactions per batch | "
+             + " | ".join(f"{r['metrics']['mean_batch']:.0f}" for r in runs) + " |"]
+    for stage in runs[0]["metrics"]["ms"]:
+        cells = [r["metrics"]["ms"][stage] for r in runs]
+        lines.append(f"| {stage} | " + " | ".join(
+            f"{c['per_batch']:.2f} / {c['per_tx']:.3f}" for c in cells) + " |")
+    return [*lines, ""]
+
+
+def plot(s: dict[str, Any], path: Path) -> None:
+    fig, (cdf, bars) = plt.subplots(1, 2, figsize=(11, 4), width_ratios=(3, 2))
+    for r in s["latency"]:
+        ordered = np.sort(np.asarray(r["samples_ms"]))
+        if len(ordered):
+            cdf.plot(ordered, np.linspace(0, 1, len(ordered)),
+                     label=f"{r['rate']:.0f} tx/s offered (p99 {r['latency_ms']['p99']:.0f} ms)")
+    cdf.axvline(BUDGET_MS, color="red", linestyle="--", label=f"budget: p99 < {BUDGET_MS:.0f} ms")
+    cdf.axhline(0.99, color="grey", linewidth=0.5)
+    cdf.set_xscale("log")
+    cdf.set_xlabel("event -> decision (ms, from the scheduled send time)")
+    cdf.set_ylabel("share of transactions")
+    cdf.set_title("Latency, 1 scorer process")
+    cdf.legend(fontsize=8)
+    names = [f"{d['processes']} process{'es' if d['processes'] > 1 else ''}"
+             for d in s["throughput"]]
+    rates = [d["decision_timestamps"]["tx_per_s"] for d in s["throughput"]]
+    bars.bar(names, rates, color="tab:blue")
+    for x, value in enumerate(rates):
+        bars.text(x, value, f"{value:,}", ha="center", va="bottom")
+    bars.axhline(AIM_TX_PER_S, color="red", linestyle="--", label=f"aim: {AIM_TX_PER_S:,} tx/s")
+    bars.set_ylim(0, AIM_TX_PER_S * 1.1)
+    bars.set_ylabel("tx/s draining a backlog")
+    bars.set_title(f"Sustained throughput ({s['machine']['nproc']} cores)")
+    bars.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backlog", type=int, default=60_000, help="transactions to drain")
+    parser.add_argument("--rates", type=float, nargs="+", default=[500.0, 1000.0],
+                        help="offered tx/s of the latency runs")
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of each latency run")
+    parser.add_argument("--world-dir", type=Path, default=REPO_ROOT / ".state/worlds")
+    parser.add_argument("--model-repository", type=Path, default=REPO_ROOT / ".state/models")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports/bench")
+    args = parser.parse_args()
+    matplotlib.use("Agg")
+    load_before = os.getloadavg()
+    frame = pd.read_parquet(args.world_dir / "transactions" / "transactions.parquet")
+    live = LiveTransactions(frame)
+    workdir = Path(tempfile.mkdtemp(prefix="fraud-stream-bench-"))
+    redis_server = start_redis(workdir)
+    try:
+        kafka = start_kafka(workdir)
+    except BaseException:
+        redis_server.stop()
+        raise
+    try:
+        ensure_topics(kafka.address, platform_topics(3))
+        stack = Stack(redis_server, kafka, {
+            "MLSD_REDIS_URL": redis_server.address, "MLSD_KAFKA_BOOTSTRAP_SERVERS": kafka.address,
+            "MLSD_MODEL_REPOSITORY": str(args.model_repository),
+            "MLSD_FRAUD_POLICY_PATH": str(REPO_ROOT / "config/fraud/policy.toml"),
+            "MLSD_FRAUD_STREAM_MAX_AGE_S": "3600", "MLSD_LOG_LEVEL": "WARNING"}, workdir)
+        client = redis.Redis.from_url(redis_server.address)
+        state = load_history(client, frame)
+        memory = client.info("memory")["used_memory"]
+        client.close()
+        throughput = [drain(stack, state, live, args.backlog, n) for n in (1, 2)]
+        latency = [steady(stack, state, live, rate, args.seconds) for rate in args.rates]
+    finally:
+        kafka.stop()
+        redis_server.stop()
+    summary = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"nproc": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+                    "platform": platform.platform(), "load_avg_before": load_before,
+                    "load_avg_after": os.getloadavg()},
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "state": {"history_days": HISTORY_DAYS, "keys": len(state), "used_memory": memory},
+        "throughput": throughput, "latency": latency,
+    }
+    report(summary, args.out)
+    print(json.dumps({k: v for k, v in summary.items() if k != "latency"}
+                     | {"latency": [{k: v for k, v in r.items() if k != "samples_ms"}
+                                    for r in latency]}, indent=1))
+    print(f"logs: {workdir}; report: {args.out}/fraud_stream.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
