@@ -11,6 +11,8 @@ Run more processes to share the partitions: the group balances them.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -151,8 +153,11 @@ def _run(runner: ConsumerRunner) -> None:
     started = time.monotonic()
     try:
         runner.run()
-    except BaseException:  # its dead thread fails /readyz; supervisord restarts the process
+    except BaseException:
         logger.exception("stream scorer stopped", extra={"after_s": time.monotonic() - started})
+        # A dead thread in a live process would never be restarted: end the process (SIGTERM:
+        # uvicorn shuts down cleanly), so supervisord or the container runtime starts it again.
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def main() -> None:
