@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import logging
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from tests.load_tests_modules import load
 
-def _load(name: str) -> ModuleType:
-    """A load-tests module by path: the folder is not a package (Locust imports siblings)."""
-    path = Path(__file__).resolve().parents[2] / "load-tests" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"load_tests_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
-slo = _load("slo")
+slo = load("slo")
 
 SCORE = "POST /v1/score"
 GATE = slo.Slo({SCORE: 50.0})

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import re
-import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -19,20 +16,9 @@ import pytest
 from services.common.catalog import SMALL_AMOUNT
 from services.trainer.fraud_features import haversine_km
 from services.trainer.worlds.transactions import MERCHANT_CATEGORIES
+from tests.load_tests_modules import load
 
-
-def _load(name: str) -> ModuleType:
-    """A load-tests module by path: the folder is not a package (Locust imports siblings)."""
-    path = Path(__file__).resolve().parents[2] / "load-tests" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"load_tests_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
-tx = _load("transactions")
+tx = load("transactions")
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 HOME = (53.5, 0.5)  # the north-west corner of the world's region
