@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from kafka import KafkaConsumer, TopicPartition
 
+from services.common.bus.kafka_bus import records_to_end
 from services.common.bus.topics import FRAUD_DECISIONS, FRAUD_LABELS
 from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.settings import PlatformSettings
@@ -31,28 +31,7 @@ logger = logging.getLogger(__name__)
 
 def read_topic(bootstrap: str, topic: str) -> Iterator[dict[str, Any]]:
     """Every event's `data` on the topic, from the beginning to the end it has now."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                             enable_auto_commit=False, consumer_timeout_ms=2000)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            return
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        remaining = {tp for tp in partitions if end[tp] > 0}
-        while remaining:
-            batches = consumer.poll(timeout_ms=1000, max_records=5000)
-            if not batches and all(consumer.position(tp) >= end[tp] for tp in remaining):
-                break
-            for tp, records in batches.items():
-                for record in records:
-                    if record.offset < end[tp]:
-                        yield _data(record.value)
-                if consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
-    finally:
-        consumer.close()
+    return (_data(record.value) for record in records_to_end(bootstrap, topic))
 
 
 def _data(value: bytes | None) -> dict[str, Any]:

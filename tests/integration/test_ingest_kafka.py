@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer, TopicPartition
 
 from services.common.bus.events import Event, MalformedEvent, decode_event
+from services.common.bus.kafka_bus import records_to_end
 from services.common.bus.topics import TRANSACTIONS, WATCH_EVENTS
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
@@ -32,29 +32,16 @@ class Stored:
 
 def read_back(bootstrap: str, topic: str, ids: set[str], timeout_s: float = 20.0) -> list[Stored]:
     """Every record of `topic` up to its current end whose event id is one of `ids`."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        numbers = sorted(consumer.partitions_for_topic(topic))
-        partitions = [TopicPartition(topic, p) for p in numbers]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        found: list[Stored] = []
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            for records in consumer.poll(timeout_ms=500).values():
-                for r in records:
-                    try:
-                        event = decode_event(r.value)
-                    except MalformedEvent:  # other tests' poison shares the session's topics
-                        continue
-                    if event.id in ids:
-                        key = r.key.decode() if r.key is not None else None
-                        found.append(Stored(key, r.partition, r.offset, event))
-        return found
-    finally:
-        consumer.close()
+    found: list[Stored] = []
+    for r in records_to_end(bootstrap, topic, timeout_s):
+        try:
+            event = decode_event(r.value)
+        except MalformedEvent:  # other tests' poison shares the session's topics
+            continue
+        if event.id in ids:
+            key = r.key.decode() if r.key is not None else None
+            found.append(Stored(key, r.partition, r.offset, event))
+    return found
 
 
 def settings_for(kafka: str, redis_url: str) -> IngestSettings:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -114,6 +115,12 @@ class _RevokeListener(ConsumerRebalanceListener):  # type: ignore[misc]
                     extra={"partitions": [f"{tp.topic}-{tp.partition}" for tp in assigned]})
 
 
+def _record(r: Any) -> Record:
+    """kafka-python's ConsumerRecord as the platform's Record."""
+    return Record(r.topic, r.partition, r.offset, r.key, r.value,
+                  tuple((k, v) for k, v in (r.headers or [])))
+
+
 class KafkaRecordSource:
     """A consumer-group member with auto-commit off: the runner commits what it has handled."""
 
@@ -136,11 +143,7 @@ class KafkaRecordSource:
 
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:
         batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        return [
-            Record(r.topic, r.partition, r.offset, r.key, r.value,
-                   tuple((k, v) for k, v in (r.headers or [])))
-            for records in batches.values() for r in records
-        ]
+        return [_record(r) for records in batches.values() for r in records]
 
     def commit(self, offsets: Mapping[TopicPartitionKey, int]) -> None:
         if offsets:
@@ -192,3 +195,26 @@ def group_lags(bootstrap_servers: str, topics_by_group: Mapping[str, Sequence[st
     finally:
         consumer.close()
         admin.close()
+
+
+def records_to_end(bootstrap_servers: str, topic: str, timeout_s: float = 20.0
+                   ) -> Iterator[Record]:
+    """Every record of `topic` from its beginning to the end it has now, outside any group (a
+    job's or a test's one-off read); TimeoutError if the end is not reached in `timeout_s`."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p)
+                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end in {timeout_s} s")
+            for records in consumer.poll(timeout_ms=500).values():
+                yield from map(_record, records)
+    finally:
+        consumer.close()
