@@ -2,7 +2,7 @@
 
     store = RedisFraudStore(client)
     reads = store.record_and_read([txn])          # one MULTI/EXEC: GET decision, writes, reads
-    earlier = store.remember(txn_id, decision, 60) # SET NX GET: the first decision wins
+    earlier = store.remember([(txn_id, decision)], 60)  # SET NX GET: the first one wins
 
 Writes go first: the reads then see every earlier transaction of the batch (the features keep
 only what happened strictly before each transaction and never the transaction itself), and two

@@ -2,9 +2,11 @@
 
     python -m services.fraud.stream      # consumer group fraud-scorer; probes on 8041
 
-Each polled batch is one Redis round trip (record + read every card), one ONNX call (every
-transaction and its explanation rows) and one publish; offsets are committed only after the
-decisions are stored (at-least-once; a redelivered transaction gets its recorded decision).
+Each polled batch is scored with one Redis round trip (record + read every card), one ONNX call
+(every transaction and its explanation rows) and one more round trip to record the decisions;
+the consumer runner adds its two dedupe round trips, then one publish. Offsets are committed
+only after the decisions are stored (at-least-once; a redelivered transaction gets its recorded
+decision).
 Run more processes to share the partitions: the group balances them.
 """
 
@@ -17,8 +19,10 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import redis
 import uvicorn
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -38,7 +42,7 @@ from services.common.bus.topics import TRANSACTIONS
 from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.events import TransactionData
 from services.common.http import create_service_app
-from services.common.models import create_model_client
+from services.common.models import ModelClient, create_model_client
 from services.common.payloads import parse_payload
 from services.common.redis_client import background_redis
 from services.common.telemetry import LATENCY_BUCKETS_S, Metrics, configure_logging
@@ -90,6 +94,17 @@ class StreamScoringHandler:
         self._pending.clear()
 
 
+@dataclass
+class _Scoring:
+    """What start() built and stop() takes down, in that order."""
+
+    runner: ConsumerRunner
+    thread: threading.Thread
+    publisher: KafkaPublisher
+    model: ModelClient
+    client: redis.Redis
+
+
 def create_stream_app(settings: FraudSettings) -> FastAPI:
     metrics = Metrics(settings.service_name)
     fraud_metrics = FraudMetrics(metrics)
@@ -100,7 +115,7 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
         registry=metrics.registry, buckets=LATENCY_BUCKETS_S)
     stale = metrics.counter(
         "stale_transactions", "transactions older than fraud_stream_max_age_s: skipped")
-    state: dict[str, object] = {}
+    started: list[_Scoring] = []
 
     def start() -> None:
         client = background_redis(settings)
@@ -121,17 +136,16 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
                          max_batch=settings.fraud_stream_max_batch,
                          poll_timeout_s=settings.fraud_stream_poll_timeout_s))
         thread = threading.Thread(target=_run, args=(runner,), name="fraud-scorer", daemon=True)
-        state.update(runner=runner, thread=thread, publisher=publisher, model=model)
+        started.append(_Scoring(runner, thread, publisher, model, client))
         thread.start()
 
     def stop() -> None:
-        runner, thread = state.get("runner"), state.get("thread")
-        if isinstance(runner, ConsumerRunner) and isinstance(thread, threading.Thread):
-            runner.stop()
-            thread.join(timeout=30)
-        publisher = state.get("publisher")
-        if isinstance(publisher, KafkaPublisher):
-            publisher.close()
+        for scoring in started:
+            scoring.runner.stop()
+            scoring.thread.join(timeout=30)
+            scoring.publisher.close()
+            scoring.model.close()
+            scoring.client.close()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -142,8 +156,7 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
             await run_in_threadpool(stop)
 
     def running() -> bool:
-        thread = state.get("thread")
-        return isinstance(thread, threading.Thread) and thread.is_alive()
+        return bool(started) and all(scoring.thread.is_alive() for scoring in started)
 
     return create_service_app(title="fraud stream scorer", metrics=metrics, lifespan=lifespan,
                               readiness={"scorer": running})
