@@ -13,10 +13,7 @@ Run more processes to share the partitions: the group balances them.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,6 +30,7 @@ from services.common.bus.consumer import (
     ConsumerRunner,
     RunnerConfig,
     TransientError,
+    run_or_end_process,
 )
 from services.common.bus.events import Event
 from services.common.bus.kafka_bus import KafkaPublisher
@@ -135,7 +133,8 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
             RunnerConfig(group=settings.fraud_stream_group, topics=(TRANSACTIONS,),
                          max_batch=settings.fraud_stream_max_batch,
                          poll_timeout_s=settings.fraud_stream_poll_timeout_s))
-        thread = threading.Thread(target=_run, args=(runner,), name="fraud-scorer", daemon=True)
+        thread = threading.Thread(target=run_or_end_process, args=(runner, "fraud-scorer"),
+                                  name="fraud-scorer", daemon=True)
         started.append(_Scoring(runner, thread, publisher, model, client))
         thread.start()
 
@@ -160,17 +159,6 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
 
     return create_service_app(title="fraud stream scorer", metrics=metrics, lifespan=lifespan,
                               readiness={"scorer": running})
-
-
-def _run(runner: ConsumerRunner) -> None:
-    started = time.monotonic()
-    try:
-        runner.run()
-    except BaseException:
-        logger.exception("stream scorer stopped", extra={"after_s": time.monotonic() - started})
-        # A dead thread in a live process would never be restarted: end the process (SIGTERM:
-        # uvicorn shuts down cleanly), so supervisord or the container runtime starts it again.
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def main() -> None:

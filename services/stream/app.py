@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from services.common.bus.consumer import ConsumerMetrics, ConsumerRunner, RunnerConfig
+from services.common.bus.consumer import (
+    ConsumerMetrics,
+    ConsumerRunner,
+    RunnerConfig,
+    run_or_end_process,
+)
 from services.common.bus.runtime import build_kafka_consumer
 from services.common.http import create_service_app
 from services.common.models import ModelRepository
@@ -33,13 +38,6 @@ class RunningConcern:
         return self.thread is not None and self.thread.is_alive()
 
 
-def _run(running: RunningConcern) -> None:
-    try:
-        running.runner.run()
-    except BaseException:  # its dead thread makes /readyz fail; supervisord restarts the process
-        logger.exception("concern stopped", extra={"concern": running.concern.name})
-
-
 def create_app(settings: StreamSettings) -> FastAPI:
     metrics = Metrics(settings.service_name)
     consumer_metrics = ConsumerMetrics(metrics)
@@ -59,7 +57,8 @@ def create_app(settings: StreamSettings) -> FastAPI:
                 dedupe_window_s=settings.stream_dedupe_window_s,
             )
             item = RunningConcern(concern, runner)
-            item.thread = threading.Thread(target=_run, args=(item,), daemon=True,
+            item.thread = threading.Thread(target=run_or_end_process,
+                                           args=(runner, concern.name), daemon=True,
                                            name=f"concern-{concern.name}")
             running.append(item)
         for item in running:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -277,3 +278,17 @@ def stop_on_signals(runner: ConsumerRunner) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+
+
+def run_or_end_process(runner: ConsumerRunner, name: str) -> None:
+    """A consumer thread's target: run until stopped. If the runner dies (retries ran out on a
+    dependency outage, a fatal error), end the whole process with SIGTERM (the web server shuts
+    down cleanly) so supervisord or the container runtime starts it again: a dead thread in a
+    live process would never be restarted."""
+    started = time.monotonic()
+    try:
+        runner.run()
+    except BaseException:
+        logger.exception("consumer thread died; ending the process",
+                         extra={"consumer": name, "after_s": round(time.monotonic() - started)})
+        os.kill(os.getpid(), signal.SIGTERM)
