@@ -98,7 +98,13 @@ def test_two_processes_share_the_partitions_and_a_stopped_one_hands_over_exactly
                 if line.startswith("stream_consumer_lag_records{")
                 and 'topic="watch-events"' in line}
 
-    wait_for(lambda: bool(assigned(first)) and bool(assigned(second)), 30, "both assigned")
+    # The first member reports its old partitions until its revoke runs inside its next poll:
+    # wait for the rebalance to finish, then the two must hold disjoint, non-empty shares.
+    def split() -> bool:
+        mine, theirs = assigned(first), assigned(second)
+        return bool(mine) and bool(theirs) and mine.isdisjoint(theirs)
+
+    wait_for(split, 30, "the partitions split between both")
     assert assigned(first).isdisjoint(assigned(second))
     wait_for(lambda: watches_counted(client, day) >= 500, 60, "some events applied")
     assert first.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after a clean stop
