@@ -10,6 +10,7 @@ from services.common.settings import PlatformSettings
 from services.fraud.settings import FraudSettings
 from services.ingest.settings import IngestSettings
 from services.modelserver.settings import ModelServerSettings
+from services.recommender.settings import RecommenderSettings
 from services.stream.settings import StreamSettings
 
 
@@ -31,6 +32,7 @@ def stack_parts(settings: PlatformSettings) -> list[Part]:
     stream = StreamSettings()
     ingest = IngestSettings()
     fraud = FraudSettings()
+    recommender = RecommenderSettings()
     return [
         Part("redis", settings.redis_url, lambda: redis_ready(settings.redis_url)),
         Part("kafka", settings.kafka_bootstrap_servers,
@@ -40,4 +42,5 @@ def stack_parts(settings: PlatformSettings) -> list[Part]:
         _http("stream", stream.stream_host, stream.stream_port),
         _http("fraud", fraud.fraud_host, fraud.fraud_port),
         _http("fraud-stream", fraud.fraud_host, fraud.fraud_stream_metrics_port),
+        _http("recommender", recommender.recommender_host, recommender.recommender_port),
     ]

@@ -16,6 +16,8 @@ from tqdm import tqdm
 from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import platform_topics
+from services.common.recs_online import write_profiles
+from services.common.redis_client import background_redis
 from services.seeder.history import recent, transaction_messages, watch_messages
 from services.stream.concerns import CONCERNS
 from services.trainer.pipeline import TrainerSettings
@@ -55,6 +57,19 @@ def wait_for_stream(bootstrap: str, timeout_s: float) -> bool:
     return lag == 0
 
 
+def load_profiles(settings: TrainerSettings, users: pd.DataFrame) -> None:
+    """The account system's profiles (kind, maturity limit) straight into Redis: batch data, not
+    events; the recommender reads a user's limit in its one round trip."""
+    client = background_redis(settings)
+    try:
+        write_profiles(client, list(zip(users["user_id"], users["profile"],
+                                        users["max_maturity"].astype(int), strict=True)),
+                       settings.feature_namespace)
+    finally:
+        client.close()
+    print(f"profiles: {len(users):,} users with their maturity limits")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m services.seeder", description=__doc__)
     parser.add_argument("--transaction-days", type=float, default=31.0,
@@ -75,6 +90,7 @@ def main() -> int:
         history = interactions[interactions["timestamp"] < split]  # the future stays unseen
         shift = now - split.to_pydatetime()
         publish(publisher, watch_messages(history, shift), len(history), "watches")
+        load_profiles(settings, pd.read_parquet(worlds / "viewing" / "users.parquet"))
 
         transactions = recent(pd.read_parquet(worlds / "transactions" / "transactions.parquet"),
                               "tx_datetime", args.transaction_days)

@@ -60,6 +60,7 @@ class RecsArtifacts:
 
     as_of: float                                  # unix seconds the state was taken at
     title_ids: npt.NDArray[np.str_]
+    title_names: npt.NDArray[np.str_]             # what people read (the recommender shows it)
     item_embeddings: npt.NDArray[np.float32]      # [titles, EMBEDDING_DIM]
     content_vectors: npt.NDArray[np.float32]      # [titles, content dim]
     genre_multi_hot: npt.NDArray[np.uint8]        # [titles, genres], columns in GENRES order
@@ -74,6 +75,7 @@ class RecsArtifacts:
         buffer = io.BytesIO()
         np.savez_compressed(
             buffer, as_of=np.float64(self.as_of), title_ids=self.title_ids,
+            title_names=self.title_names,
             item_embeddings=self.item_embeddings, content_vectors=self.content_vectors,
             genre_names=np.asarray(GENRES), genre_multi_hot=self.genre_multi_hot,
             release_seconds=self.release_seconds, maturity_levels=self.maturity_levels,
@@ -259,6 +261,7 @@ def _artifacts(world: ViewingWorld, stage: _Stage, titles: rm.Titles) -> RecsArt
     return RecsArtifacts(
         as_of=state.as_of,
         title_ids=titles.ids,
+        title_names=world.titles["title"].to_numpy().astype(str),
         item_embeddings=stage.embeddings,
         content_vectors=titles.content.astype(np.float32),
         genre_multi_hot=titles.genres.astype(np.uint8),

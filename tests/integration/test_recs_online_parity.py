@@ -67,7 +67,9 @@ def items(offline: Offline, tmp_path_factory: pytest.TempPathFactory) -> ItemArt
     """The artifacts as the recommender gets them: the production ranker's embeddings.npz."""
     state, titles = offline.state, offline.titles
     npz = RecsArtifacts(
-        as_of=offline.as_of, title_ids=titles.ids, item_embeddings=offline.embeddings,
+        as_of=offline.as_of, title_ids=titles.ids,
+        title_names=offline.world.titles["title"].to_numpy().astype(str),
+        item_embeddings=offline.embeddings,
         content_vectors=titles.content.astype(np.float32),
         genre_multi_hot=titles.genres.astype(np.uint8), release_seconds=titles.release_seconds,
         maturity_levels=titles.maturity, popularity=state.popularity.astype(np.float32),

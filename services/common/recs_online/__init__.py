@@ -15,6 +15,7 @@ from services.common.recs_online.keys import (
     HISTORY_CAP,
     REC_CACHE_TTL_S,
     history_key,
+    profile_key,
     rec_cache_key,
     title_watches_key,
     trending_key,
@@ -26,6 +27,7 @@ from services.common.recs_online.redis_store import (
     RedisRecsStore,
     WatchesApplied,
     user_view,
+    write_profiles,
 )
 from services.common.recs_online.state import (
     ItemStats,
@@ -58,6 +60,7 @@ __all__ = [
     "history_key",
     "load_item_artifacts",
     "popularity_days",
+    "profile_key",
     "ranker_features",
     "rec_cache_key",
     "title_watches_key",
@@ -69,4 +72,5 @@ __all__ = [
     "user_view_key",
     "vectors_from_history",
     "watch_count_key",
+    "write_profiles",
 ]

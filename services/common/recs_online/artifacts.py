@@ -35,12 +35,15 @@ class ItemArtifacts:
     genre_names: tuple[str, ...]
     release_seconds: rf.FloatArray            # [titles] unix seconds
     maturity_levels: rf.IntArray              # [titles]
+    names: tuple[str, ...] = ()               # display titles ("" or missing: the content id)
+    popularity_at_training: rf.FloatArray | None = None  # [titles] the feature at training time
 
     @classmethod
     def build(cls, title_ids: npt.ArrayLike, embeddings: npt.ArrayLike,
               genre_multi_hot: npt.ArrayLike, release_seconds: npt.ArrayLike,
               maturity_levels: npt.ArrayLike, genre_names: tuple[str, ...],
-              label: str = "items") -> ItemArtifacts:
+              label: str = "items", names: npt.ArrayLike | None = None,
+              popularity: npt.ArrayLike | None = None) -> ItemArtifacts:
         """Derive content vectors with recs_features (training's definition), fingerprint all."""
         ids = tuple(str(t) for t in np.asarray(title_ids))
         vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -61,6 +64,9 @@ class ItemArtifacts:
             genre_names=genre_names,
             release_seconds=released,
             maturity_levels=maturity,
+            names=() if names is None else tuple(str(n) for n in np.asarray(names)),
+            popularity_at_training=(None if popularity is None
+                                    else np.asarray(popularity, dtype=np.float64)),
         )
 
     @cached_property
@@ -72,6 +78,13 @@ class ItemArtifacts:
         """Rows of known titles, in order; unknown ids are left out."""
         known = [self.row_of[c] for c in content_ids if c in self.row_of]
         return np.asarray(known, dtype=np.int64)
+
+    def name(self, row: int) -> str:
+        """The title people read; the content id when the artifacts carry no names."""
+        return self.names[row] if row < len(self.names) and self.names[row] else self.title_ids[row]
+
+    def genres_of(self, row: int) -> list[str]:
+        return [self.genre_names[g] for g in np.flatnonzero(self.genres[row])]
 
     def __len__(self) -> int:
         return len(self.title_ids)
@@ -92,7 +105,10 @@ def load_item_artifacts(repository: ModelRepository, model: str = RANKER_MODEL) 
         items = ItemArtifacts.build(
             npz["title_ids"], npz["item_embeddings"], npz["genre_multi_hot"],
             npz["release_seconds"], npz["maturity_levels"],
-            tuple(str(g) for g in npz["genre_names"]), label=f"{model}/v{version}")
+            tuple(str(g) for g in npz["genre_names"]), label=f"{model}/v{version}",
+            # Versions trained before these were stored have neither: ids stand in for names.
+            names=npz.get("title_names", None),
+            popularity=npz.get("popularity", None))
         stored = npz["content_vectors"].astype(np.float64)
     if stored.shape != items.content.shape or not np.allclose(stored, items.content,
                                                               atol=CONTENT_TOLERANCE):

@@ -45,6 +45,11 @@ def rec_cache_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
     return f"{namespace}:rec_cache:{{{check_entity_id(user_id)}}}"
 
 
+def profile_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """Hash of the user's profile as the account system knows it: kind, max_maturity (no TTL)."""
+    return f"{namespace}:user_profile:{{{check_entity_id(user_id)}}}"
+
+
 def trending_key(namespace: str = DEFAULT_NAMESPACE, catalog: str = CATALOG) -> str:
     """Sorted set: member = content id, score = log2 of sum 2^(t / half-life) over its watches."""
     return f"{namespace}:trending:{{{check_entity_id(catalog)}}}"

@@ -112,6 +112,15 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return (#ARGV - 1) / 2
 """)
 
+# KEYS[1] the user's rec cache (hash), KEYS[2] their watch count; ARGV[1] the count the response
+# was built from, ARGV[2] field (k), ARGV[3] payload, ARGV[4] TTL (s). Both keys share {user}.
+CACHE_PUT = LuaScript("""
+if tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4], 'NX')
+return 1
+""")
+
 SCRIPTS = (HISTORY_ADD, TRENDING_ADD, DAY_COUNTS_ADD)
 
 
@@ -124,6 +133,17 @@ def user_view(items: ItemArtifacts) -> FeatureView:
         Feature("artifacts", FeatureType.STRING),
         Feature("watch_count", FeatureType.INT64),
     ), ttl=keys.USER_TTL)
+
+
+def write_profiles(client: RedisClient, profiles: Sequence[tuple[str, str, int]],
+                   namespace: str = keys.DEFAULT_NAMESPACE) -> None:
+    """(user id, kind, max maturity level) per user: the account system's view of a profile,
+    loaded in batch (the seeder); the recommender filters out titles above the limit."""
+    commands: list[Command] = [
+        ("HSET", keys.profile_key(user, namespace), "kind", kind, "max_maturity", int(limit))
+        for user, kind, limit in profiles]
+    for start in range(0, len(commands), 1_000):
+        run_pipeline(client, commands[start:start + 1_000])
 
 
 @dataclass(frozen=True)
@@ -219,7 +239,8 @@ class RedisRecsStore:
 
     # --- reading -------------------------------------------------------------------------
     def read_user(self, user_id: str, trending_n: int = TRENDING_TOP_N) -> UserOnlineState:
-        """History, all-history watch count, stored vectors and trending head: one round trip."""
+        """History, all-history watch count, stored vectors, trending head and the profile's
+        maturity limit: one round trip."""
         plan = plan_read(self._view_catalog, [{"user": user_id}], self._refs)
         [lookup] = plan.lookups
         pipe = self._client.pipeline(transaction=False)
@@ -231,8 +252,9 @@ class RedisRecsStore:
         pipe.hmget(keys.user_view_key(user_id, self._namespace),
                    [TS_FIELD, *(f.name for f in lookup.features)])
         pipe.execute_command("ZREVRANGE", self._trending_key, 0, trending_n - 1, "WITHSCORES")
+        pipe.hget(keys.profile_key(user_id, self._namespace), "max_maturity")
         with unavailable_as_domain_error():
-            history, count, view, trending = pipe.execute()
+            history, count, view, trending, max_maturity = pipe.execute()
         [row] = plan.assemble([None if view[0] is None else view[1:]])
         stored = None
         if all(status is FeatureStatus.PRESENT for status in row.statuses.values()):
@@ -249,6 +271,7 @@ class RedisRecsStore:
             watch_count=int(count or 0),
             stored=stored,
             trending=tuple((m.decode(), float(s)) for m, s in trending),
+            max_maturity=None if max_maturity is None else int(max_maturity),
         )
 
     def read_item_stats(self, now_s: float) -> ItemStats:
@@ -289,15 +312,28 @@ class RedisRecsStore:
         return value if isinstance(value, bytes) else None
 
     def cache_recommendations(self, user_id: str, k: int, payload: bytes,
-                              ttl_s: int = keys.REC_CACHE_TTL_S) -> None:
-        """Store a response; the hash's TTL starts with its first entry (EXPIRE NX), so no entry
-        outlives `ttl_s` even when other k are added later."""
+                              ttl_s: int = keys.REC_CACHE_TTL_S,
+                              if_watch_count: int | None = None) -> bool:
+        """Store a response; False if it was not stored. The hash's TTL starts with its first
+        entry (EXPIRE NX), so no entry outlives `ttl_s` even when other k are added later.
+
+        With `if_watch_count` (the count the response was built from), the entry is stored only
+        if the user's count is still that: a watch applied while the response was being built
+        has already deleted the cache, and this list, built from the state before it, must not
+        come back for five minutes.
+        """
         key = keys.rec_cache_key(user_id, self._namespace)
+        if if_watch_count is not None:
+            command = CACHE_PUT.call([key, keys.watch_count_key(user_id, self._namespace)],
+                                     if_watch_count, str(k), payload, ttl_s)
+            [stored] = run_pipeline(self._client, [command], [CACHE_PUT])
+            return bool(stored)
         pipe = self._client.pipeline(transaction=False)
         pipe.hset(key, str(k), payload)
         pipe.expire(key, ttl_s, nx=True)
         with unavailable_as_domain_error():
             pipe.execute()
+        return True
 
     # --- internals -----------------------------------------------------------------------
     @property

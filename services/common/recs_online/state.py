@@ -69,6 +69,7 @@ class UserOnlineState:
     watch_count: int                            # watch events over all history
     stored: StoredVectors | None                # None before the stream wrote any
     trending: tuple[tuple[str, float], ...]     # top N (content id, log2 score), best first
+    max_maturity: int | None = None             # the profile's limit; None: no profile stored
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,34 @@
+"""Routes: GET /v1/recommendations/{user_id}?k=10, a user in, an explained list out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from services.recommender.schemas import RecommendationsResponse
+from services.recommender.service import RecommenderService
+
+
+async def service(request: Request) -> RecommenderService:
+    value: RecommenderService = request.app.state.recommender
+    return value
+
+
+Service = Annotated[RecommenderService, Depends(service)]
+UserId = Annotated[str, Path(pattern=r"^u[0-9]{1,30}$",
+                             description="a u<number> id, e.g. u42; an unknown user is not an "
+                                         "error: they get popular and trending titles")]
+K = Annotated[int, Query(ge=1, le=100, description="how many titles")]
+
+router = APIRouter(tags=["recommendations"])
+
+
+@router.get("/v1/recommendations/{user_id}",
+            responses={422: {"description": "k outside 1..100 or a malformed user id"}},
+            summary="a user's recommendations, each with its type and explanation")
+async def recommendations(user_id: UserId, recommender: Service,
+                          k: K = 10) -> RecommendationsResponse:
+    # Redis, numpy and the model call block: off the event loop, in one hop for the pipeline.
+    return await run_in_threadpool(recommender.recommend, user_id, k)

@@ -1,0 +1,96 @@
+"""Recommender's composition root: settings in; catalog, feature store, model, impressions wired."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pybreaker
+from fastapi import FastAPI
+
+from services.common.bus.background import BackgroundPublisher
+from services.common.bus.deferred import DeferredPublisher, kafka_connector
+from services.common.bus.ports import Publisher
+from services.common.catalog import RANKER_FEATURE_NAMES
+from services.common.http import create_service_app
+from services.common.models import ModelClient, ModelRepository, create_model_client
+from services.common.redis_client import background_redis, request_path_redis
+from services.common.telemetry import Metrics
+from services.recommender.api import router
+from services.recommender.candidates import Sizes
+from services.recommender.catalog import LiveCatalog, store_factory
+from services.recommender.impressions import ImpressionLog
+from services.recommender.metrics import RecommenderMetrics
+from services.recommender.service import Limits, RecommenderService
+from services.recommender.settings import RecommenderSettings
+from services.recommender.variants import VariantChooser, fixed_variant
+
+logger = logging.getLogger(__name__)
+
+
+def breaker(name: str, settings: RecommenderSettings) -> pybreaker.CircuitBreaker:
+    """After fail_max consecutive failures the dependency is skipped for reset_s, then one trial
+    call decides: an outage costs a few deadlines, not one per request."""
+    return pybreaker.CircuitBreaker(fail_max=settings.recommender_breaker_fail_max,
+                                    reset_timeout=settings.recommender_breaker_reset_s, name=name)
+
+
+def create_app(settings: RecommenderSettings, *, model: ModelClient | None = None,
+               publisher: Publisher | None = None,
+               choose_variant: VariantChooser | None = None) -> FastAPI:
+    """The service; tests may pass a model client, a publisher or a variant chooser they own."""
+    metrics = Metrics(settings.service_name)
+    rec_metrics = RecommenderMetrics(metrics)
+    request_redis = request_path_redis(settings, settings.recommender_redis_timeout_s)
+    refresh_redis = background_redis(settings)
+    own_model = model is None
+    model = model or create_model_client(
+        settings, expected_features={settings.recommender_model_name: RANKER_FEATURE_NAMES})
+    catalog = LiveCatalog(ModelRepository(settings.model_repository),
+                          settings.recommender_model_name,
+                          store_factory(refresh_redis, settings.feature_namespace),
+                          settings.recommender_stats_refresh_s)
+    deferred: DeferredPublisher | None = None
+    if publisher is None:
+        deferred = publisher = DeferredPublisher(kafka_connector(
+            settings, probe_timeout_s=settings.recommender_broker_probe_timeout_s,
+            delivery_timeout_s=settings.recommender_delivery_timeout_s,
+            warm_topics=[settings.recommender_impressions_topic]))
+    impressions = BackgroundPublisher(
+        publisher, capacity=settings.recommender_publish_queue,
+        on_outcome=lambda outcome, n: rec_metrics.impressions.labels(outcome).inc(n))
+    service = RecommenderService(
+        catalog, store_factory(request_redis, settings.feature_namespace), model,
+        settings.recommender_model_name, rec_metrics,
+        choose_variant or fixed_variant(settings.recommender_default_variant),
+        ImpressionLog(impressions, settings.recommender_impressions_topic),
+        Limits(Sizes(settings.recommender_cf_candidates, settings.recommender_content_candidates,
+                     settings.recommender_trending_candidates),
+               settings.recommender_cache_ttl_s, settings.recommender_default_max_maturity,
+               settings.recommender_fallback_max_maturity),
+        breaker("feature-store", settings), breaker("model", settings))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if deferred is not None:
+            deferred.start()
+        catalog.start()
+        logger.info("recommender started", extra={"model_loaded": catalog.loaded})
+        try:
+            yield
+        finally:
+            catalog.close()
+            impressions.close()  # sends what is queued, then closes the deferred publisher
+            if own_model:
+                model.close()
+            request_redis.close()
+            refresh_redis.close()
+
+    # Ready once a ranker's artifacts are loaded: without them there is no catalog to rank.
+    app = create_service_app(title="recommender", metrics=metrics, lifespan=lifespan,
+                             readiness={"catalog": lambda: catalog.loaded})
+    app.state.settings = settings
+    app.state.recommender = service
+    app.include_router(router)
+    return app

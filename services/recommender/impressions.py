@@ -1,0 +1,34 @@
+"""Impression events: which list a user was shown, under which variant, to join clicks with."""
+
+from __future__ import annotations
+
+from services.common.bus.background import BackgroundPublisher
+from services.common.bus.events import Event
+from services.common.bus.ports import OutboundMessage
+from services.common.events import ImpressionData
+from services.recommender.schemas import RecommendationList
+from services.recommender.variants import Assignment
+
+
+def impression_message(listed: RecommendationList, request_id: str, assignment: Assignment,
+                       topic: str) -> OutboundMessage:
+    """Keyed by user (one user's events stay in order); the event id is the request id."""
+    data = ImpressionData(user_id=listed.user_id,
+                          content_ids=[item.content_id for item in listed.items],
+                          request_id=request_id, experiment=assignment.experiment,
+                          variation=assignment.variant)
+    event = Event.new("impression", "recommender", data.model_dump(mode="json"),
+                      id=f"impression:{request_id}")
+    return OutboundMessage.of(topic, listed.user_id, event)
+
+
+class ImpressionLog:
+    """Publishes off the request path (a bounded background queue); never blocks an answer."""
+
+    def __init__(self, publisher: BackgroundPublisher, topic: str) -> None:
+        self._publisher = publisher
+        self._topic = topic
+
+    def record(self, listed: RecommendationList, request_id: str,
+               assignment: Assignment) -> None:
+        self._publisher.submit(impression_message(listed, request_id, assignment, self._topic))

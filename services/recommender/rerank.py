@@ -1,0 +1,108 @@
+"""Stage 4: turn scored candidates into a list: diversity (MMR on genres) and business rules.
+
+Both algorithms end here with their own relevance: the control's weighted blend of the sources'
+scores, the treatment's ranker probability. Each is min-max scaled to [0, 1] over the
+candidates, then picked greedily: relevance + DIVERSITY_WEIGHT x (1 - the highest genre-Jaccard
+similarity to a title already picked), the design brief's 0.1 diversity term. Business rules:
+no genre in more than half the list (while the pool allows), and one discovery slot (a title
+outside the user's top genres) in any personalized list of 5 or more.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from services.common import recs_features as rf
+
+DIVERSITY_WEIGHT = 0.1
+GENRE_CAP_SHARE = 0.5
+DISCOVERY_MIN_K = 5
+
+
+def min_max(values: npt.ArrayLike) -> rf.FloatArray:
+    """Scale to [0, 1]; a constant (or empty) input becomes all zeros."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        return array
+    low, high = float(array.min()), float(array.max())
+    if not high > low:
+        return np.zeros_like(array)
+    scaled: rf.FloatArray = (array - low) / (high - low)
+    return scaled
+
+
+def genre_jaccard(genres: npt.NDArray[np.floating]) -> rf.FloatArray:
+    """Pairwise genre Jaccard similarity of titles given as multi-hot rows."""
+    g = np.asarray(genres, dtype=np.float64)
+    shared = g @ g.T
+    sizes = g.sum(axis=1)
+    either = sizes[:, None] + sizes[None, :] - shared
+    similarity: rf.FloatArray = np.divide(shared, either, out=np.zeros_like(shared),
+                                          where=either > 0)
+    return similarity
+
+
+@dataclass(frozen=True)
+class Picked:
+    """Positions into the candidate arrays, in list order, and which ones are discovery slots."""
+
+    positions: rf.IntArray
+    discovery: frozenset[int]                   # positions placed by the discovery rule
+
+
+def mmr(relevance: npt.ArrayLike, genres: npt.NDArray[np.floating], k: int,
+        diversity_weight: float = DIVERSITY_WEIGHT,
+        genre_cap_share: float = GENRE_CAP_SHARE) -> rf.IntArray:
+    """Greedy maximal marginal relevance with a per-genre cap; positions into `relevance`.
+
+    A title whose genres would exceed the cap is passed over while others remain; when only such
+    titles remain the list is filled from them (a short list is worse than a repetitive one).
+    """
+    rel = np.asarray(relevance, dtype=np.float64)
+    n = len(rel)
+    k = min(k, n)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    g = np.asarray(genres, dtype=np.float64)
+    similarity = genre_jaccard(g)
+    cap = max(1, math.ceil(genre_cap_share * k))
+    closest = np.zeros(n)
+    taken = np.zeros(n, dtype=bool)
+    per_genre = np.zeros(g.shape[1])
+    picks: list[int] = []
+    for _ in range(k):
+        score = rel + diversity_weight * (1.0 - closest)
+        score[taken] = -np.inf
+        within_cap = ~np.any((g > 0) & (per_genre[None, :] >= cap), axis=1)
+        allowed = within_cap & ~taken
+        best = int(np.argmax(np.where(allowed, score, -np.inf) if allowed.any() else score))
+        picks.append(best)
+        taken[best] = True
+        per_genre += g[best] > 0
+        closest = np.maximum(closest, similarity[best])
+    return np.asarray(picks, dtype=np.int64)
+
+
+def with_discovery_slot(picks: rf.IntArray, relevance: npt.ArrayLike,
+                        outside_top_genres: npt.NDArray[np.bool_], k: int) -> Picked:
+    """Make sure a personalized list of k >= 5 holds a title outside the user's top genres.
+
+    If none of the picks is one, the most relevant such candidate takes the last slot. A user
+    without top genres (no history) gets no discovery slot: everything is new to them.
+    """
+    outside = np.asarray(outside_top_genres, dtype=bool)
+    if k < DISCOVERY_MIN_K or len(picks) < DISCOVERY_MIN_K or outside[picks].any():
+        return Picked(picks, frozenset())
+    rel = np.asarray(relevance, dtype=np.float64)
+    pool = np.flatnonzero(outside)
+    pool = pool[~np.isin(pool, picks)]
+    if len(pool) == 0:
+        return Picked(picks, frozenset())
+    best = int(pool[np.argmax(rel[pool])])
+    positions = picks.copy()
+    positions[-1] = best
+    return Picked(positions, frozenset({best}))

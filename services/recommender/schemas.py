@@ -1,0 +1,55 @@
+"""What the recommendation API answers (one schema per direction; the request is a path + k)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.recommender.explain import RecommendationType
+
+ServedFrom = Literal["cache", "computed", "fallback"]
+Fallback = Literal["feature_store", "model", "catalog"]
+
+
+class RecommendedItem(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    content_id: str
+    title: str
+    genres: list[str]
+    score: float = Field(description="the algorithm's relevance: the ranker's probability "
+                                     "(treatment) or the weighted blend (control)")
+    recommendation_type: RecommendationType
+    explanation: str
+
+
+class RecommendationList(BaseModel):
+    """A computed list as it is cached: everything that does not change per request."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    items: list[RecommendedItem]
+    variant: str
+    experiment: str | None = Field(description="the experiment that chose the variant, if any")
+    model_version: int | None = Field(description="the ranker version whose embeddings (and, "
+                                                  "in the treatment, model) built the list")
+    personalization: Literal["full", "light", "cold"] = Field(
+        description="full: enough history; light: fewer than 5 watch events, content weighted "
+                    "up; cold: no history, popular and trending")
+    watch_count: int = Field(description="the user's watch events the list was built from")
+
+
+class RecommendationsResponse(RecommendationList):
+    request_id: str = Field(description="names this impression; send it back with a click")
+    served_from: ServedFrom
+    fallbacks: list[Fallback] = Field(
+        description="dependencies this answer was made without: feature_store (Redis: the "
+                    "in-process popular snapshot), model (ranker: the blend), catalog (no "
+                    "model loaded: an empty list)")
+    processing_time_ms: float
+
+
+class ErrorResponse(BaseModel):
+    detail: str

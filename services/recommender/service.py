@@ -1,0 +1,316 @@
+"""The use case: one user's list, through cache, features, candidates, rank and rerank.
+
+    cache ──hit──▶ answer
+      │miss
+    features: read_user (one Redis round trip) ─ down ─▶ popular snapshot (fallback)
+      │
+    candidates: collaborative · content · trending (or popular + trending when cold) → filter
+      │
+    rank: control = weighted blend │ treatment = ranker on the model server ─ down ─▶ blend
+      │
+    rerank: MMR diversity, genre cap, discovery slot → explanations → cache, impression
+
+Every dependency failure degrades the answer and is named in `fallbacks`; nothing raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pybreaker
+
+from services.common import recs_features as rf
+from services.common.features import FeatureStoreUnavailable
+from services.common.models import ModelClient
+from services.common.models.errors import ModelError
+from services.common.recs_online import (
+    ItemArtifacts,
+    ItemStats,
+    UserOnlineState,
+    UserVectors,
+    ranker_features,
+    trending_rows,
+    user_vectors,
+)
+from services.common.recs_online.state import trending_values
+from services.recommender.candidates import (
+    BoolArray,
+    Candidates,
+    Sizes,
+    Source,
+    collaborative_scores,
+    content_scores,
+    eligible_mask,
+    ordered_eligible,
+    top_eligible,
+    union,
+)
+from services.recommender.catalog import CatalogSnapshot, LiveCatalog
+from services.recommender.explain import explain_all
+from services.recommender.impressions import ImpressionLog
+from services.recommender.metrics import RecommenderMetrics
+from services.recommender.rerank import min_max, mmr, with_discovery_slot
+from services.recommender.schemas import (
+    Fallback,
+    RecommendationList,
+    RecommendationsResponse,
+    RecommendedItem,
+    ServedFrom,
+)
+from services.recommender.scoring import Personalization, blend, personalization
+from services.recommender.variants import Assignment, VariantChooser
+
+logger = logging.getLogger(__name__)
+
+POPULAR_POOL = 200  # the fallback and cold-start pool, before the rerank
+
+
+class UserStore(Protocol):
+    """What a request needs from the online state (RedisRecsStore; a fake in unit tests)."""
+
+    def read_user(self, user_id: str) -> UserOnlineState: ...
+
+    def cached_recommendations(self, user_id: str, k: int) -> bytes | None: ...
+
+    def cache_recommendations(self, user_id: str, k: int, payload: bytes, ttl_s: int,
+                              if_watch_count: int | None) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    sizes: Sizes
+    cache_ttl_s: int
+    default_max_maturity: int    # a user without a stored profile
+    fallback_max_maturity: int   # Redis down: the profile is unknown, so a list anyone may see
+
+
+class RecommenderService:
+    def __init__(self, catalog: LiveCatalog, store_for: Callable[[ItemArtifacts], UserStore],
+                 model: ModelClient, model_name: str, metrics: RecommenderMetrics,
+                 choose_variant: VariantChooser, impressions: ImpressionLog | None,
+                 limits: Limits, redis_breaker: pybreaker.CircuitBreaker,
+                 model_breaker: pybreaker.CircuitBreaker) -> None:
+        self.catalog = catalog
+        self._store_for = store_for
+        self._model = model
+        self._model_name = model_name
+        self._metrics = metrics
+        self._choose = choose_variant
+        self._impressions = impressions
+        self._limits = limits
+        self._redis_breaker = redis_breaker
+        self._model_breaker = model_breaker
+
+    # --- the use case ------------------------------------------------------------------------
+    def recommend(self, user_id: str, k: int) -> RecommendationsResponse:
+        start = time.perf_counter()
+        assignment = self._choose(user_id)
+        fallbacks: list[Fallback] = []
+        if not self.catalog.loaded:
+            listed = RecommendationList(user_id=user_id, items=[], variant=assignment.variant,
+                                        experiment=assignment.experiment, model_version=None,
+                                        personalization="cold", watch_count=0)
+            return self._answer(listed, "fallback", ["catalog"], assignment, start)
+        snapshot = self.catalog.snapshot
+        store = self._store_for(snapshot.items)
+        with self._stage("cache"):
+            cached = self._cached(store, user_id, k, assignment)
+        if cached is not None:
+            return self._answer(cached, "cache", [], assignment, start)
+        with self._stage("features"):
+            state = self._read_user(store, user_id)
+        if state is None:
+            fallbacks.append("feature_store")
+            listed = self._popular_list(user_id, k, snapshot, assignment)
+            return self._answer(listed, "fallback", fallbacks, assignment, start)
+        listed, model_failed = self._compute(state, k, snapshot, assignment)
+        if model_failed:
+            fallbacks.append("model")
+        elif listed.items:
+            self._cache(store, user_id, k, listed)
+        return self._answer(listed, "fallback" if fallbacks else "computed", fallbacks,
+                            assignment, start)
+
+    # --- stages ------------------------------------------------------------------------------
+    def _compute(self, state: UserOnlineState, k: int, snapshot: CatalogSnapshot,
+                 assignment: Assignment) -> tuple[RecommendationList, bool]:
+        items, now = snapshot.items, time.time()
+        stats = snapshot.stats.with_trending(state.trending, items)
+        user = user_vectors(state, items)
+        level = personalization(user.watch_count, self._limits.sizes)
+        self._metrics.personalization.labels(level.level).inc()
+        max_maturity = (state.max_maturity if state.max_maturity is not None
+                        else self._limits.default_max_maturity)
+        with self._stage("candidates"):
+            eligible = eligible_mask(items, user.watched, max_maturity)
+            trending_now = trending_values(stats.trending_log2, now)
+            head = trending_rows(state, items)
+            candidates, scores = self._candidates(user, level, items, stats, eligible,
+                                                  trending_now, head)
+        self._metrics.candidates.observe(len(candidates))
+        model_failed = False
+        version: int | None = snapshot.version
+        with self._stage("rank"):
+            relevance: rf.FloatArray | None = None
+            if assignment.variant == "treatment" and level.level != "cold" and len(candidates):
+                relevance = self._rank(user, snapshot, stats, candidates, now)
+                model_failed = relevance is None
+            if relevance is None:
+                relevance = blend(scores, level.weights)
+        with self._stage("rerank"):
+            picked = self._rerank(relevance, candidates, items, user, level, k)
+        return RecommendationList(
+            user_id=state.user_id, items=picked, variant=assignment.variant,
+            experiment=assignment.experiment, model_version=version,
+            personalization=level.level,
+            watch_count=state.watch_count), model_failed
+
+    def _candidates(self, user: UserVectors, level: Personalization, items: ItemArtifacts,
+                    stats: ItemStats, eligible: BoolArray, trending_now: rf.FloatArray,
+                    head: rf.IntArray) -> tuple[Candidates, dict[str, rf.FloatArray]]:
+        sizes = level.sizes
+        # The trending list: the request's fresh head first, then the snapshot's order.
+        trending_list = ordered_eligible(head, eligible, sizes.trending)
+        if len(trending_list) < sizes.trending:
+            more = top_eligible(trending_now, eligible, sizes.trending)
+            trending_list = np.asarray(list(dict.fromkeys([*trending_list.tolist(),
+                                                           *more.tolist()]))[:sizes.trending],
+                                       dtype=np.int64)
+        if level.level == "cold":
+            lists = {Source.POPULAR: top_eligible(stats.popularity, eligible, POPULAR_POOL),
+                     Source.TRENDING: trending_list}
+            found = union(lists)
+            return found, {"popularity": stats.popularity[found.rows],
+                           "trending": trending_now[found.rows]}
+        cf_all = collaborative_scores(user, items)
+        content_all = content_scores(user, items)
+        found = union({
+            Source.COLLABORATIVE: top_eligible(cf_all, eligible, sizes.collaborative),
+            Source.CONTENT: top_eligible(content_all, eligible, sizes.content),
+            Source.TRENDING: trending_list,
+        })
+        return found, {"collaborative": cf_all[found.rows], "content": content_all[found.rows],
+                       "trending": trending_now[found.rows]}
+
+    def _rank(self, user: UserVectors, snapshot: CatalogSnapshot, stats: ItemStats,
+              candidates: Candidates, now: float) -> rf.FloatArray | None:
+        """The ranker's probability per candidate: one batch call; None if it cannot answer."""
+        rows = ranker_features(user, snapshot.items, stats, candidates.rows, now)
+        try:
+            prediction = self._model_breaker.call(
+                self._model.predict, self._model_name, rows, version=snapshot.version)
+        except (ModelError, pybreaker.CircuitBreakerError) as exc:
+            logger.warning("ranker unavailable, blending", extra={"error": str(exc)})
+            return None
+        probabilities: rf.FloatArray = np.asarray(prediction.outputs["probabilities"],
+                                                  dtype=np.float64)[:, 1]
+        return probabilities
+
+    def _rerank(self, relevance: rf.FloatArray, candidates: Candidates, items: ItemArtifacts,
+                user: UserVectors, level: Personalization, k: int) -> list[RecommendedItem]:
+        if not len(candidates):
+            return []
+        genres = items.genres[candidates.rows]
+        positions = mmr(min_max(relevance), genres, k)
+        discovery: frozenset[int] = frozenset()
+        if level.level != "cold":
+            outside = ~np.any((genres > 0) & user.top_genres[None, :], axis=1)
+            picked = with_discovery_slot(positions, relevance, outside, k)
+            positions, discovery = picked.positions, picked.discovery
+        rows = candidates.rows[positions]
+        explained = explain_all(rows, [candidates.sources[p] for p in positions],
+                                [p in discovery for p in positions.tolist()], user.watched,
+                                items, cold=level.level == "cold")
+        return [RecommendedItem(content_id=items.title_ids[row], title=items.name(row),
+                                genres=items.genres_of(row), score=round(float(relevance[p]), 6),
+                                recommendation_type=why.type, explanation=why.text)
+                for row, p, why in zip(rows.tolist(), positions.tolist(), explained,
+                                       strict=True)]
+
+    def _popular_list(self, user_id: str, k: int, snapshot: CatalogSnapshot,
+                      assignment: Assignment) -> RecommendationList:
+        """Redis is down: the in-process snapshot's most popular titles anyone may watch."""
+        items = snapshot.items
+        eligible = items.maturity_levels <= self._limits.fallback_max_maturity
+        stats = snapshot.stats
+        rows = top_eligible(stats.popularity, eligible, POPULAR_POOL)
+        found = union({Source.POPULAR: rows})
+        relevance = stats.popularity[found.rows]
+        with self._stage("rerank"):
+            positions = mmr(min_max(relevance), items.genres[found.rows], k)
+            picked = found.rows[positions]
+            explained = explain_all(picked, [found.sources[p] for p in positions],
+                                    [False] * len(positions), np.zeros(0, dtype=np.int64),
+                                    items, cold=True)
+        listed = [RecommendedItem(content_id=items.title_ids[row], title=items.name(row),
+                                  genres=items.genres_of(row),
+                                  score=round(float(relevance[p]), 6),
+                                  recommendation_type=why.type, explanation=why.text)
+                  for row, p, why in zip(picked.tolist(), positions.tolist(), explained,
+                                         strict=True)]
+        return RecommendationList(user_id=user_id, items=listed, variant=assignment.variant,
+                                  experiment=assignment.experiment,
+                                  model_version=snapshot.version, personalization="cold",
+                                  watch_count=0)
+
+    # --- I/O with its failure handling ---------------------------------------------------------
+    def _read_user(self, store: UserStore, user_id: str) -> UserOnlineState | None:
+        try:
+            state: UserOnlineState = self._redis_breaker.call(store.read_user, user_id)
+            return state
+        except (FeatureStoreUnavailable, pybreaker.CircuitBreakerError) as exc:
+            logger.warning("feature store unavailable", extra={"error": str(exc)})
+            return None
+
+    def _cached(self, store: UserStore, user_id: str, k: int,
+                assignment: Assignment) -> RecommendationList | None:
+        try:
+            raw = self._redis_breaker.call(store.cached_recommendations, user_id, k)
+        except (FeatureStoreUnavailable, pybreaker.CircuitBreakerError):
+            self._metrics.cache.labels("error").inc()
+            return None
+        listed = None if raw is None else RecommendationList.model_validate_json(raw)
+        # A list built for another variant (the experiment changed) is not this user's answer.
+        if listed is None or listed.variant != assignment.variant:
+            self._metrics.cache.labels("miss").inc()
+            return None
+        self._metrics.cache.labels("hit").inc()
+        return listed
+
+    def _cache(self, store: UserStore, user_id: str, k: int,
+               listed: RecommendationList) -> None:
+        try:
+            self._redis_breaker.call(
+                store.cache_recommendations, user_id, k, listed.model_dump_json().encode(),
+                ttl_s=self._limits.cache_ttl_s, if_watch_count=listed.watch_count)
+        except (FeatureStoreUnavailable, pybreaker.CircuitBreakerError) as exc:
+            logger.info("response not cached", extra={"error": str(exc)})
+
+    def _answer(self, listed: RecommendationList, served_from: ServedFrom,
+                fallbacks: list[Fallback], assignment: Assignment,
+                start: float) -> RecommendationsResponse:
+        request_id = uuid.uuid4().hex
+        if self._impressions is not None and listed.items:
+            self._impressions.record(listed, request_id, assignment)
+        self._metrics.responses.labels(served_from, listed.variant).inc()
+        for dependency in fallbacks:
+            self._metrics.fallbacks.labels(dependency).inc()
+        return RecommendationsResponse(
+            **listed.model_dump(), request_id=request_id, served_from=served_from,
+            fallbacks=fallbacks, processing_time_ms=round((time.perf_counter() - start) * 1e3, 3))
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._metrics.stage.labels(name).observe(time.perf_counter() - start)
+

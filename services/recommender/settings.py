@@ -1,0 +1,46 @@
+"""Recommender's settings: the platform's and the models', its address, deadlines, sizes, cache."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from services.common.bus import topics
+from services.common.models import ModelSettings
+from services.common.recs_online import REC_CACHE_TTL_S
+
+
+class RecommenderSettings(ModelSettings):
+    """MLSD_RECOMMENDER_HOST, MLSD_RECOMMENDER_PORT, ... (and MLSD_MODEL_*, MLSD_REDIS_URL)."""
+
+    service_name: str = Field("recommender", pattern=r"^[a-z][a-z0-9_]*$")
+    # The design: ranking is one batch call to the model server (OIP v2 over HTTP).
+    model_backend: Literal["local", "remote"] = "remote"
+    model_timeout_s: float = Field(0.05, gt=0, description="one ranker call; past it the blend "
+                                                           "answers without the ranker")
+    recommender_host: str = "127.0.0.1"
+    recommender_port: int = Field(8030, ge=1, le=65535)
+    recommender_model_name: str = "ranker"
+    recommender_default_variant: Literal["control", "treatment"] = Field(
+        "treatment", description="the algorithm when no experiment assigns one")
+    recommender_redis_timeout_s: float = Field(
+        0.03, gt=0, le=1, description="deadline of one Redis round trip; past it: fallback")
+    recommender_breaker_fail_max: int = Field(5, ge=1)
+    recommender_breaker_reset_s: float = Field(5.0, gt=0)
+    recommender_stats_refresh_s: float = Field(
+        5.0, gt=0, description="how often the popularity and trending snapshot of every title "
+                               "is re-read, and the production ranker checked for a new version")
+    recommender_cache_ttl_s: int = Field(REC_CACHE_TTL_S, gt=0)
+    recommender_cf_candidates: int = Field(100, ge=1, le=1000)
+    recommender_content_candidates: int = Field(50, ge=0, le=1000)
+    recommender_trending_candidates: int = Field(50, ge=0, le=1000)
+    recommender_default_max_maturity: int = Field(
+        4, ge=0, le=4, description="maturity limit of a user without a stored profile (4: R)")
+    recommender_fallback_max_maturity: int = Field(
+        1, ge=0, le=4, description="Redis down, the profile unknown: only titles up to this "
+                                   "level (1: PG), so a kids profile never sees an R title")
+    recommender_impressions_topic: str = topics.REC_IMPRESSIONS
+    recommender_publish_queue: int = Field(10_000, gt=0)
+    recommender_broker_probe_timeout_s: float = Field(2.0, gt=0)
+    recommender_delivery_timeout_s: float = Field(5.0, gt=0, le=60)

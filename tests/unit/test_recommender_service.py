@@ -1,0 +1,248 @@
+"""The recommendation use case with fakes: cache, cold start, every fallback, impressions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pybreaker
+import pytest
+
+from services.common.features import FeatureStoreUnavailable
+from services.common.models import Prediction
+from services.common.models.errors import ModelUnavailable
+from services.common.recs_online import ItemArtifacts, ItemStats, UserOnlineState
+from services.common.telemetry import Metrics
+from services.recommender.candidates import Sizes
+from services.recommender.catalog import LiveCatalog
+from services.recommender.metrics import RecommenderMetrics
+from services.recommender.schemas import RecommendationList, RecommendationsResponse
+from services.recommender.service import Limits, RecommenderService
+from services.recommender.variants import Assignment, fixed_variant
+from tests import recommender_world as world
+
+
+class FakeStore:
+    """The online state in dicts; `down` makes every call fail like a dead Redis."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, UserOnlineState] = {}
+        self.cache: dict[tuple[str, int], bytes] = {}
+        self.down = False
+        self.reads = 0
+
+    def _check(self) -> None:
+        if self.down:
+            raise FeatureStoreUnavailable("redis did not answer: connection refused")
+
+    def read_user(self, user_id: str) -> UserOnlineState:
+        self._check()
+        self.reads += 1
+        return self.users.get(user_id, UserOnlineState(user_id, (), 0, None, ()))
+
+    def cached_recommendations(self, user_id: str, k: int) -> bytes | None:
+        self._check()
+        return self.cache.get((user_id, k))
+
+    def cache_recommendations(self, user_id: str, k: int, payload: bytes, ttl_s: int,
+                              if_watch_count: int | None) -> bool:
+        self._check()
+        current = self.users.get(user_id)
+        if if_watch_count is not None and (current.watch_count if current else 0) != if_watch_count:
+            return False
+        self.cache[(user_id, k)] = payload
+        return True
+
+    def read_item_stats(self, now_s: float) -> ItemStats:
+        self._check()
+        return world.stats()
+
+
+class FakeModel:
+    """The ranker: p = sigmoid(4 x cf_score), or down."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.calls: list[tuple[int, int | None]] = []
+
+    def predict(self, model_name: str, rows: Any, *, version: int | None = None) -> Prediction:
+        if self.down:
+            raise ModelUnavailable("model server did not answer")
+        self.calls.append((len(rows), version))
+        p1 = 1 / (1 + np.exp(-4.0 * rows[:, 0]))
+        probabilities = np.column_stack([1 - p1, p1])
+        return Prediction(model_name, version or 1, {"probabilities": probabilities})
+
+    def ready(self, model_name: str) -> bool:
+        return not self.down
+
+    def close(self) -> None:
+        pass
+
+
+class FakeImpressions:
+    def __init__(self) -> None:
+        self.recorded: list[tuple[RecommendationList, str, Assignment]] = []
+
+    def record(self, listed: RecommendationList, request_id: str, assignment: Assignment) -> None:
+        self.recorded.append((listed, request_id, assignment))
+
+
+class Rig:
+    def __init__(self, root: Path, variant: str = "treatment") -> None:
+        self.store = FakeStore()
+        self.model = FakeModel()
+        self.impressions = FakeImpressions()
+        self.registry = Metrics("recommender_test")
+        self.metrics = RecommenderMetrics(self.registry)
+        self.catalog = LiveCatalog(world.repository(root), "ranker", self._store_for, 60.0)
+        self.catalog.refresh()
+        self.service = RecommenderService(
+            self.catalog, self._store_for, self.model, "ranker", self.metrics,
+            fixed_variant(variant), self.impressions,  # type: ignore[arg-type]
+            Limits(Sizes(10, 10, 5), cache_ttl_s=300, default_max_maturity=4,
+                   fallback_max_maturity=1),
+            pybreaker.CircuitBreaker(fail_max=100), pybreaker.CircuitBreaker(fail_max=100))
+
+    def _store_for(self, items: ItemArtifacts) -> FakeStore:
+        return self.store
+
+    def count(self, name: str, **labels: str) -> float:
+        value = self.registry.registry.get_sample_value(f"recommender_test_{name}", labels)
+        return value or 0.0
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    return Rig(tmp_path)
+
+
+def ids(response: RecommendationsResponse) -> list[str]:
+    return [item.content_id for item in response.items]
+
+
+def test_a_known_user_gets_a_ranked_explained_list_of_unwatched_titles(rig: Rig) -> None:
+    rig.store.users["u1"] = world.user([f"t{i}" for i in range(6)])
+    answer = rig.service.recommend("u1", 5)
+    assert answer.served_from == "computed" and answer.fallbacks == []
+    assert answer.variant == "treatment" and answer.model_version == 1
+    assert len(answer.items) == 5
+    assert not set(ids(answer)) & {f"t{i}" for i in range(6)}
+    assert ids(answer)[0] in {"t6", "t7", "t8", "t9"}           # Action first: the user's taste
+    assert all(item.title.startswith("Title ") and item.explanation for item in answer.items)
+    assert rig.model.calls and rig.model.calls[0][1] == 1     # one batch, the artifacts' version
+    assert answer.personalization == "full"
+
+
+def test_the_control_blends_without_calling_the_model(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, variant="control")
+    rig.store.users["u1"] = world.user([f"t{i}" for i in range(6)])
+    answer = rig.service.recommend("u1", 5)
+    assert answer.variant == "control" and answer.served_from == "computed"
+    assert rig.model.calls == []
+    assert ids(answer)[0] in {"t6", "t7", "t8", "t9"}
+
+
+def test_the_second_request_is_served_from_the_cache_until_a_watch_changes_the_count(
+        rig: Rig) -> None:
+    rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
+    first = rig.service.recommend("u1", 5)
+    second = rig.service.recommend("u1", 5)
+    assert second.served_from == "cache" and ids(second) == ids(first)
+    assert second.request_id != first.request_id              # each showing is an impression
+    assert rig.count("cache_lookups_total", result="hit") == 1
+    # The stream deletes the cache on a watch; the next list is computed from the new state.
+    rig.store.cache.clear()
+    rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4", ids(first)[0]])
+    third = rig.service.recommend("u1", 5)
+    assert third.served_from == "computed" and ids(first)[0] not in ids(third)
+
+
+def test_a_list_built_before_a_watch_is_not_cached_after_it(rig: Rig) -> None:
+    rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
+    original = rig.store.read_user
+
+    def read_then_watch(user_id: str) -> UserOnlineState:
+        state = original(user_id)
+        rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4", "t5"])  # meanwhile
+        return state
+    rig.store.read_user = read_then_watch  # type: ignore[method-assign]
+    rig.service.recommend("u1", 5)
+    assert rig.store.cache == {}
+
+
+def test_a_cached_list_of_another_variant_is_not_served(rig: Rig) -> None:
+    rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
+    rig.service.recommend("u1", 5)
+    listed = RecommendationList.model_validate_json(rig.store.cache[("u1", 5)])
+    rig.store.cache[("u1", 5)] = listed.model_copy(update={"variant": "control"}) \
+        .model_dump_json().encode()
+    assert rig.service.recommend("u1", 5).served_from == "computed"
+
+
+def test_an_unknown_user_gets_popular_and_trending_titles_explained(rig: Rig) -> None:
+    answer = rig.service.recommend("u999", 6)
+    assert answer.personalization == "cold" and answer.served_from == "computed"
+    assert answer.fallbacks == [] and len(answer.items) == 6
+    assert {item.recommendation_type for item in answer.items} <= {"popular", "trending"}
+    assert "t0" in ids(answer)                                # the most watched title
+    assert rig.model.calls == []                              # nothing personal to rank
+
+
+def test_a_user_with_few_events_is_served_with_content_weighted_up(rig: Rig) -> None:
+    rig.store.users["u2"] = world.user(["t20", "t21"])
+    answer = rig.service.recommend("u2", 5)
+    assert answer.personalization == "light"
+    assert sum(world.genre_of(int(i[1:])) == 2 for i in ids(answer)) >= 2   # Drama
+
+
+def test_a_kids_profile_never_gets_a_title_above_its_maturity(rig: Rig) -> None:
+    rig.store.users["u3"] = world.user(["t30", "t31", "t32"], max_maturity=1)
+    answer = rig.service.recommend("u3", 10)
+    assert not {"t35", "t36", "t37", "t38", "t39"} & set(ids(answer))
+
+
+def test_redis_down_serves_the_in_process_popular_snapshot_flagged(rig: Rig) -> None:
+    rig.store.down = True
+    answer = rig.service.recommend("u1", 5)
+    assert answer.served_from == "fallback" and answer.fallbacks == ["feature_store"]
+    assert len(answer.items) == 5 and ids(answer)[0] == "t0"
+    assert all(item.recommendation_type == "popular" for item in answer.items)
+    assert not {"t35", "t36", "t37", "t38", "t39"} & set(ids(answer))  # profile unknown: PG
+    assert rig.count("fallbacks_total", dependency="feature_store") == 1
+
+
+def test_model_down_blends_without_the_ranker_flagged_and_uncached(rig: Rig) -> None:
+    rig.store.users["u1"] = world.user([f"t{i}" for i in range(6)])
+    rig.model.down = True
+    answer = rig.service.recommend("u1", 5)
+    assert answer.served_from == "fallback" and answer.fallbacks == ["model"]
+    assert answer.variant == "treatment" and len(answer.items) == 5
+    assert rig.store.cache == {}                              # a degraded list is not kept
+    assert rig.count("fallbacks_total", dependency="model") == 1
+
+
+def test_no_model_loaded_answers_an_empty_list_flagged_not_an_error(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.catalog = LiveCatalog(world.repository(tmp_path / "other"), "missing", rig._store_for, 60)
+    rig.service.catalog = rig.catalog
+    answer = rig.service.recommend("u1", 5)
+    assert answer.items == [] and answer.fallbacks == ["catalog"]
+
+
+def test_every_answer_is_an_impression_with_its_request_id_and_variant(rig: Rig) -> None:
+    rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
+    first = rig.service.recommend("u1", 5)
+    rig.service.recommend("u1", 5)
+    assert len(rig.impressions.recorded) == 2
+    listed, request_id, assignment = rig.impressions.recorded[0]
+    assert request_id == first.request_id and assignment.variant == "treatment"
+    assert [i.content_id for i in listed.items] == ids(first)
+
+
+def test_stage_timings_are_recorded_for_each_stage(rig: Rig) -> None:
+    rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
+    rig.service.recommend("u1", 5)
+    for stage in ("cache", "features", "candidates", "rank", "rerank"):
+        assert rig.count("stage_duration_seconds_count", stage=stage) == 1
