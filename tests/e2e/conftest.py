@@ -58,7 +58,9 @@ def start_service(redis_server: ServerProcess, kafka_server: ServerProcess, tmp_
         port = free_port()
         port_variable = {"stream": "MLSD_STREAM_PORT", "ingest": "MLSD_INGEST_PORT",
                          "fraud": "MLSD_FRAUD_PORT",
-                         "fraud.stream": "MLSD_FRAUD_STREAM_METRICS_PORT"}[module]
+                         "fraud.stream": "MLSD_FRAUD_STREAM_METRICS_PORT",
+                         "recommender": "MLSD_RECOMMENDER_PORT",
+                         "modelserver": "MLSD_MODEL_SERVER_PORT"}[module]
         log = tmp_path / f"{module}-{len(started)}.log"
         environment = {
             **os.environ, "MLSD_REDIS_URL": redis_server.address,

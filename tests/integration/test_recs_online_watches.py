@@ -20,6 +20,7 @@ from services.common.recs_online import (
     RedisRecsStore,
     user_vectors,
     vectors_from_history,
+    write_profiles,
 )
 from services.common.recs_online.state import decayed_counts
 from services.common.telemetry import Metrics
@@ -101,6 +102,29 @@ def test_a_watch_deletes_that_users_cached_recommendations_only(
     assert store.cached_recommendations("u1", 10) is None
     assert store.cached_recommendations("u1", 20) is None
     assert store.cached_recommendations("u2", 10) == b"[...]"
+
+
+def test_a_list_built_from_an_older_watch_count_is_not_cached(redis_client: redis.Redis) -> None:
+    store = RedisRecsStore(redis_client, ITEMS)
+    apply(redis_client, watch("e1", user="u1"))
+    count = store.read_user("u1").watch_count
+    apply(redis_client, watch("e2", user="u1"))          # lands while the list is being built
+
+    assert store.cache_recommendations("u1", 10, b"old", if_watch_count=count) is False
+    assert store.cached_recommendations("u1", 10) is None
+    assert store.cache_recommendations("u1", 10, b"new", if_watch_count=count + 1) is True
+    assert store.cached_recommendations("u1", 10) == b"new"
+    assert 0 < redis_client.ttl("fs:rec_cache:{u1}") <= 300
+    # A user without history yet (count 0) is cached too: the cold-start list.
+    assert store.cache_recommendations("u9", 10, b"cold", if_watch_count=0) is True
+
+
+def test_the_users_read_carries_the_profiles_maturity_limit(redis_client: redis.Redis) -> None:
+    write_profiles(redis_client, [("u1", "kids", 1), ("u2", "adult", 4)])
+    store = RedisRecsStore(redis_client, ITEMS)
+    assert store.read_user("u1").max_maturity == 1
+    assert store.read_user("u2").max_maturity == 4
+    assert store.read_user("u3").max_maturity is None
 
 
 def test_a_cached_list_expires_with_the_first_entry_of_its_hash(redis_client: redis.Redis) -> None:
