@@ -70,6 +70,8 @@ from services.recommender.variants import Assignment, VariantChooser
 logger = logging.getLogger(__name__)
 
 POPULAR_POOL = 200  # the fallback and cold-start pool, before the rerank
+RERANK_POOL_PER_SLOT = 5  # MMR chooses among the 5k most relevant candidates (at least 50)
+RERANK_POOL_MIN = 50
 
 
 class UserStore(Protocol):
@@ -218,7 +220,11 @@ class RecommenderService:
         if not len(candidates):
             return []
         genres = items.genres[candidates.rows]
-        positions = mmr(min_max(relevance), genres, k)
+        # MMR over the most relevant few, not every candidate: the pairwise genre similarity is
+        # quadratic in the pool, and a title ranked 150th is not picked for diversity's sake.
+        pool = np.argsort(-relevance, kind="stable")[:max(RERANK_POOL_PER_SLOT * k,
+                                                         RERANK_POOL_MIN)]
+        positions = pool[mmr(min_max(relevance[pool]), genres[pool], k)]
         discovery: frozenset[int] = frozenset()
         if level.level != "cold":
             outside = ~np.any((genres > 0) & user.top_genres[None, :], axis=1)

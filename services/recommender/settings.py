@@ -15,8 +15,9 @@ class RecommenderSettings(ModelSettings):
     """MLSD_RECOMMENDER_HOST, MLSD_RECOMMENDER_PORT, ... (and MLSD_MODEL_*, MLSD_REDIS_URL)."""
 
     service_name: str = Field("recommender", pattern=r"^[a-z][a-z0-9_]*$")
-    # The design: ranking is one batch call to the model server (OIP v2 over HTTP).
-    model_backend: Literal["local", "remote"] = "remote"
+    # One batch call per request either way. In process by default: on this 2-core machine the
+    # HTTP hop to the model server costs more CPU than the ranker itself (docs/recommendations.md
+    # has the side-by-side run); MLSD_MODEL_BACKEND=remote calls the model server instead.
     model_timeout_s: float = Field(0.05, gt=0, description="one ranker call; past it the blend "
                                                            "answers without the ranker")
     recommender_host: str = "127.0.0.1"

@@ -50,7 +50,8 @@ def test_a_watch_changes_the_next_response_within_a_second(
     start_service("stream", MLSD_STREAM_CONCERNS="watch-features")
     ingest = start_service("ingest")
     models = start_service("modelserver")
-    recommender = start_service("recommender", MLSD_MODEL_SERVER_URL=models.url)
+    recommender = start_service("recommender", MLSD_MODEL_BACKEND="remote",
+                                MLSD_MODEL_SERVER_URL=models.url)
     user = f"u{700 + int(uuid.uuid4().int % 90)}"
     post(ingest, *(watch(user, f"t{i}") for i in (1, 2, 3, 4, 5, 6)))
     deadline = time.monotonic() + 20
@@ -77,7 +78,7 @@ def test_a_watch_changes_the_next_response_within_a_second(
 
 def test_every_answer_is_published_as_an_impression_with_its_request_id(
         start_service: StartService, kafka_server: ServerProcess, topics: None) -> None:
-    recommender = start_service("recommender", MLSD_MODEL_BACKEND="local")
+    recommender = start_service("recommender")
     answers = [recommend(recommender, f"u{n}", k=5) for n in (1, 2, 2)]
     wanted = {a["request_id"] for a in answers}
     deadline = time.monotonic() + 30
@@ -96,8 +97,7 @@ def test_every_answer_is_published_as_an_impression_with_its_request_id(
 
 def test_without_redis_the_answer_is_the_popular_snapshot_flagged_not_an_error(
         start_service: StartService) -> None:
-    recommender = start_service("recommender", MLSD_MODEL_BACKEND="local",
-                                MLSD_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    recommender = start_service("recommender", MLSD_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     for user in ("u1", "u2", "u99999"):
         answer = recommend(recommender, user, k=5)
         assert answer["served_from"] == "fallback" and answer["fallbacks"] == ["feature_store"]
@@ -107,7 +107,7 @@ def test_without_redis_the_answer_is_the_popular_snapshot_flagged_not_an_error(
 
 def test_without_the_model_server_the_blend_answers_flagged(
         start_service: StartService, topics: None) -> None:
-    recommender = start_service("recommender",
+    recommender = start_service("recommender", MLSD_MODEL_BACKEND="remote",
                                 MLSD_MODEL_SERVER_URL=f"http://127.0.0.1:{free_port()}")
     ingest = start_service("ingest")
     stream = start_service("stream", MLSD_STREAM_CONCERNS="watch-features")
@@ -123,7 +123,7 @@ def test_without_the_model_server_the_blend_answers_flagged(
 
 
 def test_bad_input_is_a_422_that_names_the_problem(start_service: StartService) -> None:
-    recommender = start_service("recommender", MLSD_MODEL_BACKEND="local")
+    recommender = start_service("recommender")
     for path in ("/v1/recommendations/u1?k=0", "/v1/recommendations/u1?k=101",
                  "/v1/recommendations/u1?k=ten", "/v1/recommendations/user-1",
                  "/v1/recommendations/u1%7Bx%7D"):
