@@ -22,6 +22,7 @@ from services.recommender.candidates import Sizes
 from services.recommender.catalog import LiveCatalog, store_factory
 from services.recommender.impressions import ImpressionLog
 from services.recommender.metrics import RecommenderMetrics
+from services.recommender.rerank import RerankPolicy
 from services.recommender.service import Limits, RecommenderService
 from services.recommender.settings import RecommenderSettings
 from services.recommender.variants import VariantChooser, fixed_variant
@@ -68,7 +69,10 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
         Limits(Sizes(settings.recommender_cf_candidates, settings.recommender_content_candidates,
                      settings.recommender_trending_candidates),
                settings.recommender_cache_ttl_s, settings.recommender_default_max_maturity,
-               settings.recommender_fallback_max_maturity),
+               settings.recommender_fallback_max_maturity,
+               RerankPolicy(settings.recommender_diversity_weight,
+                            settings.recommender_genre_cap_share,
+                            settings.recommender_discovery_slot)),
         breaker("feature-store", settings), breaker("model", settings))
 
     @asynccontextmanager

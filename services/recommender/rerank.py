@@ -4,7 +4,7 @@ Both algorithms end here with their own relevance: the control's weighted blend 
 scores, the treatment's ranker probability. Each is min-max scaled to [0, 1] over the
 candidates, then picked greedily: relevance + DIVERSITY_WEIGHT x (1 - the highest genre-Jaccard
 similarity to a title already picked), the design brief's 0.1 diversity term. Business rules:
-no genre in more than half the list (while the pool allows), and one discovery slot (a title
+no genre in more than 70 % of the list (while the pool allows), and one discovery slot (a title
 outside the user's top genres) in any personalized list of 5 or more.
 """
 
@@ -19,7 +19,7 @@ import numpy.typing as npt
 from services.common import recs_features as rf
 
 DIVERSITY_WEIGHT = 0.1
-GENRE_CAP_SHARE = 0.5
+GENRE_CAP_SHARE = 0.7
 DISCOVERY_MIN_K = 5
 
 
@@ -44,6 +44,15 @@ def genre_jaccard(genres: npt.NDArray[np.floating]) -> rf.FloatArray:
     similarity: rf.FloatArray = np.divide(shared, either, out=np.zeros_like(shared),
                                           where=either > 0)
     return similarity
+
+
+@dataclass(frozen=True)
+class RerankPolicy:
+    """The rerank's knobs (MLSD_RECOMMENDER_DIVERSITY_WEIGHT, ..._GENRE_CAP_SHARE, ...)."""
+
+    diversity_weight: float = DIVERSITY_WEIGHT
+    genre_cap_share: float = GENRE_CAP_SHARE
+    discovery_slot: bool = True
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -56,7 +56,7 @@ from services.recommender.catalog import CatalogSnapshot, LiveCatalog
 from services.recommender.explain import explain_all
 from services.recommender.impressions import ImpressionLog
 from services.recommender.metrics import RecommenderMetrics
-from services.recommender.rerank import min_max, mmr, with_discovery_slot
+from services.recommender.rerank import RerankPolicy, min_max, mmr, with_discovery_slot
 from services.recommender.schemas import (
     Fallback,
     RecommendationList,
@@ -91,6 +91,7 @@ class Limits:
     cache_ttl_s: int
     default_max_maturity: int    # a user without a stored profile
     fallback_max_maturity: int   # Redis down: the profile is unknown, so a list anyone may see
+    rerank: RerankPolicy = field(default_factory=RerankPolicy)
 
 
 class RecommenderService:
@@ -224,9 +225,11 @@ class RecommenderService:
         # quadratic in the pool, and a title ranked 150th is not picked for diversity's sake.
         pool = np.argsort(-relevance, kind="stable")[:max(RERANK_POOL_PER_SLOT * k,
                                                          RERANK_POOL_MIN)]
-        positions = pool[mmr(min_max(relevance[pool]), genres[pool], k)]
+        policy = self._limits.rerank
+        positions = pool[mmr(min_max(relevance[pool]), genres[pool], k, policy.diversity_weight,
+                             policy.genre_cap_share)]
         discovery: frozenset[int] = frozenset()
-        if level.level != "cold":
+        if level.level != "cold" and policy.discovery_slot:
             outside = ~np.any((genres > 0) & user.top_genres[None, :], axis=1)
             picked = with_discovery_slot(positions, relevance, outside, k)
             positions, discovery = picked.positions, picked.discovery
@@ -250,7 +253,9 @@ class RecommenderService:
         found = union({Source.POPULAR: rows})
         relevance = stats.popularity[found.rows]
         with self._stage("rerank"):
-            positions = mmr(min_max(relevance), items.genres[found.rows], k)
+            policy = self._limits.rerank
+            positions = mmr(min_max(relevance), items.genres[found.rows], k,
+                            policy.diversity_weight, policy.genre_cap_share)
             picked = found.rows[positions]
             explained = explain_all(picked, [found.sources[p] for p in positions],
                                     [False] * len(positions), np.zeros(0, dtype=np.int64),

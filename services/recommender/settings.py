@@ -41,6 +41,14 @@ class RecommenderSettings(ModelSettings):
     recommender_fallback_max_maturity: int = Field(
         1, ge=0, le=4, description="Redis down, the profile unknown: only titles up to this "
                                    "level (1: PG), so a kids profile never sees an R title")
+    recommender_diversity_weight: float = Field(
+        0.1, ge=0, le=1, description="MMR: weight of (1 - genre similarity to the titles "
+                                     "already picked), against relevance scaled to [0, 1]")
+    recommender_genre_cap_share: float = Field(
+        0.7, gt=0, le=1, description="no genre in more than this share of a list (while the "
+                                     "candidates allow)")
+    recommender_discovery_slot: bool = Field(
+        True, description="one title outside the user's top genres in a personalized list")
     recommender_impressions_topic: str = topics.REC_IMPRESSIONS
     recommender_publish_queue: int = Field(10_000, gt=0)
     recommender_broker_probe_timeout_s: float = Field(2.0, gt=0)

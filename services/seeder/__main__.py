@@ -16,7 +16,7 @@ from tqdm import tqdm
 from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import platform_topics
-from services.common.recs_online import write_profiles
+from services.common.recs_online import write_profiles, write_release_dates
 from services.common.redis_client import background_redis
 from services.seeder.history import recent, transaction_messages, watch_messages
 from services.stream.concerns import CONCERNS
@@ -57,17 +57,24 @@ def wait_for_stream(bootstrap: str, timeout_s: float) -> bool:
     return lag == 0
 
 
-def load_profiles(settings: TrainerSettings, users: pd.DataFrame) -> None:
-    """The account system's profiles (kind, maturity limit) straight into Redis: batch data, not
-    events; the recommender reads a user's limit in its one round trip."""
+def load_catalog(settings: TrainerSettings, users: pd.DataFrame, titles: pd.DataFrame,
+                 shift: timedelta) -> None:
+    """Batch data, not events, straight into Redis: the account system's profiles (kind,
+    maturity limit; the recommender reads a user's limit in its one round trip) and the
+    catalog's release dates, moved by the same shift as the replayed history (else every title
+    would look `shift` older to the ranker than it did in training)."""
     client = background_redis(settings)
     try:
         write_profiles(client, list(zip(users["user_id"], users["profile"],
                                         users["max_maturity"].astype(int), strict=True)),
                        settings.feature_namespace)
+        released = (titles["release_date"] + shift).map(lambda t: t.timestamp())
+        write_release_dates(client, list(zip(titles["content_id"], released, strict=True)),
+                            settings.feature_namespace)
     finally:
         client.close()
-    print(f"profiles: {len(users):,} users with their maturity limits")
+    print(f"catalog: {len(users):,} profiles with their maturity limits, "
+          f"{len(titles):,} release dates moved by {shift.days} days")
 
 
 def main() -> int:
@@ -90,7 +97,8 @@ def main() -> int:
         history = interactions[interactions["timestamp"] < split]  # the future stays unseen
         shift = now - split.to_pydatetime()
         publish(publisher, watch_messages(history, shift), len(history), "watches")
-        load_profiles(settings, pd.read_parquet(worlds / "viewing" / "users.parquet"))
+        load_catalog(settings, pd.read_parquet(worlds / "viewing" / "users.parquet"),
+                     pd.read_parquet(worlds / "viewing" / "titles.parquet"), shift)
 
         transactions = recent(pd.read_parquet(worlds / "transactions" / "transactions.parquet"),
                               "tx_datetime", args.transaction_days)

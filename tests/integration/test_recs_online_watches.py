@@ -21,6 +21,7 @@ from services.common.recs_online import (
     user_vectors,
     vectors_from_history,
     write_profiles,
+    write_release_dates,
 )
 from services.common.recs_online.state import decayed_counts
 from services.common.telemetry import Metrics
@@ -125,6 +126,13 @@ def test_the_users_read_carries_the_profiles_maturity_limit(redis_client: redis.
     assert store.read_user("u1").max_maturity == 1
     assert store.read_user("u2").max_maturity == 4
     assert store.read_user("u3").max_maturity is None
+
+
+def test_the_catalogs_release_dates_override_the_artifacts_copy(redis_client: redis.Redis) -> None:
+    store = RedisRecsStore(redis_client, ITEMS)
+    assert store.read_item_stats(2e9).release_of(ITEMS).tolist() == [0.0, 1e9, 1.7e9]
+    write_release_dates(redis_client, [("t1", 1.5e9), ("t9", 1.0)])   # t9: not in the model
+    assert store.read_item_stats(2e9).release_of(ITEMS).tolist() == [0.0, 1.5e9, 1.7e9]
 
 
 def test_a_cached_list_expires_with_the_first_entry_of_its_hash(redis_client: redis.Redis) -> None:

@@ -25,6 +25,6 @@ def ranker_features(user: UserVectors, items: ItemArtifacts, stats: ItemStats,
         "popularity": stats.popularity[rows],
         "trending_score": trending_values(stats.trending_log2[rows], now_s),
         "genre_match": rf.genre_match(user.top_genres[None, :], items.genres[rows]),
-        "release_age_years": rf.release_age_years(items.release_seconds[rows], now_s),
+        "release_age_years": rf.release_age_years(stats.release_of(items)[rows], now_s),
         "user_activity": np.full(n, rf.user_activity(user.watch_count)),
     })

@@ -55,6 +55,11 @@ def trending_key(namespace: str = DEFAULT_NAMESPACE, catalog: str = CATALOG) -> 
     return f"{namespace}:trending:{{{check_entity_id(catalog)}}}"
 
 
+def title_release_key(namespace: str = DEFAULT_NAMESPACE, catalog: str = CATALOG) -> str:
+    """Hash of the catalog's release dates: field = content id, value = unix seconds."""
+    return f"{namespace}:title_release:{{{check_entity_id(catalog)}}}"
+
+
 def day_of(time_ms: int) -> int:
     """The UTC day (days since 1970-01-01) an epoch-ms instant falls in."""
     return time_ms // 86_400_000

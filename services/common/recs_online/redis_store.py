@@ -146,6 +146,17 @@ def write_profiles(client: RedisClient, profiles: Sequence[tuple[str, str, int]]
         run_pipeline(client, commands[start:start + 1_000])
 
 
+def write_release_dates(client: RedisClient, released: Sequence[tuple[str, float]],
+                        namespace: str = keys.DEFAULT_NAMESPACE,
+                        catalog: str = keys.CATALOG) -> None:
+    """(content id, unix seconds) per title: the catalog's release dates, loaded in batch."""
+    key = keys.title_release_key(namespace, catalog)
+    for start in range(0, len(released), 1_000):
+        pairs = [part for title, seconds in released[start:start + 1_000]
+                 for part in (title, repr(float(seconds)))]
+        run_pipeline(client, [("HSET", key, *pairs)])
+
+
 @dataclass(frozen=True)
 class WatchesApplied:
     users: int
@@ -285,8 +296,9 @@ class RedisRecsStore:
         for day in days:
             pipe.hgetall(keys.title_watches_key(day, self._namespace, self._catalog_id))
         pipe.zrange(self._trending_key, 0, -1, withscores=True)
+        pipe.hgetall(keys.title_release_key(self._namespace, self._catalog_id))
         with unavailable_as_domain_error():
-            *buckets, trending = pipe.execute()
+            *buckets, trending, released = pipe.execute()
         counts = np.zeros(len(self._items), dtype=np.int64)
         for bucket in buckets:
             rows, values = self._rows_and_values(bucket.keys(), bucket.values(), np.int64)
@@ -295,7 +307,12 @@ class RedisRecsStore:
         rows, values = self._rows_and_values((t for t, _ in trending), (s for _, s in trending),
                                              np.float64)
         scores[rows] = values
-        return ItemStats(now_s, counts, scores)
+        release = None
+        if released:
+            release = np.full(len(self._items), np.nan)
+            rows, values = self._rows_and_values(released.keys(), released.values(), np.float64)
+            release[rows] = values
+        return ItemStats(now_s, counts, scores, release)
 
     def _rows_and_values(self, titles: Iterable[bytes], values: Iterable[Any],
                          dtype: type[np.generic]) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:

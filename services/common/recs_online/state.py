@@ -189,6 +189,10 @@ class ItemStats:
     read_at_s: float
     window_counts: rf.IntArray                  # watches in the popularity window at read_at_s
     trending_log2: rf.FloatArray                # log2 scores (-inf: never watched)
+    # The catalog's release dates where it has one (NaN: use the artifacts' copy). Title
+    # metadata belongs to the catalog, not the model: replayed history moves the clock, and a
+    # release date that stays behind would age every title by the replay's shift.
+    release_seconds: rf.FloatArray | None = None
 
     @property
     def popularity(self) -> rf.FloatArray:
@@ -202,7 +206,15 @@ class ItemStats:
             row = items.row_of.get(content_id)
             if row is not None:
                 scores[row] = score
-        return ItemStats(self.read_at_s, self.window_counts, scores)
+        return ItemStats(self.read_at_s, self.window_counts, scores, self.release_seconds)
+
+    def release_of(self, items: ItemArtifacts) -> rf.FloatArray:
+        """Release times in artifact rows: the catalog's where known, else the artifacts'."""
+        if self.release_seconds is None:
+            return items.release_seconds
+        known: rf.FloatArray = np.where(np.isnan(self.release_seconds), items.release_seconds,
+                                        self.release_seconds)
+        return known
 
 
 def trending_rows(state: UserOnlineState, items: ItemArtifacts) -> rf.IntArray:
