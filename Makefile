@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
 .PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream up down clean \
-	compose-check promcheck load-fraud
+	compose-check promcheck load-fraud load-recs load load-report
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -67,7 +67,8 @@ compose-check: ## validate docker-compose.yml against the Compose spec with comp
 promcheck: ## promtool: both Prometheus configs, the rules, the alert unit tests
 	promtool check config infra/prometheus/prometheus.yml
 	promtool check config infra/prometheus/prometheus.local.yml
-	promtool test rules infra/prometheus/tests/platform_test.yml
+	promtool check rules infra/prometheus/rules/*.yml
+	promtool test rules infra/prometheus/tests/*_test.yml
 
 format: setup ## apply ruff's formatting and import order
 	$(VENV)/bin/ruff check --fix services tests benchmarks load-tests
@@ -84,22 +85,58 @@ bench-stream: setup ## stream processor: event->feature freshness at 2,000 event
 	$(PY) benchmarks/stream_freshness.py
 	$(PY) benchmarks/fraud_stream.py
 
+LOAD_DIR ?= reports/load
+LOAD_ARRIVAL ?= poisson
 LOAD_FRAUD_HOST ?= http://127.0.0.1:8040
 LOAD_FRAUD_USERS ?= 50
 LOAD_FRAUD_RPS ?= 500
 LOAD_FRAUD_DURATION ?= 30s
+LOAD_RECS_HOST ?= http://127.0.0.1:8030
+LOAD_RECS_USERS ?= 30
+LOAD_RECS_RPS ?= 300
+LOAD_RECS_DURATION ?= 30s
+
+# $(call locust,design,host,users,duration,rps): headless and gated, into $(LOAD_DIR)/design/locust*
+locust = $(VENV)/bin/locust -f load-tests/$(1).py --headless --only-summary --host $(2) \
+	--users $(3) --spawn-rate $(3) --run-time $(4) --target-rps $(5) \
+	--csv $(LOAD_DIR)/$(1)/locust --csv-full-history --html $(LOAD_DIR)/$(1)/locust.html
+# $(call openloop,design,host,duration,rps): the same traffic on a fixed schedule, gated alike
+openloop = $(PY) load-tests/openloop.py $(1) --host $(2) --duration $(3) --rps $(4) \
+	--arrival $(LOAD_ARRIVAL) --out $(LOAD_DIR)/$(1)/openloop
+LOCUST_FRAUD = $(call locust,fraud,$(LOAD_FRAUD_HOST),$(LOAD_FRAUD_USERS),$(LOAD_FRAUD_DURATION),$(LOAD_FRAUD_RPS))
+LOCUST_RECS = $(call locust,recs,$(LOAD_RECS_HOST),$(LOAD_RECS_USERS),$(LOAD_RECS_DURATION),$(LOAD_RECS_RPS))
+OPENLOOP_FRAUD = $(call openloop,fraud,$(LOAD_FRAUD_HOST),$(LOAD_FRAUD_DURATION),$(LOAD_FRAUD_RPS))
+OPENLOOP_RECS = $(call openloop,recs,$(LOAD_RECS_HOST),$(LOAD_RECS_DURATION),$(LOAD_RECS_RPS))
 
 load-fraud: run ## load test the fraud service (500 req/s, 30 s); fails if p99 > 50 ms or > 0.1% fail
-	mkdir -p reports/load
-	$(VENV)/bin/locust -f load-tests/fraud.py --headless --only-summary --host $(LOAD_FRAUD_HOST) \
-		--users $(LOAD_FRAUD_USERS) --spawn-rate $(LOAD_FRAUD_USERS) --run-time $(LOAD_FRAUD_DURATION) \
-		--target-rps $(LOAD_FRAUD_RPS) --csv reports/load/fraud --html reports/load/fraud.html
+	mkdir -p $(LOAD_DIR)/fraud
+	$(LOCUST_FRAUD)
+
+load-recs: run ## load test the recommender (300 req/s, 30 s); fails if p99 > 100 ms or > 0.1% fail
+	mkdir -p $(LOAD_DIR)/recs
+	$(LOCUST_RECS)
+
+load: run ## both designs, closed loop (Locust) then open loop, then the report; fails if a gate broke
+	rm -rf $(LOAD_DIR)/fraud $(LOAD_DIR)/recs
+	mkdir -p $(LOAD_DIR)/fraud $(LOAD_DIR)/recs
+	@broken=""; \
+	echo "== fraud, closed loop (Locust)"; $(LOCUST_FRAUD) || broken="$$broken fraud/locust"; \
+	echo "== fraud, open loop"; $(OPENLOOP_FRAUD) || broken="$$broken fraud/openloop"; \
+	echo "== recs, closed loop (Locust)"; $(LOCUST_RECS) || broken="$$broken recs/locust"; \
+	echo "== recs, open loop"; $(OPENLOOP_RECS) || broken="$$broken recs/openloop"; \
+	echo "== report"; $(PY) load-tests/report.py $(LOAD_DIR)/fraud $(LOAD_DIR)/recs \
+		|| broken="$$broken report"; \
+	if [ -n "$$broken" ]; then echo "make load: FAILED:$$broken (report: $(LOAD_DIR)/*/summary.md)"; exit 1; fi; \
+	echo "make load: every gate passed (report: $(LOAD_DIR)/*/summary.md)"
+
+load-report: ## (re)write the report of the last load runs: plots and summary.md per design
+	$(PY) load-tests/report.py $(wildcard $(LOAD_DIR)/fraud $(LOAD_DIR)/recs)
 
 up: ## the same topology with Docker Compose (needs a Docker engine)
 	docker compose up -d --wait
 
-down: ## stop the Compose stack
-	docker compose down
+down: ## stop the Compose stack (every profile, Locust included)
+	docker compose --profile '*' down
 
 clean: stop ## remove local state (data dirs, logs); keeps the virtualenv and the Kafka jars
 	rm -rf .state reports

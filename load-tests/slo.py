@@ -1,13 +1,16 @@
-"""The load-test gate: a p99 budget per endpoint and a failure ceiling, judged as Locust quits.
+"""The load-test gate: a p99 budget per endpoint and a failure ceiling, judged as a run ends.
 
 A locustfile declares its budgets and installs the gate once:
 
     slo.install(events, slo.Slo({"POST /v1/score": 50.0}))
 
-When the run ends (a headless run's --run-time, or Ctrl-C on the web UI) every endpoint gets one
-verdict line (p50, p95, p99, max, req/s, failures, PASS or FAIL) and the process exits 1 if any
-endpoint broke its budget, more than max_failure_ratio of its requests failed, an endpoint with a
-budget saw no requests at all, or the locustfile itself raised. `--slo-p99-ms` and
+The open-loop driver (openloop.py) judges plain latency lists with the same rules:
+`evaluate(gate, [latency_stats(name, latencies_ms, failures, seconds)])`, then `judge`.
+
+When a Locust run ends (a headless run's --run-time, or Ctrl-C on the web UI) every endpoint gets
+one verdict line (p50, p95, p99, max, req/s, failures, PASS or FAIL) and the process exits 1 if
+any endpoint broke its budget, more than max_failure_ratio of its requests failed, an endpoint
+with a budget saw no requests at all, or the locustfile itself raised. `--slo-p99-ms` and
 `--slo-max-failure-ratio` (or LOCUST_SLO_P99_MS, LOCUST_SLO_MAX_FAILURE_RATIO) override the
 locustfile's numbers for one run. Plain Python: importing Locust here would monkey-patch pytest.
 """
@@ -16,7 +19,8 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -90,15 +94,39 @@ class Verdict:
         return text if self.passed else f"{text} -- {'; '.join(self.problems)}"
 
 
-def evaluate(slo: Slo, endpoints: Iterable[EndpointStats]) -> list[Verdict]:
-    """A verdict per endpoint seen, plus a failing one per budgeted endpoint that saw nothing."""
+def percentile(ordered: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile of ascending values: the smallest value that at least
+    `fraction` of them are at or below (p99 of 1,000 values is the 990th); 0 for no values."""
+    if not ordered:
+        return 0.0
+    rank = math.ceil(round(fraction * len(ordered), 9))  # round: 0.29 * 100 is 28.999...
+    return ordered[max(1, rank) - 1]
+
+
+def latency_stats(name: str, latencies_ms: Iterable[float], failures: int,
+                  seconds: float) -> EndpointStats:
+    """One endpoint's numbers from every request's latency, failed ones included as Locust
+    counts them; percentiles to 0.1 ms, req/s over `seconds`."""
+    ordered = sorted(latencies_ms)
+    return EndpointStats(
+        name=name, requests=len(ordered), failures=failures,
+        p50_ms=round(percentile(ordered, 0.50), 1), p95_ms=round(percentile(ordered, 0.95), 1),
+        p99_ms=round(percentile(ordered, 0.99), 1), max_ms=ordered[-1] if ordered else 0.0,
+        rps=len(ordered) / seconds if seconds > 0 else 0.0,
+    )
+
+
+def evaluate(slo: Slo, endpoints: Iterable[EndpointStats],
+             problems: Mapping[str, Sequence[str]] | None = None) -> list[Verdict]:
+    """A verdict per endpoint seen, plus a failing one per budgeted endpoint that saw nothing.
+    `problems` fails endpoints for what the numbers don't show (malformed answers), by name."""
     seen = list(endpoints)
     names = {e.name for e in seen}
     unseen = [EndpointStats(name, 0, 0) for name in slo.p99_budgets_ms if name not in names]
-    return [_verdict(slo, e) for e in [*seen, *unseen]]
+    return [_verdict(slo, e, (problems or {}).get(e.name, ())) for e in [*seen, *unseen]]
 
 
-def _verdict(slo: Slo, stats: EndpointStats) -> Verdict:
+def _verdict(slo: Slo, stats: EndpointStats, extra: Sequence[str] = ()) -> Verdict:
     budget = slo.p99_budgets_ms.get(stats.name)
     problems: list[str] = []
     if stats.requests == 0:
@@ -107,7 +135,7 @@ def _verdict(slo: Slo, stats: EndpointStats) -> Verdict:
         problems.append(f"p99 {stats.p99_ms:g} ms > {budget:g} ms")
     if stats.failure_ratio > slo.max_failure_ratio:
         problems.append(f"failures {stats.failure_ratio:.3%} > {slo.max_failure_ratio:.3%}")
-    return Verdict(stats, budget, slo.max_failure_ratio, tuple(problems))
+    return Verdict(stats, budget, slo.max_failure_ratio, (*problems, *extra))
 
 
 def write_csv(verdicts: Sequence[Verdict], path: Path) -> None:
@@ -121,6 +149,41 @@ def write_csv(verdicts: Sequence[Verdict], path: Path) -> None:
         for v in verdicts:
             writer.writerow([*asdict(v.stats).values(), v.p99_budget_ms, v.max_failure_ratio,
                              "PASS" if v.passed else "FAIL", "; ".join(v.problems)])
+
+
+def read_csv(path: Path) -> list[Verdict]:
+    """The verdicts write_csv wrote (the report reads both modes' runs back with it)."""
+    with path.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    return [
+        Verdict(
+            EndpointStats(row["name"], int(row["requests"]), int(row["failures"]),
+                          **{f.name: float(row[f.name]) for f in fields(EndpointStats)
+                             if f.type == "float"}),
+            float(row["p99_budget_ms"]) if row["p99_budget_ms"] else None,
+            float(row["max_failure_ratio"]),
+            tuple(p for p in row["problems"].split("; ") if p),
+        )
+        for row in rows
+    ]
+
+
+def judge(verdicts: Sequence[Verdict], run_problems: Sequence[str] = (),
+          csv_path: Path | None = None) -> int:
+    """Log a line per verdict, one per problem of the run as a whole (a locustfile that raised),
+    and the run's verdict; write the verdicts to csv_path. The process exit code: 0 or 1."""
+    if csv_path is not None:
+        write_csv(verdicts, csv_path)
+    for verdict in verdicts:
+        (logger.info if verdict.passed else logger.error)(verdict.line())
+    for problem in run_problems:
+        logger.error("SLO FAIL %s", problem)
+    failed = [v.stats.name for v in verdicts if not v.passed]
+    if failed or run_problems:
+        logger.error("SLO gate FAILED: %s", ", ".join([*failed, *run_problems]))
+        return 1
+    logger.info("SLO gate PASSED: %d endpoint(s) within budget", len(verdicts))
+    return 0
 
 
 # --- Locust at the edge ----------------------------------------------------------------------
@@ -163,8 +226,12 @@ def _optional_float(value: object) -> float | None:
     return None if value is None or value == "" else float(str(value))
 
 
-def install(events: Events, slo: Slo) -> None:
-    """Add the gate's options to Locust's command line and judge the run when Locust quits."""
+EndpointProblems = Callable[[], Mapping[str, Sequence[str]]]
+
+
+def install(events: Events, slo: Slo, problems: EndpointProblems | None = None) -> None:
+    """Add the gate's options to Locust's command line and judge the run when Locust quits.
+    `problems`, called then, fails endpoints for what Locust's numbers don't show, by name."""
 
     def _add_options(parser: Any, **_: Any) -> None:
         parser.add_argument("--slo-p99-ms", default=None, env_var="LOCUST_SLO_P99_MS",
@@ -181,28 +248,20 @@ def install(events: Events, slo: Slo) -> None:
             return  # a worker holds a share of the numbers; the master judges the whole run
         gate = slo.overridden(_optional_float(getattr(options, "slo_p99_ms", None)),
                               _optional_float(getattr(options, "slo_max_failure_ratio", None)))
-        environment.process_exit_code = judge_run(gate, environment)
+        environment.process_exit_code = judge_run(gate, environment,
+                                                  problems() if problems else None)
 
     events.init_command_line_parser.add_listener(_add_options)
     events.quitting.add_listener(_on_quitting)
 
 
-def judge_run(gate: Slo, environment: Environment) -> int:
-    """Log a verdict per endpoint and the run's, write them beside Locust's CSV files (with --csv
+def judge_run(gate: Slo, environment: Environment,
+              problems: Mapping[str, Sequence[str]] | None = None) -> int:
+    """Judge Locust's numbers, log the verdicts, write them beside Locust's CSV files (with --csv
     PREFIX: PREFIX_slo.csv); the process exit code (0 pass, 1 fail)."""
-    verdicts = evaluate(gate, endpoint_stats(environment.stats.entries.values()))
+    verdicts = evaluate(gate, endpoint_stats(environment.stats.entries.values()), problems)
     prefix = getattr(environment.parsed_options, "csv_prefix", None)
-    if prefix:
-        write_csv(verdicts, Path(f"{prefix}_slo.csv"))
-    for verdict in verdicts:
-        (logger.info if verdict.passed else logger.error)(verdict.line())
     exceptions = len(environment.runner.exceptions) if environment.runner else 0
-    if exceptions:
-        logger.error("SLO FAIL the locustfile raised %d distinct exception(s): see the report",
-                     exceptions)
-    failed = [v.stats.name for v in verdicts if not v.passed]
-    if failed or exceptions:
-        logger.error("SLO gate FAILED: %s", ", ".join(failed) or "locustfile exceptions")
-        return 1
-    logger.info("SLO gate PASSED: %d endpoint(s) within budget", len(verdicts))
-    return 0
+    raised = ([f"the locustfile raised {exceptions} distinct exception(s): see the report"]
+              if exceptions else [])
+    return judge(verdicts, raised, Path(f"{prefix}_slo.csv") if prefix else None)

@@ -39,6 +39,13 @@ from services.trainer.worlds.transactions import (
     MERCHANT_CATEGORIES,
 )
 
+# The load test of the fraud service: the request name in the stats (and the gate), the design's
+# decision budget (docs/architecture.md), the default rate, the world `make models` writes.
+ENDPOINT = "POST /v1/score"
+P99_BUDGET_MS = 50.0
+DEFAULT_TARGET_RPS = 500.0
+DEFAULT_WORLD = Path(".state/worlds/transactions")
+
 LEGITIMATE = "legitimate"
 CARD_TESTING = "card_testing"
 IMPOSSIBLE_TRAVEL = "impossible_travel"

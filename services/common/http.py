@@ -60,6 +60,7 @@ def create_service_app(
 ) -> FastAPI:
     """A FastAPI app with the platform's middleware and routes; the service adds its own router."""
     app = FastAPI(title=title, version=version, lifespan=_frozen_after_start(lifespan))
+    app.state.metrics = metrics  # what /metrics exposes; tests read the registry through it
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, router=app.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(health_router(readiness))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from services.common.probe import http_ready, kafka_ready, redis_ready
 from services.common.settings import PlatformSettings
+from services.experiments.settings import ExperimentsSettings
 from services.fraud.settings import FraudSettings
 from services.ingest.settings import IngestSettings
 from services.modelserver.settings import ModelServerSettings
@@ -33,6 +34,7 @@ def stack_parts(settings: PlatformSettings) -> list[Part]:
     ingest = IngestSettings()
     fraud = FraudSettings()
     recommender = RecommenderSettings()
+    experiments = ExperimentsSettings()
     return [
         Part("redis", settings.redis_url, lambda: redis_ready(settings.redis_url)),
         Part("kafka", settings.kafka_bootstrap_servers,
@@ -40,6 +42,7 @@ def stack_parts(settings: PlatformSettings) -> list[Part]:
         _http("model-server", model_server.model_server_host, model_server.model_server_port),
         _http("ingest", ingest.ingest_host, ingest.ingest_port),
         _http("stream", stream.stream_host, stream.stream_port),
+        _http("experiments", experiments.experiments_host, experiments.experiments_port),
         _http("fraud", fraud.fraud_host, fraud.fraud_port),
         _http("fraud-stream", fraud.fraud_host, fraud.fraud_stream_metrics_port),
         _http("recommender", recommender.recommender_host, recommender.recommender_port),

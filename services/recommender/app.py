@@ -13,6 +13,12 @@ from services.common.bus.background import BackgroundPublisher
 from services.common.bus.deferred import DeferredPublisher, kafka_connector
 from services.common.bus.ports import Publisher
 from services.common.catalog import RANKER_FEATURE_NAMES
+from services.common.experiments import (
+    DefinitionCache,
+    ExposureLog,
+    RedisDefinitionStore,
+    load_definitions_file,
+)
 from services.common.http import create_service_app
 from services.common.models import ModelClient, ModelRepository, create_model_client
 from services.common.redis_client import background_redis, request_path_redis
@@ -25,7 +31,7 @@ from services.recommender.metrics import RecommenderMetrics
 from services.recommender.rerank import RerankPolicy
 from services.recommender.service import Limits, RecommenderService
 from services.recommender.settings import RecommenderSettings
-from services.recommender.variants import VariantChooser, fixed_variant
+from services.recommender.variants import ExperimentVariant, VariantChooser, fixed_variant
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +67,18 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
     impressions = BackgroundPublisher(
         publisher, capacity=settings.recommender_publish_queue,
         on_outcome=lambda outcome, n: rec_metrics.impressions.labels(outcome).inc(n))
+    definitions: DefinitionCache | None = None
+    if choose_variant is None and settings.recommender_experiment:
+        in_file = load_definitions_file(settings.recommender_experiments_file)
+        definitions = DefinitionCache(
+            RedisDefinitionStore(refresh_redis, settings.feature_namespace),
+            settings.recommender_experiments_refresh_s, seed=in_file, fallback=in_file)
+        choose_variant = ExperimentVariant(
+            definitions, settings.recommender_experiment, settings.recommender_default_variant,
+            ExposureLog(request_redis, impressions, settings.feature_namespace,
+                        source="recommender"),
+            lambda experiment, variation: rec_metrics.exposures.labels(experiment,
+                                                                       variation).inc())
     service = RecommenderService(
         catalog, store_factory(request_redis, settings.feature_namespace), model,
         settings.recommender_model_name, rec_metrics,
@@ -80,11 +98,15 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
         if deferred is not None:
             deferred.start()
         catalog.start()
+        if definitions is not None:
+            definitions.start()
         logger.info("recommender started", extra={"model_loaded": catalog.loaded})
         try:
             yield
         finally:
             catalog.close()
+            if definitions is not None:
+                definitions.close()
             impressions.close()  # sends what is queued, then closes the deferred publisher
             if own_model:
                 model.close()

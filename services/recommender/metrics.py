@@ -34,6 +34,9 @@ class RecommenderMetrics:
         self.impressions = metrics.counter(
             "impressions_published", "impression events to rec-impressions by outcome: stored, "
             "failed, dropped (the send queue was full)", ("outcome",))
+        self.exposures = metrics.counter(
+            "exposures", "A/B exposures logged (a unit's first bucketing into an experiment "
+            "this process saw), by experiment and variation", ("experiment", "variation"))
         self.candidates = Histogram(
             f"{metrics.service}_candidates", "candidates per computed list (after the filter)",
             registry=metrics.registry, buckets=(10, 50, 100, 150, 200, 250, 300, 400))

@@ -162,7 +162,7 @@ class RecommenderService:
         version: int | None = snapshot.version
         with self._stage("rank"):
             relevance: rf.FloatArray | None = None
-            if assignment.variant == "treatment" and level.level != "cold" and len(candidates):
+            if assignment.algorithm == "ranker" and level.level != "cold" and len(candidates):
                 relevance = self._rank(user, snapshot, stats, candidates, now)
                 model_failed = relevance is None
             if relevance is None:

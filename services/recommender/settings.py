@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -24,7 +25,14 @@ class RecommenderSettings(ModelSettings):
     recommender_port: int = Field(8030, ge=1, le=65535)
     recommender_model_name: str = "ranker"
     recommender_default_variant: Literal["control", "treatment"] = Field(
-        "treatment", description="the algorithm when no experiment assigns one")
+        "treatment", description="the algorithm when no experiment assigns one (control: the "
+                                 "blend, treatment: the ranker)")
+    recommender_experiment: str | None = Field(
+        "rec-algorithm", description="the experiment that assigns the algorithm; empty: none")
+    recommender_experiments_file: Path = Field(
+        Path("config/experiments/experiments.toml"),
+        description="definitions used until Redis answers (and stored there when absent)")
+    recommender_experiments_refresh_s: float = Field(2.0, gt=0)
     recommender_redis_timeout_s: float = Field(
         0.03, gt=0, le=1, description="deadline of one Redis round trip; past it: fallback")
     recommender_breaker_fail_max: int = Field(5, ge=1)

@@ -9,7 +9,11 @@ import pytest
 import redis
 
 from services.common.bus.events import Event
-from services.common.experiment_counts import VariationCounts, experiment_counts
+from services.common.experiment_counts import (
+    VariationCounts,
+    experiment_counts,
+    experiment_timeline,
+)
 from services.stream.experiments import ExperimentEventsHandler
 
 pytestmark = pytest.mark.integration
@@ -132,9 +136,62 @@ def test_counters_live_under_the_experiments_hash_tag(redis_client: redis.Redis)
             click("u1", "r1", at=later(1)))
 
     assert sorted(redis_client.keys("fs:exp_*:{ranker-v2}*")) == [
-        b"fs:exp_clicks:{ranker-v2}:control", b"fs:exp_converted:{ranker-v2}:control",
-        b"fs:exp_exposed:{ranker-v2}:control", b"fs:exp_impressions:{ranker-v2}:control",
+        b"fs:exp_clicks:{ranker-v2}:control", b"fs:exp_conversions:{ranker-v2}:control",
+        b"fs:exp_exposures:{ranker-v2}:control", b"fs:exp_impressions:{ranker-v2}:control",
         b"fs:exp_variations:{ranker-v2}"]
     assert redis_client.hget("fs:exp_unit:{u1}", "exp:ranker-v2") == (
         f"{int(T0.timestamp() * 1000)}|control".encode())
     assert 0 < redis_client.pttl("fs:rec_request:{r1}") <= 86_400_000
+
+
+def ms(at: datetime) -> float:
+    return float(int(at.timestamp() * 1000))
+
+
+def test_units_are_scored_by_first_exposure_and_by_the_click_that_converted_them(
+        redis_client: redis.Redis) -> None:
+    consume(redis_client, exposure("u1", "control", at=later(10)), exposure("u1", "control"),
+            click("u1", None, at=later(30)), click("u1", None, at=later(20)),
+            exposure("u2", "control", at=later(5)))
+
+    assert redis_client.zrange("fs:exp_exposures:{ranker-v2}:control", 0, -1,
+                               withscores=True) == [(b"u1", ms(T0)), (b"u2", ms(later(5)))]
+    assert redis_client.zrange("fs:exp_conversions:{ranker-v2}:control", 0, -1,
+                               withscores=True) == [(b"u1", ms(later(20)))]
+
+
+def test_a_click_handled_before_its_exposure_converts_at_that_click(
+        redis_client: redis.Redis) -> None:
+    consume(redis_client, click("u1", None, at=later(7)), exposure("u1", "treatment"))
+
+    assert redis_client.zscore("fs:exp_conversions:{ranker-v2}:treatment", "u1") == ms(later(7))
+
+
+def test_the_timeline_counts_units_exposed_and_converted_up_to_each_instant(
+        redis_client: redis.Redis) -> None:
+    consume(redis_client,
+            exposure("u1", "control"), exposure("u2", "control", at=later(10)),
+            exposure("u3", "treatment", at=later(5)), click("u1", None, at=later(20)),
+            click("u3", None, at=later(6)))
+
+    timeline = experiment_timeline(redis_client, EXPERIMENT, points=5)
+
+    assert timeline.times_ms == tuple(int(ms(later(m))) for m in (0, 5, 10, 15, 20))
+    assert timeline.exposed == {"control": (1, 1, 2, 2, 2), "treatment": (0, 1, 1, 1, 1)}
+    assert timeline.converted == {"control": (0, 0, 0, 0, 1), "treatment": (0, 0, 1, 1, 1)}
+
+
+def test_redelivery_moves_no_point_of_the_timeline(redis_client: redis.Redis) -> None:
+    events = [exposure("u1", "control"), click("u1", None, at=later(3)),
+              exposure("u2", "treatment", at=later(1)), click("u2", None, at=later(9))]
+    consume(redis_client, *events)
+    once = experiment_timeline(redis_client, EXPERIMENT, points=10)
+
+    consume(redis_client, *reversed(events), *events, batch=1)
+
+    assert experiment_timeline(redis_client, EXPERIMENT, points=10) == once
+
+
+def test_an_experiment_without_exposures_has_an_empty_timeline(
+        redis_client: redis.Redis) -> None:
+    assert experiment_timeline(redis_client, "never-started").times_ms == ()

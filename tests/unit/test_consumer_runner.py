@@ -131,6 +131,19 @@ def test_an_event_its_handler_rejects_is_dead_lettered_with_the_handlers_reason(
     assert b"PoisonEvent: user 'bad user' is not a user id" in dict(dead.headers)["dlq.reason"]
 
 
+def test_dead_letter_count_is_zero_before_the_first_poison_event_so_increase_sees_it() -> None:
+    broker = InMemoryBroker()
+    InMemoryPublisher(broker).publish([watch("e1", "bad user")])
+    runner, _, metrics = make_runner(broker, RecordingHandler(poison_ids={"e1"}))
+    labels = {"group": "g", "topic": TOPIC, "outcome": "dead_lettered"}
+
+    before = metrics.registry.get_sample_value("test_consumer_events_total", labels)
+    runner.run_once()
+
+    assert before == 0
+    assert metrics.registry.get_sample_value("test_consumer_events_total", labels) == 1
+
+
 def test_a_transient_error_is_retried_until_the_event_is_handled() -> None:
     broker = InMemoryBroker()
     InMemoryPublisher(broker).publish([watch("e1")])

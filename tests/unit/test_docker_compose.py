@@ -22,12 +22,15 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 VALIDATOR_DIR = REPO_ROOT / "tests" / "compose"
 KAFKA_DIR = REPO_ROOT / "infra" / "kafka"
 
-# Host ports of the design (docs/architecture.md); the Python services join the file later.
+# Host ports of the design (docs/architecture.md), and Locust's web UI.
 DESIGN_PORTS = {
     "redis": 6379, "kafka": 9092, "prometheus": 9090, "grafana": 3000,
     "ingest": 8000, "model-server": 8010, "experiments": 8020, "recommender": 8030, "fraud": 8040,
+    "locust-master": 8089,
 }
 INFRA_SERVICES = ("redis", "kafka", "prometheus", "grafana")
+PROMETHEUS_CONFIG = REPO_ROOT / "infra" / "prometheus" / "prometheus.yml"
+DOCKERFILE = REPO_ROOT / "infra" / "docker" / "Dockerfile"
 
 # Template keys that differ on purpose: addresses, paths, and the quorum (see the comments in
 # docker-compose.yml and docs/adr/0001-compose-mirrors-the-local-stack.md).
@@ -330,3 +333,65 @@ def test_python_parts_share_one_image_built_from_infra_docker(compose: dict[str,
     repositories = {services[n]["environment"]["MLSD_MODEL_REPOSITORY"] for n in python_parts
                     if "MLSD_MODEL_REPOSITORY" in services[n].get("environment", {})}
     assert len(repositories) == 1, "the trainer and the model server must share the repository"
+
+
+def _default(value: str) -> str:
+    """A value with every ${VAR:-default} replaced by its default, as on a fresh clone."""
+    return re.sub(r"\$\{\w+:?-([^}]*)\}", r"\1", value)
+
+
+def test_every_job_prometheus_scrapes_is_a_service_on_its_port(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    targets = [target for job in config["scrape_configs"] if job["job_name"] != "prometheus"
+               for group in job["static_configs"] for target in group["targets"]]
+    services = _services(compose)
+
+    for target in targets:
+        name, port = target.rsplit(":", 1)
+        assert name in services, f"Prometheus scrapes {target}, which compose does not run"
+        probe = " ".join(map(str, services[name]["healthcheck"]["test"]))
+        assert f"127.0.0.1:{port}/readyz" in probe, f"{name} is probed on another port"
+
+
+def test_experiments_listens_on_its_port_with_an_admin_token_from_the_environment(
+    compose: dict[str, Any],
+) -> None:
+    experiments = _services(compose)["experiments"]
+    environment = experiments["environment"]
+
+    assert experiments["command"] == ["python", "-m", "services.experiments"]
+    assert environment["MLSD_EXPERIMENTS_HOST"] == "0.0.0.0"
+    assert environment["MLSD_EXPERIMENTS_PORT"] == DESIGN_PORTS["experiments"]
+    assert re.fullmatch(r"\$\{EXPERIMENTS_ADMIN_TOKEN:-.+\}",
+                        environment["MLSD_EXPERIMENTS_ADMIN_TOKEN"])
+    assert {"kafka", "redis"} <= set(experiments["depends_on"])
+
+
+def test_locust_workers_report_to_the_master_and_stay_out_of_make_up(
+    compose: dict[str, Any],
+) -> None:
+    master, worker = _services(compose)["locust-master"], _services(compose)["locust-worker"]
+    master_args, worker_args = [_default(str(a)) for a in master["command"]], [
+        _default(str(a)) for a in worker["command"]]
+
+    assert master["profiles"] == worker["profiles"] == ["load"]
+    assert "--master" in master_args
+    assert worker_args[worker_args.index("--master-host") + 1] == "locust-master"
+    assert worker["deploy"]["replicas"] == 2
+    assert worker["depends_on"] == {"locust-master": {"condition": "service_healthy"}}
+    locustfile = master_args[master_args.index("-f") + 1]
+    assert worker_args[worker_args.index("-f") + 1] == locustfile
+    assert (REPO_ROOT / locustfile).is_file()
+    assert master_args[master_args.index("--host") + 1] == "http://recommender:8030"
+    # The locustfiles read .state/worlds/ (relative to /app); the trainer writes /data/worlds.
+    assert "/app/.state" in _mounts(master) and "/app/.state" in _mounts(worker)
+
+
+def test_the_image_runs_the_locustfiles_with_the_projects_locust() -> None:
+    dockerfile = DOCKERFILE.read_text(encoding="utf-8")
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    pin = re.search(r'"(locust==[\d.]+)"', pyproject)
+    assert pin, "pyproject.toml no longer pins locust"
+
+    assert "COPY load-tests ./load-tests" in dockerfile
+    assert f"'{pin.group(1)}'" in dockerfile

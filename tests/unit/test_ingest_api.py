@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -271,16 +269,6 @@ def test_events_are_counted_by_type_and_outcome(ingest: Ingest) -> None:
 def test_a_client_chosen_type_never_becomes_a_metric_label(ingest: Ingest) -> None:
     ingest.post(*({"type": f"t{i}"} for i in range(5)))
     assert 'type="t1"' not in ingest.client.get("/metrics").text
-
-
-def test_every_ingest_metric_passes_promtool_lint(ingest: Ingest) -> None:
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is required (Debian package prometheus; `make setup` installs it)"
-    ingest.post(watch("w1"))
-    result = subprocess.run([promtool, "check", "metrics"],
-                            input=ingest.client.get("/metrics").text, text=True,
-                            capture_output=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_openapi_document_describes_each_event_type(ingest: Ingest) -> None:

@@ -102,6 +102,70 @@ def test_writes_the_judged_numbers_as_csv(tmp_path: Path) -> None:
     assert row["verdict"] == "FAIL" and row["problems"] == "p99 61 ms > 50 ms"
 
 
+def test_reads_back_the_verdicts_it_wrote(tmp_path: Path) -> None:
+    verdicts = slo.evaluate(slo.Slo({SCORE: 50.0}, 0.01),
+                            [_stats(p99=61.0, failures=500), _stats(name="GET /healthz")])
+    slo.write_csv(verdicts, tmp_path / "gate.csv")
+    assert slo.read_csv(tmp_path / "gate.csv") == verdicts
+
+
+# --- plain latency lists (the open-loop driver) --------------------------------------------
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(n) for n in range(1, 101)]  # 1 ... 100 ms
+    assert slo.percentile(values, 0.50) == 50.0
+    assert slo.percentile(values, 0.99) == 99.0
+    assert slo.percentile(values, 0.29) == 29.0  # 0.29 * 100 is 28.999... in floating point
+    assert slo.percentile(values, 1.0) == 100.0
+    assert slo.percentile([7.0], 0.99) == 7.0
+    assert slo.percentile([], 0.99) == 0.0
+
+
+def test_latency_lists_become_the_same_numbers_locust_gives_the_gate() -> None:
+    latencies = [*[2.0] * 980, *[40.0] * 15, *[90.0] * 5]  # 1,000 requests
+    stats = slo.latency_stats(SCORE, latencies, failures=1, seconds=2.0)
+    assert stats == slo.EndpointStats(SCORE, 1_000, 1, p50_ms=2.0, p95_ms=2.0, p99_ms=40.0,
+                                      max_ms=90.0, rps=500.0)
+
+
+def test_a_latency_list_over_budget_fails_like_locusts_numbers_do() -> None:
+    slow = slo.latency_stats(SCORE, [10.0] * 98 + [60.0] * 2, failures=0, seconds=1.0)
+    (verdict,) = slo.evaluate(GATE, [slow])
+    assert verdict.problems == ("p99 60 ms > 50 ms",)
+
+
+def test_percentiles_of_a_latency_list_are_kept_to_a_tenth_of_a_millisecond() -> None:
+    stats = slo.latency_stats(SCORE, [1.23456], failures=0, seconds=1.0)
+    assert (stats.p50_ms, stats.p99_ms, stats.max_ms) == (1.2, 1.2, 1.23456)
+
+
+def test_an_empty_latency_list_is_an_endpoint_without_requests() -> None:
+    stats = slo.latency_stats(SCORE, [], failures=0, seconds=0.0)
+    (verdict,) = slo.evaluate(GATE, [stats])
+    assert verdict.problems == ("no requests",)
+
+
+def test_problems_the_numbers_do_not_show_fail_their_endpoint() -> None:
+    (verdict,) = slo.evaluate(GATE, [_stats()], {SCORE: ["3 malformed answer(s)"]})
+    assert not verdict.passed
+    assert verdict.line().endswith("-- 3 malformed answer(s)")
+    assert slo.evaluate(GATE, [_stats()], {SCORE: []})[0].passed
+
+
+def test_judge_logs_every_verdict_and_returns_the_exit_code(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        assert slo.judge(slo.evaluate(GATE, [_stats()]), csv_path=tmp_path / "gate.csv") == 0
+        assert slo.judge(slo.evaluate(GATE, [_stats(p99=61.0)])) == 1
+        assert slo.judge(slo.evaluate(GATE, [_stats()]), ["the driver fell over"]) == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert "SLO gate PASSED: 1 endpoint(s) within budget" in messages
+    assert "SLO gate FAILED: POST /v1/score" in messages
+    assert "SLO FAIL the driver fell over" in messages
+    assert (tmp_path / "gate.csv").exists()
+
+
 # --- Locust at the edge --------------------------------------------------------------------
 
 
@@ -217,3 +281,11 @@ def test_with_csv_output_the_verdicts_are_written_beside_locusts_files(tmp_path:
     _quit(_environment(_entry(9.0), csv_prefix=str(tmp_path / "fraud")))
     (row,) = csv.DictReader((tmp_path / "fraud_slo.csv").open())
     assert row["verdict"] == "PASS"
+
+
+def test_problems_installed_with_the_gate_fail_the_run() -> None:
+    environment = _environment(_entry(9.0))
+    events = FakeEvents()
+    slo.install(events, GATE, problems=lambda: {SCORE: ["1 malformed answer(s)"]})
+    events.quitting.fire(environment=environment)
+    assert environment.process_exit_code == 1

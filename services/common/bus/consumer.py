@@ -87,6 +87,9 @@ class RunnerConfig:
     backoff_max_s: float = 2.0
 
 
+OUTCOMES = ("handled", "duplicate", "dead_lettered")
+
+
 class ConsumerMetrics:
     def __init__(self, metrics: Metrics) -> None:
         self.events = metrics.counter(
@@ -99,6 +102,15 @@ class ConsumerMetrics:
             "consumer_retries", "transient errors retried", ("group",))
         self.batch_seconds = metrics.latency(
             "consumer_batch_duration_seconds", "time to handle one polled batch", ("group",))
+
+    def expect(self, config: RunnerConfig) -> None:
+        """Start the group's series at zero: a series born at 1 is no increase() to a rule, so
+        the first dead-lettered event would never reach the DeadLetters alert."""
+        for topic in config.topics:
+            for outcome in OUTCOMES:
+                self.events.labels(config.group, topic, outcome)
+        self.retries.labels(config.group)
+        self.batch_seconds.labels(config.group)
 
 
 @dataclass
@@ -119,6 +131,7 @@ class ConsumerRunner:
         self._dlq = dlq
         self._config = config
         self._metrics = metrics
+        metrics.expect(config)
         self._stopping = threading.Event()
         self._pending: dict[TopicPartitionKey, int] = {}  # next offset to commit, per partition
         self._last_commit = time.monotonic()

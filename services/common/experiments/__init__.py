@@ -1,0 +1,55 @@
+"""Experiments in process: GrowthBook-compatible assignment, definitions, their store, exposures.
+
+The experiments service and the recommender share this one implementation (platform code: it
+imports no service). docs/experiments.md has the design, the Redis layout and the numbers.
+"""
+
+from services.common.experiments.assignment import Assignment, assign, bucket_of
+from services.common.experiments.cache import DefinitionCache
+from services.common.experiments.definitions import (
+    UNIT_ID_PATTERN,
+    ExperimentDefinition,
+    InvalidDefinition,
+    Namespace,
+    Variation,
+    load_definitions_file,
+    parse_definition,
+)
+from services.common.experiments.exposures import ExposureLog
+from services.common.experiments.hashing import (
+    bucket_ranges,
+    choose_variation,
+    fnv1a32,
+    gb_hash,
+    in_namespace,
+)
+from services.common.experiments.store import (
+    DefinitionStore,
+    InMemoryDefinitionStore,
+    RedisDefinitionStore,
+    Snapshot,
+)
+
+__all__ = [
+    "UNIT_ID_PATTERN",
+    "Assignment",
+    "DefinitionCache",
+    "DefinitionStore",
+    "ExperimentDefinition",
+    "ExposureLog",
+    "InMemoryDefinitionStore",
+    "InvalidDefinition",
+    "Namespace",
+    "RedisDefinitionStore",
+    "Snapshot",
+    "Variation",
+    "assign",
+    "bucket_of",
+    "bucket_ranges",
+    "choose_variation",
+    "fnv1a32",
+    "gb_hash",
+    "in_namespace",
+    "load_definitions_file",
+    "parse_definition",
+]

@@ -1,0 +1,1 @@
+"""The experiments service: definitions (admin API), assignments, exposures, results (port 8020)."""

@@ -1,0 +1,119 @@
+"""The experiments service's composition root: settings in; store, cache, exposures, counts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from services.common.bus.background import BackgroundPublisher
+from services.common.bus.deferred import DeferredPublisher, kafka_connector
+from services.common.bus.ports import Publisher
+from services.common.experiments import (
+    DefinitionCache,
+    DefinitionStore,
+    ExposureLog,
+    RedisDefinitionStore,
+    load_definitions_file,
+)
+from services.common.features import FeatureStoreUnavailable
+from services.common.http import create_service_app
+from services.common.redis_client import request_path_redis
+from services.common.telemetry import Metrics
+from services.experiments.api import admin, router
+from services.experiments.counts import CountsReader, RedisCountsReader
+from services.experiments.errors import (
+    ConflictingChange,
+    ExperimentsError,
+    KeyMismatch,
+    UnknownExperiment,
+)
+from services.experiments.metrics import ExperimentsMetrics
+from services.experiments.service import ExperimentsService
+from services.experiments.settings import ExperimentsSettings
+
+logger = logging.getLogger(__name__)
+
+ERROR_STATUS: tuple[tuple[type[ExperimentsError], int], ...] = (
+    (UnknownExperiment, 404),
+    (ConflictingChange, 409),
+    (KeyMismatch, 422),
+)
+RETRY_AFTER_S = 1
+
+
+async def _request_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ExperimentsError)
+    status = next(status for kind, status in ERROR_STATUS if isinstance(exc, kind))
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("redis unavailable", extra={"path": request.url.path, "error": repr(exc)})
+    return JSONResponse({"detail": f"redis did not answer: {type(exc).__name__}"},
+                        status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def create_app(settings: ExperimentsSettings, *, redis_client: redis.Redis | None = None,
+               store: DefinitionStore | None = None, counts: CountsReader | None = None,
+               publisher: Publisher | None = None) -> FastAPI:
+    """The service; tests may pass a Redis client, a store, a counts reader or a publisher,
+    which they own."""
+    metrics = Metrics(settings.service_name)
+    experiments_metrics = ExperimentsMetrics(metrics)
+    in_file = load_definitions_file(settings.experiments_file)  # a bad file stops start-up
+    client = redis_client or request_path_redis(settings, settings.experiments_redis_timeout_s)
+    store = store or RedisDefinitionStore(client, settings.feature_namespace)
+    cache = DefinitionCache(
+        store, settings.experiments_refresh_interval_s, seed=in_file, fallback=in_file,
+        on_refresh=lambda outcome: experiments_metrics.refreshes.labels(outcome).inc())
+    experiments_metrics.definitions_age.set_function(
+        lambda: age if (age := cache.seconds_since_refresh()) is not None else -1.0)
+    deferred: DeferredPublisher | None = None
+    if publisher is None:
+        deferred = publisher = DeferredPublisher(kafka_connector(
+            settings, probe_timeout_s=settings.experiments_broker_probe_timeout_s,
+            delivery_timeout_s=settings.experiments_delivery_timeout_s,
+            warm_topics=[settings.experiments_exposures_topic]))
+    background = BackgroundPublisher(
+        publisher, capacity=settings.experiments_publish_queue,
+        on_outcome=lambda outcome, n: experiments_metrics.published.labels(outcome).inc(n))
+    exposures = ExposureLog(
+        client, background, settings.feature_namespace, source=settings.service_name,
+        topic=settings.experiments_exposures_topic,
+        ttl=timedelta(days=settings.experiments_exposure_dedupe_days),
+        memory_size=settings.experiments_exposure_memory)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if deferred is not None:
+            deferred.start()
+        cache.start()
+        logger.info("experiments started", extra={
+            "source": cache.source, "experiments": [d.key for d in cache.all()]})
+        try:
+            yield
+        finally:
+            cache.close()
+            background.close()  # sends what is queued, then closes the publisher
+            if redis_client is None:
+                client.close()
+
+    app = create_service_app(title="experiments", metrics=metrics, lifespan=lifespan,
+                             readiness={"redis": lambda: bool(client.ping()),
+                                        "definitions": lambda: cache.version is not None})
+    app.state.settings = settings
+    app.state.experiments = ExperimentsService(
+        store, cache, exposures, counts or RedisCountsReader(client, settings.feature_namespace),
+        experiments_metrics, plot_points=settings.experiments_plot_points)
+    app.add_exception_handler(ExperimentsError, _request_error)
+    app.add_exception_handler(redis.RedisError, _redis_unavailable)
+    app.add_exception_handler(FeatureStoreUnavailable, _redis_unavailable)
+    app.include_router(router)
+    app.include_router(admin)
+    return app

@@ -1,0 +1,34 @@
+"""Where the results' numbers come from: the stream processor's A/B counters, behind a port."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from services.common.experiment_counts import (
+    Timeline,
+    VariationCounts,
+    experiment_counts,
+    experiment_timeline,
+)
+from services.common.recs_online.lua import RedisClient
+
+
+class CountsReader(Protocol):
+    def counts(self, experiment: str) -> dict[str, VariationCounts]: ...
+
+    def timeline(self, experiment: str, points: int) -> Timeline: ...
+
+
+class RedisCountsReader:
+    """The counters as services/stream/experiments.py keeps them (services/common/
+    experiment_counts.py has the layout)."""
+
+    def __init__(self, client: RedisClient, namespace: str = "fs") -> None:
+        self._client = client
+        self._namespace = namespace
+
+    def counts(self, experiment: str) -> dict[str, VariationCounts]:
+        return experiment_counts(self._client, experiment, self._namespace)
+
+    def timeline(self, experiment: str, points: int) -> Timeline:
+        return experiment_timeline(self._client, experiment, points, self._namespace)

@@ -1,0 +1,84 @@
+"""An experiment's results from its counters: rates with intervals, lift against control, SRM.
+
+Pure: the definition and the stream processor's counts in, a Results out (no I/O). The unit of
+analysis is the exposed unit: conversion rate = converted units / exposed units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.common.experiment_counts import Timeline, VariationCounts
+from services.common.experiments import ExperimentDefinition
+from services.common.experiments.definitions import Status
+from services.experiments.statistics import (
+    Lift,
+    SampleRatio,
+    srm_test,
+    two_proportion_test,
+    wilson_interval,
+)
+
+NOTHING = VariationCounts(exposed=0, converted=0, impressions=0, clicks=0)
+
+
+@dataclass(frozen=True)
+class VariationResult:
+    name: str
+    weight: float | None                       # None: counted, but no longer defined
+    counts: VariationCounts
+    rate: float | None                         # converted / exposed; None without exposures
+    interval: tuple[float, float] | None       # Wilson, 95 %
+    lift: Lift | None                          # against control; None for control itself
+
+
+@dataclass(frozen=True)
+class Results:
+    experiment: str
+    status: Status
+    control: str
+    variations: tuple[VariationResult, ...]
+    srm: SampleRatio | None                    # over the defined variations' exposed units
+
+
+def experiment_results(definition: ExperimentDefinition,
+                       counts: Mapping[str, VariationCounts]) -> Results:
+    weights = {v.name: v.weight for v in definition.variations}
+    names = [*weights, *sorted(set(counts) - set(weights))]
+    control = counts.get(definition.control, NOTHING)
+    variations = []
+    for name in names:
+        c = counts.get(name, NOTHING)
+        lift = None if name == definition.control else two_proportion_test(
+            control.converted, control.exposed, c.converted, c.exposed)
+        variations.append(VariationResult(
+            name=name, weight=weights.get(name), counts=c,
+            rate=c.converted / c.exposed if c.exposed else None,
+            interval=wilson_interval(c.converted, c.exposed), lift=lift))
+    srm = srm_test([counts.get(name, NOTHING).exposed for name in weights],
+                   list(weights.values()))
+    return Results(definition.key, definition.status, definition.control, tuple(variations), srm)
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    time_ms: int
+    exposed: int
+    rate: float
+    low: float
+    high: float
+
+
+def cumulative_rates(timeline: Timeline) -> dict[str, list[RatePoint]]:
+    """Each variation's cumulative conversion rate and Wilson interval at each instant it had
+    exposed units (the series the plot draws)."""
+    series: dict[str, list[RatePoint]] = {}
+    for name, exposed in timeline.exposed.items():
+        points = []
+        for t, n, k in zip(timeline.times_ms, exposed, timeline.converted[name], strict=True):
+            interval = wilson_interval(k, n)
+            if interval is not None:
+                points.append(RatePoint(t, n, k / n, *interval))
+        series[name] = points
+    return series

@@ -1,0 +1,103 @@
+"""The experiments service on real Redis and Kafka: exposures reach the topic once per unit, and the
+stream processor's counters built from them come back as results."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from services.common.bus.events import Event, MalformedEvent, decode_event
+from services.common.bus.kafka_bus import records_to_end
+from services.common.bus.topics import EXPOSURES
+from services.experiments.app import create_app
+from services.experiments.settings import ExperimentsSettings
+from services.stream.experiments import ExperimentEventsHandler
+from tests.harness import REPO_ROOT, ServerProcess
+
+pytestmark = pytest.mark.integration
+
+EXPERIMENT = "rec-algorithm"
+
+
+@pytest.fixture
+def service(kafka_server: ServerProcess, redis_server: ServerProcess,
+            redis_client: redis.Redis) -> Iterator[TestClient]:
+    settings = ExperimentsSettings(
+        environment="test", redis_url=redis_server.address,
+        kafka_bootstrap_servers=kafka_server.address,
+        experiments_file=Path(REPO_ROOT) / "config" / "experiments" / "experiments.toml")
+    with TestClient(create_app(settings)) as client:
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, client.get("/readyz").json()
+            time.sleep(0.1)
+        yield client
+
+
+def exposures_of(bootstrap: str, units: set[str], count: int,
+                 timeout_s: float = 30.0) -> list[tuple[str | None, Event]]:
+    """(key, event) of the exposures of `units` on the topic, once `count` are there (the service
+    sends them off the request path)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = []
+        for record in records_to_end(bootstrap, EXPOSURES):
+            try:
+                event = decode_event(record.value)
+            except MalformedEvent:
+                continue
+            if event.data.get("unit_id") in units:
+                found.append((record.key.decode() if record.key else None, event))
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_each_bucketed_units_exposure_reaches_the_topic_once(
+        service: TestClient, kafka_server: ServerProcess) -> None:
+    run = uuid.uuid4().hex[:8]
+    units = {f"it-{run}-{i}" for i in range(20)}
+    answers = {}
+    for unit in sorted(units):
+        for _ in range(2):  # asked twice, by name and among all running experiments
+            answers[unit] = service.get("/v1/assignments", params={
+                "unit_id": unit, "experiment": EXPERIMENT}).json()
+            service.get("/v1/assignments", params={"unit_id": unit})
+    service.get("/v1/assignments", params={"unit_id": "u1", "experiment": "row-titles"})
+
+    found = exposures_of(kafka_server.address, units, len(units))
+    time.sleep(0.5)  # a duplicate would arrive within the same flush
+    found = exposures_of(kafka_server.address, units, len(units))
+
+    assert sorted(key or "" for key, _ in found) == sorted(units)
+    assert {e.data["unit_id"]: e.data["variation"] for _, e in found} == {
+        unit: answer["variation"] for unit, answer in answers.items()}
+    assert {e.id for _, e in found} == {f"exposure:{EXPERIMENT}:{u}" for u in units}
+    assert all(e.source == "experiments" for _, e in found)
+
+
+def test_exposures_counted_by_the_stream_come_back_as_results(
+        service: TestClient, kafka_server: ServerProcess, redis_client: redis.Redis) -> None:
+    run = uuid.uuid4().hex[:8]
+    units = {f"it-{run}-{i}" for i in range(40)}
+    variations = {u: service.get("/v1/assignments", params={
+        "unit_id": u, "experiment": EXPERIMENT}).json()["variation"] for u in units}
+
+    handler = ExperimentEventsHandler(redis_client)
+    for _, event in exposures_of(kafka_server.address, units, len(units)):
+        handler.handle(event)
+    handler.flush()
+    results = service.get(f"/v1/experiments/{EXPERIMENT}/results").json()
+    plot = service.get(f"/v1/experiments/{EXPERIMENT}/results.png")
+
+    exposed = {v["name"]: v["exposed"] for v in results["variations"]}
+    assert exposed == {name: sum(1 for v in variations.values() if v == name)
+                       for name in ("control", "treatment")}
+    assert results["sample_ratio_mismatch"]["observed"] == exposed
+    assert (plot.status_code, plot.headers["content-type"]) == (200, "image/png")

@@ -1,0 +1,73 @@
+"""Which algorithm a user gets: the rec-algorithm experiment in process, or the default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.common.experiments import (
+    Assignment,
+    DefinitionCache,
+    InMemoryDefinitionStore,
+    assign,
+    parse_definition,
+)
+from services.recommender.variants import ExperimentVariant, fixed_variant
+
+
+def definition(status: str = "running", **extra: Any) -> Any:
+    return parse_definition({
+        "key": "rec-algorithm", "status": status, "seed": "rec-algorithm",
+        "hash_attribute": "user_id", "hash_version": 2, "coverage": 1.0,
+        "variations": [{"name": "control", "weight": 0.5, "payload": {"algorithm": "blend"}},
+                       {"name": "treatment", "weight": 0.5,
+                        "payload": {"algorithm": "ranker"}}], **extra})
+
+
+class FakeExposures:
+    def __init__(self) -> None:
+        self.recorded: list[tuple[str, str | None]] = []
+
+    def record(self, assignment: Assignment, unit_id: str) -> str:
+        self.recorded.append((unit_id, assignment.variation))
+        return "logged"
+
+
+def chooser(*definitions: Any) -> tuple[ExperimentVariant, FakeExposures]:
+    cache = DefinitionCache(InMemoryDefinitionStore(definitions))
+    cache.refresh()
+    exposures = FakeExposures()
+    return ExperimentVariant(cache, "rec-algorithm", "treatment",
+                             exposures), exposures  # type: ignore[arg-type]
+
+
+def test_bucketed_users_get_their_variations_algorithm_and_are_exposed() -> None:
+    choose, exposures = chooser(definition())
+    users = [f"u{n}" for n in range(400)]
+    chosen = [choose(u) for u in users]
+    expected = [assign(definition(), u).variation for u in users]
+    assert [c.variant for c in chosen] == expected                 # the library's hash, exactly
+    assert {c.algorithm for c in chosen if c.variant == "control"} == {"blend"}
+    assert {c.algorithm for c in chosen if c.variant == "treatment"} == {"ranker"}
+    assert 150 < sum(c.variant == "control" for c in chosen) < 250
+    assert {c.experiment for c in chosen} == {"rec-algorithm"}
+    assert exposures.recorded == list(zip(users, expected, strict=True))
+
+
+def test_a_stopped_or_missing_experiment_gives_everyone_the_default_unexposed() -> None:
+    for choose, exposures in (chooser(definition("stopped")), chooser()):
+        picked = choose("u1")
+        assert (picked.experiment, picked.variant, picked.algorithm) == (
+            None, "treatment", "ranker")
+        assert exposures.recorded == []
+
+
+def test_a_forced_qa_user_sees_the_variation_but_is_not_an_exposure() -> None:
+    choose, exposures = chooser(definition(forced_variations={"u1": "control"}))
+    picked = choose("u1")
+    assert (picked.variant, picked.algorithm) == ("control", "blend")
+    assert exposures.recorded == []
+
+
+def test_the_configured_default_outside_any_experiment() -> None:
+    assert fixed_variant("control")("u1").algorithm == "blend"
+    assert fixed_variant("treatment")("u1").experiment is None
