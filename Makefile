@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
 .PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream up down clean \
-	compose-check promcheck load-fraud load-recs load load-report
+	compose-check promcheck load-fraud load-recs load load-report ab-demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -42,9 +42,18 @@ stop: ## stop everything `make run` started
 status: ## what runs where, and is it healthy
 	@$(STACK) status
 
-demo: run ## run the system, seed it with the worlds' history, show it (grows with every design)
+demo: run ## everything: set up, train, start, seed, A/B closed loop, short load tests, summary
 	$(PY) -m services.seeder
+	$(MAKE) --no-print-directory ab-demo
+	-$(MAKE) --no-print-directory load LOAD_FRAUD_RPS=$(DEMO_FRAUD_RPS) LOAD_RECS_RPS=$(DEMO_RECS_RPS) \
+		LOAD_FRAUD_DURATION=$(DEMO_LOAD_DURATION) LOAD_RECS_DURATION=$(DEMO_LOAD_DURATION)
 	@$(STACK) status
+	@$(STACK) summary
+
+AB_USERS ?= 3000
+
+ab-demo: run ## the A/B closed loop: simulated viewers, clicks by true taste, results with intervals
+	$(PY) -m services.simulator --users $(AB_USERS)
 
 test: setup lint ## everything CI runs: lint, then unit and integration tests in one pytest run
 	$(PY) -m pytest tests
@@ -85,6 +94,10 @@ bench-stream: setup ## stream processor: event->feature freshness at 2,000 event
 	$(PY) benchmarks/stream_freshness.py
 	$(PY) benchmarks/fraud_stream.py
 
+# make demo's short load test: rates this 2-core machine holds inside the budgets (docs/)
+DEMO_FRAUD_RPS ?= 100
+DEMO_RECS_RPS ?= 150
+DEMO_LOAD_DURATION ?= 15s
 LOAD_DIR ?= reports/load
 LOAD_ARRIVAL ?= poisson
 LOAD_FRAUD_HOST ?= http://127.0.0.1:8040

@@ -1,4 +1,4 @@
-"""`python -m services.devstack run|stop|status`: the commands behind make run, stop and status."""
+"""`python -m services.devstack run|stop|status|summary`: behind make run, stop, status, demo."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import platform_topics
 from services.common.settings import PlatformSettings
 from services.devstack.parts import Part, stack_parts
+from services.devstack.summary import summary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = REPO_ROOT / "infra" / "supervisord.conf"
@@ -131,13 +132,16 @@ def status(settings: PlatformSettings) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m services.devstack")
-    parser.add_argument("command", choices=["run", "stop", "status"])
+    parser.add_argument("command", choices=["run", "stop", "status", "summary"])
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds per part to get healthy")
     args = parser.parse_args()
     settings = PlatformSettings()
     if args.command == "run":
         return run(settings, args.timeout)
+    if args.command == "summary":
+        say(summary())
+        return 0
     if args.command == "stop":
         return stop()
     return status(settings)

@@ -25,10 +25,14 @@ import httpx
 import numpy as np
 from tqdm import tqdm
 
+from services.common.bus import topics
+from services.common.bus.kafka_bus import group_lags
 from services.simulator.clicks import Reaction, Shown, click_events, react
 from services.trainer.worlds.viewing import ViewingWorld, load
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+STREAM_GROUP = "stream-experiments"   # the stream processor's group joining exposures and clicks
+AB_TOPICS = [topics.EXPOSURES, topics.REC_IMPRESSIONS, topics.REC_CLICKS]
 
 
 def ask(client: httpx.Client, recommender: str, user: str, k: int) -> Shown:
@@ -50,17 +54,24 @@ def run_viewer(client: httpx.Client, args: argparse.Namespace, world: ViewingWor
     return reaction
 
 
-def wait_for_counts(client: httpx.Client, url: str, exposed: int, clicks: int,
+def experiment_lag(bootstrap: str, group: str, topics_: list[str]) -> int:
+    return sum(group_lags(bootstrap, {group: topics_}).values())
+
+
+def wait_for_counts(client: httpx.Client, url: str, clicks: int, bootstrap: str,
                     timeout_s: float) -> dict[str, Any]:
-    """Poll the results until the stream has applied every exposure and click (or time out)."""
+    """Poll the results until the stream has counted every click posted (each is a new event)
+    and its experiments group has nothing left to apply (exposures of returning viewers are
+    not new, so they cannot be counted on), or time out."""
     deadline = time.monotonic() + timeout_s
-    with tqdm(total=exposed + clicks, desc="stream applying exposures and clicks") as bar:
+    with tqdm(total=clicks, desc="stream applying exposures and clicks") as bar:
         while True:
             results: dict[str, Any] = client.get(url).raise_for_status().json()
-            seen = sum(v["exposed"] + v["clicks"] for v in results["variations"])
-            bar.n = min(seen, exposed + clicks)
+            seen = sum(v["clicks"] for v in results["variations"])
+            bar.n = min(seen, clicks)
             bar.refresh()
-            if seen >= exposed + clicks or time.monotonic() > deadline:
+            done = seen >= clicks and experiment_lag(bootstrap, STREAM_GROUP, AB_TOPICS) == 0
+            if done or time.monotonic() > deadline:
                 return results
             time.sleep(1.0)
 
@@ -108,6 +119,7 @@ def main() -> int:
     parser.add_argument("--recommender", default="http://127.0.0.1:8030")
     parser.add_argument("--ingest", default="http://127.0.0.1:8000")
     parser.add_argument("--experiments", default="http://127.0.0.1:8020")
+    parser.add_argument("--kafka", default="127.0.0.1:9092")
     parser.add_argument("--world", type=Path, default=REPO_ROOT / ".state/worlds/viewing")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports/ab")
     parser.add_argument("--timeout", type=float, default=120.0)
@@ -120,15 +132,13 @@ def main() -> int:
     start = time.monotonic()
     with httpx.Client(timeout=10.0) as client, ThreadPoolExecutor(args.concurrency) as pool:
         before = client.get(results_url).raise_for_status().json()
-        seen_before = {v["name"]: (v["exposed"], v["clicks"]) for v in before["variations"]}
+        clicks_before = sum(v["clicks"] for v in before["variations"])
         futures = [pool.submit(run_viewer, client, args, world, str(u), int(r))
                    for u, r in zip(users, rows, strict=True)]
         reactions = [f.result() for f in tqdm(futures, desc="simulated viewers", unit="user")]
         clicks = sum(len(r.clicked) for r in reactions)
-        exposed_before = sum(e for e, _ in seen_before.values())
-        clicks_before = sum(c for _, c in seen_before.values())
-        results = wait_for_counts(client, results_url, exposed_before + len(reactions),
-                                  clicks_before + clicks, args.timeout)
+        results = wait_for_counts(client, results_url, clicks_before + clicks,
+                                  args.kafka, args.timeout)
         plot = client.get(f"{results_url}.png")
     seconds = time.monotonic() - start
     args.out.mkdir(parents=True, exist_ok=True)

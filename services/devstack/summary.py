@@ -1,0 +1,81 @@
+"""What `make demo` prints at the end: budgets met or not, the A/B result, where to look next."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REPORTS = REPO_ROOT / "reports"
+
+SERVICES = (
+    ("ingest", 8000), ("model-server", 8010), ("experiments", 8020), ("recommender", 8030),
+    ("fraud", 8040),
+)
+
+
+def load_verdicts(design_dir: Path) -> list[dict[str, str]]:
+    """Every gate verdict of a design's last load runs (closed and open loop)."""
+    rows: list[dict[str, str]] = []
+    for name in ("locust_slo.csv", "openloop_slo.csv"):
+        path = design_dir / name
+        if path.exists():
+            with path.open(newline="") as handle:
+                rows += [row | {"mode": "closed loop" if name.startswith("locust")
+                                else "open loop"} for row in csv.DictReader(handle)]
+    return rows
+
+
+def verdict_lines(reports: Path) -> list[str]:
+    lines = []
+    for design in ("recs", "fraud"):
+        for row in load_verdicts(reports / "load" / design):
+            p99, budget = float(row["p99_ms"]), float(row["p99_budget_ms"])
+            lines.append(f"  {row['verdict']:<4} {row['name']:<36} {row['mode']:<11} "
+                         f"p99 {p99:7.1f} ms (budget {budget:g}) at {float(row['rps']):6.1f} "
+                         f"req/s, {row['failures']} of {row['requests']} failed")
+    return lines or ["  (no load-test results: run `make load`)"]
+
+
+def ab_lines(reports: Path) -> list[str]:
+    path = reports / "ab" / "results.json"
+    if not path.exists():
+        return ["  (no A/B results: run `make ab-demo`)"]
+    results: dict[str, Any] = json.loads(path.read_text())
+    lines = []
+    for v in results["variations"]:
+        rate = v["conversion_rate"]
+        interval = v["interval"]
+        text = "-" if rate is None else (
+            f"{rate:.3f} (95 % CI {interval['low']:.3f}-{interval['high']:.3f})")
+        lift = v["lift"]
+        if lift is not None:
+            text += f", lift {lift['absolute']:+.3f}, p = {lift['p_value']:.3f}"
+        lines.append(f"  {v['name']:<10} {v['exposed']:>6,} units, conversion {text}")
+    treatment = next((v for v in results["variations"] if v["lift"] is not None), None)
+    if treatment is not None:
+        lift = treatment["lift"]
+        if lift["p_value"] < 0.05:
+            winner = treatment["name"] if lift["absolute"] > 0 else results["control"]
+            lines.append(f"  winner: {winner} (p = {lift['p_value']:.3f})")
+        else:
+            lines.append(f"  no significant winner at this sample (p = {lift['p_value']:.3f}); "
+                         "docs/experiments.md says why")
+    srm = results.get("sample_ratio_mismatch")
+    if srm and srm["flagged"]:
+        lines.append("  SAMPLE RATIO MISMATCH: do not trust these results")
+    return lines
+
+
+def summary(reports: Path = REPORTS) -> str:
+    lines = ["", "== make demo: summary", "", "Budgets (load tests, reports/load/*/summary.md):",
+             *verdict_lines(reports), "", "A/B test rec-algorithm (reports/ab/summary.md):",
+             *ab_lines(reports), "", "Try it:",
+             "  curl 'http://127.0.0.1:8030/v1/recommendations/u42?k=5'",
+             "  curl 'http://127.0.0.1:8020/v1/experiments/rec-algorithm/results'",
+             "", "API docs (OpenAPI):"]
+    lines += [f"  {name:<13} http://127.0.0.1:{port}/docs" for name, port in SERVICES]
+    lines += ["", "The stack keeps running: `make status` to inspect, `make stop` to stop."]
+    return "\n".join(lines)
