@@ -107,7 +107,9 @@ def test_without_redis_the_answer_is_the_popular_snapshot_flagged_not_an_error(
 
 def test_without_the_model_server_the_blend_answers_flagged(
         start_service: StartService, topics: None) -> None:
+    # No experiment: everyone gets the default (treatment, the ranker), whose model is missing.
     recommender = start_service("recommender", MLSD_MODEL_BACKEND="remote",
+                                MLSD_RECOMMENDER_EXPERIMENT="",
                                 MLSD_MODEL_SERVER_URL=f"http://127.0.0.1:{free_port()}")
     ingest = start_service("ingest")
     stream = start_service("stream", MLSD_STREAM_CONCERNS="watch-features")
