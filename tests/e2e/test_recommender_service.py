@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from services.common.bus.kafka_bus import ensure_topics
-from services.common.bus.topics import REC_IMPRESSIONS, platform_topics
+from services.common.bus.topics import EXPOSURES, REC_IMPRESSIONS, platform_topics
 from services.trainer.feedback import read_topic
 from tests.e2e.conftest import ServiceProcess
 from tests.harness import ServerProcess, free_port
@@ -93,6 +93,12 @@ def test_every_answer_is_published_as_an_impression_with_its_request_id(
         impression = found[answer["request_id"]]
         assert impression["content_ids"] == [i["content_id"] for i in answer["items"]]
         assert impression["variation"] == answer["variant"]
+    # The rec-algorithm experiment chose each variant, and logged each user's exposure once.
+    assert {a["experiment"] for a in answers} == {"rec-algorithm"}
+    exposures = [d for d in read_topic(kafka_server.address, EXPOSURES)
+                 if d.get("unit_id") in {"u1", "u2"}]
+    assert sorted((d["unit_id"], d["variation"]) for d in exposures) == [
+        ("u1", answers[0]["variant"]), ("u2", answers[1]["variant"])]
 
 
 def test_without_redis_the_answer_is_the_popular_snapshot_flagged_not_an_error(
