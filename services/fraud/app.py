@@ -6,10 +6,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import pybreaker
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from services.common.breaker import CircuitBreaker
 from services.common.bus.background import BackgroundPublisher
 from services.common.bus.deferred import DeferredPublisher, kafka_connector
 from services.common.bus.ports import Publisher
@@ -48,12 +48,11 @@ async def _request_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(ErrorResponse(detail=str(exc)).model_dump(), status_code=status)
 
 
-def feature_store_breaker(settings: FraudSettings) -> pybreaker.CircuitBreaker:
+def feature_store_breaker(settings: FraudSettings) -> CircuitBreaker:
     """After fail_max consecutive failures the feature store is skipped for reset_s, then one
     trial call decides whether to close again: an outage costs a few deadlines, not every one."""
-    return pybreaker.CircuitBreaker(fail_max=settings.fraud_breaker_fail_max,
-                                    reset_timeout=settings.fraud_breaker_reset_s,
-                                    name="feature-store")
+    return CircuitBreaker("feature-store", fail_max=settings.fraud_breaker_fail_max,
+                          reset_s=settings.fraud_breaker_reset_s)
 
 
 def build_scorer(settings: FraudSettings, metrics: FraudMetrics, store: FraudStore,

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import pybreaker
 from pydantic import TypeAdapter
 
+from services.common.breaker import CircuitBreaker, CircuitOpen
 from services.common.catalog import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
 from services.common.fraud_online import FeatureVector, FraudState, fraud_features
 from services.common.models import ModelClient, ModelError, ModelRepository
@@ -87,7 +87,7 @@ class ReferenceCache:
 class FraudScorer:
     def __init__(self, *, store: FraudStore, model: ModelClient,
                  policy: Callable[[], RuleEngine], references: ReferenceCache,
-                 metrics: FraudMetrics, breaker: pybreaker.CircuitBreaker,
+                 metrics: FraudMetrics, breaker: CircuitBreaker,
                  model_name: str = "fraud", idempotency_window_s: int = 60) -> None:
         self._store = store
         self._model = model
@@ -143,7 +143,7 @@ class FraudScorer:
               ) -> tuple[list[StateRead] | None, str | None]:
         try:
             return self._breaker.call(self._store.record_and_read, transactions), None
-        except pybreaker.CircuitBreakerError:
+        except CircuitOpen:
             return None, f"{FEATURES_MISSING}: feature store skipped (circuit open)"
         except Exception as exc:  # any failure of the store degrades; it never fails the call
             logger.warning("feature store failed", extra={"error": repr(exc)})

@@ -6,9 +6,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import pybreaker
 from fastapi import FastAPI
 
+from services.common.breaker import CircuitBreaker
 from services.common.bus.background import BackgroundPublisher
 from services.common.bus.deferred import DeferredPublisher, kafka_connector
 from services.common.bus.ports import Publisher
@@ -36,11 +36,11 @@ from services.recommender.variants import ExperimentVariant, VariantChooser, fix
 logger = logging.getLogger(__name__)
 
 
-def breaker(name: str, settings: RecommenderSettings) -> pybreaker.CircuitBreaker:
+def breaker(name: str, settings: RecommenderSettings) -> CircuitBreaker:
     """After fail_max consecutive failures the dependency is skipped for reset_s, then one trial
     call decides: an outage costs a few deadlines, not one per request."""
-    return pybreaker.CircuitBreaker(fail_max=settings.recommender_breaker_fail_max,
-                                    reset_timeout=settings.recommender_breaker_reset_s, name=name)
+    return CircuitBreaker(name, fail_max=settings.recommender_breaker_fail_max,
+                          reset_s=settings.recommender_breaker_reset_s)
 
 
 def create_app(settings: RecommenderSettings, *, model: ModelClient | None = None,

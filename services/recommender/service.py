@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-import pybreaker
 
 from services.common import recs_features as rf
+from services.common.breaker import CircuitBreaker, CircuitOpen
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import ModelClient
 from services.common.models.errors import ModelError
@@ -98,8 +98,8 @@ class RecommenderService:
     def __init__(self, catalog: LiveCatalog, store_for: Callable[[ItemArtifacts], UserStore],
                  model: ModelClient, model_name: str, metrics: RecommenderMetrics,
                  choose_variant: VariantChooser, impressions: ImpressionLog | None,
-                 limits: Limits, redis_breaker: pybreaker.CircuitBreaker,
-                 model_breaker: pybreaker.CircuitBreaker) -> None:
+                 limits: Limits, redis_breaker: CircuitBreaker,
+                 model_breaker: CircuitBreaker) -> None:
         self.catalog = catalog
         self._store_for = store_for
         self._model = model
@@ -209,7 +209,7 @@ class RecommenderService:
         try:
             prediction = self._model_breaker.call(
                 self._model.predict, self._model_name, rows, version=snapshot.version)
-        except (ModelError, pybreaker.CircuitBreakerError) as exc:
+        except (ModelError, CircuitOpen) as exc:
             logger.warning("ranker unavailable, blending", extra={"error": str(exc)})
             return None
         probabilities: rf.FloatArray = np.asarray(prediction.outputs["probabilities"],
@@ -276,7 +276,7 @@ class RecommenderService:
         try:
             state: UserOnlineState = self._redis_breaker.call(store.read_user, user_id)
             return state
-        except (FeatureStoreUnavailable, pybreaker.CircuitBreakerError) as exc:
+        except (FeatureStoreUnavailable, CircuitOpen) as exc:
             logger.warning("feature store unavailable", extra={"error": str(exc)})
             return None
 
@@ -284,7 +284,7 @@ class RecommenderService:
                 assignment: Assignment) -> RecommendationList | None:
         try:
             raw = self._redis_breaker.call(store.cached_recommendations, user_id, k)
-        except (FeatureStoreUnavailable, pybreaker.CircuitBreakerError):
+        except (FeatureStoreUnavailable, CircuitOpen):
             self._metrics.cache.labels("error").inc()
             return None
         listed = None if raw is None else RecommendationList.model_validate_json(raw)
@@ -301,7 +301,7 @@ class RecommenderService:
             self._redis_breaker.call(
                 store.cache_recommendations, user_id, k, listed.model_dump_json().encode(),
                 ttl_s=self._limits.cache_ttl_s, if_watch_count=listed.watch_count)
-        except (FeatureStoreUnavailable, pybreaker.CircuitBreakerError) as exc:
+        except (FeatureStoreUnavailable, CircuitOpen) as exc:
             logger.info("response not cached", extra={"error": str(exc)})
 
     def _answer(self, listed: RecommendationList, served_from: ServedFrom,

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pybreaker
 import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
+from services.common.breaker import CircuitBreaker
 from services.common.catalog import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
 from services.common.fraud_online import FraudState, TransactionLike, fraud_features
 from services.common.models import ModelRepository, ModelUnavailable, Prediction
@@ -147,7 +147,7 @@ def rig(tmp_path: Path, *, states: dict[str, FraudState] | None = None, fail_max
         store=store, model=model, policy=lambda: engine,
         references=ReferenceCache(model_repository(tmp_path), "fraud"),
         metrics=FraudMetrics(Metrics("fraud_test", registry)),
-        breaker=pybreaker.CircuitBreaker(fail_max=fail_max, reset_timeout=reset_s),
+        breaker=CircuitBreaker("feature-store", fail_max=fail_max, reset_s=reset_s),
         idempotency_window_s=60)
     if warm:
         scorer.warm_up()

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pybreaker
 import pytest
 
+from services.common.breaker import CircuitBreaker
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import Prediction
 from services.common.models.errors import ModelUnavailable
@@ -103,7 +103,7 @@ class Rig:
             fixed_variant(variant), self.impressions,  # type: ignore[arg-type]
             Limits(Sizes(10, 10, 5), cache_ttl_s=300, default_max_maturity=4,
                    fallback_max_maturity=1),
-            pybreaker.CircuitBreaker(fail_max=100), pybreaker.CircuitBreaker(fail_max=100))
+            CircuitBreaker("redis", 100), CircuitBreaker("model", 100))
 
     def _store_for(self, items: ItemArtifacts) -> FakeStore:
         return self.store
