@@ -90,7 +90,8 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
                settings.recommender_fallback_max_maturity,
                RerankPolicy(settings.recommender_diversity_weight,
                             settings.recommender_genre_cap_share,
-                            settings.recommender_discovery_slot)),
+                            settings.recommender_discovery_slot),
+               settings.recommender_cache_enabled),
         breaker("feature-store", settings), breaker("model", settings))
 
     @asynccontextmanager

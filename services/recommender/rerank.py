@@ -35,7 +35,7 @@ def min_max(values: npt.ArrayLike) -> rf.FloatArray:
     return scaled
 
 
-def genre_jaccard(genres: npt.NDArray[np.floating]) -> rf.FloatArray:
+def genre_jaccard(genres: npt.ArrayLike) -> rf.FloatArray:
     """Pairwise genre Jaccard similarity of titles given as multi-hot rows."""
     g = np.asarray(genres, dtype=np.float64)
     shared = g @ g.T
@@ -76,23 +76,26 @@ def mmr(relevance: npt.ArrayLike, genres: npt.NDArray[np.floating], k: int,
     k = min(k, n)
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
-    g = np.asarray(genres, dtype=np.float64)
-    similarity = genre_jaccard(g)
+    has_genre = np.asarray(genres, dtype=np.float64) > 0
+    similarity = genre_jaccard(has_genre)
     cap = max(1, math.ceil(genre_cap_share * k))
-    closest = np.zeros(n)
-    taken = np.zeros(n, dtype=bool)
-    per_genre = np.zeros(g.shape[1])
+    score = rel + diversity_weight                 # closest similarity 0 before the first pick
+    per_genre = np.zeros(has_genre.shape[1], dtype=np.int64)
+    blocked: npt.NDArray[np.bool_] = np.zeros(n, dtype=bool)  # a genre of it is at the cap
     picks: list[int] = []
     for _ in range(k):
-        score = rel + diversity_weight * (1.0 - closest)
-        score[taken] = -np.inf
-        within_cap = ~np.any((g > 0) & (per_genre[None, :] >= cap), axis=1)
-        allowed = within_cap & ~taken
-        best = int(np.argmax(np.where(allowed, score, -np.inf) if allowed.any() else score))
+        allowed = np.where(blocked, -np.inf, score)
+        best = int(np.argmax(allowed))
+        if not np.isfinite(allowed[best]):         # only capped titles left: fill from them
+            best = int(np.argmax(score))
         picks.append(best)
-        taken[best] = True
-        per_genre += g[best] > 0
-        closest = np.maximum(closest, similarity[best])
+        # Diversity term: relevance + w x (1 - highest similarity to a title already picked).
+        score = np.minimum(score, rel + diversity_weight * (1.0 - similarity[best]))
+        score[best] = -np.inf
+        per_genre += has_genre[best]
+        full = per_genre >= cap
+        if full.any():
+            blocked = np.any(has_genre & full, axis=1)
     return np.asarray(picks, dtype=np.int64)
 
 

@@ -92,6 +92,7 @@ class Limits:
     default_max_maturity: int    # a user without a stored profile
     fallback_max_maturity: int   # Redis down: the profile is unknown, so a list anyone may see
     rerank: RerankPolicy = field(default_factory=RerankPolicy)
+    cache_enabled: bool = True
 
 
 class RecommenderService:
@@ -123,8 +124,10 @@ class RecommenderService:
             return self._answer(listed, "fallback", ["catalog"], assignment, start)
         snapshot = self.catalog.snapshot
         store = self._store_for(snapshot.items)
-        with self._stage("cache"):
-            cached = self._cached(store, user_id, k, assignment)
+        cached = None
+        if self._limits.cache_enabled:
+            with self._stage("cache"):
+                cached = self._cached(store, user_id, k, assignment)
         if cached is not None:
             return self._answer(cached, "cache", [], assignment, start)
         with self._stage("features"):
@@ -136,7 +139,7 @@ class RecommenderService:
         listed, model_failed = self._compute(state, k, snapshot, assignment)
         if model_failed:
             fallbacks.append("model")
-        elif listed.items:
+        elif listed.items and self._limits.cache_enabled:
             self._cache(store, user_id, k, listed)
         return self._answer(listed, "fallback" if fallbacks else "computed", fallbacks,
                             assignment, start)

@@ -41,6 +41,8 @@ class RecommenderSettings(ModelSettings):
         5.0, gt=0, description="how often the popularity and trending snapshot of every title "
                                "is re-read, and the production ranker checked for a new version")
     recommender_cache_ttl_s: int = Field(REC_CACHE_TTL_S, gt=0)
+    recommender_cache_enabled: bool = Field(
+        True, description="false: every answer computed (to measure the uncached path)")
     recommender_cf_candidates: int = Field(100, ge=1, le=1000)
     recommender_content_candidates: int = Field(50, ge=0, le=1000)
     recommender_trending_candidates: int = Field(50, ge=0, le=1000)

@@ -78,9 +78,11 @@ class ModelCache:
 
     def version(self, name: str, version: int) -> OnnxModel:
         """A specific version while it is on disk: the production one, or one loaded on demand."""
+        current = self._production.get(name)
+        if current is not None and current.version == version:
+            return current  # the common case, asked on every request: no directory listing
         if version not in self.repository.versions(name):
             raise VersionNotFound(f"model {name!r} has no version {version}")
-        current = self._production.get(name)
         if current is None and version == self.repository.production_version(name):
             current = self.production(name)  # load it as production, not as an extra copy
         if current is not None and current.version == version:
