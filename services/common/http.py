@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.common.health import Check, health_router
-from services.common.telemetry import Metrics, RequestMetricsMiddleware
+from services.common.settings import PlatformSettings
+from services.common.telemetry import Metrics, RequestMetricsMiddleware, configure_logging
+
+SettingsT = TypeVar("SettingsT", bound=PlatformSettings)
 
 
 class Lifespan(Protocol):
@@ -70,3 +74,11 @@ def create_service_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def serve(create_app: Callable[[SettingsT], FastAPI], settings: SettingsT, host: str,
+          port: int) -> None:
+    """`python -m services.<name>`: the platform's JSON logs, then the app under uvicorn (no
+    access log: the request-latency middleware already counts every request)."""
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import uvicorn
-
-from services.common.telemetry import configure_logging
+from services.common.http import serve
 from services.experiments.app import create_app
 from services.experiments.settings import ExperimentsSettings
 
 
 def main() -> None:
     settings = ExperimentsSettings()
-    configure_logging(settings.service_name, settings.log_level, settings.log_json)
-    uvicorn.run(create_app(settings), host=settings.experiments_host,
-                port=settings.experiments_port, log_config=None, access_log=False)
+    serve(create_app, settings, settings.experiments_host, settings.experiments_port)
 
 
 if __name__ == "__main__":

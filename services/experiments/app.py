@@ -11,8 +11,7 @@ import redis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from services.common.bus.background import BackgroundPublisher
-from services.common.bus.deferred import DeferredPublisher, kafka_connector
+from services.common.bus.deferred import off_path_publishing
 from services.common.bus.ports import Publisher
 from services.common.experiments import (
     DefinitionCache,
@@ -74,15 +73,13 @@ def create_app(settings: ExperimentsSettings, *, redis_client: redis.Redis | Non
         on_refresh=lambda outcome: experiments_metrics.refreshes.labels(outcome).inc())
     experiments_metrics.definitions_age.set_function(
         lambda: age if (age := cache.seconds_since_refresh()) is not None else -1.0)
-    deferred: DeferredPublisher | None = None
-    if publisher is None:
-        deferred = publisher = DeferredPublisher(kafka_connector(
-            settings, probe_timeout_s=settings.experiments_broker_probe_timeout_s,
-            delivery_timeout_s=settings.experiments_delivery_timeout_s,
-            warm_topics=[settings.experiments_exposures_topic]))
-    background = BackgroundPublisher(
-        publisher, capacity=settings.experiments_publish_queue,
+    publishing = off_path_publishing(
+        settings, publisher, topic=settings.experiments_exposures_topic,
+        capacity=settings.experiments_publish_queue,
+        probe_timeout_s=settings.experiments_broker_probe_timeout_s,
+        delivery_timeout_s=settings.experiments_delivery_timeout_s,
         on_outcome=lambda outcome, n: experiments_metrics.published.labels(outcome).inc(n))
+    background = publishing.queue
     exposures = ExposureLog(
         client, background, settings.feature_namespace, source=settings.service_name,
         topic=settings.experiments_exposures_topic,
@@ -91,8 +88,8 @@ def create_app(settings: ExperimentsSettings, *, redis_client: redis.Redis | Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if deferred is not None:
-            deferred.start()
+        if publishing.connection is not None:
+            publishing.connection.start()
         cache.start()
         logger.info("experiments started", extra={
             "source": cache.source, "experiments": [d.key for d in cache.all()]})

@@ -10,8 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.common.breaker import CircuitBreaker
-from services.common.bus.background import BackgroundPublisher
-from services.common.bus.deferred import DeferredPublisher, kafka_connector
+from services.common.bus.deferred import off_path_publishing
 from services.common.bus.ports import Publisher
 from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.http import create_service_app
@@ -81,20 +80,18 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
     scorer = build_scorer(settings, fraud_metrics,
                           store or RedisFraudStore(redis_client, settings.feature_namespace),
                           model)
-    deferred: DeferredPublisher | None = None
-    if publisher is None:
-        deferred = publisher = DeferredPublisher(kafka_connector(
-            settings, probe_timeout_s=settings.fraud_broker_probe_timeout_s,
-            delivery_timeout_s=settings.fraud_delivery_timeout_s,
-            warm_topics=[settings.fraud_decisions_topic]))
-    decisions = BackgroundPublisher(
-        publisher, capacity=settings.fraud_publish_queue,
+    publishing = off_path_publishing(
+        settings, publisher, topic=settings.fraud_decisions_topic,
+        capacity=settings.fraud_publish_queue,
+        probe_timeout_s=settings.fraud_broker_probe_timeout_s,
+        delivery_timeout_s=settings.fraud_delivery_timeout_s,
         on_outcome=lambda outcome, n: fraud_metrics.published.labels(outcome).inc(n))
+    decisions = publishing.queue
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if deferred is not None:
-            deferred.start()
+        if publishing.connection is not None:
+            publishing.connection.start()
         scorer.warm_up()
         logger.info("fraud started", extra={"policy": str(settings.fraud_policy_path)})
         try:

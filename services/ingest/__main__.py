@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import uvicorn
-
-from services.common.telemetry import configure_logging
+from services.common.http import serve
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
 
 
 def main() -> None:
     settings = IngestSettings()
-    configure_logging(settings.service_name, settings.log_level, settings.log_json)
-    uvicorn.run(create_app(settings), host=settings.ingest_host, port=settings.ingest_port,
-                log_config=None, access_log=False)
+    serve(create_app, settings, settings.ingest_host, settings.ingest_port)
 
 
 if __name__ == "__main__":

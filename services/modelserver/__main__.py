@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import uvicorn
-
-from services.common.telemetry import configure_logging
+from services.common.http import serve
 from services.modelserver.app import create_app
 from services.modelserver.settings import ModelServerSettings
 
 
 def main() -> None:
     settings = ModelServerSettings()
-    configure_logging(settings.service_name, settings.log_level, settings.log_json)
-    uvicorn.run(create_app(settings), host=settings.model_server_host,
-                port=settings.model_server_port, log_config=None, access_log=False)
+    serve(create_app, settings, settings.model_server_host, settings.model_server_port)
 
 
 if __name__ == "__main__":

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import uvicorn
-
-from services.common.telemetry import configure_logging
+from services.common.http import serve
 from services.recommender.app import create_app
 from services.recommender.settings import RecommenderSettings
 
 
 def main() -> None:
     settings = RecommenderSettings()
-    configure_logging(settings.service_name, settings.log_level, settings.log_json)
-    uvicorn.run(create_app(settings), host=settings.recommender_host,
-                port=settings.recommender_port, log_config=None, access_log=False)
+    serve(create_app, settings, settings.recommender_host, settings.recommender_port)
 
 
 if __name__ == "__main__":

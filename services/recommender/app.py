@@ -9,8 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.common.breaker import CircuitBreaker
-from services.common.bus.background import BackgroundPublisher
-from services.common.bus.deferred import DeferredPublisher, kafka_connector
+from services.common.bus.deferred import off_path_publishing
 from services.common.bus.ports import Publisher
 from services.common.catalog import RANKER_FEATURE_NAMES
 from services.common.experiments import (
@@ -58,15 +57,13 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
                           settings.recommender_model_name,
                           store_factory(refresh_redis, settings.feature_namespace),
                           settings.recommender_stats_refresh_s)
-    deferred: DeferredPublisher | None = None
-    if publisher is None:
-        deferred = publisher = DeferredPublisher(kafka_connector(
-            settings, probe_timeout_s=settings.recommender_broker_probe_timeout_s,
-            delivery_timeout_s=settings.recommender_delivery_timeout_s,
-            warm_topics=[settings.recommender_impressions_topic]))
-    impressions = BackgroundPublisher(
-        publisher, capacity=settings.recommender_publish_queue,
+    publishing = off_path_publishing(
+        settings, publisher, topic=settings.recommender_impressions_topic,
+        capacity=settings.recommender_publish_queue,
+        probe_timeout_s=settings.recommender_broker_probe_timeout_s,
+        delivery_timeout_s=settings.recommender_delivery_timeout_s,
         on_outcome=lambda outcome, n: rec_metrics.impressions.labels(outcome).inc(n))
+    impressions = publishing.queue
     definitions: DefinitionCache | None = None
     if choose_variant is None and settings.recommender_experiment:
         in_file = load_definitions_file(settings.recommender_experiments_file)
@@ -96,8 +93,8 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if deferred is not None:
-            deferred.start()
+        if publishing.connection is not None:
+            publishing.connection.start()
         catalog.start()
         if definitions is not None:
             definitions.start()

@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
+from services.common.bus.background import BackgroundPublisher, Outcome
 from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
 from services.common.bus.ports import Delivery, OutboundMessage, Publisher
 from services.common.bus.topics import platform_topics
@@ -107,3 +109,30 @@ class DeferredPublisher:
         publisher, self._publisher = self._publisher, None
         if publisher is not None:
             publisher.close()
+
+
+@dataclass(frozen=True)
+class OffPathPublishing:
+    """What a service's request path publishes through: `queue.submit(message)` returns at once.
+
+    `connection` is the lazily connecting Kafka publisher (start it in the lifespan); None when a
+    test passed its own publisher. Closing `queue` sends what is queued, then closes the
+    publisher under it.
+    """
+
+    queue: BackgroundPublisher
+    connection: DeferredPublisher | None
+
+
+def off_path_publishing(settings: PlatformSettings, publisher: Publisher | None, *,
+                        topic: str, capacity: int, probe_timeout_s: float,
+                        delivery_timeout_s: float, on_outcome: Outcome) -> OffPathPublishing:
+    """A bounded background queue in front of Kafka, connected lazily so the service starts (and
+    answers) while the broker does; `publisher`, when given, replaces Kafka (tests)."""
+    connection: DeferredPublisher | None = None
+    if publisher is None:
+        connection = publisher = DeferredPublisher(kafka_connector(
+            settings, probe_timeout_s=probe_timeout_s, delivery_timeout_s=delivery_timeout_s,
+            warm_topics=[topic]))
+    return OffPathPublishing(BackgroundPublisher(publisher, capacity=capacity,
+                                                 on_outcome=on_outcome), connection)
