@@ -23,8 +23,8 @@ from services.common.models.errors import ModelUnavailable
 from services.common.recs_online import (
     ItemArtifacts,
     ItemStats,
+    LiveItemArtifacts,
     RedisRecsStore,
-    load_item_artifacts,
 )
 from services.common.recs_online.lua import RedisClient
 
@@ -57,6 +57,7 @@ class LiveCatalog:
         self._redis_for = redis_for
         self._refresh_s = refresh_s
         self._snapshot: CatalogSnapshot | None = None
+        self._artifacts: LiveItemArtifacts | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -73,21 +74,19 @@ class LiveCatalog:
     def refresh(self) -> None:
         """Load a newly promoted version, then re-read the stats; keep the last good on error."""
         current = self._snapshot
-        try:
-            version = self._repository.production_version(self._model_name)
-        except OSError as exc:
-            logger.warning("model repository unreadable", extra={"error": str(exc)})
-            return
-        if version is None:
-            return
-        if current is None or current.version != version:
+        if self._artifacts is None:
             try:
-                items = load_item_artifacts(self._repository, self._model_name)
+                # Checked on every refresh: this thread's own interval paces it.
+                self._artifacts = LiveItemArtifacts(self._repository, self._model_name, 0.0)
             except (ModelUnavailable, OSError, ValueError, KeyError) as exc:
                 logger.warning("ranker artifacts not loaded", extra={"error": str(exc)})
                 return
+        items = self._artifacts.current()
+        if current is None or current.items is not items:
+            version = self._artifacts.version
+            assert version is not None  # artifacts load only from a production version
             current = CatalogSnapshot(items, version, training_time_stats(items), False)
-            logger.info("ranker artifacts loaded", extra={"version": version,
+            logger.info("ranker artifacts in use", extra={"version": version,
                                                           "titles": len(items)})
         try:
             stats = self._redis_for(current.items).read_item_stats(time.time())

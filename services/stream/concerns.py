@@ -10,7 +10,7 @@ import redis
 from services.common.bus import topics
 from services.common.bus.consumer import EventHandler
 from services.common.models import ModelRepository
-from services.common.recs_online import load_item_artifacts
+from services.common.recs_online import LiveItemArtifacts
 from services.stream.experiments import ExperimentEventsHandler
 from services.stream.fraud_labels import FraudLabelHandler
 from services.stream.transactions import TransactionFeaturesHandler
@@ -34,7 +34,7 @@ class Concern:
 
 CONCERNS: tuple[Concern, ...] = (
     Concern("watch-features", "stream-watch-features", (topics.WATCH_EVENTS,),
-            lambda d: WatchFeaturesHandler(d.redis, load_item_artifacts(d.repository),
+            lambda d: WatchFeaturesHandler(d.redis, LiveItemArtifacts(d.repository),
                                            d.namespace)),
     Concern("transaction-features", "stream-transaction-features", (topics.TRANSACTIONS,),
             lambda d: TransactionFeaturesHandler(d.redis, d.namespace)),

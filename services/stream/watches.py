@@ -9,7 +9,7 @@ from services.common.bus.events import Event
 from services.common.events import WatchData, event_time_of
 from services.common.features.plans import epoch_ms
 from services.common.payloads import parse_payload
-from services.common.recs_online import ItemArtifacts, RedisRecsStore, Watch
+from services.common.recs_online import ItemArtifacts, LiveItemArtifacts, RedisRecsStore, Watch
 from services.common.recs_online.lua import RedisClient
 
 logger = logging.getLogger(__name__)
@@ -35,9 +35,13 @@ class WatchFeaturesHandler:
     trending and popularity; only the taste vector cannot use it until a model knows the title.
     """
 
-    def __init__(self, client: RedisClient, items: ItemArtifacts, namespace: str = "fs") -> None:
-        self._store = RedisRecsStore(client, items, namespace)
-        self._items = items
+    def __init__(self, client: RedisClient, items: ItemArtifacts | LiveItemArtifacts,
+                 namespace: str = "fs") -> None:
+        self._client = client
+        self._namespace = namespace
+        self._live = items if isinstance(items, LiveItemArtifacts) else None
+        self._items = items.current() if isinstance(items, LiveItemArtifacts) else items
+        self._store = RedisRecsStore(client, self._items, namespace)
         self._buffer: list[tuple[str, Watch]] = []
         self.counts = WatchCounts()
 
@@ -55,6 +59,7 @@ class WatchFeaturesHandler:
     def flush(self) -> None:
         if not self._buffer:
             return
+        self._follow_promotions()
         # The buffer is cleared only once applied: a retried flush sends the same events again.
         applied = self._store.apply_watches(self._buffer)
         self.counts.watches += len(self._buffer)
@@ -64,3 +69,12 @@ class WatchFeaturesHandler:
             logger.info("redelivered watches left user state unchanged",
                         extra={"duplicates": applied.duplicates})
         self._buffer.clear()
+
+    def _follow_promotions(self) -> None:
+        """A newly promoted ranker's embeddings fold the next vectors (checked every few s)."""
+        if self._live is None:
+            return
+        items = self._live.current()
+        if items is not self._items:
+            self._items = items
+            self._store = RedisRecsStore(self._client, items, self._namespace)

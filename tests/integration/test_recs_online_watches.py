@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,9 +16,12 @@ from services.common.bus.dedupe import RedisDeduplicator
 from services.common.bus.events import Event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
 from services.common.bus.ports import OutboundMessage
+from services.common.catalog import RANKER_FEATURE_NAMES
+from services.common.models.testing import logistic_model
 from services.common.recs_online import (
     HISTORY_CAP,
     ItemArtifacts,
+    LiveItemArtifacts,
     RedisRecsStore,
     user_vectors,
     vectors_from_history,
@@ -26,6 +31,7 @@ from services.common.recs_online import (
 from services.common.recs_online.state import decayed_counts
 from services.common.telemetry import Metrics
 from services.stream.watches import WatchFeaturesHandler
+from tests import recommender_world as world
 
 pytestmark = pytest.mark.integration
 
@@ -133,6 +139,37 @@ def test_the_catalogs_release_dates_override_the_artifacts_copy(redis_client: re
     assert store.read_item_stats(2e9).release_of(ITEMS).tolist() == [0.0, 1e9, 1.7e9]
     write_release_dates(redis_client, [("t1", 1.5e9), ("t9", 1.0)])   # t9: not in the model
     assert store.read_item_stats(2e9).release_of(ITEMS).tolist() == [0.0, 1.5e9, 1.7e9]
+
+
+def test_after_a_promotion_the_stream_folds_vectors_with_the_new_rankers_embeddings(
+        redis_client: redis.Redis, tmp_path: Path) -> None:
+    repository = world.repository(tmp_path)
+    live = LiveItemArtifacts(repository, check_s=0.0)
+    handler = WatchFeaturesHandler(redis_client, live)
+    first = live.current()
+    handler.handle(watch("e1", title="t1"))
+    handler.flush()
+    store = RedisRecsStore(redis_client, first)
+    assert store.read_user("u1").stored.artifacts == first.fingerprint  # type: ignore[union-attr]
+
+    arrays = world.arrays()
+    arrays["item_embeddings"] = arrays["item_embeddings"] * 2.0
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays, genre_names=np.asarray(world.GENRES),
+                        content_vectors=first.content.astype(np.float32))
+    version = repository.register(
+        "ranker", logistic_model([0.1] * len(RANKER_FEATURE_NAMES)),
+        feature_names=RANKER_FEATURE_NAMES, metrics={}, training_data_hash="v2",
+        description="v2", extra_files={"embeddings.npz": buffer.getvalue()})
+    repository.promote("ranker", version)
+    handler.handle(watch("e2", title="t2", at=T0 + timedelta(minutes=1)))
+    handler.flush()
+
+    second = live.current()
+    state = RedisRecsStore(redis_client, second).read_user("u1")
+    assert state.stored is not None and state.stored.artifacts == second.fingerprint
+    taste, _, _ = vectors_from_history(state.history, second)   # the new embeddings, folded
+    np.testing.assert_allclose(state.stored.taste, taste, rtol=1e-6)
 
 
 def test_a_cached_list_expires_with_the_first_entry_of_its_hash(redis_client: redis.Redis) -> None:

@@ -17,6 +17,7 @@ from services.common.models.testing import logistic_model
 from services.common.recs_online import (
     ItemArtifacts,
     ItemStats,
+    LiveItemArtifacts,
     StoredVectors,
     UserOnlineState,
     Watch,
@@ -35,6 +36,7 @@ from services.common.recs_online import (
 )
 from services.common.recs_online.keys import day_of
 from services.common.recs_online.state import log2_sum, log2_weights
+from tests import recommender_world as world
 
 DAY_S = 86_400.0
 NOON = datetime(2026, 9, 7, 12, 0, tzinfo=UTC).timestamp()
@@ -287,3 +289,28 @@ def test_artifacts_whose_content_vectors_disagree_with_recs_features_are_refused
 
     with pytest.raises(ValueError, match="content vectors"):
         load_item_artifacts(repository)
+
+
+def test_live_artifacts_follow_a_promotion_at_the_next_check(tmp_path: Path) -> None:
+    repository = world.repository(tmp_path)
+    now = [0.0]
+    live = LiveItemArtifacts(repository, check_s=5.0, clock=lambda: now[0])
+    first = live.current()
+    assert live.version == 1
+    arrays = world.arrays()
+    arrays["item_embeddings"] = arrays["item_embeddings"] * 2.0
+    items = world.items()
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays, genre_names=np.asarray(world.GENRES),
+                        content_vectors=items.content.astype(np.float32))
+    version = repository.register("ranker", logistic_model([0.1] * len(RANKER_FEATURE_NAMES)),
+                                  feature_names=RANKER_FEATURE_NAMES, metrics={},
+                                  training_data_hash="v2", description="v2",
+                                  extra_files={"embeddings.npz": buffer.getvalue()})
+    repository.promote("ranker", version)
+    now[0] = 4.9
+    assert live.current() is first                  # not checked yet
+    now[0] = 5.0
+    second = live.current()
+    assert live.version == version and second.fingerprint != first.fingerprint
+    np.testing.assert_allclose(second.embeddings, first.embeddings * 2.0)

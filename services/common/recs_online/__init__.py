@@ -8,7 +8,11 @@
 Spec and measurements: docs/recs-features-online.md.
 """
 
-from services.common.recs_online.artifacts import ItemArtifacts, load_item_artifacts
+from services.common.recs_online.artifacts import (
+    ItemArtifacts,
+    LiveItemArtifacts,
+    load_item_artifacts,
+)
 from services.common.recs_online.features import ranker_features
 from services.common.recs_online.keys import (
     CATALOG,
@@ -51,6 +55,7 @@ __all__ = [
     "TRENDING_TOP_N",
     "ItemArtifacts",
     "ItemStats",
+    "LiveItemArtifacts",
     "RedisRecsStore",
     "StoredVectors",
     "UserOnlineState",

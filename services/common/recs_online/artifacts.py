@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -13,6 +17,8 @@ import numpy.typing as npt
 from services.common import recs_features as rf
 from services.common.models import ModelRepository
 from services.common.models.errors import ModelUnavailable
+
+logger = logging.getLogger(__name__)
 
 RANKER_MODEL = "ranker"
 EMBEDDINGS_FILE = "embeddings.npz"
@@ -115,3 +121,49 @@ def load_item_artifacts(repository: ModelRepository, model: str = RANKER_MODEL) 
         raise ValueError(f"{model} v{version}: stored content vectors differ from "
                          "recs_features.content_vectors of the same titles")
     return items
+
+
+class LiveItemArtifacts:
+    """The production ranker's artifacts, swapped for a newly promoted version's.
+
+    `current()` looks at the production pointer at most every `check_s` seconds; a failed reload
+    keeps the artifacts in hand. The stream processor folds taste vectors with these, so after a
+    promotion the vectors it writes carry the new fingerprint the recommender expects (else every
+    request would fold the history in again until the user's next watch).
+    """
+
+    def __init__(self, repository: ModelRepository, model: str = RANKER_MODEL,
+                 check_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._repository = repository
+        self._model = model
+        self._check_s = check_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._version = repository.production_version(model)
+        self._items = load_item_artifacts(repository, model)   # ModelUnavailable without one
+        self._checked_at = clock()
+
+    @property
+    def version(self) -> int | None:
+        return self._version
+
+    def current(self) -> ItemArtifacts:
+        if self._clock() - self._checked_at >= self._check_s:
+            with self._lock:
+                if self._clock() - self._checked_at >= self._check_s:
+                    self._checked_at = self._clock()
+                    self._reload_if_promoted()
+        return self._items
+
+    def _reload_if_promoted(self) -> None:
+        try:
+            version = self._repository.production_version(self._model)
+            if version is None or version == self._version:
+                return
+            self._items = load_item_artifacts(self._repository, self._model)
+            self._version = version
+            logger.info("ranker artifacts reloaded", extra={"model": self._model,
+                                                             "version": version})
+        except (ModelUnavailable, OSError, ValueError, KeyError) as exc:
+            logger.warning("ranker artifacts not reloaded; keeping the current ones",
+                           extra={"error": str(exc)})
