@@ -103,6 +103,7 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
             redis_client.close()
 
     app = create_service_app(title="fraud", metrics=metrics, lifespan=lifespan,
+                             threads=settings.fraud_http_threads,
                              readiness={"policy": lambda: True})
     app.state.settings = settings
     app.state.fraud = FraudService(scorer, decisions, settings.fraud_decisions_topic,

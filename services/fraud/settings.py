@@ -16,6 +16,10 @@ class FraudSettings(ModelSettings):
     service_name: str = Field("fraud", pattern=r"^[a-z][a-z0-9_]*$")
     fraud_host: str = "127.0.0.1"
     fraud_port: int = Field(8040, ge=1, le=65535)
+    fraud_http_threads: int = Field(
+        4, ge=1, le=200, description="requests scored at once (the rest wait their turn); the "
+                                     "work is CPU under one interpreter lock, and 4 threads "
+                                     "gave a lower p99 than anyio's 40 (docs/fraud.md)")
     fraud_policy_path: Path = Field(Path("config/fraud/policy.toml"),
                                     description="rules, lists, weights, thresholds; re-read "
                                                 "when it changes")

@@ -113,6 +113,7 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
 
     # Ready once a ranker's artifacts are loaded: without them there is no catalog to rank.
     app = create_service_app(title="recommender", metrics=metrics, lifespan=lifespan,
+                             threads=settings.recommender_http_threads,
                              readiness={"catalog": lambda: catalog.loaded})
     app.state.settings = settings
     app.state.recommender = service

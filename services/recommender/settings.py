@@ -23,6 +23,10 @@ class RecommenderSettings(ModelSettings):
                                                            "answers without the ranker")
     recommender_host: str = "127.0.0.1"
     recommender_port: int = Field(8030, ge=1, le=65535)
+    recommender_http_threads: int = Field(
+        4, ge=1, le=200, description="requests scored at once (the rest wait their turn); the "
+                                     "work is CPU under one interpreter lock, and 4 threads "
+                                     "gave a lower p99 than anyio's 40 (docs/recommendations.md)")
     recommender_model_name: str = "ranker"
     recommender_default_variant: Literal["control", "treatment"] = Field(
         "treatment", description="the algorithm when no experiment assigns one (control: the "

@@ -3,6 +3,7 @@
 import json
 import logging
 
+import anyio.to_thread
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -105,3 +106,19 @@ def test_routes_of_included_routers_are_labelled_by_their_template() -> None:
         "demo_http_request_duration_seconds_count",
         {"method": "GET", "route": "/healthz", "status": "200"})
     assert count == 1
+
+
+def test_threads_caps_how_many_blocking_handlers_run_at_once() -> None:
+    def limit_app(threads: int | None) -> FastAPI:
+        app = create_service_app(title="t", metrics=Metrics(f"threads_{threads or 0}"),
+                                 readiness={}, threads=threads)
+
+        @app.get("/limit")
+        async def limit() -> int:
+            return int(anyio.to_thread.current_default_thread_limiter().total_tokens)
+        return app
+
+    with TestClient(limit_app(4)) as client:
+        assert client.get("/limit").json() == 4
+    with TestClient(limit_app(None)) as client:
+        assert client.get("/limit").json() == 40      # anyio's default, untouched
