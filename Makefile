@@ -129,14 +129,14 @@ load-recs: run ## load test the recommender (300 req/s, 30 s); fails if p99 > 10
 	mkdir -p $(LOAD_DIR)/recs
 	$(LOCUST_RECS)
 
-load: run ## both designs, closed loop (Locust) then open loop, then the report; fails if a gate broke
+load: run ## both designs (recs first: an overloaded fraud run leaves a backlog), closed then open loop, report; fails if a gate broke
 	rm -rf $(LOAD_DIR)/fraud $(LOAD_DIR)/recs
 	mkdir -p $(LOAD_DIR)/fraud $(LOAD_DIR)/recs
 	@broken=""; \
-	echo "== fraud, closed loop (Locust)"; $(LOCUST_FRAUD) || broken="$$broken fraud/locust"; \
-	echo "== fraud, open loop"; $(OPENLOOP_FRAUD) || broken="$$broken fraud/openloop"; \
 	echo "== recs, closed loop (Locust)"; $(LOCUST_RECS) || broken="$$broken recs/locust"; \
 	echo "== recs, open loop"; $(OPENLOOP_RECS) || broken="$$broken recs/openloop"; \
+	echo "== fraud, closed loop (Locust)"; $(LOCUST_FRAUD) || broken="$$broken fraud/locust"; \
+	echo "== fraud, open loop"; $(OPENLOOP_FRAUD) || broken="$$broken fraud/openloop"; \
 	echo "== report"; $(PY) load-tests/report.py $(LOAD_DIR)/fraud $(LOAD_DIR)/recs \
 		|| broken="$$broken report"; \
 	if [ -n "$$broken" ]; then echo "make load: FAILED:$$broken (report: $(LOAD_DIR)/*/summary.md)"; exit 1; fi; \
