@@ -378,25 +378,50 @@ class _Fraudsters:
         return device.astype(np.int64), ip
 
 
+@dataclass(frozen=True)
+class _Bursts:
+    """Fraud events that are bursts of transactions: which event each transaction belongs to."""
+
+    event: IntArray      # per transaction: its event
+    seconds: IntArray    # per transaction: when
+    sizes: IntArray      # per event: how many transactions
+    first: IntArray      # per event: the index of its first transaction
+
+    @property
+    def last_seconds(self) -> IntArray:
+        """Per event: when its last transaction happened."""
+        last: IntArray = self.seconds[self.first + self.sizes - 1]
+        return last
+
+
+def _bursts(cfg: TransactionWorldConfig, per_day: int, size_range: tuple[int, int],
+            gap_range: tuple[int, int], rng: np.random.Generator) -> _Bursts:
+    """`per_day` events a day, each starting at a random second of its day and made of
+    size_range transactions (high exclusive) spaced by gap_range seconds."""
+    n = per_day * cfg.n_days
+    start = np.repeat(np.arange(cfg.n_days), per_day) * SECONDS_PER_DAY
+    start = start + rng.integers(0, SECONDS_PER_DAY, size=n)
+    sizes = rng.integers(*size_range, size=n)
+    event = np.repeat(np.arange(n), sizes)
+    gaps = rng.integers(*gap_range, size=len(event))
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    elapsed = np.cumsum(gaps) - np.repeat(np.cumsum(gaps)[first], sizes)
+    return _Bursts(event, start[event] + elapsed, sizes, first)
+
+
 def _card_testing(
     cfg: TransactionWorldConfig, terminals: pd.DataFrame, cols: _Columns,
     fraudsters: _Fraudsters, first_fresh_device: int, rng: np.random.Generator,
 ) -> _Columns:
     n = cfg.card_testing_per_day * cfg.n_days
     customer = _pick(rng, _active_customers(cols), n)
-    start = np.repeat(np.arange(cfg.n_days), cfg.card_testing_per_day) * SECONDS_PER_DAY
-    start = start + rng.integers(0, SECONDS_PER_DAY, size=n)
-    probes = rng.integers(3, 9, size=n)
-    event = np.repeat(np.arange(n), probes)
-    gaps = rng.integers(5, 90, size=len(event))
-    first_of_event = np.concatenate([[0], np.cumsum(probes)[:-1]])
-    elapsed = np.cumsum(gaps) - np.repeat(np.cumsum(gaps)[first_of_event], probes)
-    seconds = start[event] + elapsed
+    burst = _bursts(cfg, cfg.card_testing_per_day, (3, 9), (5, 90), rng)
+    event, seconds = burst.event, burst.seconds
     amount = rng.uniform(0.5, SMALL_AMOUNT - 0.01, size=len(event)).round(2)
     terminal = _pick(rng, _terminals_of(terminals, CARD_TESTING_CATEGORIES), n)[event]
     device, ip = fraudsters.access(rng, first_fresh_device, n)
     cash_out = np.flatnonzero(rng.random(n) < 0.5)
-    last_probe = seconds[first_of_event + probes - 1]
+    last_probe = burst.last_seconds
     return _concat(
         _Columns(seconds, customer[event], terminal, amount, np.full(len(event), 4), device[event],
                  ip[event]),
@@ -440,16 +465,11 @@ def _account_takeover(
 ) -> _Columns:
     n = cfg.account_takeover_per_day * cfg.n_days
     customer = _pick(rng, _active_customers(cols), n)
-    start = np.repeat(np.arange(cfg.n_days), cfg.account_takeover_per_day) * SECONDS_PER_DAY
-    start = start + rng.integers(0, SECONDS_PER_DAY, size=n)
-    size = rng.integers(1, 5, size=n)
-    event = np.repeat(np.arange(n), size)
-    gaps = rng.integers(120, 1800, size=len(event))
-    first_of_event = np.concatenate([[0], np.cumsum(size)[:-1]])
-    elapsed = np.cumsum(gaps) - np.repeat(np.cumsum(gaps)[first_of_event], size)
+    burst = _bursts(cfg, cfg.account_takeover_per_day, (1, 5), (120, 1800), rng)
+    event = burst.event
     device, ip = fraudsters.access(rng, first_fresh_device, n)
     return _Columns(
-        start[event] + elapsed, customer[event],
+        burst.seconds, customer[event],
         _pick(rng, _terminals_of(terminals, TAKEOVER_CATEGORIES), len(event)),
         rng.uniform(200, 3000, size=len(event)).round(2), np.full(len(event), 6),
         device[event], ip[event],
