@@ -10,6 +10,7 @@ from typing import Any, Protocol, TypeVar
 import anyio.to_thread
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -83,6 +84,21 @@ def create_service_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def blocking_lifespan(start: Callable[[], None], stop: Callable[[], None]) -> Lifespan:
+    """A lifespan whose start-up and shutdown block (consumer threads, clients, broker probes):
+    both run on a worker thread, so the event loop keeps answering /healthz meanwhile."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(stop)
+
+    return lifespan
 
 
 def serve(create_app: Callable[[SettingsT], FastAPI], settings: SettingsT, host: str,

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import redis
 import uvicorn
 from fastapi import FastAPI
-from fastapi.concurrency import run_in_threadpool
 from prometheus_client import Counter, Histogram
 
 from services.common.bus.consumer import (
@@ -39,7 +36,7 @@ from services.common.bus.runtime import build_kafka_consumer
 from services.common.bus.topics import TRANSACTIONS
 from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.events import TransactionData
-from services.common.http import create_service_app
+from services.common.http import blocking_lifespan, create_service_app
 from services.common.models import ModelClient, create_model_client
 from services.common.payloads import parse_payload
 from services.common.redis_client import background_redis
@@ -146,18 +143,11 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
             scoring.model.close()
             scoring.client.close()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(start)
-        try:
-            yield
-        finally:
-            await run_in_threadpool(stop)
-
     def running() -> bool:
         return bool(started) and all(scoring.thread.is_alive() for scoring in started)
 
-    return create_service_app(title="fraud stream scorer", metrics=metrics, lifespan=lifespan,
+    return create_service_app(title="fraud stream scorer", metrics=metrics,
+                              lifespan=blocking_lifespan(start, stop),
                               readiness={"scorer": running})
 
 

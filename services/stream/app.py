@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI
-from fastapi.concurrency import run_in_threadpool
 
 from services.common.bus.consumer import (
     ConsumerMetrics,
@@ -18,7 +15,7 @@ from services.common.bus.consumer import (
     run_or_end_process,
 )
 from services.common.bus.runtime import build_kafka_consumer
-from services.common.http import create_service_app
+from services.common.http import blocking_lifespan, create_service_app
 from services.common.models import ModelRepository
 from services.common.redis_client import background_redis
 from services.common.telemetry import Metrics
@@ -73,16 +70,9 @@ def create_app(settings: StreamSettings) -> FastAPI:
             if item.thread is not None:
                 item.thread.join(timeout=30)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(start)
-        try:
-            yield
-        finally:
-            await run_in_threadpool(stop)
-
     def every_concern_runs() -> bool:
         return bool(running) and all(item.alive() for item in running)
 
-    return create_service_app(title="stream processor", metrics=metrics, lifespan=lifespan,
+    return create_service_app(title="stream processor", metrics=metrics,
+                              lifespan=blocking_lifespan(start, stop),
                               readiness={"concerns": every_concern_runs})
