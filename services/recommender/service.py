@@ -74,6 +74,19 @@ RERANK_POOL_PER_SLOT = 5  # MMR chooses among the 5k most relevant candidates (a
 RERANK_POOL_MIN = 50
 
 
+def explained_items(items: ItemArtifacts, found: Candidates, positions: rf.IntArray,
+                    relevance: rf.FloatArray, discovery: frozenset[int], watched: rf.IntArray,
+                    cold: bool) -> list[RecommendedItem]:
+    """The picked candidates (positions into `found`, in list order) as the API shows them."""
+    rows = found.rows[positions]
+    explained = explain_all(rows, [found.sources[p] for p in positions],
+                            [p in discovery for p in positions.tolist()], watched, items, cold)
+    return [RecommendedItem(content_id=items.title_ids[row], title=items.name(row),
+                            genres=items.genres_of(row), score=round(float(relevance[p]), 6),
+                            recommendation_type=why.type, explanation=why.text)
+            for row, p, why in zip(rows.tolist(), positions.tolist(), explained, strict=True)]
+
+
 class UserStore(Protocol):
     """What a request needs from the online state (RedisRecsStore; a fake in unit tests)."""
 
@@ -162,7 +175,6 @@ class RecommenderService:
                                                   trending_now, head)
         self._metrics.candidates.observe(len(candidates))
         model_failed = False
-        version: int | None = snapshot.version
         with self._stage("rank"):
             relevance: rf.FloatArray | None = None
             if assignment.algorithm == "ranker" and level.level != "cold" and len(candidates):
@@ -174,7 +186,7 @@ class RecommenderService:
             picked = self._rerank(relevance, candidates, items, user, level, k)
         return RecommendationList(
             user_id=state.user_id, items=picked, variant=assignment.variant,
-            experiment=assignment.experiment, model_version=version,
+            experiment=assignment.experiment, model_version=snapshot.version,
             personalization=level.level,
             watch_count=state.watch_count), model_failed
 
@@ -236,15 +248,8 @@ class RecommenderService:
             outside = ~np.any((genres > 0) & user.top_genres[None, :], axis=1)
             picked = with_discovery_slot(positions, relevance, outside, k)
             positions, discovery = picked.positions, picked.discovery
-        rows = candidates.rows[positions]
-        explained = explain_all(rows, [candidates.sources[p] for p in positions],
-                                [p in discovery for p in positions.tolist()], user.watched,
-                                items, cold=level.level == "cold")
-        return [RecommendedItem(content_id=items.title_ids[row], title=items.name(row),
-                                genres=items.genres_of(row), score=round(float(relevance[p]), 6),
-                                recommendation_type=why.type, explanation=why.text)
-                for row, p, why in zip(rows.tolist(), positions.tolist(), explained,
-                                       strict=True)]
+        return explained_items(items, candidates, positions, relevance, discovery, user.watched,
+                               cold=level.level == "cold")
 
     def _popular_list(self, user_id: str, k: int, snapshot: CatalogSnapshot,
                       assignment: Assignment) -> RecommendationList:
@@ -259,16 +264,8 @@ class RecommenderService:
             policy = self._limits.rerank
             positions = mmr(min_max(relevance), items.genres[found.rows], k,
                             policy.diversity_weight, policy.genre_cap_share)
-            picked = found.rows[positions]
-            explained = explain_all(picked, [found.sources[p] for p in positions],
-                                    [False] * len(positions), np.zeros(0, dtype=np.int64),
-                                    items, cold=True)
-        listed = [RecommendedItem(content_id=items.title_ids[row], title=items.name(row),
-                                  genres=items.genres_of(row),
-                                  score=round(float(relevance[p]), 6),
-                                  recommendation_type=why.type, explanation=why.text)
-                  for row, p, why in zip(picked.tolist(), positions.tolist(), explained,
-                                         strict=True)]
+            listed = explained_items(items, found, positions, relevance, frozenset(),
+                                     np.zeros(0, dtype=np.int64), cold=True)
         return RecommendationList(user_id=user_id, items=listed, variant=assignment.variant,
                                   experiment=assignment.experiment,
                                   model_version=snapshot.version, personalization="cold",
