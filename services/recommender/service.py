@@ -314,7 +314,7 @@ class RecommenderService:
         for dependency in fallbacks:
             self._metrics.fallbacks.labels(dependency).inc()
         return RecommendationsResponse(
-            **listed.model_dump(), request_id=request_id, served_from=served_from,
+            **dict(listed), request_id=request_id, served_from=served_from,
             fallbacks=fallbacks, processing_time_ms=round((time.perf_counter() - start) * 1e3, 3))
 
     @contextmanager
