@@ -1,9 +1,8 @@
 """The typed payloads of every event type: what `data` holds, which topic it goes to, its key.
 
 Ingest validates each event's `data` with these models before publishing; consumers parse with
-the same models, so producer and consumer cannot disagree on a field. Ids are the project's short
-prefixed strings (users u42, titles t17, customers cust42, cards card42, terminals term7,
-merchants m3, devices dev9).
+the same models, so producer and consumer cannot disagree on a field. Every id is opaque
+(services/common/ids.py): whatever the client calls its users, titles, cards or devices.
 """
 
 from __future__ import annotations
@@ -17,21 +16,16 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.common.bus import topics
 from services.common.catalog import TRANSACTION_TYPES
+from services.common.ids import OpaqueId
 
-
-def _id(prefix: str) -> object:
-    return Field(pattern=rf"^{prefix}[0-9]+$", max_length=32,
-                 description=f"a {prefix}<number> id, e.g. {prefix}42")
-
-
-UserId = Annotated[str, _id("u")]
-ContentId = Annotated[str, _id("t")]
-CustomerId = Annotated[str, _id("cust")]
-CardId = Annotated[str, _id("card")]
-TerminalId = Annotated[str, _id("term")]
-MerchantId = Annotated[str, _id("m")]
-DeviceId = Annotated[str, _id("dev")]
-TransactionId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+UserId = OpaqueId
+ContentId = OpaqueId
+CustomerId = OpaqueId
+CardId = OpaqueId
+TerminalId = OpaqueId
+MerchantId = OpaqueId
+DeviceId = OpaqueId
+TransactionId = OpaqueId
 TransactionType = Literal["purchase", "withdrawal", "transfer", "payment"]
 
 
@@ -71,7 +65,7 @@ class ImpressionData(Payload):
 
     user_id: UserId
     content_ids: list[ContentId] = Field(min_length=1, max_length=100)
-    request_id: str = Field(min_length=1, max_length=64)
+    request_id: OpaqueId
     experiment: str | None = Field(None, max_length=64)
     variation: str | None = Field(None, max_length=64)
 
@@ -80,7 +74,7 @@ class ClickData(Payload):
     user_id: UserId
     content_id: ContentId
     position: int = Field(ge=0, le=99)
-    request_id: str | None = Field(None, max_length=64)
+    request_id: OpaqueId | None = None
 
 
 class ExposureData(Payload):
@@ -88,7 +82,7 @@ class ExposureData(Payload):
 
     experiment: str = Field(min_length=1, max_length=64)
     variation: str = Field(min_length=1, max_length=64)
-    unit_id: str = Field(min_length=1, max_length=64)
+    unit_id: OpaqueId
 
 
 class TransactionData(Payload):
@@ -132,7 +126,7 @@ class FraudDecisionData(Payload):
     not accept it from clients."""
 
     transaction_id: TransactionId
-    card_id: str = Field(max_length=64)
+    card_id: str = Field(max_length=160, description="the card, or customer:last4:NNNN")
     user_id: CustomerId
     transaction_time: AwareDatetime
     amount: float
