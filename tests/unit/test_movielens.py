@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from services.trainer import pipeline
 from services.trainer import recs_models as rm
 from services.trainer.recs import ALGORITHMS, RecsTrainingResult, train_recommendations
 from services.trainer.worlds import movielens
@@ -215,3 +216,24 @@ def test_the_installed_movielens_100k_has_its_published_shape() -> None:
     assert world.titles["content_id"].nunique() == 1_682
     assert world.interactions["rating"].between(1, 5).all()
     assert set(world.users["user_id"]) == {str(u) for u in range(1, 944)}
+
+
+def test_mlsd_dataset_makes_the_pipeline_train_the_recommender_on_movielens(
+    fixture_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLSD_DATASET", "movielens")
+    monkeypatch.setattr(movielens, "data_directory", lambda: fixture_dir)
+    settings = pipeline.TrainerSettings(world_dir=tmp_path)
+
+    world, step = pipeline._viewing_world(settings, pipeline.SCALES["small"], lambda _: None)
+
+    assert isinstance(world, MovieLensWorld)
+    assert step == "MovieLens 100k"
+    assert (tmp_path / "movielens" / "interactions.parquet").is_file()
+    assert not (tmp_path / "viewing").exists()
+
+
+def test_the_synthetic_world_stays_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLSD_DATASET", raising=False)
+
+    assert pipeline.TrainerSettings().dataset == "synthetic"
