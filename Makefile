@@ -9,7 +9,14 @@ PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
 .PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream up down clean \
-	compose-check promcheck load-fraud load-recs load load-report ab-demo
+	compose-check promcheck load-fraud load-recs load load-report ab-demo movielens-check
+
+# DATASET=movielens (or MLSD_DATASET in the environment): the recommender learns from, is seeded
+# with and is checked on MovieLens 100k instead of the synthetic viewing world
+ifdef DATASET
+export MLSD_DATASET := $(DATASET)
+endif
+MOVIELENS := $(filter movielens,$(MLSD_DATASET))
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -33,7 +40,7 @@ setup: $(VENV)/.installed .state/.bootstrapped ## install everything: virtualenv
 models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min); DATASET=movielens
 	$(PY) -m services.trainer $(if $(DATASET),--dataset $(DATASET))
 
-seed: run ## replay the worlds' history through Kafka into the online features (progress shown)
+seed: run ## replay the worlds' history through Kafka into the online features (progress shown); DATASET=movielens
 	$(PY) -m services.seeder
 
 run: setup ## start the local stack in the background; returns when every part is healthy
@@ -46,9 +53,9 @@ stop: ## stop everything `make run` started
 status: ## what runs where, and is it healthy
 	@$(STACK) status
 
-demo: run ## everything: set up, train, start, seed, A/B closed loop, short load tests, summary
+demo: run ## everything: set up, train, start, seed, A/B closed loop, short load tests, summary; DATASET=movielens: the online check instead of the A/B loop
 	$(PY) -m services.seeder
-	$(MAKE) --no-print-directory ab-demo
+	$(MAKE) --no-print-directory $(if $(MOVIELENS),movielens-check,ab-demo)
 	-$(MAKE) --no-print-directory load LOAD_FRAUD_RPS=$(DEMO_FRAUD_RPS) LOAD_RECS_RPS=$(DEMO_RECS_RPS) \
 		LOAD_FRAUD_DURATION=$(DEMO_LOAD_DURATION) LOAD_RECS_DURATION=$(DEMO_LOAD_DURATION)
 	@$(STACK) status
@@ -58,6 +65,11 @@ AB_USERS ?= 3000
 
 ab-demo: run ## the A/B closed loop: simulated viewers, clicks by true taste, results with intervals
 	$(PY) -m services.simulator --users $(AB_USERS)
+
+ONLINE_REPORT_DIR ?= reports/online
+
+movielens-check: ## MovieLens: the running service's recall@10 for the held-out users beside the offline figure (ONLINE_REPORT_DIR=docs/evaluation to update the page)
+	MLSD_DATASET=movielens $(PY) -m services.trainer.online_check --report-dir $(ONLINE_REPORT_DIR)
 
 test: setup lint ## everything CI runs: lint, then unit and integration tests in one pytest run
 	$(PY) -m pytest tests
@@ -112,6 +124,7 @@ LOAD_RECS_HOST ?= http://127.0.0.1:8030
 LOAD_RECS_USERS ?= 30
 LOAD_RECS_RPS ?= 300
 LOAD_RECS_DURATION ?= 30s
+LOAD_RECS_WORLD ?= .state/worlds/$(if $(MOVIELENS),movielens,viewing)
 
 # $(call locust,design,host,users,duration,rps): headless and gated, into $(LOAD_DIR)/design/locust*
 locust = $(VENV)/bin/locust -f load-tests/$(1).py --headless --only-summary --host $(2) \
@@ -121,9 +134,11 @@ locust = $(VENV)/bin/locust -f load-tests/$(1).py --headless --only-summary --ho
 openloop = $(PY) load-tests/openloop.py $(1) --host $(2) --duration $(3) --rps $(4) \
 	--arrival $(LOAD_ARRIVAL) --out $(LOAD_DIR)/$(1)/openloop
 LOCUST_FRAUD = $(call locust,fraud,$(LOAD_FRAUD_HOST),$(LOAD_FRAUD_USERS),$(LOAD_FRAUD_DURATION),$(LOAD_FRAUD_RPS))
-LOCUST_RECS = $(call locust,recs,$(LOAD_RECS_HOST),$(LOAD_RECS_USERS),$(LOAD_RECS_DURATION),$(LOAD_RECS_RPS))
+LOCUST_RECS = $(call locust,recs,$(LOAD_RECS_HOST),$(LOAD_RECS_USERS),$(LOAD_RECS_DURATION),$(LOAD_RECS_RPS)) \
+	--world-dir $(LOAD_RECS_WORLD)
 OPENLOOP_FRAUD = $(call openloop,fraud,$(LOAD_FRAUD_HOST),$(LOAD_FRAUD_DURATION),$(LOAD_FRAUD_RPS))
-OPENLOOP_RECS = $(call openloop,recs,$(LOAD_RECS_HOST),$(LOAD_RECS_DURATION),$(LOAD_RECS_RPS))
+OPENLOOP_RECS = $(call openloop,recs,$(LOAD_RECS_HOST),$(LOAD_RECS_DURATION),$(LOAD_RECS_RPS)) \
+	--world-dir $(LOAD_RECS_WORLD)
 
 load-fraud: run ## load test the fraud service (500 req/s, 30 s); fails if p99 > 50 ms or > 0.1% fail
 	mkdir -p $(LOAD_DIR)/fraud

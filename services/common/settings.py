@@ -10,6 +10,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ENV_PREFIX = "MLSD_"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
+Dataset = Literal["synthetic", "movielens"]
+"""What the recommender learns from and is seeded with: the synthetic viewing world, or
+MovieLens 100k (read from the recbole wheel)."""
+
 
 class PlatformSettings(BaseSettings):
     """What every process of the platform needs to reach Redis and Kafka and to report on itself.
@@ -41,3 +45,14 @@ class PlatformSettings(BaseSettings):
                     raise ValueError(
                         f"{ENV_PREFIX}{name.upper()} must name a real host in production")
         return self
+
+
+class DatasetSettings(BaseSettings):
+    """MLSD_DATASET, read by the jobs around the recommender (trainer, seeder, simulator, the
+    demo's summary): the services themselves serve whatever the production ranker was trained on.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    dataset: Dataset = Field("synthetic", description="the recommender's data: synthetic or "
+                                                      "movielens")

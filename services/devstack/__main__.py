@@ -15,7 +15,7 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import platform_topics
-from services.common.settings import PlatformSettings
+from services.common.settings import DatasetSettings, PlatformSettings
 from services.devstack.parts import Part, stack_parts
 from services.devstack.summary import summary
 
@@ -140,7 +140,7 @@ def main() -> int:
     if args.command == "run":
         return run(settings, args.timeout)
     if args.command == "summary":
-        say(summary())
+        say(summary(dataset=DatasetSettings().dataset))
         return 0
     if args.command == "stop":
         return stop()

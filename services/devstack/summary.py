@@ -1,4 +1,4 @@
-"""What `make demo` prints at the end: budgets met or not, the A/B result, where to look next."""
+"""What `make demo` prints at the end: budgets, the A/B result or online check, next steps."""
 
 from __future__ import annotations
 
@@ -69,11 +69,34 @@ def ab_lines(reports: Path) -> list[str]:
     return lines
 
 
-def summary(reports: Path = REPORTS) -> str:
+def online_lines(reports: Path) -> list[str]:
+    """The MovieLens online check's verdict per variant (reports/online/movielens-online.json)."""
+    path = reports / "online" / "movielens-online.json"
+    if not path.exists():
+        return ["  (no online check: run `make movielens-check`)"]
+    facts: dict[str, Any] = json.loads(path.read_text())
+    lines = []
+    for c in facts["comparisons"]:
+        on, off, diff = c["recall_online"], c["recall_offline"], c["recall_difference"]
+        lines.append(f"  {c['variant']:<10} {c['algorithm']:<13} {c['users']:>4} users: online "
+                     f"{on['mean']:.3f}, offline {off['mean']:.3f}, difference "
+                     f"{diff['mean']:+.3f} ({diff['low']:+.3f} to {diff['high']:+.3f}): "
+                     + ("agree within noise" if c["agree"] else "DIFFERENT beyond noise"))
+    return lines
+
+
+def summary(reports: Path = REPORTS, dataset: str = "synthetic") -> str:
+    if dataset == "movielens":
+        middle = ["MovieLens 100k: no click model, so no A/B simulation. Online check instead: "
+                  "recall@10 of the served lists", "against the held-out ratings "
+                  "(reports/online/movielens-online.json):", *online_lines(reports)]
+        user = "196"  # MovieLens's own ids
+    else:
+        middle = ["A/B test rec-algorithm (reports/ab/summary.md):", *ab_lines(reports)]
+        user = "u42"
     lines = ["", "== make demo: summary", "", "Budgets (load tests, reports/load/*/summary.md):",
-             *verdict_lines(reports), "", "A/B test rec-algorithm (reports/ab/summary.md):",
-             *ab_lines(reports), "", "Try it:",
-             "  curl 'http://127.0.0.1:8030/v1/recommendations/u42?k=5'",
+             *verdict_lines(reports), "", *middle, "", "Try it:",
+             f"  curl 'http://127.0.0.1:8030/v1/recommendations/{user}?k=5'",
              "  curl 'http://127.0.0.1:8020/v1/experiments/rec-algorithm/results'",
              "", "API docs (OpenAPI):"]
     lines += [f"  {name:<13} http://127.0.0.1:{port}/docs" for name, port in SERVICES]

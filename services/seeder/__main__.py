@@ -1,4 +1,8 @@
-"""`python -m services.seeder`: publish the worlds' history to Kafka, then wait for the stream."""
+"""`python -m services.seeder`: publish the worlds' history to Kafka, then wait for the stream.
+
+The viewing history is MLSD_DATASET's: the synthetic viewing world or MovieLens 100k (the fraud
+history is always the synthetic transaction world's).
+"""
 
 from __future__ import annotations
 
@@ -18,9 +22,18 @@ from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import platform_topics
 from services.common.recs_online import write_profiles, write_release_dates
 from services.common.redis_client import background_redis
-from services.seeder.history import recent, transaction_messages, watch_messages
+from services.seeder.history import (
+    ViewingHistory,
+    movielens_history,
+    recent,
+    release_dates,
+    synthetic_history,
+    transaction_messages,
+    watch_messages,
+)
 from services.stream.concerns import CONCERNS
 from services.trainer.pipeline import TrainerSettings
+from services.trainer.worlds.movielens import MovieLensWorld
 
 CHUNK = 5_000
 
@@ -57,24 +70,41 @@ def wait_for_stream(bootstrap: str, timeout_s: float) -> bool:
     return lag == 0
 
 
-def load_catalog(settings: TrainerSettings, users: pd.DataFrame, titles: pd.DataFrame,
-                 shift: timedelta) -> None:
+def read_history(settings: TrainerSettings) -> ViewingHistory:
+    """The viewing world `make models` saved for MLSD_DATASET (synthetic or movielens)."""
+    worlds = settings.world_dir
+    if settings.dataset == "movielens":
+        directory = worlds / "movielens"
+        frames = [pd.read_parquet(directory / f"{name}.parquet")
+                  for name in ("users", "titles", "interactions")]
+        return movielens_history(MovieLensWorld(*frames))
+    directory = worlds / "viewing"
+    return synthetic_history(*(pd.read_parquet(directory / f"{name}.parquet")
+                               for name in ("users", "titles", "interactions")))
+
+
+def load_profiles(settings: TrainerSettings, profiles: list[tuple[str, str, int]]) -> None:
     """Batch data, not events, straight into Redis: the account system's profiles (kind,
-    maturity limit; the recommender reads a user's limit in its one round trip) and the
-    catalog's release dates, moved by the same shift as the replayed history (else every title
-    would look `shift` older to the ranker than it did in training)."""
+    maturity limit; the recommender reads a user's limit in its one round trip)."""
     client = background_redis(settings)
     try:
-        write_profiles(client, list(zip(users["user_id"], users["profile"],
-                                        users["max_maturity"].astype(int), strict=True)),
-                       settings.feature_namespace)
-        released = (titles["release_date"] + shift).map(lambda t: t.timestamp())
-        write_release_dates(client, list(zip(titles["content_id"], released, strict=True)),
-                            settings.feature_namespace)
+        write_profiles(client, profiles, settings.feature_namespace)
     finally:
         client.close()
-    print(f"catalog: {len(users):,} profiles with their maturity limits, "
-          f"{len(titles):,} release dates moved by {shift.days} days")
+    print(f"profiles: {len(profiles):,} with their maturity limits")
+
+
+def load_titles(settings: TrainerSettings, titles: pd.DataFrame, shift: timedelta) -> None:
+    """The catalog's title metadata the services read from Redis: release dates, moved by the
+    replay's shift. Names, genres and content vectors travel with the production ranker's
+    artifacts. This is the one place titles are loaded: when the catalog ETL lands, it becomes
+    a publish to the catalog topic."""
+    client = background_redis(settings)
+    try:
+        write_release_dates(client, release_dates(titles, shift), settings.feature_namespace)
+    finally:
+        client.close()
+    print(f"titles: {len(titles):,} release dates moved by {shift.days:,} days")
 
 
 def main() -> int:
@@ -91,17 +121,18 @@ def main() -> int:
     publisher = KafkaPublisher(settings.kafka_bootstrap_servers, client_id="seed",
                                delivery_timeout_s=30.0, linger_ms=20)
     try:
-        worlds = settings.world_dir
-        interactions = pd.read_parquet(worlds / "viewing" / "interactions.parquet")
-        split = interactions["timestamp"].max() - pd.Timedelta(days=7)
-        history = interactions[interactions["timestamp"] < split]  # the future stays unseen
-        shift = now - split.to_pydatetime()
-        publish(publisher, watch_messages(history, shift), len(history), "watches")
-        load_catalog(settings, pd.read_parquet(worlds / "viewing" / "users.parquet"),
-                     pd.read_parquet(worlds / "viewing" / "titles.parquet"), shift)
+        viewing = read_history(settings)  # before the split only: the future stays unseen
+        shift = now - viewing.split
+        print(f"{settings.dataset} viewing history: {len(viewing.history):,} watches before "
+              f"{viewing.split:%Y-%m-%d %H:%M} UTC, replayed {shift.days:,} days later")
+        publish(publisher, watch_messages(viewing.history, shift), len(viewing.history),
+                "watches")
+        load_profiles(settings, viewing.profiles)
+        load_titles(settings, viewing.titles, shift)
 
-        transactions = recent(pd.read_parquet(worlds / "transactions" / "transactions.parquet"),
-                              "tx_datetime", args.transaction_days)
+        transactions = recent(
+            pd.read_parquet(settings.world_dir / "transactions" / "transactions.parquet"),
+            "tx_datetime", args.transaction_days)
         # Whole weeks: weekday and hour of day (two of the model's features) survive the shift.
         gap = now - transactions["tx_datetime"].max().to_pydatetime().replace(tzinfo=UTC)
         shift = timedelta(weeks=math.floor(gap / timedelta(weeks=1)))

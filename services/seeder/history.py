@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -10,8 +11,10 @@ import pandas as pd
 from services.common.bus.events import Event
 from services.common.bus.ports import OutboundMessage
 from services.common.bus.topics import FRAUD_LABELS, TRANSACTIONS, WATCH_EVENTS
+from services.trainer.worlds.movielens import MovieLensWorld
 
 SOURCE = "seed"
+PROFILE_UNKNOWN = "unknown"  # a profile's kind (kids, teen, adult) where the data has none
 
 
 def _utc(moment: pd.Timestamp) -> datetime:
@@ -19,15 +22,58 @@ def _utc(moment: pd.Timestamp) -> datetime:
     return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
 
 
+@dataclass(frozen=True)
+class ViewingHistory:
+    """What the seeder replays of a viewing world: the events before the split (the future
+    stays unseen, so the online state is the offline evaluation's state), the users' profiles
+    and the titles' release dates."""
+
+    history: pd.DataFrame     # interactions before `split`
+    split: datetime           # the instant the replay moves to "now"
+    profiles: list[tuple[str, str, int]]   # (user id, kind, max maturity level)
+    titles: pd.DataFrame      # content_id, release_date
+
+
+def synthetic_history(users: pd.DataFrame, titles: pd.DataFrame,
+                      interactions: pd.DataFrame) -> ViewingHistory:
+    """The synthetic viewing world: its last week is the held-out future."""
+    split = _utc(interactions["timestamp"].max() - pd.Timedelta(days=7))
+    profiles = list(zip(users["user_id"], users["profile"], users["max_maturity"].astype(int),
+                        strict=True))
+    return ViewingHistory(interactions[interactions["timestamp"] < split], split, profiles,
+                          titles)
+
+
+def movielens_history(world: MovieLensWorld) -> ViewingHistory:
+    """MovieLens 100k: the trainer's global time cut is the split. MovieLens knows no maturity:
+    every user's limit is the world's (the highest level: everyone may watch everything) and
+    the profile's kind is unknown."""
+    profiles = [(str(user), PROFILE_UNKNOWN, int(limit)) for user, limit
+                in zip(world.users["user_id"], world.users["max_maturity"], strict=True)]
+    return ViewingHistory(world.train, _utc(pd.Timestamp(world.split)), profiles, world.titles)
+
+
 def watch_messages(interactions: pd.DataFrame, shift: timedelta) -> Iterator[OutboundMessage]:
-    """One `watch` event per interaction, keyed by user, ids stable so a re-seed is deduplicated."""
-    for row in interactions.itertuples(index=False):
+    """One `watch` event per interaction in time order, keyed by user, ids stable so a re-seed
+    is deduplicated. A world without durations (MovieLens records ratings) sends 0 seconds:
+    nothing downstream reads the duration, only `completed`."""
+    ordered = interactions.sort_values("timestamp", kind="stable")
+    durations = (ordered["watch_seconds"] if "watch_seconds" in ordered
+                 else pd.Series(0, index=ordered.index))
+    for row, seconds in zip(ordered.itertuples(index=False), durations, strict=True):
         time = _utc(row.timestamp) + shift
+        user, title = str(row.user_id), str(row.content_id)
         event = Event(id=f"seed-watch-{row.event_id}", type="watch", source=SOURCE, time=time,
-                      data={"user_id": row.user_id, "content_id": row.content_id,
-                            "watch_seconds": int(row.watch_seconds),
-                            "completed": bool(row.completed)})
-        yield OutboundMessage.of(WATCH_EVENTS, row.user_id, event)
+                      data={"user_id": user, "content_id": title,
+                            "watch_seconds": int(seconds), "completed": bool(row.completed)})
+        yield OutboundMessage.of(WATCH_EVENTS, user, event)
+
+
+def release_dates(titles: pd.DataFrame, shift: timedelta) -> list[tuple[str, float]]:
+    """(content id, unix seconds) per title, moved by the replay's shift (else every title would
+    look `shift` older to the ranker than it did in training)."""
+    released = (titles["release_date"] + shift).map(lambda t: t.timestamp())
+    return [(str(c), float(s)) for c, s in zip(titles["content_id"], released, strict=True)]
 
 
 def transaction_messages(transactions: pd.DataFrame, shift: timedelta,

@@ -8,6 +8,7 @@
     GET /v1/experiments/rec-algorithm/results ◀── experiments ◀── Redis counters
 
 Writes reports/ab/: summary.md, results.json and the service's conversion plot (results.png).
+Only the synthetic world has a click model: with MLSD_DATASET=movielens it says so and stops.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tqdm import tqdm
 
 from services.common.bus import topics
 from services.common.bus.kafka_bus import group_lags
+from services.common.settings import DatasetSettings
 from services.simulator.clicks import Reaction, Shown, click_events, react
 from services.trainer.worlds.viewing import ViewingWorld, load
 
@@ -108,6 +110,21 @@ def summary(results: dict[str, Any], reactions: list[Reaction], seconds: float) 
     return "\n".join(lines) + "\n"
 
 
+def skip(out: Path) -> int:
+    """MovieLens has no click model (nobody knows what its users would have clicked), so there
+    is nothing to simulate: say so where the results would be, and drop any earlier run's."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").unlink(missing_ok=True)
+    (out / "summary.md").write_text(SKIPPED + "\n")
+    print(SKIPPED)
+    return 0
+
+
+SKIPPED = ("A/B closed loop skipped: MovieLens has no click model to simulate viewers with. "
+           "The online check (make movielens-check) scores the served lists against the "
+           "held-out ratings instead.")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m services.simulator", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,6 +141,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports/ab")
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args()
+    if DatasetSettings().dataset != "synthetic":
+        return skip(args.out)
     world = load(args.world)
     rng = np.random.default_rng(args.seed)
     rows = rng.choice(len(world.users), size=min(args.users, len(world.users)), replace=False)

@@ -28,9 +28,14 @@ def main() -> int:
     if args.dataset is not None:
         settings = settings.model_copy(update={"dataset": args.dataset})
 
-    if args.if_missing and not missing_models(ModelRepository(settings.model_repository)):
-        say(f"production models present in {settings.model_repository}; nothing to train")
-        return 0
+    if args.if_missing:
+        missing = missing_models(ModelRepository(settings.model_repository), settings.dataset)
+        if not missing:
+            say(f"production models for the {settings.dataset} data present in "
+                f"{settings.model_repository}; nothing to train")
+            return 0
+        say(f"training: {', '.join(missing)} missing or trained on other data than "
+            f"{settings.dataset}")
     started = time.perf_counter()
     result = run_pipeline(settings, SCALES[args.scale], say)
     for model in result.registered:

@@ -6,21 +6,22 @@ world (the fraud models always train on the synthetic transaction world: MovieLe
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
 
 from services.common.models import ModelRepository
 from services.common.models.settings import ModelSettings
+from services.common.settings import Dataset
 from services.trainer.artifacts import TrainedModel
 from services.trainer.export import check_parity, export_classifier
 from services.trainer.fraud import train_fraud
-from services.trainer.recs import train_recommendations
+from services.trainer.recs import OFFLINE_LISTS_FILE, train_recommendations
 from services.trainer.worlds import WatchWorld, movielens, transactions, viewing
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class TrainerSettings(ModelSettings):
 
     world_dir: Path = Field(Path(".state/worlds"))
     report_dir: Path = Field(Path("reports/models"))
-    dataset: Literal["synthetic", "movielens"] = Field(
+    dataset: Dataset = Field(
         "synthetic", description="the recommender's data: the synthetic viewing world, or "
                                  "MovieLens 100k from the recbole wheel")
 
@@ -90,10 +91,27 @@ def register(repository: ModelRepository, trained: TrainedModel) -> Registered:
     return Registered(trained.name, version, previous, difference, dict(trained.metrics))
 
 
-def missing_models(repository: ModelRepository) -> list[str]:
+def missing_models(repository: ModelRepository, dataset: Dataset = "synthetic") -> list[str]:
+    """Production models absent, or (the ranker) trained on another dataset than `dataset`."""
     present = set(repository.models()) if repository.root.exists() else set()
-    return [name for name in PRODUCTION_MODELS
-            if name not in present or repository.production_version(name) is None]
+    missing = [name for name in PRODUCTION_MODELS
+               if name not in present or repository.production_version(name) is None]
+    if "ranker" not in missing and ranker_dataset(repository) != dataset:
+        missing.append("ranker")
+    return missing
+
+
+def ranker_dataset(repository: ModelRepository) -> str:
+    """The dataset the production ranker learned from (its offline lists say); a ranker
+    registered before they were kept was trained on the synthetic world."""
+    version = repository.production_version("ranker")
+    assert version is not None
+    try:
+        path = repository.extra_file("ranker", version, OFFLINE_LISTS_FILE)
+    except FileNotFoundError:
+        return "synthetic"
+    dataset: str = json.loads(path.read_text())["dataset"]
+    return dataset
 
 
 def run_pipeline(settings: TrainerSettings, scale: Scale, say: Progress) -> PipelineResult:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -65,6 +66,8 @@ ALGORITHMS = ("popularity", "item-kNN", "matrix factorization", "EASE", "hybrid 
 EASE_LAMBDAS = (10.0, 30.0, 100.0, 300.0, 1_000.0, 3_000.0)  # picked on the validation window
 BOOTSTRAP_RESAMPLES = 1_000
 DATASETS = ("synthetic", "movielens")
+OFFLINE_LISTS_FILE = "offline_lists.json"
+ONLINE_ALGORITHMS = ("hybrid blend", "ranker")  # what the service serves: control, treatment
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,7 @@ def train_recommendations(
     lap("evaluate (held-out future)")
 
     artifacts = _artifacts(world, test, titles)
+    offline = offline_lists(world, test, lists, titles, split, split + window)
     rng = np.random.default_rng(seed)
     holdout_rows = rng.choice(len(x_test), size=min(HOLDOUT_ROWS, len(x_test)), replace=False)
     cf_n, content_n, trending_n = CANDIDATE_SIZES
@@ -294,7 +298,8 @@ def train_recommendations(
             "HistGradientBoostingClassifier over RANKER_FEATURES: P(the user watches the "
             f"candidate in the next {world.holdout_days} days); candidates = cf top-{cf_n} + "
             f"content top-{content_n} + trending top-{trending_n}"),
-        extra_files={"embeddings.npz": artifacts.to_npz()},
+        extra_files={"embeddings.npz": artifacts.to_npz(),
+                     OFFLINE_LISTS_FILE: json.dumps(offline).encode()},
     )
     result = RecsTrainingResult(model, artifacts, evaluation, curves, timings, intervals,
                                 ease_validation)
@@ -304,6 +309,27 @@ def train_recommendations(
         write_report(result, world, report_dir)
     lap("report")
     return result
+
+
+def dataset_of(world: WatchWorld) -> str:
+    return "movielens" if isinstance(world, movielens.MovieLensWorld) else "synthetic"
+
+
+def offline_lists(world: WatchWorld, stage: _Stage, lists: Mapping[str, IntArray],
+                  titles: rm.Titles, as_of: float, until: float) -> dict[str, object]:
+    """The evaluated users' offline top-K of the algorithms the service serves, kept with the
+    model: the online check (services/trainer/online_check.py) scores the service's lists for
+    the same users against these, so online and offline compare the same model."""
+    users = world.users["user_id"].to_numpy()[stage.views.rows].astype(str)
+    return {
+        "dataset": dataset_of(world), "k": K, "as_of": as_of, "until": until,
+        "users": users.tolist(),
+        "lists": {algorithm: [[str(titles.ids[i]) for i in row if i >= 0]
+                              for row in lists[algorithm][:, :K]]
+                  for algorithm in ONLINE_ALGORITHMS},
+        "recall_at_10": {algorithm: recall_at_k(lists[algorithm], stage.labels, K)
+                         for algorithm in ONLINE_ALGORITHMS},
+    }
 
 
 def _artifacts(world: WatchWorld, stage: _Stage, titles: rm.Titles) -> RecsArtifacts:

@@ -25,6 +25,9 @@ RESULTS_CSV = "movielens.csv"
 METRICS_PLOT = "img/movielens-metrics.png"
 CURVE_PLOT = "img/movielens-recall-at-k.png"
 WINDOW_CHOICES = (14, 28, 42, 56, 70)
+ONLINE_JSON = "{dataset}-online.json"
+ONLINE_BEGIN = "<!-- online check: begin (written by services/trainer/online_check.py) -->"
+ONLINE_END = "<!-- online check: end -->"
 
 PUBLISHED: list[dict[str, Any]] = [
     {
@@ -59,8 +62,78 @@ def write_movielens_report(result: RecsTrainingResult, world: MovieLensWorld,
     table.index.name = "algorithm"
     table.to_csv(report_dir / RESULTS_CSV, float_format="%.6f")
     page = report_dir / PAGE
-    page.write_text(render(result, world, facts))
+    online = report_dir / ONLINE_JSON.format(dataset="movielens")
+    section = (online_section(json.loads(online.read_text())) if online.exists()
+               else NO_ONLINE_RESULT)
+    page.write_text(render(result, world, facts, section))
     return page
+
+
+NO_ONLINE_RESULT = """No online result in this directory yet: `make demo DATASET=movielens`, then
+`make movielens-check` writes one."""
+
+
+def online_section(facts: dict[str, Any]) -> str:
+    """The page's online-check section from <dataset>-online.json (every number from there)."""
+    answers = facts["answers"]
+    lines = [
+        f"**How measured:** {facts['generated']}, {facts['machine']['arch']}, "
+        f"{facts['machine']['cores']} shared cores (the whole stack on them too), Python "
+        f"{facts['versions']['python']}, numpy {facts['versions']['numpy']}, httpx "
+        f"{facts['versions']['httpx']}; ranker v{facts['model']['version']} (training data "
+        f"{facts['model']['training_data_hash'][:12]}); `{facts['command']}` against "
+        f"{facts['recommender']}; {facts['users_asked']} held-out users asked once each, "
+        f"sequentially, in {answers['seconds']} s; all numbers in "
+        f"[{ONLINE_JSON.format(dataset=facts['dataset'])}]"
+        f"({ONLINE_JSON.format(dataset=facts['dataset'])}).",
+        "",
+        f"Answers: variants {_counts(answers['variant'])}; served from "
+        f"{_counts(answers['served_from'])}; personalization "
+        f"{_counts(answers['personalization'])}; {answers['with_fallbacks']} with a fallback "
+        "(left out: a treatment answer without the ranker is the blend).",
+        "",
+        "| variant (algorithm) | users | recall@10 online | offline, same users | online - "
+        "offline (paired) | NDCG@10 online | offline | agree within noise? |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in facts["comparisons"]:
+        lines.append(
+            f"| {c['variant']} ({c['algorithm']}) | {c['users']} | {_fig(c['recall_online'])} "
+            f"| {_fig(c['recall_offline'])} | {_fig(c['recall_difference'], signed=True)} | "
+            f"{_fig(c['ndcg_online'])} | {_fig(c['ndcg_offline'])} | "
+            f"{'yes' if c['agree'] else 'no'} |")
+    everyone = facts["offline_all_users_recall_at_10"]
+    lines += ["", "Offline recall@10 of all the held-out users (both variants' users together, "
+              "the Results table's): " + ", ".join(f"{a} {v:.3f}" for a, v in everyone.items())
+              + ". Intervals: 95 % bootstrap over users "
+              f"({facts['bootstrap_resamples']:,} resamples); the paired difference resamples "
+              "each user's online minus offline recall."]
+    return "\n".join(lines)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+
+
+def _fig(figure: dict[str, float], signed: bool = False) -> str:
+    form = "+.3f" if signed else ".3f"
+    return (f"{figure['mean']:{form}} ({figure['low']:{form}} to {figure['high']:{form}})"
+            if signed else f"{figure['mean']:{form}} ({figure['low']:{form}}-"
+                           f"{figure['high']:{form}})")
+
+
+def update_online_section(report_dir: Path, facts: dict[str, Any]) -> None:
+    """Rewrite the online section of report_dir's page, if the page is there."""
+    page = report_dir / PAGE
+    if not page.exists():
+        return
+    text = page.read_text()
+    begin, end = text.find(ONLINE_BEGIN), text.find(ONLINE_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"{page} has no online section markers: regenerate it "
+                         "(python -m services.trainer.recs --dataset movielens)")
+    page.write_text(text[:begin + len(ONLINE_BEGIN)] + "\n" + online_section(facts) + "\n"
+                    + text[end:])
 
 
 def _split_facts(world: MovieLensWorld) -> dict[str, Any]:
@@ -170,7 +243,8 @@ def _observations(evaluation: pd.DataFrame, intervals: pd.DataFrame, users: int)
     return "\n".join(lines)
 
 
-def render(result: RecsTrainingResult, world: MovieLensWorld, facts: dict[str, Any]) -> str:
+def render(result: RecsTrainingResult, world: MovieLensWorld, facts: dict[str, Any],
+           online: str = NO_ONLINE_RESULT) -> str:
     """The page's markdown: every number comes from `facts` (movielens.json) or `result`."""
     d, m = facts["data"], result.ranker.metrics
     ease = result.ease_validation
@@ -195,8 +269,11 @@ def render(result: RecsTrainingResult, world: MovieLensWorld, facts: dict[str, A
         observations=_observations(result.evaluation, result.intervals, int(m["eval_users"])),
         metrics_plot=METRICS_PLOT, curve_plot=CURVE_PLOT, published=_published_table(),
         timings="\n".join(f"| {k} | {v:.1f} s |" for k, v in facts["timings_s"].items()),
+        online_begin=ONLINE_BEGIN, online=online, online_end=ONLINE_END, online_gap=ONLINE_GAP,
     )
 
+
+ONLINE_GAP = """What the service does that the offline lists do not (TO BE MEASURED)."""
 
 _TEMPLATE = """# MovieLens 100k: offline evaluation
 
@@ -272,6 +349,29 @@ What the numbers say (computed from the table above):
 {observations}
 - The ranker can only reorder its candidates (cf top-100 + content top-50 + trending top-50):
   {candidate_recall:.1%} of the future ratings are among them.
+
+## Online check: the running service against this evaluation
+
+The same model, served: `make demo DATASET=movielens` trains it, replays the ratings before the
+split through Kafka (shifted so the split is now; the future stays unseen) and starts the stack;
+`make movielens-check` (`services/trainer/online_check.py`) then asks
+`GET /v1/recommendations/{{user}}?k=10` for each held-out user and scores the answers with the
+functions above (`services/trainer/recs_metrics.py`) against the same future ratings. Each user
+gets the variant the rec-algorithm experiment assigns (control: the hybrid blend, treatment: the
+ranker), so each variant's online lists are compared with the offline lists of its own algorithm
+for the same users, user by user.
+
+```
+ offline_lists.json (kept with the ranker) ─┐
+ GET /v1/recommendations/u (variant) ───────┼─▶ recall@10 per user ─▶ online, offline, paired
+ ratings in the future window ──────────────┘                        difference (bootstrap)
+```
+
+{online_begin}
+{online}
+{online_end}
+
+{online_gap}
 
 ## Published figures, for context
 

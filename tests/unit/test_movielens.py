@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,12 @@ import scipy.sparse as sp
 
 from services.trainer import pipeline
 from services.trainer import recs_models as rm
-from services.trainer.recs import ALGORITHMS, RecsTrainingResult, train_recommendations
+from services.trainer.recs import (
+    ALGORITHMS,
+    OFFLINE_LISTS_FILE,
+    RecsTrainingResult,
+    train_recommendations,
+)
 from services.trainer.worlds import movielens
 from services.trainer.worlds.movielens import GENRES, MovieLensWorld, load_movielens
 
@@ -177,6 +183,24 @@ def test_the_artifacts_carry_movielens_genre_names_and_ids(
         np.testing.assert_array_equal(stored["title_ids"], world.titles["content_id"])
         assert stored["genre_multi_hot"].shape == (len(world.titles), 19)
         assert set(stored["user_ids"]) <= set(world.users["user_id"])
+
+
+def test_the_ranker_keeps_the_offline_lists_the_online_check_compares_with(
+    result: tuple[RecsTrainingResult, Path], world: MovieLensWorld,
+) -> None:
+    trained, _ = result
+    kept = json.loads(trained.ranker.extra_files[OFFLINE_LISTS_FILE])
+
+    assert kept["dataset"] == "movielens" and kept["k"] == 10
+    assert kept["as_of"] == world.split.timestamp()
+    assert len(kept["users"]) == trained.ranker.metrics["eval_users"]
+    assert set(kept["users"]) <= set(world.users["user_id"])
+    for algorithm in ("hybrid blend", "ranker"):
+        lists = kept["lists"][algorithm]
+        assert len(lists) == len(kept["users"]) and all(len(t) <= 10 for t in lists)
+        assert {t for top in lists for t in top} <= set(world.titles["content_id"])
+        assert kept["recall_at_10"][algorithm] == pytest.approx(
+            trained.evaluation.loc[algorithm, "recall_at_10"])
 
 
 def test_the_movielens_page_and_its_results_are_written(

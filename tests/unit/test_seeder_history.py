@@ -1,4 +1,4 @@
-"""Seeding replays history as events: shifted to end now, labels only once they have arrived."""
+"""Seeding replays history as events shifted to now (labels once due; MovieLens up to its split)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -6,7 +6,14 @@ import pandas as pd
 
 from services.common.bus.events import decode_event
 from services.common.events import payload_of
-from services.seeder.history import recent, transaction_messages, watch_messages
+from services.seeder.history import (
+    movielens_history,
+    recent,
+    release_dates,
+    transaction_messages,
+    watch_messages,
+)
+from services.trainer.worlds.movielens import MovieLensWorld
 
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
 
@@ -75,3 +82,75 @@ def test_recent_keeps_the_last_days_of_history() -> None:
     frame = transactions()
     assert len(recent(frame, "tx_datetime", 1 / 48)) == 1
     assert len(recent(frame, "tx_datetime", None)) == 2
+
+
+def movielens_world() -> MovieLensWorld:
+    """Three users' ratings in MovieLens's shape, out of time order; a 1-day held-out future."""
+    day = pd.Timestamp("1998-04-20", tz="UTC")
+    interactions = pd.DataFrame({
+        "event_id": ["ml100k-2", "ml100k-0", "ml100k-3", "ml100k-1"],
+        "user_id": ["196", "196", "22", "186"],
+        "content_id": ["302", "242", "377", "51"],
+        "timestamp": [day + pd.Timedelta(hours=30), day + pd.Timedelta(hours=1),
+                      day + pd.Timedelta(hours=50), day + pd.Timedelta(hours=2)],
+        "rating": [3, 5, 1, 4], "completed": [False, True, False, True],
+    }).astype({"timestamp": "datetime64[ns, UTC]"})
+    users = pd.DataFrame({"user_id": ["196", "186", "22"], "max_maturity": [4, 4, 4]})
+    titles = pd.DataFrame({
+        "content_id": ["242", "302", "377", "51"],
+        "release_date": pd.to_datetime(["1997-01-01", "1997-01-01", "1994-01-01",
+                                        "1994-01-01"], utc=True)})
+    return MovieLensWorld(users, titles, interactions, holdout_days=1)
+
+
+def test_movielens_replays_only_the_ratings_before_the_trainers_split() -> None:
+    world = movielens_world()
+    viewing = movielens_history(world)
+
+    assert viewing.split == datetime(1998, 4, 22, tzinfo=UTC)  # midnight after the last, - 1 d
+    assert viewing.split == world.split
+    assert sorted(viewing.history["event_id"]) == ["ml100k-0", "ml100k-1", "ml100k-2"]
+
+
+def test_movielens_ratings_become_watches_in_time_order_shifted_to_end_at_now() -> None:
+    viewing = movielens_history(movielens_world())
+    shift = NOW - viewing.split
+
+    messages = list(watch_messages(viewing.history, shift))
+    events = [decode_event(m.value) for m in messages]
+
+    assert [e.id for e in events] == ["seed-watch-ml100k-0", "seed-watch-ml100k-1",
+                                      "seed-watch-ml100k-2"]
+    assert [e.time for e in events] == sorted(e.time for e in events)
+    # the split lands at now: the last replayed rating (30 h after 20 April) is 18 h before it
+    assert events[-1].time == NOW - timedelta(hours=18)
+    assert all(e.time < NOW for e in events)
+    for event in events:
+        payload_of(event.type, event.data)  # raises if a field is off
+
+
+def test_movielens_ids_stay_strings_and_watches_carry_no_duration() -> None:
+    viewing = movielens_history(movielens_world())
+    messages = list(watch_messages(viewing.history, timedelta()))
+    first = decode_event(messages[0].value)
+
+    assert [m.key for m in messages] == ["196", "186", "196"]
+    assert first.data == {"user_id": "196", "content_id": "242", "watch_seconds": 0,
+                          "completed": True}
+    assert decode_event(messages[2].value).data["completed"] is False  # rated 3: partial
+
+
+def test_movielens_profiles_let_everyone_watch_everything() -> None:
+    viewing = movielens_history(movielens_world())
+
+    assert viewing.profiles == [("196", "unknown", 4), ("186", "unknown", 4), ("22", "unknown", 4)]
+
+
+def test_release_dates_move_with_the_replay() -> None:
+    viewing = movielens_history(movielens_world())
+    shift = timedelta(days=10_000)
+
+    released = dict(release_dates(viewing.titles, shift))
+
+    assert released["242"] == (datetime(1997, 1, 1, tzinfo=UTC) + shift).timestamp()
+    assert set(released) == {"242", "302", "377", "51"}

@@ -32,6 +32,8 @@ def test_both_production_models_are_registered_and_promoted(
     repository = ModelRepository(settings.model_repository)
     assert [(r.name, r.version) for r in result.registered] == [("fraud", 1), ("ranker", 1)]
     assert missing_models(repository) == []
+    # trained on the synthetic world: a MovieLens demo must retrain the ranker
+    assert missing_models(repository, "movielens") == ["ranker"]
     assert repository.production_version("fraud") == 1
     assert (settings.model_repository / "fraud" / "config.pbtxt").exists()
     assert (settings.model_repository / "fraud" / "1" / "model.onnx").exists()
