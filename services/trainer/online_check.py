@@ -263,13 +263,19 @@ def main() -> int:
     parser.add_argument("--report-dir", type=Path, default=Path("reports/online"),
                         help="where <dataset>-online.json goes; docs/evaluation also updates "
                              "the online section of movielens.md")
+    parser.add_argument("--tag", default=None,
+                        help="a side run (another recommender's settings): written to "
+                             "<dataset>-online-<tag>.json, which the page cites beside the main")
+    parser.add_argument("--note", default="", help="how the side run's recommender differs")
     args = parser.parse_args()
     settings = TrainerSettings()
-    facts = run(args, settings)
+    facts = run(args, settings) | {"tag": args.tag, "note": args.note}
     args.report_dir.mkdir(parents=True, exist_ok=True)
-    out = args.report_dir / ONLINE_JSON.format(dataset=settings.dataset)
+    name = ONLINE_JSON.format(dataset=settings.dataset)
+    out = args.report_dir / (name if args.tag is None
+                             else name.replace(".json", f"-{args.tag}.json"))
     out.write_text(json.dumps(facts, indent=2) + "\n")
-    if settings.dataset == "movielens":
+    if settings.dataset == "movielens" and args.tag is None:
         update_online_section(args.report_dir, facts)
     answers = facts["answers"]
     say(f"{facts['users_asked']} held-out users asked in {answers['seconds']} s: "

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from services.devstack.summary import summary
+from services.simulator.__main__ import main as simulator_main
 from services.simulator.clicks import Shown, click_events, react
 from services.trainer.worlds.viewing import ViewingConfig, ViewingWorld, generate_viewing
 
@@ -63,3 +64,15 @@ def test_the_demo_summary_reports_verdicts_and_the_ab_winner(tmp_path: Path) -> 
     assert "http://127.0.0.1:8030/docs" in text
     assert "(no A/B results" not in summary(tmp_path) and "(no A/B results" in summary(
         tmp_path / "missing")
+
+
+def test_the_ab_simulation_is_skipped_on_movielens_and_drops_stale_results(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLSD_DATASET", "movielens")
+    monkeypatch.setattr("sys.argv", ["simulator", "--out", str(tmp_path)])
+    (tmp_path / "results.json").write_text("{}")  # a synthetic run's, from before
+
+    assert simulator_main() == 0
+
+    assert not (tmp_path / "results.json").exists()
+    assert "no click model" in (tmp_path / "summary.md").read_text()
