@@ -7,11 +7,13 @@ from collections.abc import Callable
 from datetime import date
 
 import pytest
+import redis
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from services.common import experiment_counts as ec
+from services.common.bus.dedupe import RedisDeduplicator
 from services.common.experiments.exposures import exposure_event_id, logged_key
 from services.common.features.redis_store import row_key
 from services.common.fraud_online import layout
@@ -27,6 +29,7 @@ from services.common.ids import (
 )
 from services.common.recs_online import keys
 from services.common.recs_online.state import Watch, title_and_completion
+from services.fraud.state_store import RedisFraudStore
 
 # Any character but a control character or a surrogate, with the reserved ones made likely.
 _CHARACTERS = st.characters(exclude_categories=("Cc", "Cs"))
@@ -104,14 +107,10 @@ def test_every_key_has_its_ids_own_hash_tag_and_two_ids_never_share_a_key(
 
 @given(ids)
 def test_the_fraud_decision_key_and_dedupe_key_keep_the_ids_tag(transaction_id: str) -> None:
-    from services.common.bus.dedupe import RedisDeduplicator
-    from services.fraud.state_store import RedisFraudStore
-
-    store = RedisFraudStore.__new__(RedisFraudStore)
-    store._namespace = "fs"  # only the key layout is under test here
+    client = redis.Redis()  # never connected: only the key layout is under test
+    store = RedisFraudStore(client)
     assert cluster_hash_tag(store.decision_key(transaction_id)) == escape(transaction_id)
-    dedupe = RedisDeduplicator.__new__(RedisDeduplicator)
-    dedupe._prefix = "dedupe:stream:"
+    dedupe = RedisDeduplicator(client, "stream")
     assert cluster_hash_tag(dedupe._key(transaction_id)) == escape(transaction_id)
 
 
