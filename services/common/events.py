@@ -9,14 +9,14 @@ merchants m3, devices dev9).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, IPvAnyAddress
 
 from services.common.bus import topics
-from services.common.catalog import TRANSACTION_TYPES
+from services.common.catalog import MATURITY_RATINGS, TRANSACTION_TYPES
 
 
 def _id(prefix: str) -> object:
@@ -33,6 +33,7 @@ MerchantId = Annotated[str, _id("m")]
 DeviceId = Annotated[str, _id("dev")]
 TransactionId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 TransactionType = Literal["purchase", "withdrawal", "transfer", "payment"]
+MaturityRating = Literal["G", "PG", "PG-13", "R", "NC-17"]
 
 
 def _no_zone(address: IPv4Address | IPv6Address) -> IPv4Address | IPv6Address:
@@ -45,6 +46,17 @@ def _no_zone(address: IPv4Address | IPv6Address) -> IPv4Address | IPv6Address:
 
 IpAddress = Annotated[IPvAnyAddress, AfterValidator(_no_zone)]
 assert set(TransactionType.__args__) == set(TRANSACTION_TYPES)  # type: ignore[attr-defined]
+assert MaturityRating.__args__ == MATURITY_RATINGS  # type: ignore[attr-defined]
+
+
+def _printable(text: str) -> str:
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+        raise ValueError("control characters are not accepted")
+    return text
+
+
+# A genre or actor name: trimmed, printable, short.
+Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_printable)]
 
 
 class Payload(BaseModel):
@@ -149,6 +161,27 @@ class FraudDecisionData(Payload):
     features: list[float] | None = Field(description="FRAUD_FEATURES order; null if replayed")
 
 
+class TitleData(Payload):
+    """A title's metadata as the catalog knows it (the catalog ETL publishes one per title).
+
+    Newer metadata (the envelope's time) replaces older. Genres outside the ranker's genre
+    vocabulary are kept for display and ignored by the content vector; a missing maturity
+    rating counts as the most restrictive one, a missing release date as the day the title
+    entered the catalog (docs/recommendations.md, "Titles from the catalog").
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    content_id: ContentId
+    title: str = Field(min_length=1, max_length=300)
+    genres: list[Name] = Field(default_factory=list, max_length=20)
+    actors: list[Name] = Field(default_factory=list, max_length=100)
+    maturity_rating: MaturityRating | None = None
+    release_date: date | None = Field(None, description="ISO 8601 date, e.g. 2026-11-21")
+    rating: float | None = Field(None, ge=0, le=5, description="average rating, 0-5")
+    thumbnail_url: str | None = Field(None, max_length=2048, pattern=r"^https?://\S+$")
+
+
 @dataclass(frozen=True)
 class EventType:
     name: str
@@ -165,6 +198,7 @@ EVENT_TYPES: dict[str, EventType] = {t.name: t for t in (
     EventType("exposure", ExposureData, topics.EXPOSURES, "unit_id"),
     EventType("transaction", TransactionData, topics.TRANSACTIONS, "card_id"),
     EventType("fraud_label", FraudLabelData, topics.FRAUD_LABELS, "card_id"),
+    EventType("title", TitleData, topics.CATALOG, "content_id"),
 )}
 
 
