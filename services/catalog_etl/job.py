@@ -10,11 +10,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from services.catalog_etl.rows import count_rows, read_rows
+from services.catalog_etl.titles import BadRow, GoodRow, validate
 from services.common.bus.events import Event
 from services.common.bus.ports import OutboundMessage, Publisher, publish_or_raise
 from services.common.events import EVENT_TYPES
-from services.catalog_etl.rows import count_rows, read_rows
-from services.catalog_etl.titles import BadRow, GoodRow, validate
 
 TITLE = EVENT_TYPES["title"]
 BATCH = 1_000  # messages per publish: each batch waits for every acknowledgement

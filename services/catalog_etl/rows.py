@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from services.common.events import TitleData
 
 COLUMNS = tuple(TitleData.model_fields)
@@ -60,8 +62,6 @@ def check_columns(path: Path, columns: list[str]) -> None:
 def count_rows(path: Path) -> int:
     """Rows to expect (for the progress bar): Parquet's metadata, else lines."""
     if file_format(path) == "parquet":
-        import pyarrow.parquet as pq  # the training extra; only Parquet input needs it
-
         return int(pq.ParquetFile(path).metadata.num_rows)
     with path.open("rb") as f:
         return sum(1 for _ in f)
@@ -127,8 +127,6 @@ def _jsonl_rows(path: Path) -> Iterator[RawRow]:
 
 
 def _parquet_rows(path: Path) -> Iterator[RawRow]:
-    import pyarrow.parquet as pq  # the training extra; only Parquet input needs it
-
     parquet = pq.ParquetFile(path)
     check_columns(path, list(parquet.schema_arrow.names))
     line = 0

@@ -1,4 +1,4 @@
-"""Validating raw catalog rows as TitleData: each good row a title, each bad one its line and why."""
+"""Raw catalog rows validated as TitleData: each good row a title, each bad one its line and why."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from services.common.events import TitleData
 from services.catalog_etl.rows import RawRow
+from services.common.events import TitleData
 
 
 @dataclass(frozen=True)
