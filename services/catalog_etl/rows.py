@@ -105,8 +105,10 @@ def _csv_fields(record: dict[str, str]) -> Raw:
         text = cell.strip()
         if not text:
             continue
-        fields[column] = ([part.strip() for part in text.split(LIST_SEPARATOR) if part.strip()]
-                          if column in LIST_COLUMNS else text)
+        if column in LIST_COLUMNS:
+            fields[column] = [part.strip() for part in text.split(LIST_SEPARATOR) if part.strip()]
+        else:  # an id is opaque: kept as written, spaces and all
+            fields[column] = cell if column == "content_id" else text
     return fields
 
 

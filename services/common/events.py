@@ -1,9 +1,8 @@
 """The typed payloads of every event type: what `data` holds, which topic it goes to, its key.
 
 Ingest validates each event's `data` with these models before publishing; consumers parse with
-the same models, so producer and consumer cannot disagree on a field. Ids are the project's short
-prefixed strings (users u42, titles t17, customers cust42, cards card42, terminals term7,
-merchants m3, devices dev9).
+the same models, so producer and consumer cannot disagree on a field. Every id is opaque
+(services/common/ids.py): whatever the client calls its users, titles, cards or devices.
 """
 
 from __future__ import annotations
@@ -13,25 +12,28 @@ from datetime import date, datetime
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, IPvAnyAddress
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    StringConstraints,
+)
 
 from services.common.bus import topics
 from services.common.catalog import MATURITY_RATINGS, TRANSACTION_TYPES
+from services.common.ids import OpaqueId
 
-
-def _id(prefix: str) -> object:
-    return Field(pattern=rf"^{prefix}[0-9]+$", max_length=32,
-                 description=f"a {prefix}<number> id, e.g. {prefix}42")
-
-
-UserId = Annotated[str, _id("u")]
-ContentId = Annotated[str, _id("t")]
-CustomerId = Annotated[str, _id("cust")]
-CardId = Annotated[str, _id("card")]
-TerminalId = Annotated[str, _id("term")]
-MerchantId = Annotated[str, _id("m")]
-DeviceId = Annotated[str, _id("dev")]
-TransactionId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+UserId = OpaqueId
+ContentId = OpaqueId
+CustomerId = OpaqueId
+CardId = OpaqueId
+TerminalId = OpaqueId
+MerchantId = OpaqueId
+DeviceId = OpaqueId
+TransactionId = OpaqueId
 TransactionType = Literal["purchase", "withdrawal", "transfer", "payment"]
 MaturityRating = Literal["G", "PG", "PG-13", "R", "NC-17"]
 
@@ -56,7 +58,8 @@ def _printable(text: str) -> str:
 
 
 # A genre or actor name: trimmed, printable, short.
-Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_printable)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+                 AfterValidator(_printable)]
 
 
 class Payload(BaseModel):
@@ -83,7 +86,7 @@ class ImpressionData(Payload):
 
     user_id: UserId
     content_ids: list[ContentId] = Field(min_length=1, max_length=100)
-    request_id: str = Field(min_length=1, max_length=64)
+    request_id: OpaqueId
     experiment: str | None = Field(None, max_length=64)
     variation: str | None = Field(None, max_length=64)
 
@@ -92,7 +95,7 @@ class ClickData(Payload):
     user_id: UserId
     content_id: ContentId
     position: int = Field(ge=0, le=99)
-    request_id: str | None = Field(None, max_length=64)
+    request_id: OpaqueId | None = None
 
 
 class ExposureData(Payload):
@@ -100,7 +103,7 @@ class ExposureData(Payload):
 
     experiment: str = Field(min_length=1, max_length=64)
     variation: str = Field(min_length=1, max_length=64)
-    unit_id: str = Field(min_length=1, max_length=64)
+    unit_id: OpaqueId
 
 
 class TransactionData(Payload):
@@ -144,7 +147,7 @@ class FraudDecisionData(Payload):
     not accept it from clients."""
 
     transaction_id: TransactionId
-    card_id: str = Field(max_length=64)
+    card_id: str = Field(max_length=160, description="the card, or customer:last4:NNNN")
     user_id: CustomerId
     transaction_time: AwareDatetime
     amount: float
@@ -170,10 +173,9 @@ class TitleData(Payload):
     entered the catalog (docs/recommendations.md, "Titles from the catalog").
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
     content_id: ContentId
-    title: str = Field(min_length=1, max_length=300)
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
+                     AfterValidator(_printable)]
     genres: list[Name] = Field(default_factory=list, max_length=20)
     actors: list[Name] = Field(default_factory=list, max_length=100)
     maturity_rating: MaturityRating | None = None

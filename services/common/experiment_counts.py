@@ -35,6 +35,7 @@ from datetime import timedelta
 from typing import Any
 
 from services.common.features.definitions import check_entity_id
+from services.common.ids import hash_tag
 from services.common.recs_online.lua import (
     Command,
     LuaScript,
@@ -51,7 +52,7 @@ NO_EXPERIMENT = ""                   # an impression served outside any experime
 
 
 def _tag(entity_id: str) -> str:
-    return f"{{{check_entity_id(entity_id)}}}"
+    return hash_tag(check_entity_id(entity_id))
 
 
 def variations_key(experiment: str, namespace: str = "fs") -> str:

@@ -11,8 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.common.experiments import UNIT_ID_PATTERN, ExperimentDefinition
+from services.common.experiments import ExperimentDefinition
 from services.common.experiments.definitions import KEY_PATTERN
+from services.common.ids import OpaqueId
 from services.experiments.schemas import (
     AssignmentOut,
     ErrorResponse,
@@ -97,8 +98,8 @@ def set_status(key: Key, change: StatusChange, experiments: Service) -> Experime
             summary="a unit's variation in one experiment, or in every running one (a list)")
 def assignments(
         experiments: Service,
-        unit_id: Annotated[str, Query(pattern=UNIT_ID_PATTERN,
-                                      description="the hash attribute's value, e.g. u42")],
+        unit_id: Annotated[OpaqueId, Query(description="the hash attribute's value: any "
+                                                       "opaque id")],
         experiment: Annotated[str | None, Query(pattern=KEY_PATTERN)] = None,
 ) -> AssignmentOut | list[AssignmentOut]:
     answered = [AssignmentOut.from_assignment(a)

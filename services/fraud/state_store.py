@@ -27,6 +27,7 @@ from services.common.fraud_online import (
     write_commands,
 )
 from services.common.fraud_online.redis_state import RedisClient
+from services.common.ids import hash_tag
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class RedisFraudStore:
         self._atomic = not isinstance(client, RedisCluster)
 
     def decision_key(self, transaction_id: str) -> str:
-        return f"{self._namespace}:fraud_decision:{{{transaction_id}}}"
+        return f"{self._namespace}:fraud_decision:{hash_tag(transaction_id)}"
 
     def record_and_read(self, transactions: Sequence[TransactionLike]) -> list[StateRead]:
         pipe = self._client.pipeline(transaction=self._atomic)

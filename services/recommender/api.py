@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from services.common.ids import OpaqueId
 from services.recommender.schemas import RecommendationsResponse
 from services.recommender.service import RecommenderService
 
@@ -17,16 +18,18 @@ async def service(request: Request) -> RecommenderService:
 
 
 Service = Annotated[RecommenderService, Depends(service)]
-UserId = Annotated[str, Path(pattern=r"^u[0-9]{1,30}$",
-                             description="a u<number> id, e.g. u42; an unknown user is not an "
-                                         "error: they get popular and trending titles")]
+UserId = Annotated[OpaqueId, Path(description="any opaque id, percent-encoded (`/` too); an "
+                                               "unknown user is not an error: they get popular "
+                                               "and trending titles")]
 K = Annotated[int, Query(ge=1, le=100, description="how many titles")]
 
 router = APIRouter(tags=["recommendations"])
 
 
-@router.get("/v1/recommendations/{user_id}",
-            responses={422: {"description": "k outside 1..100 or a malformed user id"}},
+# `:path`: a user id may hold `/` (sent as %2F, which the server decodes before routing).
+@router.get("/v1/recommendations/{user_id:path}",
+            responses={422: {"description": "k outside 1..100, or a user id that is empty, "
+                                            "over 128 characters or holds a control character"}},
             summary="a user's recommendations, each with its type and explanation")
 async def recommendations(user_id: UserId, recommender: Service,
                           k: K = 10) -> RecommendationsResponse:

@@ -42,21 +42,18 @@ class ExperimentEventsHandler:
             raise PoisonEvent(f"invalid {event.type} data: {exc}") from exc
 
     def _buffer(self, event: Event, data: BaseModel) -> None:
-        # Ids that become hash tags must not contain braces (InvalidEntity -> poison).
+        # The payloads validated every id; an experiment name is free text that becomes a hash
+        # tag, so it must be an id too (InvalidEntity -> poison).
         if isinstance(data, ExposureData):
             check_entity_id(data.experiment)
-            check_entity_id(data.unit_id)
             self._exposures.append(Exposure(data.experiment, data.variation, data.unit_id,
                                             epoch_ms(event_time_of(data, event.time))))
         elif isinstance(data, ImpressionData):
-            check_entity_id(data.request_id)
             if data.experiment is not None:
                 check_entity_id(data.experiment)
             self._impressions.append(Impression(data.request_id, data.experiment,
                                                 data.variation))
         elif isinstance(data, ClickData):
-            if data.request_id is not None:
-                check_entity_id(data.request_id)
             self._clicks.append(Click(event.id, data.user_id, data.request_id,
                                       epoch_ms(event_time_of(data, event.time))))
 

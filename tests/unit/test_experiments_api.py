@@ -270,10 +270,10 @@ def test_metrics_count_assignments_and_exposures_by_variation(api: Api) -> None:
 
 
 @pytest.mark.parametrize(("params", "field"), [
-    ({"unit_id": "u 42", "experiment": "rec-algorithm"}, "query.unit_id"),
-    ({"unit_id": "ü42"}, "query.unit_id"),
-    ({"unit_id": "x" * 65}, "query.unit_id"),
-    ({"unit_id": "{u42}"}, "query.unit_id"),
+    ({"unit_id": "u\t42", "experiment": "rec-algorithm"}, "query.unit_id"),
+    ({"unit_id": "u\x8542"}, "query.unit_id"),
+    ({"unit_id": "x" * 129}, "query.unit_id"),
+    ({"unit_id": ""}, "query.unit_id"),
     ({"experiment": "rec-algorithm"}, "query.unit_id"),
     ({"unit_id": "u42", "experiment": "Rec Algorithm"}, "query.experiment"),
 ])

@@ -99,12 +99,13 @@ def test_one_users_events_keep_their_order_in_one_partition(ingest: Ingest) -> N
 
 def test_a_mixed_batch_stores_the_valid_events_and_names_each_rejected_one(
         ingest: Ingest) -> None:
-    status, body = ingest.post(watch("w1"), watch("w2", user="nobody"), "oops", watch("w3"))
+    status, body = ingest.post(watch("w1"), watch("w2", user="no\tbody"), "oops", watch("w3"))
     assert status == 202
     assert body["accepted"] == ["w1", "w3"]
     assert body["rejected"] == [
         {"index": 1, "id": "w2", "errors": [
-            {"field": "data.user_id", "problem": "String should match pattern '^u[0-9]+$'"}]},
+            {"field": "data.user_id", "problem": "Value error, an id may not hold a control "
+                                                 "character (U+0009 at position 2)"}]},
         {"index": 2, "id": None, "errors": [
             {"field": "", "problem": "an event must be a JSON object"}]},
     ]

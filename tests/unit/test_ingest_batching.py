@@ -71,13 +71,13 @@ def test_the_published_payload_is_the_validated_one_in_canonical_form() -> None:
 
 
 def test_a_bad_payload_field_is_named_with_its_path_inside_the_event() -> None:
-    outcome = rejected(watch("e1", user="42"))
+    outcome = rejected(watch("e1", user="4\x002"))
     assert fields(outcome) == {"data.user_id"}
     assert outcome.id == "e1" and outcome.type == "watch"
 
 
 def test_envelope_and_payload_problems_are_reported_together() -> None:
-    event = watch("bad id!", time="yesterday")
+    event = watch("bad\nid", time="yesterday")
     event["data"]["watch_seconds"] = -1
     assert fields(rejected(event)) == {"id", "time", "data.watch_seconds"}
 

@@ -254,9 +254,10 @@ def test_user_keys_share_the_user_hash_tag_and_catalog_keys_the_catalog() -> Non
     assert title_watches_key(day_of(int(NOON * 1000))) == "fs:title_watches:{global}:2026-09-07"
 
 
-def test_an_id_with_braces_cannot_become_a_key() -> None:
+def test_an_id_with_braces_keeps_a_hash_tag_of_its_own() -> None:
+    assert history_key("u{1}") == "fs:watch_history:{u%7B1%7D}"
     with pytest.raises(InvalidEntity):
-        history_key("u{1}")
+        history_key("u\n1")
 
 
 def register_ranker(root: Path, content_vectors: np.ndarray | None = None) -> ModelRepository:

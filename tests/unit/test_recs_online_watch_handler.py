@@ -35,7 +35,7 @@ def test_a_watch_is_buffered_without_touching_redis() -> None:
     assert watches.counts.unknown_titles == 0
 
 
-@pytest.mark.parametrize("bad", [{"user_id": "alice"}, {"watch_seconds": -1},
+@pytest.mark.parametrize("bad", [{"user_id": "al\x00ice"}, {"watch_seconds": -1},
                                  {"content_id": None}, {"extra": 1}])
 def test_a_watch_with_invalid_data_is_poison(bad: dict[str, Any]) -> None:
     with pytest.raises(PoisonEvent, match="invalid watch data"):

@@ -41,7 +41,7 @@ def test_exposures_impressions_and_clicks_are_buffered_without_touching_redis(
     ("exposure", EXPOSURE | {"variation": ""}),
     ("impression", IMPRESSION | {"content_ids": []}),
     ("click", CLICK | {"position": -1}),
-    ("click", CLICK | {"user_id": "alice"}),
+    ("click", CLICK | {"user_id": ""}),
 ])
 def test_invalid_data_is_poison(type_: str, data: dict[str, Any]) -> None:
     with pytest.raises(PoisonEvent, match=f"invalid {type_} data"):
@@ -49,15 +49,25 @@ def test_invalid_data_is_poison(type_: str, data: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(("type_", "data"), [
-    ("exposure", EXPOSURE | {"experiment": "a{b}"}),
-    ("exposure", EXPOSURE | {"unit_id": "{u1}"}),
-    ("impression", IMPRESSION | {"request_id": "r{1}"}),
-    ("click", CLICK | {"request_id": "}"}),
+    ("exposure", EXPOSURE | {"experiment": "a\nb"}),
+    ("exposure", EXPOSURE | {"unit_id": "u\x001"}),
+    ("impression", IMPRESSION | {"request_id": "r\t1"}),
+    ("click", CLICK | {"request_id": "x" * 129}),
 ])
-def test_an_id_with_braces_cannot_become_a_hash_tag_and_is_poison(
+def test_an_id_with_a_control_character_or_too_long_is_poison(
         type_: str, data: dict[str, Any]) -> None:
-    with pytest.raises(PoisonEvent, match="braces"):
+    with pytest.raises(PoisonEvent, match=f"invalid {type_} data"):
         handler().handle(event(type_, data))
+
+
+@pytest.mark.parametrize(("type_", "data"), [
+    ("exposure", EXPOSURE | {"experiment": "a{b}"}),
+    ("exposure", EXPOSURE | {"unit_id": "{u1}|/ü"}),
+    ("impression", IMPRESSION | {"request_id": "r{1}"}),
+    ("click", CLICK | {"request_id": "}", "user_id": "user_123"}),
+])
+def test_an_id_with_braces_or_bars_is_ordinary_data(type_: str, data: dict[str, Any]) -> None:
+    handler().handle(event(type_, data))
 
 
 def test_an_event_type_that_is_not_an_experiment_event_is_poison() -> None:

@@ -9,6 +9,8 @@ from typing import Protocol
 
 import redis
 
+from services.common.ids import hash_tag
+
 
 class Deduplicator(Protocol):
     def seen(self, event_ids: Sequence[str]) -> set[str]:
@@ -41,7 +43,7 @@ class RedisDeduplicator:
         return deduplicator
 
     def _key(self, event_id: str) -> str:
-        return f"{self._prefix}{{{event_id}}}"
+        return f"{self._prefix}{hash_tag(event_id)}"
 
     def seen(self, event_ids: Sequence[str]) -> set[str]:
         if not event_ids:

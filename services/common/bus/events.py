@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from services.common.ids import OpaqueId
+
 
 class MalformedEvent(ValueError):
     """Bytes that are not a valid event envelope: a poison message, never retried."""
@@ -22,7 +24,7 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
+    id: OpaqueId
     type: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.]*$")
     source: str = Field(min_length=1, max_length=128)
     time: AwareDatetime

@@ -7,7 +7,6 @@ imports no service). docs/experiments.md has the design, the Redis layout and th
 from services.common.experiments.assignment import Assignment, assign, bucket_of
 from services.common.experiments.cache import DefinitionCache
 from services.common.experiments.definitions import (
-    UNIT_ID_PATTERN,
     ExperimentDefinition,
     InvalidDefinition,
     Namespace,
@@ -31,7 +30,6 @@ from services.common.experiments.store import (
 )
 
 __all__ = [
-    "UNIT_ID_PATTERN",
     "Assignment",
     "DefinitionCache",
     "DefinitionStore",

@@ -35,6 +35,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from services.common.experiments.hashing import Range, bucket_ranges, fnv1a32
+from services.common.ids import OpaqueId
 
 # Keys, namespace ids and variation names end up in Redis keys (inside and after hash tags), in
 # Prometheus labels and in event payloads: short, lower case, no braces or colons.
@@ -42,13 +43,11 @@ KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 VARIATION_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 # A unit id is the hash attribute's value (a user id, u42): ASCII, which every GrowthBook SDK
 # hashes alike, and fit for an event id and a Redis hash tag.
-UNIT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 WEIGHT_SUM_TOLERANCE = 1e-6
 MAX_VARIATIONS = 20
 
 ExperimentKey = Annotated[str, Field(pattern=KEY_PATTERN, description="e.g. rec-algorithm")]
 VariationName = Annotated[str, Field(pattern=VARIATION_PATTERN, description="e.g. control")]
-UnitId = Annotated[str, Field(pattern=UNIT_ID_PATTERN, description="e.g. u42 (ASCII)")]
 Status = Literal["draft", "running", "stopped"]
 
 
@@ -106,7 +105,7 @@ class ExperimentDefinition(BaseModel):
                                 description="which attribute's value is the unit id")
     hash_version: Literal[1, 2] = Field(2, description="GrowthBook hash version; 2 is unbiased")
     namespace: Namespace | None = None
-    forced_variations: dict[UnitId, VariationName] = Field(
+    forced_variations: dict[OpaqueId, VariationName] = Field(
         default_factory=dict, description="QA: unit id -> variation name; never exposed")
 
     @model_validator(mode="before")

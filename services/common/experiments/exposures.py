@@ -19,8 +19,8 @@ duplicate); queue full -> the marks are taken back, so a later request tries aga
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
-import re
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -34,14 +34,13 @@ from services.common.bus.events import Event
 from services.common.bus.ports import OutboundMessage
 from services.common.events import ExposureData
 from services.common.experiments.assignment import Assignment
-from services.common.experiments.definitions import UNIT_ID_PATTERN
+from services.common.ids import MAX_ID_LENGTH, check_id, hash_tag
 
 logger = logging.getLogger(__name__)
 
 RedisClient = redis.Redis | RedisCluster
 Outcome = Literal["logged", "duplicate", "not_exposed", "dropped"]
 DEDUPE_TTL = timedelta(days=30)
-_UNIT_ID = re.compile(UNIT_ID_PATTERN)
 
 
 class Submitter(Protocol):
@@ -52,7 +51,7 @@ class Submitter(Protocol):
 
 def logged_key(unit_id: str, experiment: str, namespace: str = "fs") -> str:
     """The unit's tag first, so a unit's marks share a slot with its other experiment keys."""
-    return f"{namespace}:exp_exposure_logged:{{{unit_id}}}:{experiment}"
+    return f"{namespace}:exp_exposure_logged:{hash_tag(unit_id)}:{experiment}"
 
 
 def exposure_event(assignment: Assignment, unit_id: str, source: str,
@@ -62,7 +61,15 @@ def exposure_event(assignment: Assignment, unit_id: str, source: str,
     data = ExposureData(experiment=assignment.experiment, variation=assignment.variation,
                         unit_id=unit_id)
     return Event.new("exposure", source, data.model_dump(), time=at,
-                     id=f"exposure:{assignment.experiment}:{unit_id}")
+                     id=exposure_event_id(assignment.experiment, unit_id))
+
+
+def exposure_event_id(experiment: str, unit_id: str) -> str:
+    """`exposure:<experiment>:<unit>`, or the unit's digest where that would be too long."""
+    readable = f"exposure:{experiment}:{unit_id}"
+    if len(readable) <= MAX_ID_LENGTH:
+        return readable
+    return f"exposure:{experiment}:sha256:{hashlib.sha256(unit_id.encode()).hexdigest()[:32]}"
 
 
 class _Memory:
@@ -108,8 +115,7 @@ class ExposureLog:
 
     def record_all(self, assignments: Sequence[Assignment], unit_id: str) -> list[Outcome]:
         """record() for several experiments of one unit, in at most one Redis round trip."""
-        if not _UNIT_ID.match(unit_id):
-            raise ValueError(f"unit id {unit_id!r} must match {UNIT_ID_PATTERN}")
+        check_id(unit_id)
         outcomes: list[Outcome] = ["not_exposed"] * len(assignments)
         fresh: list[int] = []
         for i, a in enumerate(assignments):

@@ -8,6 +8,7 @@ from datetime import timedelta
 from functools import cached_property
 
 from services.common.features.values import FeatureType, FeatureValue, coerce, zero
+from services.common.ids import InvalidId, check_id
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # no ':' (reference separator), no '_ts' (row field)
 
@@ -26,10 +27,11 @@ class UnknownFeature(LookupError):
 
 
 def check_entity_id(entity_id: str) -> str:
-    """An entity id that can sit inside a Redis hash tag: not empty, no braces."""
-    if not entity_id or "{" in entity_id or "}" in entity_id:
-        raise InvalidEntity(f"entity id {entity_id!r} must be non-empty and contain no braces")
-    return entity_id
+    """An entity id the store can key on: any opaque id (keys escape it, services/common/ids.py)."""
+    try:
+        return check_id(entity_id)
+    except InvalidId as exc:
+        raise InvalidEntity(f"entity {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from services.common.features.ports import (
     WriteOutcome,
     WriteReport,
 )
+from services.common.ids import hash_tag
 
 TS_FIELD = "_ts"  # event time (epoch ms) of the newest write applied to the row
 
@@ -49,8 +50,9 @@ RedisClient = redis.Redis | RedisCluster
 
 
 def row_key(namespace: str, view: str, entity_id: str) -> str:
-    """`<namespace>:<view>:{<entity_id>}`: the hash tag puts all rows of an entity in one slot."""
-    return f"{namespace}:{view}:{{{entity_id}}}"
+    """`<namespace>:<view>:{<entity_id>}`: the hash tag puts all rows of an entity in one slot
+    (the id escaped, services/common/ids.py, so no id cuts its tag short)."""
+    return f"{namespace}:{view}:{hash_tag(entity_id)}"
 
 
 class RedisFeatureStore:

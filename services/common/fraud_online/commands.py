@@ -39,6 +39,7 @@ from services.common.fraud_online.state import (
     Spend,
     TransactionLike,
 )
+from services.common.ids import unescape
 
 Command = tuple[str | int, ...]
 TERMINAL_WINDOW_DAYS = (1, 7, 30)
@@ -139,7 +140,7 @@ def _scored(reply: Sequence[Any]) -> Iterable[tuple[list[str], int]]:
 
 
 def _frauds(reply: Sequence[Any]) -> tuple[KnownFraud, ...]:
-    return tuple(KnownFraud(at, tid, int(known)) for (tid, known), at in _scored(reply))
+    return tuple(KnownFraud(at, unescape(tid), int(known)) for (tid, known), at in _scored(reply))
 
 
 def _optional_ms(reply: Any) -> int | None:
@@ -151,11 +152,12 @@ def decode_state(replies: Sequence[Any]) -> FraudState:
     (customer, card, latest, term_1d, term_7d, term_30d, term_frauds, merchant_count,
      merchant_frauds, device_count, device_seen, ip_count, ip_seen) = replies
     return FraudState(
-        customer_30d=tuple(Spend(at, tid, float(amount))
+        customer_30d=tuple(Spend(at, unescape(tid), float(amount))
                            for (tid, amount), at in _scored(customer)),
-        card_30d=tuple(CardUse(at, tid, float(amount), float(lat), float(lon), device, ip)
+        card_30d=tuple(CardUse(at, unescape(tid), float(amount), float(lat), float(lon),
+                               unescape(device), ip)
                        for (tid, amount, lat, lon, device, ip), at in _scored(card)),
-        card_latest=tuple(Place(at, tid, float(lat), float(lon))
+        card_latest=tuple(Place(at, unescape(tid), float(lat), float(lon))
                           for (tid, lat, lon), at in _scored(latest)),
         terminal_counts=(int(term_1d), int(term_7d), int(term_30d)),
         terminal_frauds=_frauds(term_frauds),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from services.common.catalog import TERMINAL_RISK_DELAY_DAYS
+from services.common.ids import FIELD_SEPARATOR, escape, hash_tag
 
 MS_HOUR = 3_600_000
 MS_DAY = 24 * MS_HOUR
@@ -18,7 +19,7 @@ WINDOW_30D_MS = 30 * MS_DAY
 # partitions that lag each other. A write trims relative to its own event time; a day of slack
 # keeps the windows of a scorer that is up to a day behind the newest write whole.
 SLACK_MS = MS_DAY
-SEPARATOR = "|"  # never inside an id: ids match [A-Za-z0-9._:-]
+SEPARATOR = FIELD_SEPARATOR  # ids in members are escaped (services/common/ids.py)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -36,7 +37,7 @@ class StateView:
 
     def key(self, namespace: str, entity_id: str) -> str:
         """`<namespace>:<view>:{<entity id>}`: the hash tag puts an entity's keys in one slot."""
-        return f"{namespace}:{self.name}:{{{entity_id}}}"
+        return f"{namespace}:{self.name}:{hash_tag(entity_id)}"
 
 
 def _trimmed(name: str, entity: str, window_ms: int, last_seen: bool = False) -> StateView:
@@ -73,18 +74,18 @@ def _number(value: float) -> str:
 
 
 def customer_member(transaction_id: str, amount: float) -> str:
-    return SEPARATOR.join((transaction_id, _number(amount)))
+    return SEPARATOR.join((escape(transaction_id), _number(amount)))
 
 
 def card_member(transaction_id: str, amount: float, latitude: float, longitude: float,
                 device_id: str, ip_address: str) -> str:
-    return SEPARATOR.join((transaction_id, _number(amount), _number(latitude),
-                           _number(longitude), device_id, ip_address))
+    return SEPARATOR.join((escape(transaction_id), _number(amount), _number(latitude),
+                           _number(longitude), escape(device_id), ip_address))
 
 
 def place_member(transaction_id: str, latitude: float, longitude: float) -> str:
-    return SEPARATOR.join((transaction_id, _number(latitude), _number(longitude)))
+    return SEPARATOR.join((escape(transaction_id), _number(latitude), _number(longitude)))
 
 
 def fraud_member(transaction_id: str, known_ms: int) -> str:
-    return SEPARATOR.join((transaction_id, str(known_ms)))
+    return SEPARATOR.join((escape(transaction_id), str(known_ms)))

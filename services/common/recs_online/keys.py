@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 from services.common.features.definitions import check_entity_id
 from services.common.features.redis_store import row_key
+from services.common.ids import hash_tag
 
 DEFAULT_NAMESPACE = "fs"
 CATALOG = "global"  # one catalog today; a regional catalog would get its own trending keys
@@ -27,12 +28,12 @@ _EPOCH = date(1970, 1, 1)
 
 def history_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
     """Sorted set: one member per watch event, scored by its event time in epoch ms."""
-    return f"{namespace}:watch_history:{{{check_entity_id(user_id)}}}"
+    return f"{namespace}:watch_history:{hash_tag(check_entity_id(user_id))}"
 
 
 def watch_count_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
     """String counter: the user's watch events over all history (the history itself is capped)."""
-    return f"{namespace}:watch_count:{{{check_entity_id(user_id)}}}"
+    return f"{namespace}:watch_count:{hash_tag(check_entity_id(user_id))}"
 
 
 def user_view_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
@@ -42,34 +43,34 @@ def user_view_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
 
 def rec_cache_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
     """Hash of cached recommendation responses, field = k: one DEL drops all of a user's lists."""
-    return f"{namespace}:rec_cache:{{{check_entity_id(user_id)}}}"
+    return f"{namespace}:rec_cache:{hash_tag(check_entity_id(user_id))}"
 
 
 def profile_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
     """Hash of the user's profile as the account system knows it: kind, max_maturity (no TTL)."""
-    return f"{namespace}:user_profile:{{{check_entity_id(user_id)}}}"
+    return f"{namespace}:user_profile:{hash_tag(check_entity_id(user_id))}"
 
 
 def trending_key(namespace: str = DEFAULT_NAMESPACE, catalog: str = CATALOG) -> str:
     """Sorted set: member = content id, score = log2 of sum 2^(t / half-life) over its watches."""
-    return f"{namespace}:trending:{{{check_entity_id(catalog)}}}"
+    return f"{namespace}:trending:{hash_tag(check_entity_id(catalog))}"
 
 
 def title_release_key(namespace: str = DEFAULT_NAMESPACE, catalog: str = CATALOG) -> str:
     """Hash of the catalog's release dates: field = content id, value = unix seconds."""
-    return f"{namespace}:title_release:{{{check_entity_id(catalog)}}}"
+    return f"{namespace}:title_release:{hash_tag(check_entity_id(catalog))}"
 
 
 def catalog_titles_key(namespace: str = DEFAULT_NAMESPACE, catalog: str = CATALOG) -> str:
     """Hash of the catalog's title metadata: field = content id, value = compact JSON of
     TitleData without the id, plus `updated_ms` (the event time it was published at)."""
-    return f"{namespace}:catalog_titles:{{{check_entity_id(catalog)}}}"
+    return f"{namespace}:catalog_titles:{hash_tag(check_entity_id(catalog))}"
 
 
 def catalog_version_key(namespace: str = DEFAULT_NAMESPACE, catalog: str = CATALOG) -> str:
     """String counter, bumped by every write that changed catalog_titles_key: readers that
     merge the catalog re-read the hash only when it moved (one GET otherwise)."""
-    return f"{namespace}:catalog_version:{{{check_entity_id(catalog)}}}"
+    return f"{namespace}:catalog_version:{hash_tag(check_entity_id(catalog))}"
 
 
 def day_of(time_ms: int) -> int:
@@ -81,4 +82,4 @@ def title_watches_key(day: int, namespace: str = DEFAULT_NAMESPACE,
                       catalog: str = CATALOG) -> str:
     """Hash of one UTC day's watch counts: field = content id. The suffix is the ISO date."""
     iso = (_EPOCH + timedelta(days=day)).isoformat()
-    return f"{namespace}:title_watches:{{{check_entity_id(catalog)}}}:{iso}"
+    return f"{namespace}:title_watches:{hash_tag(check_entity_id(catalog))}:{iso}"

@@ -14,12 +14,13 @@ import numpy as np
 import numpy.typing as npt
 
 from services.common import recs_features as rf
+from services.common.ids import FIELD_SEPARATOR, escape, unescape
 from services.common.recs_online.artifacts import ItemArtifacts
 from services.common.recs_online.keys import day_of
 
 HALF_LIFE_S = rf.TRENDING_HALF_LIFE_HOURS * 3_600.0
 MS_PER_DAY = 86_400_000
-SEPARATOR = "|"  # in no content id (t<digits>) and no event id ([A-Za-z0-9._:-])
+SEPARATOR = FIELD_SEPARATOR  # the content id is escaped; the event id, last, is kept whole
 
 
 @dataclass(frozen=True)
@@ -34,19 +35,20 @@ class Watch:
     @property
     def member(self) -> str:
         """The history member: the same event always gives the same member (idempotent ZADD)."""
-        return SEPARATOR.join((self.content_id, "1" if self.completed else "0", self.event_id))
+        return SEPARATOR.join((escape(self.content_id), "1" if self.completed else "0",
+                               self.event_id))
 
     @classmethod
     def from_member(cls, member: bytes | str, time_ms: float) -> Watch:
         text = member.decode() if isinstance(member, bytes) else member
         content_id, completed, event_id = text.split(SEPARATOR, 2)
-        return cls(event_id, content_id, completed == "1", int(time_ms))
+        return cls(event_id, unescape(content_id), completed == "1", int(time_ms))
 
 
 def title_and_completion(member: bytes) -> tuple[str, bool]:
     """What the fold-in needs from a history member, without building a Watch (stream hot path)."""
     content_id, completed, _ = member.split(b"|", 2)
-    return content_id.decode(), completed == b"1"
+    return unescape(content_id.decode()), completed == b"1"
 
 
 @dataclass(frozen=True)
