@@ -14,10 +14,14 @@ STACK := $(PY) -m services.devstack
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
+# MovieLens 100k ships inside this wheel; --no-deps keeps torch out (the trainer only reads its data files)
+MOVIELENS_WHEEL := recbole==1.2.1
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip==25.3
 	$(VENV)/bin/pip install --quiet -e '.[training,dev]'
+	$(VENV)/bin/pip install --quiet --no-deps $(MOVIELENS_WHEEL)
 	touch $@
 
 .state/.bootstrapped: infra/bootstrap.sh infra/kafka/pom.xml
@@ -26,8 +30,8 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed .state/.bootstrapped ## install everything: virtualenv, redis-server, promtool, Kafka jars
 
-models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min)
-	$(PY) -m services.trainer
+models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min); DATASET=movielens
+	$(PY) -m services.trainer $(if $(DATASET),--dataset $(DATASET))
 
 seed: run ## replay the worlds' history through Kafka into the online features (progress shown)
 	$(PY) -m services.seeder

@@ -20,9 +20,13 @@ def main() -> int:
     parser.add_argument("--scale", choices=sorted(SCALES), default="default")
     parser.add_argument("--if-missing", action="store_true",
                         help="do nothing when every production model is already registered")
+    parser.add_argument("--dataset", choices=("synthetic", "movielens"), default=None,
+                        help="the recommender's data (default: MLSD_DATASET, else synthetic)")
     args = parser.parse_args()
     configure_logging("trainer", "WARNING", json_logs=False)
     settings = TrainerSettings()
+    if args.dataset is not None:
+        settings = settings.model_copy(update={"dataset": args.dataset})
 
     if args.if_missing and not missing_models(ModelRepository(settings.model_repository)):
         say(f"production models present in {settings.model_repository}; nothing to train")

@@ -1,4 +1,8 @@
-"""`make models`: generate both worlds, train, export to ONNX, check parity, register, promote."""
+"""`make models`: generate both worlds, train, export to ONNX, check parity, register, promote.
+
+MLSD_DATASET=movielens trains the recommender on MovieLens 100k instead of the synthetic viewing
+world (the fraud models always train on the synthetic transaction world: MovieLens has no cards).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -16,7 +21,7 @@ from services.trainer.artifacts import TrainedModel
 from services.trainer.export import check_parity, export_classifier
 from services.trainer.fraud import train_fraud
 from services.trainer.recs import train_recommendations
-from services.trainer.worlds import transactions, viewing
+from services.trainer.worlds import WatchWorld, movielens, transactions, viewing
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -24,10 +29,14 @@ PRODUCTION_MODELS = ("fraud", "ranker")
 
 
 class TrainerSettings(ModelSettings):
-    """Where worlds and reports go: MLSD_WORLD_DIR, MLSD_REPORT_DIR (models: ModelSettings)."""
+    """Where worlds and reports go: MLSD_WORLD_DIR, MLSD_REPORT_DIR (models: ModelSettings);
+    what the recommender learns from: MLSD_DATASET."""
 
     world_dir: Path = Field(Path(".state/worlds"))
     report_dir: Path = Field(Path("reports/models"))
+    dataset: Literal["synthetic", "movielens"] = Field(
+        "synthetic", description="the recommender's data: the synthetic viewing world, or "
+                                 "MovieLens 100k from the recbole wheel")
 
 
 @dataclass(frozen=True)
@@ -108,15 +117,27 @@ def run_pipeline(settings: TrainerSettings, scale: Scale, say: Progress) -> Pipe
     timed("fraud training and evaluation", started)
 
     started = time.perf_counter()
-    say("recommendations: generating the viewing world")
-    view_world = viewing.generate_viewing(scale.viewing)
-    viewing.save(view_world, settings.world_dir / "viewing")
-    generated = timed("viewing world", started)
+    view_world, step = _viewing_world(settings, scale, say)
+    generated = timed(step, started)
     say(f"recommendations: {len(view_world.interactions):,} watches in {generated:.1f} s")
 
     started = time.perf_counter()
     recs = train_recommendations(view_world, settings.report_dir, progress=say,
-                                 timings={"viewing world": generated})
+                                 timings={step: generated})
     result.registered.append(register(repository, recs.ranker))
     timed("recommendation training and evaluation", started)
     return result
+
+
+def _viewing_world(settings: TrainerSettings, scale: Scale, say: Progress
+                   ) -> tuple[WatchWorld, str]:
+    """The recommender's world and the name of the step that made it; saved under world_dir."""
+    if settings.dataset == "movielens":
+        say("recommendations: loading MovieLens 100k from the recbole wheel")
+        ml_world = movielens.load_movielens()
+        movielens.save(ml_world, settings.world_dir / "movielens")
+        return ml_world, "MovieLens 100k"
+    say("recommendations: generating the viewing world")
+    view_world = viewing.generate_viewing(scale.viewing)
+    viewing.save(view_world, settings.world_dir / "viewing")
+    return view_world, "viewing world"

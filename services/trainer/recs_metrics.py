@@ -35,23 +35,46 @@ def _hits(top: IntArray, relevant: BoolArray, k: int) -> BoolArray:
     return hits
 
 
-def recall_at_k(top: IntArray, relevant: BoolArray, k: int) -> float:
-    """Mean of |top-k ∩ relevant| / |relevant| over users with at least one relevant title."""
+def recall_per_user(top: IntArray, relevant: BoolArray, k: int) -> FloatArray:
+    """|top-k ∩ relevant| / |relevant| for each user with at least one relevant title."""
     n_relevant = relevant.sum(axis=1)
     users = n_relevant > 0
     hits = _hits(top[users], relevant[users], k).sum(axis=1)
-    return float(np.mean(hits / n_relevant[users]))
+    recall: FloatArray = hits / n_relevant[users]
+    return recall
 
 
-def ndcg_at_k(top: IntArray, relevant: BoolArray, k: int) -> float:
-    """Binary-relevance NDCG@k: DCG = sum of 1/log2(rank + 1) over hits, over the ideal DCG."""
+def recall_at_k(top: IntArray, relevant: BoolArray, k: int) -> float:
+    """Mean of |top-k ∩ relevant| / |relevant| over users with at least one relevant title."""
+    return float(np.mean(recall_per_user(top, relevant, k)))
+
+
+def ndcg_per_user(top: IntArray, relevant: BoolArray, k: int) -> FloatArray:
+    """Binary-relevance NDCG@k of each user with at least one relevant title."""
     n_relevant = relevant.sum(axis=1)
     users = n_relevant > 0
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     hits = _hits(top[users], relevant[users], k)
     dcg = (hits * discounts[: hits.shape[1]]).sum(axis=1)
     ideal = np.cumsum(discounts)[np.minimum(n_relevant[users], k) - 1]
-    return float(np.mean(dcg / ideal))
+    ndcg: FloatArray = dcg / ideal
+    return ndcg
+
+
+def ndcg_at_k(top: IntArray, relevant: BoolArray, k: int) -> float:
+    """Binary-relevance NDCG@k: DCG = sum of 1/log2(rank + 1) over hits, over the ideal DCG."""
+    return float(np.mean(ndcg_per_user(top, relevant, k)))
+
+
+def bootstrap_interval(per_user: FloatArray, resamples: int, seed: int,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of a per-user metric's mean (users resampled with
+    replacement): how far the mean could move with another draw of the same number of users."""
+    rng = np.random.default_rng(seed)
+    means = per_user[rng.integers(0, len(per_user), (resamples, len(per_user)))].mean(axis=1)
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return float(low), float(high)
 
 
 def catalog_coverage(top: IntArray, n_titles: int, k: int) -> float:

@@ -16,7 +16,7 @@ from sklearn.decomposition import TruncatedSVD
 
 from services.common import recs_features as rf
 from services.trainer.recs_metrics import jaccard_similarity, top_k
-from services.trainer.worlds.viewing import GENRES, ViewingWorld
+from services.trainer.worlds import WatchWorld
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -38,7 +38,7 @@ class Events:
     weights: FloatArray
 
     @classmethod
-    def of(cls, world: ViewingWorld) -> Events:
+    def of(cls, world: WatchWorld) -> Events:
         frame = world.interactions
         return cls(
             world.user_rows(frame["user_id"].to_numpy()),
@@ -61,13 +61,15 @@ class Titles:
     release_seconds: FloatArray
     maturity: IntArray
     content: FloatArray             # unit content vectors
+    genre_names: tuple[str, ...]    # the world's vocabulary: the genre columns' names
 
     @classmethod
-    def of(cls, world: ViewingWorld) -> Titles:
-        frame = world.titles
-        genres = np.zeros((len(frame), len(GENRES)))
+    def of(cls, world: WatchWorld) -> Titles:
+        frame, vocabulary = world.titles, world.genres
+        column = {name: i for i, name in enumerate(vocabulary)}
+        genres = np.zeros((len(frame), len(vocabulary)))
         for row, names in enumerate(frame["genres"]):
-            genres[row, [GENRES.index(name) for name in names.split("|")]] = 1.0
+            genres[row, [column[name] for name in names.split("|")]] = 1.0
         maturity = frame["maturity_level"].to_numpy().astype(np.int64)
         return cls(
             ids=frame["content_id"].to_numpy().astype(str),
@@ -75,6 +77,7 @@ class Titles:
             release_seconds=frame["release_date"].astype("int64").to_numpy() / 1e9,
             maturity=maturity,
             content=rf.content_vectors(genres, frame["release_year"].to_numpy(), maturity),
+            genre_names=tuple(vocabulary),
         )
 
 
@@ -188,6 +191,26 @@ def knn_similarity(weights: sp.csr_matrix, neighbours: int = KNN_NEIGHBOURS) -> 
 def knn_scores(state: State, views: UserViews, similarity: FloatArray) -> FloatArray:
     scores = np.asarray(state.weights[views.rows] @ similarity)
     return masked(scores, views.eligible)
+
+
+def ease_similarity(weights: sp.csr_matrix, lam: float) -> FloatArray:
+    """EASE (Steck, WWW 2019): B = I - P diag(1 / diag(P)), P = (X^T X + lam I)^-1, diag(B) = 0.
+
+    X is binary co-watching: the closed-form least-squares item-item model whose zero diagonal
+    keeps a title from predicting itself. lam is chosen on the validation window (recs.py).
+    """
+    watched = (weights > 0).astype(np.float64)
+    gram = np.asarray((watched.T @ watched).todense())
+    gram[np.diag_indices_from(gram)] += lam
+    precision = np.linalg.inv(gram)
+    similarity: FloatArray = -precision / np.diag(precision)[None, :]
+    np.fill_diagonal(similarity, 0.0)
+    return similarity
+
+
+def ease_scores(state: State, views: UserViews, similarity: FloatArray) -> FloatArray:
+    watched = (state.weights[views.rows] > 0).astype(np.float64)
+    return masked(np.asarray(watched @ similarity), views.eligible)
 
 
 def _min_max(scores: FloatArray, eligible: BoolArray) -> FloatArray:

@@ -222,7 +222,7 @@ def test_one_read_serves_many_views_of_many_entities_in_request_order(backend: B
     (write("card_profile", "c2", at(0), embedding=[1.0, 2.0]), InvalidFeatureValue),
     (write("card_profile", "c2", at(0), colour="red"), UnknownFeature),
     (write("card_colour", "c2", at(0), tx_count=1), UnknownFeature),
-    (write("card_profile", "c{2}", at(0), tx_count=1), InvalidEntity),
+    (write("card_profile", "c\n2", at(0), tx_count=1), InvalidEntity),
     (write("card_profile", "c2", datetime(2025, 3, 1), tx_count=1), InvalidFeatureValue),
     (write("card_profile", "c2", at(0)), InvalidFeatureValue),
 ])

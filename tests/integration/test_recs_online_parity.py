@@ -70,7 +70,7 @@ def items(offline: Offline, tmp_path_factory: pytest.TempPathFactory) -> ItemArt
         as_of=offline.as_of, title_ids=titles.ids,
         title_names=offline.world.titles["title"].to_numpy().astype(str),
         item_embeddings=offline.embeddings,
-        content_vectors=titles.content.astype(np.float32),
+        content_vectors=titles.content.astype(np.float32), genre_names=titles.genre_names,
         genre_multi_hot=titles.genres.astype(np.uint8), release_seconds=titles.release_seconds,
         maturity_levels=titles.maturity, popularity=state.popularity.astype(np.float32),
         trending=state.trending.astype(np.float32), user_ids=np.asarray([], dtype=str),

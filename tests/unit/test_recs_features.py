@@ -116,7 +116,7 @@ def test_popularity_counts_only_the_last_thirty_days() -> None:
     events = rm.Events(np.zeros(3, dtype=np.int64), np.zeros(3, dtype=np.int64),
                        np.array([0.0, 40 * day, 45 * day]), np.ones(3))
     titles = rm.Titles(np.array(["t0"]), np.array([[1.0]]), np.zeros(1),
-                       np.zeros(1, dtype=np.int64), np.ones((1, 1)))
+                       np.zeros(1, dtype=np.int64), np.ones((1, 1)), ("Drama",))
 
     state = rm.state_at(events, 1, titles, as_of=50 * day)
 

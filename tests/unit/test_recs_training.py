@@ -87,7 +87,7 @@ def test_the_blend_prefers_a_new_genre_when_relevance_ties() -> None:
     # Titles 0 and 1 share a genre, title 2 has another; 1 and 2 tie on relevance.
     genres = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     titles = rm.Titles(np.array(["t0", "t1", "t2"]), genres, np.zeros(3),
-                       np.zeros(3, dtype=np.int64), genres)
+                       np.zeros(3, dtype=np.int64), genres, ("Comedy", "Drama"))
     cf = np.array([[1.0, 0.5, 0.5]])
     eligible = np.ones((1, 3), dtype=bool)
 

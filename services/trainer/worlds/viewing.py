@@ -32,6 +32,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from services.common import catalog
+from services.trainer.worlds import rows_of
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -140,11 +141,28 @@ class ViewingWorld:
     def title_index(self) -> pd.Index:
         return pd.Index(self.titles["content_id"])
 
+    @property
+    def genres(self) -> tuple[str, ...]:
+        """The genre vocabulary: column order of every multi-hot built from `titles`."""
+        return GENRES
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def split(self) -> datetime:
+        return self.config.split
+
+    @property
+    def holdout_days(self) -> int:
+        return self.config.holdout_days
+
     def user_rows(self, user_ids: Any) -> IntArray:
-        return _rows(self.user_index, user_ids, "user")
+        return rows_of(self.user_index, user_ids, "user")
 
     def title_rows(self, content_ids: Any) -> IntArray:
-        return _rows(self.title_index, content_ids, "title")
+        return rows_of(self.title_index, content_ids, "title")
 
     @property
     def train(self) -> pd.DataFrame:
@@ -155,14 +173,6 @@ class ViewingWorld:
     def future(self) -> pd.DataFrame:
         """Watch events at or after the split: the held-out future for evaluation."""
         return self.interactions[self.interactions["timestamp"] >= self.config.split]
-
-
-def _rows(index: pd.Index, ids: Any, kind: str) -> IntArray:
-    rows = np.asarray(index.get_indexer(pd.Index(np.atleast_1d(np.asarray(ids, dtype=object)))))
-    if (rows < 0).any():
-        unknown = np.atleast_1d(np.asarray(ids, dtype=object))[rows < 0][:3]
-        raise KeyError(f"unknown {kind} id(s): {list(unknown)}")
-    return rows.astype(np.int64)
 
 
 def user_id_of(row: int) -> str:
