@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
 .PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream up down clean \
-	compose-check promcheck load-fraud load-recs load load-report ab-demo movielens-check
+	compose-check promcheck load-fraud load-recs load load-report ab-demo catalog movielens-check
 
 # DATASET=movielens (or MLSD_DATASET in the environment): the recommender learns from, is seeded
 # with and is checked on MovieLens 100k instead of the synthetic viewing world
@@ -46,6 +46,10 @@ seed: run ## replay the worlds' history through Kafka into the online features (
 run: setup ## start the local stack in the background; returns when every part is healthy
 	$(PY) -m services.trainer --if-missing
 	$(STACK) run
+
+catalog: setup ## load a catalog file (FILE=titles.csv|.jsonl|.parquet) onto the catalog topic; bad rows by line
+	@test -n "$(FILE)" || { echo "usage: make catalog FILE=path/to/titles.csv (or .jsonl, .parquet)"; exit 2; }
+	$(PY) -m services.catalog_etl $(FILE)
 
 stop: ## stop everything `make run` started
 	@$(STACK) stop

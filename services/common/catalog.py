@@ -74,6 +74,9 @@ point the fraud service explains a score against."""
 
 
 # --- Recommendations -------------------------------------------------------------------------
+MATURITY_RATINGS: tuple[str, ...] = ("G", "PG", "PG-13", "R", "NC-17")
+"""US film ratings, in order: a title's maturity level (a content-vector input) is its index."""
+
 RANKER_FEATURES: tuple[ModelFeature, ...] = (
     # taste vector = sum over watched titles of weight x item embedding (weight 1 if completed,
     # else 0.5): the stream processor keeps it up to date with one vector add per watch.

@@ -8,14 +8,22 @@ the same models, so producer and consumer cannot disagree on a field. Every id i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, IPvAnyAddress
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    StringConstraints,
+)
 
 from services.common.bus import topics
-from services.common.catalog import TRANSACTION_TYPES
+from services.common.catalog import MATURITY_RATINGS, TRANSACTION_TYPES
 from services.common.ids import OpaqueId
 
 UserId = OpaqueId
@@ -27,6 +35,7 @@ MerchantId = OpaqueId
 DeviceId = OpaqueId
 TransactionId = OpaqueId
 TransactionType = Literal["purchase", "withdrawal", "transfer", "payment"]
+MaturityRating = Literal["G", "PG", "PG-13", "R", "NC-17"]
 
 
 def _no_zone(address: IPv4Address | IPv6Address) -> IPv4Address | IPv6Address:
@@ -39,6 +48,18 @@ def _no_zone(address: IPv4Address | IPv6Address) -> IPv4Address | IPv6Address:
 
 IpAddress = Annotated[IPvAnyAddress, AfterValidator(_no_zone)]
 assert set(TransactionType.__args__) == set(TRANSACTION_TYPES)  # type: ignore[attr-defined]
+assert MaturityRating.__args__ == MATURITY_RATINGS  # type: ignore[attr-defined]
+
+
+def _printable(text: str) -> str:
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+        raise ValueError("control characters are not accepted")
+    return text
+
+
+# A genre or actor name: trimmed, printable, short.
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+                 AfterValidator(_printable)]
 
 
 class Payload(BaseModel):
@@ -143,6 +164,26 @@ class FraudDecisionData(Payload):
     features: list[float] | None = Field(description="FRAUD_FEATURES order; null if replayed")
 
 
+class TitleData(Payload):
+    """A title's metadata as the catalog knows it (the catalog ETL publishes one per title).
+
+    Newer metadata (the envelope's time) replaces older. Genres outside the ranker's genre
+    vocabulary are kept for display and ignored by the content vector; a missing maturity
+    rating counts as the most restrictive one, a missing release date as the day the title
+    entered the catalog (docs/recommendations.md, "Titles from the catalog").
+    """
+
+    content_id: ContentId
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
+                     AfterValidator(_printable)]
+    genres: list[Name] = Field(default_factory=list, max_length=20)
+    actors: list[Name] = Field(default_factory=list, max_length=100)
+    maturity_rating: MaturityRating | None = None
+    release_date: date | None = Field(None, description="ISO 8601 date, e.g. 2026-11-21")
+    rating: float | None = Field(None, ge=0, le=5, description="average rating, 0-5")
+    thumbnail_url: str | None = Field(None, max_length=2048, pattern=r"^https?://\S+$")
+
+
 @dataclass(frozen=True)
 class EventType:
     name: str
@@ -159,6 +200,7 @@ EVENT_TYPES: dict[str, EventType] = {t.name: t for t in (
     EventType("exposure", ExposureData, topics.EXPOSURES, "unit_id"),
     EventType("transaction", TransactionData, topics.TRANSACTIONS, "card_id"),
     EventType("fraud_label", FraudLabelData, topics.FRAUD_LABELS, "card_id"),
+    EventType("title", TitleData, topics.CATALOG, "content_id"),
 )}
 
 

@@ -20,6 +20,7 @@ from services.common.experiments import (
 )
 from services.common.http import create_service_app
 from services.common.models import ModelClient, ModelRepository, create_model_client
+from services.common.recs_online.titles import RedisCatalogTitles
 from services.common.redis_client import background_redis, request_path_redis
 from services.common.telemetry import Metrics
 from services.recommender.api import router
@@ -56,7 +57,8 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
     catalog = LiveCatalog(ModelRepository(settings.model_repository),
                           settings.recommender_model_name,
                           store_factory(refresh_redis, settings.feature_namespace),
-                          settings.recommender_stats_refresh_s)
+                          settings.recommender_stats_refresh_s,
+                          RedisCatalogTitles(refresh_redis, settings.feature_namespace))
     publishing = off_path_publishing(
         settings, publisher, topic=settings.recommender_impressions_topic,
         capacity=settings.recommender_publish_queue,
@@ -88,7 +90,7 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
                RerankPolicy(settings.recommender_diversity_weight,
                             settings.recommender_genre_cap_share,
                             settings.recommender_discovery_slot),
-               settings.recommender_cache_enabled),
+               settings.recommender_cache_enabled, settings.recommender_new_release_days),
         breaker("feature-store", settings), breaker("model", settings))
 
     @asynccontextmanager

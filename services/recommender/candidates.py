@@ -26,6 +26,7 @@ class Source(StrEnum):
     CONTENT = "content"               # genre profile vs content vectors
     TRENDING = "trending"             # time-decayed watch counts
     POPULAR = "popular"               # watches in the last 30 days (cold start)
+    NEW_RELEASE = "new_release"       # released in the last few weeks, newest first (cold start)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,19 @@ def content_scores(user: UserVectors, items: ItemArtifacts) -> rf.FloatArray:
     """content_score of every title: cosine of the user's profile and each content vector."""
     scores: rf.FloatArray = rf.content_scores(user.profile, items.content)[0]
     return scores
+
+
+def new_releases(release_seconds: rf.FloatArray, eligible: BoolArray, now_s: float,
+                 window_s: float, n: int) -> rf.IntArray:
+    """Rows of eligible titles released in (now - window, now], newest first (ties: lower row).
+
+    No watch is needed: a title the catalog added a minute ago is a candidate at once.
+    """
+    released = np.asarray(release_seconds, dtype=np.float64)
+    recent = eligible & (released > now_s - window_s) & (released <= now_s)
+    rows = np.flatnonzero(recent)
+    newest: rf.IntArray = rows[np.lexsort((rows, -released[rows]))][:max(n, 0)].astype(np.int64)
+    return newest
 
 
 def ordered_eligible(rows: rf.IntArray, eligible: BoolArray, n: int) -> rf.IntArray:

@@ -1,6 +1,7 @@
 """Why each title is in the list, in words a person reads, and the type the API reports.
 
     discovery slot                   -> discovery           "Something different: ..."
+    cold start, new release          -> new_release         "New release: out in the last weeks"
     cold start, trending source      -> trending            "Trending now"
     cold start otherwise             -> popular             "Popular this month"
     close to a watched title         -> similar_to_watched  "Because you watched <title>"
@@ -31,6 +32,7 @@ class RecommendationType(StrEnum):
     SIMILAR_TO_WATCHED = "similar_to_watched"
     DISCOVERY = "discovery"
     POPULAR = "popular"
+    NEW_RELEASE = "new_release"
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ def explain_all(rows: rf.IntArray, sources: list[frozenset[Source]], discovery: 
                                          f"liked this {genres} title"))
             continue
         found = sources[i]
+        if cold and Source.NEW_RELEASE in found:
+            explained.append(Explanation(RecommendationType.NEW_RELEASE,
+                                         "New release: out in the last weeks"))
+            continue
         if cold:
             explained.append(Explanation(RecommendationType.TRENDING, "Trending now")
                              if Source.TRENDING in found else

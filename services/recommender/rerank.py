@@ -5,7 +5,8 @@ scores, the treatment's ranker probability. Each is min-max scaled to [0, 1] ove
 candidates, then picked greedily: relevance + DIVERSITY_WEIGHT x (1 - the highest genre-Jaccard
 similarity to a title already picked), the design brief's 0.1 diversity term. Business rules:
 no genre in more than 70 % of the list (while the pool allows), and one discovery slot (a title
-outside the user's top genres) in any personalized list of 5 or more.
+outside the user's top genres) in any personalized list of 5 or more, and one new release in
+a cold-start list of 5 or more when a title came out in the last weeks.
 """
 
 from __future__ import annotations
@@ -118,3 +119,25 @@ def with_discovery_slot(picks: rf.IntArray, relevance: npt.ArrayLike,
     positions = picks.copy()
     positions[-1] = best
     return Picked(positions, frozenset({best}))
+
+
+def with_new_release_slot(picks: rf.IntArray, is_new_release: npt.NDArray[np.bool_],
+                          released: npt.ArrayLike, k: int) -> rf.IntArray:
+    """Make sure a cold-start list of k >= 5 shows a new release when there is one.
+
+    Popularity and trending need watches, so a title released (or added to the catalog)
+    yesterday would never reach a cold-start list on its own: if none of the picks is a new
+    release, the newest one takes the last slot (or joins a short list).
+    """
+    new = np.asarray(is_new_release, dtype=bool)
+    if k < DISCOVERY_MIN_K or not new.any() or new[picks].any():
+        return picks
+    pool = np.flatnonzero(new)
+    pool = pool[~np.isin(pool, picks)]
+    rel = np.asarray(released, dtype=np.float64)
+    newest = int(pool[np.lexsort((pool, -rel[pool]))[0]])
+    if len(picks) < k:
+        return np.append(picks, newest).astype(np.int64)
+    positions = picks.copy()
+    positions[-1] = newest
+    return positions

@@ -4,7 +4,7 @@
       │miss
     features: read_user (one Redis round trip) ─ down ─▶ popular snapshot (fallback)
       │
-    candidates: collaborative · content · trending (or popular + trending when cold) → filter
+    candidates: collaborative · content · trending (cold: popular + trending + new) → filter
       │
     rank: control = weighted blend │ treatment = ranker on the model server ─ down ─▶ blend
       │
@@ -48,6 +48,7 @@ from services.recommender.candidates import (
     collaborative_scores,
     content_scores,
     eligible_mask,
+    new_releases,
     ordered_eligible,
     top_eligible,
     union,
@@ -56,7 +57,13 @@ from services.recommender.catalog import CatalogSnapshot, LiveCatalog
 from services.recommender.explain import explain_all
 from services.recommender.impressions import ImpressionLog
 from services.recommender.metrics import RecommenderMetrics
-from services.recommender.rerank import RerankPolicy, min_max, mmr, with_discovery_slot
+from services.recommender.rerank import (
+    RerankPolicy,
+    min_max,
+    mmr,
+    with_discovery_slot,
+    with_new_release_slot,
+)
 from services.recommender.schemas import (
     Fallback,
     RecommendationList,
@@ -70,6 +77,7 @@ from services.recommender.variants import Assignment, VariantChooser
 logger = logging.getLogger(__name__)
 
 POPULAR_POOL = 200  # the fallback and cold-start pool, before the rerank
+NEW_RELEASE_POOL = 20  # the newest releases a cold-start list may take one of
 RERANK_POOL_PER_SLOT = 5  # MMR chooses among the 5k most relevant candidates (at least 50)
 RERANK_POOL_MIN = 50
 
@@ -106,6 +114,7 @@ class Limits:
     fallback_max_maturity: int   # Redis down: the profile is unknown, so a list anyone may see
     rerank: RerankPolicy = field(default_factory=RerankPolicy)
     cache_enabled: bool = True
+    new_release_days: float = 30.0  # cold start: one slot for a title out this recently (0: off)
 
 
 class RecommenderService:
@@ -172,7 +181,7 @@ class RecommenderService:
             trending_now = trending_values(stats.trending_log2, now)
             head = trending_rows(state, items)
             candidates, scores = self._candidates(user, level, items, stats, eligible,
-                                                  trending_now, head)
+                                                  trending_now, head, now)
         self._metrics.candidates.observe(len(candidates))
         model_failed = False
         with self._stage("rank"):
@@ -183,7 +192,7 @@ class RecommenderService:
             if relevance is None:
                 relevance = blend(scores, level.weights)
         with self._stage("rerank"):
-            picked = self._rerank(relevance, candidates, items, user, level, k)
+            picked = self._rerank(relevance, candidates, items, stats, user, level, k)
         return RecommendationList(
             user_id=state.user_id, items=picked, variant=assignment.variant,
             experiment=assignment.experiment, model_version=snapshot.version,
@@ -192,7 +201,8 @@ class RecommenderService:
 
     def _candidates(self, user: UserVectors, level: Personalization, items: ItemArtifacts,
                     stats: ItemStats, eligible: BoolArray, trending_now: rf.FloatArray,
-                    head: rf.IntArray) -> tuple[Candidates, dict[str, rf.FloatArray]]:
+                    head: rf.IntArray, now: float) -> tuple[Candidates,
+                                                            dict[str, rf.FloatArray]]:
         sizes = level.sizes
         # The trending list: the request's fresh head first, then the snapshot's order.
         trending_list = ordered_eligible(head, eligible, sizes.trending)
@@ -204,6 +214,10 @@ class RecommenderService:
         if level.level == "cold":
             lists = {Source.POPULAR: top_eligible(stats.popularity, eligible, POPULAR_POOL),
                      Source.TRENDING: trending_list}
+            if self._limits.new_release_days > 0:
+                lists[Source.NEW_RELEASE] = new_releases(
+                    stats.release_of(items), eligible, now,
+                    self._limits.new_release_days * 86_400.0, NEW_RELEASE_POOL)
             found = union(lists)
             return found, {"popularity": stats.popularity[found.rows],
                            "trending": trending_now[found.rows]}
@@ -232,7 +246,8 @@ class RecommenderService:
         return probabilities
 
     def _rerank(self, relevance: rf.FloatArray, candidates: Candidates, items: ItemArtifacts,
-                user: UserVectors, level: Personalization, k: int) -> list[RecommendedItem]:
+                stats: ItemStats, user: UserVectors, level: Personalization,
+                k: int) -> list[RecommendedItem]:
         if not len(candidates):
             return []
         genres = items.genres[candidates.rows]
@@ -248,6 +263,10 @@ class RecommenderService:
             outside = ~np.any((genres > 0) & user.top_genres[None, :], axis=1)
             picked = with_discovery_slot(positions, relevance, outside, k)
             positions, discovery = picked.positions, picked.discovery
+        if level.level == "cold":
+            positions = with_new_release_slot(
+                positions, candidates.from_source(Source.NEW_RELEASE),
+                stats.release_of(items)[candidates.rows], k)
         return explained_items(items, candidates, positions, relevance, discovery, user.watched,
                                cold=level.level == "cold")
 

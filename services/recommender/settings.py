@@ -61,6 +61,9 @@ class RecommenderSettings(ModelSettings):
     recommender_genre_cap_share: float = Field(
         0.7, gt=0, le=1, description="no genre in more than this share of a list (while the "
                                      "candidates allow)")
+    recommender_new_release_days: float = Field(
+        30.0, ge=0, le=365, description="cold start: one slot for a title released (or added "
+                                        "to the catalog) this many days ago at most; 0: none")
     recommender_discovery_slot: bool = Field(
         True, description="one title outside the user's top genres in a personalized list")
     recommender_impressions_topic: str = topics.REC_IMPRESSIONS

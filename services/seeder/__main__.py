@@ -17,16 +17,18 @@ from itertools import islice
 import pandas as pd
 from tqdm import tqdm
 
+from services.catalog_etl.job import load
 from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import platform_topics
-from services.common.recs_online import write_profiles, write_release_dates
+from services.common.recs_online import write_profiles
 from services.common.redis_client import background_redis
 from services.seeder.history import (
+    SOURCE,
     ViewingHistory,
+    catalog_rows,
     movielens_history,
     recent,
-    release_dates,
     synthetic_history,
     transaction_messages,
     watch_messages,
@@ -94,17 +96,19 @@ def load_profiles(settings: TrainerSettings, profiles: list[tuple[str, str, int]
     print(f"profiles: {len(profiles):,} with their maturity limits")
 
 
-def load_titles(settings: TrainerSettings, titles: pd.DataFrame, shift: timedelta) -> None:
-    """The catalog's title metadata the services read from Redis: release dates, moved by the
-    replay's shift. Names, genres and content vectors travel with the production ranker's
-    artifacts. This is the one place titles are loaded: when the catalog ETL lands, it becomes
-    a publish to the catalog topic."""
-    client = background_redis(settings)
-    try:
-        write_release_dates(client, release_dates(titles, shift), settings.feature_namespace)
-    finally:
-        client.close()
-    print(f"titles: {len(titles):,} release dates moved by {shift.days:,} days")
+def load_titles(settings: TrainerSettings, publisher: KafkaPublisher, titles: pd.DataFrame,
+                shift: timedelta) -> None:
+    """The world's titles through the catalog ETL, as `make catalog FILE=...` loads any catalog:
+    a Parquet file of its rows, validated and published to the catalog topic, from which the
+    stream writes names, genres and release dates (moved by the replay's shift) to Redis."""
+    path = settings.world_dir / f"catalog-{settings.dataset}.parquet"
+    catalog_rows(titles, shift).to_parquet(path, index=False)
+    report = load(path, publisher, source=SOURCE, progress=True)
+    if not report.ok:
+        raise SystemExit(f"{len(report.bad)} of the world's titles failed the catalog's checks, "
+                         f"e.g. line {report.bad[0].line}: {report.bad[0].problem}")
+    print(f"titles: {report.published:,} through the catalog ETL ({path}), release dates "
+          f"moved by {shift.days:,} days")
 
 
 def main() -> int:
@@ -128,7 +132,7 @@ def main() -> int:
         publish(publisher, watch_messages(viewing.history, shift), len(viewing.history),
                 "watches")
         load_profiles(settings, viewing.profiles)
-        load_titles(settings, viewing.titles, shift)
+        load_titles(settings, publisher, viewing.titles, shift)
 
         transactions = recent(
             pd.read_parquet(settings.world_dir / "transactions" / "transactions.parquet"),

@@ -69,11 +69,18 @@ def watch_messages(interactions: pd.DataFrame, shift: timedelta) -> Iterator[Out
         yield OutboundMessage.of(WATCH_EVENTS, user, event)
 
 
-def release_dates(titles: pd.DataFrame, shift: timedelta) -> list[tuple[str, float]]:
-    """(content id, unix seconds) per title, moved by the replay's shift (else every title would
-    look `shift` older to the ranker than it did in training)."""
-    released = (titles["release_date"] + shift).map(lambda t: t.timestamp())
-    return [(str(c), float(s)) for c, s in zip(titles["content_id"], released, strict=True)]
+def catalog_rows(titles: pd.DataFrame, shift: timedelta) -> pd.DataFrame:
+    """The world's titles as a catalog file's rows (services/catalog_etl's columns): id, name,
+    genres as a list, the release date moved by the replay's shift (else every title would look
+    `shift` older to the ranker than it did in training). No maturity rating: a title the ranker
+    was trained on keeps its trained level whatever the catalog says."""
+    released = (titles["release_date"] + shift).map(lambda t: _utc(t).date())
+    return pd.DataFrame({
+        "content_id": titles["content_id"].astype(str).to_numpy(),
+        "title": titles["title"].astype(str).to_numpy(),
+        "genres": [str(g).split("|") for g in titles["genres"]],
+        "release_date": released.to_numpy(),
+    })
 
 
 def transaction_messages(transactions: pd.DataFrame, shift: timedelta,

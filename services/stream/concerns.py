@@ -13,6 +13,7 @@ from services.common.models import ModelRepository
 from services.common.recs_online import LiveItemArtifacts
 from services.stream.experiments import ExperimentEventsHandler
 from services.stream.fraud_labels import FraudLabelHandler
+from services.stream.titles import CatalogTitlesHandler
 from services.stream.transactions import TransactionFeaturesHandler
 from services.stream.watches import WatchFeaturesHandler
 
@@ -43,6 +44,8 @@ CONCERNS: tuple[Concern, ...] = (
     Concern("experiments", "stream-experiments",
             (topics.EXPOSURES, topics.REC_IMPRESSIONS, topics.REC_CLICKS),
             lambda d: ExperimentEventsHandler(d.redis, d.namespace)),
+    Concern("catalog-titles", "stream-catalog-titles", (topics.CATALOG,),
+            lambda d: CatalogTitlesHandler(d.redis, d.namespace)),
 )
 
 

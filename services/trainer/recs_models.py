@@ -193,23 +193,27 @@ def knn_scores(state: State, views: UserViews, similarity: FloatArray) -> FloatA
     return masked(scores, views.eligible)
 
 
-def ease_similarity(weights: sp.csr_matrix, lam: float) -> FloatArray:
+def ease_similarity(weights: sp.csr_matrix, lam: float) -> npt.NDArray[np.float32]:
     """EASE (Steck, WWW 2019): B = I - P diag(1 / diag(P)), P = (X^T X + lam I)^-1, diag(B) = 0.
 
     X is binary co-watching: the closed-form least-squares item-item model whose zero diagonal
     keeps a title from predicting itself. lam is chosen on the validation window (recs.py).
     """
-    watched = (weights > 0).astype(np.float64)
+    # float32: twice as fast as float64 to invert and to score with on a 2,500-title catalog,
+    # and the ranking of titles is the same (the matrix is well conditioned for lam >= 10).
+    watched = (weights > 0).astype(np.float32)
     gram = np.asarray((watched.T @ watched).todense())
     gram[np.diag_indices_from(gram)] += lam
     precision = np.linalg.inv(gram)
-    similarity: FloatArray = -precision / np.diag(precision)[None, :]
+    similarity: npt.NDArray[np.float32] = (-precision / np.diag(precision)[None, :]).astype(
+        np.float32)
     np.fill_diagonal(similarity, 0.0)
     return similarity
 
 
-def ease_scores(state: State, views: UserViews, similarity: FloatArray) -> FloatArray:
-    watched = (state.weights[views.rows] > 0).astype(np.float64)
+def ease_scores(state: State, views: UserViews,
+                similarity: npt.NDArray[np.float32]) -> FloatArray:
+    watched = (state.weights[views.rows] > 0).astype(np.float32)
     return masked(np.asarray(watched @ similarity), views.eligible)
 
 

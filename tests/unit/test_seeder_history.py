@@ -1,15 +1,18 @@
 """Seeding replays history as events shifted to now (labels once due; MovieLens up to its split)."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 
+from services.catalog_etl.rows import read_rows
+from services.catalog_etl.titles import GoodRow, validate
 from services.common.bus.events import decode_event
 from services.common.events import payload_of
 from services.seeder.history import (
+    catalog_rows,
     movielens_history,
     recent,
-    release_dates,
     transaction_messages,
     watch_messages,
 )
@@ -146,11 +149,22 @@ def test_movielens_profiles_let_everyone_watch_everything() -> None:
     assert viewing.profiles == [("196", "unknown", 4), ("186", "unknown", 4), ("22", "unknown", 4)]
 
 
-def test_release_dates_move_with_the_replay() -> None:
-    viewing = movielens_history(movielens_world())
-    shift = timedelta(days=10_000)
+def test_titles_become_a_catalog_file_the_etl_accepts_with_release_dates_moved(
+        tmp_path: Path) -> None:
+    world = movielens_world()
+    world.titles["title"] = ["Kolya (1996)", "L.A. Confidential (1997)", "Heavyweights (1994)",
+                             "Legends of the Fall (1994)"]
+    world.titles["genres"] = ["Comedy", "Crime|Film-Noir|Mystery|Thriller", "Children's|Comedy",
+                              "Drama|Romance|War|Western"]
+    shift = timedelta(days=10_000, hours=5)
 
-    released = dict(release_dates(viewing.titles, shift))
+    path = tmp_path / "catalog.parquet"
+    catalog_rows(world.titles, shift).to_parquet(path, index=False)
+    validated = list(validate(read_rows(path)))
 
-    assert released["242"] == (datetime(1997, 1, 1, tzinfo=UTC) + shift).timestamp()
-    assert set(released) == {"242", "302", "377", "51"}
+    assert all(isinstance(row, GoodRow) for row in validated)
+    titles = [row.title for row in validated if isinstance(row, GoodRow)]
+    assert [t.content_id for t in titles] == ["242", "302", "377", "51"]
+    assert titles[1].genres == ["Crime", "Film-Noir", "Mystery", "Thriller"]
+    assert titles[0].release_date == (datetime(1997, 1, 1, tzinfo=UTC) + shift).date()
+    assert titles[0].maturity_rating is None  # MovieLens has none; trained rows keep level 0

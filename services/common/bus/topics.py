@@ -11,9 +11,10 @@ FRAUD_LABELS = "fraud-labels"
 EXPOSURES = "exposures"
 REC_IMPRESSIONS = "rec-impressions"
 REC_CLICKS = "rec-clicks"
+CATALOG = "catalog"  # title metadata from the catalog ETL (services/catalog_etl), key content id
 
 ALL_TOPICS = (WATCH_EVENTS, TRANSACTIONS, FRAUD_DECISIONS, FRAUD_LABELS, EXPOSURES,
-              REC_IMPRESSIONS, REC_CLICKS)
+              REC_IMPRESSIONS, REC_CLICKS, CATALOG)
 DLQ_SUFFIX = ".dlq"
 
 

@@ -25,12 +25,25 @@ EMBEDDINGS_FILE = "embeddings.npz"
 CONTENT_TOLERANCE = 1e-5  # the trainer stores content vectors as float32
 
 
+def release_years(release_seconds: npt.ArrayLike) -> rf.IntArray:
+    """The calendar year (UTC) of each release time in unix seconds: content_vectors' input."""
+    released = np.asarray(release_seconds, dtype=np.float64)
+    years: rf.IntArray = (released.astype("datetime64[s]").astype("datetime64[Y]")
+                          .astype(np.int64) + 1970)
+    return years
+
+
 @dataclass(frozen=True, eq=False)
 class ItemArtifacts:
     """Per-title arrays, rows in `title_ids` order, and a fingerprint naming this exact set.
 
-    The fingerprint stamps every taste vector the stream processor writes: a vector folded in
-    with other embeddings (an older model version) is never used as if it were this one's.
+    The first `trained_rows` rows are the titles the ranker was trained on; rows after them are
+    titles that came from the catalog later (titles.with_catalog_titles): a zero embedding and
+    a content vector from their metadata. Users' vectors are folded over the trained rows only,
+    so `vectors_stamp`, the fingerprint of the trained rows, stamps every taste vector the
+    stream processor writes: a vector folded in with other embeddings (an older model version)
+    is never used as if it were this one's, and a catalog title appended to the set (which
+    changes `fingerprint`) leaves every stored vector valid.
     """
 
     fingerprint: str
@@ -43,6 +56,9 @@ class ItemArtifacts:
     maturity_levels: rf.IntArray              # [titles]
     names: tuple[str, ...] = ()               # display titles ("" or missing: the content id)
     popularity_at_training: rf.FloatArray | None = None  # [titles] the feature at training time
+    vectors_stamp: str = ""                   # the trained rows' fingerprint ("": fingerprint)
+    trained_rows: int = -1                    # rows folded into user vectors (-1: all)
+    genre_labels: tuple[tuple[str, ...], ...] = ()  # the catalog's genres to show, per row
 
     @classmethod
     def build(cls, title_ids: npt.ArrayLike, embeddings: npt.ArrayLike,
@@ -56,7 +72,6 @@ class ItemArtifacts:
         genres = np.asarray(genre_multi_hot, dtype=np.float64)
         released = np.asarray(release_seconds, dtype=np.float64)
         maturity = np.asarray(maturity_levels, dtype=np.int64)
-        years = released.astype("datetime64[s]").astype("datetime64[Y]").astype(np.int64) + 1970
         digest = hashlib.sha256()
         for part in ("\n".join(ids).encode(), vectors.tobytes(), genres.tobytes(),
                      released.tobytes(), maturity.tobytes()):
@@ -65,7 +80,7 @@ class ItemArtifacts:
             fingerprint=f"{label}/{digest.hexdigest()[:16]}",
             title_ids=ids,
             embeddings=vectors,
-            content=rf.content_vectors(genres, years, maturity),
+            content=rf.content_vectors(genres, release_years(released), maturity),
             genres=genres,
             genre_names=genre_names,
             release_seconds=released,
@@ -85,11 +100,23 @@ class ItemArtifacts:
         known = [self.row_of[c] for c in content_ids if c in self.row_of]
         return np.asarray(known, dtype=np.int64)
 
+    @property
+    def stamp(self) -> str:
+        """What stored user vectors are stamped with: the fingerprint of the trained rows."""
+        return self.vectors_stamp or self.fingerprint
+
+    @property
+    def n_trained(self) -> int:
+        return len(self.title_ids) if self.trained_rows < 0 else self.trained_rows
+
     def name(self, row: int) -> str:
         """The title people read; the content id when the artifacts carry no names."""
         return self.names[row] if row < len(self.names) and self.names[row] else self.title_ids[row]
 
     def genres_of(self, row: int) -> list[str]:
+        """The genres to show: the catalog's where it has them, else the model's vocabulary's."""
+        if row < len(self.genre_labels) and self.genre_labels[row]:
+            return list(self.genre_labels[row])
         return [self.genre_names[g] for g in np.flatnonzero(self.genres[row])]
 
     def __len__(self) -> int:

@@ -61,6 +61,18 @@ def title_release_key(namespace: str = DEFAULT_NAMESPACE, catalog: str = CATALOG
     return f"{namespace}:title_release:{hash_tag(check_entity_id(catalog))}"
 
 
+def catalog_titles_key(namespace: str = DEFAULT_NAMESPACE, catalog: str = CATALOG) -> str:
+    """Hash of the catalog's title metadata: field = content id, value = compact JSON of
+    TitleData without the id, plus `updated_ms` (the event time it was published at)."""
+    return f"{namespace}:catalog_titles:{hash_tag(check_entity_id(catalog))}"
+
+
+def catalog_version_key(namespace: str = DEFAULT_NAMESPACE, catalog: str = CATALOG) -> str:
+    """String counter, bumped by every write that changed catalog_titles_key: readers that
+    merge the catalog re-read the hash only when it moved (one GET otherwise)."""
+    return f"{namespace}:catalog_version:{hash_tag(check_entity_id(catalog))}"
+
+
 def day_of(time_ms: int) -> int:
     """The UTC day (days since 1970-01-01) an epoch-ms instant falls in."""
     return time_ms // 86_400_000

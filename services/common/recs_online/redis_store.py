@@ -245,7 +245,7 @@ class RedisRecsStore:
         return FeatureWrite(keys.USER_VIEW, user_id, {
             "taste": taste.astype(np.float32), "profile": profile.astype(np.float32),
             "genre_counts": genre_counts.astype(np.float32),
-            "artifacts": self._items.fingerprint, "watch_count": watch_count,
+            "artifacts": self._items.stamp, "watch_count": watch_count,
         }, datetime.fromtimestamp(newest_ms / 1_000, UTC))
 
     # --- reading -------------------------------------------------------------------------

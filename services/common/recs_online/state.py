@@ -100,10 +100,12 @@ def fold_in(watched: Sequence[tuple[str, bool]], items: ItemArtifacts) -> tuple[
     Training's definitions: each is sum over watch events of watch weight x the title's row
     (item embedding, content vector, genre multi-hot). A rewatch counts again; a title the
     artifacts do not know (added after training) has no embedding and is left out, as training
-    would have left it out.
+    would have left it out. So is a title the catalog added after training (a row past
+    `n_trained`): vectors stamped with `items.stamp` stay the same whatever the catalog adds.
     """
-    row_of = items.row_of
-    known = [(row_of[title], done) for title, done in watched if title in row_of]
+    row_of, trained = items.row_of, items.n_trained
+    known = [(row, done) for title, done in watched
+             if (row := row_of.get(title, trained)) < trained]
     rows = np.asarray([row for row, _ in known], dtype=np.int64)
     weights = rf.watch_weights([done for _, done in known])
     taste = rf.taste_vector(items.embeddings, rows, weights)
@@ -122,7 +124,7 @@ def user_vectors(state: UserOnlineState, items: ItemArtifacts) -> UserVectors:
     vectors (float32 storage aside): features never lag the history or mix model versions.
     """
     stored = state.stored
-    if (stored is not None and stored.artifacts == items.fingerprint
+    if (stored is not None and stored.artifacts == items.stamp
             and stored.watch_count == state.watch_count):
         taste, profile, counts = (np.asarray(v, dtype=np.float64) for v in
                                   (stored.taste, stored.profile, stored.genre_counts))
