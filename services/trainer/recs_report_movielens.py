@@ -391,8 +391,9 @@ What the numbers say (computed from the table above):
 
 ## Online check: the running service against this evaluation
 
-The same model, served: `make demo DATASET=movielens` trains it, replays the ratings before the
-split through Kafka (shifted so the split is now; the future stays unseen) and starts the stack;
+The same model, served: `make demo DATASET=movielens` trains it, starts the stack, replays the
+ratings before the split through Kafka (shifted so the split is now; the future stays unseen)
+and loads the titles through the catalog ETL (release dates moved by the same shift);
 `make movielens-check` (`services/trainer/online_check.py`) then asks
 `GET /v1/recommendations/{{user}}?k=10` for each held-out user and scores the answers with the
 functions above (`services/trainer/recs_metrics.py`) against the same future ratings. Each user
