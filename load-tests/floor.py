@@ -61,17 +61,14 @@ def recommended_items(count: int = MAX_K) -> list[RecommendedItem]:
     words = ("Little", "Restless", "Savage", "Silent", "Golden", "Broken", "Hidden", "Last")
     nouns = ("Promise", "Protocol", "Storm", "Harbor", "Frontier", "Signal", "Garden", "Road")
     genres = ("Action", "Documentary", "Family", "Thriller", "Animation", "Drama", "Mystery")
-    kinds = list(RecommendationType)
+    reasons = ((RecommendationType.SIMILAR_TO_WATCHED, "Because you watched The Savage Storm"),
+               (RecommendationType.TRENDING, "Trending now"),
+               (RecommendationType.DISCOVERY, "Viewers with similar taste liked this"),
+               (RecommendationType.POPULAR, "Popular this month"))
     items = []
     for n in range(count):
         title = f"The {words[n % len(words)]} {nouns[n // len(words) % len(nouns)]}"
-        kind = kinds[n % len(kinds)]
-        explanation = {RecommendationType.SIMILAR_TO_WATCHED: "Because you watched The Savage "
-                                                              "Storm",
-                       RecommendationType.TRENDING: "Trending now",
-                       RecommendationType.POPULAR: "Popular this month",
-                       RecommendationType.DISCOVERY: "Viewers with similar taste liked this",
-                       }[kind]
+        kind, explanation = reasons[n % len(reasons)]
         items.append(RecommendedItem(
             content_id=f"t{1000 + n}", title=title,
             genres=[genres[n % len(genres)], genres[(n + 3) % len(genres)]],
