@@ -46,6 +46,7 @@ import openloop  # siblings: load-tests/ is on sys.path when this runs as a scri
 import slo
 import viewers
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 logger = logging.getLogger("sweep")
 
@@ -344,8 +345,8 @@ def plot(result: Mapping[str, Any], path: Path) -> None:
     figure = Figure(figsize=(6.5 * max(1, len(designs)), 4.8), layout="constrained")
     axes = figure.subplots(1, max(1, len(designs)), squeeze=False, sharey=True)[0]
     for ax, (name, entry) in zip(axes, designs.items(), strict=False):
-        for kind, style in ((SERVICE, {"color": "tab:blue"}),
-                            (FLOOR, {"color": "tab:gray", "linestyle": "--"})):
+        for kind, style in ((SERVICE, {"color": "tab:blue", "marker": "o"}),
+                            (FLOOR, {"color": "tab:gray", "linestyle": "--", "marker": "."})):
             steps = entry.get(kind, {}).get("steps", [])
             if not steps:
                 continue
@@ -356,11 +357,15 @@ def plot(result: Mapping[str, Any], path: Path) -> None:
             ax.scatter([s["offered_rps"] for s in over], [max(s["p99_ms"], 0.1) for s in over],
                        marker="x", color="tab:red", zorder=3)
             if knee_rps:
-                ax.axvline(knee_rps, color=style["color"], linestyle=":", linewidth=1)
+                ax.axvline(knee_rps, color=str(style["color"]), linestyle=":", linewidth=1)
         ax.axhline(entry["p99_budget_ms"], color="tab:red", linewidth=1,
                    label=f"budget {entry['p99_budget_ms']:g} ms")
         ax.set(xscale="log", yscale="log", xlabel="offered rate (req/s, open loop)",
                ylabel="p99 latency (ms, from due time)", title=entry["endpoint"])
+        rates = result["settings"]["rates_rps"]
+        ax.set_xticks(rates, [f"{r:g}" for r in rates], rotation=60, fontsize="small")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(ScalarFormatter())
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="small")
     figure.suptitle(f"load sweep, {result['generated']}, {result['machine']['nproc']} cores, "
