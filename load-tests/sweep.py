@@ -248,7 +248,8 @@ def floor_server(timeout_s: float = FLOOR_START_TIMEOUT_S) -> Iterator[str]:
 
 
 def machine() -> dict[str, Any]:
-    """What ran the sweep: cores, CPU model, memory, load when it started."""
+    """What runs the sweep: cores, CPU model, memory, and its load average now (the sweep reads
+    it as it starts: other work on the machine shows there)."""
     cpuinfo = _read("/proc/cpuinfo")
     model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
                   if line.startswith("model name")), platform.processor() or "unknown")
@@ -303,11 +304,12 @@ def target_record(target: Target, rates: Sequence[float]) -> dict[str, Any]:
 
 
 def record(designs: Mapping[str, tuple[openloop.Design, Sequence[Target]]], settings: Settings,
-           started: datetime, argv: Sequence[str]) -> dict[str, Any]:
+           started: datetime, at_start: Mapping[str, Any], argv: Sequence[str]) -> dict[str, Any]:
+    """Everything the sweep found and how: at_start is machine() as the sweep began."""
     return {
         "generated": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "command": " ".join(["load-tests/sweep.py", *argv]),
-        "machine": machine(),
+        "machine": {**at_start, "load_average_at_end": os.getloadavg()},
         "versions": versions(),
         "git": git_commit(),
         "settings": {
@@ -379,8 +381,9 @@ def summary(result: Mapping[str, Any]) -> str:
         "# Load sweep", "",
         f"{result['generated']}, commit {result['git']['commit']}"
         f"{' (uncommitted changes)' if result['git']['dirty'] else ''}; "
-        f"{m['nproc']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, load average at start "
-        f"{', '.join(f'{x:.2f}' for x in m['load_average_at_start'])}; Python {v['python']}, "
+        f"{m['nproc']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, load average (1, 5, 15 "
+        f"min) {_loads(m['load_average_at_start'])} at start, {_loads(m['load_average_at_end'])} "
+        f"at end; Python {v['python']}, "
         f"aiohttp {v['aiohttp']}, fastapi {v['fastapi']}, uvicorn {v['uvicorn']}.", "",
         f"Open loop ({s['arrival']} arrivals), {s['step_duration_s']:g} s per step, latency from "
         f"when each request was due. A target stops after {s['stop_rule']}. Floor: "
@@ -392,6 +395,10 @@ def summary(result: Mapping[str, Any]) -> str:
         lines += [knee_line(name, kind, entry[kind]) for kind in (SERVICE, FLOOR) if kind in entry]
         lines += ["", *step_table(entry), ""]
     return "\n".join(lines)
+
+
+def _loads(averages: Sequence[float]) -> str:
+    return "/".join(f"{x:.1f}" for x in averages)
 
 
 def knee_line(name: str, kind: str, target: Mapping[str, Any]) -> str:
@@ -546,7 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings(args.rates, openloop.parse_duration(args.step_duration),
                         openloop.parse_duration(args.pause), args.arrival, args.seed,
                         args.timeout, args.max_connections)
-    started = datetime.now(UTC)
+    started, at_start = datetime.now(UTC), machine()
     chosen = {name: replace(openloop.DESIGNS[name], host=hosts.get(name, d.host),
                             world=Path(worlds[name]) if name in worlds else d.world)
               for name in dict.fromkeys(args.designs or ["recs", "fraud"])
@@ -556,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FloorDidNotStart as failure:
         logger.error("load sweep FAILED: %s", failure)
         return 1
-    result = record(swept, settings, started, argv)
+    result = record(swept, settings, started, at_start, argv)
     print(write(result, args.out))
     for name, entry in result["designs"].items():
         for kind in (SERVICE, FLOOR):

@@ -181,7 +181,7 @@ def _targets(service_p99s: Sequence[float], floor_p99s: Sequence[float]) -> list
 
 def _record(targets: Sequence[Any], rates: Sequence[float] = (100, 200, 300)) -> Any:
     return sweep.record({"recs": (openloop.DESIGNS["recs"], targets)}, _settings(rates),
-                        datetime(2026, 12, 6, tzinfo=UTC), ["recs"])
+                        datetime(2026, 12, 6, tzinfo=UTC), sweep.machine(), ["recs"])
 
 
 def test_the_record_says_when_where_with_what_and_how_the_sweep_ran(tmp_path: Path) -> None:
@@ -192,6 +192,8 @@ def test_the_record_says_when_where_with_what_and_how_the_sweep_ran(tmp_path: Pa
     assert back["generated"] == "2026-12-06T00:00:00Z"
     assert back["machine"]["nproc"] >= 1 and back["machine"]["memory_gib"] > 0
     assert back["machine"]["cpu_model"]
+    assert len(back["machine"]["load_average_at_start"]) == 3
+    assert len(back["machine"]["load_average_at_end"]) == 3
     assert {"python", "aiohttp", "fastapi", "uvicorn"} <= set(back["versions"])
     assert re.fullmatch(r"[0-9a-f]{40}", back["git"]["commit"])
     assert back["settings"]["step_duration_s"] == 1.0
