@@ -149,7 +149,7 @@ load: run ## both designs (recs first: an overloaded fraud run leaves a backlog)
 load-report: ## (re)write the report of the last load runs: plots and summary.md per design
 	$(PY) load-tests/report.py $(wildcard $(LOAD_DIR)/fraud $(LOAD_DIR)/recs)
 
-# The load sweep: offered rates up to the framework's floor on this machine (~2,500 req/s), finer
+# The load sweep: offered rates past the framework's floor (issue 14: ~2,500 req/s, quiet machine), finer
 # where the services' knees are (a few hundred req/s); load-tests/README.md says how it stops.
 LOAD_SWEEP_DESIGNS ?= recs fraud
 LOAD_SWEEP_RATES ?= 100,200,300,400,500,600,800,1000,1250,1500,2000,2500,3000

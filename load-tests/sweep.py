@@ -50,7 +50,7 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 logger = logging.getLogger("sweep")
 
-# Up to the framework's floor on this 2-core machine (~2,500 req/s, issue 14), finer where the
+# Past the framework's floor (~2,500 req/s on a quiet 2-core machine, issue 14), finer where the
 # services' knees are expected (a few hundred req/s): 13 steps, about 5 minutes per design.
 DEFAULT_RATES = (100, 200, 300, 400, 500, 600, 800, 1000, 1250, 1500, 2000, 2500, 3000)
 SERVICE, FLOOR = "service", "floor"
