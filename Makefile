@@ -155,9 +155,11 @@ LOAD_SWEEP_DESIGNS ?= recs fraud
 LOAD_SWEEP_RATES ?= 100,200,300,400,500,600,800,1000,1250,1500,2000,2500,3000
 LOAD_SWEEP_STEP_DURATION ?= 10s
 LOAD_SWEEP_DIR ?= $(LOAD_DIR)/sweep
+LOAD_SWEEP_ARGS ?=
 SWEEP = $(PY) load-tests/sweep.py $(LOAD_SWEEP_DESIGNS) --rates $(LOAD_SWEEP_RATES) \
 	--step-duration $(LOAD_SWEEP_STEP_DURATION) --arrival $(LOAD_ARRIVAL) \
-	--host fraud=$(LOAD_FRAUD_HOST) --host recs=$(LOAD_RECS_HOST) --out $(LOAD_SWEEP_DIR)
+	--host fraud=$(LOAD_FRAUD_HOST) --host recs=$(LOAD_RECS_HOST) --out $(LOAD_SWEEP_DIR) \
+	$(LOAD_SWEEP_ARGS)
 
 load-sweep: run ## p99 against offered rate per design, open loop, beside the bare-endpoint floor; knees in reports/load/sweep/
 	$(SWEEP)

@@ -14,6 +14,7 @@ metrics), parsing and validating the request, the thread hop to the blocking pip
 serialising a response model. It is the same stack underneath as the services (FastAPI on one
 uvicorn process, uvloop and httptools when installed, no access log), so the gap between the
 floor and a service is what the service does per request, the platform's middleware included.
+With --platform the floor runs behind that middleware too (`sweep.py --floor-platform`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import uvicorn
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import Response
 
+from services.common.http import create_service_app
+from services.common.telemetry import Metrics
 from services.fraud.schemas import ReasonOut, ScoreResponse
 from services.recommender.explain import RecommendationType
 from services.recommender.schemas import RecommendationsResponse, RecommendedItem
@@ -97,26 +100,34 @@ class RecsAnswers:
         return head + b'"items":' + self._items[k] + self._tail
 
 
-def create_app() -> FastAPI:
-    """The floor: the designs' two endpoints and /healthz, nothing else."""
-    app = FastAPI(title="floor", openapi_url=None, docs_url=None, redoc_url=None)
+def create_app(platform: bool = False) -> FastAPI:
+    """The floor: the designs' two endpoints and /healthz, nothing else; with platform, behind
+    the services' own shell (create_service_app: request metrics middleware, /metrics, probes),
+    to see what that shell costs."""
+    router = APIRouter()
     score_body = fraud_answer()
     recs = RecsAnswers()
 
-    @app.post("/v1/score")
+    @router.post("/v1/score")
     async def score(request: Request) -> Response:
         await request.body()
         return Response(score_body, media_type=JSON)
 
-    @app.get("/v1/recommendations/{user_id:path}")
+    @router.get("/v1/recommendations/{user_id:path}")
     async def recommendations(user_id: str,
                               k: Annotated[int, Query(ge=1, le=MAX_K)] = 10) -> Response:
         return Response(recs.body(user_id, k), media_type=JSON)
 
-    @app.get("/healthz")
-    async def healthz() -> Response:
-        return Response(b'{"status":"ok"}', media_type=JSON)
+    if platform:
+        app = create_service_app(title="floor", metrics=Metrics("floor"), readiness={})
+    else:
+        app = FastAPI(title="floor", openapi_url=None, docs_url=None, redoc_url=None)
 
+        @router.get("/healthz")
+        async def healthz() -> Response:
+            return Response(b'{"status":"ok"}', media_type=JSON)
+
+    app.include_router(router)
     return app
 
 
@@ -124,9 +135,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument("--platform", action="store_true",
+                        help="behind the platform's middleware (create_service_app), as the "
+                             "services are")
     args = parser.parse_args(argv)
     # As services.common.http.serve runs the services: no access log, uvicorn's defaults else.
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning",
+    uvicorn.run(create_app(args.platform), host=args.host, port=args.port, log_level="warning",
                 access_log=False)
 
 

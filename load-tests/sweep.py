@@ -57,6 +57,7 @@ SERVICE, FLOOR = "service", "floor"
 BREAKS_TO_STOP = 2          # steps over budget in a row that end a target's sweep
 FAR_OVER_BUDGET = 2.0       # one step with p99 over this multiple of the budget ends it at once
 FLOOR_START_TIMEOUT_S = 30.0
+INTERRUPTED = "interrupted (Ctrl-C)"
 VERSIONED = ("aiohttp", "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pydantic",
              "matplotlib")
 
@@ -147,6 +148,7 @@ class Settings:
     seed: int
     timeout_s: float
     max_connections: int
+    floor_platform: bool = False   # the floor behind create_service_app's middleware
 
 
 async def probe(host: str, timeout_s: float = 3.0) -> str | None:
@@ -222,11 +224,12 @@ class FloorDidNotStart(Exception):
 
 
 @contextlib.contextmanager
-def floor_server(timeout_s: float = FLOOR_START_TIMEOUT_S) -> Iterator[str]:
+def floor_server(platform_middleware: bool = False,
+                 timeout_s: float = FLOOR_START_TIMEOUT_S) -> Iterator[str]:
     """floor.py in its own process on a free port, answering; its URL. Stopped on the way out."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("floor.py")),
-                                "--port", str(port)])
+    command = [sys.executable, str(Path(__file__).with_name("floor.py")), "--port", str(port)]
+    process = subprocess.Popen([*command, "--platform"] if platform_middleware else command)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout_s
@@ -245,6 +248,15 @@ def floor_server(timeout_s: float = FLOOR_START_TIMEOUT_S) -> Iterator[str]:
 
 
 # --- The record: JSON, CSV, plot, summary ----------------------------------------------------
+
+
+def floor_kind(platform_middleware: bool) -> str:
+    if platform_middleware:
+        return ("load-tests/floor.py --platform: FastAPI behind the platform's middleware and "
+                "routes (create_service_app) on one uvicorn process, fixed bodies, no request "
+                "parsing")
+    return ("load-tests/floor.py: plain FastAPI on one uvicorn process, fixed bodies, no "
+            "platform middleware, no request parsing")
 
 
 def machine() -> dict[str, Any]:
@@ -319,8 +331,7 @@ def record(designs: Mapping[str, tuple[openloop.Design, Sequence[Target]]], sett
             "max_failure_ratio": slo.MAX_FAILURE_RATIO,
             "stop_rule": f"{BREAKS_TO_STOP} steps over budget in a row, or one with p99 over "
                          f"{FAR_OVER_BUDGET:g}x the budget",
-            "floor": "load-tests/floor.py: plain FastAPI on one uvicorn process, fixed bodies, "
-                     "no platform middleware, no request parsing",
+            "floor": floor_kind(settings.floor_platform),
         },
         "designs": {
             name: {"endpoint": design.endpoint, "p99_budget_ms": design.p99_budget_ms,
@@ -482,6 +493,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "leaves a backlog)")
     parser.add_argument("--floor-only", action="store_true",
                         help="sweep the floor alone, with each design's traffic (no stack)")
+    parser.add_argument("--floor-platform", action="store_true",
+                        help="put the platform's middleware (request metrics) in the floor")
     parser.add_argument("--rates", type=parse_rates, default=DEFAULT_RATES,
                         help="offered rates in req/s, ascending (default: "
                              f"{','.join(map(str, DEFAULT_RATES))})")
@@ -506,16 +519,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def build_targets(name: str, design: openloop.Design, floor_url: str, floor_only: bool,
-                  seed: int) -> list[Target]:
+def build_targets(design: openloop.Design, floor_url: str, floor_only: bool, seed: int,
+                  unreachable: str | None = None) -> list[Target]:
     """The service (unless floor_only) and the floor, each with its own traffic drawn from the
-    same seed: both get the same requests in the same order."""
+    same seed: both get the same requests in the same order. A service that does not answer
+    (unreachable says why) skips both, and no world is loaded."""
     kinds = [(FLOOR, floor_url)] if floor_only else [(SERVICE, design.host), (FLOOR, floor_url)]
     targets = []
     for kind, host in kinds:
         tally = viewers.Tally()
-        targets.append(Target(kind, host, design.calls(design.world, random.Random(seed), tally),
-                              tally))
+        if unreachable is None:
+            targets.append(Target(kind, host, design.calls(design.world, random.Random(seed),
+                                                           tally), tally))
+            continue
+        skipped = (f"the service at {host} does not answer ({unreachable}); is the stack "
+                   "running (`make run`)?") if kind == SERVICE else "its service was skipped"
+        targets.append(Target(kind, host, iter(()), tally, skipped=skipped))
     return targets
 
 
@@ -525,23 +544,29 @@ Swept = dict[str, tuple[openloop.Design, Sequence[Target]]]
 def sweep_all(designs: Mapping[str, openloop.Design], floor_only: bool,
               settings: Settings) -> Swept:
     """Start the floor, sweep each design in turn (one whose service does not answer is skipped
-    and said so), stop the floor."""
+    and said so), stop the floor. Ctrl-C ends the sweep but keeps what was measured."""
     swept: Swept = {}
-    with floor_server() as floor_url:
-        logger.info("floor: %s (plain FastAPI, one uvicorn process)", floor_url)
-        for name, design in designs.items():
-            targets = build_targets(name, design, floor_url, floor_only, settings.seed)
-            swept[name] = (design, targets)
-            gc.freeze()  # the worlds are only read: full collections need not rescan them
-            if not floor_only and (problem := asyncio.run(probe(design.host))):
-                targets[0].skipped = (f"the service at {design.host} does not answer "
-                                      f"({problem}); is the stack running (`make run`)?")
-                targets[1].skipped = "not swept: its service was skipped"
-                logger.error("%s: SKIPPED, %s", name, targets[0].skipped)
-                continue
-            logger.info("%s: %s, p99 budget %g ms, %s", name, design.endpoint,
-                        design.p99_budget_ms, ", ".join(f"{t.kind} {t.host}" for t in targets))
-            sweep_design(name, design, targets, settings)
+    with floor_server(settings.floor_platform) as floor_url:
+        logger.info("floor: %s (%s)", floor_url, floor_kind(settings.floor_platform))
+        try:
+            for name, design in designs.items():
+                problem = None if floor_only else asyncio.run(probe(design.host))
+                targets = build_targets(design, floor_url, floor_only, settings.seed, problem)
+                swept[name] = (design, targets)
+                if problem:
+                    logger.error("%s: SKIPPED, %s", name, targets[0].skipped)
+                    continue
+                gc.freeze()  # the worlds are only read: full collections need not rescan them
+                logger.info("%s: %s, p99 budget %g ms, %s", name, design.endpoint,
+                            design.p99_budget_ms,
+                            ", ".join(f"{t.kind} {t.host}" for t in targets))
+                sweep_design(name, design, targets, settings)
+        except KeyboardInterrupt:
+            logger.warning("interrupted: writing what was measured")
+            for _, swept_targets in swept.values():
+                for target in swept_targets:
+                    if target.stopped is None and target.skipped is None:
+                        target.stopped = INTERRUPTED
     return swept
 
 
@@ -552,7 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     hosts, worlds = parse_pairs(args.host, "host"), parse_pairs(args.world, "world")
     settings = Settings(args.rates, openloop.parse_duration(args.step_duration),
                         openloop.parse_duration(args.pause), args.arrival, args.seed,
-                        args.timeout, args.max_connections)
+                        args.timeout, args.max_connections, args.floor_platform)
     started, at_start = datetime.now(UTC), machine()
     chosen = {name: replace(openloop.DESIGNS[name], host=hosts.get(name, d.host),
                             world=Path(worlds[name]) if name in worlds else d.world)
@@ -574,6 +599,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if skipped:
         logger.error("load sweep INCOMPLETE: %s skipped (service not reachable)",
                      ", ".join(skipped))
+        return 1
+    if any(t.stopped == INTERRUPTED for _, ts in swept.values() for t in ts):
+        logger.error("load sweep INCOMPLETE: interrupted")
         return 1
     return 0
 

@@ -49,3 +49,14 @@ def test_ten_titles_are_about_two_kilobytes_as_the_recommender_answers(
 @pytest.mark.parametrize("k", [0, 101])
 def test_k_outside_what_the_recommender_accepts_is_refused(client: TestClient, k: int) -> None:
     assert client.get("/v1/recommendations/u1", params={"k": k}).status_code == 422
+
+
+def test_behind_the_platforms_shell_the_floor_answers_the_same_and_counts_each_request() -> None:
+    with TestClient(floor.create_app(platform=True)) as platform:
+        plain = TestClient(floor.create_app())
+        assert platform.post("/v1/score", json={}).content == plain.post("/v1/score",
+                                                                         json={}).content
+        assert platform.get("/v1/recommendations/u1").content == plain.get(
+            "/v1/recommendations/u1").content
+        metrics = platform.get("/metrics").text
+    assert 'floor_http_request_duration_seconds_count{method="POST",route="/v1/score"' in metrics

@@ -166,6 +166,34 @@ def test_targets_step_up_alternating_on_the_same_schedule_until_each_breaks(
     assert len(by_rate["floor", 600]) == 600  # constant arrivals: rate x 1 s
 
 
+def test_ctrl_c_ends_the_sweep_but_keeps_what_was_measured(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = 0
+
+    async def interrupted_at_the_third(target: Any, rate: float, due: Sequence[float],
+                                       name: str, settings: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyboardInterrupt
+        return _run([5.0] * len(due))
+
+    @contextlib.contextmanager
+    def no_floor(*_: Any) -> Iterator[str]:
+        yield "http://127.0.0.1:1"
+
+    monkeypatch.setattr(sweep, "run_step", interrupted_at_the_third)
+    monkeypatch.setattr(sweep, "floor_server", no_floor)
+    code = sweep.main(["recs", "--floor-only", "--rates", "10,20,30", "--pause", "0",
+                       "--world", f"recs={_viewing_world(tmp_path)}", "--out",
+                       str(tmp_path / "out")])
+
+    assert code == 1
+    floor = json.loads((tmp_path / "out" / "sweep.json").read_text())["designs"]["recs"]["floor"]
+    assert [s["offered_rps"] for s in floor["steps"]] == [10.0, 20.0]
+    assert floor["stopped"] == sweep.INTERRUPTED
+
+
 # --- the record ----------------------------------------------------------------------------
 
 
@@ -253,7 +281,7 @@ def test_a_design_whose_service_does_not_answer_is_skipped_and_the_sweep_fails(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     @contextlib.contextmanager
-    def no_floor() -> Iterator[str]:
+    def no_floor(*_: Any) -> Iterator[str]:
         yield "http://127.0.0.1:1"
 
     monkeypatch.setattr(sweep, "floor_server", no_floor)
