@@ -9,7 +9,8 @@ PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
 .PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream up down clean \
-	compose-check promcheck load-fraud load-recs load load-report ab-demo catalog movielens-check
+	compose-check promcheck load-fraud load-recs load load-report load-sweep load-sweep-floor ab-demo catalog \
+	movielens-check
 
 # DATASET=movielens (or MLSD_DATASET in the environment): the recommender learns from, is seeded
 # with and is checked on MovieLens 100k instead of the synthetic viewing world
@@ -167,6 +168,25 @@ load: run ## both designs (recs first: an overloaded fraud run leaves a backlog)
 
 load-report: ## (re)write the report of the last load runs: plots and summary.md per design
 	$(PY) load-tests/report.py $(wildcard $(LOAD_DIR)/fraud $(LOAD_DIR)/recs)
+
+# The load sweep: offered rates past the framework's floor (issue 14: ~2,500 req/s, quiet machine), finer
+# where the services' knees are (a few hundred req/s); load-tests/README.md says how it stops.
+LOAD_SWEEP_DESIGNS ?= recs fraud
+LOAD_SWEEP_RATES ?= 100,200,300,400,500,600,800,1000,1250,1500,2000,2500,3000
+LOAD_SWEEP_STEP_DURATION ?= 10s
+LOAD_SWEEP_DIR ?= $(LOAD_DIR)/sweep
+LOAD_SWEEP_ARGS ?=
+SWEEP = $(PY) load-tests/sweep.py $(LOAD_SWEEP_DESIGNS) --rates $(LOAD_SWEEP_RATES) \
+	--step-duration $(LOAD_SWEEP_STEP_DURATION) --arrival $(LOAD_ARRIVAL) \
+	--host fraud=$(LOAD_FRAUD_HOST) --host recs=$(LOAD_RECS_HOST) --out $(LOAD_SWEEP_DIR) \
+	$(LOAD_SWEEP_ARGS)
+
+load-sweep: run ## p99 against offered rate per design, open loop, beside the bare-endpoint floor; knees in reports/load/sweep/
+	$(SWEEP)
+
+load-sweep-floor: setup ## the load sweep against the bare-endpoint floor alone (no stack): what FastAPI on one process allows
+	$(PY) -m services.trainer --if-missing
+	$(SWEEP) --floor-only
 
 up: ## the same topology with Docker Compose (needs a Docker engine)
 	docker compose up -d --wait
