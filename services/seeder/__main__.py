@@ -13,8 +13,9 @@ from itertools import islice
 import pandas as pd
 from tqdm import tqdm
 
-from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, group_lags
-from services.common.bus.ports import OutboundMessage, publish_or_raise
+from services.common.bus.clients import kafka_publisher
+from services.common.bus.kafka_bus import ensure_topics, group_lags
+from services.common.bus.ports import OutboundMessage, Publisher, publish_or_raise
 from services.common.bus.topics import platform_topics
 from services.common.recs_online import write_profiles, write_release_dates
 from services.common.redis_client import background_redis
@@ -31,7 +32,7 @@ def chunks(messages: Iterable[OutboundMessage]) -> Iterator[list[OutboundMessage
         yield chunk
 
 
-def publish(publisher: KafkaPublisher, messages: Iterable[OutboundMessage], total: int,
+def publish(publisher: Publisher, messages: Iterable[OutboundMessage], total: int,
             what: str) -> None:
     with tqdm(total=total, desc=f"publish {what}", unit="ev", unit_scale=True) as bar:
         for chunk in chunks(messages):
@@ -88,8 +89,8 @@ def main() -> int:
     now = datetime.now(UTC)
     ensure_topics(settings.kafka_bootstrap_servers, platform_topics(
         settings.kafka_topic_partitions, settings.kafka_replication_factor))
-    publisher = KafkaPublisher(settings.kafka_bootstrap_servers, client_id="seed",
-                               delivery_timeout_s=30.0, linger_ms=20)
+    publisher = kafka_publisher(settings, client_id="seed", delivery_timeout_s=30.0,
+                                linger_ms=20)
     try:
         worlds = settings.world_dir
         interactions = pd.read_parquet(worlds / "viewing" / "interactions.parquet")
