@@ -35,6 +35,17 @@ logger = logging.getLogger(__name__)
 _POLL_S = 0.1
 
 
+def _client_error(error: KafkaError) -> None:
+    """librdkafka's client-wide errors (brokers down, a fatal idempotence error): logged, as
+    the sends and polls they affect fail or retry on their own."""
+    level = logging.ERROR if error.fatal() else logging.WARNING
+    logger.log(level, "kafka client error", extra={"error": _describe(error)})
+
+
+# librdkafka's own log lines go through this module's logger (structured), not raw to stderr.
+_LOGGING = {"logger": logger, "error_cb": _client_error}
+
+
 class _Outstanding:
     """One publish() call's messages in flight: their deliveries, and a flag once all arrived."""
 
@@ -84,6 +95,7 @@ class ConfluentPublisher:
             "message.timeout.ms": timeout_ms,
             "request.timeout.ms": min(timeout_ms, 30_000),
             "socket.connection.setup.timeout.ms": max(timeout_ms, 1000),
+            **_LOGGING,
         })
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._serve_reports, name=f"{client_id}-acks",
@@ -177,6 +189,7 @@ class ConfluentRecordSource:
             "heartbeat.interval.ms": int(session_timeout_s * 1000 / 3),
             # A member that joined before its topics existed sees them at the next refresh.
             "topic.metadata.refresh.interval.ms": 5000,
+            **_LOGGING,
         })
         self._consumer.subscribe(list(topics), on_assign=self._assigned,
                                  on_revoke=self._revoked, on_lost=self._lost)
