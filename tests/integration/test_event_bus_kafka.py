@@ -149,6 +149,15 @@ def poll_records(source: RecordSource, n: int, timeout_s: float = 30.0,
     return records
 
 
+def next_offsets(records: Sequence[Record]) -> dict[TopicPartitionKey, int]:
+    """Per partition, the offset after the last record read: what a member commits."""
+    offsets: dict[TopicPartitionKey, int] = {}
+    for record in records:
+        key = (record.topic, record.partition)
+        offsets[key] = max(offsets.get(key, 0), record.offset + 1)
+    return offsets
+
+
 def keep_polling(source: RecordSource, stop: threading.Event) -> None:
     while not stop.is_set():
         source.poll(0.2, max_records=10)
@@ -311,12 +320,8 @@ def test_a_new_member_resumes_from_exactly_the_offsets_committed(
     deliveries = publish_or_raise(publisher, events(topic, 60))
     group = f"{topic}-resume"
     with member(kafka_server, client, topic, group) as first:
-        seen = poll_records(first, 60)
+        ends = next_offsets(poll_records(first, 60))
         # Commit half of each partition: the next member must start there, not at the end.
-        ends: dict[TopicPartitionKey, int] = {}
-        for record in seen:
-            key = (record.topic, record.partition)
-            ends[key] = max(ends.get(key, 0), record.offset + 1)
         first.commit({key: end // 2 for key, end in ends.items()})
     with member(kafka_server, client, topic, group) as second:
         replayed = poll_records(second, sum(end - end // 2 for end in ends.values()))
@@ -342,22 +347,31 @@ def test_lag_counts_the_records_a_member_has_not_consumed_yet(
     assert sum(lag.values()) == 20  # the topic's other partitions are empty: nothing behind
 
 
+def test_a_member_with_nothing_left_to_read_reports_zero_lag_on_every_partition_it_holds(
+        kafka_server: ServerProcess, topic: str, publisher: Publisher,
+        client: KafkaClient) -> None:
+    publish_or_raise(publisher, events(topic, 30))
+    group = f"{topic}-caught-up"
+    with member(kafka_server, client, topic, group) as first:
+        first.commit(next_offsets(poll_records(first, 30)))
+    with member(kafka_server, client, topic, group) as second:
+        wait_for(lambda: second.poll(0.2, 10) == [] and len(second.lag()) == 3, 30,
+                 "the lag of all three partitions")
+        assert second.lag() == {(topic, p): 0 for p in range(3)}
+
+
 def test_a_member_is_told_before_its_partitions_go_and_what_it_commits_then_holds(
         kafka_server: ServerProcess, topic: str, publisher: Publisher,
         client: KafkaClient) -> None:
     publish_or_raise(publisher, events(topic, 30))
     group = f"{topic}-rebalance"
     with member(kafka_server, client, topic, group) as first:
-        consumed = poll_records(first, 30)
-        next_offsets: dict[TopicPartitionKey, int] = {}
-        for record in consumed:
-            key = (record.topic, record.partition)
-            next_offsets[key] = max(next_offsets.get(key, 0), record.offset + 1)
+        read = next_offsets(poll_records(first, 30))
         revoked: list[Sequence[TopicPartitionKey]] = []
 
         def hand_over(partitions: Sequence[TopicPartitionKey]) -> None:
             revoked.append(partitions)
-            first.commit({key: next_offsets[key] for key in partitions if key in next_offsets})
+            first.commit({key: read[key] for key in partitions if key in read})
 
         first.on_revoke(hand_over)
         # A second member joins: the group takes partitions from the first, which is told
@@ -375,7 +389,7 @@ def test_a_member_is_told_before_its_partitions_go_and_what_it_commits_then_hold
         finally:
             second.close()
     # Range assignment is eager: every partition is revoked, so all that was read is committed.
-    assert handed_over >= set(next_offsets)
+    assert handed_over >= set(read)
     with member(kafka_server, client, topic, group) as third:
         assert poll_records(third, 0, settle_s=3.0) == []
 

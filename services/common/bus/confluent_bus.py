@@ -12,7 +12,6 @@ import time
 from collections.abc import Mapping, Sequence
 
 from confluent_kafka import (
-    OFFSET_INVALID,
     Consumer,
     KafkaError,
     KafkaException,
@@ -33,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 # How long the poller thread waits for an event before it looks again at whether to stop.
 _POLL_S = 0.1
+# The bound on the two broker questions a consumer asks when it is given partitions.
+_ASK_S = 5.0
 
 
 def _client_error(error: KafkaError) -> None:
@@ -179,6 +180,10 @@ class ConfluentRecordSource:
     def __init__(self, bootstrap_servers: str, group_id: str, topics: Sequence[str],
                  client_id: str, session_timeout_s: float = 10.0) -> None:
         self._handler: RevokeHandler | None = None
+        # Per partition held, the offset of the next record to read. librdkafka's position()
+        # knows it only once a record was consumed; a partition with nothing new to read must
+        # still report its lag (0), as the stream's lag gauges and alerts expect.
+        self._positions: dict[TopicPartitionKey, int] = {}
         self._consumer = Consumer({
             "bootstrap.servers": bootstrap_servers,
             "group.id": group_id,
@@ -206,7 +211,9 @@ class ConfluentRecordSource:
         for message in messages:
             error = message.error()
             if error is None:
-                records.append(_record(message))
+                record = _record(message)
+                records.append(record)
+                self._positions[(record.topic, record.partition)] = record.offset + 1
             elif error.fatal():
                 raise KafkaException(error)
             else:  # e.g. a subscribed topic that does not exist yet: librdkafka retries
@@ -221,14 +228,12 @@ class ConfluentRecordSource:
 
     def lag(self) -> dict[TopicPartitionKey, int]:
         lags = {}
-        assigned = self._consumer.assignment()
-        for tp in self._consumer.position(assigned) if assigned else []:
-            if tp.offset == OFFSET_INVALID:  # nothing consumed from it yet
-                continue
+        for (topic, partition), position in self._positions.items():
             # The high watermark of the last fetch response: no round trip to the broker.
-            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                           cached=True)
             if high >= 0:
-                lags[(tp.topic, tp.partition)] = max(0, high - tp.offset)
+                lags[(topic, partition)] = max(0, high - position)
         return lags
 
     def on_revoke(self, handler: RevokeHandler) -> None:
@@ -240,6 +245,22 @@ class ConfluentRecordSource:
     def _assigned(self, _consumer: Consumer, assigned: list[TopicPartition]) -> None:
         logger.info("partitions assigned",
                     extra={"partitions": [f"{tp.topic}-{tp.partition}" for tp in assigned]})
+        self._positions.update(self._starting_positions(assigned))
+
+    def _starting_positions(self, partitions: list[TopicPartition]
+                            ) -> dict[TopicPartitionKey, int]:
+        """Where each newly held partition is read from: its committed offset, or (earliest, as
+        auto.offset.reset says) its first. Two round trips, once per rebalance."""
+        positions = {}
+        try:
+            for tp in self._consumer.committed(partitions, timeout=_ASK_S):
+                offset = tp.offset
+                if offset < 0:  # nothing committed yet
+                    offset, _ = self._consumer.get_watermark_offsets(tp, timeout=_ASK_S)
+                positions[(tp.topic, tp.partition)] = offset
+        except KafkaException as exc:  # known after the first record instead
+            logger.warning("could not read the starting offsets", extra={"error": str(exc)})
+        return positions
 
     def _revoked(self, _consumer: Consumer, revoked: list[TopicPartition]) -> None:
         self._hand_over(revoked, "revoked")
@@ -250,6 +271,8 @@ class ConfluentRecordSource:
         self._hand_over(lost, "lost")
 
     def _hand_over(self, partitions: list[TopicPartition], why: str) -> None:
+        for tp in partitions:
+            self._positions.pop((tp.topic, tp.partition), None)
         if self._handler is None or not partitions:
             return
         try:
