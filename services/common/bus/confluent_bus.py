@@ -51,7 +51,6 @@ class _Outstanding:
     """One publish() call's messages in flight: their deliveries, and a flag once all arrived."""
 
     def __init__(self, messages: Sequence[OutboundMessage]) -> None:
-        self.messages = messages
         self.deliveries: list[Delivery | None] = [None] * len(messages)
         self._left = len(messages)
         self._lock = threading.Lock()
