@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream up down clean \
+.PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream bench-kafka up down clean \
 	compose-check promcheck load-fraud load-recs load load-report load-sweep load-sweep-floor ab-demo catalog \
 	movielens-check
 
@@ -114,6 +114,9 @@ bench-stream: setup ## stream processor: event->feature freshness at 2,000 event
 	$(PY) -m services.trainer --if-missing
 	$(PY) benchmarks/stream_freshness.py
 	$(PY) benchmarks/fraud_stream.py
+
+bench-kafka: setup ## Kafka clients side by side: msg/s and CPU per message (benchmarks/results/)
+	$(PY) benchmarks/kafka_clients.py
 
 # make demo's short load test: rates this 2-core machine holds inside the budgets (docs/)
 DEMO_FRAUD_RPS ?= 100

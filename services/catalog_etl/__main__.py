@@ -13,7 +13,8 @@ from pathlib import Path
 from services.catalog_etl.job import TITLE, LoadReport, load
 from services.catalog_etl.rows import FORMATS, CatalogFileError
 from services.catalog_etl.titles import BadRow
-from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
+from services.common.bus.clients import kafka_publisher
+from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.ports import PublishFailed
 from services.common.bus.topics import TopicSpec, dlq_topic
 from services.common.settings import PlatformSettings
@@ -50,12 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if report.ok else 1
 
 
-def connect(settings: PlatformSettings) -> KafkaPublisher:
+def connect(settings: PlatformSettings) -> Publisher:
     ensure_topics(settings.kafka_bootstrap_servers, [
         TopicSpec(TITLE.topic, settings.kafka_topic_partitions, settings.kafka_replication_factor),
         TopicSpec(dlq_topic(TITLE.topic), 1, settings.kafka_replication_factor)])
-    return KafkaPublisher(settings.kafka_bootstrap_servers, client_id="catalog-etl",
-                          delivery_timeout_s=30.0, linger_ms=20)
+    return kafka_publisher(settings, "catalog-etl", delivery_timeout_s=30.0, linger_ms=20)
 
 
 def summary(report: LoadReport, dry_run: bool) -> str:

@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "MLSD_"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+KafkaClient = Literal["confluent", "kafka-python"]
 
 Dataset = Literal["synthetic", "movielens"]
 """What the recommender learns from and is seeded with: the synthetic viewing world, or
@@ -31,6 +32,8 @@ class PlatformSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_partitions: int = Field(3, ge=1)
     kafka_replication_factor: int = Field(1, ge=1)
+    # librdkafka (C) or pure Python behind the same ports; docs/streaming.md has both measured.
+    kafka_client: KafkaClient = "confluent"
     feature_namespace: str = Field("fs", pattern=r"^[a-z][a-z0-9_-]*$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True

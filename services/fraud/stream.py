@@ -22,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
 
+from services.common.bus.clients import kafka_publisher
 from services.common.bus.consumer import (
     ConsumerMetrics,
     ConsumerRunner,
@@ -30,7 +31,6 @@ from services.common.bus.consumer import (
     run_or_end_process,
 )
 from services.common.bus.events import Event
-from services.common.bus.kafka_bus import KafkaPublisher
 from services.common.bus.ports import Publisher, PublishFailed, publish_or_raise
 from services.common.bus.runtime import build_kafka_consumer
 from services.common.bus.topics import TRANSACTIONS
@@ -95,7 +95,7 @@ class _Scoring:
 
     runner: ConsumerRunner
     thread: threading.Thread
-    publisher: KafkaPublisher
+    publisher: Publisher
     model: ModelClient
     client: redis.Redis
 
@@ -119,10 +119,9 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
         scorer = build_scorer(settings, fraud_metrics,
                               RedisFraudStore(client, settings.feature_namespace), model)
         scorer.warm_up()
-        publisher = KafkaPublisher(settings.kafka_bootstrap_servers,
-                                   client_id=f"{settings.service_name}-decisions",
-                                   delivery_timeout_s=settings.fraud_delivery_timeout_s,
-                                   warm_topics=[settings.fraud_decisions_topic])
+        publisher = kafka_publisher(settings, client_id=f"{settings.service_name}-decisions",
+                                    delivery_timeout_s=settings.fraud_delivery_timeout_s,
+                                    warm_topics=[settings.fraud_decisions_topic])
         handler = StreamScoringHandler(scorer, publisher, settings.fraud_decisions_topic,
                                        freshness, stale, settings.fraud_stream_max_age_s)
         runner = build_kafka_consumer(

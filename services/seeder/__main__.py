@@ -18,8 +18,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from services.catalog_etl.job import load
-from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, group_lags
-from services.common.bus.ports import OutboundMessage, publish_or_raise
+from services.common.bus.clients import kafka_publisher
+from services.common.bus.kafka_bus import ensure_topics, group_lags
+from services.common.bus.ports import OutboundMessage, Publisher, publish_or_raise
 from services.common.bus.topics import platform_topics
 from services.common.recs_online import write_profiles
 from services.common.redis_client import background_redis
@@ -46,7 +47,7 @@ def chunks(messages: Iterable[OutboundMessage]) -> Iterator[list[OutboundMessage
         yield chunk
 
 
-def publish(publisher: KafkaPublisher, messages: Iterable[OutboundMessage], total: int,
+def publish(publisher: Publisher, messages: Iterable[OutboundMessage], total: int,
             what: str) -> None:
     with tqdm(total=total, desc=f"publish {what}", unit="ev", unit_scale=True) as bar:
         for chunk in chunks(messages):
@@ -96,7 +97,7 @@ def load_profiles(settings: TrainerSettings, profiles: list[tuple[str, str, int]
     print(f"profiles: {len(profiles):,} with their maturity limits")
 
 
-def load_titles(settings: TrainerSettings, publisher: KafkaPublisher, titles: pd.DataFrame,
+def load_titles(settings: TrainerSettings, publisher: Publisher, titles: pd.DataFrame,
                 shift: timedelta) -> None:
     """The world's titles through the catalog ETL, as `make catalog FILE=...` loads any catalog:
     a Parquet file of its rows, validated and published to the catalog topic, from which the
@@ -122,8 +123,8 @@ def main() -> int:
     now = datetime.now(UTC)
     ensure_topics(settings.kafka_bootstrap_servers, platform_topics(
         settings.kafka_topic_partitions, settings.kafka_replication_factor))
-    publisher = KafkaPublisher(settings.kafka_bootstrap_servers, client_id="seed",
-                               delivery_timeout_s=30.0, linger_ms=20)
+    publisher = kafka_publisher(settings, client_id="seed", delivery_timeout_s=30.0,
+                                linger_ms=20)
     try:
         viewing = read_history(settings)  # before the split only: the future stays unseen
         shift = now - viewing.split

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import get_args
 
 import redis
 
 from services.common.bus.consumer import ConsumerMetrics, RunnerConfig, stop_on_signals
 from services.common.bus.events import Event
 from services.common.bus.runtime import build_kafka_consumer
-from services.common.settings import PlatformSettings
+from services.common.settings import KafkaClient, PlatformSettings
 from services.common.telemetry import Metrics, configure_logging
 
 
@@ -47,11 +48,12 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=0.0)
     parser.add_argument("--max-batch", type=int, default=20)
     parser.add_argument("--commit-interval-s", type=float, default=1.0)
+    parser.add_argument("--client", choices=get_args(KafkaClient), default="confluent")
     args = parser.parse_args()
 
     configure_logging("worker", "INFO", json_logs=True)
     settings = PlatformSettings(kafka_bootstrap_servers=args.bootstrap, redis_url=args.redis_url,
-                                service_name="worker")
+                                service_name="worker", kafka_client=args.client)
     client = redis.Redis.from_url(args.redis_url)
     runner = build_kafka_consumer(
         settings, client, CountingHandler(client, args.prefix, args.delay_ms / 1000),

@@ -1,9 +1,9 @@
 """A publisher that never blocks start-up: the real one is built on a thread once a broker answers.
 
 kafka-python waits up to 30 s (its bootstrap_timeout_ms) for a first broker before a producer
-or admin client even exists, so a service never builds one until a bounded probe saw the broker
-answer, and it does so on a thread: /healthz answers at once, /readyz and sends answer "not yet"
-until the producer exists.
+or admin client even exists (the topic set-up uses its admin client whichever client produces),
+so a service never builds one until a bounded probe saw the broker answer, and it does so on a
+thread: /healthz answers at once, /readyz and sends answer "not yet" until the producer exists.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from services.common.bus.background import BackgroundPublisher, Outcome
-from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
+from services.common.bus.clients import kafka_publisher
+from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.ports import Delivery, OutboundMessage, Publisher
 from services.common.bus.topics import platform_topics
 from services.common.probe import kafka_ready
@@ -42,9 +43,9 @@ def kafka_connector(settings: PlatformSettings, *, probe_timeout_s: float,
             raise BrokerUnreachable(f"no Kafka broker answered at {bootstrap}")
         ensure_topics(bootstrap, platform_topics(settings.kafka_topic_partitions,
                                                  settings.kafka_replication_factor))
-        return KafkaPublisher(bootstrap, client_id=settings.service_name,
-                              delivery_timeout_s=delivery_timeout_s,
-                              warm_topics=sorted(warm_topics))
+        return kafka_publisher(settings, client_id=settings.service_name,
+                               delivery_timeout_s=delivery_timeout_s,
+                               warm_topics=sorted(warm_topics))
 
     return connect
 

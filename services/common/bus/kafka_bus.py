@@ -105,14 +105,26 @@ class KafkaPublisher:
 class _RevokeListener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self) -> None:
         self.handler: RevokeHandler | None = None
+        self.revoking = False  # the handler is running, on kafka-python's IO thread
 
     def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         if self.handler is not None and revoked:
-            self.handler([(tp.topic, tp.partition) for tp in revoked])
+            self.revoking = True
+            try:
+                self.handler([(tp.topic, tp.partition) for tp in revoked])
+            finally:
+                self.revoking = False
 
     def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         logger.info("partitions assigned",
                     extra={"partitions": [f"{tp.topic}-{tp.partition}" for tp in assigned]})
+
+
+def _log_failed_commit(offsets: Mapping[TopicPartition, OffsetAndMetadata],
+                       response: Any) -> None:
+    if isinstance(response, Exception):  # replayed after the rebalance; the dedupe absorbs it
+        logger.warning("commit on revoke failed", extra={"error": repr(response),
+                                                         "partitions": len(offsets)})
 
 
 def _record(r: Any) -> Record:
@@ -146,9 +158,17 @@ class KafkaRecordSource:
         return [_record(r) for records in batches.values() for r in records]
 
     def commit(self, offsets: Mapping[TopicPartitionKey, int]) -> None:
-        if offsets:
-            self._consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
-                                   for (t, p), o in offsets.items()})
+        if not offsets:
+            return
+        committing = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                      for (t, p), o in offsets.items()}
+        if self._listener.revoking:
+            # kafka-python 3 calls the listener on its IO thread, where a blocking commit raises
+            # ("cannot block on net.run() from the IO thread"): send the commit from there
+            # without waiting; it reaches the coordinator before this member's rejoin does.
+            self._consumer.commit_async(committing, callback=_log_failed_commit)
+        else:
+            self._consumer.commit(committing)
 
     def lag(self) -> dict[TopicPartitionKey, int]:
         lags = {}

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 import redis
 
+from services.common.bus.clients import kafka_publisher, kafka_record_source
 from services.common.bus.consumer import ConsumerMetrics, ConsumerRunner, EventHandler, RunnerConfig
 from services.common.bus.dedupe import RedisDeduplicator
-from services.common.bus.kafka_bus import KafkaPublisher, KafkaRecordSource, ensure_topics
+from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import TopicSpec, dlq_topic
 from services.common.settings import PlatformSettings
 
@@ -34,12 +35,12 @@ def build_kafka_consumer(
     ensure_topics(settings.kafka_bootstrap_servers, specs)
     client_id = f"{settings.service_name}-{config.group}"
     return ConsumerRunner(
-        source=KafkaRecordSource(settings.kafka_bootstrap_servers, config.group, config.topics,
-                                 client_id=client_id, session_timeout_s=session_timeout_s),
+        source=kafka_record_source(settings, config.group, config.topics, client_id=client_id,
+                                   session_timeout_s=session_timeout_s),
         handler=handler,
         deduplicator=RedisDeduplicator(redis_client, config.group, dedupe_window_s,
                                        namespace=settings.feature_namespace),
-        dlq=KafkaPublisher(settings.kafka_bootstrap_servers, client_id=f"{client_id}-dlq"),
+        dlq=kafka_publisher(settings, client_id=f"{client_id}-dlq"),
         config=config,
         metrics=metrics,
     )
