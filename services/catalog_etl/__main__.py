@@ -15,7 +15,7 @@ from services.catalog_etl.rows import FORMATS, CatalogFileError
 from services.catalog_etl.titles import BadRow
 from services.common.bus.clients import kafka_publisher
 from services.common.bus.kafka_bus import ensure_topics
-from services.common.bus.ports import PublishFailed
+from services.common.bus.ports import Publisher, PublishFailed
 from services.common.bus.topics import TopicSpec, dlq_topic
 from services.common.settings import PlatformSettings
 
