@@ -56,8 +56,9 @@ from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 from tqdm import tqdm
 
+from services.common.bus.confluent_bus import ConfluentPublisher
 from services.common.bus.events import Event, decode_event
-from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, group_lags
+from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import FRAUD_DECISIONS, TRANSACTIONS, platform_topics
 from services.common.events import FraudLabelData, TransactionData, payload_of
@@ -311,7 +312,7 @@ def drain(stack: Stack, state: dict[bytes, bytes], live: LiveTransactions, backl
     restore(client, state)
     client.close()
     bootstrap = stack.kafka.address
-    publisher = KafkaPublisher(bootstrap, client_id="bench", delivery_timeout_s=30)
+    publisher = ConfluentPublisher(bootstrap, client_id="bench", delivery_timeout_s=30)
     oldest = time.time() - 60
     run = f"drain{processes}-{datetime.now(UTC):%H%M%S}"
     with tqdm(total=backlog, desc="publish backlog", unit="tx") as bar:
@@ -399,7 +400,7 @@ def listen(bootstrap: str, run: str, expected: int, ready: ProcessEvent, done: P
         results.put(seen)
 
 
-def publish_at(publisher: KafkaPublisher, live: LiveTransactions, run: str, rate: float,
+def publish_at(publisher: ConfluentPublisher, live: LiveTransactions, run: str, rate: float,
                seconds: float) -> float:
     """Open loop: transaction i is due at start + i / rate and carries that time as its
     timestamp, however late it is actually sent. Returns the start (epoch seconds)."""
@@ -431,7 +432,7 @@ def steady(stack: Stack, state: dict[bytes, bytes], live: LiveTransactions, rate
     restore(client, state)
     client.close()
     bootstrap = stack.kafka.address
-    publisher = KafkaPublisher(bootstrap, client_id="bench", delivery_timeout_s=30)
+    publisher = ConfluentPublisher(bootstrap, client_id="bench", delivery_timeout_s=30)
     run = f"rate{rate:.0f}-{datetime.now(UTC):%H%M%S}"
     expected = int(rate * seconds)
     context = multiprocessing.get_context("spawn")  # no fork of a process with Kafka threads

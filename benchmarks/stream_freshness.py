@@ -38,8 +38,9 @@ import pandas as pd
 import redis
 from tqdm import tqdm
 
+from services.common.bus.confluent_bus import ConfluentPublisher
 from services.common.bus.events import decode_event, encode_event
-from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, group_lags
+from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import TRANSACTIONS, WATCH_EVENTS, platform_topics
 from services.common.probe import http_ready
@@ -100,7 +101,7 @@ def checker(client: redis.Redis, state: Freshness, stop: threading.Event) -> Non
     pubsub.close()
 
 
-def steady_rate(publisher: KafkaPublisher, client: redis.Redis, messages: Iterator[OutboundMessage],
+def steady_rate(publisher: ConfluentPublisher, client: redis.Redis, messages: Iterator[OutboundMessage],
                 rate: float, seconds: float) -> Freshness:
     state = Freshness()
     stop = threading.Event()
@@ -213,7 +214,7 @@ def main() -> int:
                "MLSD_MODEL_REPOSITORY": str(args.model_repository), "MLSD_LOG_LEVEL": "WARNING"}
         client = redis.Redis.from_url(redis_server.address)
         client.config_set("notify-keyspace-events", "K$")  # announce SETs of string keys
-        publisher = KafkaPublisher(kafka.address, client_id="bench", delivery_timeout_s=30)
+        publisher = ConfluentPublisher(kafka.address, client_id="bench", delivery_timeout_s=30)
         messages = world_messages(args.world_dir, datetime.now(UTC).strftime("%H%M%S"))
         log = workdir / "stream.log"
 
