@@ -101,8 +101,8 @@ def checker(client: redis.Redis, state: Freshness, stop: threading.Event) -> Non
     pubsub.close()
 
 
-def steady_rate(publisher: ConfluentPublisher, client: redis.Redis, messages: Iterator[OutboundMessage],
-                rate: float, seconds: float) -> Freshness:
+def steady_rate(publisher: ConfluentPublisher, client: redis.Redis,
+                messages: Iterator[OutboundMessage], rate: float, seconds: float) -> Freshness:
     state = Freshness()
     stop = threading.Event()
     thread = threading.Thread(target=checker, args=(client, state, stop), daemon=True)
