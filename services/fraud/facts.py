@@ -11,11 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.common.catalog import FRAUD_FEATURES, TRANSACTION_TYPES
-from services.common.fraud_online import FeatureVector, FraudState
+from services.common.fraud_online import FeatureVector, FraudState, epoch_ms
+from services.common.fraud_online.layout import MS_DAY, WINDOW_30D_MS
 from services.fraud.transaction import ScoredTransaction
 
 Fact = float | str
 Facts = Mapping[str, Fact]
+MS_MINUTE = 60_000
 
 # The model inputs a transaction carries by itself; every other feature needs its history.
 OWN_FEATURES = frozenset({"tx_amount", "tx_during_weekend", "tx_during_night",
@@ -81,13 +83,16 @@ def feature_facts(vector: FeatureVector, names: tuple[str, ...], *,
 
 def velocity_facts(txn: ScoredTransaction, state: FraudState) -> dict[str, Fact]:
     """Count and sum per card over windows the catalog does not have, in [t - N, t)."""
-    card = state.card
-    average = card.sum_30d / card.count_30d if card.count_30d else 0.0
+    t = epoch_ms(txn.timestamp)
+    uses = [(u.at_ms, u.amount) for u in state.card_30d
+            if u.transaction_id != txn.transaction_id and t - WINDOW_30D_MS <= u.at_ms < t]
+    last_minute = [amount for at, amount in uses if at >= t - MS_MINUTE]
+    average = sum(amount for _, amount in uses) / len(uses) if uses else 0.0
     return {
-        "card_nb_tx_1m": float(card.count_1m),
-        "card_amount_sum_1m": card.sum_1m,
-        "card_amount_sum_24h": card.sum_24h,
-        "card_nb_tx_30d": float(card.count_30d),
+        "card_nb_tx_1m": float(len(last_minute)),
+        "card_amount_sum_1m": sum(last_minute),
+        "card_amount_sum_24h": sum(amount for at, amount in uses if at >= t - MS_DAY),
+        "card_nb_tx_30d": float(len(uses)),
         "card_avg_amount_30d": average,
         "amount_to_card_avg_30d": txn.amount / average if average > 0 else 1.0,
     }

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from redis.cluster import RedisCluster
-from redis.exceptions import NoScriptError
 
 from services.common.fraud_online import (
     FraudState,
@@ -27,9 +26,7 @@ from services.common.fraud_online import (
     read_commands,
     write_commands,
 )
-from services.common.fraud_online.commands import Command
 from services.common.fraud_online.redis_state import RedisClient
-from services.common.fraud_online.windows import SCRIPTS as WINDOW_SCRIPTS
 from services.common.ids import hash_tag
 
 
@@ -62,36 +59,23 @@ class RedisFraudStore:
         return f"{self._namespace}:fraud_decision:{hash_tag(transaction_id)}"
 
     def record_and_read(self, transactions: Sequence[TransactionLike]) -> list[StateRead]:
+        pipe = self._client.pipeline(transaction=self._atomic)
+        for txn in transactions:
+            pipe.get(self.decision_key(txn.transaction_id))
         writes = write_commands(self._namespace, transactions)
+        for command in writes:
+            pipe.execute_command(*command)
         plans = [read_commands(self._namespace, txn) for txn in transactions]
-        commands: list[Command] = [("GET", self.decision_key(txn.transaction_id))
-                                   for txn in transactions]
-        commands += writes + [command for plan in plans for command in plan]
-        replies = self._send(commands)
+        for plan in plans:
+            for command in plan:
+                pipe.execute_command(*command)
+        replies: list[Any] = pipe.execute()
         earlier, rest = replies[:len(transactions)], replies[len(transactions) + len(writes):]
         reads, at = [], 0
         for plan, decision in zip(plans, earlier, strict=True):
             reads.append(StateRead(decode_state(rest[at:at + len(plan)]), decision))
             at += len(plan)
         return reads
-
-    def _send(self, commands: Sequence[Command]) -> list[Any]:
-        """One round trip; where Redis had lost the window scripts (a restart, a failover), load
-        them and send it all again: the writes are idempotent, the reads have no effect."""
-        for attempt in (1, 2):
-            pipe = self._client.pipeline(transaction=self._atomic)
-            for command in commands:
-                pipe.execute_command(*command)
-            replies: list[Any] = pipe.execute(raise_on_error=False)
-            if attempt == 1 and any(isinstance(r, NoScriptError) for r in replies):
-                for script in WINDOW_SCRIPTS:
-                    self._client.script_load(script.source)
-                continue
-            for reply in replies:
-                if isinstance(reply, Exception):
-                    raise reply
-            return replies
-        raise AssertionError("unreachable")
 
     def remember(self, decisions: Sequence[tuple[str, bytes]],
                  window_s: int) -> list[bytes | None]:

@@ -147,8 +147,7 @@ def test_the_decision_is_published_to_fraud_decisions_with_its_feature_vector(
     assert data["policy_version"] == "2026-11-21.1"
     assert data["model_version"] == MODEL_VERSION
     assert len(data["features"]) == len(FRAUD_FEATURE_NAMES)
-    state = CARD_TESTING.state_for(transaction())
-    assert data["features"] == fraud_features(transaction(), state).tolist()
+    assert data["features"] == fraud_features(transaction(), CARD_TESTING).tolist()
 
 
 def test_a_repeated_request_is_replayed_and_not_published_again(fraud: Fraud) -> None:

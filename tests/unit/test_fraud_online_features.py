@@ -18,7 +18,6 @@ from services.common.fraud_online import (
     epoch_ms,
     fraud_features,
 )
-from tests.fraud_history import History, state_of
 
 NOW = datetime(2018, 7, 4, 12, 0, tzinfo=UTC)  # a Wednesday, midday
 T = epoch_ms(NOW)
@@ -48,9 +47,8 @@ def use(ago_ms: int, tid: str = "tx1", amount: float = 10.0, device: str = "dev1
     return CardUse(T - ago_ms, tid, amount, latitude, longitude, device, ip)
 
 
-def features(state: FraudState | History, txn: Txn | None = None) -> dict[str, float]:
-    txn = txn or Txn()
-    vector = fraud_features(txn, state_of(txn, state))
+def features(state: FraudState, txn: Txn | None = None) -> dict[str, float]:
+    vector = fraud_features(txn or Txn(), state)
     return dict(zip(FRAUD_FEATURE_NAMES, vector.tolist(), strict=True))
 
 
@@ -74,7 +72,7 @@ def test_a_cards_first_transaction_gets_the_catalogs_defaults() -> None:
 
 
 def test_velocity_counts_the_cards_last_hour_and_day_but_not_the_transaction_itself() -> None:
-    state = History(card_30d=(
+    state = FraudState(card_30d=(
         use(HOUR, "tx1", 2.0),            # exactly an hour ago: inside [t - 1 h, t)
         use(10 * MINUTE, "tx2", 3.5),
         use(5 * HOUR, "tx3", 80.0),
@@ -89,7 +87,7 @@ def test_velocity_counts_the_cards_last_hour_and_day_but_not_the_transaction_its
 
 
 def test_customer_windows_include_the_window_start_and_exclude_the_same_instant() -> None:
-    state = History(customer_30d=(
+    state = FraudState(customer_30d=(
         Spend(T - DAY, "tx1", 10.0), Spend(T - 3 * DAY, "tx2", 30.0),
         Spend(T - 20 * DAY, "tx3", 50.0), Spend(T, "tx4", 1000.0)))
     got = features(state, Txn(amount=60.0))
@@ -101,7 +99,7 @@ def test_customer_windows_include_the_window_start_and_exclude_the_same_instant(
 
 def test_a_card_500_km_away_ten_minutes_later_moved_at_3000_kmh() -> None:
     # 4.4966 degrees of latitude along a meridian is 500 km on a 6,371 km sphere
-    state = History(card_30d=(use(10 * MINUTE, latitude=45.0), use(3 * HOUR, "tx0")))
+    state = FraudState(card_30d=(use(10 * MINUTE, latitude=45.0), use(3 * HOUR, "tx0")))
     got = features(state, Txn(latitude=45.0 + 4.4966))
     assert got["seconds_since_last_tx"] == 600
     assert got["km_from_last_tx"] == pytest.approx(500, abs=0.1)
@@ -115,14 +113,14 @@ def test_the_previous_transaction_may_be_older_than_every_window() -> None:
 
 
 def test_a_device_the_card_has_not_used_in_30_days_is_new() -> None:
-    state = History(card_30d=(use(2 * DAY, device="dev9", ip="81.0.0.1"),))
+    state = FraudState(card_30d=(use(2 * DAY, device="dev9", ip="81.0.0.1"),))
     got = features(state, Txn(device_id="dev1", ip_address="81.0.0.1"))
     assert (got["is_new_device"], got["is_new_ip"]) == (1.0, 0.0)
     assert features(state, Txn(device_id="dev9"))["is_new_device"] == 0.0
 
 
 def test_the_transaction_itself_does_not_make_its_device_known() -> None:
-    state = History(card_30d=(use(0, "tx100", device="dev1"),))
+    state = FraudState(card_30d=(use(0, "tx100", device="dev1"),))
     assert features(state)["is_new_device"] == 1.0
 
 

@@ -15,7 +15,6 @@ from services.common.fraud_online import (
     read_commands,
     write_commands,
 )
-from services.common.fraud_online.windows import CARD_WINDOWS
 from tests.unit.test_fraud_online_features import Txn
 
 WHEN = datetime(2018, 7, 4, 12, 0, tzinfo=UTC)
@@ -94,28 +93,22 @@ def test_every_key_gets_a_ttl_that_bounds_memory() -> None:
 
 def test_a_read_windows_each_view_before_the_transaction() -> None:
     commands = read_commands("fs", Txn())
-    assert commands[1][:5] == ("EVALSHA", CARD_WINDOWS.sha, 1, "fs:fraud_card_tx:{card1}", T)
-    assert commands[1][9] == 30 * DAY  # the script's window: [t - 30 d, t)
+    assert commands[1] == ("ZRANGE", "fs:fraud_card_tx:{card1}", T - 30 * DAY, f"({T}",
+                           "BYSCORE", "WITHSCORES")
     assert commands[3] == ("ZCOUNT", "fs:fraud_terminal_tx:{term1}", T - 8 * DAY, f"({T - 7 * DAY}")
     assert commands[5] == ("ZCOUNT", "fs:fraud_terminal_tx:{term1}", T - 37 * DAY,
                            f"({T - 7 * DAY}")
     assert commands[-1] == ("ZSCORE", "fs:fraud_ip_cards:{81.0.0.1}", "card1")
 
 
-@pytest.mark.parametrize("latest_reply", [
-    [[b"tx1|50.0|5.0", 1.5e12]],      # RESP3: [member, score] pairs
-    [b"tx1|50.0|5.0", b"1500000000000"],  # RESP2: flat, bytes
+@pytest.mark.parametrize("card_reply", [
+    [[b"tx1|2.5|50.0|5.0|dev1|81.0.0.1", 1.5e12]],      # RESP3: [member, score] pairs
+    [b"tx1|2.5|50.0|5.0|dev1|81.0.0.1", b"1500000000000"],  # RESP2: flat, bytes
 ])
-def test_replies_decode_the_same_over_resp2_and_resp3(latest_reply: list[object]) -> None:
-    customer = [1, b"2.5", 1, b"2.5", 2, b"7.5"]
-    card = [0, b"0", 1, b"2.5", 1, 1, b"2.5", 1, b"2.5", 1, 0,
-            [b"tx1|2.5|50.0|5.0|dev1|81.0.0.1"], b"1500000000000"]
-    replies: list[object] = [customer, card, latest_reply, 1, 2, 3, [], 4, [], 5, None, 6,
-                             b"1499999999000"]
+def test_replies_decode_the_same_over_resp2_and_resp3(card_reply: list[object]) -> None:
+    replies: list[object] = [[], card_reply, [], 1, 2, 3, [], 4, [], 5, None, 6, b"1499999999000"]
     state = decode_state(replies)
-    assert state.card_latest[0].at_ms == 1_500_000_000_000
-    assert state.card.newest[0].at_ms == 1_500_000_000_000
-    assert (state.card.sum_1h, state.card.device_seen, state.card.ip_seen) == (2.5, True, False)
-    assert state.customer.counts == (1, 1, 2) and state.customer.sums == (2.5, 2.5, 7.5)
+    assert state.card_30d[0].at_ms == 1_500_000_000_000
+    assert state.card_30d[0].amount == 2.5 and state.card_30d[0].device_id == "dev1"
     assert state.terminal_counts == (1, 2, 3) and state.merchant_count_30d == 4
     assert (state.device_card_last_seen_ms, state.ip_card_last_seen_ms) == (None, 1_499_999_999_000)

@@ -17,7 +17,6 @@ from services.fraud.policy import Lists, parse_policy
 from services.fraud.policy_file import load_engine
 from services.fraud.rules import ListHit, RuleEngine
 from services.fraud.transaction import Transaction
-from tests.fraud_history import History, state_of
 
 POLICY_PATH = Path(__file__).resolve().parents[2] / "config" / "fraud" / "policy.toml"
 NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)  # a Wednesday, midday
@@ -46,14 +45,12 @@ def use(ago_ms: int, amount: float = 20.0, *, tid: str = "", place: tuple[float,
     return CardUse(T - ago_ms, tid or f"tx{ago_ms}", amount, place[0], place[1], device, ip)
 
 
-def history(*uses: CardUse, **counts: Any) -> History:
-    return History(card_30d=uses, rest=counts)
+def history(*uses: CardUse, **counts: Any) -> FraudState:
+    return FraudState(card_30d=uses, **counts)
 
 
-def facts(txn: Transaction, history: FraudState | History, *,
-          with_history: bool = True) -> dict[str, Fact]:
+def facts(txn: Transaction, state: FraudState, *, with_history: bool = True) -> dict[str, Fact]:
     """What the scorer gives the rules: the transaction, the model's features, card velocity."""
-    state = state_of(txn, history)
     found = transaction_facts(txn)
     found.update(feature_facts(fraud_features(txn, state), FRAUD_FEATURE_NAMES,
                                with_history=with_history))
@@ -65,10 +62,10 @@ def facts(txn: Transaction, history: FraudState | History, *,
 class Scenario(NamedTuple):
     why: str
     txn: Transaction
-    state: FraudState | History
+    state: FraudState
 
 
-def when(why: str, state: FraudState | History | None = None, **txn_changes: Any) -> Scenario:
+def when(why: str, state: FraudState | None = None, **txn_changes: Any) -> Scenario:
     return Scenario(why, transaction(**txn_changes), state or FraudState())
 
 

@@ -27,7 +27,6 @@ from services.fraud.policy_file import load_engine
 from services.fraud.scorer import HISTORY_COLUMNS, FraudScorer, ReferenceCache, Scored
 from services.fraud.state_store import StateRead
 from services.fraud.transaction import Transaction
-from tests.fraud_history import state_of
 from tests.unit.test_fraud_rules import (
     AWAY_1000_KM,
     DAY,
@@ -98,7 +97,7 @@ class FakeStore:
         self.seen.extend(transactions)
         if self.failure is not None:
             raise self.failure
-        return [StateRead(state_of(txn, self.states.get(txn.transaction_id, FraudState())),
+        return [StateRead(self.states.get(txn.transaction_id, FraudState()),
                           self.decisions.get(txn.transaction_id)
                           if self.decisions_visible_on_read else None)
                 for txn in transactions]
@@ -178,8 +177,7 @@ def test_a_card_testing_burst_is_declined_with_the_rule_and_the_models_factors(
                            "by 0.60")
     assert not scored.replayed
     assert scored.features is not None
-    expected = fraud_features(transaction(), CARD_TESTING.state_for(transaction()))
-    np.testing.assert_array_equal(scored.features, expected)
+    np.testing.assert_array_equal(scored.features, fraud_features(transaction(), CARD_TESTING))
     assert r.metric("decisions_total", action="decline", path="http") == 1
     assert r.metric("rule_hits_total", rule="CARD_TESTING") == 1
 

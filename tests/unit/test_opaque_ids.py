@@ -143,12 +143,10 @@ def test_the_fraud_state_members_read_back_exactly(tid: str, device: str, other_
                                                    amount: float, lat: float,
                                                    lon: float) -> None:
     at = 1_700_000_000_000
-    customer = [1, b"1.0", 1, b"1.0", 1, b"1.0"]  # the windows script's sums
-    newest = layout.card_member(tid, amount, lat, lon, device, "2001:db8::1").encode()
-    card = [0, b"0", 0, b"0", 0, 1, repr(amount).encode(), 1, repr(amount).encode(), 1, 0,
-            [newest], str(at).encode()]
     replies = [
-        customer, card,
+        _scored((layout.customer_member(tid, amount), at)),
+        _scored((layout.card_member(tid, amount, lat, lon, device, "2001:db8::1"), at),
+                (layout.card_member(other_tid, 1.0, 0.0, 0.0, "d", "10.0.0.1"), at + 1)),
         _scored((layout.place_member(tid, lat, lon), at)),
         1, 2, 3,
         _scored((layout.fraud_member(tid, at + 5), at)),
@@ -157,9 +155,12 @@ def test_the_fraud_state_members_read_back_exactly(tid: str, device: str, other_
         0, None, 0, None,
     ]
     state = decode_state(replies)
-    place = state.card.newest[0]
-    assert (place.transaction_id, place.latitude, place.longitude) == (tid, lat, lon)
-    assert state.card.sum_24h == amount
+    assert state.customer_30d[0].transaction_id == tid
+    assert state.customer_30d[0].amount == amount
+    use = state.card_30d[0]
+    assert (use.transaction_id, use.device_id, use.latitude, use.longitude) == (tid, device,
+                                                                               lat, lon)
+    assert state.card_30d[1].transaction_id == other_tid
     assert state.card_latest[0].transaction_id == tid
     assert state.terminal_frauds[0].transaction_id == tid
     assert state.merchant_frauds[0].transaction_id == other_tid

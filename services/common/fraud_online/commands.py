@@ -31,17 +31,13 @@ from services.common.fraud_online.layout import (
     place_member,
 )
 from services.common.fraud_online.state import (
+    CardUse,
     FraudReport,
     FraudState,
     KnownFraud,
     Place,
+    Spend,
     TransactionLike,
-)
-from services.common.fraud_online.windows import (
-    card_command,
-    customer_command,
-    decode_card,
-    decode_customer,
 )
 from services.common.ids import unescape
 
@@ -111,8 +107,10 @@ def read_commands(namespace: str, txn: TransactionLike) -> list[Command]:
     device = DEVICE_CARDS.key(namespace, txn.device_id)
     ip = IP_CARDS.key(namespace, str(txn.ip_address))
     return [
-        customer_command(namespace, txn, t),
-        card_command(namespace, txn, t),
+        ("ZRANGE", CUSTOMER_TX.key(namespace, txn.user_id), since_30d, before_t, "BYSCORE",
+         "WITHSCORES"),
+        ("ZRANGE", CARD_TX.key(namespace, txn.card_id), since_30d, before_t, "BYSCORE",
+         "WITHSCORES"),
         ("ZRANGE", CARD_LATEST.key(namespace, txn.card_id), 0, -1, "WITHSCORES"),
         *(("ZCOUNT", terminal, t - DELAY_MS - days * MS_DAY, delayed_end)
           for days in TERMINAL_WINDOW_DAYS),
@@ -154,8 +152,11 @@ def decode_state(replies: Sequence[Any]) -> FraudState:
     (customer, card, latest, term_1d, term_7d, term_30d, term_frauds, merchant_count,
      merchant_frauds, device_count, device_seen, ip_count, ip_seen) = replies
     return FraudState(
-        customer=decode_customer(customer),
-        card=decode_card(card),
+        customer_30d=tuple(Spend(at, unescape(tid), float(amount))
+                           for (tid, amount), at in _scored(customer)),
+        card_30d=tuple(CardUse(at, unescape(tid), float(amount), float(lat), float(lon),
+                               unescape(device), ip)
+                       for (tid, amount, lat, lon, device, ip), at in _scored(card)),
         card_latest=tuple(Place(at, unescape(tid), float(lat), float(lon))
                           for (tid, lat, lon), at in _scored(latest)),
         terminal_counts=(int(term_1d), int(term_7d), int(term_30d)),

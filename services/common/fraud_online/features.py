@@ -18,21 +18,23 @@ import numpy.typing as npt
 from services.common.catalog import (
     FRAUD_FEATURE_NAMES,
     NIGHT_HOURS,
+    SMALL_AMOUNT,
     TRANSACTION_TYPES,
 )
 from services.common.fraud_online.commands import TERMINAL_WINDOW_DAYS
 from services.common.fraud_online.layout import (
     DELAY_MS,
     MS_DAY,
+    MS_HOUR,
     WINDOW_30D_MS,
     epoch_ms,
 )
 from services.common.fraud_online.state import (
     FraudState,
     KnownFraud,
+    Place,
     TransactionLike,
 )
-from services.common.fraud_online.windows import CUSTOMER_DAYS
 
 FeatureVector = npt.NDArray[np.float32]
 NO_PREVIOUS_SECONDS = 1e6  # the catalog's value of seconds_since_last_tx for a card's first one
@@ -60,12 +62,14 @@ def _calendar(txn: TransactionLike) -> dict[str, float]:
     }
 
 
-def _customer(state: FraudState) -> dict[str, float]:
-    windows = state.customer
+def _customer(txn: TransactionLike, state: FraudState, t: int) -> dict[str, float]:
+    spends = [s for s in state.customer_30d
+              if s.transaction_id != txn.transaction_id and t - WINDOW_30D_MS <= s.at_ms < t]
     features: dict[str, float] = {}
-    for days, count, total in zip(CUSTOMER_DAYS, windows.counts, windows.sums, strict=True):
-        features[f"customer_nb_tx_{days}d"] = count
-        features[f"customer_avg_amount_{days}d"] = total / count if count else 0.0
+    for days in (1, 7, 30):
+        amounts = [s.amount for s in spends if s.at_ms >= t - days * MS_DAY]
+        features[f"customer_nb_tx_{days}d"] = len(amounts)
+        features[f"customer_avg_amount_{days}d"] = _mean(amounts, 0.0)
     return features
 
 
@@ -92,7 +96,8 @@ def _terminal(state: FraudState, t: int) -> dict[str, float]:
 
 def _previous(txn: TransactionLike, state: FraudState, t: int) -> dict[str, float]:
     """Seconds, km and km/h from the card's latest transaction strictly before t."""
-    earlier = [p for p in (*state.card.newest, *state.card_latest)
+    places = [Place(u.at_ms, u.transaction_id, u.latitude, u.longitude) for u in state.card_30d]
+    earlier = [p for p in (*places, *state.card_latest)
                if p.transaction_id != txn.transaction_id and p.at_ms < t]
     if not earlier:
         return {"seconds_since_last_tx": NO_PREVIOUS_SECONDS, "km_from_last_tx": 0.0,
@@ -111,17 +116,20 @@ def _other_cards(cards_in_window: int, this_card_last_seen: int | None, t: int) 
 
 def _card(txn: TransactionLike, state: FraudState, t: int,
           customer_avg_30d: float) -> dict[str, float]:
-    card = state.card
+    uses = [u for u in state.card_30d
+            if u.transaction_id != txn.transaction_id and t - WINDOW_30D_MS <= u.at_ms < t]
+    last_hour = [u.amount for u in uses if u.at_ms >= t - MS_HOUR]
+    ip = str(txn.ip_address)
     return {
-        "card_nb_tx_1h": card.count_1h,
-        "card_amount_sum_1h": card.sum_1h,
-        "card_nb_small_tx_1h": card.small_1h,
-        "card_nb_tx_24h": card.count_24h,
+        "card_nb_tx_1h": len(last_hour),
+        "card_amount_sum_1h": sum(last_hour),
+        "card_nb_small_tx_1h": sum(1 for amount in last_hour if amount < SMALL_AMOUNT),
+        "card_nb_tx_24h": sum(1 for u in uses if u.at_ms >= t - MS_DAY),
         "amount_to_customer_avg_30d": (txn.amount / customer_avg_30d if customer_avg_30d > 0
                                        else 1.0),
         **_previous(txn, state, t),
-        "is_new_device": float(not card.device_seen),
-        "is_new_ip": float(not card.ip_seen),
+        "is_new_device": float(all(u.device_id != txn.device_id for u in uses)),
+        "is_new_ip": float(all(u.ip_address != ip for u in uses)),
         "device_nb_cards_30d": _other_cards(state.device_cards_30d,
                                             state.device_card_last_seen_ms, t),
         "ip_nb_cards_30d": _other_cards(state.ip_cards_30d, state.ip_card_last_seen_ms, t),
@@ -131,7 +139,7 @@ def _card(txn: TransactionLike, state: FraudState, t: int,
 def fraud_features(txn: TransactionLike, state: FraudState) -> FeatureVector:
     """float32 [len(FRAUD_FEATURES)] in catalog order, from the state as of strictly before t."""
     t = epoch_ms(txn.timestamp)
-    customer = _customer(state)
+    customer = _customer(txn, state, t)
     merchant_frauds = _known_frauds(state.merchant_frauds, t - DELAY_MS - WINDOW_30D_MS,
                                     t - DELAY_MS, t)
     features: dict[str, float] = {

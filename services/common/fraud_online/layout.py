@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from services.common.catalog import TERMINAL_RISK_DELAY_DAYS
 from services.common.ids import FIELD_SEPARATOR, escape, hash_tag
 
-MS_MINUTE = 60_000
 MS_HOUR = 3_600_000
 MS_DAY = 24 * MS_HOUR
 DELAY_MS = TERMINAL_RISK_DELAY_DAYS * MS_DAY

@@ -15,8 +15,6 @@ from services.common.fraud_online.commands import (
     write_commands,
 )
 from services.common.fraud_online.state import FraudReport, FraudState, TransactionLike
-from services.common.fraud_online.windows import SCRIPTS as WINDOW_SCRIPTS
-from services.common.recs_online.lua import run_pipeline
 
 RedisClient = redis.Redis | RedisCluster
 
@@ -58,5 +56,4 @@ class RedisFraudStateReader:
         self._namespace = namespace
 
     def read(self, txn: TransactionLike) -> FraudState:
-        commands = read_commands(self._namespace, txn)
-        return decode_state(run_pipeline(self._client, commands, WINDOW_SCRIPTS))
+        return decode_state(_send(self._client, read_commands(self._namespace, txn)))

@@ -88,46 +88,16 @@ class KnownFraud(NamedTuple):
 
 
 @dataclass(frozen=True)
-class CustomerWindows:
-    """The customer's transactions in [t - N, t) for N = 1, 7, 30 days, the current one left
-    out: how many, and their amounts summed in time order (windows.py computes it, in Redis)."""
-
-    counts: tuple[int, int, int] = (0, 0, 0)
-    sums: tuple[float, float, float] = (0.0, 0.0, 0.0)
-
-
-@dataclass(frozen=True)
-class CardWindows:
-    """The card's transactions in [t - N, t), the current one left out, summed in time order;
-    whether this device and this IP were among them; and the newest of them (all those at the
-    newest instant, so the features can break a tie by transaction id as offline does)."""
-
-    count_1m: int = 0
-    sum_1m: float = 0.0
-    count_1h: int = 0
-    sum_1h: float = 0.0
-    small_1h: int = 0            # of the last hour's, those under SMALL_AMOUNT
-    count_24h: int = 0
-    sum_24h: float = 0.0
-    count_30d: int = 0
-    sum_30d: float = 0.0
-    device_seen: bool = False    # this transaction's device used by the card in the 30 days
-    ip_seen: bool = False
-    newest: tuple[Place, ...] = ()
-
-
-@dataclass(frozen=True)
 class FraudState:
     """One transaction's view of the online state, as the reader fetched it for time t.
 
-    The customer's and the card's windows were summed by Redis for this transaction (its time
-    and id); member lists hold what the reader's windows returned, and the features filter them
-    again by time and id (hand-made states, the current transaction itself). Counts were taken
-    by Redis for exactly the window their comment names.
+    Member lists hold what the reader's windows returned; the features filter them again by
+    time and id, so a list may hold more (hand-made states, the current transaction itself).
+    Counts were taken by Redis for exactly the window their comment names.
     """
 
-    customer: CustomerWindows = CustomerWindows()
-    card: CardWindows = CardWindows()
+    customer_30d: tuple[Spend, ...] = ()        # the customer's transactions in [t - 30 d, t)
+    card_30d: tuple[CardUse, ...] = ()          # the card's transactions in [t - 30 d, t)
     card_latest: tuple[Place, ...] = ()         # the card's newest few transactions, any time
     terminal_counts: tuple[int, int, int] = (0, 0, 0)  # in [t - 7 d - N, t - 7 d), N = 1, 7, 30
     terminal_frauds: tuple[KnownFraud, ...] = ()  # reports of transactions in [t - 37 d, t - 7 d)
