@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -38,6 +39,43 @@ class WatchWorld(Protocol):
 
     def user_rows(self, user_ids: Any) -> npt.NDArray[np.int64]: ...
     def title_rows(self, content_ids: Any) -> npt.NDArray[np.int64]: ...
+
+
+class Frames:
+    """What a world's three frames answer the same way whatever made them: rows by id, and the
+    events before and after the split. A world (a dataclass) supplies the frames and `split`."""
+
+    users: pd.DataFrame
+    titles: pd.DataFrame
+    interactions: pd.DataFrame
+
+    @property
+    def split(self) -> datetime:
+        raise NotImplementedError
+
+    @cached_property
+    def user_index(self) -> pd.Index:
+        return pd.Index(self.users["user_id"])
+
+    @cached_property
+    def title_index(self) -> pd.Index:
+        return pd.Index(self.titles["content_id"])
+
+    def user_rows(self, user_ids: Any) -> npt.NDArray[np.int64]:
+        return rows_of(self.user_index, user_ids, "user")
+
+    def title_rows(self, content_ids: Any) -> npt.NDArray[np.int64]:
+        return rows_of(self.title_index, content_ids, "title")
+
+    @property
+    def train(self) -> pd.DataFrame:
+        """Watch events before the split: everything a model may learn from."""
+        return self.interactions[self.interactions["timestamp"] < self.split]
+
+    @property
+    def future(self) -> pd.DataFrame:
+        """Watch events at or after the split: the held-out future for evaluation."""
+        return self.interactions[self.interactions["timestamp"] >= self.split]
 
 
 def rows_of(index: pd.Index, ids: Any, kind: str) -> npt.NDArray[np.int64]:

@@ -33,15 +33,13 @@ import importlib.util
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from services.trainer.worlds import rows_of
+from services.trainer.worlds import Frames
 
 IntArray = npt.NDArray[np.int64]
 
@@ -86,7 +84,7 @@ def data_directory() -> Path:
 
 
 @dataclass
-class MovieLensWorld:
+class MovieLensWorld(Frames):
     """MovieLens 100k as three frames, the columns of `WatchWorld` plus MovieLens's own.
 
     users:        user_id, max_maturity, age, gender, occupation, zip_code
@@ -121,27 +119,6 @@ class MovieLensWorld:
         """
         return self.end - timedelta(days=self.holdout_days)
 
-    @property
-    def train(self) -> pd.DataFrame:
-        return self.interactions[self.interactions["timestamp"] < self.split]
-
-    @property
-    def future(self) -> pd.DataFrame:
-        return self.interactions[self.interactions["timestamp"] >= self.split]
-
-    @cached_property
-    def user_index(self) -> pd.Index:
-        return pd.Index(self.users["user_id"])
-
-    @cached_property
-    def title_index(self) -> pd.Index:
-        return pd.Index(self.titles["content_id"])
-
-    def user_rows(self, user_ids: Any) -> IntArray:
-        return rows_of(self.user_index, user_ids, "user")
-
-    def title_rows(self, content_ids: Any) -> IntArray:
-        return rows_of(self.title_index, content_ids, "title")
 
 
 def read_atomic(path: Path) -> pd.DataFrame:

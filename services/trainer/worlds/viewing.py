@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from services.common import catalog
-from services.trainer.worlds import rows_of
+from services.trainer.worlds import Frames
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -116,7 +115,7 @@ class LatentTruth:
 
 
 @dataclass
-class ViewingWorld:
+class ViewingWorld(Frames):
     """A generated world: three frames and the latent truth. Row i of users is u{i}, of titles t{i}.
 
     users:        user_id, profile (kids | teen | adult), max_maturity (highest level allowed)
@@ -132,14 +131,6 @@ class ViewingWorld:
     titles: pd.DataFrame
     interactions: pd.DataFrame
     truth: LatentTruth
-
-    @cached_property
-    def user_index(self) -> pd.Index:
-        return pd.Index(self.users["user_id"])
-
-    @cached_property
-    def title_index(self) -> pd.Index:
-        return pd.Index(self.titles["content_id"])
 
     @property
     def genres(self) -> tuple[str, ...]:
@@ -158,21 +149,6 @@ class ViewingWorld:
     def holdout_days(self) -> int:
         return self.config.holdout_days
 
-    def user_rows(self, user_ids: Any) -> IntArray:
-        return rows_of(self.user_index, user_ids, "user")
-
-    def title_rows(self, content_ids: Any) -> IntArray:
-        return rows_of(self.title_index, content_ids, "title")
-
-    @property
-    def train(self) -> pd.DataFrame:
-        """Watch events before the split: everything a model may learn from."""
-        return self.interactions[self.interactions["timestamp"] < self.config.split]
-
-    @property
-    def future(self) -> pd.DataFrame:
-        """Watch events at or after the split: the held-out future for evaluation."""
-        return self.interactions[self.interactions["timestamp"] >= self.config.split]
 
 
 def user_id_of(row: int) -> str:
