@@ -67,6 +67,13 @@ def stack(start_service: StartService, kafka_server: ServerProcess
     return recommender, start_service("ingest")
 
 
+def new_release_served(recommender: ServiceProcess) -> bool:
+    """Whether the recommender's catalog has movie_456 yet (it merges the catalog on its refresh
+    thread): a fresh cold user each time, since a cold list is cached per user like any other."""
+    answer = recommend(recommender, f"cold-{uuid.uuid4().hex}")
+    return any(item["content_id"] == "movie_456" for item in answer["items"])
+
+
 def test_a_title_loaded_from_a_csv_is_recommended_to_a_cold_user_without_a_restart(
         stack: tuple[ServiceProcess, ServiceProcess], kafka_server: ServerProcess,
         redis_client: redis.Redis, tmp_path: Path) -> None:
@@ -82,11 +89,8 @@ def test_a_title_loaded_from_a_csv_is_recommended_to_a_cold_user_without_a_resta
     wait_for(lambda: redis_client.hlen("fs:catalog_titles:{global}") == 2, 20,
              "the stream to write both titles")
 
-    def new_release_served() -> bool:
-        # A fresh cold user each time: a cold list is cached per user like any other.
-        answer = recommend(recommender, f"cold-{uuid.uuid4().hex}")
-        return any(item["content_id"] == "movie_456" for item in answer["items"])
-    wait_for(new_release_served, 10, "the recommender to serve the new title")
+    wait_for(lambda: new_release_served(recommender), 10,
+             "the recommender to serve the new title")
     answer = recommend(recommender, f"cold-{uuid.uuid4().hex}")
     [item] = [i for i in answer["items"] if i["content_id"] == "movie_456"]
     assert answer["personalization"] == "cold"
@@ -102,6 +106,7 @@ def test_the_briefs_example_user_123_gets_explained_recommendations(
     path.write_text(BRIEF_CATALOG)
     assert load_catalog(path, kafka_server).returncode == 1
     wait_for(lambda: redis_client.hlen("fs:catalog_titles:{global}") == 2, 20, "the titles")
+    wait_for(lambda: new_release_served(recommender), 10, "the recommender to merge them")
 
     # user_123 likes action and comedy: three Action-Comedy titles of the trained catalog.
     items = load_item_artifacts(ModelRepository(model_repository))

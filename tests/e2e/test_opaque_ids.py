@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import redis
 
 from services.common.bus.events import Event
 from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
@@ -102,7 +103,9 @@ def watch(user: str, content: str, run: str) -> dict[str, Any]:
 
 
 def test_any_user_id_runs_through_ingest_the_stream_and_the_recommender(
-        start_service: StartService, kafka_server: ServerProcess, topics: None) -> None:
+        redis_client: redis.Redis, start_service: StartService, kafka_server: ServerProcess,
+        topics: None) -> None:
+    # redis_client first: an empty Redis, so user_123 is a stranger whatever ran before
     start_service("stream")
     ingest = start_service("ingest")
     recommender = start_service("recommender")
