@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import islice
+from typing import TypeVar
 
 import pandas as pd
 from tqdm import tqdm
@@ -22,7 +23,7 @@ from services.common.bus.clients import kafka_publisher
 from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, Publisher, publish_or_raise
 from services.common.bus.topics import platform_topics
-from services.common.recs_online import write_profiles
+from services.common.recs_online import keys, write_profiles
 from services.common.redis_client import background_redis
 from services.seeder.history import (
     SOURCE,
@@ -41,9 +42,12 @@ from services.trainer.worlds.movielens import MovieLensWorld
 CHUNK = 5_000
 
 
-def chunks(messages: Iterable[OutboundMessage]) -> Iterator[list[OutboundMessage]]:
-    iterator = iter(messages)
-    while chunk := list(islice(iterator, CHUNK)):
+T = TypeVar("T")
+
+
+def chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
         yield chunk
 
 
@@ -86,6 +90,33 @@ def read_history(settings: TrainerSettings) -> ViewingHistory:
                                for name in ("users", "titles", "interactions")))
 
 
+def reset_if_other_dataset(settings: TrainerSettings) -> None:
+    """The recommendation state (histories, vectors, trending, profiles, the catalog) belongs to
+    one dataset: seeding another one clears it first, or the old titles would stay in the
+    recommender's catalog beside the new ones. The fraud state and the experiments stay."""
+    client = background_redis(settings)
+    namespace = settings.feature_namespace
+    try:
+        marker = keys.dataset_key(namespace)
+        built_from = client.get(marker)
+        if built_from == settings.dataset.encode():
+            return
+        removed = 0
+        for pattern in keys.recs_state_patterns(namespace):
+            # one key a command: on Redis Cluster the keys of a pattern live on every node
+            for batch in chunks(client.scan_iter(match=pattern, count=1_000), 1_000):
+                pipe = client.pipeline(transaction=False)
+                for key in batch:
+                    pipe.unlink(key)
+                removed += sum(pipe.execute())
+        client.set(marker, settings.dataset)
+    finally:
+        client.close()
+    old = built_from.decode() if isinstance(built_from, bytes) else "an unmarked"
+    print(f"recommendation state: {old} dataset's {removed:,} keys cleared for "
+          f"{settings.dataset}")
+
+
 def load_profiles(settings: TrainerSettings, profiles: list[tuple[str, str, int]]) -> None:
     """Batch data, not events, straight into Redis: the account system's profiles (kind,
     maturity limit; the recommender reads a user's limit in its one round trip)."""
@@ -126,6 +157,7 @@ def main() -> int:
     publisher = kafka_publisher(settings, client_id="seed", delivery_timeout_s=30.0,
                                 linger_ms=20)
     try:
+        reset_if_other_dataset(settings)
         viewing = read_history(settings)  # before the split only: the future stays unseen
         shift = now - viewing.split
         print(f"{settings.dataset} viewing history: {len(viewing.history):,} watches before "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,20 +57,22 @@ def test_a_title_lands_under_the_documented_keys(redis_client: redis.Redis) -> N
                       "updated_ms": int(T0.timestamp() * 1000)}
     released = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
     assert float(redis_client.hget(title_release_key(), "movie_456") or 0) == released
-    assert redis_client.get(catalog_version_key()) == b"1"
     version, [title] = RedisCatalogTitles(redis_client).read()
-    assert version == 1 and title.data.rating == 4.2 and title.content_id == "movie_456"
+    assert version == int(redis_client.get(catalog_version_key()) or 0)
+    assert abs(version - time.time() * 1000) < 60_000  # the server's clock, in ms
+    assert title.data.rating == 4.2 and title.content_id == "movie_456"
 
 
 def test_newer_metadata_replaces_older_and_older_arriving_late_changes_nothing(
         redis_client: redis.Redis) -> None:
     apply(redis_client, title_event("new", at=T0 + timedelta(hours=1), title="Renamed",
                                     release_date=None))
+    version = redis_client.get(catalog_version_key())
     apply(redis_client, title_event("old", at=T0))                       # late, older
     [title] = RedisCatalogTitles(redis_client).read()[1]
     assert title.data.title == "Renamed"
     assert redis_client.hget(title_release_key(), "movie_456") is None  # newer has no date
-    assert redis_client.get(catalog_version_key()) == b"1"              # the late one: no-op
+    assert redis_client.get(catalog_version_key()) == version           # the late one: no-op
 
 
 def test_a_redelivered_batch_changes_nothing_and_leaves_the_version(
@@ -77,12 +80,26 @@ def test_a_redelivered_batch_changes_nothing_and_leaves_the_version(
     events = [title_event(f"e{i}", content_id=f"id {i}|{{x}}") for i in range(3)]
     apply(redis_client, *events)
     before = redis_client.hgetall(catalog_titles_key())
+    version = redis_client.get(catalog_version_key())
     handler = apply(redis_client, *events)
     assert handler.changed == 0
     assert redis_client.hgetall(catalog_titles_key()) == before
-    assert redis_client.get(catalog_version_key()) == b"1"
+    assert redis_client.get(catalog_version_key()) == version
     assert sorted(t.content_id for t in RedisCatalogTitles(redis_client).read()[1]) == [
         "id 0|{x}", "id 1|{x}", "id 2|{x}"]                          # ids read back exactly
+
+
+def test_the_version_never_repeats_not_even_after_the_catalog_was_cleared(
+        redis_client: redis.Redis) -> None:
+    versions = []
+    for i in range(3):
+        apply(redis_client, title_event(f"e{i}", content_id=f"t{i}"))
+        versions.append(int(redis_client.get(catalog_version_key()) or 0))
+    redis_client.delete(catalog_titles_key(), catalog_version_key())  # a dataset switch
+    time.sleep(0.05)  # a switch takes seconds; the clock has moved past every old version
+    apply(redis_client, title_event("e9", content_id="t9"))
+    versions.append(int(redis_client.get(catalog_version_key()) or 0))
+    assert versions == sorted(set(versions))                            # strictly increasing
 
 
 def test_a_malformed_catalog_event_goes_to_the_dead_letter_topic(

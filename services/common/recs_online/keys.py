@@ -51,6 +51,23 @@ def profile_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
     return f"{namespace}:user_profile:{hash_tag(check_entity_id(user_id))}"
 
 
+def dataset_key(namespace: str = DEFAULT_NAMESPACE) -> str:
+    """String: the dataset the recommendation state was built from (the seeder's marker)."""
+    return f"{namespace}:recs_dataset"
+
+
+RECS_STATE_VIEWS = ("watch_history", "watch_count", USER_VIEW, "rec_cache", "user_profile",
+                    "trending", "title_release", "title_watches", "catalog_titles",
+                    "catalog_version")
+"""Every key family above that belongs to one dataset's users and titles (not the fraud state,
+not the experiments' definitions and counters): what a switch of dataset clears."""
+
+
+def recs_state_patterns(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
+    """SCAN patterns of the RECS_STATE_VIEWS keys."""
+    return [f"{namespace}:{view}:*" for view in RECS_STATE_VIEWS]
+
+
 def trending_key(namespace: str = DEFAULT_NAMESPACE, catalog: str = CATALOG) -> str:
     """Sorted set: member = content id, score = log2 of sum 2^(t / half-life) over its watches."""
     return f"{namespace}:trending:{hash_tag(check_entity_id(catalog))}"

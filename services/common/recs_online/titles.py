@@ -44,7 +44,9 @@ teen profile never sees a title nobody rated."""
 # ARGV: content id, event time (ms), stored JSON, release (unix s, '' for none), ... per title.
 # A title is written only if the stored one is older: a redelivered or late event changes
 # nothing, so the write is idempotent and newer metadata always wins. The version moves only
-# when something changed, so readers that watch it never re-read an unchanged catalog.
+# when something changed, so readers that watch it never re-read an unchanged catalog; it is the
+# server's clock in ms (at least one past the last), so a catalog cleared and loaded again (a
+# dataset switch, seconds later) never comes back with a version a reader already merged.
 CATALOG_PUT = LuaScript("""
 local changed = 0
 for i = 1, #ARGV, 4 do
@@ -59,7 +61,13 @@ for i = 1, #ARGV, 4 do
     changed = changed + 1
   end
 end
-if changed > 0 then redis.call('INCR', KEYS[3]) end
+if changed > 0 then
+  local now = redis.call('TIME')
+  local version = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  local last = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if version <= last then version = last + 1 end
+  redis.call('SET', KEYS[3], string.format('%d', version))
+end
 return changed
 """)
 
