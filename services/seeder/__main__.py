@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from services.catalog_etl.job import load
 from services.common.bus.clients import kafka_publisher
+from services.common.bus.dedupe import dedupe_prefix
 from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, Publisher, publish_or_raise
 from services.common.bus.topics import platform_topics
@@ -40,6 +41,7 @@ from services.trainer.pipeline import TrainerSettings
 from services.trainer.worlds.movielens import MovieLensWorld
 
 CHUNK = 5_000
+RECS_CONCERNS = ("watch-features", "catalog-titles")  # the stream's writers of that state
 
 
 T = TypeVar("T")
@@ -102,7 +104,11 @@ def reset_if_other_dataset(settings: TrainerSettings) -> None:
         if built_from == settings.dataset.encode():
             return
         removed = 0
-        for pattern in keys.recs_state_patterns(namespace):
+        # and which watch and title events the stream has handled, or the replay's events,
+        # whose ids are the same as last time's, would be skipped as duplicates
+        handled = [f"{dedupe_prefix(namespace, c.group)}*" for c in CONCERNS
+                   if c.name in RECS_CONCERNS]
+        for pattern in keys.recs_state_patterns(namespace) + handled:
             # one key a command: on Redis Cluster the keys of a pattern live on every node
             for batch in chunks(client.scan_iter(match=pattern, count=1_000), 1_000):
                 pipe = client.pipeline(transaction=False)

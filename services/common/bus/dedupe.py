@@ -22,6 +22,11 @@ class Deduplicator(Protocol):
         ...
 
 
+def dedupe_prefix(namespace: str, group: str) -> str:
+    """`<ns>:dedupe:<group>:`, the prefix of every event id a consumer group has handled."""
+    return f"{namespace}:dedupe:{group}:"
+
+
 class RedisDeduplicator:
     """One key per handled event, `<ns>:dedupe:<group>:{<event id>}`, expiring after the window.
 
@@ -32,7 +37,7 @@ class RedisDeduplicator:
     def __init__(self, client: redis.Redis, group: str, window_s: int = 86_400,
                  namespace: str = "fs") -> None:
         self._client = client
-        self._prefix = f"{namespace}:dedupe:{group}:"
+        self._prefix = dedupe_prefix(namespace, group)
         self._window_s = window_s
 
     @classmethod
