@@ -34,8 +34,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from services.common.features.definitions import check_entity_id
-from services.common.ids import hash_tag
+from services.common.features.definitions import entity_tag
 from services.common.recs_online.lua import (
     Command,
     LuaScript,
@@ -51,26 +50,22 @@ _MS = timedelta(milliseconds=1)
 NO_EXPERIMENT = ""                   # an impression served outside any experiment
 
 
-def _tag(entity_id: str) -> str:
-    return hash_tag(check_entity_id(entity_id))
-
-
 def variations_key(experiment: str, namespace: str = "fs") -> str:
-    return f"{namespace}:exp_variations:{_tag(experiment)}"
+    return f"{namespace}:exp_variations:{entity_tag(experiment)}"
 
 
 def variation_key(kind: str, experiment: str, variation: str, namespace: str = "fs") -> str:
     """kind: exposures, conversions (sorted sets), impressions or clicks (sets). The variation
     follows the hash tag, so all of an experiment's keys share one slot."""
-    return f"{namespace}:exp_{kind}:{_tag(experiment)}:{variation}"
+    return f"{namespace}:exp_{kind}:{entity_tag(experiment)}:{variation}"
 
 
 def unit_key(unit_id: str, namespace: str = "fs") -> str:
-    return f"{namespace}:exp_unit:{_tag(unit_id)}"
+    return f"{namespace}:exp_unit:{entity_tag(unit_id)}"
 
 
 def request_key(request_id: str, namespace: str = "fs") -> str:
-    return f"{namespace}:rec_request:{_tag(request_id)}"
+    return f"{namespace}:rec_request:{entity_tag(request_id)}"
 
 
 # KEYS[1] unit hash; ARGV[1] experiment, ARGV[2] exposure ms, ARGV[3] variation, ARGV[4] TTL ms.

@@ -27,8 +27,9 @@ OPAQUE_ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
 OPAQUE_ID_RULE = f"1 to {MAX_ID_LENGTH} characters, any Unicode except control characters"
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_VALID = re.compile(rf"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{{1,{MAX_ID_LENGTH}}}")
+# What no id holds: the pattern's control characters, and surrogates (which a Python string
+# can carry when it did not come through pydantic).
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 FIELD_SEPARATOR = "|"
 _ESCAPES = {"%": "%25", "{": "%7B", "}": "%7D", "|": "%7C"}
 _RESERVED = frozenset(_ESCAPES)
@@ -41,22 +42,23 @@ class InvalidId(ValueError):
     """Not an opaque id: empty, too long, or holding a control character or a surrogate."""
 
 
-def check_id(value: str) -> str:
-    """`value` if it is an opaque id, else InvalidId saying why."""
-    if _VALID.fullmatch(value):
-        return value
-    if not value or len(value) > MAX_ID_LENGTH:
-        raise InvalidId(f"an id of {len(value)} characters: an id has {OPAQUE_ID_RULE}")
-    bad = next(ch for ch in value if not _VALID.fullmatch(ch))
-    raise InvalidId(f"id {value!r} holds U+{ord(bad):04X}: an id has {OPAQUE_ID_RULE}")
-
-
 def _no_control_characters(value: str) -> str:
-    bad = _CONTROL.search(value)
+    bad = _FORBIDDEN.search(value)
     if bad is not None:
         raise ValueError(f"an id may not hold a control character (U+{ord(bad.group()):04X} at "
                          f"position {bad.start()})")
     return value
+
+
+def check_id(value: str) -> str:
+    """`value` if it is an opaque id, else InvalidId saying why (the schema's rule, for ids
+    that did not come through a schema)."""
+    if not value or len(value) > MAX_ID_LENGTH:
+        raise InvalidId(f"an id of {len(value)} characters: an id has {OPAQUE_ID_RULE}")
+    try:
+        return _no_control_characters(value)
+    except ValueError as exc:
+        raise InvalidId(f"{exc}: an id has {OPAQUE_ID_RULE}") from None
 
 
 OpaqueId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH,

@@ -8,7 +8,7 @@ from datetime import timedelta
 from functools import cached_property
 
 from services.common.features.values import FeatureType, FeatureValue, coerce, zero
-from services.common.ids import InvalidId, check_id
+from services.common.ids import InvalidId, check_id, hash_tag
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # no ':' (reference separator), no '_ts' (row field)
 
@@ -32,6 +32,11 @@ def check_entity_id(entity_id: str) -> str:
         return check_id(entity_id)
     except InvalidId as exc:
         raise InvalidEntity(f"entity {exc}") from None
+
+
+def entity_tag(entity_id: str) -> str:
+    """The checked id's Redis Cluster hash tag, `{<escaped id>}`: what every key of it holds."""
+    return hash_tag(check_entity_id(entity_id))
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from services.common.features.definitions import check_entity_id
+from services.common.features.definitions import check_entity_id, entity_tag
 from services.common.features.redis_store import row_key
-from services.common.ids import hash_tag
 
 DEFAULT_NAMESPACE = "fs"
 CATALOG = "global"  # one catalog today; a regional catalog would get its own trending keys
@@ -28,12 +27,12 @@ _EPOCH = date(1970, 1, 1)
 
 def history_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
     """Sorted set: one member per watch event, scored by its event time in epoch ms."""
-    return f"{namespace}:watch_history:{hash_tag(check_entity_id(user_id))}"
+    return f"{namespace}:watch_history:{entity_tag(user_id)}"
 
 
 def watch_count_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
     """String counter: the user's watch events over all history (the history itself is capped)."""
-    return f"{namespace}:watch_count:{hash_tag(check_entity_id(user_id))}"
+    return f"{namespace}:watch_count:{entity_tag(user_id)}"
 
 
 def user_view_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
@@ -43,12 +42,12 @@ def user_view_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
 
 def rec_cache_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
     """Hash of cached recommendation responses, field = k: one DEL drops all of a user's lists."""
-    return f"{namespace}:rec_cache:{hash_tag(check_entity_id(user_id))}"
+    return f"{namespace}:rec_cache:{entity_tag(user_id)}"
 
 
 def profile_key(user_id: str, namespace: str = DEFAULT_NAMESPACE) -> str:
     """Hash of the user's profile as the account system knows it: kind, max_maturity (no TTL)."""
-    return f"{namespace}:user_profile:{hash_tag(check_entity_id(user_id))}"
+    return f"{namespace}:user_profile:{entity_tag(user_id)}"
 
 
 def dataset_key(namespace: str = DEFAULT_NAMESPACE) -> str:
@@ -70,24 +69,24 @@ def recs_state_patterns(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
 
 def trending_key(namespace: str = DEFAULT_NAMESPACE, catalog: str = CATALOG) -> str:
     """Sorted set: member = content id, score = log2 of sum 2^(t / half-life) over its watches."""
-    return f"{namespace}:trending:{hash_tag(check_entity_id(catalog))}"
+    return f"{namespace}:trending:{entity_tag(catalog)}"
 
 
 def title_release_key(namespace: str = DEFAULT_NAMESPACE, catalog: str = CATALOG) -> str:
     """Hash of the catalog's release dates: field = content id, value = unix seconds."""
-    return f"{namespace}:title_release:{hash_tag(check_entity_id(catalog))}"
+    return f"{namespace}:title_release:{entity_tag(catalog)}"
 
 
 def catalog_titles_key(namespace: str = DEFAULT_NAMESPACE, catalog: str = CATALOG) -> str:
     """Hash of the catalog's title metadata: field = content id, value = compact JSON of
     TitleData without the id, plus `updated_ms` (the event time it was published at)."""
-    return f"{namespace}:catalog_titles:{hash_tag(check_entity_id(catalog))}"
+    return f"{namespace}:catalog_titles:{entity_tag(catalog)}"
 
 
 def catalog_version_key(namespace: str = DEFAULT_NAMESPACE, catalog: str = CATALOG) -> str:
     """String counter, bumped by every write that changed catalog_titles_key: readers that
     merge the catalog re-read the hash only when it moved (one GET otherwise)."""
-    return f"{namespace}:catalog_version:{hash_tag(check_entity_id(catalog))}"
+    return f"{namespace}:catalog_version:{entity_tag(catalog)}"
 
 
 def day_of(time_ms: int) -> int:
@@ -99,4 +98,4 @@ def title_watches_key(day: int, namespace: str = DEFAULT_NAMESPACE,
                       catalog: str = CATALOG) -> str:
     """Hash of one UTC day's watch counts: field = content id. The suffix is the ISO date."""
     iso = (_EPOCH + timedelta(days=day)).isoformat()
-    return f"{namespace}:title_watches:{hash_tag(check_entity_id(catalog))}:{iso}"
+    return f"{namespace}:title_watches:{entity_tag(catalog)}:{iso}"
