@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from services.common.bus.events import Event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
 from services.common.bus.ports import OutboundMessage
 from services.common.catalog import RANKER_FEATURE_NAMES
+from services.common.events import TitleData
 from services.common.models.testing import logistic_model
 from services.common.recs_online import (
     HISTORY_CAP,
@@ -26,9 +27,9 @@ from services.common.recs_online import (
     user_vectors,
     vectors_from_history,
     write_profiles,
-    write_release_dates,
 )
 from services.common.recs_online.state import decayed_counts
+from services.common.recs_online.titles import CatalogTitle, write_titles
 from services.common.telemetry import Metrics
 from services.stream.watches import WatchFeaturesHandler
 from tests import recommender_world as world
@@ -137,8 +138,12 @@ def test_the_users_read_carries_the_profiles_maturity_limit(redis_client: redis.
 def test_the_catalogs_release_dates_override_the_artifacts_copy(redis_client: redis.Redis) -> None:
     store = RedisRecsStore(redis_client, ITEMS)
     assert store.read_item_stats(2e9).release_of(ITEMS).tolist() == [0.0, 1e9, 1.7e9]
-    write_release_dates(redis_client, [("t1", 1.5e9), ("t9", 1.0)])   # t9: not in the model
-    assert store.read_item_stats(2e9).release_of(ITEMS).tolist() == [0.0, 1.5e9, 1.7e9]
+    released = date(2017, 7, 14)                                       # t9: not in the model
+    write_titles(redis_client, [CatalogTitle(TitleData(content_id=c, title=c,
+                                                       release_date=released), 0)
+                                for c in ("t1", "t9")])
+    midnight = datetime.combine(released, time(), UTC).timestamp()
+    assert store.read_item_stats(2e9).release_of(ITEMS).tolist() == [0.0, midnight, 1.7e9]
 
 
 def test_after_a_promotion_the_stream_folds_vectors_with_the_new_rankers_embeddings(

@@ -32,7 +32,6 @@ from services.common.recs_online.redis_store import (
     WatchesApplied,
     user_view,
     write_profiles,
-    write_release_dates,
 )
 from services.common.recs_online.state import (
     ItemStats,
@@ -79,5 +78,4 @@ __all__ = [
     "vectors_from_history",
     "watch_count_key",
     "write_profiles",
-    "write_release_dates",
 ]

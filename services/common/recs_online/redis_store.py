@@ -146,17 +146,6 @@ def write_profiles(client: RedisClient, profiles: Sequence[tuple[str, str, int]]
         run_pipeline(client, commands[start:start + 1_000])
 
 
-def write_release_dates(client: RedisClient, released: Sequence[tuple[str, float]],
-                        namespace: str = keys.DEFAULT_NAMESPACE,
-                        catalog: str = keys.CATALOG) -> None:
-    """(content id, unix seconds) per title: the catalog's release dates, loaded in batch."""
-    key = keys.title_release_key(namespace, catalog)
-    for start in range(0, len(released), 1_000):
-        pairs = [part for title, seconds in released[start:start + 1_000]
-                 for part in (title, repr(float(seconds)))]
-        run_pipeline(client, [("HSET", key, *pairs)])
-
-
 @dataclass(frozen=True)
 class WatchesApplied:
     users: int
