@@ -6,11 +6,11 @@ Fills Redis the way production does: the seeder's events for the default-size tr
 (5,000 customers, 10,000 terminals, 58 days, every fraud label) through
 TransactionFeaturesHandler and FraudLabelHandler in event-time order, flushing every 500 events;
 that replay is the writer's throughput. Then it
-scores --samples transactions drawn from the world's last week: one pipelined read of the state
-(RedisFraudStateReader.read) and the pure feature function, each timed. Without --redis-url it
-starts its own redis-server the way the tests do. Raw samples go to
-reports/fraud-features-online/<UTC time>.json, a summary for docs/fraud-features-online.md to the
-log.
+scores --samples transactions drawn from the world's last week: one pipelined record-and-read
+of the state (RedisFraudState.record_and_read, as the scorer does) and the batch feature
+function, each timed. Without --redis-url it starts its own redis-server the way the tests
+do. Raw samples go to reports/fraud-features-online/<UTC time>.json, a summary for
+docs/fraud-features-online.md to the log.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from services.common.bus.events import Event, decode_event
 from services.common.events import TransactionData
-from services.common.fraud_online import RedisFraudStateReader, fraud_features
+from services.common.fraud_online import RedisFraudState, batch_features
 from services.devstack.servers import redis_url
 from services.seeder.history import transaction_messages
 from services.stream.fraud_labels import FraudLabelHandler
@@ -111,29 +111,29 @@ def fill(client: redis.Redis, tx_events: Sequence[Event], label_events: Sequence
 @dataclass
 class Reads:
     total_us: list[float] = field(default_factory=list)
-    read_us: list[float] = field(default_factory=list)      # pipeline + decode into FraudState
+    read_us: list[float] = field(default_factory=list)      # pipeline + decode into StateBatch
     features_us: list[float] = field(default_factory=list)  # the pure function
-    members: list[int] = field(default_factory=list)        # customer + card members fetched
+    members: list[int] = field(default_factory=list)        # customer + card records fetched
 
 
 def score(client: redis.Redis, sample: Sequence[TransactionData], warmup: int) -> Reads:
-    reader = RedisFraudStateReader(client, NAMESPACE)
+    store = RedisFraudState(client, NAMESPACE)
     for txn in sample[:warmup]:
-        fraud_features(txn, reader.read(txn))
+        batch_features([txn], store.record_and_read([txn])[1])
     # As a service should after start-up: full collections then skip the start-up heap.
     gc.collect()
     gc.freeze()
     reads = Reads()
     for txn in tqdm(sample[warmup:], desc="scoring", unit="tx"):
         t0 = time.perf_counter_ns()
-        state = reader.read(txn)
+        _, state = store.record_and_read([txn])
         t1 = time.perf_counter_ns()
-        fraud_features(txn, state)
+        batch_features([txn], state)
         t2 = time.perf_counter_ns()
         reads.total_us.append((t2 - t0) / 1000)
         reads.read_us.append((t1 - t0) / 1000)
         reads.features_us.append((t2 - t1) / 1000)
-        reads.members.append(len(state.customer_30d) + len(state.card_30d))
+        reads.members.append(len(state.customer) + len(state.card))
     return reads
 
 

@@ -8,7 +8,7 @@ The aim (the issue): >= 10,000 tx/s sustained on this 2-core machine with p99 ev
 
 State first: a decision reads its card's and customer's 30-day history, so the world's last 38
 days (`make models` writes .state/worlds; terminal and merchant windows end 7 days back and span
-30) go into Redis through RedisFraudStateWriter as the seeder would send them, shifted so the
+30) go into Redis through RedisFraudState.record as the seeder would send them, shifted so the
 world ends now, each fraud report once it has arrived. That state is DUMPed once and RESTOREd
 before every phase, so no phase reads the history an earlier one appended. Scored transactions
 are the world's last week resampled (its cards, customers, terminals, devices going on) with
@@ -62,7 +62,7 @@ from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import FRAUD_DECISIONS, TRANSACTIONS, platform_topics
 from services.common.events import FraudLabelData, TransactionData, payload_of
-from services.common.fraud_online import FraudReport, RedisFraudStateWriter
+from services.common.fraud_online import FraudReport, RedisFraudState
 from services.common.probe import http_ready
 from services.devstack.servers import REPO_ROOT, ServerProcess, free_port, start_kafka, start_redis
 from services.fraud.metrics import STAGES
@@ -105,11 +105,11 @@ def history(frame: pd.DataFrame, now: datetime, batch: int = 50_000
 def load_history(client: redis.Redis, frame: pd.DataFrame) -> dict[bytes, bytes]:
     """Writes the history and returns every key's DUMP: restoring takes a second, a reload
     a minute."""
-    writer = RedisFraudStateWriter(client)
+    writer = RedisFraudState(client)
     with tqdm(total=len(recent(frame, "tx_datetime", HISTORY_DAYS)), desc="history -> Redis",
               unit="tx") as bar:
         for transactions, frauds in history(frame, datetime.now(UTC)):
-            writer.apply(transactions, frauds)
+            writer.record(transactions, frauds)
             bar.update(len(transactions))
     keys = list(client.scan_iter(count=10_000))
     pipe = client.pipeline(transaction=False)

@@ -97,15 +97,18 @@ def _listed(policy: Policy, listed: ListHit, model: ModelVerdict | None,
 
 def _model_reasons(policy: Policy, model: ModelVerdict, ml_part: float) -> list[Reason]:
     weight = policy.combine.ml_weight
-    reasons = [Reason("ML_SCORE", f"fraud model v{model.version}: probability "
-                      f"{model.score:.2f}, weighted x{weight:g}", ml_part, "model")]
-    for factor in model.factors[:policy.combine.top_factors]:
-        reasons.append(Reason(
-            f"ML_{factor.feature.upper()}",
-            f"{factor.feature} = {factor.value:.4g} (typical {factor.typical:.4g}) raised the "
-            f"fraud probability by {factor.effect:.2f}",
-            weight * factor.effect, "model"))
-    return reasons
+    return [Reason("ML_SCORE", f"fraud model v{model.version}: probability "
+                   f"{model.score:.2f}, weighted x{weight:g}", ml_part, "model"),
+            *factor_reasons(policy, model)]
+
+
+def factor_reasons(policy: Policy, model: ModelVerdict) -> list[Reason]:
+    """ML_<FEATURE> reasons: the verdict's top factors, each weighted as the score is."""
+    weight = policy.combine.ml_weight
+    return [Reason(f"ML_{factor.feature.upper()}",
+                   f"{factor.feature} = {factor.value:.4g} (typical {factor.typical:.4g}) raised "
+                   f"the fraud probability by {factor.effect:.2f}", weight * factor.effect, "model")
+            for factor in model.factors[:policy.combine.top_factors]]
 
 
 def _stand_in_approves(policy: Policy, amount: float) -> bool:

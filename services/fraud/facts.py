@@ -1,5 +1,7 @@
 """What rules can test: the transaction's own fields, the model's features by name, card velocity.
 
+Facts come as a FactTable: one column per fact over a whole batch, so rules test arrays.
+
 A fact is a number or a string under a documented name (the table in docs/fraud.md is generated
 from FACTS). Facts that need the card's history are missing when the feature store could not be
 read; a rule testing a missing fact does not fire (pure, no I/O).
@@ -7,17 +9,18 @@ read; a rule testing a missing fact does not fire (pure, no I/O).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from services.common.catalog import FRAUD_FEATURES, TRANSACTION_TYPES
-from services.common.fraud_online import FeatureVector, FraudState, epoch_ms
-from services.common.fraud_online.layout import MS_DAY, WINDOW_30D_MS
+import numpy as np
+import numpy.typing as npt
+
+from services.common.catalog import FRAUD_FEATURE_NAMES, FRAUD_FEATURES, TRANSACTION_TYPES
+from services.common.fraud_online import VELOCITY_NAMES, FeatureVector
 from services.fraud.transaction import ScoredTransaction
 
 Fact = float | str
 Facts = Mapping[str, Fact]
-MS_MINUTE = 60_000
 
 # The model inputs a transaction carries by itself; every other feature needs its history.
 OWN_FEATURES = frozenset({"tx_amount", "tx_during_weekend", "tx_during_night",
@@ -52,6 +55,7 @@ _VELOCITY_FACTS = (
     FactSpec("card_avg_amount_30d", "their mean amount (0 if none)", True),
     FactSpec("amount_to_card_avg_30d", "amount / card_avg_amount_30d (1 if none)", True),
 )
+assert tuple(spec.name for spec in _VELOCITY_FACTS) == VELOCITY_NAMES
 FACTS: dict[str, FactSpec] = {spec.name: spec for spec in (
     *_TRANSACTION_FACTS,
     *(FactSpec(f.name, f.description, f.name not in OWN_FEATURES) for f in FRAUD_FEATURES),
@@ -59,41 +63,54 @@ FACTS: dict[str, FactSpec] = {spec.name: spec for spec in (
 )}
 
 
-def transaction_facts(txn: ScoredTransaction) -> dict[str, Fact]:
-    return {
-        "amount": float(txn.amount),
-        "currency": txn.currency,
-        "transaction_type": txn.transaction_type,
-        "merchant_category": txn.merchant_category,
-        "merchant_id": txn.merchant_id,
-        "card_id": txn.card_id,
-        "user_id": txn.user_id,
-        "device_id": txn.device_id,
-        "ip_address": str(txn.ip_address),
-        "local_hour": float(txn.timestamp.hour),
+@dataclass(frozen=True)
+class FactTable:
+    """The facts of a batch, column by column: every column has one value per transaction, and
+    a fact is present for all of the batch's transactions or for none (history is read for the
+    whole batch or not at all)."""
+
+    size: int
+    numbers: Mapping[str, npt.NDArray[np.float64]]
+    texts: Mapping[str, Sequence[str]]
+
+    def row(self, i: int) -> dict[str, Fact]:
+        facts: dict[str, Fact] = {name: float(column[i]) for name, column in self.numbers.items()}
+        facts.update((name, column[i]) for name, column in self.texts.items())
+        return facts
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[Facts]) -> FactTable:
+        """Facts written by hand, one mapping per transaction (every row the same names)."""
+        names = set(rows[0]) if rows else set()
+        if any(set(row) != names for row in rows):
+            raise ValueError("every row of a fact table has the same facts")
+        texts = {n for n in names if isinstance(rows[0][n], str)}
+        return cls(len(rows),
+                   {n: np.array([float(row[n]) for row in rows]) for n in names - texts},
+                   {n: [str(row[n]) for row in rows] for n in texts})
+
+
+def fact_table(transactions: Sequence[ScoredTransaction], vectors: FeatureVector,
+               velocity: npt.NDArray[np.float64], *, with_history: bool) -> FactTable:
+    """The transactions' own fields, the model's features by name (as the model saw them) and,
+    with history, the card velocity facts (columns of velocity in VELOCITY_NAMES order)."""
+    numbers = {
+        "amount": np.array([float(t.amount) for t in transactions]),
+        "local_hour": np.array([float(t.timestamp.hour) for t in transactions]),
     }
-
-
-def feature_facts(vector: FeatureVector, names: tuple[str, ...], *,
-                  with_history: bool) -> dict[str, Fact]:
-    """The model's features by name (as float: rules compare what the model saw)."""
-    return {name: float(value) for name, value in zip(names, vector.tolist(), strict=True)
-            if with_history or name in OWN_FEATURES}
-
-
-def velocity_facts(txn: ScoredTransaction, state: FraudState) -> dict[str, Fact]:
-    """Count and sum per card over windows the catalog does not have, in [t - N, t)."""
-    t = epoch_ms(txn.timestamp)
-    uses = [(u.at_ms, u.amount) for u in state.card_30d
-            if u.transaction_id != txn.transaction_id and t - WINDOW_30D_MS <= u.at_ms < t]
-    last_minute = [amount for at, amount in uses if at >= t - MS_MINUTE]
-    average = sum(amount for _, amount in uses) / len(uses) if uses else 0.0
-    return {
-        "card_nb_tx_1m": float(len(last_minute)),
-        "card_amount_sum_1m": sum(last_minute),
-        "card_amount_sum_24h": sum(amount for at, amount in uses if at >= t - MS_DAY),
-        "card_nb_tx_30d": float(len(uses)),
-        "card_avg_amount_30d": average,
-        "amount_to_card_avg_30d": txn.amount / average if average > 0 else 1.0,
+    for j, name in enumerate(FRAUD_FEATURE_NAMES):
+        if with_history or name in OWN_FEATURES:
+            numbers[name] = vectors[:, j].astype(np.float64)
+    if with_history:
+        numbers.update((name, velocity[:, j]) for j, name in enumerate(VELOCITY_NAMES))
+    texts: dict[str, Sequence[str]] = {
+        "currency": [t.currency for t in transactions],
+        "transaction_type": [t.transaction_type for t in transactions],
+        "merchant_category": [t.merchant_category for t in transactions],
+        "merchant_id": [t.merchant_id for t in transactions],
+        "card_id": [t.card_id for t in transactions],
+        "user_id": [t.user_id for t in transactions],
+        "device_id": [t.device_id for t in transactions],
+        "ip_address": [str(t.ip_address) for t in transactions],
     }
-
+    return FactTable(len(transactions), numbers, texts)

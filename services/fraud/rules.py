@@ -1,8 +1,9 @@
 """The rules engine: allow and block lists first (as in Stripe Radar), then every rule (pure).
 
     engine = RuleEngine(policy)
-    listed = engine.listed(facts)      # ListHit | None: allow wins over block, both over rules
-    hits = engine.hits(facts)          # the rules that fired, with their reason text
+    listed = engine.listed_table(facts)  # per transaction, ListHit | None: allow, then block
+    hits = engine.hits_table(facts)      # per transaction, the rules that fired, with reasons
+    engine.hits(one_row_of_facts)        # the same for one transaction's facts as a mapping
 
 A rule fires when all its conditions hold. A condition on a fact that is missing (the card's
 history when the feature store was unreachable) does not hold, so such rules stay silent.
@@ -11,16 +12,20 @@ history when the feature store was unreachable) does not hold, so such rules sta
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from services.fraud.facts import Fact, Facts
-from services.fraud.policy import LISTED_FIELDS, Action, Condition, Lists, Policy, Rule
+import numpy as np
+import numpy.typing as npt
 
-Test = Callable[[Facts], bool]
+from services.fraud.facts import Fact, Facts, FactTable
+from services.fraud.policy import LISTED_FIELDS, Action, Condition, Policy, Rule
 
-_COMPARE: dict[str, Callable[[Fact, Fact], bool]] = {
+Mask = npt.NDArray[np.bool_]
+Test = Callable[[FactTable], Mask]
+
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
     "==": operator.eq, "!=": operator.ne,
 }
@@ -53,15 +58,38 @@ def _number(value: Fact) -> Fact:
     return float(value) if isinstance(value, int) else value
 
 
+def _column(facts: FactTable, fact: str) -> Sequence[Fact] | npt.NDArray[np.float64] | None:
+    if fact in facts.numbers:
+        return facts.numbers[fact]
+    return facts.texts.get(fact)
+
+
 def _condition(condition: Condition) -> Test:
+    """The condition over a whole batch: numbers compared as arrays, text value by value."""
     fact, op = condition.fact, condition.op
     if isinstance(condition.value, list):
         members = frozenset(_number(v) for v in condition.value)
         inside = op == "in"
-        return lambda facts: fact in facts and (facts[fact] in members) == inside
+
+        def member(facts: FactTable) -> Mask:
+            column = _column(facts, fact)
+            if column is None:
+                return np.zeros(facts.size, dtype=bool)
+            values = column.tolist() if isinstance(column, np.ndarray) else column
+            return np.fromiter(((v in members) == inside for v in values), bool, facts.size)
+        return member
     # Ordering a text fact is refused at load, so an ordered comparison always meets a number.
     compare, value = _COMPARE[op], _number(condition.value)
-    return lambda facts: fact in facts and compare(facts[fact], value)
+
+    def compared(facts: FactTable) -> Mask:
+        column = _column(facts, fact)
+        if column is None:
+            return np.zeros(facts.size, dtype=bool)
+        if isinstance(column, np.ndarray) and isinstance(value, float):
+            return np.asarray(compare(column, value), dtype=bool)
+        values = column.tolist() if isinstance(column, np.ndarray) else column
+        return np.fromiter((bool(compare(v, value)) for v in values), bool, facts.size)
+    return compared
 
 
 class _Compiled:
@@ -69,9 +97,13 @@ class _Compiled:
         self.rule = rule
         self._tests = tuple(_condition(c) for c in rule.when)
 
-    def check(self, facts: Facts) -> RuleHit | None:
-        if not all(test(facts) for test in self._tests):
-            return None
+    def fires(self, facts: FactTable) -> Mask:
+        mask = np.ones(facts.size, dtype=bool)
+        for test in self._tests:
+            mask &= test(facts)
+        return mask
+
+    def hit(self, facts: Facts) -> RuleHit:
         return RuleHit(self.rule.id, _text(self.rule.description, facts), self.rule.score,
                        self.rule.action)
 
@@ -100,17 +132,34 @@ class RuleEngine:
         self.policy = policy
         self._rules = tuple(_Compiled(rule) for rule in policy.rules if rule.enabled)
 
+    def listed_table(self, facts: FactTable) -> list[ListHit | None]:
+        """Per transaction, its list hit: allow before block, fields in LISTED_FIELDS order."""
+        found: list[ListHit | None] = [None] * facts.size
+        for kind, lists in (("allow", self.policy.allow), ("block", self.policy.block)):
+            for field in LISTED_FIELDS:
+                listed = getattr(lists, field)
+                values = facts.texts.get(field)
+                if not listed or values is None:
+                    continue
+                for row, value in enumerate(values):
+                    if found[row] is None and value in listed:
+                        found[row] = ListHit(kind, field, value)  # type: ignore[arg-type]
+        return found
+
+    def hits_table(self, facts: FactTable) -> list[list[RuleHit]]:
+        """Per transaction, the rules that fired, in the policy's order. Each rule is one array
+        test over the batch; reason texts are written only for the rows it fired on."""
+        hits: list[list[RuleHit]] = [[] for _ in range(facts.size)]
+        rows: dict[int, dict[str, Fact]] = {}
+        for rule in self._rules:
+            for row in np.flatnonzero(rule.fires(facts)).tolist():
+                if row not in rows:
+                    rows[row] = facts.row(row)
+                hits[row].append(rule.hit(rows[row]))
+        return hits
+
     def listed(self, facts: Facts) -> ListHit | None:
-        return (_on_list("allow", self.policy.allow, facts)
-                or _on_list("block", self.policy.block, facts))
+        return self.listed_table(FactTable.of_rows([facts]))[0]
 
     def hits(self, facts: Facts) -> list[RuleHit]:
-        return [hit for rule in self._rules if (hit := rule.check(facts)) is not None]
-
-
-def _on_list(kind: Literal["allow", "block"], lists: Lists, facts: Facts) -> ListHit | None:
-    for field in LISTED_FIELDS:
-        value = facts.get(field)
-        if isinstance(value, str) and value in getattr(lists, field):
-            return ListHit(kind, field, value)
-    return None
+        return self.hits_table(FactTable.of_rows([facts]))[0]

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -25,17 +25,17 @@ from pydantic import TypeAdapter
 
 from services.common.breaker import CircuitBreaker, CircuitOpen
 from services.common.catalog import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
-from services.common.fraud_online import FeatureVector, FraudState, fraud_features
+from services.common.fraud_online import FeatureVector, FraudState, StateBatch, batch_features
 from services.common.models import ModelClient, ModelError, ModelRepository
-from services.fraud.decide import FEATURES_MISSING, MODEL_MISSING, Decision, decide
-from services.fraud.explain import ModelVerdict, Reference, reference_from_json, verdicts
-from services.fraud.facts import (
-    OWN_FEATURES,
-    Fact,
-    feature_facts,
-    transaction_facts,
-    velocity_facts,
+from services.fraud.decide import (
+    FEATURES_MISSING,
+    MODEL_MISSING,
+    Decision,
+    decide,
+    factor_reasons,
 )
+from services.fraud.explain import ModelVerdict, Reference, reference_from_json, verdicts
+from services.fraud.facts import OWN_FEATURES, fact_table
 from services.fraud.metrics import FraudMetrics
 from services.fraud.rules import RuleEngine
 from services.fraud.state_store import FraudStore, StateRead
@@ -43,7 +43,6 @@ from services.fraud.transaction import ScoredTransaction
 
 logger = logging.getLogger(__name__)
 ScoringPath = Literal["http", "stream"]
-DECISION_JSON = TypeAdapter(Decision)
 HISTORY_COLUMNS = np.array([name not in OWN_FEATURES for name in FRAUD_FEATURE_NAMES])
 
 
@@ -84,6 +83,18 @@ class ReferenceCache:
             return None
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What the idempotency window keeps per transaction id: the decision, and the features the
+    model saw, from which its ML factors can be computed later (explain)."""
+
+    decision: Decision
+    features: tuple[float, ...] | None
+
+
+RECORDED_JSON = TypeAdapter(Recorded)
+
+
 class FraudScorer:
     def __init__(self, *, store: FraudStore, model: ModelClient,
                  policy: Callable[[], RuleEngine], references: ReferenceCache,
@@ -100,36 +111,74 @@ class FraudScorer:
 
     def warm_up(self) -> None:
         """Learn the production version (and so its reference) before the first request."""
-        self._predict(np.zeros((1, len(FRAUD_FEATURE_NAMES)), dtype=np.float32), None)
+        self._predict(np.zeros((1, len(FRAUD_FEATURE_NAMES)), dtype=np.float32))
 
     def score(self, transactions: Sequence[ScoredTransaction], path: ScoringPath) -> list[Scored]:
+        """Decide every transaction of the batch; one that was decided before gets that decision
+        back (`replayed`). Each stage runs once for the whole batch, as arrays."""
         engine = self._policy()
         self._metrics.batch_size.labels(path).observe(len(transactions))
         with self._stage("features", path):
-            reads, store_down = self._read(transactions)
-            earlier = [_replayed(r) for r in reads] if reads else [None] * len(transactions)
+            read, store_down = self._read(transactions)
+            earlier = ([_stored(e) for e in read.earlier_decisions] if read is not None
+                       else [None] * len(transactions))
             todo = [i for i, e in enumerate(earlier) if e is None]
-            states = [reads[i].state if reads else FraudState() for i in todo]
-            vectors = self._vectors([transactions[i] for i in todo], states, store_down)
+            pending = [transactions[i] for i in todo]
+            vectors, velocity = self._vectors(transactions, read, store_down, todo)
         with self._stage("rules", path):
-            facts = [self._facts(transactions[i], states[k], vectors[k], store_down)
-                     for k, i in enumerate(todo)]
-            judged = [(engine.listed(f), engine.hits(f)) for f in facts]
+            facts = fact_table(pending, vectors, velocity, with_history=store_down is None)
+            listed, hits = engine.listed_table(facts), engine.hits_table(facts)
         with self._stage("model", path):
-            models, model_down = self._predict(vectors, engine) if todo else ([], None)
+            models, model_down = self._predict(vectors) if todo else ([], None)
         with self._stage("decide", path):
             degraded = [why for why in (store_down, model_down) if why is not None]
-            fresh = {i: decide(engine.policy, listed=judged[k][0], hits=judged[k][1],
-                               model=models[k] if models else None, degraded=degraded,
-                               amount=transactions[i].amount)
-                     for k, i in enumerate(todo)}
-            fresh = self._remember(transactions, fresh, store_down)
-        row_of = {i: k for k, i in enumerate(todo)}
-        scored = [Scored(txn, fresh[i], vectors[row_of[i]], False) if i in fresh
-                  else Scored(txn, _known(earlier[i]), None, True)
+
+            def decided(k: int, model: ModelVerdict | None) -> Decision:
+                return decide(engine.policy, listed=listed[k], hits=hits[k], model=model,
+                              degraded=degraded, amount=pending[k].amount)
+
+            decisions = [decided(k, models[k] if models else None) for k in range(len(todo))]
+        with self._stage("explain", path):
+            # ML factors for the decisions someone reads: reviews and declines. An approval's
+            # are computed on demand from its recorded features (explain).
+            wanted = [k for k, d in enumerate(decisions)
+                      if d.action != "approve" and d.ml_score is not None]
+            for k, model in zip(wanted, self._factors(vectors[wanted], models, wanted, engine),
+                                strict=True):
+                decisions[k] = decided(k, model)
+        with self._stage("decide", path):
+            fresh = self._remember(pending, decisions, vectors, store_down)
+        by_row = dict(zip(todo, range(len(todo)), strict=True))
+        scored = [Scored(txn, fresh[by_row[i]], vectors[by_row[i]], False) if i in by_row
+                  else Scored(txn, _decision(earlier[i]), None, True)
                   for i, txn in enumerate(transactions)]
         self._count(scored, path, store_down, model_down)
         return scored
+
+    def explain(self, transaction_id: str) -> tuple[Decision, bool] | None:
+        """The recorded decision for this transaction id while the window keeps it, with its ML
+        factors (computed now from the recorded features by the version that decided, when it
+        has none); the flag says whether they were computed now. None: nothing recorded."""
+        stored = self._breaker.call(self._store.recall, transaction_id)
+        recorded = _stored(stored)
+        if recorded is None:
+            return None
+        decision = recorded.decision
+        reference = self._references.current
+        if (recorded.features is None or decision.model_version is None or reference is None
+                or any(r.source == "model" and r.code not in _MODEL_CODES
+                       for r in decision.reasons)):
+            return decision, False  # it has its factors, or nothing to compute them from
+        vector = np.asarray([recorded.features], dtype=np.float32)
+        engine = self._policy()
+        prediction = self._model.predict(self._model_name, reference.rows(vector),
+                                         version=decision.model_version)
+        top = engine.policy.combine.top_factors
+        verdict = verdicts(vector, prediction.outputs["probabilities"][:, 1],
+                           prediction.model_version, reference, top)[0]
+        factors = factor_reasons(engine.policy, verdict)
+        reasons = tuple(sorted((*decision.reasons, *factors), key=lambda r: -r.contribution))
+        return replace(decision, reasons=reasons), True
 
     @contextmanager
     def _stage(self, stage: str, path: ScoringPath) -> Iterator[None]:
@@ -140,7 +189,7 @@ class FraudScorer:
             self._metrics.stage.labels(stage, path).observe(time.perf_counter() - start)
 
     def _read(self, transactions: Sequence[ScoredTransaction]
-              ) -> tuple[list[StateRead] | None, str | None]:
+              ) -> tuple[StateRead | None, str | None]:
         try:
             return self._breaker.call(self._store.record_and_read, transactions), None
         except CircuitOpen:
@@ -149,37 +198,24 @@ class FraudScorer:
             logger.warning("feature store failed", extra={"error": repr(exc)})
             return None, f"{FEATURES_MISSING}: {type(exc).__name__}: {exc}"
 
-    def _vectors(self, transactions: Sequence[ScoredTransaction],
-                 states: Sequence[FraudState], store_down: str | None) -> np.ndarray:
-        vectors = np.empty((len(transactions), len(FRAUD_FEATURE_NAMES)), dtype=np.float32)
-        for row, (txn, state) in enumerate(zip(transactions, states, strict=True)):
-            vectors[row] = fraud_features(txn, state)
+    def _vectors(self, transactions: Sequence[ScoredTransaction], read: StateRead | None,
+                 store_down: str | None, todo: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        state = (read.state if read is not None
+                 else StateBatch.of([FraudState()] * len(transactions)))
+        features = batch_features(transactions, state)
+        vectors, velocity = features.matrix[todo], features.velocity[todo]
         reference = self._references.current
         if store_down is not None and reference is not None and len(vectors):
             # No history: assume a typical card rather than a brand-new one.
             vectors[:, HISTORY_COLUMNS] = reference.values[HISTORY_COLUMNS]
-        return vectors
+        return vectors, velocity
 
-    @staticmethod
-    def _facts(txn: ScoredTransaction, state: FraudState, vector: FeatureVector,
-               store_down: str | None) -> dict[str, Fact]:
-        with_history = store_down is None
-        facts = transaction_facts(txn)
-        facts.update(feature_facts(vector, FRAUD_FEATURE_NAMES, with_history=with_history))
-        if with_history:
-            facts.update(velocity_facts(txn, state))
-        return facts
-
-    def _predict(self, vectors: np.ndarray, engine: RuleEngine | None
-                 ) -> tuple[list[ModelVerdict], str | None]:
-        reference = self._references.current
-        top = engine.policy.combine.top_factors if engine is not None else 0
+    def _predict(self, vectors: np.ndarray) -> tuple[list[ModelVerdict], str | None]:
         try:
-            rows = reference.rows(vectors) if reference is not None else vectors
-            prediction = self._model.predict(self._model_name, rows)
+            prediction = self._model.predict(self._model_name, vectors)
             version = prediction.model_version
             probabilities = prediction.outputs["probabilities"][:, 1]
-            found = verdicts(vectors, probabilities, version, reference, top)
+            found = verdicts(vectors, probabilities, version, None, 0)
         except Exception as exc:  # ModelError or anything else: decide on the rules alone
             if not isinstance(exc, ModelError):
                 logger.exception("model call failed unexpectedly")
@@ -187,21 +223,39 @@ class FraudScorer:
         self._references.observe(version)
         return found, None
 
-    def _remember(self, transactions: Sequence[ScoredTransaction], fresh: dict[int, Decision],
-                  store_down: str | None) -> dict[int, Decision]:
+    def _factors(self, vectors: np.ndarray, models: Sequence[ModelVerdict], rows: list[int],
+                 engine: RuleEngine) -> list[ModelVerdict]:
+        """The verdicts of these rows again, with their top factors: one call of n x 33 rows.
+        Without a reference, or if the call fails, the verdicts stay as they were."""
+        reference = self._references.current
+        if not rows or reference is None:
+            return [models[k] for k in rows]
+        try:
+            prediction = self._model.predict(self._model_name, reference.rows(vectors),
+                                             version=models[rows[0]].version)
+            return verdicts(vectors, prediction.outputs["probabilities"][:, 1],
+                            prediction.model_version, reference,
+                            engine.policy.combine.top_factors)
+        except Exception as exc:  # the decision stands; only its explanation is missing
+            logger.warning("ML factors not computed", extra={"error": repr(exc)})
+            return [models[k] for k in rows]
+
+    def _remember(self, transactions: Sequence[ScoredTransaction], decisions: list[Decision],
+                  vectors: np.ndarray, store_down: str | None) -> list[Decision]:
         """Record each new decision for the idempotency window; where another request for the
         same id recorded one first, that one is the answer (the first decision wins)."""
-        if store_down is not None or not fresh:
-            return fresh
-        pairs = [(transactions[i].transaction_id, DECISION_JSON.dump_json(d))
-                 for i, d in fresh.items()]
+        if store_down is not None or not decisions:
+            return decisions
+        pairs = [(txn.transaction_id,
+                  RECORDED_JSON.dump_json(Recorded(d, tuple(vectors[k].tolist()))))
+                 for k, (txn, d) in enumerate(zip(transactions, decisions, strict=True))]
         try:
             earlier = self._breaker.call(self._store.remember, pairs, self._window_s)
         except Exception as exc:  # not remembered: a retry within the window is scored anew
             logger.warning("decision not recorded for idempotency", extra={"error": repr(exc)})
-            return fresh
-        return {i: _known(e) if e is not None else d
-                for (i, d), e in zip(fresh.items(), earlier, strict=True)}
+            return decisions
+        return [d if e is None else _decision(_stored(e))
+                for d, e in zip(decisions, earlier, strict=True)]
 
     def _count(self, scored: Sequence[Scored], path: ScoringPath, store_down: str | None,
                model_down: str | None) -> None:
@@ -222,13 +276,13 @@ class FraudScorer:
             metrics.degraded.labels("model").inc(fresh)
 
 
-def _replayed(read: StateRead) -> Decision | None:
-    return _known(read.earlier_decision) if read.earlier_decision is not None else None
+_MODEL_CODES = frozenset({"ML_SCORE", "ML_HIGH_RISK"})
 
 
-def _known(stored: bytes | Decision | None) -> Decision:
-    if isinstance(stored, Decision):
-        return stored
-    assert stored is not None
-    return DECISION_JSON.validate_json(stored)
+def _stored(stored: bytes | None) -> Recorded | None:
+    return None if stored is None else RECORDED_JSON.validate_json(stored)
 
+
+def _decision(recorded: Recorded | None) -> Decision:
+    assert recorded is not None
+    return recorded.decision

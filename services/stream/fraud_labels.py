@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.common.bus.events import Event
 from services.common.events import FraudLabelData
-from services.common.fraud_online import FraudReport, RedisFraudStateWriter
+from services.common.fraud_online import FraudReport, RedisFraudState
 from services.common.fraud_online.redis_state import RedisClient
 from services.common.payloads import parse_payload
 
@@ -19,7 +19,7 @@ class FraudLabelHandler:
     """
 
     def __init__(self, client: RedisClient, namespace: str = "fs") -> None:
-        self._writer = RedisFraudStateWriter(client, namespace)
+        self._writer = RedisFraudState(client, namespace)
         self._pending: list[FraudReport] = []
 
     def handle(self, event: Event) -> None:
@@ -31,5 +31,5 @@ class FraudLabelHandler:
 
     def flush(self) -> None:
         if self._pending:
-            self._writer.apply(frauds=self._pending)
+            self._writer.record(frauds=self._pending)
             self._pending.clear()  # only once Redis took them: a failed flush is sent again

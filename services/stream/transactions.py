@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from services.common.bus.events import Event
 from services.common.events import TransactionData
-from services.common.fraud_online import RedisFraudStateWriter
+from services.common.fraud_online import RedisFraudState
 from services.common.fraud_online.redis_state import RedisClient
 from services.common.payloads import parse_payload
 
 
 class TransactionFeaturesHandler:
-    """`handle` validates and buffers; `flush` applies the buffer in one pipeline.
+    """`handle` validates and buffers; `flush` records the buffer in one pipeline.
 
-    Writes are idempotent (members name their transaction), so a batch replayed after a crash
+    Records are idempotent (each names its transaction), so a batch replayed after a crash
     or a retried flush changes nothing it already changed.
     """
 
     def __init__(self, client: RedisClient, namespace: str = "fs") -> None:
-        self._writer = RedisFraudStateWriter(client, namespace)
+        self._writer = RedisFraudState(client, namespace)
         self._pending: list[TransactionData] = []
 
     def handle(self, event: Event) -> None:
@@ -25,5 +25,5 @@ class TransactionFeaturesHandler:
 
     def flush(self) -> None:
         if self._pending:
-            self._writer.apply(transactions=self._pending)
+            self._writer.record(transactions=self._pending)
             self._pending.clear()  # only once Redis took them: a failed flush is sent again

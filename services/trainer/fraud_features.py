@@ -38,7 +38,7 @@ from services.common.catalog import (
     TERMINAL_RISK_DELAY_DAYS,
     TRANSACTION_TYPES,
 )
-from services.common.fraud_online.features import NO_PREVIOUS_SECONDS
+from services.common.fraud_online.features import NO_PREVIOUS_SECONDS, haversine_km
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -164,16 +164,6 @@ def handbook_columns(tx: pd.DataFrame, frame: _Frame | None = None) -> list[Floa
     for days in (1, 7, 30):
         columns += list(_delayed_risk(frame, terminal, days))
     return columns
-
-
-def haversine_km(
-    lat1: FloatArray, lon1: FloatArray, lat2: FloatArray, lon2: FloatArray
-) -> FloatArray:
-    """Great-circle distance in km on a sphere of radius 6,371 km."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dp, dl = p2 - p1, np.radians(lon2 - lon1)
-    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return np.asarray(2 * 6371.0 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))), dtype=np.float64)
 
 
 def _previous(frame: _Frame, line: _Timeline, tx: pd.DataFrame) -> list[FloatArray]:

@@ -25,6 +25,7 @@ from services.common.bus.topics import (
     platform_topics,
 )
 from services.common.catalog import FRAUD_FEATURE_NAMES
+from services.common.fraud_online.layout import CARD_RECORD
 from services.trainer.feedback import read_topic, training_table
 from tests.e2e.conftest import ServiceProcess
 from tests.harness import REPO_ROOT, ServerProcess, free_port
@@ -114,7 +115,8 @@ def test_a_repeated_transaction_id_gets_the_same_decision_and_counts_once_in_vel
     for field in ("risk_score", "action", "reasons", "ml_score", "rule_hits"):
         assert again[field] == first[field]
     assert later["replayed"] is False
-    assert redis_client.zcard(f"fs:fraud_card_tx:{{{card}}}") == 2
+    log = redis_client.get(f"fs:fraud_card_log:{{{card}}}") or b""
+    assert len(log) == 2 * CARD_RECORD.itemsize
 
 
 def test_the_cards_recent_transactions_drive_velocity_and_travel_rules(

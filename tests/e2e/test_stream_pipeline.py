@@ -81,7 +81,7 @@ def test_an_event_posted_to_ingest_shows_up_in_the_online_features(
     assert response.status_code == 202, response.text
 
     wait_for(lambda: client.zcard("fs:watch_history:{u7}") == 1, 10, "the watch in the history")
-    wait_for(lambda: client.exists("fs:fraud_card_tx:{card7}") == 1, 10, "the card's state")
+    wait_for(lambda: client.exists("fs:fraud_card_log:{card7}") == 1, 10, "the card's state")
     assert time.monotonic() - posted < 10
 
 

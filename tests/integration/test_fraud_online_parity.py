@@ -1,11 +1,11 @@
 """No train/serve skew: a world replayed through the stream handlers gives the offline features.
 
 The events the seeder publishes for a world (services/seeder/history.py: transactions in time
-order, each fraud label at its label_time) go through TransactionFeaturesHandler and
-FraudLabelHandler on real Redis, straight from their wire format. Each transaction is scored from
-the online state before it is written, as the fraud service would, and once more after, as the
-stream scorer may when the stream processor got there first; both must equal
-services.trainer.fraud_features.fraud_feature_matrix on every row and feature.
+order, each fraud label at its label_time) go through the production path on real Redis,
+straight from their wire format: batches recorded and read by RedisFraudState as the scorers do,
+labels by FraudLabelHandler. Each batch is read once as it is recorded, and once more after the
+stream processor (TransactionFeaturesHandler) recorded it again, as on a redelivery; both must
+equal services.trainer.fraud_features.fraud_feature_matrix on every row and feature.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import redis
 from services.common.bus.events import Event, decode_event
 from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.events import TransactionData
-from services.common.fraud_online import RedisFraudStateReader, fraud_features
+from services.common.fraud_online import RedisFraudState, batch_features
 from services.seeder.history import transaction_messages
 from services.stream.fraud_labels import FraudLabelHandler
 from services.stream.transactions import TransactionFeaturesHandler
@@ -42,21 +42,41 @@ def world_events(transactions: pd.DataFrame) -> Iterator[Event]:
         yield decode_event(message.value)
 
 
-def replay(client: redis.Redis, transactions: pd.DataFrame) -> Iterator[tuple[Vector, Vector]]:
-    """Per transaction in time order: its online vector before and after the stream wrote it."""
+def _scored(store: RedisFraudState, batch: list[TransactionData]) -> Vector:
+    _, state = store.record_and_read(batch)
+    return batch_features(batch, state).matrix
+
+
+def replay(client: redis.Redis, transactions: pd.DataFrame,
+           batch_size: int = 40) -> Iterator[tuple[Vector, Vector]]:
+    """Batches of consecutive transactions (cut at each label), scored as the scorers do: one
+    record-and-read round trip for the batch. Then the stream processor records the batch
+    again and the batch is read once more, as a redelivery would."""
+    store = RedisFraudState(client)
     transactions_handler = TransactionFeaturesHandler(client)
     labels_handler = FraudLabelHandler(client)
-    reader = RedisFraudStateReader(client)
+    pending: list[Event] = []
+
+    def flush() -> Iterator[tuple[Vector, Vector]]:
+        batch = [TransactionData.model_validate(e.data) for e in pending]
+        before = _scored(store, batch)
+        for event in pending:
+            transactions_handler.handle(event)
+        transactions_handler.flush()
+        yield from zip(before, _scored(store, batch), strict=True)
+        pending.clear()
+
     for event in world_events(transactions):
         if event.type != "transaction":
+            yield from flush() if pending else iter(())
             labels_handler.handle(event)
             labels_handler.flush()
             continue
-        txn = TransactionData.model_validate(event.data)
-        before = fraud_features(txn, reader.read(txn))
-        transactions_handler.handle(event)
-        transactions_handler.flush()
-        yield before, fraud_features(txn, reader.read(txn))
+        pending.append(event)
+        if len(pending) == batch_size:
+            yield from flush()
+    if pending:
+        yield from flush()
 
 
 def test_online_features_equal_the_offline_matrix_on_every_row(redis_client: redis.Redis) -> None:

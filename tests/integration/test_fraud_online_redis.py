@@ -1,4 +1,5 @@
-"""The online fraud state on real Redis: stored layout, one round trip, idempotence, trimming."""
+"""The online fraud state on real Redis: stored layout, one round trip, idempotence, trimming,
+script reloading, both protocols and Redis Cluster."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from redis.cluster import RedisCluster
 from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.fraud_online import (
     FraudReport,
-    RedisFraudStateReader,
-    RedisFraudStateWriter,
+    RedisFraudState,
+    batch_features,
+    digest,
     epoch_ms,
-    fraud_features,
 )
+from services.common.fraud_online.layout import CARD_RECORD, SPEND_RECORD
 from tests.harness import ServerProcess
 from tests.unit.test_fraud_online_features import Txn
 
@@ -33,22 +35,33 @@ def txn(i: int, at: datetime, **fields: Any) -> Txn:
     return replace(Txn(), transaction_id=f"tx{i}", timestamp=at, **fields)
 
 
-def dump(client: redis.Redis) -> dict[object, object]:
-    """Every key with its (member, score) pairs."""
-    return {key: client.zrange(key, 0, -1, withscores=True) for key in sorted(client.keys("*"))}
+def card_log(client: redis.Redis | RedisCluster, card: str = "card1") -> np.ndarray:
+    return np.frombuffer(client.get(f"fs:fraud_card_log:{{{card}}}") or b"", dtype=CARD_RECORD)
 
 
+def sorted_sets(client: redis.Redis) -> dict[object, object]:
+    return {key: client.zrange(key, 0, -1, withscores=True)
+            for key in sorted(client.keys("*")) if client.type(key) == b"zset"}
+
+
+def features(store: RedisFraudState, *batch: Txn) -> dict[str, float]:
+    _, state = store.record_and_read(list(batch))
+    vector = batch_features(list(batch), state).matrix[-1]
+    return dict(zip(FRAUD_FEATURE_NAMES, vector.tolist(), strict=True))
 
 
 def test_state_is_stored_under_the_documented_keys_with_ttls(redis_client: redis.Redis) -> None:
-    RedisFraudStateWriter(redis_client).apply(
+    RedisFraudState(redis_client).record(
         [txn(1, WHEN, amount=12.5)],
         [FraudReport("tx0", "term1", "m1", WHEN - timedelta(days=8), WHEN - timedelta(days=2))])
 
-    assert dump(redis_client) == {
-        b"fs:fraud_card_latest:{card1}": [(b"tx1|50.0|5.0", T)],
-        b"fs:fraud_card_tx:{card1}": [(b"tx1|12.5|50.0|5.0|dev1|81.0.0.1", T)],
-        b"fs:fraud_customer_tx:{cust1}": [(b"tx1|12.5", T)],
+    card = card_log(redis_client)
+    assert card.tolist() == [(T, digest("tx1"), 12.5, 50.0, 5.0, digest("dev1"),
+                              digest("81.0.0.1"))]
+    spend = np.frombuffer(redis_client.get("fs:fraud_customer_log:{cust1}") or b"",
+                          dtype=SPEND_RECORD)
+    assert spend.tolist() == [(T, digest("tx1"), 12.5)]
+    assert sorted_sets(redis_client) == {
         b"fs:fraud_device_cards:{dev1}": [(b"card1", T)],
         b"fs:fraud_ip_cards:{81.0.0.1}": [(b"card1", T)],
         b"fs:fraud_merchant_frauds:{m1}": [(f"tx0|{T - 2 * DAY}".encode(), T - 8 * DAY)],
@@ -56,69 +69,98 @@ def test_state_is_stored_under_the_documented_keys_with_ttls(redis_client: redis
         b"fs:fraud_terminal_frauds:{term1}": [(f"tx0|{T - 2 * DAY}".encode(), T - 8 * DAY)],
         b"fs:fraud_terminal_tx:{term1}": [(b"tx1", T)],
     }
-    assert 30 * DAY < redis_client.pttl("fs:fraud_card_tx:{card1}") <= 31 * DAY
+    assert 364 * DAY < redis_client.pttl("fs:fraud_card_log:{card1}") <= 365 * DAY
+    assert 30 * DAY < redis_client.pttl("fs:fraud_customer_log:{cust1}") <= 31 * DAY
     assert 37 * DAY < redis_client.pttl("fs:fraud_terminal_tx:{term1}") <= 38 * DAY
 
 
-def test_a_flush_of_many_transactions_and_a_read_are_one_round_trip_each(
+def test_recording_and_reading_a_batch_is_one_round_trip(
         redis_client: redis.Redis, round_trips: list[int]) -> None:
-    writer, reader = RedisFraudStateWriter(redis_client), RedisFraudStateReader(redis_client)
-    redis_client.ping()  # the connection's handshake is not part of what we count
+    store = RedisFraudState(redis_client)
+    store.record([txn(0, WHEN)])  # loads the scripts: not part of what we count
     round_trips.clear()
 
-    writer.apply([txn(i, WHEN + timedelta(minutes=i), card_id=f"card{i % 7}")
+    store.record([txn(i, WHEN + timedelta(minutes=i), card_id=f"card{i % 7}")
                   for i in range(500)])
     writes = len(round_trips)
-    reader.read(txn(999, WHEN + timedelta(days=1)))
+    _, state = store.record_and_read([txn(999 + i, WHEN + timedelta(days=1)) for i in range(50)])
 
     assert (writes, len(round_trips)) == (1, 2)
+    assert len(state) == 50
+
+
+def test_a_restarted_redis_gets_its_scripts_again(redis_client: redis.Redis) -> None:
+    store = RedisFraudState(redis_client)
+    store.record([txn(1, WHEN)])
+    redis_client.script_flush()  # what a restart without persistence does to loaded scripts
+    features(store, txn(2, WHEN + timedelta(minutes=1)))
+    assert len(card_log(redis_client)) == 2
 
 
 def test_redelivered_events_change_nothing(redis_client: redis.Redis) -> None:
-    writer = RedisFraudStateWriter(redis_client)
+    store = RedisFraudState(redis_client)
     events = [txn(i, WHEN + timedelta(hours=i)) for i in range(5)]
     report = FraudReport("tx1", "term1", "m1", WHEN, WHEN + timedelta(days=3))
-    writer.apply(events, [report])
-    once = dump(redis_client)
+    store.record(events, [report])
+    once = (card_log(redis_client).tolist(), sorted_sets(redis_client))
 
-    writer.apply(events[2:], [report])
-    writer.apply(events[:1])
+    store.record(events[2:], [report])
+    store.record(events[:1])
 
-    assert dump(redis_client) == once
+    assert (card_log(redis_client).tolist(), sorted_sets(redis_client)) == once
+
+
+def test_a_duplicate_beyond_the_appends_check_still_counts_once(
+        redis_client: redis.Redis) -> None:
+    store = RedisFraudState(redis_client)
+    store.record([txn(i, WHEN - timedelta(minutes=30 - i)) for i in range(12)])
+    store.record([txn(0, WHEN - timedelta(minutes=30))])  # 12 records back: appended again
+    assert len(card_log(redis_client)) == 13
+    got = features(store, txn(99, WHEN))
+    assert got["card_nb_tx_1h"] == 12
 
 
 def test_scoring_after_the_stream_wrote_the_transaction_gives_the_same_vector(
         redis_client: redis.Redis) -> None:
-    writer, reader = RedisFraudStateWriter(redis_client), RedisFraudStateReader(redis_client)
-    writer.apply([txn(1, WHEN - timedelta(days=40), device_id="dev7"),
+    store = RedisFraudState(redis_client)
+    store.record([txn(1, WHEN - timedelta(days=40), device_id="dev7"),
                   txn(2, WHEN - timedelta(minutes=5), device_id="dev2", card_id="card2")])
     current = txn(3, WHEN, device_id="dev2")
-    before = fraud_features(current, reader.read(current))
+    before = features(store, current)
 
-    writer.apply([current, current])  # the stream got there first, and redelivered it
+    store.record([current, current])  # the stream processor got there too, and redelivered it
 
-    np.testing.assert_array_equal(fraud_features(current, reader.read(current)), before)
-    got = dict(zip(FRAUD_FEATURE_NAMES, before.tolist(), strict=True))
-    assert got["seconds_since_last_tx"] == 40 * 86_400  # older than every window
-    assert (got["is_new_device"], got["device_nb_cards_30d"]) == (1.0, 1.0)
+    assert features(store, current) == before
+    assert before["seconds_since_last_tx"] == 40 * 86_400  # older than every window
+    assert (before["is_new_device"], before["device_nb_cards_30d"]) == (1.0, 1.0)
 
 
-def test_old_members_are_trimmed_relative_to_event_time(redis_client: redis.Redis) -> None:
-    writer = RedisFraudStateWriter(redis_client)
-    writer.apply([txn(1, WHEN - timedelta(days=32)), txn(2, WHEN - timedelta(days=20))])
-    writer.apply([txn(3, WHEN)])
+def test_a_batch_sees_its_own_earlier_transactions(redis_client: redis.Redis) -> None:
+    store = RedisFraudState(redis_client)
+    burst = [txn(i, WHEN + timedelta(seconds=10 * i), amount=1.0) for i in range(4)]
+    _, state = store.record_and_read(burst)
+    matrix = batch_features(burst, state).matrix
+    small = FRAUD_FEATURE_NAMES.index("card_nb_small_tx_1h")
+    assert matrix[:, small].tolist() == [0, 1, 2, 3]
 
-    # years in the past, yet only what is older than the newest event's retention goes
-    assert redis_client.zrange("fs:fraud_card_tx:{card1}", 0, -1) == [
-        b"tx2|50.0|50.0|5.0|dev1|81.0.0.1", b"tx3|50.0|50.0|5.0|dev1|81.0.0.1"]
-    assert redis_client.zcard("fs:fraud_terminal_tx:{term1}") == 3  # kept 38 days
-    assert redis_client.zcard("fs:fraud_card_latest:{card1}") == 3
+
+def test_old_records_are_trimmed_relative_to_event_time_keeping_the_newest(
+        redis_client: redis.Redis) -> None:
+    store = RedisFraudState(redis_client)
+    store.record([txn(i, WHEN - timedelta(days=60, minutes=-i)) for i in range(20)])
+    store.record([txn(100, WHEN)])
+
+    # years in the past, yet what goes is only what is older than the newest event's retention
+    kept = card_log(redis_client)
+    assert kept["tx"].tolist() == [digest("tx18"), digest("tx19"), digest("tx100")]  # newest 3
+    assert redis_client.zcard("fs:fraud_terminal_tx:{term1}") == 1  # 38 days
+    assert features(store, txn(101, WHEN + timedelta(minutes=1)))["card_nb_tx_24h"] == 1
 
 
 def test_a_cards_last_use_on_a_device_never_moves_back(redis_client: redis.Redis) -> None:
-    writer = RedisFraudStateWriter(redis_client)
-    writer.apply([txn(2, WHEN)])
-    writer.apply([txn(1, WHEN - timedelta(days=2))])  # a late event from another partition
+    store = RedisFraudState(redis_client)
+    store.record([txn(2, WHEN)])
+    store.record([txn(1, WHEN - timedelta(days=2))])  # a late event from another partition
 
     assert redis_client.zscore("fs:fraud_device_cards:{dev1}", "card1") == T
 
@@ -127,35 +169,40 @@ def test_a_cards_last_use_on_a_device_never_moves_back(redis_client: redis.Redis
 def test_reads_decode_over_either_redis_protocol(redis_server: ServerProcess,
                                                  redis_client: redis.Redis,
                                                  protocol: int) -> None:
-    RedisFraudStateWriter(redis_client).apply(
-        [txn(1, WHEN - timedelta(hours=2), amount=3.0), txn(2, WHEN - timedelta(minutes=30))])
+    RedisFraudState(redis_client).record(
+        [txn(1, WHEN - timedelta(hours=2), amount=3.0), txn(2, WHEN - timedelta(minutes=30))],
+        [FraudReport("tx0", "term1", "m1", WHEN - timedelta(days=8), WHEN - timedelta(days=2))])
     client = redis.Redis.from_url(redis_server.address, protocol=protocol)
     try:
-        state = RedisFraudStateReader(client).read(txn(3, WHEN))
+        _, state = RedisFraudState(client).record_and_read([txn(3, WHEN)])
     finally:
         client.close()
-    assert [u.transaction_id for u in state.card_30d] == ["tx1", "tx2"]
-    assert state.device_card_last_seen_ms == T - 30 * 60_000
-    assert state.device_cards_30d == 1
+    assert state.card["tx"].tolist() == [digest("tx1"), digest("tx2"), digest("tx3")]
+    assert state.device_card_last_seen_ms.tolist() == [T - 30 * 60_000]
+    assert state.device_cards_30d.tolist() == [1]
+    assert [f.transaction_id for f in state.terminal_frauds[0]] == ["tx0"]
 
 
 def test_a_client_that_decodes_responses_is_refused(redis_server: ServerProcess) -> None:
     client = redis.Redis.from_url(redis_server.address, decode_responses=True)
     with pytest.raises(ValueError, match="decode_responses=False"):
-        RedisFraudStateReader(client)
+        RedisFraudState(client)
     client.close()
 
 
-def test_writes_and_reads_run_on_redis_cluster(request: pytest.FixtureRequest) -> None:
+def test_records_and_reads_run_on_redis_cluster(request: pytest.FixtureRequest) -> None:
     server: ServerProcess = request.getfixturevalue("redis_cluster_server")
     cluster = RedisCluster.from_url(server.address)
     try:
         cluster.flushall()
-        RedisFraudStateWriter(cluster).apply(
+        cluster.script_flush()
+        store = RedisFraudState(cluster)
+        store.record(
             [txn(1, WHEN - timedelta(hours=2), amount=3.0), txn(2, WHEN - timedelta(minutes=30))],
             [FraudReport("tx0", "term1", "m1", WHEN - timedelta(days=8), WHEN - timedelta(days=2))])
-        state = RedisFraudStateReader(cluster).read(txn(3, WHEN))
+        got = features(store, txn(3, WHEN))
+        _, state = store.record_and_read([txn(3, WHEN)])
     finally:
         cluster.close()
-    assert [u.transaction_id for u in state.card_30d] == ["tx1", "tx2"]
-    assert [f.transaction_id for f in state.merchant_frauds] == ["tx0"]
+    assert got["card_nb_tx_24h"] == 2 and got["card_nb_tx_1h"] == 1
+    assert [f.transaction_id for f in state.merchant_frauds[0]] == ["tx0"]

@@ -24,7 +24,7 @@ def test_a_switch_of_dataset_clears_the_recommendation_state_and_keeps_the_rest(
                  keys.catalog_titles_key(), keys.catalog_version_key(),
                  keys.title_watches_key(20_000), "fs:dedupe:stream-watch-features:{e1}",
                  "fs:dedupe:stream-catalog-titles:{e2}"]
-    kept = ["fs:fraud_card_tx:{card1}", "fs:exp_definitions:{experiments}", "fs:exp_unit:{u1}",
+    kept = ["fs:fraud_card_log:{card1}", "fs:exp_definitions:{experiments}", "fs:exp_unit:{u1}",
             "fs:dedupe:stream-transaction-features:{e3}"]
     for key in recs_keys + kept:
         redis_client.set(key, "x")

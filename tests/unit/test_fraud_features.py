@@ -15,11 +15,8 @@ from services.common.catalog import (
     SMALL_AMOUNT,
     TRANSACTION_TYPES,
 )
-from services.trainer.fraud_features import (
-    fraud_feature_matrix,
-    handbook_feature_matrix,
-    haversine_km,
-)
+from services.common.fraud_online.features import haversine_km
+from services.trainer.fraud_features import fraud_feature_matrix, handbook_feature_matrix
 from services.trainer.worlds.transactions import TransactionWorldConfig, generate_transactions
 
 START = pd.Timestamp("2018-07-02")  # a Monday

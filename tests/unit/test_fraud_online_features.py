@@ -13,7 +13,6 @@ from services.common.fraud_online import (
     CardUse,
     FraudState,
     KnownFraud,
-    Place,
     Spend,
     epoch_ms,
     fraud_features,
@@ -72,7 +71,7 @@ def test_a_cards_first_transaction_gets_the_catalogs_defaults() -> None:
 
 
 def test_velocity_counts_the_cards_last_hour_and_day_but_not_the_transaction_itself() -> None:
-    state = FraudState(card_30d=(
+    state = FraudState(card=(
         use(HOUR, "tx1", 2.0),            # exactly an hour ago: inside [t - 1 h, t)
         use(10 * MINUTE, "tx2", 3.5),
         use(5 * HOUR, "tx3", 80.0),
@@ -87,7 +86,7 @@ def test_velocity_counts_the_cards_last_hour_and_day_but_not_the_transaction_its
 
 
 def test_customer_windows_include_the_window_start_and_exclude_the_same_instant() -> None:
-    state = FraudState(customer_30d=(
+    state = FraudState(customer=(
         Spend(T - DAY, "tx1", 10.0), Spend(T - 3 * DAY, "tx2", 30.0),
         Spend(T - 20 * DAY, "tx3", 50.0), Spend(T, "tx4", 1000.0)))
     got = features(state, Txn(amount=60.0))
@@ -99,7 +98,7 @@ def test_customer_windows_include_the_window_start_and_exclude_the_same_instant(
 
 def test_a_card_500_km_away_ten_minutes_later_moved_at_3000_kmh() -> None:
     # 4.4966 degrees of latitude along a meridian is 500 km on a 6,371 km sphere
-    state = FraudState(card_30d=(use(10 * MINUTE, latitude=45.0), use(3 * HOUR, "tx0")))
+    state = FraudState(card=(use(10 * MINUTE, latitude=45.0), use(3 * HOUR, "tx0")))
     got = features(state, Txn(latitude=45.0 + 4.4966))
     assert got["seconds_since_last_tx"] == 600
     assert got["km_from_last_tx"] == pytest.approx(500, abs=0.1)
@@ -107,20 +106,19 @@ def test_a_card_500_km_away_ten_minutes_later_moved_at_3000_kmh() -> None:
 
 
 def test_the_previous_transaction_may_be_older_than_every_window() -> None:
-    state = FraudState(card_latest=(Place(T - 45 * DAY, "tx1", 50.0, 5.0),
-                                    Place(T, "tx100", 50.0, 5.0)))  # the current one
+    state = FraudState(card=(use(45 * DAY, "tx1"), use(0, "tx100")))  # tx100: the current one
     assert features(state)["seconds_since_last_tx"] == 45 * 86_400
 
 
 def test_a_device_the_card_has_not_used_in_30_days_is_new() -> None:
-    state = FraudState(card_30d=(use(2 * DAY, device="dev9", ip="81.0.0.1"),))
+    state = FraudState(card=(use(2 * DAY, device="dev9", ip="81.0.0.1"),))
     got = features(state, Txn(device_id="dev1", ip_address="81.0.0.1"))
     assert (got["is_new_device"], got["is_new_ip"]) == (1.0, 0.0)
     assert features(state, Txn(device_id="dev9"))["is_new_device"] == 0.0
 
 
 def test_the_transaction_itself_does_not_make_its_device_known() -> None:
-    state = FraudState(card_30d=(use(0, "tx100", device="dev1"),))
+    state = FraudState(card=(use(0, "tx100", device="dev1"),))
     assert features(state)["is_new_device"] == 1.0
 
 

@@ -1,29 +1,29 @@
-"""The online fraud state's layout: keys, members, trims and windows, as commands (no server)."""
+"""The online fraud state's layout: keys, records, trims and windows, as planned calls."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from redis.crc import key_slot
 
 from services.common.fraud_online import (
-    VIEWS,
+    KEY_FAMILIES,
     FraudReport,
-    decode_state,
+    decode_batch,
+    digest,
     epoch_ms,
-    read_commands,
-    write_commands,
+    record_calls,
+    report_commands,
 )
+from services.common.fraud_online.layout import CARD_RECORD, SPEND_RECORD
+from services.common.fraud_online.scripts import APPEND_LOG, RECORD_ACTIVITY, RECORD_LAST_SEEN
 from tests.unit.test_fraud_online_features import Txn
 
 WHEN = datetime(2018, 7, 4, 12, 0, tzinfo=UTC)
 T = epoch_ms(WHEN)
 DAY = 86_400_000
-
-
-def zadds(commands: list[tuple[str | int, ...]]) -> dict[str, tuple[str | int, ...]]:
-    return {str(c[1]): c[2:] for c in commands if c[0] == "ZADD"}
 
 
 def test_epoch_ms_is_exact_and_refuses_naive_times() -> None:
@@ -32,83 +32,76 @@ def test_epoch_ms_is_exact_and_refuses_naive_times() -> None:
         epoch_ms(datetime(2018, 7, 4))
 
 
-def test_keys_are_namespace_view_and_a_hash_tagged_entity() -> None:
-    keys = {str(c[1]) for c in write_commands("fs", [Txn()])}
-    assert keys == {
-        "fs:fraud_customer_tx:{cust1}", "fs:fraud_card_tx:{card1}", "fs:fraud_card_latest:{card1}",
-        "fs:fraud_terminal_tx:{term1}", "fs:fraud_merchant_tx:{m1}",
-        "fs:fraud_device_cards:{dev1}", "fs:fraud_ip_cards:{81.0.0.1}"}
-    assert len({key_slot(k.encode()) for k in keys if "{card1}" in k}) == 1
-    assert {v.name for v in VIEWS} >= {k.split(":")[1] for k in keys}
+def test_one_call_per_entity_and_each_calls_keys_share_one_slot() -> None:
+    calls = record_calls("fs", Txn())
+    assert [(script, keys) for script, keys, _ in calls] == [
+        (APPEND_LOG, ("fs:fraud_card_log:{card1}",)),
+        (APPEND_LOG, ("fs:fraud_customer_log:{cust1}",)),
+        (RECORD_ACTIVITY, ("fs:fraud_terminal_tx:{term1}", "fs:fraud_terminal_frauds:{term1}")),
+        (RECORD_ACTIVITY, ("fs:fraud_merchant_tx:{m1}", "fs:fraud_merchant_frauds:{m1}")),
+        (RECORD_LAST_SEEN, ("fs:fraud_device_cards:{dev1}",)),
+        (RECORD_LAST_SEEN, ("fs:fraud_ip_cards:{81.0.0.1}",)),
+    ]
+    for _, keys, _ in calls:
+        assert len({key_slot(k.encode()) for k in keys}) == 1
+        assert {k.split(":")[1] for k in keys} <= set(KEY_FAMILIES)
 
 
-def test_a_transaction_is_stored_as_the_documented_members() -> None:
-    members = zadds(write_commands("fs", [Txn(amount=12.5, latitude=50.25, longitude=5.5)]))
-    assert members == {
-        "fs:fraud_customer_tx:{cust1}": (T, "tx100|12.5"),
-        "fs:fraud_card_tx:{card1}": (T, "tx100|12.5|50.25|5.5|dev1|81.0.0.1"),
-        "fs:fraud_card_latest:{card1}": (T, "tx100|50.25|5.5"),
-        "fs:fraud_terminal_tx:{term1}": (T, "tx100"),
-        "fs:fraud_merchant_tx:{m1}": (T, "tx100"),
-        "fs:fraud_device_cards:{dev1}": ("GT", T, "card1"),
-        "fs:fraud_ip_cards:{81.0.0.1}": ("GT", T, "card1"),
-    }
+def test_a_transaction_is_recorded_as_the_documented_records() -> None:
+    calls = record_calls("fs", Txn(amount=12.5, latitude=50.25, longitude=5.5))
+    card = np.frombuffer(calls[0][2][0], dtype=CARD_RECORD)[0]
+    assert (card["at_ms"], card["tx"], card["amount"], card["latitude"], card["longitude"],
+            card["device"], card["ip"]) == (T, digest("tx100"), 12.5, 50.25, 5.5,
+                                           digest("dev1"), digest("81.0.0.1"))
+    spend = np.frombuffer(calls[1][2][0], dtype=SPEND_RECORD)[0]
+    assert (spend["at_ms"], spend["tx"], spend["amount"]) == (T, digest("tx100"), 12.5)
+    # record, record size, trim cutoff, keep newest, TTL, duplicate check, reply
+    assert calls[0][2][1:] == (56, T - 31 * DAY, 3, 365 * DAY, 8, 1)
+    assert calls[1][2][1:] == (24, T - 31 * DAY, 0, 31 * DAY, 8, 1)
+
+
+def test_reads_window_each_entity_before_the_transaction() -> None:
+    calls = record_calls("fs", Txn())
+    terminal, merchant, device = calls[2][2], calls[3][2], calls[4][2]
+    assert terminal[:4] == ("tx100", T, T - 38 * DAY, 38 * DAY)
+    assert terminal[4:6] == (T - 37 * DAY, f"({T - 7 * DAY}")           # reports' range
+    assert terminal[6:] == (T - 8 * DAY, f"({T - 7 * DAY}", T - 14 * DAY, f"({T - 7 * DAY}",
+                            T - 37 * DAY, f"({T - 7 * DAY}")            # counts: 1, 7, 30 d
+    assert merchant[6:] == (T - 37 * DAY, f"({T - 7 * DAY}")
+    assert device == ("card1", T, T - 31 * DAY, 31 * DAY, T - 30 * DAY)
+
+
+def test_a_record_only_call_asks_for_no_reply() -> None:
+    calls = record_calls("fs", Txn(), read=False)
+    assert calls[0][2][-1] == 0 and calls[1][2][-1] == 0
+    assert len(calls[2][2]) == 4 and len(calls[4][2]) == 4
 
 
 def test_a_fraud_report_is_stored_by_transaction_time_with_its_arrival() -> None:
     report = FraudReport("tx7", "term3", "m2", WHEN, known_at=WHEN + timedelta(days=2))
-    assert zadds(write_commands("fs", frauds=[report])) == {
-        "fs:fraud_terminal_frauds:{term3}": (T, f"tx7|{T + 2 * DAY}"),
-        "fs:fraud_merchant_frauds:{m2}": (T, f"tx7|{T + 2 * DAY}"),
-    }
+    commands = report_commands("fs", [report, report])
+    assert [c for c in commands if c[0] == "ZADD"] == [
+        ("ZADD", "fs:fraud_terminal_frauds:{term3}", T, f"tx7|{T + 2 * DAY}"),
+        ("ZADD", "fs:fraud_merchant_frauds:{m2}", T, f"tx7|{T + 2 * DAY}"),
+    ]
+    assert ("ZREMRANGEBYSCORE", "fs:fraud_terminal_frauds:{term3}", "-inf",
+            f"({T - 38 * DAY}") in commands
+    assert ("PEXPIRE", "fs:fraud_merchant_frauds:{m2}", 38 * DAY) in commands
 
 
-def test_a_redelivered_transaction_plans_the_same_members() -> None:
-    once = zadds(write_commands("fs", [Txn()]))
-    assert zadds(write_commands("fs", [Txn(), Txn()])) == once
-
-
-def test_a_batch_sends_one_zadd_trim_and_expiry_per_key() -> None:
-    later = Txn(transaction_id="tx101", timestamp=WHEN + timedelta(hours=1), device_id="dev2")
-    commands = write_commands("fs", [Txn(), later])
-    card = [c for c in commands if c[1] == "fs:fraud_card_tx:{card1}"]
-    assert [c[0] for c in card] == ["ZADD", "ZREMRANGEBYSCORE", "PEXPIRE"]
-    assert len(card[0]) == 2 + 4  # two (score, member) pairs
-
-
-def test_trims_are_relative_to_event_time_not_the_wall_clock() -> None:
-    trims = {str(c[1]): c[3] for c in write_commands("fs", [Txn()]) if c[0] == "ZREMRANGEBYSCORE"}
-    assert trims["fs:fraud_card_tx:{card1}"] == f"({T - 31 * DAY}"
-    assert trims["fs:fraud_terminal_tx:{term1}"] == f"({T - 38 * DAY}"
-    ranks = [c for c in write_commands("fs", [Txn()]) if c[0] == "ZREMRANGEBYRANK"]
-    assert ranks == [("ZREMRANGEBYRANK", "fs:fraud_card_latest:{card1}", 0, -4)]
-
-
-def test_every_key_gets_a_ttl_that_bounds_memory() -> None:
-    ttls = {str(c[1]): c[2] for c in write_commands("fs", [Txn()]) if c[0] == "PEXPIRE"}
-    assert ttls["fs:fraud_card_tx:{card1}"] == 31 * DAY
-    assert ttls["fs:fraud_card_latest:{card1}"] == 365 * DAY
-    assert len(ttls) == 7
-
-
-def test_a_read_windows_each_view_before_the_transaction() -> None:
-    commands = read_commands("fs", Txn())
-    assert commands[1] == ("ZRANGE", "fs:fraud_card_tx:{card1}", T - 30 * DAY, f"({T}",
-                           "BYSCORE", "WITHSCORES")
-    assert commands[3] == ("ZCOUNT", "fs:fraud_terminal_tx:{term1}", T - 8 * DAY, f"({T - 7 * DAY}")
-    assert commands[5] == ("ZCOUNT", "fs:fraud_terminal_tx:{term1}", T - 37 * DAY,
-                           f"({T - 7 * DAY}")
-    assert commands[-1] == ("ZSCORE", "fs:fraud_ip_cards:{81.0.0.1}", "card1")
-
-
-@pytest.mark.parametrize("card_reply", [
-    [[b"tx1|2.5|50.0|5.0|dev1|81.0.0.1", 1.5e12]],      # RESP3: [member, score] pairs
-    [b"tx1|2.5|50.0|5.0|dev1|81.0.0.1", b"1500000000000"],  # RESP2: flat, bytes
+@pytest.mark.parametrize("frauds_reply", [
+    [[b"tx1|1500000000001", 1.5e12]],            # RESP3: [member, score] pairs
+    [b"tx1|1500000000001", b"1500000000000"],   # RESP2: flat, bytes
 ])
-def test_replies_decode_the_same_over_resp2_and_resp3(card_reply: list[object]) -> None:
-    replies: list[object] = [[], card_reply, [], 1, 2, 3, [], 4, [], 5, None, 6, b"1499999999000"]
-    state = decode_state(replies)
-    assert state.card_30d[0].at_ms == 1_500_000_000_000
-    assert state.card_30d[0].amount == 2.5 and state.card_30d[0].device_id == "dev1"
-    assert state.terminal_counts == (1, 2, 3) and state.merchant_count_30d == 4
-    assert (state.device_card_last_seen_ms, state.ip_card_last_seen_ms) == (None, 1_499_999_999_000)
+def test_replies_decode_the_same_over_resp2_and_resp3(frauds_reply: list[object]) -> None:
+    card = record_calls("fs", Txn(amount=2.5))[0][2][0]
+    assert isinstance(card, bytes)
+    replies = [[card + b"\x00" * 5, None, [frauds_reply, 1, 2, 3], [[], 4], [5, None],
+                [6, b"1499999999000"]]]
+    state = decode_batch(replies)
+    assert len(state.card) == 1 and state.card["amount"][0] == 2.5  # a torn tail is ignored
+    assert len(state.customer) == 0
+    assert state.terminal_frauds[0][0].known_ms == 1_500_000_000_001
+    assert list(state.terminal_counts[0]) == [1, 2, 3] and state.merchant_count_30d[0] == 4
+    assert np.isnan(state.device_card_last_seen_ms[0])
+    assert state.ip_card_last_seen_ms[0] == 1_499_999_999_000

@@ -10,9 +10,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.fraud_online import CardUse, FraudState, Place, epoch_ms, fraud_features
-from services.fraud.facts import Fact, feature_facts, transaction_facts, velocity_facts
+from services.common.fraud_online import CardUse, FraudState, StateBatch, batch_features, epoch_ms
+from services.fraud.facts import Fact, fact_table
 from services.fraud.policy import Lists, parse_policy
 from services.fraud.policy_file import load_engine
 from services.fraud.rules import ListHit, RuleEngine
@@ -46,17 +45,13 @@ def use(ago_ms: int, amount: float = 20.0, *, tid: str = "", place: tuple[float,
 
 
 def history(*uses: CardUse, **counts: Any) -> FraudState:
-    return FraudState(card_30d=uses, **counts)
+    return FraudState(card=uses, **counts)
 
 
 def facts(txn: Transaction, state: FraudState, *, with_history: bool = True) -> dict[str, Fact]:
     """What the scorer gives the rules: the transaction, the model's features, card velocity."""
-    found = transaction_facts(txn)
-    found.update(feature_facts(fraud_features(txn, state), FRAUD_FEATURE_NAMES,
-                               with_history=with_history))
-    if with_history:
-        found.update(velocity_facts(txn, state))
-    return found
+    features = batch_features([txn], StateBatch.of([state]))
+    return fact_table([txn], features.matrix, features.velocity, with_history=with_history).row(0)
 
 
 class Scenario(NamedTuple):
@@ -151,13 +146,13 @@ CASES = (
                               use(61 * MINUTE, 4.99))))),
     Case("IMPOSSIBLE_TRAVEL",
          fires=(when("1,000 km in 10 min, the last place beyond the 30 days' list",
-                     FraudState(card_latest=(Place(T - 10 * MINUTE, "tx1", *AWAY_1000_KM),))),
+                     history(use(45 * DAY, place=HOME), use(10 * MINUTE, place=AWAY_1000_KM))),
                 when("1,000 km in 10 min, a card use",
                      history(use(10 * MINUTE, place=AWAY_1000_KM))),
                 when("1,000 km in 66 min: 910 km/h", history(use(66 * MINUTE, place=AWAY_1000_KM))),
                 when("100 km in a minute", history(use(MINUTE, place=AWAY_100_KM)))),
          misses=(when("1,000 km in 2 h: 500 km/h",
-                      FraudState(card_latest=(Place(T - 2 * HOUR, "tx1", *AWAY_1000_KM),))),
+                      history(use(45 * DAY, place=HOME), use(2 * HOUR, place=AWAY_1000_KM))),
                  when("1,000 km in 67 min: 896 km/h",
                       history(use(67 * MINUTE, place=AWAY_1000_KM))),
                  when("50 km in a minute: GPS noise",

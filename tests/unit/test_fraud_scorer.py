@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from services.common.breaker import CircuitBreaker
 from services.common.catalog import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
-from services.common.fraud_online import FraudState, TransactionLike, fraud_features
+from services.common.fraud_online import FraudState, StateBatch, TransactionLike, fraud_features
 from services.common.models import ModelRepository, ModelUnavailable, Prediction
 from services.common.models.testing import logistic_model
 from services.common.telemetry import Metrics
@@ -92,15 +92,19 @@ class FakeStore:
         self.failure: Exception | None = None
         self.decisions_visible_on_read = True  # False: two requests raced past the read
 
-    def record_and_read(self, transactions: Sequence[TransactionLike]) -> list[StateRead]:
+    def record_and_read(self, transactions: Sequence[TransactionLike]) -> StateRead:
         self.reads.append([txn.transaction_id for txn in transactions])
         self.seen.extend(transactions)
         if self.failure is not None:
             raise self.failure
-        return [StateRead(self.states.get(txn.transaction_id, FraudState()),
-                          self.decisions.get(txn.transaction_id)
-                          if self.decisions_visible_on_read else None)
-                for txn in transactions]
+        return StateRead(
+            StateBatch.of([self.states.get(txn.transaction_id, FraudState())
+                           for txn in transactions]),
+            [self.decisions.get(txn.transaction_id) if self.decisions_visible_on_read else None
+             for txn in transactions])
+
+    def recall(self, transaction_id: str) -> bytes | None:
+        return self.decisions.get(transaction_id)
 
     def remember(self, decisions: Sequence[tuple[str, bytes]],
                  window_s: int) -> list[bytes | None]:
@@ -284,9 +288,10 @@ def test_a_batch_is_one_store_round_trip_and_one_model_call(tmp_path: Path) -> N
     calls_before = len(r.model.calls)
     scored = r.score(*(transaction(transaction_id=f"tx{i}") for i in (1, 2, 3)))
     assert r.store.reads == [["tx1", "tx2", "tx3"]]
-    assert len(r.model.calls) == calls_before + 1
+    # one call scores the batch; one more explains the two declines (not the approval)
     features = len(FRAUD_FEATURE_NAMES)
-    assert r.model.calls[-1].shape == (3 * (1 + features), features)
+    assert [c.shape for c in r.model.calls[calls_before:]] == [
+        (3, features), (2 * (1 + features), features)]
     assert r.store.remembered == [["tx1", "tx2", "tx3"]]
     assert [s.transaction.transaction_id for s in scored] == ["tx1", "tx2", "tx3"]
     assert [s.decision.rule_hits for s in scored] == [
@@ -303,15 +308,38 @@ def test_a_batch_scores_only_the_transactions_not_decided_before(tmp_path: Path)
     first, second = r.score(transaction(transaction_id="tx1"), transaction(transaction_id="tx2"))
     assert (first.replayed, second.replayed) == (True, False)
     assert first.decision == earlier.decision
-    features = len(FRAUD_FEATURE_NAMES)
-    assert len(r.model.calls) == calls_before + 1
-    assert r.model.calls[-1].shape == (1 + features, features)
+    assert [c.shape for c in r.model.calls[calls_before:]] == [(1, len(FRAUD_FEATURE_NAMES))]
     assert r.store.remembered[-1] == ["tx2"]
 
 
-def test_warm_up_learns_the_reference_so_the_first_decision_is_explained(
-        tmp_path: Path) -> None:
+def test_an_approval_carries_no_ml_factors_until_asked_for_them(tmp_path: Path) -> None:
+    r = rig(tmp_path)
+    (approved,) = r.score(transaction(amount=900.0))
+    assert approved.decision.action == "approve"
+    assert [c for c in codes(approved) if c.startswith("ML_")] == ["ML_SCORE"]
+    explained = r.scorer.explain("tx100")
+    assert explained is not None
+    decision, computed_now = explained
+    assert computed_now
+    assert "ML_TX_AMOUNT" in [reason.code for reason in decision.reasons]
+    assert decision.action == approved.decision.action
+    assert decision.risk_score == approved.decision.risk_score
+    assert r.scorer.explain("never-seen") is None
+
+
+def test_a_decline_is_explained_when_made_and_not_again(tmp_path: Path) -> None:
+    r = rig(tmp_path, states={"tx100": CARD_TESTING})
+    (declined,) = r.score(transaction())
+    assert "ML_CARD_NB_SMALL_TX_1H" in codes(declined)
+    calls = len(r.model.calls)
+    explained = r.scorer.explain("tx100")
+    assert explained == (declined.decision, False)
+    assert len(r.model.calls) == calls
+
+
+def test_the_first_decision_is_explained_warm_or_cold(tmp_path: Path) -> None:
+    # the call that scores the batch names the version, whose reference then explains it
     cold = rig(tmp_path / "cold", states={"tx100": CARD_TESTING}, warm=False)
-    assert "ML_CARD_NB_SMALL_TX_1H" not in codes(cold.score(transaction())[0])
+    assert "ML_CARD_NB_SMALL_TX_1H" in codes(cold.score(transaction())[0])
     warm = rig(tmp_path / "warm", states={"tx100": CARD_TESTING})
     assert "ML_CARD_NB_SMALL_TX_1H" in codes(warm.score(transaction())[0])

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from services.common.catalog import SMALL_AMOUNT
-from services.trainer.fraud_features import haversine_km
+from services.common.fraud_online.features import haversine_km
 from services.trainer.worlds.transactions import MERCHANT_CATEGORIES
 from tests.load_tests_modules import load
 

@@ -17,7 +17,7 @@ from services.common.bus.dedupe import RedisDeduplicator
 from services.common.experiments.exposures import exposure_event_id, logged_key
 from services.common.features.redis_store import row_key
 from services.common.fraud_online import layout
-from services.common.fraud_online.commands import decode_state
+from services.common.fraud_online.commands import decode_batch
 from services.common.ids import (
     MAX_ID_LENGTH,
     InvalidId,
@@ -139,31 +139,31 @@ def _scored(*members: tuple[str, int]) -> list[list[object]]:
 @given(tid=ids, device=ids, other_tid=ids,
        amount=st.floats(0, 1e6, allow_nan=False), lat=st.floats(-90, 90),
        lon=st.floats(-180, 180))
-def test_the_fraud_state_members_read_back_exactly(tid: str, device: str, other_tid: str,
+def test_the_fraud_state_records_read_back_exactly(tid: str, device: str, other_tid: str,
                                                    amount: float, lat: float,
                                                    lon: float) -> None:
     at = 1_700_000_000_000
-    replies = [
-        _scored((layout.customer_member(tid, amount), at)),
-        _scored((layout.card_member(tid, amount, lat, lon, device, "2001:db8::1"), at),
-                (layout.card_member(other_tid, 1.0, 0.0, 0.0, "d", "10.0.0.1"), at + 1)),
-        _scored((layout.place_member(tid, lat, lon), at)),
-        1, 2, 3,
-        _scored((layout.fraud_member(tid, at + 5), at)),
-        4,
-        _scored((layout.fraud_member(other_tid, at + 6), at)),
-        0, None, 0, None,
-    ]
-    state = decode_state(replies)
-    assert state.customer_30d[0].transaction_id == tid
-    assert state.customer_30d[0].amount == amount
-    use = state.card_30d[0]
-    assert (use.transaction_id, use.device_id, use.latitude, use.longitude) == (tid, device,
-                                                                               lat, lon)
-    assert state.card_30d[1].transaction_id == other_tid
-    assert state.card_latest[0].transaction_id == tid
-    assert state.terminal_frauds[0].transaction_id == tid
-    assert state.merchant_frauds[0].transaction_id == other_tid
+    card_log = (layout.card_record(at, tid, amount, lat, lon, device, "2001:db8::1")
+                + layout.card_record(at + 1, other_tid, 1.0, 0.0, 0.0, "d", "10.0.0.1"))
+    replies = [[
+        card_log,
+        layout.spend_record(at, tid, amount),
+        [_scored((layout.fraud_member(tid, at + 5), at)), 1, 2, 3],
+        [_scored((layout.fraud_member(other_tid, at + 6), at)), 4],
+        [0, None],
+        [0, None],
+    ]]
+    state = decode_batch(replies)
+    assert state.customer["tx"][0] == layout.digest(tid)
+    assert state.customer["amount"][0] == amount
+    first = state.card[0]
+    assert (first["tx"], first["device"], first["latitude"], first["longitude"]) == (
+        layout.digest(tid), layout.digest(device), lat, lon)
+    assert state.card["tx"][1] == layout.digest(other_tid)
+    assert list(state.card_owner) == [0, 0]
+    assert state.terminal_frauds[0][0].transaction_id == tid
+    assert state.merchant_frauds[0][0].transaction_id == other_tid
+    assert layout.digest(tid) != layout.digest(other_tid) or tid == other_tid
 
 
 @pytest.mark.parametrize("bad", ["", "a\x00b", "tab\there", "x\x85", "x" * (MAX_ID_LENGTH + 1)])

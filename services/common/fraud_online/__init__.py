@@ -1,44 +1,56 @@
-"""Online fraud features: the Redis state the stream keeps, one read per transaction, the vector.
+"""Online fraud features: the Redis state, recorded and read in one round trip, and the vectors.
 
-    writer = RedisFraudStateWriter(client)            # stream processor: transactions, reports
-    writer.apply(transactions=[txn], frauds=[report])
-    state = RedisFraudStateReader(client).read(txn)   # fraud service: one round trip
-    vector = fraud_features(txn, state)                # pure: float32, FRAUD_FEATURES order
+    store = RedisFraudState(client)                    # redis.Redis or RedisCluster
+    store.record(transactions=[txn], frauds=[report])  # stream processor: record only
+    _, state = store.record_and_read([txn, ...])       # scorer: record and read, one pipeline
+    matrix = batch_features([txn, ...], state).matrix  # float32 [n, 32], FRAUD_FEATURES order
+    vector = fraud_features(txn, FraudState(...))      # one hand-made state
 
 The layout is specified in docs/fraud-features-online.md.
 """
 
-from services.common.fraud_online.commands import decode_state, read_commands, write_commands
-from services.common.fraud_online.features import FeatureVector, fraud_features, haversine_km
-from services.common.fraud_online.layout import VIEWS, StateView, epoch_ms
-from services.common.fraud_online.redis_state import RedisFraudStateReader, RedisFraudStateWriter
+from services.common.fraud_online.commands import decode_batch, record_calls, report_commands
+from services.common.fraud_online.features import (
+    VELOCITY_NAMES,
+    FeatureBatch,
+    FeatureVector,
+    batch_features,
+    fraud_features,
+    haversine_km,
+)
+from services.common.fraud_online.layout import KEY_FAMILIES, LOGS, VIEWS, digest, epoch_ms
+from services.common.fraud_online.redis_state import RedisFraudState
 from services.common.fraud_online.state import (
     CardUse,
     FraudReport,
     FraudState,
     KnownFraud,
-    Place,
     Spend,
+    StateBatch,
     TransactionLike,
 )
 
 __all__ = [
+    "KEY_FAMILIES",
+    "LOGS",
+    "VELOCITY_NAMES",
     "VIEWS",
     "CardUse",
+    "FeatureBatch",
     "FeatureVector",
     "FraudReport",
     "FraudState",
     "KnownFraud",
-    "Place",
-    "RedisFraudStateReader",
-    "RedisFraudStateWriter",
+    "RedisFraudState",
     "Spend",
-    "StateView",
+    "StateBatch",
     "TransactionLike",
-    "decode_state",
+    "batch_features",
+    "decode_batch",
+    "digest",
     "epoch_ms",
     "fraud_features",
     "haversine_km",
-    "read_commands",
-    "write_commands",
+    "record_calls",
+    "report_commands",
 ]

@@ -1,16 +1,22 @@
-"""FRAUD_FEATURES of one transaction from the online state: the offline definitions, point in time.
+"""FRAUD_FEATURES from the online state, for a whole batch at once: the offline definitions.
+
+    matrix = batch_features(transactions, state_batch).matrix   # float32 [n, len(FRAUD_FEATURES)]
+    vector = fraud_features(txn, state)                          # one hand-made FraudState
 
 The same meanings as services/trainer/fraud_features.py (the catalog states them): windows are
 [t - N, t); terminal and merchant risk look at the window ending TERMINAL_RISK_DELAY_DAYS ago and
-count only reports known before t. Every member list is filtered again here by time and by
-transaction id, so the current transaction never counts itself, even when the stream processor
-has already written it (the stream scorer's race, a redelivery, a replay).
+count only reports known before t. Records are filtered here by time and by transaction, and
+each transaction counts once, so the current one never counts itself, even when it is already
+recorded (the stream scorer's race, a redelivery, a replay, two writers).
+
+Every window is a mask over all the batch's records and every count or sum one `bincount` by
+owner: the cost is numpy's per record, not Python's per transaction.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -27,131 +33,209 @@ from services.common.fraud_online.layout import (
     MS_DAY,
     MS_HOUR,
     WINDOW_30D_MS,
+    digest,
     epoch_ms,
 )
 from services.common.fraud_online.state import (
     FraudState,
     KnownFraud,
-    Place,
+    StateBatch,
     TransactionLike,
 )
 
 FeatureVector = npt.NDArray[np.float32]
+FloatArray = npt.NDArray[np.float64]
 NO_PREVIOUS_SECONDS = 1e6  # the catalog's value of seconds_since_last_tx for a card's first one
 EARTH_RADIUS_KM = 6371.0
-_NAMES = frozenset(FRAUD_FEATURE_NAMES)
+MS_MINUTE = 60_000
+# Card windows the rules test that the model does not have (services/fraud/facts.py names them).
+VELOCITY_NAMES = ("card_nb_tx_1m", "card_amount_sum_1m", "card_amount_sum_24h", "card_nb_tx_30d",
+                  "card_avg_amount_30d", "amount_to_card_avg_30d")
 
 
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance on a 6,371 km sphere, in the offline code's order of operations."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(max(a, 0.0), 1.0)))
+@dataclass(frozen=True)
+class FeatureBatch:
+    matrix: npt.NDArray[np.float32]   # [n, len(FRAUD_FEATURES)], catalog order: the model's input
+    velocity: FloatArray              # [n, len(VELOCITY_NAMES)]: rule facts only
 
 
-def _mean(values: list[float], default: float) -> float:
-    return sum(values) / len(values) if values else default
+def haversine_km(lat1: FloatArray, lon1: FloatArray, lat2: FloatArray,
+                 lon2: FloatArray) -> FloatArray:
+    """Great-circle distance in km on a sphere of radius 6,371 km."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp, dl = p2 - p1, np.radians(lon2 - lon1)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return np.asarray(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))),
+                      dtype=np.float64)
 
 
-def _calendar(txn: TransactionLike) -> dict[str, float]:
-    local = txn.timestamp  # its own offset is the local time, as the offline naive times are
-    return {
-        "tx_during_weekend": float(local.weekday() >= 5),
-        "tx_during_night": float(NIGHT_HOURS[0] <= local.hour < NIGHT_HOURS[1]),
-    }
+def _first_of_each(owner: npt.NDArray[np.intp],
+                   tx: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+    """True on the first record of each (owner, transaction): a transaction counts once."""
+    first = np.ones(len(tx), dtype=bool)
+    if len(tx) > 1:
+        order = np.lexsort((tx, owner))  # stable: among equals, the earlier-appended first
+        same = (owner[order][1:] == owner[order][:-1]) & (tx[order][1:] == tx[order][:-1])
+        first[order[1:]] = ~same
+    return first
 
 
-def _customer(txn: TransactionLike, state: FraudState, t: int) -> dict[str, float]:
-    spends = [s for s in state.customer_30d
-              if s.transaction_id != txn.transaction_id and t - WINDOW_30D_MS <= s.at_ms < t]
-    features: dict[str, float] = {}
-    for days in (1, 7, 30):
-        amounts = [s.amount for s in spends if s.at_ms >= t - days * MS_DAY]
-        features[f"customer_nb_tx_{days}d"] = len(amounts)
-        features[f"customer_avg_amount_{days}d"] = _mean(amounts, 0.0)
-    return features
+class _Records:
+    """One kind of log's records against their transactions: ages and the windows' masks."""
+
+    def __init__(self, records: np.ndarray, owner: npt.NDArray[np.intp], n: int,
+                 t: npt.NDArray[np.int64], tx: npt.NDArray[np.uint64]) -> None:
+        self.records, self.owner, self.n = records, owner, n
+        self.age = t[owner] - records["at_ms"]  # > 0: before the transaction
+        self.other = _first_of_each(owner, records["tx"]) & (records["tx"] != tx[owner])
+        self.before = self.other & (self.age > 0)
+        self.month = self.before & (self.age <= WINDOW_30D_MS)
+
+    def within(self, window_ms: int) -> npt.NDArray[np.bool_]:
+        return np.asarray(self.month & (self.age <= window_ms), dtype=bool)
+
+    def count(self, mask: npt.NDArray[np.bool_]) -> FloatArray:
+        return np.asarray(np.bincount(self.owner, weights=mask, minlength=self.n),
+                          dtype=np.float64)
+
+    def total(self, mask: npt.NDArray[np.bool_], values: FloatArray) -> FloatArray:
+        return np.asarray(np.bincount(self.owner, weights=np.where(mask, values, 0.0),
+                                      minlength=self.n), dtype=np.float64)
 
 
-def _known_frauds(frauds: Iterable[KnownFraud], start: int, end: int, t: int) -> int:
+def _mean(total: FloatArray, count: FloatArray, default: float) -> FloatArray:
+    return np.asarray(np.divide(total, count, out=np.full(len(total), default), where=count > 0),
+                      dtype=np.float64)
+
+
+def _ratio(amount: FloatArray, mean: FloatArray) -> FloatArray:
+    return np.divide(amount, mean, out=np.ones(len(amount)), where=mean > 0)
+
+
+def _previous(card: _Records, t: npt.NDArray[np.int64], lat: FloatArray,
+              lon: FloatArray) -> dict[str, FloatArray]:
+    """Seconds, km and km/h from the card's latest transaction strictly before t (any age;
+    among equal times the one recorded last)."""
+    rows = np.flatnonzero(card.before)
+    order = rows[np.lexsort((rows, card.records["at_ms"][rows], card.owner[rows]))]
+    owners = card.owner[order]
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = owners[1:] != owners[:-1]
+    chosen, who = order[last], owners[last]
+    n = card.n
+    has = np.zeros(n, dtype=bool)
+    has[who] = True
+    seconds = np.full(n, NO_PREVIOUS_SECONDS)
+    seconds[who] = (t[who] - card.records["at_ms"][chosen]) / 1000.0
+    km = np.zeros(n)
+    km[who] = haversine_km(card.records["latitude"][chosen], card.records["longitude"][chosen],
+                           lat[who], lon[who])
+    speed = np.divide(km, seconds / 3600.0, out=np.zeros(n), where=has)
+    return {"seconds_since_last_tx": seconds, "km_from_last_tx": km,
+            "speed_kmh_from_last_tx": speed}
+
+
+def _known_frauds(frauds: tuple[KnownFraud, ...], start: int, end: int, t: int) -> int:
     """Distinct transactions in [start, end) reported as fraud before t."""
     return len({f.transaction_id for f in frauds if start <= f.transaction_ms < end
                 and f.known_ms < t})
 
 
-def _share(frauds: int, count: int) -> float:
+def _share(frauds: FloatArray, count: FloatArray) -> FloatArray:
     # A report of a transaction the stream never saw must not push the share above 1.
-    return min(frauds, count) / count if count > 0 else 0.0
+    return np.divide(np.minimum(frauds, count), count, out=np.zeros(len(count)), where=count > 0)
 
 
-def _terminal(state: FraudState, t: int) -> dict[str, float]:
-    features: dict[str, float] = {}
-    for days, count in zip(TERMINAL_WINDOW_DAYS, state.terminal_counts, strict=True):
-        frauds = _known_frauds(state.terminal_frauds, t - DELAY_MS - days * MS_DAY,
-                               t - DELAY_MS, t)
-        features[f"terminal_nb_tx_{days}d"] = count
-        features[f"terminal_risk_{days}d"] = _share(frauds, count)
-    return features
+def _fraud_counts(reports: Sequence[tuple[KnownFraud, ...]], t: npt.NDArray[np.int64],
+                  days: Sequence[int]) -> FloatArray:
+    """[n, len(days)]: reports known before t of transactions in the window of `days` days
+    ending DELAY_MS before t. A Python loop, but only over transactions that have reports."""
+    counts = np.zeros((len(reports), len(days)))
+    for row, frauds in enumerate(reports):
+        if frauds:
+            end = int(t[row]) - DELAY_MS
+            counts[row] = [_known_frauds(frauds, end - d * MS_DAY, end, int(t[row])) for d in days]
+    return counts
 
 
-def _previous(txn: TransactionLike, state: FraudState, t: int) -> dict[str, float]:
-    """Seconds, km and km/h from the card's latest transaction strictly before t."""
-    places = [Place(u.at_ms, u.transaction_id, u.latitude, u.longitude) for u in state.card_30d]
-    earlier = [p for p in (*places, *state.card_latest)
-               if p.transaction_id != txn.transaction_id and p.at_ms < t]
-    if not earlier:
-        return {"seconds_since_last_tx": NO_PREVIOUS_SECONDS, "km_from_last_tx": 0.0,
-                "speed_kmh_from_last_tx": 0.0}
-    last = max(earlier, key=lambda p: (p.at_ms, p.transaction_id))
-    seconds = (t - last.at_ms) / 1000.0
-    km = haversine_km(last.latitude, last.longitude, txn.latitude, txn.longitude)
-    return {"seconds_since_last_tx": seconds, "km_from_last_tx": km,
-            "speed_kmh_from_last_tx": km / (seconds / 3600.0)}
+def _other_cards(count: npt.NDArray[np.int64], this_card_seen: FloatArray,
+                 t: npt.NDArray[np.int64]) -> FloatArray:
+    with np.errstate(invalid="ignore"):  # NaN: this card was never seen there
+        this_card = (this_card_seen >= t - WINDOW_30D_MS) & (this_card_seen < t)
+    return np.maximum(count - this_card, 0).astype(np.float64)
 
 
-def _other_cards(cards_in_window: int, this_card_last_seen: int | None, t: int) -> float:
-    this_card = this_card_last_seen is not None and t - WINDOW_30D_MS <= this_card_last_seen < t
-    return float(max(cards_in_window - this_card, 0))
+def batch_features(transactions: Sequence[TransactionLike], state: StateBatch) -> FeatureBatch:
+    """The features of every transaction from its state, as of strictly before its time."""
+    n = len(transactions)
+    if len(state) != n:
+        raise ValueError(f"{n} transactions but the state of {len(state)}")
+    t = np.array([epoch_ms(x.timestamp) for x in transactions], dtype=np.int64)
+    amount = np.array([float(x.amount) for x in transactions], dtype=np.float64)
+    lat = np.array([float(x.latitude) for x in transactions], dtype=np.float64)
+    lon = np.array([float(x.longitude) for x in transactions], dtype=np.float64)
+    tx = np.array([digest(x.transaction_id) for x in transactions], dtype=np.uint64)
+    device = np.array([digest(x.device_id) for x in transactions], dtype=np.uint64)
+    ip = np.array([digest(str(x.ip_address)) for x in transactions], dtype=np.uint64)
+    columns: dict[str, FloatArray] = {"tx_amount": amount}
 
+    local = [x.timestamp for x in transactions]  # its own offset is the local time
+    columns["tx_during_weekend"] = np.array([float(d.weekday() >= 5) for d in local])
+    columns["tx_during_night"] = np.array([float(NIGHT_HOURS[0] <= d.hour < NIGHT_HOURS[1])
+                                           for d in local])
+    kinds = [x.transaction_type for x in transactions]
+    for kind in TRANSACTION_TYPES:
+        columns[f"tx_type_{kind}"] = np.array([float(k == kind) for k in kinds])
 
-def _card(txn: TransactionLike, state: FraudState, t: int,
-          customer_avg_30d: float) -> dict[str, float]:
-    uses = [u for u in state.card_30d
-            if u.transaction_id != txn.transaction_id and t - WINDOW_30D_MS <= u.at_ms < t]
-    last_hour = [u.amount for u in uses if u.at_ms >= t - MS_HOUR]
-    ip = str(txn.ip_address)
-    return {
-        "card_nb_tx_1h": len(last_hour),
-        "card_amount_sum_1h": sum(last_hour),
-        "card_nb_small_tx_1h": sum(1 for amount in last_hour if amount < SMALL_AMOUNT),
-        "card_nb_tx_24h": sum(1 for u in uses if u.at_ms >= t - MS_DAY),
-        "amount_to_customer_avg_30d": (txn.amount / customer_avg_30d if customer_avg_30d > 0
-                                       else 1.0),
-        **_previous(txn, state, t),
-        "is_new_device": float(all(u.device_id != txn.device_id for u in uses)),
-        "is_new_ip": float(all(u.ip_address != ip for u in uses)),
-        "device_nb_cards_30d": _other_cards(state.device_cards_30d,
-                                            state.device_card_last_seen_ms, t),
-        "ip_nb_cards_30d": _other_cards(state.ip_cards_30d, state.ip_card_last_seen_ms, t),
-    }
+    customer = _Records(state.customer, state.customer_owner, n, t, tx)
+    for days in (1, 7, 30):
+        window = customer.within(days * MS_DAY)
+        count = customer.count(window)
+        columns[f"customer_nb_tx_{days}d"] = count
+        columns[f"customer_avg_amount_{days}d"] = _mean(
+            customer.total(window, customer.records["amount"]), count, 0.0)
+
+    terminal_frauds = _fraud_counts(state.terminal_frauds, t, TERMINAL_WINDOW_DAYS)
+    for j, days in enumerate(TERMINAL_WINDOW_DAYS):
+        count = state.terminal_counts[:, j].astype(np.float64)
+        columns[f"terminal_nb_tx_{days}d"] = count
+        columns[f"terminal_risk_{days}d"] = _share(terminal_frauds[:, j], count)
+    merchant_frauds = _fraud_counts(state.merchant_frauds, t, (30,))[:, 0]
+    columns["merchant_risk_30d"] = _share(merchant_frauds,
+                                          state.merchant_count_30d.astype(np.float64))
+
+    card = _Records(state.card, state.card_owner, n, t, tx)
+    amounts = card.records["amount"]
+    hour = card.within(MS_HOUR)
+    columns["card_nb_tx_1h"] = card.count(hour)
+    columns["card_amount_sum_1h"] = card.total(hour, amounts)
+    columns["card_nb_small_tx_1h"] = card.count(hour & (amounts < SMALL_AMOUNT))
+    columns["card_nb_tx_24h"] = card.count(card.within(MS_DAY))
+    columns["amount_to_customer_avg_30d"] = _ratio(amount, columns["customer_avg_amount_30d"])
+    columns.update(_previous(card, t, lat, lon))
+    columns["is_new_device"] = (card.count(card.month & (card.records["device"]
+                                                          == device[card.owner])) == 0) * 1.0
+    columns["is_new_ip"] = (card.count(card.month & (card.records["ip"] == ip[card.owner]))
+                            == 0) * 1.0
+    columns["device_nb_cards_30d"] = _other_cards(state.device_cards_30d,
+                                                  state.device_card_last_seen_ms, t)
+    columns["ip_nb_cards_30d"] = _other_cards(state.ip_cards_30d, state.ip_card_last_seen_ms, t)
+
+    minute = card.within(MS_MINUTE)
+    month_count = card.count(card.month)
+    month_mean = _mean(card.total(card.month, amounts), month_count, 0.0)
+    velocity = np.stack([card.count(minute), card.total(minute, amounts),
+                         card.total(card.within(MS_DAY), amounts), month_count, month_mean,
+                         _ratio(amount, month_mean)], axis=1) if n else np.zeros((0, 6))
+
+    matrix = np.empty((n, len(FRAUD_FEATURE_NAMES)), dtype=np.float32)
+    for j, name in enumerate(FRAUD_FEATURE_NAMES):
+        matrix[:, j] = columns.pop(name)
+    if columns:
+        raise AssertionError(f"online features the catalog lacks: {sorted(columns)}")
+    return FeatureBatch(matrix, velocity)
 
 
 def fraud_features(txn: TransactionLike, state: FraudState) -> FeatureVector:
-    """float32 [len(FRAUD_FEATURES)] in catalog order, from the state as of strictly before t."""
-    t = epoch_ms(txn.timestamp)
-    customer = _customer(txn, state, t)
-    merchant_frauds = _known_frauds(state.merchant_frauds, t - DELAY_MS - WINDOW_30D_MS,
-                                    t - DELAY_MS, t)
-    features: dict[str, float] = {
-        "tx_amount": txn.amount,
-        **_calendar(txn),
-        **customer,
-        **_terminal(state, t),
-        **_card(txn, state, t, customer["customer_avg_amount_30d"]),
-        "merchant_risk_30d": _share(merchant_frauds, state.merchant_count_30d),
-        **{f"tx_type_{kind}": float(txn.transaction_type == kind) for kind in TRANSACTION_TYPES},
-    }
-    if features.keys() != _NAMES:
-        raise AssertionError(f"online features differ from the catalog: "
-                             f"{sorted(features.keys() ^ _NAMES)}")
-    return np.array([features[name] for name in FRAUD_FEATURE_NAMES], dtype=np.float32)
+    """float32 [len(FRAUD_FEATURES)] in catalog order, from a hand-made state."""
+    return np.asarray(batch_features([txn], StateBatch.of([state])).matrix[0], dtype=np.float32)

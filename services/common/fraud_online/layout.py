@@ -1,12 +1,22 @@
-"""The online fraud state's storage spec: key names, retention and member encodings (pure).
+"""The online fraud state's storage spec: key names, retention and record encodings (pure).
 
 docs/fraud-features-online.md describes the same layout for people; change both together.
+
+A card's and a customer's history are read whole for every transaction, so they are kept as
+numbers: one Redis string per entity, a run of fixed-width little-endian records appended in
+arrival order, which numpy reads without parsing (`np.frombuffer`). Ids inside records are
+64-bit digests: the features only ever compare them for equality. Terminals, merchants,
+devices and IP addresses are only counted, so they stay sorted sets that Redis counts itself.
 """
 
 from __future__ import annotations
 
+import hashlib
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+import numpy as np
 
 from services.common.catalog import TERMINAL_RISK_DELAY_DAYS
 from services.common.ids import FIELD_SEPARATOR, escape, hash_tag
@@ -45,12 +55,41 @@ def _trimmed(name: str, entity: str, window_ms: int, last_seen: bool = False) ->
     return StateView(name, entity, retention, None, retention, last_seen)
 
 
-CUSTOMER_TX = _trimmed("fraud_customer_tx", "customer", WINDOW_30D_MS)
-CARD_TX = _trimmed("fraud_card_tx", "card", WINDOW_30D_MS)
-# The previous transaction may be older than any window; three members cover the current one
-# and a later one being written before the scorer reads (a replay, the stream scorer's race).
-CARD_LATEST = StateView("fraud_card_latest", "card", None, 3,
-                        int(timedelta(days=365).total_seconds() * 1000))
+@dataclass(frozen=True)
+class LogView:
+    """One kind of record log: a Redis string of fixed-width records, appended per transaction.
+
+    The head is trimmed of records older than (the appended record's time - retention), in
+    steps, never below the newest `keep_newest` records: stale records cost memory only, since
+    the features filter every window by time.
+    """
+
+    name: str
+    entity: str
+    record: np.dtype
+    retention_ms: int
+    keep_newest: int
+    ttl_ms: int
+
+    def key(self, namespace: str, entity_id: str) -> str:
+        return f"{namespace}:{self.name}:{hash_tag(entity_id)}"
+
+
+# at_ms, transaction digest, then the fields the features read, as numpy sees them
+SPEND_RECORD = np.dtype([("at_ms", "<i8"), ("tx", "<u8"), ("amount", "<f8")])
+CARD_RECORD = np.dtype([("at_ms", "<i8"), ("tx", "<u8"), ("amount", "<f8"), ("latitude", "<f8"),
+                        ("longitude", "<f8"), ("device", "<u8"), ("ip", "<u8")])
+_SPEND = struct.Struct("<qQd")
+_CARD = struct.Struct("<qQdddQQ")
+assert _SPEND.size == SPEND_RECORD.itemsize and _CARD.size == CARD_RECORD.itemsize
+
+CUSTOMER_LOG = LogView("fraud_customer_log", "customer", SPEND_RECORD, WINDOW_30D_MS + SLACK_MS,
+                       0, WINDOW_30D_MS + SLACK_MS)
+# The previous transaction may be older than any window: the newest three records stay, however
+# old, and the key lives a year, so a card back after months still has its last place.
+CARD_LOG = LogView("fraud_card_log", "card", CARD_RECORD, WINDOW_30D_MS + SLACK_MS, 3,
+                   int(timedelta(days=365).total_seconds() * 1000))
+LOGS = (CUSTOMER_LOG, CARD_LOG)
 TERMINAL_TX = _trimmed("fraud_terminal_tx", "terminal", DELAY_MS + WINDOW_30D_MS)
 TERMINAL_FRAUDS = _trimmed("fraud_terminal_frauds", "terminal", DELAY_MS + WINDOW_30D_MS)
 MERCHANT_TX = _trimmed("fraud_merchant_tx", "merchant", DELAY_MS + WINDOW_30D_MS)
@@ -58,8 +97,8 @@ MERCHANT_FRAUDS = _trimmed("fraud_merchant_frauds", "merchant", DELAY_MS + WINDO
 DEVICE_CARDS = _trimmed("fraud_device_cards", "device", WINDOW_30D_MS, last_seen=True)
 IP_CARDS = _trimmed("fraud_ip_cards", "ip", WINDOW_30D_MS, last_seen=True)
 
-VIEWS = (CUSTOMER_TX, CARD_TX, CARD_LATEST, TERMINAL_TX, TERMINAL_FRAUDS, MERCHANT_TX,
-         MERCHANT_FRAUDS, DEVICE_CARDS, IP_CARDS)
+VIEWS = (TERMINAL_TX, TERMINAL_FRAUDS, MERCHANT_TX, MERCHANT_FRAUDS, DEVICE_CARDS, IP_CARDS)
+KEY_FAMILIES = (*(log.name for log in LOGS), *(view.name for view in VIEWS))
 
 
 def epoch_ms(when: datetime) -> int:
@@ -69,22 +108,20 @@ def epoch_ms(when: datetime) -> int:
     return (when - _EPOCH) // timedelta(milliseconds=1)
 
 
-def _number(value: float) -> str:
-    return repr(float(value))  # the shortest string that parses back to the same float
+def digest(value: str) -> int:
+    """An id as the 64-bit number records hold (BLAKE2b): equal ids, equal digests; two
+    different ids collide with probability 2^-64."""
+    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "little")
 
 
-def customer_member(transaction_id: str, amount: float) -> str:
-    return SEPARATOR.join((escape(transaction_id), _number(amount)))
+def spend_record(at_ms: int, transaction_id: str, amount: float) -> bytes:
+    return _SPEND.pack(at_ms, digest(transaction_id), amount)
 
 
-def card_member(transaction_id: str, amount: float, latitude: float, longitude: float,
-                device_id: str, ip_address: str) -> str:
-    return SEPARATOR.join((escape(transaction_id), _number(amount), _number(latitude),
-                           _number(longitude), escape(device_id), ip_address))
-
-
-def place_member(transaction_id: str, latitude: float, longitude: float) -> str:
-    return SEPARATOR.join((escape(transaction_id), _number(latitude), _number(longitude)))
+def card_record(at_ms: int, transaction_id: str, amount: float, latitude: float,
+                longitude: float, device_id: str, ip_address: str) -> bytes:
+    return _CARD.pack(at_ms, digest(transaction_id), amount, latitude, longitude,
+                      digest(device_id), digest(ip_address))
 
 
 def fraud_member(transaction_id: str, known_ms: int) -> str:

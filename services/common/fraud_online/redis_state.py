@@ -1,4 +1,4 @@
-"""The online fraud state on Redis or Redis Cluster: pipelined writes, one-round-trip reads."""
+"""The online fraud state on Redis or Redis Cluster: one pipeline records and reads a batch."""
 
 from __future__ import annotations
 
@@ -7,53 +7,71 @@ from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from services.common.fraud_online.commands import (
+    CALLS_PER_TRANSACTION,
+    Call,
     Command,
-    decode_state,
-    read_commands,
-    write_commands,
+    decode_batch,
+    record_calls,
+    report_commands,
 )
-from services.common.fraud_online.state import FraudReport, FraudState, TransactionLike
+from services.common.fraud_online.scripts import SCRIPTS
+from services.common.fraud_online.state import FraudReport, StateBatch, TransactionLike
 
 RedisClient = redis.Redis | RedisCluster
 
 
-def _send(client: RedisClient, commands: Sequence[Command]) -> list[Any]:
-    # transaction=False: no MULTI/EXEC, so a cluster pipeline may fan out to several nodes;
-    # every command touches one key, and replaying a partly applied batch is harmless.
-    pipe = client.pipeline(transaction=False)
-    for command in commands:
-        pipe.execute_command(*command)
-    return list(pipe.execute())
+def send(client: RedisClient, commands: Sequence[Command] = (),
+         calls: Sequence[Call] = ()) -> tuple[list[Any], list[Any]]:
+    """One pipeline: the plain commands, then the script calls; their replies apart.
 
-
-class RedisFraudStateWriter:
-    """Applies transactions and fraud reports; each call is one pipeline (one round trip per
-    node). Redis errors propagate: the consumer runner retries connection errors."""
-
-    def __init__(self, client: RedisClient, namespace: str = "fs") -> None:
-        self._client = client
-        self._namespace = namespace
-
-    def apply(self, transactions: Sequence[TransactionLike] = (),
-              frauds: Sequence[FraudReport] = ()) -> None:
-        commands = write_commands(self._namespace, transactions, frauds)
-        if commands:
-            _send(self._client, commands)
-
-
-class RedisFraudStateReader:
-    """Fetches everything one transaction's features need in one pipelined round trip.
-
-    The client must not decode responses (members are parsed from bytes).
+    transaction=False: no MULTI/EXEC, so a cluster pipeline may fan out to several nodes; every
+    command and call touches one slot and is atomic there, and replaying a batch is harmless.
+    Scripts go by SHA; one Redis does not have yet (a restart, a new node) is loaded and the
+    pipeline sent again.
     """
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        for script, keys, args in calls:
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        try:
+            replies = list(pipe.execute())
+        except NoScriptError:
+            if attempt:
+                raise
+            for script in SCRIPTS:
+                client.script_load(script.source)
+            continue
+        return replies[:len(commands)], replies[len(commands):]
+    raise AssertionError("unreachable")
+
+
+class RedisFraudState:
+    """Records transactions and fraud reports; `record_and_read` replies with each transaction's
+    state as of strictly before it, in the same calls. Redis errors propagate (the consumer
+    runner retries connection errors; the scorer degrades)."""
 
     def __init__(self, client: RedisClient, namespace: str = "fs") -> None:
         if client.get_connection_kwargs().get("decode_responses"):
-            raise ValueError("RedisFraudStateReader needs a client with decode_responses=False")
-        self._client = client
-        self._namespace = namespace
+            raise ValueError("RedisFraudState needs a client with decode_responses=False")
+        self.client = client
+        self.namespace = namespace
 
-    def read(self, txn: TransactionLike) -> FraudState:
-        return decode_state(_send(self._client, read_commands(self._namespace, txn)))
+    def record(self, transactions: Sequence[TransactionLike] = (),
+               frauds: Sequence[FraudReport] = ()) -> None:
+        calls = [c for txn in transactions for c in record_calls(self.namespace, txn, read=False)]
+        commands = report_commands(self.namespace, frauds)
+        if calls or commands:
+            send(self.client, commands, calls)
+
+    def record_and_read(self, transactions: Sequence[TransactionLike],
+                        commands: Sequence[Command] = ()) -> tuple[list[Any], StateBatch]:
+        """The replies to `commands` (sent first, in the same pipeline), and the state."""
+        calls = [c for txn in transactions for c in record_calls(self.namespace, txn)]
+        replies, state = send(self.client, commands, calls)
+        per = CALLS_PER_TRANSACTION
+        return replies, decode_batch([state[i:i + per] for i in range(0, len(state), per)])

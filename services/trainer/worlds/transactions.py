@@ -52,7 +52,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from services.common.catalog import SMALL_AMOUNT, TERMINAL_RISK_DELAY_DAYS
-from services.trainer.fraud_features import haversine_km
+from services.common.fraud_online.features import haversine_km
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
