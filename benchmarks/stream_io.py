@@ -16,7 +16,9 @@ scorer's max batch), and reported as µs per event:
   runner's own bookkeeping (retry wrapper, per-event metrics, offsets);
 - encode: `decision_message` on realistic decisions (the policy file's rules and reasons, the
   model's score and top factors, the 32 features);
-- publish: the decisions through ConfluentPublisher (acks=all, idempotent), 500 at a time.
+- publish: the decisions through ConfluentPublisher (acks=all, idempotent), 500 at a time, each
+  call returning once all are acknowledged (wall time); publish_cpu: this process's CPU time
+  meanwhile (every thread: librdkafka's and the delivery-report poller's too).
 
 With --before, the code at REF is extracted (git archive) and the same stages run against it in
 a subprocess, alternating with the working tree's, `--repeats` times each, so machine noise hits
@@ -71,7 +73,7 @@ from services.seeder.history import recent, transaction_messages
 HERE = Path(__file__).resolve()
 REPO = HERE.parent.parent
 BATCH = 500
-STAGES = ("poll", "decode", "validate", "dedupe", "runner", "encode", "publish")
+STAGES = ("poll", "decode", "validate", "dedupe", "runner", "encode", "publish", "publish_cpu")
 
 
 # --- the worker: runs every stage against whichever `services` is on its path -----------------
@@ -200,8 +202,10 @@ def run_worker(redis_url: str, bootstrap: str, topic: str, events: int) -> dict[
     publisher = ConfluentPublisher(bootstrap, "bench-decisions", warm_topics=[FRAUD_DECISIONS])
     try:
         publish_or_raise(publisher, messages[:BATCH])  # connection and producer id, untimed
+        cpu = time.process_time()
         cost["publish"] = _timed(
             lambda: [publish_or_raise(publisher, b) for b in _batches(messages)], events)
+        cost["publish_cpu"] = (time.process_time() - cpu) / events * 1e6
     finally:
         publisher.close()
     client.close()
