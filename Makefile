@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream bench-kafka up down clean \
+.PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-kafka up down clean \
 	compose-check promcheck load-fraud load-recs load load-report load-sweep load-sweep-floor ab-demo catalog \
 	movielens-check
 
@@ -114,6 +114,9 @@ bench-stream: setup ## stream processor: event->feature freshness at 2,000 event
 	$(PY) -m services.trainer --if-missing
 	$(PY) benchmarks/stream_freshness.py
 	$(PY) benchmarks/fraud_stream.py
+
+bench-stream-io: setup ## the stream scorer's per-event cost outside scoring, before/after BEFORE=<ref> (benchmarks/results/)
+	$(PY) benchmarks/stream_io.py $(if $(BEFORE),--before $(BEFORE))
 
 bench-kafka: setup ## Kafka clients side by side: msg/s and CPU per message (benchmarks/results/)
 	$(PY) benchmarks/kafka_clients.py
