@@ -6,7 +6,7 @@ from prometheus_client import Histogram
 
 from services.common.telemetry import Metrics
 
-STAGES = ("features", "rules", "model", "decide")
+STAGES = ("features", "rules", "model", "decide", "explain", "record")
 PATHS = ("http", "stream")
 ACTIONS = ("approve", "review", "decline")
 DEPENDENCIES = ("features", "model")

@@ -146,7 +146,7 @@ class FraudScorer:
             for k, model in zip(wanted, self._factors(vectors[wanted], models, wanted, engine),
                                 strict=True):
                 decisions[k] = decided(k, model)
-        with self._stage("decide", path):
+        with self._stage("record", path):
             fresh = self._remember(pending, decisions, vectors, store_down)
         by_row = dict(zip(todo, range(len(todo)), strict=True))
         scored = [Scored(txn, fresh[by_row[i]], vectors[by_row[i]], False) if i in by_row
