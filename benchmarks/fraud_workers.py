@@ -1,6 +1,6 @@
 """Fraud HTTP with 1 and 2 worker processes beside the bare-endpoint floor, open loop, one run.
 
-    .venv/bin/python benchmarks/fraud_workers.py --models .state/models \
+    PYTHONPATH=. .venv/bin/python benchmarks/fraud_workers.py --models .state/models \
         --world .state/worlds/transactions [--rates 200,400,800] [--step-duration 10s]
 
 Starts its own redis-server and Kafka broker (tests' harness), `python -m services.fraud` twice
@@ -10,6 +10,8 @@ the same arrival times and the same transactions for each target, the order rota
 that noise on the shared machine hits all alike. A target stops as sweep.py stops one (two steps
 over the 50 ms budget in a row, or one over 100 ms). Redis holds no history (not seeded): every
 card is new, the same for both worker counts. Writes benchmarks/results/fraud_workers.json.
+PYTHONPATH=. makes `services` this checkout's for the script and the services it starts (a
+script's sys.path begins at its own folder, not at the repository root).
 """
 
 from __future__ import annotations
