@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 from pythonjsonlogger.json import JsonFormatter
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,6 +19,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 LATENCY_BUCKETS_S: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
 )
+
+
+# prometheus_client's switch: when set, every metric of the process lives in a file there, and
+# /metrics sums the files of all the processes that share it (services/common/workers.py sets it).
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+# How one gauge's values from several worker processes become a series: "liveall" keeps one per
+# live process (label pid); "livesum", "livemax", "livemin" merge them.
+GaugeMode = Literal["liveall", "livesum", "livemax", "livemin", "livemostrecent"]
 
 
 def configure_logging(service: str, level: str = "INFO", json_logs: bool = True) -> None:
@@ -56,8 +67,23 @@ class Metrics:
         """A counter; prometheus_client exposes it with the `_total` suffix."""
         return Counter(self._name(what), doc, labels, registry=self.registry)
 
-    def gauge(self, what: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
-        return Gauge(self._name(what), doc, labels, registry=self.registry)
+    def gauge(self, what: str, doc: str, labels: tuple[str, ...] = (),
+              multiprocess_mode: GaugeMode = "liveall") -> Gauge:
+        """A gauge; `multiprocess_mode` says how a service running several workers merges it
+        (a single process ignores it)."""
+        return Gauge(self._name(what), doc, labels, registry=self.registry,
+                     multiprocess_mode=multiprocess_mode)
+
+    def exposed(self) -> CollectorRegistry:
+        """What /metrics serves: this registry, or, in a process that is one of several workers,
+        every worker's samples merged from their files (counters and histograms summed), so a
+        scrape that lands on any worker sees the whole service."""
+        directory = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+        if not directory:
+            return self.registry
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]  # untyped upstream
+        return merged
 
 
 def _route_template(app: ASGIApp, scope: Scope) -> str:

@@ -16,8 +16,9 @@ from supervisor.xmlrpc import SupervisorTransport
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import platform_topics
 from services.common.settings import DatasetSettings, PlatformSettings
-from services.devstack.parts import Part, stack_parts
+from services.devstack.parts import Part, stack_parts, supervisor_environment
 from services.devstack.summary import summary
+from services.fraud.settings import FraudSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = REPO_ROOT / "infra" / "supervisord.conf"
@@ -61,13 +62,13 @@ def wait_healthy(part: Part, timeout_s: float) -> bool:
     start = time.monotonic()
     while time.monotonic() - start < timeout_s:
         if part.probe():
-            say(f"  {part.name:<13} healthy at {part.address} ({time.monotonic() - start:.1f} s)")
+            say(f"  {part.name:<17} healthy at {part.address} ({time.monotonic() - start:.1f} s)")
             return True
         state = process_info().get(part.name, {}).get("statename")
         if state in ("FATAL", "BACKOFF", "EXITED"):
             break
         time.sleep(0.5)
-    say(f"  {part.name:<13} NOT healthy (supervisor state: "
+    say(f"  {part.name:<17} NOT healthy (supervisor state: "
         f"{process_info().get(part.name, {}).get('statename')}); last log lines:")
     say(log_tail(part.name))
     return False
@@ -80,7 +81,8 @@ def run(settings: PlatformSettings, timeout_s: float) -> int:
         supervisor().startAllProcesses(False)
     else:
         say(f"starting the local stack under supervisord ({CONFIG.relative_to(REPO_ROOT)})")
-        env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+        env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+               **supervisor_environment(FraudSettings())}
         subprocess.run([BIN / "supervisord", "-c", CONFIG], check=True, env=env, cwd=REPO_ROOT)
     for part in stack_parts(settings):
         if not wait_healthy(part, timeout_s):
@@ -118,13 +120,13 @@ def status(settings: PlatformSettings) -> int:
     info = process_info()
     if not info:
         say("the local stack is not running (`make run` starts it)")
-    say(f"{'part':<13} {'state':<9} {'pid':>7}  {'address':<28} health")
+    say(f"{'part':<17} {'state':<9} {'pid':>7}  {'address':<28} health")
     all_healthy = bool(info)
     for part in stack_parts(settings):
         proc = info.get(part.name, {})
         healthy = part.probe() if proc.get("statename") == "RUNNING" else False
         all_healthy &= healthy
-        say(f"{part.name:<13} {proc.get('statename', '-'):<9} {proc.get('pid') or '-':>7}  "
+        say(f"{part.name:<17} {proc.get('statename', '-'):<9} {proc.get('pid') or '-':>7}  "
             f"{part.address:<28} {'healthy' if healthy else 'not healthy'}")
     say(f"logs: {(STATE / 'logs').relative_to(REPO_ROOT)}/<part>.log")
     return 0 if all_healthy else 1

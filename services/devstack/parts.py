@@ -17,7 +17,7 @@ from services.stream.settings import StreamSettings
 
 @dataclass(frozen=True)
 class Part:
-    name: str  # the [program:NAME] in infra/supervisord.conf
+    name: str  # the process in infra/supervisord.conf: [program:NAME], or NAME-N of numprocs
     address: str
     probe: Callable[[], bool]
 
@@ -44,6 +44,14 @@ def stack_parts(settings: PlatformSettings) -> list[Part]:
         _http("stream", stream.stream_host, stream.stream_port),
         _http("experiments", experiments.experiments_host, experiments.experiments_port),
         _http("fraud", fraud.fraud_host, fraud.fraud_port),
-        _http("fraud-stream", fraud.fraud_host, fraud.fraud_stream_metrics_port),
+        *(_http(f"fraud-stream-{port}", fraud.fraud_host, port)
+          for port in fraud.fraud_stream_ports()),
         _http("recommender", recommender.recommender_host, recommender.recommender_port),
     ]
+
+
+def supervisor_environment(fraud: FraudSettings) -> dict[str, str]:
+    """What infra/supervisord.conf reads from its environment: how many fraud scorers to run,
+    and the first one's port (set here from the settings, so their defaults are the defaults)."""
+    return {"MLSD_FRAUD_STREAM_PROCESSES": str(fraud.fraud_stream_processes),
+            "MLSD_FRAUD_STREAM_METRICS_PORT": str(fraud.fraud_stream_metrics_port)}

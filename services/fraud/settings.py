@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from services.common.bus import topics
 from services.common.models import ModelSettings
@@ -16,6 +16,9 @@ class FraudSettings(ModelSettings):
     service_name: str = Field("fraud", pattern=r"^[a-z][a-z0-9_]*$")
     fraud_host: str = "127.0.0.1"
     fraud_port: int = Field(8040, ge=1, le=65535)
+    fraud_workers: int = Field(
+        2, ge=1, le=64, description="processes serving fraud_port (each one core at most: the "
+                                    "interpreter lock); 1 runs the service in one process")
     fraud_http_threads: int = Field(
         4, ge=1, le=200, description="requests scored at once (the rest wait their turn); the "
                                      "work is CPU under one interpreter lock, and 4 threads "
@@ -44,10 +47,28 @@ class FraudSettings(ModelSettings):
     fraud_delivery_timeout_s: float = Field(5.0, gt=0, le=60)
     # The stream scorer (python -m services.fraud.stream)
     fraud_stream_group: str = "fraud-scorer"
-    fraud_stream_metrics_port: int = Field(8041, ge=1, le=65535)
+    fraud_stream_metrics_port: int = Field(
+        8041, ge=1, le=65535, description="probes and metrics of the scorer; under `make run` "
+                                          "the first scorer's, the next ones count up from it")
+    fraud_stream_processes: int = Field(
+        2, ge=1, description="scorer processes `make run` starts in group fraud-scorer; at "
+                             "most the partitions of transactions (topics.py)")
     fraud_stream_max_batch: int = Field(500, ge=1, le=5000)
     fraud_stream_max_age_s: float = Field(
         300.0, gt=0, description="older transactions are skipped, not scored (counted)")
     # A poll returns as soon as records arrive, so this adds no latency under load; below about
     # 0.1 s kafka-python 3.0 never finishes joining the group (measured: 0.05 s never did).
     fraud_stream_poll_timeout_s: float = Field(0.25, ge=0.1)
+
+    @model_validator(mode="after")
+    def _every_scorer_gets_a_partition(self) -> FraudSettings:
+        # The group gives each partition to one member: a scorer beyond them would sit idle.
+        partitions = topics.partitions_of(topics.TRANSACTIONS, self.kafka_topic_partitions)
+        if self.fraud_stream_processes > partitions:
+            raise ValueError(f"MLSD_FRAUD_STREAM_PROCESSES={self.fraud_stream_processes} is more "
+                             f"than the {partitions} partitions of {topics.TRANSACTIONS}")
+        return self
+
+    def fraud_stream_ports(self) -> list[int]:
+        """One probe and metrics port per scorer process, counting up from the first."""
+        return [self.fraud_stream_metrics_port + i for i in range(self.fraud_stream_processes)]

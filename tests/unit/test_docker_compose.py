@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from services.fraud.settings import FraudSettings
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 VALIDATOR_DIR = REPO_ROOT / "tests" / "compose"
@@ -343,7 +345,9 @@ def _default(value: str) -> str:
 def test_every_job_prometheus_scrapes_is_a_service_on_its_port(compose: dict[str, Any]) -> None:
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
     targets = [target for job in config["scrape_configs"] if job["job_name"] != "prometheus"
-               for group in job["static_configs"] for target in group["targets"]]
+               for group in job.get("static_configs", []) for target in group["targets"]]
+    targets += [f"{name}:{dns['port']}" for job in config["scrape_configs"]
+                for dns in job.get("dns_sd_configs", []) for name in dns["names"]]
     services = _services(compose)
 
     for target in targets:
@@ -395,3 +399,14 @@ def test_the_image_runs_the_locustfiles_with_the_projects_locust() -> None:
 
     assert "COPY load-tests ./load-tests" in dockerfile
     assert f"'{pin.group(1)}'" in dockerfile
+
+
+def test_fraud_runs_as_many_processes_as_make_run_by_default(compose: dict[str, Any]) -> None:
+    """Two HTTP workers behind 8040 and two scorer replicas, as FraudSettings' defaults."""
+    fraud, scorers = _services(compose)["fraud"], _services(compose)["fraud-stream"]
+    defaults = FraudSettings()
+
+    assert int(_default(str(fraud["environment"]["MLSD_FRAUD_WORKERS"]))) == (
+        defaults.fraud_workers)
+    assert int(_default(str(scorers["deploy"]["replicas"]))) == defaults.fraud_stream_processes
+    assert "ports" not in scorers  # replicas share the service's container port, not the host's

@@ -44,3 +44,13 @@ def test_every_platform_topic_has_a_dead_letter_topic() -> None:
     names = {spec.name for spec in platform_topics(partitions=3)}
     assert "watch-events.dlq" in names
     assert all(dlq_topic(name) in names for name in names if not name.endswith(".dlq"))
+
+
+def test_transactions_gets_room_for_a_dozen_scorers_and_never_fewer_than_the_default() -> None:
+    def partitions(default: int) -> dict[str, int]:
+        return {spec.name: spec.partitions for spec in platform_topics(partitions=default)}
+
+    assert partitions(3)["transactions"] == 12
+    assert partitions(3)["watch-events"] == 3
+    assert partitions(24)["transactions"] == 24
+    assert partitions(3)["transactions.dlq"] == 1

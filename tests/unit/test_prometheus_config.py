@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
+from services.common.settings import PlatformSettings
+from services.devstack.parts import stack_parts
+from services.fraud.settings import FraudSettings
 from tests.unit.expositions import APPS, exposition, sample_labels
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +51,9 @@ DASHBOARD_SHOWS = {
     "fraud degradations": "_degraded_decisions_total",
     "A/B exposures": "_exposures_total",
 }
+# Jobs that run as several processes: locally one port each (`make run`), in compose one
+# service scaled to replicas that Prometheus finds by DNS.
+LOCAL_PORTS = {"fraud-stream": FraudSettings().fraud_stream_ports()}
 # Series Prometheus makes itself, not a service.
 PROMETHEUS_SERIES = {"up"}
 
@@ -69,8 +75,10 @@ def _yaml(path: Path) -> dict[str, Any]:
 
 
 def _targets(config: dict[str, Any]) -> dict[str, list[str]]:
-    """job name -> its static targets."""
-    return {job["job_name"]: [t for group in job["static_configs"] for t in group["targets"]]
+    """job name -> its static targets, or name:port of each DNS name it resolves to targets."""
+    return {job["job_name"]: [t for g in job.get("static_configs", []) for t in g["targets"]]
+            + [f"{name}:{dns['port']}" for dns in job.get("dns_sd_configs", [])
+               for name in dns["names"]]
             for job in config["scrape_configs"]}
 
 
@@ -254,18 +262,33 @@ def test_prometheus_scrapes_itself_and_every_service_every_15_seconds() -> None:
 
 
 def test_local_config_differs_from_compose_only_in_hosts_and_stack_label() -> None:
+    """A compose service scaled to replicas (found by DNS) is, locally, one process per port."""
     compose, local = _yaml(COMPOSE_CONFIG), _yaml(LOCAL_CONFIG)
+    scaled = {job["job_name"] for job in compose["scrape_configs"] if "dns_sd_configs" in job}
 
-    def on_loopback(target: str) -> str:
-        return "127.0.0.1:" + target.rsplit(":", 1)[1]
+    def on_loopback(job: str, target: str) -> list[str]:
+        if job in scaled:
+            return [f"127.0.0.1:{port}" for port in LOCAL_PORTS[job]]
+        return ["127.0.0.1:" + target.rsplit(":", 1)[1]]
 
-    assert {job: [on_loopback(t) for t in ts] for job, ts in _targets(compose).items()} == (
-        _targets(local))
+    assert scaled == set(LOCAL_PORTS)
+    assert {job: [t for target in ts for t in on_loopback(job, target)]
+            for job, ts in _targets(compose).items()} == _targets(local)
     for config in (compose, local):
         del config["global"]["external_labels"]
         for job in config["scrape_configs"]:
-            del job["static_configs"]
+            job.pop("static_configs", None)
+            job.pop("dns_sd_configs", None)
     assert compose == local
+
+
+def test_prometheus_scrapes_every_fraud_scorer_that_make_run_starts() -> None:
+    parts = {part.address for part in stack_parts(PlatformSettings())
+             if part.name.startswith("fraud-stream")}
+
+    assert {f"http://{target}" for target in _targets(_yaml(LOCAL_CONFIG))["fraud-stream"]} == (
+        parts)
+    assert len(parts) == FraudSettings().fraud_stream_processes > 1
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:

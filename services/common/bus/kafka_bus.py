@@ -9,9 +9,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
+from kafka.admin import NewPartitions, NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import InvalidPartitionsError, KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
 from services.common.bus.ports import (
@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 
 def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec],
                   timeout_s: float = 30.0) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+    """Create the topics that do not exist yet and add partitions to those with fewer than
+    their spec (never fewer: Kafka cannot remove partitions); return the names created."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-setup",
                              bootstrap_timeout_ms=int(timeout_s * 1000))
     try:
@@ -39,9 +40,27 @@ def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec],
                 admin.create_topics([NewTopic(s.name, s.partitions, s.replication_factor)
                                      for s in missing])
             logger.info("created topics", extra={"topics": [s.name for s in missing]})
+        _grow_partitions(admin, [s for s in specs if s.name in existing])
         return [s.name for s in missing]
     finally:
         admin.close()
+
+
+def _grow_partitions(admin: KafkaAdminClient, specs: Sequence[TopicSpec]) -> None:
+    """A topic created before its spec asked for more partitions (an older stack's state) would
+    cap its consumer group below the processes started for it: grow it. A key may then map to
+    another partition, so per-key order holds again only for records produced after the change."""
+    if not specs:
+        return
+    described = admin.describe_topics([s.name for s in specs])
+    counts = {t["name"]: len(t["partitions"]) for t in described}
+    short = {s.name: s.partitions for s in specs if counts.get(s.name, s.partitions) < s.partitions}
+    if not short:
+        return
+    with contextlib.suppress(InvalidPartitionsError):  # another process grew it first
+        admin.create_partitions({name: NewPartitions(total) for name, total in short.items()})
+    logger.warning("added partitions", extra={"topics": {
+        name: f"{counts[name]} -> {total}" for name, total in short.items()}})
 
 
 class KafkaPublisher:

@@ -10,7 +10,7 @@ from services.common.bus.clients import kafka_publisher, kafka_record_source
 from services.common.bus.consumer import ConsumerMetrics, ConsumerRunner, EventHandler, RunnerConfig
 from services.common.bus.dedupe import RedisDeduplicator
 from services.common.bus.kafka_bus import ensure_topics
-from services.common.bus.topics import TopicSpec, dlq_topic
+from services.common.bus.topics import TopicSpec, dlq_topic, partitions_of
 from services.common.settings import PlatformSettings
 
 
@@ -28,8 +28,8 @@ def build_kafka_consumer(
     `metrics` is the service's one ConsumerMetrics: every runner of a process shares it (a
     registry holds each metric name once; the group is a label)."""
     specs: Sequence[TopicSpec] = [
-        *(TopicSpec(t, settings.kafka_topic_partitions, settings.kafka_replication_factor)
-          for t in config.topics),
+        *(TopicSpec(t, partitions_of(t, settings.kafka_topic_partitions),
+                    settings.kafka_replication_factor) for t in config.topics),
         *(TopicSpec(dlq_topic(t), 1, settings.kafka_replication_factor) for t in config.topics),
     ]
     ensure_topics(settings.kafka_bootstrap_servers, specs)

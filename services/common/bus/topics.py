@@ -17,6 +17,11 @@ ALL_TOPICS = (WATCH_EVENTS, TRANSACTIONS, FRAUD_DECISIONS, FRAUD_LABELS, EXPOSUR
               REC_IMPRESSIONS, REC_CLICKS, CATALOG)
 DLQ_SUFFIX = ".dlq"
 
+# A consumer group spreads a topic's partitions over its members, so partitions cap how many
+# processes can share a topic. The fraud stream scorers (one process per core, issue 14) need
+# room on `transactions`; the other topics keep the platform's default.
+MIN_PARTITIONS = {TRANSACTIONS: 12}
+
 
 def dlq_topic(topic: str) -> str:
     """Where poison messages of `topic` go, with the reason in their headers."""
@@ -30,8 +35,13 @@ class TopicSpec:
     replication_factor: int = 1
 
 
+def partitions_of(topic: str, default: int) -> int:
+    """How many partitions `topic` gets: the platform's default, or more where it needs them."""
+    return max(default, MIN_PARTITIONS.get(topic, 0))
+
+
 def platform_topics(partitions: int, replication_factor: int = 1) -> list[TopicSpec]:
     """Every topic of the platform and the dead-letter topic of each (DLQs get one partition)."""
-    specs = [TopicSpec(t, partitions, replication_factor) for t in ALL_TOPICS]
+    specs = [TopicSpec(t, partitions_of(t, partitions), replication_factor) for t in ALL_TOPICS]
     specs += [TopicSpec(dlq_topic(t), 1, replication_factor) for t in ALL_TOPICS]
     return specs

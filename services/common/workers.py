@@ -1,0 +1,89 @@
+"""Several worker processes behind one port: uvicorn's supervisor, with the workers' metrics merged.
+
+One Python process runs on one core at a time (the interpreter lock), so a CPU-bound service
+serves more by running more processes. The parent binds the port once and starts `workers`
+processes that accept from that one socket; it restarts a worker that dies and stops them all on
+SIGTERM. Each worker builds its own app from the environment (`factory`, an import string such
+as "services.fraud.__main__:worker_app"), so each has its own clients, caches and breaker; what
+must be shared lives in Redis.
+
+Metrics use prometheus_client's multiprocess mode: the parent makes a fresh directory per start
+and names it in PROMETHEUS_MULTIPROC_DIR before the workers start; each worker writes its samples
+to files there, and /metrics on any worker serves the sum of all (`Metrics.exposed`). The files of
+a dead worker stay, so counters never go backwards; its live-mode gauges are dropped. The
+directory is removed when the parent stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from socket import socket
+
+import uvicorn
+from prometheus_client.multiprocess import mark_process_dead
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
+
+from services.common.settings import PlatformSettings
+from services.common.telemetry import MULTIPROCESS_DIR_VARIABLE, configure_logging
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def multiprocess_metrics_dir(service: str) -> Iterator[Path]:
+    """A fresh, empty directory for this start's metric files, named in the environment the
+    workers inherit; removed afterwards (an old run's counts must not add to this run's)."""
+    directory = Path(tempfile.mkdtemp(prefix=f"{service}-metrics-"))
+    previous = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = str(directory)
+    try:
+        yield directory
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROCESS_DIR_VARIABLE, None)
+        else:
+            os.environ[MULTIPROCESS_DIR_VARIABLE] = previous
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+class _Supervisor(Multiprocess):
+    """uvicorn's worker supervisor, telling prometheus_client when a worker has died."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket], metrics_dir: Path) -> None:
+        super().__init__(config, sockets)
+        self._metrics_dir = metrics_dir
+
+    def keep_subprocess_alive(self) -> None:
+        before = {process.pid for process in self.processes}
+        super().keep_subprocess_alive()
+        for pid in before - {process.pid for process in self.processes}:
+            if pid is not None:
+                mark_process_dead(pid, str(self._metrics_dir))  # type: ignore[no-untyped-call]
+
+    def failed_to_start(self) -> bool:
+        return any(process.exitcode == STARTUP_FAILURE for process in self.processes)
+
+
+def serve_workers(factory: str, settings: PlatformSettings, host: str, port: int,
+                  workers: int) -> None:
+    """`python -m services.<name>` with `workers` processes on host:port; returns when they have
+    stopped (SIGTERM or SIGINT), and exits with uvicorn's start-up failure code if a worker could
+    not start (a broken app fails the same way on every restart: better to stop and say so)."""
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    with multiprocess_metrics_dir(settings.service_name) as metrics_dir:
+        config = uvicorn.Config(factory, factory=True, host=host, port=port, workers=workers,
+                                log_config=None, access_log=False)
+        supervisor = _Supervisor(config, [config.bind_socket()], metrics_dir)
+        logger.info("starting workers", extra={"workers": workers, "port": port,
+                                               "metrics_dir": str(metrics_dir)})
+        supervisor.run()
+    if supervisor.failed_to_start():
+        sys.exit(STARTUP_FAILURE)
