@@ -110,14 +110,27 @@ def test_redelivered_events_change_nothing(redis_client: redis.Redis) -> None:
     assert (card_log(redis_client).tolist(), sorted_sets(redis_client)) == once
 
 
-def test_a_duplicate_beyond_the_appends_check_still_counts_once(
+def test_a_transaction_is_in_a_log_once_however_far_back_it_was_recorded(
         redis_client: redis.Redis) -> None:
     store = RedisFraudState(redis_client)
-    store.record([txn(i, WHEN - timedelta(minutes=30 - i)) for i in range(12)])
-    store.record([txn(0, WHEN - timedelta(minutes=30))])  # 12 records back: appended again
-    assert len(card_log(redis_client)) == 13
-    got = features(store, txn(99, WHEN))
-    assert got["card_nb_tx_1h"] == 12
+    store.record([txn(i, WHEN - timedelta(minutes=40 - i)) for i in range(40)])
+    store.record([txn(0, WHEN - timedelta(minutes=40))])  # 40 records back: found, not added
+    assert len(card_log(redis_client)) == 40
+    assert features(store, txn(99, WHEN))["card_nb_tx_1h"] == 40
+
+
+def test_a_digest_that_spans_two_fields_is_not_taken_for_a_transaction(
+        redis_client: redis.Redis) -> None:
+    """The append finds the digest as bytes; only a find at a record's digest field counts."""
+    store = RedisFraudState(redis_client)
+    store.record([txn(1, WHEN)])
+    record = bytearray(card_log(redis_client).tobytes())
+    lure = txn(2, WHEN + timedelta(minutes=1))
+    # plant tx2's digest across the amount field of tx1's record (bytes 17-24), not at 9-16
+    record[16:24] = digest("tx2").to_bytes(8, "little")
+    redis_client.set("fs:fraud_card_log:{card1}", bytes(record))
+    store.record([lure])
+    assert len(card_log(redis_client)) == 2
 
 
 def test_scoring_after_the_stream_wrote_the_transaction_gives_the_same_vector(

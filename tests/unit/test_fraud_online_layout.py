@@ -55,9 +55,9 @@ def test_a_transaction_is_recorded_as_the_documented_records() -> None:
                                            digest("dev1"), digest("81.0.0.1"))
     spend = np.frombuffer(calls[1][2][0], dtype=SPEND_RECORD)[0]
     assert (spend["at_ms"], spend["tx"], spend["amount"]) == (T, digest("tx100"), 12.5)
-    # record, record size, trim cutoff, keep newest, TTL, duplicate check, reply
-    assert calls[0][2][1:] == (56, T - 31 * DAY, 3, 365 * DAY, 8, 1)
-    assert calls[1][2][1:] == (24, T - 31 * DAY, 0, 31 * DAY, 8, 1)
+    # record, record size, trim cutoff, keep newest, TTL, reply
+    assert calls[0][2][1:] == (56, T - 31 * DAY, 3, 365 * DAY, 1)
+    assert calls[1][2][1:] == (24, T - 31 * DAY, 0, 31 * DAY, 1)
 
 
 def test_reads_window_each_entity_before_the_transaction() -> None:

@@ -50,8 +50,6 @@ Arg = str | int | bytes
 Call = tuple[Script, tuple[str, ...], tuple[Arg, ...]]  # a script, its keys, its arguments
 TERMINAL_WINDOW_DAYS = (1, 7, 30)
 CALLS_PER_TRANSACTION = 6
-# How many of a log's newest records the append checks for the same transaction (see scripts).
-DUPLICATE_CHECK = 8
 
 
 def report_commands(namespace: str, frauds: Iterable[FraudReport]) -> list[Command]:
@@ -82,7 +80,7 @@ def _append(view: LogView, namespace: str, entity: str, record: bytes, at: int,
             read: bool) -> Call:
     return (APPEND_LOG, (view.key(namespace, entity),),
             (record, view.record.itemsize, at - view.retention_ms, view.keep_newest,
-             view.ttl_ms, DUPLICATE_CHECK, int(read)))
+             view.ttl_ms, int(read)))
 
 
 def _activity(tx: StateView, frauds: StateView, namespace: str, entity: str, tid: str, at: int,

@@ -5,9 +5,9 @@
 
 The same meanings as services/trainer/fraud_features.py (the catalog states them): windows are
 [t - N, t); terminal and merchant risk look at the window ending TERMINAL_RISK_DELAY_DAYS ago and
-count only reports known before t. Records are filtered here by time and by transaction, and
-each transaction counts once, so the current one never counts itself, even when it is already
-recorded (the stream scorer's race, a redelivery, a replay, two writers).
+count only reports known before t. Records are filtered here by time and by transaction, so the
+current one never counts itself, even when it is already recorded (a redelivery, a replay, a
+second writer); a log holds each transaction once (the append script sees to it).
 
 Every window is a mask over all the batch's records and every count or sum one `bincount` by
 owner: the cost is numpy's per record, not Python's per transaction.
@@ -69,17 +69,6 @@ def haversine_km(lat1: FloatArray, lon1: FloatArray, lat2: FloatArray,
                       dtype=np.float64)
 
 
-def _first_of_each(owner: npt.NDArray[np.intp],
-                   tx: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
-    """True on the first record of each (owner, transaction): a transaction counts once."""
-    first = np.ones(len(tx), dtype=bool)
-    if len(tx) > 1:
-        order = np.lexsort((tx, owner))  # stable: among equals, the earlier-appended first
-        same = (owner[order][1:] == owner[order][:-1]) & (tx[order][1:] == tx[order][:-1])
-        first[order[1:]] = ~same
-    return first
-
-
 class _Records:
     """One kind of log's records against their transactions: ages and the windows' masks."""
 
@@ -87,8 +76,7 @@ class _Records:
                  t: npt.NDArray[np.int64], tx: npt.NDArray[np.uint64]) -> None:
         self.records, self.owner, self.n = records, owner, n
         self.age = t[owner] - records["at_ms"]  # > 0: before the transaction
-        self.other = _first_of_each(owner, records["tx"]) & (records["tx"] != tx[owner])
-        self.before = self.other & (self.age > 0)
+        self.before = (records["tx"] != tx[owner]) & (self.age > 0)
         self.month = self.before & (self.age <= WINDOW_30D_MS)
 
     def within(self, window_ms: int) -> npt.NDArray[np.bool_]:

@@ -24,44 +24,39 @@ class Script:
 
 
 # KEYS[1] the log. ARGV: record, record size, trim cutoff (ms), records to keep however old,
-# TTL (ms), how many newest records to check for this transaction, 1 to reply with the log.
-# A record whose transaction digest (bytes 9-16) is among the newest `check` records is not
-# appended again: a redelivery or a second writer lands soon after the first. Older duplicates
-# are possible and harmless: readers count each digest once.
+# TTL (ms), 1 to reply with the log. A record whose transaction digest (bytes 9-16) is in the
+# log already is not appended again (a plain find, checked to sit at a record's digest field),
+# so a transaction is in its card's and customer's logs once, however often it is recorded:
+# readers need not deduplicate. Returns the log as it is after the call, or its record count.
 APPEND_LOG = Script("append_log", """
 local key, record = KEYS[1], ARGV[1]
 local size, cutoff, keep = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local check = tonumber(ARGV[6])
-local n = redis.call('STRLEN', key) / size
+local log = redis.call('GET', key) or ''
 local digest = string.sub(record, 9, 16)
-local seen = false
-if n > 0 and check > 0 then
-  local tail = redis.call('GETRANGE', key, math.max(n - check, 0) * size, -1)
-  for at = 9, #tail, size do
-    if string.sub(tail, at, at + 7) == digest then seen = true; break end
-  end
+local seen, from = false, 1
+while true do
+  local at = string.find(log, digest, from, true)
+  if not at then break end
+  if (at - 9) % size == 0 then seen = true; break end
+  from = at + 1
 end
 if not seen then
   redis.call('APPEND', key, record)
-  n = n + 1
+  log = log .. record
 end
 -- Trim the head in steps of at least 16 records: one rewrite per ~16 appends, not per append.
-local step = 16
-if n - keep >= step then
-  local probe = redis.call('GETRANGE', key, (step - 1) * size, (step - 1) * size + 7)
-  if struct.unpack('<i8', probe) < cutoff then
-    local limit = n - keep
-    local head = redis.call('GETRANGE', key, 0, limit * size - 1)
-    local drop = step
-    local function at(i)
-      return struct.unpack('<i8', string.sub(head, i * size + 1, i * size + 8))
-    end
-    while drop < limit and at(drop) < cutoff do drop = drop + 1 end
-    redis.call('SET', key, redis.call('GETRANGE', key, drop * size, -1))
-  end
+local n, step = #log / size, 16
+local function at_ms(i)
+  return struct.unpack('<i8', string.sub(log, i * size + 1, i * size + 8))
+end
+if n - keep >= step and at_ms(step - 1) < cutoff then
+  local drop = step
+  while drop < n - keep and at_ms(drop) < cutoff do drop = drop + 1 end
+  log = string.sub(log, drop * size + 1)
+  redis.call('SET', key, log)
 end
 redis.call('PEXPIRE', key, ARGV[5])
-if ARGV[7] == '1' then return redis.call('GET', key) end
+if ARGV[6] == '1' then return log end
 return n
 """)
 

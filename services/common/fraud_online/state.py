@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -89,7 +89,8 @@ class FraudState:
     features read it as a StateBatch of one (StateBatch.of).
 
     Record lists may hold more than the windows (older records, the current transaction
-    itself, a record twice): the features filter them by time and count each id once.
+    itself): the features filter them by time. A transaction listed twice counts once, as in
+    the store, whose logs hold each transaction once.
     Counts were taken by Redis for exactly the window their comment names.
     """
 
@@ -136,15 +137,17 @@ class StateBatch:
         def seen(ms: int | None) -> float:
             return math.nan if ms is None else float(ms)
 
+        customers = [_once(state.customer) for state in states]
+        cards = [_once(state.card) for state in states]
         return cls(
             customer=np.array([(s.at_ms, digest(s.transaction_id), s.amount)
-                               for state in states for s in state.customer], dtype=SPEND_RECORD),
-            customer_owner=np.array([row for row, state in enumerate(states)
-                                     for _ in state.customer], dtype=np.intp),
+                               for spends in customers for s in spends], dtype=SPEND_RECORD),
+            customer_owner=np.array([row for row, spends in enumerate(customers)
+                                     for _ in spends], dtype=np.intp),
             card=np.array([(u.at_ms, digest(u.transaction_id), u.amount, u.latitude,
                             u.longitude, digest(u.device_id), digest(u.ip_address))
-                           for state in states for u in state.card], dtype=CARD_RECORD),
-            card_owner=np.array([row for row, state in enumerate(states) for _ in state.card],
+                           for uses in cards for u in uses], dtype=CARD_RECORD),
+            card_owner=np.array([row for row, uses in enumerate(cards) for _ in uses],
                                 dtype=np.intp),
             terminal_counts=np.array([s.terminal_counts for s in states],
                                      dtype=np.int64).reshape(len(states), 3),
@@ -158,3 +161,11 @@ class StateBatch:
             ip_card_last_seen_ms=np.array([seen(s.ip_card_last_seen_ms) for s in states],
                                           dtype=np.float64),
         )
+
+
+Record = TypeVar("Record", Spend, CardUse)
+
+
+def _once(records: tuple[Record, ...]) -> list[Record]:
+    """The first record of each transaction, as the store's logs keep them."""
+    return list({r.transaction_id: r for r in reversed(records)}.values())[::-1]
