@@ -427,7 +427,7 @@ def caught_up(bootstrap: str, timeout_s: float = 120) -> None:
 
 
 def steady(stack: Stack, state: dict[bytes, bytes], live: LiveTransactions, rate: float,
-           seconds: float) -> dict[str, Any]:
+           seconds: float, processes: int) -> dict[str, Any]:
     client = redis.Redis.from_url(stack.redis.address)
     restore(client, state)
     client.close()
@@ -439,7 +439,7 @@ def steady(stack: Stack, state: dict[bytes, bytes], live: LiveTransactions, rate
     ready, done, results = context.Event(), context.Event(), context.Queue()
     listener = context.Process(target=listen, args=(bootstrap, run, expected, ready, done,
                                                     60.0, results), daemon=True)
-    with scorers(stack, 1) as running:
+    with scorers(stack, processes) as running:
         publish_at(publisher, live, f"warmup-{run}", 200, 3)  # joins the group, warms caches
         caught_up(bootstrap)
         listener.start()
@@ -459,7 +459,8 @@ def steady(stack: Stack, state: dict[bytes, bytes], live: LiveTransactions, rate
         costs = stage_costs(scrape([s.port for s in running]))
     publisher.close()
     return latency_summary(rate, seconds, start, seen) | {
-        "cores": cores, "load_avg": [load_before, os.getloadavg()], "metrics": costs}
+        "processes": processes, "cores": cores, "load_avg": [load_before, os.getloadavg()],
+        "metrics": costs}
 
 
 def latency_summary(rate: float, seconds: float, start: float,
@@ -512,7 +513,13 @@ def markdown(s: dict[str, Any]) -> str:
         lines.append(f"| {d['processes']} | {d['backlog']:,} | {d['lag_probe']['tx_per_s']:,} | "
                      f"{d['decision_timestamps']['tx_per_s']:,} | {c['scorer']} / {c['redis']} / "
                      f"{c['kafka']} / {c['other work']} / {c['steal']} |")
-    lines += ["", "## Latency at fixed offered rates (1 scorer, open loop)", "",
+    scorers_n = s["latency"][0]["processes"] if s["latency"] else 0
+    lines += ["", "Decisions of the drains (the mix: a week of the world's cards replayed within "
+              "seconds, so velocity rules fire far more often than in real traffic): "
+              + "; ".join(f"{d['processes']} scorer(s): " + ", ".join(
+                  f"{a} {n:,}" for a, n in d["metrics"]["actions"].items())
+                  for d in s["throughput"]) + "."]
+    lines += ["", f"## Latency at fixed offered rates ({scorers_n} scorer(s), open loop)", "",
               "| offered tx/s | decided / sent | decisions/s | p50 ms | p95 ms | p99 ms "
               "| p99.9 ms | max ms | p50 first -> last quarter |", "|---" * 9 + "|"]
     for r in s["latency"]:
@@ -555,7 +562,8 @@ def plot(s: dict[str, Any], path: Path) -> None:
     cdf.set_xscale("log")
     cdf.set_xlabel("event -> decision (ms, from the scheduled send time)")
     cdf.set_ylabel("share of transactions")
-    cdf.set_title("Latency, 1 scorer process")
+    scorers_n = s["latency"][0]["processes"] if s["latency"] else 0
+    cdf.set_title(f"Latency, {scorers_n} scorer process(es)")
     cdf.legend(fontsize=8)
     names = [f"{d['processes']} process{'es' if d['processes'] > 1 else ''}"
              for d in s["throughput"]]
@@ -576,10 +584,14 @@ def plot(s: dict[str, Any], path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backlog", type=int, default=60_000, help="transactions to drain")
-    parser.add_argument("--rates", type=float, nargs="+", default=[500.0, 1000.0],
+    parser.add_argument("--backlog", type=int, default=300_000, help="transactions to drain")
+    parser.add_argument("--drain-scorers", type=int, nargs="+", default=[1, 2],
+                        help="scorer processes of each drain run")
+    parser.add_argument("--rates", type=float, nargs="+", default=[2000.0, 5000.0],
                         help="offered tx/s of the latency runs")
-    parser.add_argument("--seconds", type=float, default=30.0, help="length of each latency run")
+    parser.add_argument("--scorers", type=int, default=2,
+                        help="scorer processes of the latency runs")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of each latency run")
     parser.add_argument("--world-dir", type=Path, default=REPO_ROOT / ".state/worlds")
     parser.add_argument("--model-repository", type=Path, default=REPO_ROOT / ".state/models")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports/bench")
@@ -596,7 +608,7 @@ def main() -> int:
         redis_server.stop()
         raise
     try:
-        ensure_topics(kafka.address, platform_topics(3))
+        ensure_topics(kafka.address, platform_topics(3))  # transactions: MIN_PARTITIONS (12)
         stack = Stack(redis_server, kafka, {
             "MLSD_REDIS_URL": redis_server.address, "MLSD_KAFKA_BOOTSTRAP_SERVERS": kafka.address,
             "MLSD_MODEL_REPOSITORY": str(args.model_repository),
@@ -606,8 +618,9 @@ def main() -> int:
         state = load_history(client, frame)
         memory = client.info("memory")["used_memory"]
         client.close()
-        throughput = [drain(stack, state, live, args.backlog, n) for n in (1, 2)]
-        latency = [steady(stack, state, live, rate, args.seconds) for rate in args.rates]
+        throughput = [drain(stack, state, live, args.backlog, n) for n in args.drain_scorers]
+        latency = [steady(stack, state, live, rate, args.seconds, args.scorers)
+                   for rate in args.rates]
     finally:
         kafka.stop()
         redis_server.stop()
