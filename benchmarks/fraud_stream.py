@@ -1,27 +1,29 @@
 """Fraud stream scorer: sustained transactions/s (1 and 2 processes), event -> decision latency.
 
-    .venv/bin/python benchmarks/fraud_stream.py [--backlog 60000] [--rates 500 1000] [--seconds 30]
+    .venv/bin/python benchmarks/fraud_stream.py [--customers 10000] [--backlog 300000]
+        [--drain-scorers 1 2] [--rates 2000 5000] [--scorers 2] [--seconds 60]
 
 The aim (the issue): >= 10,000 tx/s sustained on this 2-core machine with p99 event -> decision
-< 50 ms. Starts its own redis-server and Kafka broker (3 partitions, as the tests do) and real
+< 50 ms. Starts its own redis-server and Kafka broker (12 partitions on transactions) and real
 `python -m services.fraud.stream` processes in consumer group fraud-scorer.
 
-State first: a decision reads its card's and customer's 30-day history, so the world's last 38
-days (`make models` writes .state/worlds; terminal and merchant windows end 7 days back and span
-30) go into Redis through RedisFraudState.record as the seeder would send them, shifted so the
-world ends now, each fraud report once it has arrived. That state is DUMPed once and RESTOREd
-before every phase, so no phase reads the history an earlier one appended. Scored transactions
-are the world's last week resampled (its cards, customers, terminals, devices going on) with
-fresh ids and timestamps of now.
+The world: a transaction world of the default shape with --customers customers (generated
+here, seed 0), long enough for the backlog behind 38 days of history. The backlog is the world's
+last --backlog transactions in their own order and spacing (so each card's velocity is the
+world's), shifted so the last is now; the history, the 38 days before them (terminal and merchant
+windows end 7 days back and span 30), goes into Redis through RedisFraudState.record as the
+seeder would send it, each fraud report once it has arrived. That state is DUMPed once and
+RESTOREd before every phase, so no phase reads what an earlier one appended.
 
-Throughput: with the scorer stopped, a backlog stamped within the last minute is published (max
-age raised to an hour, so none is skipped); then 1, later 2, scorer processes start and the time
-from the first decision to the group's lag reaching 0 (group_lags) gives tx/s. The decisions'
+Throughput: with the scorers stopped, the backlog is published (max age raised to 60 days, so
+none is skipped); then each --drain-scorers count of scorer processes starts and the time from
+the first decision to the group's lag reaching 0 (group_lags) gives tx/s. The decisions'
 own Kafka timestamps give the same rate without the lag probe's second of commit granularity.
-Latency: an open-loop publisher sends at a fixed rate, each transaction stamped with its scheduled
-send time; a listener process on fraud-decisions records (receive time - scheduled time) per
-transaction, so a publisher or scorer that falls behind shows as latency (no coordinated
-omission). Report: reports/bench/fraud_stream.{json,md,png}.
+Latency: an open-loop publisher sends the backlog's transactions, shuffled, with fresh ids, at a
+fixed rate, each stamped with its scheduled send time (so a card's transactions come closer
+together than in the world); a listener process on fraud-decisions records (receive time -
+scheduled time) per transaction, so a publisher or scorer that falls behind shows as latency (no
+coordinated omission). Report: reports/bench/fraud_stream.{json,md,png}.
 """
 
 from __future__ import annotations
@@ -67,11 +69,11 @@ from services.common.probe import http_ready
 from services.devstack.servers import REPO_ROOT, ServerProcess, free_port, start_kafka, start_redis
 from services.fraud.metrics import STAGES
 from services.fraud.settings import FraudSettings
-from services.seeder.history import recent, transaction_messages
+from services.seeder.history import transaction_messages
+from services.trainer.worlds.transactions import TransactionWorldConfig, generate_transactions
 
 GROUP = FraudSettings.model_fields["fraud_stream_group"].default
 HISTORY_DAYS = 38
-LIVE_DAYS = 7
 AIM_TX_PER_S = 10_000
 BUDGET_MS = 50.0
 PERCENTILES = (50, 95, 99, 99.9)
@@ -80,15 +82,52 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]  # (name, labels)
 
 # --- the world: history in Redis, live transactions --------------------------------------------
 
-def history(frame: pd.DataFrame, now: datetime, batch: int = 50_000
+@dataclass(frozen=True)
+class Timeline:
+    """The world in time: the backlog is its last transactions, in their own order and spacing;
+    the history, the HISTORY_DAYS before them. Both are shifted so the backlog ends now."""
+
+    history: pd.DataFrame
+    backlog: pd.DataFrame
+    shift: timedelta
+    now: datetime
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, backlog: int) -> Timeline:
+        rows = frame.sort_values("tx_datetime", kind="stable")
+        tail = rows.iloc[-backlog:]
+        start = tail.tx_datetime.iloc[0]
+        before = rows[(rows.tx_datetime < start)
+                      & (rows.tx_datetime >= start - pd.Timedelta(days=HISTORY_DAYS))]
+        now = datetime.now(UTC)
+        shift = now - tail.tx_datetime.iloc[-1].tz_localize(UTC).to_pydatetime()  # naive: UTC
+        return cls(before, tail, shift, now)
+
+    @property
+    def backlog_days(self) -> float:
+        span = self.backlog.tx_datetime.iloc[-1] - self.backlog.tx_datetime.iloc[0]
+        return float(span / pd.Timedelta(days=1))
+
+    def backlog_messages(self, run: str) -> list[OutboundMessage]:
+        """The backlog's transactions with fresh ids (one run's decisions apart from another's)."""
+        messages = []
+        for i, message in enumerate(transaction_messages(
+                self.backlog.assign(is_fraud=0), self.shift, self.now)):
+            event = decode_event(message.value)
+            data = {**event.data, "transaction_id": f"{run}-{i}"}
+            messages.append(OutboundMessage.of(TRANSACTIONS, data["card_id"], Event(
+                id=f"bench-{run}-{i}", type="transaction", source="bench", time=event.time,
+                data=data)))
+        return messages
+
+
+def history(timeline: Timeline, batch: int = 50_000
             ) -> Iterator[tuple[list[TransactionData], list[FraudReport]]]:
-    """The seeder's events for the world's last HISTORY_DAYS, shifted to end now, as the
-    writer's inputs (a report's time is its label's arrival, as FraudLabelHandler has it)."""
-    rows = recent(frame, "tx_datetime", HISTORY_DAYS)
-    shift = now - rows.tx_datetime.max().tz_localize(UTC).to_pydatetime()  # naive times are UTC
+    """The seeder's events for the timeline's history, as the writer's inputs (a report's time
+    is its label's arrival, as FraudLabelHandler has it; those arrived by now)."""
     transactions: list[TransactionData] = []
     frauds: list[FraudReport] = []
-    for message in transaction_messages(rows, shift, now):
+    for message in transaction_messages(timeline.history, timeline.shift, timeline.now):
         event = decode_event(message.value)
         payload = payload_of(event.type, event.data)
         if isinstance(payload, TransactionData):
@@ -102,13 +141,12 @@ def history(frame: pd.DataFrame, now: datetime, batch: int = 50_000
     yield transactions, frauds
 
 
-def load_history(client: redis.Redis, frame: pd.DataFrame) -> dict[bytes, bytes]:
-    """Writes the history and returns every key's DUMP: restoring takes a second, a reload
-    a minute."""
+def load_history(client: redis.Redis, timeline: Timeline) -> dict[bytes, bytes]:
+    """Writes the history and returns every key's DUMP: restoring takes seconds, a reload
+    minutes."""
     writer = RedisFraudState(client)
-    with tqdm(total=len(recent(frame, "tx_datetime", HISTORY_DAYS)), desc="history -> Redis",
-              unit="tx") as bar:
-        for transactions, frauds in history(frame, datetime.now(UTC)):
+    with tqdm(total=len(timeline.history), desc="history -> Redis", unit="tx") as bar:
+        for transactions, frauds in history(timeline):
             writer.record(transactions, frauds)
             bar.update(len(transactions))
     keys = list(client.scan_iter(count=10_000))
@@ -126,12 +164,28 @@ def restore(client: redis.Redis, state: dict[bytes, bytes]) -> None:
     pipe.execute()
 
 
+def bench_world(customers: int, backlog: int) -> pd.DataFrame:
+    """A world of the default shape with `customers` customers (two terminals each), long
+    enough for HISTORY_DAYS of history before a backlog of `backlog` transactions."""
+    default = TransactionWorldConfig()
+    per_day = 2.0 * customers  # about two transactions a customer a day in these worlds
+    days = HISTORY_DAYS + int(np.ceil(backlog / per_day)) + 2
+    config = TransactionWorldConfig(n_customers=customers, n_terminals=2 * customers,
+                                    n_days=max(days, default.n_days))
+    frame = generate_transactions(config).transactions
+    if len(frame) < backlog * 1.5:
+        raise ValueError(f"a world of {len(frame):,} transactions is too small for a backlog "
+                         f"of {backlog:,} behind {HISTORY_DAYS} days of history")
+    return frame
+
+
 class LiveTransactions:
-    """The world's last LIVE_DAYS, shuffled and cycled: the same cards, customers, terminals and
-    devices going on, each with a fresh id and the time it is given."""
+    """The given transactions, shuffled and cycled: the same cards, customers, terminals and
+    devices going on, each with a fresh id and the time it is given (so a card's transactions
+    come much closer together than in the world: velocity rules fire more often)."""
 
     def __init__(self, frame: pd.DataFrame, seed: int = 0) -> None:
-        rows = recent(frame, "tx_datetime", LIVE_DAYS).assign(is_fraud=0)
+        rows = frame.assign(is_fraud=0)
         now = datetime.now(UTC)
         self._templates = [decode_event(m.value).data
                            for m in transaction_messages(rows, timedelta(0), now)]
@@ -306,21 +360,20 @@ def decision_times(consumer: KafkaConsumer, since: dict[TopicPartition, int]
     return times
 
 
-def drain(stack: Stack, state: dict[bytes, bytes], live: LiveTransactions, backlog: int,
+def drain(stack: Stack, state: dict[bytes, bytes], timeline: Timeline,
           processes: int) -> dict[str, Any]:
     client = redis.Redis.from_url(stack.redis.address)
     restore(client, state)
     client.close()
     bootstrap = stack.kafka.address
     publisher = ConfluentPublisher(bootstrap, client_id="bench", delivery_timeout_s=30)
-    oldest = time.time() - 60
     run = f"drain{processes}-{datetime.now(UTC):%H%M%S}"
+    messages = timeline.backlog_messages(run)
+    backlog = len(messages)
     with tqdm(total=backlog, desc="publish backlog", unit="tx") as bar:
         for start in range(0, backlog, 5000):
-            batch = [live.message(run, datetime.fromtimestamp(oldest + 60 * i / backlog, UTC))
-                     for i in range(start, min(start + 5000, backlog))]
-            publish_or_raise(publisher, batch)
-            bar.update(len(batch))
+            publish_or_raise(publisher, messages[start:start + 5000])
+            bar.update(len(messages[start:start + 5000]))
     publisher.close()
     probe = KafkaConsumer(bootstrap_servers=bootstrap, client_id="bench-probe",
                           enable_auto_commit=False)
@@ -514,8 +567,11 @@ def markdown(s: dict[str, Any]) -> str:
                      f"{d['decision_timestamps']['tx_per_s']:,} | {c['scorer']} / {c['redis']} / "
                      f"{c['kafka']} / {c['other work']} / {c['steal']} |")
     scorers_n = s["latency"][0]["processes"] if s["latency"] else 0
-    lines += ["", "Decisions of the drains (the mix: a week of the world's cards replayed within "
-              "seconds, so velocity rules fire far more often than in real traffic): "
+    w = s["world"]
+    lines += ["", f"The backlog is the last {w['backlog_days']} days of a world of "
+              f"{w['customers']:,} customers ({w['backlog_cards']:,} distinct cards in it, fraud "
+              f"rate {w['backlog_fraud_rate']:.2%}), in its own order and spacing, shifted to end "
+              f"now, behind {w['history_transactions']:,} transactions of history. Decisions: "
               + "; ".join(f"{d['processes']} scorer(s): " + ", ".join(
                   f"{a} {n:,}" for a, n in d["metrics"]["actions"].items())
                   for d in s["throughput"]) + "."]
@@ -592,14 +648,16 @@ def main() -> int:
     parser.add_argument("--scorers", type=int, default=2,
                         help="scorer processes of the latency runs")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each latency run")
-    parser.add_argument("--world-dir", type=Path, default=REPO_ROOT / ".state/worlds")
+    parser.add_argument("--customers", type=int, default=10_000,
+                        help="the world's customers (one card each); terminals: twice as many")
     parser.add_argument("--model-repository", type=Path, default=REPO_ROOT / ".state/models")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports/bench")
     args = parser.parse_args()
     matplotlib.use("Agg")
     load_before = os.getloadavg()
-    frame = pd.read_parquet(args.world_dir / "transactions" / "transactions.parquet")
-    live = LiveTransactions(frame)
+    world = bench_world(args.customers, args.backlog)
+    timeline = Timeline.of(world, args.backlog)
+    live = LiveTransactions(timeline.backlog)
     workdir = Path(tempfile.mkdtemp(prefix="fraud-stream-bench-"))
     redis_server = start_redis(workdir)
     try:
@@ -613,12 +671,14 @@ def main() -> int:
             "MLSD_REDIS_URL": redis_server.address, "MLSD_KAFKA_BOOTSTRAP_SERVERS": kafka.address,
             "MLSD_MODEL_REPOSITORY": str(args.model_repository),
             "MLSD_FRAUD_POLICY_PATH": str(REPO_ROOT / "config/fraud/policy.toml"),
-            "MLSD_FRAUD_STREAM_MAX_AGE_S": "3600", "MLSD_LOG_LEVEL": "WARNING"}, workdir)
+            # the backlog spans days of the world: none of it is too old to decide here
+            "MLSD_FRAUD_STREAM_MAX_AGE_S": str(60 * 86_400), "MLSD_LOG_LEVEL": "WARNING"},
+            workdir)
         client = redis.Redis.from_url(redis_server.address)
-        state = load_history(client, frame)
+        state = load_history(client, timeline)
         memory = client.info("memory")["used_memory"]
         client.close()
-        throughput = [drain(stack, state, live, args.backlog, n) for n in args.drain_scorers]
+        throughput = [drain(stack, state, timeline, n) for n in args.drain_scorers]
         latency = [steady(stack, state, live, rate, args.seconds, args.scorers)
                    for rate in args.rates]
     finally:
@@ -631,6 +691,11 @@ def main() -> int:
                     "load_avg_after": os.getloadavg()},
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "state": {"history_days": HISTORY_DAYS, "keys": len(state), "used_memory": memory},
+        "world": {"customers": args.customers, "transactions": len(world),
+                  "history_transactions": len(timeline.history),
+                  "backlog_days": round(timeline.backlog_days, 2),
+                  "backlog_cards": int(timeline.backlog.card_id.nunique()),
+                  "backlog_fraud_rate": round(float(timeline.backlog.is_fraud.mean()), 5)},
         "throughput": throughput, "latency": latency,
     }
     report(summary, args.out)

@@ -1,4 +1,5 @@
-"""Routes: POST /v1/score, a transaction in, a decision with its reasons out."""
+"""Routes: POST /v1/score, a transaction in, a decision with its reasons out; GET
+/v1/decisions/{transaction_id}, a recorded decision with every reason."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from services.common.bodies import read_bounded
+from services.common.events import TransactionId
 from services.fraud.errors import BodyTooLarge, MalformedBody
-from services.fraud.schemas import ErrorResponse, ScoreRequest, ScoreResponse
+from services.fraud.schemas import ErrorResponse, RecordedDecision, ScoreRequest, ScoreResponse
 from services.fraud.service import FraudService
 
 
@@ -57,5 +59,18 @@ async def score(request: Request, fraud: Service) -> ScoreResponse:
     # Redis and ONNX Runtime block: off the event loop, in one hop for the whole pipeline.
     scored = await run_in_threadpool(fraud.score, transaction)
     return ScoreResponse.from_scored(scored, (time.perf_counter() - start) * 1000)
+
+
+@router.get("/v1/decisions/{transaction_id:path}", responses={
+    404: {"model": ErrorResponse, "description": "no decision recorded for this id (any more)"},
+    422: {"description": "an id that is empty, over 128 characters or holds a control character"},
+    503: {"model": ErrorResponse, "description": "the recorded decisions cannot be read"}},
+    summary="a recorded decision with all its reasons; an approval's ML factors computed now")
+async def recorded_decision(transaction_id: TransactionId, fraud: Service) -> RecordedDecision:
+    start = time.perf_counter()
+    decision, computed = await run_in_threadpool(fraud.recorded, transaction_id)
+    answer = ScoreResponse.of(transaction_id, decision, replayed=True,
+                              processing_ms=(time.perf_counter() - start) * 1000)
+    return RecordedDecision(**answer.model_dump(), factors_computed_now=computed)
 
 

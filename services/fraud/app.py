@@ -20,6 +20,8 @@ from services.common.telemetry import Metrics
 from services.fraud.api import router
 from services.fraud.errors import (
     BodyTooLarge,
+    DecisionNotFound,
+    DecisionsUnavailable,
     FraudRequestError,
     MalformedBody,
     TimestampTooFarAhead,
@@ -38,6 +40,8 @@ ERROR_STATUS: tuple[tuple[type[FraudRequestError], int], ...] = (
     (MalformedBody, 400),
     (BodyTooLarge, 413),
     (TimestampTooFarAhead, 422),
+    (DecisionNotFound, 404),
+    (DecisionsUnavailable, 503),
 )
 
 

@@ -17,3 +17,11 @@ class BodyTooLarge(FraudRequestError):
 
 class TimestampTooFarAhead(FraudRequestError):
     """The transaction's time is further in the future than clocks drift (HTTP 422)."""
+
+
+class DecisionNotFound(FraudRequestError):
+    """No decision is recorded for this transaction id (HTTP 404)."""
+
+
+class DecisionsUnavailable(FraudRequestError):
+    """The store of recorded decisions cannot be read right now (HTTP 503)."""

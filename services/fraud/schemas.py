@@ -22,6 +22,7 @@ from services.common.events import (
     TransactionId,
     TransactionType,
 )
+from services.fraud.decide import Decision
 from services.fraud.scorer import Scored
 from services.fraud.transaction import Transaction
 
@@ -98,9 +99,14 @@ class ScoreResponse(BaseModel):
 
     @classmethod
     def from_scored(cls, scored: Scored, processing_ms: float) -> Self:
-        d = scored.decision
+        return cls.of(scored.transaction.transaction_id, scored.decision, replayed=scored.replayed,
+                      processing_ms=processing_ms)
+
+    @classmethod
+    def of(cls, transaction_id: str, d: Decision, *, replayed: bool,
+           processing_ms: float) -> Self:
         return cls(
-            transaction_id=scored.transaction.transaction_id, risk_score=round(d.risk_score, 4),
+            transaction_id=transaction_id, risk_score=round(d.risk_score, 4),
             risk_level=d.risk_level, action=d.action,
             reasons=[ReasonOut(code=r.code, text=r.text, contribution=round(r.contribution, 4),
                                source=r.source) for r in d.reasons],
@@ -108,7 +114,15 @@ class ScoreResponse(BaseModel):
             rule_hits=list(d.rule_hits), confidence=d.confidence,
             model_version=d.model_version, policy_version=d.policy_version,
             degraded=bool(d.degraded), degraded_reasons=list(d.degraded),
-            replayed=scored.replayed, processing_time_ms=round(processing_ms, 3))
+            replayed=replayed, processing_time_ms=round(processing_ms, 3))
+
+
+class RecordedDecision(ScoreResponse):
+    """A decision as it was recorded; an approval's ML factors are computed when asked for."""
+
+    factors_computed_now: bool = Field(
+        description="true: the ML_<feature> reasons were computed for this answer, from the "
+                    "features the model saw, by the model version that decided")
 
 
 class ErrorResponse(BaseModel):

@@ -107,7 +107,7 @@ class FraudScorer:
         self._metrics = metrics
         self._breaker = breaker
         self._model_name = model_name
-        self._window_s = idempotency_window_s
+        self.idempotency_window_s = idempotency_window_s
 
     def warm_up(self) -> None:
         """Learn the production version (and so its reference) before the first request."""
@@ -250,7 +250,7 @@ class FraudScorer:
                   RECORDED_JSON.dump_json(Recorded(d, tuple(vectors[k].tolist()))))
                  for k, (txn, d) in enumerate(zip(transactions, decisions, strict=True))]
         try:
-            earlier = self._breaker.call(self._store.remember, pairs, self._window_s)
+            earlier = self._breaker.call(self._store.remember, pairs, self.idempotency_window_s)
         except Exception as exc:  # not remembered: a retry within the window is scored anew
             logger.warning("decision not recorded for idempotency", extra={"error": repr(exc)})
             return decisions

@@ -309,3 +309,41 @@ def test_an_ipv6_zone_id_is_refused_naming_the_field(fraud: Fraud) -> None:
     response = fraud.score(body(ip_address="fe80::1%a|b"))
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "ip_address"
+
+
+def test_a_recorded_approval_gets_its_ml_factors_on_demand(fraud: Fraud) -> None:
+    scored = fraud.score(body(amount=900.0)).json()
+    assert scored["action"] == "approve"
+    assert [r["code"] for r in scored["reasons"] if r["source"] == "model"] == ["ML_SCORE"]
+
+    got = fraud.client.get("/v1/decisions/tx100")
+    assert got.status_code == 200
+    recorded = got.json()
+    assert recorded["factors_computed_now"] is True
+    assert "ML_TX_AMOUNT" in [r["code"] for r in recorded["reasons"]]
+    for field in ("risk_score", "action", "ml_score", "rule_hits", "model_version"):
+        assert recorded[field] == scored[field]
+
+
+def test_a_recorded_decline_comes_back_as_it_was_made(fraud: Fraud) -> None:
+    fraud.store.states["tx100"] = CARD_TESTING
+    scored = fraud.score(body()).json()
+    recorded = fraud.client.get("/v1/decisions/tx100").json()
+    assert recorded["factors_computed_now"] is False
+    assert recorded["reasons"] == scored["reasons"]
+
+
+def test_an_unknown_decision_gets_404_and_a_bad_id_422(fraud: Fraud) -> None:
+    missing = fraud.client.get("/v1/decisions/never%2Fscored")
+    assert missing.status_code == 404
+    assert "never/scored" in missing.json()["detail"]
+    bad = fraud.client.get("/v1/decisions/tab%09here")
+    assert bad.status_code == 422
+    assert "control character" in json.dumps(bad.json())
+
+
+def test_an_unreadable_store_of_decisions_gets_503(fraud: Fraud) -> None:
+    fraud.store.failure = ConnectionError("redis down")
+    got = fraud.client.get("/v1/decisions/tx100")
+    assert got.status_code == 503
+    assert "ConnectionError" in got.json()["detail"]

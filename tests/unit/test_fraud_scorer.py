@@ -104,6 +104,8 @@ class FakeStore:
              for txn in transactions])
 
     def recall(self, transaction_id: str) -> bytes | None:
+        if self.failure is not None:
+            raise self.failure
         return self.decisions.get(transaction_id)
 
     def remember(self, decisions: Sequence[tuple[str, bytes]],
