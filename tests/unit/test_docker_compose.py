@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from services.fraud.settings import FraudSettings
+from services.recommender.settings import RecommenderSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -410,3 +411,10 @@ def test_fraud_runs_as_many_processes_as_make_run_by_default(compose: dict[str, 
         defaults.fraud_workers)
     assert int(_default(str(scorers["deploy"]["replicas"]))) == defaults.fraud_stream_processes
     assert "ports" not in scorers  # replicas share the service's container port, not the host's
+
+
+def test_the_recommender_runs_as_many_workers_as_make_run_by_default(
+        compose: dict[str, Any]) -> None:
+    recommender = _services(compose)["recommender"]
+    assert int(_default(str(recommender["environment"]["MLSD_RECOMMENDER_WORKERS"]))) == (
+        RecommenderSettings().recommender_workers)
