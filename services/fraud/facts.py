@@ -73,6 +73,13 @@ class FactTable:
     numbers: Mapping[str, npt.NDArray[np.float64]]
     texts: Mapping[str, Sequence[str]]
 
+    def value(self, name: str, i: int) -> Fact | None:
+        """Fact `name` of transaction i; None where the batch lacks it."""
+        if name in self.numbers:
+            return float(self.numbers[name][i])
+        texts = self.texts.get(name)
+        return None if texts is None else texts[i]
+
     def row(self, i: int) -> dict[str, Fact]:
         facts: dict[str, Fact] = {name: float(column[i]) for name, column in self.numbers.items()}
         facts.update((name, column[i]) for name, column in self.texts.items())

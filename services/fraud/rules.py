@@ -14,6 +14,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from string import Formatter
 from typing import Any, Literal
 
 import numpy as np
@@ -96,6 +97,9 @@ class _Compiled:
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
         self._tests = tuple(_condition(c) for c in rule.when)
+        # the facts its reason text names: only these are formatted when it fires
+        self._shown = tuple(field for _, field, _, _ in Formatter().parse(rule.description)
+                            if field)
 
     def fires(self, facts: FactTable) -> Mask:
         mask = np.ones(facts.size, dtype=bool)
@@ -103,8 +107,10 @@ class _Compiled:
             mask &= test(facts)
         return mask
 
-    def hit(self, facts: Facts) -> RuleHit:
-        return RuleHit(self.rule.id, _text(self.rule.description, facts), self.rule.score,
+    def hit(self, facts: FactTable, row: int) -> RuleHit:
+        shown = _Formatted({name: _shown(value) for name in self._shown
+                            if (value := facts.value(name, row)) is not None})
+        return RuleHit(self.rule.id, self.rule.description.format_map(shown), self.rule.score,
                        self.rule.action)
 
 
@@ -119,10 +125,6 @@ def _shown(value: Fact) -> object:
     if isinstance(value, float):
         return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
     return value
-
-
-def _text(template: str, facts: Facts) -> str:
-    return template.format_map(_Formatted({k: _shown(v) for k, v in facts.items()}))
 
 
 class RuleEngine:
@@ -150,12 +152,9 @@ class RuleEngine:
         """Per transaction, the rules that fired, in the policy's order. Each rule is one array
         test over the batch; reason texts are written only for the rows it fired on."""
         hits: list[list[RuleHit]] = [[] for _ in range(facts.size)]
-        rows: dict[int, dict[str, Fact]] = {}
         for rule in self._rules:
             for row in np.flatnonzero(rule.fires(facts)).tolist():
-                if row not in rows:
-                    rows[row] = facts.row(row)
-                hits[row].append(rule.hit(rows[row]))
+                hits[row].append(rule.hit(facts, row))
         return hits
 
     def listed(self, facts: Facts) -> ListHit | None:
