@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from services.fraud.facts import Fact, Facts, FactTable
+from services.fraud.facts import FACTS, Fact, Facts, FactTable
 from services.fraud.policy import LISTED_FIELDS, Action, Condition, Policy, Rule
 
 Mask = npt.NDArray[np.bool_]
@@ -93,19 +93,72 @@ def _condition(condition: Condition) -> Test:
     return compared
 
 
+_UFUNC: dict[str, np.ufunc] = {
+    ">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
+    "==": np.equal, "!=": np.not_equal,
+}
+
+
+def _on_numbers(condition: Condition) -> bool:
+    """A number fact compared with one number: evaluated in the grid, with every such one."""
+    spec = FACTS.get(condition.fact)
+    return (spec is not None and not spec.text and condition.op in _UFUNC
+            and isinstance(condition.value, int | float))
+
+
+class _Grid:
+    """Every comparison of a number fact with a number, for all rules and a whole batch, in a
+    handful of array operations: one per operator, and one product that ANDs each rule's."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.facts: list[str] = []
+        at: dict[str, int] = {}
+        columns: list[int] = []
+        ops: list[str] = []
+        values: list[float] = []
+        owners: list[int] = []
+        for r, rule in enumerate(rules):
+            for condition in rule.when:
+                if _on_numbers(condition):
+                    columns.append(at.setdefault(condition.fact, len(at)))
+                    ops.append(condition.op)
+                    values.append(float(condition.value))  # type: ignore[arg-type]
+                    owners.append(r)
+        self.facts = list(at)
+        self._columns = np.array(columns, dtype=np.intp)
+        self._values = np.array(values, dtype=np.float64)
+        self._by_op = {op: np.flatnonzero(np.array(ops) == op) for op in set(ops)}
+        self._owner = np.zeros((len(owners), len(rules)))
+        self._owner[np.arange(len(owners)), owners] = 1.0
+
+    def fires(self, facts: FactTable) -> Mask:
+        """[n, rules]: every number condition of the rule holds (a missing fact holds none)."""
+        n = facts.size
+        zeros = np.zeros(n)
+        present = np.array([f in facts.numbers for f in self.facts], dtype=bool)
+        table = (np.column_stack([facts.numbers.get(f, zeros) for f in self.facts])
+                 if self.facts else np.zeros((n, 0)))
+        values = table[:, self._columns]
+        held = np.empty(values.shape, dtype=bool)
+        for op, where in self._by_op.items():
+            held[:, where] = _UFUNC[op](values[:, where], self._values[where])
+        held &= present[self._columns]
+        return np.asarray((~held).astype(np.float64) @ self._owner == 0, dtype=bool)
+
+
 class _Compiled:
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
-        self._tests = tuple(_condition(c) for c in rule.when)
+        # what the grid does not evaluate: text facts and lists, value by value
+        self._tests = tuple(_condition(c) for c in rule.when if not _on_numbers(c))
         # the facts its reason text names: only these are formatted when it fires
         self._shown = tuple(field for _, field, _, _ in Formatter().parse(rule.description)
                             if field)
 
-    def fires(self, facts: FactTable) -> Mask:
-        mask = np.ones(facts.size, dtype=bool)
+    def refine(self, facts: FactTable, mask: Mask) -> None:
+        """AND in the conditions the grid left out."""
         for test in self._tests:
             mask &= test(facts)
-        return mask
 
     def hit(self, facts: FactTable, row: int) -> RuleHit:
         shown = _Formatted({name: _shown(value) for name in self._shown
@@ -132,7 +185,9 @@ class RuleEngine:
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self._rules = tuple(_Compiled(rule) for rule in policy.rules if rule.enabled)
+        enabled = [rule for rule in policy.rules if rule.enabled]
+        self._rules = tuple(_Compiled(rule) for rule in enabled)
+        self._grid = _Grid(enabled)
 
     def listed_table(self, facts: FactTable) -> list[ListHit | None]:
         """Per transaction, its list hit: allow before block, fields in LISTED_FIELDS order."""
@@ -151,10 +206,12 @@ class RuleEngine:
     def hits_table(self, facts: FactTable) -> list[list[RuleHit]]:
         """Per transaction, the rules that fired, in the policy's order. Each rule is one array
         test over the batch; reason texts are written only for the rows it fired on."""
+        fired = self._grid.fires(facts)
+        for r, rule in enumerate(self._rules):
+            rule.refine(facts, fired[:, r])
         hits: list[list[RuleHit]] = [[] for _ in range(facts.size)]
-        for rule in self._rules:
-            for row in np.flatnonzero(rule.fires(facts)).tolist():
-                hits[row].append(rule.hit(facts, row))
+        for row, r in zip(*np.nonzero(fired), strict=True):  # by row, then in policy order
+            hits[row].append(self._rules[r].hit(facts, row))
         return hits
 
     def listed(self, facts: Facts) -> ListHit | None:
