@@ -18,7 +18,15 @@ from services.common.fraud_online import (
     report_commands,
 )
 from services.common.fraud_online.layout import CARD_RECORD, SPEND_RECORD
-from services.common.fraud_online.scripts import APPEND_LOG, RECORD_ACTIVITY, RECORD_LAST_SEEN
+from services.common.fraud_online.scripts import (
+    APPEND_CARD,
+    APPEND_CUSTOMER,
+    RECORD_DEVICE,
+    RECORD_IP,
+    RECORD_MERCHANT,
+    RECORD_TERMINAL,
+    SCRIPTS,
+)
 from tests.unit.test_fraud_online_features import Txn
 
 WHEN = datetime(2018, 7, 4, 12, 0, tzinfo=UTC)
@@ -35,12 +43,12 @@ def test_epoch_ms_is_exact_and_refuses_naive_times() -> None:
 def test_one_call_per_entity_and_each_calls_keys_share_one_slot() -> None:
     calls = record_calls("fs", Txn())
     assert [(script, keys) for script, keys, _ in calls] == [
-        (APPEND_LOG, ("fs:fraud_card_log:{card1}",)),
-        (APPEND_LOG, ("fs:fraud_customer_log:{cust1}",)),
-        (RECORD_ACTIVITY, ("fs:fraud_terminal_tx:{term1}", "fs:fraud_terminal_frauds:{term1}")),
-        (RECORD_ACTIVITY, ("fs:fraud_merchant_tx:{m1}", "fs:fraud_merchant_frauds:{m1}")),
-        (RECORD_LAST_SEEN, ("fs:fraud_device_cards:{dev1}",)),
-        (RECORD_LAST_SEEN, ("fs:fraud_ip_cards:{81.0.0.1}",)),
+        (APPEND_CARD, ("fs:fraud_card_log:{card1}",)),
+        (APPEND_CUSTOMER, ("fs:fraud_customer_log:{cust1}",)),
+        (RECORD_TERMINAL, ("fs:fraud_terminal_tx:{term1}", "fs:fraud_terminal_frauds:{term1}")),
+        (RECORD_MERCHANT, ("fs:fraud_merchant_tx:{m1}", "fs:fraud_merchant_frauds:{m1}")),
+        (RECORD_DEVICE, ("fs:fraud_device_cards:{dev1}",)),
+        (RECORD_IP, ("fs:fraud_ip_cards:{81.0.0.1}",)),
     ]
     for _, keys, _ in calls:
         assert len({key_slot(k.encode()) for k in keys}) == 1
@@ -55,26 +63,25 @@ def test_a_transaction_is_recorded_as_the_documented_records() -> None:
                                            digest("dev1"), digest("81.0.0.1"))
     spend = np.frombuffer(calls[1][2][0], dtype=SPEND_RECORD)[0]
     assert (spend["at_ms"], spend["tx"], spend["amount"]) == (T, digest("tx100"), 12.5)
-    # record, record size, trim cutoff, keep newest, TTL, reply
-    assert calls[0][2][1:] == (56, T - 31 * DAY, 3, 365 * DAY, 1)
-    assert calls[1][2][1:] == (24, T - 31 * DAY, 0, 31 * DAY, 1)
+    # a call sends what varies: the record (or id and time) and whether to reply
+    assert [args[1:] for _, _, args in calls] == [(1,), (1,), (T, 1), (T, 1), (T, 1), (T, 1)]
+    assert [args[0] for _, _, args in calls[2:]] == ["tx100", "tx100", "card1", "card1"]
 
 
-def test_reads_window_each_entity_before_the_transaction() -> None:
-    calls = record_calls("fs", Txn())
-    terminal, merchant, device = calls[2][2], calls[3][2], calls[4][2]
-    assert terminal[:4] == ("tx100", T, T - 38 * DAY, 38 * DAY)
-    assert terminal[4:6] == (T - 37 * DAY, f"({T - 7 * DAY}")           # reports' range
-    assert terminal[6:] == (T - 8 * DAY, f"({T - 7 * DAY}", T - 14 * DAY, f"({T - 7 * DAY}",
-                            T - 37 * DAY, f"({T - 7 * DAY}")            # counts: 1, 7, 30 d
-    assert merchant[6:] == (T - 37 * DAY, f"({T - 7 * DAY}")
-    assert device == ("card1", T, T - 31 * DAY, 31 * DAY, T - 30 * DAY)
+def test_each_views_constants_are_written_into_its_script() -> None:
+    assert "local SIZE = 56\nlocal KEEP = 3\nlocal RETENTION = 2678400000\n" \
+           "local TTL = 31536000000\n" in APPEND_CARD.source
+    assert "local SIZE = 24\nlocal KEEP = 0\n" in APPEND_CUSTOMER.source
+    assert f"local DELAY = {7 * DAY}" in RECORD_TERMINAL.source
+    assert "local COUNT_DAYS = {1, 7, 30}" in RECORD_TERMINAL.source
+    assert "local COUNT_DAYS = {30}" in RECORD_MERCHANT.source
+    assert f"local WINDOW = {30 * DAY}" in RECORD_DEVICE.source
+    assert RECORD_DEVICE.sha == RECORD_IP.sha  # the same constants: one script for both
+    assert len({s.sha for s in SCRIPTS}) == 5
 
 
 def test_a_record_only_call_asks_for_no_reply() -> None:
-    calls = record_calls("fs", Txn(), read=False)
-    assert calls[0][2][-1] == 0 and calls[1][2][-1] == 0
-    assert len(calls[2][2]) == 4 and len(calls[4][2]) == 4
+    assert [args[-1] for _, _, args in record_calls("fs", Txn(), read=False)] == [0] * 6
 
 
 def test_a_fraud_report_is_stored_by_transaction_time_with_its_arrival() -> None:

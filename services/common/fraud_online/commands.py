@@ -14,16 +14,13 @@ import numpy as np
 from services.common.fraud_online.layout import (
     CARD_LOG,
     CUSTOMER_LOG,
-    DELAY_MS,
     DEVICE_CARDS,
     IP_CARDS,
     MERCHANT_FRAUDS,
     MERCHANT_TX,
-    MS_DAY,
     SEPARATOR,
     TERMINAL_FRAUDS,
     TERMINAL_TX,
-    WINDOW_30D_MS,
     LogView,
     StateView,
     card_record,
@@ -32,9 +29,12 @@ from services.common.fraud_online.layout import (
     spend_record,
 )
 from services.common.fraud_online.scripts import (
-    APPEND_LOG,
-    RECORD_ACTIVITY,
-    RECORD_LAST_SEEN,
+    APPEND_CARD,
+    APPEND_CUSTOMER,
+    RECORD_DEVICE,
+    RECORD_IP,
+    RECORD_MERCHANT,
+    RECORD_TERMINAL,
     Script,
 )
 from services.common.fraud_online.state import (
@@ -48,7 +48,6 @@ from services.common.ids import unescape
 Command = tuple[str | int, ...]
 Arg = str | int | bytes
 Call = tuple[Script, tuple[str, ...], tuple[Arg, ...]]  # a script, its keys, its arguments
-TERMINAL_WINDOW_DAYS = (1, 7, 30)
 CALLS_PER_TRANSACTION = 6
 
 
@@ -76,52 +75,22 @@ def report_commands(namespace: str, frauds: Iterable[FraudReport]) -> list[Comma
     return commands
 
 
-def _append(view: LogView, namespace: str, entity: str, record: bytes, at: int,
-            read: bool) -> Call:
-    return (APPEND_LOG, (view.key(namespace, entity),),
-            (record, view.record.itemsize, at - view.retention_ms, view.keep_newest,
-             view.ttl_ms, int(read)))
-
-
-def _activity(tx: StateView, frauds: StateView, namespace: str, entity: str, tid: str, at: int,
-              counts: Sequence[tuple[int, str]] | None) -> Call:
-    assert tx.retention_ms is not None
-    args: list[Arg] = [tid, at, at - tx.retention_ms, tx.ttl_ms]
-    if counts is not None:  # reports of transactions in [t - 37 d, t - 7 d), then the counts
-        args += [at - DELAY_MS - WINDOW_30D_MS, f"({at - DELAY_MS}"]
-        for low, high in counts:
-            args += [low, high]
-    return (RECORD_ACTIVITY, (tx.key(namespace, entity), frauds.key(namespace, entity)),
-            tuple(args))
-
-
-def _last_seen(view: StateView, namespace: str, entity: str, card: str, at: int,
-               read: bool) -> Call:
-    assert view.retention_ms is not None
-    args: tuple[Arg, ...] = (card, at, at - view.retention_ms, view.ttl_ms)
-    return (RECORD_LAST_SEEN, (view.key(namespace, entity),),
-            (*args, at - WINDOW_30D_MS) if read else args)
-
-
 def record_calls(namespace: str, txn: TransactionLike, read: bool = True) -> list[Call]:
     """The CALLS_PER_TRANSACTION calls that record one transaction; with `read`, each also
     replies with what the features need from its entity, as of strictly before the transaction
     (decode_batch). Idempotent: a redelivered transaction is counted once."""
-    t, ip, tid = epoch_ms(txn.timestamp), str(txn.ip_address), txn.transaction_id
-    delayed_end = f"({t - DELAY_MS}"
-    terminal_counts = [(t - DELAY_MS - days * MS_DAY, delayed_end) for days in TERMINAL_WINDOW_DAYS]
-    merchant_counts = [(t - DELAY_MS - WINDOW_30D_MS, delayed_end)]
+    t, ip, tid, reply = epoch_ms(txn.timestamp), str(txn.ip_address), txn.transaction_id, int(read)
+    card = card_record(t, tid, txn.amount, txn.latitude, txn.longitude, txn.device_id, ip)
     return [
-        _append(CARD_LOG, namespace, txn.card_id,
-                card_record(t, tid, txn.amount, txn.latitude, txn.longitude, txn.device_id, ip),
-                t, read),
-        _append(CUSTOMER_LOG, namespace, txn.user_id, spend_record(t, tid, txn.amount), t, read),
-        _activity(TERMINAL_TX, TERMINAL_FRAUDS, namespace, txn.terminal_id, tid, t,
-                  terminal_counts if read else None),
-        _activity(MERCHANT_TX, MERCHANT_FRAUDS, namespace, txn.merchant_id, tid, t,
-                  merchant_counts if read else None),
-        _last_seen(DEVICE_CARDS, namespace, txn.device_id, txn.card_id, t, read),
-        _last_seen(IP_CARDS, namespace, ip, txn.card_id, t, read),
+        (APPEND_CARD, (CARD_LOG.key(namespace, txn.card_id),), (card, reply)),
+        (APPEND_CUSTOMER, (CUSTOMER_LOG.key(namespace, txn.user_id),),
+         (spend_record(t, tid, txn.amount), reply)),
+        (RECORD_TERMINAL, (TERMINAL_TX.key(namespace, txn.terminal_id),
+                           TERMINAL_FRAUDS.key(namespace, txn.terminal_id)), (tid, t, reply)),
+        (RECORD_MERCHANT, (MERCHANT_TX.key(namespace, txn.merchant_id),
+                           MERCHANT_FRAUDS.key(namespace, txn.merchant_id)), (tid, t, reply)),
+        (RECORD_DEVICE, (DEVICE_CARDS.key(namespace, txn.device_id),), (txn.card_id, t, reply)),
+        (RECORD_IP, (IP_CARDS.key(namespace, ip),), (txn.card_id, t, reply)),
     ]
 
 

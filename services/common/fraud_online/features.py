@@ -27,11 +27,11 @@ from services.common.catalog import (
     SMALL_AMOUNT,
     TRANSACTION_TYPES,
 )
-from services.common.fraud_online.commands import TERMINAL_WINDOW_DAYS
 from services.common.fraud_online.layout import (
     DELAY_MS,
     MS_DAY,
     MS_HOUR,
+    TERMINAL_WINDOW_DAYS,
     WINDOW_30D_MS,
     digest,
     epoch_ms,

@@ -97,6 +97,7 @@ MERCHANT_FRAUDS = _trimmed("fraud_merchant_frauds", "merchant", DELAY_MS + WINDO
 DEVICE_CARDS = _trimmed("fraud_device_cards", "device", WINDOW_30D_MS, last_seen=True)
 IP_CARDS = _trimmed("fraud_ip_cards", "ip", WINDOW_30D_MS, last_seen=True)
 
+TERMINAL_WINDOW_DAYS = (1, 7, 30)  # the terminal's delayed windows; the merchant's is 30 days
 VIEWS = (TERMINAL_TX, TERMINAL_FRAUDS, MERCHANT_TX, MERCHANT_FRAUDS, DEVICE_CARDS, IP_CARDS)
 KEY_FAMILIES = (*(log.name for log in LOGS), *(view.name for view in VIEWS))
 
