@@ -15,6 +15,7 @@ are); it is injective, and `unescape` reverses it exactly. `hash_tag(id)` is `{e
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Annotated
 
@@ -85,3 +86,13 @@ def unescape(value: str) -> str:
 def hash_tag(entity_id: str) -> str:
     """`{<escaped id>}`: the id's own Redis Cluster hash tag, never cut short by a brace in it."""
     return f"{{{escape(entity_id)}}}"
+
+
+def event_id(prefix: str, entity_id: str) -> str:
+    """`<prefix>:<id>`, or `<prefix>:sha256:<digest of the id>` where that would be over
+    MAX_ID_LENGTH: an event id derived from an opaque id is itself a valid id, and still one per
+    entity (a redelivery keeps its id)."""
+    readable = f"{prefix}:{entity_id}"
+    if len(readable) <= MAX_ID_LENGTH:
+        return readable
+    return f"{prefix}:sha256:{hashlib.sha256(entity_id.encode()).hexdigest()[:32]}"

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from services.common.bus.ports import OutboundMessage
+from services.common.ids import event_id
 from services.fraud.scorer import Scored, ScoringPath
 
 EVENT_TYPE = "fraud_decision"
@@ -41,7 +42,7 @@ def decision_message(scored: Scored, path: ScoringPath, topic: str) -> OutboundM
         "degraded": list(decision.degraded),
         "features": None if scored.features is None else scored.features.tolist(),
     }
-    event = {"id": f"decision:{txn.transaction_id}", "type": EVENT_TYPE, "source": "fraud",
+    event = {"id": event_id("decision", txn.transaction_id), "type": EVENT_TYPE, "source": "fraud",
              "time": datetime.now(UTC), "data": data}
     # inf_nan_mode="null": what model_dump_json writes for a non-finite float (ser_json_inf_nan)
     return OutboundMessage(topic, txn.card_id, to_json(event, inf_nan_mode="null"))

@@ -138,3 +138,15 @@ def test_the_message_reads_back_as_a_fraud_decision(case: str) -> None:
     assert list(event.data) == list(FraudDecisionData.model_fields)
     assert data.reason_codes == [r.code for r in scored.decision.reasons]
     assert data.action == scored.decision.action
+
+
+def test_a_decision_for_a_128_character_transaction_id_has_a_valid_event_id() -> None:
+    """`decision:<id>` would be 137 characters: the id's digest keeps the event id valid."""
+    long_id = "t" * 128
+    scored = Scored(stream_transaction(transaction_id=long_id),
+                    decided([], verdict(0.0123), [], 61.17), features(1), False)
+    event = decode_event(decision_message(scored, "http", "fraud-decisions").value)
+    assert len(event.id) <= 128 and event.id.startswith("decision:sha256:")
+    assert event.data["transaction_id"] == long_id
+    again = decode_event(decision_message(scored, "http", "fraud-decisions").value)
+    assert again.id == event.id

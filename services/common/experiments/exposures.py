@@ -19,7 +19,6 @@ duplicate); queue full -> the marks are taken back, so a later request tries aga
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -34,7 +33,7 @@ from services.common.bus.events import Event
 from services.common.bus.ports import OutboundMessage
 from services.common.events import ExposureData
 from services.common.experiments.assignment import Assignment
-from services.common.ids import MAX_ID_LENGTH, check_id, hash_tag
+from services.common.ids import check_id, event_id, hash_tag
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +65,7 @@ def exposure_event(assignment: Assignment, unit_id: str, source: str,
 
 def exposure_event_id(experiment: str, unit_id: str) -> str:
     """`exposure:<experiment>:<unit>`, or the unit's digest where that would be too long."""
-    readable = f"exposure:{experiment}:{unit_id}"
-    if len(readable) <= MAX_ID_LENGTH:
-        return readable
-    return f"exposure:{experiment}:sha256:{hashlib.sha256(unit_id.encode()).hexdigest()[:32]}"
+    return event_id(f"exposure:{experiment}", unit_id)
 
 
 class _Memory:
