@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-kafka up down clean \
+.PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka up down clean \
 	compose-check promcheck load-fraud load-recs load load-report load-sweep load-sweep-floor ab-demo catalog \
 	movielens-check
 
@@ -117,6 +117,10 @@ bench-stream: setup ## stream processor: event->feature freshness at 2,000 event
 
 bench-stream-io: setup ## the stream scorer's per-event cost outside scoring, before/after BEFORE=<ref> (benchmarks/results/)
 	$(PY) benchmarks/stream_io.py $(if $(BEFORE),--before $(BEFORE))
+
+bench-fraud-replay: setup ## decisions on a replayed week, this checkout against REF (default e60b948): every difference counted (benchmarks/results/)
+	$(PY) -m services.trainer --if-missing
+	$(PY) benchmarks/fraud_replay_compare.py --ref $(or $(REF),e60b948)
 
 bench-kafka: setup ## Kafka clients side by side: msg/s and CPU per message (benchmarks/results/)
 	$(PY) benchmarks/kafka_clients.py
