@@ -24,7 +24,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -39,7 +38,7 @@ import viewers
 
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import platform_topics
-from services.common.probe import http_ready
+from services.common.probe import process_ready
 from services.devstack.servers import REPO_ROOT, free_port, start_kafka, start_redis
 
 logger = logging.getLogger("fraud_workers")
@@ -56,11 +55,8 @@ def fraud_service(workers: int, env: dict[str, str], logs: Path) -> Iterator[str
         stderr=subprocess.STDOUT,
         env={**os.environ, **env, "MLSD_FRAUD_PORT": str(port), "MLSD_FRAUD_WORKERS": str(workers)})
     try:
-        deadline = time.monotonic() + 120
-        while not http_ready(f"{url}/readyz"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"fraud with {workers} workers did not start: see {log.name}")
-            time.sleep(0.25)
+        if not process_ready(f"{url}/readyz", process, 120):
+            raise RuntimeError(f"fraud with {workers} workers did not start: see {log.name}")
         yield url
     finally:
         process.terminate()

@@ -43,7 +43,7 @@ from services.common.bus.events import decode_event, encode_event
 from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import TRANSACTIONS, WATCH_EVENTS, platform_topics
-from services.common.probe import http_ready
+from services.common.probe import process_ready
 from services.devstack.servers import REPO_ROOT, free_port, start_kafka, start_redis
 from services.seeder.history import transaction_messages, watch_messages
 from services.stream.concerns import CONCERNS
@@ -138,11 +138,8 @@ def start_stream(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[
     process = subprocess.Popen([sys.executable, "-m", "services.stream"], cwd=REPO_ROOT,
                                env={**os.environ, **env}, stdout=log.open("ab"),
                                stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while not http_ready(f"http://127.0.0.1:{port}/readyz"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"stream did not start: see {log}")
-        time.sleep(0.5)
+    if not process_ready(f"http://127.0.0.1:{port}/readyz", process, 60, interval_s=0.5):
+        raise RuntimeError(f"stream did not start: see {log}")
     return process
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -57,6 +59,18 @@ def http_ready(url: str, timeout_s: float = 1.0) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def process_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float,
+                  interval_s: float = 0.25) -> bool:
+    """Polls the URL until it answers 200 (True), or the process exits or time runs out (False):
+    how a benchmark or a test waits for a service it started."""
+    deadline = time.monotonic() + timeout_s
+    while not http_ready(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(interval_s)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

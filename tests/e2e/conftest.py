@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from services.common.probe import http_ready
+from services.common.probe import process_ready
 from services.trainer.pipeline import SCALES, TrainerSettings, run_pipeline
 from tests.harness import REPO_ROOT, ServerProcess, free_port
 
@@ -73,11 +72,8 @@ def start_service(redis_server: ServerProcess, kafka_server: ServerProcess, tmp_
                                    stderr=subprocess.STDOUT)
         service = ServiceProcess(module, process, f"http://127.0.0.1:{port}", log)
         started.append(service)
-        deadline = time.monotonic() + 90
-        while not http_ready(f"{service.url}/readyz"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{module} did not get ready:\n{service.log_tail()}")
-            time.sleep(0.25)
+        if not process_ready(f"{service.url}/readyz", process, 90):
+            raise AssertionError(f"{module} did not get ready:\n{service.log_tail()}")
         return service
 
     yield start
