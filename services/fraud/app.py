@@ -101,6 +101,7 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
         try:
             yield
         finally:
+            app.state.fraud.close()  # scores what is queued (its decisions go on the queue)
             decisions.close()  # sends what is queued, then closes the deferred publisher
             if own_model:
                 model.close()
@@ -112,7 +113,8 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
     app.state.settings = settings
     app.state.fraud = FraudService(scorer, decisions, settings.fraud_decisions_topic,
                                    max_body_bytes=settings.fraud_max_body_bytes,
-                                   max_future_s=settings.fraud_max_future_s)
+                                   max_future_s=settings.fraud_max_future_s,
+                                   max_batch=settings.fraud_http_max_batch)
     app.add_exception_handler(FraudRequestError, _request_error)
     app.include_router(router)
     return app

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 
 from services.common.bus.background import BackgroundPublisher
+from services.fraud.coalesce import CoalescingScorer
 from services.fraud.decide import Decision
 from services.fraud.decision_events import decision_message
 from services.fraud.errors import DecisionNotFound, DecisionsUnavailable, TimestampTooFarAhead
@@ -14,12 +17,28 @@ from services.fraud.transaction import Transaction
 
 class FraudService:
     def __init__(self, scorer: FraudScorer, decisions: BackgroundPublisher | None, topic: str,
-                 *, max_body_bytes: int, max_future_s: int) -> None:
+                 *, max_body_bytes: int, max_future_s: int, max_batch: int = 64) -> None:
         self.scorer = scorer
         self.max_body_bytes = max_body_bytes
         self._decisions = decisions
         self._topic = topic
         self._max_future = timedelta(seconds=max_future_s)
+        self._batches = CoalescingScorer(self._score_batch, max_batch)
+
+    def submit(self, txn: Transaction) -> Future[Scored]:
+        """Scored with whatever other requests queued meanwhile (services/fraud/coalesce.py)."""
+        return self._batches.submit(txn)
+
+    def close(self) -> None:
+        self._batches.close()
+
+    def _score_batch(self, transactions: Sequence[Transaction]) -> list[Scored]:
+        scored = self.scorer.score(transactions, "http")
+        if self._decisions is not None:
+            for item in scored:
+                if not item.replayed:
+                    self._decisions.submit(decision_message(item, "http", self._topic))
+        return scored
 
     def check_clock(self, txn: Transaction) -> None:
         ahead = txn.timestamp - datetime.now(UTC)
@@ -43,7 +62,5 @@ class FraudService:
         return found
 
     def score(self, txn: Transaction) -> Scored:
-        scored = self.scorer.score([txn], "http")[0]
-        if self._decisions is not None and not scored.replayed:
-            self._decisions.submit(decision_message(scored, "http", self._topic))
-        return scored
+        """One transaction, waiting for its answer (what the endpoint awaits, synchronously)."""
+        return self.submit(txn).result()

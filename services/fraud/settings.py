@@ -19,6 +19,9 @@ class FraudSettings(ModelSettings):
     fraud_workers: int = Field(
         2, ge=1, le=64, description="processes serving fraud_port (each one core at most: the "
                                     "interpreter lock); 1 runs the service in one process")
+    fraud_http_max_batch: int = Field(
+        64, ge=1, le=500, description="requests one worker scores together at most: those that "
+                                      "queued while the previous batch was scored (no waiting)")
     fraud_http_threads: int = Field(
         4, ge=1, le=200, description="requests scored at once (the rest wait their turn); the "
                                      "work is CPU under one interpreter lock, and 4 threads "
