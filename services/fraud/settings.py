@@ -23,9 +23,9 @@ class FraudSettings(ModelSettings):
         64, ge=1, le=500, description="requests one worker scores together at most: those that "
                                       "queued while the previous batch was scored (no waiting)")
     fraud_http_threads: int = Field(
-        4, ge=1, le=200, description="requests scored at once (the rest wait their turn); the "
-                                     "work is CPU under one interpreter lock, and 4 threads "
-                                     "gave a lower p99 than anyio's 40 (docs/fraud.md)")
+        4, ge=1, le=200, description="request threads for the blocking routes (GET "
+                                     "/v1/decisions); scoring has its own thread per worker, "
+                                     "which batches what queues (services/fraud/coalesce.py)")
     fraud_policy_path: Path = Field(Path("config/fraud/policy.toml"),
                                     description="rules, lists, weights, thresholds; re-read "
                                                 "when it changes")
