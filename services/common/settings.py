@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +14,13 @@ KafkaClient = Literal["confluent", "kafka-python"]
 Dataset = Literal["synthetic", "movielens"]
 """What the recommender learns from and is seeded with: the synthetic viewing world, or
 MovieLens 100k (read from the recbole wheel)."""
+
+
+def workers_field(port: str) -> Any:
+    """A service's worker-process count (services/common/workers.py), the same for every service
+    that runs several."""
+    return Field(2, ge=1, le=64, description=f"processes serving {port} (each one core at most: "
+                                             "the interpreter lock); 1 runs it in one process")
 
 
 class PlatformSettings(BaseSettings):

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from services.common.bus import topics
 from services.common.models import ModelSettings
+from services.common.settings import workers_field
 
 
 class FraudSettings(ModelSettings):
@@ -16,9 +17,7 @@ class FraudSettings(ModelSettings):
     service_name: str = Field("fraud", pattern=r"^[a-z][a-z0-9_]*$")
     fraud_host: str = "127.0.0.1"
     fraud_port: int = Field(8040, ge=1, le=65535)
-    fraud_workers: int = Field(
-        2, ge=1, le=64, description="processes serving fraud_port (each one core at most: the "
-                                    "interpreter lock); 1 runs the service in one process")
+    fraud_workers: int = workers_field("fraud_port")
     fraud_http_max_batch: int = Field(
         64, ge=1, le=500, description="requests one worker scores together at most: those that "
                                       "queued while the previous batch was scored (no waiting)")

@@ -10,6 +10,7 @@ from pydantic import Field
 from services.common.bus import topics
 from services.common.models import ModelSettings
 from services.common.recs_online import REC_CACHE_TTL_S
+from services.common.settings import workers_field
 
 
 class RecommenderSettings(ModelSettings):
@@ -23,9 +24,7 @@ class RecommenderSettings(ModelSettings):
                                                            "answers without the ranker")
     recommender_host: str = "127.0.0.1"
     recommender_port: int = Field(8030, ge=1, le=65535)
-    recommender_workers: int = Field(
-        2, ge=1, le=64, description="processes serving recommender_port (each one core at most: "
-                                    "the interpreter lock); 1 runs the service in one process")
+    recommender_workers: int = workers_field("recommender_port")
     recommender_http_threads: int = Field(
         4, ge=1, le=200, description="requests scored at once (the rest wait their turn); the "
                                      "work is CPU under one interpreter lock, and 4 threads "
