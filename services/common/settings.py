@@ -16,11 +16,11 @@ Dataset = Literal["synthetic", "movielens"]
 MovieLens 100k (read from the recbole wheel)."""
 
 
-def workers_field(port: str) -> Any:
-    """A service's worker-process count (services/common/workers.py), the same for every service
-    that runs several."""
-    return Field(2, ge=1, le=64, description=f"processes serving {port} (each one core at most: "
-                                             "the interpreter lock); 1 runs it in one process")
+def workers_field(port: str, default: int) -> Any:
+    """A service's worker-process count (services/common/workers.py)."""
+    return Field(default, ge=1, le=64, description=f"processes serving {port} (each one core at "
+                                                   "most: the interpreter lock); 1 runs it in "
+                                                   "one process")
 
 
 class PlatformSettings(BaseSettings):

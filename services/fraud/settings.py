@@ -17,7 +17,9 @@ class FraudSettings(ModelSettings):
     service_name: str = Field("fraud", pattern=r"^[a-z][a-z0-9_]*$")
     fraud_host: str = "127.0.0.1"
     fraud_port: int = Field(8040, ge=1, le=65535)
-    fraud_workers: int = workers_field("fraud_port")
+    # One: its scoring thread batches what queues, and on 2 shared cores one process with
+    # bigger batches held 1,000 req/s for a minute where two did not (docs/fraud.md, Processes).
+    fraud_workers: int = workers_field("fraud_port", 1)
     fraud_http_max_batch: int = Field(
         64, ge=1, le=500, description="requests one worker scores together at most: those that "
                                       "queued while the previous batch was scored (no waiting)")

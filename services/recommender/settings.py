@@ -24,7 +24,7 @@ class RecommenderSettings(ModelSettings):
                                                            "answers without the ranker")
     recommender_host: str = "127.0.0.1"
     recommender_port: int = Field(8030, ge=1, le=65535)
-    recommender_workers: int = workers_field("recommender_port")
+    recommender_workers: int = workers_field("recommender_port", 2)
     recommender_http_threads: int = Field(
         4, ge=1, le=200, description="requests scored at once (the rest wait their turn); the "
                                      "work is CPU under one interpreter lock, and 4 threads "

@@ -403,7 +403,7 @@ def test_the_image_runs_the_locustfiles_with_the_projects_locust() -> None:
 
 
 def test_fraud_runs_as_many_processes_as_make_run_by_default(compose: dict[str, Any]) -> None:
-    """Two HTTP workers behind 8040 and two scorer replicas, as FraudSettings' defaults."""
+    """HTTP workers behind 8040 and scorer replicas, as many as FraudSettings' defaults."""
     fraud, scorers = _services(compose)["fraud"], _services(compose)["fraud-stream"]
     defaults = FraudSettings()
 

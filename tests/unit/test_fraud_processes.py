@@ -69,11 +69,11 @@ def test_more_scorers_than_partitions_of_transactions_is_refused() -> None:
     assert FraudSettings(fraud_stream_processes=16, kafka_topic_partitions=16)
 
 
-def test_fraud_http_runs_two_workers_unless_told_otherwise(
+def test_fraud_http_runs_one_worker_unless_told_otherwise(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    assert FraudSettings().fraud_workers == 2
-    monkeypatch.setenv("MLSD_FRAUD_WORKERS", "1")
     assert FraudSettings().fraud_workers == 1
+    monkeypatch.setenv("MLSD_FRAUD_WORKERS", "3")
+    assert FraudSettings().fraud_workers == 3
     with pytest.raises(ValidationError, match="fraud_workers"):
         FraudSettings(fraud_workers=0)
 
