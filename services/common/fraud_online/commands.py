@@ -68,7 +68,6 @@ def report_commands(namespace: str, frauds: Iterable[FraudReport]) -> list[Comma
         for member, score in scored.items():
             flat += [score, member]
         commands.append(("ZADD", key, *flat))
-        assert view.retention_ms is not None
         cutoff = max(scored.values()) - view.retention_ms
         commands.append(("ZREMRANGEBYSCORE", key, "-inf", f"({cutoff}"))
         commands.append(("PEXPIRE", key, view.ttl_ms))

@@ -36,23 +36,22 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class StateView:
-    """One kind of sorted set: what it is trimmed to and how long an idle key lives."""
+    """One kind of sorted set: what it is trimmed to and how long an idle key lives (the script
+    that writes it says how: record_activity, record_last_seen, report_commands)."""
 
     name: str
     entity: str
-    retention_ms: int | None  # trim members scored before (newest event - retention)
-    keep_newest: int | None   # or keep only this many members with the highest scores
-    ttl_ms: int               # PEXPIRE after every write: idle entities disappear
-    last_seen: bool = False   # members are ids scored by their latest use (ZADD GT)
+    retention_ms: int  # trim members scored before (newest event - retention)
+    ttl_ms: int        # PEXPIRE after every write: idle entities disappear
 
     def key(self, namespace: str, entity_id: str) -> str:
         """`<namespace>:<view>:{<entity id>}`: the hash tag puts an entity's keys in one slot."""
         return f"{namespace}:{self.name}:{hash_tag(entity_id)}"
 
 
-def _trimmed(name: str, entity: str, window_ms: int, last_seen: bool = False) -> StateView:
+def _trimmed(name: str, entity: str, window_ms: int) -> StateView:
     retention = window_ms + SLACK_MS
-    return StateView(name, entity, retention, None, retention, last_seen)
+    return StateView(name, entity, retention, retention)
 
 
 @dataclass(frozen=True)
@@ -94,8 +93,8 @@ TERMINAL_TX = _trimmed("fraud_terminal_tx", "terminal", DELAY_MS + WINDOW_30D_MS
 TERMINAL_FRAUDS = _trimmed("fraud_terminal_frauds", "terminal", DELAY_MS + WINDOW_30D_MS)
 MERCHANT_TX = _trimmed("fraud_merchant_tx", "merchant", DELAY_MS + WINDOW_30D_MS)
 MERCHANT_FRAUDS = _trimmed("fraud_merchant_frauds", "merchant", DELAY_MS + WINDOW_30D_MS)
-DEVICE_CARDS = _trimmed("fraud_device_cards", "device", WINDOW_30D_MS, last_seen=True)
-IP_CARDS = _trimmed("fraud_ip_cards", "ip", WINDOW_30D_MS, last_seen=True)
+DEVICE_CARDS = _trimmed("fraud_device_cards", "device", WINDOW_30D_MS)  # cards by last use
+IP_CARDS = _trimmed("fraud_ip_cards", "ip", WINDOW_30D_MS)
 
 TERMINAL_WINDOW_DAYS = (1, 7, 30)  # the terminal's delayed windows; the merchant's is 30 days
 VIEWS = (TERMINAL_TX, TERMINAL_FRAUDS, MERCHANT_TX, MERCHANT_FRAUDS, DEVICE_CARDS, IP_CARDS)

@@ -129,14 +129,12 @@ def append_log(view: LogView) -> Script:
 
 
 def record_activity(view: StateView, count_days: Sequence[int]) -> Script:
-    assert view.retention_ms is not None
     return Script(f"record_{view.name}", _constants(
         RETENTION=view.retention_ms, TTL=view.ttl_ms, DELAY=DELAY_MS, WINDOW=WINDOW_30D_MS,
         DAY=MS_DAY, COUNT_DAYS=count_days) + _RECORD_ACTIVITY)
 
 
 def record_last_seen(view: StateView) -> Script:
-    assert view.retention_ms is not None
     return Script(f"record_{view.name}", _constants(
         RETENTION=view.retention_ms, TTL=view.ttl_ms, WINDOW=WINDOW_30D_MS) + _RECORD_LAST_SEEN)
 
