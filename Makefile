@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka up down clean \
+.PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory up down clean \
 	compose-check promcheck load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
 	movielens-check
 
@@ -121,6 +121,9 @@ bench-stream-io: setup ## the stream scorer's per-event cost outside scoring, be
 bench-fraud-replay: setup ## decisions on a replayed week, this checkout against REF (default e60b948): every difference counted (benchmarks/results/)
 	$(PY) -m services.trainer --if-missing
 	$(PY) benchmarks/fraud_replay_compare.py --ref $(or $(REF),e60b948)
+
+bench-recs-memory: run ## Redis bytes per user and per title of the seeded state; what 200 M users need (benchmarks/results/)
+	$(PY) benchmarks/recs_memory.py
 
 bench-kafka: setup ## Kafka clients side by side: msg/s and CPU per message (benchmarks/results/)
 	$(PY) benchmarks/kafka_clients.py
