@@ -50,7 +50,8 @@ def create_app(settings: StreamSettings) -> FastAPI:
                 settings, client, concern.build(deps), consumer_metrics,
                 RunnerConfig(group=concern.group, topics=concern.topics,
                              max_batch=settings.stream_max_batch,
-                             commit_interval_s=settings.stream_commit_interval_s),
+                             commit_interval_s=settings.stream_commit_interval_s,
+                             fetch_wait_ms=concern.fetch_wait_ms),
                 dedupe_window_s=settings.stream_dedupe_window_s,
             )
             item = RunningConcern(concern, runner)

@@ -31,6 +31,7 @@ class Concern:
     group: str  # the Kafka consumer group: every process running this concern joins it
     topics: tuple[str, ...]
     build: Callable[[Dependencies], EventHandler]
+    fetch_wait_ms: int = 0  # > 0: a concern that can wait lets the broker gather (RunnerConfig)
 
 
 CONCERNS: tuple[Concern, ...] = (
@@ -41,9 +42,10 @@ CONCERNS: tuple[Concern, ...] = (
             lambda d: TransactionFeaturesHandler(d.redis, d.namespace)),
     Concern("fraud-labels", "stream-fraud-labels", (topics.FRAUD_LABELS,),
             lambda d: FraudLabelHandler(d.redis, d.namespace)),
+    # Counts read by people and by the A/B analysis, not by a request: 100 ms late is on time.
     Concern("experiments", "stream-experiments",
             (topics.EXPOSURES, topics.REC_IMPRESSIONS, topics.REC_CLICKS),
-            lambda d: ExperimentEventsHandler(d.redis, d.namespace)),
+            lambda d: ExperimentEventsHandler(d.redis, d.namespace), fetch_wait_ms=100),
     Concern("catalog-titles", "stream-catalog-titles", (topics.CATALOG,),
             lambda d: CatalogTitlesHandler(d.redis, d.namespace)),
 )

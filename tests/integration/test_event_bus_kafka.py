@@ -126,9 +126,10 @@ def start_worker(kafka: ServerProcess, redis_server: ServerProcess, topic: str, 
 
 @contextmanager
 def member(kafka: ServerProcess, client: KafkaClient, topic: str,
-           group: str) -> Iterator[RecordSource]:
+           group: str, fetch_wait_ms: int = 0) -> Iterator[RecordSource]:
     source = kafka_record_source(bus_settings(kafka, client), group, [topic],
-                                 client_id=f"it-{group}", session_timeout_s=6.0)
+                                 client_id=f"it-{group}", session_timeout_s=6.0,
+                                 fetch_wait_ms=fetch_wait_ms)
     try:
         yield source
     finally:
@@ -312,6 +313,20 @@ def test_a_member_reads_back_each_record_with_its_key_value_and_headers(
     assert record.key == b"u0"
     assert decode_event(record.value) == decode_event(message.value)
     assert record.headers == (("trace", b"t-1"), ("n", b"2"))
+
+
+def test_a_gathering_member_gets_every_record_and_a_lone_one_within_its_wait(
+        kafka_server: ServerProcess, topic: str, publisher: Publisher,
+        client: KafkaClient) -> None:
+    with member(kafka_server, client, topic, f"{topic}-gather", fetch_wait_ms=300) as source:
+        publish_or_raise(publisher, events(topic, 30))
+        assert len(poll_records(source, 30)) == 30
+        [lone] = events(topic, 1)
+        sent = time.monotonic()
+        publish_or_raise(publisher, [lone])
+        poll_records(source, 1, timeout_s=10)
+        # held for company up to the wait, not until a megabyte is there
+        assert time.monotonic() - sent < 0.3 + 2.0
 
 
 def test_a_new_member_resumes_from_exactly_the_offsets_committed(

@@ -25,8 +25,10 @@ def kafka_publisher(settings: PlatformSettings, client_id: str, *,
 
 
 def kafka_record_source(settings: PlatformSettings, group_id: str, topics: Sequence[str],
-                        client_id: str, session_timeout_s: float = 10.0) -> RecordSource:
-    """A consumer-group member (manual commits) on the settings' broker, built with their client."""
+                        client_id: str, session_timeout_s: float = 10.0,
+                        fetch_wait_ms: int = 0) -> RecordSource:
+    """A consumer-group member (manual commits) on the settings' broker, built with their client;
+    `fetch_wait_ms` > 0: the broker holds a fetch that long to gather more (RunnerConfig)."""
     adapter = ConfluentRecordSource if settings.kafka_client == "confluent" else KafkaRecordSource
     return adapter(settings.kafka_bootstrap_servers, group_id, topics, client_id=client_id,
-                   session_timeout_s=session_timeout_s)
+                   session_timeout_s=session_timeout_s, fetch_wait_ms=fetch_wait_ms)

@@ -21,6 +21,7 @@ from confluent_kafka import (
 )
 
 from services.common.bus.ports import (
+    GATHER_BYTES,
     Delivery,
     OutboundMessage,
     Record,
@@ -177,7 +178,8 @@ class ConfluentRecordSource:
     """A consumer-group member with auto-commit off: the runner commits what it has handled."""
 
     def __init__(self, bootstrap_servers: str, group_id: str, topics: Sequence[str],
-                 client_id: str, session_timeout_s: float = 10.0) -> None:
+                 client_id: str, session_timeout_s: float = 10.0,
+                 fetch_wait_ms: int = 0) -> None:
         self._handler: RevokeHandler | None = None
         # Per partition held, the offset of the next record to read. librdkafka's position()
         # knows it only once a record was consumed; a partition with nothing new to read must
@@ -193,6 +195,8 @@ class ConfluentRecordSource:
             "heartbeat.interval.ms": int(session_timeout_s * 1000 / 3),
             # A member that joined before its topics existed sees them at the next refresh.
             "topic.metadata.refresh.interval.ms": 5000,
+            **({"fetch.min.bytes": GATHER_BYTES, "fetch.wait.max.ms": fetch_wait_ms}
+               if fetch_wait_ms > 0 else {}),
             **_LOGGING,
         })
         self._consumer.subscribe(list(topics), on_assign=self._assigned,

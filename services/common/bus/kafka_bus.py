@@ -15,6 +15,7 @@ from kafka.errors import InvalidPartitionsError, KafkaError, TopicAlreadyExistsE
 from kafka.structs import OffsetAndMetadata
 
 from services.common.bus.ports import (
+    GATHER_BYTES,
     Delivery,
     OutboundMessage,
     Record,
@@ -156,8 +157,11 @@ class KafkaRecordSource:
     """A consumer-group member with auto-commit off: the runner commits what it has handled."""
 
     def __init__(self, bootstrap_servers: str, group_id: str, topics: Sequence[str],
-                 client_id: str, session_timeout_s: float = 10.0) -> None:
+                 client_id: str, session_timeout_s: float = 10.0,
+                 fetch_wait_ms: int = 0) -> None:
         self._listener = _RevokeListener()
+        gather = ({"fetch_min_bytes": GATHER_BYTES, "fetch_max_wait_ms": fetch_wait_ms}
+                  if fetch_wait_ms > 0 else {})
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -169,6 +173,7 @@ class KafkaRecordSource:
             # A member that joined before its topics' metadata arrived has no partitions until
             # the next refresh: 5 s rather than the default 5 min.
             metadata_max_age_ms=5000,
+            **gather,
         )
         self._consumer.subscribe(list(topics), listener=self._listener)
 

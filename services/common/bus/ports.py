@@ -10,6 +10,7 @@ from services.common.bus.events import Event, encode_event
 
 Headers = tuple[tuple[str, bytes], ...]
 TopicPartitionKey = tuple[str, int]
+GATHER_BYTES = 1 << 20  # a gathering fetch (fetch_wait_ms > 0) returns at this much or its wait
 
 
 @dataclass(frozen=True)

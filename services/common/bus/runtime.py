@@ -36,7 +36,8 @@ def build_kafka_consumer(
     client_id = f"{settings.service_name}-{config.group}"
     return ConsumerRunner(
         source=kafka_record_source(settings, config.group, config.topics, client_id=client_id,
-                                   session_timeout_s=session_timeout_s),
+                                   session_timeout_s=session_timeout_s,
+                                   fetch_wait_ms=config.fetch_wait_ms),
         handler=handler,
         deduplicator=RedisDeduplicator(redis_client, config.group, dedupe_window_s,
                                        namespace=settings.feature_namespace),
