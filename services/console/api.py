@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
@@ -35,6 +36,13 @@ def page(c: Console, request: Request, name: str, status: int = 200, **values: A
 
 def problem(c: Console, request: Request, message: str, status: int) -> Response:
     return page(c, request, "problem.html", status, message=message)
+
+
+async def form_of(request: Request) -> dict[str, str]:
+    """A form as the page's script posts it (URL-encoded). Read here rather than through
+    Starlette's form parser, which needs python-multipart for the same three lines."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return dict(parse_qsl(body, keep_blank_values=True))
 
 
 # --- Pages ------------------------------------------------------------------------------------
@@ -114,7 +122,7 @@ async def recommendations_fragment(request: Request, c: Ctx, user: str | None = 
 
 @router.post("/fragments/watch", response_class=HTMLResponse)
 async def watch_fragment(request: Request, c: Ctx) -> Response:
-    form = {k: str(v) for k, v in (await request.form()).items()}
+    form = await form_of(request)
     try:
         query = list_query(form.get("user"), form.get("k"))
         if not form.get("content_id", "").strip():
@@ -131,7 +139,7 @@ async def watch_fragment(request: Request, c: Ctx) -> Response:
 
 @router.post("/fragments/score", response_class=HTMLResponse)
 async def score_fragment(request: Request, c: Ctx) -> Response:
-    form = {k: str(v) for k, v in (await request.form()).items()}
+    form = await form_of(request)
     try:
         body = score_body(form)
         decision = await c.stack.score(body)
@@ -167,7 +175,7 @@ def _decision(c: Console, request: Request, steps: list[tuple[dict[str, Any], di
 
 @router.post("/fragments/load", response_class=HTMLResponse)
 async def start_load(request: Request, c: Ctx) -> Response:
-    form = {k: str(v) for k, v in (await request.form()).items()}
+    form = await form_of(request)
     try:
         wanted = bounded(LoadRequest.model_validate(form), c.settings.console_load_max_duration_s,
                          c.settings.console_load_max_rps)

@@ -29,7 +29,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     client = httpx.AsyncClient(timeout=settings.console_timeout_s)
     stack = Stack(client, found)
     runner = LoadRunner(stack, settings.console_reports_dir / "console" / "load",
-                        settings.console_load_world_dir)
+                        settings.console_load_worlds_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -27,6 +27,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DRIVER = REPO_ROOT / "load-tests" / "openloop.py"
 SAMPLE_S = 1.0
 Design = Literal["recs", "fraud"]
+# the synthetic world each design's traffic is drawn from, under the worlds folder
+WORLDS = {"recs": "viewing", "fraud": "transactions"}
 # design -> (service, route template, p99 budget in ms): the driver's own (load-tests/slo.py)
 TARGETS: dict[str, tuple[str, str, float]] = {
     "recs": ("recommender", "/v1/recommendations/{user_id}", 100.0),
@@ -85,10 +87,10 @@ class LoadRun:
 
 
 class LoadRunner:
-    def __init__(self, stack: Stack, out_dir: Path, world_dir: Path | None) -> None:
+    def __init__(self, stack: Stack, out_dir: Path, worlds_dir: Path | None) -> None:
         self.stack = stack
         self.out_dir = out_dir
-        self.world_dir = world_dir
+        self.worlds_dir = worlds_dir
         self.current: LoadRun | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
@@ -102,8 +104,8 @@ class LoadRunner:
         command = [sys.executable, str(DRIVER), request.design,
                    "--host", self.stack.upstreams[service].url, "--rps", f"{request.rps:g}",
                    "--duration", f"{request.duration_s:g}s", "--out", str(out)]
-        if self.world_dir is not None:
-            command += ["--world-dir", str(self.world_dir)]
+        if self.worlds_dir is not None:
+            command += ["--world-dir", str(self.worlds_dir / WORLDS[request.design])]
         self._process = await asyncio.create_subprocess_exec(
             *command, cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT)

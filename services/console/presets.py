@@ -58,7 +58,7 @@ def _account_takeover(now: datetime, run: str) -> list[Body]:
     # a known card on its usual device, then a new device and IP moving money out
     return [transaction(run, 0, now - timedelta(days=2)),
             transaction(run, 1, now, amount=2500.0, category="money_transfer",
-                        transaction_type="transfer", device="unseen", ip="203.0.113.66")]
+                        transaction_type="transfer", device="unseen", ip="198.51.100.23")]
 
 
 def _night_on_new_device(now: datetime, run: str) -> list[Body]:

@@ -32,8 +32,9 @@ class ConsoleSettings(PlatformSettings):
         60.0, gt=0, le=60, description="the load button's longest run")
     console_load_max_rps: float = Field(
         300.0, gt=0, le=1000, description="the load button's highest arrival rate")
-    console_load_world_dir: Path | None = Field(
-        None, description="the synthetic world the load driver draws traffic from "
-                          "(default: the driver's own, .state/worlds/...)")
+    console_load_worlds_dir: Path | None = Field(
+        None, description="the synthetic worlds the load driver draws traffic from: "
+                          "<dir>/transactions, <dir>/viewing (default: the driver's own, "
+                          ".state/worlds/...)")
     console_reports_dir: Path = Field(
         Path("reports"), description="where `make load` and `make load-sweep` write")
