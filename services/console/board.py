@@ -21,7 +21,7 @@ class Board:
         self._latest: dict[str, Snapshot] = {}
 
     async def read(self) -> list[BoxState]:
-        names = [b.name for b in BOXES if not b.store]
+        names = [b.name for b in BOXES if not b.store and b.name in self.stack.upstreams]
         routes = {b.name: b.route for b in BOXES}
         probes, scrapes = await asyncio.gather(
             self.stack.probe_all(),

@@ -89,9 +89,11 @@ def store_health(store: str, probes: Mapping[str, Probe]) -> Health:
 
 
 def board(probes: Mapping[str, Probe], vitals: Mapping[str, Vitals]) -> list[BoxState]:
+    """Every store, and every service the console knows an address for (one scorer box per
+    scorer process the settings say runs)."""
     return [BoxState(box, store_health(box.name, probes) if box.store
                      else health_of(probes.get(box.name)), vitals.get(box.name))
-            for box in BOXES]
+            for box in BOXES if box.store or box.name in probes]
 
 
 def arrow_points(source: str, target: str) -> tuple[int, int, int, int]:
