@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -16,10 +17,16 @@ from services.common.telemetry import Metrics
 from services.console.api import router
 from services.console.board import Board
 from services.console.loadrun import LoadRunner
-from services.console.service import HERE, Console
+from services.console.service import HERE, REPO_ROOT, Console
 from services.console.settings import ConsoleSettings
 from services.console.stack import Stack
 from services.console.upstreams import upstreams
+
+
+def shown_path(path: Path) -> str:
+    """A path as the reader would type it: from the repository's root when it is inside."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else str(path)
 
 
 def create_app(settings: ConsoleSettings) -> FastAPI:
@@ -43,8 +50,9 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     app = create_service_app(title="console", metrics=Metrics(settings.service_name),
                              lifespan=lifespan, readiness={})
     board = Board(stack, settings.console_scrape_interval_s / 2)
-    app.state.console = Console(settings, stack, board, runner,
-                                Jinja2Templates(directory=HERE / "templates"))
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters["shown"] = shown_path
+    app.state.console = Console(settings, stack, board, runner, templates)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
     return app
