@@ -50,9 +50,7 @@ async def form_of(request: Request) -> dict[str, str]:
 
 @router.get("/", response_class=HTMLResponse)
 async def architecture(request: Request, c: Ctx) -> Response:
-    return page(c, request, "architecture.html", states=await c.board.read(),
-                arrows=[(*arrow_points(a, b), label) for a, b, label in ARROWS],
-                width=WIDTH, height=HEIGHT)
+    return page(c, request, "architecture.html", **await _board(c))
 
 
 @router.get("/recommendations", response_class=HTMLResponse)
@@ -102,9 +100,15 @@ async def saved_plot(path: str, c: Ctx) -> Response:
 
 @router.get("/fragments/board", response_class=HTMLResponse)
 async def board_fragment(request: Request, c: Ctx) -> Response:
-    return page(c, request, "board.html", states=await c.board.read(),
-                arrows=[(*arrow_points(a, b), label) for a, b, label in ARROWS],
-                width=WIDTH, height=HEIGHT)
+    return page(c, request, "board.html", **await _board(c))
+
+
+async def _board(c: Console) -> dict[str, Any]:
+    states = await c.board.read()
+    drawn = {s.box.name for s in states}
+    return {"states": states, "width": WIDTH, "height": HEIGHT,
+            "arrows": [(*arrow_points(a, b), label) for a, b, label in ARROWS
+                       if a in drawn and b in drawn]}
 
 
 @router.get("/fragments/recommendations", response_class=HTMLResponse)
