@@ -19,7 +19,6 @@ from services.console.service import Console
 from services.console.verdicts import interval_scale, verdict
 
 router = APIRouter(include_in_schema=False)
-KNOWN_USERS = ("u42", "user_123", "new-visitor-1")
 
 
 def console(request: Request) -> Console:
@@ -56,8 +55,8 @@ async def architecture(request: Request, c: Ctx) -> Response:
 @router.get("/recommendations", response_class=HTMLResponse)
 async def recommendations_page(request: Request, c: Ctx, user: str | None = None,
                                k: str | None = None) -> Response:
-    return page(c, request, "recommendations.html", users=KNOWN_USERS, user=user or "",
-                k=k or "10")
+    return page(c, request, "recommendations.html", users=c.settings.console_users,
+                user=user or "", k=k or "10")
 
 
 @router.get("/fraud", response_class=HTMLResponse)

@@ -38,3 +38,7 @@ class ConsoleSettings(PlatformSettings):
                           ".state/worlds/...)")
     console_reports_dir: Path = Field(
         Path("reports"), description="where `make load` and `make load-sweep` write")
+    console_users: tuple[str, ...] = Field(
+        ("u42", "user_123", "new-visitor-1"),
+        description="the ids offered on the recommendations page: a seeded viewer of the "
+                    "synthetic world, the brief's example, a stranger (MovieLens: 196, ...)")
