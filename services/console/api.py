@@ -105,7 +105,7 @@ async def board_fragment(request: Request, c: Ctx) -> Response:
 async def _board(c: Console) -> dict[str, Any]:
     states = await c.board.read()
     drawn = {s.box.name for s in states}
-    return {"states": states, "width": WIDTH, "height": HEIGHT,
+    return {"states": states, "width": WIDTH, "height": HEIGHT, "source": c.board.source,
             "arrows": [(*arrow_points(a, b), label) for a, b, label in ARROWS
                        if a in drawn and b in drawn]}
 

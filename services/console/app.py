@@ -17,6 +17,7 @@ from services.common.telemetry import Metrics
 from services.console.api import router
 from services.console.board import Board
 from services.console.loadrun import LoadRunner
+from services.console.prometheus import PrometheusVitals
 from services.console.service import HERE, REPO_ROOT, Console
 from services.console.settings import ConsoleSettings
 from services.console.stack import Stack
@@ -49,7 +50,9 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     # Ready as soon as it serves: the console shows the stack's health, it does not need it.
     app = create_service_app(title="console", metrics=Metrics(settings.service_name),
                              lifespan=lifespan, readiness={})
-    board = Board(stack, settings.console_scrape_interval_s / 2)
+    prometheus = (PrometheusVitals(client, settings.console_prometheus_url)
+                  if settings.console_prometheus_url else None)
+    board = Board(stack, settings.console_scrape_interval_s / 2, prometheus)
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["shown"] = shown_path
     app.state.console = Console(settings, stack, board, runner, templates)

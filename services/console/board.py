@@ -1,12 +1,16 @@
-"""The live diagram's numbers: every service scraped on demand, each against its last window."""
+"""The live diagram's numbers: every service read on demand (or Prometheus's, when it runs)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from services.console.diagram import BOXES, BoxState, board
+from services.console.diagram import BOXES, Box, BoxState, board
+from services.console.prometheus import PrometheusUnavailable, PrometheusVitals
 from services.console.stack import Stack
 from services.console.vitals import Snapshot, Vitals, vitals
+
+logger = logging.getLogger(__name__)
 
 
 class Board:
@@ -14,23 +18,36 @@ class Board:
     A scrape sooner than `min_window_s` after the kept one is measured against the older one
     instead: two browsers polling at once do not shrink the window to nothing."""
 
-    def __init__(self, stack: Stack, min_window_s: float) -> None:
+    def __init__(self, stack: Stack, min_window_s: float,
+                 prometheus: PrometheusVitals | None = None) -> None:
         self.stack = stack
         self.min_window_s = min_window_s
+        self.prometheus = prometheus
+        self.source = "the services' /metrics"
         self._before: dict[str, Snapshot] = {}
         self._latest: dict[str, Snapshot] = {}
 
     async def read(self) -> list[BoxState]:
-        names = [b.name for b in BOXES if not b.store and b.name in self.stack.upstreams]
-        routes = {b.name: b.route for b in BOXES}
-        probes, scrapes = await asyncio.gather(
-            self.stack.probe_all(),
-            asyncio.gather(*(self.stack.snapshot(n, routes[n]) for n in names)))
-        found: dict[str, Vitals] = {}
-        for name, now in zip(names, scrapes, strict=True):
+        boxes = [b for b in BOXES if not b.store and b.name in self.stack.upstreams]
+        probes, found = await asyncio.gather(self.stack.probe_all(), self._from_prometheus(boxes))
+        scraped = [b for b in boxes if b.name not in found]
+        scrapes = await asyncio.gather(*(self.stack.snapshot(b.name, b.route) for b in scraped))
+        for box, now in zip(scraped, scrapes, strict=True):
             if now is not None:
-                found[name] = self._advance(name, now)
+                found[box.name] = self._advance(box.name, now)
         return board(probes, found)
+
+    async def _from_prometheus(self, boxes: list[Box]) -> dict[str, Vitals]:
+        if self.prometheus is None:
+            return {}
+        try:
+            found = await self.prometheus.read(boxes)
+        except PrometheusUnavailable as error:
+            logger.warning("prometheus unavailable: scraping instead", extra={"error": str(error)})
+            self.source = "the services' /metrics (Prometheus did not answer)"
+            return {}
+        self.source = f"Prometheus ({self.prometheus.url}), one-minute windows"
+        return found
 
     def _advance(self, name: str, now: Snapshot) -> Vitals:
         latest = self._latest.get(name)

@@ -26,6 +26,10 @@ class ConsoleSettings(PlatformSettings):
         2.0, gt=0, le=30, description="deadline of one call to a service")
     console_scrape_interval_s: float = Field(
         3.0, gt=0, le=60, description="how often every /metrics is read for the diagram")
+    console_prometheus_url: str | None = Field(
+        None, description="a Prometheus scraping the stack (Compose: http://prometheus:9090): "
+                          "the diagram's rates and p99 come from it; without one, from the "
+                          "console's own reads of each /metrics")
     console_watch_wait_s: float = Field(
         5.0, gt=0, le=30, description="how long a watch waits for the next list to change")
     console_load_max_duration_s: float = Field(

@@ -21,7 +21,8 @@ def client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[TestClie
     for name in SERVICES:  # nothing listens on these
         monkeypatch.setenv(f"MLSD_{name}_PORT", str(free_port()))
     monkeypatch.setenv("MLSD_FRAUD_STREAM_METRICS_PORT", str(free_port()))
-    settings = ConsoleSettings(console_reports_dir=tmp_path, console_timeout_s=0.5)
+    settings = ConsoleSettings(console_reports_dir=tmp_path, console_timeout_s=0.5,
+                               console_prometheus_url=f"http://127.0.0.1:{free_port()}")
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
@@ -36,6 +37,7 @@ def test_every_page_renders_with_the_stack_down(client: TestClient, path: str) -
 def test_the_board_shows_every_service_down(client: TestClient) -> None:
     text = client.get("/fragments/board").text
     assert text.count('data-health="down"') == 8 and 'data-box="redis"' in text
+    assert "(Prometheus did not answer)" in text  # and the board read each service instead
 
 
 def test_a_service_that_is_down_is_a_503_that_says_so(client: TestClient) -> None:
