@@ -6,7 +6,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 missing_debs=()
 command -v redis-server >/dev/null || missing_debs+=(redis-server)
-command -v promtool >/dev/null || missing_debs+=(prometheus)
+{ command -v promtool && command -v prometheus; } >/dev/null || missing_debs+=(prometheus)
 # the console's browser tests (tests/e2e/test_console_browser.py): Debian's browser and its driver
 command -v chromium >/dev/null || missing_debs+=(chromium)
 command -v chromedriver >/dev/null || missing_debs+=(chromium-driver)
