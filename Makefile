@@ -8,8 +8,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka up down clean \
-	compose-check promcheck load-fraud load-recs load load-report load-sweep load-sweep-floor ab-demo catalog \
+.PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory up down clean \
+	compose-check promcheck load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
 	movielens-check
 
 # DATASET=movielens (or MLSD_DATASET in the environment): the recommender learns from, is seeded
@@ -122,6 +122,9 @@ bench-fraud-replay: setup ## decisions on a replayed week, this checkout against
 	$(PY) -m services.trainer --if-missing
 	$(PY) benchmarks/fraud_replay_compare.py --ref $(or $(REF),e60b948)
 
+bench-recs-memory: run ## Redis bytes per user and per title of the seeded state; what 200 M users need (benchmarks/results/)
+	$(PY) benchmarks/recs_memory.py
+
 bench-kafka: setup ## Kafka clients side by side: msg/s and CPU per message (benchmarks/results/)
 	$(PY) benchmarks/kafka_clients.py
 
@@ -140,6 +143,8 @@ LOAD_RECS_USERS ?= 30
 LOAD_RECS_RPS ?= 300
 LOAD_RECS_DURATION ?= 30s
 LOAD_RECS_WORLD ?= .state/worlds/$(if $(MOVIELENS),movielens,viewing)
+# who asks for recommendations: population (every user Zipf-ranked, a tenth unknown) or skewed
+LOAD_RECS_MIX ?= population
 
 # $(call locust,design,host,users,duration,rps): headless and gated, into $(LOAD_DIR)/design/locust*
 locust = $(VENV)/bin/locust -f load-tests/$(1).py --headless --only-summary --host $(2) \
@@ -150,10 +155,10 @@ openloop = $(PY) load-tests/openloop.py $(1) --host $(2) --duration $(3) --rps $
 	--arrival $(LOAD_ARRIVAL) --out $(LOAD_DIR)/$(1)/openloop
 LOCUST_FRAUD = $(call locust,fraud,$(LOAD_FRAUD_HOST),$(LOAD_FRAUD_USERS),$(LOAD_FRAUD_DURATION),$(LOAD_FRAUD_RPS))
 LOCUST_RECS = $(call locust,recs,$(LOAD_RECS_HOST),$(LOAD_RECS_USERS),$(LOAD_RECS_DURATION),$(LOAD_RECS_RPS)) \
-	--world-dir $(LOAD_RECS_WORLD)
+	--world-dir $(LOAD_RECS_WORLD) --mix $(LOAD_RECS_MIX)
 OPENLOOP_FRAUD = $(call openloop,fraud,$(LOAD_FRAUD_HOST),$(LOAD_FRAUD_DURATION),$(LOAD_FRAUD_RPS))
 OPENLOOP_RECS = $(call openloop,recs,$(LOAD_RECS_HOST),$(LOAD_RECS_DURATION),$(LOAD_RECS_RPS)) \
-	--world-dir $(LOAD_RECS_WORLD)
+	--world-dir $(LOAD_RECS_WORLD) --mix $(LOAD_RECS_MIX)
 
 load-fraud: run ## load test the fraud service (500 req/s, 30 s); fails if p99 > 50 ms or > 0.1% fail
 	mkdir -p $(LOAD_DIR)/fraud
@@ -176,19 +181,36 @@ load: run ## both designs (recs first: an overloaded fraud run leaves a backlog)
 	if [ -n "$$broken" ]; then echo "make load: FAILED:$$broken (report: $(LOAD_DIR)/*/summary.md)"; exit 1; fi; \
 	echo "make load: every gate passed (report: $(LOAD_DIR)/*/summary.md)"
 
+# Real-time personalization under load: the uncached open loop at LOAD_FRESHNESS_RPS and, beside
+# it, probes that watch a title through ingest and time until that user's list drops it.
+LOAD_FRESHNESS_RPS ?= 600
+LOAD_FRESHNESS_PROBES ?= 100
+LOAD_FRESHNESS_DURATION ?= 60s
+
+load-freshness: run ## a watch changes that user's next list within 1 s (p99 of 100 probes) while uncached recs run at 600 req/s
+	mkdir -p $(LOAD_DIR)/freshness
+	@$(PY) load-tests/openloop.py recs-uncached --host $(LOAD_RECS_HOST) --rps $(LOAD_FRESHNESS_RPS) \
+		--duration $(LOAD_FRESHNESS_DURATION) --arrival $(LOAD_ARRIVAL) --world-dir $(LOAD_RECS_WORLD) \
+		--out $(LOAD_DIR)/freshness/openloop & load=$$!; \
+	$(PY) load-tests/freshness.py --recs $(LOAD_RECS_HOST) --probes $(LOAD_FRESHNESS_PROBES) \
+		--interval 0.5 --delay-s 5 --world-dir $(LOAD_RECS_WORLD) --out $(LOAD_DIR)/freshness/freshness; \
+	probes=$$?; wait $$load; loaded=$$?; \
+	if [ $$probes -ne 0 ] || [ $$loaded -ne 0 ]; then echo "make load-freshness: FAILED"; exit 1; fi
+
 load-report: ## (re)write the report of the last load runs: plots and summary.md per design
 	$(PY) load-tests/report.py $(wildcard $(LOAD_DIR)/fraud $(LOAD_DIR)/recs)
 
 # The load sweep: offered rates past the framework's floor (issue 14: ~2,500 req/s, quiet machine), finer
 # where the services' knees are (a few hundred req/s); load-tests/README.md says how it stops.
-LOAD_SWEEP_DESIGNS ?= recs fraud
+LOAD_SWEEP_DESIGNS ?= recs recs-uncached fraud
 LOAD_SWEEP_RATES ?= 100,200,300,400,500,600,800,1000,1250,1500,2000,2500,3000
 LOAD_SWEEP_STEP_DURATION ?= 10s
 LOAD_SWEEP_DIR ?= $(LOAD_DIR)/sweep
 LOAD_SWEEP_ARGS ?=
 SWEEP = $(PY) load-tests/sweep.py $(LOAD_SWEEP_DESIGNS) --rates $(LOAD_SWEEP_RATES) \
 	--step-duration $(LOAD_SWEEP_STEP_DURATION) --arrival $(LOAD_ARRIVAL) \
-	--host fraud=$(LOAD_FRAUD_HOST) --host recs=$(LOAD_RECS_HOST) --out $(LOAD_SWEEP_DIR) \
+	--host fraud=$(LOAD_FRAUD_HOST) --host recs=$(LOAD_RECS_HOST) \
+	--host recs-uncached=$(LOAD_RECS_HOST) --out $(LOAD_SWEEP_DIR) \
 	$(LOAD_SWEEP_ARGS)
 
 load-sweep: run ## p99 against offered rate per design, open loop, beside the bare-endpoint floor; knees in reports/load/sweep/

@@ -25,14 +25,14 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.responses import Response
 
 from services.common.http import create_service_app
 from services.common.telemetry import Metrics
 from services.fraud.schemas import ReasonOut, ScoreResponse
 from services.recommender.explain import RecommendationType
-from services.recommender.schemas import RecommendationsResponse, RecommendedItem
+from services.recommender.schemas import RecommendationsResponse, RecommendedItem, ServedFrom
 
 MAX_K = 100  # what the recommender accepts (viewers.K_RANGE)
 JSON = "application/json"
@@ -83,13 +83,13 @@ class RecsAnswers:
     """The recommender's answer for any user and k, from parts encoded once: the user id is the
     only thing encoded per request (the load test checks it is the one asked about)."""
 
-    def __init__(self) -> None:
+    def __init__(self, served_from: ServedFrom = "cache") -> None:
         items = [item.model_dump_json() for item in recommended_items()]
         self._items = [b""] + [f"[{','.join(items[:k])}]".encode() for k in range(1, MAX_K + 1)]
         template = RecommendationsResponse(
             user_id="U", items=[], variant="treatment", experiment="recs-ranker-v2",
             model_version=3, personalization="full", watch_count=42,
-            request_id="9b2f6c1e4d8a4f0bb3c5e7a9d1f20486", served_from="cache", fallbacks=[],
+            request_id="9b2f6c1e4d8a4f0bb3c5e7a9d1f20486", served_from=served_from, fallbacks=[],
             processing_time_ms=2.1).model_dump_json()
         head, tail = template.split('"items":[]')
         self._head = head.replace('"user_id":"U"', '"user_id":{user}').encode()
@@ -107,6 +107,7 @@ def create_app(platform: bool = False) -> FastAPI:
     router = APIRouter()
     score_body = fraud_answer()
     recs = RecsAnswers()
+    fresh = RecsAnswers("computed")  # what a client asking `Cache-Control: no-cache` is told
 
     @router.post("/v1/score")
     async def score(request: Request) -> Response:
@@ -114,9 +115,10 @@ def create_app(platform: bool = False) -> FastAPI:
         return Response(score_body, media_type=JSON)
 
     @router.get("/v1/recommendations/{user_id:path}")
-    async def recommendations(user_id: str,
-                              k: Annotated[int, Query(ge=1, le=MAX_K)] = 10) -> Response:
-        return Response(recs.body(user_id, k), media_type=JSON)
+    async def recommendations(user_id: str, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+                              cache_control: Annotated[str, Header()] = "") -> Response:
+        answers = fresh if "no-cache" in cache_control else recs
+        return Response(answers.body(user_id, k), media_type=JSON)
 
     if platform:
         app = create_service_app(title="floor", metrics=Metrics("floor"), readiness={})

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import functools
 import gc
 import json
 import logging
@@ -35,8 +36,8 @@ import os
 import random
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import astuple, dataclass, fields
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import astuple, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,7 @@ class Call:
     path: str
     json: Any = None
     check: Check = answered_2xx
+    headers: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,8 @@ async def drive(session: aiohttp.ClientSession, name: str, calls: Iterator[Call]
         lag = loop.time() - due_at
         try:
             async with (asyncio.timeout(timeout_s),
-                        session.request(call.method, call.path, json=call.json) as response):
+                        session.request(call.method, call.path, json=call.json,
+                                        headers=call.headers) as response):
                 status, body = response.status, await response.read()
         except (TimeoutError, aiohttp.ClientError) as failure:
             answered = loop.time()
@@ -174,9 +177,14 @@ def fraud_calls(world_dir: Path, rng: random.Random, _: viewers.Tally) -> Iterat
     return (Call("POST", "/v1/score", request.body) for request in traffic)
 
 
-def recs_calls(world_dir: Path, rng: random.Random, tally: viewers.Tally) -> Iterator[Call]:
-    """GETs whose answers are checked against the contract and counted in tally."""
-    population = viewers.Population(viewers.load_users(world_dir))
+UNCACHED = {"Cache-Control": "no-cache, no-store"}  # the recommender computes, and keeps nothing
+
+
+def recs_calls(world_dir: Path, rng: random.Random, tally: viewers.Tally,
+               mix: str = viewers.DEFAULT_MIX, uncached: bool = False) -> Iterator[Call]:
+    """GETs whose answers are checked against the contract and counted in tally; uncached:
+    each asks for a list computed now, and an answer served any other way is a failure."""
+    population = viewers.Population(viewers.load_users(world_dir), viewers.MIXES[mix])
 
     def checked(request: viewers.RecsRequest) -> Check:
         def check(status: int, body: bytes) -> str | None:
@@ -187,11 +195,22 @@ def recs_calls(world_dir: Path, rng: random.Random, tally: viewers.Tally) -> Ite
             except ValueError:
                 answer = None
             problem = tally.record(answer, request)
-            return None if problem is None else f"malformed answer: {problem}"
+            if problem is not None:
+                return f"malformed answer: {problem}"
+            if uncached and answer["served_from"] != "computed":
+                return f"served from {answer['served_from']}, not computed"
+            return None
         return check
 
     traffic = viewers.TrafficGenerator(population, rng)
-    return (Call("GET", request.path, check=checked(request)) for request in traffic)
+    headers = UNCACHED if uncached else None
+    return (Call("GET", request.path, check=checked(request), headers=headers)
+            for request in traffic)
+
+
+def uncached_recs_calls(world_dir: Path, rng: random.Random,
+                        tally: viewers.Tally) -> Iterator[Call]:
+    return recs_calls(world_dir, rng, tally, uncached=True)
 
 
 @dataclass(frozen=True)
@@ -211,6 +230,10 @@ DESIGNS = {
     "recs": Design(viewers.ENDPOINT, viewers.P99_BUDGET_MS, "http://127.0.0.1:8030",
                    viewers.DEFAULT_TARGET_RPS, viewers.DEFAULT_WORLD, recs_calls,
                    tallies_answers=True),
+    # The same traffic, every answer computed: the service's cost per request, cache aside.
+    "recs-uncached": Design(viewers.ENDPOINT, viewers.P99_BUDGET_MS, "http://127.0.0.1:8030",
+                            viewers.DEFAULT_TARGET_RPS, viewers.DEFAULT_WORLD,
+                            uncached_recs_calls, tallies_answers=True),
 }
 
 
@@ -290,6 +313,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-connections", type=int, default=100,
                         help="beyond this many in flight, requests wait for a connection")
     parser.add_argument("--world-dir", help="the synthetic world (default: the locustfile's)")
+    parser.add_argument("--mix", choices=sorted(viewers.MIXES),
+                        help=f"recs: who asks (default {viewers.DEFAULT_MIX}; viewers.py)")
     parser.add_argument("--out", help="prefix of the files written "
                                       "(default: reports/load/<design>/openloop)")
     parser.add_argument("--slo-p99-ms", default=os.environ.get("LOCUST_SLO_P99_MS"),
@@ -304,6 +329,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s/%(name)s: %(message)s")
     args = parse_args(argv)
     design = DESIGNS[args.design]
+    if args.mix is not None:
+        if not design.tallies_answers:
+            logger.error("--mix is the recommendation traffic's; %s has none", args.design)
+            return 2
+        design = replace(design, calls=functools.partial(
+            recs_calls, mix=args.mix, uncached=design.calls is uncached_recs_calls))
     args.host = args.host or design.host
     rate = args.rps if args.rps is not None else design.rps
     rng = random.Random(args.seed)

@@ -3,9 +3,11 @@
 Headless, gated (exit 1 on a broken SLO):  make load-recs
 Web UI (http://localhost:8089):            .venv/bin/locust -f load-tests/recs.py \\
                                                --host http://127.0.0.1:8030
-Askers come from the viewing world (viewers.py): hot users (cache hits), a tail (misses) and
-users no world has (cold start). Every answer is checked against the contract and counted by
-served_from; a malformed one fails the run.
+Askers come from the viewing world (viewers.py, --mix: the whole population Zipf-ranked with a
+tenth unknown by default, or the old skewed mix) and users no world has (cold start). Every
+answer is checked against the contract and counted by served_from; a malformed one fails the
+run. --uncached asks for every list computed now (`Cache-Control: no-cache, no-store`), and an
+answer served any other way fails.
 """
 
 from __future__ import annotations
@@ -36,16 +38,23 @@ def _add_options(parser: Any, **_: Any) -> None:
     parser.add_argument("--world-dir", default=str(viewers.DEFAULT_WORLD),
                         env_var="LOCUST_WORLD_DIR", include_in_web_ui=False,
                         help="the synthetic viewing world (users.parquet)")
+    parser.add_argument("--mix", choices=sorted(viewers.MIXES), default=viewers.DEFAULT_MIX,
+                        env_var="LOCUST_RECS_MIX", help="who asks (viewers.py)")
+    parser.add_argument("--uncached", action="store_true", env_var="LOCUST_RECS_UNCACHED",
+                        help="every list computed now: Cache-Control: no-cache, no-store")
+
+
+UNCACHED = {"Cache-Control": "no-cache, no-store"}
 
 
 @functools.cache
-def _population(directory: str) -> viewers.Population:
-    return viewers.Population(viewers.load_users(Path(directory)))
+def _population(directory: str, mix: str) -> viewers.Population:
+    return viewers.Population(viewers.load_users(Path(directory)), viewers.MIXES[mix])
 
 
 @events.init.add_listener
 def _load_population(environment: Environment, **_: Any) -> None:
-    paced.preload(environment, lambda options: _population(options.world_dir))
+    paced.preload(environment, lambda options: _population(options.world_dir, options.mix))
 
 
 @events.test_start.add_listener
@@ -87,14 +96,16 @@ class Viewer(paced.PacedUser):
     def on_start(self) -> None:
         options = self.environment.parsed_options
         world_dir = options.world_dir if options is not None else str(viewers.DEFAULT_WORLD)
+        mix = options.mix if options is not None else viewers.DEFAULT_MIX
+        self.uncached = bool(options is not None and options.uncached)
         super().on_start()
-        self.traffic = viewers.TrafficGenerator(_population(world_dir), self.rng)
+        self.traffic = viewers.TrafficGenerator(_population(world_dir, mix), self.rng)
 
     @task
     def recommend(self) -> None:
         request = next(self.traffic)
-        with self.client.get(request.path, name=viewers.ENDPOINT,
-                             catch_response=True) as response:
+        with self.client.get(request.path, name=viewers.ENDPOINT, catch_response=True,
+                             headers=UNCACHED if self.uncached else None) as response:
             if response.status_code != 200:
                 if 200 < response.status_code < 300:  # other errors Locust counts already
                     response.failure(f"HTTP {response.status_code}, not 200")
@@ -105,3 +116,5 @@ class Viewer(paced.PacedUser):
                 body = None
             if problem := tally.record(body, request):
                 response.failure(f"malformed answer: {problem}")
+            elif self.uncached and body["served_from"] != "computed":
+                response.failure(f"served from {body['served_from']}, not computed")

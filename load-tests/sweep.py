@@ -374,7 +374,7 @@ def plot(result: Mapping[str, Any], path: Path) -> None:
         ax.axhline(entry["p99_budget_ms"], color="tab:red", linewidth=1,
                    label=f"budget {entry['p99_budget_ms']:g} ms")
         ax.set(xscale="log", yscale="log", xlabel="offered rate (req/s, open loop)",
-               ylabel="p99 latency (ms, from due time)", title=entry["endpoint"])
+               ylabel="p99 latency (ms, from due time)", title=f"{name}: {entry['endpoint']}")
         rates = result["settings"]["rates_rps"]
         ax.set_xticks(rates, [f"{r:g}" for r in rates], rotation=60, fontsize="small")
         ax.xaxis.set_minor_formatter(NullFormatter())

@@ -4,10 +4,16 @@ Pure (no Locust, no network): the locustfile (recs.py) and the open-loop driver 
 wire `TrafficGenerator` to their clients. The askers are the viewing world's users
 (users.parquet), in three segments:
 
-- hot: a few users (Mix.hot_users) send most requests (Mix.hot_share), Zipf-weighted among
-  themselves. After its first request a hot user's answer is in the service's cache.
+- hot: the users Mix.hot_users names send Mix.hot_share of the requests, Zipf-weighted among
+  themselves (the user of rank r in proportion to 1 / r**Mix.zipf_exponent).
 - tail: every other world user, uniformly: rarely asked twice in a run, so mostly computed.
 - cold: ids no world has (u9000000 and up, a new one each time): cold start.
+
+Two mixes are named (MIXES). `population`, the default: every world user is ranked (at random,
+seeded) and asks in proportion to 1 / rank**0.8, and 10 % of requests come from users no
+world has. `skewed`, the load test's mix until issue 15: 60 % of requests from 60 users, which
+put 63-76 % of answers in the cache. Either way, a run's report states the cache share it
+produced (served_from).
 
 k is 10 for most requests, sometimes 5, 20, 50 or 100 (a carousel, a full page).
 `Tally` checks each answer against the contract and counts where it was served from.
@@ -67,12 +73,20 @@ class Mix:
         return 1.0 - self.hot_share - self.cold_share
 
 
+EVERY_USER = 10**12  # hot_users beyond any world's size: the whole population is ranked
+MIXES: dict[str, Mix] = {
+    "population": Mix(hot_users=EVERY_USER, hot_share=0.9, cold_share=0.1, zipf_exponent=0.8),
+    "skewed": Mix(),
+}
+DEFAULT_MIX = "population"
+
+
 class Population:
     """The world's users split once into a hot head and a tail: the split is seeded, so every
     simulated client of a run (each with its own generator) has the same hot users."""
 
     def __init__(self, user_ids: Sequence[str], mix: Mix | None = None, seed: int = 0) -> None:
-        self.mix = mix or Mix()
+        self.mix = mix or MIXES[DEFAULT_MIX]
         users = list(dict.fromkeys(user_ids))  # unique, in order
         if not users:
             raise ValueError("a population needs at least one user")

@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from services.common.health import Check, health_router
 from services.common.settings import PlatformSettings
@@ -38,10 +39,16 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"invalid request: {summary}", "errors": errors}, 422)
 
 
-def _frozen_after_start(lifespan: Lifespan | None, threads: int | None) -> Lifespan:
+def _frozen_after_start(lifespan: Lifespan | None, threads: int | None,
+                        blas_threads: int) -> Lifespan:
     """Run the service's start-up, then freeze the heap: the objects loaded at start (numpy,
     models) leave the garbage collector's view, so full collections stop costing tens of ms on
     the request path (docs/feature-store.md measured 40-60 ms pauses without it).
+
+    Before that, numpy's BLAS is held to `blas_threads`. A request's matrix products are small
+    (one user against a few thousand titles), and OpenBLAS's extra thread, spinning between
+    them, burned about 1 ms of CPU per recommendation, a third of the service's
+    (docs/recommendations.md, "CPU per request"); parallelism here comes from processes.
 
     `threads` caps the pool that runs blocking handlers (anyio's default: 40). A CPU-bound
     handler gains nothing from 40 threads taking turns at one interpreter lock, and every
@@ -49,6 +56,7 @@ def _frozen_after_start(lifespan: Lifespan | None, threads: int | None) -> Lifes
 
     @asynccontextmanager
     async def frozen(app: FastAPI) -> AsyncIterator[None]:
+        threadpool_limits(limits=blas_threads, user_api="blas")
         if threads is not None:
             anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         if lifespan is None:
@@ -70,10 +78,13 @@ def create_service_app(
     lifespan: Lifespan | None = None,
     version: str = "0.1.0",
     threads: int | None = None,
+    blas_threads: int = 1,
 ) -> FastAPI:
     """A FastAPI app with the platform's middleware and routes; the service adds its own router.
-    `threads`: how many requests run their blocking handler at once (None: anyio's 40)."""
-    app = FastAPI(title=title, version=version, lifespan=_frozen_after_start(lifespan, threads))
+    `threads`: how many requests run their blocking handler at once (None: anyio's 40);
+    `blas_threads`: numpy's BLAS threads in this process (PlatformSettings.blas_threads)."""
+    app = FastAPI(title=title, version=version,
+                  lifespan=_frozen_after_start(lifespan, threads, blas_threads))
     app.state.metrics = metrics  # what /metrics exposes; tests read the registry through it
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, router=app.router)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -44,6 +44,10 @@ class PlatformSettings(BaseSettings):
     feature_namespace: str = Field("fs", pattern=r"^[a-z][a-z0-9_-]*$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
+    blas_threads: int = Field(
+        1, ge=1, le=64, description="threads numpy's BLAS may use per process; one: a request's "
+                                    "products are small, parallelism comes from processes "
+                                    "(docs/recommendations.md measured the extra thread's cost)")
 
     @model_validator(mode="after")
     def _refuse_local_defaults_in_production(self) -> PlatformSettings:

@@ -102,6 +102,7 @@ def create_app(settings: ExperimentsSettings, *, redis_client: redis.Redis | Non
                 client.close()
 
     app = create_service_app(title="experiments", metrics=metrics, lifespan=lifespan,
+                             blas_threads=settings.blas_threads,
                              readiness={"redis": lambda: bool(client.ping()),
                                         "definitions": lambda: cache.version is not None})
     app.state.settings = settings

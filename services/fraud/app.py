@@ -108,6 +108,7 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
             redis_client.close()
 
     app = create_service_app(title="fraud", metrics=metrics, lifespan=lifespan,
+                             blas_threads=settings.blas_threads,
                              threads=settings.fraud_http_threads,
                              readiness={"policy": lambda: True})
     app.state.settings = settings

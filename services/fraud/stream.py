@@ -146,6 +146,7 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
         return bool(started) and all(scoring.thread.is_alive() for scoring in started)
 
     return create_service_app(title="fraud stream scorer", metrics=metrics,
+                              blas_threads=settings.blas_threads,
                               lifespan=blocking_lifespan(start, stop),
                               readiness={"scorer": running})
 

@@ -117,6 +117,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None,
                 redis_client.close()
 
     app = create_service_app(title="ingest", metrics=metrics, lifespan=lifespan,
+                             blas_threads=settings.blas_threads,
                              readiness={"kafka": _kafka_check(settings, deferred),
                                         "redis": dedupe.ready})
     app.state.settings = settings

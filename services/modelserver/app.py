@@ -93,6 +93,7 @@ def create_app(settings: ModelServerSettings) -> FastAPI:
             watcher.stop()
 
     app = create_service_app(title="model server", metrics=metrics, lifespan=lifespan,
+                             blas_threads=settings.blas_threads,
                              readiness={"models": cache.is_ready})
     app.state.settings = settings
     app.state.model_server = ModelServer(repository, cache, serving_metrics)

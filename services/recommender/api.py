@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from services.common.ids import OpaqueId
 from services.recommender.schemas import RecommendationsResponse
-from services.recommender.service import RecommenderService
+from services.recommender.service import CacheUse, RecommenderService
 
 
 async def service(request: Request) -> RecommenderService:
@@ -22,6 +22,9 @@ UserId = Annotated[OpaqueId, Path(description="any opaque id, percent-encoded (`
                                                "unknown user is not an error: they get popular "
                                                "and trending titles")]
 K = Annotated[int, Query(ge=1, le=100, description="how many titles")]
+CacheControl = Annotated[str | None, Header(
+    description="`no-cache`: a list computed now, not the cached one; `no-store`: do not keep "
+                "it (both: the uncached path, as the load tests measure it)")]
 
 router = APIRouter(tags=["recommendations"])
 
@@ -31,7 +34,8 @@ router = APIRouter(tags=["recommendations"])
             responses={422: {"description": "k outside 1..100, or a user id that is empty, "
                                             "over 128 characters or holds a control character"}},
             summary="a user's recommendations, each with its type and explanation")
-async def recommendations(user_id: UserId, recommender: Service,
-                          k: K = 10) -> RecommendationsResponse:
+async def recommendations(user_id: UserId, recommender: Service, k: K = 10,
+                          cache_control: CacheControl = None) -> RecommendationsResponse:
     # Redis, numpy and the model call block: off the event loop, in one hop for the pipeline.
-    return await run_in_threadpool(recommender.recommend, user_id, k)
+    return await run_in_threadpool(recommender.recommend, user_id, k,
+                                   CacheUse.from_header(cache_control))

@@ -107,6 +107,21 @@ class UserStore(Protocol):
 
 
 @dataclass(frozen=True)
+class CacheUse:
+    """What one request lets the response cache do: a client's `Cache-Control: no-cache` asks
+    for a list computed now (read: False), `no-store` for one not kept (write: False)."""
+
+    read: bool = True
+    write: bool = True
+
+    @classmethod
+    def from_header(cls, cache_control: str | None) -> CacheUse:
+        directives = {part.strip().lower().split("=", 1)[0]
+                      for part in (cache_control or "").split(",")}
+        return cls(read="no-cache" not in directives, write="no-store" not in directives)
+
+
+@dataclass(frozen=True)
 class Limits:
     sizes: Sizes
     cache_ttl_s: int
@@ -135,7 +150,8 @@ class RecommenderService:
         self._model_breaker = model_breaker
 
     # --- the use case ------------------------------------------------------------------------
-    def recommend(self, user_id: str, k: int) -> RecommendationsResponse:
+    def recommend(self, user_id: str, k: int,
+                  cache: CacheUse = CacheUse()) -> RecommendationsResponse:
         start = time.perf_counter()
         assignment = self._choose(user_id)
         fallbacks: list[Fallback] = []
@@ -147,7 +163,7 @@ class RecommenderService:
         snapshot = self.catalog.snapshot
         store = self._store_for(snapshot.items)
         cached = None
-        if self._limits.cache_enabled:
+        if self._limits.cache_enabled and cache.read:
             with self._stage("cache"):
                 cached = self._cached(store, user_id, k, assignment)
         if cached is not None:
@@ -161,7 +177,7 @@ class RecommenderService:
         listed, model_failed = self._compute(state, k, snapshot, assignment)
         if model_failed:
             fallbacks.append("model")
-        elif listed.items and self._limits.cache_enabled:
+        elif listed.items and self._limits.cache_enabled and cache.write:
             self._cache(store, user_id, k, listed)
         return self._answer(listed, "fallback" if fallbacks else "computed", fallbacks,
                             assignment, start)

@@ -74,5 +74,6 @@ def create_app(settings: StreamSettings) -> FastAPI:
         return bool(running) and all(item.alive() for item in running)
 
     return create_service_app(title="stream processor", metrics=metrics,
+                              blas_threads=settings.blas_threads,
                               lifespan=blocking_lifespan(start, stop),
                               readiness={"concerns": every_concern_runs})

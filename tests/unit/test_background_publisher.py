@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from services.common.bus.background import BackgroundPublisher
@@ -51,3 +52,43 @@ def test_messages_still_refused_after_the_retry_window_are_counted_as_failed() -
     log.submit(OutboundMessage("t", "k", b"x"))
     log.close()
     assert counts == {"failed": 1}
+
+
+class Batches(Flaky):
+    """Stores everything, remembering how many messages each publish call carried."""
+
+    def __init__(self) -> None:
+        super().__init__(failures=0)
+        self.sizes: list[int] = []
+
+    def publish(self, messages: Sequence[OutboundMessage]) -> list[Delivery]:
+        self.sizes.append(len(messages))
+        return super().publish(messages)
+
+
+def test_with_a_linger_messages_arriving_apart_share_one_produce_request() -> None:
+    def sizes(linger_s: float) -> list[int]:
+        broker = Batches()
+        log = BackgroundPublisher(broker, linger_s=linger_s)  # type: ignore[arg-type]
+        for n in range(5):
+            log.submit(OutboundMessage("t", "k", str(n).encode()))
+            time.sleep(0.02)
+        log.close()
+        assert [m.value for m in broker.stored] == [str(n).encode() for n in range(5)]
+        return broker.sizes
+
+    assert sizes(linger_s=0.0) == [1, 1, 1, 1, 1]   # each sent as it came
+    assert sizes(linger_s=1.0) == [5]
+
+
+def test_a_full_batch_goes_without_waiting_out_the_linger() -> None:
+    broker = Batches()
+    log = BackgroundPublisher(broker, max_batch=3, linger_s=30.0)  # type: ignore[arg-type]
+    for n in range(3):
+        log.submit(OutboundMessage("t", "k", str(n).encode()))
+    deadline = time.monotonic() + 5
+    while not broker.sizes:
+        assert time.monotonic() < deadline, "a full batch waited for the linger"
+        time.sleep(0.01)
+    assert broker.sizes == [3]
+    log.close()

@@ -41,6 +41,12 @@ def test_recommendations_are_k_titles_for_the_user_asked_about(client: TestClien
     assert viewers.served_from(response.json(), request) == "cache"
 
 
+def test_a_client_asking_for_no_cache_is_told_the_list_was_computed(client: TestClient) -> None:
+    response = client.get("/v1/recommendations/u1", headers={"Cache-Control": "no-cache"})
+    assert response.json()["served_from"] == "computed"
+    assert client.get("/v1/recommendations/u1").json()["served_from"] == "cache"
+
+
 def test_ten_titles_are_about_two_kilobytes_as_the_recommender_answers(
         client: TestClient) -> None:
     assert 1_500 < len(client.get("/v1/recommendations/u1").content) < 2_500

@@ -257,3 +257,19 @@ def test_recs_calls_check_each_answer_against_the_contract_and_count_served_from
     assert call.check(503, b"") == "HTTP 503"
     assert tally.served_from == {"computed": 1}
     assert tally.malformed.total() == 1
+
+
+def test_uncached_recs_calls_ask_for_a_fresh_list_and_fail_any_other_answer(
+        tmp_path: Path) -> None:
+    pd.DataFrame({"user_id": ["u1", "u2", "u3"]}).to_parquet(tmp_path / "users.parquet")
+    tally = viewers.Tally()
+    call = next(openloop.DESIGNS["recs-uncached"].calls(tmp_path, random.Random(0), tally))
+    assert call.headers == {"Cache-Control": "no-cache, no-store"}
+    user_id = call.path.split("/")[-1].split("?")[0]
+    answer = {"user_id": user_id, "items": [], "variant": "control", "model_version": 1,
+              "served_from": "computed", "processing_time_ms": 4.2}
+    assert call.check(200, json.dumps(answer).encode()) is None
+    for other in ("cache", "fallback"):
+        assert call.check(200, json.dumps({**answer, "served_from": other}).encode()) == \
+            f"served from {other}, not computed"
+    assert next(openloop.recs_calls(tmp_path, random.Random(0), tally)).headers is None

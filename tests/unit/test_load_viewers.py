@@ -68,9 +68,24 @@ def test_the_hot_users_are_the_same_for_every_client_of_a_run_but_not_the_first_
 
 
 def test_tail_requests_never_ask_about_a_hot_user() -> None:
-    population = _population()
+    population = viewers.Population(USERS, viewers.MIXES["skewed"])
     tail = {r.user_id for r in _take(5_000, population) if r.segment == viewers.TAIL}
     assert tail and not tail & set(population.hot)
+
+
+def test_the_default_mix_ranks_the_whole_population_with_a_tenth_unknown() -> None:
+    population = _population()
+    assert population.mix == viewers.MIXES["population"] and population.tail == ()
+    assert set(population.hot) == set(USERS)
+    requests = _take(60_000, population)
+    segments = Counter(r.segment for r in requests)
+    assert 0.09 < segments[viewers.COLD] / 60_000 < 0.11 and viewers.TAIL not in segments
+    users = Counter(r.user_id for r in requests if r.segment == viewers.HOT)
+    assert len(users) > 0.9 * len(USERS)  # nearly everyone asks at least once
+    first, second = users[population.hot[0]], users[population.hot[1]]
+    assert 1.4 < first / second < 2.1  # 2 ** 0.8 = 1.74
+    expected_top = 1 / sum(rank ** -0.8 for rank in range(1, len(USERS) + 1))  # 6.5 %
+    assert abs(first / sum(users.values()) - expected_top) < 0.01
 
 
 def test_cold_users_are_ids_no_world_has_and_rarely_repeat() -> None:

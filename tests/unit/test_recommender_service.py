@@ -18,7 +18,7 @@ from services.recommender.candidates import Sizes
 from services.recommender.catalog import LiveCatalog
 from services.recommender.metrics import RecommenderMetrics
 from services.recommender.schemas import RecommendationList, RecommendationsResponse
-from services.recommender.service import Limits, RecommenderService
+from services.recommender.service import CacheUse, Limits, RecommenderService
 from services.recommender.variants import Assignment, fixed_variant
 from tests import recommender_world as world
 
@@ -157,6 +157,26 @@ def test_the_second_request_is_served_from_the_cache_until_a_watch_changes_the_c
     rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4", ids(first)[0]])
     third = rig.service.recommend("u1", 5)
     assert third.served_from == "computed" and ids(first)[0] not in ids(third)
+
+
+@pytest.mark.parametrize(("header", "read", "write"), [
+    (None, True, True), ("", True, True), ("max-age=0", True, True),
+    ("no-cache", False, True), ("No-Store", True, False), ("no-cache, no-store", False, False),
+    ("no-store,no-cache=set-cookie", False, False)])
+def test_cache_control_says_what_the_response_cache_may_do(header: str | None, read: bool,
+                                                           write: bool) -> None:
+    assert CacheUse.from_header(header) == CacheUse(read, write)
+
+
+def test_no_cache_computes_a_cached_list_anew_and_no_store_keeps_it_out(rig: Rig) -> None:
+    rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
+    assert rig.service.recommend("u1", 5, CacheUse(read=True, write=False)).served_from == \
+        "computed"
+    assert rig.store.cache == {}
+    rig.service.recommend("u1", 5)
+    assert rig.service.recommend("u1", 5, CacheUse(read=False)).served_from == "computed"
+    assert rig.service.recommend("u1", 5).served_from == "cache"
+    assert rig.count("cache_lookups_total", result="hit") == 1
 
 
 def test_a_list_built_before_a_watch_is_not_cached_after_it(rig: Rig) -> None:

@@ -4,10 +4,12 @@ import json
 import logging
 
 import anyio.to_thread
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
+from threadpoolctl import threadpool_info, threadpool_limits  # type: ignore[import-untyped]
 
 from services.common.http import create_service_app
 from services.common.telemetry import LATENCY_BUCKETS_S, Metrics, configure_logging
@@ -122,3 +124,20 @@ def test_threads_caps_how_many_blocking_handlers_run_at_once() -> None:
         assert client.get("/limit").json() == 4
     with TestClient(limit_app(None)) as client:
         assert client.get("/limit").json() == 40      # anyio's default, untouched
+
+
+def test_blas_threads_hold_numpy_to_the_setting_once_started() -> None:
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    assert np.ones((2, 2)) @ np.ones(2) is not None  # numpy (and its BLAS) loaded
+    assert blas_threads(), "numpy ships a BLAS threadpoolctl can see"
+    before = max(blas_threads())
+    try:
+        for wanted in (2, 1):
+            app = create_service_app(title="t", metrics=Metrics(f"blas_{wanted}"),
+                                     readiness={}, blas_threads=wanted)
+            with TestClient(app):
+                assert blas_threads() == {wanted}
+    finally:
+        threadpool_limits(limits=before, user_api="blas")

@@ -125,6 +125,9 @@ class OffPathPublishing:
     connection: DeferredPublisher | None
 
 
+OFF_PATH_LINGER_S = 0.05  # a record nobody waits on can wait 50 ms for company (background.py)
+
+
 def off_path_publishing(settings: PlatformSettings, publisher: Publisher | None, *,
                         topic: str, capacity: int, probe_timeout_s: float,
                         delivery_timeout_s: float, on_outcome: Outcome) -> OffPathPublishing:
@@ -136,4 +139,5 @@ def off_path_publishing(settings: PlatformSettings, publisher: Publisher | None,
             settings, probe_timeout_s=probe_timeout_s, delivery_timeout_s=delivery_timeout_s,
             warm_topics=[topic]))
     return OffPathPublishing(BackgroundPublisher(publisher, capacity=capacity,
-                                                 on_outcome=on_outcome), connection)
+                                                 on_outcome=on_outcome,
+                                                 linger_s=OFF_PATH_LINGER_S), connection)

@@ -1,0 +1,222 @@
+"""CPU per recommendation by process, side by side in one run; and the cores the brief's rates need.
+
+    make run && make seed
+    .venv/bin/python benchmarks/recs_cpu.py [--rps 200] [--duration 20]
+
+Each configuration starts its own recommender process (one worker) on a free port against the
+running stack's Redis and Kafka, drives it with the open-loop driver at --rps for --duration
+seconds, and reads the CPU seconds every process spent meanwhile (psutil: user + system, all
+threads): the recommender, Redis, the Kafka broker, the stream processor (it consumes the
+impressions and exposures), and the driver. Divided by the requests answered: ms of CPU per
+request, per process. The configurations, in one run so noise hits them alike:
+
+- uncached, BLAS 1 thread: every list computed (`Cache-Control: no-cache, no-store`);
+- uncached, BLAS 2 threads: the same with numpy's BLAS left at its default on 2 cores, to show
+  what MLSD_BLAS_THREADS=1 buys;
+- cached: the same traffic (same seed) twice without the header; the second pass is measured,
+  when nearly every list is in the cache;
+- the floor: load-tests/floor.py, fixed answers, what FastAPI and the driver cost alone.
+
+Then the capacity line: cores for 11,600 and 35,000 req/s (the brief's 1 B a day, on average
+and at a 3x peak) at a cache hit ratio h, as R x (h x hit + (1 - h) x miss), the service's,
+Redis's, Kafka's and the stream's CPU per request counted. Writes benchmarks/results/recs_cpu.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import psutil
+
+from services.common.settings import PlatformSettings
+from services.stream.settings import StreamSettings
+
+RESULT = Path("benchmarks/results/recs_cpu.json")
+BRIEF_RATES = {"average (1 B a day)": 11_600, "peak (3x)": 35_000}
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def listening_on(port: int) -> psutil.Process | None:
+    """The process listening on a loopback port: the stack's own Redis, broker, stream
+    processor (other copies may run on this machine, on other ports)."""
+    for connection in psutil.net_connections(kind="tcp"):
+        if (connection.status == psutil.CONN_LISTEN and connection.laddr
+                and connection.laddr.port == port and connection.pid):
+            return psutil.Process(connection.pid)
+    return None
+
+
+def stack_processes() -> dict[str, psutil.Process | None]:
+    platform_settings, stream = PlatformSettings(), StreamSettings()
+    redis_port = urlparse(platform_settings.redis_url).port or 6379
+    kafka_port = int(platform_settings.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+    return {"redis": listening_on(redis_port), "kafka": listening_on(kafka_port),
+            "stream": listening_on(stream.stream_port)}
+
+
+def cpu_s(proc: psutil.Process | None) -> float:
+    if proc is None:
+        return 0.0
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
+@contextmanager
+def server(command: list[str], port: int, env: dict[str, str]) -> Iterator[psutil.Process]:
+    process = subprocess.Popen(command, env={**os.environ, **env},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/recommendations/warm",
+                             timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"{command} did not answer on port {port}")
+            time.sleep(0.5)
+        yield psutil.Process(process.pid)
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+@dataclass(frozen=True)
+class Drive:
+    answered: int
+    served_from: dict[str, int]
+    p50_ms: float
+    p99_ms: float
+    driver_cpu_s: float
+
+
+def drive(design: str, port: int, args: argparse.Namespace, out: Path) -> Drive:
+    before = os.times()
+    subprocess.run([PYTHON, "load-tests/openloop.py", design, "--host",
+                    f"http://127.0.0.1:{port}", "--rps", str(args.rps), "--duration",
+                    f"{args.duration}s", "--seed", str(args.seed), "--world-dir", args.world_dir,
+                    "--out", str(out), "--slo-p99-ms", "100000"],
+                   check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    after = os.times()
+    with open(f"{out}_served_from.csv") as f:
+        served = {row["served_from"]: int(row["answers"]) for row in csv.DictReader(f)}
+    with open(f"{out}_slo.csv") as f:
+        [row] = list(csv.DictReader(f))
+    return Drive(int(row["requests"]) - int(row["failures"]), served, float(row["p50_ms"]),
+                 float(row["p99_ms"]),
+                 (after.children_user + after.children_system)
+                 - (before.children_user + before.children_system))
+
+
+def measured(name: str, command: list[str], env: dict[str, str], design: str,
+             args: argparse.Namespace, tmp: Path, warm_first: bool = False) -> dict[str, Any]:
+    port = free_port()
+    others = stack_processes()
+    with server([*command, *(["--port", str(port)] if "floor" in name else [])], port,
+                {**env, "MLSD_RECOMMENDER_PORT": str(port)}) as proc:
+        if warm_first:
+            drive(design, port, args, tmp / f"{name}-warm")
+        start = {"service": cpu_s(proc), **{k: cpu_s(p) for k, p in others.items()}}
+        run = drive(design, port, args, tmp / name)
+        end = {"service": cpu_s(proc), **{k: cpu_s(p) for k, p in others.items()}}
+    per_request = {k: round((end[k] - start[k]) * 1000 / max(run.answered, 1), 3) for k in start}
+    per_request["driver"] = round(run.driver_cpu_s * 1000 / max(run.answered, 1), 3)
+    print(f"{name:28} {run.answered:6} answered  served_from {run.served_from}  "
+          f"p50 {run.p50_ms} p99 {run.p99_ms} ms  CPU ms/request {per_request}", flush=True)
+    return {"answered": run.answered, "served_from": run.served_from, "p50_ms": run.p50_ms,
+            "p99_ms": run.p99_ms, "cpu_ms_per_request": per_request,
+            "processes_found": {k: p is not None for k, p in others.items()}}
+
+
+def capacity(miss: dict[str, float], hit: dict[str, float],
+             hit_ratios: Sequence[float]) -> list[dict[str, Any]]:
+    """Cores for the brief's rates: the recommender's, Redis's, Kafka's and the stream's CPU."""
+    parts = ("service", "redis", "kafka", "stream")
+    per_miss, per_hit = sum(miss[p] for p in parts), sum(hit[p] for p in parts)
+    plan = []
+    for h in hit_ratios:
+        ms = h * per_hit + (1 - h) * per_miss
+        for what, rate in BRIEF_RATES.items():
+            plan.append({"rate": what, "req_s": rate, "hit_ratio": h,
+                         "cpu_ms_per_request": round(ms, 3),
+                         "cores": round(rate * ms / 1000, 1),
+                         "req_s_per_core": round(1000 / ms)})
+    return plan
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--rps", type=float, default=200)
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--world-dir", default=".state/worlds/viewing")
+    parser.add_argument("--hit-ratios", default="0,0.5,0.8",
+                        help="cache hit ratios the capacity line is computed at")
+    parser.add_argument("--out", default=str(RESULT))
+    args = parser.parse_args(argv)
+    recommender = [PYTHON, "-m", "services.recommender"]
+    one = {"MLSD_RECOMMENDER_WORKERS": "1", "MLSD_LOG_LEVEL": "WARNING"}
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        runs = {
+            "uncached, BLAS 1 thread": measured(
+                "uncached, BLAS 1 thread", recommender, {**one, "MLSD_BLAS_THREADS": "1"},
+                "recs-uncached", args, tmp),
+            "uncached, BLAS 2 threads": measured(
+                "uncached, BLAS 2 threads", recommender, {**one, "MLSD_BLAS_THREADS": "2"},
+                "recs-uncached", args, tmp),
+            "cached (second pass)": measured(
+                "cached (second pass)", recommender, one, "recs", args, tmp, warm_first=True),
+            "floor": measured("floor", [PYTHON, "load-tests/floor.py"], {}, "recs", args, tmp),
+        }
+    ratios = [float(h) for h in args.hit_ratios.split(",")]
+    plan = capacity(runs["uncached, BLAS 1 thread"]["cpu_ms_per_request"],
+                    runs["cached (second pass)"]["cpu_ms_per_request"], ratios)
+    result = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "load_average_at_end": os.getloadavg()},
+        "load": {"rps": args.rps, "duration_s": args.duration, "seed": args.seed,
+                 "driver": "load-tests/openloop.py, poisson arrivals, population mix"},
+        "runs": runs, "capacity": plan,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    for line in plan:
+        print(f"{line['rate']:>20} {line['req_s']:>6} req/s at hit ratio {line['hit_ratio']:.2f}: "
+              f"{line['cpu_ms_per_request']} ms CPU a request -> {line['cores']} cores "
+              f"({line['req_s_per_core']} req/s per core)")
+    print(f"-> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
