@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Install what the project needs outside Python, once: redis-server and promtool from Debian,
-# the Kafka jars from Maven Central. Checks Java 17+, Maven and Go and says what is missing.
+# Install what the project needs outside Python, once: redis-server, promtool and chromium (with its
+# driver) from Debian, the Kafka jars from Maven Central. Checks Java 17+, Maven and Go and says what is missing.
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 missing_debs=()
 command -v redis-server >/dev/null || missing_debs+=(redis-server)
-command -v promtool >/dev/null || missing_debs+=(prometheus)
+{ command -v promtool && command -v prometheus; } >/dev/null || missing_debs+=(prometheus)
+# the console's browser tests (tests/e2e/test_console_browser.py): Debian's browser and its driver
+command -v chromium >/dev/null || missing_debs+=(chromium)
+command -v chromedriver >/dev/null || missing_debs+=(chromium-driver)
 if (( ${#missing_debs[@]} )); then
   if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
     echo "installing Debian packages: ${missing_debs[*]}"

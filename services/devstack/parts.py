@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from services.common.probe import http_ready, kafka_ready, redis_ready
 from services.common.settings import PlatformSettings
+from services.console.settings import ConsoleSettings
 from services.experiments.settings import ExperimentsSettings
 from services.fraud.settings import FraudSettings
 from services.ingest.settings import IngestSettings
@@ -35,6 +36,7 @@ def stack_parts(settings: PlatformSettings) -> list[Part]:
     fraud = FraudSettings()
     recommender = RecommenderSettings()
     experiments = ExperimentsSettings()
+    console = ConsoleSettings()
     return [
         Part("redis", settings.redis_url, lambda: redis_ready(settings.redis_url)),
         Part("kafka", settings.kafka_bootstrap_servers,
@@ -47,6 +49,7 @@ def stack_parts(settings: PlatformSettings) -> list[Part]:
         *(_http(f"fraud-stream-{port}", fraud.fraud_host, port)
           for port in fraud.fraud_stream_ports()),
         _http("recommender", recommender.recommender_host, recommender.recommender_port),
+        _http("console", console.console_host, console.console_port),
     ]
 
 

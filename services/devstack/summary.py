@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from services.console.settings import ConsoleSettings
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REPORTS = REPO_ROOT / "reports"
 
@@ -100,5 +102,13 @@ def summary(reports: Path = REPORTS, dataset: str = "synthetic") -> str:
              "  curl 'http://127.0.0.1:8020/v1/experiments/rec-algorithm/results'",
              "", "API docs (OpenAPI):"]
     lines += [f"  {name:<13} http://127.0.0.1:{port}/docs" for name, port in SERVICES]
-    lines += ["", "The stack keeps running: `make status` to inspect, `make stop` to stop."]
+    lines += ["", "The stack keeps running: `make status` to inspect, `make stop` to stop.",
+              "", f"The demo console (docs/console.md): {console_address()}"]
     return "\n".join(lines)
+
+
+def console_address(settings: ConsoleSettings | None = None) -> str:
+    """Where a browser on this machine finds the console, as `make run` started it."""
+    settings = settings or ConsoleSettings()
+    host = "127.0.0.1" if settings.console_host in {"0.0.0.0", "::"} else settings.console_host
+    return f"http://{host}:{settings.console_port}"

@@ -47,6 +47,30 @@ class ServiceProcess:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+PORT_VARIABLES = {"stream": "MLSD_STREAM_PORT", "ingest": "MLSD_INGEST_PORT",
+                  "fraud": "MLSD_FRAUD_PORT", "fraud.stream": "MLSD_FRAUD_STREAM_METRICS_PORT",
+                  "recommender": "MLSD_RECOMMENDER_PORT", "modelserver": "MLSD_MODEL_SERVER_PORT",
+                  "experiments": "MLSD_EXPERIMENTS_PORT", "console": "MLSD_CONSOLE_PORT"}
+
+
+def launch(module: str, log: Path, redis_url: str, kafka: str, model_repository: Path,
+           port: int | None = None, **env: str) -> ServiceProcess:
+    """`python -m services.<module>` on the harness's servers, ready (or AssertionError)."""
+    port = port or free_port()
+    environment = {
+        **os.environ, "MLSD_REDIS_URL": redis_url, "MLSD_KAFKA_BOOTSTRAP_SERVERS": kafka,
+        "MLSD_MODEL_REPOSITORY": str(model_repository), PORT_VARIABLES[module]: str(port),
+        "MLSD_STREAM_COMMIT_INTERVAL_S": "0.2", **env,
+    }
+    process = subprocess.Popen([sys.executable, "-m", f"services.{module}"], cwd=REPO_ROOT,
+                               env=environment, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    service = ServiceProcess(module, process, f"http://127.0.0.1:{port}", log)
+    if not process_ready(f"{service.url}/readyz", process, 90):
+        service.stop()
+        raise AssertionError(f"{module} did not get ready:\n{service.log_tail()}")
+    return service
+
+
 @pytest.fixture
 def start_service(redis_server: ServerProcess, kafka_server: ServerProcess, tmp_path: Path,
                   model_repository: Path) -> Iterator[object]:
@@ -54,26 +78,9 @@ def start_service(redis_server: ServerProcess, kafka_server: ServerProcess, tmp_
     started: list[ServiceProcess] = []
 
     def start(module: str, **env: str) -> ServiceProcess:
-        port = free_port()
-        port_variable = {"stream": "MLSD_STREAM_PORT", "ingest": "MLSD_INGEST_PORT",
-                         "fraud": "MLSD_FRAUD_PORT",
-                         "fraud.stream": "MLSD_FRAUD_STREAM_METRICS_PORT",
-                         "recommender": "MLSD_RECOMMENDER_PORT",
-                         "modelserver": "MLSD_MODEL_SERVER_PORT"}[module]
-        log = tmp_path / f"{module}-{len(started)}.log"
-        environment = {
-            **os.environ, "MLSD_REDIS_URL": redis_server.address,
-            "MLSD_KAFKA_BOOTSTRAP_SERVERS": kafka_server.address,
-            "MLSD_MODEL_REPOSITORY": str(model_repository), port_variable: str(port),
-            "MLSD_STREAM_COMMIT_INTERVAL_S": "0.2", **env,
-        }
-        process = subprocess.Popen([sys.executable, "-m", f"services.{module}"], cwd=REPO_ROOT,
-                                   env=environment, stdout=log.open("wb"),
-                                   stderr=subprocess.STDOUT)
-        service = ServiceProcess(module, process, f"http://127.0.0.1:{port}", log)
+        service = launch(module, tmp_path / f"{module}-{len(started)}.log", redis_server.address,
+                         kafka_server.address, model_repository, **env)
         started.append(service)
-        if not process_ready(f"{service.url}/readyz", process, 90):
-            raise AssertionError(f"{module} did not get ready:\n{service.log_tail()}")
         return service
 
     yield start

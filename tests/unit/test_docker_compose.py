@@ -29,7 +29,7 @@ KAFKA_DIR = REPO_ROOT / "infra" / "kafka"
 DESIGN_PORTS = {
     "redis": 6379, "kafka": 9092, "prometheus": 9090, "grafana": 3000,
     "ingest": 8000, "model-server": 8010, "experiments": 8020, "recommender": 8030, "fraud": 8040,
-    "locust-master": 8089,
+    "console": 8060, "locust-master": 8089,
 }
 INFRA_SERVICES = ("redis", "kafka", "prometheus", "grafana")
 PROMETHEUS_CONFIG = REPO_ROOT / "infra" / "prometheus" / "prometheus.yml"

@@ -62,6 +62,7 @@ def test_the_demo_summary_reports_verdicts_and_the_ab_winner(tmp_path: Path) -> 
     assert "PASS GET /v1/recommendations/{user_id}" in text and "p99    40.0 ms" in text
     assert "winner: treatment (p = 0.010)" in text
     assert "http://127.0.0.1:8030/docs" in text
+    assert text.splitlines()[-1] == "The demo console (docs/console.md): http://127.0.0.1:8060"
     assert "(no A/B results" not in summary(tmp_path) and "(no A/B results" in summary(
         tmp_path / "missing")
 
