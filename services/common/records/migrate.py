@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg.rows import TupleRow
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -49,7 +50,7 @@ def migrations(folder: Path = MIGRATIONS) -> list[Migration]:
     return found
 
 
-def migrate(conn: psycopg.Connection[tuple[object, ...]],
+def migrate(conn: psycopg.Connection[TupleRow],
             folder: Path = MIGRATIONS) -> list[int]:
     """Apply the files not applied yet, in version order; return their versions. `conn` must be
     in autocommit mode (each file gets its own transaction)."""
@@ -62,7 +63,7 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]],
                             checksum text NOT NULL,
                             applied_at timestamptz NOT NULL DEFAULT now())""")
         rows = conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
-        applied = {int(str(version)): str(checksum) for version, checksum in rows}
+        applied = {int(version): str(checksum) for version, checksum in rows}
         done = []
         for migration in pending:
             if migration.version in applied:
