@@ -15,6 +15,9 @@ from services.common.bus.ports import Publisher
 from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.http import create_service_app
 from services.common.models import ModelClient, ModelRepository, create_model_client
+from services.common.records.decisions import DecisionOfRecord, PostgresDecisionRecords
+from services.common.records.pool import records_pool
+from services.common.records.settings import PostgresSettings
 from services.common.redis_client import request_path_redis
 from services.common.telemetry import Metrics
 from services.fraud.api import router
@@ -28,6 +31,7 @@ from services.fraud.errors import (
 )
 from services.fraud.metrics import FraudMetrics
 from services.fraud.policy_file import PolicyFile
+from services.fraud.record import DecisionRecord
 from services.fraud.schemas import ErrorResponse
 from services.fraud.scorer import FraudScorer, ReferenceCache
 from services.fraud.service import FraudService
@@ -72,9 +76,35 @@ def build_scorer(settings: FraudSettings, metrics: FraudMetrics, store: FraudSto
                        idempotency_window_s=settings.fraud_idempotency_window_s)
 
 
+class LazyDecisionRecord:
+    """The record in PostgreSQL through a pool opened by the lifespan, in the background: the
+    service starts and scores whether PostgreSQL is up or not (only GET /v1/decisions of a
+    decision older than the window needs it, and answers 503 while it is away)."""
+
+    def __init__(self, settings: PostgresSettings, application: str) -> None:
+        self._settings = settings
+        self._application = application
+        self._records: PostgresDecisionRecords | None = None
+        self._close = lambda: None
+
+    def open(self) -> None:
+        pool = records_pool(self._settings, self._application, wait=False, migrated=False)
+        self._records, self._close = PostgresDecisionRecords(pool), pool.close
+
+    def find(self, transaction_id: str) -> DecisionOfRecord | None:
+        if self._records is None:
+            raise RuntimeError("the record's pool is not open")
+        return self._records.find(transaction_id)
+
+    def close(self) -> None:
+        self._close()
+
+
 def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
-               model: ModelClient | None = None, publisher: Publisher | None = None) -> FastAPI:
-    """The service; tests may pass a store, a model client or a publisher, which they own."""
+               model: ModelClient | None = None, publisher: Publisher | None = None,
+               record: DecisionRecord | None = None) -> FastAPI:
+    """The service; tests may pass a store, a model client, a publisher or the record of
+    decisions (PostgreSQL otherwise, MLSD_POSTGRES_*), which they own."""
     metrics = Metrics(settings.service_name)
     fraud_metrics = FraudMetrics(metrics)
     redis_client = request_path_redis(settings, settings.fraud_redis_timeout_s)
@@ -91,11 +121,14 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
         delivery_timeout_s=settings.fraud_delivery_timeout_s,
         on_outcome=lambda outcome, n: fraud_metrics.published.labels(outcome).inc(n))
     decisions = publishing.queue
+    own_record = LazyDecisionRecord(PostgresSettings(), settings.service_name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if publishing.connection is not None:
             publishing.connection.start()
+        if record is None:
+            own_record.open()
         scorer.warm_up()
         logger.info("fraud started", extra={"policy": str(settings.fraud_policy_path)})
         try:
@@ -105,6 +138,7 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
             decisions.close()  # sends what is queued, then closes the deferred publisher
             if own_model:
                 model.close()
+            own_record.close()
             redis_client.close()
 
     app = create_service_app(title="fraud", metrics=metrics, lifespan=lifespan,
@@ -114,7 +148,8 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
     app.state.fraud = FraudService(scorer, decisions, settings.fraud_decisions_topic,
                                    max_body_bytes=settings.fraud_max_body_bytes,
                                    max_future_s=settings.fraud_max_future_s,
-                                   max_batch=settings.fraud_http_max_batch)
+                                   max_batch=settings.fraud_http_max_batch,
+                                   record=record or own_record)
     app.add_exception_handler(FraudRequestError, _request_error)
     app.include_router(router)
     return app
