@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from psycopg_pool import ConnectionPool
 
 from services.common.breaker import CircuitBreaker
 from services.common.bus.deferred import off_path_publishing
@@ -84,20 +85,19 @@ class LazyDecisionRecord:
     def __init__(self, settings: PostgresSettings, application: str) -> None:
         self._settings = settings
         self._application = application
-        self._records: PostgresDecisionRecords | None = None
-        self._close = lambda: None
+        self._pool: ConnectionPool | None = None
 
     def open(self) -> None:
-        pool = records_pool(self._settings, self._application, wait=False, migrated=False)
-        self._records, self._close = PostgresDecisionRecords(pool), pool.close
+        self._pool = records_pool(self._settings, self._application, wait=False, migrated=False)
 
     def find(self, transaction_id: str) -> DecisionOfRecord | None:
-        if self._records is None:
+        if self._pool is None:
             raise RuntimeError("the record's pool is not open")
-        return self._records.find(transaction_id)
+        return PostgresDecisionRecords(self._pool).find(transaction_id)
 
     def close(self) -> None:
-        self._close()
+        if self._pool is not None:
+            self._pool.close()
 
 
 def create_app(settings: FraudSettings, *, store: FraudStore | None = None,

@@ -1,4 +1,4 @@
-"""`python -m services.records`: the decision and label writers, the outbox relay, the audit sync."""
+"""`python -m services.records`: decision and label writers, outbox relay, registry audit sync."""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ def test_a_file_changed_after_it_was_applied_is_refused(
 
 def test_a_misnamed_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "1_first.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="NNNN_name.sql"):
+    with pytest.raises(MigrationError, match=r"NNNN_name\.sql"):
         migrations(tmp_path)
 
 

@@ -20,8 +20,8 @@ from services.common.bus.events import Event, decode_event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.topics import FRAUD_DECISIONS
 from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.fraud_online import fraud_features
 from services.common.events import FraudDecisionData
+from services.common.fraud_online import fraud_features
 from services.common.records.decisions import DecisionOfRecord
 from services.fraud.app import create_app
 from services.fraud.settings import FraudSettings

@@ -41,7 +41,8 @@ class PostgresSettings(BaseSettings):
             if self.postgres_password.get_secret_value() == LOCAL_PASSWORD:
                 raise ValueError(f"{ENV_PREFIX}POSTGRES_PASSWORD must be set in production")
         if self.postgres_pool_min > self.postgres_pool_max:
-            raise ValueError(f"{ENV_PREFIX}POSTGRES_POOL_MIN is above {ENV_PREFIX}POSTGRES_POOL_MAX")
+            raise ValueError(
+                f"{ENV_PREFIX}POSTGRES_POOL_MIN is above {ENV_PREFIX}POSTGRES_POOL_MAX")
         return self
 
     @property
