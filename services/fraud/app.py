@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from psycopg_pool import ConnectionPool
 
 from services.common.breaker import CircuitBreaker
 from services.common.bus.deferred import off_path_publishing
@@ -16,8 +15,8 @@ from services.common.bus.ports import Publisher
 from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.http import create_service_app
 from services.common.models import ModelClient, ModelRepository, create_model_client
-from services.common.records.decisions import DecisionOfRecord, PostgresDecisionRecords
-from services.common.records.pool import records_pool
+from services.common.records.decisions import PostgresDecisionRecords
+from services.common.records.pool import unopened_pool
 from services.common.records.settings import PostgresSettings
 from services.common.redis_client import request_path_redis
 from services.common.telemetry import Metrics
@@ -77,29 +76,6 @@ def build_scorer(settings: FraudSettings, metrics: FraudMetrics, store: FraudSto
                        idempotency_window_s=settings.fraud_idempotency_window_s)
 
 
-class LazyDecisionRecord:
-    """The record in PostgreSQL through a pool opened by the lifespan, in the background: the
-    service starts and scores whether PostgreSQL is up or not (only GET /v1/decisions of a
-    decision older than the window needs it, and answers 503 while it is away)."""
-
-    def __init__(self, settings: PostgresSettings, application: str) -> None:
-        self._settings = settings
-        self._application = application
-        self._pool: ConnectionPool | None = None
-
-    def open(self) -> None:
-        self._pool = records_pool(self._settings, self._application, wait=False, migrated=False)
-
-    def find(self, transaction_id: str) -> DecisionOfRecord | None:
-        if self._pool is None:
-            raise RuntimeError("the record's pool is not open")
-        return PostgresDecisionRecords(self._pool).find(transaction_id)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-
-
 def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
                model: ModelClient | None = None, publisher: Publisher | None = None,
                record: DecisionRecord | None = None) -> FastAPI:
@@ -121,14 +97,15 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
         delivery_timeout_s=settings.fraud_delivery_timeout_s,
         on_outcome=lambda outcome, n: fraud_metrics.published.labels(outcome).inc(n))
     decisions = publishing.queue
-    own_record = LazyDecisionRecord(PostgresSettings(), settings.service_name)
+    # the record of decisions, for GET /v1/decisions past the window: opened in the background
+    record_pool = unopened_pool(PostgresSettings(), settings.service_name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if publishing.connection is not None:
             publishing.connection.start()
         if record is None:
-            own_record.open()
+            record_pool.open(wait=False)
         scorer.warm_up()
         logger.info("fraud started", extra={"policy": str(settings.fraud_policy_path)})
         try:
@@ -138,7 +115,7 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
             decisions.close()  # sends what is queued, then closes the deferred publisher
             if own_model:
                 model.close()
-            own_record.close()
+            record_pool.close()
             redis_client.close()
 
     app = create_service_app(title="fraud", metrics=metrics, lifespan=lifespan,
@@ -149,7 +126,7 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
                                    max_body_bytes=settings.fraud_max_body_bytes,
                                    max_future_s=settings.fraud_max_future_s,
                                    max_batch=settings.fraud_http_max_batch,
-                                   record=record or own_record)
+                                   record=record or PostgresDecisionRecords(record_pool))
     app.add_exception_handler(FraudRequestError, _request_error)
     app.include_router(router)
     return app

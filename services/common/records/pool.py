@@ -13,30 +13,33 @@ from services.common.records.settings import PostgresSettings
 logger = logging.getLogger(__name__)
 
 
-def records_pool(settings: PostgresSettings, application: str, *,
-                 wait: bool = True, migrated: bool = True) -> ConnectionPool:
-    """A pool of `postgres_pool_min`..`_max` connections named `application` in pg_stat_activity.
+def records_pool(settings: PostgresSettings, application: str) -> ConnectionPool:
+    """For jobs and the records service, which cannot work without the record: the migrations
+    applied (idempotent, serialised by an advisory lock), then a pool connected now; fails fast
+    if PostgreSQL is not there."""
+    with psycopg.connect(settings.conninfo(application), autocommit=True) as conn:
+        applied = migrate(conn)
+    if applied:
+        logger.info("migrations applied", extra={"versions": applied})
+    pool = unopened_pool(settings, application)
+    pool.open(wait=True, timeout=settings.postgres_connect_timeout_s * 5)
+    logger.info("postgres pool open", extra={"address": settings.address,
+                                             "application": application})
+    return pool
 
-    wait=True (jobs, the records service) connects now and fails fast if PostgreSQL is not
-    there; wait=False (a service whose requests may do without it, such as fraud's GET of old
-    decisions) connects in the background, so the service starts and answers while PostgreSQL
-    is away, and a call in the meantime fails after `postgres_connect_timeout_s`.
-    migrated=True applies the migrations first (idempotent, serialised by an advisory lock)."""
-    if migrated:
-        with psycopg.connect(settings.conninfo(application), autocommit=True) as conn:
-            applied = migrate(conn)
-        if applied:
-            logger.info("migrations applied", extra={"versions": applied})
-    pool = ConnectionPool(
+
+def unopened_pool(settings: PostgresSettings, application: str) -> ConnectionPool:
+    """A pool of `postgres_pool_min`..`_max` connections named `application` in pg_stat_activity,
+    not opened yet. A service whose requests mostly do without the record (fraud's GET of an
+    old decision, experiments' admin writes) opens it in its lifespan with open(wait=False): it
+    connects in the background, the service starts and answers while PostgreSQL is away, and a
+    call in the meantime fails after `postgres_connect_timeout_s` (the service answers 503)."""
+    return ConnectionPool(
         settings.conninfo(application), min_size=settings.postgres_pool_min,
         max_size=settings.postgres_pool_max, timeout=settings.postgres_connect_timeout_s,
         name=application, open=False,
         # a connection that died while idle (a restarted server) is found and replaced
         check=ConnectionPool.check_connection)
-    pool.open(wait=wait, timeout=settings.postgres_connect_timeout_s * 5)
-    logger.info("postgres pool open", extra={"address": settings.address,
-                                             "application": application})
-    return pool
 
 
 def postgres_ready(settings: PostgresSettings, timeout_s: float = 1.0) -> bool:
