@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# Install what the project needs outside Python, once: redis-server and promtool from Debian,
-# the Kafka jars from Maven Central. Checks Java 17+, Maven and Go and says what is missing.
+# Install what the project needs outside Python, once: redis-server, PostgreSQL and promtool from
+# Debian, the Kafka jars from Maven Central. Checks Java 17+, Maven and Go and says what is missing.
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 missing_debs=()
 command -v redis-server >/dev/null || missing_debs+=(redis-server)
 command -v promtool >/dev/null || missing_debs+=(prometheus)
+# Debian's postgresql keeps its binaries in /usr/lib/postgresql/<major>/bin (infra/postgres/start.sh
+# finds them there); it creates no user but `postgres`, which the server runs as under root.
+command -v postgres >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null \
+  || missing_debs+=(postgresql)
 if (( ${#missing_debs[@]} )); then
   if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
     echo "installing Debian packages: ${missing_debs[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_debs[@]}" >/dev/null
     # Debian's packages may start their own daemons; this project starts its own on its own ports.
-    for svc in redis-server prometheus; do service "$svc" stop >/dev/null 2>&1 || true; done
+    for svc in redis-server prometheus postgresql; do service "$svc" stop >/dev/null 2>&1 || true; done
   else
     echo "missing: ${missing_debs[*]}. Install them (Debian: sudo apt-get install ${missing_debs[*]})" >&2
     exit 1

@@ -45,11 +45,13 @@ class ServerProcess:
     log_path: Path
     address: str
     extra: dict[str, str] = field(default_factory=dict)
+    # PostgreSQL's SIGTERM waits for every client to disconnect; its SIGINT is the fast shutdown
+    stop_signal: signal.Signals = signal.SIGTERM
 
     def stop(self, timeout_s: float = 30.0) -> None:
         if self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(self.stop_signal)
         try:
             self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -127,6 +129,7 @@ def start_postgres(workdir: Path, timeout_s: float = 60.0) -> ServerProcess:
         lambda: postgres_ready(settings, timeout_s=1.0), timeout_s)
     server.extra["port"] = str(port)
     server.extra["data_root"] = str(data_root)
+    server.stop_signal = signal.SIGINT
     return server
 
 
