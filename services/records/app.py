@@ -112,6 +112,7 @@ def create_app(settings: RecordsSettings, postgres: PostgresSettings | None = No
         def relay_counted() -> int:
             sent = relay.drain()
             relayed.inc(sent)
+            relay.purge_sent(settings.records_outbox_keep_sent_s)
             return sent
 
         def audit_counted() -> int:

@@ -20,5 +20,7 @@ class RecordsSettings(ModelSettings):
     records_labels_group: str = "records-fraud-labels"
     records_outbox_interval_s: float = Field(
         0.5, gt=0, description="how often the relay looks for committed, unsent outbox rows")
+    records_outbox_keep_sent_s: float = Field(
+        86_400.0, ge=0, description="sent outbox rows are deleted once this old")
     records_registry_sync_interval_s: float = Field(
         10.0, gt=0, description="how often the registry's history is copied to the audit log")

@@ -108,6 +108,9 @@ def test_the_outbox_publishes_only_committed_rows_and_marks_them_sent_after_the_
     assert sorted(r.key or b"" for r in broker.records("catalog")) == [b"t1", b"t2"]
     assert relay.unsent() == 0 and relay.drain() == 0
     assert [t.content_id for t in catalog.titles()] == ["t1", "t2"]
+    assert relay.purge_sent(older_than_s=3600) == 0  # sent just now: kept for the day
+    assert relay.purge_sent(older_than_s=0) == 2     # the events are in Kafka; the titles stay
+    assert [t.content_id for t in catalog.titles()] == ["t1", "t2"]
 
 
 def test_a_later_load_of_a_title_wins_and_an_earlier_one_does_not(

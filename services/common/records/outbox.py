@@ -68,6 +68,14 @@ class OutboxRelay:
             logger.info("outbox relayed", extra={"messages": total})
         return total
 
+    def purge_sent(self, older_than_s: float) -> int:
+        """Delete rows sent more than `older_than_s` ago (their events are in Kafka and the
+        catalog rows stay): the outbox holds what is in flight, not history. How many went."""
+        with self._pool.connection() as conn:
+            cur = conn.execute(b"DELETE FROM outbox WHERE sent_at < now() - make_interval("
+                               b"secs => %s)", (older_than_s,))
+            return max(cur.rowcount, 0)
+
     def unsent(self) -> int:
         with self._pool.connection() as conn:
             row = conn.execute(b"SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()
