@@ -26,6 +26,7 @@ from services.common.bus.consumer import (
     run_or_end_process,
 )
 from services.common.bus.dedupe import IdempotentWrites
+from services.common.bus.ports import Publisher
 from services.common.bus.runtime import build_kafka_consumer
 from services.common.http import blocking_lifespan, create_service_app
 from services.common.models import ModelRepository
@@ -75,77 +76,112 @@ class Loop:
         return self.thread is not None and self.thread.is_alive()
 
 
+class RecordsMetrics:
+    """Declared once, in the factory (the consumers' own come from ConsumerMetrics)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.consumers = ConsumerMetrics(metrics)
+        self.relayed = metrics.counter("outbox_relayed", "outbox messages published to Kafka")
+        self.audited = metrics.counter("registry_changes_recorded",
+                                       "model registry changes copied to the audit log")
+        self.loop_errors = metrics.counter("loop_errors", "failed rounds of a loop, retried",
+                                           ("loop",))
+
+
+@dataclass
+class Running:
+    """What start() built: stop() ends it, readiness asks whether all of it still runs."""
+
+    pool: ConnectionPool
+    publisher: Publisher
+    consumers: list[tuple[ConsumerRunner, threading.Thread]]
+    loops: list[Loop]
+
+    def start(self) -> None:
+        for _, thread in self.consumers:
+            thread.start()
+        for loop in self.loops:
+            loop.start()
+
+    def stop(self) -> None:
+        for runner, _ in self.consumers:
+            runner.stop()  # each finishes its batch in hand, commits, closes
+        for loop in self.loops:
+            loop.stop()
+        for _, thread in self.consumers:
+            thread.join(timeout=30)
+        self.publisher.close()
+        self.pool.close()
+
+    def alive(self) -> bool:
+        return (all(thread.is_alive() for _, thread in self.consumers)
+                and all(loop.alive() for loop in self.loops))
+
+
+def consumers(settings: RecordsSettings, pool: ConnectionPool, metrics: ConsumerMetrics
+              ) -> list[tuple[ConsumerRunner, threading.Thread]]:
+    """The decision and label writers, each a consumer group on its topic, in a thread."""
+    records = PostgresDecisionRecords(pool)
+    writers: list[tuple[str, str, EventHandler]] = [
+        (settings.records_decisions_group, topics.FRAUD_DECISIONS, DecisionWriter(records.write)),
+        (settings.records_labels_group, topics.FRAUD_LABELS, LabelWriter(records.write_labels)),
+    ]
+    built = []
+    for group, topic, handler in writers:
+        runner = build_kafka_consumer(
+            settings, None, handler, metrics,
+            RunnerConfig(group=group, topics=(topic,), max_batch=settings.records_max_batch,
+                         commit_interval_s=settings.records_commit_interval_s),
+            deduplicator=IdempotentWrites())  # the writes absorb a redelivery themselves
+        built.append((runner, threading.Thread(target=run_or_end_process, args=(runner, group),
+                                               daemon=True, name=group)))
+    return built
+
+
+def loops(settings: RecordsSettings, pool: ConnectionPool, publisher: Publisher,
+          metrics: RecordsMetrics) -> list[Loop]:
+    """The outbox relay and the registry audit sync, each on its interval."""
+    relay = OutboxRelay(pool, publisher)
+    audit = RegistryAudit(pool, ModelRepository(settings.model_repository))
+
+    def relay_round() -> int:
+        sent = relay.drain()
+        metrics.relayed.inc(sent)
+        relay.purge_sent(settings.records_outbox_keep_sent_s)
+        return sent
+
+    def audit_round() -> int:
+        new = audit.sync()
+        metrics.audited.inc(new)
+        return new
+
+    return [Loop("outbox-relay", relay_round, settings.records_outbox_interval_s,
+                 metrics.loop_errors.labels("outbox-relay").inc),
+            Loop("registry-audit", audit_round, settings.records_registry_sync_interval_s,
+                 metrics.loop_errors.labels("registry-audit").inc)]
+
+
 def create_app(settings: RecordsSettings, postgres: PostgresSettings | None = None) -> FastAPI:
+    """The service; PostgreSQL from MLSD_POSTGRES_* unless `postgres` says otherwise."""
     postgres = postgres or PostgresSettings()
     metrics = Metrics(settings.service_name)
-    consumer_metrics = ConsumerMetrics(metrics)
-    relayed = metrics.counter("outbox_relayed", "outbox messages published to Kafka")
-    audited = metrics.counter("registry_changes_recorded",
-                              "model registry changes copied to the audit log")
-    errors = metrics.counter("loop_errors", "failed rounds of a loop, retried", ("loop",))
-    runners: list[tuple[ConsumerRunner, threading.Thread]] = []
-    loops: list[Loop] = []
-    pools: list[ConnectionPool] = []
+    records_metrics = RecordsMetrics(metrics)
+    running: list[Running] = []
 
     def start() -> None:
-        pool = records_pool(postgres, settings.service_name)
-        pools.append(pool)
-        decisions = PostgresDecisionRecords(pool)
-        consumers: list[tuple[str, str, EventHandler]] = [
-            (settings.records_decisions_group, topics.FRAUD_DECISIONS,
-             DecisionWriter(decisions.write)),
-            (settings.records_labels_group, topics.FRAUD_LABELS,
-             LabelWriter(decisions.write_labels)),
-        ]
-        for group, topic, handler in consumers:
-            runner = build_kafka_consumer(
-                settings, None, handler, consumer_metrics,
-                RunnerConfig(group=group, topics=(topic,), max_batch=settings.records_max_batch,
-                             commit_interval_s=settings.records_commit_interval_s),
-                deduplicator=IdempotentWrites())
-            thread = threading.Thread(target=run_or_end_process, args=(runner, group),
-                                      daemon=True, name=group)
-            runners.append((runner, thread))
-        relay = OutboxRelay(pool, kafka_publisher(settings, client_id="records-outbox"))
-        audit = RegistryAudit(pool, ModelRepository(settings.model_repository))
-
-        def relay_counted() -> int:
-            sent = relay.drain()
-            relayed.inc(sent)
-            relay.purge_sent(settings.records_outbox_keep_sent_s)
-            return sent
-
-        def audit_counted() -> int:
-            new = audit.sync()
-            audited.inc(new)
-            return new
-
-        loops.extend([
-            Loop("outbox-relay", relay_counted, settings.records_outbox_interval_s,
-                 errors.labels("outbox-relay").inc),
-            Loop("registry-audit", audit_counted, settings.records_registry_sync_interval_s,
-                 errors.labels("registry-audit").inc)])
-        for _, thread in runners:
-            thread.start()
-        for loop in loops:
-            loop.start()
+        pool = records_pool(postgres, settings.service_name)  # migrated, connected: or fail
+        publisher = kafka_publisher(settings, client_id="records-outbox")
+        parts = Running(pool, publisher, consumers(settings, pool, records_metrics.consumers),
+                        loops(settings, pool, publisher, records_metrics))
+        running.append(parts)
+        parts.start()
         logger.info("records running", extra={"postgres": postgres.address})
 
     def stop() -> None:
-        for runner, _ in runners:
-            runner.stop()
-        for loop in loops:
-            loop.stop()
-        for _, thread in runners:
-            thread.join(timeout=30)
-        for pool in pools:
-            pool.close()
-
-    def everything_runs() -> bool:
-        return (bool(runners) and all(thread.is_alive() for _, thread in runners)
-                and all(loop.alive() for loop in loops))
+        for parts in running:
+            parts.stop()
 
     return create_service_app(
         title="records", metrics=metrics, lifespan=blocking_lifespan(start, stop),
-        readiness={"consumers": everything_runs,
+        readiness={"running": lambda: bool(running) and running[0].alive(),
                    "postgres": lambda: postgres_ready(postgres, timeout_s=0.5)})

@@ -1,5 +1,6 @@
-"""`make rebuild-online` (`python -m services.seeder --rebuild-online`): the online state again,
-after Redis was lost, from the system of record (PostgreSQL) and the event log (Kafka).
+"""`make rebuild-online`: the online state again, after Redis was lost, from PostgreSQL and Kafka.
+
+`python -m services.seeder --rebuild-online` runs it on the local stack; the steps:
 
     1 refuse if Redis still holds the stream's state (a replay on top would count twice)
     2 stop the stream processor, and forget its consumer groups' offsets

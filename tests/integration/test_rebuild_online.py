@@ -1,5 +1,6 @@
-"""make rebuild-online on real Redis, Kafka and PostgreSQL: after Redis is flushed, the state the
-stream built from the topics, the profiles and the experiment definitions come back the same."""
+"""make rebuild-online on real Redis, Kafka and PostgreSQL: a flushed Redis comes back the same.
+
+The state the stream built from the topics, the profiles and the experiment definitions."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The record's tables on a real PostgreSQL: idempotent decisions, newest labels, the outbox,
-profiles, experiment history and the registry's audit log."""
+"""The record's tables on a real PostgreSQL, one behaviour each.
+
+Idempotent decisions, newest labels, the outbox, profiles, experiment history, the audit log."""
 
 from __future__ import annotations
 

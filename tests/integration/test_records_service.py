@@ -1,6 +1,7 @@
-"""The records service on real Kafka and PostgreSQL: fraud's decisions land in the record off the
-request path, once each, poison goes to the DLQ, and GET /v1/decisions answers from the record
-once the window has let a decision go."""
+"""The records service on real Kafka and PostgreSQL: decisions and labels reach the record.
+
+Fraud's decisions land in the record off the request path, once each; poison goes to the DLQ;
+GET /v1/decisions answers from the record once the window has let a decision go."""
 
 from __future__ import annotations
 

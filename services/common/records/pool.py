@@ -1,4 +1,4 @@
-"""Connection pools built from settings, migrated before first use; the readiness probe."""
+"""Connection pools from settings (jobs: migrated, connected now; services: later); the probe."""
 
 from __future__ import annotations
 

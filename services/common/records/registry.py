@@ -1,5 +1,7 @@
-"""The model registry's audit log of record: each promotion and rollback, copied from the
-repository's own history (history.json beside the versions) with the version's evaluation.
+"""The model registry's audit log of record: who promoted what, when, from which evaluation.
+
+Each promotion and rollback is copied from the repository's own history (promotions.json beside
+the versions) with the evaluation of the version it made production.
 
 The repository stays the registry (a file tree Triton reads, usable with no database); this
 copies its history into PostgreSQL idempotently (one row per change, keyed by model, time,
