@@ -156,19 +156,22 @@ def rebuild(timeout_s: float) -> int:
     settings = TrainerSettings()
     pool = records_pool(PostgresSettings(), "rebuild-online")
     client = background_redis(settings)
+    publisher = kafka_publisher(settings, client_id="rebuild-online", delivery_timeout_s=30.0)
     try:
         rebuilt = rebuild_online(
-            settings, pool, client, stop_stream=lambda: supervisor().stopProcess("stream"),
+            settings, pool, client, publisher,
+            stop_stream=lambda: supervisor().stopProcess("stream"),
             start_stream=lambda: supervisor().startProcess("stream"), dataset=settings.dataset,
             timeout_s=timeout_s)
     except OnlineStateStillThere as exc:
         print(f"rebuild-online: {exc}", file=sys.stderr)
         return 2
     finally:
+        publisher.close()
         client.close()
         pool.close()
-    print(f"rebuilt: {rebuilt.profiles:,} profiles and {rebuilt.experiments:,} experiment "
-          f"definitions from PostgreSQL; the stream "
+    print(f"rebuilt: {rebuilt.profiles:,} profiles, {rebuilt.experiments:,} experiment "
+          f"definitions and {rebuilt.titles:,} titles from PostgreSQL; the stream "
           f"{'replayed every topic' if rebuilt.caught_up else 'has not caught up yet'}")
     return 0 if rebuilt.caught_up else 1
 

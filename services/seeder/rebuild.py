@@ -4,7 +4,9 @@
 
     1 refuse if Redis still holds the stream's state (a replay on top would count twice)
     2 stop the stream processor, and forget its consumer groups' offsets
-    3 profiles and experiment definitions from PostgreSQL into Redis
+    3 profiles and experiment definitions from PostgreSQL into Redis; every title of the
+      catalog of record announced again through the outbox, at its own load's time (the topic
+      may no longer hold a title loaded before its retention; the stream keeps the newer)
     4 start the stream processor: it replays every topic from the earliest record it keeps,
       through the same handlers that built the state (the seeder's path: events -> stream)
     5 wait until every group has caught up (the seeder's wait_for_stream)
@@ -15,21 +17,28 @@ everything in PostgreSQL. docs/data.md lists what lives where and what a rebuild
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis
 from psycopg_pool import ConnectionPool
 
+from services.catalog_etl.job import title_message
+from services.catalog_etl.titles import GoodRow
 from services.common.bus.dedupe import dedupe_prefix
 from services.common.bus.kafka_bus import forget_groups
+from services.common.bus.ports import Publisher
 from services.common.experiments import RedisDefinitionStore
-from services.common.records.catalog import ProfileRecords
+from services.common.records.catalog import CatalogRecords, ProfileRecords
 from services.common.records.experiments import PostgresExperimentHistory
+from services.common.records.outbox import OutboxRelay
 from services.common.recs_online import keys, write_profiles
 from services.common.settings import PlatformSettings
 from services.seeder.catchup import wait_for_stream
 from services.stream.concerns import CONCERNS, Concern
+
+REBUILD_SOURCE = "rebuild-online"
 
 
 class OnlineStateStillThere(RuntimeError):
@@ -41,7 +50,19 @@ class OnlineStateStillThere(RuntimeError):
 class Rebuilt:
     profiles: int
     experiments: int
+    titles: int
     caught_up: bool
+
+
+def announce_catalog(pool: ConnectionPool, publisher: Publisher) -> int:
+    """Each recorded title as a title event at its load's time, through the outbox."""
+    catalog = CatalogRecords(pool)
+    run_id = f"rebuild-{uuid.uuid4().hex[:12]}"
+    messages = [title_message(GoodRow(line, title), run_id, REBUILD_SOURCE, at)
+                for line, (title, at) in enumerate(catalog.versions(), start=1)]
+    catalog.announce(messages)
+    OutboxRelay(pool, publisher).drain()
+    return len(messages)
 
 
 def stream_state_left(client: redis.Redis, namespace: str,
@@ -51,7 +72,8 @@ def stream_state_left(client: redis.Redis, namespace: str,
                                      count=1_000), None) is not None for c in concerns)
 
 
-def rebuild_online(settings: PlatformSettings, pool: ConnectionPool, client: redis.Redis, *,
+def rebuild_online(settings: PlatformSettings, pool: ConnectionPool, client: redis.Redis,
+                   publisher: Publisher, *,
                    stop_stream: Callable[[], None], start_stream: Callable[[], None],
                    concerns: Sequence[Concern] = CONCERNS, dataset: str | None = None,
                    timeout_s: float = 600.0, poll_s: float = 1.0) -> Rebuilt:
@@ -68,6 +90,7 @@ def rebuild_online(settings: PlatformSettings, pool: ConnectionPool, client: red
     RedisDefinitionStore(client, namespace).add_missing(definitions)
     if dataset is not None:  # the seeder's marker: which dataset the recs state belongs to
         client.set(keys.dataset_key(namespace), dataset)
+    titles = announce_catalog(pool, publisher)
     start_stream()
     caught_up = wait_for_stream(settings.kafka_bootstrap_servers, timeout_s, concerns, poll_s)
-    return Rebuilt(len(profiles), len(definitions), caught_up)
+    return Rebuilt(len(profiles), len(definitions), titles, caught_up)

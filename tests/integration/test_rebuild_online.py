@@ -5,6 +5,7 @@ The state the stream built from the topics, the profiles and the experiment defi
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,18 +22,19 @@ from services.common.bus.events import Event
 from services.common.bus.kafka_bus import ensure_topics, forget_groups
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import EXPOSURES, REC_CLICKS, REC_IMPRESSIONS, platform_topics
+from services.common.events import TitleData
 from services.common.experiments import RedisDefinitionStore
 from services.common.experiments.definitions import ExperimentDefinition
 from services.common.records.catalog import CatalogRecords, ProfileRecords
 from services.common.records.experiments import PostgresExperimentHistory
 from services.common.records.outbox import OutboxRelay
 from services.common.recs_online import write_profiles
-from services.common.recs_online.keys import catalog_version_key
+from services.common.recs_online.keys import catalog_titles_key, catalog_version_key
 from services.seeder.catchup import wait_for_stream
 from services.seeder.history import transaction_messages
-from services.seeder.rebuild import OnlineStateStillThere, rebuild_online
+from services.seeder.rebuild import OnlineStateStillThere, Rebuilt, rebuild_online
 from services.stream.app import create_app as create_stream
-from services.stream.concerns import select
+from services.stream.concerns import Concern, select
 from services.stream.settings import StreamSettings
 from tests.harness import ServerProcess
 
@@ -77,6 +79,20 @@ def experiment_messages() -> list[OutboundMessage]:
                 id=f"rb-click-{i}", type="click", source="test", time=at, data={
                     "user_id": user, "content_id": "t1", "position": 0, "request_id": f"r{i}"})))
     return messages
+
+
+def rebuild(settings: StreamSettings, records: ConnectionPool, client: redis.Redis,
+            concerns: list[Concern], start_stream: Callable[[], object]) -> Rebuilt:
+    """The stream runs in this process (a TestClient): there is nothing to stop first."""
+    def start() -> None:
+        start_stream()
+
+    publisher = kafka_publisher(settings, client_id="rebuild-test")
+    try:
+        return rebuild_online(settings, records, client, publisher, stop_stream=lambda: None,
+                              start_stream=start, concerns=concerns, timeout_s=60, poll_s=0.2)
+    finally:
+        publisher.close()
 
 
 def snapshot(client: redis.Redis) -> dict[str, Any]:
@@ -131,16 +147,14 @@ def test_a_flushed_redis_is_rebuilt_to_the_same_state(
     assert any(k.startswith("fs:fraud_") for k in before) and "fs:user_profile:{user1}" in before
 
     with pytest.raises(OnlineStateStillThere):  # Redis not lost: a replay would count twice
-        rebuild_online(settings, records, redis_client, stop_stream=lambda: None,
-                       start_stream=lambda: None, concerns=concerns)
+        rebuild(settings, records, redis_client, concerns, lambda: None)
 
     redis_client.flushall()
     with contextlib.ExitStack() as running:
-        rebuilt = rebuild_online(
-            settings, records, redis_client, stop_stream=lambda: None,
-            start_stream=lambda: running.enter_context(TestClient(create_stream(settings))),
-            concerns=concerns, timeout_s=60, poll_s=0.2)
-    assert rebuilt.caught_up and (rebuilt.profiles, rebuilt.experiments) == (2, 1)
+        rebuilt = rebuild(settings, records, redis_client, concerns, lambda: running.enter_context(
+            TestClient(create_stream(settings))))
+    assert rebuilt.caught_up and (rebuilt.profiles, rebuilt.experiments, rebuilt.titles) \
+        == (2, 1, 2)
     after = snapshot(redis_client)
     assert sorted(after) == sorted(before)
     # The catalog's version never repeats, not even after Redis was lost (it is a clock): it is
@@ -148,3 +162,23 @@ def test_a_flushed_redis_is_rebuilt_to_the_same_state(
     version = catalog_version_key()
     assert int(after.pop(version)) > int(before.pop(version))
     assert {k: v for k, v in after.items() if v != before[k]} == {}
+
+
+def test_a_title_the_catalog_topic_no_longer_holds_comes_back_from_the_record(
+        redis_server: ServerProcess, redis_client: redis.Redis, kafka_server: ServerProcess,
+        records: ConnectionPool, tmp_path: Path) -> None:
+    """Loaded long ago: in catalog_titles, past the topic's retention (never published here)."""
+    settings = StreamSettings(redis_url=redis_server.address, environment="test",
+                              kafka_bootstrap_servers=kafka_server.address,
+                              model_repository=tmp_path / "models",
+                              stream_concerns="catalog-titles", stream_commit_interval_s=0.2)
+    concerns = select("catalog-titles")
+    ensure_topics(kafka_server.address, platform_topics(3))
+    CatalogRecords(records).save([TitleData(content_id="old-t9", title="Nine", genres=["Drama"])],
+                                 [], "catalog-etl", NOW - timedelta(days=400))
+    with contextlib.ExitStack() as running:
+        rebuilt = rebuild(settings, records, redis_client, concerns, lambda: running.enter_context(
+            TestClient(create_stream(settings))))
+    assert rebuilt.caught_up and rebuilt.titles == 1
+    stored = redis_client.hget(catalog_titles_key(), "old-t9")
+    assert stored is not None and b"Nine" in stored

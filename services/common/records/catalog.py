@@ -43,14 +43,25 @@ class CatalogRecords:
             enqueue(conn, messages)
 
     def titles(self) -> list[TitleData]:
+        return [title for title, _ in self.versions()]
+
+    def versions(self) -> list[tuple[TitleData, datetime]]:
+        """Every title with the time of the load that made it the catalog's."""
         with self._pool.connection() as conn:
             rows = conn.execute(
                 b"SELECT content_id, title, genres, actors, maturity_rating, release_date, "
-                b"rating, thumbnail_url FROM catalog_titles ORDER BY content_id").fetchall()
+                b"rating, thumbnail_url, version_at FROM catalog_titles "
+                b"ORDER BY content_id").fetchall()
         fields = ("content_id", "title", "genres", "actors", "maturity_rating", "release_date",
                   "rating", "thumbnail_url")
-        return [TitleData.model_validate(
-            {k: v for k, v in zip(fields, row, strict=True) if v is not None}) for row in rows]
+        return [(TitleData.model_validate(
+            {k: v for k, v in zip(fields, row[:-1], strict=True) if v is not None}), row[-1])
+            for row in rows]
+
+    def announce(self, messages: Sequence[OutboundMessage]) -> None:
+        """Events about titles already recorded, into the outbox (the rows stay as they are)."""
+        with self._pool.connection() as conn, conn.transaction():
+            enqueue(conn, messages)
 
 
 Profile = tuple[str, str, int]  # user id, kind, max maturity level
