@@ -38,3 +38,16 @@ def test_the_job_records_good_titles_then_publishes_them_from_the_outbox(
     published = [decode_event(r.value) for r in records_to_end(kafka_server.address, CATALOG)]
     new = [e for e in published if e.id not in before]
     assert sorted(e.data["content_id"] for e in new) == ["rec-1", "rec-2"]
+
+
+def test_without_postgres_nothing_is_published_and_the_job_says_why(
+        kafka_server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MLSD_KAFKA_BOOTSTRAP_SERVERS", kafka_server.address)
+    monkeypatch.setenv("MLSD_POSTGRES_PORT", "1")  # nothing listens there
+    before = len(list(records_to_end(kafka_server.address, CATALOG)))
+    path = tmp_path / "titles.csv"
+    path.write_text(HEADER + "rec-9,Nine,Drama,,,,,\n")
+    assert main([str(path)]) == 2
+    assert "catalog: " in capsys.readouterr().err
+    assert len(list(records_to_end(kafka_server.address, CATALOG))) == before
