@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -221,6 +222,8 @@ def main() -> int:
         pool.close()
         kafka.stop()
         postgres.stop()
+        shutil.rmtree(postgres.extra["data_root"], ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
     by_batch: dict[str, list[int]] = {}
     for drain in drains:
         by_batch.setdefault(str(drain["max_batch"]), []).append(drain["decisions_per_s"])
