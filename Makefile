@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory up down clean \
+.PHONY: help setup models seed rebuild-online run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory up down clean \
 	compose-check promcheck load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
 	movielens-check
 
@@ -36,13 +36,16 @@ $(VENV)/.installed: pyproject.toml
 	infra/bootstrap.sh
 	mkdir -p .state/logs && touch $@
 
-setup: $(VENV)/.installed .state/.bootstrapped ## install everything: virtualenv, redis-server, promtool, Kafka jars
+setup: $(VENV)/.installed .state/.bootstrapped ## install everything: virtualenv, redis-server, PostgreSQL, promtool, Kafka jars
 
 models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min); DATASET=movielens
 	$(PY) -m services.trainer $(if $(DATASET),--dataset $(DATASET))
 
 seed: run ## replay the worlds' history through Kafka into the online features (progress shown); DATASET=movielens
 	$(PY) -m services.seeder
+
+rebuild-online: run ## after Redis was lost: online features and profiles again from PostgreSQL and the Kafka topics
+	$(PY) -m services.seeder --rebuild-online
 
 run: setup ## start the local stack in the background; returns when every part is healthy
 	$(PY) -m services.trainer --if-missing

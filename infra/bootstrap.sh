@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install what the project needs outside Python, once: redis-server, promtool and chromium (with its
-# driver) from Debian, the Kafka jars from Maven Central. Checks Java 17+, Maven and Go and says what is missing.
+# Install what the project needs outside Python, once: redis-server, PostgreSQL, promtool and
+# chromium (with its driver) from Debian, the Kafka jars from Maven Central. Checks Java 17+,
+# Maven and Go and says what is missing.
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -10,13 +11,17 @@ command -v redis-server >/dev/null || missing_debs+=(redis-server)
 # the console's browser tests (tests/e2e/test_console_browser.py): Debian's browser and its driver
 command -v chromium >/dev/null || missing_debs+=(chromium)
 command -v chromedriver >/dev/null || missing_debs+=(chromium-driver)
+# Debian's postgresql keeps its binaries in /usr/lib/postgresql/<major>/bin (infra/postgres/start.sh
+# finds them there); it creates no user but `postgres`, which the server runs as under root.
+command -v postgres >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null \
+  || missing_debs+=(postgresql)
 if (( ${#missing_debs[@]} )); then
   if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
     echo "installing Debian packages: ${missing_debs[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_debs[@]}" >/dev/null
     # Debian's packages may start their own daemons; this project starts its own on its own ports.
-    for svc in redis-server prometheus; do service "$svc" stop >/dev/null 2>&1 || true; done
+    for svc in redis-server prometheus postgresql; do service "$svc" stop >/dev/null 2>&1 || true; done
   else
     echo "missing: ${missing_debs[*]}. Install them (Debian: sudo apt-get install ${missing_debs[*]})" >&2
     exit 1

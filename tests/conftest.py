@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from psycopg_pool import ConnectionPool
 from redis.connection import AbstractConnection
 
-from tests.harness import ServerProcess, start_kafka, start_redis, start_redis_cluster
+from services.common.records.pool import records_pool
+from services.common.records.settings import PostgresSettings
+from tests.harness import (
+    ServerProcess,
+    start_kafka,
+    start_postgres,
+    start_redis,
+    start_redis_cluster,
+)
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +42,38 @@ def redis_cluster_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     server = start_redis_cluster(Path(tmp_path_factory.mktemp("redis-cluster")))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A real PostgreSQL; missing binaries fail the run (ServerDidNotStart), never skip it."""
+    server = start_postgres(Path(tmp_path_factory.mktemp("postgres")))
+    yield server
+    server.stop()
+    shutil.rmtree(server.extra["data_root"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_settings(postgres_server: ServerProcess) -> PostgresSettings:
+    return PostgresSettings(postgres_port=int(postgres_server.extra["port"]))
+
+
+@pytest.fixture(scope="session")
+def _records_pool(postgres_settings: PostgresSettings) -> Iterator[ConnectionPool]:
+    pool = records_pool(postgres_settings, "tests")
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def records(_records_pool: ConnectionPool) -> ConnectionPool:
+    """The migrated record with every table emptied: each test starts from an empty record."""
+    with _records_pool.connection() as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'schema_migrations'").fetchall()]
+        conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE".encode())
+    return _records_pool
 
 
 @pytest.fixture

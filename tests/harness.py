@@ -6,9 +6,10 @@ from services.devstack.servers import (
     ServerProcess,
     free_port,
     start_kafka,
+    start_postgres,
     start_redis,
     start_redis_cluster,
 )
 
 __all__ = ["REPO_ROOT", "ServerDidNotStart", "ServerProcess", "free_port", "start_kafka",
-           "start_redis", "start_redis_cluster"]
+           "start_postgres", "start_redis", "start_redis_cluster"]

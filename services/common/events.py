@@ -140,6 +140,15 @@ class FraudLabelData(Payload):
     is_fraud: bool
 
 
+class DecisionReason(Payload):
+    """One reason of a decision, as the API answers it (services/fraud/schemas.py ReasonOut)."""
+
+    code: str = Field(max_length=200)
+    text: str = Field(max_length=2000)
+    contribution: float
+    source: Literal["list", "rule", "model", "policy"]
+
+
 class FraudDecisionData(Payload):
     """A decision the fraud service made, with the feature vector the model saw (FRAUD_FEATURES
     order): joined with `fraud-labels` by transaction_id, it is the next training run's data as
@@ -162,6 +171,10 @@ class FraudDecisionData(Payload):
     policy_version: str
     degraded: list[str]
     features: list[float] | None = Field(description="FRAUD_FEATURES order; null if replayed")
+    # The decision in full, so the record (PostgreSQL, services/records) answers
+    # GET /v1/decisions as the 60-s cache did; absent from events written before they were added.
+    reasons: list[DecisionReason] = Field(default_factory=list, description="strongest first")
+    confidence: float | None = Field(None, ge=0, le=1)
 
 
 class TitleData(Payload):

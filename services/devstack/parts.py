@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.common.probe import http_ready, kafka_ready, redis_ready
+from services.common.records.pool import postgres_ready
+from services.common.records.settings import PostgresSettings
 from services.common.settings import PlatformSettings
 from services.console.settings import ConsoleSettings
 from services.experiments.settings import ExperimentsSettings
@@ -13,6 +15,7 @@ from services.fraud.settings import FraudSettings
 from services.ingest.settings import IngestSettings
 from services.modelserver.settings import ModelServerSettings
 from services.recommender.settings import RecommenderSettings
+from services.records.settings import RecordsSettings
 from services.stream.settings import StreamSettings
 
 
@@ -37,11 +40,15 @@ def stack_parts(settings: PlatformSettings) -> list[Part]:
     recommender = RecommenderSettings()
     experiments = ExperimentsSettings()
     console = ConsoleSettings()
+    postgres = PostgresSettings()
+    records = RecordsSettings()
     return [
         Part("redis", settings.redis_url, lambda: redis_ready(settings.redis_url)),
+        Part("postgres", postgres.address, lambda: postgres_ready(postgres)),
         Part("kafka", settings.kafka_bootstrap_servers,
              lambda: kafka_ready(settings.kafka_bootstrap_servers)),
         _http("model-server", model_server.model_server_host, model_server.model_server_port),
+        _http("records", records.records_host, records.records_port),
         _http("ingest", ingest.ingest_host, ingest.ingest_port),
         _http("stream", stream.stream_host, stream.stream_port),
         _http("experiments", experiments.experiments_host, experiments.experiments_port),

@@ -1,4 +1,5 @@
-"""Real redis-server and Kafka processes on free loopback ports, for tests and benchmarks.
+"""Real redis-server, Kafka and PostgreSQL processes on free loopback ports, for tests and
+benchmarks.
 
 Each caller gets its own servers in a folder it chooses, so tests and benchmarks never touch the
 data of a running `make run` stack. A server that cannot start raises ServerDidNotStart with
@@ -21,6 +22,8 @@ from pathlib import Path
 import redis
 
 from services.common.probe import kafka_ready, redis_ready
+from services.common.records.pool import postgres_ready
+from services.common.records.settings import PostgresSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,11 +45,13 @@ class ServerProcess:
     log_path: Path
     address: str
     extra: dict[str, str] = field(default_factory=dict)
+    # PostgreSQL's SIGTERM waits for every client to disconnect; its SIGINT is the fast shutdown
+    stop_signal: signal.Signals = signal.SIGTERM
 
     def stop(self, timeout_s: float = 30.0) -> None:
         if self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(self.stop_signal)
         try:
             self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -104,6 +109,28 @@ def start_kafka(workdir: Path, partitions: int = 3, timeout_s: float = 90.0) -> 
         "kafka", REPO_ROOT / "infra/kafka/start.sh", env, workdir / "kafka.log", bootstrap,
         lambda: kafka_ready(bootstrap, timeout_s=2.0), timeout_s,
     )
+
+
+def start_postgres(workdir: Path, timeout_s: float = 60.0) -> ServerProcess:
+    """A PostgreSQL cluster created for this caller (initdb on first start, by the same script
+    `make run` uses); `extra["port"]` is its port, for PostgresSettings(postgres_port=...)."""
+    port = free_port()
+    # As root the server runs as the postgres user, which must reach its data folder: pytest's
+    # temporary folders are closed to other users, so the cluster lives in a folder of its own.
+    data_root = Path(tempfile.mkdtemp(prefix="mlsd-postgres-"))
+    data_root.chmod(0o711)
+    settings = PostgresSettings(postgres_port=port)
+    server = _start(
+        "postgres", REPO_ROOT / "infra/postgres/start.sh",
+        {"MLSD_POSTGRES_PORT": str(port), "POSTGRES_DATA_DIR": str(data_root / "data"),
+         "MLSD_POSTGRES_USER": settings.postgres_user, "MLSD_POSTGRES_DB": settings.postgres_db,
+         "MLSD_POSTGRES_PASSWORD": settings.postgres_password.get_secret_value()},
+        workdir / "postgres.log", settings.address,
+        lambda: postgres_ready(settings, timeout_s=1.0), timeout_s)
+    server.extra["port"] = str(port)
+    server.extra["data_root"] = str(data_root)
+    server.stop_signal = signal.SIGINT
+    return server
 
 
 def start_redis_cluster(workdir: Path, timeout_s: float = 20.0) -> ServerProcess:

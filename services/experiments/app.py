@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import psycopg
 import redis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -22,6 +23,9 @@ from services.common.experiments import (
 )
 from services.common.features import FeatureStoreUnavailable
 from services.common.http import create_service_app
+from services.common.records.experiments import ExperimentHistory, PostgresExperimentHistory
+from services.common.records.pool import unopened_pool
+from services.common.records.settings import PostgresSettings
 from services.common.redis_client import request_path_redis
 from services.common.telemetry import Metrics
 from services.experiments.api import admin, router
@@ -52,6 +56,13 @@ async def _request_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status)
 
 
+async def _record_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("postgres unavailable", extra={"path": request.url.path, "error": repr(exc)})
+    return JSONResponse({"detail": f"the record of experiments did not answer: "
+                                   f"{type(exc).__name__}; nothing was changed"},
+                        status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
     logger.warning("redis unavailable", extra={"path": request.url.path, "error": repr(exc)})
     return JSONResponse({"detail": f"redis did not answer: {type(exc).__name__}"},
@@ -60,9 +71,11 @@ async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(settings: ExperimentsSettings, *, redis_client: redis.Redis | None = None,
                store: DefinitionStore | None = None, counts: CountsReader | None = None,
-               publisher: Publisher | None = None) -> FastAPI:
-    """The service; tests may pass a Redis client, a store, a counts reader or a publisher,
-    which they own."""
+               publisher: Publisher | None = None, history: ExperimentHistory | None = None,
+               postgres: PostgresSettings | None = None) -> FastAPI:
+    """The service; tests may pass a Redis client, a store, a counts reader, a publisher or the
+    change history, which they own (the history otherwise: PostgreSQL, MLSD_POSTGRES_* or
+    `postgres`)."""
     metrics = Metrics(settings.service_name)
     experiments_metrics = ExperimentsMetrics(metrics)
     in_file = load_definitions_file(settings.experiments_file)  # a bad file stops start-up
@@ -80,6 +93,8 @@ def create_app(settings: ExperimentsSettings, *, redis_client: redis.Redis | Non
         delivery_timeout_s=settings.experiments_delivery_timeout_s,
         on_outcome=lambda outcome, n: experiments_metrics.published.labels(outcome).inc(n))
     background = publishing.queue
+    # the record of definitions and their changes: opened in the background, needed by writes
+    record_pool = unopened_pool(postgres or PostgresSettings(), settings.service_name)
     exposures = ExposureLog(
         client, background, settings.feature_namespace, source=settings.service_name,
         topic=settings.experiments_exposures_topic,
@@ -90,6 +105,8 @@ def create_app(settings: ExperimentsSettings, *, redis_client: redis.Redis | Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if publishing.connection is not None:
             publishing.connection.start()
+        if history is None:
+            record_pool.open(wait=False)
         cache.start()
         logger.info("experiments started", extra={
             "source": cache.source, "experiments": [d.key for d in cache.all()]})
@@ -98,6 +115,7 @@ def create_app(settings: ExperimentsSettings, *, redis_client: redis.Redis | Non
         finally:
             cache.close()
             background.close()  # sends what is queued, then closes the publisher
+            record_pool.close()
             if redis_client is None:
                 client.close()
 
@@ -108,10 +126,12 @@ def create_app(settings: ExperimentsSettings, *, redis_client: redis.Redis | Non
     app.state.settings = settings
     app.state.experiments = ExperimentsService(
         store, cache, exposures, counts or RedisCountsReader(client, settings.feature_namespace),
-        experiments_metrics, plot_points=settings.experiments_plot_points)
+        experiments_metrics, history or PostgresExperimentHistory(record_pool),
+        plot_points=settings.experiments_plot_points)
     app.add_exception_handler(ExperimentsError, _request_error)
     app.add_exception_handler(redis.RedisError, _redis_unavailable)
     app.add_exception_handler(FeatureStoreUnavailable, _redis_unavailable)
+    app.add_exception_handler(psycopg.Error, _record_unavailable)
     app.include_router(router)
     app.include_router(admin)
     return app

@@ -12,6 +12,7 @@ from services.common.experiments import (
     assign,
 )
 from services.common.experiments.definitions import Status
+from services.common.records.experiments import ExperimentHistory
 from services.experiments.counts import CountsReader
 from services.experiments.errors import ConflictingChange, KeyMismatch, UnknownExperiment
 from services.experiments.lifecycle import check_change, check_neighbours
@@ -21,13 +22,16 @@ from services.experiments.results import Results, cumulative_rates, experiment_r
 
 
 class ExperimentsService:
-    """Reads (definitions, assignments) come from the in-process cache; writes go to the store,
-    after which the cache is refreshed at once, so this process reads its own writes (other
-    processes within their refresh interval)."""
+    """Reads (definitions, assignments) come from the in-process cache; writes go to the record
+    (PostgreSQL: the definition and the change, with who made it), then to the store, after
+    which the cache is refreshed at once, so this process reads its own writes (other processes
+    within their refresh interval). A change the record refused is not made."""
 
     def __init__(self, store: DefinitionStore, cache: DefinitionCache, exposures: ExposureLog,
-                 counts: CountsReader, metrics: ExperimentsMetrics, plot_points: int = 60) -> None:
+                 counts: CountsReader, metrics: ExperimentsMetrics, history: ExperimentHistory,
+                 plot_points: int = 60) -> None:
         self._store = store
+        self._history = history
         self._cache = cache
         self._exposures = exposures
         self._counts = counts
@@ -44,24 +48,27 @@ class ExperimentsService:
             raise UnknownExperiment(f"no experiment {key!r}; known: {known}")
         return definition
 
-    def put(self, key: str, new: ExperimentDefinition) -> bool:
+    def put(self, key: str, new: ExperimentDefinition, actor: str = "admin API") -> bool:
         """Create or replace; whether it is new."""
         if new.key != key:
             raise KeyMismatch(f"the body's key {new.key!r} is not the path's {key!r}")
         current = self._stored(key, replacing=True)
         check_change(current, new)
         check_neighbours(new, list(self._store.snapshot().definitions))
+        self._history.record("create" if current is None else "update", new, actor)
         self._store.put(new)
         self._cache.refresh()
         return current is None
 
-    def set_status(self, key: str, status: Status) -> ExperimentDefinition:
+    def set_status(self, key: str, status: Status,
+                   actor: str = "admin API") -> ExperimentDefinition:
         current = self._stored(key, replacing=False)
         if current is None:
             raise UnknownExperiment(f"no experiment {key!r}")
         new = current.model_copy(update={"status": status})
         check_change(current, new)
         if new != current:
+            self._history.record("status", new, actor)
             self._store.put(new)
             self._cache.refresh()
         return new

@@ -63,15 +63,16 @@ async def score(request: Request, fraud: Service) -> ScoreResponse:
 
 
 @router.get("/v1/decisions/{transaction_id:path}", responses={
-    404: {"model": ErrorResponse, "description": "no decision recorded for this id (any more)"},
+    404: {"model": ErrorResponse, "description": "no decision recorded for this id"},
     422: {"description": "an id that is empty, over 128 characters or holds a control character"},
     503: {"model": ErrorResponse, "description": "the recorded decisions cannot be read"}},
     summary="a recorded decision with all its reasons; an approval's ML factors computed now")
 async def recorded_decision(transaction_id: TransactionId, fraud: Service) -> RecordedDecision:
     start = time.perf_counter()
-    decision, computed = await run_in_threadpool(fraud.recorded, transaction_id)
+    decision, computed, served_from = await run_in_threadpool(fraud.recorded, transaction_id)
     answer = ScoreResponse.of(transaction_id, decision, replayed=True,
                               processing_ms=(time.perf_counter() - start) * 1000)
-    return RecordedDecision(**answer.model_dump(), factors_computed_now=computed)
+    return RecordedDecision(**answer.model_dump(), factors_computed_now=computed,
+                            served_from=served_from)
 
 

@@ -15,6 +15,9 @@ from services.common.bus.ports import Publisher
 from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.http import create_service_app
 from services.common.models import ModelClient, ModelRepository, create_model_client
+from services.common.records.decisions import PostgresDecisionRecords
+from services.common.records.pool import unopened_pool
+from services.common.records.settings import PostgresSettings
 from services.common.redis_client import request_path_redis
 from services.common.telemetry import Metrics
 from services.fraud.api import router
@@ -28,6 +31,7 @@ from services.fraud.errors import (
 )
 from services.fraud.metrics import FraudMetrics
 from services.fraud.policy_file import PolicyFile
+from services.fraud.record import DecisionRecord
 from services.fraud.schemas import ErrorResponse
 from services.fraud.scorer import FraudScorer, ReferenceCache
 from services.fraud.service import FraudService
@@ -73,8 +77,10 @@ def build_scorer(settings: FraudSettings, metrics: FraudMetrics, store: FraudSto
 
 
 def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
-               model: ModelClient | None = None, publisher: Publisher | None = None) -> FastAPI:
-    """The service; tests may pass a store, a model client or a publisher, which they own."""
+               model: ModelClient | None = None, publisher: Publisher | None = None,
+               record: DecisionRecord | None = None) -> FastAPI:
+    """The service; tests may pass a store, a model client, a publisher or the record of
+    decisions (PostgreSQL otherwise, MLSD_POSTGRES_*), which they own."""
     metrics = Metrics(settings.service_name)
     fraud_metrics = FraudMetrics(metrics)
     redis_client = request_path_redis(settings, settings.fraud_redis_timeout_s)
@@ -91,11 +97,15 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
         delivery_timeout_s=settings.fraud_delivery_timeout_s,
         on_outcome=lambda outcome, n: fraud_metrics.published.labels(outcome).inc(n))
     decisions = publishing.queue
+    # the record of decisions, for GET /v1/decisions past the window: opened in the background
+    record_pool = unopened_pool(PostgresSettings(), settings.service_name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if publishing.connection is not None:
             publishing.connection.start()
+        if record is None:
+            record_pool.open(wait=False)
         scorer.warm_up()
         logger.info("fraud started", extra={"policy": str(settings.fraud_policy_path)})
         try:
@@ -105,6 +115,7 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
             decisions.close()  # sends what is queued, then closes the deferred publisher
             if own_model:
                 model.close()
+            record_pool.close()
             redis_client.close()
 
     app = create_service_app(title="fraud", metrics=metrics, lifespan=lifespan,
@@ -115,7 +126,8 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
     app.state.fraud = FraudService(scorer, decisions, settings.fraud_decisions_topic,
                                    max_body_bytes=settings.fraud_max_body_bytes,
                                    max_future_s=settings.fraud_max_future_s,
-                                   max_batch=settings.fraud_http_max_batch)
+                                   max_batch=settings.fraud_http_max_batch,
+                                   record=record or PostgresDecisionRecords(record_pool))
     app.add_exception_handler(FraudRequestError, _request_error)
     app.include_router(router)
     return app

@@ -41,6 +41,9 @@ def decision_message(scored: Scored, path: ScoringPath, topic: str) -> OutboundM
         "policy_version": decision.policy_version,
         "degraded": list(decision.degraded),
         "features": None if scored.features is None else scored.features.tolist(),
+        "reasons": [{"code": r.code, "text": r.text, "contribution": float(r.contribution),
+                     "source": r.source} for r in decision.reasons],
+        "confidence": float(decision.confidence),
     }
     event = {"id": event_id("decision", txn.transaction_id), "type": EVENT_TYPE, "source": "fraud",
              "time": datetime.now(UTC), "data": data}

@@ -123,6 +123,9 @@ class RecordedDecision(ScoreResponse):
     factors_computed_now: bool = Field(
         description="true: the ML_<feature> reasons were computed for this answer, from the "
                     "features the model saw, by the model version that decided")
+    served_from: Literal["cache", "record"] = Field(
+        description="cache: the 60-s idempotency window in Redis; record: PostgreSQL, where "
+                    "the records service writes every decision from fraud-decisions")
 
 
 class ErrorResponse(BaseModel):

@@ -157,12 +157,17 @@ class FraudScorer:
 
     def explain(self, transaction_id: str) -> tuple[Decision, bool] | None:
         """The recorded decision for this transaction id while the window keeps it, with its ML
-        factors (computed now from the recorded features by the version that decided, when it
-        has none); the flag says whether they were computed now. None: nothing recorded."""
-        stored = self._breaker.call(self._store.recall, transaction_id)
-        recorded = _stored(stored)
-        if recorded is None:
-            return None
+        factors (with_factors); None: nothing recorded."""
+        recorded = self.recall(transaction_id)
+        return None if recorded is None else self.with_factors(recorded)
+
+    def recall(self, transaction_id: str) -> Recorded | None:
+        """The decision and features the idempotency window keeps for this id, if any."""
+        return _stored(self._breaker.call(self._store.recall, transaction_id))
+
+    def with_factors(self, recorded: Recorded) -> tuple[Decision, bool]:
+        """The decision with its ML factors, computed now from the recorded features by the
+        version that decided when it has none; the flag says whether they were computed now."""
         decision = recorded.decision
         reference = self._references.current
         if (recorded.features is None or decision.model_version is None or reference is None

@@ -7,18 +7,22 @@ from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 
 from services.common.bus.background import BackgroundPublisher
+from services.common.records.decisions import DecisionOfRecord
 from services.fraud.coalesce import CoalescingScorer
 from services.fraud.decide import Decision
 from services.fraud.decision_events import decision_message
 from services.fraud.errors import DecisionNotFound, DecisionsUnavailable, TimestampTooFarAhead
-from services.fraud.scorer import FraudScorer, Scored
+from services.fraud.record import DecisionRecord, ServedFrom, recorded_of
+from services.fraud.scorer import FraudScorer, Recorded, Scored
 from services.fraud.transaction import Transaction
 
 
 class FraudService:
     def __init__(self, scorer: FraudScorer, decisions: BackgroundPublisher | None, topic: str,
-                 *, max_body_bytes: int, max_future_s: int, max_batch: int = 64) -> None:
+                 *, max_body_bytes: int, max_future_s: int, max_batch: int = 64,
+                 record: DecisionRecord | None = None) -> None:
         self.scorer = scorer
+        self._record = record
         self.max_body_bytes = max_body_bytes
         self._decisions = decisions
         self._topic = topic
@@ -47,19 +51,47 @@ class FraudService:
                 f"timestamp: {txn.timestamp.isoformat()} is {ahead} ahead of the service's "
                 f"clock; at most {self._max_future} is accepted")
 
-    def recorded(self, transaction_id: str) -> tuple[Decision, bool]:
+    def recorded(self, transaction_id: str) -> tuple[Decision, bool, ServedFrom]:
         """The decision recorded for this id, with its ML factors (computed now for an
-        approval); DecisionNotFound once the idempotency window has let it go."""
+        approval), and where it was found (_find)."""
+        found, served_from = self._find(transaction_id)
         try:
-            found = self.scorer.explain(transaction_id)
-        except Exception as exc:  # the store or the model: a dependency, not the request
-            raise DecisionsUnavailable(f"recorded decisions cannot be read: "
+            decision, computed = self.scorer.with_factors(found)
+        except Exception as exc:  # the model that decided cannot be asked now
+            raise DecisionsUnavailable(f"the decision's ML factors cannot be computed: "
                                        f"{type(exc).__name__}: {exc}") from exc
-        if found is None:
-            raise DecisionNotFound(
-                f"no decision recorded for transaction_id {transaction_id!r} in the last "
-                f"{self.scorer.idempotency_window_s} s")
-        return found
+        return decision, computed, served_from
+
+    def _find(self, transaction_id: str) -> tuple[Recorded, ServedFrom]:
+        """The idempotency window in Redis first, then the record in PostgreSQL.
+        DecisionNotFound when neither has it; DecisionsUnavailable when one that might have it
+        cannot be read."""
+        cache_error: Exception | None = None
+        try:
+            cached = self.scorer.recall(transaction_id)
+        except Exception as exc:  # the window cannot be read: the record may still answer
+            cached, cache_error = None, exc
+        if cached is not None:
+            return cached, "cache"
+        row = self._read_record(transaction_id)
+        if row is not None:
+            return recorded_of(row), "record"
+        if cache_error is not None:
+            raise DecisionsUnavailable(f"recorded decisions cannot be read: "
+                                       f"{type(cache_error).__name__}: {cache_error}")
+        where = "" if self._record is not None else (
+            f" in the last {self.scorer.idempotency_window_s} s")
+        raise DecisionNotFound(f"no decision recorded for transaction_id {transaction_id!r}"
+                               f"{where}")
+
+    def _read_record(self, transaction_id: str) -> DecisionOfRecord | None:
+        if self._record is None:
+            return None
+        try:
+            return self._record.find(transaction_id)
+        except Exception as exc:  # the record is away; say so, never which secret it used
+            raise DecisionsUnavailable(f"recorded decisions cannot be read: "
+                                       f"{type(exc).__name__}") from exc
 
     def score(self, txn: Transaction) -> Scored:
         """One transaction, waiting for its answer (what the endpoint awaits, synchronously)."""

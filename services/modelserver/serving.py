@@ -20,6 +20,8 @@ from services.common.models.oip import Array, InferenceCall
 from services.modelserver.metrics import ServingMetrics
 
 VERSION = re.compile(r"^[1-9][0-9]{0,9}$")
+# who the registry history names for a change made through the admin API (no user accounts here)
+ADMIN_ACTOR = "model-server admin API"
 
 
 @dataclass(frozen=True)
@@ -99,11 +101,11 @@ class ModelServer:
 
     def promote(self, name: str, version: int) -> ModelState:
         """Move the pointer, then load and swap at once rather than at the next poll."""
-        self.repository.promote(name, version)
+        self.repository.promote(name, version, actor=ADMIN_ACTOR)
         self.cache.refresh()
         return self.state(name)
 
     def rollback(self, name: str) -> ModelState:
-        self.repository.rollback(name)
+        self.repository.rollback(name, actor=ADMIN_ACTOR)
         self.cache.refresh()
         return self.state(name)

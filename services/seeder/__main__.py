@@ -1,5 +1,9 @@
 """`python -m services.seeder`: publish the worlds' history to Kafka, then wait for the stream.
 
+Profiles and titles go to the system of record (PostgreSQL) first: profiles from there to Redis,
+titles through the catalog ETL and its outbox. `make rebuild-online` (rebuild.py) restores the
+online state from the same two sources after Redis is lost.
+
 The viewing history is MLSD_DATASET's: the synthetic viewing world or MovieLens 100k (the fraud
 history is always the synthetic transaction world's).
 """
@@ -9,23 +13,28 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import TypeVar
 
 import pandas as pd
+from psycopg_pool import ConnectionPool
 from tqdm import tqdm
 
 from services.catalog_etl.job import load
 from services.common.bus.clients import kafka_publisher
 from services.common.bus.dedupe import dedupe_prefix
-from services.common.bus.kafka_bus import ensure_topics, group_lags
+from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.ports import OutboundMessage, Publisher, publish_or_raise
 from services.common.bus.topics import platform_topics
+from services.common.records.catalog import CatalogRecords, ProfileRecords
+from services.common.records.outbox import OutboxRelay
+from services.common.records.pool import records_pool
+from services.common.records.settings import PostgresSettings
 from services.common.recs_online import keys, write_profiles
 from services.common.redis_client import background_redis
+from services.seeder.catchup import wait_for_stream
 from services.seeder.history import (
     SOURCE,
     ViewingHistory,
@@ -36,6 +45,7 @@ from services.seeder.history import (
     transaction_messages,
     watch_messages,
 )
+from services.seeder.rebuild import OnlineStateStillThere, rebuild_online
 from services.stream.concerns import CONCERNS
 from services.trainer.pipeline import TrainerSettings
 from services.trainer.worlds.movielens import MovieLensWorld
@@ -59,24 +69,6 @@ def publish(publisher: Publisher, messages: Iterable[OutboundMessage], total: in
         for chunk in chunks(messages):
             publish_or_raise(publisher, chunk)
             bar.update(len(chunk))
-
-
-def stream_lag(bootstrap: str) -> int:
-    """Events the stream processor's consumer groups have not applied yet."""
-    return sum(group_lags(bootstrap, {c.group: c.topics for c in CONCERNS}).values())
-
-
-def wait_for_stream(bootstrap: str, timeout_s: float) -> bool:
-    start_lag = stream_lag(bootstrap)
-    deadline = time.monotonic() + timeout_s
-    with tqdm(total=start_lag, desc="stream catching up", unit="ev", unit_scale=True) as bar:
-        lag = start_lag
-        while lag > 0 and time.monotonic() < deadline:
-            time.sleep(1.0)
-            lag = stream_lag(bootstrap)
-            bar.n = max(0, start_lag - lag)
-            bar.refresh()
-    return lag == 0
 
 
 def read_history(settings: TrainerSettings) -> ViewingHistory:
@@ -123,30 +115,65 @@ def reset_if_other_dataset(settings: TrainerSettings) -> None:
           f"{settings.dataset}")
 
 
-def load_profiles(settings: TrainerSettings, profiles: list[tuple[str, str, int]]) -> None:
-    """Batch data, not events, straight into Redis: the account system's profiles (kind,
-    maturity limit; the recommender reads a user's limit in its one round trip)."""
+def load_profiles(settings: TrainerSettings, pool: ConnectionPool,
+                  profiles: list[tuple[str, str, int]]) -> None:
+    """Batch data, not events: the account system's profiles (kind, maturity limit) into the
+    record, then from there into Redis (the recommender reads a user's limit in its one round
+    trip; make rebuild-online copies them again from the record)."""
+    ProfileRecords(pool).save(profiles)
     client = background_redis(settings)
     try:
-        write_profiles(client, profiles, settings.feature_namespace)
+        write_profiles(client, ProfileRecords(pool).all(), settings.feature_namespace)
     finally:
         client.close()
-    print(f"profiles: {len(profiles):,} with their maturity limits")
+    print(f"profiles: {len(profiles):,} with their maturity limits, recorded and cached")
 
 
-def load_titles(settings: TrainerSettings, publisher: Publisher, titles: pd.DataFrame,
-                shift: timedelta) -> None:
+def load_titles(settings: TrainerSettings, pool: ConnectionPool, publisher: Publisher,
+                titles: pd.DataFrame, shift: timedelta) -> None:
     """The world's titles through the catalog ETL, as `make catalog FILE=...` loads any catalog:
-    a Parquet file of its rows, validated and published to the catalog topic, from which the
-    stream writes names, genres and release dates (moved by the replay's shift) to Redis."""
+    a Parquet file of its rows, validated, recorded with their events in the outbox and relayed
+    to the catalog topic, from which the stream writes names, genres and release dates (moved
+    by the replay's shift) to Redis."""
     path = settings.world_dir / f"catalog-{settings.dataset}.parquet"
     catalog_rows(titles, shift).to_parquet(path, index=False)
-    report = load(path, publisher, source=SOURCE, progress=True)
+    report = load(path, None, source=SOURCE, progress=True, records=CatalogRecords(pool))
+    OutboxRelay(pool, publisher).drain()
     if not report.ok:
         raise SystemExit(f"{len(report.bad)} of the world's titles failed the catalog's checks, "
                          f"e.g. line {report.bad[0].line}: {report.bad[0].problem}")
     print(f"titles: {report.published:,} through the catalog ETL ({path}), release dates "
           f"moved by {shift.days:,} days")
+
+
+def rebuild(timeout_s: float) -> int:
+    """--rebuild-online on the local stack: its supervisor stops and starts the stream."""
+    from services.devstack.__main__ import supervisor, supervisord_running  # noqa: PLC0415
+
+    if not supervisord_running():
+        print("the local stack is not running: `make run` first", file=sys.stderr)
+        return 2
+    settings = TrainerSettings()
+    pool = records_pool(PostgresSettings(), "rebuild-online")
+    client = background_redis(settings)
+    publisher = kafka_publisher(settings, client_id="rebuild-online", delivery_timeout_s=30.0)
+    try:
+        rebuilt = rebuild_online(
+            settings, pool, client, publisher,
+            stop_stream=lambda: supervisor().stopProcess("stream"),
+            start_stream=lambda: supervisor().startProcess("stream"), dataset=settings.dataset,
+            timeout_s=timeout_s)
+    except OnlineStateStillThere as exc:
+        print(f"rebuild-online: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        publisher.close()
+        client.close()
+        pool.close()
+    print(f"rebuilt: {rebuilt.profiles:,} profiles, {rebuilt.experiments:,} experiment "
+          f"definitions and {rebuilt.titles:,} titles from PostgreSQL; the stream "
+          f"{'replayed every topic' if rebuilt.caught_up else 'has not caught up yet'}")
+    return 0 if rebuilt.caught_up else 1
 
 
 def main() -> int:
@@ -155,13 +182,19 @@ def main() -> int:
                         help="days of transaction history to replay (the longest window is 30)")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for the stream")
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--rebuild-online", action="store_true",
+                        help="after Redis was lost: restore the online state from PostgreSQL "
+                             "and the topics (services/seeder/rebuild.py), publish nothing")
     args = parser.parse_args()
+    if args.rebuild_online:
+        return rebuild(args.timeout)
     settings = TrainerSettings()
     now = datetime.now(UTC)
     ensure_topics(settings.kafka_bootstrap_servers, platform_topics(
         settings.kafka_topic_partitions, settings.kafka_replication_factor))
     publisher = kafka_publisher(settings, client_id="seed", delivery_timeout_s=30.0,
                                 linger_ms=20)
+    pool = records_pool(PostgresSettings(), "seeder")
     try:
         reset_if_other_dataset(settings)
         viewing = read_history(settings)  # before the split only: the future stays unseen
@@ -170,8 +203,8 @@ def main() -> int:
               f"{viewing.split:%Y-%m-%d %H:%M} UTC, replayed {shift.days:,} days later")
         publish(publisher, watch_messages(viewing.history, shift), len(viewing.history),
                 "watches")
-        load_profiles(settings, viewing.profiles)
-        load_titles(settings, publisher, viewing.titles, shift)
+        load_profiles(settings, pool, viewing.profiles)
+        load_titles(settings, pool, publisher, viewing.titles, shift)
 
         transactions = recent(
             pd.read_parquet(settings.world_dir / "transactions" / "transactions.parquet"),
@@ -183,6 +216,7 @@ def main() -> int:
         publish(publisher, messages, len(messages), "transactions and labels")
     finally:
         publisher.close()
+        pool.close()
     if args.no_wait:
         return 0
     caught_up = wait_for_stream(settings.kafka_bootstrap_servers, args.timeout)

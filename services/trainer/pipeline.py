@@ -85,9 +85,10 @@ def register(repository: ModelRepository, trained: TrainedModel) -> Registered:
         training_data_hash=trained.training_data_hash,
         description=trained.description,
         extra_files=trained.extra_files,
+        actor="trainer",
     )
     if repository.production_version(trained.name) != version:
-        repository.promote(trained.name, version)
+        repository.promote(trained.name, version, actor="trainer")
     return Registered(trained.name, version, previous, difference, dict(trained.metrics))
 
 

@@ -44,11 +44,13 @@ def recommend(service: ServiceProcess, user: str, k: int = 10) -> dict[str, Any]
     return answer
 
 
-def load_catalog(path: Path, kafka: ServerProcess) -> subprocess.CompletedProcess[str]:
-    """`make catalog FILE=path`, as the Makefile runs it."""
+def load_catalog(path: Path, kafka: ServerProcess,
+                 postgres: ServerProcess) -> subprocess.CompletedProcess[str]:
+    """`make catalog FILE=path`, as the Makefile runs it: into PostgreSQL, then to Kafka."""
     return subprocess.run([sys.executable, "-m", "services.catalog_etl", str(path)],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, "MLSD_KAFKA_BOOTSTRAP_SERVERS": kafka.address})
+                          env={**os.environ, "MLSD_KAFKA_BOOTSTRAP_SERVERS": kafka.address,
+                               "MLSD_POSTGRES_PORT": postgres.extra["port"]})
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -76,16 +78,16 @@ def new_release_served(recommender: ServiceProcess) -> bool:
 
 def test_a_title_loaded_from_a_csv_is_recommended_to_a_cold_user_without_a_restart(
         stack: tuple[ServiceProcess, ServiceProcess], kafka_server: ServerProcess,
-        redis_client: redis.Redis, tmp_path: Path) -> None:
+        postgres_server: ServerProcess, redis_client: redis.Redis, tmp_path: Path) -> None:
     recommender, _ = stack
     before = recommend(recommender, f"cold-{uuid.uuid4().hex}")
     assert "movie_456" not in {item["content_id"] for item in before["items"]}
 
     path = tmp_path / "titles.csv"
     path.write_text(BRIEF_CATALOG)
-    loaded = load_catalog(path, kafka_server)
+    loaded = load_catalog(path, kafka_server, postgres_server)
     assert loaded.returncode == 1, loaded.stderr                        # one bad row
-    assert f"{path}:4: " in loaded.stderr and "2 titles published" in loaded.stdout
+    assert f"{path}:4: " in loaded.stderr and "2 titles recorded and published" in loaded.stdout
     wait_for(lambda: redis_client.hlen("fs:catalog_titles:{global}") == 2, 20,
              "the stream to write both titles")
 
@@ -100,11 +102,12 @@ def test_a_title_loaded_from_a_csv_is_recommended_to_a_cold_user_without_a_resta
 
 def test_the_briefs_example_user_123_gets_explained_recommendations(
         stack: tuple[ServiceProcess, ServiceProcess], kafka_server: ServerProcess,
-        redis_client: redis.Redis, model_repository: Path, tmp_path: Path) -> None:
+        postgres_server: ServerProcess, redis_client: redis.Redis, model_repository: Path,
+        tmp_path: Path) -> None:
     recommender, ingest = stack
     path = tmp_path / "titles.csv"
     path.write_text(BRIEF_CATALOG)
-    assert load_catalog(path, kafka_server).returncode == 1
+    assert load_catalog(path, kafka_server, postgres_server).returncode == 1
     wait_for(lambda: redis_client.hlen("fs:catalog_titles:{global}") == 2, 20, "the titles")
     wait_for(lambda: new_release_served(recommender), 10, "the recommender to merge them")
 

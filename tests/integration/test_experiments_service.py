@@ -1,5 +1,6 @@
-"""The experiments service on real Redis and Kafka: exposures reach the topic once per unit, and the
-stream processor's counters built from them come back as results."""
+"""The experiments service on real Redis, Kafka and PostgreSQL: exposures reach the topic once per
+unit, the stream processor's counters built from them come back as results, and every change of
+a definition is in the record."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from pathlib import Path
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from psycopg_pool import ConnectionPool
 
 from services.common.bus.events import Event, MalformedEvent, decode_event
 from services.common.bus.kafka_bus import records_to_end
 from services.common.bus.topics import EXPOSURES
+from services.common.records.experiments import PostgresExperimentHistory
+from services.common.records.settings import PostgresSettings
 from services.experiments.app import create_app
 from services.experiments.settings import ExperimentsSettings
 from services.stream.experiments import ExperimentEventsHandler
@@ -23,16 +27,19 @@ from tests.harness import REPO_ROOT, ServerProcess
 pytestmark = pytest.mark.integration
 
 EXPERIMENT = "rec-algorithm"
+TOKEN = "an-integration-test-admin-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
 def service(kafka_server: ServerProcess, redis_server: ServerProcess,
-            redis_client: redis.Redis) -> Iterator[TestClient]:
+            redis_client: redis.Redis, postgres_settings: PostgresSettings,
+            records: ConnectionPool) -> Iterator[TestClient]:
     settings = ExperimentsSettings(
         environment="test", redis_url=redis_server.address,
-        kafka_bootstrap_servers=kafka_server.address,
+        kafka_bootstrap_servers=kafka_server.address, experiments_admin_token=TOKEN,
         experiments_file=Path(REPO_ROOT) / "config" / "experiments" / "experiments.toml")
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings, postgres=postgres_settings)) as client:
         deadline = time.monotonic() + 30
         while client.get("/readyz").status_code != 200:
             assert time.monotonic() < deadline, client.get("/readyz").json()
@@ -101,3 +108,23 @@ def test_exposures_counted_by_the_stream_come_back_as_results(
                        for name in ("control", "treatment")}
     assert results["sample_ratio_mismatch"]["observed"] == exposed
     assert (plot.status_code, plot.headers["content-type"]) == (200, "image/png")
+
+
+def test_every_change_of_a_definition_is_in_the_record_with_who_made_it(
+        service: TestClient, records: ConnectionPool) -> None:
+    body = {"key": "button-color", "status": "draft", "variations": [
+        {"name": "control", "weight": 0.5}, {"name": "blue", "weight": 0.5}]}
+    assert service.put("/v1/experiments/button-color", json=body, headers=ADMIN).status_code \
+        == 201
+    service.put("/v1/experiments/button-color", json={**body, "description": "v2"},
+                headers=ADMIN)
+    for status in ("running", "stopped"):
+        service.put("/v1/experiments/button-color/status", json={"status": status},
+                    headers=ADMIN)
+    history = PostgresExperimentHistory(records)
+    changes = history.changes("button-color")
+    assert [(c.change, c.status, c.actor) for c in changes] == [
+        ("create", "draft", "admin API"), ("update", "draft", "admin API"),
+        ("status", "running", "admin API"), ("status", "stopped", "admin API")]
+    assert changes[1].definition.description == "v2"
+    assert [d.status for d in history.definitions()] == ["stopped"]

@@ -1,5 +1,5 @@
 """Small in-memory fakes for the experiments tests: the Redis commands the exposure log sends, the
-counters the results read, and a queue that can be full."""
+counters the results read, a queue that can be full, and the record of changes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import redis
 
 from services.common.bus.ports import OutboundMessage
 from services.common.experiment_counts import Timeline, VariationCounts
+from services.common.experiments.definitions import ExperimentDefinition
+from services.common.records.experiments import Change
 
 
 class FakeRedis:
@@ -111,3 +113,16 @@ class FakeCounts:
         if self.down:
             raise redis.TimeoutError("Timeout reading from socket (simulated)")
         return self.timelines.get(experiment, Timeline((), {}, {}))
+
+
+class FakeHistory:
+    """The record of experiment changes (PostgreSQL) as a list; `failure` makes it refuse."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[str, str, str, str]] = []  # change, key, status, actor
+        self.failure: Exception | None = None
+
+    def record(self, change: Change, definition: ExperimentDefinition, actor: str) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.changes.append((change, definition.key, definition.status, actor))

@@ -28,6 +28,8 @@ from services.modelserver.app import create_app as create_modelserver
 from services.modelserver.settings import ModelServerSettings
 from services.recommender.app import create_app as create_recommender
 from services.recommender.settings import RecommenderSettings
+from services.records.app import create_app as create_records
+from services.records.settings import RecordsSettings
 from services.stream.app import create_app as create_stream
 from services.stream.settings import StreamSettings
 
@@ -48,6 +50,7 @@ APPS: dict[str, Callable[[Path], FastAPI]] = {
     "fraud-stream": lambda models: create_fraud_stream(
         FraudSettings(service_name="fraud_stream", model_repository=models)),
     "stream": lambda models: create_stream(StreamSettings(model_repository=models)),
+    "records": lambda models: create_records(RecordsSettings(model_repository=models)),
 }
 
 

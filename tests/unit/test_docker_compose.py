@@ -27,11 +27,11 @@ KAFKA_DIR = REPO_ROOT / "infra" / "kafka"
 
 # Host ports of the design (docs/architecture.md), and Locust's web UI.
 DESIGN_PORTS = {
-    "redis": 6379, "kafka": 9092, "prometheus": 9090, "grafana": 3000,
+    "redis": 6379, "postgres": 5433, "kafka": 9092, "prometheus": 9090, "grafana": 3000,
     "ingest": 8000, "model-server": 8010, "experiments": 8020, "recommender": 8030, "fraud": 8040,
     "console": 8060, "locust-master": 8089,
 }
-INFRA_SERVICES = ("redis", "kafka", "prometheus", "grafana")
+INFRA_SERVICES = ("redis", "postgres", "kafka", "prometheus", "grafana")
 PROMETHEUS_CONFIG = REPO_ROOT / "infra" / "prometheus" / "prometheus.yml"
 DOCKERFILE = REPO_ROOT / "infra" / "docker" / "Dockerfile"
 
@@ -241,7 +241,10 @@ def test_ports_are_published_on_the_host_loopback_only(compose: dict[str, Any]) 
 def test_images_are_pinned_to_a_full_version(compose: dict[str, Any]) -> None:
     for name, service in _services(compose).items():
         if "image" in service:
-            assert re.search(r":v?\d+\.\d+\.\d+", service["image"]), f"{name}: {service['image']}"
+            # PostgreSQL numbers its releases major.minor (15.18): that is its full version
+            assert (re.search(r":v?\d+\.\d+\.\d+", service["image"])
+                    or re.fullmatch(r"postgres:\d+\.\d+-\w+", service["image"])), \
+                f"{name}: {service['image']}"
 
 
 def test_every_variable_has_a_default_so_a_fresh_clone_starts() -> None:

@@ -13,6 +13,7 @@ from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
@@ -24,7 +25,7 @@ from services.common.experiment_counts import Timeline, VariationCounts
 from services.common.experiments import InMemoryDefinitionStore, gb_hash
 from services.experiments.app import create_app
 from services.experiments.settings import DEV_ADMIN_TOKEN, ExperimentsSettings
-from tests.unit.experiments_fakes import FakeCounts, FakeRedis
+from tests.unit.experiments_fakes import FakeCounts, FakeHistory, FakeRedis
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "a-test-admin-token-of-some-length"
@@ -45,6 +46,7 @@ class Api:
     counts: FakeCounts
     redis: FakeRedis
     broker: InMemoryBroker
+    history: FakeHistory
 
     def get(self, path: str, **params: Any) -> httpx.Response:
         response: httpx.Response = self.client.get(path, params=params)
@@ -65,12 +67,12 @@ class Api:
 
 @pytest.fixture
 def api() -> Iterator[Api]:
-    store, counts, redis, broker = (InMemoryDefinitionStore(), FakeCounts(), FakeRedis(),
-                                    InMemoryBroker())
+    store, counts, redis, broker, history = (InMemoryDefinitionStore(), FakeCounts(),
+                                             FakeRedis(), InMemoryBroker(), FakeHistory())
     app = create_app(settings(), redis_client=cast(Any, redis), store=store, counts=counts,
-                     publisher=InMemoryPublisher(broker))
+                     publisher=InMemoryPublisher(broker), history=history)
     with TestClient(app) as client:
-        yield Api(client, store, counts, redis, broker)
+        yield Api(client, store, counts, redis, broker, history)
 
 
 def definition(key: str = "new-ranker", **changes: Any) -> dict[str, Any]:
@@ -186,6 +188,26 @@ def test_status_moves_forward_and_not_back_to_draft(api: Api) -> None:
     assert back.json()["detail"] == (
         "status cannot go from running to draft; from running it can go to ['stopped']")
     assert stopped.json()["status"] == "stopped"
+
+
+def test_every_change_that_took_effect_is_recorded_and_a_refused_one_is_not(api: Api) -> None:
+    api.put("/v1/experiments/new-ranker", definition())
+    api.put("/v1/experiments/new-ranker", definition(description="wider"))
+    api.put("/v1/experiments/new-ranker/status", {"status": "running"})
+    api.put("/v1/experiments/new-ranker/status", {"status": "draft"})  # 409: not recorded
+    api.put("/v1/experiments/new-ranker/status", {"status": "stopped"})
+    assert api.history.changes == [
+        ("create", "new-ranker", "draft", "admin API"), ("update", "new-ranker", "draft",
+                                                         "admin API"),
+        ("status", "new-ranker", "running", "admin API"),
+        ("status", "new-ranker", "stopped", "admin API")]
+
+
+def test_a_change_the_record_refuses_is_not_made_and_gets_503(api: Api) -> None:
+    api.history.failure = psycopg.OperationalError("postgres down")
+    refused = api.put("/v1/experiments/new-ranker", definition())
+    assert refused.status_code == 503 and "nothing was changed" in refused.json()["detail"]
+    assert api.get("/v1/experiments/new-ranker").status_code == 404
 
 
 @pytest.mark.parametrize(("path", "body", "status"), [

@@ -20,7 +20,9 @@ from services.common.bus.events import Event, decode_event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.topics import FRAUD_DECISIONS
 from services.common.catalog import FRAUD_FEATURE_NAMES
+from services.common.events import FraudDecisionData
 from services.common.fraud_online import fraud_features
+from services.common.records.decisions import DecisionOfRecord
 from services.fraud.app import create_app
 from services.fraud.settings import FraudSettings
 from tests.unit.test_fraud_rules import NOW, POLICY_PATH, transaction
@@ -50,12 +52,30 @@ def body(**changes: Any) -> dict[str, Any]:
     return {k: v for k, v in valid.items() if v is not None}
 
 
+class FakeRecord:
+    """The decisions of record (PostgreSQL) in a dict, filled as the records service would."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, DecisionOfRecord] = {}
+        self.failure: Exception | None = None
+
+    def find(self, transaction_id: str) -> DecisionOfRecord | None:
+        if self.failure is not None:
+            raise self.failure
+        return self.rows.get(transaction_id)
+
+    def write(self, event: Event) -> None:
+        data = FraudDecisionData.model_validate(event.data)
+        self.rows.setdefault(data.transaction_id, DecisionOfRecord(event.id, event.time, data))
+
+
 @dataclass
 class Fraud:
     client: TestClient
     broker: InMemoryBroker
     store: FakeStore
     model: FakeModel
+    record: FakeRecord
 
     def score(self, payload: dict[str, Any]) -> httpx.Response:
         response: httpx.Response = self.client.post("/v1/score", json=payload)
@@ -80,10 +100,11 @@ def fraud(tmp_path: Path) -> Iterator[Fraud]:
     model_repository(tmp_path)
     settings = FraudSettings(fraud_policy_path=POLICY_PATH, model_repository=tmp_path,
                              environment="test")
-    broker, store, model = InMemoryBroker(), FakeStore(), FakeModel()
-    app = create_app(settings, store=store, model=model, publisher=InMemoryPublisher(broker))
+    broker, store, model, record = InMemoryBroker(), FakeStore(), FakeModel(), FakeRecord()
+    app = create_app(settings, store=store, model=model, publisher=InMemoryPublisher(broker),
+                     record=record)
     with TestClient(app, raise_server_exceptions=False) as client:
-        yield Fraud(client, broker, store, model)
+        yield Fraud(client, broker, store, model, record)
 
 
 def test_a_transaction_gets_a_decision_with_every_field(fraud: Fraud) -> None:
@@ -347,3 +368,38 @@ def test_an_unreadable_store_of_decisions_gets_503(fraud: Fraud) -> None:
     got = fraud.client.get("/v1/decisions/tx100")
     assert got.status_code == 503
     assert "ConnectionError" in got.json()["detail"]
+
+
+def test_a_decision_gone_from_the_window_is_answered_from_the_record_as_the_window_did(
+        fraud: Fraud) -> None:
+    fraud.store.states["tx100"] = CARD_TESTING
+    fraud.score(body())
+    fraud.score(body(transaction_id="tx101", amount=900.0))
+    from_cache = {t: fraud.client.get(f"/v1/decisions/{t}").json() for t in ("tx100", "tx101")}
+    for _, event in fraud.events(2):
+        fraud.record.write(event)
+    fraud.store.decisions.clear()  # the 60-s window has passed
+    for transaction_id, cached in from_cache.items():
+        recorded = fraud.client.get(f"/v1/decisions/{transaction_id}").json()
+        assert cached["served_from"] == "cache" and recorded["served_from"] == "record"
+        for field in ("action", "risk_score", "risk_level", "reasons", "rule_hits", "ml_score",
+                      "model_version", "policy_version", "confidence", "degraded_reasons",
+                      "factors_computed_now"):
+            assert recorded[field] == cached[field], field
+
+
+def test_a_decision_in_neither_the_window_nor_the_record_gets_404_and_an_unreadable_record_503(
+        fraud: Fraud) -> None:
+    assert fraud.client.get("/v1/decisions/tx-none").status_code == 404
+    fraud.record.failure = OSError("postgres down")
+    got = fraud.client.get("/v1/decisions/tx-none")
+    assert got.status_code == 503 and "OSError" in got.json()["detail"]
+
+
+def test_the_record_answers_while_the_window_cannot_be_read(fraud: Fraud) -> None:
+    fraud.score(body())
+    [(_, event)] = fraud.events(1)
+    fraud.record.write(event)
+    fraud.store.failure = ConnectionError("redis down")
+    got = fraud.client.get("/v1/decisions/tx100")
+    assert got.status_code == 200 and got.json()["served_from"] == "record"

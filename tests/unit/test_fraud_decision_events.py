@@ -12,7 +12,7 @@ import pytest
 from services.common.bus.events import Event, decode_event
 from services.common.bus.ports import OutboundMessage
 from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.events import FraudDecisionData, TransactionData, payload_of
+from services.common.events import DecisionReason, FraudDecisionData, TransactionData, payload_of
 from services.fraud.decide import FEATURES_MISSING, MODEL_MISSING, Decision, decide
 from services.fraud.decision_events import EVENT_TYPE, decision_message
 from services.fraud.explain import Factor, ModelVerdict
@@ -36,6 +36,9 @@ def models_message(scored: Scored, path: ScoringPath, topic: str) -> OutboundMes
         ml_score=decision.ml_score, model_version=decision.model_version,
         policy_version=decision.policy_version, degraded=list(decision.degraded),
         features=None if scored.features is None else scored.features.tolist(),
+        reasons=[DecisionReason(code=r.code, text=r.text, contribution=r.contribution,
+                                source=r.source) for r in decision.reasons],
+        confidence=decision.confidence,
     )
     event = Event.new(EVENT_TYPE, "fraud", data.model_dump(mode="json"),
                       id=f"decision:{txn.transaction_id}")

@@ -86,6 +86,17 @@ class RedisDeduplicator:
             self._mark(keys=keys, args=[self._window_s])
 
 
+class IdempotentWrites:
+    """For a consumer whose writes absorb a redelivery by themselves (an insert that does
+    nothing on conflict): nothing to remember, and no Redis round trip a batch."""
+
+    def seen(self, event_ids: Sequence[str]) -> set[str]:
+        return set()
+
+    def mark(self, event_ids: Sequence[str]) -> None:
+        return None
+
+
 class InMemoryDeduplicator:
     """The same contract in a bounded dict, for unit tests and single-process tools."""
 

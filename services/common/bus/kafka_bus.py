@@ -11,7 +11,12 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewPartitions, NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import InvalidPartitionsError, KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    CoordinatorNotAvailableError,
+    InvalidPartitionsError,
+    KafkaError,
+    TopicAlreadyExistsError,
+)
 from kafka.structs import OffsetAndMetadata
 
 from services.common.bus.ports import (
@@ -262,3 +267,38 @@ def records_to_end(bootstrap_servers: str, topic: str, timeout_s: float = 20.0
                 yield from map(_record, records)
     finally:
         consumer.close()
+
+
+_WAIT_AND_RETRY = ("NonEmptyGroupError", "CoordinatorLoadInProgressError",
+                   "CoordinatorNotAvailableError", "NotCoordinatorError")
+
+
+def forget_groups(bootstrap_servers: str, groups: Sequence[str], timeout_s: float = 60.0) -> None:
+    """Delete the groups' committed offsets, so their next members start where auto.offset.reset
+    says (the earliest record): how a stream's state is rebuilt by replaying its topics. The
+    groups must have no members; a member still leaving is waited for, up to `timeout_s`."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="forget-groups")
+    deadline = time.monotonic() + timeout_s
+    try:
+        left = list(groups)
+        while left:
+            failed = []
+            try:
+                outcomes = admin.delete_groups(left)
+            except CoordinatorNotAvailableError:  # a new cluster creates its offsets topic first
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+                continue
+            for group, name in dict(outcomes).items():  # group -> "OK" or the error's name
+                if name in ("OK", "GroupIdNotFoundError"):
+                    continue
+                # a member still leaving, or a coordinator still loading: both pass
+                if name not in _WAIT_AND_RETRY or time.monotonic() > deadline:
+                    raise KafkaError(f"consumer group {group} could not be deleted: {name}")
+                failed.append(group)
+            left = failed
+            if left:
+                time.sleep(0.5)
+    finally:
+        admin.close()

@@ -8,7 +8,7 @@ import redis
 
 from services.common.bus.clients import kafka_publisher, kafka_record_source
 from services.common.bus.consumer import ConsumerMetrics, ConsumerRunner, EventHandler, RunnerConfig
-from services.common.bus.dedupe import RedisDeduplicator
+from services.common.bus.dedupe import Deduplicator, RedisDeduplicator
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import TopicSpec, dlq_topic, partitions_of
 from services.common.settings import PlatformSettings
@@ -16,14 +16,17 @@ from services.common.settings import PlatformSettings
 
 def build_kafka_consumer(
     settings: PlatformSettings,
-    redis_client: redis.Redis,
+    redis_client: redis.Redis | None,
     handler: EventHandler,
     metrics: ConsumerMetrics,
     config: RunnerConfig,
     dedupe_window_s: int = 86_400,
     session_timeout_s: float = 10.0,
+    deduplicator: Deduplicator | None = None,
 ) -> ConsumerRunner:
     """A runner for `config.group` on `config.topics`, with each topic's DLQ created if missing.
+    Redelivered events are skipped by a RedisDeduplicator on `redis_client`, unless
+    `deduplicator` says otherwise (IdempotentWrites: no Redis at all).
 
     `metrics` is the service's one ConsumerMetrics: every runner of a process shares it (a
     registry holds each metric name once; the group is a label)."""
@@ -39,9 +42,16 @@ def build_kafka_consumer(
                                    session_timeout_s=session_timeout_s,
                                    fetch_wait_ms=config.fetch_wait_ms),
         handler=handler,
-        deduplicator=RedisDeduplicator(redis_client, config.group, dedupe_window_s,
-                                       namespace=settings.feature_namespace),
+        deduplicator=deduplicator or _redis_deduplicator(redis_client, config.group,
+                                                         dedupe_window_s, settings),
         dlq=kafka_publisher(settings, client_id=f"{client_id}-dlq"),
         config=config,
         metrics=metrics,
     )
+
+
+def _redis_deduplicator(client: redis.Redis | None, group: str, window_s: int,
+                        settings: PlatformSettings) -> RedisDeduplicator:
+    if client is None:
+        raise ValueError(f"consumer group {group}: give a Redis client or a deduplicator")
+    return RedisDeduplicator(client, group, window_s, namespace=settings.feature_namespace)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from services.common.models.errors import ModelError
-from services.common.models.repository import ModelRepository
+from services.common.models.repository import ModelRepository, default_actor
 from services.common.models.settings import ModelSettings
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def _show(repository: ModelRepository, name: str, version: int | None) -> None:
     print(repository.metadata(name, version).to_json(), end="")
     for entry in repository.history(name):
         print(f"{entry.at:%Y-%m-%d %H:%M:%S} {entry.action:<8} -> v{entry.version} "
-              f"(was {entry.previous or '-'})")
+              f"(was {entry.previous or '-'}) by {entry.actor}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,10 +66,11 @@ def main(argv: list[str] | None = None) -> int:
             _show(repository, args.name, args.version)
         elif args.command == "promote":
             previous = repository.production_version(args.name)
-            repository.promote(args.name, args.version)
+            repository.promote(args.name, args.version, actor=f"cli:{default_actor()}")
             print(f"{args.name}: production v{previous} -> v{args.version}")
         else:
-            print(f"{args.name}: rolled back to v{repository.rollback(args.name)}")
+            back = repository.rollback(args.name, actor=f"cli:{default_actor()}")
+            print(f"{args.name}: rolled back to v{back}")
     except ModelError as exc:
         logger.error("%s", exc)
         return 1

@@ -14,6 +14,7 @@ and every change takes the model's lock file, so two trainers or admins cannot i
 from __future__ import annotations
 
 import fcntl
+import getpass
 import hashlib
 import json
 import logging
@@ -73,17 +74,26 @@ class Promotion:
     action: Action
     previous: int | None
     at: datetime
+    actor: str = "unknown"  # who asked for it; entries written before it was kept say unknown
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "action": self.action, "previous": self.previous,
-                "at": self.at.isoformat()}
+                "at": self.at.isoformat(), "actor": self.actor}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Promotion:
         previous = data.get("previous")
         action: Action = "rollback" if data["action"] == "rollback" else "promote"
         return cls(int(data["version"]), action, None if previous is None else int(previous),
-                   datetime.fromisoformat(data["at"]))
+                   datetime.fromisoformat(data["at"]), str(data.get("actor", "unknown")))
+
+
+def default_actor() -> str:
+    """The OS user of the process that made the change, when the caller names nobody."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return f"uid {os.getuid()}"
 
 
 def _fsynced_write(path: Path, data: bytes) -> None:
@@ -174,7 +184,7 @@ class ModelRepository:
     # --- writing ---------------------------------------------------------------------------
     def register(self, name: str, onnx_bytes: bytes, *, feature_names: Sequence[str],
                  metrics: Mapping[str, float], training_data_hash: str, description: str,
-                 extra_files: Mapping[str, bytes] = NO_FILES) -> int:
+                 extra_files: Mapping[str, bytes] = NO_FILES, actor: str | None = None) -> int:
         """Store a new version and return its number. Tensor specs are read from the graph.
 
         The first version of a model is promoted at once (there is nothing it could regress
@@ -205,21 +215,22 @@ class ModelRepository:
             self._write_version(metadata, onnx_bytes, extra_files)
             logger.info("registered model version", extra={"model": name, "version": version})
             if version == 1:
-                self._promote_locked(name, version, "promote")
+                self._promote_locked(name, version, "promote", actor or default_actor())
         return version
 
-    def promote(self, name: str, version: int) -> None:
-        """Make `version` the production version; promoting the current one changes nothing."""
+    def promote(self, name: str, version: int, actor: str | None = None) -> None:
+        """Make `version` the production version; promoting the current one changes nothing.
+        `actor` (default: the OS user) is recorded in the history with the change."""
         with self._locked(name):
-            self._promote_locked(name, version, "promote")
+            self._promote_locked(name, version, "promote", actor or default_actor())
 
-    def rollback(self, name: str) -> int:
+    def rollback(self, name: str, actor: str | None = None) -> int:
         """Point production back at the version that served before the current one."""
         with self._locked(name):
             stack = self._production_stack(name)
             if len(stack) < 2:
                 raise NothingToRollBack(f"{name} has no earlier production version to go back to")
-            self._promote_locked(name, stack[-2], "rollback")
+            self._promote_locked(name, stack[-2], "rollback", actor or default_actor())
             return stack[-2]
 
     # --- internals -------------------------------------------------------------------------
@@ -284,7 +295,7 @@ class ModelRepository:
             stack.append(current)
         return stack
 
-    def _promote_locked(self, name: str, version: int, action: Action) -> None:
+    def _promote_locked(self, name: str, version: int, action: Action, actor: str) -> None:
         metadata = self.metadata(name, version)  # VersionNotFound for a version not on disk
         previous = self.production_version(name)
         if previous == version:
@@ -292,8 +303,9 @@ class ModelRepository:
         config = render_config(name, version, metadata.inputs, metadata.outputs)
         _replace_atomically(self.config_path(name), config.encode())
         history = [*self._read_history(name), Promotion(version, action, previous,
-                                                        datetime.now(UTC))]
+                                                        datetime.now(UTC), actor)]
         _replace_atomically(self.root / name / HISTORY_FILE,
                             (json.dumps([h.to_json() for h in history], indent=1) + "\n").encode())
         logger.info("production version changed", extra={
-            "model": name, "version": version, "previous": previous, "action": action})
+            "model": name, "version": version, "previous": previous, "action": action,
+            "actor": actor})

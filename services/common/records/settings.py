@@ -1,0 +1,59 @@
+"""MLSD_POSTGRES_*: where the system of record is, and how many connections a process keeps."""
+
+from __future__ import annotations
+
+from psycopg.conninfo import make_conninfo
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.settings import ENV_PREFIX, LOOPBACK_HOSTS
+
+LOCAL_PASSWORD = "mlsd"  # infra/postgres/start.sh's default: for the loopback dev cluster only
+
+
+class PostgresSettings(BaseSettings):
+    """MLSD_POSTGRES_HOST, _PORT, _USER, _PASSWORD, _DB, ... The password is a SecretStr: it
+    never appears in a repr, a log line or an error message (conninfo() is the one place it is
+    read, to connect)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    environment: str = "local"
+    postgres_host: str = "127.0.0.1"
+    # 5433, not 5432: a Debian cluster of the same machine may hold the default port
+    postgres_port: int = Field(5433, ge=1, le=65535)
+    postgres_user: str = Field("mlsd", min_length=1)
+    postgres_password: SecretStr = SecretStr(LOCAL_PASSWORD)
+    postgres_db: str = Field("mlsd", min_length=1)
+    postgres_pool_min: int = Field(1, ge=0, le=50)
+    postgres_pool_max: int = Field(4, ge=1, le=50)
+    postgres_connect_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="one connection attempt; a pool waits at most this long "
+                                      "for a free connection before the call fails")
+    postgres_statement_timeout_ms: int = Field(
+        5_000, ge=0, description="the server cancels a statement running longer (0: never)")
+
+    @model_validator(mode="after")
+    def _refuse_local_defaults_in_production(self) -> PostgresSettings:
+        if self.environment == "production":
+            if self.postgres_host in LOOPBACK_HOSTS:
+                raise ValueError(f"{ENV_PREFIX}POSTGRES_HOST must name a real host in production")
+            if self.postgres_password.get_secret_value() == LOCAL_PASSWORD:
+                raise ValueError(f"{ENV_PREFIX}POSTGRES_PASSWORD must be set in production")
+        if self.postgres_pool_min > self.postgres_pool_max:
+            raise ValueError(
+                f"{ENV_PREFIX}POSTGRES_POOL_MIN is above {ENV_PREFIX}POSTGRES_POOL_MAX")
+        return self
+
+    @property
+    def address(self) -> str:
+        """Where, for logs and `make status`: no user, no password."""
+        return f"postgresql://{self.postgres_host}:{self.postgres_port}/{self.postgres_db}"
+
+    def conninfo(self, application_name: str) -> str:
+        return make_conninfo(
+            host=self.postgres_host, port=self.postgres_port, user=self.postgres_user,
+            password=self.postgres_password.get_secret_value(), dbname=self.postgres_db,
+            connect_timeout=max(1, round(self.postgres_connect_timeout_s)),
+            application_name=application_name,
+            options=f"-c statement_timeout={self.postgres_statement_timeout_ms}")

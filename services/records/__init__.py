@@ -1,0 +1,1 @@
+"""The records service: topics and the outbox in and out of PostgreSQL, off every request path."""

@@ -1,0 +1,184 @@
+"""make rebuild-online on real Redis, Kafka and PostgreSQL: a flushed Redis comes back the same.
+
+The state the stream built from the topics, the profiles and the experiment definitions."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from psycopg_pool import ConnectionPool
+
+from services.catalog_etl.job import load
+from services.common.bus.clients import kafka_publisher
+from services.common.bus.events import Event
+from services.common.bus.kafka_bus import ensure_topics, forget_groups
+from services.common.bus.ports import OutboundMessage, publish_or_raise
+from services.common.bus.topics import EXPOSURES, REC_CLICKS, REC_IMPRESSIONS, platform_topics
+from services.common.events import TitleData
+from services.common.experiments import RedisDefinitionStore
+from services.common.experiments.definitions import ExperimentDefinition
+from services.common.records.catalog import CatalogRecords, ProfileRecords
+from services.common.records.experiments import PostgresExperimentHistory
+from services.common.records.outbox import OutboxRelay
+from services.common.recs_online import write_profiles
+from services.common.recs_online.keys import catalog_titles_key, catalog_version_key
+from services.seeder.catchup import wait_for_stream
+from services.seeder.history import transaction_messages
+from services.seeder.rebuild import OnlineStateStillThere, Rebuilt, rebuild_online
+from services.stream.app import create_app as create_stream
+from services.stream.concerns import Concern, select
+from services.stream.settings import StreamSettings
+from tests.harness import ServerProcess
+
+pytestmark = pytest.mark.integration
+# Every concern but the watches', whose handler needs a trained ranker's item embeddings; that
+# path is the same runner and the same replay (tests/e2e covers the watch concern itself).
+CONCERNS = "transaction-features,fraud-labels,experiments,catalog-titles"
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def transactions() -> pd.DataFrame:
+    rows = []
+    for i in range(40):
+        card = f"card{i % 4}"
+        rows.append({
+            "transaction_id": f"rb-tx-{i}", "customer_id": f"cust{i % 4}", "card_id": card,
+            "amount": 10.0 + i, "currency": "EUR", "transaction_type": "purchase",
+            "merchant_id": f"m{i % 7}", "merchant_category": "grocery",
+            "terminal_id": f"term{i % 5}", "latitude": 48.85, "longitude": 2.35,
+            "tx_datetime": (NOW - timedelta(hours=40 - i)).replace(tzinfo=None),
+            "ip_address": f"81.0.0.{i % 9}", "device_id": f"dev{i % 3}",
+            "label_time": (NOW - timedelta(hours=20 - i)).replace(tzinfo=None),
+            "is_fraud": i % 10 == 0})
+    return pd.DataFrame(rows)
+
+
+def experiment_messages() -> list[OutboundMessage]:
+    messages = []
+    for i in range(30):
+        user, variation = f"user{i}", "control" if i % 2 else "ranker"
+        at = NOW - timedelta(minutes=30 - i)
+        messages += [
+            OutboundMessage.of(EXPOSURES, user, Event(
+                id=f"rb-exp-{i}", type="exposure", source="test", time=at, data={
+                    "experiment": "rec-algorithm", "variation": variation, "unit_id": user})),
+            OutboundMessage.of(REC_IMPRESSIONS, user, Event(
+                id=f"rb-imp-{i}", type="impression", source="test", time=at, data={
+                    "user_id": user, "content_ids": ["t1", "t2"], "request_id": f"r{i}",
+                    "experiment": "rec-algorithm", "variation": variation}))]
+        if i % 3 == 0:
+            messages.append(OutboundMessage.of(REC_CLICKS, user, Event(
+                id=f"rb-click-{i}", type="click", source="test", time=at, data={
+                    "user_id": user, "content_id": "t1", "position": 0, "request_id": f"r{i}"})))
+    return messages
+
+
+def rebuild(settings: StreamSettings, records: ConnectionPool, client: redis.Redis,
+            concerns: list[Concern], start_stream: Callable[[], object]) -> Rebuilt:
+    """The stream runs in this process (a TestClient): there is nothing to stop first."""
+    def start() -> None:
+        start_stream()
+
+    publisher = kafka_publisher(settings, client_id="rebuild-test")
+    try:
+        return rebuild_online(settings, records, client, publisher, stop_stream=lambda: None,
+                              start_stream=start, concerns=concerns, timeout_s=60, poll_s=0.2)
+    finally:
+        publisher.close()
+
+
+def snapshot(client: redis.Redis) -> dict[str, Any]:
+    """Every key but the dedupe marks, with its value read by type."""
+    state: dict[str, Any] = {}
+    for raw in client.scan_iter(count=1_000):
+        key = raw.decode()
+        if ":dedupe:" in key:
+            continue
+        kind = client.type(key).decode()
+        state[key] = {"string": client.get, "hash": client.hgetall,
+                      "list": lambda k: client.lrange(k, 0, -1), "set": client.smembers,
+                      "zset": lambda k: client.zrange(k, 0, -1, withscores=True)}[kind](key)
+    return state
+
+
+def test_a_flushed_redis_is_rebuilt_to_the_same_state(
+        redis_server: ServerProcess, redis_client: redis.Redis, kafka_server: ServerProcess,
+        records: ConnectionPool, tmp_path: Path) -> None:
+    settings = StreamSettings(redis_url=redis_server.address, environment="test",
+                              kafka_bootstrap_servers=kafka_server.address,
+                              model_repository=tmp_path / "models", stream_concerns=CONCERNS,
+                              stream_commit_interval_s=0.2)
+    concerns = select(CONCERNS)
+    ensure_topics(kafka_server.address, platform_topics(3))
+    forget_groups(kafka_server.address, [c.group for c in concerns])  # a build from the start
+    # What the system of record holds: profiles, an experiment, a catalog (published through
+    # its outbox, as make catalog does), and what the topics hold: transactions, labels, A/B.
+    ProfileRecords(records).save([("user1", "kids", 1), ("user2", "adult", 4)])
+    definition = ExperimentDefinition.model_validate({
+        "key": "rec-algorithm", "status": "running",
+        "variations": [{"name": "control", "weight": 0.5}, {"name": "ranker", "weight": 0.5}]})
+    PostgresExperimentHistory(records).record("create", definition, actor="test")
+    catalog = tmp_path / "titles.csv"
+    catalog.write_text("content_id,title,genres\nt1,One,Drama\nt2,Two,Comedy\n")
+    load(catalog, None, records=CatalogRecords(records), progress=False)
+    publisher = kafka_publisher(settings, client_id="rebuild-test")
+    try:
+        OutboxRelay(records, publisher).drain()
+        publish_or_raise(publisher, [*transaction_messages(transactions(), timedelta(), NOW),
+                                     *experiment_messages()])
+    finally:
+        publisher.close()
+
+    with contextlib.ExitStack() as running:
+        # the first build: as the seeder and the services write it
+        write_profiles(redis_client, ProfileRecords(records).all())
+        RedisDefinitionStore(redis_client).add_missing([definition])
+        running.enter_context(TestClient(create_stream(settings)))
+        assert wait_for_stream(kafka_server.address, 60, concerns, poll_s=0.2)
+    before = snapshot(redis_client)
+    assert any(k.startswith("fs:fraud_") for k in before) and "fs:user_profile:{user1}" in before
+
+    with pytest.raises(OnlineStateStillThere):  # Redis not lost: a replay would count twice
+        rebuild(settings, records, redis_client, concerns, lambda: None)
+
+    redis_client.flushall()
+    with contextlib.ExitStack() as running:
+        rebuilt = rebuild(settings, records, redis_client, concerns, lambda: running.enter_context(
+            TestClient(create_stream(settings))))
+    assert rebuilt.caught_up and (rebuilt.profiles, rebuilt.experiments, rebuilt.titles) \
+        == (2, 1, 2)
+    after = snapshot(redis_client)
+    assert sorted(after) == sorted(before)
+    # The catalog's version never repeats, not even after Redis was lost (it is a clock): it is
+    # how the recommender knows to reload the titles. Every other key is as it was.
+    version = catalog_version_key()
+    assert int(after.pop(version)) > int(before.pop(version))
+    assert {k: v for k, v in after.items() if v != before[k]} == {}
+
+
+def test_a_title_the_catalog_topic_no_longer_holds_comes_back_from_the_record(
+        redis_server: ServerProcess, redis_client: redis.Redis, kafka_server: ServerProcess,
+        records: ConnectionPool, tmp_path: Path) -> None:
+    """Loaded long ago: in catalog_titles, past the topic's retention (never published here)."""
+    settings = StreamSettings(redis_url=redis_server.address, environment="test",
+                              kafka_bootstrap_servers=kafka_server.address,
+                              model_repository=tmp_path / "models",
+                              stream_concerns="catalog-titles", stream_commit_interval_s=0.2)
+    concerns = select("catalog-titles")
+    ensure_topics(kafka_server.address, platform_topics(3))
+    CatalogRecords(records).save([TitleData(content_id="old-t9", title="Nine", genres=["Drama"])],
+                                 [], "catalog-etl", NOW - timedelta(days=400))
+    with contextlib.ExitStack() as running:
+        rebuilt = rebuild(settings, records, redis_client, concerns, lambda: running.enter_context(
+            TestClient(create_stream(settings))))
+    assert rebuilt.caught_up and rebuilt.titles == 1
+    stored = redis_client.hget(catalog_titles_key(), "old-t9")
+    assert stored is not None and b"Nine" in stored
