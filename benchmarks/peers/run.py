@@ -259,12 +259,15 @@ def check_same_values(ours: RedisFeatureStore, feast: Poster, server: Poster) ->
     """Ours in process, ours over HTTP and Feast over HTTP return the same 50 values."""
     rows = ours.read(shapes.entity_rows(1), shapes.refs())
     expected = [rows[0].values[ref] for ref in shapes.refs()]
-    if rows[0].missing():
-        raise RuntimeError(f"our store is missing {rows[0].missing()}")
+    if rows[0].missing:
+        raise RuntimeError(f"our store is missing {rows[0].missing}")
     served = json.loads(server())["rows"][0]
-    feast_results = json.loads(feast())["results"][1:]  # the first column is the entity
+    answer = json.loads(feast())
+    # Feast names a column view__feature (full_feature_names) and orders columns its own way.
+    by_name = dict(zip(answer["metadata"]["feature_names"],
+                       (column["values"][0] for column in answer["results"]), strict=True))
     got = {"ours over HTTP": [served[ref] for ref in shapes.refs()],
-           "Feast over HTTP": [column["values"][0] for column in feast_results]}
+           "Feast over HTTP": [by_name[ref.replace(":", "__")] for ref in shapes.refs()]}
     for name, values in got.items():
         if values != expected:
             raise RuntimeError(f"{name} returned {values}, ours in process {expected}")
@@ -412,10 +415,13 @@ def request_body(rows: np.ndarray, output: str) -> bytes:
     return bytes(body)
 
 
+WARMUP_S = 0.5  # each step starts with this long at its rate, unrecorded: connections open
+
+
 async def open_loop(url: str, body: bytes, rate: float, seconds: float) -> dict[str, Any]:
     """Evenly spaced requests at `rate`, each timed from when it was due (no coordinated
     omission: a request that waits behind a slow one carries the wait)."""
-    due = [i / rate for i in range(int(rate * seconds))]
+    due = [i / rate for i in range(int(rate * (WARMUP_S + seconds)))]
     latencies: list[float] = []
     errors = 0
     connector = aiohttp.TCPConnector(limit=256)
@@ -432,17 +438,19 @@ async def open_loop(url: str, body: bytes, rate: float, seconds: float) -> dict[
                 async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
                     if response.status != 200:
-                        errors += 1
+                        errors += offset >= WARMUP_S
                         return
             except (aiohttp.ClientError, TimeoutError):
-                errors += 1
+                errors += offset >= WARMUP_S
                 return
-            latencies.append((loop.time() - start - offset) * 1e6)
+            if offset >= WARMUP_S:
+                latencies.append((loop.time() - start - offset) * 1e6)
 
         await asyncio.gather(*(send(offset) for offset in due))
     result: dict[str, Any] = stats(latencies) if latencies else {"p50_us": None,
                                                                  "p99_us": None}
-    return {**result, "rate": rate, "seconds": seconds, "sent": len(due), "errors": errors}
+    recorded = sum(offset >= WARMUP_S for offset in due)
+    return {**result, "rate": rate, "seconds": seconds, "sent": recorded, "errors": errors}
 
 
 @dataclass(frozen=True)
@@ -515,7 +523,10 @@ def serving_family(workdir: Path, samples: Mapping[str, int], step_seconds: floa
         mlserver = stack.enter_context(started(
             "MLServer", [str(VENVS / "mlserver" / "bin" / "mlserver"), "start",
                          str(workdir / "mlserver")], ports[1], "/v2/health/ready", workdir,
-            env={"PYTHONPATH": str(HERE)}))
+            # One OpenMP thread for scikit-learn, as ONNX Runtime has one intra-op thread in
+            # every server here: on 2 shared cores its default pool spins and stalls requests
+            # (our trainer measured 10x slower predictions); MLServer's docs leave it to users.
+            env={"PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1"}))
         for name in models:
             for runtime in ("sklearn", "onnx"):
                 wait_ready(mlserver, f"/v2/models/{name}-{runtime}/ready")
@@ -680,16 +691,21 @@ def redis_server_version() -> str:
 
 
 NOTES = [
-    "Triton Inference Server itself cannot run here (no container runtime, no PyPI wheel of "
-    "the server): tritonclient.http only sends the requests. NVIDIA publishes its own "
-    "figures (perf_analyzer); they are context, not a measurement on this machine.",
+    "Triton Inference Server itself cannot run here: it ships as NVIDIA's container image, "
+    "which this machine cannot pull or run, and PyPI's `tritonserver` offers no installable "
+    "build for it (pip finds only 0.0.1.dev0). tritonclient.http only sends the requests. "
+    "NVIDIA's own figures (perf_analyzer) are context in docs/benchmarks.md, not a "
+    "measurement here.",
     "The fraud and ranker models are the production estimators' classes and settings "
     "(HistGradientBoostingClassifier: fraud 200 trees, ranker 100, 15 leaves) fit on "
     "synthetic rows of their feature counts: the trainer keeps only ONNX, and MLServer's "
     "scikit-learn runtime needs the pickled estimator. Every server serves the same fitted "
     "model; answers are checked equal (1e-4) before timing.",
-    "MLServer runs with its defaults (one parallel inference worker process); uvloop is "
-    "pinned to 0.21.0 because MLServer 1.7.1's worker fails to start with uvloop 0.22+.",
+    "MLServer runs with its defaults (one parallel inference worker process) and "
+    "OMP_NUM_THREADS=1, so scikit-learn predicts on one thread as ONNX Runtime does in every "
+    "server here; uvloop is pinned to 0.21.0 because MLServer 1.7.1's worker fails to start "
+    "with uvloop 0.22+. MLServer refuses the binary tensor extension, so every server gets "
+    "JSON tensors.",
     "Feast's feature server runs as `feast serve` with one worker (as ours) and "
     "--max-requests lifted (its default restarts the worker every 1,000 requests).",
     "Our feature service path is our store behind the platform's service shell "
