@@ -134,6 +134,35 @@ def tables(result: Result) -> str:
     return "\n".join(parts) + "\n"
 
 
+def headline(result: Result) -> str:
+    """The README's comparison line, from the same result (a unit test keeps them equal)."""
+    one = result["features"]["cases"][0]["ways"]
+    ours_read = one["ours: RedisFeatureStore.read (in process)"]["p50_us"]
+    feast_read = one["Feast: get_online_features (in process)"]["p50_us"]
+    feast_http = one["Feast: feature server (HTTP)"]["p50_us"]
+    ours_http = one["ours: service path (HTTP)"]["p50_us"]
+    serving = next(c for c in result["model_serving"]["latency"] if c["rows"] == 1
+                   and c["model"] == "fraud")["ways"]
+    servers = result["model_serving"]["servers"]
+    ours_serve = serving[servers[0]]["p50_us"]
+    experiments = result["assignment"]["experiments"]
+    ids = experiments[0]["ids"]
+    mismatches = sum(c["mismatches"] + c["non_ascii_mismatches"] for c in experiments)
+    speedup = [c["growthbook_ns"] / c["ours_ns"] for c in experiments]
+    return (
+        f"Beside the alternatives, same machine and run (`make bench-peers`, "
+        f"[docs/benchmarks.md](docs/benchmarks.md), {result['date'][:10]}), at p50: Feast's SDK "
+        f"takes {ratio(feast_read, ours_read)} our store's time to read 50 features of one "
+        f"entity in process ({ratio(feast_http, ours_http)} over HTTP); MLServer takes "
+        f"{ratio(serving[servers[1]]['p50_us'], ours_serve)} our model server's time for a "
+        f"1-row fraud request with its scikit-learn runtime and "
+        f"{ratio(serving[servers[2]]['p50_us'], ours_serve)} running the same ONNX graph; "
+        f"GrowthBook's Python SDK puts {ids:,} ids (and {experiments[0]['non_ascii_ids']:,} "
+        f"non-ASCII ones) in the same variations as ours in {len(experiments)} experiments "
+        f"({mismatches} mismatches), taking {min(speedup):.1f}-{max(speedup):.1f}x our time "
+        f"per assignment.")
+
+
 def summary(result: Result) -> str:
     notes = [f"- {note}" for note in result.get("notes", [])]
     return "\n".join(["# Side by side: Feast, MLServer, GrowthBook (make bench-peers)", "",

@@ -45,8 +45,8 @@ def test_non_ascii_ids_hash_as_javascript_strings(seed: str, value: str, version
 
 
 def test_a_character_beyond_the_bmp_hashes_as_its_two_utf16_code_units() -> None:
-    # JavaScript's "😀".charCodeAt gives 0xD83D, 0xDE00; a code-point reading (GrowthBook's
-    # Python SDK) hashes 0x1F600 once and disagrees. We follow JavaScript.
+    # JavaScript's "😀".charCodeAt gives 0xD83D, 0xDE00 (GrowthBook's Python SDK 4.0.0 reads
+    # the same); a code-point reading hashes 0x1F600 once and disagrees. We follow JavaScript.
     def fnv(units: list[int]) -> int:
         h = 0x811C9DC5
         for unit in units:
