@@ -1,14 +1,15 @@
 """GrowthBook's side of the assignment comparison; runs in the peers' virtualenv, not ours.
 
-    .cache/peers-venv/feast/bin/python benchmarks/peers/growthbook_side.py SPEC.json OUT_DIR
+    .cache/peers-venv/feast/bin/python benchmarks/peers/growthbook_side.py IDS.json SPEC.json OUT
 
-SPEC.json (written by benchmarks/peers/run.py) holds the experiments, in GrowthBook's own
-fields (key, variations, weights, coverage, seed, hashVersion, namespace), and the ids. For each
-experiment this runs the GrowthBook Python SDK on every id the way a server uses it, one
-instance with the user's attributes set per request (`set_attributes`, then `run`), and writes
+IDS.json is the list of ids; SPEC.json one experiment in GrowthBook's own fields (key,
+variations' weights, coverage, seed, hashVersion, namespace), both written by
+benchmarks/peers/run.py, which calls this once per experiment, taking turns with our side. It
+runs the GrowthBook Python SDK on every id the way a server uses it, one instance with the
+user's attributes set per request (`set_attributes`, then `run`), and writes
 
-    OUT_DIR/<key>.npy    the variation index per id, -1 where the SDK put the id outside
-    OUT_DIR/result.json  seconds per experiment over all ids, the SDK's version
+    OUT.npy     the variation index per id, -1 where the SDK put the id outside
+    OUT.json    the seconds each block of BLOCK ids took, the SDK's version
 
 for the driver to compare with our assignment id by id. It imports nothing from the project.
 """
@@ -35,32 +36,34 @@ def experiment_of(spec: dict[str, Any]) -> Experiment[int]:
                       namespace=None if namespace is None else tuple(namespace))
 
 
-def assign_all(spec: dict[str, Any], ids: list[str]) -> tuple[np.ndarray, float]:
-    """The variation index per id (-1: not in) and the seconds the SDK took for all of them."""
+BLOCK = 100_000  # ids per timed block: the driver takes the median block, robust to bursts
+
+
+def assign_all(spec: dict[str, Any], ids: list[str]) -> tuple[np.ndarray, list[float]]:
+    """The variation index per id (-1: not in) and the seconds each block of ids took."""
     experiment = experiment_of(spec)
     gb = GrowthBook(attributes={})
     out = np.empty(len(ids), dtype=np.int8)
+    blocks = []
     gc.collect()
-    start = time.perf_counter()
-    for i, unit in enumerate(ids):
-        gb.set_attributes({"id": unit})
-        result = gb.run(experiment)
-        out[i] = result.variationId if result.inExperiment else -1
-    return out, time.perf_counter() - start
+    for first in range(0, len(ids), BLOCK):
+        start = time.perf_counter()
+        for i in range(first, min(first + BLOCK, len(ids))):
+            gb.set_attributes({"id": ids[i]})
+            result = gb.run(experiment)
+            out[i] = result.variationId if result.inExperiment else -1
+        blocks.append(time.perf_counter() - start)
+    return out, blocks
 
 
 def main() -> int:
-    spec = json.loads(Path(sys.argv[1]).read_text("utf-8"))
-    out_dir = Path(sys.argv[2])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ids: list[str] = spec["ids"]
-    seconds = {}
-    for experiment in spec["experiments"]:
-        variations, elapsed = assign_all(experiment, ids)
-        np.save(out_dir / f"{experiment['key']}.npy", variations)
-        seconds[experiment["key"]] = elapsed
-    (out_dir / "result.json").write_text(json.dumps({
-        "seconds": seconds, "ids": len(ids),
+    ids: list[str] = json.loads(Path(sys.argv[1]).read_text("utf-8"))
+    spec = json.loads(Path(sys.argv[2]).read_text("utf-8"))
+    out = Path(sys.argv[3])
+    variations, blocks = assign_all(spec, ids)
+    np.save(out.with_suffix(".npy"), variations)
+    out.with_suffix(".json").write_text(json.dumps({
+        "block_seconds": blocks, "block": BLOCK, "ids": len(ids),
         "versions": {"growthbook": importlib.metadata.version("growthbook")}}))
     return 0
 

@@ -466,31 +466,50 @@ LOAD_CASES = (LoadCase("fraud", 1, 200, (100, 200, 400, 800, 1600), 10.0),
               LoadCase("ranker", 256, 20, (10, 20, 40, 80, 160), 50.0))
 
 
+def within(got: Mapping[str, Any], budget_ms: float) -> bool:
+    return not got["errors"] and got["p99_us"] is not None and got["p99_us"] <= budget_ms * 1000
+
+
 def load_family(urls: Mapping[str, str], data: Mapping[str, np.ndarray],
                 step_seconds: float) -> list[dict[str, Any]]:
+    """Per case: each server at the fixed rate, then the rates stepped up, the servers taking
+    turns at each step (so a burst from elsewhere on the machine hits one step of one server,
+    not one server's whole sweep); a server leaves the sweep after two steps over budget."""
     cases = []
     for case in LOAD_CASES:
         rows = data[case.model][:case.rows]
-        per_server: dict[str, Any] = {}
+        targets = {}
         for server, url in urls.items():
             model, output = target(server, case.model)
-            endpoint = f"{url}/v2/models/{model}/infer"
-            body = request_body(rows, output)
-            logger.info("load: %s, %d rows, %s", case.model, case.rows, server)
-            fixed = asyncio.run(open_loop(endpoint, body, case.fixed_rate, step_seconds * 2))
-            passed = None
-            steps = []
-            for step in case.steps:
-                got = asyncio.run(open_loop(endpoint, body, step, step_seconds))
-                steps.append(got)
-                if got["errors"] or got["p99_us"] is None or got["p99_us"] > case.budget_ms * 1000:
-                    break
-                passed = step
-            per_server[server] = {"fixed": fixed, "steps": steps,
-                                  "max_rate_within_budget": passed}
+            targets[server] = (f"{url}/v2/models/{model}/infer", request_body(rows, output))
+        order = list(targets)
+        fixed = {}
+        for server in order:
+            logger.info("load: %s, %d rows, %s at %g req/s", case.model, case.rows, server,
+                        case.fixed_rate)
+            fixed[server] = asyncio.run(open_loop(*targets[server], case.fixed_rate,
+                                                  step_seconds * 2))
+        steps: dict[str, list[dict[str, Any]]] = {server: [] for server in order}
+        passed: dict[str, float | None] = dict.fromkeys(order)
+        over = dict.fromkeys(order, 0)
+        for k, step in enumerate(case.steps):
+            for server in order[k % len(order):] + order[:k % len(order)]:
+                if over[server] >= 2:
+                    continue
+                logger.info("load: %s, %d rows, step %g req/s, %s", case.model, case.rows,
+                            step, server)
+                got = asyncio.run(open_loop(*targets[server], step, step_seconds))
+                steps[server].append(got)
+                if within(got, case.budget_ms):
+                    passed[server], over[server] = step, 0
+                else:
+                    over[server] += 1
         cases.append({"name": f"{case.model}, {case.rows} row{'s' if case.rows > 1 else ''}",
                       "fixed_rate": case.fixed_rate, "budget_ms": case.budget_ms,
-                      "steps": list(case.steps), "servers": per_server})
+                      "steps": list(case.steps), "servers": {
+                          server: {"fixed": fixed[server], "steps": steps[server],
+                                   "max_rate_within_budget": passed[server]}
+                          for server in order}})
     return cases
 
 
@@ -591,24 +610,52 @@ def growthbook_spec(definition: ExperimentDefinition) -> dict[str, Any]:
                                                          namespace.end]}
 
 
+BLOCK = 100_000  # ids per timed block, as growthbook_side.py: the median block is reported
+
+
+def timed_blocks(ids: Sequence[str], call: Callable[[int], object]) -> list[float]:
+    """Seconds per block of BLOCK ids; `call(i)` handles ids[i]."""
+    blocks = []
+    gc.collect()
+    for first in range(0, len(ids), BLOCK):
+        start = time.perf_counter()
+        for i in range(first, min(first + BLOCK, len(ids))):
+            call(i)
+        blocks.append(time.perf_counter() - start)
+    return blocks
+
+
 def our_assignments(definition: ExperimentDefinition, ids: Sequence[str]
-                    ) -> tuple[np.ndarray, float]:
+                    ) -> tuple[np.ndarray, list[float]]:
     index = {v.name: i for i, v in enumerate(definition.variations)}
     out = np.empty(len(ids), dtype=np.int8)
-    gc.collect()
-    start = time.perf_counter()
-    for i, unit in enumerate(ids):
-        variation = assign(definition, unit).variation
+
+    def one(i: int) -> None:
+        variation = assign(definition, ids[i]).variation
         out[i] = -1 if variation is None else index[variation]
-    return out, time.perf_counter() - start
+
+    return out, timed_blocks(ids, one)
 
 
-def hash_floor_seconds(definition: ExperimentDefinition, ids: Sequence[str]) -> float:
+def hash_floor(definition: ExperimentDefinition, ids: Sequence[str]) -> list[float]:
     state = definition.seed_state
-    start = time.perf_counter()
-    for unit in ids:
-        v2_from_state(state, unit)
-    return time.perf_counter() - start
+    return timed_blocks(ids, lambda i: v2_from_state(state, ids[i]))
+
+
+def per_assignment_ns(block_seconds: Sequence[float], ids: int) -> float:
+    """The median block's time per id (the last block may be short: full blocks only)."""
+    full = block_seconds if ids % BLOCK == 0 or len(block_seconds) == 1 else block_seconds[:-1]
+    size = min(BLOCK, ids)
+    return round(float(np.median(full)) / size * 1e9, 1)
+
+
+def growthbook_assignments(ids_file: Path, definition: ExperimentDefinition, workdir: Path
+                           ) -> tuple[np.ndarray, dict[str, Any]]:
+    spec, out = workdir / f"{definition.key}.spec.json", workdir / f"{definition.key}-gb"
+    spec.write_text(json.dumps(growthbook_spec(definition)))
+    subprocess.run([str(VENVS / "feast" / "bin" / "python"), str(HERE / "growthbook_side.py"),
+                    str(ids_file), str(spec), str(out)], check=True)
+    return np.load(out.with_suffix(".npy")), json.loads(out.with_suffix(".json").read_text())
 
 
 def assignment_family(workdir: Path, n_ids: int) -> dict[str, Any]:
@@ -616,22 +663,20 @@ def assignment_family(workdir: Path, n_ids: int) -> dict[str, Any]:
     # Beyond ASCII: Latin-1, CJK, and an emoji (two UTF-16 code units) in every third id.
     other = [f"{('zoë', '用户', '😀')[i % 3]}{i}" for i in range(NON_ASCII_IDS)]
     ids = ascii_ids + other
-    chosen = experiments()
-    spec = workdir / "growthbook-spec.json"
-    spec.write_text(json.dumps({"ids": ids, "experiments": [growthbook_spec(d) for d in
-                                                            chosen.values()]}))
-    out = workdir / "growthbook"
-    logger.info("assignment: GrowthBook SDK on %s ids x %d experiments", f"{len(ids):,}",
-                len(chosen))
-    subprocess.run([str(VENVS / "feast" / "bin" / "python"), str(HERE / "growthbook_side.py"),
-                    str(spec), str(out)], check=True)
-    theirs = json.loads((out / "result.json").read_text())
+    ids_file = workdir / "ids.json"
+    ids_file.write_text(json.dumps(ids))
     cases = []
-    for name, definition in chosen.items():
-        logger.info("assignment: ours, %s", name)
-        ours, seconds = our_assignments(definition, ids)
-        gb = np.load(out / f"{definition.key}.npy")
-        floor = hash_floor_seconds(definition, ascii_ids)
+    theirs: dict[str, Any] = {}
+    for turn, (name, definition) in enumerate(experiments().items()):
+        logger.info("assignment: %s, GrowthBook SDK and ours on %s ids", name, f"{len(ids):,}")
+        # The two sides take turns going first, so neither always meets the same machine.
+        if turn % 2 == 0:
+            gb, theirs = growthbook_assignments(ids_file, definition, workdir)
+            ours, blocks = our_assignments(definition, ids)
+        else:
+            ours, blocks = our_assignments(definition, ids)
+            gb, theirs = growthbook_assignments(ids_file, definition, workdir)
+        floor = hash_floor(definition, ascii_ids)
         differs = ours != gb
         cases.append({
             "name": name, "key": definition.key, "ids": n_ids,
@@ -639,13 +684,15 @@ def assignment_family(workdir: Path, n_ids: int) -> dict[str, Any]:
             "mismatches": int(differs[:n_ids].sum()),
             "non_ascii_mismatches": int(differs[n_ids:].sum()),
             "in_experiment_share": round(float((ours >= 0).mean()), 4),
-            "ours_ns": round(seconds / len(ids) * 1e9, 1),
-            "growthbook_ns": round(theirs["seconds"][definition.key] / len(ids) * 1e9, 1),
-            "floor_ns": round(floor / n_ids * 1e9, 1)})
+            "ours_ns": per_assignment_ns(blocks, len(ids)),
+            "growthbook_ns": per_assignment_ns(theirs["block_seconds"], len(ids)),
+            "floor_ns": per_assignment_ns(floor, n_ids)})
     return {"experiments": cases, "peer_versions": theirs["versions"],
             "how": "GrowthBook: one GrowthBook instance, set_attributes({'id': ...}) then "
-                   "run(Experiment) per id; ours: assign(definition, id); both single-threaded "
-                   "loops over every id, one after the other"}
+                   "run(Experiment) per id; ours: assign(definition, id); floor: the id's hash "
+                   "alone (v2_from_state). Single-threaded loops over every id in blocks of "
+                   f"{BLOCK:,}; the median block's time per id; the sides take turns going "
+                   "first, experiment by experiment"}
 
 
 # --- the run --------------------------------------------------------------------------------
