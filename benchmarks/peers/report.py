@@ -2,15 +2,19 @@
 
     .venv/bin/python benchmarks/peers/report.py [RESULT.json] [--out reports/peers]
 
-run.py calls this after measuring; run alone it redraws the report from a committed result.
-`tables(result)` is also what docs/benchmarks.md embeds between its markers (a unit test checks
-the page against the committed result), so the page can only show measured numbers.
+run.py calls this after measuring; run alone it redraws the report from a committed result, and
+with --docs it also rewrites docs/benchmarks.md's tables (between its markers), its plots and the
+README's comparison line: a unit test checks the page and the line against the committed result,
+so they can only show measured numbers.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import tempfile
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -163,6 +167,12 @@ def headline(result: Result) -> str:
         f"per assignment.")
 
 
+def headline_paragraph(result: Result) -> str:
+    """The headline as the README wraps its prose."""
+    return textwrap.fill(headline(result), width=99, break_long_words=False,
+                         break_on_hyphens=False)
+
+
 def summary(result: Result) -> str:
     notes = [f"- {note}" for note in result.get("notes", [])]
     return "\n".join(["# Side by side: Feast, MLServer, GrowthBook (make bench-peers)", "",
@@ -234,12 +244,40 @@ def write(result: Result, out: Path) -> Path:
     return path
 
 
+HEADLINE_START = "Beside the alternatives, same machine and run"
+
+
+def update_docs(result: Result, root: Path = REPO_ROOT) -> None:
+    """docs/benchmarks.md's tables, its plots (docs/img/peers-*.png) and the README's line,
+    from `result`: the committed page shows the committed result."""
+    page = root / "docs" / "benchmarks.md"
+    text = page.read_text("utf-8")
+    begin, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    page.write_text(f"{text[:begin]}\n\n{tables(result)}\n{text[end:]}", encoding="utf-8")
+    readme = root / "README.md"
+    lines = readme.read_text("utf-8").split("\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith(HEADLINE_START))
+    # The line is one paragraph: replace it up to the blank line that ends it.
+    stop = next(i for i in range(at, len(lines)) if not lines[i].strip())
+    lines[at:stop] = headline_paragraph(result).split("\n")
+    readme.write_text("\n".join(lines), encoding="utf-8")
+    with tempfile.TemporaryDirectory() as scratch:
+        for path in plot(result, Path(scratch)):
+            shutil.copy(path, root / "docs" / "img" / f"peers-{path.name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("result", nargs="?", type=Path, default=RESULT)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "peers")
+    parser.add_argument("--docs", action="store_true",
+                        help="also rewrite docs/benchmarks.md's tables, its plots and the "
+                             "README's comparison line from the result")
     args = parser.parse_args()
-    write(json.loads(args.result.read_text("utf-8")), args.out)
+    result = json.loads(args.result.read_text("utf-8"))
+    write(result, args.out)
+    if args.docs:
+        update_docs(result)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def test_the_benchmarks_page_holds_the_tables_of_the_committed_result(
 
 def test_the_readme_comparison_line_is_the_committed_results(report: ModuleType,
                                                              result: dict[str, Any]) -> None:
-    assert report.headline(result) in (ROOT / "README.md").read_text("utf-8")
+    assert report.headline_paragraph(result) in (ROOT / "README.md").read_text("utf-8")
 
 
 def test_the_committed_result_says_when_where_with_what_and_how_much(
