@@ -42,7 +42,7 @@ def rate(value: float | None) -> str:
 
 def feature_rows(result: Result) -> list[str]:
     lines = ["| case | path | ours p50 / p99 ms | Feast p50 / p99 ms | floor p50 / p99 ms | "
-             "reads/s ours / Feast | Feast / ours (p50) | ours / floor (p50) |",
+             "reads/s (one client) ours / Feast | Feast / ours (p50) | ours / floor (p50) |",
              "|---|---|---|---|---|---|---|---|"]
     for case in result["features"]["cases"]:
         for path, (ours, feast, floor) in case["paths"].items():
@@ -113,7 +113,7 @@ def meta_lines(result: Result) -> list[str]:
     return [
         f"Measured {result['date']} on {machine['cpu']} ({machine['cpus']} CPUs, "
         f"{machine['platform']}, Python {machine['python']}); 1-minute load average "
-        f"{load['before']:.2f} before, {load['after']:.2f} after. Samples: "
+        + ", ".join(f"{value:.2f} {when}" for when, value in load.items()) + ". Samples: "
         + ", ".join(f"{k} {v:,}" for k, v in result["samples"].items()) + ".",
         "",
         "Versions: " + "; ".join(

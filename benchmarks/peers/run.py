@@ -767,7 +767,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                if args.quick else
                {"features_1_inproc": 3000, "features_100_inproc": 300, "features_1_http": 1500,
                 "features_100_http": 200, "serving_1": 1500, "serving_256": 300})
-    load_before = os.getloadavg()[0]
+    # Other work on the shared machine shows here: the 1-minute load average as each family
+    # starts, and at the end.
+    load = {"before": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as scratch:
         workdir = Path(scratch)
         redis_server = start_redis(workdir)
@@ -775,13 +777,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             features = features_family(redis_server.address, workdir, samples)
         finally:
             redis_server.stop()
+        load["after features"] = round(os.getloadavg()[0], 2)
         serving = serving_family(workdir, samples, args.step_seconds)
+        load["after model serving"] = round(os.getloadavg()[0], 2)
         assignment = assignment_family(workdir, args.ids)
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
-        "load_avg_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+        "load_avg_1m": {**load, "after": round(os.getloadavg()[0], 2)},
         "samples": {**samples, "assignment_ids": args.ids,
                     "assignment_non_ascii_ids": NON_ASCII_IDS,
                     "load_step_seconds": int(args.step_seconds)},
