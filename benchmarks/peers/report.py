@@ -164,7 +164,25 @@ def headline(result: Result) -> str:
         f"GrowthBook's Python SDK puts {ids:,} ids (and {experiments[0]['non_ascii_ids']:,} "
         f"non-ASCII ones) in the same variations as ours in {len(experiments)} experiments "
         f"({mismatches} mismatches), taking {min(speedup):.1f}-{max(speedup):.1f}x our time "
-        f"per assignment.")
+        f"per assignment.{peer_wins(result)}")
+
+
+def peer_wins(result: Result) -> str:
+    """Where a peer held a higher rate than ours within the p99 budget, as a sentence."""
+    serving = result["model_serving"]
+    ours = serving["servers"][0]
+    wins = []
+    for case in serving["load"]:
+        ours_rate = case["servers"][ours]["max_rate_within_budget"]
+        for server, load in case["servers"].items():
+            rate_ = load["max_rate_within_budget"]
+            if server != ours and rate_ is not None and (ours_rate is None or rate_ > ours_rate):
+                wins.append(f"{server.removeprefix('MLServer: ')} held {rate_:g} req/s of "
+                            f"{case['name'].replace(', ', ' ')} requests within the "
+                            f"{case['budget_ms']:g} ms p99 budget, ours {ours_rate or 0:g}")
+    if not wins:
+        return ""
+    return f" Where a peer won: MLServer's {'; '.join(wins)} (docs/benchmarks.md says why)."
 
 
 def headline_paragraph(result: Result) -> str:
