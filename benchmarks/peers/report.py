@@ -204,6 +204,8 @@ def plot(result: Result, out: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+    from matplotlib.ticker import NullFormatter  # noqa: PLC0415
 
     paths = []
 
@@ -215,6 +217,7 @@ def plot(result: Result, out: Path) -> list[Path]:
         axis.set_yticks(range(len(values)), labels, fontsize=8)
         axis.invert_yaxis()
         axis.set_xscale("log")
+        axis.xaxis.set_minor_formatter(NullFormatter())  # labelled decades only
         axis.set_xlabel(unit)
         axis.set_title(title, fontsize=9)
         for i, value in enumerate(values):
@@ -229,8 +232,10 @@ def plot(result: Result, out: Path) -> list[Path]:
     paths.append(_save(figure, out / "features.png"))
 
     latency = result["model_serving"]["latency"]
-    figure, axes = plt.subplots(1, len(latency), figsize=(5.5 * len(latency), 4))
-    for axis, case in zip(axes, latency, strict=True):
+    columns = 2
+    figure, axes = plt.subplots((len(latency) + 1) // columns, columns,
+                                figsize=(6.5 * columns, 3.2 * ((len(latency) + 1) // columns)))
+    for axis, case in zip(np.ravel(axes), latency, strict=False):
         names = list(case["ways"])
         bars(axis, names, [case["ways"][n]["p50_us"] / 1000 for n in names],
              f"{case['name']}: p50", "ms (log)")
