@@ -803,11 +803,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ids", type=int, default=None, help="ids assigned (1,000,000)")
     parser.add_argument("--step-seconds", type=float, default=None,
                         help="seconds per load step (4)")
-    parser.add_argument("--result", type=Path, default=RESULT)
+    parser.add_argument("--result", type=Path, default=None,
+                        help="where the result goes (benchmarks/results/peers.json; with "
+                             "--quick reports/peers/quick.json: a smoke run is not a result)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "peers")
     args = parser.parse_args(argv)
     args.ids = args.ids or (100_000 if args.quick else 1_000_000)
     args.step_seconds = args.step_seconds or (1.0 if args.quick else 4.0)
+    args.result = args.result or (args.out / "quick.json" if args.quick else RESULT)
     for venv in ("feast", "mlserver"):
         if not (VENVS / venv / "bin" / "python").exists():
             parser.error(f"{VENVS / venv} is missing: run `make bench-peers`")
