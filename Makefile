@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models seed rebuild-online run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory up down clean \
+.PHONY: help setup models seed rebuild-online run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers up down clean \
 	compose-check promcheck load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
 	movielens-check
 
@@ -130,6 +130,20 @@ bench-recs-memory: run ## Redis bytes per user and per title of the seeded state
 
 bench-kafka: setup ## Kafka clients side by side: msg/s and CPU per message (benchmarks/results/)
 	$(PY) benchmarks/kafka_clients.py
+
+# The peers live in their own virtualenvs (Feast and MLServer pin conflicting packages), never in
+# .venv; each is rebuilt when its pinned requirements change. Wheels are cached under .cache/pip.
+PEERS_VENV := .cache/peers-venv
+
+$(PEERS_VENV)/%/.installed: benchmarks/peers/requirements-%.txt
+	rm -rf $(PEERS_VENV)/$*
+	$(PYTHON) -m venv $(PEERS_VENV)/$*
+	$(PEERS_VENV)/$*/bin/pip install --quiet --cache-dir .cache/pip --upgrade pip==25.3
+	$(PEERS_VENV)/$*/bin/pip install --quiet --cache-dir .cache/pip -r $<
+	touch $@
+
+bench-peers: setup $(PEERS_VENV)/feast/.installed $(PEERS_VENV)/mlserver/.installed ## Feast, MLServer, GrowthBook side by side with ours and the floors (benchmarks/results/peers.json, reports/peers/)
+	$(PY) benchmarks/peers/run.py $(if $(QUICK),--quick)
 
 # make demo's short load test: rates this 2-core machine holds inside the budgets (docs/)
 DEMO_FRAUD_RPS ?= 100
