@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import redis
@@ -25,6 +26,7 @@ from services.common.bus.topics import EXPOSURES, REC_CLICKS, REC_IMPRESSIONS, p
 from services.common.events import TitleData
 from services.common.experiments import RedisDefinitionStore
 from services.common.experiments.definitions import ExperimentDefinition
+from services.common.fraud_online.layout import CARD_LOG, CUSTOMER_LOG
 from services.common.records.catalog import CatalogRecords, ProfileRecords
 from services.common.records.experiments import PostgresExperimentHistory
 from services.common.records.outbox import OutboxRelay
@@ -96,7 +98,9 @@ def rebuild(settings: StreamSettings, records: ConnectionPool, client: redis.Red
 
 
 def snapshot(client: redis.Redis) -> dict[str, Any]:
-    """Every key but the dedupe marks, with its value read by type."""
+    """Every key but the dedupe marks, with its value read by type. A fraud log is a set of
+    records: a customer's come from several cards, so from several partitions, whose replay
+    may interleave them in another order than the first time; compared as sorted records."""
     state: dict[str, Any] = {}
     for raw in client.scan_iter(count=1_000):
         key = raw.decode()
@@ -106,6 +110,10 @@ def snapshot(client: redis.Redis) -> dict[str, Any]:
         state[key] = {"string": client.get, "hash": client.hgetall,
                       "list": lambda k: client.lrange(k, 0, -1), "set": client.smembers,
                       "zset": lambda k: client.zrange(k, 0, -1, withscores=True)}[kind](key)
+        for view in (CUSTOMER_LOG, CARD_LOG):
+            if f":{view.name}:" in key:
+                records = np.frombuffer(state[key], dtype=view.record)
+                state[key] = sorted(record.tobytes() for record in records)
     return state
 
 
