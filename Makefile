@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
 .PHONY: help setup models seed run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka up down clean \
-	compose-check promcheck load-fraud load-recs load load-report load-sweep load-sweep-floor ab-demo catalog \
+	compose-check promcheck analytics lake-compact bench-lake load-fraud load-recs load load-report load-sweep load-sweep-floor ab-demo catalog \
 	movielens-check
 
 # DATASET=movielens (or MLSD_DATASET in the environment): the recommender learns from, is seeded
@@ -51,6 +51,12 @@ run: setup ## start the local stack in the background; returns when every part i
 catalog: setup ## load a catalog file (FILE=titles.csv|.jsonl|.parquet) onto the catalog topic; bad rows by line
 	@test -n "$(FILE)" || { echo "usage: make catalog FILE=path/to/titles.csv (or .jsonl, .parquet)"; exit 2; }
 	$(PY) -m services.catalog_etl $(FILE)
+
+analytics: setup ## reports from the lake in SQL (DuckDB): A/B results, fraud, engagement, catalog, with plots (reports/analytics/)
+	$(PY) -m services.analytics --out reports/analytics
+
+lake-compact: setup ## merge each closed hour's small Parquet files of the lake into one (the sink also does it every 5 min)
+	$(PY) -m services.lake compact
 
 stop: ## stop everything `make run` started
 	@$(STACK) stop
@@ -121,6 +127,9 @@ bench-stream-io: setup ## the stream scorer's per-event cost outside scoring, be
 bench-fraud-replay: setup ## decisions on a replayed week, this checkout against REF (default e60b948): every difference counted (benchmarks/results/)
 	$(PY) -m services.trainer --if-missing
 	$(PY) benchmarks/fraud_replay_compare.py --ref $(or $(REF),e60b948)
+
+bench-lake: setup ## lake sink throughput and lag: N events to the broker, time until all are in Parquet (benchmarks/results/)
+	$(PY) benchmarks/lake_sink.py
 
 bench-kafka: setup ## Kafka clients side by side: msg/s and CPU per message (benchmarks/results/)
 	$(PY) benchmarks/kafka_clients.py

@@ -47,7 +47,7 @@ def build_sink_loop(settings: LakeSettings, metrics: LakeMetrics) -> SinkLoop:
 
 def create_app(settings: LakeSettings) -> FastAPI:
     metrics = Metrics(settings.service_name)
-    lake_metrics = LakeMetrics(metrics, LAKE_TOPICS)
+    lake_metrics = LakeMetrics(metrics, settings.lake_group, LAKE_TOPICS)
     running: dict[str, SinkLoop | threading.Thread] = {}
 
     def start() -> None:

@@ -9,7 +9,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from services.common.bus.consumer import PoisonEvent, dead_letter
+from services.common.bus.consumer import (
+    ConsumerMetrics,
+    PoisonEvent,
+    RunnerConfig,
+    dead_letter,
+)
 from services.common.bus.events import MalformedEvent
 from services.common.bus.ports import (
     Publisher,
@@ -27,26 +32,31 @@ logger = logging.getLogger(__name__)
 
 
 class LakeMetrics:
-    """Declared once per process; `lake_` prefixed by the service's Metrics."""
+    """Declared once per process. Records and lag are the platform's consumer metrics (the
+    lag and dead-letter alerts cover the sink as they cover every group); the rest are the
+    lake's own, `lake_` prefixed by the service's Metrics."""
 
-    def __init__(self, metrics: Metrics, topics: Sequence[str]) -> None:
-        self.records = metrics.counter(
-            "records", "records consumed by outcome: written, skipped (already in the lake), "
-            "dead_lettered", ("topic", "outcome"))
+    def __init__(self, metrics: Metrics, group: str, topics: Sequence[str]) -> None:
+        self.group = group
+        self.consumer = ConsumerMetrics(metrics)
+        self.consumer.expect(RunnerConfig(group=group, topics=tuple(topics)))
         self.rows = metrics.counter("rows_written", "rows written to part files", ("topic",))
         self.files = metrics.counter("files_written", "part files written", ("topic",))
         self.bytes = metrics.counter("bytes_written", "bytes of part files written", ("topic",))
-        self.lag = metrics.gauge("lag_records", "records behind the partition's high watermark",
-                                 ("topic", "partition"))
         self.buffered = metrics.gauge("buffered_rows", "rows waiting for the next flush")
         self.flush_seconds = metrics.latency("flush_duration_seconds",
                                              "time to write and commit one flush")
         self.compacted = metrics.counter("compacted_files", "part files merged by compaction")
         for topic in topics:  # series born at zero, so a rule's increase() sees the first one
-            for outcome in ("written", "skipped", "dead_lettered"):
-                self.records.labels(topic, outcome)
             for counter in (self.rows, self.files, self.bytes):
                 counter.labels(topic)
+
+    def records(self, topic: str, outcome: str, count: int) -> None:
+        """outcome: handled (buffered), duplicate (the lake held it already), dead_lettered."""
+        self.consumer.events.labels(self.group, topic, outcome).inc(count)
+
+    def lag(self, topic: str, partition: int, lag: int) -> None:
+        self.consumer.lag.labels(self.group, topic, str(partition)).set(lag)
 
 
 @dataclass(frozen=True)
@@ -97,7 +107,7 @@ class SinkLoop:
             self.flush_and_commit()
         self._metrics.buffered.set(self._sink.buffered_rows)
         for (topic, partition), lag in self._source.lag().items():
-            self._metrics.lag.labels(topic, str(partition)).set(lag)
+            self._metrics.lag(topic, partition, lag)
         if self._compact is not None and \
                 self._clock() - self._last_compaction >= self._config.compact_interval_s:
             self._last_compaction = self._clock()
@@ -127,7 +137,7 @@ class SinkLoop:
                 poison.append((record, str(exc), None))
                 continue
             written = self._sink.add(record, event)
-            counts[(record.topic, "written" if written else "skipped")] += 1
+            counts[(record.topic, "handled" if written else "duplicate")] += 1
         if poison:
             # Stored in the DLQ before their offsets can be committed; a failed publish ends
             # the loop uncommitted, and the restarted process reads them again.
@@ -137,7 +147,7 @@ class SinkLoop:
                 self._sink.done(record)
                 counts[(record.topic, "dead_lettered")] += 1
         for (topic, outcome), count in counts.items():
-            self._metrics.records.labels(topic, outcome).inc(count)
+            self._metrics.records(topic, outcome, count)
 
     def _on_revoke(self, partitions: Sequence[TopicPartitionKey]) -> None:
         # Inside poll(), between batches: everything taken is buffered, so it can all be

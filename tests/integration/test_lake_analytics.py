@@ -32,11 +32,10 @@ from services.common.settings import PlatformSettings
 from services.common.telemetry import Metrics
 from services.lake.app import build_sink_loop
 from services.lake.events import LAKE_TOPICS
-from services.lake.loop import LakeMetrics
 from services.stream.experiments import ExperimentEventsHandler
 from tests import lake_events as ev
 from tests.harness import REPO_ROOT, ServerProcess
-from tests.integration.test_lake_sink_kafka import publish, settings_for, wait_for
+from tests.integration.test_lake_sink_kafka import metrics_for, publish, settings_for, wait_for
 
 pytestmark = pytest.mark.integration
 AB_TOPICS = (topics.EXPOSURES, topics.REC_IMPRESSIONS, topics.REC_CLICKS)
@@ -139,7 +138,7 @@ def filled(kafka_server: ServerProcess, redis_server: ServerProcess,
     start_group_at_end(kafka_server.address, online_group, AB_TOPICS)
     client = redis.Redis.from_url(redis_server.address)
 
-    sink = build_sink_loop(settings, LakeMetrics(Metrics("lake"), LAKE_TOPICS))
+    sink = build_sink_loop(settings, metrics_for(settings))
     counters = build_kafka_consumer(
         online, client, ExperimentEventsHandler(client, namespace),
         ConsumerMetrics(Metrics("it")),

@@ -45,6 +45,10 @@ def settings_for(kafka: ServerProcess, root: Path, **fields: Any) -> LakeSetting
                         **fields)
 
 
+def metrics_for(settings: LakeSettings) -> LakeMetrics:
+    return LakeMetrics(Metrics("lake"), settings.lake_group, LAKE_TOPICS)
+
+
 def publish(kafka: ServerProcess, messages: list[OutboundMessage]) -> None:
     producer = kafka_publisher(LakeSettings(kafka_bootstrap_servers=kafka.address), "it-lake",
                                delivery_timeout_s=30.0)
@@ -110,7 +114,7 @@ def test_every_topic_lands_once_by_hour_and_poison_goes_to_the_topics_dead_lette
               ev.message(topics.TRANSACTIONS, f"{run}-wrong", "watch",
                          {"user_id": "u", "content_id": "t", "watch_seconds": 1,
                           "completed": True}, ev.T0, f"{run}-wrong-type")]
-    loop = build_sink_loop(settings, LakeMetrics(Metrics("lake"), LAKE_TOPICS))  # topics made
+    loop = build_sink_loop(settings, metrics_for(settings))  # creates the topics
     publish(kafka_server, messages + poison)
     thread = start(loop)
     expected = {topic: sum(1 for m in messages if m.topic == topic) for topic in LAKE_TOPICS}
@@ -174,7 +178,7 @@ def test_a_flush_redone_after_a_crash_before_the_commit_writes_each_row_once(
     written[-1].path.unlink()
     missing = written[-1].rows
 
-    loop = build_sink_loop(settings, LakeMetrics(Metrics("lake"), LAKE_TOPICS))
+    loop = build_sink_loop(settings, metrics_for(settings))
     thread = start(loop)  # the group's next member: reads all 24 again, in flushes of 5 rows
     try:
         wait_for(lambda: group_lags(kafka_server.address,
@@ -222,7 +226,7 @@ def test_the_process_writes_the_lake_reports_rows_and_lag_and_stops_on_sigterm(
                  "the watches in the lake")
         metrics = httpx.get(f"{server.address}/metrics").text
         assert 'lake_rows_written_total{topic="watch-events"}' in metrics
-        assert "lake_lag_records{" in metrics
+        assert f'lake_consumer_lag_records{{group="{group}"' in metrics
         assert httpx.get(f"{server.address}/healthz").status_code == 200
         server.process.send_signal(signal.SIGTERM)
         # uvicorn re-raises the signal once shut down: the exit status is -SIGTERM either way
