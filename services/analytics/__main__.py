@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from services.analytics.lake_sql import open_lake
 from services.analytics.report import write_reports
 from services.common.lake.settings import LakeStoreSettings
+from services.common.lake.sql import open_lake
 
 
 def main() -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import duckdb
 
-from services.analytics.lake_sql import Table
 from services.common.experiment_counts import VariationCounts
+from services.common.lake.sql import Table
 
 AB_COUNTS = """
 WITH first_exposure AS (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import duckdb
 
-from services.analytics.lake_sql import Table, query
+from services.common.lake.sql import Table, query
 
 DAILY = """
 WITH w AS (

@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # files only: no display on a server or in CI
 import matplotlib.pyplot as plt
 
 from services.analytics import ab, engagement, fraud
-from services.analytics.lake_sql import Table
+from services.common.lake.sql import Table
 
 
 def markdown_table(table: Table) -> str:

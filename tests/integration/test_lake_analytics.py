@@ -20,7 +20,6 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from services.analytics import ab, engagement, fraud
-from services.analytics.lake_sql import open_lake
 from services.common.bus import topics
 from services.common.bus.consumer import ConsumerMetrics, RunnerConfig
 from services.common.bus.kafka_bus import ensure_topics, group_lags
@@ -28,6 +27,7 @@ from services.common.bus.ports import OutboundMessage
 from services.common.bus.runtime import build_kafka_consumer
 from services.common.bus.topics import TopicSpec
 from services.common.experiment_counts import experiment_counts
+from services.common.lake.sql import open_lake
 from services.common.settings import PlatformSettings
 from services.common.telemetry import Metrics
 from services.lake.app import build_sink_loop
