@@ -1,0 +1,107 @@
+"""Training from what the system saw: the fraud training set built from the lake equals, row by
+row, the feature vectors the online path serves for the same events, and it is point in time.
+
+A generated world's transactions and labels go where the seeder sends them (the real broker),
+the lake sink writes them to Parquet, services/trainer/lake_sets.py reads them back with DuckDB.
+The served vectors come from the production path on the real Redis, as in
+test_fraud_online_parity.py (its replay: record-and-read per batch, labels as they arrive).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import redis
+
+from services.common.bus.kafka_bus import ensure_topics, group_lags
+from services.common.bus.topics import TopicSpec
+from services.common.catalog import FRAUD_FEATURE_NAMES
+from services.common.lake.sql import open_lake
+from services.lake.app import build_sink_loop
+from services.lake.events import LAKE_TOPICS
+from services.seeder.history import transaction_messages
+from services.trainer.lake_sets import fraud_training_set
+from services.trainer.worlds.transactions import generate_transactions
+from tests.harness import ServerProcess
+from tests.integration.test_fraud_online_parity import WORLD, replay
+from tests.integration.test_lake_analytics import start_group_at_end
+from tests.integration.test_lake_sink_kafka import metrics_for, publish, settings_for, wait_for
+
+pytestmark = pytest.mark.integration
+EVERY_LABEL = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class Lake:
+    root: Path
+    transactions: pd.DataFrame
+
+
+@pytest.fixture(scope="module")
+def world_in_lake(kafka_server: ServerProcess,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lake]:
+    transactions = generate_transactions(WORLD).transactions
+    root = tmp_path_factory.mktemp("lake") / "lake"
+    settings = settings_for(kafka_server, root, lake_flush_interval_s=0.5)
+    ensure_topics(kafka_server.address, [TopicSpec(t, 3) for t in LAKE_TOPICS])
+    start_group_at_end(kafka_server.address, settings.lake_group, LAKE_TOPICS)
+    loop = build_sink_loop(settings, metrics_for(settings))
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        messages = list(transaction_messages(transactions, timedelta(0), now=EVERY_LABEL))
+        for start in range(0, len(messages), 5_000):
+            publish(kafka_server, messages[start:start + 5_000])
+        wait_for(lambda: group_lags(kafka_server.address, {settings.lake_group: LAKE_TOPICS})[
+            settings.lake_group] == 0, 120, "the world in the lake")
+    finally:
+        loop.stop()
+        thread.join(30)
+    yield Lake(root, transactions)
+
+
+def test_features_built_from_the_lake_equal_the_vectors_served_online(
+        world_in_lake: Lake, redis_client: redis.Redis) -> None:
+    world = world_in_lake.transactions
+    with open_lake(world_in_lake.root) as con:
+        training = fraud_training_set(con, EVERY_LABEL).set_index("transaction_id")
+    served = np.stack([vector for vector, _ in replay(redis_client, world)])
+
+    assert len(training) == len(world)
+    from_lake = training.loc[world["transaction_id"], list(FRAUD_FEATURE_NAMES)].to_numpy()
+    wrong = ~np.isclose(from_lake, served, rtol=1e-5, atol=1e-4)
+    by_feature = {FRAUD_FEATURE_NAMES[j]: int(n) for j, n in enumerate(wrong.sum(axis=0)) if n}
+    assert not by_feature, f"lake != served on {len(world)} rows: {by_feature}"
+    assert (training.loc[world["transaction_id"], "is_fraud"].to_numpy()
+            == world["is_fraud"].to_numpy()).all()
+    assert (from_lake[:, FRAUD_FEATURE_NAMES.index("terminal_risk_30d")] > 0).sum() > 10
+
+
+def test_a_set_built_as_of_an_earlier_instant_knows_nothing_after_it(world_in_lake: Lake) -> None:
+    world = world_in_lake.transactions
+    as_of_naive = world["tx_datetime"].min() + pd.Timedelta(days=30)
+    as_of = as_of_naive.to_pydatetime().replace(tzinfo=UTC)
+    with open_lake(world_in_lake.root) as con:
+        early = fraud_training_set(con, as_of).set_index("transaction_id")
+        full = fraud_training_set(con, EVERY_LABEL).set_index("transaction_id")
+
+    seen = world[world["tx_datetime"] <= as_of_naive]
+    assert sorted(early.index) == sorted(seen["transaction_id"])
+    # a fraud counts only if its label had arrived by then
+    known = seen["is_fraud"].astype(bool) & (seen["label_time"] <= as_of_naive)
+    assert (early.loc[seen["transaction_id"], "is_fraud"].to_numpy().astype(bool)
+            == known.to_numpy()).all()
+    assert known.sum() < seen["is_fraud"].sum()  # some labels were still to come
+    # the rows it has carry the same features as when everything is known: no leak from later
+    names = list(FRAUD_FEATURE_NAMES)
+    assert np.allclose(early.loc[seen["transaction_id"], names].to_numpy(),
+                       full.loc[seen["transaction_id"], names].to_numpy(), rtol=1e-5, atol=1e-4)
+    # labels that cannot change any more: reported, or older than the label delay
+    assert early["label_final"].sum() < len(early)
