@@ -1,4 +1,4 @@
-"""Training sets from what the system saw: the lake's events, point in time, for the fraud model.
+"""Training sets from what the system saw: the lake's events, point in time, for both models.
 
     python -m services.trainer.lake_sets [--as-of 2026-12-01T00:00:00Z] [--out .state/training]
 
@@ -16,8 +16,12 @@ the fraud training set as of an instant (default: now):
 - `label_final` says a row's label can no longer change: a fraud was reported, or the label
   delay passed without a report (the worlds' and the handbook's rule). Train on those rows.
 
-tests/integration/test_lake_training_parity.py holds these features equal, row by row, to the
-vectors the online path serves for the same events on the real Redis.
+The recommender's set is the lake's `watch-events` before the instant, as the interactions
+frame a world has (event id, user, title, time, duration, completed): the trainer's
+recs_models.state_at folds them exactly as it folds a generated world's.
+
+tests/integration/test_lake_training_parity.py holds both equal to what the online path serves
+for the same events on the real Redis: the fraud vectors row by row, the ranker's features.
 """
 
 from __future__ import annotations
@@ -63,6 +67,24 @@ ORDER BY time_ms, transaction_id
 """
 
 
+LAKE_WATCHES = """
+SELECT event_id, data->>'user_id' AS user_id, data->>'content_id' AS content_id,
+       time_ms, (data->>'watch_seconds')::BIGINT AS watch_seconds,
+       (data->>'completed')::BOOLEAN AS completed
+FROM watches WHERE type = 'watch' AND time_ms < $as_of
+ORDER BY time_ms, event_id
+"""
+
+
+def lake_interactions(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.DataFrame:
+    """The lake's watches strictly before `as_of` (the trainer's windows are half-open), in a
+    world's interactions columns, oldest first."""
+    frame = con.execute(LAKE_WATCHES, {"as_of": int(as_of.timestamp() * 1000)}).df()
+    frame.insert(3, "timestamp", pd.to_datetime(frame.pop("time_ms"), unit="ms", utc=True)
+                 .astype("datetime64[ns, UTC]"))
+    return frame
+
+
 def lake_transactions(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.DataFrame:
     """The lake's transactions up to `as_of` in the worlds' columns (tx_datetime: naive UTC, as
     the seeder reads a world's naive times), with the labels that had arrived by then."""
@@ -105,7 +127,12 @@ def main(argv: list[str] | None = None) -> None:
     root = args.lake_root or LakeStoreSettings().lake_root
     with open_lake(root) as con:
         fraud = fraud_training_set(con, as_of)
+        watches = lake_interactions(con, as_of)
     args.out.mkdir(parents=True, exist_ok=True)
+    watches_path = args.out / "watches_from_lake.parquet"
+    watches.to_parquet(watches_path, index=False)
+    logger.info("recommender interactions as of %s: %d watches by %d users -> %s",
+                as_of.isoformat(), len(watches), watches["user_id"].nunique(), watches_path)
     path = args.out / "fraud_from_lake.parquet"
     fraud.to_parquet(path, index=False)
     final = fraud[fraud["label_final"]]

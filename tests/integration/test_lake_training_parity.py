@@ -9,6 +9,7 @@ test_fraud_online_parity.py (its replay: record-and-read per batch, labels as th
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,12 +25,16 @@ from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.topics import TopicSpec
 from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.lake.sql import open_lake
+from services.common.recs_online import ItemArtifacts, RedisRecsStore
 from services.lake.app import build_sink_loop
 from services.lake.events import LAKE_TOPICS
-from services.seeder.history import transaction_messages
-from services.trainer.lake_sets import fraud_training_set
+from services.seeder.history import transaction_messages, watch_messages
+from services.stream.watches import WatchFeaturesHandler
+from services.trainer import recs_models as rm
+from services.trainer.lake_sets import fraud_training_set, lake_interactions
 from services.trainer.worlds.transactions import generate_transactions
 from tests.harness import ServerProcess
+from tests.integration import test_recs_online_parity as recs_parity
 from tests.integration.test_fraud_online_parity import WORLD, replay
 from tests.integration.test_lake_analytics import start_group_at_end
 from tests.integration.test_lake_sink_kafka import metrics_for, publish, settings_for, wait_for
@@ -105,3 +110,45 @@ def test_a_set_built_as_of_an_earlier_instant_knows_nothing_after_it(world_in_la
                        full.loc[seen["transaction_id"], names].to_numpy(), rtol=1e-5, atol=1e-4)
     # labels that cannot change any more: reported, or older than the label delay
     assert early["label_final"].sum() < len(early)
+
+
+# The recommender parity test's world and served artifacts, shared as fixtures here.
+offline = recs_parity.offline
+items = recs_parity.items
+
+
+def test_ranker_features_built_from_the_lakes_watches_equal_those_served(
+        kafka_server: ServerProcess, redis_client: redis.Redis, offline: recs_parity.Offline,
+        items: ItemArtifacts, tmp_path: Path) -> None:
+    world = offline.world
+    root = tmp_path / "lake"
+    settings = settings_for(kafka_server, root, lake_flush_interval_s=0.5)
+    start_group_at_end(kafka_server.address, settings.lake_group, LAKE_TOPICS)
+    loop = build_sink_loop(settings, metrics_for(settings))
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        publish(kafka_server, list(watch_messages(world.train, timedelta(0))))
+        wait_for(lambda: group_lags(kafka_server.address, {settings.lake_group: LAKE_TOPICS})[
+            settings.lake_group] == 0, 120, "the watches in the lake")
+    finally:
+        loop.stop()
+        thread.join(30)
+    with open_lake(root) as con:
+        watches = lake_interactions(con, world.split)
+
+    lake_world = dataclasses.replace(world, interactions=watches)
+    state = rm.state_at(rm.Events.of(lake_world), len(world.users), offline.titles,
+                        offline.as_of)
+    assert len(watches) == len(world.train)
+    np.testing.assert_array_equal(state.watch_counts, offline.state.watch_counts)
+    assert (state.weights != offline.state.weights).nnz == 0
+    from_lake = recs_parity.Offline(world, state, offline.titles, offline.embeddings,
+                                    offline.as_of)
+
+    recs_parity.replay(WatchFeaturesHandler(redis_client, items), world)
+    users, candidates = recs_parity.sample_pairs(offline)
+    served, _ = recs_parity.online_features(RedisRecsStore(redis_client, items), items, offline,
+                                            users, candidates)
+    recs_parity.assert_same_features(
+        served, recs_parity.offline_features(from_lake, users, candidates))
