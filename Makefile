@@ -38,8 +38,8 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed .state/.bootstrapped ## install everything: virtualenv, redis-server, promtool, Kafka jars
 
-models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min); DATASET=movielens
-	$(PY) -m services.trainer $(if $(DATASET),--dataset $(DATASET))
+models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min); DATASET=movielens; SOURCE=lake: the fraud model from the lake, registered unpromoted
+	$(PY) -m services.trainer $(if $(DATASET),--dataset $(DATASET)) $(if $(SOURCE),--source $(SOURCE))
 
 seed: run ## replay the worlds' history through Kafka into the online features (progress shown); DATASET=movielens
 	$(PY) -m services.seeder
