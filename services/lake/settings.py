@@ -18,7 +18,7 @@ class LakeSettings(LakeStoreSettings):
     # A flush writes one file per partition and hour it holds rows for: bigger and rarer
     # flushes mean fewer, larger files; the interval bounds how stale the lake can be.
     lake_flush_rows: int = Field(50_000, ge=1)
-    lake_flush_interval_s: float = Field(30.0, gt=0)
+    lake_flush_interval_s: float = Field(10.0, gt=0)
     lake_compact_interval_s: float = Field(300.0, gt=0)
     # An hour is compacted once it ended this long ago; a later event still lands, in a part
     # file the next compaction merges.
