@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
@@ -45,31 +46,33 @@ def build_sink_loop(settings: LakeSettings, metrics: LakeMetrics) -> SinkLoop:
     )
 
 
+@dataclass
+class _Running:
+    loop: SinkLoop | None = None
+    thread: threading.Thread | None = None
+
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+
 def create_app(settings: LakeSettings) -> FastAPI:
     metrics = Metrics(settings.service_name)
     lake_metrics = LakeMetrics(metrics, settings.lake_group, LAKE_TOPICS)
-    running: dict[str, SinkLoop | threading.Thread] = {}
+    running = _Running()
 
     def start() -> None:
-        loop = build_sink_loop(settings, lake_metrics)
-        thread = threading.Thread(target=run_or_end_process,
-                                  args=(loop, "lake-sink"), daemon=True,
-                                  name="lake-sink")
-        running.update(loop=loop, thread=thread)
-        thread.start()
+        running.loop = build_sink_loop(settings, lake_metrics)
+        running.thread = threading.Thread(target=run_or_end_process,
+                                          args=(running.loop, "lake-sink"), daemon=True,
+                                          name="lake-sink")
+        running.thread.start()
 
     def stop() -> None:
-        loop, thread = running.get("loop"), running.get("thread")
-        if isinstance(loop, SinkLoop):
-            loop.stop()
-        if isinstance(thread, threading.Thread):
-            thread.join(timeout=30)
-
-    def sink_runs() -> bool:
-        thread = running.get("thread")
-        return isinstance(thread, threading.Thread) and thread.is_alive()
+        if running.loop is not None:
+            running.loop.stop()
+        if running.thread is not None:
+            running.thread.join(timeout=30)
 
     return create_service_app(title="lake sink", metrics=metrics,
                               lifespan=blocking_lifespan(start, stop),
-                              readiness={"sink": sink_runs})
-
+                              readiness={"sink": running.alive})
