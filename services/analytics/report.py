@@ -31,7 +31,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:,.1f}" if abs(value) >= 1_000 else f"{value:.4g}"
     return str(value)
 
 
