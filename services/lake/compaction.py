@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,10 +30,11 @@ from services.common.lake.files import (
     with_sources,
     write_atomically,
 )
-from services.common.lake.layout import COMPACTED, hour_directories
+from services.common.lake.layout import COMPACTED, TEMP_PREFIX, hour_directories
 
 logger = logging.getLogger(__name__)
 LOCK_FILE = ".compaction.lock"
+STALE_TEMP_S = 3_600.0
 
 
 @dataclass
@@ -60,6 +62,10 @@ def compact_hour(hour_dir: Path) -> CompactionOutcome:
         leftovers += list(fresh.values())
     else:
         outcome.removed_leftovers = len(leftovers)
+    # A writer that died between its write and its rename leaves a temporary file nobody
+    # reads; an hour later it is certainly not being written any more.
+    leftovers += [path for path in hour_dir.glob(f"{TEMP_PREFIX}*")
+                  if time.time() - path.stat().st_mtime > STALE_TEMP_S]
     for path in leftovers:
         path.unlink(missing_ok=True)
     if leftovers:

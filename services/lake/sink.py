@@ -121,10 +121,15 @@ class LakeSink:
     def flush(self) -> FlushResult:
         """Write every buffer as part files (durable when this returns); the offsets to commit."""
         result = FlushResult()
+        touched = set()
         for (topic, _), buffer in sorted(self._buffers.items()):
             for hour, rows in sorted(buffer.hours.items()):
                 result.files.append(self._write(topic, hour, rows))
+                touched.add(hour)
         result.commit = dict(self._next)
+        # Remember only the hours being written now: an older hour is read again from disk if
+        # a redelivery or a late event reaches it, so a long-running sink's memory stays flat.
+        self._coverage = {h: c for h, c in self._coverage.items() if h in touched}
         self._buffers.clear()
         self._next.clear()
         self._oldest = None

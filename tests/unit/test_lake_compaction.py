@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -90,3 +92,19 @@ def test_an_hour_that_has_not_ended_long_enough_ago_is_left_alone(tmp_path: Path
                                 timedelta(minutes=10))
     assert done.hours == 0
     assert len(list(hour_dir(tmp_path).glob("p*.parquet"))) == 3
+
+
+def test_a_temporary_file_left_by_a_dead_writer_is_removed_once_stale(tmp_path: Path) -> None:
+    three_flushes(tmp_path)
+    stale = hour_dir(tmp_path) / ".tmp-p000-00000000000000000000-00000000000000000002.parquet.99"
+    fresh = hour_dir(tmp_path) / ".tmp-p000-00000000000000000003-00000000000000000005.parquet.98"
+    stale.write_bytes(b"half a file")
+    fresh.write_bytes(b"being written")
+    two_hours_ago = time.time() - 7_200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+
+    compact_hour(hour_dir(tmp_path))
+
+    assert not stale.exists()
+    assert fresh.exists()
+    assert offsets(tmp_path) == list(range(9))

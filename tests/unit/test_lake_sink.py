@@ -142,3 +142,13 @@ def test_every_lake_topics_event_is_accepted() -> None:
                     ev.impression("r", "u", "q", "e", "a", ev.T0, 0),
                     ev.click("r", "u", "q", ev.T0, 0)]:
         assert lake_event(record(message, 0, 0)).type
+
+
+def test_a_redelivery_to_an_hour_flushed_long_ago_is_still_recognised(tmp_path: Path) -> None:
+    sink = LakeSink(tmp_path, flush_rows=100, flush_interval_s=60)
+    add_all(sink, watches(3))  # hour 09
+    sink.flush()
+    add_all(sink, [record(ev.watch("r", 9, ev.T0 + timedelta(hours=5)), 0, 3)])  # hour 14
+    sink.flush()  # hour 09 is no longer remembered in memory
+
+    assert add_all(sink, watches(3)) == [False] * 3  # read again from disk
