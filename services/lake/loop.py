@@ -89,12 +89,20 @@ class SinkLoop:
 
     def run(self) -> None:
         logger.info("lake sink started", extra={"group": self._config.group})
+        failed = False
         try:
             while not self._stopping.is_set():
                 self.run_once()
+        except BaseException:
+            # A batch broke off half-way (e.g. its dead letters were not stored): committing
+            # now could pass a record that is in neither the lake nor its DLQ. The restarted
+            # process reads from the last commit; what is already in files is skipped.
+            failed = True
+            raise
         finally:
             try:
-                self.flush_and_commit()
+                if not failed:
+                    self.flush_and_commit()
             finally:
                 self._source.close()
                 self._dlq.close()

@@ -10,7 +10,7 @@ import pytest
 
 from services.common.bus import topics
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
-from services.common.bus.ports import OutboundMessage, TopicPartitionKey
+from services.common.bus.ports import OutboundMessage, PublishFailed, TopicPartitionKey
 from services.common.lake.files import live_files
 from services.common.telemetry import Metrics
 from services.lake.events import LAKE_TOPICS
@@ -121,3 +121,16 @@ def test_stopping_flushes_commits_and_closes(broker: InMemoryBroker, tmp_path: P
 
     assert source.closed
     assert broker.committed == {(GROUP, (topics.WATCH_EVENTS, 0)): 3}
+
+
+def test_a_dead_letter_that_cannot_be_stored_ends_the_loop_without_a_commit(
+        broker: InMemoryBroker, tmp_path: Path) -> None:
+    loop, source = loop_for(broker, tmp_path, Clock(), flush_rows=1)
+    publish(broker, OutboundMessage(topics.WATCH_EVENTS, "k", b"{oops"), ev.watch("r", 1))
+    broker.unavailable = True  # the DLQ publish fails
+
+    with pytest.raises(PublishFailed):
+        loop.run()
+
+    assert broker.committed == {}  # the poison record is read again after a restart
+    assert source.closed
