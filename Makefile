@@ -8,8 +8,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models seed rebuild-online run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers up down clean \
-	compose-check promcheck load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
+.PHONY: help setup models seed rebuild-online run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake up down clean \
+	compose-check promcheck analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
 	movielens-check
 
 # DATASET=movielens (or MLSD_DATASET in the environment): the recommender learns from, is seeded
@@ -38,8 +38,8 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed .state/.bootstrapped ## install everything: virtualenv, redis-server, PostgreSQL, promtool, Kafka jars
 
-models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min); DATASET=movielens
-	$(PY) -m services.trainer $(if $(DATASET),--dataset $(DATASET))
+models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min); DATASET=movielens; SOURCE=lake: the fraud model from the lake, registered unpromoted
+	$(PY) -m services.trainer $(if $(DATASET),--dataset $(DATASET)) $(if $(SOURCE),--source $(SOURCE))
 
 seed: run ## replay the worlds' history through Kafka into the online features (progress shown); DATASET=movielens
 	$(PY) -m services.seeder
@@ -54,6 +54,12 @@ run: setup ## start the local stack in the background; returns when every part i
 catalog: setup ## load a catalog file (FILE=titles.csv|.jsonl|.parquet) onto the catalog topic; bad rows by line
 	@test -n "$(FILE)" || { echo "usage: make catalog FILE=path/to/titles.csv (or .jsonl, .parquet)"; exit 2; }
 	$(PY) -m services.catalog_etl $(FILE)
+
+analytics: setup ## reports from the lake in SQL (DuckDB): A/B results, fraud, engagement, catalog, with plots (reports/analytics/)
+	$(PY) -m services.analytics --out reports/analytics
+
+lake-compact: setup ## merge each closed hour's small Parquet files of the lake into one (the sink also does it every 5 min)
+	$(PY) -m services.lake compact
 
 stop: ## stop everything `make run` started
 	@$(STACK) stop
@@ -127,6 +133,9 @@ bench-fraud-replay: setup ## decisions on a replayed week, this checkout against
 
 bench-recs-memory: run ## Redis bytes per user and per title of the seeded state; what 200 M users need (benchmarks/results/)
 	$(PY) benchmarks/recs_memory.py
+
+bench-lake: setup ## lake sink throughput and lag: N events to the broker, time until all are in Parquet (benchmarks/results/)
+	$(PY) benchmarks/lake_sink.py
 
 bench-kafka: setup ## Kafka clients side by side: msg/s and CPU per message (benchmarks/results/)
 	$(PY) benchmarks/kafka_clients.py

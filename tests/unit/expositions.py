@@ -24,6 +24,8 @@ from services.fraud.settings import FraudSettings
 from services.fraud.stream import create_stream_app as create_fraud_stream
 from services.ingest.app import create_app as create_ingest
 from services.ingest.settings import IngestSettings
+from services.lake.app import create_app as create_lake
+from services.lake.settings import LakeSettings
 from services.modelserver.app import create_app as create_modelserver
 from services.modelserver.settings import ModelServerSettings
 from services.recommender.app import create_app as create_recommender
@@ -51,6 +53,7 @@ APPS: dict[str, Callable[[Path], FastAPI]] = {
         FraudSettings(service_name="fraud_stream", model_repository=models)),
     "stream": lambda models: create_stream(StreamSettings(model_repository=models)),
     "records": lambda models: create_records(RecordsSettings(model_repository=models)),
+    "lake": lambda _: create_lake(LakeSettings()),
 }
 
 
