@@ -5,7 +5,7 @@ The state the stream built from the topics, the profiles and the experiment defi
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,9 +38,19 @@ from services.seeder.rebuild import OnlineStateStillThere, Rebuilt, rebuild_onli
 from services.stream.app import create_app as create_stream
 from services.stream.concerns import Concern, select
 from services.stream.settings import StreamSettings
-from tests.harness import ServerProcess
+from tests.harness import ServerProcess, start_kafka
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A broker of this module's own. A rebuild replays whole topics, and the session broker's
+    also hold other tests' events, about entities of the same names, which a replay interleaves
+    differently: the state would differ for reasons that are not the rebuild's."""
+    server = start_kafka(Path(tmp_path_factory.mktemp("kafka-rebuild")))
+    yield server
+    server.stop()
 # Every concern but the watches', whose handler needs a trained ranker's item embeddings; that
 # path is the same runner and the same replay (tests/e2e covers the watch concern itself).
 CONCERNS = "transaction-features,fraud-labels,experiments,catalog-titles"
