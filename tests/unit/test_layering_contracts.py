@@ -16,15 +16,17 @@ import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTRACTS: dict[str, str] = {
-    contract["id"]: contract["name"]
+CONFIG: dict[str, dict[str, Any]] = {
+    contract["id"]: contract
     for contract in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"][
         "contracts"]
 }
+CONTRACTS = {contract_id: contract["name"] for contract_id, contract in CONFIG.items()}
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,20 @@ def copy_of_tree(into: Path) -> Path:
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy(ROOT / "pyproject.toml", into / "pyproject.toml")
     return into
+
+
+def test_every_part_is_a_service_or_a_job_and_under_every_contract_of_its_kind() -> None:
+    """A new folder under services/ that no contract names would be checked by none."""
+    parts = {f"services.{path.parent.name}" for path in (ROOT / "services").glob("*/__init__.py")}
+    services = set(CONFIG["services"]["modules"])
+    jobs = set(CONFIG["jobs"]["source_modules"])
+
+    assert services | jobs == parts - {"services.common"}
+    assert services & jobs == set()
+    assert set(CONFIG["platform"]["forbidden_modules"]) == services | jobs
+    assert set(CONFIG["serving-not-training"]["source_modules"]) == services | {"services.common"}
+    assert set(CONFIG["jobs"]["forbidden_modules"]) == services
+    assert set(CONFIG["jobs-independent"]["modules"]) == jobs
 
 
 def test_the_tree_keeps_every_contract() -> None:
