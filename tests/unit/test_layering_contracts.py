@@ -79,6 +79,15 @@ VIOLATIONS = {
 }
 
 
+def lint_imports_program() -> str:
+    beside = Path(sys.executable).parent / "lint-imports"
+    found = str(beside) if beside.exists() else shutil.which("lint-imports")
+    if found is None:
+        pytest.fail("lint-imports is not installed: `make setup` installs the dev extra "
+                    "(import-linter, pinned in pyproject.toml).", pytrace=False)
+    return found
+
+
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
     """`lint-imports` as `make lint` runs it, over the `services` package found from `cwd`."""
     # The copy must shadow the installed (editable) package: import-linter puts the working
@@ -86,7 +95,7 @@ def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
     # contract's verdict on one line.
     env = {**os.environ, "PYTHONPATH": str(cwd), "COLUMNS": "400", "NO_COLOR": "1"}
     return subprocess.run(
-        [str(Path(sys.executable).parent / "lint-imports"), "--no-logo", "--no-cache"],
+        [lint_imports_program(), "--no-logo", "--no-cache"],
         cwd=cwd, env=env, text=True, capture_output=True, timeout=120, check=False)
 
 
