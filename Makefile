@@ -94,9 +94,10 @@ test-unit: setup ## unit tests (fakes, no servers)
 test-integration: setup ## integration tests against real redis-server and Kafka started by the harness
 	$(PY) -m pytest tests/integration
 
-lint: setup ## ruff, mypy, gofmt and go vet
+lint: setup ## ruff, mypy, the layering contracts (import-linter, CONTRIBUTING.md), gofmt and go vet
 	$(VENV)/bin/ruff check services tests benchmarks load-tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-logo
 	test -z "$$(gofmt -l tests/compose)"
 	cd tests/compose && go vet .
 

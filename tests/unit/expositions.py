@@ -2,7 +2,8 @@
 
 Each app comes from its own factory, `create_app(settings)`, and is read with a TestClient that
 is not entered, so the lifespan never runs: no Redis, Kafka or trained model is needed, and every
-metric a service declares exists by then (metrics are declared in the factory, STYLE.md rule 6).
+metric a service declares exists by then (metrics are declared in the factory, CONTRIBUTING.md
+convention 6).
 """
 
 from __future__ import annotations
