@@ -413,6 +413,18 @@ def sweep_table(r: Results, page: str) -> str:
     return table(["endpoint", "knee (p99 in budget)", "floor's knee", "stopped", "run (UTC)"], rows)
 
 
+def fraud_stages(r: Results, page: str) -> str:
+    stream, run = stream_run(r, processes=1)
+    stages = run["metrics"]["ms"]
+    rows = [[name, f"{stages[name]['per_tx']:.3f} ms"] for name in stages]
+    return "\n".join([
+        table(["stage", "a transaction"], rows), "",
+        f"{number(run['backlog'])} transactions, {run['processes']} scorer, "
+        f"{link('benchmarks/results/fraud_stream.json', page)} "
+        f"({stream['date'][:16].replace('T', ' ')} UTC, {stream['machine']['nproc']} cores).",
+    ])
+
+
 # ---------------------------------------------------------------- ten-minute tables, README
 
 
@@ -501,15 +513,18 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "fraud-scale": fraud_scale,
     "fraud-cores": fraud_cores,
     "fraud-http": fraud_http,
+    "fraud-stages": fraud_stages,
     "fraud-ten": fraud_ten,
     "make-load": load_table,
     "load-sweep": sweep_table,
     "readme-status": readme_status,
 }
 
+# The body runs from the line after `begin` to the line before `end`, its last newline included
+# (empty in a page not yet rendered).
 BLOCK = re.compile(r"(<!-- numbers:(?P<name>[a-z-]+) begin \(benchmarks/numbers\.py\) -->\n)"
                    r"(?P<body>.*?)"
-                   r"(\n<!-- numbers:(?P=name) end -->)", re.DOTALL)
+                   r"(<!-- numbers:(?P=name) end -->)", re.DOTALL)
 
 
 def pages(root: Path = ROOT) -> list[Path]:
@@ -526,7 +541,7 @@ def render(text: str, page: str, results: Results) -> str:
         name = match["name"]
         if name not in BLOCKS:
             raise KeyError(f"{page}: unknown numbers block {name!r}")
-        return f"{match[1]}{BLOCKS[name](results, page)}{match[4]}"
+        return f"{match[1]}{BLOCKS[name](results, page)}\n{match[4]}"
     return BLOCK.sub(fill, text)
 
 
@@ -538,7 +553,7 @@ def stale(root: Path = ROOT, results: Results | None = None) -> list[str]:
         text = path.read_text("utf-8")
         page = str(path.relative_to(root))
         for match in BLOCK.finditer(text):
-            if match["body"] != BLOCKS[match["name"]](results, page):
+            if match["body"] != BLOCKS[match["name"]](results, page) + "\n":
                 out.append(f"{page}: {match['name']}")
     return out
 
