@@ -174,31 +174,44 @@ def recs_scale(r: Results, page: str) -> str:
     live_entries = peak * 300  # a cached list lives 5 minutes: at most one per request in 300 s
     rows = [
         ["requests", f"1 B a day / 86,400 s = **{number(average)} req/s** on average; "
-         f"x{PEAK_FACTOR} at the peak hour = **{number(peak)} req/s**", "brief; peak factor assumed"],
-        ["online state per user", f"mean {number(per_user)} B (p50 {number(memory['bytes_per_user']['p50'])}, "
-         f"p99 {number(memory['bytes_per_user']['p99'])}): history {number(keys['watch_history']['mean'])}, "
-         f"taste vector {number(keys['taste_row']['mean'])}, profile {number(keys['profile']['mean'])}, "
+         f"x{PEAK_FACTOR} at the peak hour = **{number(peak)} req/s**",
+         "brief; peak factor assumed"],
+        ["online state per user", f"mean {number(per_user)} B (p50 "
+                                  f"{number(memory['bytes_per_user']['p50'])}, "
+         f"p99 {number(memory['bytes_per_user']['p99'])}): history "
+         f"{number(keys['watch_history']['mean'])}, "
+         f"taste vector {number(keys['taste_row']['mean'])}, profile "
+         f"{number(keys['profile']['mean'])}, "
          f"count {number(keys['watch_count']['mean'])}",
-         f"{link('benchmarks/results/recs_memory.json', page)}, {number(memory['users_sampled'])} users, "
+         f"{link('benchmarks/results/recs_memory.json', page)}, {number(memory['users_sampled'])} "
+         f"users, "
          f"Redis {memory['redis']['version']}, {memory['when'][:16].replace('T', ' ')} UTC"],
         ["200 M users", f"200 M x {number(per_user)} B = **{size(total)}**; "
          f"x2 with one replica = {size(2 * total)}; "
          f"{math.ceil(total / (shard_gb * 1e9))} masters of {number(shard_gb)} GB",
          "arithmetic on the line above"],
-        ["... at the history cap", f"{number(capped['events'])} events a user: {number(capped['bytes_per_user'])} B "
+        ["... at the history cap", f"{number(capped['events'])} events a user: "
+                                   f"{number(capped['bytes_per_user'])} B "
          f"-> {size(USERS * capped['bytes_per_user'])}, {capped['projection']['masters']} masters",
          "the same file"],
-        ["taste vectors alone", f"200 M x {number(keys['taste_row']['mean'])} B = {size(USERS * keys['taste_row']['mean'])}",
+        ["taste vectors alone", f"200 M x {number(keys['taste_row']['mean'])} B = "
+                                f"{size(USERS * keys['taste_row']['mean'])}",
          "the same file"],
-        ["response cache", f"{number(cache_entry)} B a cached list (mean); a list lives 300 s, so at most "
-         f"{number(peak)} x 300 = {number(live_entries / 1e6, 1)} M lists = {size(live_entries * cache_entry)} at the peak",
+        ["response cache", f"{number(cache_entry)} B a cached list (mean); a list lives 300 s, so "
+                           f"at most "
+         f"{number(peak)} x 300 = {number(live_entries / 1e6, 1)} M lists = "
+         f"{size(live_entries * cache_entry)} at the peak",
          "the same file; upper bound (every request a new user)"],
-        ["catalog", f"{number(memory['catalog']['titles'])} titles x {number(memory['catalog']['bytes_per_title'])} B "
-         f"= {size(memory['catalog']['titles'] * memory['catalog']['bytes_per_title'])} (one `{{global}}` slot: "
+        ["catalog", f"{number(memory['catalog']['titles'])} titles x "
+                    f"{number(memory['catalog']['bytes_per_title'])} B "
+         f"= {size(memory['catalog']['titles'] * memory['catalog']['bytes_per_title'])} (one "
+         f"`{{global}}` slot: "
          "read by every request, so replicate it, never shard it)", "the same file"],
-        ["impressions", f"one per answered list: {number(RECS_PER_DAY / 1e9)} B events a day on `rec-impressions`, "
+        ["impressions", f"one per answered list: {number(RECS_PER_DAY / 1e9)} B events a day on "
+                        f"`rec-impressions`, "
          f"{number(average)}/s average; their size is not measured", "brief"],
-        ["99.9 % uptime", f"(1 - 0.999) x 30 days = **{number(error_budget_minutes(), 1)} minutes** of errors "
+        ["99.9 % uptime", f"(1 - 0.999) x 30 days = **{number(error_budget_minutes(), 1)} "
+                          f"minutes** of errors "
          "or over-budget answers a month", "brief"],
     ]
     return table(["quantity", "estimate", "from"], rows)
@@ -215,9 +228,11 @@ def recs_cores(r: Results, page: str) -> str:
                 "process, `benchmarks/recs_cpu.py`) is not committed. Until it is, the only "
                 f"per-core figure is the load sweep's knee: {number(knee)} req/s on "
                 f"{cores} shared cores with the whole stack and the load generator on them "
-                f"({link(sweep_path + '/summary.md', page)}, {sweep['generated'][:16].replace('T', ' ')} UTC), "
+                f"({link(sweep_path + '/summary.md', page)}, "
+                f"{sweep['generated'][:16].replace('T', ' ')} UTC), "
                 f"so {number(knee / cores)} req/s a core: {number(average / (knee / cores))} cores "
-                f"on average, {number(peak / (knee / cores))} at the peak, at that run's cache share.")
+                f"on average, {number(peak / (knee / cores))} at the peak, at that run's cache "
+                f"share.")
     load = cpu["load"]
     runs = cpu["runs"]
     processes = ("service", "redis", "kafka", "stream", "driver")
@@ -263,7 +278,8 @@ def fraud_stream_cores(r: Results) -> dict[str, float]:
     """Cores per process kind for TX_PER_S, from the 2-scorer drain's CPU per transaction."""
     _, run = stream_run(r)
     rate = run["lag_probe"]["tx_per_s"]
-    parts = {k: run["cores"][k] / rate * TX_PER_S for k in ("scorer", "redis", "kafka", "other work")}
+    parts = {k: run["cores"][k] / rate * TX_PER_S
+             for k in ("scorer", "redis", "kafka", "other work")}
     # what the whole machine reached: all its cores over the drain's rate
     stream, _ = stream_run(r)
     parts["machine"] = stream["machine"]["nproc"] / rate * TX_PER_S
@@ -305,14 +321,19 @@ def fraud_scale(r: Results, page: str) -> str:
         ["events", f"10,000 tx/s x 86,400 s = **{number(per_day / 1e6)} M transactions a day**, "
          "and as many decisions", "brief"],
         ["state per transaction", f"{number(store['used_memory'] / 1e6, 1)} MB of Redis for "
-         f"{number(store['transactions'])} transactions ({store['days']} days, {number(store['keys'])} keys): "
-         f"{number(per_tx)} B each", f"{link('benchmarks/results/fraud_features_online.json', page)}, "
+         f"{number(store['transactions'])} transactions ({store['days']} days, "
+         f"{number(store['keys'])} keys): "
+         f"{number(per_tx)} B each",
+         f"{link('benchmarks/results/fraud_features_online.json', page)}, "
          f"{state['meta']['date']}"],
-        ["state at 10,000 tx/s", f"{STATE_RETENTION_DAYS} days held = {number(held / 1e9, 1)} B transactions "
-         f"x {number(per_tx)} B = **{size(state_bytes)}**; {math.ceil(state_bytes / (shard_gb * 1e9))} "
+        ["state at 10,000 tx/s", f"{STATE_RETENTION_DAYS} days held = {number(held / 1e9, 1)} B "
+                                 f"transactions "
+         f"x {number(per_tx)} B = **{size(state_bytes)}**; "
+         f"{math.ceil(state_bytes / (shard_gb * 1e9))} "
          f"masters of {number(shard_gb)} GB (x{REPLICATION} with 2 replicas)",
          "arithmetic; an upper bound (the logs trim lazily, the fill ran 58 days)"],
-        ["Redis CPU", f"{number(cores['redis'], 2)} cores at 10,000 tx/s: one single-threaded shard "
+        ["Redis CPU", f"{number(cores['redis'], 2)} cores at 10,000 tx/s: one single-threaded "
+                      f"shard "
          f"would run at {round(100 * cores['redis'])} %; {redis_shards_cpu} shards at "
          f"{round(100 * TARGET_UTILISATION)} % (memory needs more, above)", "the drain below"],
         ["Kafka in", f"10,000 x {tx_bytes} B = {size(in_rate)}/s of transactions; decisions out "
@@ -321,7 +342,8 @@ def fraud_scale(r: Results, page: str) -> str:
          f"{link('benchmarks/results/records_writer.json', page)} (decision event size)"],
         ["Kafka disk", f"({size(in_rate)} + {size(out_rate)})/s x {KAFKA_RETENTION_DAYS} days x "
          f"{REPLICATION} replicas = **{size(disk)}**", "retention and replicas assumed"],
-        ["partitions", f"{scorers} scorer processes at {round(100 * TARGET_UTILISATION)} % of a core "
+        ["partitions", f"{scorers} scorer processes at {round(100 * TARGET_UTILISATION)} % of a "
+                       f"core "
          f"each ({number(cores['scorer'], 2)} scorer cores): partitions >= {scorers}; 12 today "
          "(room for 12 scorers), 24 for twice the brief", "the drain below"],
         ["99.9 % uptime", f"**{number(error_budget_minutes(), 1)} minutes** a month of failed or "
@@ -338,31 +360,40 @@ def fraud_cores(r: Results, page: str) -> str:
     drain_text = "; ".join(
         f"{name}: " + ", ".join(f"{t['processes']} -> {number(t['lag_probe']['tx_per_s'])}"
                                 for t in found["throughput"])
-        for name, found in (("fraud_stream.json", stream), ("fraud_stream_processes.json", plateau)))
+        for name, found in (("fraud_stream.json", stream),
+                            ("fraud_stream_processes.json", plateau)))
     http_full, http_alone, sweep_path, knee, alone = fraud_http_cores(r)
     attributed = cores["scorer"] + cores["redis"] + cores["kafka"] + cores["other work"]
-    stream_rows = [
-        ["scorer processes", f"{number(run['cores']['scorer'] / rate * 1e6)} µs",
-         f"{number(cores['scorer'], 2)}"],
-        ["Redis", f"{number(run['cores']['redis'] / rate * 1e6)} µs", f"{number(cores['redis'], 2)}"],
-        ["Kafka broker", f"{number(run['cores']['kafka'] / rate * 1e6)} µs", f"{number(cores['kafka'], 2)}"],
-        ["other work", f"{number(run['cores']['other work'] / rate * 1e6)} µs",
-         f"{number(cores['other work'], 2)}"],
-        ["**attributed**", f"{number(attributed / TX_PER_S * 1e6)} µs", f"**{number(attributed, 1)}**"],
-        [f"all {stream['machine']['nproc']} cores over the drain's rate", f"{number(cores['machine'] / TX_PER_S * 1e6)} µs",
-         f"{number(cores['machine'], 1)}"],
+    def per_tx(cores_used: float) -> str:
+        return f"{number(cores_used / rate * 1e6)} µs"
+
+    labels = {"scorer": "scorer processes", "redis": "Redis", "kafka": "Kafka broker",
+              "other work": "other work"}
+    stream_rows = [[label, per_tx(run["cores"][k]), number(cores[k], 2)]
+                   for k, label in labels.items()]
+    stream_rows += [
+        ["**attributed**", f"{number(attributed / TX_PER_S * 1e6)} µs",
+         f"**{number(attributed, 1)}**"],
+        [f"all {stream['machine']['nproc']} cores over the drain's rate",
+         f"{number(cores['machine'] / TX_PER_S * 1e6)} µs", number(cores["machine"], 1)],
     ]
     return "\n".join([
-        f"**Stream** (`transactions` -> scorers): the drain of {number(run['backlog'])} transactions "
+        f"**Stream** (`transactions` -> scorers): the drain of {number(run['backlog'])} "
+        f"transactions "
         f"with {run['processes']} scorers reached **{number(rate)} tx/s** on "
-        f"{stream['machine']['nproc']} cores ({link('benchmarks/results/fraud_stream.json', page)}, "
-        f"{stream['date'][:16].replace('T', ' ')} UTC); by scorer count ({link('benchmarks/results/fraud_stream_processes.json', page)} "
-        f"too), scorers -> tx/s: {drain_text}; a plateau: the cores, not the processes, are the limit. "
-        "10,000 tx/s was **not measured**; the cores it needs, from that drain's CPU per transaction:",
+        f"{stream['machine']['nproc']} cores "
+        f"({link('benchmarks/results/fraud_stream.json', page)}, "
+        f"{stream['date'][:16].replace('T', ' ')} UTC); by scorer count "
+        f"({link('benchmarks/results/fraud_stream_processes.json', page)} "
+        f"too), scorers -> tx/s: {drain_text}; a plateau: the cores, not the processes, are the "
+        f"limit. "
+        "10,000 tx/s was **not measured**; the cores it needs, from that drain's CPU per "
+        "transaction:",
         "",
         table(["process", "CPU a transaction", "cores at 10,000 tx/s"], stream_rows),
         "",
-        f"**HTTP** (`POST /v1/score`): the full-stack sweep's knee is {number(knee)} req/s on 2 cores "
+        f"**HTTP** (`POST /v1/score`): the full-stack sweep's knee is {number(knee)} req/s on 2 "
+        f"cores "
         f"({link(sweep_path + '/summary.md', page)}), so 10,000 req/s needs "
         f"**{number(http_full)} cores**; one batching worker alone held {number(alone)} req/s, its "
         f"knee not reached ({link('benchmarks/results/fraud_workers_coalesced.json', page)}): "
@@ -390,12 +421,14 @@ def load_table(r: Results, page: str) -> str:
         for loop in ("closed", "open"):
             row = run.slo[design][loop]
             cache = run.cache_share[loop] if design == "recs" else "-"
-            rows.append([design, f"{loop} loop", number(float(row["rps"])), number(int(row["requests"])),
+            rows.append([design, f"{loop} loop", number(float(row["rps"])),
+                         number(int(row["requests"])),
                          row["failures"], f"{row['p50_ms']} / {row['p99_ms']}", cache,
                          f"{row['verdict']} (p99 < {budget} ms)"])
     return "\n".join([
         f"`make load` at its defaults, {run.stamp} UTC, 30 s a loop, everything on 2 cores "
-        f"({link(run.folder + '/recs/summary.md', page)}, {link(run.folder + '/fraud/summary.md', page)}); "
+        f"({link(run.folder + '/recs/summary.md', page)}, "
+        f"{link(run.folder + '/fraud/summary.md', page)}); "
         f"the recommendation traffic: **{MIX_WORDS.get(run.mix, run.mix)}**:", "",
         table(["design", "driver", "req/s", "requests", "failures", "p50 / p99 ms",
                "served from cache", "gate"], rows)])
@@ -408,8 +441,10 @@ def sweep_table(r: Results, page: str) -> str:
         found = sweep["designs"][design]
         service, floor = found["service"], found["floor"]
         rows.append([found["endpoint"], f"**{number(service['knee_rps'])} req/s**",
-                     f"{'at least ' if floor['knee_is_lower_bound'] else ''}{number(floor['knee_rps'])} req/s",
-                     service["stopped"] or "-", f"{link(path + '/summary.md', page)} ({sweep['generated'][:16].replace('T', ' ')})"])
+                     ("at least " if floor["knee_is_lower_bound"] else "")
+                     + f"{number(floor['knee_rps'])} req/s",
+                     service["stopped"] or "-", f"{link(path + '/summary.md', page)} "
+                                                f"({sweep['generated'][:16].replace('T', ' ')})"])
     return table(["endpoint", "knee (p99 in budget)", "floor's knee", "stopped", "run (UTC)"], rows)
 
 
@@ -437,20 +472,29 @@ def recs_ten(r: Results, page: str) -> str:
     knee = sweep["designs"]["recs"]["service"]["knee_rps"]
     cpu = r.result("recs_cpu")
     if cpu is None:
-        cores = f"not measured yet (recs_cpu.json); from the sweep's knee ~{number(peak / (knee / 2))} at the peak"
+        per_core = knee / sweep["machine"]["nproc"]
+        cores = (f"not measured yet (recs_cpu.json); from the sweep's knee "
+                 f"~{number(peak / per_core)} at the peak")
     else:
-        peak_rows = [c for c in cpu["capacity"] if c["req_s"] == max(x["req_s"] for x in cpu["capacity"])]
-        cores = "; ".join(f"{round(100 * c['hit_ratio'])} % hits: {number(c['cores'], 1)}" for c in peak_rows)
+        top = max(x["req_s"] for x in cpu["capacity"])
+        cores = "; ".join(f"{round(100 * c['hit_ratio'])} % hits: {number(c['cores'], 1)}"
+                          for c in cpu["capacity"] if c["req_s"] == top)
     rows = [
-        ["load", f"{number(average)} req/s average, {number(peak)} peak", "1 B a day, peak x3 assumed"],
-        ["latency", f"p99 < {RECS_BUDGET_MS} ms", f"`make load`: p99 {open_recs['p99_ms']} ms open loop at "
-         f"{number(float(open_recs['rps']))} req/s, {run.cache_share['open']} from cache ({run.mix} mix)"],
+        ["load", f"{number(average)} req/s average, {number(peak)} peak", "1 B a day, peak x3 "
+                                                                          "assumed"],
+        ["latency", f"p99 < {RECS_BUDGET_MS} ms", f"`make load`: p99 {open_recs['p99_ms']} ms "
+                                                  f"open loop at "
+         f"{number(float(open_recs['rps']))} req/s, {run.cache_share['open']} from cache "
+         f"({run.mix} mix)"],
         ["one machine", "2 cores, everything on them", f"knee {number(knee)} req/s"],
         ["cores at the peak", "CPU a request x rate", cores],
-        ["memory", "Redis, sharded by `{user}`", f"{size(USERS * memory['bytes_per_user']['mean'])} for 200 M users "
-         f"({number(memory['bytes_per_user']['mean'])} B each), {memory['projection']['masters']} masters of "
+        ["memory", "Redis, sharded by `{user}`",
+         f"{size(USERS * memory['bytes_per_user']['mean'])} for 200 M users "
+         f"({number(memory['bytes_per_user']['mean'])} B each), {memory['projection']['masters']} "
+         f"masters of "
          f"{number(memory['projection']['shard_gb'])} GB"],
-        ["uptime", "99.9 %", f"{number(error_budget_minutes(), 1)} min a month; Redis down -> popular list (fail open)"],
+        ["uptime", "99.9 %", f"{number(error_budget_minutes(), 1)} min a month; Redis down -> "
+                             f"popular list (fail open)"],
     ]
     return table(["", "the answer", "measured or computed here"], rows)
 
@@ -460,18 +504,24 @@ def fraud_ten(r: Results, page: str) -> str:
     cores = fraud_stream_cores(r)
     http_full, http_alone, _, knee, _ = fraud_http_cores(r)
     openloop = r.need("fraud_http_openloop")
-    best = max((x for x in openloop["runs"] if x["verdict"] == "PASS"), key=lambda x: x["offered_rps"])
+    best = max((x for x in openloop["runs"] if x["verdict"] == "PASS"),
+               key=lambda x: x["offered_rps"])
     attributed = cores["scorer"] + cores["redis"] + cores["kafka"] + cores["other work"]
     rows = [
         ["load", f"{number(TX_PER_S)} tx/s = {number(TX_PER_S * 86_400 / 1e6)} M a day", "brief"],
         ["latency", f"decision p99 < {FRAUD_BUDGET_MS} ms", f"HTTP: p99 {best['p99_ms']} ms at "
-         f"{number(best['offered_rps'])} req/s for 60 s ({best['fraud_workers']} worker, full stack)"],
-        ["one machine", "2 cores", f"stream drain {number(run['lag_probe']['tx_per_s'])} tx/s (2 scorers); "
+         f"{number(best['offered_rps'])} req/s for 60 s ({best['fraud_workers']} worker, full "
+         f"stack)"],
+        ["one machine", "2 cores", f"stream drain {number(run['lag_probe']['tx_per_s'])} tx/s (2 "
+                                   f"scorers); "
          f"HTTP knee {number(knee)} req/s"],
-        ["cores for 10,000/s", "CPU a transaction x rate", f"stream {number(attributed, 1)} attributed "
-         f"({number(cores['machine'], 1)} at this machine's efficiency); HTTP {number(http_alone, 1)}-"
+        ["cores for 10,000/s", "CPU a transaction x rate", f"stream {number(attributed, 1)} "
+                                                           f"attributed "
+         f"({number(cores['machine'], 1)} at this machine's efficiency); HTTP "
+         f"{number(http_alone, 1)}-"
          f"{number(http_full, 1)}"],
-        ["uptime", "99.9 %", f"{number(error_budget_minutes(), 1)} min a month; Redis down -> decide on the "
+        ["uptime", "99.9 %", f"{number(error_budget_minutes(), 1)} min a month; Redis down -> "
+                             f"decide on the "
          "transaction alone, flagged `degraded` (fail open up to 500, else review)"],
     ]
     return table(["", "the answer", "measured or computed here"], rows)
@@ -487,23 +537,33 @@ def readme_status(r: Results, page: str) -> str:
     cores = fraud_stream_cores(r)
     http_full, http_alone, _, _, _ = fraud_http_cores(r)
     openloop = r.need("fraud_http_openloop")
-    best = max((x for x in openloop["runs"] if x["verdict"] == "PASS"), key=lambda x: x["offered_rps"])
+    best = max((x for x in openloop["runs"] if x["verdict"] == "PASS"),
+               key=lambda x: x["offered_rps"])
     attributed = cores["scorer"] + cores["redis"] + cores["kafka"] + cores["other work"]
     return (
         "What was measured, on one 2-core machine with every service, Redis, Kafka and the load "
-        f"generator on the same two cores: `make load` ({run.stamp} UTC) passes at its defaults, fraud "
-        f"{number(float(fraud_open['rps']))} req/s p99 {fraud_closed['p99_ms']} / {fraud_open['p99_ms']} ms "
+        f"generator on the same two cores: `make load` ({run.stamp} UTC) passes at its defaults, "
+        f"fraud "
+        f"{number(float(fraud_open['rps']))} req/s p99 {fraud_closed['p99_ms']} / "
+        f"{fraud_open['p99_ms']} ms "
         f"(closed / open loop), recommendations {number(float(recs_open['rps']))} req/s p99 "
-        f"{recs_closed['p99_ms']} / {recs_open['p99_ms']} ms with {run.cache_share['open']} of answers "
+        f"{recs_closed['p99_ms']} / {recs_open['p99_ms']} ms with {run.cache_share['open']} of "
+        f"answers "
         f"from the cache ({MIX_WORDS.get(run.mix, run.mix)}); the load sweeps' knees are "
         f"{number(fraud_sweep['designs']['fraud']['service']['knee_rps'])} req/s for fraud and "
-        f"{number(recs_sweep['designs']['recs']['service']['knee_rps'])} for recommendations; the fraud "
-        f"API held {number(best['offered_rps'])} req/s for a minute at p99 {best['p99_ms']} ms; the fraud "
-        f"stream drained {number(stream['lag_probe']['tx_per_s'])} transactions/s with two scorers. "
-        "The brief's 10,000 tx/s was **not** run: computed from the measured CPU per transaction it "
-        f"needs ~{number(attributed, 1)} cores on the stream ({number(cores['machine'], 1)} at this "
+        f"{number(recs_sweep['designs']['recs']['service']['knee_rps'])} for recommendations; the "
+        f"fraud "
+        f"API held {number(best['offered_rps'])} req/s for a minute at p99 {best['p99_ms']} ms; "
+        f"the fraud "
+        f"stream drained {number(stream['lag_probe']['tx_per_s'])} transactions/s with two "
+        f"scorers. "
+        "The brief's 10,000 tx/s was **not** run: computed from the measured CPU per transaction "
+        "it "
+        f"needs ~{number(attributed, 1)} cores on the stream ({number(cores['machine'], 1)} at "
+        f"this "
         f"machine's efficiency) and {number(http_alone)}-{number(http_full)} on the HTTP path "
-        "([docs/interview/fraud.md](docs/interview/fraud.md#back-of-the-envelope) shows the arithmetic).")
+        "([docs/interview/fraud.md](docs/interview/fraud.md#2-back-of-the-envelope) shows the "
+        "arithmetic).")
 
 
 BLOCKS: dict[str, Callable[[Results, str], str]] = {

@@ -119,7 +119,8 @@ def recs_cpu_result() -> dict[str, Any]:
         ms = h * 0.7 + (1 - h) * 2.5
         for rate, req_s in (("average (1 B a day)", 11_600), ("peak (3x)", 35_000)):
             capacity.append({"rate": rate, "req_s": req_s, "hit_ratio": h,
-                             "cpu_ms_per_request": round(ms, 3), "cores": round(req_s * ms / 1000, 1),
+                             "cpu_ms_per_request": round(ms, 3),
+                             "cores": round(req_s * ms / 1000, 1),
                              "req_s_per_core": round(1000 / ms)})
     return {"when": "2026-12-06T07:45:00+00:00",
             "machine": {"platform": "Linux", "cpus": 2, "python": "3.11.7",
