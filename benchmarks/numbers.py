@@ -45,6 +45,8 @@ TARGET_UTILISATION = 0.5    # a process or Redis shard run at half a core: room 
 KAFKA_RETENTION_DAYS = 7    # Kafka's default log retention
 REPLICATION = 3             # Kafka replicas, one per zone; Redis: a master and 2 replicas
 STATE_RETENTION_DAYS = 31   # the card and customer logs trim records older than 31 days
+# The code's own setting (services/common/bus/topics.py MIN_PARTITIONS; a test holds them equal).
+TRANSACTIONS_PARTITIONS = 12
 # The recommendation load mix changed at commit a70ed33 (2026-12-06 05:54 UTC): a run before it
 # drew 60 % of requests from 60 users, after it the whole population (load-tests/viewers.py).
 POPULATION_MIX_SINCE = "2026-12-06 05:54"
@@ -108,7 +110,11 @@ class Results:
 
     def load_run(self) -> LoadRun:
         """The newest committed `make load` run (docs/evaluation/make-load-*)."""
-        folders = sorted((self.root / "docs" / "evaluation").glob("make-load-*"))
+        # a run counts once both designs' gate files are there (a partial copy is skipped)
+        folders = sorted(
+            folder for folder in (self.root / "docs" / "evaluation").glob("make-load-*")
+            if all((folder / design / f"{name}_slo.csv").exists()
+                   for design in ("fraud", "recs") for name in ("locust", "openloop")))
         if not folders:
             raise FileNotFoundError("no committed make-load run under docs/evaluation/")
         folder = folders[-1]
@@ -331,7 +337,7 @@ def fraud_scale(r: Results, page: str) -> str:
          f"x {number(per_tx)} B = **{size(state_bytes)}**; "
          f"{math.ceil(state_bytes / (shard_gb * 1e9))} "
          f"masters of {number(shard_gb)} GB (x{REPLICATION} with 2 replicas)",
-         "arithmetic; an upper bound (the logs trim lazily, the fill ran 58 days)"],
+         f"arithmetic; an upper bound (the logs trim lazily, the fill ran {store['days']} days)"],
         ["Redis CPU", f"{number(cores['redis'], 2)} cores at 10,000 tx/s: one single-threaded "
                       f"shard "
          f"would run at {round(100 * cores['redis'])} %; {redis_shards_cpu} shards at "
@@ -342,10 +348,10 @@ def fraud_scale(r: Results, page: str) -> str:
          f"{link('benchmarks/results/records_writer.json', page)} (decision event size)"],
         ["Kafka disk", f"({size(in_rate)} + {size(out_rate)})/s x {KAFKA_RETENTION_DAYS} days x "
          f"{REPLICATION} replicas = **{size(disk)}**", "retention and replicas assumed"],
-        ["partitions", f"{scorers} scorer processes at {round(100 * TARGET_UTILISATION)} % of a "
-                       f"core "
-         f"each ({number(cores['scorer'], 2)} scorer cores): partitions >= {scorers}; 12 today "
-         "(room for 12 scorers), 24 for twice the brief", "the drain below"],
+        ["partitions", f"{scorers} scorer processes at {round(100 * TARGET_UTILISATION)} % "
+         f"of a core each ({number(cores['scorer'], 2)} scorer cores): partitions >= {scorers}; "
+         f"{TRANSACTIONS_PARTITIONS} today (room for {TRANSACTIONS_PARTITIONS} scorers), "
+         f"{2 * TRANSACTIONS_PARTITIONS} for twice the brief", "the drain below"],
         ["99.9 % uptime", f"**{number(error_budget_minutes(), 1)} minutes** a month of failed or "
          "over-budget decisions", "brief"],
     ]

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from services.common.bus.topics import MIN_PARTITIONS, TRANSACTIONS
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -108,26 +110,25 @@ def test_a_new_make_load_run_is_read_and_its_mix_stated(numbers: ModuleType, cop
 
 
 def recs_cpu_result() -> dict[str, Any]:
-    """A recs_cpu.json in the shape benchmarks/recs_cpu.py writes (its capacity() included)."""
-    per = {"service": 2.0, "redis": 0.2, "kafka": 0.1, "stream": 0.2, "driver": 0.5}
+    """A recs_cpu.json as benchmarks/recs_cpu.py writes it: its own capacity() over made-up
+    per-process CPU figures, so the shape follows the script."""
+    spec = importlib.util.spec_from_file_location("recs_cpu", ROOT / "benchmarks" / "recs_cpu.py")
+    assert spec is not None and spec.loader is not None
+    recs_cpu = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = recs_cpu
+    spec.loader.exec_module(recs_cpu)
+    miss = {"service": 2.0, "redis": 0.2, "kafka": 0.1, "stream": 0.2, "driver": 0.5}
     hit = {"service": 0.5, "redis": 0.05, "kafka": 0.05, "stream": 0.1, "driver": 0.5}
     run = {"answered": 4000, "served_from": {"computed": 4000}, "p50_ms": 3.0, "p99_ms": 20.0,
-           "cpu_ms_per_request": per, "processes_found": {}}
+           "cpu_ms_per_request": miss, "processes_found": {}}
     cached = {**run, "served_from": {"cache": 3900, "computed": 100}, "cpu_ms_per_request": hit}
-    capacity = []
-    for h in (0.0, 0.8):
-        ms = h * 0.7 + (1 - h) * 2.5
-        for rate, req_s in (("average (1 B a day)", 11_600), ("peak (3x)", 35_000)):
-            capacity.append({"rate": rate, "req_s": req_s, "hit_ratio": h,
-                             "cpu_ms_per_request": round(ms, 3),
-                             "cores": round(req_s * ms / 1000, 1),
-                             "req_s_per_core": round(1000 / ms)})
     return {"when": "2026-12-06T07:45:00+00:00",
             "machine": {"platform": "Linux", "cpus": 2, "python": "3.11.7",
                         "load_average_at_end": [1.0, 1.0, 1.0]},
-            "load": {"rps": 200, "duration_s": 20, "seed": 7, "driver": "load-tests/openloop.py"},
+            "load": {"rps": 200, "duration_s": 20, "seed": 7,
+                     "driver": "load-tests/openloop.py, poisson arrivals, population mix"},
             "runs": {"uncached, BLAS 1 thread": run, "cached (second pass)": cached},
-            "capacity": capacity}
+            "capacity": recs_cpu.capacity(miss, hit, [0.0, 0.8])}
 
 
 def test_recs_cores_say_not_measured_until_recs_cpu_json_exists_then_show_it(
@@ -142,6 +143,10 @@ def test_recs_cores_say_not_measured_until_recs_cpu_json_exists_then_show_it(
     assert "Not measured yet" not in block
     assert "**87.5**" in block  # 35,000 req/s x 2.5 ms of CPU: the file's own capacity row
     assert "cache 98 %" in block
+
+
+def test_the_partition_count_is_the_codes(numbers: ModuleType) -> None:
+    assert MIN_PARTITIONS[TRANSACTIONS] == numbers.TRANSACTIONS_PARTITIONS
 
 
 def test_the_brief_arithmetic(numbers: ModuleType) -> None:
