@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models seed rebuild-online run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake up down clean \
+.PHONY: help setup models seed rebuild-online run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake docs-numbers up down clean \
 	compose-check promcheck analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
 	movielens-check
 
@@ -154,6 +154,9 @@ $(PEERS_VENV)/%/.installed: benchmarks/peers/requirements-%.txt
 
 bench-peers: setup $(PEERS_VENV)/feast/.installed $(PEERS_VENV)/mlserver/.installed ## Feast, MLServer, GrowthBook side by side with ours and the floors (benchmarks/results/peers.json, reports/peers/)
 	$(PY) benchmarks/peers/run.py $(if $(QUICK),--quick)
+
+docs-numbers: setup ## rewrite the docs' generated figure tables from the committed results (benchmarks/numbers.py; make test checks them)
+	$(PY) benchmarks/numbers.py
 
 # make demo's short load test: rates this 2-core machine holds inside the budgets (docs/)
 DEMO_FRAUD_RPS ?= 100
