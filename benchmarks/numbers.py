@@ -132,13 +132,18 @@ class Results:
         if meta.exists():
             mix = str(json.loads(meta.read_text("utf-8"))["recs_mix"])
         else:
-            mix = "skewed" if stamp < POPULATION_MIX_SINCE else "population"
+            mix = mix_at(stamp)
         return LoadRun(str(folder.relative_to(self.root)), stamp, slo, cache, mix)
 
     @staticmethod
     def _slo_row(path: Path) -> Json:
         with path.open(encoding="utf-8") as f:
             return dict(next(csv.DictReader(f)))
+
+
+def mix_at(stamp: str) -> str:
+    """The recommendation traffic mix a load run used, from when it ran (YYYY-MM-DD HH:MM...)."""
+    return "skewed" if stamp.replace("T", " ")[:16] < POPULATION_MIX_SINCE else "population"
 
 
 MIX_WORDS = {
@@ -237,8 +242,9 @@ def recs_cores(r: Results, page: str) -> str:
                 f"({link(sweep_path + '/summary.md', page)}, "
                 f"{sweep['generated'][:16].replace('T', ' ')} UTC), "
                 f"so {number(knee / cores)} req/s a core: {number(average / (knee / cores))} cores "
-                f"on average, {number(peak / (knee / cores))} at the peak, at that run's cache "
-                f"share.")
+                f"on average, {number(peak / (knee / cores))} at the peak, with that run's traffic "
+                f"({MIX_WORDS[mix_at(sweep['generated'])]}; the sweep does not record its cache "
+                "share).")
     load = cpu["load"]
     runs = cpu["runs"]
     processes = ("service", "redis", "kafka", "stream", "driver")
