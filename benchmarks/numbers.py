@@ -198,7 +198,7 @@ def recs_scale(r: Results, page: str) -> str:
          f"users, "
          f"Redis {memory['redis']['version']}, {memory['when'][:16].replace('T', ' ')} UTC"],
         ["200 M users", f"200 M x {number(per_user)} B = **{size(total)}**; "
-         f"x2 with one replica = {size(2 * total)}; "
+         f"x{REPLICATION} with two replicas (one a zone) = {size(REPLICATION * total)}; "
          f"{math.ceil(total / (shard_gb * 1e9))} masters of {number(shard_gb)} GB",
          "arithmetic on the line above"],
         ["... at the history cap", f"{number(capped['events'])} events a user: "
@@ -263,9 +263,16 @@ def recs_cores(r: Results, page: str) -> str:
                   number(math.ceil(line["cores"] / TARGET_UTILISATION))]
                  for line in cpu["capacity"]]
     machine = cpu["machine"]
+    peak = max(line["req_s"] for line in cpu["capacity"])
+    redis_ms = {name: run["cpu_ms_per_request"].get("redis", 0.0) for name, run in runs.items()}
+    redis_line = f"Redis's share at {number(peak)} req/s, single-threaded per shard: " + "; ".join(
+        f"{name}: {number(peak * ms / 1000, 2)} cores, "
+        f"{math.ceil(peak * ms / 1000 / TARGET_UTILISATION)} shards at "
+        f"{round(100 * TARGET_UTILISATION)} %" for name, ms in redis_ms.items() if ms > 0) + "."
     return "\n".join([
         f"CPU per request by process ({link('benchmarks/results/recs_cpu.json', page)}: "
-        f"{cpu['when'][:16]} UTC, {machine['cpus']} cores, Python {machine['python']}, "
+        f"{cpu['when'][:16].replace('T', ' ')} UTC, {machine['cpus']} cores, "
+        f"Python {machine['python']}, "
         f"{number(load['rps'])} req/s offered for {load['duration_s']} s a configuration, "
         f"{load['driver']}):", "",
         table(["configuration", "answered", "served from", *[f"{p} ms CPU" for p in processes],
@@ -274,6 +281,7 @@ def recs_cores(r: Results, page: str) -> str:
         "service's, Redis's, Kafka's and the stream's counted (the driver's not):", "",
         table(["rate", "req/s", "cache hits", "ms CPU a request", "req/s a core", "cores",
                f"cores at {round(100 * TARGET_UTILISATION)} % utilisation"], plan_rows),
+        "", redis_line,
     ])
 
 
