@@ -415,7 +415,8 @@ def fraud_cores(r: Results, page: str) -> str:
         f"**HTTP** (`POST /v1/score`): the full-stack sweep's knee is {number(knee)} req/s on 2 "
         f"cores "
         f"({link(sweep_path + '/summary.md', page)}), so 10,000 req/s needs "
-        f"**{number(http_full)} cores**; one batching worker alone held {number(alone)} req/s, its "
+        f"**{number(http_full)} cores**; one batching worker alone, on its own unseeded Redis, "
+        f"held {number(alone)} req/s, its "
         f"knee not reached ({link('benchmarks/results/fraud_workers_coalesced.json', page)}): "
         f"at most {number(http_alone, 1)} cores. 10,000 req/s was **not measured**.",
     ])
