@@ -38,7 +38,8 @@ def numbers() -> ModuleType:
 
 @pytest.fixture()
 def copy(tmp_path: Path) -> Path:
-    """The results and the pages, copied so a test can change one and leave the tree alone."""
+    """The results, the pages and the fraud policy, copied so a test can change one and leave
+    the tree alone."""
     shutil.copytree(ROOT / "benchmarks" / "results", tmp_path / "benchmarks" / "results")
     shutil.copytree(ROOT / "docs", tmp_path / "docs",
                     ignore=shutil.ignore_patterns("*.png", "*.svg", "*.csv"))
@@ -47,6 +48,7 @@ def copy(tmp_path: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(csv_file, target)
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    shutil.copytree(ROOT / "config" / "fraud", tmp_path / "config" / "fraud")
     return tmp_path
 
 
