@@ -90,7 +90,8 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
                RerankPolicy(settings.recommender_diversity_weight,
                             settings.recommender_genre_cap_share,
                             settings.recommender_discovery_slot),
-               settings.recommender_cache_enabled, settings.recommender_new_release_days),
+               settings.recommender_cache_enabled, settings.recommender_new_release_days,
+               settings.recommender_log_features),
         breaker("feature-store", settings), breaker("model", settings))
 
     @asynccontextmanager

@@ -68,6 +68,9 @@ class RecommenderSettings(ModelSettings):
                                         "to the catalog) this many days ago at most; 0: none")
     recommender_discovery_slot: bool = Field(
         True, description="one title outside the user's top genres in a personalized list")
+    recommender_log_features: bool = Field(
+        True, description="each impression carries its listed titles' ranker features as "
+                          "served, for training to join clicks to (docs/model-lifecycle.md)")
     recommender_impressions_topic: str = topics.REC_IMPRESSIONS
     recommender_publish_queue: int = Field(10_000, gt=0)
     recommender_broker_probe_timeout_s: float = Field(2.0, gt=0)
