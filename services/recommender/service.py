@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 import numpy as np
@@ -72,6 +73,7 @@ from services.recommender.schemas import (
     ServedList,
 )
 from services.recommender.scoring import Personalization, blend, personalization
+from services.recommender.shadow import ShadowJob, ShadowRanker
 from services.recommender.variants import Assignment, VariantChooser
 
 logger = logging.getLogger(__name__)
@@ -93,6 +95,14 @@ def explained_items(items: ItemArtifacts, found: Candidates, positions: rf.IntAr
                             genres=items.genres_of(row), score=round(float(relevance[p]), 6),
                             recommendation_type=why.type, explanation=why.text)
             for row, p, why in zip(rows.tolist(), positions.tolist(), explained, strict=True)]
+
+
+def _ready(rows: rf.Float32Array) -> Callable[[], rf.Float32Array]:
+    return lambda: rows
+
+
+def _title_ids(items: ItemArtifacts, rows: rf.IntArray) -> list[str]:
+    return [items.title_ids[row] for row in rows.tolist()]
 
 
 class UserStore(Protocol):
@@ -138,7 +148,7 @@ class RecommenderService:
                  model: ModelClient, model_name: str, metrics: RecommenderMetrics,
                  choose_variant: VariantChooser, impressions: ImpressionLog | None,
                  limits: Limits, redis_breaker: CircuitBreaker,
-                 model_breaker: CircuitBreaker) -> None:
+                 model_breaker: CircuitBreaker, shadow: ShadowRanker | None = None) -> None:
         self.catalog = catalog
         self._store_for = store_for
         self._model = model
@@ -149,6 +159,7 @@ class RecommenderService:
         self._limits = limits
         self._redis_breaker = redis_breaker
         self._model_breaker = model_breaker
+        self._shadow = shadow
 
     # --- the use case ------------------------------------------------------------------------
     def recommend(self, user_id: str, k: int,
@@ -211,6 +222,12 @@ class RecommenderService:
                 model_failed = relevance is None
             if relevance is None:
                 relevance = blend(scores, level.weights)
+        if self._shadow is not None and level.level != "cold" and len(candidates):
+            self._shadow.offer(ShadowJob(
+                request_id,
+                _ready(ranker_rows) if ranker_rows is not None
+                else partial(ranker_features, user, items, stats, candidates.rows, now),
+                relevance, partial(_title_ids, items, candidates.rows), k))
         with self._stage("rerank"):
             picked, positions = self._rerank(relevance, candidates, items, stats, user, level, k)
         served = None
