@@ -12,6 +12,7 @@ from services.common.breaker import CircuitBreaker
 from services.common.bus.deferred import off_path_publishing
 from services.common.bus.ports import Publisher
 from services.common.catalog import RANKER_FEATURE_NAMES
+from services.common.drift_monitor import DriftMonitor
 from services.common.experiments import (
     DefinitionCache,
     ExposureLog,
@@ -112,7 +113,9 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
                             settings.recommender_discovery_slot),
                settings.recommender_cache_enabled, settings.recommender_new_release_days,
                settings.recommender_log_features),
-        breaker("feature-store", settings), breaker("model", settings), shadow)
+        breaker("feature-store", settings), breaker("model", settings), shadow,
+        DriftMonitor(ModelRepository(settings.model_repository), settings.recommender_model_name,
+                     RANKER_FEATURE_NAMES, metrics))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

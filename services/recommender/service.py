@@ -28,6 +28,7 @@ import numpy as np
 
 from services.common import recs_features as rf
 from services.common.breaker import CircuitBreaker, CircuitOpen
+from services.common.drift_monitor import DriftMonitor
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import ModelClient
 from services.common.models.errors import ModelError
@@ -148,7 +149,8 @@ class RecommenderService:
                  model: ModelClient, model_name: str, metrics: RecommenderMetrics,
                  choose_variant: VariantChooser, impressions: ImpressionLog | None,
                  limits: Limits, redis_breaker: CircuitBreaker,
-                 model_breaker: CircuitBreaker, shadow: ShadowRanker | None = None) -> None:
+                 model_breaker: CircuitBreaker, shadow: ShadowRanker | None = None,
+                 drift: DriftMonitor | None = None) -> None:
         self.catalog = catalog
         self._store_for = store_for
         self._model = model
@@ -160,6 +162,7 @@ class RecommenderService:
         self._redis_breaker = redis_breaker
         self._model_breaker = model_breaker
         self._shadow = shadow
+        self._drift = drift
 
     # --- the use case ------------------------------------------------------------------------
     def recommend(self, user_id: str, k: int,
@@ -220,6 +223,8 @@ class RecommenderService:
                 ranker_rows = ranker_features(user, items, stats, candidates.rows, now)
                 relevance = self._rank(ranker_rows, snapshot)
                 model_failed = relevance is None
+                if self._drift is not None and relevance is not None:
+                    self._drift.observe(snapshot.version, ranker_rows, relevance)
             if relevance is None:
                 relevance = blend(scores, level.weights)
         if self._shadow is not None and level.level != "cold" and len(candidates):

@@ -1,4 +1,4 @@
-"""Offline re-decision of the fraud policy under other thresholds, its costs and the cheapest set."""
+"""Offline re-decision of the fraud policy under other thresholds, its costs, the cheapest set."""
 
 from __future__ import annotations
 

@@ -12,10 +12,13 @@ from pydantic import ValidationError
 from services.common.breaker import CircuitBreaker
 from services.common.bus.events import decode_event
 from services.common.catalog import RANKER_FEATURE_NAMES
+from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
+from services.common.drift_monitor import DriftMonitor
 from services.common.events import ImpressionData, payload_of
 from services.common.features import FeatureStoreUnavailable
-from services.common.models import Prediction
+from services.common.models import ModelRepository, Prediction
 from services.common.models.errors import ModelUnavailable
+from services.common.models.testing import logistic_model
 from services.common.recs_online import ItemArtifacts, ItemStats, UserOnlineState
 from services.common.telemetry import Metrics
 from services.recommender.candidates import Sizes
@@ -356,3 +359,30 @@ def test_an_impression_with_a_features_row_per_title_missing_is_refused() -> Non
     with pytest.raises(ValidationError, match="one value per name"):
         ImpressionData(user_id="u1", content_ids=["t1"], request_id="r1",
                        features={**served, "rows": [[1.0]]})
+
+
+def test_the_rankers_candidate_rows_and_scores_feed_the_drift_window(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    repository = ModelRepository(tmp_path)
+    training = np.random.default_rng(0).random((500, len(RANKER_FEATURE_NAMES)))
+    version = repository.register(
+        "ranker", logistic_model([4.0] + [0.0] * (len(RANKER_FEATURE_NAMES) - 1)),
+        feature_names=RANKER_FEATURE_NAMES, metrics={}, training_data_hash="test",
+        description="with a drift reference", extra_files={
+            "embeddings.npz": world.embeddings_npz(),
+            DRIFT_REFERENCE_FILE: DriftReference.of(training, RANKER_FEATURE_NAMES,
+                                                    training[:, 0]).to_json().encode()})
+    repository.promote("ranker", version)
+    rig.catalog.refresh()
+    monitor = DriftMonitor(repository, "ranker", RANKER_FEATURE_NAMES, Metrics("recs_drift"),
+                           window=1000, min_rows=1)
+    rig.service._drift = monitor
+    rig.store.users["u1"] = world.user([f"t{i}" for i in range(6)])
+    rig.service.recommend("u1", 5)
+    window = monitor._windows[version]
+    assert window is not None and window.rows == rig.model.calls[0][0]   # every candidate
+    control = Rig(tmp_path / "control", "control")
+    control.service._drift = monitor
+    control.store.users["u1"] = world.user([f"t{i}" for i in range(6)])
+    control.service.recommend("u1", 5)
+    assert window.rows == rig.model.calls[0][0]          # the blend scored nothing to compare
