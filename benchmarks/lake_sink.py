@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, Record, publish_or_raise
 from services.common.bus.topics import TopicSpec, dlq_topic
 from services.common.lake.files import live_files
+from services.common.machine import describe as describe_machine
 from services.common.telemetry import Metrics
 from services.devstack.servers import REPO_ROOT, start_kafka
 from services.lake.events import LAKE_TOPICS
@@ -199,15 +199,6 @@ def _pct(values: list[int], q: int) -> int:
     return values[min(len(values) - 1, len(values) * q // 100)]
 
 
-def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo")
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) \
-        if cpuinfo.exists() else platform.processor()
-    return {"cpu": model, "cpus": os.cpu_count(), "os": platform.platform(),
-            "python": platform.python_version()}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backlog", type=int, default=200_000)
@@ -235,7 +226,7 @@ def main() -> int:
     out = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "how": " ".join(["python benchmarks/lake_sink.py", *sys.argv[1:]]),
-        "machine": machine(), "load_before": load_before, "load_after": os.getloadavg(),
+        "machine": describe_machine(), "load_before": load_before, "load_after": os.getloadavg(),
         "versions": {name: version(name) for name in ("pyarrow", "confluent-kafka", "duckdb")},
         "setup": {"partitions": PARTITIONS, "topics": "watch-events, transactions (3:1)",
                   "max_batch": settings.lake_max_batch, "compression": "zstd",

@@ -28,7 +28,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from urllib.parse import urlparse
 import httpx
 import psutil
 
+from services.common.machine import describe as describe_machine
 from services.common.settings import PlatformSettings
 from services.stream.settings import StreamSettings
 
@@ -200,9 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     runs["cached (second pass)"]["cpu_ms_per_request"], ratios)
     result = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "load_average_at_end": os.getloadavg()},
+        "machine": describe_machine(),
         "load": {"rps": args.rps, "duration_s": args.duration, "seed": args.seed,
                  "driver": "load-tests/openloop.py, poisson arrivals, population mix"},
         "runs": runs, "capacity": plan,
