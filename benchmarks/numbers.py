@@ -125,16 +125,29 @@ class Results:
         for design in ("fraud", "recs"):
             slo[design] = {loop: self._slo_row(folder / design / f"{name}_slo.csv")
                            for loop, name in (("closed", "locust"), ("open", "openloop"))}
-        summary = (folder / "recs" / "summary.md").read_text("utf-8")
-        shares = re.findall(r"cache (\d+)%", summary)
-        cache = {"closed": f"{shares[0]} %", "open": f"{shares[1]} %"} if len(shares) >= 2 else {
-            "closed": "not recorded", "open": "not recorded"}
+        cache = {loop: self._cache_share(folder / "recs", name)
+                 for loop, name in (("closed", "locust"), ("open", "openloop"))}
         meta = folder / "run.json"
         if meta.exists():
             mix = str(json.loads(meta.read_text("utf-8"))["recs_mix"])
         else:
             mix = mix_at(stamp)
         return LoadRun(str(folder.relative_to(self.root)), stamp, slo, cache, mix)
+
+    @staticmethod
+    def _cache_share(folder: Path, prefix: str) -> str:
+        """The share of answers served from the cache: the tally CSV when committed, else the
+        run's summary.md (load-tests/report.py writes `served_from | cache 79%, ...` there)."""
+        tally = folder / f"{prefix}_served_from.csv"
+        if tally.exists():
+            with tally.open(encoding="utf-8") as f:
+                counts = {row["served_from"]: int(row["answers"]) for row in csv.DictReader(f)}
+            total = sum(n for source, n in counts.items() if source != "malformed")
+            return f"{round(100 * counts.get('cache', 0) / total)} %" if total else "not recorded"
+        summary = folder / "summary.md"
+        shares = re.findall(r"cache (\d+)%", summary.read_text("utf-8")) if summary.exists() else []
+        index = 0 if prefix == "locust" else 1  # the summary's columns: closed loop, open loop
+        return f"{shares[index]} %" if len(shares) > index else "not recorded"
 
     @staticmethod
     def _slo_row(path: Path) -> Json:

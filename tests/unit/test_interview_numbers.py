@@ -111,6 +111,17 @@ def test_a_new_make_load_run_is_read_and_its_mix_stated(numbers: ModuleType, cop
     assert "41 %" in numbers.load_table(numbers.Results(copy), "docs/x.md")
 
 
+def test_a_committed_served_from_tally_is_preferred_to_the_summary(numbers: ModuleType,
+                                                                   copy: Path) -> None:
+    older = next((copy / "docs" / "evaluation").glob("make-load-*"))
+    (older / "recs" / "openloop_served_from.csv").write_text(
+        "served_from,answers\ncache,30\ncomputed,70\nfallback,0\n", "utf-8")
+
+    run = numbers.Results(copy).load_run()
+    assert run.cache_share["open"] == "30 %"
+    assert run.cache_share["closed"] != "30 %"  # still the summary's closed-loop column
+
+
 def recs_cpu_result() -> dict[str, Any]:
     """A recs_cpu.json as benchmarks/recs_cpu.py writes it: its own capacity() over made-up
     per-process CPU figures, so the shape follows the script."""
