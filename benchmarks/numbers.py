@@ -265,7 +265,7 @@ def recs_cores(r: Results, page: str) -> str:
                 "share).")
     load = cpu["load"]
     runs = cpu["runs"]
-    processes = ("service", "redis", "kafka", "stream", "driver")
+    processes = ("service", "redis", "kafka", "stream", "lake", "driver")
     run_rows = []
     for name, run in runs.items():
         per = run["cpu_ms_per_request"]
@@ -477,13 +477,19 @@ def load_table(r: Results, page: str) -> str:
 
 def sweep_table(r: Results, page: str) -> str:
     rows = []
-    for design in ("recs", "fraud"):
-        path, sweep = r.sweep(design)
+    for design in ("recs", "recs-uncached", "fraud"):
+        try:
+            path, sweep = r.sweep(design)
+        except FileNotFoundError:
+            if design == "recs-uncached":  # swept since issue 15; older runs have no such design
+                continue
+            raise
         found = sweep["designs"][design]
         service, floor = found["service"], found["floor"]
         at_least = "at least " if floor["knee_is_lower_bound"] else ""
         when = sweep["generated"][:16].replace("T", " ")
-        rows.append([found["endpoint"], f"**{number(service['knee_rps'])} req/s**",
+        label = found["endpoint"] + (" (uncached)" if design == "recs-uncached" else "")
+        rows.append([label, f"**{number(service['knee_rps'])} req/s**",
                      f"{at_least}{number(floor['knee_rps'])} req/s", service["stopped"] or "-",
                      f"{link(path + '/summary.md', page)} ({when})"])
     return table(["endpoint", "knee (p99 in budget)", "floor's knee", "stopped", "run (UTC)"], rows)
