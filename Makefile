@@ -155,8 +155,8 @@ $(PEERS_VENV)/%/.installed: benchmarks/peers/requirements-%.txt
 bench-peers: setup $(PEERS_VENV)/feast/.installed $(PEERS_VENV)/mlserver/.installed ## Feast, MLServer, GrowthBook side by side with ours and the floors (benchmarks/results/peers.json, reports/peers/)
 	$(PY) benchmarks/peers/run.py $(if $(QUICK),--quick)
 
-docs-numbers: setup ## rewrite the docs' generated figure tables from the committed results (benchmarks/numbers.py; make test checks them)
-	$(PY) benchmarks/numbers.py
+docs-numbers: setup ## rewrite the docs' generated figure tables from the committed results (benchmarks/doc_numbers.py; make test checks them)
+	$(PY) benchmarks/doc_numbers.py
 
 # make demo's short load test: rates this 2-core machine holds inside the budgets (docs/)
 DEMO_FRAUD_RPS ?= 100

@@ -1,7 +1,7 @@
-"""Every figure block in the docs is what benchmarks/numbers.py renders from the committed results.
+"""Every figure block in the docs is what benchmarks/doc_numbers.py renders from the results.
 
 A result refreshed without its pages, or a page edited by hand between the markers, fails here;
-`.venv/bin/python benchmarks/numbers.py` rewrites the blocks.
+`.venv/bin/python benchmarks/doc_numbers.py` rewrites the blocks.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def numbers_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("interview_numbers",
-                                                  ROOT / "benchmarks" / "numbers.py")
+                                                  ROOT / "benchmarks" / "doc_numbers.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while being built
@@ -53,7 +53,7 @@ def copy(tmp_path: Path) -> Path:
 
 
 def test_every_block_in_the_pages_is_what_the_committed_results_render(numbers: ModuleType) -> None:
-    assert numbers.stale(ROOT) == [], "run: .venv/bin/python benchmarks/numbers.py"
+    assert numbers.stale(ROOT) == [], "run: .venv/bin/python benchmarks/doc_numbers.py"
 
 
 def test_every_block_is_shown_on_some_page_and_every_marker_names_a_block(

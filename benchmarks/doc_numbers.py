@@ -1,11 +1,11 @@
 """The one source of the docs' figures: reads the committed results and writes them between markers.
 
-    .venv/bin/python benchmarks/numbers.py           # rewrite every marked block in the pages
-    .venv/bin/python benchmarks/numbers.py --check   # exit 1 and name the blocks that differ
+    .venv/bin/python benchmarks/doc_numbers.py           # rewrite every marked block in the pages
+    .venv/bin/python benchmarks/doc_numbers.py --check   # exit 1 and name the blocks that differ
 
 A page holds a block as
 
-    <!-- numbers:NAME begin (benchmarks/numbers.py) -->
+    <!-- numbers:NAME begin (benchmarks/doc_numbers.py) -->
     ...generated...
     <!-- numbers:NAME end -->
 
@@ -621,7 +621,34 @@ def readme_status(r: Results, page: str) -> str:
     return " ".join(sentences)
 
 
+def recs_freshness(r: Results, page: str) -> str:
+    """The newest committed `make load-freshness` run: watch -> changed list under load."""
+    runs = sorted((r.root / "docs" / "evaluation").glob("freshness-*/freshness.json"))
+    if not runs:
+        return "**Not measured yet**: no `make load-freshness` run is committed."
+    path = runs[-1]
+    found = json.loads(path.read_text("utf-8"))
+    summary, settings = found["summary"], found["settings"]
+    load = path.parent / "openloop_slo.csv"
+    beside = "the load beside it is not recorded"
+    if load.exists():
+        with load.open(encoding="utf-8") as f:
+            row = next(csv.DictReader(f))
+        failed = int(row["failures"]) / max(int(row["requests"]), 1)
+        beside = (f"beside them the uncached open loop got {number(float(row['rps']))} req/s, "
+                  f"p99 {row['p99_ms']} ms, {100 * failed:.1f} % failed")
+    rel = str(path.relative_to(r.root))
+    verdict = "PASS" if summary["passed"] else "FAIL"
+    return (f"{number(summary['probes'])} probes, one every {settings['interval']:g} s "
+            f"({link(rel, page)}, {found['when'][:16].replace('T', ' ')} UTC): "
+            f"{number(summary['changed'])} lists changed, p50 {summary.get('p50_ms')} ms, "
+            f"p99 {summary.get('p99_ms')} ms, max {summary.get('max_ms')} ms from ingest's 202 "
+            f"to the first list built on the watch (budget p99 {summary['budget_s']:g} s: "
+            f"**{verdict}**); {beside}.")
+
+
 BLOCKS: dict[str, Callable[[Results, str], str]] = {
+    "recs-freshness": recs_freshness,
     "recs-scale": recs_scale,
     "recs-cores": recs_cores,
     "recs-ten": recs_ten,
@@ -637,7 +664,7 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
 
 # The body runs from the line after `begin` to the line before `end`, its last newline included
 # (empty in a page not yet rendered).
-BLOCK = re.compile(r"(<!-- numbers:(?P<name>[a-z-]+) begin \(benchmarks/numbers\.py\) -->\n)"
+BLOCK = re.compile(r"(<!-- numbers:(?P<name>[a-z-]+) begin \(benchmarks/doc_numbers\.py\) -->\n)"
                    r"(?P<body>.*?)"
                    r"(<!-- numbers:(?P=name) end -->)", re.DOTALL)
 
