@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models seed rebuild-online run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory up down clean \
+.PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory up down clean \
 	compose-check promcheck load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
 	movielens-check
 
@@ -55,7 +55,11 @@ catalog: setup ## load a catalog file (FILE=titles.csv|.jsonl|.parquet) onto the
 	@test -n "$(FILE)" || { echo "usage: make catalog FILE=path/to/titles.csv (or .jsonl, .parquet)"; exit 2; }
 	$(PY) -m services.catalog_etl $(FILE)
 
-stop: ## stop everything `make run` started
+run-cluster: setup ## the same services on 3 Kafka brokers (RF 3) and a 6-node Redis Cluster with a password (docs/reliability.md)
+	$(PY) -m services.trainer --if-missing
+	$(STACK) run-cluster
+
+stop: ## stop everything `make run` or `make run-cluster` started
 	@$(STACK) stop
 
 status: ## what runs where, and is it healthy
