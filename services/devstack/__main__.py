@@ -136,7 +136,8 @@ def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
         if not wait_healthy(part, timeout_s):
             say("the cluster is not healthy; `make status` shows what runs, `make stop` stops it")
             return 1
-    formed = form_redis_cluster(cluster, secrets.redis_password)
+    formed = form_redis_cluster(cluster.redis_addresses(), cluster.redis_replicas_per_master,
+                                secrets.redis_password)
     say(f"  redis cluster     {'created' if formed else 'already formed'}: "
         f"{cluster.redis_masters} masters, {cluster.redis_replicas_per_master} replica each")
     bootstrap = environment["MLSD_KAFKA_BOOTSTRAP_SERVERS"]

@@ -119,17 +119,17 @@ def redis_node_ready(address: str, password: str) -> bool:
     return redis_ready(f"redis://{address}/0", timeout_s=0.5, password=password)
 
 
-def form_redis_cluster(cluster: ClusterSettings, password: str, timeout_s: float = 60.0) -> bool:
-    """`redis-cli --cluster create` over the nodes unless they already are one cluster (nodes.conf
-    kept it from an earlier run); returns True when it created the cluster. Waits until every
-    node reports cluster_state ok."""
-    addresses = cluster.redis_addresses()
+def form_redis_cluster(addresses: list[str], replicas_per_master: int, password: str,
+                       timeout_s: float = 60.0) -> bool:
+    """`redis-cli --cluster create` over the nodes (host:port) unless they already are one
+    cluster (nodes.conf kept it from an earlier run); returns True when it created the cluster.
+    Waits until every node reports cluster_state ok."""
     created = False
     if not redis_ready(f"redis://{addresses[0]}/0", password=password, cluster=True):
         # REDISCLI_AUTH, not -a: the password stays off the process list
         subprocess.run(
             ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas",
-             str(cluster.redis_replicas_per_master), "--cluster-yes"],
+             str(replicas_per_master), "--cluster-yes"],
             check=True, env={**os.environ, "REDISCLI_AUTH": password},
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         created = True
@@ -142,10 +142,10 @@ def form_redis_cluster(cluster: ClusterSettings, password: str, timeout_s: float
     return created
 
 
-def redis_roles(cluster: ClusterSettings, password: str) -> dict[str, str]:
-    """address -> master or slave, as each node says of itself (for status and the chaos tests)."""
+def redis_roles(addresses: list[str], password: str) -> dict[str, str]:
+    """host:port -> master, slave or down, as each node says of itself (for the chaos tests)."""
     roles: dict[str, str] = {}
-    for address in cluster.redis_addresses():
+    for address in addresses:
         host, port = address.split(":")
         client = redis.Redis(host=host, port=int(port), password=password, socket_timeout=0.5,
                              socket_connect_timeout=0.5)
