@@ -23,7 +23,9 @@ RedisClient = redis.Redis | RedisCluster
 def redis_from_settings(settings: PlatformSettings, timeout_s: float, retry: Retry,
                         **options: Any) -> RedisClient:
     """A client on settings.redis_url: a RedisCluster when settings.redis_cluster."""
+    # an empty MLSD_REDIS_PASSWORD (compose's default) means none
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    password = password or None
     common: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
                               "retry": retry, "password": password, **options}
     if settings.redis_cluster:
