@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,46 +20,14 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 from redis.cluster import RedisCluster
 
-from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import FRAUD_DECISIONS, platform_topics
 from services.common.fraud_online.layout import CARD_RECORD
 from services.trainer.feedback import read_topic
-from tests.e2e.conftest import ServiceProcess, launch
+from tests.e2e.conftest import ServiceProcess
 from tests.harness import ClusterTopology
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 StartService = Callable[..., ServiceProcess]
-
-
-@pytest.fixture(scope="module")
-def topics(cluster_topology: ClusterTopology) -> None:
-    ensure_topics(cluster_topology.kafka_bootstrap, platform_topics(3, replication_factor=3))
-
-
-@pytest.fixture
-def on_cluster(cluster_topology: ClusterTopology, tmp_path: Path, model_repository: Path,
-               topics: None) -> Iterator[StartService]:
-    """on_cluster("stream", ...) -> a ready service whose settings name the cluster topology."""
-    started: list[ServiceProcess] = []
-
-    def start(module: str, **env: str) -> ServiceProcess:
-        service = launch(module, tmp_path / f"{module}-{len(started)}.log",
-                         cluster_topology.redis_url, cluster_topology.kafka_bootstrap,
-                         model_repository, **cluster_topology.service_environment(), **env)
-        started.append(service)
-        return service
-
-    yield start
-    for service in started:
-        service.stop()
-
-
-@pytest.fixture
-def cluster_client(cluster_topology: ClusterTopology) -> Iterator[RedisCluster]:
-    client = RedisCluster.from_url(cluster_topology.redis_url,
-                                   password=cluster_topology.redis_password)
-    yield client
-    client.close()
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -84,7 +51,7 @@ def event(kind: str, data: dict[str, Any], at: datetime) -> dict[str, Any]:
 
 
 def test_every_topic_has_three_replicas_and_refuses_writes_with_fewer_than_two_in_sync(
-        cluster_topology: ClusterTopology, topics: None) -> None:
+        cluster_topology: ClusterTopology, cluster_topics: None) -> None:
     names = [spec.name for spec in platform_topics(3)]
     admin = KafkaAdminClient(bootstrap_servers=cluster_topology.kafka_bootstrap)
     try:
