@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory up down clean \
+.PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration chaos lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory up down clean \
 	compose-check promcheck load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
 	movielens-check
 
@@ -83,14 +83,19 @@ ONLINE_REPORT_DIR ?= reports/online
 movielens-check: ## MovieLens: the running service's recall@10 for the held-out users beside the offline figure (ONLINE_REPORT_DIR=docs/evaluation to update the page)
 	MLSD_DATASET=movielens $(PY) -m services.trainer.online_check --report-dir $(ONLINE_REPORT_DIR)
 
-test: setup lint ## everything CI runs: lint, then unit and integration tests in one pytest run
-	$(PY) -m pytest tests
+test: setup lint ## everything CI runs: lint, then unit and integration tests in one pytest run (the cluster subset included, make chaos not)
+	$(PY) -m pytest tests --ignore=tests/chaos
 
 test-unit: setup ## unit tests (fakes, no servers)
 	$(PY) -m pytest tests/unit
 
 test-integration: setup ## integration tests against real redis-server and Kafka started by the harness
 	$(PY) -m pytest tests/integration
+
+CHAOS_REPORT_DIR ?= reports/chaos
+
+chaos: setup ## faults on the cluster topology under load: broker kill, Redis master kill, poison events (~4 min; CHAOS_REPORT_DIR=benchmarks/results/chaos to commit the reports)
+	MLSD_CHAOS_REPORT_DIR=$(CHAOS_REPORT_DIR) $(PY) -m pytest tests/chaos
 
 lint: setup ## ruff, mypy, gofmt and go vet
 	$(VENV)/bin/ruff check services tests benchmarks load-tests
