@@ -30,8 +30,9 @@ def broker_crash_table(folder: Path) -> str:
         ("counted in the online features", f"{r['applied_to_online_features']:,} "
                                            "(each stored event exactly once)"),
         ("503 without Retry-After", f"{r['refused_503_without_retry_after']}"),
-        ("refusals after the kill", f"from {r['first_not_202_after_kill_s']} s to "
-                                    f"{r['last_not_202_after_kill_s']} s"),
+        ("refused requests, sent relative to the kill",
+         f"from {r['first_not_202_after_kill_s']} s to {r['last_not_202_after_kill_s']} s "
+         "(one sent just before the kill can still be waiting for its ack)"),
         ("restarted broker back in every ISR", f"{r['restart_to_in_sync_s']} s"),
         ("latency p50 / p99 / max", f"{r['latency_ms']['p50']} / {r['latency_ms']['p99']} / "
                                     f"{r['latency_ms']['max']} ms"),
