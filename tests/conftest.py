@@ -47,9 +47,10 @@ def redis_cluster_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster_topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterTopology]:
-    """`make run-cluster`'s topology: 3 KRaft nodes, a 3+3 Redis Cluster with a password."""
+    """`make run-cluster`'s topology: 3 KRaft nodes, a 3+3 Redis Cluster with a password. Per
+    module: three idle JVMs and six Redis nodes would otherwise take CPU from every later test."""
     topology = start_cluster_topology(Path(tmp_path_factory.mktemp("cluster")),
                                       redis_password=secrets.token_urlsafe(16))
     yield topology

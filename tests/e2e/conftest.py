@@ -94,7 +94,7 @@ def start_service(redis_server: ServerProcess, kafka_server: ServerProcess, tmp_
         service.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster_topics(cluster_topology: ClusterTopology) -> None:
     ensure_topics(cluster_topology.kafka_bootstrap, platform_topics(3, replication_factor=3))
 
