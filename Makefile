@@ -94,7 +94,7 @@ test-integration: setup ## integration tests against real redis-server and Kafka
 
 CHAOS_REPORT_DIR ?= reports/chaos
 
-chaos: setup ## faults on the cluster topology under load: broker kill, Redis master kill, poison events (~4 min; CHAOS_REPORT_DIR=benchmarks/results/chaos to commit the reports)
+chaos: setup ## faults on the cluster topology under load: broker kill, Redis master kill, poison events (a few minutes; CHAOS_REPORT_DIR=benchmarks/results/chaos to commit the reports)
 	MLSD_CHAOS_REPORT_DIR=$(CHAOS_REPORT_DIR) $(PY) -m pytest tests/chaos
 
 lint: setup ## ruff, mypy, gofmt and go vet
