@@ -95,7 +95,7 @@ test-integration: setup ## integration tests against real redis-server and Kafka
 CHAOS_REPORT_DIR ?= reports/chaos
 
 chaos: setup ## faults on the cluster topology under load: broker kill, Redis master kill, poison events (a few minutes; CHAOS_REPORT_DIR=benchmarks/results/chaos to commit the reports)
-	MLSD_CHAOS_REPORT_DIR=$(CHAOS_REPORT_DIR) $(PY) -m pytest tests/chaos
+	MLSD_CHAOS_REPORT_DIR=$(CHAOS_REPORT_DIR) $(PY) -m pytest tests/chaos --basetemp=reports/chaos/work
 
 lint: setup ## ruff, mypy, gofmt and go vet
 	$(VENV)/bin/ruff check services tests benchmarks load-tests
