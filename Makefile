@@ -8,8 +8,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration chaos lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory up down clean \
-	compose-check promcheck load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
+.PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration chaos lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake docs-numbers up down clean \
+	compose-check promcheck analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
 	movielens-check
 
 # DATASET=movielens (or MLSD_DATASET in the environment): the recommender learns from, is seeded
@@ -38,8 +38,8 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed .state/.bootstrapped ## install everything: virtualenv, redis-server, PostgreSQL, promtool, Kafka jars
 
-models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min); DATASET=movielens
-	$(PY) -m services.trainer $(if $(DATASET),--dataset $(DATASET))
+models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min); DATASET=movielens; SOURCE=lake: the fraud model from the lake, registered unpromoted
+	$(PY) -m services.trainer $(if $(DATASET),--dataset $(DATASET)) $(if $(SOURCE),--source $(SOURCE))
 
 seed: run ## replay the worlds' history through Kafka into the online features (progress shown); DATASET=movielens
 	$(PY) -m services.seeder
@@ -54,6 +54,12 @@ run: setup ## start the local stack in the background; returns when every part i
 catalog: setup ## load a catalog file (FILE=titles.csv|.jsonl|.parquet) onto the catalog topic; bad rows by line
 	@test -n "$(FILE)" || { echo "usage: make catalog FILE=path/to/titles.csv (or .jsonl, .parquet)"; exit 2; }
 	$(PY) -m services.catalog_etl $(FILE)
+
+analytics: setup ## reports from the lake in SQL (DuckDB): A/B results, fraud, engagement, catalog, with plots (reports/analytics/)
+	$(PY) -m services.analytics --out reports/analytics
+
+lake-compact: setup ## merge each closed hour's small Parquet files of the lake into one (the sink also does it every 5 min)
+	$(PY) -m services.lake compact
 
 run-cluster: setup ## the same services on 3 Kafka brokers (RF 3) and a 6-node Redis Cluster with a password (docs/reliability.md)
 	$(PY) -m services.trainer --if-missing
@@ -97,9 +103,10 @@ CHAOS_REPORT_DIR ?= reports/chaos
 chaos: setup ## faults on the cluster topology under load: broker kill, Redis master kill, poison events (a few minutes; CHAOS_REPORT_DIR=benchmarks/results/chaos to commit the reports)
 	MLSD_CHAOS_REPORT_DIR=$(CHAOS_REPORT_DIR) $(PY) -m pytest tests/chaos --basetemp=reports/chaos/work
 
-lint: setup ## ruff, mypy, gofmt and go vet
+lint: setup ## ruff, mypy, the layering contracts (import-linter, CONTRIBUTING.md), gofmt and go vet
 	$(VENV)/bin/ruff check services tests benchmarks load-tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-logo
 	test -z "$$(gofmt -l tests/compose)"
 	cd tests/compose && go vet .
 
@@ -137,8 +144,28 @@ bench-fraud-replay: setup ## decisions on a replayed week, this checkout against
 bench-recs-memory: run ## Redis bytes per user and per title of the seeded state; what 200 M users need (benchmarks/results/)
 	$(PY) benchmarks/recs_memory.py
 
+bench-lake: setup ## lake sink throughput and lag: N events to the broker, time until all are in Parquet (benchmarks/results/)
+	$(PY) benchmarks/lake_sink.py
+
 bench-kafka: setup ## Kafka clients side by side: msg/s and CPU per message (benchmarks/results/)
 	$(PY) benchmarks/kafka_clients.py
+
+# The peers live in their own virtualenvs (Feast and MLServer pin conflicting packages), never in
+# .venv; each is rebuilt when its pinned requirements change. Wheels are cached under .cache/pip.
+PEERS_VENV := .cache/peers-venv
+
+$(PEERS_VENV)/%/.installed: benchmarks/peers/requirements-%.txt
+	rm -rf $(PEERS_VENV)/$*
+	$(PYTHON) -m venv $(PEERS_VENV)/$*
+	$(PEERS_VENV)/$*/bin/pip install --quiet --cache-dir .cache/pip --upgrade pip==25.3
+	$(PEERS_VENV)/$*/bin/pip install --quiet --cache-dir .cache/pip -r $<
+	touch $@
+
+bench-peers: setup $(PEERS_VENV)/feast/.installed $(PEERS_VENV)/mlserver/.installed ## Feast, MLServer, GrowthBook side by side with ours and the floors (benchmarks/results/peers.json, reports/peers/)
+	$(PY) benchmarks/peers/run.py $(if $(QUICK),--quick)
+
+docs-numbers: setup ## rewrite the docs' generated figure tables from the committed results (benchmarks/doc_numbers.py; make test checks them)
+	$(PY) benchmarks/doc_numbers.py
 
 # make demo's short load test: rates this 2-core machine holds inside the budgets (docs/)
 DEMO_FRAUD_RPS ?= 100

@@ -85,8 +85,9 @@ def events(rows: pd.DataFrame) -> Iterator[tuple[datetime, TransactionData | Fra
                                           event.time)
 
 
-def replay(scorer: FraudScorer, record: Record, rows: pd.DataFrame,
-           start: datetime) -> list[dict[str, Any]]:
+def replay(scorer: FraudScorer, record: Record, rows: pd.DataFrame, start: datetime,
+           describe: Callable[[Sequence[Scored]], list[dict[str, Any]]] = decisions_of,
+           ) -> list[dict[str, Any]]:
     """History before `start` recorded; from it, transactions scored in batches, each label
     recorded when it arrives (the batch before it decided first)."""
     decisions: list[dict[str, Any]] = []
@@ -106,12 +107,12 @@ def replay(scorer: FraudScorer, record: Record, rows: pd.DataFrame,
         if isinstance(item, TransactionData):
             pending.append(item)
         if pending and (len(pending) == BATCH or isinstance(item, FraudReport)):
-            decisions += decisions_of(scorer.score(pending, "stream"))
+            decisions += describe(scorer.score(pending, "stream"))
             pending = []
         if isinstance(item, FraudReport):
             record([], [item])
     if pending:
-        decisions += decisions_of(scorer.score(pending, "stream"))
+        decisions += describe(scorer.score(pending, "stream"))
     return decisions
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from services.common.bus.clients import kafka_publisher, kafka_record_source
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.ports import OutboundMessage, TopicPartitionKey, publish_or_raise
 from services.common.bus.topics import TopicSpec
+from services.common.machine import describe as describe_machine
 from services.common.settings import KafkaClient, PlatformSettings
 from services.devstack.servers import REPO_ROOT, start_kafka
 
@@ -119,15 +119,6 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo")
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) \
-        if cpuinfo.exists() else platform.processor()
-    return {"cpu": model, "cpus": os.cpu_count(), "os": platform.platform(),
-            "python": platform.python_version()}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=200_000)
@@ -161,7 +152,7 @@ def main() -> int:
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "how": " ".join(["python benchmarks/kafka_clients.py", *sys.argv[1:]]),
-        "machine": machine(), "load_before": load_before,
+        "machine": describe_machine(), "load_before": load_before,
         "versions": {"kafka-python": version("kafka-python"),
                      "confluent-kafka": version("confluent-kafka"),
                      "librdkafka": confluent_kafka.libversion()[0],

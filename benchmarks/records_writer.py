@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -47,6 +46,7 @@ from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.runtime import build_kafka_consumer
 from services.common.bus.topics import FRAUD_DECISIONS, TopicSpec, platform_topics
 from services.common.catalog import FRAUD_FEATURE_NAMES
+from services.common.machine import describe as describe_machine
 from services.common.records.decisions import DecisionOfRecord, PostgresDecisionRecords
 from services.common.records.pool import records_pool
 from services.common.records.settings import PostgresSettings
@@ -170,15 +170,6 @@ def steady(settings: PlatformSettings, pool: ConnectionPool, rate: int, seconds:
             "load": os.getloadavg()}
 
 
-def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo")
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) \
-        if cpuinfo.exists() else platform.processor()
-    return {"cpu": model, "cpus": os.cpu_count(), "os": platform.platform(),
-            "python": platform.python_version()}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backlog", type=int, default=100_000)
@@ -230,7 +221,7 @@ def main() -> int:
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "how": " ".join(["python benchmarks/records_writer.py", *sys.argv[1:]]),
-        "machine": machine(), "load_before": load_before,
+        "machine": describe_machine(), "load_before": load_before,
         "versions": {"postgresql": None if server is None else str(server[0]),
                      "psycopg": version("psycopg"), "psycopg-pool": version("psycopg-pool"),
                      "confluent-kafka": version("confluent-kafka"),

@@ -7,8 +7,9 @@ Each configuration starts its own recommender process (one worker) on a free por
 running stack's Redis and Kafka, drives it with the open-loop driver at --rps for --duration
 seconds, and reads the CPU seconds every process spent meanwhile (psutil: user + system, all
 threads): the recommender, Redis, the Kafka broker, the stream processor (it consumes the
-impressions and exposures), and the driver. Divided by the requests answered: ms of CPU per
-request, per process. The configurations, in one run so noise hits them alike:
+impressions and exposures), the lake sink (it writes every event to Parquet), and the driver.
+Divided by the requests answered: ms of CPU per request, per process. The configurations, in
+one run so noise hits them alike:
 
 - uncached, BLAS 1 thread: every list computed (`Cache-Control: no-cache, no-store`);
 - uncached, BLAS 2 threads: the same with numpy's BLAS left at its default on 2 cores, to show
@@ -19,7 +20,9 @@ request, per process. The configurations, in one run so noise hits them alike:
 
 Then the capacity line: cores for 11,600 and 35,000 req/s (the brief's 1 B a day, on average
 and at a 3x peak) at a cache hit ratio h, as R x (h x hit + (1 - h) x miss), the service's,
-Redis's, Kafka's and the stream's CPU per request counted. Writes benchmarks/results/recs_cpu.json.
+Redis's, Kafka's and the stream's CPU per request counted: the serving path. The lake's share
+is reported beside it, not in it (analytics is sized on its own).
+Writes benchmarks/results/recs_cpu.json.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -45,7 +47,9 @@ from urllib.parse import urlparse
 import httpx
 import psutil
 
+from services.common.machine import describe as describe_machine
 from services.common.settings import PlatformSettings
+from services.lake.settings import LakeSettings
 from services.stream.settings import StreamSettings
 
 RESULT = Path("benchmarks/results/recs_cpu.json")
@@ -75,7 +79,8 @@ def stack_processes() -> dict[str, psutil.Process | None]:
     redis_port = urlparse(platform_settings.redis_url).port or 6379
     kafka_port = int(platform_settings.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
     return {"redis": listening_on(redis_port), "kafka": listening_on(kafka_port),
-            "stream": listening_on(stream.stream_port)}
+            "stream": listening_on(stream.stream_port),
+            "lake": listening_on(LakeSettings().lake_port)}
 
 
 def cpu_s(proc: psutil.Process | None) -> float:
@@ -200,9 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     runs["cached (second pass)"]["cpu_ms_per_request"], ratios)
     result = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "load_average_at_end": os.getloadavg()},
+        "machine": describe_machine(),
         "load": {"rps": args.rps, "duration_s": args.duration, "seed": args.seed,
                  "driver": "load-tests/openloop.py, poisson arrivals, population mix"},
         "runs": runs, "capacity": plan,

@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import random
 import sys
 from collections.abc import Sequence
@@ -33,6 +31,7 @@ import pandas as pd
 import redis
 from tqdm import tqdm
 
+from services.common.machine import describe as describe_machine
 from services.common.recs_online import keys
 from services.common.settings import PlatformSettings
 
@@ -108,8 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = client.info()
     result = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "python": platform.python_version()},
+        "machine": describe_machine(),
         "redis": {"version": info.get("redis_version"),
                   "used_memory": info.get("used_memory"), "keys": client.dbsize()},
         "world": args.world_dir, "users_sampled": len(sample), "users_seeded": len(seeded),

@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     IPvAnyAddress,
     StringConstraints,
+    model_validator,
 )
 
 from services.common.bus import topics
@@ -81,14 +82,42 @@ class RatingData(Payload):
     rating: int = Field(ge=1, le=5)
 
 
+class ServedFeatures(Payload):
+    """The ranker's inputs for each listed title, exactly as the request that built the list
+    computed them: training joins a click to these rows, so what it learns from is what was
+    seen (no training-serving skew by construction)."""
+
+    names: list[str] = Field(min_length=1, max_length=64,
+                             description="the columns, in the catalog's RANKER_FEATURES order")
+    rows: list[list[float]] = Field(min_length=1, max_length=100,
+                                    description="one row per listed title, in list order")
+    computed_at: float = Field(ge=0, description="unix seconds the features were evaluated at")
+    request_id: OpaqueId = Field(description="the request that computed them: this one, or, "
+                                             "for a cached list, its first showing")
+    model_version: int | None = Field(None, ge=0, description="the artifacts' version (item "
+                                                              "embeddings) they came from")
+
+
 class ImpressionData(Payload):
-    """A recommendation list was shown: which titles, in which order, from which variation."""
+    """A recommendation list was shown: which titles, in which order, from which variation,
+    and (when the list was computed from the user's state) the ranker features as served."""
 
     user_id: UserId
     content_ids: list[ContentId] = Field(min_length=1, max_length=100)
     request_id: OpaqueId
     experiment: str | None = Field(None, max_length=64)
     variation: str | None = Field(None, max_length=64)
+    features: ServedFeatures | None = None
+
+    @model_validator(mode="after")
+    def _one_row_per_title(self) -> ImpressionData:
+        served = self.features
+        if served is not None:
+            if len(served.rows) != len(self.content_ids):
+                raise ValueError("features.rows must have one row per content id")
+            if any(len(row) != len(served.names) for row in served.rows):
+                raise ValueError("every features row must have one value per name")
+        return self
 
 
 class ClickData(Payload):

@@ -17,6 +17,7 @@ from services.common.catalog import RANKER_FEATURE_NAMES
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+Float32Array = npt.NDArray[np.float32]  # the ranker's input matrix
 
 COMPLETED_WEIGHT = 1.0
 PARTIAL_WEIGHT = 0.5          # a title abandoned half way still says something about taste

@@ -14,6 +14,7 @@ from services.devstack.cluster import ClusterSettings, kafka_node_ready, redis_n
 from services.experiments.settings import ExperimentsSettings
 from services.fraud.settings import FraudSettings
 from services.ingest.settings import IngestSettings
+from services.lake.settings import LakeSettings
 from services.modelserver.settings import ModelServerSettings
 from services.recommender.settings import RecommenderSettings
 from services.records.settings import RecordsSettings
@@ -69,6 +70,7 @@ def service_parts() -> list[Part]:
     its /readyz) here."""
     model_server = ModelServerSettings()
     stream = StreamSettings()
+    lake = LakeSettings()
     ingest = IngestSettings()
     fraud = FraudSettings()
     recommender = RecommenderSettings()
@@ -80,6 +82,7 @@ def service_parts() -> list[Part]:
         _http("records", records.records_host, records.records_port),
         _http("ingest", ingest.ingest_host, ingest.ingest_port),
         _http("stream", stream.stream_host, stream.stream_port),
+        _http("lake", lake.lake_host, lake.lake_port),
         _http("experiments", experiments.experiments_host, experiments.experiments_port),
         _http("fraud", fraud.fraud_host, fraud.fraud_port),
         *(_http(f"fraud-stream-{port}", fraud.fraud_host, port)

@@ -36,6 +36,7 @@ from services.experiments.errors import (
     KeyMismatch,
     UnknownExperiment,
 )
+from services.experiments.guardrails import GuardrailWatch
 from services.experiments.metrics import ExperimentsMetrics
 from services.experiments.service import ExperimentsService
 from services.experiments.settings import ExperimentsSettings
@@ -101,6 +102,17 @@ def create_app(settings: ExperimentsSettings, *, redis_client: RedisClient | Non
         ttl=timedelta(days=settings.experiments_exposure_dedupe_days),
         memory_size=settings.experiments_exposure_memory)
 
+    counts = counts or RedisCountsReader(client, settings.feature_namespace)
+    service = ExperimentsService(
+        store, cache, exposures, counts, experiments_metrics,
+        history or PostgresExperimentHistory(record_pool),
+        plot_points=settings.experiments_plot_points)
+    guardrails = GuardrailWatch(
+        cache.running, counts.counts, lambda key, actor: service.set_status(key, "stopped", actor),
+        settings.experiments_guardrail_interval_s,
+        on_stop=lambda breach: experiments_metrics.guardrail_stops.labels(
+            breach.experiment, breach.metric).inc())
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if publishing.connection is not None:
@@ -108,11 +120,14 @@ def create_app(settings: ExperimentsSettings, *, redis_client: RedisClient | Non
         if history is None:
             record_pool.open(wait=False)
         cache.start()
+        if settings.experiments_guardrail_interval_s > 0:
+            guardrails.start()
         logger.info("experiments started", extra={
             "source": cache.source, "experiments": [d.key for d in cache.all()]})
         try:
             yield
         finally:
+            guardrails.close()
             cache.close()
             background.close()  # sends what is queued, then closes the publisher
             record_pool.close()
@@ -124,10 +139,8 @@ def create_app(settings: ExperimentsSettings, *, redis_client: RedisClient | Non
                              readiness={"redis": lambda: bool(client.ping()),
                                         "definitions": lambda: cache.version is not None})
     app.state.settings = settings
-    app.state.experiments = ExperimentsService(
-        store, cache, exposures, counts or RedisCountsReader(client, settings.feature_namespace),
-        experiments_metrics, history or PostgresExperimentHistory(record_pool),
-        plot_points=settings.experiments_plot_points)
+    app.state.experiments = service
+    app.state.guardrails = guardrails
     app.add_exception_handler(ExperimentsError, _request_error)
     app.add_exception_handler(redis.RedisError, _redis_unavailable)
     app.add_exception_handler(FeatureStoreUnavailable, _redis_unavailable)

@@ -1,4 +1,5 @@
-"""The experiments service's metrics, declared once: assignments, exposures, refreshes."""
+"""The experiments service's metrics, declared once: assignments, exposures, refreshes,
+guardrail stops."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ class ExperimentsMetrics:
         self.definitions_age = metrics.gauge(
             "definitions_age_seconds", "seconds since Redis last answered a definitions refresh "
             "(-1: never)")
+        self.guardrail_stops = metrics.counter(
+            "guardrail_stops", "experiments stopped by a breached guardrail, by experiment and "
+            "metric", ("experiment", "metric"))
         for reason in ("duplicate", "dropped"):
             self.exposures_skipped.labels(reason)
         for outcome in ("stored", "failed", "dropped"):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from services.common.experiment_counts import Timeline, VariationCounts
 from services.common.experiments import ExperimentDefinition
 from services.common.experiments.definitions import Status
+from services.experiments.guardrails import Breach, breaches
 from services.experiments.statistics import (
     Lift,
     SampleRatio,
@@ -40,6 +41,7 @@ class Results:
     control: str
     variations: tuple[VariationResult, ...]
     srm: SampleRatio | None                    # over the defined variations' exposed units
+    breaches: tuple[Breach, ...] = ()          # guardrails hurt now
 
 
 def experiment_results(definition: ExperimentDefinition,
@@ -58,7 +60,8 @@ def experiment_results(definition: ExperimentDefinition,
             interval=wilson_interval(c.converted, c.exposed), lift=lift))
     srm = srm_test([counts.get(name, NOTHING).exposed for name in weights],
                    list(weights.values()))
-    return Results(definition.key, definition.status, definition.control, tuple(variations), srm)
+    return Results(definition.key, definition.status, definition.control, tuple(variations), srm,
+                   tuple(breaches(definition, counts)))
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,12 @@ class NamespaceOut(BaseModel):
     end: float
 
 
+class GuardrailOut(BaseModel):
+    metric: str
+    max_relative_drop: float
+    min_units: int
+
+
 class ExperimentOut(BaseModel):
     key: str
     description: str
@@ -43,6 +49,7 @@ class ExperimentOut(BaseModel):
     namespace: NamespaceOut | None
     variations: list[VariationOut]
     forced_variations: dict[str, str]
+    guardrails: list[GuardrailOut]
 
     @classmethod
     def from_definition(cls, d: ExperimentDefinition) -> Self:
@@ -53,7 +60,9 @@ class ExperimentOut(BaseModel):
                 id=d.namespace.id, start=d.namespace.start, end=d.namespace.end),
             variations=[VariationOut(name=v.name, weight=v.weight, payload=v.payload)
                         for v in d.variations],
-            forced_variations=dict(d.forced_variations))
+            forced_variations=dict(d.forced_variations),
+            guardrails=[GuardrailOut(metric=g.metric, max_relative_drop=g.max_relative_drop,
+                                     min_units=g.min_units) for g in d.guardrails])
 
 
 class ExperimentList(BaseModel):
@@ -154,6 +163,15 @@ class SampleRatioOut(BaseModel):
                    flagged=srm.flagged)
 
 
+class BreachOut(BaseModel):
+    variation: str
+    metric: str
+    control_rate: float
+    variation_rate: float
+    relative: float
+    interval: Interval = Field(description="95 % interval of the absolute difference")
+
+
 class ResultsOut(BaseModel):
     experiment: str
     status: Status
@@ -162,6 +180,10 @@ class ResultsOut(BaseModel):
     variations: list[VariationResultOut]
     sample_ratio_mismatch: SampleRatioOut | None = Field(
         description="chi-square test of exposed units against the weights; null without units")
+    guardrail_breaches: list[BreachOut] = Field(
+        description="guarded metrics a variation hurts now, past their tolerance "
+                    "(services/experiments/guardrails.py); a running experiment with one is "
+                    "stopped at the next check")
 
     @classmethod
     def of(cls, results: Results) -> Self:
@@ -169,7 +191,15 @@ class ResultsOut(BaseModel):
         return cls(experiment=results.experiment, status=results.status,
                    control=results.control,
                    variations=[VariationResultOut.of(v) for v in results.variations],
-                   sample_ratio_mismatch=SampleRatioOut.of(defined, results.srm))
+                   sample_ratio_mismatch=SampleRatioOut.of(defined, results.srm),
+                   guardrail_breaches=[BreachOut(
+                       variation=b.variation, metric=b.metric,
+                       control_rate=round(b.control_rate, DIGITS),
+                       variation_rate=round(b.variation_rate, DIGITS),
+                       relative=round(b.relative, DIGITS),
+                       interval=Interval(low=round(b.interval[0], DIGITS),
+                                         high=round(b.interval[1], DIGITS)))
+                       for b in results.breaches])
 
 
 class ErrorResponse(BaseModel):

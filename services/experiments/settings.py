@@ -40,6 +40,9 @@ class ExperimentsSettings(PlatformSettings):
         10_000, gt=0, description="exposure events waiting for the broker; beyond, dropped")
     experiments_broker_probe_timeout_s: float = Field(2.0, gt=0)
     experiments_delivery_timeout_s: float = Field(5.0, gt=0, le=60)
+    experiments_guardrail_interval_s: float = Field(
+        30.0, ge=0, description="how often running experiments' guardrails are checked "
+                                "(0: never)")
     experiments_plot_points: int = Field(
         60, ge=2, le=500, description="instants on the conversion-over-time plot")
 

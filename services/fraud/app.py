@@ -13,6 +13,7 @@ from services.common.breaker import CircuitBreaker
 from services.common.bus.deferred import off_path_publishing
 from services.common.bus.ports import Publisher
 from services.common.catalog import FRAUD_FEATURE_NAMES
+from services.common.drift_monitor import DriftMonitor
 from services.common.http import create_service_app
 from services.common.models import ModelClient, ModelRepository, create_model_client
 from services.common.records.decisions import PostgresDecisionRecords
@@ -73,7 +74,10 @@ def build_scorer(settings: FraudSettings, metrics: FraudMetrics, store: FraudSto
                        references=ReferenceCache(repository, settings.fraud_model_name),
                        metrics=metrics, breaker=feature_store_breaker(settings),
                        model_name=settings.fraud_model_name,
-                       idempotency_window_s=settings.fraud_idempotency_window_s)
+                       idempotency_window_s=settings.fraud_idempotency_window_s,
+                       drift=DriftMonitor(repository, settings.fraud_model_name,
+                                          FRAUD_FEATURE_NAMES, metrics.base,
+                                          window=settings.fraud_drift_window))
 
 
 def create_app(settings: FraudSettings, *, store: FraudStore | None = None,

@@ -15,6 +15,7 @@ RISK_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 class FraudMetrics:
     def __init__(self, metrics: Metrics) -> None:
+        self.base = metrics  # for parts that declare their own (the drift monitor)
         self.stage = metrics.latency(
             "stage_duration_seconds",
             "time per scoring stage (features: the Redis round trip and the vector; rules; model: "

@@ -25,6 +25,7 @@ from pydantic import TypeAdapter
 
 from services.common.breaker import CircuitBreaker, CircuitOpen
 from services.common.catalog import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
+from services.common.drift_monitor import DriftMonitor
 from services.common.fraud_online import FeatureVector, FraudState, StateBatch, batch_features
 from services.common.models import ModelClient, ModelError, ModelRepository
 from services.fraud.decide import (
@@ -99,7 +100,8 @@ class FraudScorer:
     def __init__(self, *, store: FraudStore, model: ModelClient,
                  policy: Callable[[], RuleEngine], references: ReferenceCache,
                  metrics: FraudMetrics, breaker: CircuitBreaker,
-                 model_name: str = "fraud", idempotency_window_s: int = 60) -> None:
+                 model_name: str = "fraud", idempotency_window_s: int = 60,
+                 drift: DriftMonitor | None = None) -> None:
         self._store = store
         self._model = model
         self._policy = policy
@@ -108,6 +110,7 @@ class FraudScorer:
         self._breaker = breaker
         self._model_name = model_name
         self.idempotency_window_s = idempotency_window_s
+        self._drift = drift
 
     def warm_up(self) -> None:
         """Learn the production version (and so its reference) before the first request."""
@@ -130,6 +133,10 @@ class FraudScorer:
             listed, hits = engine.listed_table(facts), engine.hits_table(facts)
         with self._stage("model", path):
             models, model_down = self._predict(vectors) if todo else ([], None)
+        # Drift compares whole vectors only: a batch without the card's history has stand-in
+        # values that would read as a shift.
+        if self._drift is not None and models and store_down is None:
+            self._drift.observe(models[0].version, vectors, [m.score for m in models])
         with self._stage("decide", path):
             degraded = [why for why in (store_down, model_down) if why is not None]
 

@@ -42,6 +42,9 @@ class FraudSettings(ModelSettings):
         5.0, gt=0, description="how long an open circuit skips the feature store")
     fraud_idempotency_window_s: int = Field(
         60, gt=0, description="a repeated transaction_id within it gets the same decision")
+    fraud_drift_window: int = Field(
+        10_000, ge=100, le=1_000_000, description="scored transactions the drift PSI gauges "
+                                                  "compare with the training reference")
     fraud_max_future_s: int = Field(
         86_400, ge=0, description="timestamps further ahead than this are refused (422)")
     fraud_decisions_topic: str = topics.FRAUD_DECISIONS

@@ -11,13 +11,32 @@ from services.common.events import EVENT_TYPES
 from services.ingest.batching import BatchReport, FieldProblem
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A payload's schema with its nested models written in place: it is embedded in another
+    document, where its own `#/$defs/...` references would point at nothing."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve({**defs[ref.removeprefix("#/$defs/")],
+                                **{k: v for k, v in node.items() if k != "$ref"}})
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
 def _event_schema() -> dict[str, Any]:
     """The envelope with each type's payload, for readers of the OpenAPI document and fuzzers."""
     envelope = Event.model_json_schema()
     variants = []
     for name, event_type in sorted(EVENT_TYPES.items()):
         properties = {**envelope["properties"], "type": {"const": name},
-                      "data": event_type.payload.model_json_schema()}
+                      "data": _inlined(event_type.payload.model_json_schema())}
         variants.append({**envelope, "title": f"{name} event", "properties": properties})
     return {"oneOf": variants}
 

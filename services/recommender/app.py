@@ -12,6 +12,7 @@ from services.common.breaker import CircuitBreaker
 from services.common.bus.deferred import off_path_publishing
 from services.common.bus.ports import Publisher
 from services.common.catalog import RANKER_FEATURE_NAMES
+from services.common.drift_monitor import DriftMonitor
 from services.common.experiments import (
     DefinitionCache,
     ExposureLog,
@@ -31,6 +32,7 @@ from services.recommender.metrics import RecommenderMetrics
 from services.recommender.rerank import RerankPolicy
 from services.recommender.service import Limits, RecommenderService
 from services.recommender.settings import RecommenderSettings
+from services.recommender.shadow import ShadowMetrics, ShadowRanker
 from services.recommender.variants import ExperimentVariant, VariantChooser, fixed_variant
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,23 @@ def breaker(name: str, settings: RecommenderSettings) -> CircuitBreaker:
     call decides: an outage costs a few deadlines, not one per request."""
     return CircuitBreaker(name, fail_max=settings.recommender_breaker_fail_max,
                           reset_s=settings.recommender_breaker_reset_s)
+
+
+def shadow_ranker(settings: RecommenderSettings, model: ModelClient,
+                  metrics: ShadowMetrics) -> ShadowRanker | None:
+    """The candidate in shadow, if one is named; a version the registry does not hold is a
+    configuration error, refused at start rather than counted as failures forever."""
+    version = settings.recommender_shadow_version
+    if version is None:
+        return None
+    registered = ModelRepository(settings.model_repository).versions(
+        settings.recommender_model_name)
+    if version not in registered:
+        raise ValueError(f"MLSD_RECOMMENDER_SHADOW_VERSION={version}: "
+                         f"{settings.recommender_model_name} has versions {registered}")
+    return ShadowRanker(model, settings.recommender_model_name, version,
+                        settings.recommender_shadow_share, metrics,
+                        settings.recommender_shadow_queue)
 
 
 def create_app(settings: RecommenderSettings, *, model: ModelClient | None = None,
@@ -78,6 +97,8 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
                         source="recommender"),
             lambda experiment, variation: rec_metrics.exposures.labels(experiment,
                                                                        variation).inc())
+    # Declared with or without a shadow: its series read 0 rather than vanish between runs.
+    shadow = shadow_ranker(settings, model, ShadowMetrics(metrics))
     service = RecommenderService(
         catalog, store_factory(request_redis, settings.feature_namespace), model,
         settings.recommender_model_name, rec_metrics,
@@ -90,8 +111,11 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
                RerankPolicy(settings.recommender_diversity_weight,
                             settings.recommender_genre_cap_share,
                             settings.recommender_discovery_slot),
-               settings.recommender_cache_enabled, settings.recommender_new_release_days),
-        breaker("feature-store", settings), breaker("model", settings))
+               settings.recommender_cache_enabled, settings.recommender_new_release_days,
+               settings.recommender_log_features),
+        breaker("feature-store", settings), breaker("model", settings), shadow,
+        DriftMonitor(ModelRepository(settings.model_repository), settings.recommender_model_name,
+                     RANKER_FEATURE_NAMES, metrics))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -108,6 +132,8 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
             if definitions is not None:
                 definitions.close()
             impressions.close()  # sends what is queued, then closes the deferred publisher
+            if shadow is not None:
+                shadow.close()
             if own_model:
                 model.close()
             request_redis.close()

@@ -6,7 +6,7 @@ from prometheus_client import Histogram
 
 from services.common.telemetry import Metrics
 
-STAGES = ("cache", "features", "candidates", "rank", "rerank")
+STAGES = ("cache", "features", "candidates", "rank", "rerank", "served_features")
 SERVED_FROM = ("cache", "computed", "fallback")
 VARIANTS = ("control", "treatment")
 FALLBACKS = ("feature_store", "model", "catalog")
@@ -19,7 +19,8 @@ class RecommenderMetrics:
             "stage_duration_seconds",
             "time per stage of one request (cache: lookup; features: the user's one Redis round "
             "trip and vectors; candidates: sources and filter; rank: the ranker call or the "
-            "blend; rerank: diversity, rules, explanations)", ("stage",))
+            "blend; rerank: diversity, rules, explanations; served_features: the listed "
+            "titles' ranker features for the impression)", ("stage",))
         self.responses = metrics.counter(
             "responses", "answers by where they came from and the variant that built them",
             ("served_from", "variant"))

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.common.events import ServedFeatures
 from services.recommender.explain import RecommendationType
 
 ServedFrom = Literal["cache", "computed", "fallback"]
@@ -39,6 +40,16 @@ class RecommendationList(BaseModel):
         description="full: enough history; light: fewer than 5 watch events, content weighted "
                     "up; cold: no history, popular and trending")
     watch_count: int = Field(description="the user's watch events the list was built from")
+
+
+class ServedList(RecommendationList):
+    """A computed list as the service keeps it (cache, impression): the API's fields plus the
+    ranker features its titles were listed with, which the API does not show."""
+
+    features: ServedFeatures | None = None
+
+    def public(self) -> RecommendationList:
+        return RecommendationList.model_validate(self.model_dump(exclude={"features"}))
 
 
 class RecommendationsResponse(RecommendationList):

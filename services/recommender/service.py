@@ -21,12 +21,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 import numpy as np
 
 from services.common import recs_features as rf
 from services.common.breaker import CircuitBreaker, CircuitOpen
+from services.common.drift_monitor import DriftMonitor
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import ModelClient
 from services.common.models.errors import ModelError
@@ -55,7 +57,7 @@ from services.recommender.candidates import (
 )
 from services.recommender.catalog import CatalogSnapshot, LiveCatalog
 from services.recommender.explain import explain_all
-from services.recommender.impressions import ImpressionLog
+from services.recommender.impressions import ImpressionLog, served_features
 from services.recommender.metrics import RecommenderMetrics
 from services.recommender.rerank import (
     RerankPolicy,
@@ -66,12 +68,13 @@ from services.recommender.rerank import (
 )
 from services.recommender.schemas import (
     Fallback,
-    RecommendationList,
     RecommendationsResponse,
     RecommendedItem,
     ServedFrom,
+    ServedList,
 )
 from services.recommender.scoring import Personalization, blend, personalization
+from services.recommender.shadow import ShadowJob, ShadowRanker
 from services.recommender.variants import Assignment, VariantChooser
 
 logger = logging.getLogger(__name__)
@@ -93,6 +96,14 @@ def explained_items(items: ItemArtifacts, found: Candidates, positions: rf.IntAr
                             genres=items.genres_of(row), score=round(float(relevance[p]), 6),
                             recommendation_type=why.type, explanation=why.text)
             for row, p, why in zip(rows.tolist(), positions.tolist(), explained, strict=True)]
+
+
+def _ready(rows: rf.Float32Array) -> Callable[[], rf.Float32Array]:
+    return lambda: rows
+
+
+def _title_ids(items: ItemArtifacts, rows: rf.IntArray) -> list[str]:
+    return [items.title_ids[row] for row in rows.tolist()]
 
 
 class UserStore(Protocol):
@@ -130,6 +141,7 @@ class Limits:
     rerank: RerankPolicy = field(default_factory=RerankPolicy)
     cache_enabled: bool = True
     new_release_days: float = 30.0  # cold start: one slot for a title out this recently (0: off)
+    log_features: bool = True  # impressions carry the listed titles' ranker features
 
 
 class RecommenderService:
@@ -137,7 +149,8 @@ class RecommenderService:
                  model: ModelClient, model_name: str, metrics: RecommenderMetrics,
                  choose_variant: VariantChooser, impressions: ImpressionLog | None,
                  limits: Limits, redis_breaker: CircuitBreaker,
-                 model_breaker: CircuitBreaker) -> None:
+                 model_breaker: CircuitBreaker, shadow: ShadowRanker | None = None,
+                 drift: DriftMonitor | None = None) -> None:
         self.catalog = catalog
         self._store_for = store_for
         self._model = model
@@ -148,18 +161,21 @@ class RecommenderService:
         self._limits = limits
         self._redis_breaker = redis_breaker
         self._model_breaker = model_breaker
+        self._shadow = shadow
+        self._drift = drift
 
     # --- the use case ------------------------------------------------------------------------
     def recommend(self, user_id: str, k: int,
                   cache: CacheUse = CacheUse()) -> RecommendationsResponse:
         start = time.perf_counter()
+        request_id = uuid.uuid4().hex
         assignment = self._choose(user_id)
         fallbacks: list[Fallback] = []
         if not self.catalog.loaded:
-            listed = RecommendationList(user_id=user_id, items=[], variant=assignment.variant,
-                                        experiment=assignment.experiment, model_version=None,
-                                        personalization="cold", watch_count=0)
-            return self._answer(listed, "fallback", ["catalog"], assignment, start)
+            listed = ServedList(user_id=user_id, items=[], variant=assignment.variant,
+                                experiment=assignment.experiment, model_version=None,
+                                personalization="cold", watch_count=0)
+            return self._answer(listed, "fallback", ["catalog"], assignment, request_id, start)
         snapshot = self.catalog.snapshot
         store = self._store_for(snapshot.items)
         cached = None
@@ -167,24 +183,24 @@ class RecommenderService:
             with self._stage("cache"):
                 cached = self._cached(store, user_id, k, assignment)
         if cached is not None:
-            return self._answer(cached, "cache", [], assignment, start)
+            return self._answer(cached, "cache", [], assignment, request_id, start)
         with self._stage("features"):
             state = self._read_user(store, user_id)
         if state is None:
             fallbacks.append("feature_store")
             listed = self._popular_list(user_id, k, snapshot, assignment)
-            return self._answer(listed, "fallback", fallbacks, assignment, start)
-        listed, model_failed = self._compute(state, k, snapshot, assignment)
+            return self._answer(listed, "fallback", fallbacks, assignment, request_id, start)
+        listed, model_failed = self._compute(state, k, snapshot, assignment, request_id)
         if model_failed:
             fallbacks.append("model")
         elif listed.items and self._limits.cache_enabled and cache.write:
             self._cache(store, user_id, k, listed)
         return self._answer(listed, "fallback" if fallbacks else "computed", fallbacks,
-                            assignment, start)
+                            assignment, request_id, start)
 
     # --- stages ------------------------------------------------------------------------------
     def _compute(self, state: UserOnlineState, k: int, snapshot: CatalogSnapshot,
-                 assignment: Assignment) -> tuple[RecommendationList, bool]:
+                 assignment: Assignment, request_id: str) -> tuple[ServedList, bool]:
         items, now = snapshot.items, time.time()
         stats = snapshot.stats.with_trending(state.trending, items)
         user = user_vectors(state, items)
@@ -200,20 +216,39 @@ class RecommenderService:
                                                   trending_now, head, now)
         self._metrics.candidates.observe(len(candidates))
         model_failed = False
+        ranker_rows: rf.Float32Array | None = None
         with self._stage("rank"):
             relevance: rf.FloatArray | None = None
             if assignment.algorithm == "ranker" and level.level != "cold" and len(candidates):
-                relevance = self._rank(user, snapshot, stats, candidates, now)
+                ranker_rows = ranker_features(user, items, stats, candidates.rows, now)
+                relevance = self._rank(ranker_rows, snapshot)
                 model_failed = relevance is None
+                if self._drift is not None and relevance is not None:
+                    self._drift.observe(snapshot.version, ranker_rows, relevance)
             if relevance is None:
                 relevance = blend(scores, level.weights)
+        if self._shadow is not None and level.level != "cold" and len(candidates):
+            self._shadow.offer(ShadowJob(
+                request_id,
+                _ready(ranker_rows) if ranker_rows is not None
+                else partial(ranker_features, user, items, stats, candidates.rows, now),
+                relevance, partial(_title_ids, items, candidates.rows), k))
         with self._stage("rerank"):
-            picked = self._rerank(relevance, candidates, items, stats, user, level, k)
-        return RecommendationList(
+            picked, positions = self._rerank(relevance, candidates, items, stats, user, level, k)
+        served = None
+        if self._limits.log_features and len(positions):
+            with self._stage("served_features"):
+                # The treatment already has every candidate's row: the listed ones are a slice.
+                # The control ranks without them, so it evaluates the k listed titles' only.
+                listed_rows = (ranker_rows[positions] if ranker_rows is not None
+                               else ranker_features(user, items, stats,
+                                                    candidates.rows[positions], now))
+                served = served_features(listed_rows, now, snapshot.version, request_id)
+        return ServedList(
             user_id=state.user_id, items=picked, variant=assignment.variant,
             experiment=assignment.experiment, model_version=snapshot.version,
             personalization=level.level,
-            watch_count=state.watch_count), model_failed
+            watch_count=state.watch_count, features=served), model_failed
 
     def _candidates(self, user: UserVectors, level: Personalization, items: ItemArtifacts,
                     stats: ItemStats, eligible: BoolArray, trending_now: rf.FloatArray,
@@ -247,10 +282,9 @@ class RecommenderService:
         return found, {"collaborative": cf_all[found.rows], "content": content_all[found.rows],
                        "trending": trending_now[found.rows]}
 
-    def _rank(self, user: UserVectors, snapshot: CatalogSnapshot, stats: ItemStats,
-              candidates: Candidates, now: float) -> rf.FloatArray | None:
+    def _rank(self, rows: rf.Float32Array,
+              snapshot: CatalogSnapshot) -> rf.FloatArray | None:
         """The ranker's probability per candidate: one batch call; None if it cannot answer."""
-        rows = ranker_features(user, snapshot.items, stats, candidates.rows, now)
         try:
             prediction = self._model_breaker.call(
                 self._model.predict, self._model_name, rows, version=snapshot.version)
@@ -263,9 +297,10 @@ class RecommenderService:
 
     def _rerank(self, relevance: rf.FloatArray, candidates: Candidates, items: ItemArtifacts,
                 stats: ItemStats, user: UserVectors, level: Personalization,
-                k: int) -> list[RecommendedItem]:
+                k: int) -> tuple[list[RecommendedItem], rf.IntArray]:
+        """The listed items and their positions into `candidates`, in list order."""
         if not len(candidates):
-            return []
+            return [], np.zeros(0, dtype=np.int64)
         genres = items.genres[candidates.rows]
         # MMR over the most relevant few, not every candidate: the pairwise genre similarity is
         # quadratic in the pool, and a title ranked 150th is not picked for diversity's sake.
@@ -283,11 +318,12 @@ class RecommenderService:
             positions = with_new_release_slot(
                 positions, candidates.from_source(Source.NEW_RELEASE),
                 stats.release_of(items)[candidates.rows], k)
+        positions = np.asarray(positions, dtype=np.int64)
         return explained_items(items, candidates, positions, relevance, discovery, user.watched,
-                               cold=level.level == "cold")
+                               cold=level.level == "cold"), positions
 
     def _popular_list(self, user_id: str, k: int, snapshot: CatalogSnapshot,
-                      assignment: Assignment) -> RecommendationList:
+                      assignment: Assignment) -> ServedList:
         """Redis is down: the in-process snapshot's most popular titles anyone may watch."""
         items = snapshot.items
         eligible = items.maturity_levels <= self._limits.fallback_max_maturity
@@ -301,10 +337,10 @@ class RecommenderService:
                             policy.diversity_weight, policy.genre_cap_share)
             listed = explained_items(items, found, positions, relevance, frozenset(),
                                      np.zeros(0, dtype=np.int64), cold=True)
-        return RecommendationList(user_id=user_id, items=listed, variant=assignment.variant,
-                                  experiment=assignment.experiment,
-                                  model_version=snapshot.version, personalization="cold",
-                                  watch_count=0)
+        # No features: without the user's state there is nothing a ranker could have seen.
+        return ServedList(user_id=user_id, items=listed, variant=assignment.variant,
+                          experiment=assignment.experiment, model_version=snapshot.version,
+                          personalization="cold", watch_count=0)
 
     # --- I/O with its failure handling ---------------------------------------------------------
     def _read_user(self, store: UserStore, user_id: str) -> UserOnlineState | None:
@@ -316,13 +352,13 @@ class RecommenderService:
             return None
 
     def _cached(self, store: UserStore, user_id: str, k: int,
-                assignment: Assignment) -> RecommendationList | None:
+                assignment: Assignment) -> ServedList | None:
         try:
             raw = self._redis_breaker.call(store.cached_recommendations, user_id, k)
         except (FeatureStoreUnavailable, CircuitOpen):
             self._metrics.cache.labels("error").inc()
             return None
-        listed = None if raw is None else RecommendationList.model_validate_json(raw)
+        listed = None if raw is None else ServedList.model_validate_json(raw)
         # A list built for another variant (the experiment changed) is not this user's answer.
         if listed is None or listed.variant != assignment.variant:
             self._metrics.cache.labels("miss").inc()
@@ -331,7 +367,7 @@ class RecommenderService:
         return listed
 
     def _cache(self, store: UserStore, user_id: str, k: int,
-               listed: RecommendationList) -> None:
+               listed: ServedList) -> None:
         try:
             self._redis_breaker.call(
                 store.cache_recommendations, user_id, k, listed.model_dump_json().encode(),
@@ -339,17 +375,16 @@ class RecommenderService:
         except (FeatureStoreUnavailable, CircuitOpen) as exc:
             logger.info("response not cached", extra={"error": str(exc)})
 
-    def _answer(self, listed: RecommendationList, served_from: ServedFrom,
-                fallbacks: list[Fallback], assignment: Assignment,
+    def _answer(self, listed: ServedList, served_from: ServedFrom,
+                fallbacks: list[Fallback], assignment: Assignment, request_id: str,
                 start: float) -> RecommendationsResponse:
-        request_id = uuid.uuid4().hex
         if self._impressions is not None and listed.items:
             self._impressions.record(listed, request_id, assignment)
         self._metrics.responses.labels(served_from, listed.variant).inc()
         for dependency in fallbacks:
             self._metrics.fallbacks.labels(dependency).inc()
         return RecommendationsResponse(
-            **dict(listed), request_id=request_id, served_from=served_from,
+            **dict(listed.public()), request_id=request_id, served_from=served_from,
             fallbacks=fallbacks, processing_time_ms=round((time.perf_counter() - start) * 1e3, 3))
 
     @contextmanager

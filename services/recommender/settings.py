@@ -68,6 +68,17 @@ class RecommenderSettings(ModelSettings):
                                         "to the catalog) this many days ago at most; 0: none")
     recommender_discovery_slot: bool = Field(
         True, description="one title outside the user's top genres in a personalized list")
+    recommender_log_features: bool = Field(
+        True, description="each impression carries its listed titles' ranker features as "
+                          "served, for training to join clicks to (docs/model-lifecycle.md)")
+    recommender_shadow_version: int | None = Field(
+        None, ge=1, description="a registered ranker version scored in shadow on sampled "
+                                "requests, never shown (none: no shadow)")
+    recommender_shadow_share: float = Field(
+        0.1, gt=0, le=1, description="the share of computed, personalized requests the shadow "
+                                     "ranker scores")
+    recommender_shadow_queue: int = Field(1_000, gt=0, description="shadow jobs waiting; past "
+                                                                    "it a job is dropped")
     recommender_impressions_topic: str = topics.REC_IMPRESSIONS
     recommender_publish_queue: int = Field(10_000, gt=0)
     recommender_broker_probe_timeout_s: float = Field(2.0, gt=0)

@@ -53,6 +53,7 @@ from services.common.catalog import (
     FRAUD_REFERENCE_FILE,
     HANDBOOK_FEATURE_NAMES,
 )
+from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
 from services.trainer.artifacts import TrainedModel, data_hash
 from services.trainer.fraud_features import fraud_feature_matrix, handbook_feature_matrix
 from services.trainer.fraud_rules_baseline import (
@@ -453,6 +454,12 @@ def train_fraud(
     model.extra_files["evaluation.json"] = evaluation_json(result).encode()
     model.extra_files[FRAUD_REFERENCE_FILE] = reference_json(data.x[data.train],
                                                        data.y[data.train]).encode()
+    # Inputs from the rows it was fitted on; the score from the held-out week, since in-sample
+    # scores are more confident than any live ones and would read as drift on the first day.
+    model.extra_files[DRIFT_REFERENCE_FILE] = DriftReference.of(
+        data.x[data.train], FRAUD_FEATURE_NAMES, production.probabilities,
+        description="inputs: the training week's rows; score: the held-out test week's "
+                    "probabilities").to_json().encode()
     return result
 
 

@@ -33,6 +33,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from services.common.catalog import RANKER_FEATURE_NAMES
+from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
 from services.trainer import recs_models as rm
 from services.trainer.artifacts import TrainedModel, data_hash
 from services.trainer.recs_metrics import (
@@ -299,7 +300,12 @@ def train_recommendations(
             f"candidate in the next {world.holdout_days} days); candidates = cf top-{cf_n} + "
             f"content top-{content_n} + trending top-{trending_n}"),
         extra_files={"embeddings.npz": artifacts.to_npz(),
-                     OFFLINE_LISTS_FILE: json.dumps(offline).encode()},
+                     OFFLINE_LISTS_FILE: json.dumps(offline).encode(),
+                     # what serving scores: every candidate row of the held-out window
+                     DRIFT_REFERENCE_FILE: DriftReference.of(
+                         x_test, RANKER_FEATURE_NAMES, ranker.predict_proba(x_test)[:, 1],
+                         description="the held-out window's candidate rows and their scores",
+                     ).to_json().encode()},
     )
     result = RecsTrainingResult(model, artifacts, evaluation, curves, timings, intervals,
                                 ease_validation)

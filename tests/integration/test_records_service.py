@@ -6,6 +6,7 @@ GET /v1/decisions answers from the record once the window has let a decision go.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,14 @@ def until(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+def count_of(pool: ConnectionPool, transaction_ids: list[str]) -> int:
+    """Decisions of record among these transactions."""
+    with pool.connection() as conn:
+        row = conn.execute("SELECT count(*) FROM fraud_decisions WHERE transaction_id = ANY(%s)",
+                           (transaction_ids,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
 def count(pool: ConnectionPool, table: str) -> int:
     with pool.connection() as conn:
         row = conn.execute(f"SELECT count(*) FROM {table}".encode()).fetchone()
@@ -64,17 +73,19 @@ def test_fraud_decisions_reach_the_record_once_and_the_window_falls_back_to_it(
         postgres_settings: PostgresSettings, records: ConnectionPool, tmp_path: Path) -> None:
     settings = FraudSettings(fraud_policy_path=POLICY_PATH, model_repository=tmp_path / "models",
                              kafka_bootstrap_servers=kafka_server.address, environment="test")
-    store = FakeStore({"tx100": CARD_TESTING})
+    # Other tests publish decisions to the same broker's topic, some with ids like these: this
+    # test's ids are its own, and only they are counted.
+    ids = [f"rec-{uuid.uuid4().hex[:8]}-tx{i}" for i in range(100, 110)]
+    store = FakeStore({ids[0]: CARD_TESTING})
     app = create_fraud(settings, store=store, model=FakeModel(),
                        record=PostgresDecisionRecords(records))
     with TestClient(app) as fraud:
-        scored = [fraud.post("/v1/score", json=body(transaction_id=f"tx{i}")).json()
-                  for i in range(100, 110)]
-        fraud.post("/v1/score", json=body(transaction_id="tx100"))  # replayed: not republished
-        cached = fraud.get("/v1/decisions/tx100").json()
-        until(lambda: count(records, "fraud_decisions") == 10)
+        scored = [fraud.post("/v1/score", json=body(transaction_id=i)).json() for i in ids]
+        fraud.post("/v1/score", json=body(transaction_id=ids[0]))  # replayed: not republished
+        cached = fraud.get(f"/v1/decisions/{ids[0]}").json()
+        until(lambda: count_of(records, ids) == 10)
         store.decisions.clear()  # the 60-s window has let them go
-        recorded = fraud.get("/v1/decisions/tx100").json()
+        recorded = fraud.get(f"/v1/decisions/{ids[0]}").json()
         missing = fraud.get("/v1/decisions/never-scored")
     assert cached["served_from"] == "cache" and recorded["served_from"] == "record"
     assert {k: v for k, v in recorded.items() if k not in ("served_from", "processing_time_ms")} \

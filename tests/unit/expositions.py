@@ -2,7 +2,8 @@
 
 Each app comes from its own factory, `create_app(settings)`, and is read with a TestClient that
 is not entered, so the lifespan never runs: no Redis, Kafka or trained model is needed, and every
-metric a service declares exists by then (metrics are declared in the factory, STYLE.md rule 6).
+metric a service declares exists by then (metrics are declared in the factory, CONTRIBUTING.md
+convention 6).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from services.fraud.settings import FraudSettings
 from services.fraud.stream import create_stream_app as create_fraud_stream
 from services.ingest.app import create_app as create_ingest
 from services.ingest.settings import IngestSettings
+from services.lake.app import create_app as create_lake
+from services.lake.settings import LakeSettings
 from services.modelserver.app import create_app as create_modelserver
 from services.modelserver.settings import ModelServerSettings
 from services.recommender.app import create_app as create_recommender
@@ -51,6 +54,7 @@ APPS: dict[str, Callable[[Path], FastAPI]] = {
         FraudSettings(service_name="fraud_stream", model_repository=models)),
     "stream": lambda models: create_stream(StreamSettings(model_repository=models)),
     "records": lambda models: create_records(RecordsSettings(model_repository=models)),
+    "lake": lambda _: create_lake(LakeSettings()),
 }
 
 

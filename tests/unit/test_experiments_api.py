@@ -89,7 +89,7 @@ def test_the_file_is_seeded_and_listed_with_every_field(api: Api) -> None:
     assert listed[0] == {
         "key": "rec-algorithm", "status": "running", "seed": "rec-algorithm",
         "hash_version": 2, "hash_attribute": "user_id", "coverage": 1.0, "namespace": None,
-        "description": listed[0]["description"], "forced_variations": {},
+        "description": listed[0]["description"], "forced_variations": {}, "guardrails": [],
         "variations": [{"name": "control", "weight": 0.5, "payload": {"algorithm": "blend"}},
                        {"name": "treatment", "weight": 0.5, "payload": {"algorithm": "ranker"}}]}
     assert listed[1]["namespace"] == {"id": "homepage", "start": 0.0, "end": 0.5}
@@ -428,3 +428,48 @@ def test_production_refuses_the_development_admin_token() -> None:
         ExperimentsSettings(**production, experiments_admin_token="short")
     assert ExperimentsSettings(**production, experiments_admin_token="x" * 32)
     assert ExperimentsSettings().experiments_admin_token.get_secret_value() == DEV_ADMIN_TOKEN
+
+
+# --- guardrails (the rule itself: test_experiments_guardrails.py) -----------------------------
+def guarded(**changes: Any) -> dict[str, Any]:
+    return definition(status="running", guardrails=[
+        {"metric": "click_through", "max_relative_drop": 0.1, "min_units": 1000}], **changes)
+
+
+def lists(impressions: int, clicks: int) -> VariationCounts:
+    return VariationCounts(exposed=5000, converted=1000, impressions=impressions, clicks=clicks)
+
+
+def test_a_breached_guardrail_stops_the_running_experiment_and_records_who(api: Api) -> None:
+    assert api.put("/v1/experiments/new-ranker", guarded()).status_code == 201
+    assert api.get("/v1/experiments/new-ranker").json()["guardrails"] == [
+        {"metric": "click_through", "max_relative_drop": 0.1, "min_units": 1000}]
+    watch = api.client.app.state.guardrails  # type: ignore[attr-defined]
+    api.counts.by_experiment["new-ranker"] = {"control": lists(10_000, 1000),
+                                              "treatment": lists(10_000, 1050)}
+    assert watch.check_once() == []                              # holding: nothing happens
+    assert api.get("/v1/experiments/new-ranker/results").json()["guardrail_breaches"] == []
+    assert api.get("/v1/experiments/new-ranker").json()["status"] == "running"
+
+    api.counts.by_experiment["new-ranker"]["treatment"] = lists(10_000, 700)
+    shown = api.get("/v1/experiments/new-ranker/results").json()["guardrail_breaches"]
+    assert [(b["variation"], b["metric"], b["relative"]) for b in shown] == [
+        ("treatment", "click_through", -0.3)]
+    stopped = watch.check_once()
+
+    assert [b.experiment for b in stopped] == ["new-ranker"]
+    assert api.get("/v1/experiments/new-ranker").json()["status"] == "stopped"
+    assert api.history.changes[-1] == ("status", "new-ranker", "stopped",
+                                       "guardrail:click_through")
+    assert watch.check_once() == []                              # stopped: not checked again
+    metrics = api.get("/metrics").text
+    assert ('experiments_guardrail_stops_total{experiment="new-ranker",'
+            'metric="click_through"} 1.0') in metrics
+
+
+def test_an_experiment_without_guardrails_is_never_stopped(api: Api) -> None:
+    api.put("/v1/experiments/new-ranker", definition(status="running"))
+    api.counts.by_experiment["new-ranker"] = {"control": lists(10_000, 1000),
+                                              "treatment": lists(10_000, 100)}
+    assert api.client.app.state.guardrails.check_once() == []  # type: ignore[attr-defined]
+    assert api.get("/v1/experiments/new-ranker").json()["status"] == "running"

@@ -1,4 +1,5 @@
-"""GrowthBook compatibility: the SDK's published vectors, and the properties bucketing promises."""
+"""GrowthBook compatibility beyond its published cases (non-ASCII ids, reported buckets), and the
+properties bucketing promises."""
 
 from __future__ import annotations
 
@@ -11,79 +12,15 @@ import pytest
 from services.common.experiments import (
     ExperimentDefinition,
     assign,
-    bucket_ranges,
-    choose_variation,
     fnv1a32,
     gb_hash,
     in_namespace,
     parse_definition,
 )
 
-CASES = json.loads((Path(__file__).parent / "data" / "growthbook_cases.json").read_text("utf-8"))
-
-
-def test_the_published_vector_seed_a_hashes_to_0_0505() -> None:
-    assert gb_hash("seed", "a", 2) == 0.0505
-
-
-@pytest.mark.parametrize(("seed", "value", "version", "expected"), CASES["hash"])
-def test_hash_matches_growthbook(seed: str, value: str, version: int,
-                                 expected: float | None) -> None:
-    assert gb_hash(seed, value, version) == expected
-
-
-@pytest.mark.parametrize(("name", "args", "expected"), CASES["getBucketRange"])
-def test_bucket_ranges_match_growthbook(name: str, args: list[Any],
-                                        expected: list[list[float]]) -> None:
-    n, coverage, weights = args
-    ranges = bucket_ranges(n, coverage, weights)
-    # The published ranges are rounded (0.4 + 0.5999 is 0.9999000000000001 in binary floats).
-    assert [list(r) for r in ranges] == [pytest.approx(r, abs=1e-9) for r in expected]
-
-
-@pytest.mark.parametrize(("name", "bucket", "ranges", "expected"), CASES["chooseVariation"])
-def test_choose_variation_matches_growthbook(name: str, bucket: float,
-                                             ranges: list[list[float]], expected: int) -> None:
-    assert choose_variation(bucket, [(a, b) for a, b in ranges]) == expected
-
-
-@pytest.mark.parametrize(("name", "unit", "namespace", "expected"), CASES["inNamespace"])
-def test_in_namespace_matches_growthbook(name: str, unit: str, namespace: list[Any],
-                                         expected: bool) -> None:
-    assert in_namespace(unit, *namespace) is expected
-
-
-def definition_of(context: dict[str, Any], experiment: dict[str, Any]) -> ExperimentDefinition:
-    """A GrowthBook experiment (and its context's forcedVariations) as our definition."""
-    names = [f"v{i}" for i in range(len(experiment["variations"]))]
-    n = len(names)
-    weights = experiment.get("weights", [1 / n] * n)
-    index = context.get("forcedVariations", {}).get(experiment["key"])
-    forced = {} if index is None else {context["attributes"]["id"]: names[index]}
-    namespace = experiment.get("namespace")
-    return parse_definition({
-        "key": experiment["key"], "seed": experiment.get("seed", ""),
-        "status": "running" if experiment.get("active", True) else "stopped",
-        "hash_version": experiment.get("hashVersion", 1),  # GrowthBook's default
-        "coverage": experiment.get("coverage", 1.0),
-        "variations": [{"name": name, "weight": w} for name, w in zip(names, weights,
-                                                                       strict=True)],
-        "namespace": None if namespace is None else dict(zip(("id", "start", "end"),
-                                                             namespace, strict=True)),
-        "forced_variations": forced})
-
-
-@pytest.mark.parametrize(("name", "context", "experiment", "value", "in_experiment",
-                          "hash_used"), CASES["run"], ids=[c[0] for c in CASES["run"]])
-def test_assign_puts_each_unit_where_growthbook_does(
-        name: str, context: dict[str, Any], experiment: dict[str, Any], value: int,
-        in_experiment: bool, hash_used: bool) -> None:
-    assignment = assign(definition_of(context, experiment), context["attributes"]["id"])
-
-    assert assignment.in_experiment is in_experiment
-    assert assignment.exposed is hash_used  # GrowthBook tracks exposures when the hash was used
-    # GrowthBook answers variation 0's value outside the experiment; we answer no variation.
-    assert assignment.variation == (f"v{value}" if in_experiment else None)
+# Ours, beside GrowthBook's published cases (test_growthbook_conformance.py runs those).
+CASES = json.loads((Path(__file__).parent / "data" / "growthbook" / "derived_cases.json")
+                   .read_text("utf-8"))
 
 
 @pytest.mark.parametrize(("seed", "version", "unit", "weights", "coverage", "bucket", "index"),
@@ -108,8 +45,8 @@ def test_non_ascii_ids_hash_as_javascript_strings(seed: str, value: str, version
 
 
 def test_a_character_beyond_the_bmp_hashes_as_its_two_utf16_code_units() -> None:
-    # JavaScript's "😀".charCodeAt gives 0xD83D, 0xDE00; a code-point reading (GrowthBook's
-    # Python SDK) hashes 0x1F600 once and disagrees. We follow JavaScript.
+    # JavaScript's "😀".charCodeAt gives 0xD83D, 0xDE00 (GrowthBook's Python SDK 4.0.0 reads
+    # the same); a code-point reading hashes 0x1F600 once and disagrees. We follow JavaScript.
     def fnv(units: list[int]) -> int:
         h = 0x811C9DC5
         for unit in units:

@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry
 
 from services.common.breaker import CircuitBreaker
 from services.common.catalog import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
+from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
+from services.common.drift_monitor import DriftMonitor
 from services.common.fraud_online import FraudState, StateBatch, TransactionLike, fraud_features
 from services.common.models import ModelRepository, ModelUnavailable, Prediction
 from services.common.models.testing import logistic_model
@@ -345,3 +347,27 @@ def test_the_first_decision_is_explained_warm_or_cold(tmp_path: Path) -> None:
     assert "ML_CARD_NB_SMALL_TX_1H" in codes(cold.score(transaction())[0])
     warm = rig(tmp_path / "warm", states={"tx100": CARD_TESTING})
     assert "ML_CARD_NB_SMALL_TX_1H" in codes(warm.score(transaction())[0])
+
+
+def test_whole_vectors_and_their_scores_feed_the_drift_window_and_degraded_ones_do_not(
+        tmp_path: Path) -> None:
+    repository = ModelRepository(tmp_path / "drift")
+    rng = np.random.default_rng(0)
+    training = rng.random((1000, len(FRAUD_FEATURE_NAMES)))
+    repository.register(
+        "fraud", logistic_model([0.0] * len(FRAUD_FEATURE_NAMES)),
+        feature_names=FRAUD_FEATURE_NAMES, metrics={}, training_data_hash="test",
+        description="drift", extra_files={DRIFT_REFERENCE_FILE: DriftReference.of(
+            training, FRAUD_FEATURE_NAMES, rng.random(1000)).to_json().encode()})
+    r = rig(tmp_path)
+    registry = CollectorRegistry()
+    monitor = DriftMonitor(repository, "fraud", FRAUD_FEATURE_NAMES,
+                           Metrics("fraud_drift", registry), window=100, min_rows=1)
+    r.scorer._drift = monitor
+    r.score(*(transaction(transaction_id=f"tx{i}") for i in range(3)))
+    assert registry.get_sample_value("fraud_drift_drift_window_rows") == 3
+    assert registry.get_sample_value("fraud_drift_drift_psi", {"column": "score"}) is not None
+    r.store.failure = redis.ConnectionError("connection refused")
+    r.score(transaction(transaction_id="tx9"))
+    window = monitor._windows[MODEL_VERSION]
+    assert window is not None and window.rows == 3       # stand-in history: not observed

@@ -1,8 +1,8 @@
 """Every process's /metrics passes `promtool check metrics`, and every name carries its service.
 
 One test per Prometheus job (tests/unit/expositions.py builds each app without starting it).
-promtool lints what STYLE.md rule 6 asks: counters end in `_total`, base units (seconds, not
-milliseconds), snake_case, help text on every metric.
+promtool lints what CONTRIBUTING.md convention 6 asks: counters end in `_total`, base units
+(seconds, not milliseconds), snake_case, help text on every metric.
 """
 
 from __future__ import annotations

@@ -7,17 +7,29 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from services.common.breaker import CircuitBreaker
+from services.common.bus.events import decode_event
+from services.common.catalog import RANKER_FEATURE_NAMES
+from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
+from services.common.drift_monitor import DriftMonitor
+from services.common.events import ImpressionData, payload_of
 from services.common.features import FeatureStoreUnavailable
-from services.common.models import Prediction
+from services.common.models import ModelRepository, Prediction
 from services.common.models.errors import ModelUnavailable
+from services.common.models.testing import logistic_model
 from services.common.recs_online import ItemArtifacts, ItemStats, UserOnlineState
 from services.common.telemetry import Metrics
 from services.recommender.candidates import Sizes
 from services.recommender.catalog import LiveCatalog
+from services.recommender.impressions import impression_message
 from services.recommender.metrics import RecommenderMetrics
-from services.recommender.schemas import RecommendationList, RecommendationsResponse
+from services.recommender.schemas import (
+    RecommendationList,
+    RecommendationsResponse,
+    ServedList,
+)
 from services.recommender.service import CacheUse, Limits, RecommenderService
 from services.recommender.variants import Assignment, fixed_variant
 from tests import recommender_world as world
@@ -65,11 +77,13 @@ class FakeModel:
     def __init__(self) -> None:
         self.down = False
         self.calls: list[tuple[int, int | None]] = []
+        self.rows: list[Any] = []
 
     def predict(self, model_name: str, rows: Any, *, version: int | None = None) -> Prediction:
         if self.down:
             raise ModelUnavailable("model server did not answer")
         self.calls.append((len(rows), version))
+        self.rows.append(rows)
         p1 = 1 / (1 + np.exp(-4.0 * rows[:, 0]))
         probabilities = np.column_stack([1 - p1, p1])
         return Prediction(model_name, version or 1, {"probabilities": probabilities})
@@ -83,9 +97,9 @@ class FakeModel:
 
 class FakeImpressions:
     def __init__(self) -> None:
-        self.recorded: list[tuple[RecommendationList, str, Assignment]] = []
+        self.recorded: list[tuple[ServedList, str, Assignment]] = []
 
-    def record(self, listed: RecommendationList, request_id: str, assignment: Assignment) -> None:
+    def record(self, listed: ServedList, request_id: str, assignment: Assignment) -> None:
         self.recorded.append((listed, request_id, assignment))
 
 
@@ -264,5 +278,111 @@ def test_every_answer_is_an_impression_with_its_request_id_and_variant(rig: Rig)
 def test_stage_timings_are_recorded_for_each_stage(rig: Rig) -> None:
     rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
     rig.service.recommend("u1", 5)
-    for stage in ("cache", "features", "candidates", "rank", "rerank"):
+    for stage in ("cache", "features", "candidates", "rank", "rerank", "served_features"):
         assert rig.count("stage_duration_seconds_count", stage=stage) == 1
+
+
+def test_an_impression_carries_the_very_rows_the_ranker_scored_for_each_listed_title(
+        rig: Rig) -> None:
+    rig.store.users["u1"] = world.user([f"t{i}" for i in range(6)])
+    answer = rig.service.recommend("u1", 5)
+    listed, _, _ = rig.impressions.recorded[0]
+    served = listed.features
+    assert served is not None and served.names == list(RANKER_FEATURE_NAMES)
+    assert served.request_id == answer.request_id and served.model_version == 1
+    assert len(served.rows) == len(answer.items)
+    scored = {tuple(row) for row in np.asarray(rig.model.rows[0], dtype=np.float64).tolist()}
+    assert all(tuple(row) in scored for row in served.rows)   # the same floats, bit for bit
+    # the ranker's probability of each listed title is its shown score: p = sigmoid(4 cf)
+    for item, row in zip(answer.items, served.rows, strict=True):
+        assert item.score == pytest.approx(1 / (1 + np.exp(-4.0 * row[0])), abs=1e-6)
+
+
+def test_the_control_logs_the_ranker_features_of_its_listed_titles_too(tmp_path: Path) -> None:
+    control, treatment = Rig(tmp_path / "c", "control"), Rig(tmp_path / "t", "treatment")
+    for rig in (control, treatment):
+        rig.store.users["u1"] = world.user([f"t{i}" for i in range(6)])
+        rig.service.recommend("u1", 5)
+    assert control.model.calls == []                          # still no model call
+    rows = {}
+    for rig in (control, treatment):
+        listed, _, _ = rig.impressions.recorded[0]
+        assert listed.features is not None
+        rows[rig] = dict(zip([i.content_id for i in listed.items], listed.features.rows,
+                             strict=True))
+    shared = set(rows[control]) & set(rows[treatment])
+    assert shared                                             # the same user, titles in common
+    for title in shared:                                      # a title's features: one definition
+        assert rows[control][title] == pytest.approx(rows[treatment][title], rel=1e-4, abs=1e-6)
+
+
+def test_a_cached_list_logs_its_first_showings_features_and_the_api_never_shows_them(
+        rig: Rig) -> None:
+    rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
+    first = rig.service.recommend("u1", 5)
+    second = rig.service.recommend("u1", 5)
+    assert second.served_from == "cache"
+    (one, _, _), (two, _, _) = rig.impressions.recorded
+    assert one.features is not None and two.features is not None
+    assert two.features.request_id == first.request_id        # the reference training joins on
+    assert two.features.rows == one.features.rows
+    assert "features" not in second.model_dump()
+
+
+def test_a_list_made_without_the_users_state_logs_no_features(rig: Rig) -> None:
+    rig.store.down = True
+    rig.service.recommend("u1", 5)
+    listed, _, _ = rig.impressions.recorded[0]
+    assert listed.items and listed.features is None
+
+
+def test_the_impression_event_round_trips_the_float32_features_exactly(rig: Rig) -> None:
+    rig.store.users["u1"] = world.user([f"t{i}" for i in range(6)])
+    answer = rig.service.recommend("u1", 5)
+    listed, request_id, assignment = rig.impressions.recorded[0]
+    message = impression_message(listed, request_id, assignment, "rec-impressions")
+    event = decode_event(message.value)
+    data = payload_of(event.type, event.data)
+    assert isinstance(data, ImpressionData) and data.features is not None
+    assert data.content_ids == ids(answer)
+    scored = np.asarray(rig.model.rows[0], dtype=np.float32)
+    assert all((np.asarray(row, dtype=np.float32) == scored).all(axis=1).any()
+               for row in data.features.rows)
+
+
+def test_an_impression_with_a_features_row_per_title_missing_is_refused() -> None:
+    served = {"names": ["a", "b"], "rows": [[1.0, 2.0]], "computed_at": 1.0,
+              "request_id": "r1"}
+    with pytest.raises(ValidationError, match="one row per content id"):
+        ImpressionData(user_id="u1", content_ids=["t1", "t2"], request_id="r1",
+                       features=served)
+    with pytest.raises(ValidationError, match="one value per name"):
+        ImpressionData(user_id="u1", content_ids=["t1"], request_id="r1",
+                       features={**served, "rows": [[1.0]]})
+
+
+def test_the_rankers_candidate_rows_and_scores_feed_the_drift_window(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    repository = ModelRepository(tmp_path)
+    training = np.random.default_rng(0).random((500, len(RANKER_FEATURE_NAMES)))
+    version = repository.register(
+        "ranker", logistic_model([4.0] + [0.0] * (len(RANKER_FEATURE_NAMES) - 1)),
+        feature_names=RANKER_FEATURE_NAMES, metrics={}, training_data_hash="test",
+        description="with a drift reference", extra_files={
+            "embeddings.npz": world.embeddings_npz(),
+            DRIFT_REFERENCE_FILE: DriftReference.of(training, RANKER_FEATURE_NAMES,
+                                                    training[:, 0]).to_json().encode()})
+    repository.promote("ranker", version)
+    rig.catalog.refresh()
+    monitor = DriftMonitor(repository, "ranker", RANKER_FEATURE_NAMES, Metrics("recs_drift"),
+                           window=1000, min_rows=1)
+    rig.service._drift = monitor
+    rig.store.users["u1"] = world.user([f"t{i}" for i in range(6)])
+    rig.service.recommend("u1", 5)
+    window = monitor._windows[version]
+    assert window is not None and window.rows == rig.model.calls[0][0]   # every candidate
+    control = Rig(tmp_path / "control", "control")
+    control.service._drift = monitor
+    control.store.users["u1"] = world.user([f"t{i}" for i in range(6)])
+    control.service.recommend("u1", 5)
+    assert window.rows == rig.model.calls[0][0]          # the blend scored nothing to compare

@@ -226,21 +226,8 @@ class ConsumerRunner:
         return outcome
 
     def _dead_letter(self, poison: Sequence[tuple[Record, str, str | None]]) -> None:
-        messages = []
-        for record, reason, event_id in poison:
-            logger.warning("dead-lettering record", extra={
-                "topic": record.topic, "partition": record.partition, "offset": record.offset,
-                "reason": reason, "event_id": event_id})
-            headers = (
-                ("dlq.reason", reason.encode()[:4000]),
-                ("dlq.topic", record.topic.encode()),
-                ("dlq.partition", str(record.partition).encode()),
-                ("dlq.offset", str(record.offset).encode()),
-                ("dlq.group", self._config.group.encode()),
-            )
-            key = record.key.decode(errors="replace") if record.key is not None else None
-            messages.append(OutboundMessage(dlq_topic(record.topic), key, record.value or b"",
-                                            record.headers + headers))
+        messages = [dead_letter(record, reason, event_id, self._config.group)
+                    for record, reason, event_id in poison]
         try:
             publish_or_raise(self._dlq, messages)
         except Exception as exc:  # without its dead letter stored, the record must not be committed
@@ -306,6 +293,23 @@ class ConsumerRunner:
         self._metrics.events.labels(self._config.group, topic, outcome).inc()
 
 
+def dead_letter(record: Record, reason: str, event_id: str | None, group: str) -> OutboundMessage:
+    """The record as it goes to `<topic>.dlq`: its bytes and headers, plus why and from where."""
+    logger.warning("dead-lettering record", extra={
+        "topic": record.topic, "partition": record.partition, "offset": record.offset,
+        "reason": reason, "event_id": event_id})
+    headers = (
+        ("dlq.reason", reason.encode()[:4000]),
+        ("dlq.topic", record.topic.encode()),
+        ("dlq.partition", str(record.partition).encode()),
+        ("dlq.offset", str(record.offset).encode()),
+        ("dlq.group", group.encode()),
+    )
+    key = record.key.decode(errors="replace") if record.key is not None else None
+    return OutboundMessage(dlq_topic(record.topic), key, record.value or b"",
+                           record.headers + headers)
+
+
 def stop_on_signals(runner: ConsumerRunner) -> None:
     """SIGTERM and SIGINT finish the batch in hand, commit and stop (call in the main thread)."""
     def _stop(signum: int, _frame: object) -> None:
@@ -316,7 +320,11 @@ def stop_on_signals(runner: ConsumerRunner) -> None:
     signal.signal(signal.SIGINT, _stop)
 
 
-def run_or_end_process(runner: ConsumerRunner, name: str) -> None:
+class Runs(Protocol):
+    def run(self) -> None: ...
+
+
+def run_or_end_process(runner: Runs, name: str) -> None:
     """A consumer thread's target: run until stopped. If the runner dies (retries ran out on a
     dependency outage, a fatal error), end the whole process with SIGTERM (the web server shuts
     down cleanly) so supervisord or the container runtime starts it again: a dead thread in a

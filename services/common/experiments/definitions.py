@@ -89,6 +89,26 @@ class Namespace(BaseModel):
         return self.id == other.id and self.start < other.end and other.start < self.end
 
 
+GuardrailMetric = Literal["click_through", "conversion"]
+
+
+class Guardrail(BaseModel):
+    """A metric a variation must not hurt: the experiment stops when a variation is worse than
+    control on it, significantly (the 95 % interval of the difference lies below 0) and by more
+    than the tolerated relative drop, once each arm has `min_units`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    metric: GuardrailMetric = Field(
+        description="click_through: clicks / impressions (lists); conversion: converted / "
+                    "exposed units")
+    max_relative_drop: float = Field(0.1, gt=0, le=1, allow_inf_nan=False,
+                                     description="e.g. 0.1: a 10 % drop against control is "
+                                                 "tolerated, a larger one stops the experiment")
+    min_units: int = Field(1000, ge=1, description="per arm, in the metric's denominator, "
+                                                   "before the guardrail may fire")
+
+
 class ExperimentDefinition(BaseModel):
     """An experiment; construct through model_validate (or the file/store), which checks it."""
 
@@ -107,6 +127,10 @@ class ExperimentDefinition(BaseModel):
     namespace: Namespace | None = None
     forced_variations: dict[OpaqueId, VariationName] = Field(
         default_factory=dict, description="QA: unit id -> variation name; never exposed")
+    guardrails: list[Guardrail] = Field(
+        default_factory=list, max_length=10,
+        description="metrics whose breach stops the experiment (services/experiments/"
+                    "guardrails.py)")
 
     @model_validator(mode="before")
     @classmethod

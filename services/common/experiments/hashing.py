@@ -1,16 +1,16 @@
 """GrowthBook-compatible bucketing: FNV-1a hashes, bucket ranges, variation choice, namespaces.
 
 Every function gives the same answer as GrowthBook's SDKs for the same inputs (checked against
-their published test cases, tests/unit/data/growthbook_cases.json):
+their published conformance cases, vendored in tests/unit/data/growthbook/):
 
     hash v1  (fnv1a32(value + seed) % 1000) / 1000          the original, slightly biased
     hash v2  (fnv1a32(str(fnv1a32(seed + value))) % 10000) / 10000
              hash("seed", "a", 2) == 0.0505
 
-Strings are hashed as UTF-16 code units, as GrowthBook's JavaScript SDK does (`charCodeAt`).
-For ASCII, and for any character of the Basic Multilingual Plane, that equals hashing code points
-(GrowthBook's Python SDK); for a character beyond it (an emoji) the two SDKs disagree, and this
-module follows JavaScript's. The platform's ids are ASCII, where all agree.
+Strings are hashed as UTF-16 code units, as GrowthBook's JavaScript SDK does (`charCodeAt`), and
+its Python SDK 4.0.0 too (make bench-peers compares them on non-ASCII ids, emoji included). For
+ASCII, and for any character of the Basic Multilingual Plane, that equals hashing code points;
+for a character beyond it (an emoji) a code-point reading would disagree.
 """
 
 from __future__ import annotations

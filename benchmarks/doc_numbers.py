@@ -1,0 +1,730 @@
+"""The one source of the docs' figures: reads the committed results and writes them between markers.
+
+    .venv/bin/python benchmarks/doc_numbers.py           # rewrite every marked block in the pages
+    .venv/bin/python benchmarks/doc_numbers.py --check   # exit 1 and name the blocks that differ
+
+A page holds a block as
+
+    <!-- numbers:NAME begin (benchmarks/doc_numbers.py) -->
+    ...generated...
+    <!-- numbers:NAME end -->
+
+and NAME is a key of BLOCKS. Every figure in a block is read from a committed result
+(benchmarks/results/*.json, docs/evaluation/**) or is arithmetic on one, with the arithmetic
+shown; the only constants are the design brief's (its rates, users, budgets, uptime) and the
+assumptions an interview answer states aloud (peak factor, utilisation, retention). A result
+refreshed without its pages fails tests/unit/test_interview_numbers.py until this runs again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import re
+import sys
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ("README.md", "docs")  # every Markdown file under these is scanned for blocks
+
+# The design brief's numbers: requirements, not measurements.
+RECS_PER_DAY = 1_000_000_000
+USERS = 200_000_000
+TX_PER_S = 10_000
+RECS_BUDGET_MS = 100
+FRAUD_BUDGET_MS = 50
+AVAILABILITY = 0.999
+# What an interview answer assumes aloud; each is printed beside the figure it changes.
+PEAK_FACTOR = 3             # peak hour over the daily average (recs_cpu.py's 35,000 req/s)
+TARGET_UTILISATION = 0.5    # a process or Redis shard run at half a core: room for a zone's loss
+KAFKA_RETENTION_DAYS = 7    # Kafka's default log retention
+REPLICATION = 3             # Kafka replicas, one per zone; Redis: a master and 2 replicas
+STATE_RETENTION_DAYS = 31   # the card and customer logs trim records older than 31 days
+# The code's own setting (services/common/bus/topics.py MIN_PARTITIONS; a test holds them equal).
+TRANSACTIONS_PARTITIONS = 12
+# The recommendation load mix changed at commit a70ed33 (2026-12-06 05:54 UTC): a run before it
+# drew 60 % of requests from 60 users, after it the whole population (load-tests/viewers.py).
+POPULATION_MIX_SINCE = "2026-12-06 05:54"
+
+Json = dict[str, Any]
+
+
+def number(value: float, digits: int = 0) -> str:
+    """1,234 or 1,234.5: the docs' thousands separator."""
+    return f"{value:,.{digits}f}"
+
+
+def size(n_bytes: float) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:,.1f} {unit}"
+    return f"{n_bytes:,.0f} B"
+
+
+def link(path: str, page: str) -> str:
+    """A repository path as a link from `page` (docs/... pages sit one or two folders down)."""
+    depth = page.count("/")
+    return f"[`{path}`]({'../' * depth}{path})"
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    """One `make load` run committed under docs/evaluation/make-load-<stamp>/."""
+
+    folder: str
+    stamp: str                      # 2026-12-06 05:18
+    slo: dict[str, dict[str, Json]]  # design -> {"closed": row, "open": row}
+    cache_share: dict[str, str]     # "closed"/"open" -> "79 %"
+    mix: str
+
+
+@dataclass(frozen=True)
+class Results:
+    """The committed results under `root`, read when asked for (a missing file is None)."""
+
+    root: Path = ROOT
+
+    def result(self, name: str) -> Json | None:
+        path = self.root / "benchmarks" / "results" / f"{name}.json"
+        return json.loads(path.read_text("utf-8")) if path.exists() else None
+
+    def need(self, name: str) -> Json:
+        found = self.result(name)
+        if found is None:
+            raise FileNotFoundError(f"benchmarks/results/{name}.json is missing")
+        return found
+
+    def sweep(self, design: str) -> tuple[str, Json]:
+        """The newest committed load sweep that ran `design`: its folder and result."""
+        folders = sorted((self.root / "docs" / "evaluation" / "load-sweep").glob("*/sweep.json"))
+        for path in reversed(folders):
+            found = json.loads(path.read_text("utf-8"))
+            if design in found["designs"]:
+                return str(path.parent.relative_to(self.root)), found
+        raise FileNotFoundError(f"no committed load sweep ran {design}")
+
+    def load_run(self) -> LoadRun:
+        """The newest committed `make load` run (docs/evaluation/make-load-*)."""
+        # a run counts once both designs' gate files are there (a partial copy is skipped)
+        folders = sorted(
+            folder for folder in (self.root / "docs" / "evaluation").glob("make-load-*")
+            if all((folder / design / f"{name}_slo.csv").exists()
+                   for design in ("fraud", "recs") for name in ("locust", "openloop")))
+        if not folders:
+            raise FileNotFoundError("no committed make-load run under docs/evaluation/")
+        folder = folders[-1]
+        raw = folder.name.removeprefix("make-load-")          # 2026-12-06T0518Z
+        stamp = f"{raw[:10]} {raw[11:13]}:{raw[13:15]}"                  # 2026-12-06 05:18
+        slo: dict[str, dict[str, Json]] = {}
+        for design in ("fraud", "recs"):
+            slo[design] = {loop: self._slo_row(folder / design / f"{name}_slo.csv")
+                           for loop, name in (("closed", "locust"), ("open", "openloop"))}
+        cache = {loop: self._cache_share(folder / "recs", name)
+                 for loop, name in (("closed", "locust"), ("open", "openloop"))}
+        meta = folder / "run.json"
+        if meta.exists():
+            mix = str(json.loads(meta.read_text("utf-8"))["recs_mix"])
+        else:
+            mix = mix_at(stamp)
+        return LoadRun(str(folder.relative_to(self.root)), stamp, slo, cache, mix)
+
+    @staticmethod
+    def _cache_share(folder: Path, prefix: str) -> str:
+        """The share of answers served from the cache: the tally CSV when committed, else the
+        run's summary.md (load-tests/report.py writes `served_from | cache 79%, ...` there)."""
+        tally = folder / f"{prefix}_served_from.csv"
+        if tally.exists():
+            with tally.open(encoding="utf-8") as f:
+                counts = {row["served_from"]: int(row["answers"]) for row in csv.DictReader(f)}
+            total = sum(n for source, n in counts.items() if source != "malformed")
+            return f"{round(100 * counts.get('cache', 0) / total)} %" if total else "not recorded"
+        summary = folder / "summary.md"
+        shares = re.findall(r"cache (\d+)%", summary.read_text("utf-8")) if summary.exists() else []
+        index = 0 if prefix == "locust" else 1  # the summary's columns: closed loop, open loop
+        return f"{shares[index]} %" if len(shares) > index else "not recorded"
+
+    @staticmethod
+    def _slo_row(path: Path) -> Json:
+        with path.open(encoding="utf-8") as f:
+            return dict(next(csv.DictReader(f)))
+
+
+def mix_at(stamp: str) -> str:
+    """The recommendation traffic mix a load run used, from when it ran (YYYY-MM-DD HH:MM...)."""
+    return "skewed" if stamp.replace("T", " ")[:16] < POPULATION_MIX_SINCE else "population"
+
+
+MIX_WORDS = {
+    "skewed": "60 % of requests from 60 hot users, the mix before issue 15",
+    "population": "the whole population, Zipf 0.8, a tenth unknown users",
+}
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the brief's arithmetic
+
+
+def recs_rates() -> tuple[float, float]:
+    average = RECS_PER_DAY / 86_400
+    return average, average * PEAK_FACTOR
+
+
+def error_budget_minutes() -> float:
+    return (1 - AVAILABILITY) * 30 * 24 * 60
+
+
+# ---------------------------------------------------------------- recommendations
+
+
+def recs_scale(r: Results, page: str) -> str:
+    memory = r.need("recs_memory")
+    average, peak = recs_rates()
+    per_user = memory["bytes_per_user"]
+    keys = {key: number(value["mean"]) for key, value in memory["bytes_per_user_by_key"].items()}
+    taste = memory["bytes_per_user_by_key"]["taste_row"]["mean"]
+    shard_gb = memory["projection"]["shard_gb"]
+    total = USERS * per_user["mean"]
+    capped = memory["at_history_cap"]
+    cache_entry = memory["response_cache"]["bytes"]["mean"]
+    live_entries = peak * 300  # a cached list lives 5 minutes: at most one per request in 300 s
+    titles, per_title = memory["catalog"]["titles"], memory["catalog"]["bytes_per_title"]
+    when = memory["when"][:16].replace("T", " ")
+    source = (f"{link('benchmarks/results/recs_memory.json', page)}, "
+              f"{number(memory['users_sampled'])} users, Redis {memory['redis']['version']}, "
+              f"{when} UTC")
+    rows = [
+        ["requests",
+         f"1 B a day / 86,400 s = **{number(average)} req/s** on average; x{PEAK_FACTOR} at the "
+         f"peak hour = **{number(peak)} req/s**",
+         "brief; peak factor assumed"],
+        ["online state per user",
+         f"mean {number(per_user['mean'])} B (p50 {number(per_user['p50'])}, "
+         f"p99 {number(per_user['p99'])}): history {keys['watch_history']}, "
+         f"taste vector {keys['taste_row']}, profile {keys['profile']}, "
+         f"count {keys['watch_count']}",
+         source],
+        ["200 M users",
+         f"200 M x {number(per_user['mean'])} B = **{size(total)}**; x{REPLICATION} with two "
+         f"replicas (one a zone) = {size(REPLICATION * total)}; "
+         f"{math.ceil(total / (shard_gb * 1e9))} masters of {number(shard_gb)} GB",
+         "arithmetic on the line above"],
+        ["... at the history cap",
+         f"{number(capped['events'])} events a user: {number(capped['bytes_per_user'])} B "
+         f"-> {size(USERS * capped['bytes_per_user'])}, {capped['projection']['masters']} masters",
+         "the same file"],
+        ["taste vectors alone", f"200 M x {keys['taste_row']} B = {size(USERS * taste)}",
+         "the same file"],
+        ["response cache",
+         f"{number(cache_entry)} B a cached list (mean); a list lives 300 s, so at most "
+         f"{number(peak)} x 300 = {number(live_entries / 1e6, 1)} M lists = "
+         f"{size(live_entries * cache_entry)} at the peak",
+         "the same file; upper bound (every request a new user)"],
+        ["catalog",
+         f"{number(titles)} titles x {number(per_title)} B = {size(titles * per_title)} (one "
+         "`{global}` slot: read by every request, so replicate it, never shard it)",
+         "the same file"],
+        ["impressions",
+         f"one per answered list: {number(RECS_PER_DAY / 1e9)} B events a day on "
+         f"`rec-impressions`, {number(average)}/s average; their size is not measured",
+         "brief"],
+        ["99.9 % uptime",
+         f"(1 - 0.999) x 30 days = **{number(error_budget_minutes(), 1)} minutes** of errors or "
+         "over-budget answers a month",
+         "brief"],
+    ]
+    return table(["quantity", "estimate", "from"], rows)
+
+
+def recs_cores(r: Results, page: str) -> str:
+    cpu = r.result("recs_cpu")
+    if cpu is None:
+        sweep_path, sweep = r.sweep("recs")
+        knee = sweep["designs"]["recs"]["service"]["knee_rps"]
+        cores = sweep["machine"]["nproc"]
+        average, peak = recs_rates()
+        return (f"**Not measured yet**: `benchmarks/results/recs_cpu.json` (CPU per request by "
+                "process, `benchmarks/recs_cpu.py`) is not committed. Until it is, the only "
+                f"per-core figure is the load sweep's knee: {number(knee)} req/s on "
+                f"{cores} shared cores with the whole stack and the load generator on them "
+                f"({link(sweep_path + '/summary.md', page)}, "
+                f"{sweep['generated'][:16].replace('T', ' ')} UTC), "
+                f"so {number(knee / cores)} req/s a core: {number(average / (knee / cores))} cores "
+                f"on average, {number(peak / (knee / cores))} at the peak, with that run's traffic "
+                f"({MIX_WORDS[mix_at(sweep['generated'])]}; the sweep does not record its cache "
+                "share).")
+    load = cpu["load"]
+    runs = cpu["runs"]
+    processes = ("service", "redis", "kafka", "stream", "lake", "driver")
+    run_rows = []
+    for name, run in runs.items():
+        per = run["cpu_ms_per_request"]
+        served = run.get("served_from", {})
+        answered = max(run["answered"], 1)
+        share = ", ".join(f"{k} {round(100 * v / answered)} %" for k, v in sorted(served.items()))
+        run_rows.append([name, number(run["answered"]), share or "-",
+                         *[f"{per.get(p, 0):.3f}" for p in processes],
+                         f"{run['p50_ms']} / {run['p99_ms']}"])
+    plan_rows = [[line["rate"], number(line["req_s"]), f"{round(100 * line['hit_ratio'])} %",
+                  f"{line['cpu_ms_per_request']:.3f}", number(line["req_s_per_core"]),
+                  f"**{number(line['cores'], 1)}**",
+                  number(math.ceil(line["cores"] / TARGET_UTILISATION))]
+                 for line in cpu["capacity"]]
+    machine = cpu["machine"]
+    peak = max(line["req_s"] for line in cpu["capacity"])
+    redis_ms = {name: run["cpu_ms_per_request"].get("redis", 0.0) for name, run in runs.items()}
+    redis_line = f"Redis's share at {number(peak)} req/s, single-threaded per shard: " + "; ".join(
+        f"{name}: {number(peak * ms / 1000, 2)} cores, "
+        f"{math.ceil(peak * ms / 1000 / TARGET_UTILISATION)} shards at "
+        f"{round(100 * TARGET_UTILISATION)} %" for name, ms in redis_ms.items() if ms > 0) + "."
+    return "\n".join([
+        f"CPU per request by process ({link('benchmarks/results/recs_cpu.json', page)}: "
+        f"{cpu['when'][:16].replace('T', ' ')} UTC, {machine['cpus']} cores, "
+        f"Python {machine['python']}, "
+        f"{number(load['rps'])} req/s offered for {load['duration_s']} s a configuration, "
+        f"{load['driver']}):", "",
+        table(["configuration", "answered", "served from", *[f"{p} ms CPU" for p in processes],
+               "p50 / p99 ms"], run_rows), "",
+        "Cores for the brief's rates, (hit x cached + (1 - hit) x uncached) CPU a request, the "
+        "service's, Redis's, Kafka's and the stream's counted (the driver's not):", "",
+        table(["rate", "req/s", "cache hits", "ms CPU a request", "req/s a core", "cores",
+               f"cores at {round(100 * TARGET_UTILISATION)} % utilisation"], plan_rows),
+        "", redis_line,
+    ])
+
+
+# ---------------------------------------------------------------- fraud
+
+
+def stream_run(r: Results, processes: int = 2) -> tuple[Json, Json]:
+    stream = r.need("fraud_stream")
+    run = next(t for t in stream["throughput"] if t["processes"] == processes)
+    return stream, run
+
+
+def fraud_stream_cores(r: Results) -> dict[str, float]:
+    """Cores per process kind for TX_PER_S, from the 2-scorer drain's CPU per transaction."""
+    _, run = stream_run(r)
+    rate = run["lag_probe"]["tx_per_s"]
+    parts = {k: run["cores"][k] / rate * TX_PER_S
+             for k in ("scorer", "redis", "kafka", "other work")}
+    # what the whole machine reached: all its cores over the drain's rate
+    stream, _ = stream_run(r)
+    parts["machine"] = stream["machine"]["nproc"] / rate * TX_PER_S
+    return parts
+
+
+def fraud_http_cores(r: Results) -> tuple[float, float, str, float, float]:
+    """Cores for TX_PER_S on the HTTP path: from the full-stack sweep's knee and from one
+    batching worker alone (its knee not reached: a lower bound of its rate)."""
+    sweep_path, sweep = r.sweep("fraud")
+    knee = sweep["designs"]["fraud"]["service"]["knee_rps"]
+    cores = sweep["machine"]["nproc"]
+    workers = r.need("fraud_workers_coalesced")
+    alone = workers["targets"]["1 worker"]["knee_rps"]
+    alone_cores = workers["machine"]["at_start"]["nproc"]
+    return (TX_PER_S / knee * cores, TX_PER_S / alone * alone_cores, sweep_path, knee, alone)
+
+
+def fraud_scale(r: Results, page: str) -> str:
+    tx_bytes = r.need("kafka_clients")["setup"]["value_bytes"]
+    decision_bytes = r.need("records_writer")["setup"]["event_bytes"]
+    state = r.need("fraud_features_online")
+    store = state["store"]
+    per_tx = store["used_memory"] / store["transactions"]
+    held = TX_PER_S * 86_400 * STATE_RETENTION_DAYS
+    state_bytes = held * per_tx
+    shard_gb = r.need("recs_memory")["projection"]["shard_gb"]  # the same shard size as recs
+    cores = fraud_stream_cores(r)
+    scorers = math.ceil(cores["scorer"] / TARGET_UTILISATION)
+    in_rate, out_rate = TX_PER_S * tx_bytes, TX_PER_S * decision_bytes
+    disk = (in_rate + out_rate) * 86_400 * KAFKA_RETENTION_DAYS * REPLICATION
+    utilisation = f"{round(100 * TARGET_UTILISATION)} %"
+    rows = [
+        ["events",
+         f"10,000 tx/s x 86,400 s = **{number(TX_PER_S * 86_400 / 1e6)} M transactions a day**, "
+         "and as many decisions",
+         "brief"],
+        ["state per transaction",
+         f"{number(store['used_memory'] / 1e6, 1)} MB of Redis for "
+         f"{number(store['transactions'])} transactions ({store['days']} days, "
+         f"{number(store['keys'])} keys): {number(per_tx)} B each",
+         f"{link('benchmarks/results/fraud_features_online.json', page)}, "
+         f"{state['meta']['date']}"],
+        ["state at 10,000 tx/s",
+         f"{STATE_RETENTION_DAYS} days held = {number(held / 1e9, 1)} B transactions x "
+         f"{number(per_tx)} B = **{size(state_bytes)}**; "
+         f"{math.ceil(state_bytes / (shard_gb * 1e9))} masters of {number(shard_gb)} GB "
+         f"(x{REPLICATION} with 2 replicas)",
+         f"arithmetic; an upper bound (the logs trim lazily, the fill ran {store['days']} days)"],
+        ["Redis CPU",
+         f"{number(cores['redis'], 2)} cores at 10,000 tx/s: one single-threaded shard would run "
+         f"at {round(100 * cores['redis'])} %; "
+         f"{math.ceil(cores['redis'] / TARGET_UTILISATION)} shards at {utilisation} "
+         "(memory needs more, above)",
+         "the drain below"],
+        ["Kafka in",
+         f"10,000 x {tx_bytes} B = {size(in_rate)}/s of transactions; decisions out "
+         f"10,000 x {decision_bytes} B = {size(out_rate)}/s",
+         f"{link('benchmarks/results/kafka_clients.json', page)} (message size), "
+         f"{link('benchmarks/results/records_writer.json', page)} (decision event size)"],
+        ["Kafka disk",
+         f"({size(in_rate)} + {size(out_rate)})/s x {KAFKA_RETENTION_DAYS} days x "
+         f"{REPLICATION} replicas = **{size(disk)}**",
+         "retention and replicas assumed"],
+        ["partitions",
+         f"{scorers} scorer processes at {utilisation} of a core each "
+         f"({number(cores['scorer'], 2)} scorer cores): partitions >= {scorers}; "
+         f"{TRANSACTIONS_PARTITIONS} today (room for {TRANSACTIONS_PARTITIONS} scorers), "
+         f"{2 * TRANSACTIONS_PARTITIONS} for twice the brief",
+         "the drain below"],
+        ["99.9 % uptime",
+         f"**{number(error_budget_minutes(), 1)} minutes** a month of failed or over-budget "
+         "decisions",
+         "brief"],
+    ]
+    return table(["quantity", "estimate", "from"], rows)
+
+
+def fraud_cores(r: Results, page: str) -> str:
+    stream, run = stream_run(r)
+    rate = run["lag_probe"]["tx_per_s"]
+    nproc = stream["machine"]["nproc"]
+    cores = fraud_stream_cores(r)
+    plateau = r.need("fraud_stream_processes")
+    drain_text = "; ".join(
+        f"{name}: " + ", ".join(f"{t['processes']} -> {number(t['lag_probe']['tx_per_s'])}"
+                                for t in found["throughput"])
+        for name, found in (("fraud_stream.json", stream),
+                            ("fraud_stream_processes.json", plateau)))
+    http_full, http_alone, sweep_path, knee, alone = fraud_http_cores(r)
+    attributed = cores["scorer"] + cores["redis"] + cores["kafka"] + cores["other work"]
+
+    def micros(cores_at_brief: float) -> str:
+        return f"{number(cores_at_brief / TX_PER_S * 1e6)} µs"
+
+    labels = {"scorer": "scorer processes", "redis": "Redis", "kafka": "Kafka broker",
+              "other work": "other work"}
+    stream_rows = [[label, micros(cores[k]), number(cores[k], 2)] for k, label in labels.items()]
+    stream_rows += [
+        ["**attributed**", micros(attributed), f"**{number(attributed, 1)}**"],
+        [f"all {nproc} cores over the drain's rate", micros(cores["machine"]),
+         number(cores["machine"], 1)],
+    ]
+    when = stream["date"][:16].replace("T", " ")
+    return "\n".join([
+        f"**Stream** (`transactions` -> scorers): the drain of {number(run['backlog'])} "
+        f"transactions with {run['processes']} scorers reached **{number(rate)} tx/s** on "
+        f"{nproc} cores ({link('benchmarks/results/fraud_stream.json', page)}, {when} UTC); "
+        f"by scorer count ({link('benchmarks/results/fraud_stream_processes.json', page)} too), "
+        f"scorers -> tx/s: {drain_text}; a plateau: the cores, not the processes, are the limit. "
+        "10,000 tx/s was **not measured**; the cores it needs, from that drain's CPU per "
+        "transaction:",
+        "",
+        table(["process", "CPU a transaction", "cores at 10,000 tx/s"], stream_rows),
+        "",
+        f"**HTTP** (`POST /v1/score`): the full-stack sweep's knee is {number(knee)} req/s on 2 "
+        f"cores ({link(sweep_path + '/summary.md', page)}), so 10,000 req/s needs "
+        f"**{number(http_full)} cores**; one batching worker alone, on its own unseeded Redis, "
+        f"held {number(alone)} req/s, its knee not reached "
+        f"({link('benchmarks/results/fraud_workers_coalesced.json', page)}): "
+        f"at most {number(http_alone, 1)} cores. 10,000 req/s was **not measured**.",
+    ])
+
+
+def fraud_http(r: Results, page: str) -> str:
+    result = r.need("fraud_http_openloop")
+    rows = [[str(run["fraud_workers"]), number(run["offered_rps"]), number(float(run["rps"]), 1),
+             number(int(run["requests"])), run["failures"], f"{run['p50_ms']} / {run['p99_ms']}",
+             run["verdict"], run.get("date", result["date"])]
+            for run in result["runs"]]
+    return "\n".join([
+        f"Open loop, 60 s a run, the full demo stack on 2 cores "
+        f"({link('benchmarks/results/fraud_http_openloop.json', page)}):", "",
+        table(["fraud workers", "offered req/s", "served req/s", "requests", "failures",
+               "p50 / p99 ms", f"p99 < {FRAUD_BUDGET_MS} ms", "when (UTC)"], rows)])
+
+
+def load_table(r: Results, page: str) -> str:
+    run = r.load_run()
+    rows = []
+    for design, budget in (("recs", RECS_BUDGET_MS), ("fraud", FRAUD_BUDGET_MS)):
+        for loop in ("closed", "open"):
+            row = run.slo[design][loop]
+            cache = run.cache_share[loop] if design == "recs" else "-"
+            rows.append([design, f"{loop} loop", number(float(row["rps"])),
+                         number(int(row["requests"])),
+                         row["failures"], f"{row['p50_ms']} / {row['p99_ms']}", cache,
+                         f"{row['verdict']} (p99 < {budget} ms)"])
+    return "\n".join([
+        f"`make load` at its defaults, {run.stamp} UTC, 30 s a loop, everything on 2 cores "
+        f"({link(run.folder + '/recs/summary.md', page)}, "
+        f"{link(run.folder + '/fraud/summary.md', page)}); "
+        f"the recommendation traffic: **{MIX_WORDS.get(run.mix, run.mix)}**:", "",
+        table(["design", "driver", "req/s", "requests", "failures", "p50 / p99 ms",
+               "served from cache", "gate"], rows)])
+
+
+def sweep_table(r: Results, page: str) -> str:
+    rows = []
+    for design in ("recs", "recs-uncached", "fraud"):
+        try:
+            path, sweep = r.sweep(design)
+        except FileNotFoundError:
+            if design == "recs-uncached":  # swept since issue 15; older runs have no such design
+                continue
+            raise
+        found = sweep["designs"][design]
+        service, floor = found["service"], found["floor"]
+        at_least = "at least " if floor["knee_is_lower_bound"] else ""
+        when = sweep["generated"][:16].replace("T", " ")
+        label = found["endpoint"] + (" (uncached)" if design == "recs-uncached" else "")
+        rows.append([label, f"**{number(service['knee_rps'])} req/s**",
+                     f"{at_least}{number(floor['knee_rps'])} req/s", service["stopped"] or "-",
+                     f"{link(path + '/summary.md', page)} ({when})"])
+    return table(["endpoint", "knee (p99 in budget)", "floor's knee", "stopped", "run (UTC)"], rows)
+
+
+def fraud_stages(r: Results, page: str) -> str:
+    stream, run = stream_run(r, processes=1)
+    stages = run["metrics"]["ms"]
+    rows = [[name, f"{stages[name]['per_tx']:.3f} ms"] for name in stages]
+    return "\n".join([
+        table(["stage", "a transaction"], rows), "",
+        f"{number(run['backlog'])} transactions, {run['processes']} scorer, "
+        f"{link('benchmarks/results/fraud_stream.json', page)} "
+        f"({stream['date'][:16].replace('T', ' ')} UTC, {stream['machine']['nproc']} cores).",
+    ])
+
+
+# ---------------------------------------------------------------- ten-minute tables, README
+
+
+def recs_ten(r: Results, page: str) -> str:
+    average, peak = recs_rates()
+    memory = r.need("recs_memory")
+    per_user = memory["bytes_per_user"]["mean"]
+    run = r.load_run()
+    open_recs = run.slo["recs"]["open"]
+    _, sweep = r.sweep("recs")
+    knee = sweep["designs"]["recs"]["service"]["knee_rps"]
+    cpu = r.result("recs_cpu")
+    if cpu is None:
+        per_core = knee / sweep["machine"]["nproc"]
+        cores = (f"not measured yet (recs_cpu.json); from the sweep's knee "
+                 f"~{number(peak / per_core)} at the peak")
+    else:
+        top = max(x["req_s"] for x in cpu["capacity"])
+        cores = "; ".join(f"{round(100 * c['hit_ratio'])} % hits: {number(c['cores'], 1)}"
+                          for c in cpu["capacity"] if c["req_s"] == top)
+    rows = [
+        ["load", f"{number(average)} req/s average, {number(peak)} peak",
+         "1 B a day, peak x3 assumed"],
+        ["latency", f"p99 < {RECS_BUDGET_MS} ms",
+         f"`make load`: p99 {open_recs['p99_ms']} ms open loop at "
+         f"{number(float(open_recs['rps']))} req/s, {run.cache_share['open']} from cache "
+         f"({run.mix} mix)"],
+        ["one machine", "2 cores, everything on them", f"knee {number(knee)} req/s"],
+        ["cores at the peak", "CPU a request x rate", cores],
+        ["memory", "Redis, sharded by `{user}`",
+         f"{size(USERS * per_user)} for 200 M users ({number(per_user)} B each), "
+         f"{memory['projection']['masters']} masters of "
+         f"{number(memory['projection']['shard_gb'])} GB"],
+        ["uptime", "99.9 %",
+         f"{number(error_budget_minutes(), 1)} min a month; Redis down -> popular list "
+         "(fail open)"],
+    ]
+    return table(["", "the answer", "measured or computed here"], rows)
+
+
+def open_max_amount(r: Results) -> float:
+    """What a degraded decision may still approve: the policy file's stand-in limit."""
+    policy = tomllib.loads((r.root / "config" / "fraud" / "policy.toml").read_text("utf-8"))
+    return float(policy["degraded"]["open_max_amount"])
+
+
+def fraud_ten(r: Results, page: str) -> str:
+    _, run = stream_run(r)
+    cores = fraud_stream_cores(r)
+    http_full, http_alone, _, knee, _ = fraud_http_cores(r)
+    openloop = r.need("fraud_http_openloop")
+    best = max((x for x in openloop["runs"] if x["verdict"] == "PASS"),
+               key=lambda x: x["offered_rps"])
+    workers = f"{best['fraud_workers']} worker{'s' if best['fraud_workers'] != 1 else ''}"
+    attributed = cores["scorer"] + cores["redis"] + cores["kafka"] + cores["other work"]
+    rows = [
+        ["load", f"{number(TX_PER_S)} tx/s = {number(TX_PER_S * 86_400 / 1e6)} M a day",
+         "brief"],
+        ["latency", f"decision p99 < {FRAUD_BUDGET_MS} ms",
+         f"HTTP: p99 {best['p99_ms']} ms at {number(best['offered_rps'])} req/s for 60 s "
+         f"({workers}, full stack)"],
+        ["one machine", "2 cores",
+         f"stream drain {number(run['lag_probe']['tx_per_s'])} tx/s ({run['processes']} "
+         f"scorers); HTTP knee {number(knee)} req/s"],
+        ["cores for 10,000/s", "CPU a transaction x rate",
+         f"stream {number(attributed, 1)} attributed ({number(cores['machine'], 1)} at this "
+         f"machine's efficiency); HTTP {number(http_alone, 1)}-{number(http_full, 1)}"],
+        ["uptime", "99.9 %",
+         f"{number(error_budget_minutes(), 1)} min a month; Redis down -> decide on the "
+         "transaction alone, flagged `degraded` (fail open up to "
+         f"{number(open_max_amount(r))}, else review)"],
+    ]
+    return table(["", "the answer", "measured or computed here"], rows)
+
+
+def readme_status(r: Results, page: str) -> str:
+    run = r.load_run()
+    fraud, recs = run.slo["fraud"], run.slo["recs"]
+    verdicts = {row["verdict"] for loops in run.slo.values() for row in loops.values()}
+    gate = "passes" if verdicts == {"PASS"} else "does not pass (see its summaries)"
+    fraud_knee = r.sweep("fraud")[1]["designs"]["fraud"]["service"]["knee_rps"]
+    recs_knee = r.sweep("recs")[1]["designs"]["recs"]["service"]["knee_rps"]
+    _, stream = stream_run(r)
+    cores = fraud_stream_cores(r)
+    http_full, http_alone, _, _, _ = fraud_http_cores(r)
+    openloop = r.need("fraud_http_openloop")
+    best = max((x for x in openloop["runs"] if x["verdict"] == "PASS"),
+               key=lambda x: x["offered_rps"])
+    attributed = cores["scorer"] + cores["redis"] + cores["kafka"] + cores["other work"]
+    average, _ = recs_rates()
+    sentences = [
+        "What was measured, on one 2-core machine with every service, Redis, Kafka and the load "
+        f"generator on the same two cores: `make load` ({run.stamp} UTC) {gate} at its defaults, "
+        f"fraud {number(float(fraud['open']['rps']))} req/s p99 {fraud['closed']['p99_ms']} / "
+        f"{fraud['open']['p99_ms']} ms (closed / open loop), recommendations "
+        f"{number(float(recs['open']['rps']))} req/s p99 {recs['closed']['p99_ms']} / "
+        f"{recs['open']['p99_ms']} ms with {run.cache_share['open']} of answers from the cache "
+        f"({MIX_WORDS.get(run.mix, run.mix)}); the load sweeps' knees are "
+        f"{number(fraud_knee)} req/s for fraud and {number(recs_knee)} for recommendations; "
+        f"the fraud API held {number(best['offered_rps'])} req/s for a minute at p99 "
+        f"{best['p99_ms']} ms; the fraud stream drained "
+        f"{number(stream['lag_probe']['tx_per_s'])} transactions/s with two scorers.",
+        "The brief's 10,000 tx/s was **not** run: computed from the measured CPU per "
+        f"transaction it needs ~{number(attributed, 1)} cores on the stream "
+        f"({number(cores['machine'], 1)} at this machine's efficiency) and "
+        f"{number(http_alone)}-{number(http_full)} on the HTTP path "
+        "([docs/interview/fraud.md](docs/interview/fraud.md#2-back-of-the-envelope) shows the "
+        "arithmetic); nor was the brief's 1 B recommendations a day "
+        f"({number(average)} req/s on average; "
+        "[docs/interview/recommendations.md](docs/interview/recommendations.md#2-back-of-the-envelope)).",
+    ]
+    return " ".join(sentences)
+
+
+def recs_freshness(r: Results, page: str) -> str:
+    """The newest committed `make load-freshness` run: watch -> changed list under load."""
+    runs = sorted((r.root / "docs" / "evaluation").glob("freshness-*/freshness.json"))
+    if not runs:
+        return "**Not measured yet**: no `make load-freshness` run is committed."
+    path = runs[-1]
+    found = json.loads(path.read_text("utf-8"))
+    summary, settings = found["summary"], found["settings"]
+    load = path.parent / "openloop_slo.csv"
+    beside = "the load beside it is not recorded"
+    if load.exists():
+        with load.open(encoding="utf-8") as f:
+            row = next(csv.DictReader(f))
+        failed = int(row["failures"]) / max(int(row["requests"]), 1)
+        beside = (f"beside them the uncached open loop got {number(float(row['rps']))} req/s, "
+                  f"p99 {row['p99_ms']} ms, {100 * failed:.1f} % failed")
+    rel = str(path.relative_to(r.root))
+    verdict = "PASS" if summary["passed"] else "FAIL"
+    return (f"{number(summary['probes'])} probes, one every {settings['interval']:g} s "
+            f"({link(rel, page)}, {found['when'][:16].replace('T', ' ')} UTC): "
+            f"{number(summary['changed'])} lists changed, p50 {summary.get('p50_ms')} ms, "
+            f"p99 {summary.get('p99_ms')} ms, max {summary.get('max_ms')} ms from ingest's 202 "
+            f"to the first list built on the watch (budget p99 {summary['budget_s']:g} s: "
+            f"**{verdict}**); {beside}.")
+
+
+BLOCKS: dict[str, Callable[[Results, str], str]] = {
+    "recs-freshness": recs_freshness,
+    "recs-scale": recs_scale,
+    "recs-cores": recs_cores,
+    "recs-ten": recs_ten,
+    "fraud-scale": fraud_scale,
+    "fraud-cores": fraud_cores,
+    "fraud-http": fraud_http,
+    "fraud-stages": fraud_stages,
+    "fraud-ten": fraud_ten,
+    "make-load": load_table,
+    "load-sweep": sweep_table,
+    "readme-status": readme_status,
+}
+
+# The body runs from the line after `begin` to the line before `end`, its last newline included
+# (empty in a page not yet rendered).
+BLOCK = re.compile(r"(<!-- numbers:(?P<name>[a-z-]+) begin \(benchmarks/doc_numbers\.py\) -->\n)"
+                   r"(?P<body>.*?)"
+                   r"(<!-- numbers:(?P=name) end -->)", re.DOTALL)
+
+
+def pages(root: Path = ROOT) -> list[Path]:
+    found: list[Path] = []
+    for entry in PAGES:
+        path = root / entry
+        found += sorted(path.rglob("*.md")) if path.is_dir() else [path]
+    return found
+
+
+def render(text: str, page: str, results: Results) -> str:
+    """`text` with every block between its markers rendered anew."""
+    def fill(match: re.Match[str]) -> str:
+        name = match["name"]
+        if name not in BLOCKS:
+            raise KeyError(f"{page}: unknown numbers block {name!r}")
+        return f"{match[1]}{BLOCKS[name](results, page)}\n{match[4]}"
+    return BLOCK.sub(fill, text)
+
+
+def stale(root: Path = ROOT, results: Results | None = None) -> list[str]:
+    """The `page: block` pairs whose text differs from what the results render."""
+    results = results or Results(root)
+    out = []
+    for path in pages(root):
+        text = path.read_text("utf-8")
+        page = str(path.relative_to(root))
+        for match in BLOCK.finditer(text):
+            if match["body"] != BLOCKS[match["name"]](results, page) + "\n":
+                out.append(f"{page}: {match['name']}")
+    return out
+
+
+def write(root: Path = ROOT, results: Results | None = None) -> list[str]:
+    results = results or Results(root)
+    changed = []
+    for path in pages(root):
+        text = path.read_text("utf-8")
+        new = render(text, str(path.relative_to(root)), results)
+        if new != text:
+            path.write_text(new, "utf-8")
+            changed.append(str(path.relative_to(root)))
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report blocks that differ")
+    args = parser.parse_args(argv)
+    if args.check:
+        differing = stale()
+        for line in differing:
+            print(f"stale: {line}")
+        return 1 if differing else 0
+    for page in write():
+        print(f"rewrote {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

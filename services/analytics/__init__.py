@@ -1,0 +1,1 @@
+"""Analytics over the lake: SQL (DuckDB) on the Parquet files the lake sink wrote."""

@@ -1,0 +1,135 @@
+"""Guardrails: a running experiment whose variation hurts a guarded metric is stopped.
+
+    every MLSD_EXPERIMENTS_GUARDRAIL_INTERVAL_S:
+      running experiments with guardrails ─▶ counts (Redis) ─▶ breaches (pure, below)
+        ─▶ status stopped, by actor "guardrail:<metric>" (recorded like any change) ─▶ log, metric
+
+A breach needs all three: each arm has `min_units` in the metric's denominator; the treatment's
+rate is below control's with the 95 % Wald interval of the difference entirely below 0; and
+the observed relative drop exceeds `max_relative_drop`. The first keeps an early, noisy read
+from firing; the second, chance; the third, a real but tolerated cost. The check runs each
+interval on the running totals, so it peeks: with ~1 check a minute over a week the false-stop
+rate is above the nominal 2.5 %, the price of stopping harm early (a sequential boundary would
+hold it; docs/experiments.md#guardrails).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from services.common.experiment_counts import VariationCounts
+from services.common.experiments import ExperimentDefinition
+from services.common.experiments.definitions import Guardrail
+from services.experiments.statistics import two_proportion_test
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Breach:
+    experiment: str
+    variation: str
+    metric: str
+    control_rate: float
+    variation_rate: float
+    relative: float            # (variation - control) / control, negative: a drop
+    interval: tuple[float, float]  # 95 % interval of the absolute difference
+
+    def describe(self) -> str:
+        return (f"{self.experiment}: {self.variation} {self.metric} "
+                f"{self.variation_rate:.4f} vs control {self.control_rate:.4f} "
+                f"({self.relative:+.1%}, 95% CI of the difference "
+                f"[{self.interval[0]:+.4f}, {self.interval[1]:+.4f}])")
+
+
+def _rate_parts(counts: VariationCounts, metric: str) -> tuple[int, int]:
+    """(successes, trials) of the metric."""
+    if metric == "click_through":
+        return counts.clicks, counts.impressions
+    return counts.converted, counts.exposed
+
+
+def breaches(definition: ExperimentDefinition,
+             counts: Mapping[str, VariationCounts]) -> list[Breach]:
+    """Every (variation, guardrail) breached now; empty when all hold."""
+    control = counts.get(definition.control)
+    if control is None:
+        return []
+    found = []
+    for guardrail in definition.guardrails:
+        for variation in definition.variations:
+            if variation.name == definition.control or variation.name not in counts:
+                continue
+            breach = _breach(definition.key, variation.name, guardrail, control,
+                             counts[variation.name])
+            if breach is not None:
+                found.append(breach)
+    return found
+
+
+def _breach(experiment: str, variation: str, guardrail: Guardrail, control: VariationCounts,
+            counts: VariationCounts) -> Breach | None:
+    c_hits, c_trials = _rate_parts(control, guardrail.metric)
+    v_hits, v_trials = _rate_parts(counts, guardrail.metric)
+    if min(c_trials, v_trials) < guardrail.min_units:
+        return None
+    lift = two_proportion_test(c_hits, c_trials, v_hits, v_trials)
+    if lift is None or lift.relative is None:
+        return None
+    if lift.absolute_interval[1] < 0 and lift.relative < -guardrail.max_relative_drop:
+        return Breach(experiment, variation, guardrail.metric, c_hits / c_trials,
+                      v_hits / v_trials, lift.relative, lift.absolute_interval)
+    return None
+
+
+class GuardrailWatch:
+    """Checks the running experiments' guardrails every `interval_s` on a daemon thread; stops
+    an experiment through `stop` (the service's set_status: recorded, stored, refreshed)."""
+
+    def __init__(self, running: Callable[[], list[ExperimentDefinition]],
+                 counts: Callable[[str], Mapping[str, VariationCounts]],
+                 stop: Callable[[str, str], object], interval_s: float,
+                 on_stop: Callable[[Breach], None] = lambda breach: None) -> None:
+        self._running = running
+        self._counts = counts
+        self._stop = stop
+        self._interval_s = interval_s
+        self._on_stop = on_stop
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def check_once(self) -> list[Breach]:
+        """One pass: the breaches that stopped an experiment (the first per experiment)."""
+        stopped = []
+        for definition in self._running():
+            if not definition.guardrails or definition.status != "running":
+                continue
+            found = breaches(definition, self._counts(definition.key))
+            if not found:
+                continue
+            first = found[0]
+            self._stop(definition.key, f"guardrail:{first.metric}")
+            logger.warning("experiment stopped by a guardrail",
+                           extra={"experiment": definition.key, "breach": first.describe()})
+            self._on_stop(first)
+            stopped.append(first)
+        return stopped
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="guardrails", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._halt.wait(self._interval_s):
+            try:
+                self.check_once()
+            except Exception:  # Redis or the record down: try again next interval
+                logger.exception("guardrail check failed")

@@ -1,0 +1,1 @@
+"""The lake sink: every event topic, as consumed from Kafka, into Parquet files by hour."""

@@ -1,0 +1,104 @@
+"""Compaction: an hour's part files merged into one file, atomically and idempotently.
+
+Steps for one closed hour (no new event expected; a late one starts a new part file that the
+next compaction merges): read the compacted file (if any) and the part files it does not hold
+yet, write them as the new compacted file with every range it holds in its metadata (atomic
+rename over the old one), then delete the part files it holds. A crash before the rename
+changes nothing; a crash after it leaves part files the compacted file already holds, which
+readers skip (services/common/lake/files.py: live_files) and the next run deletes. Running it
+again on a compacted hour does nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from services.common.lake.files import (
+    compacted_sources,
+    fsync_directory,
+    hour_files,
+    with_sources,
+    write_atomically,
+)
+from services.common.lake.layout import COMPACTED, TEMP_PREFIX, hour_directories
+
+logger = logging.getLogger(__name__)
+LOCK_FILE = ".compaction.lock"
+STALE_TEMP_S = 3_600.0
+
+
+@dataclass
+class CompactionOutcome:
+    hours: int = 0          # hours rewritten into a new compacted file
+    merged_files: int = 0   # part files merged (and deleted)
+    removed_leftovers: int = 0  # part files a compacted file already held (an earlier crash)
+
+
+def compact_hour(hour_dir: Path) -> CompactionOutcome:
+    """Merge the hour's part files into its compacted file; a no-op if there is nothing to do."""
+    outcome = CompactionOutcome()
+    compacted, parts = hour_files(hour_dir)
+    held = compacted_sources(compacted) if compacted is not None else set()
+    leftovers = [path for found, path in parts.items() if found in held]
+    fresh = {found: path for found, path in parts.items() if found not in held}
+    # One part file and no compacted file is already one file: renaming it gains nothing.
+    if fresh and (compacted is not None or len(fresh) > 1):
+        tables = [pq.read_table(compacted)] if compacted is not None else []
+        tables += [pq.read_table(path) for _, path in sorted(fresh.items())]
+        merged = pa.concat_tables([t.replace_schema_metadata(None) for t in tables]).sort_by(
+            [("partition", "ascending"), ("offset", "ascending")])
+        write_atomically(with_sources(merged, held | set(fresh)), hour_dir / COMPACTED)
+        outcome.hours, outcome.merged_files = 1, len(fresh)
+        leftovers += list(fresh.values())
+    else:
+        outcome.removed_leftovers = len(leftovers)
+    # A writer that died between its write and its rename leaves a temporary file nobody
+    # reads; an hour later it is certainly not being written any more.
+    leftovers += [path for path in hour_dir.glob(f"{TEMP_PREFIX}*")
+                  if time.time() - path.stat().st_mtime > STALE_TEMP_S]
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    if leftovers:
+        fsync_directory(hour_dir)
+    return outcome
+
+
+def compact_closed_hours(root: Path, topics: tuple[str, ...], now: datetime,
+                         grace: timedelta) -> CompactionOutcome:
+    """Compact every hour of `topics` that ended more than `grace` before `now`."""
+    total = CompactionOutcome()
+    with _exclusive(root):
+        for topic in topics:
+            for key, hour_dir in hour_directories(root, topic):
+                if key.ends_at() + grace > now:
+                    continue
+                done = compact_hour(hour_dir)
+                total.hours += done.hours
+                total.merged_files += done.merged_files
+                total.removed_leftovers += done.removed_leftovers
+    if total.hours or total.removed_leftovers:
+        logger.info("lake compacted", extra={"hours": total.hours, "files": total.merged_files,
+                                             "leftovers": total.removed_leftovers})
+    return total
+
+
+@contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
+    """One compaction at a time per lake (the sink's and `make lake-compact` may overlap)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / LOCK_FILE).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

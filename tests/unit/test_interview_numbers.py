@@ -1,0 +1,168 @@
+"""Every figure block in the docs is what benchmarks/doc_numbers.py renders from the results.
+
+A result refreshed without its pages, or a page edited by hand between the markers, fails here;
+`.venv/bin/python benchmarks/doc_numbers.py` rewrites the blocks.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from services.common.bus.topics import MIN_PARTITIONS, TRANSACTIONS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def numbers_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("interview_numbers",
+                                                  ROOT / "benchmarks" / "doc_numbers.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def numbers() -> ModuleType:
+    return numbers_module()
+
+
+@pytest.fixture()
+def copy(tmp_path: Path) -> Path:
+    """The results, the pages and the fraud policy, copied so a test can change one and leave
+    the tree alone."""
+    shutil.copytree(ROOT / "benchmarks" / "results", tmp_path / "benchmarks" / "results")
+    shutil.copytree(ROOT / "docs", tmp_path / "docs",
+                    ignore=shutil.ignore_patterns("*.png", "*.svg", "*.csv"))
+    for csv_file in (ROOT / "docs" / "evaluation").rglob("*_slo.csv"):
+        target = tmp_path / csv_file.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(csv_file, target)
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    shutil.copytree(ROOT / "config" / "fraud", tmp_path / "config" / "fraud")
+    return tmp_path
+
+
+def test_every_block_in_the_pages_is_what_the_committed_results_render(numbers: ModuleType) -> None:
+    assert numbers.stale(ROOT) == [], "run: .venv/bin/python benchmarks/doc_numbers.py"
+
+
+def test_every_block_is_shown_on_some_page_and_every_marker_names_a_block(
+        numbers: ModuleType) -> None:
+    shown = {match["name"] for page in numbers.pages(ROOT)
+             for match in numbers.BLOCK.finditer(page.read_text("utf-8"))}
+    assert shown == set(numbers.BLOCKS)
+
+
+def test_the_interview_pages_and_the_readme_hold_their_blocks(numbers: ModuleType) -> None:
+    def names(page: str) -> set[str]:
+        text = (ROOT / page).read_text("utf-8")
+        return {match["name"] for match in numbers.BLOCK.finditer(text)}
+
+    assert {"recs-scale", "recs-cores", "recs-ten"} <= names("docs/interview/recommendations.md")
+    assert {"fraud-scale", "fraud-cores", "fraud-ten"} <= names("docs/interview/fraud.md")
+    assert "readme-status" in names("README.md")
+
+
+def test_a_changed_result_makes_its_pages_stale_until_rewritten(numbers: ModuleType,
+                                                                 copy: Path) -> None:
+    path = copy / "benchmarks" / "results" / "fraud_stream.json"
+    result = json.loads(path.read_text("utf-8"))
+    two = next(t for t in result["throughput"] if t["processes"] == 2)
+    two["lag_probe"]["tx_per_s"] = 7_777
+    path.write_text(json.dumps(result), "utf-8")
+
+    assert "docs/interview/fraud.md: fraud-cores" in numbers.stale(copy)
+    assert "README.md: readme-status" in numbers.stale(copy)
+    numbers.write(copy)
+    assert numbers.stale(copy) == []
+    assert "7,777 tx/s" in (copy / "docs" / "interview" / "fraud.md").read_text("utf-8")
+
+
+def test_a_hand_edited_figure_between_the_markers_is_caught(numbers: ModuleType,
+                                                             copy: Path) -> None:
+    page = copy / "docs" / "interview" / "recommendations.md"
+    text = page.read_text("utf-8")
+    body = next(numbers.BLOCK.finditer(text))["body"]
+    page.write_text(text.replace(body, body.replace("1", "7", 1), 1), "utf-8")
+
+    assert any(line.startswith("docs/interview/recommendations.md") for line in numbers.stale(copy))
+
+
+def test_a_new_make_load_run_is_read_and_its_mix_stated(numbers: ModuleType, copy: Path) -> None:
+    older = next((copy / "docs" / "evaluation").glob("make-load-*"))
+    newer = copy / "docs" / "evaluation" / "make-load-2026-12-06T0745Z"
+    shutil.copytree(older, newer)
+    summary = newer / "recs" / "summary.md"
+    summary.write_text(summary.read_text("utf-8").replace("cache 84%", "cache 41%"), "utf-8")
+
+    run = numbers.Results(copy).load_run()
+    assert run.folder.endswith("make-load-2026-12-06T0745Z")
+    assert run.mix == "population" and run.cache_share["open"] == "41 %"
+    assert "41 %" in numbers.load_table(numbers.Results(copy), "docs/x.md")
+
+
+def test_a_committed_served_from_tally_is_preferred_to_the_summary(numbers: ModuleType,
+                                                                   copy: Path) -> None:
+    older = next((copy / "docs" / "evaluation").glob("make-load-*"))
+    (older / "recs" / "openloop_served_from.csv").write_text(
+        "served_from,answers\ncache,30\ncomputed,70\nfallback,0\n", "utf-8")
+
+    run = numbers.Results(copy).load_run()
+    assert run.cache_share["open"] == "30 %"
+    assert run.cache_share["closed"] != "30 %"  # still the summary's closed-loop column
+
+
+def recs_cpu_result() -> dict[str, Any]:
+    """A recs_cpu.json as benchmarks/recs_cpu.py writes it: its own capacity() over made-up
+    per-process CPU figures, so the shape follows the script."""
+    spec = importlib.util.spec_from_file_location("recs_cpu", ROOT / "benchmarks" / "recs_cpu.py")
+    assert spec is not None and spec.loader is not None
+    recs_cpu = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = recs_cpu
+    spec.loader.exec_module(recs_cpu)
+    miss = {"service": 2.0, "redis": 0.2, "kafka": 0.1, "stream": 0.2, "driver": 0.5}
+    hit = {"service": 0.5, "redis": 0.05, "kafka": 0.05, "stream": 0.1, "driver": 0.5}
+    run = {"answered": 4000, "served_from": {"computed": 4000}, "p50_ms": 3.0, "p99_ms": 20.0,
+           "cpu_ms_per_request": miss, "processes_found": {}}
+    cached = {**run, "served_from": {"cache": 3900, "computed": 100}, "cpu_ms_per_request": hit}
+    return {"when": "2026-12-06T07:45:00+00:00",
+            "machine": {"platform": "Linux", "cpus": 2, "python": "3.11.7",
+                        "load_average_at_end": [1.0, 1.0, 1.0]},
+            "load": {"rps": 200, "duration_s": 20, "seed": 7,
+                     "driver": "load-tests/openloop.py, poisson arrivals, population mix"},
+            "runs": {"uncached, BLAS 1 thread": run, "cached (second pass)": cached},
+            "capacity": recs_cpu.capacity(miss, hit, [0.0, 0.8])}
+
+
+def test_recs_cores_say_not_measured_until_recs_cpu_json_exists_then_show_it(
+        numbers: ModuleType, copy: Path) -> None:
+    results = numbers.Results(copy)
+    cpu_file = copy / "benchmarks" / "results" / "recs_cpu.json"
+    cpu_file.unlink(missing_ok=True)
+    assert "Not measured yet" in numbers.recs_cores(results, "docs/interview/recommendations.md")
+
+    cpu_file.write_text(json.dumps(recs_cpu_result()), "utf-8")
+    block = numbers.recs_cores(results, "docs/interview/recommendations.md")
+    assert "Not measured yet" not in block
+    assert "**87.5**" in block  # 35,000 req/s x 2.5 ms of CPU: the file's own capacity row
+    assert "cache 98 %" in block
+
+
+def test_the_partition_count_is_the_codes(numbers: ModuleType) -> None:
+    assert MIN_PARTITIONS[TRANSACTIONS] == numbers.TRANSACTIONS_PARTITIONS
+
+
+def test_the_brief_arithmetic(numbers: ModuleType) -> None:
+    average, peak = numbers.recs_rates()
+    assert round(average) == 11_574 and round(peak) == 34_722
+    assert round(numbers.error_budget_minutes(), 1) == 43.2
