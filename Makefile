@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models seed rebuild-online run stop status demo test test-unit test-integration lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake docs-numbers up down clean \
+.PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration chaos lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake docs-numbers up down clean \
 	compose-check promcheck analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
 	movielens-check
 
@@ -61,7 +61,11 @@ analytics: setup ## reports from the lake in SQL (DuckDB): A/B results, fraud, e
 lake-compact: setup ## merge each closed hour's small Parquet files of the lake into one (the sink also does it every 5 min)
 	$(PY) -m services.lake compact
 
-stop: ## stop everything `make run` started
+run-cluster: setup ## the same services on 3 Kafka brokers (RF 3) and a 6-node Redis Cluster with a password (docs/reliability.md)
+	$(PY) -m services.trainer --if-missing
+	$(STACK) run-cluster
+
+stop: ## stop everything `make run` or `make run-cluster` started
 	@$(STACK) stop
 
 status: ## what runs where, and is it healthy
@@ -85,14 +89,19 @@ ONLINE_REPORT_DIR ?= reports/online
 movielens-check: ## MovieLens: the running service's recall@10 for the held-out users beside the offline figure (ONLINE_REPORT_DIR=docs/evaluation to update the page)
 	MLSD_DATASET=movielens $(PY) -m services.trainer.online_check --report-dir $(ONLINE_REPORT_DIR)
 
-test: setup lint ## everything CI runs: lint, then unit and integration tests in one pytest run
-	$(PY) -m pytest tests
+test: setup lint ## everything CI runs: lint, then unit and integration tests in one pytest run (the cluster subset included, make chaos not)
+	$(PY) -m pytest tests --ignore=tests/chaos
 
 test-unit: setup ## unit tests (fakes, no servers)
 	$(PY) -m pytest tests/unit
 
 test-integration: setup ## integration tests against real redis-server and Kafka started by the harness
 	$(PY) -m pytest tests/integration
+
+CHAOS_REPORT_DIR ?= reports/chaos
+
+chaos: setup ## faults on the cluster topology under load: broker kill, Redis master kill, poison events (a few minutes; CHAOS_REPORT_DIR=benchmarks/results/chaos to commit the reports)
+	MLSD_CHAOS_REPORT_DIR=$(CHAOS_REPORT_DIR) $(PY) -m pytest tests/chaos --basetemp=reports/chaos/work
 
 lint: setup ## ruff, mypy, the layering contracts (import-linter, CONTRIBUTING.md), gofmt and go vet
 	$(VENV)/bin/ruff check services tests benchmarks load-tests

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +16,9 @@ from redis.connection import AbstractConnection
 from services.common.records.pool import records_pool
 from services.common.records.settings import PostgresSettings
 from tests.harness import (
+    ClusterTopology,
     ServerProcess,
+    start_cluster_topology,
     start_kafka,
     start_postgres,
     start_redis,
@@ -42,6 +45,16 @@ def redis_cluster_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     server = start_redis_cluster(Path(tmp_path_factory.mktemp("redis-cluster")))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster_topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterTopology]:
+    """`make run-cluster`'s topology: 3 KRaft nodes, a 3+3 Redis Cluster with a password. Per
+    module: three idle JVMs and six Redis nodes would otherwise take CPU from every later test."""
+    topology = start_cluster_topology(Path(tmp_path_factory.mktemp("cluster")),
+                                      redis_password=secrets.token_urlsafe(16))
+    yield topology
+    topology.stop()
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,17 @@
 
 from services.devstack.servers import (
     REPO_ROOT,
+    ClusterTopology,
     ServerDidNotStart,
     ServerProcess,
     free_port,
+    start_cluster_topology,
     start_kafka,
     start_postgres,
     start_redis,
     start_redis_cluster,
 )
 
-__all__ = ["REPO_ROOT", "ServerDidNotStart", "ServerProcess", "free_port", "start_kafka",
-           "start_postgres", "start_redis", "start_redis_cluster"]
+__all__ = ["REPO_ROOT", "ClusterTopology", "ServerDidNotStart", "ServerProcess", "free_port",
+           "start_cluster_topology", "start_kafka", "start_postgres", "start_redis",
+           "start_redis_cluster"]

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 import redis
 from kafka import KafkaAdminClient
@@ -20,11 +21,16 @@ from kafka.errors import KafkaError
 logger = logging.getLogger(__name__)
 
 
-def redis_ready(url: str, timeout_s: float = 1.0) -> bool:
-    """True when Redis answers PING within the timeout."""
-    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+def redis_ready(url: str, timeout_s: float = 1.0, password: str | None = None,
+                cluster: bool = False) -> bool:
+    """True when Redis answers PING within the timeout; for a cluster node, when the cluster
+    it belongs to also says its state is ok (every slot served)."""
+    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                                  password=password)
     try:
-        return bool(client.ping())
+        if not client.ping():
+            return False
+        return not cluster or client.cluster("INFO")["cluster_state"] == "ok"
     except redis.RedisError:
         return False
     finally:
@@ -78,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("kind", choices=["redis", "kafka", "http"])
     parser.add_argument("target", help="redis URL, Kafka bootstrap servers, or readiness URL")
     args = parser.parse_args(argv)
-    probes = {"redis": redis_ready, "kafka": kafka_ready, "http": http_ready}
+    probes: dict[str, Callable[[str], bool]] = {
+        "redis": redis_ready, "kafka": kafka_ready, "http": http_ready}
     ready = probes[args.kind](args.target)
     print(f"{args.kind} {args.target}: {'ready' if ready else 'NOT ready'}")  # noqa: T201
     return 0 if ready else 1

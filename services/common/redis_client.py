@@ -1,34 +1,49 @@
-"""Redis clients built from settings: fail fast on request paths, ride out blips in consumers."""
+"""Redis clients built from settings: fail fast on request paths, ride out blips in consumers.
+
+With MLSD_REDIS_CLUSTER the same factories return a RedisCluster client (slot map, MOVED and
+failover handled by redis-py); the password comes from MLSD_REDIS_PASSWORD, never the URL, so a
+logged URL never carries it.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from services.common.settings import PlatformSettings
 
+RedisClient = redis.Redis | RedisCluster
+"""What every Redis adapter of the platform takes: one server or a cluster."""
 
-def request_path_redis(settings: PlatformSettings, timeout_s: float | None = None) -> redis.Redis:
+
+def redis_from_settings(settings: PlatformSettings, timeout_s: float, retry: Retry,
+                        **options: Any) -> RedisClient:
+    """A client on settings.redis_url: a RedisCluster when settings.redis_cluster."""
+    # an empty MLSD_REDIS_PASSWORD (compose's default) means none
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    password = password or None
+    common: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
+                              "retry": retry, "password": password, **options}
+    if settings.redis_cluster:
+        # A failover moves slots: the cluster client re-reads the slot map and retries there,
+        # bounded by the same Retry the single-server client gets.
+        return RedisCluster.from_url(settings.redis_url, **common)
+    return redis.Redis.from_url(settings.redis_url, health_check_interval=30, **common)
+
+
+def request_path_redis(settings: PlatformSettings, timeout_s: float | None = None) -> RedisClient:
     """One try, timeouts inside the latency budget (`timeout_s`, default the platform's): an
     outage becomes a fast error that the service turns into a degraded answer. (redis-py's
     default retries ten times with backoff, which turns an outage into a stall of seconds.)"""
     timeout = settings.redis_timeout_s if timeout_s is None else timeout_s
-    return redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 1),
-        health_check_interval=30,
-    )
+    return redis_from_settings(settings, timeout, Retry(NoBackoff(), 1))
 
 
-def background_redis(settings: PlatformSettings, timeout_s: float = 2.0) -> redis.Redis:
+def background_redis(settings: PlatformSettings, timeout_s: float = 2.0) -> RedisClient:
     """For consumers and jobs: a few quick retries; the consumer runner retries beyond that."""
-    return redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), 3),
-        health_check_interval=30,
-    )
+    return redis_from_settings(settings, timeout_s,
+                               Retry(ExponentialBackoff(cap=0.5, base=0.01), 3))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "MLSD_"
@@ -35,7 +35,13 @@ class PlatformSettings(BaseSettings):
     service_name: str = Field("platform", pattern=r"^[a-z][a-z0-9_]*$")
     environment: Literal["local", "test", "compose", "production"] = "local"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # A Redis Cluster is reached through any of its nodes (redis_url names one): the client
+    # learns the slot map from it and follows MOVED/ASK; every service takes the same client.
+    redis_cluster: bool = False
+    # requirepass / the default ACL user's password; a secret, so repr and logs show '**********'
+    redis_password: SecretStr | None = None
     redis_timeout_s: float = Field(0.05, gt=0, description="socket timeout of one Redis call")
+    # one broker, or a comma-separated list of several (the client finds the rest of a cluster)
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_partitions: int = Field(3, ge=1)
     kafka_replication_factor: int = Field(1, ge=1)

@@ -1,4 +1,5 @@
-"""`python -m services.devstack run|stop|status|summary`: behind make run, stop, status, demo."""
+"""`python -m services.devstack run|run-cluster|stop|status|summary`: behind make run,
+run-cluster, stop, status, demo."""
 
 from __future__ import annotations
 
@@ -16,13 +17,27 @@ from supervisor.xmlrpc import SupervisorTransport
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import platform_topics
 from services.common.settings import DatasetSettings, PlatformSettings
-from services.devstack.parts import Part, stack_parts, supervisor_environment
+from services.devstack.cluster import (
+    ClusterSecrets,
+    ClusterSettings,
+    cluster_environment,
+    form_redis_cluster,
+)
+from services.devstack.parts import (
+    Part,
+    cluster_infra_parts,
+    service_parts,
+    stack_parts,
+    supervisor_environment,
+)
 from services.devstack.summary import summary
 from services.fraud.settings import FraudSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = REPO_ROOT / "infra" / "supervisord.conf"
+CLUSTER_CONFIG = REPO_ROOT / "infra" / "supervisord.cluster.conf"
 STATE = REPO_ROOT / ".state"
+CLUSTER_STATE = STATE / "cluster"
 SOCKET = STATE / "supervisor.sock"
 BIN = Path(sys.executable).parent
 
@@ -97,6 +112,60 @@ def run(settings: PlatformSettings, timeout_s: float) -> int:
     return 0
 
 
+def cluster_running() -> bool:
+    """Whether the running supervisord is the cluster topology's (its nodes are named kafka-N)."""
+    return "kafka-1" in process_info()
+
+
+def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
+    """Start the nodes, form the Redis Cluster, create the topics (RF 3), then the services."""
+    (STATE / "logs").mkdir(parents=True, exist_ok=True)
+    if supervisord_running() and not cluster_running():
+        say("the single-node stack (`make run`) is running: `make stop` it first")
+        return 1
+    secrets = ClusterSecrets.load_or_create(CLUSTER_STATE)
+    environment = cluster_environment(cluster, secrets, CLUSTER_STATE)
+    if not supervisord_running():
+        say(f"starting the cluster topology under supervisord "
+            f"({CLUSTER_CONFIG.relative_to(REPO_ROOT)})")
+        env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+               **supervisor_environment(FraudSettings()), **environment}
+        subprocess.run([BIN / "supervisord", "-c", CLUSTER_CONFIG], check=True, env=env,
+                       cwd=REPO_ROOT)
+    for part in cluster_infra_parts(cluster, secrets.redis_password):
+        if not wait_healthy(part, timeout_s):
+            say("the cluster is not healthy; `make status` shows what runs, `make stop` stops it")
+            return 1
+    formed = form_redis_cluster(cluster.redis_addresses(), cluster.redis_replicas_per_master,
+                                secrets.redis_password)
+    say(f"  redis cluster     {'created' if formed else 'already formed'}: "
+        f"{cluster.redis_masters} masters, {cluster.redis_replicas_per_master} replica each")
+    bootstrap = environment["MLSD_KAFKA_BOOTSTRAP_SERVERS"]
+    settings = PlatformSettings()
+    specs = platform_topics(settings.kafka_topic_partitions, cluster.kafka_nodes)
+    created = ensure_topics(bootstrap, specs)
+    say(f"  topics     {len(created)} created, {len(specs) - len(created)} already there "
+        f"(replication factor {cluster.kafka_nodes}, min.insync.replicas 2)")
+    supervisor().startAllProcesses(False)
+    for part in service_parts():
+        if not wait_healthy(part, timeout_s):
+            say("the stack is not healthy; `make status` shows what runs, `make stop` stops it")
+            return 1
+    _write_env_file(environment)
+    say(f"cluster topology healthy. Jobs and load tests reach it with the variables in "
+        f"{(CLUSTER_STATE / 'env').relative_to(REPO_ROOT)} (`set -a; source` it).")
+    return 0
+
+
+def _write_env_file(environment: dict[str, str]) -> None:
+    """The MLSD_* settings of the cluster topology, for `make seed` and friends (mode 600: it
+    holds the Redis password)."""
+    path = CLUSTER_STATE / "env"
+    path.touch(mode=0o600)
+    path.write_text("".join(f"{k}={v}\n" for k, v in environment.items()
+                            if k.startswith("MLSD_") and k != "MLSD_SERVICES_AUTOSTART"))
+
+
 def stop() -> int:
     if not supervisord_running():
         say("the local stack is not running")
@@ -122,7 +191,12 @@ def status(settings: PlatformSettings) -> int:
         say("the local stack is not running (`make run` starts it)")
     say(f"{'part':<17} {'state':<9} {'pid':>7}  {'address':<28} health")
     all_healthy = bool(info)
-    for part in stack_parts(settings):
+    parts = stack_parts(settings)
+    if cluster_running():
+        secrets = ClusterSecrets.load_or_create(CLUSTER_STATE)
+        parts = [*cluster_infra_parts(ClusterSettings(), secrets.redis_password),
+                 *service_parts()]
+    for part in parts:
         proc = info.get(part.name, {})
         healthy = part.probe() if proc.get("statename") == "RUNNING" else False
         all_healthy &= healthy
@@ -134,13 +208,15 @@ def status(settings: PlatformSettings) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m services.devstack")
-    parser.add_argument("command", choices=["run", "stop", "status", "summary"])
+    parser.add_argument("command", choices=["run", "run-cluster", "stop", "status", "summary"])
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds per part to get healthy")
     args = parser.parse_args()
     settings = PlatformSettings()
     if args.command == "run":
         return run(settings, args.timeout)
+    if args.command == "run-cluster":
+        return run_cluster(ClusterSettings(), args.timeout)
     if args.command == "summary":
         say(summary(dataset=DatasetSettings().dataset))
         return 0

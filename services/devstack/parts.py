@@ -10,6 +10,7 @@ from services.common.records.pool import postgres_ready
 from services.common.records.settings import PostgresSettings
 from services.common.settings import PlatformSettings
 from services.console.settings import ConsoleSettings
+from services.devstack.cluster import ClusterSettings, kafka_node_ready, redis_node_ready
 from services.experiments.settings import ExperimentsSettings
 from services.fraud.settings import FraudSettings
 from services.ingest.settings import IngestSettings
@@ -33,7 +34,40 @@ def _http(name: str, host: str, port: int) -> Part:
 
 
 def stack_parts(settings: PlatformSettings) -> list[Part]:
-    """In start order. A new service appends its Part (probing its /readyz) here."""
+    """`make run`'s parts in start order: one Redis, PostgreSQL, one Kafka, the services."""
+    postgres = PostgresSettings()
+    return [
+        Part("redis", settings.redis_url, lambda: redis_ready(settings.redis_url)),
+        Part("postgres", postgres.address, lambda: postgres_ready(postgres)),
+        Part("kafka", settings.kafka_bootstrap_servers,
+             lambda: kafka_ready(settings.kafka_bootstrap_servers)),
+        *service_parts(),
+    ]
+
+
+def cluster_infra_parts(cluster: ClusterSettings, redis_password: str) -> list[Part]:
+    """`make run-cluster`'s nodes (named as supervisord.cluster.conf names its processes) and
+    PostgreSQL: what must answer before the clusters are formed and the services started."""
+    postgres = PostgresSettings()
+    return [
+        *(_redis_node(n, address, redis_password)
+          for n, address in enumerate(cluster.redis_addresses(), start=1)),
+        Part("postgres", postgres.address, lambda: postgres_ready(postgres)),
+        *(_kafka_node(n, address) for n, address in enumerate(cluster.kafka_addresses(), start=1)),
+    ]
+
+
+def _redis_node(n: int, address: str, password: str) -> Part:
+    return Part(f"redis-{n}", address, lambda: redis_node_ready(address, password))
+
+
+def _kafka_node(n: int, address: str) -> Part:
+    return Part(f"kafka-{n}", address, lambda: kafka_node_ready(address))
+
+
+def service_parts() -> list[Part]:
+    """The services in start order, in both topologies. A new service appends its Part (probing
+    its /readyz) here."""
     model_server = ModelServerSettings()
     stream = StreamSettings()
     lake = LakeSettings()
@@ -42,13 +76,8 @@ def stack_parts(settings: PlatformSettings) -> list[Part]:
     recommender = RecommenderSettings()
     experiments = ExperimentsSettings()
     console = ConsoleSettings()
-    postgres = PostgresSettings()
     records = RecordsSettings()
     return [
-        Part("redis", settings.redis_url, lambda: redis_ready(settings.redis_url)),
-        Part("postgres", postgres.address, lambda: postgres_ready(postgres)),
-        Part("kafka", settings.kafka_bootstrap_servers,
-             lambda: kafka_ready(settings.kafka_bootstrap_servers)),
         _http("model-server", model_server.model_server_host, model_server.model_server_port),
         _http("records", records.records_host, records.records_port),
         _http("ingest", ingest.ingest_host, ingest.ingest_port),
@@ -65,6 +94,8 @@ def stack_parts(settings: PlatformSettings) -> list[Part]:
 
 def supervisor_environment(fraud: FraudSettings) -> dict[str, str]:
     """What infra/supervisord.conf reads from its environment: how many fraud scorers to run,
-    and the first one's port (set here from the settings, so their defaults are the defaults)."""
-    return {"MLSD_FRAUD_STREAM_PROCESSES": str(fraud.fraud_stream_processes),
+    and the first one's port (set here from the settings, so their defaults are the defaults);
+    and that the services start with the infrastructure (the cluster topology holds them back)."""
+    return {"MLSD_SERVICES_AUTOSTART": "true",
+            "MLSD_FRAUD_STREAM_PROCESSES": str(fraud.fraud_stream_processes),
             "MLSD_FRAUD_STREAM_METRICS_PORT": str(fraud.fraud_stream_metrics_port)}

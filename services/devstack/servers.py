@@ -8,12 +8,15 @@ the end of its log: the caller fails, it never skips.
 
 from __future__ import annotations
 
+import base64
+import functools
 import os
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +27,7 @@ import redis
 from services.common.probe import kafka_ready, redis_ready
 from services.common.records.pool import postgres_ready
 from services.common.records.settings import PostgresSettings
+from services.devstack.cluster import form_redis_cluster, kafka_node_ready, redis_node_ready
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -177,3 +181,125 @@ def redis_url(given: str | None) -> Iterator[str]:
             yield server.address
         finally:
             server.stop()
+
+
+@dataclass
+class _Node:
+    """How to (re)start one node of a cluster topology: the chaos tests kill and restart them."""
+
+    name: str
+    script: Path
+    env: dict[str, str]
+    log_path: Path
+    address: str
+    ready: Callable[[], bool]
+
+    def launch(self) -> ServerProcess:
+        log = self.log_path.open("ab")
+        process = subprocess.Popen(  # the script execs the server: one process to stop or kill
+            [str(self.script)], env={**os.environ, **self.env}, stdout=log,
+            stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True)
+        return ServerProcess(self.name, process, self.log_path, self.address)
+
+
+@dataclass
+class ClusterTopology:
+    """3 KRaft Kafka nodes and a 3-master, 3-replica Redis Cluster with a password, on free
+    loopback ports: `make run-cluster`'s topology, started by the same node scripts."""
+
+    nodes: dict[str, _Node]
+    servers: dict[str, ServerProcess]
+    redis_password: str
+    kafka_names: list[str]
+    redis_names: list[str]
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return ",".join(self.nodes[name].address for name in self.kafka_names)
+
+    @property
+    def redis_addresses(self) -> list[str]:
+        return [self.nodes[name].address for name in self.redis_names]
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.redis_addresses[0]}/0"
+
+    def service_environment(self) -> dict[str, str]:
+        """The MLSD_* settings that point a service at this topology."""
+        return {"MLSD_REDIS_URL": self.redis_url, "MLSD_REDIS_CLUSTER": "true",
+                "MLSD_REDIS_PASSWORD": self.redis_password,
+                "MLSD_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+                "MLSD_KAFKA_REPLICATION_FACTOR": "3"}
+
+    def kill(self, name: str) -> None:
+        """kill -9: no shutdown, no flush, as a crash."""
+        server = self.servers[name]
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait()
+
+    def restart(self, name: str, timeout_s: float = 90.0) -> None:
+        self.servers[name] = self.nodes[name].launch()
+        _await_ready([self.servers[name]], [self.nodes[name]], timeout_s)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """All nodes told at once (one by one, each broker would wait out its own shutdown)."""
+        running = [s for s in self.servers.values() if s.process.poll() is None]
+        for server in running:
+            server.process.send_signal(server.stop_signal)
+        for server in running:
+            server.stop(timeout_s)
+
+
+def _await_ready(servers: list[ServerProcess], nodes: list[_Node], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    for server, node in zip(servers, nodes, strict=True):
+        while not node.ready():
+            if server.process.poll() is not None:
+                raise ServerDidNotStart(
+                    f"{node.name} exited with {server.process.returncode}:\n{server.log_tail()}")
+            if time.monotonic() > deadline:
+                raise ServerDidNotStart(f"{node.name} not ready:\n{server.log_tail()}")
+            time.sleep(0.25)
+
+
+def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int = 3,
+                           redis_masters: int = 3, partitions: int = 3,
+                           timeout_s: float = 120.0) -> ClusterTopology:
+    """Every node launched at once (a KRaft node is ready only once a quorum of voters runs),
+    then the Redis nodes formed into one cluster by `redis-cli --cluster create`."""
+    kafka_ports = [(free_port(), free_port()) for _ in range(kafka_nodes)]
+    voters = ",".join(f"{n}@127.0.0.1:{c}" for n, (_, c) in enumerate(kafka_ports, start=1))
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    nodes: dict[str, _Node] = {}
+    for n, (port, controller) in enumerate(kafka_ports, start=1):
+        address = f"127.0.0.1:{port}"
+        nodes[f"kafka-{n}"] = _Node(
+            f"kafka-{n}", REPO_ROOT / "infra/kafka/cluster-node.sh",
+            {"KAFKA_NODE_ID": str(n), "KAFKA_CLUSTER_ID": cluster_id, "KAFKA_VOTERS": voters,
+             "KAFKA_NODE_PORT": str(port), "KAFKA_NODE_CONTROLLER_PORT": str(controller),
+             "KAFKA_NODE_DATA_DIR": str(workdir / f"kafka-{n}"),
+             "KAFKA_PARTITIONS": str(partitions)},
+            workdir / f"kafka-{n}.log", address,
+            functools.partial(kafka_node_ready, address))
+    for n in range(1, redis_masters * 2 + 1):
+        address = f"127.0.0.1:{free_port()}"
+        nodes[f"redis-{n}"] = _Node(
+            f"redis-{n}", REPO_ROOT / "infra/redis/cluster-node.sh",
+            {"REDIS_NODE": str(n), "REDIS_NODE_PORT": address.split(":")[1],
+             "REDIS_NODE_BUS_PORT": str(free_port()),
+             "REDIS_NODE_DATA_DIR": str(workdir / f"redis-{n}"),
+             "MLSD_REDIS_PASSWORD": redis_password},
+            workdir / f"redis-{n}.log", address,
+            functools.partial(redis_node_ready, address, redis_password))
+    servers = {name: node.launch() for name, node in nodes.items()}
+    topology = ClusterTopology(nodes, servers, redis_password,
+                               [n for n in nodes if n.startswith("kafka-")],
+                               [n for n in nodes if n.startswith("redis-")])
+    try:
+        _await_ready(list(servers.values()), list(nodes.values()), timeout_s)
+        form_redis_cluster(topology.redis_addresses, 1, redis_password)
+    except BaseException:
+        topology.stop()
+        raise
+    return topology

@@ -26,7 +26,7 @@ from services.common.http import create_service_app
 from services.common.records.experiments import ExperimentHistory, PostgresExperimentHistory
 from services.common.records.pool import unopened_pool
 from services.common.records.settings import PostgresSettings
-from services.common.redis_client import request_path_redis
+from services.common.redis_client import RedisClient, request_path_redis
 from services.common.telemetry import Metrics
 from services.experiments.api import admin, router
 from services.experiments.counts import CountsReader, RedisCountsReader
@@ -70,7 +70,7 @@ async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
                         status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
-def create_app(settings: ExperimentsSettings, *, redis_client: redis.Redis | None = None,
+def create_app(settings: ExperimentsSettings, *, redis_client: RedisClient | None = None,
                store: DefinitionStore | None = None, counts: CountsReader | None = None,
                publisher: Publisher | None = None, history: ExperimentHistory | None = None,
                postgres: PostgresSettings | None = None) -> FastAPI:

@@ -17,7 +17,6 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import redis
 import uvicorn
 from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
@@ -39,7 +38,7 @@ from services.common.events import TransactionData
 from services.common.http import blocking_lifespan, create_service_app
 from services.common.models import ModelClient, create_model_client
 from services.common.payloads import parse_payload
-from services.common.redis_client import background_redis
+from services.common.redis_client import RedisClient, background_redis
 from services.common.telemetry import LATENCY_BUCKETS_S, Metrics, configure_logging
 from services.fraud.app import build_scorer
 from services.fraud.decision_events import decision_message
@@ -97,7 +96,7 @@ class _Scoring:
     thread: threading.Thread
     publisher: Publisher
     model: ModelClient
-    client: redis.Redis
+    client: RedisClient
 
 
 def create_stream_app(settings: FraudSettings) -> FastAPI:

@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -15,7 +14,7 @@ from services.common.bus.deferred import DeferredPublisher
 from services.common.bus.ports import Publisher
 from services.common.health import Check
 from services.common.http import create_service_app
-from services.common.redis_client import request_path_redis
+from services.common.redis_client import RedisClient, request_path_redis
 from services.common.telemetry import Metrics
 from services.ingest.api import router
 from services.ingest.broker import kafka_connector
@@ -96,7 +95,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None,
     ingest_metrics.broker_connected.set_function(
         lambda: float(deferred is None or deferred.connected))
 
-    redis_client: redis.Redis | None = None
+    redis_client: RedisClient | None = None
     if dedupe is None:
         redis_client = request_path_redis(settings)
         dedupe = RedisDedupe(redis_client, settings.ingest_dedupe_window_s,

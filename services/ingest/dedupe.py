@@ -9,6 +9,7 @@ from typing import Protocol
 import redis
 
 from services.common.bus.dedupe import InMemoryDeduplicator, RedisDeduplicator
+from services.common.redis_client import RedisClient
 
 
 class DedupeUnavailable(Exception):
@@ -32,7 +33,7 @@ class RedisDedupe:
     the consumers' RedisDeduplicator under ingest's own prefix, with Redis errors reported as
     DedupeUnavailable. The client is the fail-fast request-path one."""
 
-    def __init__(self, client: redis.Redis, window_s: int, namespace: str) -> None:
+    def __init__(self, client: RedisClient, window_s: int, namespace: str) -> None:
         self._client = client
         self._ids = RedisDeduplicator.with_prefix(client, f"{namespace}:ingest:", window_s)
 

@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import redis
 from psycopg_pool import ConnectionPool
 
 from services.catalog_etl.job import title_message
@@ -34,6 +33,7 @@ from services.common.records.catalog import CatalogRecords, ProfileRecords
 from services.common.records.experiments import PostgresExperimentHistory
 from services.common.records.outbox import OutboxRelay
 from services.common.recs_online import keys, write_profiles
+from services.common.redis_client import RedisClient
 from services.common.settings import PlatformSettings
 from services.seeder.catchup import wait_for_stream
 from services.stream.concerns import CONCERNS, Concern
@@ -65,14 +65,14 @@ def announce_catalog(pool: ConnectionPool, publisher: Publisher) -> int:
     return len(messages)
 
 
-def stream_state_left(client: redis.Redis, namespace: str,
+def stream_state_left(client: RedisClient, namespace: str,
                       concerns: Sequence[Concern]) -> bool:
     """Whether any event the stream handled is still remembered (its dedupe keys)."""
     return any(next(client.scan_iter(match=f"{dedupe_prefix(namespace, c.group)}*",
                                      count=1_000), None) is not None for c in concerns)
 
 
-def rebuild_online(settings: PlatformSettings, pool: ConnectionPool, client: redis.Redis,
+def rebuild_online(settings: PlatformSettings, pool: ConnectionPool, client: RedisClient,
                    publisher: Publisher, *,
                    stop_stream: Callable[[], None], start_stream: Callable[[], None],
                    concerns: Sequence[Concern] = CONCERNS, dataset: str | None = None,

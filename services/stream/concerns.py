@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis
-
 from services.common.bus import topics
 from services.common.bus.consumer import EventHandler
 from services.common.models import ModelRepository
 from services.common.recs_online import LiveItemArtifacts
+from services.common.redis_client import RedisClient
 from services.stream.experiments import ExperimentEventsHandler
 from services.stream.fraud_labels import FraudLabelHandler
 from services.stream.titles import CatalogTitlesHandler
@@ -20,7 +19,7 @@ from services.stream.watches import WatchFeaturesHandler
 
 @dataclass(frozen=True)
 class Dependencies:
-    redis: redis.Redis
+    redis: RedisClient
     repository: ModelRepository
     namespace: str
 

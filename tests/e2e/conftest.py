@@ -5,15 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from redis.cluster import RedisCluster
 
+from services.common.bus.kafka_bus import ensure_topics
+from services.common.bus.topics import platform_topics
 from services.common.probe import process_ready
 from services.trainer.pipeline import SCALES, TrainerSettings, run_pipeline
-from tests.harness import REPO_ROOT, ServerProcess, free_port
+from tests.harness import REPO_ROOT, ClusterTopology, ServerProcess, free_port
 
 
 @pytest.fixture(scope="session")
@@ -47,10 +50,13 @@ class ServiceProcess:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+StartService = Callable[..., ServiceProcess]
+
 PORT_VARIABLES = {"stream": "MLSD_STREAM_PORT", "ingest": "MLSD_INGEST_PORT",
                   "fraud": "MLSD_FRAUD_PORT", "fraud.stream": "MLSD_FRAUD_STREAM_METRICS_PORT",
                   "recommender": "MLSD_RECOMMENDER_PORT", "modelserver": "MLSD_MODEL_SERVER_PORT",
-                  "experiments": "MLSD_EXPERIMENTS_PORT", "console": "MLSD_CONSOLE_PORT"}
+                  "experiments": "MLSD_EXPERIMENTS_PORT", "console": "MLSD_CONSOLE_PORT",
+                  "records": "MLSD_RECORDS_PORT"}
 
 
 def launch(module: str, log: Path, redis_url: str, kafka: str, model_repository: Path,
@@ -86,3 +92,34 @@ def start_service(redis_server: ServerProcess, kafka_server: ServerProcess, tmp_
     yield start
     for service in started:
         service.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster_topics(cluster_topology: ClusterTopology) -> None:
+    ensure_topics(cluster_topology.kafka_bootstrap, platform_topics(3, replication_factor=3))
+
+
+@pytest.fixture
+def on_cluster(cluster_topology: ClusterTopology, tmp_path: Path, model_repository: Path,
+               cluster_topics: None) -> Iterator[StartService]:
+    """on_cluster("stream", ...) -> a ready service whose settings name the cluster topology."""
+    started: list[ServiceProcess] = []
+
+    def start(module: str, **env: str) -> ServiceProcess:
+        service = launch(module, tmp_path / f"{module}-{len(started)}.log",
+                         cluster_topology.redis_url, cluster_topology.kafka_bootstrap,
+                         model_repository, **cluster_topology.service_environment(), **env)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture
+def cluster_client(cluster_topology: ClusterTopology) -> Iterator[RedisCluster]:
+    client = RedisCluster.from_url(cluster_topology.redis_url,
+                                   password=cluster_topology.redis_password)
+    yield client
+    client.close()

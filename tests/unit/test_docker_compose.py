@@ -322,10 +322,63 @@ def test_data_lives_in_named_volumes(compose: dict[str, Any]) -> None:
         assert sources & volumes, f"{name} keeps its data in no named volume"
 
 
+def _programs(*configs: str) -> set[str]:
+    text = "".join((REPO_ROOT / "infra" / c).read_text(encoding="utf-8") for c in configs)
+    return set(re.findall(r"^\[program:([a-z-]+)\]", text, re.MULTILINE))
+
+
 def test_every_part_of_the_local_stack_runs_in_compose(compose: dict[str, Any]) -> None:
-    supervisord = (REPO_ROOT / "infra" / "supervisord.conf").read_text(encoding="utf-8")
-    local_parts = set(re.findall(r"^\[program:([a-z-]+)\]", supervisord, re.MULTILINE))
+    local_parts = _programs("supervisord.conf", "supervisor/services.conf")
+    assert {"redis", "kafka", "fraud", "recommender"} <= local_parts
     assert local_parts <= set(_services(compose)), local_parts - set(_services(compose))
+
+
+def _cluster_template() -> dict[str, str]:
+    lines = (KAFKA_DIR / "server.cluster.properties.template").read_text(encoding="utf-8")
+    return dict(line.partition("=")[::2] for line in lines.splitlines()
+                if line.strip() and not line.startswith("#"))
+
+
+def test_the_cluster_profile_runs_the_nodes_of_make_run_cluster(
+        compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    cluster = {name for name, s in services.items() if s.get("profiles") == ["cluster"]}
+    assert cluster == {"kafka-1", "kafka-2", "kafka-3", "redis-cluster",
+                       *(f"redis-{n}" for n in range(1, 7))}
+    assert _programs("supervisord.cluster.conf") == {"redis-node", "kafka-node", "postgres"}
+    for n in (1, 2, 3):
+        environment = services[f"kafka-{n}"]["environment"]
+        properties = {_kafka_property(k): str(v) for k, v in environment.items()
+                      if k.startswith("KAFKA_") and k != "KAFKA_HEAP_OPTS"}
+        template = {k: v for k, v in _cluster_template().items()
+                    if "@" not in v and k not in KAFKA_KEYS_THAT_DIFFER}
+        assert {k: properties.get(k) for k in template} == template, f"kafka-{n}"
+        assert properties["node.id"] == str(n)
+        assert properties["controller.quorum.voters"] == \
+            "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
+    assert _cluster_template()["min.insync.replicas"] == "2"
+
+
+def test_in_the_cluster_profile_the_services_wait_for_the_formed_cluster(
+        compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    for name, service in services.items():
+        environment = service.get("environment", {})
+        depends_on = service.get("depends_on", {})
+        if "MLSD_REDIS_URL" in environment:
+            assert environment["MLSD_REDIS_CLUSTER"] == "${MLSD_REDIS_CLUSTER:-false}", name
+            assert environment["MLSD_REDIS_PASSWORD"] == "${MLSD_REDIS_PASSWORD:-}", name
+        if "redis" in depends_on:
+            assert depends_on["redis-cluster"] == {
+                "condition": "service_completed_successfully", "required": False}, name
+        if "kafka" in depends_on:
+            assert {depends_on[f"kafka-{n}"]["required"] for n in (1, 2, 3)} == {False}, name
+    settings = dict(line.split("=", 1) for line in (REPO_ROOT / "infra/compose/cluster.env")
+                    .read_text(encoding="utf-8").splitlines()
+                    if line and not line.startswith("#"))
+    assert settings["MLSD_KAFKA_BOOTSTRAP_SERVERS"] == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
+    assert settings["MLSD_REDIS_CLUSTER"] == "true"
+    assert "MLSD_REDIS_PASSWORD" not in settings, "the password never lives in the repository"
 
 
 def test_python_parts_share_one_image_built_from_infra_docker(compose: dict[str, Any]) -> None:

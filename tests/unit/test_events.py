@@ -4,7 +4,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.common.bus.events import Event, MalformedEvent, decode_event, encode_event
+from services.common.bus.events import (
+    MAX_EVENT_BYTES,
+    Event,
+    MalformedEvent,
+    decode_event,
+    encode_event,
+)
 from services.common.bus.topics import dlq_topic, platform_topics
 
 
@@ -54,3 +60,11 @@ def test_transactions_gets_room_for_a_dozen_scorers_and_never_fewer_than_the_def
     assert partitions(3)["watch-events"] == 3
     assert partitions(24)["transactions"] == 24
     assert partitions(3)["transactions.dlq"] == 1
+
+
+def test_an_oversized_event_is_rejected_before_it_is_parsed() -> None:
+    event = Event.new("watch", "test", {"pad": "x" * MAX_EVENT_BYTES})
+    with pytest.raises(MalformedEvent, match=r"oversized event: [\d,]+ bytes, over the 262,144"):
+        decode_event(encode_event(event))
+    small = Event.new("watch", "test", {"pad": "x" * 1000})
+    assert decode_event(encode_event(small)) == small

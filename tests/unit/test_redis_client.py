@@ -32,3 +32,15 @@ def test_an_unreachable_redis_is_a_connection_error_not_a_hang() -> None:
         PlatformSettings(redis_url=f"redis://127.0.0.1:{closed_port()}/0", redis_timeout_s=0.05))
     with pytest.raises(redis.ConnectionError):
         client.ping()
+
+
+def test_the_password_is_sent_but_never_shown() -> None:
+    settings = PlatformSettings(redis_password="s3cret-pw")
+    client = request_path_redis(settings)
+    assert client.connection_pool.connection_kwargs["password"] == "s3cret-pw"
+    assert "s3cret-pw" not in repr(settings) and "s3cret-pw" not in str(settings.model_dump())
+
+
+def test_an_empty_password_means_none() -> None:
+    client = background_redis(PlatformSettings(redis_password=""))
+    assert client.connection_pool.connection_kwargs["password"] is None

@@ -45,10 +45,19 @@ def encode_event(event: Event) -> bytes:
     return event.model_dump_json().encode()
 
 
+MAX_EVENT_BYTES = 256 * 1024
+"""The largest event a consumer parses. Every event of the platform is a few hundred bytes (a
+catalog title a few KB); a bigger one, produced by a foreign client straight to the topic, goes
+to the dead-letter topic unparsed instead of costing every consumer its parse."""
+
+
 def decode_event(value: bytes | None) -> Event:
     """Parse and validate an envelope; raise MalformedEvent saying what is wrong."""
     if not value:
         raise MalformedEvent("empty message")
+    if len(value) > MAX_EVENT_BYTES:
+        raise MalformedEvent(f"oversized event: {len(value):,} bytes, over the "
+                             f"{MAX_EVENT_BYTES:,}-byte limit")
     try:
         return Event.model_validate_json(value)
     except ValidationError as exc:

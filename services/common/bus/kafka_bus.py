@@ -43,8 +43,8 @@ def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec],
         missing = [s for s in specs if s.name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
-                admin.create_topics([NewTopic(s.name, s.partitions, s.replication_factor)
-                                     for s in missing])
+                admin.create_topics([NewTopic(s.name, s.partitions, s.replication_factor,
+                                              topic_configs=s.configs()) for s in missing])
             logger.info("created topics", extra={"topics": [s.name for s in missing]})
         _grow_partitions(admin, [s for s in specs if s.name in existing])
         return [s.name for s in missing]

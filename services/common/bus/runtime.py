@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import redis
-
 from services.common.bus.clients import kafka_publisher, kafka_record_source
 from services.common.bus.consumer import ConsumerMetrics, ConsumerRunner, EventHandler, RunnerConfig
 from services.common.bus.dedupe import Deduplicator, RedisDeduplicator
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import TopicSpec, dlq_topic, partitions_of
+from services.common.redis_client import RedisClient
 from services.common.settings import PlatformSettings
 
 
 def build_kafka_consumer(
     settings: PlatformSettings,
-    redis_client: redis.Redis | None,
+    redis_client: RedisClient | None,
     handler: EventHandler,
     metrics: ConsumerMetrics,
     config: RunnerConfig,
@@ -50,7 +49,7 @@ def build_kafka_consumer(
     )
 
 
-def _redis_deduplicator(client: redis.Redis | None, group: str, window_s: int,
+def _redis_deduplicator(client: RedisClient | None, group: str, window_s: int,
                         settings: PlatformSettings) -> RedisDeduplicator:
     if client is None:
         raise ValueError(f"consumer group {group}: give a Redis client or a deduplicator")

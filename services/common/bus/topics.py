@@ -34,6 +34,15 @@ class TopicSpec:
     partitions: int
     replication_factor: int = 1
 
+    @property
+    def min_insync_replicas(self) -> int:
+        """How many copies an acks=all write needs: all but one of three or more, so one broker
+        may fail with no acknowledged event lost and no write refused; one on a single broker."""
+        return max(1, self.replication_factor - 1) if self.replication_factor >= 3 else 1
+
+    def configs(self) -> dict[str, str]:
+        return {"min.insync.replicas": str(self.min_insync_replicas)}
+
 
 def partitions_of(topic: str, default: int) -> int:
     """How many partitions `topic` gets: the platform's default, or more where it needs them."""

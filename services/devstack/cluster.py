@@ -1,0 +1,158 @@
+"""The cluster topology (`make run-cluster`): 3 KRaft Kafka nodes and a 6-node Redis Cluster.
+
+      ingest  stream  fraud  recommender  ...  (the same services, pointed by MLSD_* settings)
+         |       |       |        |
+ Kafka   kafka-1 :19092  kafka-2 :19093  kafka-3 :19094  broker+controller each; RF 3, min ISR 2
+ Redis   redis-1 :7001   redis-2 :7002   redis-3 :7003   masters, 5,461 slots each
+         redis-4 :7004   redis-5 :7005   redis-6 :7006   one replica of each master
+
+The nodes are supervised programs of infra/supervisord.cluster.conf; the services come from the
+same infra/supervisor/services.conf as `make run`'s, held back until both clusters are formed.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.probe import kafka_ready, redis_ready
+
+HOST = "127.0.0.1"
+
+
+class ClusterSettings(BaseSettings):
+    """MLSD_CLUSTER_*: where the cluster topology's nodes listen (node N on base + N - 1)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLSD_CLUSTER_", frozen=True, extra="ignore")
+
+    kafka_nodes: int = Field(3, ge=3, le=9, description="KRaft nodes, broker and controller each")
+    kafka_base_port: int = Field(19092, ge=1024, le=65000)
+    kafka_controller_base_port: int = Field(19192, ge=1024, le=65000)
+    redis_masters: int = Field(3, ge=3, le=16, description="Redis Cluster needs at least 3")
+    redis_replicas_per_master: int = Field(1, ge=0, le=3)
+    redis_base_port: int = Field(7001, ge=1024, le=55000)
+    # not port + 10000 (Redis's default): explicit, so two topologies on one machine can differ
+    redis_bus_base_port: int = Field(17001, ge=1024, le=65000)
+    redis_node_timeout_ms: int = Field(
+        2000, ge=500, description="a master silent this long is failed over to its replica")
+
+    @property
+    def redis_nodes(self) -> int:
+        return self.redis_masters * (1 + self.redis_replicas_per_master)
+
+    def kafka_addresses(self) -> list[str]:
+        return [f"{HOST}:{self.kafka_base_port + n}" for n in range(self.kafka_nodes)]
+
+    def redis_addresses(self) -> list[str]:
+        return [f"{HOST}:{self.redis_base_port + n}" for n in range(self.redis_nodes)]
+
+
+@dataclass(frozen=True)
+class ClusterSecrets:
+    """Generated on the first run into the state folder (mode 600), reused by every later one."""
+
+    redis_password: str
+    kafka_cluster_id: str
+
+    @classmethod
+    def load_or_create(cls, folder: Path) -> ClusterSecrets:
+        folder.mkdir(parents=True, exist_ok=True)
+        given = os.environ.get("MLSD_REDIS_PASSWORD")
+        password = given or _read_or_write(folder / "redis-password",
+                                           lambda: secrets.token_urlsafe(24))
+        # KRaft's cluster id: 16 random bytes, URL-safe base64 without padding (22 characters)
+        cluster_id = _read_or_write(folder / "kafka-cluster-id", lambda: base64.urlsafe_b64encode(
+            uuid.uuid4().bytes).decode().rstrip("="))
+        return cls(password, cluster_id)
+
+
+def _read_or_write(path: Path, make: Callable[[], str]) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    value = make()
+    path.touch(mode=0o600)  # created closed, before the secret is written into it
+    path.write_text(value + "\n")
+    return value
+
+
+def cluster_environment(cluster: ClusterSettings, secrets_: ClusterSecrets,
+                        state: Path) -> dict[str, str]:
+    """What supervisord.cluster.conf and every service under it read: the node scripts' ports
+    and folders, and the MLSD_* settings that point the unchanged services at the clusters."""
+    return {
+        "MLSD_SERVICES_AUTOSTART": "false",
+        "MLSD_CLUSTER_KAFKA_NODES": str(cluster.kafka_nodes),
+        "MLSD_CLUSTER_REDIS_NODES": str(cluster.redis_nodes),
+        "KAFKA_NODES": str(cluster.kafka_nodes),
+        "KAFKA_BASE_PORT": str(cluster.kafka_base_port),
+        "KAFKA_CONTROLLER_BASE_PORT": str(cluster.kafka_controller_base_port),
+        "KAFKA_CLUSTER_ID": secrets_.kafka_cluster_id,
+        "KAFKA_CLUSTER_DIR": str(state),
+        "REDIS_BASE_PORT": str(cluster.redis_base_port),
+        "REDIS_BUS_BASE_PORT": str(cluster.redis_bus_base_port),
+        "REDIS_CLUSTER_DIR": str(state),
+        "REDIS_NODE_TIMEOUT_MS": str(cluster.redis_node_timeout_ms),
+        "MLSD_REDIS_URL": f"redis://{cluster.redis_addresses()[0]}/0",
+        "MLSD_REDIS_CLUSTER": "true",
+        "MLSD_REDIS_PASSWORD": secrets_.redis_password,
+        "MLSD_KAFKA_BOOTSTRAP_SERVERS": ",".join(cluster.kafka_addresses()),
+        "MLSD_KAFKA_REPLICATION_FACTOR": "3",
+    }
+
+
+def kafka_node_ready(address: str) -> bool:
+    return kafka_ready(address, timeout_s=2.0)
+
+
+def redis_node_ready(address: str, password: str) -> bool:
+    return redis_ready(f"redis://{address}/0", timeout_s=0.5, password=password)
+
+
+def form_redis_cluster(addresses: list[str], replicas_per_master: int, password: str,
+                       timeout_s: float = 60.0) -> bool:
+    """`redis-cli --cluster create` over the nodes (host:port) unless they already are one
+    cluster (nodes.conf kept it from an earlier run); returns True when it created the cluster.
+    Waits until every node reports cluster_state ok."""
+    created = False
+    if not redis_ready(f"redis://{addresses[0]}/0", password=password, cluster=True):
+        # REDISCLI_AUTH, not -a: the password stays off the process list
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas",
+             str(replicas_per_master), "--cluster-yes"],
+            check=True, env={**os.environ, "REDISCLI_AUTH": password},
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        created = True
+    deadline = time.monotonic() + timeout_s
+    while not all(redis_ready(f"redis://{a}/0", password=password, cluster=True)
+                  for a in addresses):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the Redis Cluster did not report ok within {timeout_s:.0f} s")
+        time.sleep(0.5)
+    return created
+
+
+def redis_roles(addresses: list[str], password: str) -> dict[str, str]:
+    """host:port -> master, slave or down, as each node says of itself (for the chaos tests)."""
+    roles: dict[str, str] = {}
+    for address in addresses:
+        host, port = address.split(":")
+        client = redis.Redis(host=host, port=int(port), password=password, socket_timeout=0.5,
+                             socket_connect_timeout=0.5)
+        try:
+            roles[address] = str(client.info("replication")["role"])
+        except redis.RedisError:
+            roles[address] = "down"
+        finally:
+            client.close()
+    return roles

@@ -1,0 +1,146 @@
+"""Open-loop load with faults on a schedule, and the provenance every chaos report carries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.harness import REPO_ROOT
+
+
+@dataclass
+class Answer:
+    """One request as the client saw it: when it was sent (s after the start), how it ended."""
+
+    sent_s: float
+    status: int  # 0: no HTTP answer (connection error or client timeout)
+    latency_ms: float
+    flags: dict[str, Any] = field(default_factory=dict)
+
+
+Send = Callable[[httpx.AsyncClient, int], Awaitable[tuple[int, dict[str, Any]]]]
+
+
+async def _one(client: httpx.AsyncClient, send: Send, n: int, start: float,
+               answers: list[Answer]) -> None:
+    sent = time.monotonic()
+    try:
+        status, flags = await send(client, n)
+    except httpx.HTTPError as exc:
+        status, flags = 0, {"error": type(exc).__name__}
+    answers.append(Answer(sent - start, status, (time.monotonic() - sent) * 1000, flags))
+
+
+async def _run(send: Send, rate: float, duration_s: float,
+               faults: list[tuple[float, Callable[[], None]]], timeout_s: float
+               ) -> list[Answer]:
+    answers: list[Answer] = []
+    tasks: list[asyncio.Task[None]] = []
+    loop = asyncio.get_running_loop()
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    async with httpx.AsyncClient(timeout=timeout_s, limits=limits) as client:
+        start = time.monotonic()
+        pending = sorted(faults, key=lambda f: f[0])
+        fault_tasks = []
+        for n in range(int(rate * duration_s)):
+            due = start + n / rate  # open loop: the schedule never waits for an answer
+            while pending and pending[0][0] <= due - start:
+                fault_tasks.append(loop.run_in_executor(None, pending.pop(0)[1]))
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            tasks.append(asyncio.create_task(_one(client, send, n, start, answers)))
+        for _, action in pending:
+            fault_tasks.append(loop.run_in_executor(None, action))
+        await asyncio.gather(*tasks, *fault_tasks)
+    return sorted(answers, key=lambda a: a.sent_s)
+
+
+def open_loop(send: Send, rate: float, duration_s: float,
+              faults: list[tuple[float, Callable[[], None]]], timeout_s: float = 10.0
+              ) -> list[Answer]:
+    """`rate` requests a second for `duration_s`, each `send(client, n)`; each fault runs (in a
+    thread) once its time, in seconds from the start, has come."""
+    return asyncio.run(_run(send, rate, duration_s, faults, timeout_s))
+
+
+def per_second(answers: list[Answer]) -> list[dict[str, Any]]:
+    """The timeline in one-second buckets of send time: answers by status, flagged answers by
+    flag, and the slowest (p99) latency."""
+    buckets: dict[int, list[Answer]] = {}
+    for answer in answers:
+        buckets.setdefault(int(answer.sent_s), []).append(answer)
+    timeline = []
+    for second, group in sorted(buckets.items()):
+        statuses: dict[str, int] = {}
+        flagged: dict[str, int] = {}
+        for answer in group:
+            statuses[str(answer.status)] = statuses.get(str(answer.status), 0) + 1
+            for name, value in answer.flags.items():
+                if value is True:
+                    flagged[name] = flagged.get(name, 0) + 1
+        timeline.append({"second": second, "statuses": statuses, "flagged": flagged,
+                         "p99_ms": round(percentile([a.latency_ms for a in group], 99), 1)})
+    return timeline
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def _version(command: list[str]) -> str:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, check=False,
+                              timeout=10).stdout.strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def provenance() -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo")
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                  if line.startswith("model name")), platform.processor()) \
+        if cpuinfo.exists() else platform.processor()
+    kafka = (REPO_ROOT / "infra/kafka/pom.xml").read_text().split("<kafka.version>")[1] \
+        .split("<")[0]
+    commit = _version(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"])
+    return {
+        "machine": {"nproc": os.cpu_count(), "cpu_model": model,
+                    "load_average_at_start": list(os.getloadavg()),
+                    "platform": platform.platform()},
+        "versions": {"python": platform.python_version(), "kafka": kafka,
+                     "redis_server": _version(["redis-server", "--version"]),
+                     "redis_py": metadata.version("redis"),
+                     "confluent_kafka": metadata.version("confluent-kafka"),
+                     "kafka_python": metadata.version("kafka-python")},
+        "commit": commit,
+        "topology": "3 KRaft nodes (broker+controller), RF 3, min.insync.replicas 2; Redis "
+                    "Cluster 3 masters + 3 replicas, cluster-node-timeout 2000 ms, password",
+    }
+
+
+def write_report(folder: Path, name: str, what: str, started: datetime,
+                 settings: dict[str, Any], results: dict[str, Any],
+                 answers: list[Answer] | None = None) -> Path:
+    """<folder>/<name>.json: what was done, on what, with which load, and what came out."""
+    report = {"what": what, "started": started.isoformat(),
+              "finished": datetime.now(UTC).isoformat(), **provenance(),
+              "settings": settings, "results": results}
+    if answers is not None:
+        report["per_second"] = per_second(answers)
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    return path

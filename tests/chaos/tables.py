@@ -1,0 +1,118 @@
+"""docs/reliability.md's outcome tables, generated from the committed chaos reports (JSON) so
+the page can only show measured numbers (tests/unit/test_reliability_docs.py checks it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _load(folder: Path, name: str) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads((folder / f"{name}.json").read_text())
+    return report
+
+
+def broker_crash_table(folder: Path) -> str:
+    report = _load(folder, "broker_crash")
+    r, s = report["results"], report["settings"]
+    rows = [
+        ("load", f"{s['rate_requests_per_s']:.0f} requests/s x {s['events_per_request']} events, "
+                 f"{s['duration_s']:.0f} s open loop; {r['victim']} killed at "
+                 f"{r['killed_at_s']} s, restarted at {s['restart_at_s']:.0f} s"),
+        ("answers", ", ".join(f"{v} x {k}" for k, v in r["statuses"].items())),
+        ("events acknowledged (202, or accepted inside a 503)", f"{r['events_acknowledged']:,}"),
+        ("events on the topic afterwards", f"{r['events_on_topic']:,}"),
+        ("**lost** (acknowledged, not on the topic)", f"**{r['lost']}**"),
+        ("stored though not acknowledged (client told to retry)",
+         f"{r['events_on_topic_not_acknowledged']:,}"),
+        ("duplicate records on the topic", f"{r['duplicate_records_on_topic']}"),
+        ("counted in the online features", f"{r['applied_to_online_features']:,} "
+                                           "(each stored event exactly once)"),
+        ("503 without Retry-After", f"{r['refused_503_without_retry_after']}"),
+        ("refused requests, sent relative to the kill",
+         f"from {r['first_not_202_after_kill_s']} s to {r['last_not_202_after_kill_s']} s "
+         "(one sent just before the kill can still be waiting for its ack)"),
+        ("restarted broker back in every ISR", f"{r['restart_to_in_sync_s']} s"),
+        ("latency p50 / p99 / max", f"{r['latency_ms']['p50']} / {r['latency_ms']['p99']} / "
+                                    f"{r['latency_ms']['max']} ms"),
+    ]
+    return _table(rows, report)
+
+
+def redis_master_crash_table(folder: Path) -> str:
+    report = _load(folder, "redis_master_crash")
+    r, s = report["results"], report["settings"]
+    f, c = r["fraud"], r["recommender"]
+    rows = [
+        ("load", f"{s['rate_per_service_per_s']:.0f} requests/s to fraud and to the recommender "
+                 f"each, {s['duration_s']:.0f} s open loop; master {r['victim']} killed at "
+                 f"{r['killed_at_s']} s"),
+        ("failover gap (kill -> replica promoted)", f"{r['failover_gap_s']} s "
+                                                    f"(cluster-node-timeout "
+                                                    f"{s['cluster_node_timeout_ms']} ms)"),
+        ("fraud answers", ", ".join(f"{v} x {k}" for k, v in f["statuses"].items())),
+        ("fraud answers flagged `degraded`", f"{f['degraded_answers']} "
+                                             f"({f['degraded_answers_in_gap']} of "
+                                             f"{f['requests_in_gap']} in the gap)"),
+        ("last degraded fraud answer after the kill",
+         f"{f['last_degraded_answer_after_kill_s']} s"),
+        ("fraud p50 / p99 / max", f"{f['latency_ms']['p50']} / {f['latency_ms']['p99']} / "
+                                  f"{f['latency_ms']['max']} ms; "
+                                  f"{f['within_50ms_share']:.1%} inside 50 ms"),
+        ("recommender answers", ", ".join(f"{v} x {k}" for k, v in c["statuses"].items())),
+        ("recommender answers with `fallbacks`", f"{c['fallback_answers']} "
+                                                 f"({c['fallback_answers_in_gap']} of "
+                                                 f"{c['requests_in_gap']} in the gap)"),
+        ("last fallback answer after the kill", f"{c['last_fallback_answer_after_kill_s']} s"),
+        ("recommender p50 / p99 / max", f"{c['latency_ms']['p50']} / {c['latency_ms']['p99']} / "
+                                        f"{c['latency_ms']['max']} ms"),
+    ]
+    return _table(rows, report)
+
+
+def poison_table(folder: Path) -> str:
+    report = _load(folder, "poison_events")
+    r = report["results"]
+    rows = [(key, f"{value['reason']} ({value['seen_after_s']} s)")
+            for key, value in r["by_topic"].items()]
+    rows += [("dead letters found / expected",
+              f"{r['dead_letters_found']} / {r['dead_letters_expected']}"),
+             ("good events behind the poison, applied",
+              f"{r['good_events_applied']} / {r['good_events_after_poison']} within "
+              f"{r['good_events_applied_within_s']} s")]
+    return _table(rows, report, header=("topic / poison / consumer group",
+                                        "reason in `dlq.reason` (seen after)"))
+
+
+def _table(rows: list[tuple[str, str]], report: dict[str, Any],
+           header: tuple[str, str] = ("measure", "outcome")) -> str:
+    machine = report["machine"]
+    redis_version = report["versions"]["redis_server"].split("v=")[1].split()[0]
+    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
+    lines += [f"| {a} | {b.replace('|', '/')} |" for a, b in rows]
+    lines.append(f"\nMeasured {report['started'][:16].replace('T', ' ')} UTC on "
+                 f"{machine['nproc']} shared cores ({machine['cpu_model']}), Kafka "
+                 f"{report['versions']['kafka']}, Redis {redis_version}"
+                 f"; commit {report['commit'][:10]}.")
+    return "\n".join(lines)
+
+
+def failed_runs_table(folder: Path) -> str:
+    """The runs whose promise broke (kept in `failed/`), with the measure that broke it."""
+    broker = _load(folder, "broker_crash")["results"]
+    redis = _load(folder, "redis_master_crash")["results"]
+    rows = [
+        ("broker crash, " + broker["victim"] + " killed",
+         f"lost {broker['lost']}, but the stream had applied only "
+         f"{broker['applied_to_online_features']:,} of {broker['events_on_topic']:,} stored "
+         "events 90 s after the load ended; "
+         + ", ".join(f"{v} x {k}" for k, v in broker["statuses"].items())),
+        ("Redis master crash, " + redis["victim"] + " killed",
+         f"failover in {redis['failover_gap_s']} s, no 5xx, but fraud answers stayed "
+         f"`degraded` to the end of the run ({redis['fraud']['degraded_answers_in_last_5s']} "
+         f"in its last 5 s, the last {redis['fraud']['last_degraded_answer_after_kill_s']} s "
+         f"after the kill); the recommender's last fallback came "
+         f"{redis['recommender']['last_fallback_answer_after_kill_s']} s after the kill"),
+    ]
+    return _table(rows, _load(folder, "broker_crash"), header=("run", "what broke"))

@@ -1,0 +1,177 @@
+"""Fault 1 of issue 17: kill -9 one Kafka broker while ingest takes load.
+
+Every event ingest acknowledged (202, or listed as accepted in a 503) must be on the topic
+afterwards and counted once in the online features; refused ones are 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from redis.cluster import RedisCluster
+
+from services.common.bus.events import MalformedEvent, decode_event
+from services.common.bus.topics import WATCH_EVENTS
+from tests.chaos.load import open_loop, percentile, write_report
+from tests.e2e.conftest import StartService
+from tests.harness import ClusterTopology
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.chaos]
+
+RATE = 40.0  # requests a second, open loop
+EVENTS_PER_REQUEST = 10  # 400 events a second: modest, the machine has two shared cores
+DURATION_S = 30.0
+KILL_AT_S, RESTART_AT_S = 8.0, 18.0
+TITLES = 20
+# a client waits this long: requests queued behind ones blocked on the election take seconds
+CLIENT_TIMEOUT_S = 30.0
+
+
+def leader_of(bootstrap: str, topic: str, partition: int = 0) -> int:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        [described] = admin.describe_topics([topic])
+    finally:
+        admin.close()
+    return int(next(p["leader_id"] for p in described["partitions"]
+                    if p["partition_index"] == partition))
+
+
+def in_sync_everywhere(bootstrap: str, topic: str) -> bool:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        [described] = admin.describe_topics([topic])
+    finally:
+        admin.close()
+    return all(len(p["isr_nodes"]) == 3 for p in described["partitions"])
+
+
+def ids_on_topic(bootstrap: str, topic: str, prefix: str) -> Counter[str]:
+    """Every event id on the topic that starts with `prefix`, with how many records carry it."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        end = consumer.end_offsets(partitions)
+        found: Counter[str] = Counter()
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            for records in consumer.poll(timeout_ms=1000).values():
+                for record in records:
+                    try:
+                        event_id = decode_event(record.value).id
+                    except MalformedEvent:
+                        continue
+                    if event_id.startswith(prefix):
+                        found[event_id] += 1
+        return found
+    finally:
+        consumer.close()
+
+
+def test_a_broker_killed_under_ingest_load_loses_no_acknowledged_event(
+        on_cluster: StartService, cluster_topology: ClusterTopology,
+        cluster_client: RedisCluster, report_dir: Path) -> None:
+    on_cluster("stream", MLSD_STREAM_CONCERNS="watch-features")
+    ingest = on_cluster("ingest")
+    run = f"bc{uuid.uuid4().hex[:8]}"
+    at = datetime.now(UTC)
+    acknowledged: set[str] = set()
+    refused_without_retry_after = 0
+
+    async def send(client: httpx.AsyncClient, n: int) -> tuple[int, dict[str, Any]]:
+        nonlocal refused_without_retry_after
+        events = [{"id": f"{run}-{n}-{k}", "type": "watch", "source": "chaos",
+                   "time": at.isoformat(),
+                   "data": {"user_id": f"u{(n * EVENTS_PER_REQUEST + k) % 500}",
+                            "content_id": f"c{run}-{k % TITLES}", "watch_seconds": 60,
+                            "completed": False}} for k in range(EVENTS_PER_REQUEST)]
+        response = await client.post(f"{ingest.url}/v1/events", json={"events": events})
+        if response.status_code in (202, 503):
+            acknowledged.update(response.json()["accepted"])
+        if response.status_code == 503 and "retry-after" not in response.headers:
+            refused_without_retry_after += 1
+        return response.status_code, {}
+
+    victim = f"kafka-{leader_of(cluster_topology.kafka_bootstrap, WATCH_EVENTS)}"
+    marks: dict[str, float] = {}
+
+    def kill() -> None:
+        marks["killed"] = time.monotonic()
+        cluster_topology.kill(victim)
+
+    def restart() -> None:
+        marks["restarting"] = time.monotonic()
+        cluster_topology.restart(victim)
+        marks["restarted"] = time.monotonic()
+
+    started = datetime.now(UTC)
+    load_start = time.monotonic()
+    answers = open_loop(send, RATE, DURATION_S, [(KILL_AT_S, kill), (RESTART_AT_S, restart)],
+                        timeout_s=CLIENT_TIMEOUT_S)
+    deadline = time.monotonic() + 90
+    while not in_sync_everywhere(cluster_topology.kafka_bootstrap, WATCH_EVENTS):
+        assert time.monotonic() < deadline, "the restarted broker never caught up"
+        time.sleep(0.5)
+    back_in_sync = time.monotonic()
+
+    found = ids_on_topic(cluster_topology.kafka_bootstrap, WATCH_EVENTS, f"{run}-")
+    lost = acknowledged - found.keys()
+    day_key = f"fs:title_watches:{{global}}:{at:%Y-%m-%d}"
+    titles = [f"c{run}-{k}" for k in range(TITLES)]
+
+    def applied() -> int:
+        return sum(int(v or 0) for v in cluster_client.hmget(day_key, titles))
+
+    deadline = time.monotonic() + 90
+    while applied() < len(found) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(1.0)  # a double count would show now
+
+    statuses = Counter(a.status for a in answers)
+    killed_at = marks["killed"] - load_start
+    not_accepted = [a.sent_s for a in answers if a.status != 202]
+    results = {
+        "requests": len(answers), "events_sent": len(answers) * EVENTS_PER_REQUEST,
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "events_acknowledged": len(acknowledged),
+        "events_on_topic": len(found),
+        "events_on_topic_not_acknowledged": len(found.keys() - acknowledged),
+        "lost": len(lost),
+        "duplicate_records_on_topic": sum(found.values()) - len(found),
+        "applied_to_online_features": applied(),
+        "refused_503_without_retry_after": refused_without_retry_after,
+        "victim": victim,
+        "killed_at_s": round(killed_at, 2),
+        "first_not_202_after_kill_s": round(min(not_accepted) - killed_at, 2)
+        if not_accepted else None,
+        "last_not_202_after_kill_s": round(max(not_accepted) - killed_at, 2)
+        if not_accepted else None,
+        "restart_to_in_sync_s": round(back_in_sync - marks["restarting"], 2),
+        "latency_ms": {"p50": round(percentile([a.latency_ms for a in answers], 50), 1),
+                       "p99": round(percentile([a.latency_ms for a in answers], 99), 1),
+                       "max": round(max(a.latency_ms for a in answers), 1)},
+    }
+    write_report(report_dir, "broker_crash",
+                 "kill -9 the leader broker of watch-events partition 0 while ingest takes an "
+                 "open-loop load; restart it later; count acknowledged events on the topic and "
+                 "in the online features",
+                 started, {"rate_requests_per_s": RATE, "events_per_request": EVENTS_PER_REQUEST,
+                           "duration_s": DURATION_S, "kill_at_s": KILL_AT_S,
+                           "restart_at_s": RESTART_AT_S, "ingest_delivery_timeout_s": 5.0,
+                           "client_timeout_s": CLIENT_TIMEOUT_S},
+                 results, answers)
+
+    assert set(statuses) <= {202, 503}, statuses
+    assert refused_without_retry_after == 0
+    assert not lost, f"{len(lost)} acknowledged events are not on the topic"
+    assert applied() == len(found), "each stored event counted exactly once in the features"
+    assert statuses[202] > 0 and answers[-1].status == 202, "ingest never recovered"

@@ -1,0 +1,169 @@
+"""Fault 2 of issue 17: kill -9 a Redis Cluster master while fraud and the recommender take load.
+
+Its replica takes over; until then requests whose keys live on the dead master get degraded
+answers (fraud: `degraded`, recommender: `fallbacks`), never a 5xx.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.cluster import RedisCluster
+
+from services.devstack.cluster import redis_roles
+from tests.chaos.load import Answer, open_loop, percentile, write_report
+from tests.e2e.conftest import StartService
+from tests.harness import ClusterTopology
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.chaos]
+
+RATE = 20.0  # requests a second to each of fraud and the recommender, open loop
+DURATION_S = 25.0
+KILL_AT_S = 8.0
+USERS = 40
+FRAUD_BUDGET_MS = 50.0
+CALM_S = 5.0  # the run's last seconds, well after the failover: every answer must be whole
+
+
+def summary(answers: list[Answer], flag: str, killed_at: float, promoted_at: float
+            ) -> dict[str, Any]:
+    latencies = [a.latency_ms for a in answers]
+    gap = [a for a in answers if killed_at <= a.sent_s < promoted_at]
+    flagged_after_kill = [a.sent_s for a in answers if a.sent_s >= killed_at and a.flags.get(flag)]
+    last_seconds = [a for a in answers if a.sent_s >= DURATION_S - CALM_S]
+    return {
+        "requests": len(answers),
+        "statuses": {str(k): v for k, v in sorted(Counter(a.status for a in answers).items())},
+        f"{flag}_answers": sum(1 for a in answers if a.flags.get(flag)),
+        f"{flag}_answers_in_gap": sum(1 for a in gap if a.flags.get(flag)),
+        "requests_in_gap": len(gap),
+        # the breaker (one per service, over the whole cluster) keeps skipping Redis until a
+        # half-open trial succeeds: answers stay flagged past the promotion
+        f"last_{flag}_answer_after_kill_s": round(max(flagged_after_kill) - killed_at, 2)
+        if flagged_after_kill else None,
+        f"{flag}_answers_in_last_{CALM_S:.0f}s": sum(1 for a in last_seconds
+                                                    if a.flags.get(flag)),
+        "latency_ms": {"p50": round(percentile(latencies, 50), 1),
+                       "p99": round(percentile(latencies, 99), 1),
+                       "max": round(max(latencies), 1),
+                       "p99_in_gap": round(percentile([a.latency_ms for a in gap], 99), 1)},
+        "within_50ms_share": round(sum(1 for v in latencies if v <= FRAUD_BUDGET_MS)
+                                   / len(latencies), 4),
+    }
+
+
+def seed_watches(on_cluster: StartService, cluster_client: RedisCluster, run: str,
+                 users: list[str]) -> None:
+    """Six watches for each user through ingest and the stream: the recommender's answers
+    for them are personal (no fallback) while Redis answers."""
+    stream = on_cluster("stream", MLSD_STREAM_CONCERNS="watch-features")
+    ingest = on_cluster("ingest")
+    watches = [{"id": f"{run}-w{n}-{i}", "type": "watch", "source": "chaos",
+                "time": datetime.now(UTC).isoformat(),
+                "data": {"user_id": user, "content_id": f"t{(n * 7 + i) % 200 + 1}",
+                         "watch_seconds": 1200, "completed": True}}
+               for n, user in enumerate(users) for i in range(6)]
+    assert httpx.post(f"{ingest.url}/v1/events", json={"events": watches},
+                      timeout=30).status_code == 202
+    deadline = time.monotonic() + 60
+    while not all(cluster_client.zcard(f"fs:watch_history:{{{u}}}") == 6 for u in users):
+        assert time.monotonic() < deadline, "the watches never reached the features"
+        time.sleep(0.2)
+    ingest.stop()
+    stream.stop()  # only the request paths run under the fault
+
+
+def test_a_master_killed_under_load_fails_over_with_degraded_answers_and_no_5xx(
+        on_cluster: StartService, cluster_topology: ClusterTopology,
+        cluster_client: RedisCluster, report_dir: Path) -> None:
+    run = f"rm{uuid.uuid4().hex[:6]}"
+    users = [f"u{run}{n}" for n in range(USERS)]
+    seed_watches(on_cluster, cluster_client, run, users)
+    fraud = on_cluster("fraud")
+    recommender = on_cluster("recommender")
+
+    roles = redis_roles(cluster_topology.redis_addresses, cluster_topology.redis_password)
+    victim = next(name for name in cluster_topology.redis_names
+                  if roles[cluster_topology.nodes[name].address] == "master")
+    victim_address = cluster_topology.nodes[victim].address
+    marks: dict[str, float] = {}
+
+    def watch_failover() -> None:
+        """When a replica of the dead master has taken its slots: every other node says ok
+        and one more of them is a master than before."""
+        survivors = [a for a in cluster_topology.redis_addresses if a != victim_address]
+        masters_before = sum(1 for a in survivors if roles[a] == "master")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = redis_roles(survivors, cluster_topology.redis_password)
+            if sum(1 for a in survivors if now[a] == "master") > masters_before:
+                marks["promoted"] = time.monotonic()
+                return
+            time.sleep(0.05)
+
+    def kill() -> None:
+        marks["killed"] = time.monotonic()
+        cluster_topology.kill(victim)
+        watch_failover()
+
+    async def score(client: httpx.AsyncClient, n: int) -> tuple[int, dict[str, Any]]:
+        body = {"transaction_id": f"{run}-{n}", "user_id": "cust1", "card_id": f"card{n % 97}",
+                "amount": 25.0, "currency": "EUR", "transaction_type": "purchase",
+                "merchant_id": "m1", "merchant_category": "grocery", "terminal_id": "term1",
+                "latitude": 48.85, "longitude": 2.35,
+                "timestamp": datetime.now(UTC).isoformat(), "ip_address": "81.2.3.4",
+                "device_id": "dev1"}
+        response = await client.post(f"{fraud.url}/v1/score", json=body)
+        degraded = response.status_code == 200 and bool(response.json()["degraded"])
+        return response.status_code, {"degraded": degraded}
+
+    async def recommend(client: httpx.AsyncClient, n: int) -> tuple[int, dict[str, Any]]:
+        # no-cache: every request reads the features, as the uncached load test does
+        response = await client.get(f"{recommender.url}/v1/recommendations/{users[n % USERS]}",
+                                    params={"k": 10}, headers={"Cache-Control": "no-cache"})
+        fallback = response.status_code == 200 and bool(response.json()["fallbacks"])
+        return response.status_code, {"fallback": fallback}
+
+    async def both(client: httpx.AsyncClient, n: int) -> tuple[int, dict[str, Any]]:
+        """Even n to fraud, odd to the recommender: one schedule, two streams of RATE each."""
+        if n % 2 == 0:
+            status, flags = await score(client, n // 2)
+            return status, {"fraud": True, **flags}
+        return await recommend(client, n // 2)
+
+    started = datetime.now(UTC)
+    load_start = time.monotonic()
+    answers = open_loop(both, 2 * RATE, DURATION_S, [(KILL_AT_S, kill)], timeout_s=10.0)
+    cluster_topology.restart(victim)  # it rejoins as a replica of the node that took over
+    assert "promoted" in marks, "no replica took over the killed master's slots"
+
+    killed_at, promoted_at = marks["killed"] - load_start, marks["promoted"] - load_start
+    fraud_side = [a for a in answers if a.flags.get("fraud")]
+    recs_side = [a for a in answers if not a.flags.get("fraud")]
+    results = {
+        "victim": victim, "killed_at_s": round(killed_at, 2),
+        "failover_gap_s": round(promoted_at - killed_at, 2),
+        "fraud": summary(fraud_side, "degraded", killed_at, promoted_at),
+        "recommender": summary(recs_side, "fallback", killed_at, promoted_at),
+    }
+    write_report(report_dir, "redis_master_crash",
+                 "kill -9 a Redis Cluster master while fraud (POST /v1/score) and the "
+                 "recommender (GET, no-cache) take open-loop load; its replica is promoted by "
+                 "the cluster; then the node is restarted and rejoins as a replica",
+                 started, {"rate_per_service_per_s": RATE, "duration_s": DURATION_S,
+                           "kill_at_s": KILL_AT_S, "users": USERS,
+                           "cluster_node_timeout_ms": 2000, "fraud_redis_timeout": "default"},
+                 results, answers)
+
+    for side in (fraud_side, recs_side):
+        assert {a.status for a in side} == {200}, Counter(a.status for a in side)
+    assert results["fraud"]["degraded_answers_in_gap"] > 0, "the gap was not flagged"
+    assert results["fraud"]["degraded_answers_in_last_5s"] == 0, "fraud never recovered"
+    assert results["recommender"]["fallback_answers_in_last_5s"] == 0, "recs never recovered"

@@ -1,0 +1,129 @@
+"""The same services on `make run-cluster`'s topology: 3 KRaft brokers (replication factor 3,
+min.insync.replicas 2) and a 3-master, 3-replica Redis Cluster with a password.
+
+The named end-to-end subset of issue 17: ingest -> Kafka -> stream -> Redis Cluster features ->
+fraud and the recommender, every service unchanged and pointed at the clusters by settings.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
+from redis.cluster import RedisCluster
+
+from services.common.bus.topics import FRAUD_DECISIONS, platform_topics
+from services.common.fraud_online.layout import CARD_RECORD
+from services.trainer.feedback import read_topic
+from tests.e2e.conftest import ServiceProcess
+from tests.harness import ClusterTopology
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+StartService = Callable[..., ServiceProcess]
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
+        time.sleep(0.1)
+
+
+def transaction(run: str, n: int, card: str, at: datetime) -> dict[str, Any]:
+    return {"transaction_id": f"{run}-{n}", "user_id": "cust1", "card_id": card,
+            "amount": 42.0, "currency": "EUR", "transaction_type": "purchase",
+            "merchant_id": "m1", "merchant_category": "grocery", "terminal_id": "term1",
+            "latitude": 48.8566, "longitude": 2.3522, "timestamp": at.isoformat(),
+            "ip_address": "81.2.3.4", "device_id": "dev1"}
+
+
+def event(kind: str, data: dict[str, Any], at: datetime) -> dict[str, Any]:
+    return {"id": f"e2e-{uuid.uuid4().hex}", "type": kind, "source": "e2e",
+            "time": at.isoformat(), "data": data}
+
+
+def test_every_topic_has_three_replicas_and_refuses_writes_with_fewer_than_two_in_sync(
+        cluster_topology: ClusterTopology, cluster_topics: None) -> None:
+    names = [spec.name for spec in platform_topics(3)]
+    admin = KafkaAdminClient(bootstrap_servers=cluster_topology.kafka_bootstrap)
+    try:
+        described = admin.describe_topics(names)
+        configs = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names])["topic"]
+    finally:
+        admin.close()
+    partitions = [p for topic in described for p in topic["partitions"]]
+    assert {len(p["replica_nodes"]) for p in partitions} == {3}
+    assert {len(p["isr_nodes"]) for p in partitions} == {3}
+    assert {p["leader_id"] for p in partitions} == {1, 2, 3}, "leaders spread over the brokers"
+    assert {configs[name]["min.insync.replicas"]["value"] for name in names} == {"2"}
+
+
+def test_the_redis_cluster_has_three_masters_each_with_a_replica_and_needs_the_password(
+        cluster_topology: ClusterTopology, cluster_client: RedisCluster) -> None:
+    host, port = cluster_topology.redis_addresses[0].split(":")
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(host=host, port=int(port)).set("k", "v")
+    nodes = cluster_client.cluster_nodes()
+    assert sorted("master" if "master" in n["flags"] else "slave" for n in nodes.values()) == \
+        ["master"] * 3 + ["slave"] * 3
+    masters = {n["node_id"] for n in nodes.values() if "master" in n["flags"]}
+    assert {n["master_id"] for n in nodes.values() if "slave" in n["flags"]} == masters
+
+
+def test_an_event_posted_to_ingest_reaches_fraud_and_the_recommender_through_the_clusters(
+        on_cluster: StartService, cluster_client: RedisCluster,
+        cluster_topology: ClusterTopology) -> None:
+    on_cluster("stream", MLSD_STREAM_CONCERNS="watch-features,transaction-features")
+    ingest = on_cluster("ingest")
+    models = on_cluster("modelserver")
+    fraud = on_cluster("fraud")
+    recommender = on_cluster("recommender", MLSD_MODEL_BACKEND="remote",
+                             MLSD_MODEL_SERVER_URL=models.url)
+    run = uuid.uuid4().hex[:8]
+    user, card = f"u{800 + int(uuid.uuid4().int % 90)}", f"card-{run}"
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    body = {"events": [
+        *(event("watch", {"user_id": user, "content_id": f"t{i}", "watch_seconds": 1200,
+                          "completed": True}, start) for i in range(1, 7)),
+        *(event("transaction", transaction(run, n, card, start + timedelta(seconds=10 * n)),
+                start) for n in range(3)),
+    ]}
+    response = httpx.post(f"{ingest.url}/v1/events", json=body, timeout=10)
+    assert response.status_code == 202, response.text
+
+    # the stream wrote each key to the master owning its slot; the card's three transactions
+    # are its velocity history
+    wait_for(lambda: cluster_client.zcard(f"fs:watch_history:{{{user}}}") == 6, 30, "watches")
+    wait_for(lambda: len(cluster_client.get(f"fs:fraud_card_log:{{{card}}}") or b"")
+             == 3 * CARD_RECORD.itemsize, 30, "the card's transactions")
+
+    scored = httpx.post(f"{fraud.url}/v1/score", timeout=10,
+                        json=transaction(run, 3, card, start + timedelta(seconds=40)))
+    assert scored.status_code == 200, scored.text
+    decision = scored.json()
+    assert decision["degraded"] is False
+    assert "VELOCITY_1M_COUNT" in decision["rule_hits"]
+
+    answer = httpx.get(f"{recommender.url}/v1/recommendations/{user}", params={"k": 10},
+                       timeout=10).json()
+    assert answer["watch_count"] == 6 and answer["fallbacks"] == []
+    assert answer["served_from"] == "computed" and len(answer["items"]) == 10
+
+    deadline = time.monotonic() + 30  # the decision is published after the answer, acks=all
+    while time.monotonic() < deadline:
+        ids = {d.get("transaction_id") for d in read_topic(cluster_topology.kafka_bootstrap,
+                                                           FRAUD_DECISIONS)}
+        if f"{run}-3" in ids:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the decision never reached fraud-decisions on the cluster")

@@ -1,0 +1,37 @@
+"""MLSD_REDIS_CLUSTER gives every service a RedisCluster client from the same factories."""
+
+from __future__ import annotations
+
+import pytest
+from redis.cluster import RedisCluster
+
+from services.common.redis_client import background_redis, request_path_redis
+from services.common.settings import PlatformSettings
+from tests.harness import ServerProcess
+
+pytestmark = pytest.mark.integration
+
+
+def test_cluster_mode_builds_a_cluster_client_with_the_request_path_timeouts(
+        redis_cluster_server: ServerProcess) -> None:
+    settings = PlatformSettings(redis_url=redis_cluster_server.address, redis_cluster=True,
+                                redis_timeout_s=0.03)
+    client = request_path_redis(settings)
+    try:
+        assert isinstance(client, RedisCluster)
+        node = client.get_default_node()
+        kwargs = node.redis_connection.connection_pool.connection_kwargs  # type: ignore[union-attr]
+        assert kwargs["socket_timeout"] == 0.03
+        client.set("{k}a", "1")  # a cluster client on a slot of the one node
+        assert client.get("{k}a") == b"1"
+    finally:
+        client.close()
+
+
+def test_without_cluster_mode_the_same_url_gives_a_single_server_client(
+        redis_cluster_server: ServerProcess) -> None:
+    client = background_redis(PlatformSettings(redis_url=redis_cluster_server.address))
+    try:
+        assert not isinstance(client, RedisCluster)
+    finally:
+        client.close()

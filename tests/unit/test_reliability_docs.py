@@ -1,0 +1,40 @@
+"""docs/reliability.md shows the committed chaos reports: its outcome tables are the generated
+ones, so a number on the page is a number in benchmarks/results/chaos/."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.tables import (
+    broker_crash_table,
+    failed_runs_table,
+    poison_table,
+    redis_master_crash_table,
+)
+from tests.harness import REPO_ROOT
+
+DOC = REPO_ROOT / "docs" / "reliability.md"
+RESULTS = REPO_ROOT / "benchmarks" / "results" / "chaos"
+
+
+@pytest.mark.parametrize("table", [broker_crash_table, redis_master_crash_table, poison_table])
+def test_each_fault_table_is_generated_from_its_committed_report(
+        table: Callable[[Path], str]) -> None:
+    assert table(RESULTS) in DOC.read_text()
+
+
+def test_the_runs_that_broke_a_promise_are_shown_too() -> None:
+    assert failed_runs_table(RESULTS / "failed") in DOC.read_text()
+
+
+def test_the_committed_reports_kept_the_promises_they_are_shown_for() -> None:
+    broker = json.loads((RESULTS / "broker_crash.json").read_text())["results"]
+    assert broker["lost"] == 0 and set(broker["statuses"]) <= {"202", "503"}
+    redis = json.loads((RESULTS / "redis_master_crash.json").read_text())["results"]
+    assert set(redis["fraud"]["statuses"]) == set(redis["recommender"]["statuses"]) == {"200"}
+    poison = json.loads((RESULTS / "poison_events.json").read_text())["results"]
+    assert poison["dead_letters_found"] == poison["dead_letters_expected"]
