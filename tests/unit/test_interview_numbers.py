@@ -113,8 +113,8 @@ def test_a_new_make_load_run_is_read_and_its_mix_stated(numbers: ModuleType, cop
 
 def test_a_committed_served_from_tally_is_preferred_to_the_summary(numbers: ModuleType,
                                                                    copy: Path) -> None:
-    older = next((copy / "docs" / "evaluation").glob("make-load-*"))
-    (older / "recs" / "openloop_served_from.csv").write_text(
+    newest = sorted((copy / "docs" / "evaluation").glob("make-load-*"))[-1]  # what is read
+    (newest / "recs" / "openloop_served_from.csv").write_text(
         "served_from,answers\ncache,30\ncomputed,70\nfallback,0\n", "utf-8")
 
     run = numbers.Results(copy).load_run()
