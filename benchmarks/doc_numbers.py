@@ -589,6 +589,11 @@ def readme_status(r: Results, page: str) -> str:
     gate = "passes" if verdicts == {"PASS"} else "does not pass (see its summaries)"
     fraud_knee = r.sweep("fraud")[1]["designs"]["fraud"]["service"]["knee_rps"]
     recs_knee = r.sweep("recs")[1]["designs"]["recs"]["service"]["knee_rps"]
+    try:
+        uncached = r.sweep("recs-uncached")[1]["designs"]["recs-uncached"]["service"]["knee_rps"]
+        uncached_words = f" ({number(uncached)} with every list computed)"
+    except FileNotFoundError:
+        uncached_words = ""
     _, stream = stream_run(r)
     cores = fraud_stream_cores(r)
     http_full, http_alone, _, _, _ = fraud_http_cores(r)
@@ -605,7 +610,8 @@ def readme_status(r: Results, page: str) -> str:
         f"{number(float(recs['open']['rps']))} req/s p99 {recs['closed']['p99_ms']} / "
         f"{recs['open']['p99_ms']} ms with {run.cache_share['open']} of answers from the cache "
         f"({MIX_WORDS.get(run.mix, run.mix)}); the load sweeps' knees are "
-        f"{number(fraud_knee)} req/s for fraud and {number(recs_knee)} for recommendations; "
+        f"{number(fraud_knee)} req/s for fraud and {number(recs_knee)} for recommendations"
+        f"{uncached_words}; "
         f"the fraud API held {number(best['offered_rps'])} req/s for a minute at p99 "
         f"{best['p99_ms']} ms; the fraud stream drained "
         f"{number(stream['lag_probe']['tx_per_s'])} transactions/s with two scorers.",
