@@ -43,6 +43,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from services.common.catalog import FRAUD_FEATURE_NAMES
+from services.common.machine import cpu_model
 from services.common.models import LocalModelClient, ModelRepository, RemoteModelClient
 from services.common.models.oip import encode_request
 
@@ -222,16 +223,6 @@ def versions() -> dict[str, str]:
              "httpx", "protobuf")
     found = {name: importlib.metadata.version(name) for name in names}
     return {"python": platform.python_version(), **found}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run(args: argparse.Namespace) -> None:

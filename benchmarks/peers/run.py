@@ -64,6 +64,7 @@ from services.common.experiments import ExperimentDefinition, assign, load_defin
 from services.common.experiments.hashing import v2_from_state
 from services.common.features import RedisFeatureStore
 from services.common.features.redis_store import TS_FIELD, row_key
+from services.common.machine import cpu_model
 from services.common.models import ModelRepository
 from services.common.models.runtime import session_options
 from services.devstack.servers import free_port, start_redis
@@ -703,16 +704,6 @@ def venv_versions(python: Path, names: Sequence[str]) -> dict[str, str]:
     output = subprocess.run([str(python), "-c", code, *names], check=True, capture_output=True,
                             text=True).stdout
     return cast("dict[str, str]", json.loads(output))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def versions() -> dict[str, dict[str, str]]:
