@@ -15,7 +15,7 @@ Health = Literal["ready", "not ready", "down", "unknown"]
 class Box:
     name: str                   # an upstream's name, or a store seen through its clients' probes
     label: str
-    x: int                      # top-left corner in the diagram's 1000 x 420 view box
+    x: int                      # top-left corner in the diagram's 1000 x 560 view box
     y: int
     route: str | None = None    # the design's endpoint: rate and p99 are of it alone
     budget_ms: float | None = None
@@ -24,17 +24,22 @@ class Box:
 
 WIDTH, HEIGHT = 170, 84
 BOXES: tuple[Box, ...] = (
-    Box("ingest", "ingest :8000", 20, 40),
-    Box("kafka", "Kafka", 300, 40, store=True),
-    Box("stream", "stream :8050", 580, 40),
-    Box("recommender", "recommender :8030", 20, 180, route="/v1/recommendations/{user_id}",
+    # what lasts and what is analysed (docs/data.md): the lake and the system of record, fed
+    # by Kafka from above so their arrows cross no other box
+    Box("lake", "lake :8065", 20, 20),
+    Box("records", "records :8055", 580, 20),
+    Box("postgres", "PostgreSQL", 810, 20, store=True),
+    Box("ingest", "ingest :8000", 20, 180),
+    Box("kafka", "Kafka", 300, 180, store=True),
+    Box("stream", "stream :8050", 580, 180),
+    Box("recommender", "recommender :8030", 20, 320, route="/v1/recommendations/{user_id}",
         budget_ms=100.0),
-    Box("redis", "Redis", 300, 180, store=True),
-    Box("fraud", "fraud :8040", 580, 180, route="/v1/score", budget_ms=50.0),
-    Box("fraud-stream-1", "fraud-stream :8041", 810, 180),
-    Box("fraud-stream-2", "fraud-stream :8042", 810, 320),
-    Box("experiments", "experiments :8020", 20, 320),
-    Box("model-server", "model-server :8010", 580, 320),
+    Box("redis", "Redis", 300, 320, store=True),
+    Box("fraud", "fraud :8040", 580, 320, route="/v1/score", budget_ms=50.0),
+    Box("fraud-stream-1", "fraud-stream :8041", 810, 320),
+    Box("fraud-stream-2", "fraud-stream :8042", 810, 460),
+    Box("experiments", "experiments :8020", 20, 460),
+    Box("model-server", "model-server :8010", 580, 460),
 )
 # (from, to, what flows): the arrows of docs/architecture.md's diagram
 ARROWS: tuple[tuple[str, str, str], ...] = (
@@ -46,9 +51,13 @@ ARROWS: tuple[tuple[str, str, str], ...] = (
     ("redis", "fraud", "one round trip"),
     ("fraud", "model-server", "OIP v2 (remote)"),
     ("experiments", "redis", "A/B counts"),
+    ("kafka", "lake", "every topic"),
+    ("kafka", "records", "decisions, labels"),
+    ("records", "postgres", "of record"),
 )
 # The probe names under which services report a store in /readyz's checks.
-STORE_CHECKS = {"redis": ("redis",), "kafka": ("kafka", "broker", "bus")}
+STORE_CHECKS = {"redis": ("redis",), "kafka": ("kafka", "broker", "bus"),
+                "postgres": ("postgres",)}
 
 
 @dataclass(frozen=True)

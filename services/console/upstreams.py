@@ -8,8 +8,10 @@ from services.console.settings import ConsoleSettings
 from services.experiments.settings import ExperimentsSettings
 from services.fraud.settings import FraudSettings
 from services.ingest.settings import IngestSettings
+from services.lake.settings import LakeSettings
 from services.modelserver.settings import ModelServerSettings
 from services.recommender.settings import RecommenderSettings
+from services.records.settings import RecordsSettings
 from services.stream.settings import StreamSettings
 
 
@@ -40,6 +42,8 @@ def upstreams(settings: ConsoleSettings) -> dict[str, Upstream]:
         **{f"fraud-stream-{i + 1}": _url(fraud.fraud_host, port)
            for i, port in enumerate(fraud.fraud_stream_ports())},
         "stream": _url(StreamSettings().stream_host, StreamSettings().stream_port),
+        "records": _url(RecordsSettings().records_host, RecordsSettings().records_port),
+        "lake": _url(LakeSettings().lake_host, LakeSettings().lake_port),
     }
     unknown = settings.console_urls.keys() - found.keys()
     if unknown:

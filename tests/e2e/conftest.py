@@ -56,7 +56,7 @@ PORT_VARIABLES = {"stream": "MLSD_STREAM_PORT", "ingest": "MLSD_INGEST_PORT",
                   "fraud": "MLSD_FRAUD_PORT", "fraud.stream": "MLSD_FRAUD_STREAM_METRICS_PORT",
                   "recommender": "MLSD_RECOMMENDER_PORT", "modelserver": "MLSD_MODEL_SERVER_PORT",
                   "experiments": "MLSD_EXPERIMENTS_PORT", "console": "MLSD_CONSOLE_PORT",
-                  "records": "MLSD_RECORDS_PORT"}
+                  "records": "MLSD_RECORDS_PORT", "lake": "MLSD_LAKE_PORT"}
 
 
 def launch(module: str, log: Path, redis_url: str, kafka: str, model_repository: Path,

@@ -34,7 +34,8 @@ pytestmark = pytest.mark.integration
 SCREENSHOTS = REPO_ROOT / "reports" / "console"
 CHROMIUM, CHROMEDRIVER = "chromium", "chromedriver"
 KNOWN_USER = "console-known-1"   # given six watches before the page looks it up
-STACK = ("modelserver", "ingest", "stream", "experiments", "fraud", "fraud.stream", "recommender")
+STACK = ("modelserver", "ingest", "stream", "experiments", "fraud", "fraud.stream", "recommender",
+         "records", "lake")
 CONSOLE_NAMES = {"modelserver": "MODEL_SERVER", "fraud.stream": "FRAUD_STREAM_METRICS"}
 # These tests check what the pages show, not latency: on a busy 2-core machine the services'
 # millisecond Redis deadlines would turn some answers into (correctly flagged) degraded ones.
@@ -91,6 +92,7 @@ def _give_experiment_results(services: dict[str, ServiceProcess]) -> None:
 
 @pytest.fixture(scope="module")
 def stack(redis_server: ServerProcess, kafka_server: ServerProcess, model_repository: Path,
+          postgres_server: ServerProcess,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
     """Every service of `make run` (one fraud scorer), then the console, told their ports by
     the same settings variables `make run` uses."""
@@ -100,7 +102,9 @@ def stack(redis_server: ServerProcess, kafka_server: ServerProcess, model_reposi
     try:
         for module in STACK:
             services[module] = launch(module, logs / f"{module}.log", redis_server.address,
-                                      kafka_server.address, model_repository, **PATIENT)
+                                      kafka_server.address, model_repository, **PATIENT,
+                                      MLSD_POSTGRES_PORT=postgres_server.extra["port"],
+                                      MLSD_LAKE_ROOT=str(logs / "lake"))
         ports = {f"MLSD_{CONSOLE_NAMES.get(name, name.upper())}_PORT": s.url.rsplit(":", 1)[1]
                  for name, s in services.items()}
         console = launch(
@@ -183,7 +187,8 @@ def test_the_architecture_page_shows_each_service_health_and_rates(
     health = {box.get_attribute("data-box"): box.get_attribute("data-health")
               for box in browser.find_elements(By.CSS_SELECTOR, "[data-box]")}
     assert health == dict.fromkeys(("ingest", "kafka", "stream", "recommender", "redis", "fraud",
-                                    "fraud-stream-1", "experiments", "model-server"), "ready")
+                                    "fraud-stream-1", "experiments", "model-server", "records",
+                                    "lake", "postgres"), "ready")
     # the page refreshes itself: after a window has passed, the rate is a number
     wait_until(browser, lambda d: "req/s" in d.find_element(
         By.CSS_SELECTOR, '[data-box="recommender"]').text)

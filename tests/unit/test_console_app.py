@@ -36,7 +36,7 @@ def test_every_page_renders_with_the_stack_down(client: TestClient, path: str) -
 
 def test_the_board_shows_every_service_down(client: TestClient) -> None:
     text = client.get("/fragments/board").text
-    assert text.count('data-health="down"') == 8 and 'data-box="redis"' in text
+    assert text.count('data-health="down"') == 10 and 'data-box="redis"' in text
     assert "(Prometheus did not answer)" in text  # and the board read each service instead
 
 

@@ -71,8 +71,17 @@ def test_a_store_is_ready_when_every_service_that_checks_it_says_ok() -> None:
 def test_the_board_draws_only_the_services_the_console_has_an_address_for() -> None:
     states = board({"fraud": Probe(None, {}), "ingest": Probe(True, {})}, {})
     names = {s.box.name: s.health for s in states}
-    assert names == {"fraud": "down", "ingest": "ready", "redis": "unknown", "kafka": "unknown"}
+    assert names == {"fraud": "down", "ingest": "ready", "redis": "unknown", "kafka": "unknown",
+                     "postgres": "unknown"}
     assert {b.name for b in BOXES if b.budget_ms} == {"fraud", "recommender"}
+
+
+def test_postgresql_is_as_the_records_service_sees_it() -> None:
+    up = {s.box.name: s.health for s in board({"records": Probe(True, {"postgres": "ok"})}, {})}
+    down = {s.box.name: s.health
+            for s in board({"records": Probe(False, {"postgres": "refused"})}, {})}
+    assert (up["records"], up["postgres"]) == ("ready", "ready")
+    assert (down["records"], down["postgres"]) == ("not ready", "not ready")
 
 
 def test_the_budget_line_is_always_inside_the_chart() -> None:
