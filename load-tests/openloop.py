@@ -177,9 +177,6 @@ def fraud_calls(world_dir: Path, rng: random.Random, _: viewers.Tally) -> Iterat
     return (Call("POST", "/v1/score", request.body) for request in traffic)
 
 
-UNCACHED = {"Cache-Control": "no-cache, no-store"}  # the recommender computes, and keeps nothing
-
-
 def recs_calls(world_dir: Path, rng: random.Random, tally: viewers.Tally,
                mix: str = viewers.DEFAULT_MIX, uncached: bool = False) -> Iterator[Call]:
     """GETs whose answers are checked against the contract and counted in tally; uncached:
@@ -197,20 +194,13 @@ def recs_calls(world_dir: Path, rng: random.Random, tally: viewers.Tally,
             problem = tally.record(answer, request)
             if problem is not None:
                 return f"malformed answer: {problem}"
-            if uncached and answer["served_from"] != "computed":
-                return f"served from {answer['served_from']}, not computed"
-            return None
+            return viewers.uncached_problem(answer) if uncached else None
         return check
 
     traffic = viewers.TrafficGenerator(population, rng)
-    headers = UNCACHED if uncached else None
+    headers = viewers.UNCACHED if uncached else None
     return (Call("GET", request.path, check=checked(request), headers=headers)
             for request in traffic)
-
-
-def uncached_recs_calls(world_dir: Path, rng: random.Random,
-                        tally: viewers.Tally) -> Iterator[Call]:
-    return recs_calls(world_dir, rng, tally, uncached=True)
 
 
 @dataclass(frozen=True)
@@ -233,7 +223,8 @@ DESIGNS = {
     # The same traffic, every answer computed: the service's cost per request, cache aside.
     "recs-uncached": Design(viewers.ENDPOINT, viewers.P99_BUDGET_MS, "http://127.0.0.1:8030",
                             viewers.DEFAULT_TARGET_RPS, viewers.DEFAULT_WORLD,
-                            uncached_recs_calls, tallies_answers=True),
+                            functools.partial(recs_calls, uncached=True),
+                            tallies_answers=True),
 }
 
 
@@ -333,8 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not design.tallies_answers:
             logger.error("--mix is the recommendation traffic's; %s has none", args.design)
             return 2
-        design = replace(design, calls=functools.partial(
-            recs_calls, mix=args.mix, uncached=design.calls is uncached_recs_calls))
+        design = replace(design, calls=functools.partial(design.calls, mix=args.mix))
     args.host = args.host or design.host
     rate = args.rps if args.rps is not None else design.rps
     rng = random.Random(args.seed)

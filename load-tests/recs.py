@@ -44,9 +44,6 @@ def _add_options(parser: Any, **_: Any) -> None:
                         help="every list computed now: Cache-Control: no-cache, no-store")
 
 
-UNCACHED = {"Cache-Control": "no-cache, no-store"}
-
-
 @functools.cache
 def _population(directory: str, mix: str) -> viewers.Population:
     return viewers.Population(viewers.load_users(Path(directory)), viewers.MIXES[mix])
@@ -105,7 +102,7 @@ class Viewer(paced.PacedUser):
     def recommend(self) -> None:
         request = next(self.traffic)
         with self.client.get(request.path, name=viewers.ENDPOINT, catch_response=True,
-                             headers=UNCACHED if self.uncached else None) as response:
+                             headers=viewers.UNCACHED if self.uncached else None) as response:
             if response.status_code != 200:
                 if 200 < response.status_code < 300:  # other errors Locust counts already
                     response.failure(f"HTTP {response.status_code}, not 200")
@@ -116,5 +113,5 @@ class Viewer(paced.PacedUser):
                 body = None
             if problem := tally.record(body, request):
                 response.failure(f"malformed answer: {problem}")
-            elif self.uncached and body["served_from"] != "computed":
-                response.failure(f"served from {body['served_from']}, not computed")
+            elif self.uncached and (problem := viewers.uncached_problem(body)):
+                response.failure(problem)

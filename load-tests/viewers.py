@@ -168,6 +168,7 @@ class TrafficGenerator:
 # --- The answers -----------------------------------------------------------------------------
 
 SERVED_FROM = ("cache", "computed", "fallback")
+UNCACHED = {"Cache-Control": "no-cache, no-store"}  # the recommender computes, and keeps nothing
 FIELDS = ("user_id", "items", "variant", "model_version", "served_from", "processing_time_ms")
 
 
@@ -191,6 +192,13 @@ def served_from(body: object, request: RecsRequest) -> str:
     if not isinstance(body["items"], list) or len(body["items"]) > request.k:
         raise MalformedAnswer("items is not a list of at most k")
     return str(body["served_from"])
+
+
+def uncached_problem(body: Mapping[str, object]) -> str | None:
+    """What is wrong with a well-formed answer to a request that asked for a list computed now
+    (UNCACHED): anything served another way."""
+    source = body["served_from"]
+    return None if source == "computed" else f"served from {source}, not computed"
 
 
 @dataclass
