@@ -31,11 +31,9 @@ import argparse
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,24 +42,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import httpx
 import psutil
 
 from services.common.machine import describe as describe_machine
+from services.common.probe import process_ready
 from services.common.settings import PlatformSettings
+from services.devstack.servers import free_port
 from services.lake.settings import LakeSettings
 from services.stream.settings import StreamSettings
 
 RESULT = Path("benchmarks/results/recs_cpu.json")
 BRIEF_RATES = {"average (1 B a day)": 11_600, "peak (3x)": 35_000}
 PYTHON = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def listening_on(port: int) -> psutil.Process | None:
@@ -95,17 +87,9 @@ def server(command: list[str], port: int, env: dict[str, str]) -> Iterator[psuti
     process = subprocess.Popen(command, env={**os.environ, **env},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/recommendations/warm",
-                             timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"{command} did not answer on port {port}")
-            time.sleep(0.5)
+        # an answer, not /readyz: the floor has none, and the first list warms the process
+        if not process_ready(f"http://127.0.0.1:{port}/v1/recommendations/warm", process, 60):
+            raise RuntimeError(f"{command} did not answer on port {port}")
         yield psutil.Process(process.pid)
     finally:
         process.terminate()
