@@ -47,8 +47,8 @@ def _frozen_after_start(lifespan: Lifespan | None, threads: int | None,
 
     Before that, numpy's BLAS is held to `blas_threads`. A request's matrix products are small
     (one user against a few thousand titles), and OpenBLAS's extra thread, spinning between
-    them, burned about 1 ms of CPU per recommendation, a third of the service's
-    (docs/recommendations.md, "CPU per request"); parallelism here comes from processes.
+    them, nearly doubled the CPU of an uncached recommendation (benchmarks/results/
+    recs_cpu.json: 2.4 against 4.6 ms); parallelism here comes from processes.
 
     `threads` caps the pool that runs blocking handlers (anyio's default: 40). A CPU-bound
     handler gains nothing from 40 threads taking turns at one interpreter lock, and every

@@ -53,7 +53,7 @@ class PlatformSettings(BaseSettings):
     blas_threads: int = Field(
         1, ge=1, le=64, description="threads numpy's BLAS may use per process; one: a request's "
                                     "products are small, parallelism comes from processes "
-                                    "(docs/recommendations.md measured the extra thread's cost)")
+                                    "(benchmarks/recs_cpu.py measures the extra thread's cost)")
 
     @model_validator(mode="after")
     def _refuse_local_defaults_in_production(self) -> PlatformSettings:

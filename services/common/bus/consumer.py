@@ -85,7 +85,7 @@ class RunnerConfig:
     commit_interval_s: float = 1.0
     # 0: a fetch returns as soon as one record is there (freshness first). A group that can
     # wait lets the broker gather records for up to this long: fewer fetches, larger batches,
-    # less broker and Redis work per record (docs/recommendations.md, "CPU per request").
+    # less broker and Redis work per record.
     fetch_wait_ms: int = 0
     max_attempts: int = 6
     backoff_initial_s: float = 0.05
