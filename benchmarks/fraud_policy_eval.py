@@ -52,7 +52,6 @@ from services.fraud.policy_file import load_engine
 from services.fraud.scorer import Scored
 from services.fraud.settings import FraudSettings
 from services.fraud.state_store import RedisFraudStore
-from services.trainer.fraud import Split
 from services.trainer.fraud_costs import (
     ACTIONS,
     NEVER,
@@ -66,6 +65,7 @@ from services.trainer.fraud_costs import (
     grid,
     outcome,
 )
+from services.trainer.fraud_protocol import Split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fraud_replay_compare import HISTORY_DAYS, recorder, replay  # the same replay, beside us

@@ -69,7 +69,7 @@ from services.common.models import ModelRepository
 from services.common.models.runtime import session_options
 from services.devstack.servers import free_port, start_redis
 from services.trainer.export import export_classifier
-from services.trainer.fraud import HANDBOOK_MODELS
+from services.trainer.fraud_models import HANDBOOK_MODELS
 
 logger = logging.getLogger("peers")
 HERE = Path(__file__).resolve().parent

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from services.common.catalog import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
 from services.common.lake.sql import open_lake
 from services.common.models import ModelRepository
 from services.trainer.artifacts import data_hash
 from services.trainer.export import check_parity, export_classifier
-from services.trainer.fraud import HANDBOOK_MODELS, reference_json
+from services.trainer.fraud import reference_json
+from services.trainer.fraud_models import HANDBOOK_MODELS, fit, predict
 from services.trainer.lake_sets import fraud_training_set
 
 MIN_ROWS = 2_000
@@ -59,9 +59,8 @@ def train_fraud_from_lake(root: Path, repository: ModelRepository, as_of: dateti
     x = final[list(FRAUD_FEATURE_NAMES)].to_numpy(np.float32)
     y = final["is_fraud"].to_numpy(np.int8)
     estimator = HANDBOOK_MODELS["hist gradient boosting"](seed)
-    with threadpool_limits(limits=1, user_api="openmp"):  # 2 shared cores: see trainer/fraud.py
-        estimator.fit(x[:cut], y[:cut])
-        probabilities = estimator.predict_proba(x[cut:])[:, 1]
+    fit(estimator, x[:cut], y[:cut])
+    probabilities = predict(estimator, x[cut:])
     metrics = {"roc_auc": float(roc_auc_score(y[cut:], probabilities)),
                "average_precision": float(average_precision_score(y[cut:], probabilities)),
                "train_rows": float(cut), "test_rows": float(len(final) - cut)}

@@ -9,13 +9,10 @@ import pandas as pd
 import pytest
 
 from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.trainer.fraud import (
-    FraudTrainingResult,
-    Split,
-    card_precision_at_k,
-    decision_table,
-    train_fraud,
-)
+from services.trainer.fraud import train_fraud
+from services.trainer.fraud_metrics import card_precision_at_k, decision_table
+from services.trainer.fraud_protocol import Split
+from services.trainer.fraud_report import FraudTrainingResult
 from services.trainer.worlds.transactions import TransactionWorldConfig, generate_transactions
 
 

@@ -604,11 +604,6 @@ def summary(world: TransactionWorld) -> dict[str, float]:
     }
 
 
-def handbook_sized(seed: int = 0) -> TransactionWorldConfig:
-    """The handbook's own world: 183 days from 2018-04-01 (training then starts on day 115)."""
-    return TransactionWorldConfig(n_days=183, start_date=date(2018, 4, 1), seed=seed)
-
-
 def main(argv: list[str] | None = None) -> None:
     """CLI: generate a world and save it as parquet."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
