@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
 .PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration chaos lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake docs-numbers up down clean \
-	compose-check promcheck analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
+	compose-check promcheck retrain-fraud analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
 	movielens-check
 
 # DATASET=movielens (or MLSD_DATASET in the environment): the recommender learns from, is seeded
@@ -40,6 +40,9 @@ setup: $(VENV)/.installed .state/.bootstrapped ## install everything: virtualenv
 
 models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min); DATASET=movielens; SOURCE=lake: the fraud model from the lake, registered unpromoted
 	$(PY) -m services.trainer $(if $(DATASET),--dataset $(DATASET)) $(if $(SOURCE),--source $(SOURCE))
+
+retrain-fraud: setup ## a fraud challenger from the lake's decisions and labels (label-delay protocol), registered only if it beats production on the same held-out week; PROMOTE=1 promotes a winner
+	$(PY) -m services.trainer.fraud_retrain $(if $(PROMOTE),--promote) $(if $(AS_OF),--as-of $(AS_OF))
 
 seed: run ## replay the worlds' history through Kafka into the online features (progress shown); DATASET=movielens
 	$(PY) -m services.seeder

@@ -1,0 +1,326 @@
+"""`make retrain-fraud`: a challenger from the lake's decisions and labels, registered only if it
+beats the production model on the same held-out week.
+
+    python -m services.trainer.fraud_retrain [--as-of ISO] [--min-gain 0.0] [--promote]
+
+The handbook's label-delay protocol, ending at `as_of` (default: now):
+
+    |-- train 7 d --|-- delay 7 d --|-- test 7 d --|-- delay 7 d --| as of
+     labels as known                  every label     the newest days: genuine labels
+     at the test start                final           not final yet, left out
+
+- a transaction is labelled once its label is final: a fraud report arrived, or its delay passed
+  without one (then it is genuine); the test week ends a delay before `as_of`, so all its labels
+  are final, and it leaves out cards already known compromised (Split.test_mask);
+- the training week ends a delay before the test week starts, with the labels that had arrived
+  by the test start: the model is the one that could have been trained on that day;
+- features are the vectors the stream served, from `fraud-decisions` (no train/serve skew),
+  and, for a transaction with no decision in the lake (history replayed before the scorer
+  ran), the same catalog features recomputed point in time (lake_sets.py; the two are held
+  equal by tests/integration/test_lake_training_parity.py);
+- the gate: the production model and the challenger score the same test rows; the challenger
+  is registered only if its average precision beats production's by more than `min_gain`,
+  and the verdict (with both models' AUC, AP and card precision@100) is written either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+import pandas as pd
+
+from services.common.catalog import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
+from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
+from services.common.lake.settings import LakeStoreSettings
+from services.common.lake.sql import open_lake
+from services.common.models import ModelRepository
+from services.common.models.settings import ModelSettings
+from services.trainer.artifacts import data_hash
+from services.trainer.export import INPUT_NAME, check_parity, export_classifier
+from services.trainer.fraud import reference_json
+from services.trainer.fraud_metrics import Scores, score
+from services.trainer.fraud_models import fit, gradient_boosting
+from services.trainer.fraud_protocol import Split
+from services.trainer.lake_sets import fraud_training_set
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+Matrix = npt.NDArray[np.float32]
+
+MODEL = "fraud"
+GATE_FILE = "gate.json"
+MIN_TRAIN_FRAUDS = 20
+MIN_TEST_ROWS = 1_000  # the ONNX parity check's minimum, and enough for a week's AP
+
+SERVED_VECTORS = """
+SELECT data->>'transaction_id' AS transaction_id, data->>'features' AS features
+FROM decisions
+WHERE time_ms <= $as_of AND data->>'features' IS NOT NULL
+QUALIFY row_number() OVER (PARTITION BY data->>'transaction_id' ORDER BY time_ms DESC) = 1
+"""
+
+
+class NotEnoughData(ValueError):
+    """The lake holds too few final labels in the protocol's windows to train or to judge."""
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The protocol's split ending at `as_of`: the test week ends one delay before it."""
+
+    as_of: datetime
+    split: Split
+
+    @classmethod
+    def ending_at(cls, as_of: datetime, train_days: int = 7, delay_days: int = 7,
+                  test_days: int = 7) -> Windows:
+        last_final_day = (pd.Timestamp(as_of.astimezone(UTC).replace(tzinfo=None)).normalize()
+                          - pd.Timedelta(days=delay_days))
+        train_start = last_final_day - pd.Timedelta(days=test_days + delay_days + train_days)
+        return cls(as_of, Split(train_start, train_days, delay_days, test_days))
+
+    @property
+    def labels_for_training_at(self) -> datetime:
+        """The test start: training sees the labels that had arrived by then."""
+        start: datetime = self.split.test_start.to_pydatetime()
+        return start.replace(tzinfo=UTC)
+
+    def describe(self) -> dict[str, str]:
+        s = self.split
+        return {"as_of": self.as_of.isoformat(),
+                "train": f"{s.train_start:%Y-%m-%d} + {s.train_days} d",
+                "delay": f"{s.delay_days} d",
+                "test": f"{s.test_start:%Y-%m-%d} + {s.test_days} d"}
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """One window's rows: features, labels, and the frame Split's masks and card precision use."""
+
+    frame: pd.DataFrame
+    x: Matrix
+    y: npt.NDArray[np.int8]
+    served: int  # rows whose vector is the one the stream served
+
+    @property
+    def frauds(self) -> int:
+        return int(self.y.sum())
+
+
+def served_vectors(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[str, list[float]]:
+    """The feature vector each transaction was decided with, by transaction id (the newest
+    decision of a transaction decided twice: a redelivery reuses the recorded decision)."""
+    rows = con.execute(SERVED_VECTORS, {"as_of": int(as_of.timestamp() * 1000)}).fetchall()
+    vectors = {tid: json.loads(text) for tid, text in rows}
+    return {tid: v for tid, v in vectors.items()
+            if isinstance(v, list) and len(v) == len(FRAUD_FEATURE_NAMES)}
+
+
+def labelled(frame: pd.DataFrame, mask: npt.NDArray[np.bool_],
+             served: dict[str, list[float]]) -> Labelled:
+    """The masked rows with the served vector where one exists, else the recomputed one."""
+    rows = frame[mask].reset_index(drop=True)
+    x = rows[list(FRAUD_FEATURE_NAMES)].to_numpy(np.float32)
+    hit = rows["transaction_id"].map(lambda tid: tid in served).to_numpy(bool)
+    if hit.any():
+        x[hit] = np.asarray([served[t] for t in rows.loc[hit, "transaction_id"]], np.float32)
+    return Labelled(rows, x, rows["is_fraud"].to_numpy(np.int8), int(hit.sum()))
+
+
+def training_and_test(con: duckdb.DuckDBPyConnection, windows: Windows
+                      ) -> tuple[Labelled, Labelled]:
+    """The training week labelled as of the test start; the test week labelled as of `as_of`."""
+    served = served_vectors(con, windows.as_of)
+    early = fraud_training_set(con, windows.labels_for_training_at)
+    late = fraud_training_set(con, windows.as_of)
+    split = windows.split
+    train = labelled(early, split.train_mask(early) & early["label_final"].to_numpy(bool), served)
+    test = labelled(late, split.test_mask(late) & late["label_final"].to_numpy(bool), served)
+    if train.frauds < MIN_TRAIN_FRAUDS or len(test.y) < MIN_TEST_ROWS or test.frauds == 0:
+        raise NotEnoughData(
+            f"train {len(train.y)} rows ({train.frauds} fraud), test {len(test.y)} rows "
+            f"({test.frauds} fraud) in {windows.describe()}; the gate needs >= "
+            f"{MIN_TRAIN_FRAUDS} training frauds, >= {MIN_TEST_ROWS} test rows and a test fraud")
+    return train, test
+
+
+# --- The gate ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    reason: str
+
+
+def judge(challenger: Scores, production: Scores | None, min_gain: float) -> Verdict:
+    """Average precision decides (the class is rare: AUC barely moves); a tie keeps production."""
+    if production is None:
+        return Verdict(True, "no production model to beat")
+    gain = challenger.average_precision - production.average_precision
+    if np.isnan(gain):
+        return Verdict(False, "average precision undefined on the test week")
+    if gain > min_gain:
+        return Verdict(True, f"AP {challenger.average_precision:.3f} beats production's "
+                             f"{production.average_precision:.3f} by {gain:+.3f} > {min_gain:g}")
+    return Verdict(False, f"AP {challenger.average_precision:.3f} against production's "
+                          f"{production.average_precision:.3f}: {gain:+.3f}, not > {min_gain:g}")
+
+
+def onnx_probabilities(model: bytes | Path, x: Matrix) -> FloatArray:
+    """P(fraud) through the ONNX graph, as serving computes it: both models of the gate are
+    scored this way, so a tie is a tie and not float32 against float64."""
+    source = str(model) if isinstance(model, Path) else model
+    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(["probabilities"], {INPUT_NAME: x})[0][:, 1], np.float64)
+
+
+def production_model(repository: ModelRepository) -> tuple[int, Path] | None:
+    """The production version and its ONNX file; None when there is no production model."""
+    if not repository.root.exists() or MODEL not in repository.models():
+        return None
+    version = repository.production_version(MODEL)
+    if version is None:
+        return None
+    names = repository.metadata(MODEL, version).feature_names
+    if tuple(names) != tuple(FRAUD_FEATURE_NAMES):
+        raise ValueError(f"production {MODEL} v{version} reads other features than the "
+                         "catalog's: retrain it with make models before gating against it")
+    return version, repository.model_path(MODEL, version)
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """What the gate saw and decided; `registered` is the new version, None when refused."""
+
+    windows: dict[str, str]
+    train_rows: int
+    train_frauds: int
+    test_rows: int
+    test_frauds: int
+    served_share: float
+    challenger: Scores
+    production: Scores | None
+    production_version: int | None
+    verdict: Verdict
+    registered: int | None
+    promoted: bool
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=float) + "\n"
+
+
+def retrain(train: Labelled, test: Labelled, repository: ModelRepository, windows: Windows, *,
+            min_gain: float = 0.0, promote: bool = False, seed: int = 0) -> RetrainResult:
+    """Train the challenger, score both on the test week, register (and promote) if it wins."""
+    estimator = gradient_boosting(seed)
+    fit(estimator, train.x, train.y)
+    onnx_bytes = export_classifier(estimator, n_features=len(FRAUD_FEATURE_NAMES))
+    difference = check_parity(estimator, onnx_bytes, test.x)
+    challenger_p = onnx_probabilities(onnx_bytes, test.x)
+    challenger = score(test.frame, test.y, challenger_p)
+    current = production_model(repository)
+    version = None if current is None else current[0]
+    production = None if current is None else score(
+        test.frame, test.y, onnx_probabilities(current[1], test.x))
+    verdict = judge(challenger, production, min_gain)
+    result = RetrainResult(
+        windows.describe(), len(train.y), train.frauds, len(test.y), test.frauds,
+        (train.served + test.served) / (len(train.y) + len(test.y)), challenger, production,
+        version, verdict, None, False)
+    if not verdict.passed:
+        return result
+    registered = repository.register(
+        MODEL, onnx_bytes, feature_names=FRAUD_FEATURE_NAMES,
+        metrics=asdict(challenger) | {"onnx_parity_max_abs_diff": difference,
+                                      "train_rows": float(len(train.y)),
+                                      "test_rows": float(len(test.y))},
+        training_data_hash=data_hash(train.x, train.y),
+        description=(f"hist gradient boosting retrained from the lake as of "
+                     f"{windows.as_of.isoformat()}: {verdict.reason}"),
+        extra_files={
+            FRAUD_REFERENCE_FILE: reference_json(train.x, train.y).encode(),
+            # As make models does: inputs from the fitted rows, the score from held-out ones.
+            DRIFT_REFERENCE_FILE: DriftReference.of(
+                train.x, FRAUD_FEATURE_NAMES, challenger_p,
+                description="inputs: the training week's rows from the lake; score: the "
+                            "held-out test week's probabilities").to_json().encode(),
+            GATE_FILE: result.to_json().encode(),
+        },
+        actor="trainer",
+    )
+    if promote and repository.production_version(MODEL) != registered:
+        repository.promote(MODEL, registered, actor="trainer")
+    promoted = repository.production_version(MODEL) == registered
+    return replace(result, registered=registered, promoted=promoted)
+
+
+def summary(result: RetrainResult) -> str:
+    """The verdict as a reader wants it: both models, side by side, and what happened."""
+    def row(name: str, s: Scores | None) -> str:
+        if s is None:
+            return f"  {name:<22} -"
+        return (f"  {name:<22} AUC {s.auc_roc:.3f}  AP {s.average_precision:.3f}  "
+                f"card precision@100 {s.card_precision_at_100:.3f}")
+    w = result.windows
+    outcome = (f"registered fraud v{result.registered}" + (" and promoted" if result.promoted
+                                                           else " (not promoted)")
+               if result.registered else "not registered")
+    return "\n".join([
+        f"windows: train {w['train']}, delay {w['delay']}, test {w['test']} (as of {w['as_of']})",
+        f"rows: train {result.train_rows:,} ({result.train_frauds} fraud), test "
+        f"{result.test_rows:,} ({result.test_frauds} fraud); {result.served_share:.0%} of "
+        "vectors as served, the rest recomputed",
+        row("challenger", result.challenger),
+        row(f"production v{result.production_version}" if result.production_version
+            else "production", result.production),
+        f"gate: {'PASSED' if result.verdict.passed else 'REFUSED'}: {result.verdict.reason}; "
+        f"{outcome}",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.trainer.fraud_retrain",
+                                     description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--as-of", type=datetime.fromisoformat, default=None,
+                        help="ISO 8601 instant with its zone (default: now)")
+    parser.add_argument("--lake-root", type=Path, default=None)
+    parser.add_argument("--min-gain", type=float, default=0.0,
+                        help="average precision the challenger must gain over production")
+    parser.add_argument("--promote", action="store_true",
+                        help="make the challenger production when it passes the gate")
+    parser.add_argument("--report", type=Path, default=Path("reports/retrain/fraud-gate.json"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    as_of = args.as_of or datetime.now(UTC)
+    if as_of.tzinfo is None:
+        parser.error("--as-of needs a zone, e.g. 2026-12-01T00:00:00+00:00")
+    repository = ModelRepository(ModelSettings().model_repository)
+    with open_lake(args.lake_root or LakeStoreSettings().lake_root) as con:
+        windows = Windows.ending_at(as_of)
+        try:
+            train, test = training_and_test(con, windows)
+            result = retrain(train, test, repository, windows,
+                             min_gain=args.min_gain, promote=args.promote)
+        except NotEnoughData as exc:
+            print(f"[retrain-fraud] not trained: {exc}", file=sys.stderr)  # noqa: T201
+            return 1
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(result.to_json())
+    print(summary(result) + f"\nreport: {args.report}")  # noqa: T201  (a CLI prints its result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
