@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
 .PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration chaos lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake docs-numbers up down clean \
-	compose-check promcheck retrain-fraud analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
+	compose-check promcheck retrain-fraud shadow-report analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
 	movielens-check
 
 # DATASET=movielens (or MLSD_DATASET in the environment): the recommender learns from, is seeded
@@ -43,6 +43,9 @@ models: setup ## generate the synthetic worlds, train, export to ONNX, register 
 
 retrain-fraud: setup ## a fraud challenger from the lake's decisions and labels (label-delay protocol), registered only if it beats production on the same held-out week; PROMOTE=1 promotes a winner
 	$(PY) -m services.trainer.fraud_retrain $(if $(PROMOTE),--promote) $(if $(AS_OF),--as-of $(AS_OF))
+
+shadow-report: setup ## production against the shadow challenger (MLSD_FRAUD_SHADOW_VERSION) on the same transactions, labelled as of now, from the lake
+	$(PY) -m services.trainer.fraud_shadow_report
 
 seed: run ## replay the worlds' history through Kafka into the online features (progress shown); DATASET=movielens
 	$(PY) -m services.seeder

@@ -64,8 +64,9 @@ def feature_store_breaker(settings: FraudSettings) -> CircuitBreaker:
 
 
 def build_scorer(settings: FraudSettings, metrics: FraudMetrics, store: FraudStore,
-                 model: ModelClient) -> FraudScorer:
-    """The pipeline both paths share (HTTP here, the stream scorer in stream.py)."""
+                 model: ModelClient, shadow_version: int | None = None) -> FraudScorer:
+    """The pipeline both paths share (HTTP here, the stream scorer in stream.py, which alone
+    passes a shadow version: a challenger costs the stream throughput, never the 50 ms path)."""
     policy = PolicyFile(settings.fraud_policy_path, settings.fraud_policy_check_interval_s,
                         on_reload=lambda outcome: metrics.policy_reloads.labels(outcome).inc())
     repository = (ModelRepository(settings.model_repository)
@@ -77,7 +78,8 @@ def build_scorer(settings: FraudSettings, metrics: FraudMetrics, store: FraudSto
                        idempotency_window_s=settings.fraud_idempotency_window_s,
                        drift=DriftMonitor(repository, settings.fraud_model_name,
                                           FRAUD_FEATURE_NAMES, metrics.base,
-                                          window=settings.fraud_drift_window))
+                                          window=settings.fraud_drift_window),
+                       shadow_version=shadow_version)
 
 
 def create_app(settings: FraudSettings, *, store: FraudStore | None = None,

@@ -6,10 +6,11 @@ from prometheus_client import Histogram
 
 from services.common.telemetry import Metrics
 
-STAGES = ("features", "rules", "model", "decide", "explain", "record")
+STAGES = ("features", "rules", "model", "decide", "shadow", "explain", "record")
 PATHS = ("http", "stream")
 ACTIONS = ("approve", "review", "decline")
 DEPENDENCIES = ("features", "model")
+SHADOW_OUTCOMES = ("agreed", "disagreed", "failed")
 RISK_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
@@ -38,6 +39,10 @@ class FraudMetrics:
         self.published = metrics.counter(
             "decisions_published", "decision events to fraud-decisions by outcome: stored, "
             "failed, dropped (the send queue was full)", ("outcome",))
+        self.shadow = metrics.counter(
+            "shadow_decisions", "transactions the shadow challenger also scored (never acted "
+            "on), by whether its action agreed with production's; failed: it did not answer",
+            ("outcome",))
         self.batch_size = Histogram(
             f"{metrics.service}_batch_size_transactions", "transactions per scored batch",
             ("path",), registry=metrics.registry, buckets=(1, 10, 50, 100, 200, 500, 1000))
@@ -53,3 +58,5 @@ class FraudMetrics:
             self.policy_reloads.labels(outcome)
         for outcome in ("stored", "failed", "dropped"):
             self.published.labels(outcome)
+        for outcome in SHADOW_OUTCOMES:
+            self.shadow.labels(outcome)

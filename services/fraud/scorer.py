@@ -53,6 +53,7 @@ class Scored:
     decision: Decision
     features: FeatureVector | None  # what the model saw; None when the decision was replayed
     replayed: bool                  # the decision made earlier for this transaction id
+    shadow: Decision | None = None  # the challenger's, never acted on (shadow_version set)
 
 
 class ReferenceCache:
@@ -101,7 +102,7 @@ class FraudScorer:
                  policy: Callable[[], RuleEngine], references: ReferenceCache,
                  metrics: FraudMetrics, breaker: CircuitBreaker,
                  model_name: str = "fraud", idempotency_window_s: int = 60,
-                 drift: DriftMonitor | None = None) -> None:
+                 drift: DriftMonitor | None = None, shadow_version: int | None = None) -> None:
         self._store = store
         self._model = model
         self._policy = policy
@@ -111,6 +112,7 @@ class FraudScorer:
         self._model_name = model_name
         self.idempotency_window_s = idempotency_window_s
         self._drift = drift
+        self._shadow_version = shadow_version
 
     def warm_up(self) -> None:
         """Learn the production version (and so its reference) before the first request."""
@@ -145,6 +147,12 @@ class FraudScorer:
                               degraded=degraded, amount=pending[k].amount)
 
             decisions = [decided(k, models[k] if models else None) for k in range(len(todo))]
+        with self._stage("shadow", path):
+            shadows = self._shadows(engine, vectors, pending, decisions,
+                                    lambda k, model: decide(
+                                        engine.policy, listed=listed[k], hits=hits[k],
+                                        model=model, degraded=degraded,
+                                        amount=pending[k].amount))
         with self._stage("explain", path):
             # ML factors for the decisions someone reads: reviews and declines. An approval's
             # are computed on demand from its recorded features (explain).
@@ -156,7 +164,8 @@ class FraudScorer:
         with self._stage("record", path):
             fresh = self._remember(pending, decisions, vectors, store_down)
         by_row = dict(zip(todo, range(len(todo)), strict=True))
-        scored = [Scored(txn, fresh[by_row[i]], vectors[by_row[i]], False) if i in by_row
+        scored = [Scored(txn, fresh[by_row[i]], vectors[by_row[i]], False, shadows[by_row[i]])
+                  if i in by_row
                   else Scored(txn, _decision(earlier[i]), None, True)
                   for i, txn in enumerate(transactions)]
         self._count(scored, path, store_down, model_down)
@@ -234,6 +243,31 @@ class FraudScorer:
             return [], f"{MODEL_MISSING}: {type(exc).__name__}: {exc}"
         self._references.observe(version)
         return found, None
+
+    def _shadows(self, engine: RuleEngine, vectors: np.ndarray,
+                 pending: Sequence[ScoredTransaction], decisions: Sequence[Decision],
+                 decided: Callable[[int, ModelVerdict], Decision]) -> list[Decision | None]:
+        """The challenger's decisions on the same rows: the same vectors, rules, lists and
+        policy, only its model differs, so a difference is the model's. They are never
+        recorded nor answered; the stream publishes them to their own topic. A challenger that
+        fails costs its own decisions, never production's."""
+        if self._shadow_version is None or not pending:
+            return [None] * len(pending)
+        try:
+            prediction = self._model.predict(self._model_name, vectors,
+                                             version=self._shadow_version)
+        except Exception as exc:  # the shadow's failure is counted, never the decision's
+            self._metrics.shadow.labels("failed").inc(len(pending))
+            logger.warning("shadow model failed", extra={"version": self._shadow_version,
+                                                         "error": repr(exc)})
+            return [None] * len(pending)
+        probabilities = prediction.outputs["probabilities"][:, 1]
+        shadows = [decided(k, ModelVerdict(float(p), prediction.model_version, ()))
+                   for k, p in enumerate(probabilities)]
+        agreed = sum(s.action == d.action for s, d in zip(shadows, decisions, strict=True))
+        self._metrics.shadow.labels("agreed").inc(agreed)
+        self._metrics.shadow.labels("disagreed").inc(len(shadows) - agreed)
+        return list(shadows)
 
     def _factors(self, vectors: np.ndarray, models: Sequence[ModelVerdict], rows: list[int],
                  engine: RuleEngine) -> list[ModelVerdict]:

@@ -61,6 +61,11 @@ class FraudSettings(ModelSettings):
         2, ge=1, description="scorer processes `make run` starts in group fraud-scorer; at "
                              "most the partitions of transactions (topics.py)")
     fraud_stream_max_batch: int = Field(500, ge=1, le=5000)
+    fraud_shadow_version: int | None = Field(
+        None, ge=1, description="a registered fraud version the stream scorer also scores "
+                                "every transaction with, publishing its decisions to "
+                                "fraud_shadow_topic and never acting on them (none: no shadow)")
+    fraud_shadow_topic: str = topics.FRAUD_DECISIONS_SHADOW
     fraud_stream_max_age_s: float = Field(
         300.0, gt=0, description="older transactions are skipped, not scored (counted)")
     # A poll returns as soon as records arrive, so this adds no latency under load; below about

@@ -8,13 +8,17 @@ the consumer runner adds its two dedupe round trips, then one publish. Offsets a
 only after the decisions are stored (at-least-once; a redelivered transaction gets its recorded
 decision).
 Run more processes to share the partitions: the group balances them.
+
+MLSD_FRAUD_SHADOW_VERSION=N: a registered challenger also scores every transaction, on the same
+vectors, rules and policy; its decisions go to `fraud-decisions-shadow` in the same publish and
+are never recorded nor acted on (`make shadow-report` compares the two as labels arrive).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import uvicorn
@@ -36,7 +40,7 @@ from services.common.bus.topics import TRANSACTIONS
 from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.events import TransactionData
 from services.common.http import blocking_lifespan, create_service_app
-from services.common.models import ModelClient, create_model_client
+from services.common.models import ModelClient, ModelRepository, create_model_client
 from services.common.payloads import parse_payload
 from services.common.redis_client import RedisClient, background_redis
 from services.common.telemetry import LATENCY_BUCKETS_S, Metrics, configure_logging
@@ -54,10 +58,12 @@ class StreamScoringHandler:
     """`handle` validates and buffers; `flush` scores the buffer as one batch and publishes."""
 
     def __init__(self, scorer: FraudScorer, publisher: Publisher, topic: str,
-                 freshness: Histogram, stale: Counter, max_age_s: float) -> None:
+                 freshness: Histogram, stale: Counter, max_age_s: float,
+                 shadow_topic: str | None = None) -> None:
         self._scorer = scorer
         self._publisher = publisher
         self._topic = topic
+        self._shadow_topic = shadow_topic
         self._freshness = freshness
         self._stale = stale
         self._max_age = timedelta(seconds=max_age_s)
@@ -77,15 +83,32 @@ class StreamScoringHandler:
         if not self._pending:
             return
         scored = self._scorer.score(self._pending, "stream")
+        messages = [decision_message(s, "stream", self._topic) for s in scored]
+        if self._shadow_topic is not None:  # in the same publish: no extra round trip
+            messages += [decision_message(replace(s, decision=s.shadow), "stream",
+                                          self._shadow_topic)
+                         for s in scored if s.shadow is not None]
         try:
-            publish_or_raise(self._publisher,
-                             [decision_message(s, "stream", self._topic) for s in scored])
+            publish_or_raise(self._publisher, messages)
         except PublishFailed as exc:  # retried: the batch's decisions are recorded, not lost
             raise TransientError(str(exc)) from exc
         now = datetime.now(UTC)
         for txn in self._pending:
             self._freshness.observe(max((now - txn.timestamp).total_seconds(), 0.0))
         self._pending.clear()
+
+
+def checked_shadow_version(settings: FraudSettings) -> int | None:
+    """The challenger to shadow, if one is named; a version the repository does not hold is a
+    configuration error, refused at start rather than counted as failures forever."""
+    version = settings.fraud_shadow_version
+    if version is None or settings.model_backend != "local":
+        return version
+    registered = ModelRepository(settings.model_repository).versions(settings.fraud_model_name)
+    if version not in registered:
+        raise ValueError(f"MLSD_FRAUD_SHADOW_VERSION={version}: {settings.fraud_model_name} "
+                         f"has versions {registered}")
+    return version
 
 
 @dataclass
@@ -116,13 +139,16 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
         model = create_model_client(
             settings, expected_features={settings.fraud_model_name: FRAUD_FEATURE_NAMES})
         scorer = build_scorer(settings, fraud_metrics,
-                              RedisFraudStore(client, settings.feature_namespace), model)
+                              RedisFraudStore(client, settings.feature_namespace), model,
+                              shadow_version=checked_shadow_version(settings))
         scorer.warm_up()
         publisher = kafka_publisher(settings, client_id=f"{settings.service_name}-decisions",
                                     delivery_timeout_s=settings.fraud_delivery_timeout_s,
                                     warm_topics=[settings.fraud_decisions_topic])
-        handler = StreamScoringHandler(scorer, publisher, settings.fraud_decisions_topic,
-                                       freshness, stale, settings.fraud_stream_max_age_s)
+        handler = StreamScoringHandler(
+            scorer, publisher, settings.fraud_decisions_topic, freshness, stale,
+            settings.fraud_stream_max_age_s,
+            settings.fraud_shadow_topic if settings.fraud_shadow_version else None)
         runner = build_kafka_consumer(
             settings, client, handler, consumer_metrics,
             RunnerConfig(group=settings.fraud_stream_group, topics=(TRANSACTIONS,),

@@ -21,6 +21,7 @@ PAYLOADS: dict[str, dict[str, type[BaseModel]]] = {}
 for _known in EVENT_TYPES.values():
     PAYLOADS.setdefault(_known.topic, {})[_known.name] = _known.payload
 PAYLOADS[topics.FRAUD_DECISIONS] = {FRAUD_DECISION: FraudDecisionData}
+PAYLOADS[topics.FRAUD_DECISIONS_SHADOW] = {FRAUD_DECISION: FraudDecisionData}
 
 LAKE_TOPICS = tuple(t for t in topics.ALL_TOPICS if t in PAYLOADS)
 

@@ -19,6 +19,7 @@ from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, records
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import (
     FRAUD_DECISIONS,
+    FRAUD_DECISIONS_SHADOW,
     FRAUD_LABELS,
     TRANSACTIONS,
     dlq_topic,
@@ -26,6 +27,8 @@ from services.common.bus.topics import (
 )
 from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.fraud_online.layout import CARD_RECORD
+from services.common.models import ModelRepository
+from services.common.models.testing import logistic_model
 from services.trainer.feedback import read_topic, training_table
 from tests.e2e.conftest import ServiceProcess
 from tests.harness import REPO_ROOT, ServerProcess, free_port
@@ -207,3 +210,58 @@ def test_the_stream_scorer_decides_every_transaction_and_dead_letters_poison(
     while not dead_lettered_by_the_scorer() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert dead_lettered_by_the_scorer()
+
+
+def challenger_repository(model_repository: Path, tmp_path: Path) -> tuple[Path, int]:
+    """A copy of the test repository with a second fraud version, registered, not promoted:
+    a constant 0.98 (sigmoid(4)), so its decisions differ from production's and show it."""
+    root = tmp_path / "models-with-challenger"
+    shutil.copytree(model_repository, root)
+    repository = ModelRepository(root)
+    version = repository.register("fraud", logistic_model([0.0] * len(FRAUD_FEATURE_NAMES), 4.0),
+                                  feature_names=FRAUD_FEATURE_NAMES, metrics={},
+                                  training_data_hash="e2e", description="shadow challenger")
+    return root, version
+
+
+def test_the_stream_scorer_shadows_a_challenger_on_its_own_topic_without_acting_on_it(
+        start_service: StartService, kafka_server: ServerProcess, model_repository: Path,
+        tmp_path: Path) -> None:
+    ensure_topics(kafka_server.address, platform_topics(3))
+    root, challenger = challenger_repository(model_repository, tmp_path)
+    production = ModelRepository(root).production_version("fraud")
+    start_service("fraud.stream", MLSD_MODEL_REPOSITORY=str(root),
+                  MLSD_FRAUD_SHADOW_VERSION=str(challenger))
+    run, now = uuid.uuid4().hex[:8], datetime.now(UTC)
+    publisher = KafkaPublisher(kafka_server.address, client_id="e2e-shadow")
+    try:
+        publish_or_raise(publisher, [OutboundMessage.of(TRANSACTIONS, f"card{n % 5}", Event(
+            id=f"{run}-{n}", type="transaction", source="e2e", time=now,
+            data=transaction(run, n, card=f"card{n % 5}", at=now))) for n in range(20)])
+    finally:
+        publisher.close()
+
+    wanted = {f"{run}-{n}" for n in range(20)}
+    decided = decisions_on_kafka(kafka_server.address, wanted, timeout_s=60)
+    deadline = time.monotonic() + 30
+    while True:
+        shadowed = {d["transaction_id"]: d
+                    for d in read_topic(kafka_server.address, FRAUD_DECISIONS_SHADOW)
+                    if d.get("transaction_id") in wanted}
+        if wanted <= shadowed.keys() or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert decided.keys() == shadowed.keys() == wanted
+    assert {d["model_version"] for d in decided.values()} == {production}
+    assert {d["model_version"] for d in shadowed.values()} == {challenger}
+    assert {d["action"] for d in shadowed.values()} == {"decline"}  # 0.98: the model declines
+    assert {d["action"] for d in decided.values()} != {"decline"}
+    for tid in wanted:  # the same transaction, the same vector: only the model differs
+        assert shadowed[tid]["features"] == decided[tid]["features"]
+
+
+def test_a_shadow_version_the_repository_does_not_hold_stops_the_scorer_at_start(
+        start_service: StartService, kafka_server: ServerProcess) -> None:
+    ensure_topics(kafka_server.address, platform_topics(3))
+    with pytest.raises(AssertionError, match="MLSD_FRAUD_SHADOW_VERSION=99"):
+        start_service("fraud.stream", MLSD_FRAUD_SHADOW_VERSION="99")

@@ -40,6 +40,8 @@ from tests.unit.test_fraud_rules import (
 )
 
 MODEL_VERSION = 1  # the version model_repository registers, with its reference
+SHADOW_VERSION = 2  # a challenger FakeModel answers for with SHADOW_PROBABILITY
+SHADOW_PROBABILITY = 0.95
 SMALL = FRAUD_FEATURE_NAMES.index("card_nb_small_tx_1h")
 AMOUNT = FRAUD_FEATURE_NAMES.index("tx_amount")
 TYPICAL = {"tx_amount": 40.0, "amount_to_customer_avg_30d": 1.0,
@@ -69,7 +71,9 @@ class FakeModel:
         if self.failure is not None:
             raise self.failure
         p1 = fraud_probability(rows)
-        return Prediction(model_name, self.version, {
+        if version is not None and version != self.version:  # a challenger: confident fraud
+            p1 = np.full(len(rows), SHADOW_PROBABILITY)
+        return Prediction(model_name, version or self.version, {
             "label": (p1 > 0.5).astype(np.int64),
             "probabilities": np.stack([1 - p1, p1], axis=1).astype(np.float32)})
 
@@ -147,7 +151,7 @@ class Rig:
 
 
 def rig(tmp_path: Path, *, states: dict[str, FraudState] | None = None, fail_max: int = 5,
-        reset_s: float = 60.0, warm: bool = True) -> Rig:
+        reset_s: float = 60.0, warm: bool = True, shadow_version: int | None = None) -> Rig:
     registry = CollectorRegistry()
     engine = load_engine(POLICY_PATH)
     store, model = FakeStore(states), FakeModel()
@@ -156,7 +160,7 @@ def rig(tmp_path: Path, *, states: dict[str, FraudState] | None = None, fail_max
         references=ReferenceCache(model_repository(tmp_path), "fraud"),
         metrics=FraudMetrics(Metrics("fraud_test", registry)),
         breaker=CircuitBreaker("feature-store", fail_max=fail_max, reset_s=reset_s),
-        idempotency_window_s=60)
+        idempotency_window_s=60, shadow_version=shadow_version)
     if warm:
         scorer.warm_up()
     return Rig(scorer, store, model, registry)
@@ -371,3 +375,51 @@ def test_whole_vectors_and_their_scores_feed_the_drift_window_and_degraded_ones_
     r.score(transaction(transaction_id="tx9"))
     window = monitor._windows[MODEL_VERSION]
     assert window is not None and window.rows == 3       # stand-in history: not observed
+
+
+def test_a_shadow_challenger_decides_the_same_transactions_and_production_is_unchanged(
+        tmp_path: Path) -> None:
+    plain = rig(tmp_path / "plain")
+    shadowed = rig(tmp_path / "shadowed", shadow_version=SHADOW_VERSION)
+    quiet = transaction(transaction_id="tx-quiet")
+
+    (alone,) = plain.score(quiet)
+    (scored,) = shadowed.score(quiet)
+
+    assert scored.decision == alone.decision  # production's decision, whatever the shadow says
+    assert scored.decision.action == "approve"
+    shadow = scored.shadow
+    assert shadow is not None
+    assert shadow.model_version == SHADOW_VERSION
+    assert shadow.ml_score == pytest.approx(SHADOW_PROBABILITY)
+    assert shadow.action == "decline"  # the model alone declines at the policy's ml_decline_at
+    assert shadow.rule_hits == scored.decision.rule_hits
+    recorded = json.loads(shadowed.store.decisions["tx-quiet"])["decision"]
+    assert recorded["model_version"] == MODEL_VERSION  # the shadow is never recorded
+    assert shadowed.metric("shadow_decisions_total", outcome="disagreed") == 1
+    assert alone.shadow is None and plain.metric("shadow_decisions_total",
+                                                 outcome="disagreed") == 0
+
+
+def test_a_failing_shadow_costs_only_its_own_decisions(tmp_path: Path) -> None:
+    r = rig(tmp_path, shadow_version=SHADOW_VERSION)
+    original = r.model.predict
+
+    def production_only(model_name: str, rows: npt.NDArray[Any], *,
+                        version: int | None = None) -> Prediction:
+        if version == SHADOW_VERSION:
+            raise ModelUnavailable("the challenger is not loaded")
+        return original(model_name, rows, version=version)
+
+    r.model.predict = production_only  # type: ignore[method-assign]
+    (scored,) = r.score(transaction(transaction_id="tx-f"))
+    assert scored.shadow is None
+    assert scored.decision.model_version == MODEL_VERSION and not scored.decision.degraded
+    assert r.metric("shadow_decisions_total", outcome="failed") == 1
+
+
+def test_a_replayed_transaction_gets_no_second_shadow_decision(tmp_path: Path) -> None:
+    r = rig(tmp_path, shadow_version=SHADOW_VERSION)
+    (first,) = r.score(transaction())
+    (again,) = r.score(transaction())
+    assert first.shadow is not None and again.replayed and again.shadow is None

@@ -7,14 +7,16 @@ from dataclasses import dataclass
 WATCH_EVENTS = "watch-events"
 TRANSACTIONS = "transactions"
 FRAUD_DECISIONS = "fraud-decisions"
+# A challenger's decisions on the same transactions, never acted on (services/fraud/shadow.py)
+FRAUD_DECISIONS_SHADOW = "fraud-decisions-shadow"
 FRAUD_LABELS = "fraud-labels"
 EXPOSURES = "exposures"
 REC_IMPRESSIONS = "rec-impressions"
 REC_CLICKS = "rec-clicks"
 CATALOG = "catalog"  # title metadata from the catalog ETL (services/catalog_etl), key content id
 
-ALL_TOPICS = (WATCH_EVENTS, TRANSACTIONS, FRAUD_DECISIONS, FRAUD_LABELS, EXPOSURES,
-              REC_IMPRESSIONS, REC_CLICKS, CATALOG)
+ALL_TOPICS = (WATCH_EVENTS, TRANSACTIONS, FRAUD_DECISIONS, FRAUD_DECISIONS_SHADOW, FRAUD_LABELS,
+              EXPOSURES, REC_IMPRESSIONS, REC_CLICKS, CATALOG)
 DLQ_SUFFIX = ".dlq"
 
 # A consumer group spreads a topic's partitions over its members, so partitions cap how many

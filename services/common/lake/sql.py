@@ -24,6 +24,7 @@ VIEWS = {
     "exposures": topics.EXPOSURES,
     "transactions": topics.TRANSACTIONS,
     "decisions": topics.FRAUD_DECISIONS,
+    "shadow_decisions": topics.FRAUD_DECISIONS_SHADOW,
     "labels": topics.FRAUD_LABELS,
     "titles": topics.CATALOG,
 }
