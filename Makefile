@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
 .PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration chaos lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake docs-numbers up down clean \
-	compose-check promcheck retrain-fraud shadow-report analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
+	compose-check promcheck retrain-fraud shadow-report drift-fraud bench-fraud-shadow analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
 	movielens-check
 
 # DATASET=movielens (or MLSD_DATASET in the environment): the recommender learns from, is seeded
@@ -149,6 +149,13 @@ bench-fraud-replay: setup ## decisions on a replayed week, this checkout against
 
 bench-recs-memory: run ## Redis bytes per user and per title of the seeded state; what 200 M users need (benchmarks/results/)
 	$(PY) benchmarks/recs_memory.py
+
+bench-fraud-shadow: setup ## the stream scorer's drain tx/s without and with a shadow challenger, alternated in one run (benchmarks/results/)
+	$(PY) -m services.trainer --if-missing
+	$(PY) benchmarks/fraud_stream_shadow.py
+
+drift-fraud: setup ## the drift loop: prices x1.5 fire the PSI alerts (promtool, the shipped rules), a gated retrain from the lake clears them (benchmarks/results/)
+	$(PY) benchmarks/fraud_drift_loop.py
 
 bench-lake: setup ## lake sink throughput and lag: N events to the broker, time until all are in Parquet (benchmarks/results/)
 	$(PY) benchmarks/lake_sink.py

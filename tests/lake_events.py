@@ -9,12 +9,8 @@ from typing import Any
 
 from services.common.bus import topics
 from services.common.bus.events import Event
-from services.common.bus.memory import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
 from services.common.bus.ports import OutboundMessage
-from services.common.telemetry import Metrics
-from services.lake.events import LAKE_TOPICS
-from services.lake.loop import LakeMetrics, LoopConfig, SinkLoop
-from services.lake.sink import LakeSink
+from services.lake.replay import write_to_lake
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -91,16 +87,7 @@ def title(run: str, i: int, genres: list[str], at: datetime = T0) -> OutboundMes
         "maturity_rating": "PG"}, at, f"{run}-title-{i}")
 
 
+
 def fill_lake(root: Path, messages: Iterable[OutboundMessage]) -> None:
-    """Write `messages` into a lake at `root` through the real sink loop (in-memory broker):
-    the Parquet files, layout and commits are the sink's own."""
-    broker = InMemoryBroker(partitions=1)
-    for m in messages:
-        broker.append(m)
-    source = InMemoryRecordSource(broker, "lake-fill", LAKE_TOPICS)
-    loop = SinkLoop(source, LakeSink(root, 1_000_000, 3600.0), InMemoryPublisher(broker),
-                    LakeMetrics(Metrics("lake"), "lake-fill", LAKE_TOPICS),
-                    LoopConfig(group="lake-fill", max_batch=50_000))
-    while any(source.lag().values()):
-        loop.run_once()
-    loop.flush_and_commit()
+    """Write `messages` into a lake at `root` through the real sink loop (in-memory broker)."""
+    write_to_lake(root, messages)
