@@ -58,6 +58,35 @@ def with_challenger(source: Path, workdir: Path) -> tuple[Path, int, int]:
     return root, production, challenger
 
 
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Drain rates side by side, and the scorer's own timers: what the shadow stage takes per
+    transaction and its share of the whole batch's time in the same run. On a machine other jobs
+    share, the rates move with their load; the timers' share moves much less."""
+    def rate(shadow: bool) -> list[int]:
+        return [r["decision_timestamps"]["tx_per_s"] for r in runs if r["shadow"] == shadow]
+
+    def per_tx(run: dict[str, Any], stage: str) -> float:
+        return float(run["stage_ms"]["ms"][stage]["per_tx"])
+
+    without, with_ = rate(False), rate(True)
+    shadowed = [r for r in runs if r["shadow"]]
+    shares = [per_tx(r, "shadow") / per_tx(r, "whole batch") for r in shadowed]
+    return {
+        "tx_per_s": {"without_shadow": without, "with_shadow": with_,
+                     "median_without": statistics.median(without),
+                     "median_with": statistics.median(with_),
+                     "ratio_of_medians": round(statistics.median(with_)
+                                               / statistics.median(without), 3)},
+        "scorer_timers": {
+            "shadow_stage_ms_per_tx": [round(per_tx(r, "shadow"), 4) for r in shadowed],
+            "whole_batch_ms_per_tx": [round(per_tx(r, "whole batch"), 4) for r in shadowed],
+            "shadow_share_of_batch": [round(s, 4) for s in shares],
+            "median_share": round(statistics.median(shares), 4),
+            "other_work_cores": [r["cores"].get("other work") for r in runs],
+        },
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backlog", type=int, default=60_000)
@@ -100,10 +129,6 @@ def main() -> int:
         kafka.stop()
         redis_server.stop()
 
-    def rate(shadow: bool) -> list[int]:
-        return [r["decision_timestamps"]["tx_per_s"] for r in runs if r["shadow"] == shadow]
-
-    without, with_ = rate(False), rate(True)
     summary = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"nproc": len(os.sched_getaffinity(0)), "python": platform.python_version(),
@@ -113,16 +138,12 @@ def main() -> int:
         "setup": {"customers": args.customers, "backlog": args.backlog, "scorers": 1,
                   "production_version": production, "challenger_version": challenger,
                   "challenger": "production's graph registered again"},
-        "tx_per_s": {"without_shadow": without, "with_shadow": with_,
-                     "median_without": statistics.median(without),
-                     "median_with": statistics.median(with_),
-                     "ratio_with_to_without": round(statistics.median(with_)
-                                                    / statistics.median(without), 3)},
+        **summarise(runs),
         "runs": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=1) + "\n")
-    print(json.dumps(summary["tx_per_s"], indent=1))
+    print(json.dumps({k: summary[k] for k in ("tx_per_s", "scorer_timers")}, indent=1))
     print(f"logs: {workdir}; result: {args.out}")
     return 0
 
