@@ -15,9 +15,9 @@ retrain from the lake brings them back under.
    and promoted in a scratch repository;
 2. the scenario: the same world with every amount 50 % higher (a price or currency change that
    happened before the lake's history starts: prices were lower when production was trained).
-   Its transactions and the fraud labels that had arrived, shifted so the history ends now (the
-   seeder's services/seeder/history.py), go into a scratch lake through the lake sink's loop
-   (services/lake/replay.py);
+   Its transactions and the fraud labels that had arrived by `as_of`, moved by whole weeks to
+   end in the last week (services/seeder/history.py's events), go into a scratch lake through
+   the lake sink's loop (services/lake/replay.py);
 3. live: the lake's last --window transactions as the stream scorer meets them: their vectors
    are the trainer's point-in-time features over the lake (held equal to the online path's by
    tests/integration/test_lake_training_parity.py), scored by the production ONNX graph, fed to
@@ -178,12 +178,16 @@ def main() -> int:
         control = gauges(repository, production, control_x, args.window)
 
     shifted = tx.assign(amount=tx["amount"] * PRICE_FACTOR)
-    as_of = datetime.now(UTC).replace(microsecond=0)
+    # The history moves by whole weeks, so each transaction keeps its hour and weekday (the
+    # night and weekend flags are inputs); `as_of` is a minute after its last transaction,
+    # within the week before now.
     end = shifted["tx_datetime"].max().to_pydatetime().replace(tzinfo=UTC)
+    shift = timedelta(weeks=(datetime.now(UTC) - end) // timedelta(weeks=1))
+    as_of = end + shift + timedelta(minutes=1)
     with timed(timings, "the shifted world into the lake"):
         # The seeder's shift: the history ends now, each fraud label once it has arrived.
         events = write_to_lake(workdir / "lake", transaction_messages(
-            shifted, as_of - timedelta(minutes=1) - end, as_of))
+            shifted, shift, as_of))
     with open_lake(workdir / "lake") as con:
         with timed(timings, "live window: features and production's gauges"):
             live_x = last_rows(fraud_training_set(con, as_of), args.window)
@@ -201,7 +205,8 @@ def main() -> int:
                ("shifted_after_retrain", after))}
 
     report = {
-        "date": as_of.isoformat(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "as_of": as_of.isoformat(),
         "machine": {"nproc": len(os.sched_getaffinity(0)), "python": platform.python_version(),
                     "platform": platform.platform(), "scikit_learn": sklearn.__version__,
                     "onnxruntime": onnxruntime.__version__, "load_avg_before": load_before,
