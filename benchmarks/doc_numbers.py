@@ -22,6 +22,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import re
 import sys
 import tomllib
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ("README.md", "docs")  # every Markdown file under these is scanned for blocks
+PAGES = ("README.md", "load-tests/README.md", "docs")  # every Markdown file under these is scanned for blocks
 
 # The design brief's numbers: requirements, not measurements.
 RECS_PER_DAY = 1_000_000_000
@@ -653,6 +654,280 @@ def recs_freshness(r: Results, page: str) -> str:
             f"**{verdict}**); {beside}.")
 
 
+# ---------------------------------------------------------------- the design pages' own figures
+
+
+def page_link(target: str, page: str) -> str:
+    """A docs page (`docs/...`) as a relative link from `page`, anchor kept."""
+    path, _, anchor = target.partition("#")
+    rel = os.path.relpath(ROOT / path, (ROOT / page).parent)
+    return f"[{path.removeprefix('docs/')}]({rel}{'#' + anchor if anchor else ''})"
+
+
+def utc(stamp: str) -> str:
+    """2026-12-06T03:33:45+00:00 or 2026-12-06 04:16 UTC -> 2026-12-06 03:33."""
+    return stamp.replace("T", " ")[:16]
+
+
+def fraud_stream_capacity(r: Results, page: str) -> str:
+    """The one sentence every page quotes for the stream scorers 10,000 tx/s needs."""
+    stream, run = stream_run(r)
+    cores = fraud_stream_cores(r)
+    scorers = math.ceil(cores["scorer"] / TARGET_UTILISATION)
+    attributed = cores["scorer"] + cores["redis"] + cores["kafka"] + cores["other work"]
+    per_tx_us = cores["scorer"] / TX_PER_S * 1e6
+    return (
+        f"Stream scorers for the brief's 10,000 tx/s, computed, not measured: the "
+        f"{run['processes']}-scorer drain of {number(run['backlog'])} transactions reached "
+        f"{number(run['lag_probe']['tx_per_s'])} tx/s on {stream['machine']['nproc']} cores "
+        f"({link('benchmarks/results/fraud_stream.json', page)}, {utc(stream['date'])} UTC) "
+        f"with {number(per_tx_us)} µs of scorer CPU a transaction, so 10,000 tx/s takes "
+        f"{number(cores['scorer'], 2)} scorer cores: **{scorers} scorer processes** at "
+        f"{round(100 * TARGET_UTILISATION)} % of a core each, and `transactions` needs at least "
+        f"{scorers} partitions ({TRANSACTIONS_PARTITIONS} today); with Redis, Kafka and the rest, "
+        f"{number(attributed, 1)} cores ({number(cores['machine'], 1)} at this machine's "
+        f"efficiency). The arithmetic: {page_link('docs/interview/fraud.md#2-back-of-the-envelope', page)}.")
+
+
+def workers_table(r: Results, page: str, name: str) -> str:
+    """A fraud_workers*.json run: p99 per target and rate, the knee (benchmarks/fraud_workers.py)."""
+    found = r.need(name)
+    rates = found["settings"]["rates"]
+    rows = []
+    for target, result in found["targets"].items():
+        steps = {step["offered_rps"]: step for step in result["steps"]}
+        cells = []
+        for rate in rates:
+            step = steps.get(rate)
+            if step is None:
+                cells.append("stopped")
+            elif step["within_budget"]:
+                cells.append(f"{step['p99_ms']:g} ms")
+            else:
+                cells.append(f"{number(step['p99_ms'])} ms ({number(step['achieved_rps'])} "
+                             "req/s served)")
+        lower = "at least " if result["stopped"] is None else ""
+        label = "bare-endpoint floor (floor.py, 1 process)" if target == "floor" else \
+            f"fraud, {target}"
+        rows.append([label, *cells, f"{lower}{number(result['knee_rps'])} req/s"])
+    machine = found["machine"]["at_start"]
+    requests = [s["requests"] for t in found["targets"].values() for s in t["steps"]]
+    return "\n".join([
+        f"{link(f'benchmarks/results/{name}.json', page)}: {utc(found['started'])} UTC, "
+        f"{machine['nproc']} cores ({machine['cpu_model']}), load average "
+        f"{machine['load_average_at_start'][0]:.1f} at start, Python "
+        f"{found['versions']['python']}, uvicorn {found['versions']['uvicorn']}, fastapi "
+        f"{found['versions']['fastapi']}, commit {found['commit']['commit'][:7]}; Redis "
+        f"{found['settings']['redis']}; open loop, {found['settings']['arrival']} arrivals, "
+        f"{found['settings']['step_s']:g} s a step ({number(min(requests))}-"
+        f"{number(max(requests))} requests a step); p99 a step, the knee the highest rate with "
+        f"p99 < {found['settings']['budget_ms']:g} ms:", "",
+        table(["target", *[f"{number(rate)} req/s" for rate in rates], "knee"], rows)])
+
+
+def fraud_workers(r: Results, page: str) -> str:
+    return workers_table(r, page, "fraud_workers")
+
+
+def fraud_workers_coalesced(r: Results, page: str) -> str:
+    return workers_table(r, page, "fraud_workers_coalesced")
+
+
+def stream_latency_words(found: Json) -> list[str]:
+    """Each open-loop stream run: its p99, or that the scorers fell behind."""
+    words = []
+    for run in found["latency"]:
+        rate = f"{number(run['rate'])} tx/s offered, {run['processes']} scorers"
+        if run["decisions_per_s"] < 0.95 * run["rate"]:
+            words.append(f"{rate}: fell behind ({number(run['decisions_per_s'])} decided a "
+                         f"second, p99 {number(run['latency_ms']['p99'] / 1000, 1)} s)")
+        else:
+            words.append(f"{rate}: p99 {number(run['latency_ms']['p99'])} ms")
+    return words
+
+
+def fraud_aims(r: Results, page: str) -> str:
+    """The fraud design's aims (issue 14) beside what the committed results say."""
+    stream, two = stream_run(r)
+    plateau = r.need("fraud_stream_processes")
+    # fraud_stream.json's own 2-scorer drain wins over the plateau run's (the cores above use it)
+    drains = {t["processes"]: t["lag_probe"]["tx_per_s"]
+              for found in (plateau, stream) for t in found["throughput"]}
+    best = max(drains, key=lambda n: drains[n])
+    nproc = stream["machine"]["nproc"]
+    latency = stream_latency_words(stream) + stream_latency_words(plateau)
+    within = [run for found in (stream, plateau) for run in found["latency"]
+              if run["rate"] >= 5000 and run["latency_ms"]["p99"] < FRAUD_BUDGET_MS]
+    openloop = r.need("fraud_http_openloop")
+    file = link("benchmarks/results/fraud_http_openloop.json", page)
+
+    def http(rate: int, limit_ms: float) -> tuple[str, str]:
+        runs = sorted((x for x in openloop["runs"] if x["offered_rps"] == rate),
+                      key=lambda x: float(x["p99_ms"]))
+        words = "; ".join(f"{x['fraud_workers']} worker{'s' if x['fraud_workers'] > 1 else ''}: "
+                          f"p99 {x['p99_ms']} ms, {number(int(x['requests']))} requests, "
+                          f"{x['failures']} failed" for x in runs)
+        met = [x for x in runs if float(x["p99_ms"]) <= limit_ms and int(x["failures"]) == 0]
+        verdict = (f"**met** ({met[0]['fraud_workers']} worker"
+                   f"{'s' if met[0]['fraud_workers'] > 1 else ''})") if met else "not met"
+        return f"60 s, the full demo stack, {file}: {words}", verdict
+
+    sweeps = sorted((r.root / "docs" / "evaluation" / "load-sweep").glob("*/sweep.json"))
+    knees = []
+    for path in sweeps:
+        found = json.loads(path.read_text("utf-8"))
+        if "fraud" in found["designs"]:
+            knees.append(f"{number(found['designs']['fraud']['service']['knee_rps'])} "
+                         f"({utc(found['generated'])[11:]})")
+    http_1000, verdict_1000 = http(1000, FRAUD_BUDGET_MS)
+    http_500, verdict_500 = http(500, 10)
+    rows = [
+        ["stream: drain >= 10,000 tx/s",
+         f"**{number(drains[2])} tx/s** with 2 scorers; "
+         + ", ".join(f"{number(drains[n])} with {n}" for n in sorted(drains) if n != 2),
+         "met" if drains[best] >= TX_PER_S else f"not met on {nproc} cores"],
+        ["stream: 5,000 tx/s offered, event -> decision p99 < 50 ms", "; ".join(latency),
+         "met" if within else "not met"],
+        ["HTTP: 1,000 req/s for 60 s, p99 < 50 ms", http_1000, verdict_1000],
+        ["HTTP: 500 req/s, p99 <= 10 ms", http_500, verdict_500],
+        ["a load sweep with the floor",
+         "fraud knees in the committed sweeps, req/s (UTC): " + ", ".join(knees)
+         + f" ({link('docs/evaluation/load-sweep', page)})", "built and run"],
+    ]
+    return table(["aim (issue 14)", "measured", "verdict"], rows)
+
+
+def fraud_features_latency(r: Results, page: str) -> str:
+    """benchmarks/fraud_features_online.py: one transaction's state and features, the writer."""
+    found = r.need("fraud_features_online")
+    meta, reads, writes, store = (found["meta"], found["reads"], found["writes"],
+                                  found["store"])
+    steps = (("total", "**record + read + features**"),
+             ("read", "record and read (one round trip, 6 script calls + decode)"),
+             ("features", "features (`batch_features`, n = 1)"))
+    columns = ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "mean_ms", "max_ms")
+    rows = [[label, *[f"{reads[key][c]:.3f}" for c in columns]] for key, label in steps]
+    tx = writes["transactions"]
+    per_tx_us = writes["redis_server_s"] / tx["events"] * 1e6
+    per_read = found["records_per_read"]
+    return "\n".join([
+        f"{link('benchmarks/results/fraud_features_online.json', page)}: {meta['date']}, "
+        f"{meta['cpus']} cores, load average {meta['load_avg_1m']}, {meta['redis']}, redis-py "
+        f"{meta['redis_py']} with {meta['parser']}, {meta['protocol']}, Python "
+        f"{meta['python']}; {number(found['samples'])} samples.", "",
+        table(["step (a batch of one)", *[c.removesuffix("_ms") + " ms" for c in columns]],
+              rows), "",
+        f"Records decoded per read (card + customer): median {per_read['median']:g}, p99 "
+        f"{per_read['p99']:g}, max {per_read['max']}. The writer recorded the world's "
+        f"{number(tx['events'])} transactions at **{number(tx['per_second'])} tx/s** (labels "
+        f"{number(writes['labels']['per_second'])}/s) in batches of 500; Redis spent "
+        f"{writes['redis_server_s']:.1f} s of its own time on them, "
+        f"**{number(per_tx_us)} µs a transaction**. After the fill: {number(store['keys'])} "
+        f"keys, {number(store['used_memory'] / 1e6)} MB `used_memory`.",
+    ])
+
+
+def kafka_clients(r: Results, page: str) -> str:
+    """benchmarks/kafka_clients.py: the two adapters side by side."""
+    found = r.need("kafka_clients")
+    median, setup = found["median"], found["setup"]
+    py, rd = median["kafka-python"], median["confluent"]
+    rows = []
+    for way in ("produce", "consume"):
+        rate = rd[way]["msg_per_s"] / py[way]["msg_per_s"]
+        cpu = py[way]["cpu_s_per_10k"] / rd[way]["cpu_s_per_10k"]
+        rows.append([f"{way}, msg/s", number(py[way]["msg_per_s"]),
+                     f"**{number(rd[way]['msg_per_s'])}**", f"{rate:.1f}x"])
+        rows.append([f"{way}, CPU s per 10k msgs", f"{py[way]['cpu_s_per_10k']:.2f}",
+                     f"**{rd[way]['cpu_s_per_10k']:.3f}**", f"{cpu:.0f}x less"])
+    client_s = py["produce"]["cpu_s_per_10k"] + py["consume"]["cpu_s_per_10k"]
+    rd_s = rd["produce"]["cpu_s_per_10k"] + rd["consume"]["cpu_s_per_10k"]
+    versions = found["versions"]
+    return "\n".join([
+        f"{link('benchmarks/results/kafka_clients.json', page)}: {utc(found['date'])} UTC, "
+        f"{found['machine']['cpus']} cores ({found['machine']['cpu']}), load average "
+        f"{found['load_before'][0]:.1f} before; broker {versions['broker']}, kafka-python "
+        f"{versions['kafka-python']}, confluent-kafka {versions['confluent-kafka']} (librdkafka "
+        f"{versions['librdkafka']}), Python {found['machine']['python']}:", "",
+        table([f"median of {setup['repeats']} runs x {number(setup['messages'])} messages",
+               "kafka-python", "confluent-kafka", "ratio"], rows), "",
+        f"At 10,000 tx/s a stream scorer consumes and produces 10,000 messages a second: with "
+        f"kafka-python {py['consume']['cpu_s_per_10k']:.2f} + "
+        f"{py['produce']['cpu_s_per_10k']:.2f} = {client_s:.1f} CPU seconds every second for "
+        f"the client alone; with librdkafka {rd_s:.2f} s.",
+    ])
+
+
+def slo_csv(path: Path) -> Json:
+    with path.open(encoding="utf-8") as f:
+        return dict(next(csv.DictReader(f)))
+
+
+def served_share(path: Path, source: str) -> float:
+    with path.open(encoding="utf-8") as f:
+        counts = {row["served_from"]: int(row["answers"]) for row in csv.DictReader(f)}
+    total = sum(n for name, n in counts.items() if name != "malformed")
+    return counts.get(source, 0) / total if total else 0.0
+
+
+def recs_targets(r: Results, page: str) -> str:
+    """Issue 15's targets for the recommender beside the committed runs that answer them."""
+    evaluation = r.root / "docs" / "evaluation"
+    freshness = sorted(evaluation.glob("freshness-*/freshness.json"))[-1]
+    probes = json.loads(freshness.read_text("utf-8"))
+    uncached = slo_csv(freshness.parent / "openloop_slo.csv")
+    computed = served_share(freshness.parent / "openloop_served_from.csv", "computed")
+    realistic_dir = sorted(evaluation.glob("recs-1000-*"))[-1]
+    realistic = slo_csv(realistic_dir / "openloop_slo.csv")
+    cached = served_share(realistic_dir / "openloop_served_from.csv", "cache")
+    _, sweep = r.sweep("recs-uncached")
+    knee = sweep["designs"]["recs"]["service"]["knee_rps"]
+    knee_uncached = sweep["designs"]["recs-uncached"]["service"]["knee_rps"]
+    memory = r.need("recs_memory")
+    cpu = r.need("recs_cpu")
+    per_core = {round(100 * c["hit_ratio"]): c["req_s_per_core"] for c in cpu["capacity"]}
+    run = r.load_run()
+    gates = {row["verdict"] for loops in run.slo.values() for row in loops.values()}
+
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**not met**"
+
+    fresh_ok = probes["summary"]["passed"]
+    uncached_ok = (uncached["verdict"] == "PASS" and computed == 1.0
+                   and float(uncached["rps"]) >= 0.95 * 600)
+    realistic_ok = realistic["verdict"] == "PASS" and float(realistic["rps"]) >= 0.95 * 1000
+    fresh_link = link(str(freshness.parent.relative_to(r.root)) + "/openloop_slo.csv", page)
+    rows = [
+        ["uncached: >= 600 req/s open loop, p99 < 100 ms, 0 errors, every answer computed",
+         f"during `make load-freshness` ({utc(probes['when'])} UTC, {fresh_link}): "
+         f"{number(float(uncached['rps']))} req/s reached, {number(int(uncached['requests']))} "
+         f"requests, {round(100 * computed)} % computed, {uncached['failures']} failed, p99 "
+         f"{uncached['p99_ms']} ms; the sweep's uncached knee {number(knee_uncached)} req/s",
+         verdict(uncached_ok)],
+        ["realistic traffic: >= 1,000 req/s, p99 < 100 ms, cache share stated",
+         f"the sweep's knee {number(knee)} req/s; 1,000 req/s offered for 30 s "
+         f"({link(str(realistic_dir.relative_to(r.root)) + '/openloop_slo.csv', page)}): "
+         f"{number(float(realistic['rps']))} req/s reached, p99 {realistic['p99_ms']} ms, "
+         f"{round(100 * cached)} % of answers from the cache", verdict(realistic_ok)],
+        ["a watch changes that user's next list within 1 s under the 600 req/s run",
+         f"p99 {probes['summary']['p99_ms']} ms over {number(probes['summary']['probes'])} "
+         "probes (above)", verdict(fresh_ok)],
+        ["`make load` passes at its defaults (recs 300, fraud 500)",
+         f"the newest committed run ({run.stamp} UTC, {run.mix} mix): every gate "
+         f"{'PASS' if gates == {'PASS'} else 'not PASS'} (the make-load table above)",
+         verdict(gates == {"PASS"})],
+        ["memory per user and per title; 200 M users",
+         f"{number(memory['bytes_per_user']['mean'])} B a seeded user, "
+         f"{size(USERS * memory['bytes_per_user']['mean'])} and "
+         f"{memory['projection']['masters']} masters of {number(memory['projection']['shard_gb'])}"
+         f" GB for 200 M ({page_link('docs/interview/recommendations.md', page)})", "measured"],
+        ["capacity plan from measured per-core rates",
+         f"the cores table above: {number(per_core[0])} req/s a core uncached, "
+         f"{number(per_core[50])} at half the answers cached", "measured"],
+    ]
+    return table(["target", "measured", ""], rows)
+
+
 BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "recs-freshness": recs_freshness,
     "recs-scale": recs_scale,
@@ -666,6 +941,13 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "make-load": load_table,
     "load-sweep": sweep_table,
     "readme-status": readme_status,
+    "fraud-stream-capacity": fraud_stream_capacity,
+    "fraud-workers": fraud_workers,
+    "fraud-workers-coalesced": fraud_workers_coalesced,
+    "fraud-aims": fraud_aims,
+    "fraud-features-latency": fraud_features_latency,
+    "kafka-clients": kafka_clients,
+    "recs-targets": recs_targets,
 }
 
 # The body runs from the line after `begin` to the line before `end`, its last newline included
