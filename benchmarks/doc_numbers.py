@@ -702,11 +702,14 @@ def workers_table(r: Results, page: str, name: str) -> str:
             if step is None:
                 cells.append("stopped")
             elif step["within_budget"]:
-                cells.append(f"{step['p99_ms']:g} ms")
+                cells.append(f"{number(step['p99_ms'], 1)} ms")
             else:
-                cells.append(f"{number(step['p99_ms'])} ms ({number(step['achieved_rps'])} "
+                p99 = step["p99_ms"]
+                cells.append(f"{number(p99, 1 if p99 < 1000 else 0)} ms "
+                             f"({number(step['achieved_rps'])} "
                              "req/s served)")
-        lower = "at least " if result["stopped"] is None else ""
+        # the rates ran out inside the budget: the knee is only a lower bound
+        lower = "at least " if steps.get(rates[-1], {}).get("within_budget") else ""
         label = "bare-endpoint floor (floor.py, 1 process)" if target == "floor" else \
             f"fraud, {target}"
         rows.append([label, *cells, f"{lower}{number(result['knee_rps'])} req/s"])
