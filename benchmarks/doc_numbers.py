@@ -857,8 +857,29 @@ def kafka_clients(r: Results, page: str) -> str:
         f"At 10,000 tx/s a stream scorer consumes and produces 10,000 messages a second: with "
         f"kafka-python {py['consume']['cpu_s_per_10k']:.2f} + "
         f"{py['produce']['cpu_s_per_10k']:.2f} = {client_s:.1f} CPU seconds every second for "
-        f"the client alone; with librdkafka {rd_s:.2f} s.",
+        f"the client alone; with librdkafka {rd_s:.2f} s. {kafka_spread(found)}",
     ])
+
+
+def kafka_spread(found: Json) -> str:
+    """How far the runs of one client spread, and the ratio within each run pair."""
+    runs: dict[int, dict[str, Json]] = {}
+    for run in found["runs"]:
+        runs.setdefault(run["repeat"], {})[run["client"]] = run
+    pairs = [pair for pair in runs.values() if len(pair) == 2]
+
+    def spread(way: str) -> str:
+        ratios = [p["kafka-python"][way]["cpu_s_per_10k"] / p["confluent"][way]["cpu_s_per_10k"]
+                  for p in pairs]
+        return f"{min(ratios):.0f}-{max(ratios):.0f}x"
+
+    rates = [run["produce"]["msg_per_s"] for run in found["runs"] if run["client"] == "confluent"]
+    return (f"The runs are noisy (a shared machine): confluent's produce ranged "
+            f"{number(min(rates) / 1000)}k-{number(max(rates) / 1000)}k msg/s over its runs; "
+            f"runs alternate between the clients, and within each of the {len(pairs)} pairs "
+            f"librdkafka used {spread('produce')} less CPU per produced message and "
+            f"{spread('consume')} less per consumed one. The ratio, not the absolute rate, is "
+            "what this run measures.")
 
 
 def slo_csv(path: Path) -> Json:
