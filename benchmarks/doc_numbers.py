@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ("README.md", "load-tests/README.md", "docs")  # every Markdown file under these is scanned for blocks
+# every Markdown file under these is scanned for blocks
+PAGES = ("README.md", "load-tests/README.md", "docs")
 
 # The design brief's numbers: requirements, not measurements.
 RECS_PER_DAY = 1_000_000_000
@@ -669,6 +670,9 @@ def utc(stamp: str) -> str:
     return stamp.replace("T", " ")[:16]
 
 
+ENVELOPE = "docs/interview/fraud.md#2-back-of-the-envelope"
+
+
 def fraud_stream_capacity(r: Results, page: str) -> str:
     """The one sentence every page quotes for the stream scorers 10,000 tx/s needs."""
     stream, run = stream_run(r)
@@ -686,11 +690,11 @@ def fraud_stream_capacity(r: Results, page: str) -> str:
         f"{round(100 * TARGET_UTILISATION)} % of a core each, and `transactions` needs at least "
         f"{scorers} partitions ({TRANSACTIONS_PARTITIONS} today); with Redis, Kafka and the rest, "
         f"{number(attributed, 1)} cores ({number(cores['machine'], 1)} at this machine's "
-        f"efficiency). The arithmetic: {page_link('docs/interview/fraud.md#2-back-of-the-envelope', page)}.")
+        f"efficiency). The arithmetic: {page_link(ENVELOPE, page)}.")
 
 
 def workers_table(r: Results, page: str, name: str) -> str:
-    """A fraud_workers*.json run: p99 per target and rate, the knee (benchmarks/fraud_workers.py)."""
+    """A fraud_workers*.json run (benchmarks/fraud_workers.py): p99 per target and rate, knee."""
     found = r.need(name)
     rates = found["settings"]["rates"]
     rows = []
@@ -751,7 +755,7 @@ def stream_latency_words(found: Json) -> list[str]:
 
 def fraud_aims(r: Results, page: str) -> str:
     """The fraud design's aims (issue 14) beside what the committed results say."""
-    stream, two = stream_run(r)
+    stream, _ = stream_run(r)
     plateau = r.need("fraud_stream_processes")
     # fraud_stream.json's own 2-scorer drain wins over the plateau run's (the cores above use it)
     drains = {t["processes"]: t["lag_probe"]["tx_per_s"]
