@@ -271,12 +271,12 @@ def settings_defaults() -> dict[str, Any]:
 
 
 QUOTED_DEFAULTS = (
-    # "(`MLSD_FRAUD_WORKERS`, default 1"  and  "`MLSD_X` (default 2"
-    re.compile(r"`(?P<var>MLSD_[A-Z0-9_]+)`\)?,? \(?default `?(?P<value>[\w.]+)`?"),
+    # "(`MLSD_FRAUD_WORKERS`, default 1", "`MLSD_X` (default 2", "`MLSD_X` scorers (default 2"
+    re.compile(r"`(?P<var>MLSD_[A-Z0-9_]+)`(?: [a-z]+)?\)?,?\s\(?default `?(?P<value>[\w.]+)`?"),
     # a settings table: "| `MLSD_INGEST_RETRY_AFTER_S` | 2 | ..."
     re.compile(r"^\| `(?P<var>MLSD_[A-Z0-9_]+)` \| `?(?P<value>[\d.]+)`? ", re.M),
     # "a refresh every 5 s (`MLSD_...`)", "a 20 ms deadline (`MLSD_..._S`)"
-    re.compile(r"(?P<value>\d+(?:\.\d+)?) (?P<unit>ms|s)\b[\w ]{0,20} "
+    re.compile(r"(?P<value>\d+(?:\.\d+)?) (?P<unit>ms|s)\b[\w\s]{0,20}\s"
                r"\(`(?P<var>MLSD_[A-Z0-9_]+_S)`\)"),
 )
 
