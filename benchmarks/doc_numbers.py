@@ -956,6 +956,69 @@ def recs_targets(r: Results, page: str) -> str:
     return table(["target", "measured", ""], rows)
 
 
+def records_writer(r: Results, page: str) -> str:
+    """benchmarks/records_writer.py: fraud decisions from Kafka into PostgreSQL."""
+    found = r.need("records_writer")
+    setup = found["setup"]
+    rows = []
+    for batch, median in sorted(found["throughput_median"].items(), key=lambda x: -int(x[0])):
+        runs = [run["decisions_per_s"] for run in found["throughput_runs"]
+                if run["max_batch"] == int(batch)]
+        rows.append([f"throughput, a backlog of {number(setup['backlog'])} drained, polled "
+                     f"batches of {number(int(batch))}",
+                     f"**{' and '.join(number(x) for x in runs)} decisions/s** (median "
+                     f"{number(median)})"])
+    for steady in found["steady"]:
+        lag = steady["lag_ms"]
+        rows.append([f"lag at a steady {number(steady['rate_per_s'])} decisions/s, "
+                     f"{steady['seconds']:g} s ({number(steady['decisions'])} decisions), event "
+                     "time to commit",
+                     f"p50 {lag['p50']} ms, p99 {lag['p99']} ms, max {lag['max']} ms"])
+    loads = [run["load"][0] for run in [*found["throughput_runs"], *found["steady"]]]
+    best = max(found["throughput_median"].values())
+    openloop = max(x["offered_rps"] for x in r.need("fraud_http_openloop")["runs"]
+                   if x["verdict"] == "PASS")
+    return "\n".join([
+        f"{link('benchmarks/results/records_writer.json', page)}: {utc(found['date'])} UTC, "
+        f"{found['machine']['cpus']} shared cores, load average {min(loads):.0f} to "
+        f"{max(loads):.0f} during the runs, PostgreSQL {found['versions']['postgresql'].split()[0]}, "
+        f"{setup['writer_threads']} writer thread, events of {setup['event_bytes']} bytes:", "",
+        table(["what", "measured"], rows), "",
+        f"One writer thread drains {number(best / openloop, 1)} times the {number(openloop)} "
+        "req/s the fraud service held for a minute "
+        f"({link('benchmarks/results/fraud_http_openloop.json', page)}).",
+    ])
+
+
+def lake_sink(r: Results, page: str) -> str:
+    """benchmarks/lake_sink.py: every topic to Parquet, throughput and publish -> durable lag."""
+    found = r.need("lake_sink")
+    backlog = found["backlog"]
+    rows = [["throughput, one sink process", f"{number(backlog['events'])} events already on "
+             "the topics",
+             f"{number(backlog['rows_per_s'])} rows/s ({backlog['wall_s']:g} s; "
+             f"{backlog['cpu_s_per_10k']:.2f} CPU s per 10,000 rows; {backlog['files']} files)"]]
+    for steady in found["steady"]:
+        lag = {k: v / 1000 for k, v in steady["lag_ms"].items()}
+        rows.append([f"lag publish -> durable in Parquet, {steady['flush_interval_s']:g} s "
+                     "flushes",
+                     f"{number(steady['rate_per_s'])} events/s for {steady['seconds']} s "
+                     f"({number(steady['events'])} events)",
+                     f"p50 {lag['p50']:.1f} s, p99 {lag['p99']:.1f} s, max {lag['max']:.1f} s "
+                     f"({steady['files']} files)"])
+    rate = max(s["rate_per_s"] for s in found["steady"])
+    return "\n".join([
+        f"{link('benchmarks/results/lake_sink.json', page)}: {utc(found['date'])} UTC, "
+        f"{found['machine']['cpus']} shared cores, load average {found['load_before'][0]:.1f} "
+        f"before and {found['load_after'][0]:.1f} after, pyarrow {found['versions']['pyarrow']}, "
+        f"confluent-kafka {found['versions']['confluent-kafka']}, {found['setup']['topics']}, "
+        f"{found['setup']['partitions']} partitions:", "",
+        table(["measure", "load", "result"], rows), "",
+        f"One process drains {number(backlog['rows_per_s'] / rate)} times the "
+        f"{number(rate)} events/s of the steady runs.",
+    ])
+
+
 BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "recs-freshness": recs_freshness,
     "recs-scale": recs_scale,
@@ -976,6 +1039,8 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "fraud-features-latency": fraud_features_latency,
     "kafka-clients": kafka_clients,
     "recs-targets": recs_targets,
+    "records-writer": records_writer,
+    "lake-sink": lake_sink,
 }
 
 # The body runs from the line after `begin` to the line before `end`, its last newline included
