@@ -981,7 +981,8 @@ def records_writer(r: Results, page: str) -> str:
     return "\n".join([
         f"{link('benchmarks/results/records_writer.json', page)}: {utc(found['date'])} UTC, "
         f"{found['machine']['cpus']} shared cores, load average {min(loads):.0f} to "
-        f"{max(loads):.0f} during the runs, PostgreSQL {found['versions']['postgresql'].split()[0]}, "
+        f"{max(loads):.0f} during the runs, PostgreSQL "
+        f"{found['versions']['postgresql'].split()[0]}, "
         f"{setup['writer_threads']} writer thread, events of {setup['event_bytes']} bytes:", "",
         table(["what", "measured"], rows), "",
         f"One writer thread drains {number(best / openloop, 1)} times the {number(openloop)} "
