@@ -1020,6 +1020,36 @@ def lake_sink(r: Results, page: str) -> str:
     ])
 
 
+def io_change(r: Results, page: str, name: str, stage: str, what: str) -> str:
+    """One stage of a benchmarks/stream_io.py result, before and after the commit it measured;
+    with `stage` the only one the commit changed, how far the others moved is the noise."""
+    found = r.need(name)
+    median, setup, commits = found["median"], found["setup"], found["commits"]
+    most = max(found["after_over_before"].values())
+    least = min(found["after_over_before"].values())
+    noise = ("" if stage == "total outside scoring" else
+             f" Between the two, the stages ran {least:.2f}x to {most:.2f}x their earlier time, "
+             "those the change did not touch included: the machine's noise, so read the figures "
+             "as orders of magnitude.")
+    return (f"{what}: a median {median['before'][stage]:.1f} µs an event before, "
+            f"{median['after'][stage]:.1f} after (commits {commits['before'][:7]} and "
+            f"{commits['after'][:7]}, {number(setup['events'])} events, {setup['repeats']} "
+            f"alternating runs, {link(f'benchmarks/results/{name}.json', page)}, "
+            f"{utc(found['date'])} UTC, load average {found['load_before'][0]:.1f} before)."
+            f"{noise}")
+
+
+def stream_io(r: Results, page: str) -> str:
+    return io_change(r, page, "stream_io", "total outside scoring",
+                     "The stream's I/O around the batch (poll, decode, validate, dedupe, encode, "
+                     "publish)")
+
+
+def decision_event_cost(r: Results, page: str) -> str:
+    return io_change(r, page, "decision_event_reasons", "encode",
+                     "Encoding a decision event with every reason")
+
+
 BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "recs-freshness": recs_freshness,
     "recs-scale": recs_scale,
@@ -1042,6 +1072,8 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "recs-targets": recs_targets,
     "records-writer": records_writer,
     "lake-sink": lake_sink,
+    "stream-io": stream_io,
+    "decision-event-cost": decision_event_cost,
 }
 
 # The body runs from the line after `begin` to the line before `end`, its last newline included
