@@ -1050,6 +1050,40 @@ def decision_event_cost(r: Results, page: str) -> str:
                      "Encoding a decision event with every reason")
 
 
+def fraud_policy(r: Results, page: str) -> str:
+    """The shipped fraud policy on the replayed test week, and its cost against the cheapest
+    thresholds (benchmarks/fraud_policy_eval.py -> docs/evaluation/fraud-policy.json)."""
+    path = "docs/evaluation/fraud-policy.json"
+    found = json.loads((r.root / path).read_text("utf-8"))
+    week, shipped, cheapest = found["week"], found["shipped"], found["cheapest_in_sample"]
+    holdout = found["holdout"]
+    scores = {s["action"]: s for s in shipped["scores"]}
+    decline, review = scores["decline"], scores["review"]
+    both = scores["review or decline"]
+
+    def at(t: Json) -> str:
+        return (f"review >= {t['review_at']:.2f}, decline >= {t['decline_at']:.2f}, the model "
+                f"alone >= {t['ml_decline_at']:.2f}")
+
+    fitted, kept = holdout["fitted_on_score_days"], holdout["shipped_on_score_days"]
+    return (
+        f"The test week ({number(week['transactions'])} transactions, {number(week['frauds'])} "
+        f"frauds) replayed through the service's own pipeline, all {found['rules']} rules with "
+        f"the production model ({link(path, page)}, {utc(found['when'])} UTC): declines "
+        f"precision {decline['precision']:.3f}, recall {decline['recall']:.3f}, false-positive "
+        f"rate {decline['false_positive_rate']:.5f}; reviews precision {review['precision']:.3f}, "
+        f"recall {review['recall']:.3f}; together {both['recall']:.3f} of the frauds reach an "
+        f"action. With the stated cost matrix ({found['cost_matrix']['describe']}) the shipped "
+        f"thresholds cost {number(shipped['total_cost'])} on the week with "
+        f"{shipped['reviews_per_day']:.1f} reviews a day; the cheapest on the grid "
+        f"({at(cheapest['thresholds'])}) costs {number(cheapest['total_cost'])} with "
+        f"{cheapest['reviews_per_day']:.1f} reviews a day, in sample. Fitted on days "
+        f"{holdout['fit_days']} and scored on days {holdout['score_days']} it costs "
+        f"{number(fitted['total_cost'])} with {fitted['reviews_per_day']:.1f} reviews a day, "
+        f"against the shipped {number(kept['total_cost'])} with "
+        f"{kept['reviews_per_day']:.1f}.")
+
+
 BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "recs-freshness": recs_freshness,
     "recs-scale": recs_scale,
@@ -1074,6 +1108,7 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "lake-sink": lake_sink,
     "stream-io": stream_io,
     "decision-event-cost": decision_event_cost,
+    "fraud-policy": fraud_policy,
 }
 
 # The body runs from the line after `begin` to the line before `end`, its last newline included
