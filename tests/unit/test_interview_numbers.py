@@ -304,3 +304,16 @@ def test_every_default_a_page_quotes_for_a_setting_is_the_settings(numbers: Modu
                     wrong.append(f"{page}: {var} quoted as {match[0]!r}, the default is {actual!r}")
     assert checked >= 10  # the patterns still find the pages' settings
     assert wrong == []
+
+
+def test_a_section_quoting_an_uncommitted_run_says_its_figures_are_historical(
+        numbers: ModuleType) -> None:
+    """A run whose raw file sits in the git-ignored reports/ has no committed result: the section
+    that quotes it must say so, so no reader takes it for today's figure."""
+    unmarked = []
+    for page, text in page_texts(numbers).items():
+        for section in re.split(r"^#{1,6} ", text, flags=re.M):
+            if re.search(r"[Rr]aw (?:samples|numbers|file)[^.]*`reports/", section) and \
+                    "historical" not in section.lower():
+                unmarked.append(f"{page}: {section.splitlines()[0]}")
+    assert unmarked == []
