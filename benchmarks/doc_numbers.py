@@ -1084,6 +1084,50 @@ def fraud_policy(r: Results, page: str) -> str:
         f"{kept['reviews_per_day']:.1f}.")
 
 
+def recs_feature_logging(r: Results, page: str) -> str:
+    """benchmarks/recs_feature_logging.py: what logging the served features costs a request."""
+    found = r.need("recs_feature_logging")
+    rows = []
+    for variant, result in found["variants"].items():
+        cpu, added = result["cpu_ms_per_request"], result["added_cpu_ms"]
+        share, size_ = result["added_share"], result["impression_bytes"]
+        for path in ("computed", "cached"):
+            rows.append([f"{variant}, {path}", f"{cpu[path + '_off']:.3f} ms",
+                         f"{cpu[path + '_on']:.3f} ms",
+                         f"+{added[path]:.3f} ms (+{round(100 * share[path])} %)",
+                         f"{size_['off']:,.0f} -> {size_['on']:,.0f}" if path == "computed"
+                         else ""])
+    machine = found["machine"]
+    return "\n".join([
+        f"In process, one thread, BLAS {found['blas_threads']} thread, the production ranker's "
+        f"{number(found['titles'])} titles, {found['users']} users x {found['rounds']} rounds, "
+        f"logging on and off interleaved, median "
+        f"({link('benchmarks/results/recs_feature_logging.json', page)}: "
+        f"{utc(found['when'])} UTC, {machine['cpus']} shared cores at load "
+        f"{machine['load_1m']:.2f}):", "",
+        table(["path", "off", "on", "added", "impression bytes"], rows)])
+
+
+def recs_shadow(r: Results, page: str) -> str:
+    """benchmarks/recs_shadow.py: a shadow ranker on every computed request, off and on."""
+    found = r.need("recs_shadow")
+    rows = []
+    for variant, result in found["variants"].items():
+        off, on = result["off"], result["on"]
+        rows.append([variant, f"{off['wall_p50_ms']:.2f} / {on['wall_p50_ms']:.2f} ms",
+                     f"{off['wall_p99_ms']:.1f} / {on['wall_p99_ms']:.1f} ms",
+                     f"{off['request_thread_cpu_ms']:.3f} / {on['request_thread_cpu_ms']:.3f} ms",
+                     f"{on['shadow_cpu_ms_per_job']:.2f} ms"])
+    machine = found["machine"]
+    return "\n".join([
+        f"Share {found['share']:g}, in process, every list computed, {found['users']} users x "
+        f"{found['rounds']} rounds per mode ({link('benchmarks/results/recs_shadow.json', page)}: "
+        f"{utc(found['when'])} UTC, {machine['cpus']} shared cores at load "
+        f"{machine['load_1m']:.2f}):", "",
+        table(["variant", "wall p50 off / on", "wall p99 off / on",
+               "request thread CPU off / on", "shadow CPU per job"], rows)])
+
+
 BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "recs-freshness": recs_freshness,
     "recs-scale": recs_scale,
@@ -1109,6 +1153,8 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "stream-io": stream_io,
     "decision-event-cost": decision_event_cost,
     "fraud-policy": fraud_policy,
+    "recs-feature-logging": recs_feature_logging,
+    "recs-shadow": recs_shadow,
 }
 
 # The body runs from the line after `begin` to the line before `end`, its last newline included
