@@ -1128,6 +1128,21 @@ def recs_shadow(r: Results, page: str) -> str:
                "request thread CPU off / on", "shadow CPU per job"], rows)])
 
 
+def fraud_stream_world(r: Results, page: str) -> str:
+    """The world the stream benchmark drains, and that every transaction was decided."""
+    stream, run = stream_run(r, processes=1)
+    world, actions = stream["world"], run["metrics"]["actions"]
+    decided = "Every one" if run["decisions"] == run["backlog"] else number(run["decisions"])
+    return (f"The world: {number(world['customers'])} customers "
+            f"({number(world['backlog_cards'])} cards in the backlog), the backlog its last "
+            f"{world['backlog_days']:.1f} days ({number(run['backlog'])} transactions, fraud rate "
+            f"{100 * world['backlog_fraud_rate']:.2f} %) in their own order and spacing behind "
+            f"{number(world['history_transactions'])} transactions of history. {decided} of the "
+            f"{number(run['backlog'])} was decided with {run['processes']} scorer, and the "
+            f"decisions by action add up to {number(sum(actions.values()))} ("
+            + ", ".join(f"{action} {number(n)}" for action, n in actions.items()) + ").")
+
+
 BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "recs-freshness": recs_freshness,
     "recs-scale": recs_scale,
@@ -1155,6 +1170,7 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "fraud-policy": fraud_policy,
     "recs-feature-logging": recs_feature_logging,
     "recs-shadow": recs_shadow,
+    "fraud-stream-world": fraud_stream_world,
 }
 
 # The body runs from the line after `begin` to the line before `end`, its last newline included
