@@ -189,8 +189,12 @@ def page_texts(numbers: ModuleType) -> dict[str, str]:
 
 
 def go_mod_version() -> str:
-    found = {re.search(r"^go (\d+\.\d+)", path.read_text("utf-8"), re.M).group(1)  # type: ignore[union-attr]
-             for path in ROOT.glob("**/go.mod") if ".venv" not in path.parts}
+    mods = []
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]  # .venv, .state
+        mods += [Path(folder) / "go.mod"] if "go.mod" in files else []
+    found = {match[1] for path in mods
+             for match in re.finditer(r"^go (\d+\.\d+)", path.read_text("utf-8"), re.M)}
     assert len(found) == 1, f"go.mod files disagree: {found}"
     return found.pop()
 
