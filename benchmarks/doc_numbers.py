@@ -1145,6 +1145,33 @@ def fraud_stream_world(r: Results, page: str) -> str:
             + ", ".join(f"{action} {number(n)}" for action, n in actions.items()) + ").")
 
 
+def movielens_online(r: Results, page: str) -> str:
+    """make movielens-check: served lists against the same model's offline lists, rerank on/off."""
+    folder = r.root / "docs" / "evaluation"
+    on = json.loads((folder / "movielens-online.json").read_text("utf-8"))
+    off = json.loads((folder / "movielens-online-no-rerank.json").read_text("utf-8"))
+    without = {c["variant"]: c for c in off["comparisons"]}
+
+    def interval(x: Json, signed: bool = False) -> str:
+        fmt = "+.3f" if signed else ".3f"
+        return f"{x['mean']:{fmt}} ({x['low']:{fmt}} to {x['high']:{fmt}})" if signed else \
+            f"{x['mean']:.3f} ({x['low']:.3f}-{x['high']:.3f})"
+
+    rows = [[f"{c['variant']} ({c['algorithm']})", str(c["users"]),
+             interval(c["recall_offline"]), interval(c["recall_online"]),
+             interval(c["recall_difference"], True),
+             interval(without[c["variant"]]["recall_difference"], True)]
+            for c in on["comparisons"]]
+    return "\n".join([
+        f"{link('docs/evaluation/movielens-online.json', page)} and, rerank off, "
+        f"{link('docs/evaluation/movielens-online-no-rerank.json', page)} "
+        f"({utc(on['generated'])} UTC, {on['machine']['cores']} shared cores, "
+        f"{on['model']['name']} v{on['model']['version']}, {on['users_asked']} held-out users, "
+        f"{number(on['bootstrap_resamples'])} bootstrap resamples):", "",
+        table(["variant", "users", f"recall@{on['k']} offline (95 % CI)", "online",
+               "online - offline, paired", "the same, rerank off"], rows)])
+
+
 BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "recs-freshness": recs_freshness,
     "recs-scale": recs_scale,
@@ -1173,6 +1200,7 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "recs-feature-logging": recs_feature_logging,
     "recs-shadow": recs_shadow,
     "fraud-stream-world": fraud_stream_world,
+    "movielens-online": movielens_online,
 }
 
 # The body runs from the line after `begin` to the line before `end`, its last newline included
