@@ -769,6 +769,8 @@ def fraud_aims(r: Results, page: str) -> str:
               if run["rate"] >= 5000 and run["latency_ms"]["p99"] < FRAUD_BUDGET_MS]
     openloop = r.need("fraud_http_openloop")
     file = link("benchmarks/results/fraud_http_openloop.json", page)
+    files = (f"{link('benchmarks/results/fraud_stream.json', page)}, "
+             f"{link('benchmarks/results/fraud_stream_processes.json', page)}")
 
     def http(rate: int, limit_ms: float) -> tuple[str, str]:
         runs = sorted((x for x in openloop["runs"] if x["offered_rps"] == rate),
@@ -793,9 +795,11 @@ def fraud_aims(r: Results, page: str) -> str:
     rows = [
         ["stream: drain >= 10,000 tx/s",
          f"**{number(drains[2])} tx/s** with 2 scorers; "
-         + ", ".join(f"{number(drains[n])} with {n}" for n in sorted(drains) if n != 2),
+         + ", ".join(f"{number(drains[n])} with {n}" for n in sorted(drains) if n != 2)
+         + f" ({files})",
          "met" if drains[best] >= TX_PER_S else f"not met on {nproc} cores"],
-        ["stream: 5,000 tx/s offered, event -> decision p99 < 50 ms", "; ".join(latency),
+        ["stream: 5,000 tx/s offered, event -> decision p99 < 50 ms",
+         "; ".join(latency) + f" ({files})",
          "met" if within else "not met"],
         ["HTTP: 1,000 req/s for 60 s, p99 < 50 ms", http_1000, verdict_1000],
         ["HTTP: 500 req/s, p99 <= 10 ms", http_500, verdict_500],
