@@ -237,7 +237,7 @@ def test_every_result_file_a_page_names_is_committed(numbers: ModuleType) -> Non
 
 def slug(heading: str) -> str:
     """GitHub's anchor for a Markdown heading."""
-    text = re.sub(r"[`*_]|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())
+    text = re.sub(r"[`*]|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())
     return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
 
 
@@ -299,12 +299,11 @@ def test_every_default_a_page_quotes_for_a_setting_is_the_settings(numbers: Modu
                 if var not in defaults:
                     continue
                 actual = defaults[var]
-                quoted: Any = value
                 if isinstance(actual, bool):
                     continue
                 if isinstance(actual, int | float):
-                    quoted = float(value) / (1000 if match.groupdict().get("unit") == "ms" else 1)
-                    ok = math.isclose(quoted, float(actual))
+                    scale = 1000 if match.groupdict().get("unit") == "ms" else 1
+                    ok = math.isclose(float(value) / scale, float(actual))
                 else:
                     ok = str(getattr(actual, "value", actual)) == value
                 checked += 1
