@@ -48,6 +48,12 @@ TARGET_UTILISATION = 0.5    # a process or Redis shard run at half a core: room 
 KAFKA_RETENTION_DAYS = 7    # Kafka's default log retention
 REPLICATION = 3             # Kafka replicas, one per zone; Redis: a master and 2 replicas
 STATE_RETENTION_DAYS = 31   # the card and customer logs trim records older than 31 days
+# Issues 14 and 15's targets, the aims the design pages are judged against.
+FRAUD_HTTP_AIMS = ((1000, FRAUD_BUDGET_MS), (500, 10))  # req/s for 60 s, p99 at most (ms)
+RECS_UNCACHED_AIM = 600     # req/s, every answer computed
+RECS_REALISTIC_AIM = 1000   # req/s, the population mix, cache share stated
+# A run kept up when it served this share of the rate offered (Poisson arrivals wander a little).
+KEPT_UP = 0.95
 # The code's own setting (services/common/bus/topics.py MIN_PARTITIONS; a test holds them equal).
 TRANSACTIONS_PARTITIONS = 12
 # The recommendation load mix changed at commit a70ed33 (2026-12-06 05:54 UTC): a run before it
@@ -747,7 +753,7 @@ def stream_latency_words(found: Json) -> list[str]:
     words = []
     for run in found["latency"]:
         rate = f"{number(run['rate'])} tx/s offered, {run['processes']} scorers"
-        if run["decisions_per_s"] < 0.95 * run["rate"]:
+        if run["decisions_per_s"] < KEPT_UP * run["rate"]:
             words.append(f"{rate}: fell behind ({number(run['decisions_per_s'])} decided a "
                          f"second, p99 {number(run['latency_ms']['p99'] / 1000, 1)} s)")
         else:
@@ -790,8 +796,6 @@ def fraud_aims(r: Results, page: str) -> str:
         if "fraud" in found["designs"]:
             knees.append(f"{number(found['designs']['fraud']['service']['knee_rps'])} "
                          f"({utc(found['generated'])[11:]})")
-    http_1000, verdict_1000 = http(1000, FRAUD_BUDGET_MS)
-    http_500, verdict_500 = http(500, 10)
     rows = [
         ["stream: drain >= 10,000 tx/s",
          f"**{number(drains[2])} tx/s** with 2 scorers; "
@@ -801,8 +805,8 @@ def fraud_aims(r: Results, page: str) -> str:
         ["stream: 5,000 tx/s offered, event -> decision p99 < 50 ms",
          "; ".join(latency) + f" ({files})",
          "met" if within else "not met"],
-        ["HTTP: 1,000 req/s for 60 s, p99 < 50 ms", http_1000, verdict_1000],
-        ["HTTP: 500 req/s, p99 <= 10 ms", http_500, verdict_500],
+        *[[f"HTTP: {number(rate)} req/s for 60 s, p99 <= {limit:g} ms", *http(rate, limit)]
+          for rate, limit in FRAUD_HTTP_AIMS],
         ["a load sweep with the floor",
          "fraud knees in the committed sweeps, req/s (UTC): " + ", ".join(knees)
          + f" ({link('docs/evaluation/load-sweep', page)})", "built and run"],
@@ -928,22 +932,25 @@ def recs_targets(r: Results, page: str) -> str:
 
     fresh_ok = probes["summary"]["passed"]
     uncached_ok = (uncached["verdict"] == "PASS" and computed == 1.0
-                   and float(uncached["rps"]) >= 0.95 * 600)
-    realistic_ok = realistic["verdict"] == "PASS" and float(realistic["rps"]) >= 0.95 * 1000
+                   and float(uncached["rps"]) >= KEPT_UP * RECS_UNCACHED_AIM)
+    realistic_ok = (realistic["verdict"] == "PASS"
+                    and float(realistic["rps"]) >= KEPT_UP * RECS_REALISTIC_AIM)
     fresh_link = link(str(freshness.parent.relative_to(r.root)) + "/openloop_slo.csv", page)
     rows = [
-        ["uncached: >= 600 req/s open loop, p99 < 100 ms, 0 errors, every answer computed",
+        [f"uncached: >= {number(RECS_UNCACHED_AIM)} req/s open loop, p99 < {RECS_BUDGET_MS} ms, "
+         "0 errors, every answer computed",
          f"during `make load-freshness` ({utc(probes['when'])} UTC, {fresh_link}): "
          f"{number(float(uncached['rps']))} req/s reached, {number(int(uncached['requests']))} "
          f"requests, {round(100 * computed)} % computed, {uncached['failures']} failed, p99 "
          f"{uncached['p99_ms']} ms; the sweep's uncached knee {number(knee_uncached)} req/s",
          verdict(uncached_ok)],
-        ["realistic traffic: >= 1,000 req/s, p99 < 100 ms, cache share stated",
+        [f"realistic traffic: >= {number(RECS_REALISTIC_AIM)} req/s, p99 < {RECS_BUDGET_MS} ms, "
+         "cache share stated",
          f"the sweep's knee {number(knee)} req/s; 1,000 req/s offered for 30 s "
          f"({link(str(realistic_dir.relative_to(r.root)) + '/openloop_slo.csv', page)}): "
          f"{number(float(realistic['rps']))} req/s reached, p99 {realistic['p99_ms']} ms, "
          f"{round(100 * cached)} % of answers from the cache", verdict(realistic_ok)],
-        ["a watch changes that user's next list within 1 s under the 600 req/s run",
+        ["a watch changes that user's next list within 1 s under the uncached run",
          f"p99 {probes['summary']['p99_ms']} ms over {number(probes['summary']['probes'])} "
          "probes (above)", verdict(fresh_ok)],
         ["`make load` passes at its defaults (recs 300, fraud 500)",
