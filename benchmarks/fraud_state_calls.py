@@ -2,15 +2,19 @@
 
     PYTHONPATH=. .venv/bin/python benchmarks/fraud_state_calls.py [--batch 500] [--batches 200]
 
-The scorer records and reads a batch of transactions with one pipeline of script calls. This
-measures what sending one call per entity (six a transaction, as before) costs against gathering a
-batch's entities of a view into a few calls (services/common/fraud_online/redis_state.py,
-ENTITIES_PER_CALL), side by side on one redis-server it starts: two namespaces get the same
-history (the default transaction world, every transaction recorded), then the last week's
-transactions go in batches of --batch in event order, each batch to both namespaces, the mode
-order alternating batch by batch. Per mode: Redis's CPU (INFO cpu, main thread, before and after
-each batch), the client's CPU (process time) and the wall time of record_and_read. The floor in
-the same run: one PING round trip. Summary to benchmarks/results/fraud_state_calls.json.
+The scorer records and reads a batch of transactions with one pipeline of script calls, then
+remembers its decisions with another. This measures what sending one call per entity (six a
+transaction, and one per decision) costs against gathering a batch's entities of a view into a
+few calls (services/common/fraud_online/redis_state.py, ENTITIES_PER_CALL), side by side on one
+redis-server it starts: two namespaces get the same history (the default transaction world,
+every transaction recorded), then the last week's transactions go in batches of --batch in event
+order through FraudScorer.score (the stream's and the HTTP path's pipeline, the local ONNX
+model), each batch to both namespaces, the mode order alternating batch by batch. Per mode:
+Redis's CPU (INFO cpu, main thread, before and after each batch), the scorer's CPU (process
+time: state, features, rules, model, explanations) and the wall time. In the per-entity mode the
+decisions' GET and SET NX go as one script call each (before gathering they were plain commands,
+a little cheaper for Redis, about as dear for the client). The floor in the same run:
+one PING round trip. Summary to benchmarks/results/fraud_state_calls.json.
 """
 
 from __future__ import annotations
@@ -31,15 +35,24 @@ import redis
 from tqdm import tqdm
 
 from services.common.bus.events import decode_event
+from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.events import TransactionData
 from services.common.fraud_online import RedisFraudState, redis_state
 from services.common.machine import describe
+from services.common.models import create_model_client
+from services.common.telemetry import Metrics
 from services.devstack.servers import redis_url
+from services.fraud.app import build_scorer
+from services.fraud.metrics import FraudMetrics
+from services.fraud.scorer import FraudScorer
+from services.fraud.settings import FraudSettings
+from services.fraud.state_store import RedisFraudStore
 from services.seeder.history import transaction_messages
 from services.trainer.worlds.transactions import TransactionWorldConfig, generate_transactions
 
 logger = logging.getLogger("fraud_state_calls")
-RESULT = Path(__file__).resolve().parent / "results" / "fraud_state_calls.json"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULT = REPO_ROOT / "benchmarks" / "results" / "fraud_state_calls.json"
 MODES = {"per_entity": 1, "gathered": redis_state.ENTITIES_PER_CALL}
 
 
@@ -74,11 +87,20 @@ def transactions(seed: int) -> list[TransactionData]:
     return [TransactionData.model_validate(e.data) for e in events if e.type == "transaction"]
 
 
-def timed(client: redis.Redis, store: RedisFraudState, batch: Sequence[TransactionData],
+def scorer(url: str, client: redis.Redis, namespace: str) -> FraudScorer:
+    settings = FraudSettings(redis_url=url, model_backend="local",
+                             model_repository=REPO_ROOT / ".state/models")
+    model = create_model_client(
+        settings, expected_features={settings.fraud_model_name: FRAUD_FEATURE_NAMES})
+    return build_scorer(settings, FraudMetrics(Metrics(f"bench_{namespace}")),
+                        RedisFraudStore(client, namespace), model)
+
+
+def timed(client: redis.Redis, score: FraudScorer, batch: Sequence[TransactionData],
           per_call: int, times: Times) -> None:
     with mock.patch.object(redis_state, "ENTITIES_PER_CALL", per_call):
         cpu, process, wall = redis_cpu(client), time.process_time(), time.perf_counter()
-        store.record_and_read(batch)
+        score.score(batch, "stream")
         elapsed = time.perf_counter() - wall
         times.client_cpu_s += time.process_time() - process
         times.redis_cpu_s += redis_cpu(client) - cpu
@@ -102,16 +124,18 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     times = {mode: Times() for mode in MODES}
     with redis_url(None) as url:
         client = redis.Redis.from_url(url, socket_timeout=10.0)
-        stores = {mode: RedisFraudState(client, f"bench-{mode}") for mode in MODES}
         for i in tqdm(range(0, len(history), args.batch), desc="history", unit="batch"):
-            for store in stores.values():
-                store.record(history[i:i + args.batch])
+            for mode in MODES:
+                RedisFraudState(client, mode).record(history[i:i + args.batch])
+        scorers = {mode: scorer(url, client, mode) for mode in MODES}
+        for warm in scorers.values():  # the model session's first calls, the references
+            warm.score(history[-args.batch:], "stream")
         floor = ping_us(client)
         for k, i in enumerate(tqdm(range(0, len(last_week), args.batch), desc="timed",
                                    unit="batch")):
             order = list(MODES) if k % 2 == 0 else list(MODES)[::-1]
             for mode in order:
-                timed(client, stores[mode], last_week[i:i + args.batch], MODES[mode],
+                timed(client, scorers[mode], last_week[i:i + args.batch], MODES[mode],
                       times[mode])
         version = client.info("server")["redis_version"]
         client.close()
@@ -122,9 +146,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "load_avg_1m": f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after",
         "load": f"{len(history)} transactions of history in each of two namespaces, then "
                 f"{len(last_week)} in batches of {args.batch}, each batch to both (order "
-                "alternating); one client thread, one redis-server",
-        "how": "RedisFraudState.record_and_read per batch; Redis CPU from INFO cpu (main "
-               "thread) around each batch, client CPU from process_time",
+                "alternating); one scorer thread, one redis-server",
+        "how": "FraudScorer.score per batch (build_scorer, local ONNX model, Redis store); Redis "
+               "CPU from INFO cpu (main thread) around each batch, the scorer's from "
+               "process_time",
         "entities_per_call": MODES,
         "ping_round_trip_us": round(floor, 1),
         "modes": {mode: t.summary() for mode, t in times.items()},
