@@ -235,9 +235,10 @@ def test_the_stream_scorer_shadows_a_challenger_on_its_own_topic_without_acting_
     run, now = uuid.uuid4().hex[:8], datetime.now(UTC)
     publisher = KafkaPublisher(kafka_server.address, client_id="e2e-shadow")
     try:
-        publish_or_raise(publisher, [OutboundMessage.of(TRANSACTIONS, f"card{n % 5}", Event(
+        # Cards of this run alone: another test's transactions would trip the velocity rules.
+        publish_or_raise(publisher, [OutboundMessage.of(TRANSACTIONS, f"{run}-c{n % 5}", Event(
             id=f"{run}-{n}", type="transaction", source="e2e", time=now,
-            data=transaction(run, n, card=f"card{n % 5}", at=now))) for n in range(20)])
+            data=transaction(run, n, card=f"{run}-c{n % 5}", at=now))) for n in range(20)])
     finally:
         publisher.close()
 
