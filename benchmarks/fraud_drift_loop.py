@@ -13,7 +13,8 @@ retrain from the lake brings them back under.
 
 1. production: train_fraud on the generated world (what `make models` registers), registered
    and promoted in a scratch repository;
-2. the scenario: the same world with every amount 50 % higher (a price or currency change that
+2. the scenario (the transaction simulator's `prices_shifted`): the same world with every
+   amount 50 % higher (a price or currency change that
    happened before the lake's history starts: prices were lower when production was trained).
    Its transactions and the fraud labels that had arrived by `as_of`, moved by whole weeks to
    end in the last week (services/seeder/history.py's events), go into a scratch lake through
@@ -77,7 +78,11 @@ from services.trainer.fraud_retrain import (
 )
 from services.trainer.lake_sets import fraud_training_set
 from services.trainer.pipeline import register
-from services.trainer.worlds.transactions import TransactionWorldConfig, generate_transactions
+from services.trainer.worlds.transactions import (
+    TransactionWorldConfig,
+    generate_transactions,
+    prices_shifted,
+)
 
 RULES = REPO_ROOT / "infra/prometheus/rules/drift.yml"
 THRESHOLD = 0.25          # the rules' "> 0.25"
@@ -177,7 +182,7 @@ def main() -> int:
         control_x = last_rows(pd.concat([tx[["tx_datetime"]], features], axis=1), args.window)
         control = gauges(repository, production, control_x, args.window)
 
-    shifted = tx.assign(amount=tx["amount"] * PRICE_FACTOR)
+    shifted = prices_shifted(tx, PRICE_FACTOR)
     # The history moves by whole weeks, so each transaction keeps its hour and weekday (the
     # night and weekend flags are inputs); `as_of` is a minute after its last transaction,
     # within the week before now.

@@ -16,6 +16,7 @@ from services.trainer.worlds.transactions import (
     TransactionWorldConfig,
     generate_transactions,
     load,
+    prices_shifted,
     save,
 )
 
@@ -131,3 +132,16 @@ def test_a_world_survives_a_save_and_load(world: TransactionWorld, tmp_path: Pat
     assert back.config == world.config
     pd.testing.assert_frame_equal(back.transactions, world.transactions)
     pd.testing.assert_frame_equal(back.customers, world.customers)
+
+
+def test_a_price_shift_changes_what_transactions_cost_from_its_day_not_who_is_fraud(
+        world: TransactionWorld) -> None:
+    tx = world.transactions
+    since = tx["tx_datetime"].min() + pd.Timedelta(days=30)
+    shifted = prices_shifted(tx, 1.5, since)
+    after = (tx["tx_datetime"] >= since).to_numpy()
+    np.testing.assert_allclose(shifted["amount"][after], (tx["amount"][after] * 1.5).round(2))
+    np.testing.assert_array_equal(shifted["amount"][~after], tx["amount"][~after])
+    pd.testing.assert_frame_equal(shifted.drop(columns="amount"), tx.drop(columns="amount"))
+    with pytest.raises(ValueError, match="positive"):
+        prices_shifted(tx, 0.0)

@@ -604,6 +604,21 @@ def summary(world: TransactionWorld) -> dict[str, float]:
     }
 
 
+def prices_shifted(transactions: pd.DataFrame, factor: float,
+                   since: pd.Timestamp | None = None) -> pd.DataFrame:
+    """A drift scenario: every amount from `since` on (all of them by default) times `factor`, a
+    price or currency change. Who is fraud does not change: the same transactions, the same
+    labels, only what they cost, so a model trained before the change meets inputs it has not
+    seen (make drift-fraud, benchmarks/fraud_drift_loop.py)."""
+    if factor <= 0:
+        raise ValueError(f"a price factor must be positive, got {factor}")
+    changed = (np.ones(len(transactions), dtype=bool) if since is None
+               else (transactions["tx_datetime"] >= since).to_numpy())
+    amounts = transactions["amount"].to_numpy(np.float64).copy()
+    amounts[changed] = np.round(amounts[changed] * factor, 2)
+    return transactions.assign(amount=amounts)
+
+
 def main(argv: list[str] | None = None) -> None:
     """CLI: generate a world and save it as parquet."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
