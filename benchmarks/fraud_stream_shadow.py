@@ -71,7 +71,13 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     without, with_ = rate(False), rate(True)
     shadowed = [r for r in runs if r["shadow"]]
     shares = [per_tx(r, "shadow") / per_tx(r, "whole batch") for r in shadowed]
+    pairs = [{"round": a["round"],
+              "ratio_with_to_without": round(b["decision_timestamps"]["tx_per_s"]
+                                             / a["decision_timestamps"]["tx_per_s"], 3),
+              "other_work_cores": [a["cores"].get("other work"), b["cores"].get("other work")]}
+             for a, b in zip([r for r in runs if not r["shadow"]], shadowed, strict=True)]
     return {
+        "pairs": pairs,
         "tx_per_s": {"without_shadow": without, "with_shadow": with_,
                      "median_without": statistics.median(without),
                      "median_with": statistics.median(with_),
