@@ -135,6 +135,9 @@ def report(frame: pd.DataFrame, as_of: datetime) -> ShadowReport:
 
 
 def summary(r: ShadowReport) -> str:
+    if not r.pairs:
+        return (f"as of {r.as_of}: no transaction decided by both models yet (is "
+                "MLSD_FRAUD_SHADOW_VERSION set on the stream scorer, and the lake sink running?)")
     lines = [f"as of {r.as_of}: {r.pairs:,} transactions decided by both, {r.labelled:,} "
              f"labelled ({r.frauds} fraud); actions agree on {r.agreement:.1%}"]
     for name, side in (("production", r.production), ("shadow", r.shadow)):
