@@ -29,7 +29,7 @@ import numpy as np
 import redis
 
 from services.common.bus.ports import OutboundMessage
-from services.common.experiments import (
+from services.designs.experiments import (
     ExperimentDefinition,
     ExposureLog,
     assign,

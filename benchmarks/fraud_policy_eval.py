@@ -42,9 +42,9 @@ import pandas as pd
 import redis
 import sklearn
 
-from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.models import create_model_client
 from services.common.telemetry import Metrics
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.devstack.servers import start_redis
 from services.fraud.app import build_scorer
 from services.fraud.metrics import FraudMetrics

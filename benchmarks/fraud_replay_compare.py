@@ -30,11 +30,11 @@ import pandas as pd
 import redis
 
 from services.common.bus.events import decode_event
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.events import FraudLabelData, TransactionData, payload_of
-from services.common.fraud_online import FraudReport
 from services.common.models import create_model_client
 from services.common.telemetry import Metrics
+from services.designs.fraud import FraudReport
+from services.designs.model_features import FRAUD_FEATURE_NAMES
+from services.designs.payloads import FraudLabelData, TransactionData, payload_of
 from services.devstack.servers import start_redis
 from services.fraud.app import build_scorer
 from services.fraud.metrics import FraudMetrics
@@ -55,9 +55,9 @@ Record = Callable[[Sequence[TransactionData], Sequence[FraudReport]], None]
 def recorder(client: redis.Redis) -> Record:
     """This session's single adapter, or the writer it replaced (in the other version)."""
     try:
-        from services.common.fraud_online import RedisFraudState  # noqa: PLC0415
+        from services.designs.fraud import RedisFraudState  # noqa: PLC0415
     except ImportError:
-        from services.common.fraud_online import (  # type: ignore[attr-defined]  # noqa: PLC0415
+        from services.designs.fraud import (  # type: ignore[attr-defined]  # noqa: PLC0415
             RedisFraudStateWriter,
         )
         return cast(Record, RedisFraudStateWriter(client).apply)

@@ -40,8 +40,8 @@ from threadpoolctl import threadpool_limits
 from services.common.breaker import CircuitBreaker
 from services.common.bus.ports import OutboundMessage
 from services.common.models import LocalModelClient, ModelRepository
-from services.common.recs_online import ItemArtifacts, ItemStats, UserOnlineState, Watch
 from services.common.telemetry import Metrics
+from services.designs.recs import ItemArtifacts, ItemStats, UserOnlineState, Watch
 from services.recommender.candidates import Sizes
 from services.recommender.catalog import LiveCatalog, training_time_stats
 from services.recommender.impressions import ImpressionLog

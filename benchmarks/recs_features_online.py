@@ -37,8 +37,8 @@ from redis.utils import HIREDIS_AVAILABLE
 from tqdm import tqdm
 
 from services.common.bus.events import Event
-from services.common.events import WatchData
-from services.common.recs_online import (
+from services.designs.payloads import WatchData
+from services.designs.recs import (
     ItemArtifacts,
     ItemStats,
     RedisRecsStore,
@@ -47,7 +47,7 @@ from services.common.recs_online import (
     trending_rows,
     user_vectors,
 )
-from services.common.recs_online.state import UserOnlineState
+from services.designs.recs.state import UserOnlineState
 from services.devstack.servers import redis_url
 from services.stream.watches import WatchFeaturesHandler
 from services.trainer import recs_models as rm

@@ -57,10 +57,10 @@ from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import FRAUD_DECISIONS, TRANSACTIONS, TopicSpec
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.events import TransactionData
-from services.common.payloads import parse_payload
 from services.common.telemetry import Metrics
+from services.designs.model_features import FRAUD_FEATURE_NAMES
+from services.designs.parsing import parse_payload
+from services.designs.payloads import TransactionData
 from services.devstack.servers import start_kafka, start_redis
 from services.fraud.decide import decide
 from services.fraud.decision_events import decision_message

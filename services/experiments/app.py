@@ -14,20 +14,20 @@ from fastapi.responses import JSONResponse
 
 from services.common.bus.deferred import off_path_publishing
 from services.common.bus.ports import Publisher
-from services.common.experiments import (
+from services.common.features import FeatureStoreUnavailable
+from services.common.http import create_service_app
+from services.common.records.pool import unopened_pool
+from services.common.records.settings import PostgresSettings
+from services.common.redis_client import RedisClient, request_path_redis
+from services.common.telemetry import Metrics
+from services.designs.experiments import (
     DefinitionCache,
     DefinitionStore,
     ExposureLog,
     RedisDefinitionStore,
     load_definitions_file,
 )
-from services.common.features import FeatureStoreUnavailable
-from services.common.http import create_service_app
-from services.common.records.experiments import ExperimentHistory, PostgresExperimentHistory
-from services.common.records.pool import unopened_pool
-from services.common.records.settings import PostgresSettings
-from services.common.redis_client import RedisClient, request_path_redis
-from services.common.telemetry import Metrics
+from services.designs.experiments.records import ExperimentHistory, PostgresExperimentHistory
 from services.experiments.api import admin, router
 from services.experiments.counts import CountsReader, RedisCountsReader
 from services.experiments.errors import (

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from services.common.experiment_counts import (
+from services.common.redis_scripts import RedisClient
+from services.designs.experiments.counts import (
     Timeline,
     VariationCounts,
     experiment_counts,
     experiment_timeline,
 )
-from services.common.recs_online.lua import RedisClient
 
 
 class CountsReader(Protocol):

@@ -20,9 +20,9 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from services.common.experiment_counts import VariationCounts
-from services.common.experiments import ExperimentDefinition
-from services.common.experiments.definitions import Guardrail
+from services.designs.experiments import ExperimentDefinition
+from services.designs.experiments.counts import VariationCounts
+from services.designs.experiments.definitions import Guardrail
 from services.experiments.statistics import two_proportion_test
 
 logger = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.common.experiment_counts import Timeline, VariationCounts
-from services.common.experiments import ExperimentDefinition
-from services.common.experiments.definitions import Status
+from services.designs.experiments import ExperimentDefinition
+from services.designs.experiments.counts import Timeline, VariationCounts
+from services.designs.experiments.definitions import Status
 from services.experiments.guardrails import Breach, breaches
 from services.experiments.statistics import (
     Lift,

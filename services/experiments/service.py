@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.common.experiments import (
+from services.designs.experiments import (
     Assignment,
     DefinitionCache,
     DefinitionStore,
@@ -11,8 +11,8 @@ from services.common.experiments import (
     InvalidDefinition,
     assign,
 )
-from services.common.experiments.definitions import Status
-from services.common.records.experiments import ExperimentHistory
+from services.designs.experiments.definitions import Status
+from services.designs.experiments.records import ExperimentHistory
 from services.experiments.counts import CountsReader
 from services.experiments.errors import ConflictingChange, KeyMismatch, UnknownExperiment
 from services.experiments.lifecycle import check_change, check_neighbours

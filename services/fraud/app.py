@@ -12,15 +12,15 @@ from fastapi.responses import JSONResponse
 from services.common.breaker import CircuitBreaker
 from services.common.bus.deferred import off_path_publishing
 from services.common.bus.ports import Publisher
-from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.drift_monitor import DriftMonitor
 from services.common.http import create_service_app
 from services.common.models import ModelClient, ModelRepository, create_model_client
-from services.common.records.decisions import PostgresDecisionRecords
 from services.common.records.pool import unopened_pool
 from services.common.records.settings import PostgresSettings
 from services.common.redis_client import request_path_redis
 from services.common.telemetry import Metrics
+from services.designs.fraud.records import PostgresDecisionRecords
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.fraud.api import router
 from services.fraud.errors import (
     BodyTooLarge,

@@ -24,10 +24,10 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from services.common.breaker import CircuitBreaker, CircuitOpen
-from services.common.catalog import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
 from services.common.drift_monitor import DriftMonitor
-from services.common.fraud_online import FeatureVector, FraudState, StateBatch, batch_features
 from services.common.models import ModelClient, ModelError, ModelRepository
+from services.designs.fraud import FeatureVector, FraudState, StateBatch, batch_features
+from services.designs.model_features import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
 from services.fraud.decide import (
     FEATURES_MISSING,
     MODEL_MISSING,

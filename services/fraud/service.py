@@ -7,7 +7,7 @@ from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 
 from services.common.bus.background import BackgroundPublisher
-from services.common.records.decisions import DecisionOfRecord
+from services.designs.fraud.records import DecisionOfRecord
 from services.fraud.coalesce import CoalescingScorer
 from services.fraud.decide import Decision
 from services.fraud.decision_events import decision_message

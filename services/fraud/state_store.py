@@ -5,7 +5,7 @@
     earlier = store.remember([(txn_id, decision)], 60)  # SET NX GET: the first one wins
 
 Each script records the transaction in one entity's keys and replies with that entity's state,
-atomically (services/common/fraud_online/scripts.py): two requests for one card cannot both miss
+atomically (services/designs/fraud/scripts.py): two requests for one card cannot both miss
 each other, on one Redis node and on Redis Cluster alike. The features keep only what happened
 strictly before each transaction and never the transaction itself.
 """
@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast
 
-from services.common.fraud_online import RedisFraudState, StateBatch, TransactionLike
-from services.common.fraud_online.redis_state import RedisClient
 from services.common.ids import hash_tag
+from services.designs.fraud import RedisFraudState, StateBatch, TransactionLike
+from services.designs.fraud.redis_state import RedisClient
 
 
 @dataclass(frozen=True)

@@ -33,13 +33,13 @@ from services.common.bus.events import Event
 from services.common.bus.ports import Publisher, PublishFailed, publish_or_raise
 from services.common.bus.runtime import build_kafka_consumer
 from services.common.bus.topics import TRANSACTIONS
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.events import TransactionData
 from services.common.http import blocking_lifespan, create_service_app
 from services.common.models import ModelClient, create_model_client
-from services.common.payloads import parse_payload
 from services.common.redis_client import RedisClient, background_redis
 from services.common.telemetry import LATENCY_BUCKETS_S, Metrics, configure_logging
+from services.designs.model_features import FRAUD_FEATURE_NAMES
+from services.designs.parsing import parse_payload
+from services.designs.payloads import TransactionData
 from services.fraud.app import build_scorer
 from services.fraud.decision_events import decision_message
 from services.fraud.metrics import FraudMetrics

@@ -11,19 +11,19 @@ from fastapi import FastAPI
 from services.common.breaker import CircuitBreaker
 from services.common.bus.deferred import off_path_publishing
 from services.common.bus.ports import Publisher
-from services.common.catalog import RANKER_FEATURE_NAMES
 from services.common.drift_monitor import DriftMonitor
-from services.common.experiments import (
+from services.common.http import create_service_app
+from services.common.models import ModelClient, ModelRepository, create_model_client
+from services.common.redis_client import background_redis, request_path_redis
+from services.common.telemetry import Metrics
+from services.designs.experiments import (
     DefinitionCache,
     ExposureLog,
     RedisDefinitionStore,
     load_definitions_file,
 )
-from services.common.http import create_service_app
-from services.common.models import ModelClient, ModelRepository, create_model_client
-from services.common.recs_online.titles import RedisCatalogTitles
-from services.common.redis_client import background_redis, request_path_redis
-from services.common.telemetry import Metrics
+from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.designs.recs.titles import RedisCatalogTitles
 from services.recommender.api import router
 from services.recommender.candidates import Sizes
 from services.recommender.catalog import LiveCatalog, store_factory

@@ -15,8 +15,8 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from services.common import recs_features as rf
-from services.common.recs_online import ItemArtifacts, UserVectors
+from services.designs.recs import ItemArtifacts, UserVectors
+from services.designs.recs import definitions as rf
 
 BoolArray = npt.NDArray[np.bool_]
 

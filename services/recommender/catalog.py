@@ -26,14 +26,14 @@ import numpy as np
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import ModelRepository
 from services.common.models.errors import ModelUnavailable
-from services.common.recs_online import (
+from services.common.redis_scripts import RedisClient
+from services.designs.recs import (
     ItemArtifacts,
     ItemStats,
     LiveItemArtifacts,
     RedisRecsStore,
 )
-from services.common.recs_online.lua import RedisClient
-from services.common.recs_online.titles import CatalogTitle, with_catalog_titles
+from services.designs.recs.titles import CatalogTitle, with_catalog_titles
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from services.common import recs_features as rf
+from services.designs.recs import definitions as rf
 
 DIVERSITY_WEIGHT = 0.1
 GENRE_CAP_SHARE = 0.7

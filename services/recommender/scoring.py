@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from services.common import recs_features as rf
+from services.designs.recs import definitions as rf
 from services.recommender.candidates import Sizes
 from services.recommender.rerank import min_max
 

@@ -26,13 +26,12 @@ from typing import Protocol
 
 import numpy as np
 
-from services.common import recs_features as rf
 from services.common.breaker import CircuitBreaker, CircuitOpen
 from services.common.drift_monitor import DriftMonitor
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import ModelClient
 from services.common.models.errors import ModelError
-from services.common.recs_online import (
+from services.designs.recs import (
     ItemArtifacts,
     ItemStats,
     UserOnlineState,
@@ -41,7 +40,8 @@ from services.common.recs_online import (
     trending_rows,
     user_vectors,
 )
-from services.common.recs_online.state import trending_values
+from services.designs.recs import definitions as rf
+from services.designs.recs.state import trending_values
 from services.recommender.candidates import (
     BoolArray,
     Candidates,

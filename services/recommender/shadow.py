@@ -26,8 +26,8 @@ from prometheus_client import Counter, Histogram
 
 from services.common.models import ModelClient
 from services.common.models.errors import ModelError
-from services.common.recs_features import Float32Array, FloatArray
 from services.common.telemetry import Metrics
+from services.designs.recs.definitions import Float32Array, FloatArray
 
 logger = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ import logging
 from dataclasses import dataclass
 
 from services.common.bus.events import Event
-from services.common.events import WatchData, event_time_of
 from services.common.features.plans import epoch_ms
-from services.common.payloads import parse_payload
-from services.common.recs_online import ItemArtifacts, LiveItemArtifacts, RedisRecsStore, Watch
-from services.common.recs_online.lua import RedisClient
+from services.common.redis_scripts import RedisClient
+from services.designs.parsing import parse_payload
+from services.designs.payloads import WatchData, event_time_of
+from services.designs.recs import ItemArtifacts, LiveItemArtifacts, RedisRecsStore, Watch
 
 logger = logging.getLogger(__name__)
 

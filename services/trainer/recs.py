@@ -32,8 +32,8 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from services.common.catalog import RANKER_FEATURE_NAMES
 from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
+from services.designs.model_features import RANKER_FEATURE_NAMES
 from services.trainer import recs_models as rm
 from services.trainer.artifacts import TrainedModel, data_hash
 from services.trainer.recs_metrics import (

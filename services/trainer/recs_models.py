@@ -14,7 +14,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 
-from services.common import recs_features as rf
+from services.designs.recs import definitions as rf
 from services.trainer.recs_metrics import jaccard_similarity, top_k
 from services.trainer.worlds import WatchWorld
 

@@ -24,8 +24,8 @@ from services.common.bus.topics import (
     dlq_topic,
     platform_topics,
 )
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.fraud_online.layout import CARD_RECORD
+from services.designs.fraud.layout import CARD_RECORD
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.trainer.feedback import read_topic, training_table
 from tests.e2e.conftest import ServiceProcess
 from tests.harness import REPO_ROOT, ServerProcess, free_port

@@ -11,7 +11,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from services.common.bus.ports import OutboundMessage
-from services.common.experiments import (
+from services.designs.experiments import (
     DefinitionCache,
     ExperimentDefinition,
     ExposureLog,

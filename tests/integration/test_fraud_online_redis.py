@@ -12,15 +12,15 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.fraud_online import (
+from services.designs.fraud import (
     FraudReport,
     RedisFraudState,
     batch_features,
     digest,
     epoch_ms,
 )
-from services.common.fraud_online.layout import CARD_RECORD, SPEND_RECORD
+from services.designs.fraud.layout import CARD_RECORD, SPEND_RECORD
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 from tests.harness import ServerProcess
 from tests.unit.test_fraud_online_features import Txn
 

@@ -23,15 +23,15 @@ from services.common.bus.events import Event
 from services.common.bus.kafka_bus import ensure_topics, forget_groups
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import EXPOSURES, REC_CLICKS, REC_IMPRESSIONS, platform_topics
-from services.common.events import TitleData
-from services.common.experiments import RedisDefinitionStore
-from services.common.experiments.definitions import ExperimentDefinition
-from services.common.fraud_online.layout import CARD_LOG, CUSTOMER_LOG
-from services.common.records.catalog import CatalogRecords, ProfileRecords
-from services.common.records.experiments import PostgresExperimentHistory
 from services.common.records.outbox import OutboxRelay
-from services.common.recs_online import write_profiles
-from services.common.recs_online.keys import catalog_titles_key, catalog_version_key
+from services.designs.experiments import RedisDefinitionStore
+from services.designs.experiments.definitions import ExperimentDefinition
+from services.designs.experiments.records import PostgresExperimentHistory
+from services.designs.fraud.layout import CARD_LOG, CUSTOMER_LOG
+from services.designs.payloads import TitleData
+from services.designs.recs import write_profiles
+from services.designs.recs.keys import catalog_titles_key, catalog_version_key
+from services.designs.recs.records import CatalogRecords, ProfileRecords
 from services.seeder.catchup import wait_for_stream
 from services.seeder.history import transaction_messages
 from services.seeder.rebuild import OnlineStateStillThere, Rebuilt, rebuild_online

@@ -17,10 +17,10 @@ from services.common.bus.clients import kafka_publisher
 from services.common.bus.events import decode_event
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import TopicSpec, dlq_topic
-from services.common.events import ImpressionData, payload_of
-from services.common.experiment_counts import experiment_counts
 from services.common.settings import PlatformSettings
 from services.common.telemetry import Metrics
+from services.designs.experiments.counts import experiment_counts
+from services.designs.payloads import ImpressionData, payload_of
 from services.recommender.candidates import Sizes
 from services.recommender.catalog import LiveCatalog
 from services.recommender.impressions import ImpressionLog

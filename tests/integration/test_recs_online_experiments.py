@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from services.common.bus.events import Event
-from services.common.experiment_counts import (
+from services.designs.experiments.counts import (
     VariationCounts,
     experiment_counts,
     experiment_timeline,

@@ -15,11 +15,11 @@ import pytest
 import redis
 
 from services.common.bus.events import Event
-from services.common.catalog import RANKER_FEATURE_NAMES
-from services.common.events import WatchData
 from services.common.models import ModelRepository
 from services.common.models.testing import logistic_model
-from services.common.recs_online import (
+from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.designs.payloads import WatchData
+from services.designs.recs import (
     ItemArtifacts,
     RedisRecsStore,
     load_item_artifacts,

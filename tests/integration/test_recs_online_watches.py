@@ -16,10 +16,11 @@ from services.common.bus.dedupe import RedisDeduplicator
 from services.common.bus.events import Event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
 from services.common.bus.ports import OutboundMessage
-from services.common.catalog import RANKER_FEATURE_NAMES
-from services.common.events import TitleData
 from services.common.models.testing import logistic_model
-from services.common.recs_online import (
+from services.common.telemetry import Metrics
+from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.designs.payloads import TitleData
+from services.designs.recs import (
     HISTORY_CAP,
     ItemArtifacts,
     LiveItemArtifacts,
@@ -28,9 +29,8 @@ from services.common.recs_online import (
     vectors_from_history,
     write_profiles,
 )
-from services.common.recs_online.state import decayed_counts
-from services.common.recs_online.titles import CatalogTitle, write_titles
-from services.common.telemetry import Metrics
+from services.designs.recs.state import decayed_counts
+from services.designs.recs.titles import CatalogTitle, write_titles
 from services.stream.watches import WatchFeaturesHandler
 from tests import recommender_world as world
 

@@ -17,7 +17,7 @@ from services.catalog_etl.titles import BadRow, GoodRow, validate
 from services.common.bus.events import decode_event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.topics import CATALOG
-from services.common.events import payload_of
+from services.designs.payloads import payload_of
 
 HEADER = "content_id,title,genres,actors,maturity_rating,release_date,rating,thumbnail_url\n"
 

@@ -9,15 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from services.common import recs_features as rf
 from services.common.breaker import CircuitBreaker
-from services.common.catalog import RANKER_FEATURE_NAMES
-from services.common.events import TitleData
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import Prediction
-from services.common.recs_online import ItemArtifacts, ItemStats, user_vectors
-from services.common.recs_online.titles import CatalogTitle, with_catalog_titles
 from services.common.telemetry import Metrics
+from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.designs.payloads import TitleData
+from services.designs.recs import ItemArtifacts, ItemStats, user_vectors
+from services.designs.recs import definitions as rf
+from services.designs.recs.titles import CatalogTitle, with_catalog_titles
 from services.recommender.candidates import Sizes, content_scores
 from services.recommender.catalog import LiveCatalog
 from services.recommender.metrics import RecommenderMetrics

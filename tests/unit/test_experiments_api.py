@@ -21,8 +21,8 @@ from pydantic import ValidationError
 from services.common.bus.events import Event, decode_event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.topics import EXPOSURES
-from services.common.experiment_counts import Timeline, VariationCounts
-from services.common.experiments import InMemoryDefinitionStore, gb_hash
+from services.designs.experiments import InMemoryDefinitionStore, gb_hash
+from services.designs.experiments.counts import Timeline, VariationCounts
 from services.experiments.app import create_app
 from services.experiments.settings import DEV_ADMIN_TOKEN, ExperimentsSettings
 from tests.unit.experiments_fakes import FakeCounts, FakeHistory, FakeRedis

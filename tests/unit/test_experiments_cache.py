@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from services.common.experiments import (
+from services.designs.experiments import (
     DefinitionCache,
     ExperimentDefinition,
     InMemoryDefinitionStore,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.common.experiments import (
+from services.designs.experiments import (
     InvalidDefinition,
     assign,
     load_definitions_file,

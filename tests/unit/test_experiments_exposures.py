@@ -9,14 +9,14 @@ import pytest
 
 from services.common.bus.events import decode_event
 from services.common.bus.topics import EXPOSURES
-from services.common.experiments import (
+from services.designs.experiments import (
     Assignment,
     ExperimentDefinition,
     ExposureLog,
     assign,
     parse_definition,
 )
-from services.common.experiments.exposures import logged_key
+from services.designs.experiments.exposures import logged_key
 from tests.unit.experiments_fakes import FakeQueue, FakeRedis
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)

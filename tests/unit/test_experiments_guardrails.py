@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from services.common.experiment_counts import VariationCounts
-from services.common.experiments import parse_definition
-from services.common.experiments.definitions import InvalidDefinition
+from services.designs.experiments import parse_definition
+from services.designs.experiments.counts import VariationCounts
+from services.designs.experiments.definitions import InvalidDefinition
 from services.experiments.guardrails import breaches
 from tests.unit.test_experiments_api import definition
 

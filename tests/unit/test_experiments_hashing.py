@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.common.experiments import (
+from services.designs.experiments import (
     ExperimentDefinition,
     assign,
     fnv1a32,

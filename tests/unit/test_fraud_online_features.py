@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.fraud_online import (
+from services.designs.fraud import (
     CardUse,
     FraudState,
     KnownFraud,
@@ -17,6 +16,7 @@ from services.common.fraud_online import (
     epoch_ms,
     fraud_features,
 )
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 
 NOW = datetime(2018, 7, 4, 12, 0, tzinfo=UTC)  # a Wednesday, midday
 T = epoch_ms(NOW)

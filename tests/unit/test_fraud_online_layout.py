@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from redis.crc import key_slot
 
-from services.common.fraud_online import (
+from services.designs.fraud import (
     KEY_FAMILIES,
     FraudReport,
     decode_batch,
@@ -17,8 +17,8 @@ from services.common.fraud_online import (
     record_calls,
     report_commands,
 )
-from services.common.fraud_online.layout import CARD_RECORD, SPEND_RECORD
-from services.common.fraud_online.scripts import (
+from services.designs.fraud.layout import CARD_RECORD, SPEND_RECORD
+from services.designs.fraud.scripts import (
     APPEND_CARD,
     APPEND_CUSTOMER,
     RECORD_DEVICE,

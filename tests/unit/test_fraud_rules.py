@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from services.common.fraud_online import CardUse, FraudState, StateBatch, batch_features, epoch_ms
+from services.designs.fraud import CardUse, FraudState, StateBatch, batch_features, epoch_ms
 from services.fraud.facts import Fact, fact_table
 from services.fraud.policy import Lists, parse_policy
 from services.fraud.policy_file import load_engine

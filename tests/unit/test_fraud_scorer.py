@@ -17,13 +17,13 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from services.common.breaker import CircuitBreaker
-from services.common.catalog import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
 from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
 from services.common.drift_monitor import DriftMonitor
-from services.common.fraud_online import FraudState, StateBatch, TransactionLike, fraud_features
 from services.common.models import ModelRepository, ModelUnavailable, Prediction
 from services.common.models.testing import logistic_model
 from services.common.telemetry import Metrics
+from services.designs.fraud import FraudState, StateBatch, TransactionLike, fraud_features
+from services.designs.model_features import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
 from services.fraud.metrics import FraudMetrics
 from services.fraud.policy_file import load_engine
 from services.fraud.scorer import HISTORY_COLUMNS, FraudScorer, ReferenceCache, Scored

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from services.common.experiments import (
+from services.designs.experiments import (
     InvalidDefinition,
     assign,
     bucket_ranges,
@@ -24,7 +24,7 @@ from services.common.experiments import (
     in_namespace,
     parse_definition,
 )
-from services.common.experiments.hashing import equal_weights
+from services.designs.experiments.hashing import equal_weights
 
 DATA = Path(__file__).parent / "data" / "growthbook"
 CASES: dict[str, Any] = json.loads((DATA / "cases.json").read_text("utf-8"))

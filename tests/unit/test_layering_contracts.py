@@ -157,7 +157,7 @@ def test_a_listed_exception_that_no_longer_exists_is_an_error(tmp_path: Path) ->
     """When the layout sweep removes an import, its ignore_imports entry must go with it."""
     tree = copy_of_tree(tmp_path)
     facts = tree / "services/fraud/facts.py"
-    facade, submodule = "services.common.fraud_online", "services.common.fraud_online.features"
+    facade, submodule = "services.designs.fraud", "services.designs.fraud.features"
     facts.write_text(facts.read_text().replace(f"from {facade} import", f"from {submodule} import"))
 
     result = lint_imports(tree)

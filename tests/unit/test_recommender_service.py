@@ -11,16 +11,16 @@ from pydantic import ValidationError
 
 from services.common.breaker import CircuitBreaker
 from services.common.bus.events import decode_event
-from services.common.catalog import RANKER_FEATURE_NAMES
 from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
 from services.common.drift_monitor import DriftMonitor
-from services.common.events import ImpressionData, payload_of
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import ModelRepository, Prediction
 from services.common.models.errors import ModelUnavailable
 from services.common.models.testing import logistic_model
-from services.common.recs_online import ItemArtifacts, ItemStats, UserOnlineState
 from services.common.telemetry import Metrics
+from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.designs.payloads import ImpressionData, payload_of
+from services.designs.recs import ItemArtifacts, ItemStats, UserOnlineState
 from services.recommender.candidates import Sizes
 from services.recommender.catalog import LiveCatalog
 from services.recommender.impressions import impression_message

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from services.common.catalog import RANKER_FEATURE_NAMES
 from services.common.models import Prediction
 from services.common.models.errors import ModelUnavailable
 from services.common.telemetry import Metrics
+from services.designs.model_features import RANKER_FEATURE_NAMES
 from services.recommender.app import shadow_ranker
 from services.recommender.settings import RecommenderSettings
 from services.recommender.shadow import (

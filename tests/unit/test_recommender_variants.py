@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.common.experiments import (
+from services.designs.experiments import (
     Assignment,
     DefinitionCache,
     InMemoryDefinitionStore,

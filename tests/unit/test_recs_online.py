@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.common import recs_features as rf
-from services.common.catalog import RANKER_FEATURE_NAMES
 from services.common.features import InvalidEntity
 from services.common.models import ModelRepository
 from services.common.models.testing import logistic_model
-from services.common.recs_online import (
+from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.designs.recs import (
     ItemArtifacts,
     ItemStats,
     LiveItemArtifacts,
@@ -34,8 +33,9 @@ from services.common.recs_online import (
     user_view_key,
     vectors_from_history,
 )
-from services.common.recs_online.keys import day_of
-from services.common.recs_online.state import log2_sum, log2_weights
+from services.designs.recs import definitions as rf
+from services.designs.recs.keys import day_of
+from services.designs.recs.state import log2_sum, log2_weights
 from tests import recommender_world as world
 
 DAY_S = 86_400.0

@@ -51,8 +51,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from services.common.catalog import SMALL_AMOUNT, TERMINAL_RISK_DELAY_DAYS
-from services.common.fraud_online.features import haversine_km
+from services.designs.fraud.features import haversine_km
+from services.designs.model_features import SMALL_AMOUNT, TERMINAL_RISK_DELAY_DAYS
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from services.common import recs_features as rf
-from services.common.recs_online.artifacts import ItemArtifacts
-from services.common.recs_online.state import ItemStats, UserVectors, trending_values
+from services.designs.recs import definitions as rf
+from services.designs.recs.artifacts import ItemArtifacts
+from services.designs.recs.state import ItemStats, UserVectors, trending_values
 
 
 def ranker_features(user: UserVectors, items: ItemArtifacts, stats: ItemStats,

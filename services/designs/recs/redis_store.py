@@ -26,16 +26,16 @@ from services.common.features import (
 )
 from services.common.features.plans import plan_read
 from services.common.features.redis_store import TS_FIELD
-from services.common.recs_online import keys
-from services.common.recs_online.artifacts import ItemArtifacts
-from services.common.recs_online.lua import (
+from services.common.redis_scripts import (
     Command,
     LuaScript,
     RedisClient,
     run_pipeline,
     unavailable_as_domain_error,
 )
-from services.common.recs_online.state import (
+from services.designs.recs import keys
+from services.designs.recs.artifacts import ItemArtifacts
+from services.designs.recs.state import (
     ItemStats,
     StoredVectors,
     UserOnlineState,

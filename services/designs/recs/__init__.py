@@ -8,13 +8,13 @@
 Spec and measurements: docs/recs-features-online.md.
 """
 
-from services.common.recs_online.artifacts import (
+from services.designs.recs.artifacts import (
     ItemArtifacts,
     LiveItemArtifacts,
     load_item_artifacts,
 )
-from services.common.recs_online.features import ranker_features
-from services.common.recs_online.keys import (
+from services.designs.recs.features import ranker_features
+from services.designs.recs.keys import (
     CATALOG,
     HISTORY_CAP,
     REC_CACHE_TTL_S,
@@ -26,14 +26,14 @@ from services.common.recs_online.keys import (
     user_view_key,
     watch_count_key,
 )
-from services.common.recs_online.redis_store import (
+from services.designs.recs.redis_store import (
     TRENDING_TOP_N,
     RedisRecsStore,
     WatchesApplied,
     user_view,
     write_profiles,
 )
-from services.common.recs_online.state import (
+from services.designs.recs.state import (
     ItemStats,
     StoredVectors,
     UserOnlineState,

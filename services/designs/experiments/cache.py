@@ -24,8 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Literal
 
-from services.common.experiments.definitions import ExperimentDefinition
-from services.common.experiments.store import DefinitionStore
+from services.designs.experiments.definitions import ExperimentDefinition
+from services.designs.experiments.store import DefinitionStore
 
 logger = logging.getLogger(__name__)
 

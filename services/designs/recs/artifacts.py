@@ -14,9 +14,9 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
-from services.common import recs_features as rf
 from services.common.models import ModelRepository
 from services.common.models.errors import ModelUnavailable
+from services.designs.recs import definitions as rf
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from services.common.catalog import TERMINAL_RISK_DELAY_DAYS
 from services.common.ids import FIELD_SEPARATOR, escape, hash_tag
+from services.designs.model_features import TERMINAL_RISK_DELAY_DAYS
 
 MS_HOUR = 3_600_000
 MS_DAY = 24 * MS_HOUR

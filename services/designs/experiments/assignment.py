@@ -17,8 +17,8 @@ from typing import Literal
 
 from pydantic import JsonValue
 
-from services.common.experiments.definitions import ExperimentDefinition
-from services.common.experiments.hashing import (
+from services.designs.experiments.definitions import ExperimentDefinition
+from services.designs.experiments.hashing import (
     choose_variation,
     fnv1a32,
     in_namespace,

@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from services.common.fraud_online.layout import (
+from services.designs.fraud.layout import (
     CARD_LOG,
     CUSTOMER_LOG,
     DELAY_MS,

@@ -21,13 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from services.common.catalog import (
-    FRAUD_FEATURE_NAMES,
-    NIGHT_HOURS,
-    SMALL_AMOUNT,
-    TRANSACTION_TYPES,
-)
-from services.common.fraud_online.layout import (
+from services.designs.fraud.layout import (
     DELAY_MS,
     MS_DAY,
     MS_HOUR,
@@ -36,11 +30,17 @@ from services.common.fraud_online.layout import (
     digest,
     epoch_ms,
 )
-from services.common.fraud_online.state import (
+from services.designs.fraud.state import (
     FraudState,
     KnownFraud,
     StateBatch,
     TransactionLike,
+)
+from services.designs.model_features import (
+    FRAUD_FEATURE_NAMES,
+    NIGHT_HOURS,
+    SMALL_AMOUNT,
+    TRANSACTION_TYPES,
 )
 
 FeatureVector = npt.NDArray[np.float32]

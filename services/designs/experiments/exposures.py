@@ -31,9 +31,9 @@ from redis.cluster import RedisCluster
 from services.common.bus import topics
 from services.common.bus.events import Event
 from services.common.bus.ports import OutboundMessage
-from services.common.events import ExposureData
-from services.common.experiments.assignment import Assignment
 from services.common.ids import check_id, event_id, hash_tag
+from services.designs.experiments.assignment import Assignment
+from services.designs.payloads import ExposureData
 
 logger = logging.getLogger(__name__)
 

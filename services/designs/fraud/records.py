@@ -18,7 +18,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from services.common.events import DecisionReason, FraudDecisionData, FraudLabelData
+from services.designs.payloads import DecisionReason, FraudDecisionData, FraudLabelData
 
 
 @dataclass(frozen=True)

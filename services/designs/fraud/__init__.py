@@ -9,8 +9,8 @@
 The layout is specified in docs/fraud-features-online.md.
 """
 
-from services.common.fraud_online.commands import decode_batch, record_calls, report_commands
-from services.common.fraud_online.features import (
+from services.designs.fraud.commands import decode_batch, record_calls, report_commands
+from services.designs.fraud.features import (
     VELOCITY_NAMES,
     FeatureBatch,
     FeatureVector,
@@ -18,9 +18,9 @@ from services.common.fraud_online.features import (
     fraud_features,
     haversine_km,
 )
-from services.common.fraud_online.layout import KEY_FAMILIES, LOGS, VIEWS, digest, epoch_ms
-from services.common.fraud_online.redis_state import RedisFraudState
-from services.common.fraud_online.state import (
+from services.designs.fraud.layout import KEY_FAMILIES, LOGS, VIEWS, digest, epoch_ms
+from services.designs.fraud.redis_state import RedisFraudState
+from services.designs.fraud.state import (
     CardUse,
     FraudReport,
     FraudState,

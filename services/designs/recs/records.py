@@ -12,8 +12,8 @@ from datetime import datetime
 from psycopg_pool import ConnectionPool
 
 from services.common.bus.ports import OutboundMessage
-from services.common.events import TitleData
 from services.common.records.outbox import enqueue
+from services.designs.payloads import TitleData
 
 _UPSERT_TITLE = b"""
 INSERT INTO catalog_titles (content_id, title, genres, actors, maturity_rating, release_date,

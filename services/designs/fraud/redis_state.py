@@ -9,7 +9,7 @@ import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-from services.common.fraud_online.commands import (
+from services.designs.fraud.commands import (
     CALLS_PER_TRANSACTION,
     Call,
     Command,
@@ -17,8 +17,8 @@ from services.common.fraud_online.commands import (
     record_calls,
     report_commands,
 )
-from services.common.fraud_online.scripts import SCRIPTS
-from services.common.fraud_online.state import FraudReport, StateBatch, TransactionLike
+from services.designs.fraud.scripts import SCRIPTS
+from services.designs.fraud.state import FraudReport, StateBatch, TransactionLike
 
 RedisClient = redis.Redis | RedisCluster
 

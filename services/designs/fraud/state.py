@@ -11,7 +11,7 @@ from typing import NamedTuple, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from services.common.fraud_online.layout import CARD_RECORD, SPEND_RECORD, digest
+from services.designs.fraud.layout import CARD_RECORD, SPEND_RECORD, digest
 
 
 class TransactionLike(Protocol):

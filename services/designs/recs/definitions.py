@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from services.common.catalog import RANKER_FEATURE_NAMES
+from services.designs.model_features import RANKER_FEATURE_NAMES
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from services.common.fraud_online.layout import (
+from services.common.ids import unescape
+from services.designs.fraud.layout import (
     CARD_LOG,
     CUSTOMER_LOG,
     DEVICE_CARDS,
@@ -28,7 +29,7 @@ from services.common.fraud_online.layout import (
     fraud_member,
     spend_record,
 )
-from services.common.fraud_online.scripts import (
+from services.designs.fraud.scripts import (
     APPEND_CARD,
     APPEND_CUSTOMER,
     RECORD_DEVICE,
@@ -37,13 +38,12 @@ from services.common.fraud_online.scripts import (
     RECORD_TERMINAL,
     Script,
 )
-from services.common.fraud_online.state import (
+from services.designs.fraud.state import (
     FraudReport,
     KnownFraud,
     StateBatch,
     TransactionLike,
 )
-from services.common.ids import unescape
 
 Command = tuple[str | int, ...]
 Arg = str | int | bytes

@@ -24,8 +24,8 @@ from pydantic import (
 )
 
 from services.common.bus import topics
-from services.common.catalog import MATURITY_RATINGS, TRANSACTION_TYPES
 from services.common.ids import OpaqueId
+from services.designs.model_features import MATURITY_RATINGS, TRANSACTION_TYPES
 
 UserId = OpaqueId
 ContentId = OpaqueId

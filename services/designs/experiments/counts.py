@@ -35,7 +35,7 @@ from datetime import timedelta
 from typing import Any
 
 from services.common.features.definitions import entity_tag
-from services.common.recs_online.lua import (
+from services.common.redis_scripts import (
     Command,
     LuaScript,
     RedisClient,

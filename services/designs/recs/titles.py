@@ -22,17 +22,17 @@ from datetime import UTC, datetime, time
 import numpy as np
 from pydantic import ValidationError
 
-from services.common import recs_features as rf
-from services.common.catalog import MATURITY_RATINGS
-from services.common.events import TitleData
-from services.common.recs_online import keys
-from services.common.recs_online.artifacts import ItemArtifacts, release_years
-from services.common.recs_online.lua import (
+from services.common.redis_scripts import (
     LuaScript,
     RedisClient,
     run_pipeline,
     unavailable_as_domain_error,
 )
+from services.designs.model_features import MATURITY_RATINGS
+from services.designs.payloads import TitleData
+from services.designs.recs import definitions as rf
+from services.designs.recs import keys
+from services.designs.recs.artifacts import ItemArtifacts, release_years
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from services.common.bus.consumer import PoisonEvent
 from services.common.bus.events import Event
-from services.common.events import Payload, UnknownEventType, payload_of
+from services.designs.payloads import Payload, UnknownEventType, payload_of
 
 P = TypeVar("P", bound=Payload)
 

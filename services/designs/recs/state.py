@@ -1,6 +1,6 @@
 """A user's and the catalog's online state as values, and the pure arithmetic on them (no I/O).
 
-Everything here is defined through services.common.recs_features, the definitions training uses:
+Everything here is defined through services.designs.recs.definitions, the definitions training uses:
 the taste vector and profiles are recs_features' weighted sums over the user's watch history, and
 the trending and popularity values are recs_features' definitions evaluated at a given instant.
 """
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from services.common import recs_features as rf
 from services.common.ids import FIELD_SEPARATOR, escape, unescape
-from services.common.recs_online.artifacts import ItemArtifacts
-from services.common.recs_online.keys import day_of
+from services.designs.recs import definitions as rf
+from services.designs.recs.artifacts import ItemArtifacts
+from services.designs.recs.keys import day_of
 
 HALF_LIFE_S = rf.TRENDING_HALF_LIFE_HOURS * 3_600.0
 MS_PER_DAY = 86_400_000

@@ -20,7 +20,7 @@ from typing import Protocol
 import redis
 from redis.cluster import RedisCluster
 
-from services.common.experiments.definitions import (
+from services.designs.experiments.definitions import (
     ExperimentDefinition,
     InvalidDefinition,
     parse_definition,

@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from services.common.experiments.definitions import ExperimentDefinition
+from services.designs.experiments.definitions import ExperimentDefinition
 
 Change = Literal["create", "update", "status"]
 

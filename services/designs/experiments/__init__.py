@@ -4,9 +4,9 @@ The experiments service and the recommender share this one implementation (platf
 imports no service). docs/experiments.md has the design, the Redis layout and the numbers.
 """
 
-from services.common.experiments.assignment import Assignment, assign, bucket_of
-from services.common.experiments.cache import DefinitionCache
-from services.common.experiments.definitions import (
+from services.designs.experiments.assignment import Assignment, assign, bucket_of
+from services.designs.experiments.cache import DefinitionCache
+from services.designs.experiments.definitions import (
     ExperimentDefinition,
     InvalidDefinition,
     Namespace,
@@ -14,15 +14,15 @@ from services.common.experiments.definitions import (
     load_definitions_file,
     parse_definition,
 )
-from services.common.experiments.exposures import ExposureLog
-from services.common.experiments.hashing import (
+from services.designs.experiments.exposures import ExposureLog
+from services.designs.experiments.hashing import (
     bucket_ranges,
     choose_variation,
     fnv1a32,
     gb_hash,
     in_namespace,
 )
-from services.common.experiments.store import (
+from services.designs.experiments.store import (
     DefinitionStore,
     InMemoryDefinitionStore,
     RedisDefinitionStore,

@@ -34,8 +34,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from services.common.experiments.hashing import Range, bucket_ranges, fnv1a32
 from services.common.ids import OpaqueId
+from services.designs.experiments.hashing import Range, bucket_ranges, fnv1a32
 
 # Keys, namespace ids and variation names end up in Redis keys (inside and after hash tags), in
 # Prometheus labels and in event payloads: short, lower case, no braces or colons.
