@@ -32,7 +32,8 @@ import redis
 from services.common.bus.events import decode_event
 from services.common.models import create_model_client
 from services.common.telemetry import Metrics
-from services.designs.fraud import FraudReport
+from services.designs.fraud.redis_state import RedisFraudState
+from services.designs.fraud.state import FraudReport
 from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.designs.payloads import FraudLabelData, TransactionData, payload_of
 from services.devstack.servers import start_redis
@@ -53,15 +54,8 @@ Record = Callable[[Sequence[TransactionData], Sequence[FraudReport]], None]
 
 
 def recorder(client: redis.Redis) -> Record:
-    """This session's single adapter, or the writer it replaced (in the other version)."""
-    try:
-        from services.designs.fraud import RedisFraudState  # noqa: PLC0415
-    except ImportError:
-        from services.designs.fraud import (  # type: ignore[attr-defined]  # noqa: PLC0415
-            RedisFraudStateWriter,
-        )
-        return cast(Record, RedisFraudStateWriter(client).apply)
-    return RedisFraudState(client).record
+    """The fraud state's adapter, recording only (the stream processor's path)."""
+    return cast(Record, RedisFraudState(client).record)
 
 
 def decisions_of(scored: Sequence[Scored]) -> list[dict[str, Any]]:

@@ -64,7 +64,8 @@ from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import FRAUD_DECISIONS, TRANSACTIONS, platform_topics
 from services.common.probe import http_ready
-from services.designs.fraud import FraudReport, RedisFraudState
+from services.designs.fraud.redis_state import RedisFraudState
+from services.designs.fraud.state import FraudReport
 from services.designs.payloads import FraudLabelData, TransactionData, payload_of
 from services.devstack.servers import REPO_ROOT, ServerProcess, free_port, start_kafka, start_redis
 from services.fraud.metrics import STAGES

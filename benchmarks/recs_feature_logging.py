@@ -41,7 +41,8 @@ from services.common.breaker import CircuitBreaker
 from services.common.bus.ports import OutboundMessage
 from services.common.models import LocalModelClient, ModelRepository
 from services.common.telemetry import Metrics
-from services.designs.recs import ItemArtifacts, ItemStats, UserOnlineState, Watch
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.state import ItemStats, UserOnlineState, Watch
 from services.recommender.candidates import Sizes
 from services.recommender.catalog import LiveCatalog, training_time_stats
 from services.recommender.impressions import ImpressionLog

@@ -12,8 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.common.ids import OpaqueId
-from services.designs.experiments import ExperimentDefinition
-from services.designs.experiments.definitions import KEY_PATTERN
+from services.designs.experiments.definitions import KEY_PATTERN, ExperimentDefinition
 from services.experiments.schemas import (
     AssignmentOut,
     ErrorResponse,

@@ -20,14 +20,11 @@ from services.common.records.pool import unopened_pool
 from services.common.records.settings import PostgresSettings
 from services.common.redis_client import RedisClient, request_path_redis
 from services.common.telemetry import Metrics
-from services.designs.experiments import (
-    DefinitionCache,
-    DefinitionStore,
-    ExposureLog,
-    RedisDefinitionStore,
-    load_definitions_file,
-)
+from services.designs.experiments.cache import DefinitionCache
+from services.designs.experiments.definitions import load_definitions_file
+from services.designs.experiments.exposures import ExposureLog
 from services.designs.experiments.records import ExperimentHistory, PostgresExperimentHistory
+from services.designs.experiments.store import DefinitionStore, RedisDefinitionStore
 from services.experiments.api import admin, router
 from services.experiments.counts import CountsReader, RedisCountsReader
 from services.experiments.errors import (

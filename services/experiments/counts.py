@@ -20,8 +20,8 @@ class CountsReader(Protocol):
 
 
 class RedisCountsReader:
-    """The counters as services/stream/experiments.py keeps them (services/common/
-    experiment_counts.py has the layout)."""
+    """The counters as services/stream/experiments.py keeps them (services/designs/
+    experiments/counts.py has the layout)."""
 
     def __init__(self, client: RedisClient, namespace: str = "fs") -> None:
         self._client = client

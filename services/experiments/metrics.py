@@ -4,7 +4,7 @@ guardrail stops."""
 from __future__ import annotations
 
 from services.common.telemetry import Metrics
-from services.designs.experiments import Assignment
+from services.designs.experiments.assignment import Assignment
 from services.designs.experiments.exposures import Outcome as ExposureOutcome
 
 NOT_IN = "none"  # the variation label of an assignment that puts the unit in no variation

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from services.designs.experiments import (
-    Assignment,
-    DefinitionCache,
-    DefinitionStore,
-    ExperimentDefinition,
-    ExposureLog,
-    InvalidDefinition,
-    assign,
-)
-from services.designs.experiments.definitions import Status
+from services.designs.experiments.assignment import Assignment, assign
+from services.designs.experiments.cache import DefinitionCache
+from services.designs.experiments.definitions import ExperimentDefinition, InvalidDefinition, Status
+from services.designs.experiments.exposures import ExposureLog
 from services.designs.experiments.records import ExperimentHistory
+from services.designs.experiments.store import DefinitionStore
 from services.experiments.counts import CountsReader
 from services.experiments.errors import ConflictingChange, KeyMismatch, UnknownExperiment
 from services.experiments.lifecycle import check_change, check_neighbours

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from services.designs.fraud import VELOCITY_NAMES, FeatureVector
+from services.designs.fraud.features import VELOCITY_NAMES, FeatureVector
 from services.designs.model_features import FRAUD_FEATURE_NAMES, FRAUD_FEATURES, TRANSACTION_TYPES
 from services.fraud.transaction import ScoredTransaction
 

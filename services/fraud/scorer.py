@@ -26,7 +26,8 @@ from pydantic import TypeAdapter
 from services.common.breaker import CircuitBreaker, CircuitOpen
 from services.common.drift_monitor import DriftMonitor
 from services.common.models import ModelClient, ModelError, ModelRepository
-from services.designs.fraud import FeatureVector, FraudState, StateBatch, batch_features
+from services.designs.fraud.features import FeatureVector, batch_features
+from services.designs.fraud.state import FraudState, StateBatch
 from services.designs.model_features import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
 from services.fraud.decide import (
     FEATURES_MISSING,

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from services.common.ids import hash_tag
-from services.designs.fraud import RedisFraudState, StateBatch, TransactionLike
-from services.designs.fraud.redis_state import RedisClient
+from services.designs.fraud.redis_state import RedisClient, RedisFraudState
+from services.designs.fraud.state import StateBatch, TransactionLike
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from services.designs.fraud import TransactionLike
+from services.designs.fraud.state import TransactionLike
 
 
 class ScoredTransaction(TransactionLike, Protocol):

@@ -16,12 +16,10 @@ from services.common.http import create_service_app
 from services.common.models import ModelClient, ModelRepository, create_model_client
 from services.common.redis_client import background_redis, request_path_redis
 from services.common.telemetry import Metrics
-from services.designs.experiments import (
-    DefinitionCache,
-    ExposureLog,
-    RedisDefinitionStore,
-    load_definitions_file,
-)
+from services.designs.experiments.cache import DefinitionCache
+from services.designs.experiments.definitions import load_definitions_file
+from services.designs.experiments.exposures import ExposureLog
+from services.designs.experiments.store import RedisDefinitionStore
 from services.designs.model_features import RANKER_FEATURE_NAMES
 from services.designs.recs.titles import RedisCatalogTitles
 from services.recommender.api import router

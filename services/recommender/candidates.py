@@ -15,8 +15,9 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from services.designs.recs import ItemArtifacts, UserVectors
 from services.designs.recs import definitions as rf
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.state import UserVectors
 
 BoolArray = npt.NDArray[np.bool_]
 

@@ -20,8 +20,8 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from services.designs.recs import ItemArtifacts
 from services.designs.recs import definitions as rf
+from services.designs.recs.items import ItemArtifacts
 from services.recommender.candidates import Source
 
 ANCHOR_MIN_COSINE = 0.5

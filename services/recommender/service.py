@@ -31,17 +31,17 @@ from services.common.drift_monitor import DriftMonitor
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import ModelClient
 from services.common.models.errors import ModelError
-from services.designs.recs import (
-    ItemArtifacts,
+from services.designs.recs import definitions as rf
+from services.designs.recs.features import ranker_features
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.state import (
     ItemStats,
     UserOnlineState,
     UserVectors,
-    ranker_features,
     trending_rows,
+    trending_values,
     user_vectors,
 )
-from services.designs.recs import definitions as rf
-from services.designs.recs.state import trending_values
 from services.recommender.candidates import (
     BoolArray,
     Candidates,

@@ -10,7 +10,7 @@ from pydantic import Field
 from services.common.bus import topics
 from services.common.models import ModelSettings
 from services.common.settings import workers_field
-from services.designs.recs import REC_CACHE_TTL_S
+from services.designs.recs.keys import REC_CACHE_TTL_S
 
 
 class RecommenderSettings(ModelSettings):

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from services.designs.experiments import DefinitionCache, ExposureLog, assign
+from services.designs.experiments.assignment import assign
+from services.designs.experiments.cache import DefinitionCache
+from services.designs.experiments.exposures import ExposureLog
 
 logger = logging.getLogger(__name__)
 

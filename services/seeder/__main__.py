@@ -32,8 +32,9 @@ from services.common.records.outbox import OutboxRelay
 from services.common.records.pool import records_pool
 from services.common.records.settings import PostgresSettings
 from services.common.redis_client import background_redis
-from services.designs.recs import keys, write_profiles
+from services.designs.recs import keys
 from services.designs.recs.records import CatalogRecords, ProfileRecords
+from services.designs.recs.redis_store import write_profiles
 from services.seeder.catchup import wait_for_stream
 from services.seeder.history import (
     SOURCE,

@@ -31,10 +31,11 @@ from services.common.bus.ports import Publisher
 from services.common.records.outbox import OutboxRelay
 from services.common.redis_client import RedisClient
 from services.common.settings import PlatformSettings
-from services.designs.experiments import RedisDefinitionStore
 from services.designs.experiments.records import PostgresExperimentHistory
-from services.designs.recs import keys, write_profiles
+from services.designs.experiments.store import RedisDefinitionStore
+from services.designs.recs import keys
 from services.designs.recs.records import CatalogRecords, ProfileRecords
+from services.designs.recs.redis_store import write_profiles
 from services.seeder.catchup import wait_for_stream
 from services.stream.concerns import CONCERNS, Concern
 

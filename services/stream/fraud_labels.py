@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from services.common.bus.events import Event
-from services.designs.fraud import FraudReport, RedisFraudState
-from services.designs.fraud.redis_state import RedisClient
+from services.designs.fraud.redis_state import RedisClient, RedisFraudState
+from services.designs.fraud.state import FraudReport
 from services.designs.parsing import parse_payload
 from services.designs.payloads import FraudLabelData
 

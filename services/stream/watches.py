@@ -10,7 +10,10 @@ from services.common.features.plans import epoch_ms
 from services.common.redis_scripts import RedisClient
 from services.designs.parsing import parse_payload
 from services.designs.payloads import WatchData, event_time_of
-from services.designs.recs import ItemArtifacts, LiveItemArtifacts, RedisRecsStore, Watch
+from services.designs.recs.artifacts import LiveItemArtifacts
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.redis_store import RedisRecsStore
+from services.designs.recs.state import Watch
 
 logger = logging.getLogger(__name__)
 

@@ -17,12 +17,13 @@ from services.common.bus.memory import InMemoryBroker, InMemoryPublisher, InMemo
 from services.common.bus.ports import OutboundMessage
 from services.common.bus.topics import CATALOG, dlq_topic
 from services.common.telemetry import Metrics
-from services.designs.recs import RedisRecsStore, user_vectors
 from services.designs.recs.keys import (
     catalog_titles_key,
     catalog_version_key,
     title_release_key,
 )
+from services.designs.recs.redis_store import RedisRecsStore
+from services.designs.recs.state import user_vectors
 from services.designs.recs.titles import RedisCatalogTitles, with_catalog_titles
 from services.stream.titles import CatalogTitlesHandler
 from services.stream.watches import WatchFeaturesHandler

@@ -20,7 +20,8 @@ import pytest
 import redis
 
 from services.common.bus.events import Event, decode_event
-from services.designs.fraud import RedisFraudState, batch_features
+from services.designs.fraud.features import batch_features
+from services.designs.fraud.redis_state import RedisFraudState
 from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.designs.payloads import TransactionData
 from services.seeder.history import transaction_messages

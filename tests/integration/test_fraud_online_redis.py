@@ -12,14 +12,10 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from services.designs.fraud import (
-    FraudReport,
-    RedisFraudState,
-    batch_features,
-    digest,
-    epoch_ms,
-)
-from services.designs.fraud.layout import CARD_RECORD, SPEND_RECORD
+from services.designs.fraud.features import batch_features
+from services.designs.fraud.layout import CARD_RECORD, SPEND_RECORD, digest, epoch_ms
+from services.designs.fraud.redis_state import RedisFraudState
+from services.designs.fraud.state import FraudReport
 from services.designs.model_features import FRAUD_FEATURE_NAMES
 from tests.harness import ServerProcess
 from tests.unit.test_fraud_online_features import Txn

@@ -29,7 +29,8 @@ from services.common.bus.topics import TopicSpec
 from services.common.lake.sql import open_lake
 from services.common.models import ModelRepository
 from services.designs.model_features import FRAUD_FEATURE_NAMES
-from services.designs.recs import ItemArtifacts, RedisRecsStore
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.redis_store import RedisRecsStore
 from services.lake.app import build_sink_loop
 from services.lake.events import LAKE_TOPICS
 from services.seeder.history import transaction_messages, watch_messages

@@ -20,16 +20,11 @@ from services.common.models.testing import logistic_model
 from services.common.telemetry import Metrics
 from services.designs.model_features import RANKER_FEATURE_NAMES
 from services.designs.payloads import TitleData
-from services.designs.recs import (
-    HISTORY_CAP,
-    ItemArtifacts,
-    LiveItemArtifacts,
-    RedisRecsStore,
-    user_vectors,
-    vectors_from_history,
-    write_profiles,
-)
-from services.designs.recs.state import decayed_counts
+from services.designs.recs.artifacts import LiveItemArtifacts
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.keys import HISTORY_CAP
+from services.designs.recs.redis_store import RedisRecsStore, write_profiles
+from services.designs.recs.state import decayed_counts, user_vectors, vectors_from_history
 from services.designs.recs.titles import CatalogTitle, write_titles
 from services.stream.watches import WatchFeaturesHandler
 from tests import recommender_world as world

@@ -15,8 +15,9 @@ from services.common.models import Prediction
 from services.common.telemetry import Metrics
 from services.designs.model_features import RANKER_FEATURE_NAMES
 from services.designs.payloads import TitleData
-from services.designs.recs import ItemArtifacts, ItemStats, user_vectors
 from services.designs.recs import definitions as rf
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.state import ItemStats, user_vectors
 from services.designs.recs.titles import CatalogTitle, with_catalog_titles
 from services.recommender.candidates import Sizes, content_scores
 from services.recommender.catalog import LiveCatalog
@@ -61,7 +62,7 @@ def test_a_new_titles_content_vector_is_trainings_definition_of_its_metadata() -
     merged = with_catalog_titles(world.items(), [NEW])
     midnight = datetime.combine(TODAY, datetime.min.time(), UTC).timestamp()
     # As if the trainer had seen it: ItemArtifacts.build is what load_item_artifacts checks
-    # against the trainer's stored vectors, and it calls recs_features.content_vectors.
+    # against the trainer's stored vectors, and it calls definitions.content_vectors.
     trained = ItemArtifacts.build(["movie_456"], [[0.0] * 4], [[1, 1, 0, 0]], [midnight], [1],
                                   world.GENRES)
     np.testing.assert_allclose(merged.content[-1], trained.content[0], atol=1e-12)

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from services.common.bus.events import Event, decode_event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.topics import FRAUD_DECISIONS
-from services.designs.fraud import fraud_features
+from services.designs.fraud.features import fraud_features
 from services.designs.fraud.records import DecisionOfRecord
 from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.designs.payloads import FraudDecisionData

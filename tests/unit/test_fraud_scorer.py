@@ -22,7 +22,8 @@ from services.common.drift_monitor import DriftMonitor
 from services.common.models import ModelRepository, ModelUnavailable, Prediction
 from services.common.models.testing import logistic_model
 from services.common.telemetry import Metrics
-from services.designs.fraud import FraudState, StateBatch, TransactionLike, fraud_features
+from services.designs.fraud.features import fraud_features
+from services.designs.fraud.state import FraudState, StateBatch, TransactionLike
 from services.designs.model_features import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
 from services.fraud.metrics import FraudMetrics
 from services.fraud.policy_file import load_engine

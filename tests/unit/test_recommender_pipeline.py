@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.designs.recs import user_vectors
+from services.designs.recs.state import user_vectors
 from services.recommender.candidates import (
     Source,
     collaborative_scores,

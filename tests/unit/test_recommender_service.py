@@ -20,7 +20,8 @@ from services.common.models.testing import logistic_model
 from services.common.telemetry import Metrics
 from services.designs.model_features import RANKER_FEATURE_NAMES
 from services.designs.payloads import ImpressionData, payload_of
-from services.designs.recs import ItemArtifacts, ItemStats, UserOnlineState
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.state import ItemStats, UserOnlineState
 from services.recommender.candidates import Sizes
 from services.recommender.catalog import LiveCatalog
 from services.recommender.impressions import impression_message

@@ -1,56 +1,15 @@
-"""Online fraud features: the Redis state, recorded and read in one round trip, and the vectors.
+"""The fraud design's domain that its stream, service and trainer share: state, features, records.
 
-    store = RedisFraudState(client)                    # redis.Redis or RedisCluster
+The online state is recorded and read in one round trip; its feature vectors are the trainer's
+definitions; decisions and labels of record go to PostgreSQL.
+
+    store = RedisFraudState(client)                    # redis_state: redis.Redis or RedisCluster
     store.record(transactions=[txn], frauds=[report])  # stream processor: record only
     _, state = store.record_and_read([txn, ...])       # scorer: record and read, one pipeline
-    matrix = batch_features([txn, ...], state).matrix  # float32 [n, 32], FRAUD_FEATURES order
-    vector = fraud_features(txn, FraudState(...))      # one hand-made state
+    matrix = batch_features([txn, ...], state).matrix  # features: float32 [n, 32], FRAUD_FEATURES
+    vector = fraud_features(txn, FraudState(...))      # one hand-made state (state.py)
 
-The layout is specified in docs/fraud-features-online.md.
+Pure: `commands`, `features`, `layout`, `state`. Adapters: `redis_state` (and its Lua, `scripts`),
+`records` (PostgreSQL). The package re-exports nothing, so importing a pure module loads no
+client library. The layout is specified in docs/fraud-features-online.md.
 """
-
-from services.designs.fraud.commands import decode_batch, record_calls, report_commands
-from services.designs.fraud.features import (
-    VELOCITY_NAMES,
-    FeatureBatch,
-    FeatureVector,
-    batch_features,
-    fraud_features,
-    haversine_km,
-)
-from services.designs.fraud.layout import KEY_FAMILIES, LOGS, VIEWS, digest, epoch_ms
-from services.designs.fraud.redis_state import RedisFraudState
-from services.designs.fraud.state import (
-    CardUse,
-    FraudReport,
-    FraudState,
-    KnownFraud,
-    Spend,
-    StateBatch,
-    TransactionLike,
-)
-
-__all__ = [
-    "KEY_FAMILIES",
-    "LOGS",
-    "VELOCITY_NAMES",
-    "VIEWS",
-    "CardUse",
-    "FeatureBatch",
-    "FeatureVector",
-    "FraudReport",
-    "FraudState",
-    "KnownFraud",
-    "RedisFraudState",
-    "Spend",
-    "StateBatch",
-    "TransactionLike",
-    "batch_features",
-    "decode_batch",
-    "digest",
-    "epoch_ms",
-    "fraud_features",
-    "haversine_km",
-    "record_calls",
-    "report_commands",
-]

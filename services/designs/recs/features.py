@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.designs.recs import definitions as rf
-from services.designs.recs.artifacts import ItemArtifacts
+from services.designs.recs.items import ItemArtifacts
 from services.designs.recs.state import ItemStats, UserVectors, trending_values
 
 
@@ -15,7 +15,7 @@ def ranker_features(user: UserVectors, items: ItemArtifacts, stats: ItemStats,
     """The ranker's float32 matrix [candidates, RANKER_FEATURES], rows = candidate title rows.
 
     Each column is the catalog's feature evaluated at `now_s` (unix seconds): the same
-    recs_features functions training calls, on the same kind of inputs.
+    recs.definitions functions training calls, on the same kind of inputs.
     """
     rows = np.asarray(candidates, dtype=np.int64)
     n = len(rows)

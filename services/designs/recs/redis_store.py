@@ -34,7 +34,7 @@ from services.common.redis_scripts import (
     unavailable_as_domain_error,
 )
 from services.designs.recs import keys
-from services.designs.recs.artifacts import ItemArtifacts
+from services.designs.recs.items import ItemArtifacts
 from services.designs.recs.state import (
     ItemStats,
     StoredVectors,

@@ -1,8 +1,8 @@
 """A user's and the catalog's online state as values, and the pure arithmetic on them (no I/O).
 
 Everything here is defined through services.designs.recs.definitions, the definitions training uses:
-the taste vector and profiles are recs_features' weighted sums over the user's watch history, and
-the trending and popularity values are recs_features' definitions evaluated at a given instant.
+the taste vector and profiles are the definitions' weighted sums over the user's watch history, and
+the trending and popularity values are those definitions evaluated at a given instant.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from services.common.ids import FIELD_SEPARATOR, escape, unescape
 from services.designs.recs import definitions as rf
-from services.designs.recs.artifacts import ItemArtifacts
+from services.designs.recs.items import ItemArtifacts
 from services.designs.recs.keys import day_of
 
 HALF_LIFE_S = rf.TRENDING_HALF_LIFE_HOURS * 3_600.0

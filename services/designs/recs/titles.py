@@ -7,7 +7,7 @@
 
 A title the ranker was not trained on is appended to the item set with a zero embedding (no
 collaborative signal yet) and a content vector from its metadata, with training's definition
-(recs_features.content_vectors over the ranker's genre vocabulary). Spec: docs/recommendations.md.
+(definitions.content_vectors over the ranker's genre vocabulary). Spec: docs/recommendations.md.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from services.designs.model_features import MATURITY_RATINGS
 from services.designs.payloads import TitleData
 from services.designs.recs import definitions as rf
 from services.designs.recs import keys
-from services.designs.recs.artifacts import ItemArtifacts, release_years
+from services.designs.recs.items import ItemArtifacts, release_years
 
 logger = logging.getLogger(__name__)
 
