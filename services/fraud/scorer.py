@@ -40,7 +40,7 @@ from services.fraud.explain import ModelVerdict, Reference, reference_from_json,
 from services.fraud.facts import OWN_FEATURES, fact_table
 from services.fraud.metrics import FraudMetrics
 from services.fraud.rules import RuleEngine
-from services.fraud.state_store import FraudStore, StateRead
+from services.fraud.state_store import FraudStore, FraudStoreUnavailable, StateRead
 from services.fraud.transaction import ScoredTransaction
 
 logger = logging.getLogger(__name__)
@@ -207,9 +207,9 @@ class FraudScorer:
             return self._breaker.call(self._store.record_and_read, transactions), None
         except CircuitOpen:
             return None, f"{FEATURES_MISSING}: feature store skipped (circuit open)"
-        except Exception as exc:  # any failure of the store degrades; it never fails the call
-            logger.warning("feature store failed", extra={"error": repr(exc)})
-            return None, f"{FEATURES_MISSING}: {type(exc).__name__}: {exc}"
+        except FraudStoreUnavailable as exc:  # the store degrades the decision, never fails it
+            logger.warning("feature store failed", extra={"error": str(exc)})
+            return None, f"{FEATURES_MISSING}: {exc}"
 
     def _vectors(self, transactions: Sequence[ScoredTransaction], read: StateRead | None,
                  store_down: str | None, todo: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -264,8 +264,9 @@ class FraudScorer:
                  for k, (txn, d) in enumerate(zip(transactions, decisions, strict=True))]
         try:
             earlier = self._breaker.call(self._store.remember, pairs, self.idempotency_window_s)
-        except Exception as exc:  # not remembered: a retry within the window is scored anew
-            logger.warning("decision not recorded for idempotency", extra={"error": repr(exc)})
+        except (FraudStoreUnavailable, CircuitOpen) as exc:  # a retry in the window is scored anew
+            logger.warning("decision not recorded for idempotency",
+                           extra={"error": f"{type(exc).__name__}: {exc}"})
             return decisions
         return [d if e is None else _decision(_stored(e))
                 for d, e in zip(decisions, earlier, strict=True)]
