@@ -30,18 +30,16 @@ import pandas as pd
 import redis
 
 from services.common.bus.events import decode_event
-from services.common.models import create_model_client
 from services.common.telemetry import Metrics
 from services.designs.fraud.redis_state import RedisFraudState
 from services.designs.fraud.state import FraudReport
-from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.designs.payloads import FraudLabelData, TransactionData, payload_of
 from services.devstack.servers import start_redis
-from services.fraud.app import build_scorer
 from services.fraud.metrics import FraudMetrics
 from services.fraud.scorer import FraudScorer, Scored
 from services.fraud.settings import FraudSettings
 from services.fraud.state_store import RedisFraudStore
+from services.fraud.wiring import build_scorer, fraud_model_client
 from services.seeder.history import transaction_messages
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -121,8 +119,7 @@ def side(out: Path, days: float) -> None:
         settings = FraudSettings(redis_url=server.address,
                                  fraud_policy_path=REPO_ROOT / "config/fraud/policy.toml",
                                  model_repository=REPO_ROOT / ".state/models")
-        model = create_model_client(settings, expected_features={
-            settings.fraud_model_name: FRAUD_FEATURE_NAMES})
+        model = fraud_model_client(settings)
         scorer = build_scorer(settings, FraudMetrics(Metrics("replay")),
                               RedisFraudStore(client), model)
         scorer.warm_up()

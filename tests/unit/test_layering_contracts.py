@@ -59,6 +59,9 @@ VIOLATIONS = {
     "a service reads another's code beyond its settings": Violation(
         "services/console/upstreams.py", "from services.fraud import scorer",
         "services", "services.console is not allowed to import services.fraud"),
+    "the stream scorer imports the HTTP app": Violation(
+        "services/fraud/stream.py", "from services.fraud.app import create_app",
+        "entry-points", "services.fraud.stream is not allowed to import services.fraud.app"),
     "the rules engine imports redis": Violation(
         "services/fraud/rules.py", "import redis",
         "pure-domain", "services.fraud.rules is not allowed to import redis"),
