@@ -101,8 +101,8 @@ def create_app(settings: ExperimentsSettings, *, redis_client: RedisClient | Non
 
     counts = counts or RedisCountsReader(client, settings.feature_namespace)
     service = ExperimentsService(
-        store, cache, exposures, counts, experiments_metrics,
-        history or PostgresExperimentHistory(record_pool),
+        store=store, cache=cache, exposures=exposures, counts=counts, metrics=experiments_metrics,
+        history=history or PostgresExperimentHistory(record_pool),
         plot_points=settings.experiments_plot_points)
     guardrails = GuardrailWatch(
         cache.running, counts.counts, lambda key, actor: service.set_status(key, "stopped", actor),

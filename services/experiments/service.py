@@ -22,7 +22,7 @@ class ExperimentsService:
     which the cache is refreshed at once, so this process reads its own writes (other processes
     within their refresh interval). A change the record refused is not made."""
 
-    def __init__(self, store: DefinitionStore, cache: DefinitionCache, exposures: ExposureLog,
+    def __init__(self, *, store: DefinitionStore, cache: DefinitionCache, exposures: ExposureLog,
                  counts: CountsReader, metrics: ExperimentsMetrics, history: ExperimentHistory,
                  plot_points: int = 60) -> None:
         self._store = store

@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 class StreamScoringHandler:
     """`handle` validates and buffers; `flush` scores the buffer as one batch and publishes."""
 
-    def __init__(self, scorer: FraudScorer, publisher: Publisher, topic: str,
+    def __init__(self, *, scorer: FraudScorer, publisher: Publisher, topic: str,
                  freshness: Histogram, stale: Counter, max_age_s: float) -> None:
         self._scorer = scorer
         self._publisher = publisher
@@ -118,8 +118,10 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
         publisher = kafka_publisher(settings, client_id=f"{settings.service_name}-decisions",
                                     delivery_timeout_s=settings.fraud_delivery_timeout_s,
                                     warm_topics=[settings.fraud_decisions_topic])
-        handler = StreamScoringHandler(scorer, publisher, settings.fraud_decisions_topic,
-                                       freshness, stale, settings.fraud_stream_max_age_s)
+        handler = StreamScoringHandler(scorer=scorer, publisher=publisher,
+                                       topic=settings.fraud_decisions_topic,
+                                       freshness=freshness, stale=stale,
+                                       max_age_s=settings.fraud_stream_max_age_s)
         runner = build_kafka_consumer(
             settings, client, handler, consumer_metrics,
             RunnerConfig(group=settings.fraud_stream_group, topics=(TRANSACTIONS,),

@@ -31,7 +31,9 @@ class Source(StrEnum):
 
 
 @dataclass(frozen=True)
-class Sizes:
+class CandidateSizes:
+    """How many candidates each source proposes before scoring."""
+
     collaborative: int = 100
     content: int = 50
     trending: int = 50

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from services.designs.recs import definitions as rf
-from services.recommender.candidates import Sizes
+from services.recommender.candidates import CandidateSizes
 from services.recommender.rerank import min_max
 
 FEW_EVENTS = 5  # below this many watch events a user's taste vector is mostly noise
@@ -32,15 +32,16 @@ class Personalization:
 
     level: Literal["full", "light", "cold"]
     weights: Mapping[str, float]
-    sizes: Sizes
+    sizes: CandidateSizes
 
 
-def personalization(watch_count: int, sizes: Sizes) -> Personalization:
+def personalization(watch_count: int, sizes: CandidateSizes) -> Personalization:
     if watch_count <= 0:
-        return Personalization("cold", COLD_START_WEIGHTS, Sizes(0, 0, sizes.trending))
+        return Personalization("cold", COLD_START_WEIGHTS, CandidateSizes(0, 0, sizes.trending))
     if watch_count < FEW_EVENTS:
         # Content-based weighted up in the candidates too: twice its share, half the cf share.
-        light = Sizes(max(1, sizes.collaborative // 2), max(sizes.content * 2, 1), sizes.trending)
+        light = CandidateSizes(max(1, sizes.collaborative // 2), max(sizes.content * 2, 1),
+                               sizes.trending)
         return Personalization("light", LIGHT_USER_WEIGHTS, light)
     return Personalization("full", BLEND_WEIGHTS, sizes)
 

@@ -19,10 +19,10 @@ from services.designs.recs import definitions as rf
 from services.designs.recs.items import ItemArtifacts
 from services.designs.recs.state import ItemStats, user_vectors
 from services.designs.recs.titles import CatalogTitle, with_catalog_titles
-from services.recommender.candidates import Sizes, content_scores
+from services.recommender.candidates import CandidateSizes, content_scores
 from services.recommender.catalog import LiveCatalog
 from services.recommender.metrics import RecommenderMetrics
-from services.recommender.service import Limits, RecommenderService
+from services.recommender.service import ListPolicy, RecommenderService
 from services.recommender.variants import fixed_variant
 from tests import recommender_world as world
 from tests.unit.test_recommender_service import FakeImpressions, FakeModel, FakeStore
@@ -169,12 +169,15 @@ class CatalogRig:
                                    self.titles)
         self.catalog.refresh()
         self.service = RecommenderService(
-            self.catalog, self._store_for, model or FakeModel(), "ranker",
-            RecommenderMetrics(Metrics("catalog_test")), fixed_variant("treatment"),
-            FakeImpressions(),  # type: ignore[arg-type]
-            Limits(Sizes(10, 10, 5), cache_ttl_s=300, default_max_maturity=4,
-                   fallback_max_maturity=1, cache_enabled=False),
-            CircuitBreaker("redis", 100), CircuitBreaker("model", 100))
+            catalog=self.catalog, store_for=self._store_for, model=model or FakeModel(),
+            model_name="ranker", metrics=RecommenderMetrics(Metrics("catalog_test")),
+            choose_variant=fixed_variant("treatment"),
+            impressions=FakeImpressions(),  # type: ignore[arg-type]
+            policy=ListPolicy(candidates=CandidateSizes(10, 10, 5), cache_ttl_s=300,
+                              default_max_maturity=4, fallback_max_maturity=1,
+                              cache_enabled=False),
+            redis_breaker=CircuitBreaker("redis", 100),
+            model_breaker=CircuitBreaker("model", 100))
 
     def _store_for(self, items: ItemArtifacts) -> SizedStore:
         self.store.rows = len(items)
