@@ -35,7 +35,7 @@ import redis
 from redis.utils import HIREDIS_AVAILABLE
 from tqdm import tqdm
 
-from services.common.bus.events import Event, decode_event
+from services.common.bus.envelope import Event, decode_event
 from services.designs.fraud.features import batch_features
 from services.designs.fraud.redis_state import RedisFraudState
 from services.designs.payloads import TransactionData

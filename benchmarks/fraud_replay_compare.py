@@ -29,7 +29,7 @@ from typing import Any, cast
 import pandas as pd
 import redis
 
-from services.common.bus.events import decode_event
+from services.common.bus.envelope import decode_event
 from services.common.telemetry import Metrics
 from services.designs.fraud.redis_state import RedisFraudState
 from services.designs.fraud.state import FraudReport

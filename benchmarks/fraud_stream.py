@@ -59,7 +59,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tqdm import tqdm
 
 from services.common.bus.confluent_bus import ConfluentPublisher
-from services.common.bus.events import Event, decode_event
+from services.common.bus.envelope import Event, decode_event
 from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import FRAUD_DECISIONS, TRANSACTIONS, platform_topics

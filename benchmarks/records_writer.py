@@ -40,7 +40,7 @@ from psycopg_pool import ConnectionPool
 from services.common.bus.clients import kafka_publisher
 from services.common.bus.consumer import ConsumerMetrics, RunnerConfig
 from services.common.bus.dedupe import IdempotentWrites
-from services.common.bus.events import Event, encode_event
+from services.common.bus.envelope import Event, encode_event
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.runtime import build_kafka_consumer

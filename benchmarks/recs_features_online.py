@@ -36,7 +36,7 @@ import redis
 from redis.utils import HIREDIS_AVAILABLE
 from tqdm import tqdm
 
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.designs.payloads import WatchData
 from services.designs.recs.features import ranker_features
 from services.designs.recs.items import ItemArtifacts

@@ -52,7 +52,7 @@ import redis
 from services.common.bus.confluent_bus import ConfluentPublisher, ConfluentRecordSource
 from services.common.bus.consumer import ConsumerMetrics, ConsumerRunner, RunnerConfig
 from services.common.bus.dedupe import RedisDeduplicator
-from services.common.bus.events import Event, decode_event, encode_event
+from services.common.bus.envelope import Event, decode_event, encode_event
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.ports import OutboundMessage, publish_or_raise

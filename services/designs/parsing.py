@@ -7,7 +7,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from services.common.bus.consumer import PoisonEvent
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.designs.payloads import Payload, UnknownEventType, payload_of
 
 P = TypeVar("P", bound=Payload)

@@ -28,7 +28,7 @@ from services.common.bus.consumer import (
     TransientError,
     run_or_end_process,
 )
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.ports import Publisher, PublishFailed, publish_or_raise
 from services.common.bus.runtime import build_kafka_consumer
 from services.common.bus.topics import TRANSACTIONS

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.ports import Delivery, OutboundMessage
 from services.designs.payloads import EVENT_TYPES, EventType
 

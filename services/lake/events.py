@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.common.bus import topics
 from services.common.bus.consumer import PoisonEvent
-from services.common.bus.events import Event, decode_event
+from services.common.bus.envelope import Event, decode_event
 from services.common.bus.ports import Record
 from services.designs.payloads import EVENT_TYPES, FraudDecisionData
 

@@ -15,7 +15,7 @@ from services.common.bus.consumer import (
     RunnerConfig,
     dead_letter,
 )
-from services.common.bus.events import MalformedEvent
+from services.common.bus.envelope import MalformedEvent
 from services.common.bus.ports import (
     Publisher,
     Record,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from services.common.bus.background import BackgroundPublisher
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.ports import OutboundMessage
 from services.designs.model_features import RANKER_FEATURE_NAMES
 from services.designs.payloads import ImpressionData, ServedFeatures

@@ -14,7 +14,7 @@ import psycopg
 from pydantic import BaseModel, ValidationError
 
 from services.common.bus.consumer import PoisonEvent, TransientError
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.designs.fraud.records import DecisionOfRecord, LabelOfRecord
 from services.designs.payloads import FraudDecisionData, FraudLabelData
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ValidationError
 
 from services.common.bus.consumer import PoisonEvent
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.features.definitions import InvalidEntity, check_entity_id
 from services.common.features.plans import epoch_ms
 from services.common.redis_scripts import RedisClient

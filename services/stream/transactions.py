@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.designs.fraud.redis_state import RedisClient, RedisFraudState
 from services.designs.parsing import parse_payload
 from services.designs.payloads import TransactionData

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.features.plans import epoch_ms
 from services.common.redis_scripts import RedisClient
 from services.designs.parsing import parse_payload

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis
 
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, records_to_end
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import (

@@ -8,7 +8,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from services.catalog_etl.__main__ import main
-from services.common.bus.events import decode_event
+from services.common.bus.envelope import decode_event
 from services.common.bus.kafka_bus import records_to_end
 from services.common.bus.topics import CATALOG
 from services.common.records.settings import PostgresSettings

@@ -14,7 +14,7 @@ import redis
 from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
-from services.common.bus.events import Event, MalformedEvent, decode_event
+from services.common.bus.envelope import Event, MalformedEvent, decode_event
 from services.common.bus.kafka_bus import records_to_end
 from services.common.bus.topics import EXPOSURES
 from services.common.records.settings import PostgresSettings

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import redis
 
-from services.common.bus.events import Event, decode_event
+from services.common.bus.envelope import Event, decode_event
 from services.designs.fraud.features import batch_features
 from services.designs.fraud.redis_state import RedisFraudState
 from services.designs.model_features import FRAUD_FEATURE_NAMES

@@ -19,7 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from services.catalog_etl.job import load
 from services.common.bus.clients import kafka_publisher
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.kafka_bus import ensure_topics, forget_groups
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import EXPOSURES, REC_CLICKS, REC_IMPRESSIONS, platform_topics

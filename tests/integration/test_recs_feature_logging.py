@@ -14,7 +14,7 @@ from kafka import KafkaConsumer
 from services.common.breaker import CircuitBreaker
 from services.common.bus.background import BackgroundPublisher
 from services.common.bus.clients import kafka_publisher
-from services.common.bus.events import decode_event
+from services.common.bus.envelope import decode_event
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import TopicSpec, dlq_topic
 from services.common.settings import PlatformSettings

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.designs.experiments.counts import (
     VariationCounts,
     experiment_counts,

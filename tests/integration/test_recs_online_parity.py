@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import redis
 
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.models import ModelRepository
 from services.common.models.testing import logistic_model
 from services.designs.model_features import RANKER_FEATURE_NAMES

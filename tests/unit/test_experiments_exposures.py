@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import pytest
 
-from services.common.bus.events import decode_event
+from services.common.bus.envelope import decode_event
 from services.common.bus.topics import EXPOSURES
 from services.designs.experiments.assignment import Assignment, assign
 from services.designs.experiments.definitions import ExperimentDefinition, parse_definition

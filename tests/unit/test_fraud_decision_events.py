@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.common.bus.events import Event, decode_event
+from services.common.bus.envelope import Event, decode_event
 from services.common.bus.ports import OutboundMessage
 from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.designs.payloads import DecisionReason, FraudDecisionData, TransactionData, payload_of

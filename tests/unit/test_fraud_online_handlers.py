@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from services.common.bus.consumer import PoisonEvent
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.stream.fraud_labels import FraudLabelHandler
 from services.stream.transactions import TransactionFeaturesHandler
 

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.common.breaker import CircuitBreaker
-from services.common.bus.events import decode_event
+from services.common.bus.envelope import decode_event
 from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
 from services.common.drift_monitor import DriftMonitor
 from services.common.features import FeatureStoreUnavailable

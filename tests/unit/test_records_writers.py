@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from services.common.bus.consumer import PoisonEvent, TransientError
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.designs.fraud.records import DecisionOfRecord, LabelOfRecord
 from services.fraud.record import recorded_of
 from services.records.writers import DecisionWriter, LabelWriter

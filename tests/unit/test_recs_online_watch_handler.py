@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from services.common.bus.consumer import PoisonEvent
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.designs.recs.items import ItemArtifacts
 from services.stream.watches import WatchFeaturesHandler
 

@@ -29,7 +29,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from services.common.bus import topics
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.ports import OutboundMessage
 from services.common.ids import check_id, event_id, hash_tag
 from services.designs.experiments.assignment import Assignment
