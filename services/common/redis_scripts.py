@@ -9,16 +9,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from services.common.features import FeatureStoreUnavailable
 from services.common.features.redis_store import UNAVAILABLE_ERRORS
+from services.common.redis_client import RedisClient
 
 logger = logging.getLogger(__name__)
 
-RedisClient = redis.Redis | RedisCluster
 Command = tuple[Any, ...]
 
 

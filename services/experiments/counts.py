@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from services.common.redis_scripts import RedisClient
+from services.common.redis_client import RedisClient
 from services.designs.experiments.counts import (
     Timeline,
     VariationCounts,

@@ -24,7 +24,8 @@ from redis.exceptions import RedisClusterException
 
 from services.common.features import FeatureStoreUnavailable
 from services.common.ids import hash_tag
-from services.designs.fraud.redis_state import RedisClient, RedisFraudState
+from services.common.redis_client import RedisClient
+from services.designs.fraud.redis_state import RedisFraudState
 from services.designs.fraud.state import StateBatch, TransactionLike
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import ModelRepository
 from services.common.models.errors import ModelUnavailable
-from services.common.redis_scripts import RedisClient
+from services.common.redis_client import RedisClient
 from services.designs.recs.artifacts import LiveItemArtifacts
 from services.designs.recs.items import ItemArtifacts
 from services.designs.recs.redis_store import RedisRecsStore

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from services.common.arrays import Float32Array
 from services.common.bus.background import BackgroundPublisher
 from services.common.bus.envelope import Event
 from services.common.bus.ports import OutboundMessage
 from services.designs.model_features import RANKER_FEATURE_NAMES
 from services.designs.payloads import ImpressionData, ServedFeatures
-from services.designs.recs.definitions import Float32Array
 from services.recommender.schemas import ServedList
 from services.recommender.variants import Assignment
 

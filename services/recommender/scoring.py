@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from services.designs.recs import definitions as rf
+from services.common.arrays import FloatArray
 from services.recommender.candidates import CandidateSizes
 from services.recommender.rerank import min_max
 
@@ -46,7 +46,7 @@ def personalization(watch_count: int, sizes: CandidateSizes) -> Personalization:
     return Personalization("full", BLEND_WEIGHTS, sizes)
 
 
-def blend(scores: Mapping[str, rf.FloatArray], weights: Mapping[str, float]) -> rf.FloatArray:
+def blend(scores: Mapping[str, FloatArray], weights: Mapping[str, float]) -> FloatArray:
     """sum over weighted terms of weight x min-max(score) over the candidates."""
     n = len(next(iter(scores.values())))
     total = np.zeros(n)

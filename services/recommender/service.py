@@ -26,12 +26,12 @@ from typing import Protocol
 
 import numpy as np
 
+from services.common.arrays import BoolArray, Float32Array, FloatArray, IntArray
 from services.common.breaker import CircuitBreaker, CircuitOpen
 from services.common.drift_monitor import DriftMonitor
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import ModelClient
 from services.common.models.errors import ModelError
-from services.designs.recs import definitions as rf
 from services.designs.recs.features import ranker_features
 from services.designs.recs.items import ItemArtifacts
 from services.designs.recs.state import (
@@ -43,7 +43,6 @@ from services.designs.recs.state import (
     user_vectors,
 )
 from services.recommender.candidates import (
-    BoolArray,
     Candidates,
     CandidateSizes,
     Source,
@@ -85,8 +84,8 @@ RERANK_POOL_PER_SLOT = 5  # MMR chooses among the 5k most relevant candidates (a
 RERANK_POOL_MIN = 50
 
 
-def explained_items(items: ItemArtifacts, found: Candidates, positions: rf.IntArray,
-                    relevance: rf.FloatArray, discovery: frozenset[int], watched: rf.IntArray,
+def explained_items(items: ItemArtifacts, found: Candidates, positions: IntArray,
+                    relevance: FloatArray, discovery: frozenset[int], watched: IntArray,
                     cold: bool) -> list[RecommendedItem]:
     """The picked candidates (positions into `found`, in list order) as the API shows them."""
     rows = found.rows[positions]
@@ -98,11 +97,11 @@ def explained_items(items: ItemArtifacts, found: Candidates, positions: rf.IntAr
             for row, p, why in zip(rows.tolist(), positions.tolist(), explained, strict=True)]
 
 
-def _ready(rows: rf.Float32Array) -> Callable[[], rf.Float32Array]:
+def _ready(rows: Float32Array) -> Callable[[], Float32Array]:
     return lambda: rows
 
 
-def _title_ids(items: ItemArtifacts, rows: rf.IntArray) -> list[str]:
+def _title_ids(items: ItemArtifacts, rows: IntArray) -> list[str]:
     return [items.title_ids[row] for row in rows.tolist()]
 
 
@@ -219,9 +218,9 @@ class RecommenderService:
                                                   trending_now, head, now)
         self._metrics.candidates.observe(len(candidates))
         model_failed = False
-        ranker_rows: rf.Float32Array | None = None
+        ranker_rows: Float32Array | None = None
         with self._stage("rank"):
-            relevance: rf.FloatArray | None = None
+            relevance: FloatArray | None = None
             if assignment.algorithm == "ranker" and level.level != "cold" and len(candidates):
                 ranker_rows = ranker_features(user, items, stats, candidates.rows, now)
                 relevance = self._rank(ranker_rows, snapshot)
@@ -254,9 +253,9 @@ class RecommenderService:
             watch_count=state.watch_count, features=served), model_failed
 
     def _candidates(self, user: UserVectors, level: Personalization, items: ItemArtifacts,
-                    stats: ItemStats, eligible: BoolArray, trending_now: rf.FloatArray,
-                    head: rf.IntArray, now: float) -> tuple[Candidates,
-                                                            dict[str, rf.FloatArray]]:
+                    stats: ItemStats, eligible: BoolArray, trending_now: FloatArray,
+                    head: IntArray, now: float) -> tuple[Candidates,
+                                                            dict[str, FloatArray]]:
         sizes = level.sizes
         # The trending list: the request's fresh head first, then the snapshot's order.
         trending_list = ordered_eligible(head, eligible, sizes.trending)
@@ -285,8 +284,8 @@ class RecommenderService:
         return found, {"collaborative": cf_all[found.rows], "content": content_all[found.rows],
                        "trending": trending_now[found.rows]}
 
-    def _rank(self, rows: rf.Float32Array,
-              snapshot: CatalogSnapshot) -> rf.FloatArray | None:
+    def _rank(self, rows: Float32Array,
+              snapshot: CatalogSnapshot) -> FloatArray | None:
         """The ranker's probability per candidate: one batch call; None if it cannot answer."""
         try:
             prediction = self._model_breaker.call(
@@ -294,13 +293,13 @@ class RecommenderService:
         except (ModelError, CircuitOpen) as exc:
             logger.warning("ranker unavailable, blending", extra={"error": str(exc)})
             return None
-        probabilities: rf.FloatArray = np.asarray(prediction.outputs["probabilities"],
+        probabilities: FloatArray = np.asarray(prediction.outputs["probabilities"],
                                                   dtype=np.float64)[:, 1]
         return probabilities
 
-    def _rerank(self, relevance: rf.FloatArray, candidates: Candidates, items: ItemArtifacts,
+    def _rerank(self, relevance: FloatArray, candidates: Candidates, items: ItemArtifacts,
                 stats: ItemStats, user: UserVectors, level: Personalization,
-                k: int) -> tuple[list[RecommendedItem], rf.IntArray]:
+                k: int) -> tuple[list[RecommendedItem], IntArray]:
         """The listed items and their positions into `candidates`, in list order."""
         if not len(candidates):
             return [], np.zeros(0, dtype=np.int64)

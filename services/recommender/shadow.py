@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 from prometheus_client import Counter, Histogram
 
+from services.common.arrays import Float32Array, FloatArray
 from services.common.models import ModelClient
 from services.common.models.errors import ModelError
 from services.common.telemetry import Metrics
-from services.designs.recs.definitions import Float32Array, FloatArray
 
 logger = logging.getLogger(__name__)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from services.common.bus.envelope import Event
-from services.common.features.plans import epoch_ms
-from services.common.redis_scripts import RedisClient
+from services.common.redis_client import RedisClient
+from services.common.times import epoch_ms
 from services.designs.parsing import parse_payload
 from services.designs.payloads import TitleData, event_time_of
 from services.designs.recs.titles import CatalogTitle, write_titles

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from services.common.bus.envelope import Event
-from services.designs.fraud.redis_state import RedisClient, RedisFraudState
+from services.common.redis_client import RedisClient
+from services.designs.fraud.redis_state import RedisFraudState
 from services.designs.parsing import parse_payload
 from services.designs.payloads import TransactionData
 

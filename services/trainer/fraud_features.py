@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from services.common.arrays import FloatArray, IntArray
 from services.designs.fraud.features import NO_PREVIOUS_SECONDS, haversine_km
 from services.designs.model_features import (
     FRAUD_FEATURE_NAMES,
@@ -40,8 +41,6 @@ from services.designs.model_features import (
     TRANSACTION_TYPES,
 )
 
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
 Matrix = npt.NDArray[np.float32]
 
 MS_HOUR = 3_600_000

@@ -12,8 +12,9 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from services.common.times import epoch_ms
 from services.designs.fraud.features import batch_features
-from services.designs.fraud.layout import CARD_RECORD, SPEND_RECORD, digest, epoch_ms
+from services.designs.fraud.layout import CARD_RECORD, SPEND_RECORD, digest
 from services.designs.fraud.redis_state import RedisFraudState
 from services.designs.fraud.state import FraudReport
 from services.designs.model_features import FRAUD_FEATURE_NAMES

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
+from services.common.times import epoch_ms
 from services.designs.fraud.features import fraud_features
-from services.designs.fraud.layout import epoch_ms
 from services.designs.fraud.state import CardUse, FraudState, KnownFraud, Spend
 from services.designs.model_features import FRAUD_FEATURE_NAMES
 

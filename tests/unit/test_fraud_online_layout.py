@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from redis.crc import key_slot
 
+from services.common.times import epoch_ms
 from services.designs.fraud.commands import decode_batch, record_calls, report_commands
-from services.designs.fraud.layout import CARD_RECORD, KEY_FAMILIES, SPEND_RECORD, digest, epoch_ms
+from services.designs.fraud.layout import CARD_RECORD, KEY_FAMILIES, SPEND_RECORD, digest
 from services.designs.fraud.scripts import (
     APPEND_CARD,
     APPEND_CUSTOMER,

@@ -35,10 +35,10 @@ from datetime import timedelta
 from typing import Any
 
 from services.common.features.definitions import entity_tag
+from services.common.redis_client import RedisClient
 from services.common.redis_scripts import (
     Command,
     LuaScript,
-    RedisClient,
     run_pipeline,
     unavailable_as_domain_error,
 )

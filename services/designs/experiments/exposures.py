@@ -26,18 +26,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 import redis
-from redis.cluster import RedisCluster
 
 from services.common.bus import topics
 from services.common.bus.envelope import Event
 from services.common.bus.ports import OutboundMessage
 from services.common.ids import check_id, event_id, hash_tag
+from services.common.redis_client import RedisClient
 from services.designs.experiments.assignment import Assignment
 from services.designs.payloads import ExposureData
 
 logger = logging.getLogger(__name__)
 
-RedisClient = redis.Redis | RedisCluster
 Outcome = Literal["logged", "duplicate", "not_exposed", "dropped"]
 DEDUPE_TTL = timedelta(days=30)
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import redis
-from redis.cluster import RedisCluster
 
+from services.common.redis_client import RedisClient
 from services.designs.experiments.definitions import (
     ExperimentDefinition,
     InvalidDefinition,
@@ -28,7 +28,6 @@ from services.designs.experiments.definitions import (
 
 logger = logging.getLogger(__name__)
 
-RedisClient = redis.Redis | RedisCluster
 TAG = "{experiments}"
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from services.common.ids import unescape
+from services.common.times import epoch_ms
 from services.designs.fraud.layout import (
     CARD_LOG,
     CUSTOMER_LOG,
@@ -25,7 +26,6 @@ from services.designs.fraud.layout import (
     LogView,
     StateView,
     card_record,
-    epoch_ms,
     fraud_member,
     spend_record,
 )

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from services.common.arrays import FloatArray
+from services.common.times import epoch_ms
 from services.designs.fraud.layout import (
     DELAY_MS,
     MS_DAY,
@@ -28,7 +30,6 @@ from services.designs.fraud.layout import (
     TERMINAL_WINDOW_DAYS,
     WINDOW_30D_MS,
     digest,
-    epoch_ms,
 )
 from services.designs.fraud.state import (
     FraudState,
@@ -44,7 +45,6 @@ from services.designs.model_features import (
 )
 
 FeatureVector = npt.NDArray[np.float32]
-FloatArray = npt.NDArray[np.float64]
 NO_PREVIOUS_SECONDS = 1e6  # the catalog's value of seconds_since_last_tx for a card's first one
 EARTH_RADIUS_KM = 6371.0
 MS_MINUTE = 60_000

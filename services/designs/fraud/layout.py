@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 
@@ -30,8 +30,6 @@ WINDOW_30D_MS = 30 * MS_DAY
 # keeps the windows of a scorer that is up to a day behind the newest write whole.
 SLACK_MS = MS_DAY
 SEPARATOR = FIELD_SEPARATOR  # ids in members are escaped (services/common/ids.py)
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -99,13 +97,6 @@ IP_CARDS = _trimmed("fraud_ip_cards", "ip", WINDOW_30D_MS)
 TERMINAL_WINDOW_DAYS = (1, 7, 30)  # the terminal's delayed windows; the merchant's is 30 days
 VIEWS = (TERMINAL_TX, TERMINAL_FRAUDS, MERCHANT_TX, MERCHANT_FRAUDS, DEVICE_CARDS, IP_CARDS)
 KEY_FAMILIES = (*(log.name for log in LOGS), *(view.name for view in VIEWS))
-
-
-def epoch_ms(when: datetime) -> int:
-    """Milliseconds since the epoch, in integers (float seconds x 1000 can be off by one)."""
-    if when.tzinfo is None:
-        raise ValueError("event times must be timezone-aware")
-    return (when - _EPOCH) // timedelta(milliseconds=1)
 
 
 def digest(value: str) -> int:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import redis
-from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
+from services.common.redis_client import RedisClient, require_bytes_replies
 from services.designs.fraud.commands import (
     CALLS_PER_TRANSACTION,
     Call,
@@ -19,8 +18,6 @@ from services.designs.fraud.commands import (
 )
 from services.designs.fraud.scripts import SCRIPTS
 from services.designs.fraud.state import FraudReport, StateBatch, TransactionLike
-
-RedisClient = redis.Redis | RedisCluster
 
 
 def send(client: RedisClient, commands: Sequence[Command] = (),
@@ -56,8 +53,7 @@ class RedisFraudState:
     runner retries connection errors; the scorer degrades)."""
 
     def __init__(self, client: RedisClient, namespace: str = "fs") -> None:
-        if client.get_connection_kwargs().get("decode_responses"):
-            raise ValueError("RedisFraudState needs a client with decode_responses=False")
+        require_bytes_replies(client, "RedisFraudState")
         self.client = client
         self.namespace = namespace
 

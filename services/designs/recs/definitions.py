@@ -13,11 +13,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from services.common.arrays import FloatArray
 from services.designs.model_features import RANKER_FEATURE_NAMES
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-Float32Array = npt.NDArray[np.float32]  # the ranker's input matrix
 
 COMPLETED_WEIGHT = 1.0
 PARTIAL_WEIGHT = 0.5          # a title abandoned half way still says something about taste

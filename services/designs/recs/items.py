@@ -13,13 +13,14 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
+from services.common.arrays import FloatArray, IntArray
 from services.designs.recs import definitions as rf
 
 
-def release_years(release_seconds: npt.ArrayLike) -> rf.IntArray:
+def release_years(release_seconds: npt.ArrayLike) -> IntArray:
     """The calendar year (UTC) of each release time in unix seconds: content_vectors' input."""
     released = np.asarray(release_seconds, dtype=np.float64)
-    years: rf.IntArray = (released.astype("datetime64[s]").astype("datetime64[Y]")
+    years: IntArray = (released.astype("datetime64[s]").astype("datetime64[Y]")
                           .astype(np.int64) + 1970)
     return years
 
@@ -40,13 +41,13 @@ class ItemArtifacts:
     fingerprint: str
     title_ids: tuple[str, ...]
     embeddings: npt.NDArray[np.float32]       # [titles, dim] item factors V
-    content: rf.FloatArray                    # [titles, content dim] unit content vectors
-    genres: rf.FloatArray                     # [titles, genres] multi-hot
+    content: FloatArray                    # [titles, content dim] unit content vectors
+    genres: FloatArray                     # [titles, genres] multi-hot
     genre_names: tuple[str, ...]
-    release_seconds: rf.FloatArray            # [titles] unix seconds
-    maturity_levels: rf.IntArray              # [titles]
+    release_seconds: FloatArray            # [titles] unix seconds
+    maturity_levels: IntArray              # [titles]
     names: tuple[str, ...] = ()               # display titles ("" or missing: the content id)
-    popularity_at_training: rf.FloatArray | None = None  # [titles] the feature at training time
+    popularity_at_training: FloatArray | None = None  # [titles] the feature at training time
     vectors_stamp: str = ""                   # the trained rows' fingerprint ("": fingerprint)
     trained_rows: int = -1                    # rows folded into user vectors (-1: all)
     genre_labels: tuple[tuple[str, ...], ...] = ()  # the catalog's genres to show, per row
@@ -86,7 +87,7 @@ class ItemArtifacts:
         """Content id -> row."""
         return {title: row for row, title in enumerate(self.title_ids)}
 
-    def rows(self, content_ids: list[str] | tuple[str, ...]) -> rf.IntArray:
+    def rows(self, content_ids: list[str] | tuple[str, ...]) -> IntArray:
         """Rows of known titles, in order; unknown ids are left out."""
         known = [self.row_of[c] for c in content_ids if c in self.row_of]
         return np.asarray(known, dtype=np.int64)

@@ -26,10 +26,10 @@ from services.common.features import (
 )
 from services.common.features.plans import plan_read
 from services.common.features.redis_store import TS_FIELD
+from services.common.redis_client import RedisClient, require_bytes_replies
 from services.common.redis_scripts import (
     Command,
     LuaScript,
-    RedisClient,
     run_pipeline,
     unavailable_as_domain_error,
 )
@@ -161,8 +161,7 @@ class RedisRecsStore:
 
     def __init__(self, client: RedisClient, items: ItemArtifacts,
                  namespace: str = keys.DEFAULT_NAMESPACE, catalog: str = keys.CATALOG) -> None:
-        if client.get_connection_kwargs().get("decode_responses"):
-            raise ValueError("RedisRecsStore needs a client with decode_responses=False")
+        require_bytes_replies(client, "RedisRecsStore")
         self._client = client
         self._items = items
         self._namespace = namespace

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from services.common.arrays import FloatArray, IntArray
 from services.common.ids import FIELD_SEPARATOR, escape, unescape
 from services.designs.recs import definitions as rf
 from services.designs.recs.items import ItemArtifacts
@@ -78,23 +79,23 @@ class UserOnlineState:
 class UserVectors:
     """A user's side of the ranker features, in the artifacts' title rows."""
 
-    taste: rf.FloatArray                        # [dim]
-    profile: rf.FloatArray                      # [content dim]
-    genre_counts: rf.FloatArray                 # [genres] watch-weighted
+    taste: FloatArray                        # [dim]
+    profile: FloatArray                      # [content dim]
+    genre_counts: FloatArray                 # [genres] watch-weighted
     top_genres: npt.NDArray[np.bool_]           # [genres]
     watch_count: int
-    watched: rf.IntArray                        # distinct rows of watched titles (to filter)
+    watched: IntArray                        # distinct rows of watched titles (to filter)
     recomputed: bool                            # True: folded in here, not read from the stream
 
 
 def vectors_from_history(history: Sequence[Watch], items: ItemArtifacts) -> tuple[
-        rf.FloatArray, rf.FloatArray, rf.FloatArray]:
+        FloatArray, FloatArray, FloatArray]:
     """Taste, content profile and weighted genre counts over the history's known titles."""
     return fold_in([(w.content_id, w.completed) for w in history], items)
 
 
 def fold_in(watched: Sequence[tuple[str, bool]], items: ItemArtifacts) -> tuple[
-        rf.FloatArray, rf.FloatArray, rf.FloatArray]:
+        FloatArray, FloatArray, FloatArray]:
     """Taste, content profile and weighted genre counts of (content id, completed) watch events.
 
     Training's definitions: each is sum over watch events of watch weight x the title's row
@@ -144,10 +145,10 @@ def user_vectors(state: UserOnlineState, items: ItemArtifacts) -> UserVectors:
 # --- Trending: one sorted set of log2 scores relative to the unix epoch -----------------------
 
 
-def log2_weights(times_ms: npt.ArrayLike) -> rf.FloatArray:
+def log2_weights(times_ms: npt.ArrayLike) -> FloatArray:
     """log2 of each watch's weight relative to the epoch: 2^(t / half-life), kept as t / h."""
     seconds = np.asarray(times_ms, dtype=np.float64) / 1_000.0
-    weights: rf.FloatArray = seconds / HALF_LIFE_S
+    weights: FloatArray = seconds / HALF_LIFE_S
     return weights
 
 
@@ -156,19 +157,19 @@ def log2_sum(log2_values: npt.ArrayLike) -> float:
     return float(np.logaddexp2.reduce(np.asarray(log2_values, dtype=np.float64)))
 
 
-def decayed_counts(log2_scores: npt.ArrayLike, now_s: float) -> rf.FloatArray:
+def decayed_counts(log2_scores: npt.ArrayLike, now_s: float) -> FloatArray:
     """sum over watches of rf.decay_factor(now - t), from the stored log2 scores.
 
     2^(score - now / h) = sum 2^((t - now) / h) = sum decay_factor(now - t). A title never
     watched has score -inf and count 0. The order of scores is the trending order at any instant,
     so ZREVRANGE on the stored scores is the trending ranking without touching any score.
     """
-    counts: rf.FloatArray = np.exp2(np.asarray(log2_scores, dtype=np.float64)
+    counts: FloatArray = np.exp2(np.asarray(log2_scores, dtype=np.float64)
                                     - now_s / HALF_LIFE_S)
     return counts
 
 
-def trending_values(log2_scores: npt.ArrayLike, now_s: float) -> rf.FloatArray:
+def trending_values(log2_scores: npt.ArrayLike, now_s: float) -> FloatArray:
     """The trending_score feature at `now_s`."""
     return rf.trending_scores(decayed_counts(log2_scores, now_s))
 
@@ -191,15 +192,15 @@ class ItemStats:
     """A snapshot of every title's popularity and trending state, in artifact rows."""
 
     read_at_s: float
-    window_counts: rf.IntArray                  # watches in the popularity window at read_at_s
-    trending_log2: rf.FloatArray                # log2 scores (-inf: never watched)
+    window_counts: IntArray                  # watches in the popularity window at read_at_s
+    trending_log2: FloatArray                # log2 scores (-inf: never watched)
     # The catalog's release dates where it has one (NaN: use the artifacts' copy). Title
     # metadata belongs to the catalog, not the model: replayed history moves the clock, and a
     # release date that stays behind would age every title by the replay's shift.
-    release_seconds: rf.FloatArray | None = None
+    release_seconds: FloatArray | None = None
 
     @property
-    def popularity(self) -> rf.FloatArray:
+    def popularity(self) -> FloatArray:
         """The popularity feature as of the snapshot (the 30-day window moves slowly)."""
         return rf.popularity_scores(self.window_counts)
 
@@ -212,15 +213,15 @@ class ItemStats:
                 scores[row] = score
         return ItemStats(self.read_at_s, self.window_counts, scores, self.release_seconds)
 
-    def release_of(self, items: ItemArtifacts) -> rf.FloatArray:
+    def release_of(self, items: ItemArtifacts) -> FloatArray:
         """Release times in artifact rows: the catalog's where known, else the artifacts'."""
         if self.release_seconds is None:
             return items.release_seconds
-        known: rf.FloatArray = np.where(np.isnan(self.release_seconds), items.release_seconds,
+        known: FloatArray = np.where(np.isnan(self.release_seconds), items.release_seconds,
                                         self.release_seconds)
         return known
 
 
-def trending_rows(state: UserOnlineState, items: ItemArtifacts) -> rf.IntArray:
+def trending_rows(state: UserOnlineState, items: ItemArtifacts) -> IntArray:
     """The read's trending head as artifact rows, best first (titles unknown to them left out)."""
     return items.rows([content_id for content_id, _ in state.trending])

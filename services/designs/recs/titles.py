@@ -22,9 +22,10 @@ from datetime import UTC, datetime, time
 import numpy as np
 from pydantic import ValidationError
 
+from services.common.arrays import FloatArray
+from services.common.redis_client import RedisClient
 from services.common.redis_scripts import (
     LuaScript,
-    RedisClient,
     run_pipeline,
     unavailable_as_domain_error,
 )
@@ -160,7 +161,7 @@ class RedisCatalogTitles:
         return int(version or 0), titles
 
 
-def genre_multi_hot(genres: Sequence[str], vocabulary: Sequence[str]) -> rf.FloatArray:
+def genre_multi_hot(genres: Sequence[str], vocabulary: Sequence[str]) -> FloatArray:
     """Multi-hot over the model's genre vocabulary (case-insensitive); other genres ignored."""
     index = {name.casefold(): i for i, name in enumerate(vocabulary)}
     row = np.zeros(len(vocabulary))

@@ -30,11 +30,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from services.common.arrays import FloatArray, IntArray
 from services.designs import model_features
 from services.trainer.worlds import Frames
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 GENRES: tuple[str, ...] = (
     "Action", "Adventure", "Animation", "Comedy", "Crime", "Documentary", "Drama", "Family",
