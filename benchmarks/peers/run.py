@@ -60,7 +60,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
 from services.common.features import RedisFeatureStore
-from services.common.features.redis_store import TS_FIELD, row_key
+from services.common.features.definitions import row_key
+from services.common.features.redis_store import TS_FIELD
 from services.common.machine import cpu_model
 from services.common.models import ModelRepository
 from services.common.models.runtime import session_options

@@ -13,7 +13,7 @@ from __future__ import annotations
 import duckdb
 
 from services.common.lake.sql import Table
-from services.designs.experiments.counts import VariationCounts
+from services.designs.experiments.tallies import VariationCounts
 
 AB_COUNTS = """
 WITH first_exposure AS (

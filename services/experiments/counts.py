@@ -6,11 +6,10 @@ from typing import Protocol
 
 from services.common.redis_client import RedisClient
 from services.designs.experiments.counts import (
-    Timeline,
-    VariationCounts,
     experiment_counts,
     experiment_timeline,
 )
+from services.designs.experiments.tallies import Timeline, VariationCounts
 
 
 class CountsReader(Protocol):

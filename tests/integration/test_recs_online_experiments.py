@@ -10,10 +10,10 @@ import redis
 
 from services.common.bus.envelope import Event
 from services.designs.experiments.counts import (
-    VariationCounts,
     experiment_counts,
     experiment_timeline,
 )
+from services.designs.experiments.tallies import VariationCounts
 from services.stream.experiments import ExperimentEventsHandler
 
 pytestmark = pytest.mark.integration

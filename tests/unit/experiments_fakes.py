@@ -11,9 +11,9 @@ from typing import Any
 import redis
 
 from services.common.bus.ports import OutboundMessage
-from services.designs.experiments.counts import Timeline, VariationCounts
 from services.designs.experiments.definitions import ExperimentDefinition
 from services.designs.experiments.records import Change
+from services.designs.experiments.tallies import Timeline, VariationCounts
 
 
 class FakeRedis:

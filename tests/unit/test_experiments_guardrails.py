@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from services.designs.experiments.counts import VariationCounts
 from services.designs.experiments.definitions import InvalidDefinition, parse_definition
+from services.designs.experiments.tallies import VariationCounts
 from services.experiments.guardrails import breaches
 from tests.unit.test_experiments_api import definition
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from services.common.bus.dedupe import RedisDeduplicator
-from services.common.features.redis_store import row_key
+from services.common.features.definitions import row_key
 from services.common.ids import (
     MAX_ID_LENGTH,
     InvalidId,

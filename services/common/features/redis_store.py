@@ -16,6 +16,7 @@ from redis.cluster import ClusterPipeline
 from redis.exceptions import ClusterError, NoScriptError, OutOfMemoryError, ReadOnlyError
 
 from services.common.features.catalog import FeatureCatalog
+from services.common.features.definitions import row_key
 from services.common.features.plans import EncodedWrite, encode_writes, plan_read
 from services.common.features.ports import (
     FeatureRow,
@@ -24,7 +25,6 @@ from services.common.features.ports import (
     WriteOutcome,
     WriteReport,
 )
-from services.common.ids import hash_tag
 from services.common.redis_client import RedisClient, require_bytes_replies
 
 TS_FIELD = "_ts"  # event time (epoch ms) of the newest write applied to the row
@@ -46,13 +46,6 @@ GUARDED_WRITE_SHA = hashlib.sha1(GUARDED_WRITE.encode()).hexdigest()
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     redis.ConnectionError, redis.TimeoutError, ClusterError, OutOfMemoryError, ReadOnlyError,
 )
-
-
-
-def row_key(namespace: str, view: str, entity_id: str) -> str:
-    """`<namespace>:<view>:{<entity_id>}`: the hash tag puts all rows of an entity in one slot
-    (the id escaped, services/common/ids.py, so no id cuts its tag short)."""
-    return f"{namespace}:{view}:{hash_tag(entity_id)}"
 
 
 class RedisFeatureStore:

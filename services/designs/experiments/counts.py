@@ -42,6 +42,7 @@ from services.common.redis_scripts import (
     run_pipeline,
     unavailable_as_domain_error,
 )
+from services.designs.experiments.tallies import Timeline, VariationCounts
 
 EXPERIMENT_TTL = timedelta(days=90)  # restarted by every write: results outlive the experiment
 UNIT_TTL = timedelta(days=90)
@@ -253,14 +254,6 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-@dataclass(frozen=True)
-class VariationCounts:
-    exposed: int      # distinct units bucketed into the variation
-    converted: int    # of those, units that clicked a recommendation at or after exposure
-    impressions: int  # recommendation lists (request ids) served under the variation
-    clicks: int       # clicks on those lists
-
-
 # VariationCounts field -> (key kind, command that counts it)
 _COUNTED = (("exposed", "exposures", "ZCARD"), ("converted", "conversions", "ZCARD"),
             ("impressions", "impressions", "SCARD"), ("clicks", "clicks", "SCARD"))
@@ -285,15 +278,6 @@ def experiment_counts(client: RedisClient, experiment: str,
     counts = iter(int(n) for n in sizes)
     return {v: VariationCounts(**{field: next(counts) for field, _, _ in _COUNTED})
             for v in variations}
-
-
-@dataclass(frozen=True)
-class Timeline:
-    """Cumulative exposed and converted units of each variation at each instant of `times_ms`."""
-
-    times_ms: tuple[int, ...]
-    exposed: dict[str, tuple[int, ...]]
-    converted: dict[str, tuple[int, ...]]
 
 
 def experiment_timeline(client: RedisClient, experiment: str, points: int = 60,

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from services.common.features.definitions import check_entity_id, entity_tag
-from services.common.features.redis_store import row_key
+from services.common.features.definitions import check_entity_id, entity_tag, row_key
 
 DEFAULT_NAMESPACE = "fs"
 CATALOG = "global"  # one catalog today; a regional catalog would get its own trending keys
