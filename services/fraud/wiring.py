@@ -47,6 +47,7 @@ def build_scorer(settings: FraudSettings, metrics: FraudMetrics, store: FraudSto
                        metrics=metrics, breaker=feature_store_breaker(settings),
                        model_name=settings.fraud_model_name,
                        idempotency_window_s=settings.fraud_idempotency_window_s,
-                       drift=DriftMonitor(repository, settings.fraud_model_name,
-                                          FRAUD_FEATURE_NAMES, metrics.base,
+                       drift=DriftMonitor(repository=repository,
+                                          model_name=settings.fraud_model_name,
+                                          feature_names=FRAUD_FEATURE_NAMES, metrics=metrics.base,
                                           window=settings.fraud_drift_window))

@@ -118,8 +118,9 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
             log_features=settings.recommender_log_features),
         redis_breaker=breaker("feature-store", settings),
         model_breaker=breaker("model", settings), shadow=shadow,
-        drift=DriftMonitor(ModelRepository(settings.model_repository),
-                           settings.recommender_model_name, RANKER_FEATURE_NAMES, metrics))
+        drift=DriftMonitor(repository=ModelRepository(settings.model_repository),
+                           model_name=settings.recommender_model_name,
+                           feature_names=RANKER_FEATURE_NAMES, metrics=metrics))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -363,8 +363,9 @@ def test_whole_vectors_and_their_scores_feed_the_drift_window_and_degraded_ones_
             training, FRAUD_FEATURE_NAMES, rng.random(1000)).to_json().encode()})
     r = rig(tmp_path)
     registry = CollectorRegistry()
-    monitor = DriftMonitor(repository, "fraud", FRAUD_FEATURE_NAMES,
-                           Metrics("fraud_drift", registry), window=100, min_rows=1)
+    monitor = DriftMonitor(repository=repository, model_name="fraud",
+                           feature_names=FRAUD_FEATURE_NAMES,
+                           metrics=Metrics("fraud_drift", registry), window=100, min_rows=1)
     r.scorer._drift = monitor
     r.score(*(transaction(transaction_id=f"tx{i}") for i in range(3)))
     assert registry.get_sample_value("fraud_drift_drift_window_rows") == 3

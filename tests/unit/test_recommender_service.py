@@ -377,7 +377,8 @@ def test_the_rankers_candidate_rows_and_scores_feed_the_drift_window(tmp_path: P
                                                     training[:, 0]).to_json().encode()})
     repository.promote("ranker", version)
     rig.catalog.refresh()
-    monitor = DriftMonitor(repository, "ranker", RANKER_FEATURE_NAMES, Metrics("recs_drift"),
+    monitor = DriftMonitor(repository=repository, model_name="ranker",
+                           feature_names=RANKER_FEATURE_NAMES, metrics=Metrics("recs_drift"),
                            window=1000, min_rows=1)
     rig.service._drift = monitor
     rig.store.users["u1"] = world.user([f"t{i}" for i in range(6)])
