@@ -18,11 +18,12 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from services.common.bus.events import Event, decode_event
+from services.common.bus.envelope import Event, decode_event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.topics import EXPOSURES
-from services.common.experiment_counts import Timeline, VariationCounts
-from services.common.experiments import InMemoryDefinitionStore, gb_hash
+from services.designs.experiments.hashing import gb_hash
+from services.designs.experiments.store import InMemoryDefinitionStore
+from services.designs.experiments.tallies import Timeline, VariationCounts
 from services.experiments.app import create_app
 from services.experiments.settings import DEV_ADMIN_TOKEN, ExperimentsSettings
 from tests.unit.experiments_fakes import FakeCounts, FakeHistory, FakeRedis
