@@ -58,6 +58,10 @@ class PlatformSettings(BaseSettings):
     feature_namespace: str = Field("fs", pattern=r"^[a-z][a-z0-9_-]*$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
+    workers_supervised: bool = Field(
+        False, description="run even one worker under the worker supervisor "
+                           "(services/common/workers.py), so services/autoscaler can add more "
+                           "with SIGTTIN; false: one worker runs in the main process")
     blas_threads: int = Field(
         1, ge=1, le=64, description="threads numpy's BLAS may use per process; one: a request's "
                                     "products are small, parallelism comes from processes "
