@@ -69,14 +69,22 @@ def haproxy_queue(socket_path: str, backend: str, timeout_s: float = 1.0) -> int
 
 
 def supervisor_pid(port: int) -> int:
-    """The uvicorn supervisor serving `port`: of the processes holding its listening socket
-    (the parent binds it, its workers inherit it), the one the others descend from."""
-    holders = {c.pid for c in psutil.net_connections(kind="tcp")
-               if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid}
-    for pid in holders:
-        if not holders & {p.pid for p in psutil.Process(pid).parents()}:
-            return int(pid)
+    """The uvicorn supervisor serving `port`: the process holding its listening socket, or the
+    parent of the worker holding it (a spawned worker inherits the socket; whether the parent
+    keeps it open too is uvicorn's business)."""
+    for connection in psutil.net_connections(kind="tcp"):
+        if (connection.status == psutil.CONN_LISTEN and connection.laddr
+                and connection.laddr.port == port and connection.pid):
+            holder = psutil.Process(connection.pid)
+            if _is_worker(holder):
+                return int(holder.ppid())
+            return int(holder.pid)
     raise LookupError(f"no process listens on port {port}")
+
+
+def _is_worker(process: psutil.Process) -> bool:
+    command = " ".join(process.cmdline())
+    return "spawn_main" in command and "resource_tracker" not in command
 
 
 def worker_count(parent_pid: int) -> int:
@@ -84,10 +92,8 @@ def worker_count(parent_pid: int) -> int:
     count = 0
     for child in psutil.Process(parent_pid).children():
         try:
-            command = " ".join(child.cmdline())
-            alive = child.status() != psutil.STATUS_ZOMBIE
+            if child.status() != psutil.STATUS_ZOMBIE and _is_worker(child):
+                count += 1
         except psutil.NoSuchProcess:
             continue
-        if alive and "spawn_main" in command and "resource_tracker" not in command:
-            count += 1
     return count

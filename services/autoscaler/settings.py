@@ -13,7 +13,7 @@ class AutoscalerSettings(PlatformSettings):
     service_name: str = Field("autoscaler", pattern=r"^[a-z][a-z0-9_]*$")
     autoscaler_port: int = Field(8030, ge=1, le=65535,
                                  description="the port the scaled service's workers serve")
-    autoscaler_route: str = Field("/v1/recommendations/{user_id}",
+    autoscaler_route: str = Field("/v1/recommendations/{user_id:path}",
                                   description="the route whose p99 is held to the budget")
     autoscaler_p99_budget_ms: float = Field(100.0, gt=0)
     autoscaler_queue_budget: int = Field(
