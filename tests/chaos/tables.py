@@ -112,8 +112,10 @@ def slow_dependency_table(folder: Path) -> str:
                          + ", ".join(f"{v} x {k}" for k, v in w["statuses"].items())
                          + f"; {w[flag + '_answers']} flagged `{flag}`; p50 / p99 {w['p50_ms']} / "
                          f"{w['p99_ms']} ms, {w['within_budget_share']:.0%} inside budget; "
-                         f"p99 after the first second {w['p99_after_first_1s_ms']} ms; last "
-                         f"over-budget answer sent {w['last_over_budget_sent_after_s']} s in"))
+                         f"p99 after the first second {w['p99_after_first_1s_ms']} ms; "
+                         + ("none over budget" if w["last_over_budget_sent_after_s"] is None
+                            else f"the last over budget sent "
+                                 f"{w['last_over_budget_sent_after_s']} s in")))
     for name in ("fraud", "recommender"):
         w = r["whole_run"][name]
         rows.append((f"whole run: {name}", f"p50 / p99 {w['p50_ms']} / {w['p99_ms']} ms, "
