@@ -129,9 +129,7 @@ def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
         say("the single-node stack (`make run`) is running: `make stop` it first")
         return 1
     secrets = ClusterSecrets.load_or_create(CLUSTER_STATE)
-    balanced = balanced_services()
-    environment = {**cluster_environment(cluster, secrets, CLUSTER_STATE),
-                   **instance_environment(balanced)}
+    environment = cluster_environment(cluster, secrets, CLUSTER_STATE)
     write_haproxy_config(CLUSTER_STATE)
     if not supervisord_running():
         say(f"starting the cluster topology under supervisord "
@@ -161,7 +159,7 @@ def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
             return 1
     # jobs reach the services through the balancer, on the public ports: not the instances'
     _write_env_file({k: v for k, v in environment.items()
-                     if k not in instance_environment(balanced)})
+                     if k not in instance_environment(balanced_services())})
     say(f"cluster topology healthy. Jobs and load tests reach it with the variables in "
         f"{(CLUSTER_STATE / 'env').relative_to(REPO_ROOT)} (`set -a; source` it).")
     return 0
