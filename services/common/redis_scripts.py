@@ -52,7 +52,10 @@ def run_pipeline(client: RedisClient, commands: Sequence[Command],
             replies[i] = reply
     for reply in replies:
         if isinstance(reply, Exception):
-            raise reply
+            # A cluster pipeline hands a node's timeout or lost connection back as a reply, not
+            # raised: it is an outage like any other (seen as a 500 under `make chaos`, fault 4)
+            with unavailable_as_domain_error():
+                raise reply
     return replies
 
 

@@ -422,7 +422,8 @@ def test_the_service_is_ready_once_definitions_came_from_redis(api: Api) -> None
 def test_production_refuses_the_development_admin_token() -> None:
     production: dict[str, Any] = {"environment": "production",
                                   "redis_url": "redis://redis:6379/0",
-                                  "kafka_bootstrap_servers": "kafka:9092"}
+                                  "kafka_bootstrap_servers": "kafka:9092",
+                                  "redis_password": "r" * 24}
     with pytest.raises(ValidationError, match="EXPERIMENTS_ADMIN_TOKEN"):
         ExperimentsSettings(**production)  # the default is the dev token
     with pytest.raises(ValidationError, match="EXPERIMENTS_ADMIN_TOKEN"):

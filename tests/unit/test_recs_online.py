@@ -5,13 +5,16 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from redis.exceptions import TimeoutError as RedisTimeout
 
-from services.common.features import InvalidEntity
+from services.common.features import FeatureStoreUnavailable, InvalidEntity
 from services.common.models import ModelRepository
 from services.common.models.testing import logistic_model
+from services.common.redis_scripts import run_pipeline
 from services.designs.model_features import RANKER_FEATURE_NAMES
 from services.designs.recs import definitions as rf
 from services.designs.recs.artifacts import LiveItemArtifacts, load_item_artifacts
@@ -317,3 +320,26 @@ def test_live_artifacts_follow_a_promotion_at_the_next_check(tmp_path: Path) -> 
     second = live.current()
     assert live.version == version and second.fingerprint != first.fingerprint
     np.testing.assert_allclose(second.embeddings, first.embeddings * 2.0)
+
+
+class _PipelineAnsweringWith:
+    """A pipeline whose execute(raise_on_error=False) hands back `replies`, as redis-py's
+    cluster pipeline does with a node's timeout."""
+
+    def __init__(self, replies: list[object]) -> None:
+        self._replies = replies
+
+    def pipeline(self, transaction: bool = False) -> _PipelineAnsweringWith:
+        return self
+
+    def execute_command(self, *args: object) -> None:
+        pass
+
+    def execute(self, raise_on_error: bool = True) -> list[object]:
+        return self._replies
+
+
+def test_a_timeout_handed_back_as_a_pipeline_reply_is_an_unavailable_store() -> None:
+    client: Any = _PipelineAnsweringWith([RedisTimeout("Timeout reading from socket")])
+    with pytest.raises(FeatureStoreUnavailable, match="Timeout reading"):
+        run_pipeline(client, [("GET", "k")])
