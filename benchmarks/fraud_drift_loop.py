@@ -58,12 +58,12 @@ import onnxruntime
 import pandas as pd
 import sklearn
 
-from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.drift import SCORE
 from services.common.drift_monitor import DriftMonitor
 from services.common.lake.sql import open_lake
 from services.common.models import ModelRepository
 from services.common.telemetry import Metrics
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.devstack.servers import REPO_ROOT
 from services.lake.replay import write_to_lake
 from services.seeder.history import transaction_messages
@@ -102,7 +102,8 @@ def gauges(repository: ModelRepository, version: int, x: np.ndarray, window: int
            ) -> dict[str, float]:
     """The scorer's DriftMonitor fed these rows as `version` scores them; its gauges' values."""
     metrics = Metrics("fraud_stream")
-    monitor = DriftMonitor(repository, "fraud", FRAUD_FEATURE_NAMES, metrics, window=window)
+    monitor = DriftMonitor(repository=repository, model_name="fraud",
+                           feature_names=FRAUD_FEATURE_NAMES, metrics=metrics, window=window)
     scores = onnx_probabilities(repository.model_path("fraud", version), x)
     monitor.observe(version, x, scores)
     return {c: float(metrics.registry.get_sample_value("fraud_stream_drift_psi", {"column": c})
@@ -153,7 +154,7 @@ def promtool(psi: dict[str, float], workdir: Path, name: str) -> dict[str, Any]:
 
 def last_rows(frame: pd.DataFrame, window: int) -> np.ndarray:
     rows = frame.sort_values("tx_datetime", kind="stable").tail(window)
-    return rows[list(FRAUD_FEATURE_NAMES)].to_numpy(np.float32)
+    return np.asarray(rows[list(FRAUD_FEATURE_NAMES)].to_numpy(np.float32), dtype=np.float32)
 
 
 def main() -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.bus import topics
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.ports import OutboundMessage
 from services.lake.replay import write_to_lake
 

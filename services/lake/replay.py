@@ -30,9 +30,10 @@ def write_to_lake(root: Path, messages: Iterable[OutboundMessage]) -> int:
         count += 1
     source = InMemoryRecordSource(broker, GROUP, LAKE_TOPICS)
     # One flush at the end: a file per topic and hour, as the compacted lake would hold.
-    loop = SinkLoop(source, LakeSink(root, 10_000_000, 86_400.0), InMemoryPublisher(broker),
-                    LakeMetrics(Metrics("lake"), GROUP, LAKE_TOPICS),
-                    LoopConfig(group=GROUP, max_batch=50_000))
+    loop = SinkLoop(source=source, sink=LakeSink(root, 10_000_000, 86_400.0),
+                    dlq=InMemoryPublisher(broker),
+                    metrics=LakeMetrics(Metrics("lake"), GROUP, LAKE_TOPICS),
+                    config=LoopConfig(group=GROUP, max_batch=50_000))
     while any(source.lag().values()):
         loop.run_once()
     loop.flush_and_commit()

@@ -32,12 +32,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from services.common.catalog import (
+from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
+from services.designs.model_features import (
     FRAUD_FEATURE_NAMES,
     FRAUD_REFERENCE_FILE,
     HANDBOOK_FEATURE_NAMES,
 )
-from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
 from services.trainer.artifacts import TrainedModel, data_hash
 from services.trainer.fraud_features import fraud_feature_matrix
 from services.trainer.fraud_metrics import (

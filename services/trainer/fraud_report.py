@@ -327,9 +327,9 @@ def _render_notes(result: FraudTrainingResult) -> list[str]:
         "- Both worlds come from one generator (services/trainer/worlds/transactions.py): the "
         "handbook's simulator, to which three patterns add *new* transactions, so the handbook "
         "world is the extended one minus scenarios 4-6.",
-        "- Features follow services/common/catalog.py, point in time: customer windows exclude "
-        "the current transaction (the handbook's include it), terminal risk sees only labels "
-        "older than 7 days (services/trainer/fraud_features.py).",
+        "- Features follow services/designs/model_features.py, point in time: customer windows "
+        "exclude the current transaction (the handbook's include it), terminal risk sees only "
+        "labels older than 7 days (services/trainer/fraud_features.py).",
         "- Card precision@100 follows the handbook: per test day, the 100 cards with the highest "
         "maximum score, cards found compromised on earlier test days removed.",
         "- HistGradientBoosting bins each feature into at most 255 quantiles; a hard threshold in "

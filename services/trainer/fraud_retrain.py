@@ -39,12 +39,12 @@ import numpy.typing as npt
 import onnxruntime as ort
 import pandas as pd
 
-from services.common.catalog import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
 from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
 from services.common.lake.settings import LakeStoreSettings
 from services.common.lake.sql import open_lake
 from services.common.models import ModelRepository
 from services.common.models.settings import ModelSettings
+from services.designs.model_features import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
 from services.trainer.artifacts import data_hash
 from services.trainer.export import INPUT_NAME, check_parity, export_classifier
 from services.trainer.fraud import reference_json

@@ -26,9 +26,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from services.common.catalog import TERMINAL_RISK_DELAY_DAYS
 from services.common.lake.settings import LakeStoreSettings
 from services.common.lake.sql import open_lake
+from services.designs.model_features import TERMINAL_RISK_DELAY_DAYS
 from services.trainer.fraud_metrics import score
 
 PAIRS = """

@@ -11,14 +11,11 @@ import redis
 from redis.cluster import RedisCluster
 
 from services.common.bus.ports import OutboundMessage
-from services.common.experiments import (
-    DefinitionCache,
-    ExperimentDefinition,
-    ExposureLog,
-    RedisDefinitionStore,
-    assign,
-    parse_definition,
-)
+from services.designs.experiments.assignment import assign
+from services.designs.experiments.cache import DefinitionCache
+from services.designs.experiments.definitions import ExperimentDefinition, parse_definition
+from services.designs.experiments.exposures import ExposureLog
+from services.designs.experiments.store import RedisDefinitionStore
 from tests.harness import ServerProcess, start_redis
 
 pytestmark = pytest.mark.integration

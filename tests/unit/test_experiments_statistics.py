@@ -8,8 +8,9 @@ import random
 import pytest
 from scipy.stats import binomtest, chi2_contingency, chisquare
 
-from services.common.experiment_counts import Timeline, VariationCounts
-from services.common.experiments import assign, parse_definition
+from services.designs.experiments.assignment import assign
+from services.designs.experiments.definitions import parse_definition
+from services.designs.experiments.tallies import Timeline, VariationCounts
 from services.experiments.results import cumulative_rates, experiment_results
 from services.experiments.statistics import (
     srm_test,

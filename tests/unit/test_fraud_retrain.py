@@ -20,10 +20,10 @@ import pytest
 
 from services.common.bus import topics
 from services.common.bus.ports import OutboundMessage
-from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.drift import DRIFT_REFERENCE_FILE
 from services.common.lake.sql import open_lake
 from services.common.models import ModelRepository
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.seeder.history import transaction_messages
 from services.trainer.export import export_classifier
 from services.trainer.fraud_metrics import Scores
