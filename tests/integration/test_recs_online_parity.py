@@ -28,7 +28,7 @@ from services.common.recs_online import (
 )
 from services.stream.watches import WatchFeaturesHandler
 from services.trainer import recs_models as rm
-from services.trainer.recs import RecsArtifacts
+from services.trainer.recs_result import RecsArtifacts
 from services.trainer.worlds.viewing import ViewingConfig, ViewingWorld, generate_viewing
 
 pytestmark = pytest.mark.integration
