@@ -1,0 +1,364 @@
+"""The ranker retrained on what viewers clicked: logged impressions ⋈ clicks from the lake, gated.
+
+    python -m services.trainer.ranker_from_lake      (make retrain-ranker)
+
+    lake: impressions (each listed title's RANKER_FEATURES row as served) ⋈ clicks (request id,
+          title) ⋈ watches (the title watched after the list was shown)
+      │ one row per listed title: features as served, clicked (the label), watched
+      │ split by time: the older impressions train, the newest TEST_SHARE are held out
+      ▼
+    fit HistGradientBoosting on clicked ── score the held-out rows ── production ranker (ONNX,
+      from the registry) scores the same rows
+      ▼
+    gate: mean per-list AUC (a clicked title ranked above an unclicked one of the same list),
+          challenger minus production, paired bootstrap over held-out lists:
+          lower end of the 95 % interval > 0 -> export, ONNX parity, register (not promoted)
+          otherwise -> refused; the report says why either way
+
+Point in time by construction: the features are the values the serving path computed when it
+built the list (services/recommender/impressions.py), never recomputed, so there is nothing to
+leak and no training-serving skew. No maturity level or user limit is needed: every logged row
+is a title the serving path had already judged eligible for that user (watched titles and
+titles above the profile's maturity limit were filtered before ranking). Those are missing from
+the lake only for recomputing candidate sets from watches (lake_sets.lake_interactions), which
+this does not do.
+
+What clicks on logged lists cannot say: a title never shown is never a label, and a click mixes
+taste with the slot it was shown in (slot 1 is clicked more whatever it holds). The held-out
+comparison is between two rankings of the same shown lists, so it is fair between the two
+models; the A/B test (make ab-demo) is what measures the whole catalog and the position effect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+from services.common.catalog import RANKER_FEATURE_NAMES
+from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
+from services.common.lake.settings import LakeStoreSettings
+from services.common.lake.sql import open_lake
+from services.common.models import ModelRepository
+from services.trainer.artifacts import data_hash
+from services.trainer.export import INPUT_NAME, check_parity, export_classifier
+from services.trainer.pipeline import TrainerSettings
+
+logger = logging.getLogger(__name__)
+
+MODEL = "ranker"
+TEST_SHARE = 0.2            # the newest impressions, held out for the gate
+MIN_IMPRESSIONS = 500       # logged lists with features, before the split
+MIN_CLICKS = 200
+BOOTSTRAP_RESAMPLES = 2_000
+EMBEDDINGS_FILE = "embeddings.npz"
+REPORT_FILE = "offline_report.json"
+FEATURES = list(RANKER_FEATURE_NAMES)
+
+LOGGED_IMPRESSIONS = """
+SELECT time_ms, data->>'request_id' AS request_id, data->>'user_id' AS user_id,
+       data->>'experiment' AS experiment, data->>'variation' AS variation,
+       CAST(data->'content_ids' AS VARCHAR) AS content_ids,
+       CAST(data->'features'->'names' AS VARCHAR) AS names,
+       CAST(data->'features'->'rows' AS VARCHAR) AS feature_rows,
+       CAST(data->'features'->>'model_version' AS INTEGER) AS features_version
+FROM impressions
+WHERE time_ms < $as_of AND json_type(data->'features') = 'OBJECT'
+ORDER BY time_ms, request_id
+"""
+
+CLICKED = """
+SELECT DISTINCT data->>'request_id' AS request_id, data->>'content_id' AS content_id
+FROM clicks WHERE time_ms < $as_of AND data->>'request_id' IS NOT NULL
+"""
+
+WATCHED = """
+SELECT data->>'user_id' AS user_id, data->>'content_id' AS content_id, max(time_ms) AS last_ms
+FROM watches WHERE type = 'watch' AND time_ms < $as_of GROUP BY 1, 2
+"""
+
+
+class NotEnoughData(ValueError):
+    """The lake holds too few logged impressions or clicks to train and gate a ranker."""
+
+
+@dataclass(frozen=True)
+class ModelScore:
+    """One model's ranking of the held-out lists."""
+
+    version: int | None
+    mean_list_auc: float         # per list: share of (clicked, unclicked) pairs ordered right
+    roc_auc: float               # every held-out row pooled
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """What `make retrain-ranker` decided and on what: written beside the model, and printed."""
+
+    as_of: str
+    impressions: int
+    rows: int
+    clicks: int
+    users: int
+    train_impressions: int
+    held_out_impressions: int
+    held_out_lists_scored: int   # held-out lists with a click and a non-click
+    split_time: str              # held-out impressions were served at or after this
+    features_version: int        # the artifacts (embeddings) the logged features came from
+    watched_share: float         # listed titles watched after the list (a second signal)
+    challenger: ModelScore
+    production: ModelScore | None
+    difference: float | None     # challenger - production, mean per-list AUC
+    interval: tuple[float, float] | None  # its paired bootstrap 95 % interval
+    registered: bool
+    version: int | None
+    reason: str
+    train_info: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+# --- reading the lake ----------------------------------------------------------------------
+def logged_rows(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.DataFrame:
+    """One row per listed title of every logged impression before `as_of`: the features as
+    served (catalog order), `clicked`, `watched` (after the list was shown), ids and times."""
+    params = {"as_of": int(as_of.timestamp() * 1000)}
+    shown = con.execute(LOGGED_IMPRESSIONS, params).df()
+    if shown.empty:
+        return pd.DataFrame(columns=["impression", "time_ms", "request_id", "user_id",
+                                     "variation", "position", "content_id", "features_version",
+                                     *FEATURES, "clicked", "watched"])
+    parts = []
+    for i, row in enumerate(shown.itertuples(index=False)):
+        names = json.loads(row.names)
+        if names != FEATURES:   # a ranker with other features logged it: not this model's data
+            continue
+        ids = json.loads(row.content_ids)
+        parts.append(pd.DataFrame({
+            "impression": i, "time_ms": row.time_ms, "request_id": row.request_id,
+            "user_id": row.user_id, "variation": row.variation,
+            "position": np.arange(len(ids)), "content_id": ids,
+            "features_version": row.features_version,
+        }).join(pd.DataFrame(json.loads(row.feature_rows), columns=FEATURES)))
+    rows = pd.concat(parts, ignore_index=True)
+    clicked = con.execute(CLICKED, params).df().assign(clicked=True)
+    rows = rows.merge(clicked, on=["request_id", "content_id"], how="left")
+    rows["clicked"] = rows["clicked"].astype("boolean").fillna(False).astype(bool)
+    watched = con.execute(WATCHED, params).df()
+    rows = rows.merge(watched, on=["user_id", "content_id"], how="left")
+    rows["watched"] = (rows["last_ms"] >= rows["time_ms"]).fillna(False).astype(bool)
+    return rows.drop(columns=["last_ms"])
+
+
+# --- the gate's arithmetic (pure) --------------------------------------------------------------
+def list_aucs(scores: npt.ArrayLike, clicked: npt.ArrayLike,
+              lists: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Per list with at least one clicked and one unclicked title: the share of (clicked,
+    unclicked) pairs the scores order right (a tie counts half). Returns (aucs, list ids)."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(clicked, dtype=bool)
+    g = np.asarray(lists, dtype=np.int64)
+    order = np.argsort(g, kind="stable")
+    s, y, g = s[order], y[order], g[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    aucs, ids = [], []
+    for lo, hi in zip(starts, np.r_[starts[1:], len(g)], strict=True):
+        pos, neg = s[lo:hi][y[lo:hi]], s[lo:hi][~y[lo:hi]]
+        if len(pos) and len(neg):
+            diff = pos[:, None] - neg[None, :]
+            aucs.append(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
+            ids.append(int(g[lo]))
+    return np.asarray(aucs, dtype=np.float64), np.asarray(ids, dtype=np.int64)
+
+
+def paired_interval(differences: npt.ArrayLike, resamples: int = BOOTSTRAP_RESAMPLES,
+                    seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of paired per-list differences."""
+    d = np.asarray(differences, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), (resamples, len(d)))].mean(axis=1)
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def beats(interval: tuple[float, float] | None) -> bool:
+    """The gate: the challenger is better on held-out lists beyond the bootstrap's doubt."""
+    return interval is not None and interval[0] > 0.0
+
+
+# --- training, scoring, registering ----------------------------------------------------------
+def fit_click_ranker(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64],
+                     seed: int) -> HistGradientBoostingClassifier:
+    """The production ranker's model class and settings (services/trainer/recs.py), new label."""
+    ranker = HistGradientBoostingClassifier(
+        max_iter=100, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=100,
+        l2_regularization=1.0, early_stopping=True, validation_fraction=0.1,
+        n_iter_no_change=15, random_state=seed)
+    with threadpool_limits(limits=1, user_api="openmp"):  # 2 shared cores: see recs.py
+        ranker.fit(x, y)
+    return ranker
+
+
+def onnx_scores(onnx_path: Path, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    probabilities = session.run(["probabilities"], {INPUT_NAME: x})[0]
+    return np.asarray(probabilities, dtype=np.float64)[:, 1]
+
+
+def _score(version: int | None, scores: npt.NDArray[np.float64], held: pd.DataFrame
+           ) -> tuple[ModelScore, npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    aucs, ids = list_aucs(scores, held["clicked"], held["impression"])
+    pooled = float(roc_auc_score(held["clicked"], scores)) if held["clicked"].nunique() == 2 \
+        else float("nan")
+    return ModelScore(version, float(aucs.mean()) if len(aucs) else float("nan"), pooled), \
+        aucs, ids
+
+
+def retrain_ranker(root: Path, repository: ModelRepository, as_of: datetime,
+                   seed: int = 0) -> GateReport:
+    """Train on the lake's logged impressions, gate against production, register if it wins."""
+    with open_lake(root) as con:
+        rows = logged_rows(con, as_of)
+    impressions = int(rows["impression"].nunique())
+    clicks = int(rows["clicked"].sum())
+    if impressions < MIN_IMPRESSIONS or clicks < MIN_CLICKS:
+        raise NotEnoughData(f"{impressions} logged impressions with features and {clicks} "
+                            f"clicks on them in the lake at {root}; retraining needs "
+                            f"{MIN_IMPRESSIONS} and {MIN_CLICKS}")
+    cut = int(impressions * (1 - TEST_SHARE))
+    train, held = rows[rows["impression"] < cut], rows[rows["impression"] >= cut]
+    x_train = train[FEATURES].to_numpy(np.float32)
+    y_train = train["clicked"].to_numpy(np.int64)
+    x_held = held[FEATURES].to_numpy(np.float32)
+    ranker = fit_click_ranker(x_train, y_train, seed)
+    challenger, ours, ids = _score(None, ranker.predict_proba(x_held)[:, 1], held)
+
+    production_version = _production(repository)
+    production: ModelScore | None = None
+    difference = interval = None
+    if production_version is not None:
+        production, theirs, their_ids = _score(
+            production_version, onnx_scores(repository.model_path(MODEL, production_version),
+                                            x_held), held)
+        assert (ids == their_ids).all()  # the same lists: which have a click is label-only
+        difference = challenger.mean_list_auc - production.mean_list_auc
+        interval = paired_interval(ours - theirs, seed=seed)
+    features_version = int(rows["features_version"].mode().iloc[0])
+    base: dict[str, Any] = dict(
+        as_of=as_of.isoformat(), impressions=impressions, rows=len(rows), clicks=clicks,
+        users=int(rows["user_id"].nunique()), train_impressions=cut,
+        held_out_impressions=impressions - cut, held_out_lists_scored=len(ids),
+        split_time=datetime.fromtimestamp(int(held["time_ms"].min()) / 1000, UTC).isoformat(),
+        features_version=features_version, watched_share=float(rows["watched"].mean()),
+        challenger=challenger, production=production, difference=difference,
+        interval=interval,
+        train_info={"train_rows": float(len(y_train)), "train_click_rate": float(y_train.mean()),
+                    "iterations": float(ranker.n_iter_)})
+    registered = production is None or beats(interval)
+    if production is None:
+        reason = "no production ranker to beat"
+    else:
+        verdict = "beats it" if registered else "refused: not better beyond doubt"
+        reason = (f"mean per-list AUC {challenger.mean_list_auc:.4f} against production "
+                  f"v{production.version}'s {production.mean_list_auc:.4f} (difference "
+                  f"{difference:+.4f}, 95 % interval {interval[0]:+.4f} to "  # type: ignore[index]
+                  f"{interval[1]:+.4f}): {verdict}")  # type: ignore[index]
+    report = GateReport(**base, registered=registered, version=None, reason=reason)
+    if not registered:
+        return report
+    version = _register(repository, ranker, x_train, y_train, x_held, report)
+    return dataclasses.replace(report, version=version)
+
+
+def _production(repository: ModelRepository) -> int | None:
+    return repository.production_version(MODEL) if MODEL in repository.models() else None
+
+
+def _register(repository: ModelRepository, ranker: HistGradientBoostingClassifier,
+              x_train: npt.NDArray[np.float32], y_train: npt.NDArray[np.int64],
+              x_held: npt.NDArray[np.float32], report: GateReport) -> int:
+    """Export, check ONNX parity, register unpromoted with the report and the embeddings the
+    logged features were computed with (serving computes the same features from them)."""
+    onnx_bytes = export_classifier(ranker, n_features=len(FEATURES))
+    parity = check_parity(ranker, onnx_bytes, x_held)
+    embeddings = repository.extra_file(MODEL, report.features_version, EMBEDDINGS_FILE)
+    held_scores = ranker.predict_proba(x_held)[:, 1]
+    metrics = {"mean_list_auc": report.challenger.mean_list_auc,
+               "roc_auc": report.challenger.roc_auc, "onnx_parity_max_abs_diff": parity,
+               **report.train_info}
+    if report.difference is not None:
+        metrics["mean_list_auc_vs_production"] = report.difference
+    return repository.register(
+        MODEL, onnx_bytes, feature_names=FEATURES, metrics=metrics,
+        training_data_hash=data_hash(x_train, y_train),
+        description=(f"HistGradientBoostingClassifier over RANKER_FEATURES: P(click) on a "
+                     f"listed title, trained on {report.train_impressions:,} logged "
+                     f"impressions from the lake (features as served by v"
+                     f"{report.features_version}) as of {report.as_of}; {report.reason}"),
+        extra_files={EMBEDDINGS_FILE: embeddings.read_bytes(),
+                     REPORT_FILE: report.to_json().encode(),
+                     DRIFT_REFERENCE_FILE: DriftReference.of(
+                         x_held, FEATURES, held_scores,
+                         description="the held-out logged rows and their scores").to_json()
+                     .encode()})
+
+
+def summary(report: GateReport) -> str:
+    lines = [f"logged: {report.impressions:,} impressions ({report.rows:,} listed titles, "
+             f"{report.clicks:,} clicked, {report.watched_share:.1%} watched after) of "
+             f"{report.users:,} users; trained on the older {report.train_impressions:,}, "
+             f"held out {report.held_out_impressions:,} served from {report.split_time}",
+             f"challenger: mean per-list AUC {report.challenger.mean_list_auc:.4f}, pooled ROC "
+             f"AUC {report.challenger.roc_auc:.4f} ({report.held_out_lists_scored:,} held-out "
+             "lists with a click and a non-click)"]
+    if report.production is not None and report.interval is not None:
+        lines.append(f"production v{report.production.version}: mean per-list AUC "
+                     f"{report.production.mean_list_auc:.4f}, pooled ROC AUC "
+                     f"{report.production.roc_auc:.4f}; difference {report.difference:+.4f} "
+                     f"(95 % interval {report.interval[0]:+.4f} to {report.interval[1]:+.4f})")
+    lines.append(f"ranker v{report.version} registered, not promoted: {report.reason}"
+                 if report.registered else f"not registered: {report.reason}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.trainer.ranker_from_lake",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lake-root", type=Path, default=None)
+    parser.add_argument("--model-repository", type=Path, default=None)
+    parser.add_argument("--report", type=Path, default=Path("reports/ranker-from-lake.json"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    repository = ModelRepository(args.model_repository or TrainerSettings().model_repository)
+    root = args.lake_root or LakeStoreSettings().lake_root
+    try:
+        report = retrain_ranker(root, repository, datetime.now(UTC))
+    except NotEnoughData as exc:
+        print(f"[retrain-ranker] not trained: {exc}", flush=True)  # noqa: T201 (a CLI)
+        return 1
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(report.to_json())
+    print(summary(report) + f"\nreport: {args.report}", flush=True)  # noqa: T201 (a CLI)
+    return 0 if report.registered else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
