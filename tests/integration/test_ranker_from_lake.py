@@ -65,7 +65,8 @@ def click_probability(x: npt.NDArray[np.float32], slots: npt.NDArray[np.int64]
                       ) -> npt.NDArray[np.float64]:
     """The viewers' hidden rule: taste (content score, genre match) and the slot's position."""
     logit = -3.2 + 3.0 * x[:, COLUMN["content_score"]] + 2.0 * x[:, COLUMN["genre_match"]]
-    return (1 + slots) ** -0.5 / (1 + np.exp(-logit))
+    p: npt.NDArray[np.float64] = (1 + slots) ** -0.5 / (1 + np.exp(-logit))
+    return p
 
 
 @dataclass
@@ -130,10 +131,10 @@ def repository_with_production(path: Path, trained_on: str) -> ModelRepository:
     rng = np.random.default_rng(11)
     x = features(rng, 40_000)
     if trained_on == "trending":
-        y = (x[:, COLUMN["trending_score"]] + rng.normal(0, 1, len(x)) > 2.5).astype(np.int64)
+        label = x[:, COLUMN["trending_score"]] + rng.normal(0, 1, len(x)) > 2.5
     else:
-        y = (rng.random(len(x)) < click_probability(x, rng.integers(0, K, len(x))))
-    estimator = fit_click_ranker(x, np.asarray(y, dtype=np.int64), seed=0)
+        label = rng.random(len(x)) < click_probability(x, rng.integers(0, K, len(x)))
+    estimator = fit_click_ranker(x, label.astype(np.int64), seed=0)
     repository = ModelRepository(path)
     repository.register("ranker", export_classifier(estimator, N),
                         feature_names=RANKER_FEATURE_NAMES, metrics={},
