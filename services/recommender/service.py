@@ -221,7 +221,7 @@ class RecommenderService:
             relevance: rf.FloatArray | None = None
             if assignment.algorithm == "ranker" and level.level != "cold" and len(candidates):
                 ranker_rows = ranker_features(user, items, stats, candidates.rows, now)
-                relevance = self._rank(ranker_rows, snapshot)
+                relevance = self._rank(ranker_rows, snapshot, assignment.ranker_version)
                 model_failed = relevance is None
                 if self._drift is not None and relevance is not None:
                     self._drift.observe(snapshot.version, ranker_rows, relevance)
@@ -282,12 +282,15 @@ class RecommenderService:
         return found, {"collaborative": cf_all[found.rows], "content": content_all[found.rows],
                        "trending": trending_now[found.rows]}
 
-    def _rank(self, rows: rf.Float32Array,
-              snapshot: CatalogSnapshot) -> rf.FloatArray | None:
-        """The ranker's probability per candidate: one batch call; None if it cannot answer."""
+    def _rank(self, rows: rf.Float32Array, snapshot: CatalogSnapshot,
+              version: int | None = None) -> rf.FloatArray | None:
+        """The ranker's probability per candidate: one batch call; None if it cannot answer.
+        `version`: a challenger an experiment serves, scoring the same rows (features from the
+        production artifacts, as the challenger's training rows were); None: production."""
         try:
             prediction = self._model_breaker.call(
-                self._model.predict, self._model_name, rows, version=snapshot.version)
+                self._model.predict, self._model_name, rows,
+                version=version if version is not None else snapshot.version)
         except (ModelError, CircuitOpen) as exc:
             logger.warning("ranker unavailable, blending", extra={"error": str(exc)})
             return None
@@ -359,8 +362,10 @@ class RecommenderService:
             self._metrics.cache.labels("error").inc()
             return None
         listed = None if raw is None else ServedList.model_validate_json(raw)
-        # A list built for another variant (the experiment changed) is not this user's answer.
-        if listed is None or listed.variant != assignment.variant:
+        # A list built for another variant, or another experiment's variant of the same name (a
+        # new test started), is not this user's answer.
+        if listed is None or (listed.variant, listed.experiment) != (assignment.variant,
+                                                                     assignment.experiment):
             self._metrics.cache.labels("miss").inc()
             return None
         self._metrics.cache.labels("hit").inc()

@@ -386,3 +386,15 @@ def test_the_rankers_candidate_rows_and_scores_feed_the_drift_window(tmp_path: P
     control.store.users["u1"] = world.user([f"t{i}" for i in range(6)])
     control.service.recommend("u1", 5)
     assert window.rows == rig.model.calls[0][0]          # the blend scored nothing to compare
+
+
+def test_a_challenger_variation_scores_with_its_ranker_version_and_starts_a_fresh_cache(
+        tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
+    rig.service.recommend("u1", 5)                          # production ranker, then cached
+    rig.service._choose = lambda user: Assignment("ranker-v7", "treatment", "ranker", 7)
+    answer = rig.service.recommend("u1", 5)
+    # same variant name, another experiment: not the cached list, and scored by version 7
+    assert answer.served_from == "computed" and answer.experiment == "ranker-v7"
+    assert [version for _, version in rig.model.calls] == [1, 7]
