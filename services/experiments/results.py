@@ -16,6 +16,8 @@ from services.experiments.guardrails import Breach, breaches
 from services.experiments.statistics import (
     Lift,
     SampleRatio,
+    minimum_detectable_lift,
+    sample_size_per_arm,
     srm_test,
     two_proportion_test,
     wilson_interval,
@@ -32,6 +34,32 @@ class VariationResult:
     rate: float | None                         # converted / exposed; None without exposures
     interval: tuple[float, float] | None       # Wilson, 95 %
     lift: Lift | None                          # against control; None for control itself
+    power: Power | None = None                 # the sample it needed beside the one it had
+
+
+@dataclass(frozen=True)
+class Power:
+    """Two-sided alpha 0.05, power 0.8 (statistics.sample_size_per_arm)."""
+
+    units_per_arm_needed: int | None       # to detect the observed difference; None if none
+    units_per_arm_used: int                # the smaller arm
+    minimum_detectable_lift: float | None  # with the units used, at the control's rate
+
+
+def power_of(control: VariationCounts, variation: VariationCounts) -> Power | None:
+    if not control.exposed or not variation.exposed:
+        return None
+    p_c, p_t = control.converted / control.exposed, variation.converted / variation.exposed
+    used = min(control.exposed, variation.exposed)
+    try:
+        needed: int | None = sample_size_per_arm(p_c, p_t)
+    except ValueError:       # equal rates, or a rate of 0 or 1: no difference to size for
+        needed = None
+    try:
+        detectable: float | None = minimum_detectable_lift(p_c, used)
+    except ValueError:       # too few units to detect any rise, or p_c of 0 or 1
+        detectable = None
+    return Power(needed, used, detectable)
 
 
 @dataclass(frozen=True)
@@ -57,7 +85,8 @@ def experiment_results(definition: ExperimentDefinition,
         variations.append(VariationResult(
             name=name, weight=weights.get(name), counts=c,
             rate=c.converted / c.exposed if c.exposed else None,
-            interval=wilson_interval(c.converted, c.exposed), lift=lift))
+            interval=wilson_interval(c.converted, c.exposed), lift=lift,
+            power=None if name == definition.control else power_of(control, c)))
     srm = srm_test([counts.get(name, NOTHING).exposed for name in weights],
                    list(weights.values()))
     return Results(definition.key, definition.status, definition.control, tuple(variations), srm,
