@@ -112,7 +112,7 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
                             settings.recommender_genre_cap_share,
                             settings.recommender_discovery_slot),
                settings.recommender_cache_enabled, settings.recommender_new_release_days,
-               settings.recommender_log_features),
+               settings.recommender_log_features, settings.recommender_explore_share),
         breaker("feature-store", settings), breaker("model", settings), shadow,
         DriftMonitor(ModelRepository(settings.model_repository), settings.recommender_model_name,
                      RANKER_FEATURE_NAMES, metrics))

@@ -47,9 +47,11 @@ class ServedList(RecommendationList):
     ranker features its titles were listed with, which the API does not show."""
 
     features: ServedFeatures | None = None
+    shuffled: bool = False    # listed in a random order: the exploration slice
 
     def public(self) -> RecommendationList:
-        return RecommendationList.model_validate(self.model_dump(exclude={"features"}))
+        return RecommendationList.model_validate(self.model_dump(exclude={"features",
+                                                                          "shuffled"}))
 
 
 class RecommendationsResponse(RecommendationList):

@@ -57,6 +57,7 @@ from services.recommender.candidates import (
 )
 from services.recommender.catalog import CatalogSnapshot, LiveCatalog
 from services.recommender.explain import explain_all
+from services.recommender.explore import explored, shuffled_order
 from services.recommender.impressions import ImpressionLog, served_features
 from services.recommender.metrics import RecommenderMetrics
 from services.recommender.rerank import (
@@ -142,6 +143,7 @@ class Limits:
     cache_enabled: bool = True
     new_release_days: float = 30.0  # cold start: one slot for a title out this recently (0: off)
     log_features: bool = True  # impressions carry the listed titles' ranker features
+    explore_share: float = 0.0  # lists shown in a random order (services/recommender/explore.py)
 
 
 class RecommenderService:
@@ -235,6 +237,10 @@ class RecommenderService:
                 relevance, partial(_title_ids, items, candidates.rows), k))
         with self._stage("rerank"):
             picked, positions = self._rerank(relevance, candidates, items, stats, user, level, k)
+        shuffled = len(positions) > 1 and explored(request_id, self._limits.explore_share)
+        if shuffled:   # the same titles, in an order that owes nothing to their scores
+            order = shuffled_order(request_id, len(positions))
+            picked, positions = [picked[i] for i in order.tolist()], positions[order]
         served = None
         if self._limits.log_features and len(positions):
             with self._stage("served_features"):
@@ -248,7 +254,7 @@ class RecommenderService:
             user_id=state.user_id, items=picked, variant=assignment.variant,
             experiment=assignment.experiment, model_version=snapshot.version,
             personalization=level.level,
-            watch_count=state.watch_count, features=served), model_failed
+            watch_count=state.watch_count, features=served, shuffled=shuffled), model_failed
 
     def _candidates(self, user: UserVectors, level: Personalization, items: ItemArtifacts,
                     stats: ItemStats, eligible: BoolArray, trending_now: rf.FloatArray,

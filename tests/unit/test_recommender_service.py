@@ -31,6 +31,8 @@ from services.recommender.schemas import (
     ServedList,
 )
 from services.recommender.service import CacheUse, Limits, RecommenderService
+from services.recommender.explore import explored
+from services.recommender.shadow import sampled
 from services.recommender.variants import Assignment, fixed_variant
 from tests import recommender_world as world
 
@@ -104,7 +106,8 @@ class FakeImpressions:
 
 
 class Rig:
-    def __init__(self, root: Path, variant: str = "treatment") -> None:
+    def __init__(self, root: Path, variant: str = "treatment", explore_share: float = 0.0
+                 ) -> None:
         self.store = FakeStore()
         self.model = FakeModel()
         self.impressions = FakeImpressions()
@@ -116,7 +119,7 @@ class Rig:
             self.catalog, self._store_for, self.model, "ranker", self.metrics,
             fixed_variant(variant), self.impressions,  # type: ignore[arg-type]
             Limits(Sizes(10, 10, 5), cache_ttl_s=300, default_max_maturity=4,
-                   fallback_max_maturity=1),
+                   fallback_max_maturity=1, explore_share=explore_share),
             CircuitBreaker("redis", 100), CircuitBreaker("model", 100))
 
     def _store_for(self, items: ItemArtifacts) -> FakeStore:
@@ -398,3 +401,33 @@ def test_a_challenger_variation_scores_with_its_ranker_version_and_starts_a_fres
     # same variant name, another experiment: not the cached list, and scored by version 7
     assert answer.served_from == "computed" and answer.experiment == "ranker-v7"
     assert [version for _, version in rig.model.calls] == [1, 7]
+
+
+def test_an_explored_list_shows_the_same_titles_in_a_random_order_with_its_rows_in_step(
+        tmp_path: Path) -> None:
+    ordered, exploring = Rig(tmp_path / "a"), Rig(tmp_path / "b", explore_share=1.0)
+    for rig in (ordered, exploring):
+        rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
+    lists = [ordered.service.recommend("u1", 8, CacheUse(read=False))]
+    lists += [exploring.service.recommend("u1", 8, CacheUse(read=False)) for _ in range(3)]
+    assert all(sorted(ids(answer)) == sorted(ids(lists[0])) for answer in lists)
+    assert any(ids(answer) != ids(lists[0]) for answer in lists[1:])   # not the ranked order
+    assert [listed.shuffled for listed, _, _ in ordered.impressions.recorded] == [False]
+    for listed, _, _ in exploring.impressions.recorded:
+        assert listed.shuffled and listed.features is not None
+        # each row still describes the title in its slot: same rows as the ranked list, permuted
+        rows = {item.content_id: row for item, row in zip(listed.items, listed.features.rows,
+                                                          strict=True)}
+        first, _, _ = ordered.impressions.recorded[0]
+        assert first.features is not None
+        assert rows == {item.content_id: row for item, row in zip(
+            first.items, first.features.rows, strict=True)}
+
+
+def test_the_exploration_sample_is_its_share_of_requests_and_not_the_shadows() -> None:
+    requests = [f"r{n}" for n in range(20_000)]
+    chosen = [explored(r, 0.05) for r in requests]
+    assert 0.045 < sum(chosen) / len(requests) < 0.055
+    assert not any(explored(r, 0.0) for r in requests[:1000])
+    both = sum(c and sampled(r, 0.05) for c, r in zip(chosen, requests, strict=True))
+    assert both < 0.01 * len(requests)                          # independent slices: ~0.25 %
