@@ -6,6 +6,7 @@ Routes are plain `def`: each does blocking Redis I/O, which FastAPI runs on its 
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
@@ -14,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from services.common.experiments import ExperimentDefinition
 from services.common.experiments.definitions import KEY_PATTERN
 from services.common.ids import OpaqueId
+from services.experiments.errors import NotPoolable
 from services.experiments.schemas import (
     AssignmentOut,
     ErrorResponse,
@@ -111,6 +113,18 @@ def assignments(
             summary="per variation: units, conversions, rate with 95 % interval, lift, SRM")
 def results(key: Key, experiments: Service) -> ResultsOut:
     return ResultsOut.of(experiments.results(key))
+
+
+@router.get("/v1/results/pooled",
+            summary="replications of one test (same variations, each its own split) as one "
+                    "result: their counts summed, then the same statistics")
+def pooled_results(experiments: Service, experiment: Annotated[
+        list[str], Query(min_length=2, max_length=20,
+                         description="the replications' keys, repeated")]) -> ResultsOut:
+    for key in experiment:
+        if not re.fullmatch(KEY_PATTERN, key):
+            raise NotPoolable(f"{key!r} is not an experiment key ({KEY_PATTERN})")
+    return ResultsOut.of(experiments.pooled_results(experiment))
 
 
 @router.get("/v1/experiments/{key}/results.png", response_class=Response,

@@ -6,12 +6,13 @@ analysis is the exposed unit: conversion rate = converted units / exposed units.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from services.common.experiment_counts import Timeline, VariationCounts
 from services.common.experiments import ExperimentDefinition
 from services.common.experiments.definitions import Status
+from services.experiments.errors import NotPoolable
 from services.experiments.guardrails import Breach, breaches
 from services.experiments.statistics import (
     Lift,
@@ -114,3 +115,29 @@ def cumulative_rates(timeline: Timeline) -> dict[str, list[RatePoint]]:
                 points.append(RatePoint(t, n, k / n, *interval))
         series[name] = points
     return series
+
+
+def pooled_counts(definitions: Sequence[ExperimentDefinition],
+                  counts: Sequence[Mapping[str, VariationCounts]]
+                  ) -> dict[str, VariationCounts]:
+    """Replications of one test, their counts summed per variation; the unit is a unit in one
+    replication. Sound when every replication draws its own split (its own seed): a unit then
+    lands in either arm of each independently, so its replications add no correlation between
+    the arms, and the z-test and SRM test above apply to the sums (docs/experiments.md)."""
+    if not definitions or len(definitions) != len(counts):
+        raise ValueError("one count mapping per definition, at least one")
+    shape = [(v.name, v.weight) for v in definitions[0].variations]
+    for definition in definitions[1:]:
+        if [(v.name, v.weight) for v in definition.variations] != shape:
+            raise NotPoolable(f"{definition.key} has variations {definition.variations!r}, "
+                              f"not {definitions[0].key}'s: replications must be one test")
+    seeds = [d.seed or d.key for d in definitions]
+    if len(set(seeds)) != len(seeds):
+        raise NotPoolable(f"seeds {seeds} repeat: replications with one seed share one split")
+    summed: dict[str, VariationCounts] = {}
+    for one in counts:
+        for name, c in one.items():
+            s = summed.get(name, NOTHING)
+            summed[name] = VariationCounts(s.exposed + c.exposed, s.converted + c.converted,
+                                           s.impressions + c.impressions, s.clicks + c.clicks)
+    return summed

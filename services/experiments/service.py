@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+
 from services.common.experiments import (
     Assignment,
     DefinitionCache,
@@ -18,7 +21,12 @@ from services.experiments.errors import ConflictingChange, KeyMismatch, UnknownE
 from services.experiments.lifecycle import check_change, check_neighbours
 from services.experiments.metrics import ExperimentsMetrics
 from services.experiments.plot import conversion_plot
-from services.experiments.results import Results, cumulative_rates, experiment_results
+from services.experiments.results import (
+    Results,
+    cumulative_rates,
+    experiment_results,
+    pooled_counts,
+)
 
 
 class ExperimentsService:
@@ -99,6 +107,13 @@ class ExperimentsService:
     def results(self, key: str) -> Results:
         definition = self.definition(key)
         return experiment_results(definition, self._counts.counts(key))
+
+    def pooled_results(self, keys: Sequence[str]) -> Results:
+        """Replications of one test (each its own key and split) as one result."""
+        definitions = [self.definition(key) for key in keys]
+        counts = pooled_counts(definitions, [self._counts.counts(key) for key in keys])
+        return dataclasses.replace(experiment_results(definitions[0], counts),
+                                   experiment="+".join(keys))
 
     def results_plot(self, key: str) -> bytes:
         definition = self.definition(key)

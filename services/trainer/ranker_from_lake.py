@@ -2,18 +2,22 @@
 
     python -m services.trainer.ranker_from_lake      (make retrain-ranker)
 
-    lake: impressions (each listed title's RANKER_FEATURES row as served) ⋈ clicks (request id,
-          title) ⋈ watches (the title watched after the list was shown)
-      │ one row per listed title: features as served, clicked (the label), watched
-      │ split by time: the older impressions train, the newest TEST_SHARE are held out
+    lake: impressions (each listed title's RANKER_FEATURES row as served, its slot, shuffled?)
+          ⋈ clicks (request id, title) ⋈ watches (the title watched after the list was shown)
+      │ one row per listed title; split by time: older lists train, the newest TEST_SHARE test
       ▼
-    fit HistGradientBoosting on clicked ── score the held-out rows ── production ranker (ONNX,
-      from the registry) scores the same rows
+    position bias: theta(slot) = (1 + slot)^-eta, eta fitted on the SHUFFLED training lists
+      │ (services/recommender/explore.py: there a title lands on any slot alike, so the click
+      │ rate by slot is the slot's effect alone)
       ▼
-    gate: mean per-list AUC (a clicked title ranked above an unclicked one of the same list),
-          challenger minus production, paired bootstrap over held-out lists:
-          lower end of the 95 % interval > 0 -> export, ONNX parity, register (not promoted)
-          otherwise -> refused; the report says why either way
+    fit HistGradientBoosting on clicks weighted by 1/theta (unbiased pointwise loss)
+      ▼
+    gate, on the held-out lists: each model re-ranks every list; the IPS-weighted rank of the
+      clicked titles (Joachims et al. 2017: sum over clicks of rank / theta(slot shown), an
+      unbiased estimate of the relevant titles' rank) of production minus challenger, paired
+      bootstrap over lists: lower end of the 95 % interval > 0 -> export, ONNX parity,
+      register (not promoted); otherwise refused. The report says why either way, beside the
+      naive per-list AUC, which favours whichever model ordered the lists it is scored on.
 
 Point in time by construction: the features are the values the serving path computed when it
 built the list (services/recommender/impressions.py), never recomputed, so there is nothing to
@@ -23,10 +27,8 @@ titles above the profile's maturity limit were filtered before ranking). Those a
 the lake only for recomputing candidate sets from watches (lake_sets.lake_interactions), which
 this does not do.
 
-What clicks on logged lists cannot say: a title never shown is never a label, and a click mixes
-taste with the slot it was shown in (slot 1 is clicked more whatever it holds). The held-out
-comparison is between two rankings of the same shown lists, so it is fair between the two
-models; the A/B test (make ab-demo) is what measures the whole catalog and the position effect.
+What logged lists cannot say: a title never shown is never a label. The held-out comparison
+ranks the same shown lists; the A/B test (make ab-demo) measures the whole catalog.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import dataclasses
 import json
 import logging
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +68,7 @@ MODEL = "ranker"
 TEST_SHARE = 0.2            # the newest impressions, held out for the gate
 MIN_IMPRESSIONS = 500       # logged lists with features, before the split
 MIN_CLICKS = 200
+MIN_SHUFFLED = 100      # exploration lists before the held-out ones: the position bias
 BOOTSTRAP_RESAMPLES = 2_000
 EMBEDDINGS_FILE = "embeddings.npz"
 REPORT_FILE = "offline_report.json"
@@ -76,7 +80,8 @@ SELECT time_ms, data->>'request_id' AS request_id, data->>'user_id' AS user_id,
        CAST(data->'content_ids' AS VARCHAR) AS content_ids,
        CAST(data->'features'->'names' AS VARCHAR) AS names,
        CAST(data->'features'->'rows' AS VARCHAR) AS feature_rows,
-       CAST(data->'features'->>'model_version' AS INTEGER) AS features_version
+       CAST(data->'features'->>'model_version' AS INTEGER) AS features_version,
+       coalesce(CAST(data->>'shuffled' AS BOOLEAN), false) AS shuffled
 FROM impressions
 WHERE time_ms < $as_of AND json_type(data->'features') = 'OBJECT'
 ORDER BY time_ms, request_id
@@ -94,7 +99,7 @@ FROM watches WHERE type = 'watch' AND time_ms < $as_of GROUP BY 1, 2
 
 
 class NotEnoughData(ValueError):
-    """The lake holds too few logged impressions or clicks to train and gate a ranker."""
+    """The lake holds too few logged impressions, clicks or shuffled lists to train and gate."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,8 @@ class ModelScore:
     """One model's ranking of the held-out lists."""
 
     version: int | None
-    mean_list_auc: float         # per list: share of (clicked, unclicked) pairs ordered right
+    ips_clicked_rank: float      # mean per list of sum over clicks of (rank - 1) / theta: lower
+    naive_list_auc: float        # per list: (clicked, unclicked) pairs ordered right; biased
     roc_auc: float               # every held-out row pooled
 
 
@@ -115,15 +121,18 @@ class GateReport:
     rows: int
     clicks: int
     users: int
+    shuffled_impressions: int    # the exploration slice's lists, where the position bias is fit
+    position_bias_eta: float     # theta(slot) = (1 + slot) ** -eta
+    click_rate_by_slot_shuffled: list[float]
     train_impressions: int
     held_out_impressions: int
-    held_out_lists_scored: int   # held-out lists with a click and a non-click
+    held_out_lists_scored: int   # held-out lists with at least one click
     split_time: str              # held-out impressions were served at or after this
     features_version: int        # the artifacts (embeddings) the logged features came from
     watched_share: float         # listed titles watched after the list (a second signal)
     challenger: ModelScore
     production: ModelScore | None
-    difference: float | None     # challenger - production, mean per-list AUC
+    difference: float | None     # production - challenger IPS clicked rank: > 0, challenger better
     interval: tuple[float, float] | None  # its paired bootstrap 95 % interval
     registered: bool
     version: int | None
@@ -143,7 +152,7 @@ def logged_rows(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.DataFrame
     if shown.empty:
         return pd.DataFrame(columns=["impression", "time_ms", "request_id", "user_id",
                                      "variation", "position", "content_id", "features_version",
-                                     *FEATURES, "clicked", "watched"])
+                                     "shuffled", *FEATURES, "clicked", "watched"])
     parts = []
     for i, row in enumerate(shown.itertuples(index=False)):
         names = json.loads(row.names)
@@ -154,7 +163,7 @@ def logged_rows(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.DataFrame
             "impression": i, "time_ms": row.time_ms, "request_id": row.request_id,
             "user_id": row.user_id, "variation": row.variation,
             "position": np.arange(len(ids)), "content_id": ids,
-            "features_version": row.features_version,
+            "features_version": row.features_version, "shuffled": bool(row.shuffled),
         }).join(pd.DataFrame(json.loads(row.feature_rows), columns=FEATURES)))
     rows = pd.concat(parts, ignore_index=True)
     clicked = con.execute(CLICKED, params).df().assign(clicked=True)
@@ -167,24 +176,77 @@ def logged_rows(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.DataFrame
 
 
 # --- the gate's arithmetic (pure) --------------------------------------------------------------
+def _lists(lists: npt.ArrayLike) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
+                                          npt.NDArray[np.int64]]:
+    """Rows sorted by list (stable), and each list's [start, end) in that order."""
+    g = np.asarray(lists, dtype=np.int64)
+    order = np.argsort(g, kind="stable")
+    starts = np.flatnonzero(np.r_[True, g[order][1:] != g[order][:-1]]) if len(g) else \
+        np.zeros(0, dtype=np.int64)
+    return order, starts, np.r_[starts[1:], len(g)].astype(np.int64)
+
+
 def list_aucs(scores: npt.ArrayLike, clicked: npt.ArrayLike,
               lists: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """Per list with at least one clicked and one unclicked title: the share of (clicked,
     unclicked) pairs the scores order right (a tie counts half). Returns (aucs, list ids)."""
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(clicked, dtype=bool)
-    g = np.asarray(lists, dtype=np.int64)
-    order = np.argsort(g, kind="stable")
-    s, y, g = s[order], y[order], g[order]
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    order, starts, ends = _lists(lists)
+    s = np.asarray(scores, dtype=np.float64)[order]
+    y = np.asarray(clicked, dtype=bool)[order]
+    g = np.asarray(lists, dtype=np.int64)[order]
     aucs, ids = [], []
-    for lo, hi in zip(starts, np.r_[starts[1:], len(g)], strict=True):
+    for lo, hi in zip(starts, ends, strict=True):
         pos, neg = s[lo:hi][y[lo:hi]], s[lo:hi][~y[lo:hi]]
         if len(pos) and len(neg):
             diff = pos[:, None] - neg[None, :]
             aucs.append(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
             ids.append(int(g[lo]))
     return np.asarray(aucs, dtype=np.float64), np.asarray(ids, dtype=np.int64)
+
+
+def ips_clicked_ranks(scores: npt.ArrayLike, clicked: npt.ArrayLike, lists: npt.ArrayLike,
+                      propensities: npt.ArrayLike
+                      ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Per list with a click: sum over its clicked titles of (rank by `scores` - 1) / theta,
+    theta the chance the slot it was shown in was looked at. Under the position-based click
+    model its expectation is the sum of the relevant titles' ranks (Joachims, Swaminathan and
+    Schnabel, WSDM 2017), whatever order the list was shown in: lower is better."""
+    order, starts, ends = _lists(lists)
+    s = np.asarray(scores, dtype=np.float64)[order]
+    y = np.asarray(clicked, dtype=bool)[order]
+    w = 1.0 / np.asarray(propensities, dtype=np.float64)[order]
+    g = np.asarray(lists, dtype=np.int64)[order]
+    values, ids = [], []
+    for lo, hi in zip(starts, ends, strict=True):
+        if y[lo:hi].any():
+            rank = np.argsort(np.argsort(-s[lo:hi], kind="stable"), kind="stable")
+            values.append(float((rank * w[lo:hi])[y[lo:hi]].sum()))
+            ids.append(int(g[lo]))
+    return np.asarray(values, dtype=np.float64), np.asarray(ids, dtype=np.int64)
+
+
+def fit_position_bias(slots: npt.ArrayLike, clicked: npt.ArrayLike) -> tuple[float, list[float]]:
+    """eta of theta(slot) = (1 + slot) ** -eta from shuffled lists, where the click rate of a
+    slot is theta(slot) times the same mean attractiveness for every slot: a weighted least
+    squares line of log(click rate) on log(1 + slot), weights the slots' clicks. Returns eta and
+    the click rate of each slot."""
+    p = np.asarray(slots, dtype=np.int64)
+    y = np.asarray(clicked, dtype=np.float64)
+    shown = np.bincount(p)
+    clicks = np.bincount(p, weights=y, minlength=len(shown))
+    rates = np.divide(clicks, shown, out=np.zeros(len(shown)), where=shown > 0)
+    used = clicks > 0
+    if used.sum() < 2:
+        raise NotEnoughData("the shuffled lists have clicks in fewer than two slots: no "
+                            "position bias can be fitted")
+    slope, _ = np.polyfit(np.log1p(np.flatnonzero(used)), np.log(rates[used]), 1,
+                          w=np.sqrt(clicks[used]))
+    return max(0.0, float(-slope)), [round(float(r), 5) for r in rates]
+
+
+def propensity(slots: npt.ArrayLike, eta: float) -> npt.NDArray[np.float64]:
+    theta: npt.NDArray[np.float64] = (1.0 + np.asarray(slots, dtype=np.float64)) ** -eta
+    return theta
 
 
 def paired_interval(differences: npt.ArrayLike, resamples: int = BOOTSTRAP_RESAMPLES,
@@ -204,15 +266,29 @@ def beats(interval: tuple[float, float] | None) -> bool:
 
 
 # --- training, scoring, registering ----------------------------------------------------------
-def fit_click_ranker(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64],
-                     seed: int) -> HistGradientBoostingClassifier:
-    """The production ranker's model class and settings (services/trainer/recs.py), new label."""
+def fit_click_ranker(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], seed: int,
+                     theta: npt.NDArray[np.float64] | None = None
+                     ) -> HistGradientBoostingClassifier:
+    """The production ranker's model class and settings (services/trainer/recs.py), new label.
+
+    With `theta`, the unbiased pointwise loss (Saito et al., WSDM 2020): each row counts as a
+    positive with weight click / theta and as a negative with weight 1 - click / theta (clipped
+    at 0), so its expected label is the title's attractiveness, not the slot's visibility."""
+    if theta is None:
+        rows, labels, weights = x, y, None
+    else:
+        positive = y / theta
+        rows = np.vstack([x, x])
+        labels = np.r_[np.ones(len(y)), np.zeros(len(y))].astype(np.int64)
+        weights = np.r_[positive, np.clip(1.0 - positive, 0.0, None)]
+        keep = weights > 0
+        rows, labels, weights = rows[keep], labels[keep], weights[keep]
     ranker = HistGradientBoostingClassifier(
         max_iter=100, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=100,
         l2_regularization=1.0, early_stopping=True, validation_fraction=0.1,
         n_iter_no_change=15, random_state=seed)
     with threadpool_limits(limits=1, user_api="openmp"):  # 2 shared cores: see recs.py
-        ranker.fit(x, y)
+        ranker.fit(rows, labels, sample_weight=weights)
     return ranker
 
 
@@ -222,19 +298,32 @@ def onnx_scores(onnx_path: Path, x: npt.NDArray[np.float32]) -> npt.NDArray[np.f
     return np.asarray(probabilities, dtype=np.float64)[:, 1]
 
 
-def _score(version: int | None, scores: npt.NDArray[np.float64], held: pd.DataFrame
-           ) -> tuple[ModelScore, npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    aucs, ids = list_aucs(scores, held["clicked"], held["impression"])
+def _score(version: int | None, scores: npt.NDArray[np.float64], held: pd.DataFrame,
+           theta: npt.NDArray[np.float64]) -> tuple[ModelScore, npt.NDArray[np.float64]]:
+    ranks, _ = ips_clicked_ranks(scores, held["clicked"], held["impression"], theta)
+    aucs, _ = list_aucs(scores, held["clicked"], held["impression"])
     pooled = float(roc_auc_score(held["clicked"], scores)) if held["clicked"].nunique() == 2 \
         else float("nan")
-    return ModelScore(version, float(aucs.mean()) if len(aucs) else float("nan"), pooled), \
-        aucs, ids
+    return ModelScore(version, float(ranks.mean()), float(aucs.mean()), pooled), ranks
+
+
+def _open_lake(root: Path, attempts: int = 5) -> duckdb.DuckDBPyConnection:
+    """The lake's views; again if compaction removed a listed part file in between (the
+    sink merges closed hours every 5 min and deletes the parts it merged)."""
+    for attempt in range(attempts):
+        try:
+            return open_lake(root)
+        except duckdb.IOException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def retrain_ranker(root: Path, repository: ModelRepository, as_of: datetime,
                    seed: int = 0) -> GateReport:
     """Train on the lake's logged impressions, gate against production, register if it wins."""
-    with open_lake(root) as con:
+    with _open_lake(root) as con:
         rows = logged_rows(con, as_of)
     impressions = int(rows["impression"].nunique())
     clicks = int(rows["clicked"].sum())
@@ -244,47 +333,59 @@ def retrain_ranker(root: Path, repository: ModelRepository, as_of: datetime,
                             f"{MIN_IMPRESSIONS} and {MIN_CLICKS}")
     cut = int(impressions * (1 - TEST_SHARE))
     train, held = rows[rows["impression"] < cut], rows[rows["impression"] >= cut]
+    shuffled = train[train["shuffled"]]
+    if shuffled["impression"].nunique() < MIN_SHUFFLED:
+        raise NotEnoughData(f"{shuffled['impression'].nunique()} shuffled lists before the "
+                            f"held-out ones; the position bias needs {MIN_SHUFFLED} "
+                            "(MLSD_RECOMMENDER_EXPLORE_SHARE)")
+    eta, rates = fit_position_bias(shuffled["position"], shuffled["clicked"])
     x_train = train[FEATURES].to_numpy(np.float32)
     y_train = train["clicked"].to_numpy(np.int64)
     x_held = held[FEATURES].to_numpy(np.float32)
-    ranker = fit_click_ranker(x_train, y_train, seed)
-    challenger, ours, ids = _score(None, ranker.predict_proba(x_held)[:, 1], held)
+    theta_held = propensity(held["position"], eta)
+    ranker = fit_click_ranker(x_train, y_train, seed, propensity(train["position"], eta))
+    challenger, ours = _score(None, ranker.predict_proba(x_held)[:, 1], held, theta_held)
 
     production_version = _production(repository)
     production: ModelScore | None = None
     difference = interval = None
     if production_version is not None:
-        production, theirs, their_ids = _score(
+        production, theirs = _score(
             production_version, onnx_scores(repository.model_path(MODEL, production_version),
-                                            x_held), held)
-        assert (ids == their_ids).all()  # the same lists: which have a click is label-only
-        difference = challenger.mean_list_auc - production.mean_list_auc
-        interval = paired_interval(ours - theirs, seed=seed)
-    features_version = int(rows["features_version"].mode().iloc[0])
+                                            x_held), held, theta_held)
+        difference = production.ips_clicked_rank - challenger.ips_clicked_rank
+        interval = paired_interval(theirs - ours, seed=seed)
     base: dict[str, Any] = dict(
         as_of=as_of.isoformat(), impressions=impressions, rows=len(rows), clicks=clicks,
-        users=int(rows["user_id"].nunique()), train_impressions=cut,
-        held_out_impressions=impressions - cut, held_out_lists_scored=len(ids),
+        users=int(rows["user_id"].nunique()),
+        shuffled_impressions=int(rows.loc[rows["shuffled"], "impression"].nunique()),
+        position_bias_eta=eta, click_rate_by_slot_shuffled=rates, train_impressions=cut,
+        held_out_impressions=impressions - cut, held_out_lists_scored=len(ours),
         split_time=datetime.fromtimestamp(int(held["time_ms"].min()) / 1000, UTC).isoformat(),
-        features_version=features_version, watched_share=float(rows["watched"].mean()),
+        features_version=int(rows["features_version"].mode().iloc[0]),
+        watched_share=float(rows["watched"].mean()),
         challenger=challenger, production=production, difference=difference,
         interval=interval,
         train_info={"train_rows": float(len(y_train)), "train_click_rate": float(y_train.mean()),
                     "iterations": float(ranker.n_iter_)})
-    registered = production is None or beats(interval)
-    if production is None:
-        reason = "no production ranker to beat"
-    else:
-        verdict = "beats it" if registered else "refused: not better beyond doubt"
-        reason = (f"mean per-list AUC {challenger.mean_list_auc:.4f} against production "
-                  f"v{production.version}'s {production.mean_list_auc:.4f} (difference "
-                  f"{difference:+.4f}, 95 % interval {interval[0]:+.4f} to "  # type: ignore[index]
-                  f"{interval[1]:+.4f}): {verdict}")  # type: ignore[index]
+    registered, reason = _verdict(challenger, production, interval)
     report = GateReport(**base, registered=registered, version=None, reason=reason)
     if not registered:
         return report
     version = _register(repository, ranker, x_train, y_train, x_held, report)
     return dataclasses.replace(report, version=version)
+
+
+def _verdict(challenger: ModelScore, production: ModelScore | None,
+             interval: tuple[float, float] | None) -> tuple[bool, str]:
+    if production is None or interval is None:
+        return True, "no production ranker to beat"
+    better = beats(interval)
+    return better, (
+        f"IPS-weighted rank of the clicked titles {challenger.ips_clicked_rank:.3f} against "
+        f"production v{production.version}'s {production.ips_clicked_rank:.3f} (lower is "
+        f"better; production minus challenger 95 % interval {interval[0]:+.3f} to "
+        f"{interval[1]:+.3f}): " + ("beats it" if better else "refused: not better beyond doubt"))
 
 
 def _production(repository: ModelRepository) -> int | None:
@@ -300,11 +401,12 @@ def _register(repository: ModelRepository, ranker: HistGradientBoostingClassifie
     parity = check_parity(ranker, onnx_bytes, x_held)
     embeddings = repository.extra_file(MODEL, report.features_version, EMBEDDINGS_FILE)
     held_scores = ranker.predict_proba(x_held)[:, 1]
-    metrics = {"mean_list_auc": report.challenger.mean_list_auc,
-               "roc_auc": report.challenger.roc_auc, "onnx_parity_max_abs_diff": parity,
-               **report.train_info}
+    metrics = {"ips_clicked_rank": report.challenger.ips_clicked_rank,
+               "naive_list_auc": report.challenger.naive_list_auc,
+               "roc_auc": report.challenger.roc_auc, "position_bias_eta": report.position_bias_eta,
+               "onnx_parity_max_abs_diff": parity, **report.train_info}
     if report.difference is not None:
-        metrics["mean_list_auc_vs_production"] = report.difference
+        metrics["ips_clicked_rank_gain_vs_production"] = report.difference
     return repository.register(
         MODEL, onnx_bytes, feature_names=FEATURES, metrics=metrics,
         training_data_hash=data_hash(x_train, y_train),
@@ -325,14 +427,17 @@ def summary(report: GateReport) -> str:
              f"{report.clicks:,} clicked, {report.watched_share:.1%} watched after) of "
              f"{report.users:,} users; trained on the older {report.train_impressions:,}, "
              f"held out {report.held_out_impressions:,} served from {report.split_time}",
-             f"challenger: mean per-list AUC {report.challenger.mean_list_auc:.4f}, pooled ROC "
-             f"AUC {report.challenger.roc_auc:.4f} ({report.held_out_lists_scored:,} held-out "
-             "lists with a click and a non-click)"]
-    if report.production is not None and report.interval is not None:
-        lines.append(f"production v{report.production.version}: mean per-list AUC "
-                     f"{report.production.mean_list_auc:.4f}, pooled ROC AUC "
-                     f"{report.production.roc_auc:.4f}; difference {report.difference:+.4f} "
-                     f"(95 % interval {report.interval[0]:+.4f} to {report.interval[1]:+.4f})")
+             f"position bias from {report.shuffled_impressions:,} shuffled lists: theta(slot) = "
+             f"(1 + slot)^-{report.position_bias_eta:.3f}",
+             f"challenger: IPS clicked rank {report.challenger.ips_clicked_rank:.3f}, naive "
+             f"per-list AUC {report.challenger.naive_list_auc:.4f}, pooled ROC AUC "
+             f"{report.challenger.roc_auc:.4f} ({report.held_out_lists_scored:,} held-out lists "
+             "with a click)"]
+    if report.production is not None:
+        lines.append(f"production v{report.production.version}: IPS clicked rank "
+                     f"{report.production.ips_clicked_rank:.3f}, naive per-list AUC "
+                     f"{report.production.naive_list_auc:.4f}, pooled ROC AUC "
+                     f"{report.production.roc_auc:.4f}")
     lines.append(f"ranker v{report.version} registered, not promoted: {report.reason}"
                  if report.registered else f"not registered: {report.reason}")
     return "\n".join(lines)

@@ -88,7 +88,8 @@ def logged_messages(run: str, rng: np.random.Generator) -> tuple[list[OutboundMe
             "computed_at": at.timestamp(), "request_id": request, "model_version": 1}
         messages.append(message(topics.REC_IMPRESSIONS, user, "impression", {
             "user_id": user, "content_ids": titles, "request_id": request,
-            "experiment": "rec-algorithm", "variation": "treatment", "features": served},
+            "experiment": "rec-algorithm", "variation": "treatment", "features": served,
+            "shuffled": i % 5 == 1},
             at, f"impression:{request}"))
         clicked = np.flatnonzero(rng.random(K) < click_probability(x, np.arange(K)))
         for slot in clicked.tolist():
@@ -172,10 +173,14 @@ def test_a_ranker_that_beats_production_on_later_lists_is_registered_not_promote
 
     assert report.registered and report.version == 2
     assert report.interval is not None and report.interval[0] > 0
-    assert report.challenger.mean_list_auc > 0.6 > report.production.mean_list_auc  # type: ignore[union-attr]
+    assert report.production is not None
+    assert report.challenger.ips_clicked_rank < report.production.ips_clicked_rank
+    assert report.position_bias_eta == pytest.approx(0.5, abs=0.15)   # the viewers' (1 + slot)^-0.5
+    assert report.shuffled_impressions == IMPRESSIONS // 5   # every fifth list, all with features
     assert repository.production_version("ranker") == 1        # a candidate, not production
     metadata = repository.metadata("ranker", 2)
-    assert metadata.metrics["mean_list_auc_vs_production"] == pytest.approx(report.difference)
+    assert metadata.metrics["ips_clicked_rank_gain_vs_production"] == pytest.approx(
+        report.difference)
     assert {EMBEDDINGS_FILE, REPORT_FILE, DRIFT_REFERENCE_FILE} <= set(metadata.extra_files)
     assert repository.extra_file("ranker", 2, EMBEDDINGS_FILE).read_bytes() == \
         b"the production embeddings"
