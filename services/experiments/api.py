@@ -120,11 +120,17 @@ def results(key: Key, experiments: Service) -> ResultsOut:
                     "result: their counts summed, then the same statistics")
 def pooled_results(experiments: Service, experiment: Annotated[
         list[str], Query(min_length=2, max_length=20,
-                         description="the replications' keys, repeated")]) -> ResultsOut:
+                         description="the replications' keys, repeated")],
+                   until_ms: Annotated[list[int] | None, Query(
+                       description="per key, in order: count it as of this instant (epoch ms, "
+                                   "when it stopped), not now")] = None) -> ResultsOut:
     for key in experiment:
         if not re.fullmatch(KEY_PATTERN, key):
             raise NotPoolable(f"{key!r} is not an experiment key ({KEY_PATTERN})")
-    return ResultsOut.of(experiments.pooled_results(experiment))
+    if until_ms is not None and len(until_ms) != len(experiment):
+        raise NotPoolable(f"{len(until_ms)} until_ms for {len(experiment)} experiments: one "
+                          "each, in the same order")
+    return ResultsOut.of(experiments.pooled_results(experiment, until_ms))
 
 
 @router.get("/v1/experiments/{key}/results.png", response_class=Response,

@@ -8,6 +8,7 @@ from services.common.experiment_counts import (
     Timeline,
     VariationCounts,
     experiment_counts,
+    experiment_counts_until,
     experiment_timeline,
 )
 from services.common.recs_online.lua import RedisClient
@@ -15,6 +16,8 @@ from services.common.recs_online.lua import RedisClient
 
 class CountsReader(Protocol):
     def counts(self, experiment: str) -> dict[str, VariationCounts]: ...
+
+    def counts_until(self, experiment: str, until_ms: int) -> dict[str, VariationCounts]: ...
 
     def timeline(self, experiment: str, points: int) -> Timeline: ...
 
@@ -29,6 +32,9 @@ class RedisCountsReader:
 
     def counts(self, experiment: str) -> dict[str, VariationCounts]:
         return experiment_counts(self._client, experiment, self._namespace)
+
+    def counts_until(self, experiment: str, until_ms: int) -> dict[str, VariationCounts]:
+        return experiment_counts_until(self._client, experiment, until_ms, self._namespace)
 
     def timeline(self, experiment: str, points: int) -> Timeline:
         return experiment_timeline(self._client, experiment, points, self._namespace)

@@ -108,10 +108,15 @@ class ExperimentsService:
         definition = self.definition(key)
         return experiment_results(definition, self._counts.counts(key))
 
-    def pooled_results(self, keys: Sequence[str]) -> Results:
-        """Replications of one test (each its own key and split) as one result."""
+    def pooled_results(self, keys: Sequence[str],
+                       until_ms: Sequence[int] | None = None) -> Results:
+        """Replications of one test (each its own key and split) as one result; each counted
+        as of its `until_ms` (when it stopped) if given, else now."""
         definitions = [self.definition(key) for key in keys]
-        counts = pooled_counts(definitions, [self._counts.counts(key) for key in keys])
+        counts = pooled_counts(definitions, [
+            self._counts.counts(key) if until_ms is None
+            else self._counts.counts_until(key, until) for key, until in
+            zip(keys, until_ms or [0] * len(keys), strict=True)])
         return dataclasses.replace(experiment_results(definitions[0], counts),
                                    experiment="+".join(keys))
 

@@ -1,4 +1,4 @@
-"""An A/B test's verdict, pure: a significant winner, trusted only on a sound split, beside the truth.
+"""An A/B test's verdict, pure: a significant winner, on a sound split, beside the truth.
 
     results (experiments service) ── SRM flagged? ── yes ─▶ no verdict: the split is broken
                                         │ no

@@ -68,11 +68,16 @@ MODEL = "ranker"
 TEST_SHARE = 0.2            # the newest impressions, held out for the gate
 MIN_IMPRESSIONS = 500       # logged lists with features, before the split
 MIN_CLICKS = 200
+MIN_PROPENSITY = 0.5      # training weights 1/theta capped at 2 (see fit_click_ranker)
 MIN_SHUFFLED = 100      # exploration lists before the held-out ones: the position bias
 BOOTSTRAP_RESAMPLES = 2_000
 EMBEDDINGS_FILE = "embeddings.npz"
 REPORT_FILE = "offline_report.json"
 FEATURES = list(RANKER_FEATURE_NAMES)
+# +1: the score may only rise with the feature. Taste and appeal signals, by design; see
+# fit_click_ranker for why the model needs the prior.
+INCREASING = ("cf_score", "content_score", "popularity", "genre_match")
+MONOTONE = [1 if name in INCREASING else 0 for name in FEATURES]
 
 LOGGED_IMPRESSIONS = """
 SELECT time_ms, data->>'request_id' AS request_id, data->>'user_id' AS user_id,
@@ -124,6 +129,8 @@ class GateReport:
     shuffled_impressions: int    # the exploration slice's lists, where the position bias is fit
     position_bias_eta: float     # theta(slot) = (1 + slot) ** -eta
     click_rate_by_slot_shuffled: list[float]
+    click_rate_shuffled: float   # per listed title: the exploration slice's price ...
+    click_rate_ordered: float    # ... against the lists shown in their ranked order
     train_impressions: int
     held_out_impressions: int
     held_out_lists_scored: int   # held-out lists with at least one click
@@ -273,11 +280,20 @@ def fit_click_ranker(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], seed:
 
     With `theta`, the unbiased pointwise loss (Saito et al., WSDM 2020): each row counts as a
     positive with weight click / theta and as a negative with weight 1 - click / theta (clipped
-    at 0), so its expected label is the title's attractiveness, not the slot's visibility."""
+    at 0), so its expected label is the title's attractiveness, not the slot's visibility.
+    theta is floored at MIN_PROPENSITY: a click on slot 10 would otherwise weigh 7 clicks on
+    slot 1, and a few such clicks would steer the fit (the usual clipped-IPS trade of a little
+    bias for much less variance).
+
+    The model learns from the titles that were shown (the top 10 of ~200 candidates) and then
+    ranks all candidates, most of a kind it never saw; unconstrained, it extrapolated a taste
+    signal backwards there (the first version served older, less popular titles and lost to
+    production in the A/B, docs/model-lifecycle.md). The monotone constraints (MONOTONE) keep
+    a higher cf_score, content_score, popularity or genre_match from ever lowering the score."""
     if theta is None:
         rows, labels, weights = x, y, None
     else:
-        positive = y / theta
+        positive = y / np.maximum(theta, MIN_PROPENSITY)
         rows = np.vstack([x, x])
         labels = np.r_[np.ones(len(y)), np.zeros(len(y))].astype(np.int64)
         weights = np.r_[positive, np.clip(1.0 - positive, 0.0, None)]
@@ -286,7 +302,7 @@ def fit_click_ranker(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], seed:
     ranker = HistGradientBoostingClassifier(
         max_iter=100, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=100,
         l2_regularization=1.0, early_stopping=True, validation_fraction=0.1,
-        n_iter_no_change=15, random_state=seed)
+        n_iter_no_change=15, random_state=seed, monotonic_cst=MONOTONE)
     with threadpool_limits(limits=1, user_api="openmp"):  # 2 shared cores: see recs.py
         ranker.fit(rows, labels, sample_weight=weights)
     return ranker
@@ -359,7 +375,10 @@ def retrain_ranker(root: Path, repository: ModelRepository, as_of: datetime,
         as_of=as_of.isoformat(), impressions=impressions, rows=len(rows), clicks=clicks,
         users=int(rows["user_id"].nunique()),
         shuffled_impressions=int(rows.loc[rows["shuffled"], "impression"].nunique()),
-        position_bias_eta=eta, click_rate_by_slot_shuffled=rates, train_impressions=cut,
+        position_bias_eta=eta, click_rate_by_slot_shuffled=rates,
+        click_rate_shuffled=float(rows.loc[rows["shuffled"], "clicked"].mean()),
+        click_rate_ordered=float(rows.loc[~rows["shuffled"], "clicked"].mean()),
+        train_impressions=cut,
         held_out_impressions=impressions - cut, held_out_lists_scored=len(ours),
         split_time=datetime.fromtimestamp(int(held["time_ms"].min()) / 1000, UTC).isoformat(),
         features_version=int(rows["features_version"].mode().iloc[0]),

@@ -492,6 +492,14 @@ def test_replications_each_with_its_own_split_are_pooled_into_one_result(api: Ap
     assert treatment["lift"]["p_value"] == pytest.approx(0.00742, abs=1e-5)  # as one test
     assert treatment["power"]["units_per_arm_used"] == 1000
     assert body["sample_ratio_mismatch"]["flagged"] is False
+    # as of when each stopped: the later clicks of its units do not count
+    api.counts.by_experiment_until[("rep-1", 100)] = {"control": counts(500, 90),
+                                                      "treatment": counts(500, 110)}
+    until = api.client.get("/v1/results/pooled", params={
+        "experiment": ["rep-1", "rep-2"], "until_ms": [100, 200]}).json()
+    assert [v["converted"] for v in until["variations"]] == [190, 240]
+    assert api.client.get("/v1/results/pooled", params={
+        "experiment": ["rep-1", "rep-2"], "until_ms": [100]}).status_code == 422
 
 
 def test_pooling_other_tests_one_split_twice_or_unknown_keys_is_refused(api: Api) -> None:
