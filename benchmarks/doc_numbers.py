@@ -11,9 +11,12 @@ A page holds a block as
 
 and NAME is a key of BLOCKS. Every figure in a block is read from a committed result
 (benchmarks/results/*.json, docs/evaluation/**) or is arithmetic on one, with the arithmetic
-shown; the only constants are the design brief's (its rates, users, budgets, uptime) and the
-assumptions an interview answer states aloud (peak factor, utilisation, retention). A result
-refreshed without its pages fails tests/unit/test_interview_numbers.py until this runs again.
+shown; the only constants are the design brief's (its rates, users, budgets, uptime), the aims
+issues 14 and 15 set, and the assumptions an interview answer states aloud (peak factor,
+utilisation, retention). The pages are the README, load-tests/README.md and everything under
+docs/. A result refreshed without its pages fails tests/unit/test_interview_numbers.py until
+this runs again; that test also checks what else can contradict itself mechanically (the Go
+version, the result files and sections pages link to, the settings defaults they quote).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import re
 import sys
 import tomllib
@@ -31,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ("README.md", "docs")  # every Markdown file under these is scanned for blocks
+# every Markdown file under these is scanned for blocks
+PAGES = ("README.md", "load-tests/README.md", "docs")
 
 # The design brief's numbers: requirements, not measurements.
 RECS_PER_DAY = 1_000_000_000
@@ -46,6 +51,12 @@ TARGET_UTILISATION = 0.5    # a process or Redis shard run at half a core: room 
 KAFKA_RETENTION_DAYS = 7    # Kafka's default log retention
 REPLICATION = 3             # Kafka replicas, one per zone; Redis: a master and 2 replicas
 STATE_RETENTION_DAYS = 31   # the card and customer logs trim records older than 31 days
+# Issues 14 and 15's targets, the aims the design pages are judged against.
+FRAUD_HTTP_AIMS = ((1000, FRAUD_BUDGET_MS), (500, 10))  # req/s for 60 s, p99 at most (ms)
+RECS_UNCACHED_AIM = 600     # req/s, every answer computed
+RECS_REALISTIC_AIM = 1000   # req/s, the population mix, cache share stated
+# A run kept up when it served this share of the rate offered (Poisson arrivals wander a little).
+KEPT_UP = 0.95
 # The code's own setting (services/common/bus/topics.py MIN_PARTITIONS; a test holds them equal).
 TRANSACTIONS_PARTITIONS = 12
 # The recommendation load mix changed at commit a70ed33 (2026-12-06 05:54 UTC): a run before it
@@ -605,10 +616,12 @@ def readme_status(r: Results, page: str) -> str:
     sentences = [
         "What was measured, on one 2-core machine with every service, Redis, Kafka and the load "
         f"generator on the same two cores: `make load` ({run.stamp} UTC) {gate} at its defaults, "
-        f"fraud {number(float(fraud['open']['rps']))} req/s p99 {fraud['closed']['p99_ms']} / "
-        f"{fraud['open']['p99_ms']} ms (closed / open loop), recommendations "
-        f"{number(float(recs['open']['rps']))} req/s p99 {recs['closed']['p99_ms']} / "
-        f"{recs['open']['p99_ms']} ms with {run.cache_share['open']} of answers from the cache "
+        f"fraud {number(float(fraud['closed']['rps']))} / {number(float(fraud['open']['rps']))} "
+        f"req/s at p99 {fraud['closed']['p99_ms']} / {fraud['open']['p99_ms']} ms (closed / open "
+        f"loop), recommendations {number(float(recs['closed']['rps']))} / "
+        f"{number(float(recs['open']['rps']))} req/s at p99 {recs['closed']['p99_ms']} / "
+        f"{recs['open']['p99_ms']} ms with {run.cache_share['closed']} / "
+        f"{run.cache_share['open']} of answers from the cache "
         f"({MIX_WORDS.get(run.mix, run.mix)}); the load sweeps' knees are "
         f"{number(fraud_knee)} req/s for fraud and {number(recs_knee)} for recommendations"
         f"{uncached_words}; "
@@ -653,6 +666,526 @@ def recs_freshness(r: Results, page: str) -> str:
             f"**{verdict}**); {beside}.")
 
 
+# ---------------------------------------------------------------- the design pages' own figures
+
+
+def page_link(target: str, page: str) -> str:
+    """A docs page (`docs/...`) as a relative link from `page`, anchor kept."""
+    path, _, anchor = target.partition("#")
+    rel = os.path.relpath(ROOT / path, (ROOT / page).parent)
+    return f"[{path.removeprefix('docs/')}]({rel}{'#' + anchor if anchor else ''})"
+
+
+def utc(stamp: str) -> str:
+    """2026-12-06T03:33:45+00:00 or 2026-12-06 04:16 UTC -> 2026-12-06 03:33."""
+    return stamp.replace("T", " ")[:16]
+
+
+ENVELOPE = "docs/interview/fraud.md#2-back-of-the-envelope"
+
+
+def fraud_stream_capacity(r: Results, page: str) -> str:
+    """The one sentence every page quotes for the stream scorers 10,000 tx/s needs."""
+    stream, run = stream_run(r)
+    cores = fraud_stream_cores(r)
+    scorers = math.ceil(cores["scorer"] / TARGET_UTILISATION)
+    attributed = cores["scorer"] + cores["redis"] + cores["kafka"] + cores["other work"]
+    per_tx_us = cores["scorer"] / TX_PER_S * 1e6
+    return (
+        f"Stream scorers for the brief's 10,000 tx/s, computed, not measured: the "
+        f"{run['processes']}-scorer drain of {number(run['backlog'])} transactions reached "
+        f"{number(run['lag_probe']['tx_per_s'])} tx/s on {stream['machine']['nproc']} cores "
+        f"({link('benchmarks/results/fraud_stream.json', page)}, {utc(stream['date'])} UTC) "
+        f"with {number(per_tx_us)} µs of scorer CPU a transaction, so 10,000 tx/s takes "
+        f"{number(cores['scorer'], 2)} scorer cores: **{scorers} scorer processes** at "
+        f"{round(100 * TARGET_UTILISATION)} % of a core each, and `transactions` needs at least "
+        f"{scorers} partitions ({TRANSACTIONS_PARTITIONS} today); with Redis, Kafka and the rest, "
+        f"{number(attributed, 1)} cores ({number(cores['machine'], 1)} at this machine's "
+        f"efficiency). The arithmetic: {page_link(ENVELOPE, page)}.")
+
+
+def workers_table(r: Results, page: str, name: str) -> str:
+    """A fraud_workers*.json run (benchmarks/fraud_workers.py): p99 per target and rate, knee."""
+    found = r.need(name)
+    rates = found["settings"]["rates"]
+    rows = []
+    for target, result in found["targets"].items():
+        steps = {step["offered_rps"]: step for step in result["steps"]}
+        cells = []
+        for rate in rates:
+            step = steps.get(rate)
+            if step is None:
+                cells.append("stopped")
+            elif step["within_budget"]:
+                cells.append(f"{number(step['p99_ms'], 1)} ms")
+            else:
+                p99 = step["p99_ms"]
+                cells.append(f"{number(p99, 1 if p99 < 1000 else 0)} ms "
+                             f"({number(step['achieved_rps'])} "
+                             "req/s served)")
+        # the rates ran out inside the budget: the knee is only a lower bound
+        lower = "at least " if steps.get(rates[-1], {}).get("within_budget") else ""
+        label = "bare-endpoint floor (floor.py, 1 process)" if target == "floor" else \
+            f"fraud, {target}"
+        rows.append([label, *cells, f"{lower}{number(result['knee_rps'])} req/s"])
+    machine = found["machine"]["at_start"]
+    requests = [s["requests"] for t in found["targets"].values() for s in t["steps"]]
+    return "\n".join([
+        f"{link(f'benchmarks/results/{name}.json', page)}: {utc(found['started'])} UTC, "
+        f"{machine['nproc']} cores ({machine['cpu_model']}), load average "
+        f"{machine['load_average_at_start'][0]:.1f} at start, Python "
+        f"{found['versions']['python']}, uvicorn {found['versions']['uvicorn']}, fastapi "
+        f"{found['versions']['fastapi']}, commit {found['commit']['commit'][:7]}; Redis "
+        f"{found['settings']['redis']}; open loop, {found['settings']['arrival']} arrivals, "
+        f"{found['settings']['step_s']:g} s a step ({number(min(requests))}-"
+        f"{number(max(requests))} requests a step); p99 a step, the knee the highest rate with "
+        f"p99 < {found['settings']['budget_ms']:g} ms:", "",
+        table(["target", *[f"{number(rate)} req/s" for rate in rates], "knee"], rows)])
+
+
+def fraud_workers(r: Results, page: str) -> str:
+    return workers_table(r, page, "fraud_workers")
+
+
+def fraud_workers_coalesced(r: Results, page: str) -> str:
+    return workers_table(r, page, "fraud_workers_coalesced")
+
+
+def stream_latency_words(found: Json) -> list[str]:
+    """Each open-loop stream run: its p99, or that the scorers fell behind."""
+    words = []
+    for run in found["latency"]:
+        rate = f"{number(run['rate'])} tx/s offered, {run['processes']} scorers"
+        if run["decisions_per_s"] < KEPT_UP * run["rate"]:
+            words.append(f"{rate}: fell behind ({number(run['decisions_per_s'])} decided a "
+                         f"second, p99 {number(run['latency_ms']['p99'] / 1000, 1)} s)")
+        else:
+            words.append(f"{rate}: p99 {number(run['latency_ms']['p99'])} ms")
+    return words
+
+
+def fraud_aims(r: Results, page: str) -> str:
+    """The fraud design's aims (issue 14) beside what the committed results say."""
+    stream, _ = stream_run(r)
+    plateau = r.need("fraud_stream_processes")
+    # fraud_stream.json's own 2-scorer drain wins over the plateau run's (the cores above use it)
+    drains = {t["processes"]: t["lag_probe"]["tx_per_s"]
+              for found in (plateau, stream) for t in found["throughput"]}
+    best = max(drains, key=lambda n: drains[n])
+    nproc = stream["machine"]["nproc"]
+    latency = stream_latency_words(stream) + stream_latency_words(plateau)
+    within = [run for found in (stream, plateau) for run in found["latency"]
+              if run["rate"] >= 5000 and run["latency_ms"]["p99"] < FRAUD_BUDGET_MS]
+    openloop = r.need("fraud_http_openloop")
+    file = link("benchmarks/results/fraud_http_openloop.json", page)
+    files = (f"{link('benchmarks/results/fraud_stream.json', page)}, "
+             f"{link('benchmarks/results/fraud_stream_processes.json', page)}")
+
+    def http(rate: int, limit_ms: float) -> tuple[str, str]:
+        runs = sorted((x for x in openloop["runs"] if x["offered_rps"] == rate),
+                      key=lambda x: float(x["p99_ms"]))
+        words = "; ".join(f"{x['fraud_workers']} worker{'s' if x['fraud_workers'] > 1 else ''}: "
+                          f"p99 {x['p99_ms']} ms, {number(int(x['requests']))} requests, "
+                          f"{x['failures']} failed" for x in runs)
+        met = [x for x in runs if float(x["p99_ms"]) <= limit_ms and int(x["failures"]) == 0]
+        verdict = (f"**met** ({met[0]['fraud_workers']} worker"
+                   f"{'s' if met[0]['fraud_workers'] > 1 else ''})") if met else "not met"
+        return f"60 s, the full demo stack, {file}: {words}", verdict
+
+    sweeps = sorted((r.root / "docs" / "evaluation" / "load-sweep").glob("*/sweep.json"))
+    knees = []
+    for path in sweeps:
+        found = json.loads(path.read_text("utf-8"))
+        if "fraud" in found["designs"]:
+            knees.append(f"{number(found['designs']['fraud']['service']['knee_rps'])} "
+                         f"({utc(found['generated'])[11:]})")
+    rows = [
+        ["stream: drain >= 10,000 tx/s",
+         f"**{number(drains[2])} tx/s** with 2 scorers; "
+         + ", ".join(f"{number(drains[n])} with {n}" for n in sorted(drains) if n != 2)
+         + f" ({files})",
+         "met" if drains[best] >= TX_PER_S else f"not met on {nproc} cores"],
+        ["stream: 5,000 tx/s offered, event -> decision p99 < 50 ms",
+         "; ".join(latency) + f" ({files})",
+         "met" if within else "not met"],
+        *[[f"HTTP: {number(rate)} req/s for 60 s, p99 <= {limit:g} ms", *http(rate, limit)]
+          for rate, limit in FRAUD_HTTP_AIMS],
+        ["a load sweep with the floor",
+         "fraud knees in the committed sweeps, req/s (UTC): " + ", ".join(knees)
+         + f" ({link('docs/evaluation/load-sweep', page)})", "built and run"],
+    ]
+    return table(["aim (issue 14)", "measured", "verdict"], rows)
+
+
+def fraud_features_latency(r: Results, page: str) -> str:
+    """benchmarks/fraud_features_online.py: one transaction's state and features, the writer."""
+    found = r.need("fraud_features_online")
+    meta, reads, writes, store = (found["meta"], found["reads"], found["writes"],
+                                  found["store"])
+    steps = (("total", "**record + read + features**"),
+             ("read", "record and read (one round trip, 6 script calls + decode)"),
+             ("features", "features (`batch_features`, n = 1)"))
+    columns = ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "mean_ms", "max_ms")
+    rows = [[label, *[f"{reads[key][c]:.3f}" for c in columns]] for key, label in steps]
+    tx = writes["transactions"]
+    per_tx_us = writes["redis_server_s"] / tx["events"] * 1e6
+    per_read = found["records_per_read"]
+    return "\n".join([
+        f"{link('benchmarks/results/fraud_features_online.json', page)}: {meta['date']}, "
+        f"{meta['cpus']} cores, load average {meta['load_avg_1m']}, {meta['redis']}, redis-py "
+        f"{meta['redis_py']} with {meta['parser']}, {meta['protocol']}, Python "
+        f"{meta['python']}; {number(found['samples'])} samples.", "",
+        table(["step (a batch of one)", *[c.removesuffix("_ms") + " ms" for c in columns]],
+              rows), "",
+        f"Records decoded per read (card + customer): median {per_read['median']:g}, p99 "
+        f"{per_read['p99']:g}, max {per_read['max']}. The writer recorded the world's "
+        f"{number(tx['events'])} transactions at **{number(tx['per_second'])} tx/s** (labels "
+        f"{number(writes['labels']['per_second'])}/s) in batches of 500; Redis spent "
+        f"{writes['redis_server_s']:.1f} s of its own time on them, "
+        f"**{number(per_tx_us)} µs a transaction**. After the fill: {number(store['keys'])} "
+        f"keys, {number(store['used_memory'] / 1e6)} MB `used_memory`.",
+    ])
+
+
+def kafka_clients(r: Results, page: str) -> str:
+    """benchmarks/kafka_clients.py: the two adapters side by side."""
+    found = r.need("kafka_clients")
+    median, setup = found["median"], found["setup"]
+    py, rd = median["kafka-python"], median["confluent"]
+    rows = []
+    for way in ("produce", "consume"):
+        rate = rd[way]["msg_per_s"] / py[way]["msg_per_s"]
+        cpu = py[way]["cpu_s_per_10k"] / rd[way]["cpu_s_per_10k"]
+        rows.append([f"{way}, msg/s", number(py[way]["msg_per_s"]),
+                     f"**{number(rd[way]['msg_per_s'])}**", f"{rate:.1f}x"])
+        rows.append([f"{way}, CPU s per 10k msgs", f"{py[way]['cpu_s_per_10k']:.2f}",
+                     f"**{rd[way]['cpu_s_per_10k']:.3f}**", f"{cpu:.0f}x less"])
+    client_s = py["produce"]["cpu_s_per_10k"] + py["consume"]["cpu_s_per_10k"]
+    rd_s = rd["produce"]["cpu_s_per_10k"] + rd["consume"]["cpu_s_per_10k"]
+    versions = found["versions"]
+    return "\n".join([
+        f"{link('benchmarks/results/kafka_clients.json', page)}: {utc(found['date'])} UTC, "
+        f"{found['machine']['cpus']} cores ({found['machine']['cpu']}), load average "
+        f"{found['load_before'][0]:.1f} before; broker {versions['broker']}, kafka-python "
+        f"{versions['kafka-python']}, confluent-kafka {versions['confluent-kafka']} (librdkafka "
+        f"{versions['librdkafka']}), Python {found['machine']['python']}:", "",
+        table([f"median of {setup['repeats']} runs x {number(setup['messages'])} messages",
+               "kafka-python", "confluent-kafka", "ratio"], rows), "",
+        f"At 10,000 tx/s a stream scorer consumes and produces 10,000 messages a second: with "
+        f"kafka-python {py['consume']['cpu_s_per_10k']:.2f} + "
+        f"{py['produce']['cpu_s_per_10k']:.2f} = {client_s:.1f} CPU seconds every second for "
+        f"the client alone; with librdkafka {rd_s:.2f} s. {kafka_spread(found)}",
+    ])
+
+
+def kafka_spread(found: Json) -> str:
+    """How far the runs of one client spread, and the ratio within each run pair."""
+    runs: dict[int, dict[str, Json]] = {}
+    for run in found["runs"]:
+        runs.setdefault(run["repeat"], {})[run["client"]] = run
+    pairs = [pair for pair in runs.values() if len(pair) == 2]
+
+    def spread(way: str) -> str:
+        ratios = [p["kafka-python"][way]["cpu_s_per_10k"] / p["confluent"][way]["cpu_s_per_10k"]
+                  for p in pairs]
+        return f"{min(ratios):.0f}-{max(ratios):.0f}x"
+
+    rates = [run["produce"]["msg_per_s"] for run in found["runs"] if run["client"] == "confluent"]
+    return (f"The runs are noisy (a shared machine): confluent's produce ranged "
+            f"{number(min(rates) / 1000)}k-{number(max(rates) / 1000)}k msg/s over its runs; "
+            f"runs alternate between the clients, and within each of the {len(pairs)} pairs "
+            f"librdkafka used {spread('produce')} less CPU per produced message and "
+            f"{spread('consume')} less per consumed one. The ratio, not the absolute rate, is "
+            "what this run measures.")
+
+
+def slo_csv(path: Path) -> Json:
+    with path.open(encoding="utf-8") as f:
+        return dict(next(csv.DictReader(f)))
+
+
+def served_share(path: Path, source: str) -> float:
+    with path.open(encoding="utf-8") as f:
+        counts = {row["served_from"]: int(row["answers"]) for row in csv.DictReader(f)}
+    total = sum(n for name, n in counts.items() if name != "malformed")
+    return counts.get(source, 0) / total if total else 0.0
+
+
+def recs_targets(r: Results, page: str) -> str:
+    """Issue 15's targets for the recommender beside the committed runs that answer them."""
+    evaluation = r.root / "docs" / "evaluation"
+    freshness = sorted(evaluation.glob("freshness-*/freshness.json"))[-1]
+    probes = json.loads(freshness.read_text("utf-8"))
+    uncached = slo_csv(freshness.parent / "openloop_slo.csv")
+    computed = served_share(freshness.parent / "openloop_served_from.csv", "computed")
+    realistic_dir = sorted(evaluation.glob("recs-1000-*"))[-1]
+    realistic = slo_csv(realistic_dir / "openloop_slo.csv")
+    cached = served_share(realistic_dir / "openloop_served_from.csv", "cache")
+    _, sweep = r.sweep("recs-uncached")
+    knee = sweep["designs"]["recs"]["service"]["knee_rps"]
+    knee_uncached = sweep["designs"]["recs-uncached"]["service"]["knee_rps"]
+    memory = r.need("recs_memory")
+    cpu = r.need("recs_cpu")
+    per_core = {round(100 * c["hit_ratio"]): c["req_s_per_core"] for c in cpu["capacity"]}
+    run = r.load_run()
+    gates = {row["verdict"] for loops in run.slo.values() for row in loops.values()}
+
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**not met**"
+
+    fresh_ok = probes["summary"]["passed"]
+    uncached_ok = (uncached["verdict"] == "PASS" and computed == 1.0
+                   and float(uncached["rps"]) >= KEPT_UP * RECS_UNCACHED_AIM)
+    realistic_ok = (realistic["verdict"] == "PASS"
+                    and float(realistic["rps"]) >= KEPT_UP * RECS_REALISTIC_AIM)
+    fresh_link = link(str(freshness.parent.relative_to(r.root)) + "/openloop_slo.csv", page)
+    rows = [
+        [f"uncached: >= {number(RECS_UNCACHED_AIM)} req/s open loop, p99 < {RECS_BUDGET_MS} ms, "
+         "0 errors, every answer computed",
+         f"during `make load-freshness` ({utc(probes['when'])} UTC, {fresh_link}): "
+         f"{number(float(uncached['rps']))} req/s reached, {number(int(uncached['requests']))} "
+         f"requests, {round(100 * computed)} % computed, {uncached['failures']} failed, p99 "
+         f"{uncached['p99_ms']} ms; the sweep's uncached knee {number(knee_uncached)} req/s",
+         verdict(uncached_ok)],
+        [f"realistic traffic: >= {number(RECS_REALISTIC_AIM)} req/s, p99 < {RECS_BUDGET_MS} ms, "
+         "cache share stated",
+         f"the sweep's knee {number(knee)} req/s; 1,000 req/s offered for 30 s "
+         f"({link(str(realistic_dir.relative_to(r.root)) + '/openloop_slo.csv', page)}): "
+         f"{number(float(realistic['rps']))} req/s reached, p99 {realistic['p99_ms']} ms, "
+         f"{round(100 * cached)} % of answers from the cache", verdict(realistic_ok)],
+        ["a watch changes that user's next list within 1 s under the uncached run",
+         f"p99 {probes['summary']['p99_ms']} ms over {number(probes['summary']['probes'])} "
+         "probes (above)", verdict(fresh_ok)],
+        ["`make load` passes at its defaults (recs 300, fraud 500)",
+         f"the newest committed run ({run.stamp} UTC, {run.mix} mix): every gate "
+         f"{'PASS' if gates == {'PASS'} else 'not PASS'} (the make-load table above)",
+         verdict(gates == {"PASS"})],
+        ["memory per user and per title; 200 M users",
+         f"{number(memory['bytes_per_user']['mean'])} B a seeded user, "
+         f"{size(USERS * memory['bytes_per_user']['mean'])} and "
+         f"{memory['projection']['masters']} masters of {number(memory['projection']['shard_gb'])}"
+         f" GB for 200 M ({page_link('docs/interview/recommendations.md', page)})", "measured"],
+        ["capacity plan from measured per-core rates",
+         f"the cores table above: {number(per_core[0])} req/s a core uncached, "
+         f"{number(per_core[50])} at half the answers cached", "measured"],
+    ]
+    return table(["target", "measured", ""], rows)
+
+
+def records_writer(r: Results, page: str) -> str:
+    """benchmarks/records_writer.py: fraud decisions from Kafka into PostgreSQL."""
+    found = r.need("records_writer")
+    setup = found["setup"]
+    rows = []
+    for batch, median in sorted(found["throughput_median"].items(), key=lambda x: -int(x[0])):
+        runs = [run["decisions_per_s"] for run in found["throughput_runs"]
+                if run["max_batch"] == int(batch)]
+        rows.append([f"throughput, a backlog of {number(setup['backlog'])} drained, polled "
+                     f"batches of {number(int(batch))}",
+                     f"**{' and '.join(number(x) for x in runs)} decisions/s** (median "
+                     f"{number(median)})"])
+    for steady in found["steady"]:
+        lag = steady["lag_ms"]
+        rows.append([f"lag at a steady {number(steady['rate_per_s'])} decisions/s, "
+                     f"{steady['seconds']:g} s ({number(steady['decisions'])} decisions), event "
+                     "time to commit",
+                     f"p50 {lag['p50']} ms, p99 {lag['p99']} ms, max {lag['max']} ms"])
+    loads = [run["load"][0] for run in [*found["throughput_runs"], *found["steady"]]]
+    best = max(found["throughput_median"].values())
+    openloop = max(x["offered_rps"] for x in r.need("fraud_http_openloop")["runs"]
+                   if x["verdict"] == "PASS")
+    return "\n".join([
+        f"{link('benchmarks/results/records_writer.json', page)}: {utc(found['date'])} UTC, "
+        f"{found['machine']['cpus']} shared cores, load average {min(loads):.0f} to "
+        f"{max(loads):.0f} during the runs, PostgreSQL "
+        f"{found['versions']['postgresql'].split()[0]}, "
+        f"{setup['writer_threads']} writer thread, events of {setup['event_bytes']} bytes:", "",
+        table(["what", "measured"], rows), "",
+        f"One writer thread drains {number(best / openloop, 1)} times the {number(openloop)} "
+        "req/s the fraud service held for a minute "
+        f"({link('benchmarks/results/fraud_http_openloop.json', page)}).",
+    ])
+
+
+def lake_sink(r: Results, page: str) -> str:
+    """benchmarks/lake_sink.py: every topic to Parquet, throughput and publish -> durable lag."""
+    found = r.need("lake_sink")
+    backlog = found["backlog"]
+    rows = [["throughput, one sink process", f"{number(backlog['events'])} events already on "
+             "the topics",
+             f"{number(backlog['rows_per_s'])} rows/s ({backlog['wall_s']:g} s; "
+             f"{backlog['cpu_s_per_10k']:.2f} CPU s per 10,000 rows; {backlog['files']} files)"]]
+    for steady in found["steady"]:
+        lag = {k: v / 1000 for k, v in steady["lag_ms"].items()}
+        rows.append([f"lag publish -> durable in Parquet, {steady['flush_interval_s']:g} s "
+                     "flushes",
+                     f"{number(steady['rate_per_s'])} events/s for {steady['seconds']} s "
+                     f"({number(steady['events'])} events)",
+                     f"p50 {lag['p50']:.1f} s, p99 {lag['p99']:.1f} s, max {lag['max']:.1f} s "
+                     f"({steady['files']} files)"])
+    rate = max(s["rate_per_s"] for s in found["steady"])
+    return "\n".join([
+        f"{link('benchmarks/results/lake_sink.json', page)}: {utc(found['date'])} UTC, "
+        f"{found['machine']['cpus']} shared cores, load average {found['load_before'][0]:.1f} "
+        f"before and {found['load_after'][0]:.1f} after, pyarrow {found['versions']['pyarrow']}, "
+        f"confluent-kafka {found['versions']['confluent-kafka']}, {found['setup']['topics']}, "
+        f"{found['setup']['partitions']} partitions:", "",
+        table(["measure", "load", "result"], rows), "",
+        f"One process drains {number(backlog['rows_per_s'] / rate)} times the "
+        f"{number(rate)} events/s of the steady runs.",
+    ])
+
+
+def io_change(r: Results, page: str, name: str, stage: str, what: str) -> str:
+    """One stage of a benchmarks/stream_io.py result, before and after the commit it measured;
+    with `stage` the only one the commit changed, how far the others moved is the noise."""
+    found = r.need(name)
+    median, setup, commits = found["median"], found["setup"], found["commits"]
+    most = max(found["after_over_before"].values())
+    least = min(found["after_over_before"].values())
+    noise = ("" if stage == "total outside scoring" else
+             f" Between the two, the stages ran {least:.2f}x to {most:.2f}x their earlier time, "
+             "those the change did not touch included: the machine's noise, so read the figures "
+             "as orders of magnitude.")
+    return (f"{what}: a median {median['before'][stage]:.1f} µs an event before, "
+            f"{median['after'][stage]:.1f} after (commits {commits['before'][:7]} and "
+            f"{commits['after'][:7]}, {number(setup['events'])} events, {setup['repeats']} "
+            f"alternating runs, {link(f'benchmarks/results/{name}.json', page)}, "
+            f"{utc(found['date'])} UTC, load average {found['load_before'][0]:.1f} before)."
+            f"{noise}")
+
+
+def stream_io(r: Results, page: str) -> str:
+    return io_change(r, page, "stream_io", "total outside scoring",
+                     "The stream's I/O around the batch (poll, decode, validate, dedupe, encode, "
+                     "publish)")
+
+
+def decision_event_cost(r: Results, page: str) -> str:
+    return io_change(r, page, "decision_event_reasons", "encode",
+                     "Encoding a decision event with every reason")
+
+
+def fraud_policy(r: Results, page: str) -> str:
+    """The shipped fraud policy on the replayed test week, and its cost against the cheapest
+    thresholds (benchmarks/fraud_policy_eval.py -> docs/evaluation/fraud-policy.json)."""
+    path = "docs/evaluation/fraud-policy.json"
+    found = json.loads((r.root / path).read_text("utf-8"))
+    week, shipped, cheapest = found["week"], found["shipped"], found["cheapest_in_sample"]
+    holdout = found["holdout"]
+    scores = {s["action"]: s for s in shipped["scores"]}
+    decline, review = scores["decline"], scores["review"]
+    both = scores["review or decline"]
+
+    def at(t: Json) -> str:
+        return (f"review >= {t['review_at']:.2f}, decline >= {t['decline_at']:.2f}, the model "
+                f"alone >= {t['ml_decline_at']:.2f}")
+
+    fitted, kept = holdout["fitted_on_score_days"], holdout["shipped_on_score_days"]
+    return (
+        f"The test week ({number(week['transactions'])} transactions, {number(week['frauds'])} "
+        f"frauds) replayed through the service's own pipeline, all {found['rules']} rules with "
+        f"the production model ({link(path, page)}, {utc(found['when'])} UTC): declines "
+        f"precision {decline['precision']:.3f}, recall {decline['recall']:.3f}, false-positive "
+        f"rate {decline['false_positive_rate']:.5f}; reviews precision {review['precision']:.3f}, "
+        f"recall {review['recall']:.3f}; together {both['recall']:.3f} of the frauds reach an "
+        f"action. With the stated cost matrix ({found['cost_matrix']['describe']}) the shipped "
+        f"thresholds cost {number(shipped['total_cost'])} on the week with "
+        f"{shipped['reviews_per_day']:.1f} reviews a day; the cheapest on the grid "
+        f"({at(cheapest['thresholds'])}) costs {number(cheapest['total_cost'])} with "
+        f"{cheapest['reviews_per_day']:.1f} reviews a day, in sample. Fitted on days "
+        f"{holdout['fit_days']} and scored on days {holdout['score_days']} it costs "
+        f"{number(fitted['total_cost'])} with {fitted['reviews_per_day']:.1f} reviews a day, "
+        f"against the shipped {number(kept['total_cost'])} with "
+        f"{kept['reviews_per_day']:.1f}.")
+
+
+def recs_feature_logging(r: Results, page: str) -> str:
+    """benchmarks/recs_feature_logging.py: what logging the served features costs a request."""
+    found = r.need("recs_feature_logging")
+    rows = []
+    for variant, result in found["variants"].items():
+        cpu, added = result["cpu_ms_per_request"], result["added_cpu_ms"]
+        share, size_ = result["added_share"], result["impression_bytes"]
+        for path in ("computed", "cached"):
+            rows.append([f"{variant}, {path}", f"{cpu[path + '_off']:.3f} ms",
+                         f"{cpu[path + '_on']:.3f} ms",
+                         f"+{added[path]:.3f} ms (+{round(100 * share[path])} %)",
+                         f"{size_['off']:,.0f} -> {size_['on']:,.0f}" if path == "computed"
+                         else ""])
+    machine = found["machine"]
+    return "\n".join([
+        f"In process, one thread, BLAS {found['blas_threads']} thread, the production ranker's "
+        f"{number(found['titles'])} titles, {found['users']} users x {found['rounds']} rounds, "
+        f"logging on and off interleaved, median "
+        f"({link('benchmarks/results/recs_feature_logging.json', page)}: "
+        f"{utc(found['when'])} UTC, {machine['cpus']} shared cores at load "
+        f"{machine['load_1m']:.2f}):", "",
+        table(["path", "off", "on", "added", "impression bytes"], rows)])
+
+
+def recs_shadow(r: Results, page: str) -> str:
+    """benchmarks/recs_shadow.py: a shadow ranker on every computed request, off and on."""
+    found = r.need("recs_shadow")
+    rows = []
+    for variant, result in found["variants"].items():
+        off, on = result["off"], result["on"]
+        rows.append([variant, f"{off['wall_p50_ms']:.2f} / {on['wall_p50_ms']:.2f} ms",
+                     f"{off['wall_p99_ms']:.1f} / {on['wall_p99_ms']:.1f} ms",
+                     f"{off['request_thread_cpu_ms']:.3f} / {on['request_thread_cpu_ms']:.3f} ms",
+                     f"{on['shadow_cpu_ms_per_job']:.2f} ms"])
+    machine = found["machine"]
+    return "\n".join([
+        f"Share {found['share']:g}, in process, every list computed, {found['users']} users x "
+        f"{found['rounds']} rounds per mode ({link('benchmarks/results/recs_shadow.json', page)}: "
+        f"{utc(found['when'])} UTC, {machine['cpus']} shared cores at load "
+        f"{machine['load_1m']:.2f}):", "",
+        table(["variant", "wall p50 off / on", "wall p99 off / on",
+               "request thread CPU off / on", "shadow CPU per job"], rows)])
+
+
+def fraud_stream_world(r: Results, page: str) -> str:
+    """The world the stream benchmark drains, and that every transaction was decided."""
+    stream, run = stream_run(r, processes=1)
+    world, actions = stream["world"], run["metrics"]["actions"]
+    decided = "Every one" if run["decisions"] == run["backlog"] else number(run["decisions"])
+    return (f"The world: {number(world['customers'])} customers "
+            f"({number(world['backlog_cards'])} cards in the backlog), the backlog its last "
+            f"{world['backlog_days']:.1f} days ({number(run['backlog'])} transactions, fraud rate "
+            f"{100 * world['backlog_fraud_rate']:.2f} %) in their own order and spacing behind "
+            f"{number(world['history_transactions'])} transactions of history. {decided} of the "
+            f"{number(run['backlog'])} was decided with {run['processes']} scorer, and the "
+            f"decisions by action add up to {number(sum(actions.values()))} ("
+            + ", ".join(f"{action} {number(n)}" for action, n in actions.items()) + ").")
+
+
+def movielens_online(r: Results, page: str) -> str:
+    """make movielens-check: served lists against the same model's offline lists, rerank on/off."""
+    folder = r.root / "docs" / "evaluation"
+    on = json.loads((folder / "movielens-online.json").read_text("utf-8"))
+    off = json.loads((folder / "movielens-online-no-rerank.json").read_text("utf-8"))
+    without = {c["variant"]: c for c in off["comparisons"]}
+
+    def interval(x: Json, signed: bool = False) -> str:
+        fmt = "+.3f" if signed else ".3f"
+        return f"{x['mean']:{fmt}} ({x['low']:{fmt}} to {x['high']:{fmt}})" if signed else \
+            f"{x['mean']:.3f} ({x['low']:.3f}-{x['high']:.3f})"
+
+    rows = [[f"{c['variant']} ({c['algorithm']})", str(c["users"]),
+             interval(c["recall_offline"]), interval(c["recall_online"]),
+             interval(c["recall_difference"], True),
+             interval(without[c["variant"]]["recall_difference"], True)]
+            for c in on["comparisons"]]
+    return "\n".join([
+        f"{link('docs/evaluation/movielens-online.json', page)} and, rerank off, "
+        f"{link('docs/evaluation/movielens-online-no-rerank.json', page)} "
+        f"({utc(on['generated'])} UTC, {on['machine']['cores']} shared cores, "
+        f"{on['model']['name']} v{on['model']['version']}, {on['users_asked']} held-out users, "
+        f"{number(on['bootstrap_resamples'])} bootstrap resamples):", "",
+        table(["variant", "users", f"recall@{on['k']} offline (95 % CI)", "online",
+               "online - offline, paired", "the same, rerank off"], rows)])
+
+
 BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "recs-freshness": recs_freshness,
     "recs-scale": recs_scale,
@@ -666,6 +1199,22 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "make-load": load_table,
     "load-sweep": sweep_table,
     "readme-status": readme_status,
+    "fraud-stream-capacity": fraud_stream_capacity,
+    "fraud-workers": fraud_workers,
+    "fraud-workers-coalesced": fraud_workers_coalesced,
+    "fraud-aims": fraud_aims,
+    "fraud-features-latency": fraud_features_latency,
+    "kafka-clients": kafka_clients,
+    "recs-targets": recs_targets,
+    "records-writer": records_writer,
+    "lake-sink": lake_sink,
+    "stream-io": stream_io,
+    "decision-event-cost": decision_event_cost,
+    "fraud-policy": fraud_policy,
+    "recs-feature-logging": recs_feature_logging,
+    "recs-shadow": recs_shadow,
+    "fraud-stream-world": fraud_stream_world,
+    "movielens-online": movielens_online,
 }
 
 # The body runs from the line after `begin` to the line before `end`, its last newline included

@@ -1,7 +1,7 @@
 """The scorer's state on Redis: record a batch and read its features' state in one round trip.
 
     store = RedisFraudStore(client)
-    read = store.record_and_read(batch)     # GET earlier decisions + six script calls per txn
+    read = store.record_and_read(batch)     # earlier decisions + six views' state, one pipeline
     earlier = store.remember([(txn_id, decision)], 60)  # SET NX GET: the first one wins
 
 Each script records the transaction in one entity's keys and replies with that entity's state,
@@ -17,8 +17,18 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from services.common.fraud_online import RedisFraudState, StateBatch, TransactionLike
-from services.common.fraud_online.redis_state import RedisClient
+from services.common.fraud_online.redis_state import RedisClient, send
+from services.common.fraud_online.scripts import for_each
 from services.common.ids import hash_tag
+
+# Each gathered as the state's scripts are (one call for many decisions): hundreds of plain
+# commands a batch cost the client more to pack and parse than the state itself.
+GET_DECISIONS = for_each("get_decisions", "return redis.call('GET', KEYS[1])", keys=1, args=0)
+# ARGV: the decision, the window (s). SET NX GET: stores it unless one is there; replies with
+# the one that was there, or nil.
+REMEMBER_DECISIONS = for_each(
+    "remember_decisions", "return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'EX', ARGV[2])",
+    keys=1, args=2)
 
 
 @dataclass(frozen=True)
@@ -53,15 +63,15 @@ class RedisFraudStore:
 
     def record_and_read(self, transactions: Sequence[TransactionLike]) -> StateRead:
         earlier, state = self._state.record_and_read(
-            transactions, [("GET", self.decision_key(t.transaction_id)) for t in transactions])
+            transactions, [(GET_DECISIONS, (self.decision_key(t.transaction_id),), ())
+                           for t in transactions])
         return StateRead(state, earlier)
 
     def remember(self, decisions: Sequence[tuple[str, bytes]],
                  window_s: int) -> list[bytes | None]:
-        pipe = self._client.pipeline(transaction=False)
-        for transaction_id, decision in decisions:
-            pipe.set(self.decision_key(transaction_id), decision, ex=window_s, nx=True, get=True)
-        return list(pipe.execute())
+        return send(self._client, (), [
+            (REMEMBER_DECISIONS, (self.decision_key(transaction_id),), (decision, window_s))
+            for transaction_id, decision in decisions])[1]
 
     def recall(self, transaction_id: str) -> bytes | None:
         return cast(bytes | None, self._client.get(self.decision_key(transaction_id)))

@@ -25,10 +25,11 @@ def main() -> None:
         return
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
     grace = settings.lake_compact_grace_s if args.grace_s is None else args.grace_s
+    keep = None if settings.lake_keep_days is None else timedelta(days=settings.lake_keep_days)
     done = compact_closed_hours(settings.lake_root, LAKE_TOPICS, datetime.now(UTC),
-                                timedelta(seconds=grace))
+                                timedelta(seconds=grace), keep)
     print(f"compacted {done.hours} hour(s) from {done.merged_files} part file(s); "
-          f"{done.removed_leftovers} leftover(s) removed")
+          f"{done.removed_leftovers} leftover(s) removed; {done.expired_days} day(s) expired")
 
 
 if __name__ == "__main__":

@@ -30,9 +30,11 @@ def build_sink_loop(settings: LakeSettings, metrics: LakeMetrics) -> SinkLoop:
     ])
     client_id = f"{settings.service_name}-{settings.lake_group}"
     grace = timedelta(seconds=settings.lake_compact_grace_s)
+    keep = None if settings.lake_keep_days is None else timedelta(days=settings.lake_keep_days)
 
     def compact() -> CompactionOutcome:
-        return compact_closed_hours(settings.lake_root, LAKE_TOPICS, datetime.now(UTC), grace)
+        return compact_closed_hours(settings.lake_root, LAKE_TOPICS, datetime.now(UTC), grace,
+                                    keep)
 
     return SinkLoop(
         source=kafka_record_source(settings, settings.lake_group, LAKE_TOPICS, client_id),

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -30,7 +31,12 @@ from services.common.lake.files import (
     with_sources,
     write_atomically,
 )
-from services.common.lake.layout import COMPACTED, TEMP_PREFIX, hour_directories
+from services.common.lake.layout import (
+    COMPACTED,
+    TEMP_PREFIX,
+    hour_directories,
+    topic_directory,
+)
 
 logger = logging.getLogger(__name__)
 LOCK_FILE = ".compaction.lock"
@@ -42,6 +48,7 @@ class CompactionOutcome:
     hours: int = 0          # hours rewritten into a new compacted file
     merged_files: int = 0   # part files merged (and deleted)
     removed_leftovers: int = 0  # part files a compacted file already held (an earlier crash)
+    expired_days: int = 0   # date directories deleted by retention (one per topic and day)
 
 
 def compact_hour(hour_dir: Path) -> CompactionOutcome:
@@ -73,11 +80,26 @@ def compact_hour(hour_dir: Path) -> CompactionOutcome:
     return outcome
 
 
+def expire_days(root: Path, topics: tuple[str, ...], before: date) -> int:
+    """Delete `topics`' whole days older than `before` (event time, as the lake is laid out):
+    retention by the day, never a part of one. How many date directories went."""
+    gone = 0
+    for topic in topics:
+        for date_dir in sorted(topic_directory(root, topic).glob("date=*")):
+            if date.fromisoformat(date_dir.name.removeprefix("date=")) < before:
+                shutil.rmtree(date_dir)
+                gone += 1
+    return gone
+
+
 def compact_closed_hours(root: Path, topics: tuple[str, ...], now: datetime,
-                         grace: timedelta) -> CompactionOutcome:
-    """Compact every hour of `topics` that ended more than `grace` before `now`."""
+                         grace: timedelta, keep: timedelta | None = None) -> CompactionOutcome:
+    """Compact every hour of `topics` that ended more than `grace` before `now`; with `keep`,
+    first delete the days that ended more than `keep` before it."""
     total = CompactionOutcome()
     with _exclusive(root):
+        if keep is not None:
+            total.expired_days = expire_days(root, topics, (now - keep).date())
         for topic in topics:
             for key, hour_dir in hour_directories(root, topic):
                 if key.ends_at() + grace > now:
@@ -86,9 +108,10 @@ def compact_closed_hours(root: Path, topics: tuple[str, ...], now: datetime,
                 total.hours += done.hours
                 total.merged_files += done.merged_files
                 total.removed_leftovers += done.removed_leftovers
-    if total.hours or total.removed_leftovers:
+    if total.hours or total.removed_leftovers or total.expired_days:
         logger.info("lake compacted", extra={"hours": total.hours, "files": total.merged_files,
-                                             "leftovers": total.removed_leftovers})
+                                             "leftovers": total.removed_leftovers,
+                                             "expired_days": total.expired_days})
     return total
 
 

@@ -23,3 +23,7 @@ class LakeSettings(LakeStoreSettings):
     # An hour is compacted once it ended this long ago; a later event still lands, in a part
     # file the next compaction merges.
     lake_compact_grace_s: float = Field(600.0, ge=0)
+    # Retention by event day, applied with each compaction; unset keeps everything. Replayed
+    # history is partitioned by its own (old) event time: set it above the oldest day a
+    # training set needs.
+    lake_keep_days: float | None = Field(None, gt=0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,9 +49,9 @@ class ServedList(RecommendationList):
     features: ServedFeatures | None = None
     shuffled: bool = False    # listed in a random order: the exploration slice
 
-    def public(self) -> RecommendationList:
-        return RecommendationList.model_validate(self.model_dump(exclude={"features",
-                                                                          "shuffled"}))
+    def public(self) -> dict[str, Any]:
+        """The API's fields, as they are: validated when the list was built or read back."""
+        return {name: getattr(self, name) for name in RecommendationList.model_fields}
 
 
 class RecommendationsResponse(RecommendationList):

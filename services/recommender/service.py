@@ -394,8 +394,10 @@ class RecommenderService:
         self._metrics.responses.labels(served_from, listed.variant).inc()
         for dependency in fallbacks:
             self._metrics.fallbacks.labels(dependency).inc()
-        return RecommendationsResponse(
-            **dict(listed.public()), request_id=request_id, served_from=served_from,
+        # model_construct: every field is validated already (the list when it was built or read
+        # back, the rest by their types here); validating again cost as much as the cache read.
+        return RecommendationsResponse.model_construct(
+            **listed.public(), request_id=request_id, served_from=served_from,
             fallbacks=fallbacks, processing_time_ms=round((time.perf_counter() - start) * 1e3, 3))
 
     @contextmanager

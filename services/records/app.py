@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
@@ -84,6 +85,8 @@ class RecordsMetrics:
         self.relayed = metrics.counter("outbox_relayed", "outbox messages published to Kafka")
         self.audited = metrics.counter("registry_changes_recorded",
                                        "model registry changes copied to the audit log")
+        self.expired = metrics.counter("records_expired",
+                                       "decisions and labels deleted by retention")
         self.loop_errors = metrics.counter("loop_errors", "failed rounds of a loop, retried",
                                            ("loop",))
 
@@ -155,10 +158,22 @@ def loops(settings: RecordsSettings, pool: ConnectionPool, publisher: Publisher,
         metrics.audited.inc(new)
         return new
 
-    return [Loop("outbox-relay", relay_round, settings.records_outbox_interval_s,
-                 metrics.loop_errors.labels("outbox-relay").inc),
-            Loop("registry-audit", audit_round, settings.records_registry_sync_interval_s,
-                 metrics.loop_errors.labels("registry-audit").inc)]
+    built = [Loop("outbox-relay", relay_round, settings.records_outbox_interval_s,
+                  metrics.loop_errors.labels("outbox-relay").inc),
+             Loop("registry-audit", audit_round, settings.records_registry_sync_interval_s,
+                  metrics.loop_errors.labels("registry-audit").inc)]
+    keep_days = settings.records_keep_days
+    if keep_days is not None:
+        records = PostgresDecisionRecords(pool)
+
+        def retention_round() -> int:
+            gone = records.expire(datetime.now(UTC) - timedelta(days=keep_days))
+            metrics.expired.inc(gone)
+            return gone
+
+        built.append(Loop("retention", retention_round, settings.records_retention_interval_s,
+                          metrics.loop_errors.labels("retention").inc))
+    return built
 
 
 def create_app(settings: RecordsSettings, postgres: PostgresSettings | None = None) -> FastAPI:

@@ -22,5 +22,10 @@ class RecordsSettings(ModelSettings):
         0.5, gt=0, description="how often the relay looks for committed, unsent outbox rows")
     records_outbox_keep_sent_s: float = Field(
         86_400.0, ge=0, description="sent outbox rows are deleted once this old")
+    records_keep_days: float | None = Field(
+        None, gt=0, description="decisions and labels of transactions older than this many days "
+                                "are deleted (chargebacks reach back up to 540 days); unset: kept")
+    records_retention_interval_s: float = Field(
+        3_600.0, gt=0, description="how often the retention loop runs (records_keep_days set)")
     records_registry_sync_interval_s: float = Field(
         10.0, gt=0, description="how often the registry's history is copied to the audit log")

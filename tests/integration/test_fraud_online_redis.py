@@ -21,6 +21,7 @@ from services.common.fraud_online import (
     epoch_ms,
 )
 from services.common.fraud_online.layout import CARD_RECORD, SPEND_RECORD
+from services.common.fraud_online.redis_state import ENTITIES_PER_CALL
 from tests.harness import ServerProcess
 from tests.unit.test_fraud_online_features import Txn
 
@@ -155,6 +156,20 @@ def test_a_batch_sees_its_own_earlier_transactions(redis_client: redis.Redis) ->
     matrix = batch_features(burst, state).matrix
     small = FRAUD_FEATURE_NAMES.index("card_nb_small_tx_1h")
     assert matrix[:, small].tolist() == [0, 1, 2, 3]
+
+
+def test_a_batch_larger_than_one_call_reads_what_one_by_one_reads(
+        redis_client: redis.Redis) -> None:
+    """A batch goes as a few gathered calls per view (ENTITIES_PER_CALL entities each): its
+    vectors equal those of the same transactions recorded and read one at a time."""
+    assert ENTITIES_PER_CALL < 300
+    batch = [txn(i, WHEN + timedelta(minutes=i), card_id=f"card{i % 5}", user_id=f"cust{i % 3}",
+                 terminal_id=f"term{i % 11}", amount=float(i % 40)) for i in range(300)]
+    gathered = batch_features(batch, RedisFraudState(redis_client, "a").record_and_read(batch)[1])
+    alone = RedisFraudState(redis_client, "b")
+    one_by_one = np.vstack([batch_features([t], alone.record_and_read([t])[1]).matrix
+                            for t in batch])
+    np.testing.assert_array_equal(gathered.matrix, one_by_one)
 
 
 def test_old_records_are_trimmed_relative_to_event_time_keeping_the_newest(

@@ -32,9 +32,11 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 12, 6, 5, 0, tzinfo=UTC)
 
 
-def decision(transaction_id: str, action: str = "review", **changes: Any) -> DecisionOfRecord:
+def decision(transaction_id: str, action: str = "review", transaction_time: datetime = T0,
+             **changes: Any) -> DecisionOfRecord:
     data = FraudDecisionData(
-        transaction_id=transaction_id, card_id="card42", user_id="cust42", transaction_time=T0,
+        transaction_id=transaction_id, card_id="card42", user_id="cust42",
+        transaction_time=transaction_time,
         amount=61.17, path="http", risk_score=0.55, risk_level="medium", action=action,
         reason_codes=["R_VELOCITY", "ML_SCORE"], rule_hits=["R_VELOCITY"], ml_score=0.31,
         model_version=3, policy_version="2026-11-30", degraded=[],
@@ -72,6 +74,23 @@ def test_a_newer_label_replaces_an_older_one_and_an_older_one_arriving_late_does
     with records.connection() as conn:
         row = conn.execute("SELECT is_fraud, event_id FROM fraud_labels").fetchall()
     assert row == [(False, "reversed")]
+
+
+def test_retention_deletes_decisions_and_labels_of_older_transactions_only(
+        records: ConnectionPool) -> None:
+    store = PostgresDecisionRecords(records)
+    old, recent = T0 - timedelta(days=600), T0 - timedelta(days=10)
+    store.write([decision(f"old-{i}", transaction_time=old) for i in range(5)]
+                + [decision("recent", transaction_time=recent)])
+    store.write_labels([LabelOfRecord(f"label-{tid}", T0, FraudLabelData(
+        transaction_id=tid, card_id="card42", terminal_id="t1", merchant_id="m1",
+        transaction_time=at, is_fraud=True)) for tid, at in (("old-0", old), ("recent", recent))])
+
+    assert store.expire(T0 - timedelta(days=540), batch=2) == 6  # 5 decisions + 1 label
+    assert store.find("recent") is not None and store.find("old-3") is None
+    with records.connection() as conn:
+        assert conn.execute("SELECT transaction_id FROM fraud_labels").fetchall() == [("recent",)]
+    assert store.expire(T0 - timedelta(days=540)) == 0
 
 
 def title(content_id: str, name: str) -> TitleData:

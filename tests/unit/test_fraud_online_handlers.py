@@ -11,6 +11,7 @@ import redis
 
 from services.common.bus.consumer import PoisonEvent
 from services.common.bus.events import Event
+from services.common.fraud_online.scripts import SCRIPTS
 from services.stream.fraud_labels import FraudLabelHandler
 from services.stream.transactions import TransactionFeaturesHandler
 
@@ -36,12 +37,20 @@ class FlakyPipeline:
     def execute_command(self, *args: Any) -> None:
         self._commands.append(args)
 
-    def execute(self) -> list[None]:
+    def execute(self) -> list[Any]:
         self._owner.attempts += 1
         if self._owner.attempts == 1:
             raise redis.ConnectionError("connection reset")
         self._owner.sent.append(self._commands)
-        return [None] * len(self._commands)
+        return [self._reply(c) for c in self._commands]
+
+    @staticmethod
+    def _reply(command: tuple[Any, ...]) -> Any:
+        """A gathered script call replies once per entity; a plain command once."""
+        if command[0] != "EVALSHA":
+            return None
+        script = {s.sha: s for s in SCRIPTS}[command[1]]
+        return [None] * (command[2] // script.keys)
 
 
 class FlakyRedis:

@@ -6,8 +6,12 @@ A result refreshed without its pages, or a page edited by hand between the marke
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
+import math
+import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -15,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from pydantic_settings import BaseSettings
 
 from services.common.bus.topics import MIN_PARTITIONS, TRANSACTIONS
 
@@ -43,11 +48,17 @@ def copy(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "benchmarks" / "results", tmp_path / "benchmarks" / "results")
     shutil.copytree(ROOT / "docs", tmp_path / "docs",
                     ignore=shutil.ignore_patterns("*.png", "*.svg", "*.csv"))
-    for csv_file in (ROOT / "docs" / "evaluation").rglob("*_slo.csv"):
+    evaluation = ROOT / "docs" / "evaluation"
+    # the make-load runs' tallies are left out: the tests below add their own
+    tallies = [path for path in evaluation.rglob("*_served_from.csv")
+               if not path.relative_to(evaluation).parts[0].startswith("make-load-")]
+    for csv_file in [*evaluation.rglob("*_slo.csv"), *tallies]:
         target = tmp_path / csv_file.relative_to(ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(csv_file, target)
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    (tmp_path / "load-tests").mkdir()
+    shutil.copy(ROOT / "load-tests" / "README.md", tmp_path / "load-tests" / "README.md")
     shutil.copytree(ROOT / "config" / "fraud", tmp_path / "config" / "fraud")
     return tmp_path
 
@@ -81,8 +92,12 @@ def test_a_changed_result_makes_its_pages_stale_until_rewritten(numbers: ModuleT
     two["lag_probe"]["tx_per_s"] = 7_777
     path.write_text(json.dumps(result), "utf-8")
 
-    assert "docs/interview/fraud.md: fraud-cores" in numbers.stale(copy)
-    assert "README.md: readme-status" in numbers.stale(copy)
+    stale = numbers.stale(copy)
+    assert "docs/interview/fraud.md: fraud-cores" in stale
+    assert "README.md: readme-status" in stale
+    # the one sentence on the scorers 10,000 tx/s needs moves on every page that quotes it
+    assert {"docs/streaming.md: fraud-stream-capacity", "docs/fraud.md: fraud-stream-capacity",
+            "docs/fraud-features-online.md: fraud-stream-capacity"} <= set(stale)
     numbers.write(copy)
     assert numbers.stale(copy) == []
     assert "7,777 tx/s" in (copy / "docs" / "interview" / "fraud.md").read_text("utf-8")
@@ -166,3 +181,159 @@ def test_the_brief_arithmetic(numbers: ModuleType) -> None:
     average, peak = numbers.recs_rates()
     assert round(average) == 11_574 and round(peak) == 34_722
     assert round(numbers.error_budget_minutes(), 1) == 43.2
+
+
+# ------------------------------------------------- contradictions a machine can catch
+
+
+def page_texts(numbers: ModuleType) -> dict[str, str]:
+    """Every page the numbers are rendered into, and CONTRIBUTING.md, by repository path."""
+    paths = [*numbers.pages(ROOT), ROOT / "CONTRIBUTING.md"]
+    return {str(path.relative_to(ROOT)): path.read_text("utf-8") for path in paths}
+
+
+def go_mod_version() -> str:
+    mods = []
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]  # .venv, .state
+        mods += [Path(folder) / "go.mod"] if "go.mod" in files else []
+    found = {match[1] for path in mods
+             for match in re.finditer(r"^go (\d+\.\d+)", path.read_text("utf-8"), re.M)}
+    assert len(found) == 1, f"go.mod files disagree: {found}"
+    return found.pop()
+
+
+def test_every_go_version_the_docs_name_is_go_mods(numbers: ModuleType) -> None:
+    version = go_mod_version()
+    named = {(page, match[1]) for page, text in page_texts(numbers).items()
+             for match in re.finditer(r"\bGo \(?(?:>= ?)?(\d+\.\d+)", text)}
+    assert named, "no page names the Go version any more: drop this test or the go.mod"
+    assert {found for _, found in named} == {version}, sorted(named)
+
+
+RESULT_PATH = re.compile(r"(?:benchmarks/results|docs/evaluation)/[\w./-]*[\w/]")
+LINK = re.compile(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)")
+
+
+def named_results(page: str, text: str) -> set[str]:
+    """The result files and folders a page names: written out from the root, or linked."""
+    found = {match[0].rstrip("/.") for match in RESULT_PATH.finditer(text)}
+    for match in LINK.finditer(text):
+        if not match[1] or "://" in match[1]:
+            continue
+        target = (ROOT / page).parent / match[1]
+        rel = Path(os.path.normpath(target)).relative_to(ROOT) if str(target).startswith(
+            str(ROOT)) else None
+        if rel is not None and str(rel).startswith(("benchmarks/results", "docs/evaluation")):
+            found.add(str(rel))
+    return found
+
+
+def test_every_result_file_a_page_names_is_committed(numbers: ModuleType) -> None:
+    missing = sorted(f"{page}: {name}" for page, text in page_texts(numbers).items()
+                     for name in named_results(page, text) if not (ROOT / name).exists())
+    assert missing == []
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    text = re.sub(r"[`*]|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", path.read_text("utf-8"), flags=re.S)
+    seen: dict[str, int] = {}
+    out = set()
+    for match in re.finditer(r"^#{1,6} (.+)$", text, re.M):
+        base = slug(match[1])
+        out.add(f"{base}-{seen[base]}" if base in seen else base)
+        seen[base] = seen.get(base, 0) + 1
+    return out
+
+
+def test_every_link_to_a_section_of_a_page_finds_that_section(numbers: ModuleType) -> None:
+    broken = []
+    for page, text in page_texts(numbers).items():
+        for match in LINK.finditer(text):
+            target, anchor = match[1], match[2]
+            if not anchor or not (target == "" or target.endswith(".md")) or "://" in target:
+                continue
+            path = (ROOT / page).parent / target if target else ROOT / page
+            if path.exists() and anchor not in anchors(path):
+                broken.append(f"{page}: {target}#{anchor}")
+    assert broken == []
+
+
+def settings_defaults() -> dict[str, Any]:
+    """`MLSD_...` environment variable -> its default, from every settings class in services/."""
+    defaults: dict[str, Any] = {}
+    for path in sorted((ROOT / "services").rglob("*settings*.py")):
+        module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, BaseSettings):
+                prefix = str(value.model_config.get("env_prefix", "")).upper()
+                for name, field in value.model_fields.items():
+                    defaults[f"{prefix}{name.upper()}"] = field.default
+    return defaults
+
+
+QUOTED_DEFAULTS = (
+    # "(`MLSD_FRAUD_WORKERS`, default 1", "`MLSD_X` (default 2", "`MLSD_X` scorers (default 2"
+    re.compile(r"`(?P<var>MLSD_[A-Z0-9_]+)`(?: [a-z]+)?\)?,?\s\(?default `?(?P<value>[\w.]+)`?"),
+    # a settings table: "| `MLSD_INGEST_RETRY_AFTER_S` | 2 | ..."
+    re.compile(r"^\| `(?P<var>MLSD_[A-Z0-9_]+)` \| `?(?P<value>[\d.]+)`? ", re.M),
+    # "a refresh every 5 s (`MLSD_...`)", "a 20 ms deadline (`MLSD_..._S`)"
+    re.compile(r"(?P<value>\d+(?:\.\d+)?) (?P<unit>ms|s)\b[\w\s]{0,20}\s"
+               r"\(`(?P<var>MLSD_[A-Z0-9_]+_S)`\)"),
+)
+
+
+def test_every_default_a_page_quotes_for_a_setting_is_the_settings(numbers: ModuleType) -> None:
+    defaults = settings_defaults()
+    checked, wrong = 0, []
+    for page, text in page_texts(numbers).items():
+        for pattern in QUOTED_DEFAULTS:
+            for match in pattern.finditer(text):
+                var, value = match["var"], match["value"]
+                if var not in defaults:
+                    continue
+                actual = defaults[var]
+                if isinstance(actual, bool):
+                    continue
+                if isinstance(actual, int | float):
+                    scale = 1000 if match.groupdict().get("unit") == "ms" else 1
+                    ok = math.isclose(float(value) / scale, float(actual))
+                else:
+                    ok = str(getattr(actual, "value", actual)) == value
+                checked += 1
+                if not ok:
+                    wrong.append(f"{page}: {var} quoted as {match[0]!r}, the default is {actual!r}")
+    assert checked >= 10  # the patterns still find the pages' settings
+    assert wrong == []
+
+
+def test_a_section_quoting_an_uncommitted_run_says_its_figures_are_historical(
+        numbers: ModuleType) -> None:
+    """A run whose raw file sits in the git-ignored reports/ has no committed result: the section
+    that quotes it must say so, so no reader takes it for today's figure."""
+    unmarked = []
+    for page, text in page_texts(numbers).items():
+        for section in re.split(r"^#{1,6} ", text, flags=re.M):
+            if re.search(r"[Rr]aw (?:samples|numbers|file)[^.]*`reports/", section) and \
+                    "historical" not in section.lower():
+                unmarked.append(f"{page}: {section.splitlines()[0]}")
+    assert unmarked == []
+
+
+def test_a_target_is_met_only_while_its_committed_run_passes(numbers: ModuleType,
+                                                             copy: Path) -> None:
+    results = numbers.Results(copy)
+    uncached = "uncached: >= 600 req/s"
+    assert "**met**" in next(row for row in numbers.recs_targets(results, "docs/x.md").splitlines()
+                             if row.startswith(f"| {uncached}"))
+    run = sorted((copy / "docs" / "evaluation").glob("freshness-*"))[-1] / "openloop_slo.csv"
+    run.write_text(run.read_text("utf-8").replace(",PASS,", ",FAIL,"), "utf-8")
+
+    assert "**not met**" in next(row for row in numbers.recs_targets(results, "docs/x.md")
+                                 .splitlines() if row.startswith(f"| {uncached}"))

@@ -108,3 +108,21 @@ def test_a_temporary_file_left_by_a_dead_writer_is_removed_once_stale(tmp_path: 
     assert not stale.exists()
     assert fresh.exists()
     assert offsets(tmp_path) == list(range(9))
+
+
+def test_retention_deletes_whole_days_older_than_it_and_keeps_the_rest(tmp_path: Path) -> None:
+    three_flushes(tmp_path)  # 2026-11-20
+    newer = tmp_path / "topic=watch-events" / "date=2026-11-21" / "hour=00"
+    newer.mkdir(parents=True)
+    other_topic = tmp_path / "topic=transactions" / "date=2026-11-01" / "hour=00"
+    other_topic.mkdir(parents=True)  # not a topic this run expires
+
+    kept_a_day = compact_closed_hours(tmp_path, (topics.WATCH_EVENTS,), LATER,
+                                      timedelta(minutes=10), keep=timedelta(days=1))
+    assert (kept_a_day.expired_days, kept_a_day.hours) == (0, 1)  # 11-20 ended < 1 day ago
+
+    done = compact_closed_hours(tmp_path, (topics.WATCH_EVENTS,), LATER + timedelta(days=1),
+                                timedelta(minutes=10), keep=timedelta(days=1))
+
+    assert done.expired_days == 1
+    assert not hour_dir(tmp_path).parent.exists() and newer.exists() and other_topic.exists()

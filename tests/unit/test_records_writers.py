@@ -11,8 +11,12 @@ import pytest
 
 from services.common.bus.consumer import PoisonEvent, TransientError
 from services.common.bus.events import Event
+from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.records.decisions import DecisionOfRecord, LabelOfRecord
+from services.common.telemetry import Metrics
 from services.fraud.record import recorded_of
+from services.records.app import RecordsMetrics, loops
+from services.records.settings import RecordsSettings
 from services.records.writers import DecisionWriter, LabelWriter
 
 AT = datetime(2026, 12, 6, 5, 0, tzinfo=UTC)
@@ -100,3 +104,14 @@ def test_a_decision_recorded_before_reasons_were_carried_whole_keeps_its_codes()
     assert [(r.code, r.source) for r in recorded.decision.reasons] == [
         ("R_NIGHT", "rule"), ("ML_SCORE", "model")]
     assert recorded.features == (1.0, 2.0)
+
+
+def test_the_retention_loop_runs_only_when_a_retention_is_set() -> None:
+    def names(settings: RecordsSettings) -> list[str]:
+        built = loops(settings, None, InMemoryPublisher(InMemoryBroker()),  # type: ignore[arg-type]
+                      RecordsMetrics(Metrics(f"records_test_{id(settings)}")))
+        return [loop.name for loop in built]
+
+    assert names(RecordsSettings()) == ["outbox-relay", "registry-audit"]
+    assert names(RecordsSettings(records_keep_days=540)) == [
+        "outbox-relay", "registry-audit", "retention"]

@@ -36,10 +36,39 @@ from services.common.fraud_online.layout import (
 class Script:
     name: str
     source: str
+    keys: int  # keys per entity
+    args: int  # arguments per entity
     sha: str = field(init=False)  # what EVALSHA names it by: SHA-1 of the source, as Redis has it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+# Runs a view's script for several entities in one call, in order (so a card used twice in a
+# batch sees its first use), and replies with their replies in that order. Redis's cost of a
+# call (parsing it, entering Lua, the reply's header) is then paid once for many entities, and
+# the client packs one command instead of hundreds. KEYS and ARGV are the entities' own, laid
+# end to end, NKEYS and NARGS of each.
+_FOR_EACH = """
+local function one(KEYS, ARGV)
+BODY
+end
+local out = {}
+for i = 0, #KEYS / NKEYS - 1 do
+  local keys, args = {}, {}
+  for j = 1, NKEYS do keys[j] = KEYS[i * NKEYS + j] end
+  for j = 1, NARGS do args[j] = ARGV[i * NARGS + j] end
+  out[i + 1] = one(keys, args)
+end
+return out
+"""
+
+
+def for_each(name: str, body: str, keys: int, args: int, constants: str = "") -> Script:
+    """A script whose `body` does one entity's work (its KEYS[1..keys], ARGV[1..args]) and
+    returns its reply, run for every entity a call names."""
+    loop = _FOR_EACH.replace("NKEYS", str(keys)).replace("NARGS", str(args))
+    return Script(name, constants + loop.replace("BODY", body.strip("\n")), keys, args)
 
 
 def _constants(**values: int | Sequence[int]) -> str:
@@ -123,20 +152,21 @@ return reply
 
 
 def append_log(view: LogView) -> Script:
-    return Script(f"append_{view.name}", _constants(
+    return for_each(f"append_{view.name}", constants=_constants(
         SIZE=view.record.itemsize, KEEP=view.keep_newest, RETENTION=view.retention_ms,
-        TTL=view.ttl_ms) + _APPEND_LOG)
+        TTL=view.ttl_ms), body=_APPEND_LOG, keys=1, args=2)
 
 
 def record_activity(view: StateView, count_days: Sequence[int]) -> Script:
-    return Script(f"record_{view.name}", _constants(
+    return for_each(f"record_{view.name}", constants=_constants(
         RETENTION=view.retention_ms, TTL=view.ttl_ms, DELAY=DELAY_MS, WINDOW=WINDOW_30D_MS,
-        DAY=MS_DAY, COUNT_DAYS=count_days) + _RECORD_ACTIVITY)
+        DAY=MS_DAY, COUNT_DAYS=count_days), body=_RECORD_ACTIVITY, keys=2, args=3)
 
 
 def record_last_seen(view: StateView) -> Script:
-    return Script(f"record_{view.name}", _constants(
-        RETENTION=view.retention_ms, TTL=view.ttl_ms, WINDOW=WINDOW_30D_MS) + _RECORD_LAST_SEEN)
+    return for_each(f"record_{view.name}", constants=_constants(
+        RETENTION=view.retention_ms, TTL=view.ttl_ms, WINDOW=WINDOW_30D_MS),
+        body=_RECORD_LAST_SEEN, keys=1, args=3)
 
 
 APPEND_CARD = append_log(CARD_LOG)

@@ -72,6 +72,14 @@ def _decision_of(row: Sequence[Any]) -> DecisionOfRecord:
     return DecisionOfRecord(event_id, decided_at, FraudDecisionData.model_validate(values))
 
 
+# The transaction's time, not the decision's: disputes and chargebacks are counted from the
+# purchase. ctid batches: PostgreSQL's DELETE has no LIMIT.
+_EXPIRE_DECISIONS = (b"DELETE FROM fraud_decisions WHERE ctid IN (SELECT ctid FROM fraud_decisions"
+                     b" WHERE transaction_time < %s LIMIT %s)")
+_EXPIRE_LABELS = (b"DELETE FROM fraud_labels WHERE ctid IN (SELECT ctid FROM fraud_labels"
+                  b" WHERE transaction_time < %s LIMIT %s)")
+
+
 class PostgresDecisionRecords:
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
@@ -90,6 +98,20 @@ class PostgresDecisionRecords:
         with self._pool.connection() as conn:
             row = conn.execute(_SELECT_DECISION, (transaction_id,)).fetchone()
         return None if row is None else _decision_of(row)
+
+    def expire(self, before: datetime, batch: int = 10_000) -> int:
+        """Delete decisions and labels of transactions made before `before` (retention), a
+        batch of rows per statement so no delete holds its locks long. How many rows went."""
+        removed = 0
+        with self._pool.connection() as conn:
+            for statement in (_EXPIRE_DECISIONS, _EXPIRE_LABELS):
+                while True:
+                    gone = max(conn.execute(statement, (before, batch)).rowcount, 0)
+                    conn.commit()
+                    removed += gone
+                    if gone < batch:
+                        break
+        return removed
 
     def write_labels(self, labels: Sequence[LabelOfRecord]) -> None:
         if not labels:

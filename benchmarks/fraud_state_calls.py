@@ -1,0 +1,174 @@
+"""The fraud state's script calls, per entity or gathered: CPU per transaction, both sides.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/fraud_state_calls.py [--batch 500] [--batches 200]
+
+The scorer records and reads a batch of transactions with one pipeline of script calls, then
+remembers its decisions with another. This measures what sending one call per entity (six a
+transaction, and one per decision) costs against gathering a batch's entities of a view into a
+few calls (services/common/fraud_online/redis_state.py, ENTITIES_PER_CALL), side by side on one
+redis-server it starts: two namespaces get the same history (the default transaction world,
+every transaction recorded), then the last week's transactions go in batches of --batch in event
+order through FraudScorer.score (the stream's and the HTTP path's pipeline, the local ONNX
+model), each batch to both namespaces, the mode order alternating batch by batch. Per mode:
+Redis's CPU (INFO cpu, main thread, before and after each batch), the scorer's CPU (process
+time: state, features, rules, model, explanations) and the wall time. In the per-entity mode the
+decisions' GET and SET NX go as one script call each (before gathering they were plain commands,
+a little cheaper for Redis, about as dear for the client). The floor in the same run:
+one PING round trip. Summary to benchmarks/results/fraud_state_calls.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import redis
+from tqdm import tqdm
+
+from services.common.bus.events import decode_event
+from services.common.catalog import FRAUD_FEATURE_NAMES
+from services.common.events import TransactionData
+from services.common.fraud_online import RedisFraudState, redis_state
+from services.common.machine import describe
+from services.common.models import create_model_client
+from services.common.telemetry import Metrics
+from services.devstack.servers import redis_url
+from services.fraud.app import build_scorer
+from services.fraud.metrics import FraudMetrics
+from services.fraud.scorer import FraudScorer
+from services.fraud.settings import FraudSettings
+from services.fraud.state_store import RedisFraudStore
+from services.seeder.history import transaction_messages
+from services.trainer.worlds.transactions import TransactionWorldConfig, generate_transactions
+
+logger = logging.getLogger("fraud_state_calls")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULT = REPO_ROOT / "benchmarks" / "results" / "fraud_state_calls.json"
+MODES = {"per_entity": 1, "gathered": redis_state.ENTITIES_PER_CALL}
+
+
+@dataclass
+class Times:
+    transactions: int = 0
+    redis_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
+    wall_s: float = 0.0
+    batch_wall_ms: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        per_tx = 1e6 / self.transactions
+        return {"transactions": self.transactions,
+                "redis_cpu_us_per_tx": round(self.redis_cpu_s * per_tx, 2),
+                "client_cpu_us_per_tx": round(self.client_cpu_s * per_tx, 2),
+                "wall_us_per_tx": round(self.wall_s * per_tx, 2),
+                "batch_wall_p50_ms": round(float(np.percentile(self.batch_wall_ms, 50)), 3),
+                "batch_wall_p99_ms": round(float(np.percentile(self.batch_wall_ms, 99)), 3)}
+
+
+def redis_cpu(client: redis.Redis) -> float:
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user_main_thread"]) + float(cpu["used_cpu_sys_main_thread"])
+
+
+def transactions(seed: int) -> list[TransactionData]:
+    world = generate_transactions(TransactionWorldConfig(seed=seed))
+    messages = transaction_messages(world.transactions, timedelta(0),
+                                    now=datetime(2100, 1, 1, tzinfo=UTC))
+    events = (decode_event(m.value) for m in messages)
+    return [TransactionData.model_validate(e.data) for e in events if e.type == "transaction"]
+
+
+def scorer(url: str, client: redis.Redis, namespace: str) -> FraudScorer:
+    settings = FraudSettings(redis_url=url, model_backend="local",
+                             model_repository=REPO_ROOT / ".state/models")
+    model = create_model_client(
+        settings, expected_features={settings.fraud_model_name: FRAUD_FEATURE_NAMES})
+    return build_scorer(settings, FraudMetrics(Metrics(f"bench_{namespace}")),
+                        RedisFraudStore(client, namespace), model)
+
+
+def timed(client: redis.Redis, score: FraudScorer, batch: Sequence[TransactionData],
+          per_call: int, times: Times) -> None:
+    with mock.patch.object(redis_state, "ENTITIES_PER_CALL", per_call):
+        cpu, process, wall = redis_cpu(client), time.process_time(), time.perf_counter()
+        score.score(batch, "stream")
+        elapsed = time.perf_counter() - wall
+        times.client_cpu_s += time.process_time() - process
+        times.redis_cpu_s += redis_cpu(client) - cpu
+    times.wall_s += elapsed
+    times.batch_wall_ms.append(elapsed * 1000)
+    times.transactions += len(batch)
+
+
+def ping_us(client: redis.Redis, n: int = 2000) -> float:
+    started = time.perf_counter()
+    for _ in range(n):
+        client.ping()
+    return (time.perf_counter() - started) / n * 1e6
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    load_before = os.getloadavg()[0]
+    txns = transactions(args.seed)
+    last_week = txns[-args.batch * args.batches:]
+    history = txns[:len(txns) - len(last_week)]
+    times = {mode: Times() for mode in MODES}
+    with redis_url(None) as url:
+        client = redis.Redis.from_url(url, socket_timeout=10.0)
+        for i in tqdm(range(0, len(history), args.batch), desc="history", unit="batch"):
+            for mode in MODES:
+                RedisFraudState(client, mode).record(history[i:i + args.batch])
+        scorers = {mode: scorer(url, client, mode) for mode in MODES}
+        for warm in scorers.values():  # the model session's first calls, the references
+            warm.score(history[-args.batch:], "stream")
+        floor = ping_us(client)
+        for k, i in enumerate(tqdm(range(0, len(last_week), args.batch), desc="timed",
+                                   unit="batch")):
+            order = list(MODES) if k % 2 == 0 else list(MODES)[::-1]
+            for mode in order:
+                timed(client, scorers[mode], last_week[i:i + args.batch], MODES[mode],
+                      times[mode])
+        version = client.info("server")["redis_version"]
+        client.close()
+    result = {
+        **describe(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "redis": version, "redis_py": redis.__version__,
+        "load_avg_1m": f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after",
+        "load": f"{len(history)} transactions of history in each of two namespaces, then "
+                f"{len(last_week)} in batches of {args.batch}, each batch to both (order "
+                "alternating); one scorer thread, one redis-server",
+        "how": "FraudScorer.score per batch (build_scorer, local ONNX model, Redis store); Redis "
+               "CPU from INFO cpu (main thread) around each batch, the scorer's from "
+               "process_time",
+        "entities_per_call": MODES,
+        "ping_round_trip_us": round(floor, 1),
+        "modes": {mode: t.summary() for mode, t in times.items()},
+    }
+    return result
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=RESULT)
+    args = parser.parse_args()
+    result = run(args)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    logger.info("%s", json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
