@@ -23,6 +23,7 @@ from services.common.recs_online import ItemArtifacts, ItemStats, UserOnlineStat
 from services.common.telemetry import Metrics
 from services.recommender.candidates import Sizes
 from services.recommender.catalog import LiveCatalog
+from services.recommender.explore import explored
 from services.recommender.impressions import impression_message
 from services.recommender.metrics import RecommenderMetrics
 from services.recommender.schemas import (
@@ -31,7 +32,6 @@ from services.recommender.schemas import (
     ServedList,
 )
 from services.recommender.service import CacheUse, Limits, RecommenderService
-from services.recommender.explore import explored
 from services.recommender.shadow import sampled
 from services.recommender.variants import Assignment, fixed_variant
 from tests import recommender_world as world
