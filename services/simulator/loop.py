@@ -55,7 +55,7 @@ LAKE_GROUP = "lake-sink"
 LAKE_TOPICS = [topics.REC_IMPRESSIONS, topics.REC_CLICKS]
 BASELINE = "rec-algorithm"
 DEV_ADMIN_TOKEN = "dev-experiments-admin-token"  # the experiments service's local default
-ROUNDS = 4
+ROUNDS = 5
 DEFINITIONS_REFRESH_S = 6.0  # the recommender re-reads definitions every 2 s (two, and margin)
 ROLLBACK = "python -m services.common.models rollback ranker"
 
