@@ -84,7 +84,7 @@ AB_OUT ?= reports/ab-loop
 retrain-ranker: setup ## the ranker retrained on logged impressions and clicks from the lake; registered (not promoted) only if it beats production on later lists
 	$(PY) -m services.trainer.ranker_from_lake
 
-ab-demo: run ## the model loop (~4 min): baseline traffic, retrain from the lake, A/B challenger vs production, verdict, promote (AB_OUT=docs/evaluation to update the page)
+ab-demo: run ## the model loop (~3 min): baseline traffic, retrain from the lake, A/B challenger vs production, verdict, promote (AB_OUT=docs/evaluation to update the page)
 	$(PY) -m services.simulator.loop --out $(AB_OUT)
 
 ONLINE_REPORT_DIR ?= reports/online
