@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
 .PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration chaos lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake docs-numbers up down clean \
-	compose-check promcheck analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo retrain-ranker catalog \
+	advisory-db audit-online soak compose-check promcheck analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo retrain-ranker catalog \
 	movielens-check
 
 # DATASET=movielens (or MLSD_DATASET in the environment): the recommender learns from, is seeded
@@ -103,15 +103,32 @@ test-integration: setup ## integration tests against real redis-server and Kafka
 
 CHAOS_REPORT_DIR ?= reports/chaos
 
-chaos: setup ## faults on the cluster topology under load: broker kill, Redis master kill, poison events (a few minutes; CHAOS_REPORT_DIR=benchmarks/results/chaos to commit the reports)
-	MLSD_CHAOS_REPORT_DIR=$(CHAOS_REPORT_DIR) $(PY) -m pytest tests/chaos --basetemp=reports/chaos/work
+chaos: setup ## faults on the cluster topology under load: broker kill, Redis master kill, worker kill, slow Redis and model server, poison events; the autoscaler's load step (a few minutes; CHAOS_REPORT_DIR=benchmarks/results/chaos to commit the reports)
+	MLSD_CHAOS_REPORT_DIR=$(CHAOS_REPORT_DIR) $(PY) -m pytest tests/chaos -m "not soak" --basetemp=reports/chaos/work
 
-lint: setup ## ruff, mypy, the layering contracts (import-linter, CONTRIBUTING.md), gofmt and go vet
+SOAK_S ?= 600
+soak: setup ## fault 6: SOAK_S seconds (600) of load with a broker, a Redis master and service workers killed on a schedule; availability share and its plot in reports/chaos/
+	MLSD_SOAK_S=$(SOAK_S) MLSD_CHAOS_REPORT_DIR=$(CHAOS_REPORT_DIR) $(PY) -m pytest tests/chaos -m soak --timeout $$(( $(SOAK_S) + 600 )) --basetemp=reports/chaos/work
+
+lint: setup ## ruff, mypy, the layering contracts (import-linter, CONTRIBUTING.md), the dependency audit (offline), gofmt and go vet
 	$(VENV)/bin/ruff check services tests benchmarks load-tests
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-logo
+	$(PY) -m services.devstack.audit
 	test -z "$$(gofmt -l tests/compose)"
 	cd tests/compose && go vet .
+
+# The PyPA advisory database (OSV records) that `make lint` audits the pins against, offline;
+# run again to refresh it. ADVISORY_DB_URL may name a local mirror.
+ADVISORY_DB_URL ?= https://github.com/pypa/advisory-database
+advisory-db: ## clone or refresh the advisory database make lint's dependency audit reads (.cache/advisory-database)
+	if [ -d .cache/advisory-database/.git ]; then git -C .cache/advisory-database pull --quiet --ff-only; \
+	else git clone --quiet --depth 1 $(ADVISORY_DB_URL) .cache/advisory-database; fi
+	$(PY) -m services.devstack.audit
+
+audit-online: setup ## the same pins through pip-audit and PyPI's advisory service (needs the internet; not part of make lint)
+	mkdir -p reports && $(PY) -m services.devstack.audit --requirements > reports/requirements-pinned.txt
+	pipx run pip-audit==2.10.1 --strict --no-deps --disable-pip -r reports/requirements-pinned.txt
 
 compose-check: ## validate docker-compose.yml against the Compose spec with compose-go (no Docker needed)
 	cd tests/compose && go run . ../../docker-compose.yml

@@ -1061,6 +1061,22 @@ def stream_io(r: Results, page: str) -> str:
                      "publish)")
 
 
+def fraud_state_calls(r: Results, page: str) -> str:
+    """The scorer's CPU with one script call per entity against gathered calls, side by side
+    (benchmarks/fraud_state_calls.py)."""
+    found = r.need("fraud_state_calls")
+    per, gathered = found["modes"]["per_entity"], found["modes"]["gathered"]
+    return (
+        f"Script calls gathered (one call for up to {found['entities_per_call']['gathered']} "
+        "entities of a view, instead of one per entity and one per decision), side by side on "
+        f"one Redis: the scorer's CPU {per['client_cpu_us_per_tx']:.0f} -> "
+        f"{gathered['client_cpu_us_per_tx']:.0f} µs a transaction, Redis's "
+        f"{per['redis_cpu_us_per_tx']:.0f} -> {gathered['redis_cpu_us_per_tx']:.0f} µs "
+        f"({number(gathered['transactions'])} transactions each in batches of 500, "
+        f"{link('benchmarks/results/fraud_state_calls.json', page)}, {found['date']}, "
+        f"load average {found['load_avg_1m']}).")
+
+
 def decision_event_cost(r: Results, page: str) -> str:
     return io_change(r, page, "decision_event_reasons", "encode",
                      "Encoding a decision event with every reason")
@@ -1210,6 +1226,7 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "lake-sink": lake_sink,
     "stream-io": stream_io,
     "decision-event-cost": decision_event_cost,
+    "fraud-state-calls": fraud_state_calls,
     "fraud-policy": fraud_policy,
     "recs-feature-logging": recs_feature_logging,
     "recs-shadow": recs_shadow,

@@ -35,7 +35,6 @@ import numpy as np
 import onnxruntime
 import pandas as pd
 
-from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.drift import (
     DRIFT_REFERENCE_FILE,
     MAJOR_SHIFT,
@@ -44,6 +43,7 @@ from services.common.drift import (
     DriftWindow,
 )
 from services.common.models import LocalModelClient, ModelRepository
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.trainer.fraud_features import fraud_feature_matrix
 
 RESULT = Path("benchmarks/results/drift_scenarios.json")

@@ -29,12 +29,9 @@ import numpy as np
 import redis
 
 from services.common.bus.ports import OutboundMessage
-from services.common.experiments import (
-    ExperimentDefinition,
-    ExposureLog,
-    assign,
-    load_definitions_file,
-)
+from services.designs.experiments.assignment import assign
+from services.designs.experiments.definitions import ExperimentDefinition, load_definitions_file
+from services.designs.experiments.exposures import ExposureLog
 from services.devstack.servers import redis_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -42,8 +42,9 @@ from services.common.features import (
     FeatureWrite,
     RedisFeatureStore,
 )
+from services.common.features.definitions import row_key
 from services.common.features.plans import Fetched, ReadPlan, plan_read
-from services.common.features.redis_store import TS_FIELD, row_key
+from services.common.features.redis_store import TS_FIELD
 from services.common.features.values import FeatureInput
 from services.devstack.servers import redis_url
 

@@ -35,9 +35,10 @@ import redis
 from redis.utils import HIREDIS_AVAILABLE
 from tqdm import tqdm
 
-from services.common.bus.events import Event, decode_event
-from services.common.events import TransactionData
-from services.common.fraud_online import RedisFraudState, batch_features
+from services.common.bus.envelope import Event, decode_event
+from services.designs.fraud.features import batch_features
+from services.designs.fraud.redis_state import RedisFraudState
+from services.designs.payloads import TransactionData
 from services.devstack.servers import redis_url
 from services.seeder.history import transaction_messages
 from services.stream.fraud_labels import FraudLabelHandler

@@ -42,16 +42,14 @@ import pandas as pd
 import redis
 import sklearn
 
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.models import create_model_client
 from services.common.telemetry import Metrics
 from services.devstack.servers import start_redis
-from services.fraud.app import build_scorer
 from services.fraud.metrics import FraudMetrics
 from services.fraud.policy_file import load_engine
 from services.fraud.scorer import Scored
 from services.fraud.settings import FraudSettings
 from services.fraud.state_store import RedisFraudStore
+from services.fraud.wiring import build_scorer, fraud_model_client
 from services.trainer.fraud import Split
 from services.trainer.fraud_costs import (
     ACTIONS,
@@ -104,8 +102,7 @@ def replay_week(state: Path, start: pd.Timestamp, days: int) -> pd.DataFrame:
         client = redis.Redis.from_url(server.address)
         settings = FraudSettings(redis_url=server.address, fraud_policy_path=POLICY,
                                  model_repository=state / "models")
-        model = create_model_client(settings, expected_features={
-            settings.fraud_model_name: FRAUD_FEATURE_NAMES})
+        model = fraud_model_client(settings)
         scorer = build_scorer(settings, FraudMetrics(Metrics("policy_eval")),
                               RedisFraudStore(client), model)
         scorer.warm_up()

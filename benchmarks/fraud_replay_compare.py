@@ -29,18 +29,17 @@ from typing import Any, cast
 import pandas as pd
 import redis
 
-from services.common.bus.events import decode_event
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.events import FraudLabelData, TransactionData, payload_of
-from services.common.fraud_online import FraudReport
-from services.common.models import create_model_client
+from services.common.bus.envelope import decode_event
 from services.common.telemetry import Metrics
+from services.designs.fraud.redis_state import RedisFraudState
+from services.designs.fraud.state import FraudReport
+from services.designs.payloads import FraudLabelData, TransactionData, payload_of
 from services.devstack.servers import start_redis
-from services.fraud.app import build_scorer
 from services.fraud.metrics import FraudMetrics
 from services.fraud.scorer import FraudScorer, Scored
 from services.fraud.settings import FraudSettings
 from services.fraud.state_store import RedisFraudStore
+from services.fraud.wiring import build_scorer, fraud_model_client
 from services.seeder.history import transaction_messages
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -53,15 +52,8 @@ Record = Callable[[Sequence[TransactionData], Sequence[FraudReport]], None]
 
 
 def recorder(client: redis.Redis) -> Record:
-    """This session's single adapter, or the writer it replaced (in the other version)."""
-    try:
-        from services.common.fraud_online import RedisFraudState  # noqa: PLC0415
-    except ImportError:
-        from services.common.fraud_online import (  # type: ignore[attr-defined]  # noqa: PLC0415
-            RedisFraudStateWriter,
-        )
-        return cast(Record, RedisFraudStateWriter(client).apply)
-    return RedisFraudState(client).record
+    """The fraud state's adapter, recording only (the stream processor's path)."""
+    return cast(Record, RedisFraudState(client).record)
 
 
 def decisions_of(scored: Sequence[Scored]) -> list[dict[str, Any]]:
@@ -127,8 +119,7 @@ def side(out: Path, days: float) -> None:
         settings = FraudSettings(redis_url=server.address,
                                  fraud_policy_path=REPO_ROOT / "config/fraud/policy.toml",
                                  model_repository=REPO_ROOT / ".state/models")
-        model = create_model_client(settings, expected_features={
-            settings.fraud_model_name: FRAUD_FEATURE_NAMES})
+        model = fraud_model_client(settings)
         scorer = build_scorer(settings, FraudMetrics(Metrics("replay")),
                               RedisFraudStore(client), model)
         scorer.warm_up()

@@ -5,7 +5,7 @@
 The scorer records and reads a batch of transactions with one pipeline of script calls, then
 remembers its decisions with another. This measures what sending one call per entity (six a
 transaction, and one per decision) costs against gathering a batch's entities of a view into a
-few calls (services/common/fraud_online/redis_state.py, ENTITIES_PER_CALL), side by side on one
+few calls (services/designs/fraud/redis_state.py, ENTITIES_PER_CALL), side by side on one
 redis-server it starts: two namespaces get the same history (the default transaction world,
 every transaction recorded), then the last week's transactions go in batches of --batch in event
 order through FraudScorer.score (the stream's and the HTTP path's pipeline, the local ONNX
@@ -34,19 +34,20 @@ import numpy as np
 import redis
 from tqdm import tqdm
 
-from services.common.bus.events import decode_event
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.events import TransactionData
-from services.common.fraud_online import RedisFraudState, redis_state
+from services.common.bus.envelope import decode_event
 from services.common.machine import describe
 from services.common.models import create_model_client
 from services.common.telemetry import Metrics
+from services.designs.fraud import redis_state
+from services.designs.fraud.redis_state import RedisFraudState
+from services.designs.model_features import FRAUD_FEATURE_NAMES
+from services.designs.payloads import TransactionData
 from services.devstack.servers import redis_url
-from services.fraud.app import build_scorer
 from services.fraud.metrics import FraudMetrics
 from services.fraud.scorer import FraudScorer
 from services.fraud.settings import FraudSettings
 from services.fraud.state_store import RedisFraudStore
+from services.fraud.wiring import build_scorer
 from services.seeder.history import transaction_messages
 from services.trainer.worlds.transactions import TransactionWorldConfig, generate_transactions
 

@@ -59,13 +59,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from tqdm import tqdm
 
 from services.common.bus.confluent_bus import ConfluentPublisher
-from services.common.bus.events import Event, decode_event
+from services.common.bus.envelope import Event, decode_event
 from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import FRAUD_DECISIONS, TRANSACTIONS, platform_topics
-from services.common.events import FraudLabelData, TransactionData, payload_of
-from services.common.fraud_online import FraudReport, RedisFraudState
 from services.common.probe import http_ready
+from services.designs.fraud.redis_state import RedisFraudState
+from services.designs.fraud.state import FraudReport
+from services.designs.payloads import FraudLabelData, TransactionData, payload_of
 from services.devstack.servers import REPO_ROOT, ServerProcess, free_port, start_kafka, start_redis
 from services.fraud.metrics import STAGES
 from services.fraud.settings import FraudSettings

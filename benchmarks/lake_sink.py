@@ -37,7 +37,7 @@ from kafka.structs import OffsetAndMetadata
 
 from services.common.bus import topics
 from services.common.bus.clients import kafka_publisher, kafka_record_source
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, Record, publish_or_raise
 from services.common.bus.topics import TopicSpec, dlq_topic

@@ -42,10 +42,10 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.machine import cpu_model
 from services.common.models import LocalModelClient, ModelRepository, RemoteModelClient
 from services.common.models.oip import encode_request
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 
 logger = logging.getLogger("model_serving")
 REPO_ROOT = Path(__file__).resolve().parents[1]

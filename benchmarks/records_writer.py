@@ -40,18 +40,18 @@ from psycopg_pool import ConnectionPool
 from services.common.bus.clients import kafka_publisher
 from services.common.bus.consumer import ConsumerMetrics, RunnerConfig
 from services.common.bus.dedupe import IdempotentWrites
-from services.common.bus.events import Event, encode_event
+from services.common.bus.envelope import Event, encode_event
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.runtime import build_kafka_consumer
 from services.common.bus.topics import FRAUD_DECISIONS, TopicSpec, platform_topics
-from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.machine import describe as describe_machine
-from services.common.records.decisions import DecisionOfRecord, PostgresDecisionRecords
 from services.common.records.pool import records_pool
 from services.common.records.settings import PostgresSettings
 from services.common.settings import PlatformSettings
 from services.common.telemetry import Metrics
+from services.designs.fraud.records import DecisionOfRecord, PostgresDecisionRecords
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.devstack.servers import REPO_ROOT, start_kafka, start_postgres
 from services.records.writers import DecisionWriter
 

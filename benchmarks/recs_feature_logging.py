@@ -9,7 +9,7 @@ random watches each, and an impression log whose publisher only counts (the requ
 part: building and encoding the event; the send is the background thread's). For each variant
 (control: the blend; treatment: the ranker) and each path (computed: `Cache-Control: no-cache,
 no-store`; cached: every list from the response cache), `RecommenderService.recommend` is timed
-with feature logging on and off (`Limits.log_features`), the four configurations of a round
+with feature logging on and off (`ListPolicy.log_features`), the four configurations of a round
 interleaved so that noise hits them alike. CPU per request is `time.process_time` over the
 round's requests; the median over --rounds rounds is reported, with the added CPU (on - off)
 and the impression's bytes with and without features.
@@ -40,13 +40,14 @@ from threadpoolctl import threadpool_limits
 from services.common.breaker import CircuitBreaker
 from services.common.bus.ports import OutboundMessage
 from services.common.models import LocalModelClient, ModelRepository
-from services.common.recs_online import ItemArtifacts, ItemStats, UserOnlineState, Watch
 from services.common.telemetry import Metrics
-from services.recommender.candidates import Sizes
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.state import ItemStats, UserOnlineState, Watch
+from services.recommender.candidates import CandidateSizes
 from services.recommender.catalog import LiveCatalog, training_time_stats
 from services.recommender.impressions import ImpressionLog
 from services.recommender.metrics import RecommenderMetrics
-from services.recommender.service import CacheUse, Limits, RecommenderService
+from services.recommender.service import CacheUse, ListPolicy, RecommenderService
 from services.recommender.variants import fixed_variant
 
 RESULT = Path("benchmarks/results/recs_feature_logging.json")
@@ -99,12 +100,15 @@ class CountingPublisher:
 
 def service(catalog: LiveCatalog, store: MemoryStore, model: LocalModelClient, variant: str,
             log_features: bool, publisher: CountingPublisher) -> RecommenderService:
-    limits = Limits(Sizes(100, 50, 50), cache_ttl_s=300, default_max_maturity=4,
-                    fallback_max_maturity=1, log_features=log_features)
+    policy = ListPolicy(candidates=CandidateSizes(100, 50, 50), cache_ttl_s=300,
+                        default_max_maturity=4, fallback_max_maturity=1,
+                        log_features=log_features)
     return RecommenderService(
-        catalog, lambda items: store, model, "ranker", RecommenderMetrics(Metrics("bench")),
-        fixed_variant(variant), ImpressionLog(publisher, "rec-impressions"),  # type: ignore[arg-type]
-        limits, CircuitBreaker("redis", 100), CircuitBreaker("model", 100))
+        catalog=catalog, store_for=lambda items: store, model=model, model_name="ranker",
+        metrics=RecommenderMetrics(Metrics("bench")), choose_variant=fixed_variant(variant),
+        impressions=ImpressionLog(publisher, "rec-impressions"),  # type: ignore[arg-type]
+        policy=policy, redis_breaker=CircuitBreaker("redis", 100),
+        model_breaker=CircuitBreaker("model", 100))
 
 
 def cpu_per_request(svc: RecommenderService, users: Sequence[str], cache: CacheUse) -> float:

@@ -36,18 +36,18 @@ import redis
 from redis.utils import HIREDIS_AVAILABLE
 from tqdm import tqdm
 
-from services.common.bus.events import Event
-from services.common.events import WatchData
-from services.common.recs_online import (
-    ItemArtifacts,
+from services.common.bus.envelope import Event
+from services.designs.payloads import WatchData
+from services.designs.recs.features import ranker_features
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.redis_store import RedisRecsStore
+from services.designs.recs.state import (
     ItemStats,
-    RedisRecsStore,
+    UserOnlineState,
     UserVectors,
-    ranker_features,
     trending_rows,
     user_vectors,
 )
-from services.common.recs_online.state import UserOnlineState
 from services.devstack.servers import redis_url
 from services.stream.watches import WatchFeaturesHandler
 from services.trainer import recs_models as rm

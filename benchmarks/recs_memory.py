@@ -32,8 +32,8 @@ import redis
 from tqdm import tqdm
 
 from services.common.machine import describe as describe_machine
-from services.common.recs_online import keys
 from services.common.settings import PlatformSettings
+from services.designs.recs import keys
 
 DESIGN_USERS = 200_000_000
 RESULT = Path("benchmarks/results/recs_memory.json")

@@ -68,8 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             registry = Metrics("bench_shadow")
             shadow_metrics = ShadowMetrics(registry)
             svc = service(loader, store, model, variant, True, CountingPublisher())
-            shadow = ShadowRanker(model, "ranker", version, 1.0, shadow_metrics,
-                                  capacity=10_000)
+            shadow = ShadowRanker(model=model, model_name="ranker", version=version, share=1.0,
+                                  metrics=shadow_metrics, capacity=10_000)
             for user in users[:20]:                     # warm both paths
                 svc.recommend(user, K, UNCACHED)
             per: dict[str, dict[str, list[float]]] = {

@@ -39,7 +39,7 @@ import redis
 from tqdm import tqdm
 
 from services.common.bus.confluent_bus import ConfluentPublisher
-from services.common.bus.events import decode_event, encode_event
+from services.common.bus.envelope import decode_event, encode_event
 from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import TRANSACTIONS, WATCH_EVENTS, platform_topics

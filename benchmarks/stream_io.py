@@ -52,15 +52,15 @@ import redis
 from services.common.bus.confluent_bus import ConfluentPublisher, ConfluentRecordSource
 from services.common.bus.consumer import ConsumerMetrics, ConsumerRunner, RunnerConfig
 from services.common.bus.dedupe import RedisDeduplicator
-from services.common.bus.events import Event, decode_event, encode_event
+from services.common.bus.envelope import Event, decode_event, encode_event
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import FRAUD_DECISIONS, TRANSACTIONS, TopicSpec
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.events import TransactionData
-from services.common.payloads import parse_payload
 from services.common.telemetry import Metrics
+from services.designs.model_features import FRAUD_FEATURE_NAMES
+from services.designs.parsing import parse_payload
+from services.designs.payloads import TransactionData
 from services.devstack.servers import start_kafka, start_redis
 from services.fraud.decide import decide
 from services.fraud.decision_events import decision_message

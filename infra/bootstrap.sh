@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what the project needs outside Python, once: redis-server, PostgreSQL, promtool and
+# Install what the project needs outside Python, once: redis-server, PostgreSQL, HAProxy, promtool and
 # chromium (with its driver) from Debian, the Kafka jars from Maven Central. Checks Java 17+,
 # Maven and Go and says what is missing.
 set -euo pipefail
@@ -7,6 +7,8 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 missing_debs=()
 command -v redis-server >/dev/null || missing_debs+=(redis-server)
+# the cluster topology's load balancer (services/devstack/balancer.py)
+command -v haproxy >/dev/null || missing_debs+=(haproxy)
 { command -v promtool && command -v prometheus; } >/dev/null || missing_debs+=(prometheus)
 # the console's browser tests (tests/e2e/test_console_browser.py): Debian's browser and its driver
 command -v chromium >/dev/null || missing_debs+=(chromium)
@@ -21,7 +23,7 @@ if (( ${#missing_debs[@]} )); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_debs[@]}" >/dev/null
     # Debian's packages may start their own daemons; this project starts its own on its own ports.
-    for svc in redis-server prometheus postgresql; do service "$svc" stop >/dev/null 2>&1 || true; done
+    for svc in redis-server prometheus postgresql haproxy; do service "$svc" stop >/dev/null 2>&1 || true; done
   else
     echo "missing: ${missing_debs[*]}. Install them (Debian: sudo apt-get install ${missing_debs[*]})" >&2
     exit 1

@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from services.common.catalog import SMALL_AMOUNT
+from services.designs.model_features import SMALL_AMOUNT
 from services.trainer.fraud_features import haversine_km
 from services.trainer.worlds.transactions import (
     CARD_TESTING_CATEGORIES,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.common.bus import topics
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.ports import OutboundMessage
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from services.common.catalog import RANKER_FEATURE_NAMES
 from services.common.models import ModelRepository
 from services.common.models.testing import logistic_model
-from services.common.recs_online import ItemArtifacts, ItemStats, UserOnlineState, Watch
+from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.state import ItemStats, UserOnlineState, Watch
 
 GENRES = ("Action", "Comedy", "Drama", "Kids")
 N_TITLES = 40

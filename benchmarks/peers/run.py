@@ -59,14 +59,16 @@ import tritonclient.http as triton
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
-from services.common.catalog import FRAUD_FEATURE_NAMES, RANKER_FEATURE_NAMES
-from services.common.experiments import ExperimentDefinition, assign, load_definitions_file
-from services.common.experiments.hashing import v2_from_state
 from services.common.features import RedisFeatureStore
-from services.common.features.redis_store import TS_FIELD, row_key
+from services.common.features.definitions import row_key
+from services.common.features.redis_store import TS_FIELD
 from services.common.machine import cpu_model
 from services.common.models import ModelRepository
 from services.common.models.runtime import session_options
+from services.designs.experiments.assignment import assign
+from services.designs.experiments.definitions import ExperimentDefinition, load_definitions_file
+from services.designs.experiments.hashing import v2_from_state
+from services.designs.model_features import FRAUD_FEATURE_NAMES, RANKER_FEATURE_NAMES
 from services.devstack.servers import free_port, start_redis
 from services.trainer.export import export_classifier
 from services.trainer.fraud import HANDBOOK_MODELS

@@ -1,6 +1,6 @@
 """The A/B results recomputed in SQL from the exposures, impressions and clicks in the lake.
 
-Each count means what the online counters mean (services/common/experiment_counts.py), so the
+Each count means what the online counters mean (services/designs/experiments/counts.py), so the
 two must agree; tests/integration/test_lake_analytics.py holds them equal on the same events:
 - exposed: distinct units exposed, each in the variation of its first exposure;
 - converted: of those, units with a click (any click of that user) at or after that exposure;
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import duckdb
 
-from services.common.experiment_counts import VariationCounts
 from services.common.lake.sql import Table
+from services.designs.experiments.tallies import VariationCounts
 
 AB_COUNTS = """
 WITH first_exposure AS (

@@ -25,11 +25,11 @@ from services.common.bus.clients import kafka_publisher
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.ports import Publisher, PublishFailed
 from services.common.bus.topics import TopicSpec, dlq_topic
-from services.common.records.catalog import CatalogRecords
 from services.common.records.outbox import OutboxRelay
 from services.common.records.pool import records_pool
 from services.common.records.settings import PostgresSettings
 from services.common.settings import PlatformSettings
+from services.designs.recs.records import CatalogRecords
 
 
 def main(argv: list[str] | None = None) -> int:

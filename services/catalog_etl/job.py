@@ -13,10 +13,10 @@ from tqdm import tqdm
 
 from services.catalog_etl.rows import count_rows, read_rows
 from services.catalog_etl.titles import BadRow, GoodRow, validate
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.ports import OutboundMessage, Publisher, publish_or_raise
-from services.common.events import EVENT_TYPES, TitleData
-from services.common.records.catalog import CatalogRecords
+from services.designs.payloads import EVENT_TYPES, TitleData
+from services.designs.recs.records import CatalogRecords
 
 TITLE = EVENT_TYPES["title"]
 BATCH = 1_000  # messages per publish: each batch waits for every acknowledgement

@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from services.common.events import TitleData
+from services.designs.payloads import TitleData
 
 COLUMNS = tuple(TitleData.model_fields)
 REQUIRED = tuple(name for name, f in TitleData.model_fields.items() if f.is_required())

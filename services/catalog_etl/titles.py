@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from services.catalog_etl.rows import RawRow
-from services.common.events import TitleData
+from services.designs.payloads import TitleData
 
 
 @dataclass(frozen=True)

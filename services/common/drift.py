@@ -23,13 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from services.common.arrays import FloatArray
+
 DRIFT_REFERENCE_FILE = "drift_reference.json"
 SCORE = "score"          # the reference's name for the model's output column
 BINS = 10
 EPSILON = 1e-4
 MAJOR_SHIFT = 0.25       # the alert rules' threshold (infra/prometheus/rules/designs.yml)
 
-FloatArray = npt.NDArray[np.float64]
 
 
 def psi(expected: Sequence[float] | FloatArray, actual: Sequence[float] | FloatArray) -> float:

@@ -28,7 +28,7 @@ UPDATE_S = 5.0  # the gauges are recomputed at most this often, on the scoring t
 
 
 class DriftMonitor:
-    def __init__(self, repository: ModelRepository | None, model_name: str,
+    def __init__(self, *, repository: ModelRepository | None, model_name: str,
                  feature_names: Sequence[str], metrics: Metrics, window: int = 10_000,
                  min_rows: int = 500) -> None:
         self._repository = repository

@@ -20,6 +20,13 @@ RedisClient = redis.Redis | RedisCluster
 """What every Redis adapter of the platform takes: one server or a cluster."""
 
 
+def require_bytes_replies(client: RedisClient, adapter: str) -> None:
+    """ValueError for a client that decodes replies to str: adapters that keep raw bytes (float32
+    vectors, packed records) must read them back as bytes."""
+    if client.get_connection_kwargs().get("decode_responses"):
+        raise ValueError(f"{adapter} needs a client with decode_responses=False")
+
+
 def redis_from_settings(settings: PlatformSettings, timeout_s: float, retry: Retry,
                         **options: Any) -> RedisClient:
     """A client on settings.redis_url: a RedisCluster when settings.redis_cluster."""

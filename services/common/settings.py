@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 ENV_PREFIX = "MLSD_"
+SECRETS_DIR_VARIABLE = f"{ENV_PREFIX}SECRETS_DIR"
+MIN_PRODUCTION_SECRET_LENGTH = 16
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 KafkaClient = Literal["confluent", "kafka-python"]
 
@@ -50,20 +58,45 @@ class PlatformSettings(BaseSettings):
     feature_namespace: str = Field("fs", pattern=r"^[a-z][a-z0-9_-]*$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
+    workers_supervised: bool = Field(
+        False, description="run even one worker under the worker supervisor "
+                           "(services/common/workers.py), so services/autoscaler can add more "
+                           "with SIGTTIN; false: one worker runs in the main process")
     blas_threads: int = Field(
         1, ge=1, le=64, description="threads numpy's BLAS may use per process; one: a request's "
                                     "products are small, parallelism comes from processes "
                                     "(benchmarks/recs_cpu.py measures the extra thread's cost)")
 
+    @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Secrets as files, the way Docker and Kubernetes mount them: with
+        # MLSD_SECRETS_DIR=/run/secrets, /run/secrets/mlsd_redis_password is MLSD_REDIS_PASSWORD
+        # (a file keeps the secret out of `ps e` and the environment of every child process).
+        # A variable set in the environment wins over its file.
+        directory = os.environ.get(SECRETS_DIR_VARIABLE)
+        files = (SecretsSettingsSource(settings_cls, secrets_dir=directory),) if directory else ()
+        return (init_settings, env_settings, dotenv_settings, *files)
+
     @model_validator(mode="after")
     def _refuse_local_defaults_in_production(self) -> PlatformSettings:
-        # A production process silently talking to a loopback Redis or Kafka is misconfigured.
+        # A production process silently talking to a loopback Redis or Kafka, or to a Redis
+        # anyone on the network may read and write, is misconfigured: refuse to start.
         if self.environment == "production":
             for name, value in (("redis_url", self.redis_url),
                                 ("kafka_bootstrap_servers", self.kafka_bootstrap_servers)):
                 if any(host in value for host in LOOPBACK_HOSTS):
                     raise ValueError(
                         f"{ENV_PREFIX}{name.upper()} must name a real host in production")
+            password = self.redis_password.get_secret_value() if self.redis_password else ""
+            if len(password) < MIN_PRODUCTION_SECRET_LENGTH:
+                raise ValueError(
+                    f"{ENV_PREFIX}REDIS_PASSWORD (or the file mlsd_redis_password in "
+                    f"{SECRETS_DIR_VARIABLE}) must be set to a secret of at least "
+                    f"{MIN_PRODUCTION_SECRET_LENGTH} characters in production")
         return self
 
 

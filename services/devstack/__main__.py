@@ -17,6 +17,11 @@ from supervisor.xmlrpc import SupervisorTransport
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import platform_topics
 from services.common.settings import DatasetSettings, PlatformSettings
+from services.devstack.balancer import (
+    balanced_services,
+    instance_environment,
+    write_haproxy_config,
+)
 from services.devstack.cluster import (
     ClusterSecrets,
     ClusterSettings,
@@ -125,6 +130,7 @@ def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
         return 1
     secrets = ClusterSecrets.load_or_create(CLUSTER_STATE)
     environment = cluster_environment(cluster, secrets, CLUSTER_STATE)
+    write_haproxy_config(CLUSTER_STATE)
     if not supervisord_running():
         say(f"starting the cluster topology under supervisord "
             f"({CLUSTER_CONFIG.relative_to(REPO_ROOT)})")
@@ -151,7 +157,9 @@ def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
         if not wait_healthy(part, timeout_s):
             say("the stack is not healthy; `make status` shows what runs, `make stop` stops it")
             return 1
-    _write_env_file(environment)
+    # jobs reach the services through the balancer, on the public ports: not the instances'
+    _write_env_file({k: v for k, v in environment.items()
+                     if k not in instance_environment(balanced_services())})
     say(f"cluster topology healthy. Jobs and load tests reach it with the variables in "
         f"{(CLUSTER_STATE / 'env').relative_to(REPO_ROOT)} (`set -a; source` it).")
     return 0

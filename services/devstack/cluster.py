@@ -27,6 +27,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.probe import kafka_ready, redis_ready
+from services.devstack.balancer import balanced_services, instance_environment
 
 HOST = "127.0.0.1"
 
@@ -108,6 +109,8 @@ def cluster_environment(cluster: ClusterSettings, secrets_: ClusterSecrets,
         "MLSD_REDIS_PASSWORD": secrets_.redis_password,
         "MLSD_KAFKA_BOOTSTRAP_SERVERS": ",".join(cluster.kafka_addresses()),
         "MLSD_KAFKA_REPLICATION_FACTOR": "3",
+        # the balanced services bind their instance ports; HAProxy takes the public ones
+        **instance_environment(balanced_services()),
     }
 
 

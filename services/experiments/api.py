@@ -12,9 +12,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.common.experiments import ExperimentDefinition
-from services.common.experiments.definitions import KEY_PATTERN
 from services.common.ids import OpaqueId
+from services.designs.experiments.definitions import KEY_PATTERN, ExperimentDefinition
 from services.experiments.errors import NotPoolable
 from services.experiments.schemas import (
     AssignmentOut,

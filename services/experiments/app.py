@@ -14,20 +14,17 @@ from fastapi.responses import JSONResponse
 
 from services.common.bus.deferred import off_path_publishing
 from services.common.bus.ports import Publisher
-from services.common.experiments import (
-    DefinitionCache,
-    DefinitionStore,
-    ExposureLog,
-    RedisDefinitionStore,
-    load_definitions_file,
-)
 from services.common.features import FeatureStoreUnavailable
 from services.common.http import create_service_app
-from services.common.records.experiments import ExperimentHistory, PostgresExperimentHistory
 from services.common.records.pool import unopened_pool
 from services.common.records.settings import PostgresSettings
 from services.common.redis_client import RedisClient, request_path_redis
 from services.common.telemetry import Metrics
+from services.designs.experiments.cache import DefinitionCache
+from services.designs.experiments.definitions import load_definitions_file
+from services.designs.experiments.exposures import ExposureLog
+from services.designs.experiments.records import ExperimentHistory, PostgresExperimentHistory
+from services.designs.experiments.store import DefinitionStore, RedisDefinitionStore
 from services.experiments.api import admin, router
 from services.experiments.counts import CountsReader, RedisCountsReader
 from services.experiments.errors import (
@@ -106,8 +103,8 @@ def create_app(settings: ExperimentsSettings, *, redis_client: RedisClient | Non
 
     counts = counts or RedisCountsReader(client, settings.feature_namespace)
     service = ExperimentsService(
-        store, cache, exposures, counts, experiments_metrics,
-        history or PostgresExperimentHistory(record_pool),
+        store=store, cache=cache, exposures=exposures, counts=counts, metrics=experiments_metrics,
+        history=history or PostgresExperimentHistory(record_pool),
         plot_points=settings.experiments_plot_points)
     guardrails = GuardrailWatch(
         cache.running, counts.counts, lambda key, actor: service.set_status(key, "stopped", actor),

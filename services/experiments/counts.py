@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from services.common.experiment_counts import (
-    Timeline,
-    VariationCounts,
+from services.common.redis_client import RedisClient
+from services.designs.experiments.counts import (
     experiment_counts,
     experiment_counts_until,
     experiment_timeline,
 )
-from services.common.recs_online.lua import RedisClient
+from services.designs.experiments.tallies import Timeline, VariationCounts
 
 
 class CountsReader(Protocol):
@@ -23,8 +22,8 @@ class CountsReader(Protocol):
 
 
 class RedisCountsReader:
-    """The counters as services/stream/experiments.py keeps them (services/common/
-    experiment_counts.py has the layout)."""
+    """The counters as services/stream/experiments.py keeps them (services/designs/
+    experiments/counts.py has the layout)."""
 
     def __init__(self, client: RedisClient, namespace: str = "fs") -> None:
         self._client = client

@@ -20,9 +20,8 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from services.common.experiment_counts import VariationCounts
-from services.common.experiments import ExperimentDefinition
-from services.common.experiments.definitions import Guardrail
+from services.designs.experiments.definitions import ExperimentDefinition, Guardrail
+from services.designs.experiments.tallies import VariationCounts
 from services.experiments.statistics import two_proportion_test
 
 logger = logging.getLogger(__name__)

@@ -12,8 +12,12 @@ description. To change the rest, start a new experiment under a new key.
 
 from __future__ import annotations
 
-from services.common.experiments import ExperimentDefinition, InvalidDefinition
-from services.common.experiments.definitions import Status, check_namespaces
+from services.designs.experiments.definitions import (
+    ExperimentDefinition,
+    InvalidDefinition,
+    Status,
+    check_namespaces,
+)
 from services.experiments.errors import ConflictingChange
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {

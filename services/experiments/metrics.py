@@ -3,9 +3,9 @@ guardrail stops."""
 
 from __future__ import annotations
 
-from services.common.experiments import Assignment
-from services.common.experiments.exposures import Outcome as ExposureOutcome
 from services.common.telemetry import Metrics
+from services.designs.experiments.assignment import Assignment
+from services.designs.experiments.exposures import Outcome as ExposureOutcome
 
 NOT_IN = "none"  # the variation label of an assignment that puts the unit in no variation
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from services.common.experiment_counts import Timeline, VariationCounts
-from services.common.experiments import ExperimentDefinition
-from services.common.experiments.definitions import Status
+from services.designs.experiments.definitions import ExperimentDefinition, Status
+from services.designs.experiments.tallies import Timeline, VariationCounts
 from services.experiments.errors import NotPoolable
 from services.experiments.guardrails import Breach, breaches
 from services.experiments.statistics import (

@@ -7,9 +7,8 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from services.common.experiments import Assignment, ExperimentDefinition
-from services.common.experiments.assignment import Reason
-from services.common.experiments.definitions import Status
+from services.designs.experiments.assignment import Assignment, Reason
+from services.designs.experiments.definitions import ExperimentDefinition, Status
 from services.experiments.results import Power, Results, VariationResult
 from services.experiments.statistics import CONFIDENCE, SRM_ALPHA, Lift, SampleRatio
 

@@ -5,17 +5,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from services.common.experiments import (
-    Assignment,
-    DefinitionCache,
-    DefinitionStore,
-    ExperimentDefinition,
-    ExposureLog,
-    InvalidDefinition,
-    assign,
-)
-from services.common.experiments.definitions import Status
-from services.common.records.experiments import ExperimentHistory
+from services.designs.experiments.assignment import Assignment, assign
+from services.designs.experiments.cache import DefinitionCache
+from services.designs.experiments.definitions import ExperimentDefinition, InvalidDefinition, Status
+from services.designs.experiments.exposures import ExposureLog
+from services.designs.experiments.records import ExperimentHistory
+from services.designs.experiments.store import DefinitionStore
 from services.experiments.counts import CountsReader
 from services.experiments.errors import ConflictingChange, KeyMismatch, UnknownExperiment
 from services.experiments.lifecycle import check_change, check_neighbours
@@ -35,7 +30,7 @@ class ExperimentsService:
     which the cache is refreshed at once, so this process reads its own writes (other processes
     within their refresh interval). A change the record refused is not made."""
 
-    def __init__(self, store: DefinitionStore, cache: DefinitionCache, exposures: ExposureLog,
+    def __init__(self, *, store: DefinitionStore, cache: DefinitionCache, exposures: ExposureLog,
                  counts: CountsReader, metrics: ExperimentsMetrics, history: ExperimentHistory,
                  plot_points: int = 60) -> None:
         self._store = store

@@ -23,7 +23,7 @@ def worker_app() -> FastAPI:
 
 def main() -> None:
     settings = FraudSettings()
-    if settings.fraud_workers == 1:
+    if settings.fraud_workers == 1 and not settings.workers_supervised:
         serve(create_app, settings, settings.fraud_host, settings.fraud_port)
     else:
         serve_workers(WORKER_APP, settings, settings.fraud_host, settings.fraud_port,

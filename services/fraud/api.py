@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from services.common.bodies import read_bounded
-from services.common.events import TransactionId
+from services.designs.payloads import TransactionId
 from services.fraud.errors import BodyTooLarge, MalformedBody
 from services.fraud.schemas import ErrorResponse, RecordedDecision, ScoreRequest, ScoreResponse
 from services.fraud.service import FraudService

@@ -1,4 +1,4 @@
-"""Fraud's composition root: settings in; policy, feature store, model, decision log wired."""
+"""The fraud HTTP service: the scorer (wiring.py) behind its API, its decision log, its record."""
 
 from __future__ import annotations
 
@@ -9,18 +9,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from services.common.breaker import CircuitBreaker
 from services.common.bus.deferred import off_path_publishing
 from services.common.bus.ports import Publisher
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.drift_monitor import DriftMonitor
 from services.common.http import create_service_app
-from services.common.models import ModelClient, ModelRepository, create_model_client
-from services.common.records.decisions import PostgresDecisionRecords
+from services.common.models import ModelClient
 from services.common.records.pool import unopened_pool
 from services.common.records.settings import PostgresSettings
 from services.common.redis_client import request_path_redis
 from services.common.telemetry import Metrics
+from services.designs.fraud.records import PostgresDecisionRecords
 from services.fraud.api import router
 from services.fraud.errors import (
     BodyTooLarge,
@@ -31,13 +28,12 @@ from services.fraud.errors import (
     TimestampTooFarAhead,
 )
 from services.fraud.metrics import FraudMetrics
-from services.fraud.policy_file import PolicyFile
 from services.fraud.record import DecisionRecord
 from services.fraud.schemas import ErrorResponse
-from services.fraud.scorer import FraudScorer, ReferenceCache
 from services.fraud.service import FraudService
 from services.fraud.settings import FraudSettings
 from services.fraud.state_store import FraudStore, RedisFraudStore
+from services.fraud.wiring import build_scorer, fraud_model_client
 
 logger = logging.getLogger(__name__)
 
@@ -56,30 +52,6 @@ async def _request_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(ErrorResponse(detail=str(exc)).model_dump(), status_code=status)
 
 
-def feature_store_breaker(settings: FraudSettings) -> CircuitBreaker:
-    """After fail_max consecutive failures the feature store is skipped for reset_s, then one
-    trial call decides whether to close again: an outage costs a few deadlines, not every one."""
-    return CircuitBreaker("feature-store", fail_max=settings.fraud_breaker_fail_max,
-                          reset_s=settings.fraud_breaker_reset_s)
-
-
-def build_scorer(settings: FraudSettings, metrics: FraudMetrics, store: FraudStore,
-                 model: ModelClient) -> FraudScorer:
-    """The pipeline both paths share (HTTP here, the stream scorer in stream.py)."""
-    policy = PolicyFile(settings.fraud_policy_path, settings.fraud_policy_check_interval_s,
-                        on_reload=lambda outcome: metrics.policy_reloads.labels(outcome).inc())
-    repository = (ModelRepository(settings.model_repository)
-                  if settings.model_backend == "local" else None)
-    return FraudScorer(store=store, model=model, policy=policy.engine,
-                       references=ReferenceCache(repository, settings.fraud_model_name),
-                       metrics=metrics, breaker=feature_store_breaker(settings),
-                       model_name=settings.fraud_model_name,
-                       idempotency_window_s=settings.fraud_idempotency_window_s,
-                       drift=DriftMonitor(repository, settings.fraud_model_name,
-                                          FRAUD_FEATURE_NAMES, metrics.base,
-                                          window=settings.fraud_drift_window))
-
-
 def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
                model: ModelClient | None = None, publisher: Publisher | None = None,
                record: DecisionRecord | None = None) -> FastAPI:
@@ -89,8 +61,7 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
     fraud_metrics = FraudMetrics(metrics)
     redis_client = request_path_redis(settings, settings.fraud_redis_timeout_s)
     own_model = model is None
-    model = model or create_model_client(
-        settings, expected_features={settings.fraud_model_name: FRAUD_FEATURE_NAMES})
+    model = model or fraud_model_client(settings)
     scorer = build_scorer(settings, fraud_metrics,
                           store or RedisFraudStore(redis_client, settings.feature_namespace),
                           model)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from services.common.catalog import FRAUD_FEATURE_NAMES, FRAUD_FEATURES, TRANSACTION_TYPES
-from services.common.fraud_online import VELOCITY_NAMES, FeatureVector
+from services.designs.fraud.features import VELOCITY_NAMES, FeatureVector
+from services.designs.model_features import FRAUD_FEATURE_NAMES, FRAUD_FEATURES, TRANSACTION_TYPES
 from services.fraud.transaction import ScoredTransaction
 
 Fact = float | str

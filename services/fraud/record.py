@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
-from services.common.records.decisions import DecisionOfRecord
+from services.designs.fraud.records import DecisionOfRecord
 from services.fraud.decide import Decision, Reason
 from services.fraud.scorer import Recorded
 

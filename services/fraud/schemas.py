@@ -12,7 +12,7 @@ from pydantic import (
     model_validator,
 )
 
-from services.common.events import (
+from services.designs.payloads import (
     CardId,
     CustomerId,
     DeviceId,

@@ -24,10 +24,11 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from services.common.breaker import CircuitBreaker, CircuitOpen
-from services.common.catalog import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
 from services.common.drift_monitor import DriftMonitor
-from services.common.fraud_online import FeatureVector, FraudState, StateBatch, batch_features
 from services.common.models import ModelClient, ModelError, ModelRepository
+from services.designs.fraud.features import FeatureVector, batch_features
+from services.designs.fraud.state import FraudState, StateBatch
+from services.designs.model_features import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
 from services.fraud.decide import (
     FEATURES_MISSING,
     MODEL_MISSING,
@@ -39,7 +40,7 @@ from services.fraud.explain import ModelVerdict, Reference, reference_from_json,
 from services.fraud.facts import OWN_FEATURES, fact_table
 from services.fraud.metrics import FraudMetrics
 from services.fraud.rules import RuleEngine
-from services.fraud.state_store import FraudStore, StateRead
+from services.fraud.state_store import FraudStore, FraudStoreUnavailable, StateRead
 from services.fraud.transaction import ScoredTransaction
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,43 @@ class Recorded:
 RECORDED_JSON = TypeAdapter(Recorded)
 
 
+@dataclass(frozen=True)
+class SplitBatch:
+    """A batch split where the idempotency window already holds a decision: the replays, by
+    their position in the batch, and the positions still to decide, in batch order."""
+
+    transactions: Sequence[ScoredTransaction]
+    replays: dict[int, Recorded]
+    to_decide: list[int]
+
+    @classmethod
+    def of(cls, transactions: Sequence[ScoredTransaction], read: StateRead | None) -> SplitBatch:
+        """Without a read (the store is down) nothing is known to be decided: all are to decide."""
+        stored = (read.earlier_decisions if read is not None else [None] * len(transactions))
+        replays = {position: RECORDED_JSON.validate_json(decision)
+                   for position, decision in enumerate(stored) if decision is not None}
+        to_decide = [position for position in range(len(transactions))
+                     if position not in replays]
+        return cls(transactions, replays, to_decide)
+
+    @property
+    def transactions_to_decide(self) -> list[ScoredTransaction]:
+        return [self.transactions[position] for position in self.to_decide]
+
+    def merge(self, decisions: Sequence[Decision], vectors: np.ndarray) -> list[Scored]:
+        """Every transaction in batch order: a replay with its earlier decision, the others with
+        theirs (decisions[i] and vectors[i] are those of the i-th transaction to decide)."""
+        decided_now = iter(zip(decisions, vectors, strict=True))
+        scored = []
+        for position, txn in enumerate(self.transactions):
+            if position in self.replays:
+                scored.append(Scored(txn, self.replays[position].decision, None, True))
+            else:
+                decision, vector = next(decided_now)
+                scored.append(Scored(txn, decision, vector, False))
+        return scored
+
+
 class FraudScorer:
     def __init__(self, *, store: FraudStore, model: ModelClient,
                  policy: Callable[[], RuleEngine], references: ReferenceCache,
@@ -118,49 +156,60 @@ class FraudScorer:
 
     def score(self, transactions: Sequence[ScoredTransaction], path: ScoringPath) -> list[Scored]:
         """Decide every transaction of the batch; one that was decided before gets that decision
-        back (`replayed`). Each stage runs once for the whole batch, as arrays."""
+        back (`replayed`). Each stage runs once for the whole batch, as arrays.
+
+        The store's one round trip records the batch and reads both the cards' state and the
+        decisions already made; the batch splits there into replays and transactions to decide,
+        only those are decided, and the two are merged back in the batch's order."""
         engine = self._policy()
         self._metrics.batch_size.labels(path).observe(len(transactions))
         with self._stage("features", path):
             read, store_down = self._read(transactions)
-            earlier = ([_stored(e) for e in read.earlier_decisions] if read is not None
-                       else [None] * len(transactions))
-            todo = [i for i, e in enumerate(earlier) if e is None]
-            pending = [transactions[i] for i in todo]
-            vectors, velocity = self._vectors(transactions, read, store_down, todo)
+            batch = SplitBatch.of(transactions, read)
+            vectors, velocity = self._vectors(transactions, read, store_down, batch.to_decide)
+        decisions, model_down = self._decide(batch.transactions_to_decide, vectors, velocity,
+                                             engine, store_down, path)
+        with self._stage("record", path):
+            decisions = self._remember(batch.transactions_to_decide, decisions, vectors,
+                                       store_down)
+        scored = batch.merge(decisions, vectors)
+        self._count(scored, path, store_down, model_down)
+        return scored
+
+    def _decide(self, transactions: Sequence[ScoredTransaction], vectors: np.ndarray,
+                velocity: np.ndarray, engine: RuleEngine, store_down: str | None,
+                path: ScoringPath) -> tuple[list[Decision], str | None]:
+        """A decision per transaction (row i of `vectors` and `velocity` is transactions[i]),
+        and why the model was not asked, if it was not."""
         with self._stage("rules", path):
-            facts = fact_table(pending, vectors, velocity, with_history=store_down is None)
+            facts = fact_table(transactions, vectors, velocity, with_history=store_down is None)
             listed, hits = engine.listed_table(facts), engine.hits_table(facts)
         with self._stage("model", path):
-            models, model_down = self._predict(vectors) if todo else ([], None)
+            model_verdicts, model_down = (self._predict(vectors) if len(transactions)
+                                          else ([], None))
         # Drift compares whole vectors only: a batch without the card's history has stand-in
         # values that would read as a shift.
-        if self._drift is not None and models and store_down is None:
-            self._drift.observe(models[0].version, vectors, [m.score for m in models])
+        if self._drift is not None and model_verdicts and store_down is None:
+            self._drift.observe(model_verdicts[0].version, vectors,
+                                [v.score for v in model_verdicts])
+        degraded = [why for why in (store_down, model_down) if why is not None]
+
+        def decided(row: int, model: ModelVerdict | None) -> Decision:
+            return decide(engine.policy, listed=listed[row], hits=hits[row], model=model,
+                          degraded=degraded, amount=transactions[row].amount)
+
         with self._stage("decide", path):
-            degraded = [why for why in (store_down, model_down) if why is not None]
-
-            def decided(k: int, model: ModelVerdict | None) -> Decision:
-                return decide(engine.policy, listed=listed[k], hits=hits[k], model=model,
-                              degraded=degraded, amount=pending[k].amount)
-
-            decisions = [decided(k, models[k] if models else None) for k in range(len(todo))]
+            decisions = [decided(row, model_verdicts[row] if model_verdicts else None)
+                         for row in range(len(transactions))]
         with self._stage("explain", path):
             # ML factors for the decisions someone reads: reviews and declines. An approval's
             # are computed on demand from its recorded features (explain).
-            wanted = [k for k, d in enumerate(decisions)
-                      if d.action != "approve" and d.ml_score is not None]
-            for k, model in zip(wanted, self._factors(vectors[wanted], models, wanted, engine),
-                                strict=True):
-                decisions[k] = decided(k, model)
-        with self._stage("record", path):
-            fresh = self._remember(pending, decisions, vectors, store_down)
-        by_row = dict(zip(todo, range(len(todo)), strict=True))
-        scored = [Scored(txn, fresh[by_row[i]], vectors[by_row[i]], False) if i in by_row
-                  else Scored(txn, _decision(earlier[i]), None, True)
-                  for i, txn in enumerate(transactions)]
-        self._count(scored, path, store_down, model_down)
-        return scored
+            to_explain = [row for row, d in enumerate(decisions)
+                          if d.action != "approve" and d.ml_score is not None]
+            explained = self._factors(vectors[to_explain], model_verdicts, to_explain, engine)
+            for row, model in zip(to_explain, explained, strict=True):
+                decisions[row] = decided(row, model)
+        return decisions, model_down
 
     def explain(self, transaction_id: str) -> tuple[Decision, bool] | None:
         """The recorded decision for this transaction id while the window keeps it, with its ML
@@ -206,16 +255,17 @@ class FraudScorer:
             return self._breaker.call(self._store.record_and_read, transactions), None
         except CircuitOpen:
             return None, f"{FEATURES_MISSING}: feature store skipped (circuit open)"
-        except Exception as exc:  # any failure of the store degrades; it never fails the call
-            logger.warning("feature store failed", extra={"error": repr(exc)})
-            return None, f"{FEATURES_MISSING}: {type(exc).__name__}: {exc}"
+        except FraudStoreUnavailable as exc:  # the store degrades the decision, never fails it
+            logger.warning("feature store failed", extra={"error": str(exc)})
+            return None, f"{FEATURES_MISSING}: {exc}"
 
     def _vectors(self, transactions: Sequence[ScoredTransaction], read: StateRead | None,
-                 store_down: str | None, todo: list[int]) -> tuple[np.ndarray, np.ndarray]:
+                 store_down: str | None, to_decide: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The feature rows (and velocity facts) of the transactions at positions `to_decide`."""
         state = (read.state if read is not None
                  else StateBatch.of([FraudState()] * len(transactions)))
         features = batch_features(transactions, state)
-        vectors, velocity = features.matrix[todo], features.velocity[todo]
+        vectors, velocity = features.matrix[to_decide], features.velocity[to_decide]
         reference = self._references.current
         if store_down is not None and reference is not None and len(vectors):
             # No history: assume a typical card rather than a brand-new one.
@@ -259,15 +309,17 @@ class FraudScorer:
         if store_down is not None or not decisions:
             return decisions
         pairs = [(txn.transaction_id,
-                  RECORDED_JSON.dump_json(Recorded(d, tuple(vectors[k].tolist()))))
-                 for k, (txn, d) in enumerate(zip(transactions, decisions, strict=True))]
+                  RECORDED_JSON.dump_json(Recorded(d, tuple(vectors[row].tolist()))))
+                 for row, (txn, d) in enumerate(zip(transactions, decisions, strict=True))]
         try:
-            earlier = self._breaker.call(self._store.remember, pairs, self.idempotency_window_s)
-        except Exception as exc:  # not remembered: a retry within the window is scored anew
-            logger.warning("decision not recorded for idempotency", extra={"error": repr(exc)})
+            recorded_first = self._breaker.call(self._store.remember, pairs,
+                                                self.idempotency_window_s)
+        except (FraudStoreUnavailable, CircuitOpen) as exc:  # a retry in the window is scored anew
+            logger.warning("decision not recorded for idempotency",
+                           extra={"error": f"{type(exc).__name__}: {exc}"})
             return decisions
-        return [d if e is None else _decision(_stored(e))
-                for d, e in zip(decisions, earlier, strict=True)]
+        return [mine if theirs is None else RECORDED_JSON.validate_json(theirs).decision
+                for mine, theirs in zip(decisions, recorded_first, strict=True)]
 
     def _count(self, scored: Sequence[Scored], path: ScoringPath, store_down: str | None,
                model_down: str | None) -> None:
@@ -281,11 +333,11 @@ class FraudScorer:
             metrics.risk.observe(decision.risk_score)
             for rule in decision.rule_hits:
                 metrics.rule_hits.labels(rule).inc()
-        fresh = sum(1 for item in scored if not item.replayed)
+        decided_now = sum(1 for item in scored if not item.replayed)
         if store_down is not None:
-            metrics.degraded.labels("features").inc(fresh)
+            metrics.degraded.labels("features").inc(decided_now)
         if model_down is not None:
-            metrics.degraded.labels("model").inc(fresh)
+            metrics.degraded.labels("model").inc(decided_now)
 
 
 _MODEL_CODES = frozenset({"ML_SCORE", "ML_HIGH_RISK"})
@@ -293,8 +345,3 @@ _MODEL_CODES = frozenset({"ML_SCORE", "ML_HIGH_RISK"})
 
 def _stored(stored: bytes | None) -> Recorded | None:
     return None if stored is None else RECORDED_JSON.validate_json(stored)
-
-
-def _decision(recorded: Recorded | None) -> Decision:
-    assert recorded is not None
-    return recorded.decision

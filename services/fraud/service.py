@@ -6,14 +6,16 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 
+from services.common.breaker import CircuitOpen
 from services.common.bus.background import BackgroundPublisher
-from services.common.records.decisions import DecisionOfRecord
+from services.designs.fraud.records import DecisionOfRecord
 from services.fraud.coalesce import CoalescingScorer
 from services.fraud.decide import Decision
 from services.fraud.decision_events import decision_message
 from services.fraud.errors import DecisionNotFound, DecisionsUnavailable, TimestampTooFarAhead
 from services.fraud.record import DecisionRecord, ServedFrom, recorded_of
 from services.fraud.scorer import FraudScorer, Recorded, Scored
+from services.fraud.state_store import FraudStoreUnavailable
 from services.fraud.transaction import Transaction
 
 
@@ -66,19 +68,20 @@ class FraudService:
         """The idempotency window in Redis first, then the record in PostgreSQL.
         DecisionNotFound when neither has it; DecisionsUnavailable when one that might have it
         cannot be read."""
-        cache_error: Exception | None = None
+        cache_error: str | None = None
         try:
             cached = self.scorer.recall(transaction_id)
-        except Exception as exc:  # the window cannot be read: the record may still answer
-            cached, cache_error = None, exc
+        except FraudStoreUnavailable as exc:  # the window cannot be read: the record may answer
+            cached, cache_error = None, str(exc)
+        except CircuitOpen as exc:
+            cached, cache_error = None, f"CircuitOpen: {exc}"
         if cached is not None:
             return cached, "cache"
         row = self._read_record(transaction_id)
         if row is not None:
             return recorded_of(row), "record"
         if cache_error is not None:
-            raise DecisionsUnavailable(f"recorded decisions cannot be read: "
-                                       f"{type(cache_error).__name__}: {cache_error}")
+            raise DecisionsUnavailable(f"recorded decisions cannot be read: {cache_error}")
         where = "" if self._record is not None else (
             f" in the last {self.scorer.idempotency_window_s} s")
         raise DecisionNotFound(f"no decision recorded for transaction_id {transaction_id!r}"

@@ -17,7 +17,6 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import uvicorn
 from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
 
@@ -29,23 +28,22 @@ from services.common.bus.consumer import (
     TransientError,
     run_or_end_process,
 )
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.ports import Publisher, PublishFailed, publish_or_raise
 from services.common.bus.runtime import build_kafka_consumer
 from services.common.bus.topics import TRANSACTIONS
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.events import TransactionData
-from services.common.http import blocking_lifespan, create_service_app
-from services.common.models import ModelClient, create_model_client
-from services.common.payloads import parse_payload
+from services.common.http import blocking_lifespan, create_service_app, serve
+from services.common.models import ModelClient
 from services.common.redis_client import RedisClient, background_redis
-from services.common.telemetry import LATENCY_BUCKETS_S, Metrics, configure_logging
-from services.fraud.app import build_scorer
+from services.common.telemetry import LATENCY_BUCKETS_S, Metrics
+from services.designs.parsing import parse_payload
+from services.designs.payloads import TransactionData
 from services.fraud.decision_events import decision_message
 from services.fraud.metrics import FraudMetrics
 from services.fraud.scorer import FraudScorer
 from services.fraud.settings import FraudSettings
 from services.fraud.state_store import RedisFraudStore
+from services.fraud.wiring import build_scorer, fraud_model_client
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +51,7 @@ logger = logging.getLogger(__name__)
 class StreamScoringHandler:
     """`handle` validates and buffers; `flush` scores the buffer as one batch and publishes."""
 
-    def __init__(self, scorer: FraudScorer, publisher: Publisher, topic: str,
+    def __init__(self, *, scorer: FraudScorer, publisher: Publisher, topic: str,
                  freshness: Histogram, stale: Counter, max_age_s: float) -> None:
         self._scorer = scorer
         self._publisher = publisher
@@ -113,16 +111,17 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
 
     def start() -> None:
         client = background_redis(settings)
-        model = create_model_client(
-            settings, expected_features={settings.fraud_model_name: FRAUD_FEATURE_NAMES})
+        model = fraud_model_client(settings)
         scorer = build_scorer(settings, fraud_metrics,
                               RedisFraudStore(client, settings.feature_namespace), model)
         scorer.warm_up()
         publisher = kafka_publisher(settings, client_id=f"{settings.service_name}-decisions",
                                     delivery_timeout_s=settings.fraud_delivery_timeout_s,
                                     warm_topics=[settings.fraud_decisions_topic])
-        handler = StreamScoringHandler(scorer, publisher, settings.fraud_decisions_topic,
-                                       freshness, stale, settings.fraud_stream_max_age_s)
+        handler = StreamScoringHandler(scorer=scorer, publisher=publisher,
+                                       topic=settings.fraud_decisions_topic,
+                                       freshness=freshness, stale=stale,
+                                       max_age_s=settings.fraud_stream_max_age_s)
         runner = build_kafka_consumer(
             settings, client, handler, consumer_metrics,
             RunnerConfig(group=settings.fraud_stream_group, topics=(TRANSACTIONS,),
@@ -152,9 +151,7 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
 
 def main() -> None:
     settings = FraudSettings(service_name="fraud_stream")
-    configure_logging(settings.service_name, settings.log_level, settings.log_json)
-    uvicorn.run(create_stream_app(settings), host=settings.fraud_host,
-                port=settings.fraud_stream_metrics_port, log_config=None, access_log=False)
+    serve(create_stream_app, settings, settings.fraud_host, settings.fraud_stream_metrics_port)
 
 
 if __name__ == "__main__":

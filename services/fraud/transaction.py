@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from services.common.fraud_online import TransactionLike
+from services.designs.fraud.state import TransactionLike
 
 
 class ScoredTransaction(TransactionLike, Protocol):

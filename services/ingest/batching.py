@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.ports import Delivery, OutboundMessage
-from services.common.events import EVENT_TYPES, EventType
+from services.designs.payloads import EVENT_TYPES, EventType
 
 # What a client sent is echoed back in rejections; bound it so a hostile body cannot make the
 # response much larger than the request.

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from services.common.bus.deferred import kafka_connector as platform_connector
 from services.common.bus.ports import Publisher
-from services.common.events import EVENT_TYPES
+from services.designs.payloads import EVENT_TYPES
 from services.ingest.settings import IngestSettings
 
 

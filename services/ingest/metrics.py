@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Histogram
 
-from services.common.events import EVENT_TYPES
 from services.common.telemetry import Metrics
+from services.designs.payloads import EVENT_TYPES
 
 OUTCOMES = ("accepted", "duplicate", "rejected", "failed")
 UNKNOWN_TYPE = "unknown"  # a rejected event's type label when it names no known type

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from services.common.bus.events import Event
-from services.common.events import EVENT_TYPES
+from services.common.bus.envelope import Event
+from services.designs.payloads import EVENT_TYPES
 from services.ingest.batching import BatchReport, FieldProblem
 
 

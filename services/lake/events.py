@@ -11,9 +11,9 @@ from pydantic import BaseModel, ValidationError
 
 from services.common.bus import topics
 from services.common.bus.consumer import PoisonEvent
-from services.common.bus.events import Event, decode_event
+from services.common.bus.envelope import Event, decode_event
 from services.common.bus.ports import Record
-from services.common.events import EVENT_TYPES, FraudDecisionData
+from services.designs.payloads import EVENT_TYPES, FraudDecisionData
 
 FRAUD_DECISION = "fraud_decision"  # the fraud service's decision events (not an ingest type)
 

@@ -15,7 +15,7 @@ from services.common.bus.consumer import (
     RunnerConfig,
     dead_letter,
 )
-from services.common.bus.events import MalformedEvent
+from services.common.bus.envelope import MalformedEvent
 from services.common.bus.ports import (
     Publisher,
     Record,
@@ -70,8 +70,9 @@ class LoopConfig:
 class SinkLoop:
     """One consumer-group member writing the lake; owns and closes its source and DLQ."""
 
-    def __init__(self, source: RecordSource, sink: LakeSink, dlq: Publisher, metrics: LakeMetrics,
-                 config: LoopConfig, compact: Callable[[], CompactionOutcome] | None = None,
+    def __init__(self, *, source: RecordSource, sink: LakeSink, dlq: Publisher,
+                 metrics: LakeMetrics, config: LoopConfig,
+                 compact: Callable[[], CompactionOutcome] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._source = source
         self._sink = sink

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.ports import Record, TopicPartitionKey
-from services.common.features.plans import epoch_ms
 from services.common.lake.files import ROW_SCHEMA, hour_coverage, write_atomically
 from services.common.lake.layout import HourKey, OffsetRange
+from services.common.times import epoch_ms
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ def worker_app() -> FastAPI:
 
 def main() -> None:
     settings = RecommenderSettings()
-    if settings.recommender_workers == 1:
+    if settings.recommender_workers == 1 and not settings.workers_supervised:
         serve(create_app, settings, settings.recommender_host, settings.recommender_port)
     else:
         serve_workers(WORKER_APP, settings, settings.recommender_host,

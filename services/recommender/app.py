@@ -11,26 +11,24 @@ from fastapi import FastAPI
 from services.common.breaker import CircuitBreaker
 from services.common.bus.deferred import off_path_publishing
 from services.common.bus.ports import Publisher
-from services.common.catalog import RANKER_FEATURE_NAMES
 from services.common.drift_monitor import DriftMonitor
-from services.common.experiments import (
-    DefinitionCache,
-    ExposureLog,
-    RedisDefinitionStore,
-    load_definitions_file,
-)
 from services.common.http import create_service_app
 from services.common.models import ModelClient, ModelRepository, create_model_client
-from services.common.recs_online.titles import RedisCatalogTitles
 from services.common.redis_client import background_redis, request_path_redis
 from services.common.telemetry import Metrics
+from services.designs.experiments.cache import DefinitionCache
+from services.designs.experiments.definitions import load_definitions_file
+from services.designs.experiments.exposures import ExposureLog
+from services.designs.experiments.store import RedisDefinitionStore
+from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.designs.recs.titles import RedisCatalogTitles
 from services.recommender.api import router
-from services.recommender.candidates import Sizes
+from services.recommender.candidates import CandidateSizes
 from services.recommender.catalog import LiveCatalog, store_factory
 from services.recommender.impressions import ImpressionLog
 from services.recommender.metrics import RecommenderMetrics
 from services.recommender.rerank import RerankPolicy
-from services.recommender.service import Limits, RecommenderService
+from services.recommender.service import ListPolicy, RecommenderService
 from services.recommender.settings import RecommenderSettings
 from services.recommender.shadow import ShadowMetrics, ShadowRanker
 from services.recommender.variants import ExperimentVariant, VariantChooser, fixed_variant
@@ -57,9 +55,9 @@ def shadow_ranker(settings: RecommenderSettings, model: ModelClient,
     if version not in registered:
         raise ValueError(f"MLSD_RECOMMENDER_SHADOW_VERSION={version}: "
                          f"{settings.recommender_model_name} has versions {registered}")
-    return ShadowRanker(model, settings.recommender_model_name, version,
-                        settings.recommender_shadow_share, metrics,
-                        settings.recommender_shadow_queue)
+    return ShadowRanker(model=model, model_name=settings.recommender_model_name,
+                        version=version, share=settings.recommender_shadow_share,
+                        metrics=metrics, capacity=settings.recommender_shadow_queue)
 
 
 def create_app(settings: RecommenderSettings, *, model: ModelClient | None = None,
@@ -100,22 +98,30 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
     # Declared with or without a shadow: its series read 0 rather than vanish between runs.
     shadow = shadow_ranker(settings, model, ShadowMetrics(metrics))
     service = RecommenderService(
-        catalog, store_factory(request_redis, settings.feature_namespace), model,
-        settings.recommender_model_name, rec_metrics,
-        choose_variant or fixed_variant(settings.recommender_default_variant),
-        ImpressionLog(impressions, settings.recommender_impressions_topic),
-        Limits(Sizes(settings.recommender_cf_candidates, settings.recommender_content_candidates,
-                     settings.recommender_trending_candidates),
-               settings.recommender_cache_ttl_s, settings.recommender_default_max_maturity,
-               settings.recommender_fallback_max_maturity,
-               RerankPolicy(settings.recommender_diversity_weight,
-                            settings.recommender_genre_cap_share,
-                            settings.recommender_discovery_slot),
-               settings.recommender_cache_enabled, settings.recommender_new_release_days,
-               settings.recommender_log_features, settings.recommender_explore_share),
-        breaker("feature-store", settings), breaker("model", settings), shadow,
-        DriftMonitor(ModelRepository(settings.model_repository), settings.recommender_model_name,
-                     RANKER_FEATURE_NAMES, metrics))
+        catalog=catalog,
+        store_for=store_factory(request_redis, settings.feature_namespace),
+        model=model, model_name=settings.recommender_model_name, metrics=rec_metrics,
+        choose_variant=choose_variant or fixed_variant(settings.recommender_default_variant),
+        impressions=ImpressionLog(impressions, settings.recommender_impressions_topic),
+        policy=ListPolicy(
+            candidates=CandidateSizes(settings.recommender_cf_candidates,
+                                      settings.recommender_content_candidates,
+                                      settings.recommender_trending_candidates),
+            default_max_maturity=settings.recommender_default_max_maturity,
+            fallback_max_maturity=settings.recommender_fallback_max_maturity,
+            cache_ttl_s=settings.recommender_cache_ttl_s,
+            rerank=RerankPolicy(settings.recommender_diversity_weight,
+                                settings.recommender_genre_cap_share,
+                                settings.recommender_discovery_slot),
+            new_release_days=settings.recommender_new_release_days,
+            cache_enabled=settings.recommender_cache_enabled,
+            log_features=settings.recommender_log_features,
+            explore_share=settings.recommender_explore_share),
+        redis_breaker=breaker("feature-store", settings),
+        model_breaker=breaker("model", settings), shadow=shadow,
+        drift=DriftMonitor(repository=ModelRepository(settings.model_repository),
+                           model_name=settings.recommender_model_name,
+                           feature_names=RANKER_FEATURE_NAMES, metrics=metrics))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -15,10 +15,10 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from services.common import recs_features as rf
-from services.common.recs_online import ItemArtifacts, UserVectors
-
-BoolArray = npt.NDArray[np.bool_]
+from services.common.arrays import BoolArray, FloatArray, IntArray
+from services.designs.recs import definitions as rf
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.state import UserVectors
 
 
 class Source(StrEnum):
@@ -30,20 +30,22 @@ class Source(StrEnum):
 
 
 @dataclass(frozen=True)
-class Sizes:
+class CandidateSizes:
+    """How many candidates each source proposes before scoring."""
+
     collaborative: int = 100
     content: int = 50
     trending: int = 50
 
 
-def eligible_mask(items: ItemArtifacts, watched: rf.IntArray, max_maturity: int) -> BoolArray:
+def eligible_mask(items: ItemArtifacts, watched: IntArray, max_maturity: int) -> BoolArray:
     """Titles a user may be shown: not watched already, within the profile's maturity limit."""
     mask: BoolArray = items.maturity_levels <= max_maturity
     mask[np.asarray(watched, dtype=np.int64)] = False
     return mask
 
 
-def top_eligible(scores: rf.FloatArray, eligible: BoolArray, n: int) -> rf.IntArray:
+def top_eligible(scores: FloatArray, eligible: BoolArray, n: int) -> IntArray:
     """Rows of the n best eligible scores, best first (ties to the lower row); fewer if fewer."""
     rows = np.flatnonzero(eligible)
     if n <= 0 or len(rows) == 0:
@@ -53,24 +55,24 @@ def top_eligible(scores: rf.FloatArray, eligible: BoolArray, n: int) -> rf.IntAr
         keep = np.argpartition(-values, n - 1)[:n]
         rows, values = rows[keep], values[keep]
     order = np.lexsort((rows, -values))
-    best: rf.IntArray = rows[order].astype(np.int64)
+    best: IntArray = rows[order].astype(np.int64)
     return best
 
 
-def collaborative_scores(user: UserVectors, items: ItemArtifacts) -> rf.FloatArray:
+def collaborative_scores(user: UserVectors, items: ItemArtifacts) -> FloatArray:
     """cf_score of every title (the ranker's feature, for the whole catalog at once)."""
-    scores: rf.FloatArray = items.embeddings.astype(np.float64) @ user.taste
+    scores: FloatArray = items.embeddings.astype(np.float64) @ user.taste
     return scores
 
 
-def content_scores(user: UserVectors, items: ItemArtifacts) -> rf.FloatArray:
+def content_scores(user: UserVectors, items: ItemArtifacts) -> FloatArray:
     """content_score of every title: cosine of the user's profile and each content vector."""
-    scores: rf.FloatArray = rf.content_scores(user.profile, items.content)[0]
+    scores: FloatArray = rf.content_scores(user.profile, items.content)[0]
     return scores
 
 
-def new_releases(release_seconds: rf.FloatArray, eligible: BoolArray, now_s: float,
-                 window_s: float, n: int) -> rf.IntArray:
+def new_releases(release_seconds: FloatArray, eligible: BoolArray, now_s: float,
+                 window_s: float, n: int) -> IntArray:
     """Rows of eligible titles released in (now - window, now], newest first (ties: lower row).
 
     No watch is needed: a title the catalog added a minute ago is a candidate at once.
@@ -78,13 +80,13 @@ def new_releases(release_seconds: rf.FloatArray, eligible: BoolArray, now_s: flo
     released = np.asarray(release_seconds, dtype=np.float64)
     recent = eligible & (released > now_s - window_s) & (released <= now_s)
     rows = np.flatnonzero(recent)
-    newest: rf.IntArray = rows[np.lexsort((rows, -released[rows]))][:max(n, 0)].astype(np.int64)
+    newest: IntArray = rows[np.lexsort((rows, -released[rows]))][:max(n, 0)].astype(np.int64)
     return newest
 
 
-def ordered_eligible(rows: rf.IntArray, eligible: BoolArray, n: int) -> rf.IntArray:
+def ordered_eligible(rows: IntArray, eligible: BoolArray, n: int) -> IntArray:
     """The first n eligible rows of an already ranked list (e.g. the trending head)."""
-    kept: rf.IntArray = rows[eligible[rows]][:n]
+    kept: IntArray = rows[eligible[rows]][:n]
     return kept
 
 
@@ -92,7 +94,7 @@ def ordered_eligible(rows: rf.IntArray, eligible: BoolArray, n: int) -> rf.IntAr
 class Candidates:
     """The union of the sources' lists: each title once, in the order first found."""
 
-    rows: rf.IntArray
+    rows: IntArray
     sources: tuple[frozenset[Source], ...]      # every source that proposed each row
 
     def __len__(self) -> int:
@@ -102,7 +104,7 @@ class Candidates:
         return np.fromiter((source in s for s in self.sources), dtype=bool, count=len(self))
 
 
-def union(lists: Mapping[Source, rf.IntArray]) -> Candidates:
+def union(lists: Mapping[Source, IntArray]) -> Candidates:
     """Merge the sources' lists; a title two sources found is one candidate with both sources."""
     found: dict[int, set[Source]] = {}
     for source, rows in lists.items():

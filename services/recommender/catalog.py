@@ -8,7 +8,7 @@ the "in-process popular snapshot" the service falls back on when Redis is down.
 
 The same refresh merges the content catalog (titles the catalog ETL published, which the stream
 wrote to Redis): one GET of its version when nothing changed, the whole hash when it moved. Titles
-the ranker was not trained on join the item set at once (recs_online.titles), so the next
+the ranker was not trained on join the item set at once (designs.recs.titles), so the next
 request can recommend them; no restart, and the request path never waits for the merge.
 """
 
@@ -26,14 +26,12 @@ import numpy as np
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import ModelRepository
 from services.common.models.errors import ModelUnavailable
-from services.common.recs_online import (
-    ItemArtifacts,
-    ItemStats,
-    LiveItemArtifacts,
-    RedisRecsStore,
-)
-from services.common.recs_online.lua import RedisClient
-from services.common.recs_online.titles import CatalogTitle, with_catalog_titles
+from services.common.redis_client import RedisClient
+from services.designs.recs.artifacts import LiveItemArtifacts
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.redis_store import RedisRecsStore
+from services.designs.recs.state import ItemStats
+from services.designs.recs.titles import CatalogTitle, with_catalog_titles
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from services.common import recs_features as rf
-from services.common.recs_online import ItemArtifacts
+from services.common.arrays import FloatArray, IntArray
+from services.designs.recs.items import ItemArtifacts
 from services.recommender.candidates import Source
 
 ANCHOR_MIN_COSINE = 0.5
@@ -41,15 +41,15 @@ class Explanation:
     text: str
 
 
-def _unit(matrix: npt.NDArray[np.floating]) -> rf.FloatArray:
+def _unit(matrix: npt.NDArray[np.floating]) -> FloatArray:
     m = np.asarray(matrix, dtype=np.float64)
     norm = np.linalg.norm(m, axis=1, keepdims=True)
-    unit: rf.FloatArray = np.divide(m, norm, out=np.zeros_like(m), where=norm > 0)
+    unit: FloatArray = np.divide(m, norm, out=np.zeros_like(m), where=norm > 0)
     return unit
 
 
-def nearest_watched(rows: rf.IntArray, watched: rf.IntArray,
-                    vectors: npt.NDArray[np.floating]) -> tuple[rf.IntArray, rf.FloatArray]:
+def nearest_watched(rows: IntArray, watched: IntArray,
+                    vectors: npt.NDArray[np.floating]) -> tuple[IntArray, FloatArray]:
     """For each row, the watched title with the highest cosine, and that cosine (-1: none)."""
     if len(watched) == 0 or len(rows) == 0:
         return np.full(len(rows), -1, dtype=np.int64), np.full(len(rows), -1.0)
@@ -58,8 +58,8 @@ def nearest_watched(rows: rf.IntArray, watched: rf.IntArray,
     return watched[best].astype(np.int64), cosines[np.arange(len(rows)), best]
 
 
-def explain_all(rows: rf.IntArray, sources: list[frozenset[Source]], discovery: list[bool],
-                watched: rf.IntArray, items: ItemArtifacts, cold: bool) -> list[Explanation]:
+def explain_all(rows: IntArray, sources: list[frozenset[Source]], discovery: list[bool],
+                watched: IntArray, items: ItemArtifacts, cold: bool) -> list[Explanation]:
     """One explanation per picked row (same order)."""
     by_taste, taste_cos = nearest_watched(rows, watched, items.embeddings)
     by_content, content_cos = nearest_watched(rows, watched, items.content)

@@ -15,7 +15,7 @@ import zlib
 
 import numpy as np
 
-from services.common.recs_features import IntArray
+from services.common.arrays import IntArray
 
 SALT = b"explore:"   # not the shadow's sample: the two slices must not be the same requests
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from services.common.arrays import Float32Array
 from services.common.bus.background import BackgroundPublisher
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.ports import OutboundMessage
-from services.common.catalog import RANKER_FEATURE_NAMES
-from services.common.events import ImpressionData, ServedFeatures
-from services.common.recs_features import Float32Array
+from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.designs.payloads import ImpressionData, ServedFeatures
 from services.recommender.schemas import ServedList
 from services.recommender.variants import Assignment
 

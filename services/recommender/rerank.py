@@ -17,14 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from services.common import recs_features as rf
+from services.common.arrays import FloatArray, IntArray
 
 DIVERSITY_WEIGHT = 0.1
 GENRE_CAP_SHARE = 0.7
 DISCOVERY_MIN_K = 5
 
 
-def min_max(values: npt.ArrayLike) -> rf.FloatArray:
+def min_max(values: npt.ArrayLike) -> FloatArray:
     """Scale to [0, 1]; a constant (or empty) input becomes all zeros."""
     array = np.asarray(values, dtype=np.float64)
     if array.size == 0:
@@ -32,17 +32,17 @@ def min_max(values: npt.ArrayLike) -> rf.FloatArray:
     low, high = float(array.min()), float(array.max())
     if not high > low:
         return np.zeros_like(array)
-    scaled: rf.FloatArray = (array - low) / (high - low)
+    scaled: FloatArray = (array - low) / (high - low)
     return scaled
 
 
-def genre_jaccard(genres: npt.ArrayLike) -> rf.FloatArray:
+def genre_jaccard(genres: npt.ArrayLike) -> FloatArray:
     """Pairwise genre Jaccard similarity of titles given as multi-hot rows."""
     g = np.asarray(genres, dtype=np.float64)
     shared = g @ g.T
     sizes = g.sum(axis=1)
     either = sizes[:, None] + sizes[None, :] - shared
-    similarity: rf.FloatArray = np.divide(shared, either, out=np.zeros_like(shared),
+    similarity: FloatArray = np.divide(shared, either, out=np.zeros_like(shared),
                                           where=either > 0)
     return similarity
 
@@ -60,13 +60,13 @@ class RerankPolicy:
 class Picked:
     """Positions into the candidate arrays, in list order, and which ones are discovery slots."""
 
-    positions: rf.IntArray
+    positions: IntArray
     discovery: frozenset[int]                   # positions placed by the discovery rule
 
 
 def mmr(relevance: npt.ArrayLike, genres: npt.NDArray[np.floating], k: int,
         diversity_weight: float = DIVERSITY_WEIGHT,
-        genre_cap_share: float = GENRE_CAP_SHARE) -> rf.IntArray:
+        genre_cap_share: float = GENRE_CAP_SHARE) -> IntArray:
     """Greedy maximal marginal relevance with a per-genre cap; positions into `relevance`.
 
     A title whose genres would exceed the cap is passed over while others remain; when only such
@@ -100,7 +100,7 @@ def mmr(relevance: npt.ArrayLike, genres: npt.NDArray[np.floating], k: int,
     return np.asarray(picks, dtype=np.int64)
 
 
-def with_discovery_slot(picks: rf.IntArray, relevance: npt.ArrayLike,
+def with_discovery_slot(picks: IntArray, relevance: npt.ArrayLike,
                         outside_top_genres: npt.NDArray[np.bool_], k: int) -> Picked:
     """Make sure a personalized list of k >= 5 holds a title outside the user's top genres.
 
@@ -121,8 +121,8 @@ def with_discovery_slot(picks: rf.IntArray, relevance: npt.ArrayLike,
     return Picked(positions, frozenset({best}))
 
 
-def with_new_release_slot(picks: rf.IntArray, is_new_release: npt.NDArray[np.bool_],
-                          released: npt.ArrayLike, k: int) -> rf.IntArray:
+def with_new_release_slot(picks: IntArray, is_new_release: npt.NDArray[np.bool_],
+                          released: npt.ArrayLike, k: int) -> IntArray:
     """Make sure a cold-start list of k >= 5 shows a new release when there is one.
 
     Popularity and trending need watches, so a title released (or added to the catalog)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.common.events import ServedFeatures
+from services.designs.payloads import ServedFeatures
 from services.recommender.explain import RecommendationType
 
 ServedFrom = Literal["cache", "computed", "fallback"]

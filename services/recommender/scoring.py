@@ -15,8 +15,8 @@ from typing import Literal
 
 import numpy as np
 
-from services.common import recs_features as rf
-from services.recommender.candidates import Sizes
+from services.common.arrays import FloatArray
+from services.recommender.candidates import CandidateSizes
 from services.recommender.rerank import min_max
 
 FEW_EVENTS = 5  # below this many watch events a user's taste vector is mostly noise
@@ -32,20 +32,21 @@ class Personalization:
 
     level: Literal["full", "light", "cold"]
     weights: Mapping[str, float]
-    sizes: Sizes
+    sizes: CandidateSizes
 
 
-def personalization(watch_count: int, sizes: Sizes) -> Personalization:
+def personalization(watch_count: int, sizes: CandidateSizes) -> Personalization:
     if watch_count <= 0:
-        return Personalization("cold", COLD_START_WEIGHTS, Sizes(0, 0, sizes.trending))
+        return Personalization("cold", COLD_START_WEIGHTS, CandidateSizes(0, 0, sizes.trending))
     if watch_count < FEW_EVENTS:
         # Content-based weighted up in the candidates too: twice its share, half the cf share.
-        light = Sizes(max(1, sizes.collaborative // 2), max(sizes.content * 2, 1), sizes.trending)
+        light = CandidateSizes(max(1, sizes.collaborative // 2), max(sizes.content * 2, 1),
+                               sizes.trending)
         return Personalization("light", LIGHT_USER_WEIGHTS, light)
     return Personalization("full", BLEND_WEIGHTS, sizes)
 
 
-def blend(scores: Mapping[str, rf.FloatArray], weights: Mapping[str, float]) -> rf.FloatArray:
+def blend(scores: Mapping[str, FloatArray], weights: Mapping[str, float]) -> FloatArray:
     """sum over weighted terms of weight x min-max(score) over the candidates."""
     n = len(next(iter(scores.values())))
     total = np.zeros(n)

@@ -26,26 +26,25 @@ from typing import Protocol
 
 import numpy as np
 
-from services.common import recs_features as rf
+from services.common.arrays import BoolArray, Float32Array, FloatArray, IntArray
 from services.common.breaker import CircuitBreaker, CircuitOpen
 from services.common.drift_monitor import DriftMonitor
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import ModelClient
 from services.common.models.errors import ModelError
-from services.common.recs_online import (
-    ItemArtifacts,
+from services.designs.recs.features import ranker_features
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.state import (
     ItemStats,
     UserOnlineState,
     UserVectors,
-    ranker_features,
     trending_rows,
+    trending_values,
     user_vectors,
 )
-from services.common.recs_online.state import trending_values
 from services.recommender.candidates import (
-    BoolArray,
     Candidates,
-    Sizes,
+    CandidateSizes,
     Source,
     collaborative_scores,
     content_scores,
@@ -86,8 +85,8 @@ RERANK_POOL_PER_SLOT = 5  # MMR chooses among the 5k most relevant candidates (a
 RERANK_POOL_MIN = 50
 
 
-def explained_items(items: ItemArtifacts, found: Candidates, positions: rf.IntArray,
-                    relevance: rf.FloatArray, discovery: frozenset[int], watched: rf.IntArray,
+def explained_items(items: ItemArtifacts, found: Candidates, positions: IntArray,
+                    relevance: FloatArray, discovery: frozenset[int], watched: IntArray,
                     cold: bool) -> list[RecommendedItem]:
     """The picked candidates (positions into `found`, in list order) as the API shows them."""
     rows = found.rows[positions]
@@ -99,11 +98,11 @@ def explained_items(items: ItemArtifacts, found: Candidates, positions: rf.IntAr
             for row, p, why in zip(rows.tolist(), positions.tolist(), explained, strict=True)]
 
 
-def _ready(rows: rf.Float32Array) -> Callable[[], rf.Float32Array]:
+def _ready(rows: Float32Array) -> Callable[[], Float32Array]:
     return lambda: rows
 
 
-def _title_ids(items: ItemArtifacts, rows: rf.IntArray) -> list[str]:
+def _title_ids(items: ItemArtifacts, rows: IntArray) -> list[str]:
     return [items.title_ids[row] for row in rows.tolist()]
 
 
@@ -133,24 +132,27 @@ class CacheUse:
         return cls(read="no-cache" not in directives, write="no-store" not in directives)
 
 
-@dataclass(frozen=True)
-class Limits:
-    sizes: Sizes
-    cache_ttl_s: int
+@dataclass(frozen=True, kw_only=True)
+class ListPolicy:
+    """How a list is built and kept: candidates per source, maturity limits, the rerank, the
+    cold-start slot, the list cache, and what each impression carries."""
+
+    candidates: CandidateSizes
     default_max_maturity: int    # a user without a stored profile
     fallback_max_maturity: int   # Redis down: the profile is unknown, so a list anyone may see
+    cache_ttl_s: int             # a cached list's life
     rerank: RerankPolicy = field(default_factory=RerankPolicy)
-    cache_enabled: bool = True
     new_release_days: float = 30.0  # cold start: one slot for a title out this recently (0: off)
+    cache_enabled: bool = True
     log_features: bool = True  # impressions carry the listed titles' ranker features
     explore_share: float = 0.0  # lists shown in a random order (services/recommender/explore.py)
 
 
 class RecommenderService:
-    def __init__(self, catalog: LiveCatalog, store_for: Callable[[ItemArtifacts], UserStore],
+    def __init__(self, *, catalog: LiveCatalog, store_for: Callable[[ItemArtifacts], UserStore],
                  model: ModelClient, model_name: str, metrics: RecommenderMetrics,
                  choose_variant: VariantChooser, impressions: ImpressionLog | None,
-                 limits: Limits, redis_breaker: CircuitBreaker,
+                 policy: ListPolicy, redis_breaker: CircuitBreaker,
                  model_breaker: CircuitBreaker, shadow: ShadowRanker | None = None,
                  drift: DriftMonitor | None = None) -> None:
         self.catalog = catalog
@@ -160,7 +162,7 @@ class RecommenderService:
         self._metrics = metrics
         self._choose = choose_variant
         self._impressions = impressions
-        self._limits = limits
+        self._policy = policy
         self._redis_breaker = redis_breaker
         self._model_breaker = model_breaker
         self._shadow = shadow
@@ -181,7 +183,7 @@ class RecommenderService:
         snapshot = self.catalog.snapshot
         store = self._store_for(snapshot.items)
         cached = None
-        if self._limits.cache_enabled and cache.read:
+        if self._policy.cache_enabled and cache.read:
             with self._stage("cache"):
                 cached = self._cached(store, user_id, k, assignment)
         if cached is not None:
@@ -195,7 +197,7 @@ class RecommenderService:
         listed, model_failed = self._compute(state, k, snapshot, assignment, request_id)
         if model_failed:
             fallbacks.append("model")
-        elif listed.items and self._limits.cache_enabled and cache.write:
+        elif listed.items and self._policy.cache_enabled and cache.write:
             self._cache(store, user_id, k, listed)
         return self._answer(listed, "fallback" if fallbacks else "computed", fallbacks,
                             assignment, request_id, start)
@@ -206,10 +208,10 @@ class RecommenderService:
         items, now = snapshot.items, time.time()
         stats = snapshot.stats.with_trending(state.trending, items)
         user = user_vectors(state, items)
-        level = personalization(user.watch_count, self._limits.sizes)
+        level = personalization(user.watch_count, self._policy.candidates)
         self._metrics.personalization.labels(level.level).inc()
         max_maturity = (state.max_maturity if state.max_maturity is not None
-                        else self._limits.default_max_maturity)
+                        else self._policy.default_max_maturity)
         with self._stage("candidates"):
             eligible = eligible_mask(items, user.watched, max_maturity)
             trending_now = trending_values(stats.trending_log2, now)
@@ -218,9 +220,9 @@ class RecommenderService:
                                                   trending_now, head, now)
         self._metrics.candidates.observe(len(candidates))
         model_failed = False
-        ranker_rows: rf.Float32Array | None = None
+        ranker_rows: Float32Array | None = None
         with self._stage("rank"):
-            relevance: rf.FloatArray | None = None
+            relevance: FloatArray | None = None
             if assignment.algorithm == "ranker" and level.level != "cold" and len(candidates):
                 ranker_rows = ranker_features(user, items, stats, candidates.rows, now)
                 relevance = self._rank(ranker_rows, snapshot, assignment.ranker_version)
@@ -237,12 +239,12 @@ class RecommenderService:
                 relevance, partial(_title_ids, items, candidates.rows), k))
         with self._stage("rerank"):
             picked, positions = self._rerank(relevance, candidates, items, stats, user, level, k)
-        shuffled = len(positions) > 1 and explored(request_id, self._limits.explore_share)
+        shuffled = len(positions) > 1 and explored(request_id, self._policy.explore_share)
         if shuffled:   # the same titles, in an order that owes nothing to their scores
             order = shuffled_order(request_id, len(positions))
             picked, positions = [picked[i] for i in order.tolist()], positions[order]
         served = None
-        if self._limits.log_features and len(positions):
+        if self._policy.log_features and len(positions):
             with self._stage("served_features"):
                 # The treatment already has every candidate's row: the listed ones are a slice.
                 # The control ranks without them, so it evaluates the k listed titles' only.
@@ -257,9 +259,9 @@ class RecommenderService:
             watch_count=state.watch_count, features=served, shuffled=shuffled), model_failed
 
     def _candidates(self, user: UserVectors, level: Personalization, items: ItemArtifacts,
-                    stats: ItemStats, eligible: BoolArray, trending_now: rf.FloatArray,
-                    head: rf.IntArray, now: float) -> tuple[Candidates,
-                                                            dict[str, rf.FloatArray]]:
+                    stats: ItemStats, eligible: BoolArray, trending_now: FloatArray,
+                    head: IntArray, now: float) -> tuple[Candidates,
+                                                            dict[str, FloatArray]]:
         sizes = level.sizes
         # The trending list: the request's fresh head first, then the snapshot's order.
         trending_list = ordered_eligible(head, eligible, sizes.trending)
@@ -271,10 +273,10 @@ class RecommenderService:
         if level.level == "cold":
             lists = {Source.POPULAR: top_eligible(stats.popularity, eligible, POPULAR_POOL),
                      Source.TRENDING: trending_list}
-            if self._limits.new_release_days > 0:
+            if self._policy.new_release_days > 0:
                 lists[Source.NEW_RELEASE] = new_releases(
                     stats.release_of(items), eligible, now,
-                    self._limits.new_release_days * 86_400.0, NEW_RELEASE_POOL)
+                    self._policy.new_release_days * 86_400.0, NEW_RELEASE_POOL)
             found = union(lists)
             return found, {"popularity": stats.popularity[found.rows],
                            "trending": trending_now[found.rows]}
@@ -288,8 +290,8 @@ class RecommenderService:
         return found, {"collaborative": cf_all[found.rows], "content": content_all[found.rows],
                        "trending": trending_now[found.rows]}
 
-    def _rank(self, rows: rf.Float32Array, snapshot: CatalogSnapshot,
-              version: int | None = None) -> rf.FloatArray | None:
+    def _rank(self, rows: Float32Array, snapshot: CatalogSnapshot,
+              version: int | None = None) -> FloatArray | None:
         """The ranker's probability per candidate: one batch call; None if it cannot answer.
         `version`: a challenger an experiment serves, scoring the same rows (features from the
         production artifacts, as the challenger's training rows were); None: production."""
@@ -300,13 +302,13 @@ class RecommenderService:
         except (ModelError, CircuitOpen) as exc:
             logger.warning("ranker unavailable, blending", extra={"error": str(exc)})
             return None
-        probabilities: rf.FloatArray = np.asarray(prediction.outputs["probabilities"],
+        probabilities: FloatArray = np.asarray(prediction.outputs["probabilities"],
                                                   dtype=np.float64)[:, 1]
         return probabilities
 
-    def _rerank(self, relevance: rf.FloatArray, candidates: Candidates, items: ItemArtifacts,
+    def _rerank(self, relevance: FloatArray, candidates: Candidates, items: ItemArtifacts,
                 stats: ItemStats, user: UserVectors, level: Personalization,
-                k: int) -> tuple[list[RecommendedItem], rf.IntArray]:
+                k: int) -> tuple[list[RecommendedItem], IntArray]:
         """The listed items and their positions into `candidates`, in list order."""
         if not len(candidates):
             return [], np.zeros(0, dtype=np.int64)
@@ -315,11 +317,11 @@ class RecommenderService:
         # quadratic in the pool, and a title ranked 150th is not picked for diversity's sake.
         pool = np.argsort(-relevance, kind="stable")[:max(RERANK_POOL_PER_SLOT * k,
                                                          RERANK_POOL_MIN)]
-        policy = self._limits.rerank
-        positions = pool[mmr(min_max(relevance[pool]), genres[pool], k, policy.diversity_weight,
-                             policy.genre_cap_share)]
+        rerank = self._policy.rerank
+        positions = pool[mmr(min_max(relevance[pool]), genres[pool], k, rerank.diversity_weight,
+                             rerank.genre_cap_share)]
         discovery: frozenset[int] = frozenset()
-        if level.level != "cold" and policy.discovery_slot:
+        if level.level != "cold" and rerank.discovery_slot:
             outside = ~np.any((genres > 0) & user.top_genres[None, :], axis=1)
             picked = with_discovery_slot(positions, relevance, outside, k)
             positions, discovery = picked.positions, picked.discovery
@@ -335,15 +337,15 @@ class RecommenderService:
                       assignment: Assignment) -> ServedList:
         """Redis is down: the in-process snapshot's most popular titles anyone may watch."""
         items = snapshot.items
-        eligible = items.maturity_levels <= self._limits.fallback_max_maturity
+        eligible = items.maturity_levels <= self._policy.fallback_max_maturity
         stats = snapshot.stats
         rows = top_eligible(stats.popularity, eligible, POPULAR_POOL)
         found = union({Source.POPULAR: rows})
         relevance = stats.popularity[found.rows]
         with self._stage("rerank"):
-            policy = self._limits.rerank
+            rerank = self._policy.rerank
             positions = mmr(min_max(relevance), items.genres[found.rows], k,
-                            policy.diversity_weight, policy.genre_cap_share)
+                            rerank.diversity_weight, rerank.genre_cap_share)
             listed = explained_items(items, found, positions, relevance, frozenset(),
                                      np.zeros(0, dtype=np.int64), cold=True)
         # No features: without the user's state there is nothing a ranker could have seen.
@@ -382,7 +384,7 @@ class RecommenderService:
         try:
             self._redis_breaker.call(
                 store.cache_recommendations, user_id, k, listed.model_dump_json().encode(),
-                ttl_s=self._limits.cache_ttl_s, if_watch_count=listed.watch_count)
+                ttl_s=self._policy.cache_ttl_s, if_watch_count=listed.watch_count)
         except (FeatureStoreUnavailable, CircuitOpen) as exc:
             logger.info("response not cached", extra={"error": str(exc)})
 

@@ -9,8 +9,8 @@ from pydantic import Field
 
 from services.common.bus import topics
 from services.common.models import ModelSettings
-from services.common.recs_online import REC_CACHE_TTL_S
 from services.common.settings import workers_field
+from services.designs.recs.keys import REC_CACHE_TTL_S
 
 
 class RecommenderSettings(ModelSettings):

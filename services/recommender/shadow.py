@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from prometheus_client import Counter, Histogram
 
+from services.common.arrays import Float32Array, FloatArray
 from services.common.models import ModelClient
 from services.common.models.errors import ModelError
-from services.common.recs_features import Float32Array, FloatArray
 from services.common.telemetry import Metrics
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class ShadowMetrics:
 class ShadowRanker:
     """One daemon thread over a bounded queue; `offer` never blocks the request."""
 
-    def __init__(self, model: ModelClient, model_name: str, version: int, share: float,
+    def __init__(self, *, model: ModelClient, model_name: str, version: int, share: float,
                  metrics: ShadowMetrics, capacity: int = 1_000) -> None:
         if not 0 < share <= 1:
             raise ValueError(f"shadow share must be in (0, 1], got {share}")

@@ -1,6 +1,6 @@
 """Which algorithm a user gets: the rec-algorithm experiment's assignment, or the default.
 
-The experiment's definitions are held in process (services/common/experiments: GrowthBook's
+The experiment's definitions are held in process (services/designs/experiments: GrowthBook's
 hashing, refreshed from Redis on a thread), so assigning costs microseconds and no round trip.
 A variation's payload names the algorithm: {"algorithm": "blend"} or {"algorithm": "ranker"},
 and may name a registered ranker version to serve instead of production's (a challenger):
@@ -19,13 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from services.common.experiments import Assignment as ExperimentAssignment
-from services.common.experiments import (
-    DefinitionCache,
-    ExperimentDefinition,
-    ExposureLog,
-    assign,
-)
+from services.designs.experiments.assignment import Assignment as ExperimentAssignment
+from services.designs.experiments.assignment import assign
+from services.designs.experiments.cache import DefinitionCache
+from services.designs.experiments.definitions import ExperimentDefinition
+from services.designs.experiments.exposures import ExposureLog
 
 logger = logging.getLogger(__name__)
 

@@ -31,12 +31,12 @@ from services.common.bus.ports import Publisher
 from services.common.bus.runtime import build_kafka_consumer
 from services.common.http import blocking_lifespan, create_service_app
 from services.common.models import ModelRepository
-from services.common.records.decisions import PostgresDecisionRecords
 from services.common.records.outbox import OutboxRelay
 from services.common.records.pool import postgres_ready, records_pool
 from services.common.records.registry import RegistryAudit
 from services.common.records.settings import PostgresSettings
 from services.common.telemetry import Metrics
+from services.designs.fraud.records import PostgresDecisionRecords
 from services.records.settings import RecordsSettings
 from services.records.writers import DecisionWriter, LabelWriter
 

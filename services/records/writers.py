@@ -14,9 +14,9 @@ import psycopg
 from pydantic import BaseModel, ValidationError
 
 from services.common.bus.consumer import PoisonEvent, TransientError
-from services.common.bus.events import Event
-from services.common.events import FraudDecisionData, FraudLabelData
-from services.common.records.decisions import DecisionOfRecord, LabelOfRecord
+from services.common.bus.envelope import Event
+from services.designs.fraud.records import DecisionOfRecord, LabelOfRecord
+from services.designs.payloads import FraudDecisionData, FraudLabelData
 
 DECISION_EVENT = "fraud_decision"  # services/fraud/decision_events.py's EVENT_TYPE
 LABEL_EVENT = "fraud_label"

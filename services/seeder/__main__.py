@@ -28,12 +28,13 @@ from services.common.bus.dedupe import dedupe_prefix
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.ports import OutboundMessage, Publisher, publish_or_raise
 from services.common.bus.topics import platform_topics
-from services.common.records.catalog import CatalogRecords, ProfileRecords
 from services.common.records.outbox import OutboxRelay
 from services.common.records.pool import records_pool
 from services.common.records.settings import PostgresSettings
-from services.common.recs_online import keys, write_profiles
 from services.common.redis_client import background_redis
+from services.designs.recs import keys
+from services.designs.recs.records import CatalogRecords, ProfileRecords
+from services.designs.recs.redis_store import write_profiles
 from services.seeder.catchup import wait_for_stream
 from services.seeder.history import (
     SOURCE,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.ports import OutboundMessage
 from services.common.bus.topics import FRAUD_LABELS, TRANSACTIONS, WATCH_EVENTS
 from services.trainer.worlds.movielens import MovieLensWorld

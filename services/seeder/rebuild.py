@@ -28,13 +28,14 @@ from services.catalog_etl.titles import GoodRow
 from services.common.bus.dedupe import dedupe_prefix
 from services.common.bus.kafka_bus import forget_groups
 from services.common.bus.ports import Publisher
-from services.common.experiments import RedisDefinitionStore
-from services.common.records.catalog import CatalogRecords, ProfileRecords
-from services.common.records.experiments import PostgresExperimentHistory
 from services.common.records.outbox import OutboxRelay
-from services.common.recs_online import keys, write_profiles
 from services.common.redis_client import RedisClient
 from services.common.settings import PlatformSettings
+from services.designs.experiments.records import PostgresExperimentHistory
+from services.designs.experiments.store import RedisDefinitionStore
+from services.designs.recs import keys
+from services.designs.recs.records import CatalogRecords, ProfileRecords
+from services.designs.recs.redis_store import write_profiles
 from services.seeder.catchup import wait_for_stream
 from services.stream.concerns import CONCERNS, Concern
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from services.common.bus import topics
 from services.common.bus.consumer import EventHandler
 from services.common.models import ModelRepository
-from services.common.recs_online import LiveItemArtifacts
 from services.common.redis_client import RedisClient
+from services.designs.recs.artifacts import LiveItemArtifacts
 from services.stream.experiments import ExperimentEventsHandler
 from services.stream.fraud_labels import FraudLabelHandler
 from services.stream.titles import CatalogTitlesHandler

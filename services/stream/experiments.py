@@ -5,12 +5,12 @@ from __future__ import annotations
 from pydantic import BaseModel, ValidationError
 
 from services.common.bus.consumer import PoisonEvent
-from services.common.bus.events import Event
-from services.common.events import ClickData, ExposureData, ImpressionData, event_time_of
-from services.common.experiment_counts import Click, Exposure, Impression, RedisExperimentCounters
+from services.common.bus.envelope import Event
 from services.common.features.definitions import InvalidEntity, check_entity_id
-from services.common.features.plans import epoch_ms
-from services.common.recs_online.lua import RedisClient
+from services.common.redis_client import RedisClient
+from services.common.times import epoch_ms
+from services.designs.experiments.counts import Click, Exposure, Impression, RedisExperimentCounters
+from services.designs.payloads import ClickData, ExposureData, ImpressionData, event_time_of
 
 PAYLOADS: dict[str, type[BaseModel]] = {
     "exposure": ExposureData, "impression": ImpressionData, "click": ClickData,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from services.common.bus.events import Event
-from services.common.events import FraudLabelData
-from services.common.fraud_online import FraudReport, RedisFraudState
-from services.common.fraud_online.redis_state import RedisClient
-from services.common.payloads import parse_payload
+from services.common.bus.envelope import Event
+from services.common.redis_client import RedisClient
+from services.designs.fraud.redis_state import RedisFraudState
+from services.designs.fraud.state import FraudReport
+from services.designs.parsing import parse_payload
+from services.designs.payloads import FraudLabelData
 
 
 class FraudLabelHandler:

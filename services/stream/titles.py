@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from services.common.bus.events import Event
-from services.common.events import TitleData, event_time_of
-from services.common.features.plans import epoch_ms
-from services.common.payloads import parse_payload
-from services.common.recs_online.lua import RedisClient
-from services.common.recs_online.titles import CatalogTitle, write_titles
+from services.common.bus.envelope import Event
+from services.common.redis_client import RedisClient
+from services.common.times import epoch_ms
+from services.designs.parsing import parse_payload
+from services.designs.payloads import TitleData, event_time_of
+from services.designs.recs.titles import CatalogTitle, write_titles
 
 
 class CatalogTitlesHandler:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from services.common.bus.events import Event
-from services.common.events import TransactionData
-from services.common.fraud_online import RedisFraudState
-from services.common.fraud_online.redis_state import RedisClient
-from services.common.payloads import parse_payload
+from services.common.bus.envelope import Event
+from services.common.redis_client import RedisClient
+from services.designs.fraud.redis_state import RedisFraudState
+from services.designs.parsing import parse_payload
+from services.designs.payloads import TransactionData
 
 
 class TransactionFeaturesHandler:

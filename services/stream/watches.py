@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from services.common.bus.events import Event
-from services.common.events import WatchData, event_time_of
-from services.common.features.plans import epoch_ms
-from services.common.payloads import parse_payload
-from services.common.recs_online import ItemArtifacts, LiveItemArtifacts, RedisRecsStore, Watch
-from services.common.recs_online.lua import RedisClient
+from services.common.bus.envelope import Event
+from services.common.redis_client import RedisClient
+from services.common.times import epoch_ms
+from services.designs.parsing import parse_payload
+from services.designs.payloads import WatchData, event_time_of
+from services.designs.recs.artifacts import LiveItemArtifacts
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.redis_store import RedisRecsStore
+from services.designs.recs.state import Watch
 
 logger = logging.getLogger(__name__)
 

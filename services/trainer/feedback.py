@@ -23,8 +23,8 @@ import pandas as pd
 
 from services.common.bus.kafka_bus import records_to_end
 from services.common.bus.topics import FRAUD_DECISIONS, FRAUD_LABELS
-from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.settings import PlatformSettings
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 
 logger = logging.getLogger(__name__)
 

@@ -48,12 +48,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from services.common.catalog import (
+from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
+from services.designs.model_features import (
     FRAUD_FEATURE_NAMES,
     FRAUD_REFERENCE_FILE,
     HANDBOOK_FEATURE_NAMES,
 )
-from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
 from services.trainer.artifacts import TrainedModel, data_hash
 from services.trainer.fraud_features import fraud_feature_matrix, handbook_feature_matrix
 from services.trainer.fraud_rules_baseline import (
@@ -767,9 +767,9 @@ def _render_notes(result: FraudTrainingResult) -> list[str]:
         "- Both worlds come from one generator (services/trainer/worlds/transactions.py): the "
         "handbook's simulator, to which three patterns add *new* transactions, so the handbook "
         "world is the extended one minus scenarios 4-6.",
-        "- Features follow services/common/catalog.py, point in time: customer windows exclude "
-        "the current transaction (the handbook's include it), terminal risk sees only labels "
-        "older than 7 days (services/trainer/fraud_features.py).",
+        "- Features follow services/designs/model_features.py, point in time: customer windows "
+        "exclude the current transaction (the handbook's include it), terminal risk sees only "
+        "labels older than 7 days (services/trainer/fraud_features.py).",
         "- Card precision@100 follows the handbook: per test day, the 100 cards with the highest "
         "maximum score, cards found compromised on earlier test days removed.",
         "- HistGradientBoosting bins each feature into at most 255 quantiles; a hard threshold in "

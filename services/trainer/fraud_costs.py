@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int8]
+from services.common.arrays import FloatArray
+
+ActionArray = npt.NDArray[np.int8]  # an action code per transaction
 
 APPROVE, REVIEW, DECLINE = 0, 1, 2
 ACTIONS = ("approve", "review", "decline")
@@ -52,8 +53,8 @@ class Decisions:
 
     risk: FloatArray
     ml_score: FloatArray
-    forced: IntArray        # the action rules force (APPROVE: none)
-    listed: IntArray        # -1: no list hit; else the list's action (decides alone)
+    forced: ActionArray        # the action rules force (APPROVE: none)
+    listed: ActionArray        # -1: no list hit; else the list's action (decides alone)
     amount: FloatArray
     is_fraud: npt.NDArray[np.bool_]
     day: npt.NDArray[np.int64]   # day index within the week, for the review queue per day
@@ -62,7 +63,7 @@ class Decisions:
         return len(self.risk)
 
 
-def actions(d: Decisions, t: Thresholds) -> IntArray:
+def actions(d: Decisions, t: Thresholds) -> ActionArray:
     """decide.py's action for every transaction under thresholds `t` (whole decisions: the
     replay's feature store and model were up, so nothing is degraded)."""
     level = np.where(d.risk >= t.decline_at, DECLINE,
@@ -72,7 +73,7 @@ def actions(d: Decisions, t: Thresholds) -> IntArray:
     return np.where(d.listed >= 0, d.listed, chosen).astype(np.int8)
 
 
-def cost(d: Decisions, chosen: IntArray, matrix: CostMatrix) -> FloatArray:
+def cost(d: Decisions, chosen: ActionArray, matrix: CostMatrix) -> FloatArray:
     """Each transaction's cost under the matrix."""
     fraud = d.is_fraud
     return np.select(
@@ -91,7 +92,7 @@ class ActionScores:
     false_positive_rate: float  # genuine ones given this action / all genuine
 
 
-def action_scores(d: Decisions, chosen: IntArray) -> list[ActionScores]:
+def action_scores(d: Decisions, chosen: ActionArray) -> list[ActionScores]:
     """Per action (and review-or-decline: flagged): how much of what it took was fraud."""
     frauds, genuine = int(d.is_fraud.sum()), int((~d.is_fraud).sum())
     rows = []

@@ -30,7 +30,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from services.common.catalog import (
+from services.common.arrays import FloatArray, IntArray
+from services.designs.fraud.features import NO_PREVIOUS_SECONDS, haversine_km
+from services.designs.model_features import (
     FRAUD_FEATURE_NAMES,
     HANDBOOK_FEATURE_NAMES,
     NIGHT_HOURS,
@@ -38,10 +40,7 @@ from services.common.catalog import (
     TERMINAL_RISK_DELAY_DAYS,
     TRANSACTION_TYPES,
 )
-from services.common.fraud_online.features import NO_PREVIOUS_SECONDS, haversine_km
 
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
 Matrix = npt.NDArray[np.float32]
 
 MS_HOUR = 3_600_000

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from services.common.catalog import FRAUD_FEATURE_NAMES
-
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
+from services.common.arrays import BoolArray, FloatArray
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 
 ML_WEIGHT = 0.7
 DECLINE_AT = 0.8

@@ -20,9 +20,9 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from services.common.catalog import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
 from services.common.lake.sql import open_lake
 from services.common.models import ModelRepository
+from services.designs.model_features import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
 from services.trainer.artifacts import data_hash
 from services.trainer.export import check_parity, export_classifier
 from services.trainer.fraud import HANDBOOK_MODELS, reference_json

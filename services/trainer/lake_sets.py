@@ -34,9 +34,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from services.common.catalog import FRAUD_FEATURE_NAMES, TERMINAL_RISK_DELAY_DAYS
 from services.common.lake.settings import LakeStoreSettings
 from services.common.lake.sql import open_lake
+from services.designs.model_features import FRAUD_FEATURE_NAMES, TERMINAL_RISK_DELAY_DAYS
 from services.trainer.fraud_features import fraud_feature_matrix
 
 logger = logging.getLogger(__name__)

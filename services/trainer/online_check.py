@@ -37,13 +37,11 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from services.common.arrays import BoolArray, FloatArray, IntArray
 from services.common.models import ModelRepository
 from services.trainer.pipeline import TrainerSettings
 from services.trainer.recs import OFFLINE_LISTS_FILE
 from services.trainer.recs_metrics import (
-    BoolArray,
-    FloatArray,
-    IntArray,
     bootstrap_interval,
     ndcg_per_user,
     recall_per_user,

@@ -53,11 +53,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from services.common.catalog import RANKER_FEATURE_NAMES
 from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
 from services.common.lake.settings import LakeStoreSettings
 from services.common.lake.sql import open_lake
 from services.common.models import ModelRepository
+from services.designs.model_features import RANKER_FEATURE_NAMES
 from services.trainer.artifacts import data_hash
 from services.trainer.export import INPUT_NAME, check_parity, export_classifier
 from services.trainer.pipeline import TrainerSettings

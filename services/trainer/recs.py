@@ -31,8 +31,9 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from services.common.catalog import RANKER_FEATURE_NAMES
+from services.common.arrays import BoolArray, FloatArray, IntArray
 from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
+from services.designs.model_features import RANKER_FEATURE_NAMES
 from services.trainer import recs_models as rm
 from services.trainer.artifacts import TrainedModel, data_hash
 from services.trainer.recs_metrics import (
@@ -53,9 +54,6 @@ from services.trainer.worlds.viewing import ViewingWorld, expected_clicks
 
 logger = logging.getLogger(__name__)
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 EMBEDDING_DIM = 32
 CANDIDATE_SIZES = (100, 50, 50)   # cf top-N, content top-N, trending top-N

@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
+from services.common.arrays import BoolArray, FloatArray, IntArray
 
 
 def top_k(scores: npt.NDArray[np.floating], k: int) -> IntArray:

@@ -14,13 +14,10 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 
-from services.common import recs_features as rf
+from services.common.arrays import BoolArray, FloatArray, IntArray
+from services.designs.recs import definitions as rf
 from services.trainer.recs_metrics import jaccard_similarity, top_k
 from services.trainer.worlds import WatchWorld
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 BLEND_WEIGHTS = {"cf": 0.4, "content": 0.3, "trending": 0.2, "diversity": 0.1}
 BLEND_POOL = 200  # the blend's greedy diversity pass looks at each user's best 200 by the rest

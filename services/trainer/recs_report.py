@@ -256,7 +256,8 @@ What the numbers say (computed from the table above):
   list (1 for the first pick). The list is built greedily, one pick at a time, from the user's
   best 200 titles by the other three terms.
 - *ranker*: `HistGradientBoostingClassifier` on the seven `RANKER_FEATURES`
-  (`services/common/catalog.py`) for the candidate union, label "watched in the next 7 days".
+  (`services/designs/model_features.py`) for the candidate union, label "watched in the next 7
+  days".
   Fit on the validation week ({train_users:,} users, {train_pairs:,} pairs after keeping all
   positives and 20% of negatives, positive rate {positive_rate:.1%}, {iterations} trees),
   with features and embeddings as of the start of that week, so the held-out future is never

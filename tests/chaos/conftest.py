@@ -12,6 +12,7 @@ from tests.e2e.conftest import (  # noqa: F401  (fixtures shared with the end-to
     cluster_topics,
     model_repository,
     on_cluster,
+    start_service,
 )
 from tests.harness import REPO_ROOT
 

@@ -71,6 +71,79 @@ def redis_master_crash_table(folder: Path) -> str:
     return _table(rows, report)
 
 
+def service_crash_table(folder: Path) -> str:
+    report = _load(folder, "service_crash")
+    r, s = report["results"], report["settings"]
+    rows = [("load", f"{s['rate_per_service_per_s']:.0f} requests/s to fraud and to the "
+                     f"recommender each, {s['duration_s']:.0f} s open loop, {s['workers']} "
+                     f"workers each; one worker of each killed at {r['killed_at_s']} s")]
+    for name in ("fraud", "recommender"):
+        side, replaced = r[name], r["replaced"][name]
+        kinds = ", ".join(f"{v} x {k}" for k, v in side["first_attempt_error_kinds"].items())
+        rows += [
+            (f"{name}: new worker started after", f"{replaced['replaced_after_s']} s"),
+            (f"{name}: first attempts that failed (a client without retry)",
+             f"{side['first_attempt_errors']} of {side['requests']}"
+             + (f" ({kinds})" if kinds else "")),
+            (f"{name}: **errors after one retry**", f"**{side['errors_after_retry']}**; "
+             + ", ".join(f"{v} x {k}" for k, v in side["statuses"].items())),
+            (f"{name}: p50 / p99 / max", f"{side['latency_ms']['p50']} / "
+             f"{side['latency_ms']['p99']} / {side['latency_ms']['max']} ms; p99 in the 2 s after "
+             f"the kill {side['latency_ms']['p99_in_2s_after_kill']} ms; "
+             f"{side['within_budget_share']:.1%} inside {side['budget_ms']:.0f} ms"),
+        ]
+    return _table(rows, report)
+
+
+def slow_dependency_table(folder: Path) -> str:
+    report = _load(folder, "slow_dependency")
+    r, s = report["results"], report["settings"]
+    rows = [("load", f"{s['rate_per_service_per_s']:.0f} requests/s to fraud and to the "
+                     f"recommender each, {s['duration_s']:.0f} s open loop; every master paused "
+                     f"{s['redis_slow_s']:.0f} s from {r['redis_slow_at_s']} s, the model server "
+                     f"stopped {s['model_slow_s']:.0f} s from {r['model_server_stalled_at_s']} s")]
+    for phase, title, flags in (("redis_slow", "Redis paused", ("degraded", "feature_store")),
+                                ("model_server_stalled", "model server stopped",
+                                 ("degraded", "model"))):
+        for name, flag in zip(("fraud", "recommender"), flags, strict=True):
+            w = r[phase][name]
+            rows.append((f"{title}: {name}",
+                         f"{w['requests']} requests, "
+                         + ", ".join(f"{v} x {k}" for k, v in w["statuses"].items())
+                         + f"; {w[flag + '_answers']} flagged `{flag}`; p50 / p99 {w['p50_ms']} / "
+                         f"{w['p99_ms']} ms, {w['within_budget_share']:.0%} inside budget; "
+                         f"p99 after the first second {w['p99_after_first_1s_ms']} ms; "
+                         + ("none over budget" if w["last_over_budget_sent_after_s"] is None
+                            else f"the last over budget sent "
+                                 f"{w['last_over_budget_sent_after_s']} s in")))
+    for name in ("fraud", "recommender"):
+        w = r["whole_run"][name]
+        rows.append((f"whole run: {name}", f"p50 / p99 {w['p50_ms']} / {w['p99_ms']} ms, "
+                                           f"{w['within_budget_share']:.1%} inside "
+                                           f"{w['budget_ms']:.0f} ms; "
+                     + ", ".join(f"{v} x {k}" for k, v in w["statuses"].items())))
+    return _table(rows, report)
+
+
+def scale_up_table(folder: Path) -> str:
+    report = _load(folder, "scale_up")
+    r, s = report["results"], report["settings"]
+    rows = [
+        ("load", f"{s['low_rate_per_s']:.0f} requests/s for {s['low_s']:.0f} s, then "
+                 f"{s['high_rate_per_s']:.0f} requests/s for {s['high_s']:.0f} s, open loop"),
+        ("workers", f"{r['workers_before']} -> {r['workers_after']} (steps "
+                    f"{r['steps']}, the first {r['first_step_after_load_step_s']} s after the "
+                    f"load step); restarts {r['restarts']}"),
+        ("p50 / p99 before the step", f"{r['before_step']['p50']} / {r['before_step']['p99']} ms"),
+        ("p50 / p99, first 10 s after it", f"{r['first_10s_after_step']['p50']} / "
+                                           f"{r['first_10s_after_step']['p99']} ms"),
+        ("p50 / p99, last 20 s", f"{r['last_20s']['p50']} / {r['last_20s']['p99']} ms "
+                                 f"(budget {r['budget_ms']:.0f} ms)"),
+        ("answers", ", ".join(f"{v} x {k}" for k, v in r["statuses"].items())),
+    ]
+    return _table(rows, report)
+
+
 def poison_table(folder: Path) -> str:
     report = _load(folder, "poison_events")
     r = report["results"]
@@ -94,7 +167,9 @@ def _table(rows: list[tuple[str, str]], report: dict[str, Any],
     lines.append(f"\nMeasured {report['started'][:16].replace('T', ' ')} UTC on "
                  f"{machine['nproc']} shared cores ({machine['cpu_model']}), Kafka "
                  f"{report['versions']['kafka']}, Redis {redis_version}"
-                 f"; commit {report['commit'][:10]}.")
+                 f"; commit {report['commit'][:10]}; load average "
+                 f"{machine['load_average_at_start'][0]:.1f} at the start (other work shares "
+                 "the cores).")
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from redis.cluster import RedisCluster
 
-from services.common.bus.events import MalformedEvent, decode_event
+from services.common.bus.envelope import MalformedEvent, decode_event
 from services.common.bus.topics import WATCH_EVENTS
 from tests.chaos.load import open_loop, percentile, write_report
 from tests.e2e.conftest import StartService

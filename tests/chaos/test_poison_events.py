@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, TopicPartition
 from redis.cluster import RedisCluster
 
 from services.common.bus import topics
-from services.common.bus.events import MAX_EVENT_BYTES
+from services.common.bus.envelope import MAX_EVENT_BYTES
 from tests.chaos.load import write_report
 from tests.e2e.conftest import StartService
 from tests.harness import ClusterTopology, ServerProcess

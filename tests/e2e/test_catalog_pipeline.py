@@ -21,7 +21,7 @@ import redis
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import platform_topics
 from services.common.models import ModelRepository
-from services.common.recs_online import load_item_artifacts
+from services.designs.recs.artifacts import load_item_artifacts
 from tests.e2e.conftest import ServiceProcess
 from tests.harness import REPO_ROOT, ServerProcess
 

@@ -21,7 +21,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from redis.cluster import RedisCluster
 
 from services.common.bus.topics import FRAUD_DECISIONS, platform_topics
-from services.common.fraud_online.layout import CARD_RECORD
+from services.designs.fraud.layout import CARD_RECORD
 from services.trainer.feedback import read_topic
 from tests.e2e.conftest import ServiceProcess
 from tests.harness import ClusterTopology

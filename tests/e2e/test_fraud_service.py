@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis
 
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, records_to_end
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import (
@@ -24,8 +24,8 @@ from services.common.bus.topics import (
     dlq_topic,
     platform_topics,
 )
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.fraud_online.layout import CARD_RECORD
+from services.designs.fraud.layout import CARD_RECORD
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.trainer.feedback import read_topic, training_table
 from tests.e2e.conftest import ServiceProcess
 from tests.harness import REPO_ROOT, ServerProcess, free_port

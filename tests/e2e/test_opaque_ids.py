@@ -18,7 +18,7 @@ import httpx
 import pytest
 import redis
 
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import TRANSACTIONS, WATCH_EVENTS, dlq_topic, platform_topics

@@ -14,7 +14,7 @@ import pytest
 import redis
 from kafka import KafkaConsumer
 
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import WATCH_EVENTS, dlq_topic, platform_topics

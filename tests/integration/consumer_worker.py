@@ -13,7 +13,7 @@ from typing import get_args
 import redis
 
 from services.common.bus.consumer import ConsumerMetrics, RunnerConfig, stop_on_signals
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.runtime import build_kafka_consumer
 from services.common.settings import KafkaClient, PlatformSettings
 from services.common.telemetry import Metrics, configure_logging

@@ -8,11 +8,11 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from services.catalog_etl.__main__ import main
-from services.common.bus.events import decode_event
+from services.common.bus.envelope import decode_event
 from services.common.bus.kafka_bus import records_to_end
 from services.common.bus.topics import CATALOG
-from services.common.records.catalog import CatalogRecords
 from services.common.records.settings import PostgresSettings
+from services.designs.recs.records import CatalogRecords
 from tests.harness import ServerProcess
 
 pytestmark = pytest.mark.integration

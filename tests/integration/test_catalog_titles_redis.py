@@ -12,18 +12,19 @@ import redis
 
 from services.common.bus.consumer import ConsumerMetrics, ConsumerRunner, RunnerConfig
 from services.common.bus.dedupe import RedisDeduplicator
-from services.common.bus.events import Event, decode_event
+from services.common.bus.envelope import Event, decode_event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
 from services.common.bus.ports import OutboundMessage
 from services.common.bus.topics import CATALOG, dlq_topic
-from services.common.recs_online import RedisRecsStore, user_vectors
-from services.common.recs_online.keys import (
+from services.common.telemetry import Metrics
+from services.designs.recs.keys import (
     catalog_titles_key,
     catalog_version_key,
     title_release_key,
 )
-from services.common.recs_online.titles import RedisCatalogTitles, with_catalog_titles
-from services.common.telemetry import Metrics
+from services.designs.recs.redis_store import RedisRecsStore
+from services.designs.recs.state import user_vectors
+from services.designs.recs.titles import RedisCatalogTitles, with_catalog_titles
 from services.stream.titles import CatalogTitlesHandler
 from services.stream.watches import WatchFeaturesHandler
 from tests import recommender_world as world

@@ -26,7 +26,7 @@ from kafka.partitioner.default import murmur2
 
 from services.common.bus.clients import kafka_publisher, kafka_record_source
 from services.common.bus.consumer import ConsumerMetrics, ConsumerRunner, RunnerConfig
-from services.common.bus.events import Event, decode_event
+from services.common.bus.envelope import Event, decode_event
 from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import (
     OutboundMessage,

@@ -11,7 +11,9 @@ import redis
 from redis.cluster import RedisCluster
 
 from services.common.bus.ports import OutboundMessage
-from services.common.experiment_counts import (
+from services.designs.experiments.assignment import assign
+from services.designs.experiments.cache import DefinitionCache
+from services.designs.experiments.counts import (
     Click,
     Exposure,
     Impression,
@@ -19,14 +21,9 @@ from services.common.experiment_counts import (
     experiment_counts,
     experiment_counts_until,
 )
-from services.common.experiments import (
-    DefinitionCache,
-    ExperimentDefinition,
-    ExposureLog,
-    RedisDefinitionStore,
-    assign,
-    parse_definition,
-)
+from services.designs.experiments.definitions import ExperimentDefinition, parse_definition
+from services.designs.experiments.exposures import ExposureLog
+from services.designs.experiments.store import RedisDefinitionStore
 from tests.harness import ServerProcess, start_redis
 
 pytestmark = pytest.mark.integration

@@ -15,11 +15,11 @@ import redis
 from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
-from services.common.bus.events import Event, MalformedEvent, decode_event
+from services.common.bus.envelope import Event, MalformedEvent, decode_event
 from services.common.bus.kafka_bus import records_to_end
 from services.common.bus.topics import EXPOSURES
-from services.common.records.experiments import PostgresExperimentHistory
 from services.common.records.settings import PostgresSettings
+from services.designs.experiments.records import PostgresExperimentHistory
 from services.experiments.app import create_app
 from services.experiments.settings import ExperimentsSettings
 from services.stream.experiments import ExperimentEventsHandler

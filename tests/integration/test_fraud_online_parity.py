@@ -19,10 +19,11 @@ import pandas as pd
 import pytest
 import redis
 
-from services.common.bus.events import Event, decode_event
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.events import TransactionData
-from services.common.fraud_online import RedisFraudState, batch_features
+from services.common.bus.envelope import Event, decode_event
+from services.designs.fraud.features import batch_features
+from services.designs.fraud.redis_state import RedisFraudState
+from services.designs.model_features import FRAUD_FEATURE_NAMES
+from services.designs.payloads import TransactionData
 from services.seeder.history import transaction_messages
 from services.stream.fraud_labels import FraudLabelHandler
 from services.stream.transactions import TransactionFeaturesHandler

@@ -12,16 +12,12 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.fraud_online import (
-    FraudReport,
-    RedisFraudState,
-    batch_features,
-    digest,
-    epoch_ms,
-)
-from services.common.fraud_online.layout import CARD_RECORD, SPEND_RECORD
-from services.common.fraud_online.redis_state import ENTITIES_PER_CALL
+from services.common.times import epoch_ms
+from services.designs.fraud.features import batch_features
+from services.designs.fraud.layout import CARD_RECORD, SPEND_RECORD, digest
+from services.designs.fraud.redis_state import ENTITIES_PER_CALL, RedisFraudState
+from services.designs.fraud.state import FraudReport
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 from tests.harness import ServerProcess
 from tests.unit.test_fraud_online_features import Txn
 

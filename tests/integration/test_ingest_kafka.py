@@ -11,7 +11,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from services.common.bus.events import Event, MalformedEvent, decode_event
+from services.common.bus.envelope import Event, MalformedEvent, decode_event
 from services.common.bus.kafka_bus import records_to_end
 from services.common.bus.topics import TRANSACTIONS, WATCH_EVENTS
 from services.ingest.app import create_app

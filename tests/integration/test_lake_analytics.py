@@ -26,10 +26,10 @@ from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage
 from services.common.bus.runtime import build_kafka_consumer
 from services.common.bus.topics import TopicSpec
-from services.common.experiment_counts import experiment_counts
 from services.common.lake.sql import open_lake
 from services.common.settings import PlatformSettings
 from services.common.telemetry import Metrics
+from services.designs.experiments.counts import experiment_counts
 from services.lake.app import build_sink_loop
 from services.lake.events import LAKE_TOPICS
 from services.stream.experiments import ExperimentEventsHandler

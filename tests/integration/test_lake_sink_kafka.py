@@ -23,7 +23,7 @@ import pytest
 from services.common.bus import topics
 from services.common.bus.clients import kafka_publisher, kafka_record_source
 from services.common.bus.consumer import PoisonEvent
-from services.common.bus.events import MalformedEvent
+from services.common.bus.envelope import MalformedEvent
 from services.common.bus.kafka_bus import ensure_topics, group_lags, records_to_end
 from services.common.bus.ports import OutboundMessage, Record, publish_or_raise
 from services.common.bus.topics import TopicSpec

@@ -26,10 +26,11 @@ import redis
 
 from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.topics import TopicSpec
-from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.lake.sql import open_lake
 from services.common.models import ModelRepository
-from services.common.recs_online import ItemArtifacts, RedisRecsStore
+from services.designs.model_features import FRAUD_FEATURE_NAMES
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.redis_store import RedisRecsStore
 from services.lake.app import build_sink_loop
 from services.lake.events import LAKE_TOPICS
 from services.seeder.history import transaction_messages, watch_messages

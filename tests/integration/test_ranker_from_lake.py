@@ -25,10 +25,10 @@ from services.common.bus import topics
 from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage
 from services.common.bus.topics import TopicSpec
-from services.common.catalog import RANKER_FEATURE_NAMES
 from services.common.drift import DRIFT_REFERENCE_FILE
 from services.common.lake.sql import open_lake
 from services.common.models import ModelRepository
+from services.designs.model_features import RANKER_FEATURE_NAMES
 from services.lake.app import build_sink_loop
 from services.lake.events import LAKE_TOPICS
 from services.trainer.export import export_classifier

@@ -19,19 +19,19 @@ from psycopg_pool import ConnectionPool
 
 from services.catalog_etl.job import load
 from services.common.bus.clients import kafka_publisher
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.kafka_bus import ensure_topics, forget_groups
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import EXPOSURES, REC_CLICKS, REC_IMPRESSIONS, platform_topics
-from services.common.events import TitleData
-from services.common.experiments import RedisDefinitionStore
-from services.common.experiments.definitions import ExperimentDefinition
-from services.common.fraud_online.layout import CARD_LOG, CUSTOMER_LOG
-from services.common.records.catalog import CatalogRecords, ProfileRecords
-from services.common.records.experiments import PostgresExperimentHistory
 from services.common.records.outbox import OutboxRelay
-from services.common.recs_online import write_profiles
-from services.common.recs_online.keys import catalog_titles_key, catalog_version_key
+from services.designs.experiments.definitions import ExperimentDefinition
+from services.designs.experiments.records import PostgresExperimentHistory
+from services.designs.experiments.store import RedisDefinitionStore
+from services.designs.fraud.layout import CARD_LOG, CUSTOMER_LOG
+from services.designs.payloads import TitleData
+from services.designs.recs.keys import catalog_titles_key, catalog_version_key
+from services.designs.recs.records import CatalogRecords, ProfileRecords
+from services.designs.recs.redis_store import write_profiles
 from services.seeder.catchup import wait_for_stream
 from services.seeder.history import transaction_messages
 from services.seeder.rebuild import OnlineStateStillThere, Rebuilt, rebuild_online

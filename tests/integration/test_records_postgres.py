@@ -14,19 +14,19 @@ from psycopg_pool import ConnectionPool
 
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.ports import Delivery, OutboundMessage, PublishFailed
-from services.common.events import DecisionReason, FraudDecisionData, FraudLabelData, TitleData
-from services.common.experiments.definitions import ExperimentDefinition
 from services.common.models.repository import ModelRepository
 from services.common.models.testing import logistic_model
-from services.common.records.catalog import CatalogRecords, ProfileRecords
-from services.common.records.decisions import (
+from services.common.records.outbox import OutboxRelay, enqueue
+from services.common.records.registry import RegistryAudit
+from services.designs.experiments.definitions import ExperimentDefinition
+from services.designs.experiments.records import PostgresExperimentHistory
+from services.designs.fraud.records import (
     DecisionOfRecord,
     LabelOfRecord,
     PostgresDecisionRecords,
 )
-from services.common.records.experiments import PostgresExperimentHistory
-from services.common.records.outbox import OutboxRelay, enqueue
-from services.common.records.registry import RegistryAudit
+from services.designs.payloads import DecisionReason, FraudDecisionData, FraudLabelData, TitleData
+from services.designs.recs.records import CatalogRecords, ProfileRecords
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 12, 6, 5, 0, tzinfo=UTC)

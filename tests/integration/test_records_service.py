@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
 from services.common.bus.clients import kafka_publisher
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.kafka_bus import ensure_topics, records_to_end
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import FRAUD_DECISIONS, FRAUD_LABELS, dlq_topic, platform_topics
-from services.common.records.decisions import PostgresDecisionRecords
 from services.common.records.settings import PostgresSettings
+from services.designs.fraud.records import PostgresDecisionRecords
 from services.fraud.app import create_app as create_fraud
 from services.fraud.settings import FraudSettings
 from services.records.app import create_app as create_records

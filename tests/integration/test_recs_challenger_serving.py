@@ -10,20 +10,18 @@ import pytest
 import redis
 
 from services.common.breaker import CircuitBreaker
-from services.common.catalog import RANKER_FEATURE_NAMES
-from services.common.experiments import (
-    DefinitionCache,
-    RedisDefinitionStore,
-    assign,
-    parse_definition,
-)
 from services.common.models import LocalModelClient
 from services.common.models.testing import logistic_model
 from services.common.telemetry import Metrics
-from services.recommender.candidates import Sizes
+from services.designs.experiments.assignment import assign
+from services.designs.experiments.cache import DefinitionCache
+from services.designs.experiments.definitions import parse_definition
+from services.designs.experiments.store import RedisDefinitionStore
+from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.recommender.candidates import CandidateSizes
 from services.recommender.catalog import LiveCatalog
 from services.recommender.metrics import RecommenderMetrics
-from services.recommender.service import CacheUse, Limits, RecommenderService
+from services.recommender.service import CacheUse, ListPolicy, RecommenderService
 from services.recommender.variants import ExperimentVariant
 from tests import recommender_world as world
 from tests.unit.test_recommender_service import FakeStore
@@ -68,11 +66,13 @@ def test_the_treatment_is_ranked_by_the_challenger_version_and_the_control_by_pr
     catalog = LiveCatalog(repository, "ranker", lambda items: users, 60.0)
     catalog.refresh()
     service = RecommenderService(
-        catalog, lambda items: users, model, "ranker", RecommenderMetrics(Metrics("it_chal")),
-        ExperimentVariant(definitions, "rec-algorithm", "treatment", None), None,
-        Limits(Sizes(10, 10, 5), cache_ttl_s=300, default_max_maturity=4,
-               fallback_max_maturity=1),
-        CircuitBreaker("redis", 100), CircuitBreaker("model", 100))
+        catalog=catalog, store_for=lambda items: users, model=model, model_name="ranker",
+        metrics=RecommenderMetrics(Metrics("it_chal")),
+        choose_variant=ExperimentVariant(definitions, "rec-algorithm", "treatment", None),
+        impressions=None,
+        policy=ListPolicy(candidates=CandidateSizes(10, 10, 5), cache_ttl_s=300,
+                          default_max_maturity=4, fallback_max_maturity=1),
+        redis_breaker=CircuitBreaker("redis", 100), model_breaker=CircuitBreaker("model", 100))
 
     lists = {}
     for n in range(12):

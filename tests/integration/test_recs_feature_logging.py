@@ -14,18 +14,18 @@ from kafka import KafkaConsumer
 from services.common.breaker import CircuitBreaker
 from services.common.bus.background import BackgroundPublisher
 from services.common.bus.clients import kafka_publisher
-from services.common.bus.events import decode_event
+from services.common.bus.envelope import decode_event
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import TopicSpec, dlq_topic
-from services.common.events import ImpressionData, payload_of
-from services.common.experiment_counts import experiment_counts
 from services.common.settings import PlatformSettings
 from services.common.telemetry import Metrics
-from services.recommender.candidates import Sizes
+from services.designs.experiments.counts import experiment_counts
+from services.designs.payloads import ImpressionData, payload_of
+from services.recommender.candidates import CandidateSizes
 from services.recommender.catalog import LiveCatalog
 from services.recommender.impressions import ImpressionLog
 from services.recommender.metrics import RecommenderMetrics
-from services.recommender.service import Limits, RecommenderService
+from services.recommender.service import ListPolicy, RecommenderService
 from services.recommender.variants import Assignment
 from services.stream.experiments import ExperimentEventsHandler
 from tests import recommender_world as world
@@ -53,11 +53,12 @@ def test_an_impressions_features_cross_kafka_exactly_and_the_stream_counts_it(
     catalog = LiveCatalog(world.repository(tmp_path), "ranker", lambda items: store, 60.0)
     catalog.refresh()
     service = RecommenderService(
-        catalog, lambda items: store, model, "ranker", RecommenderMetrics(Metrics("it_recs")),
-        treatment, ImpressionLog(background, topic),
-        Limits(Sizes(10, 10, 5), cache_ttl_s=300, default_max_maturity=4,
-               fallback_max_maturity=1),
-        CircuitBreaker("redis", 100), CircuitBreaker("model", 100))
+        catalog=catalog, store_for=lambda items: store, model=model, model_name="ranker",
+        metrics=RecommenderMetrics(Metrics("it_recs")), choose_variant=treatment,
+        impressions=ImpressionLog(background, topic),
+        policy=ListPolicy(candidates=CandidateSizes(10, 10, 5), cache_ttl_s=300,
+                          default_max_maturity=4, fallback_max_maturity=1),
+        redis_breaker=CircuitBreaker("redis", 100), model_breaker=CircuitBreaker("model", 100))
     answer = service.recommend("u1", 5)
     background.close()
 

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from services.common.bus.events import Event
-from services.common.experiment_counts import (
-    VariationCounts,
+from services.common.bus.envelope import Event
+from services.designs.experiments.counts import (
     experiment_counts,
     experiment_timeline,
 )
+from services.designs.experiments.tallies import VariationCounts
 from services.stream.experiments import ExperimentEventsHandler
 
 pytestmark = pytest.mark.integration

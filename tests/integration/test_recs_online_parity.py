@@ -14,18 +14,16 @@ import numpy as np
 import pytest
 import redis
 
-from services.common.bus.events import Event
-from services.common.catalog import RANKER_FEATURE_NAMES
-from services.common.events import WatchData
+from services.common.bus.envelope import Event
 from services.common.models import ModelRepository
 from services.common.models.testing import logistic_model
-from services.common.recs_online import (
-    ItemArtifacts,
-    RedisRecsStore,
-    load_item_artifacts,
-    ranker_features,
-    user_vectors,
-)
+from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.designs.payloads import WatchData
+from services.designs.recs.artifacts import load_item_artifacts
+from services.designs.recs.features import ranker_features
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.redis_store import RedisRecsStore
+from services.designs.recs.state import user_vectors
 from services.stream.watches import WatchFeaturesHandler
 from services.trainer import recs_models as rm
 from services.trainer.recs_result import RecsArtifacts

@@ -13,24 +13,19 @@ import redis
 
 from services.common.bus.consumer import ConsumerMetrics, ConsumerRunner, RunnerConfig
 from services.common.bus.dedupe import RedisDeduplicator
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
 from services.common.bus.ports import OutboundMessage
-from services.common.catalog import RANKER_FEATURE_NAMES
-from services.common.events import TitleData
 from services.common.models.testing import logistic_model
-from services.common.recs_online import (
-    HISTORY_CAP,
-    ItemArtifacts,
-    LiveItemArtifacts,
-    RedisRecsStore,
-    user_vectors,
-    vectors_from_history,
-    write_profiles,
-)
-from services.common.recs_online.state import decayed_counts
-from services.common.recs_online.titles import CatalogTitle, write_titles
 from services.common.telemetry import Metrics
+from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.designs.payloads import TitleData
+from services.designs.recs.artifacts import LiveItemArtifacts
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.keys import HISTORY_CAP
+from services.designs.recs.redis_store import RedisRecsStore, write_profiles
+from services.designs.recs.state import decayed_counts, user_vectors, vectors_from_history
+from services.designs.recs.titles import CatalogTitle, write_titles
 from services.stream.watches import WatchFeaturesHandler
 from tests import recommender_world as world
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from services.common.recs_online import keys
+from services.designs.recs import keys
 from services.seeder.__main__ import reset_if_other_dataset
 from services.trainer.pipeline import TrainerSettings
 from tests.harness import ServerProcess

@@ -11,9 +11,9 @@ from typing import Any
 import redis
 
 from services.common.bus.ports import OutboundMessage
-from services.common.experiment_counts import Timeline, VariationCounts
-from services.common.experiments.definitions import ExperimentDefinition
-from services.common.records.experiments import Change
+from services.designs.experiments.definitions import ExperimentDefinition
+from services.designs.experiments.records import Change
+from services.designs.experiments.tallies import Timeline, VariationCounts
 
 
 class FakeRedis:

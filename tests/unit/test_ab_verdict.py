@@ -64,8 +64,9 @@ def test_the_truth_names_no_winner_inside_its_interval() -> None:
 
 def test_an_arms_truth_is_the_mean_and_variance_of_its_viewers() -> None:
     arm = ArmTruth.of([0.2, 0.4, 0.6], [1.0, 2.0, 3.0])
-    assert (arm.units, arm.expected_conversion, arm.expected_clicks) == (3, pytest.approx(0.4),
-                                                                         pytest.approx(2.0))
+    assert arm.units == 3
+    assert arm.expected_conversion == pytest.approx(0.4)
+    assert arm.expected_clicks == pytest.approx(2.0)
     assert arm.variance == pytest.approx(0.04)
     with pytest.raises(ValueError, match="two viewers"):
         ArmTruth.of([0.5], [1.0])

@@ -14,10 +14,10 @@ from services.catalog_etl.__main__ import main
 from services.catalog_etl.job import load
 from services.catalog_etl.rows import CatalogFileError, read_rows
 from services.catalog_etl.titles import BadRow, GoodRow, validate
-from services.common.bus.events import decode_event
+from services.common.bus.envelope import decode_event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.topics import CATALOG
-from services.common.events import payload_of
+from services.designs.payloads import payload_of
 
 HEADER = "content_id,title,genres,actors,maturity_rating,release_date,rating,thumbnail_url\n"
 

@@ -9,19 +9,20 @@ from typing import Any
 import numpy as np
 import pytest
 
-from services.common import recs_features as rf
 from services.common.breaker import CircuitBreaker
-from services.common.catalog import RANKER_FEATURE_NAMES
-from services.common.events import TitleData
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import Prediction
-from services.common.recs_online import ItemArtifacts, ItemStats, user_vectors
-from services.common.recs_online.titles import CatalogTitle, with_catalog_titles
 from services.common.telemetry import Metrics
-from services.recommender.candidates import Sizes, content_scores
+from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.designs.payloads import TitleData
+from services.designs.recs import definitions as rf
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.state import ItemStats, user_vectors
+from services.designs.recs.titles import CatalogTitle, with_catalog_titles
+from services.recommender.candidates import CandidateSizes, content_scores
 from services.recommender.catalog import LiveCatalog
 from services.recommender.metrics import RecommenderMetrics
-from services.recommender.service import Limits, RecommenderService
+from services.recommender.service import ListPolicy, RecommenderService
 from services.recommender.variants import fixed_variant
 from tests import recommender_world as world
 from tests.unit.test_recommender_service import FakeImpressions, FakeModel, FakeStore
@@ -61,7 +62,7 @@ def test_a_new_titles_content_vector_is_trainings_definition_of_its_metadata() -
     merged = with_catalog_titles(world.items(), [NEW])
     midnight = datetime.combine(TODAY, datetime.min.time(), UTC).timestamp()
     # As if the trainer had seen it: ItemArtifacts.build is what load_item_artifacts checks
-    # against the trainer's stored vectors, and it calls recs_features.content_vectors.
+    # against the trainer's stored vectors, and it calls definitions.content_vectors.
     trained = ItemArtifacts.build(["movie_456"], [[0.0] * 4], [[1, 1, 0, 0]], [midnight], [1],
                                   world.GENRES)
     np.testing.assert_allclose(merged.content[-1], trained.content[0], atol=1e-12)
@@ -168,12 +169,15 @@ class CatalogRig:
                                    self.titles)
         self.catalog.refresh()
         self.service = RecommenderService(
-            self.catalog, self._store_for, model or FakeModel(), "ranker",
-            RecommenderMetrics(Metrics("catalog_test")), fixed_variant("treatment"),
-            FakeImpressions(),  # type: ignore[arg-type]
-            Limits(Sizes(10, 10, 5), cache_ttl_s=300, default_max_maturity=4,
-                   fallback_max_maturity=1, cache_enabled=False),
-            CircuitBreaker("redis", 100), CircuitBreaker("model", 100))
+            catalog=self.catalog, store_for=self._store_for, model=model or FakeModel(),
+            model_name="ranker", metrics=RecommenderMetrics(Metrics("catalog_test")),
+            choose_variant=fixed_variant("treatment"),
+            impressions=FakeImpressions(),  # type: ignore[arg-type]
+            policy=ListPolicy(candidates=CandidateSizes(10, 10, 5), cache_ttl_s=300,
+                              default_max_maturity=4, fallback_max_maturity=1,
+                              cache_enabled=False),
+            redis_breaker=CircuitBreaker("redis", 100),
+            model_breaker=CircuitBreaker("model", 100))
 
     def _store_for(self, items: ItemArtifacts) -> SizedStore:
         self.store.rows = len(items)

@@ -14,7 +14,7 @@ from services.common.bus.consumer import (
     TransientError,
 )
 from services.common.bus.dedupe import InMemoryDeduplicator
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher, InMemoryRecordSource
 from services.common.bus.ports import OutboundMessage
 from services.common.telemetry import Metrics

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from services.devstack.balancer import balanced_services
 from services.fraud.settings import FraudSettings
 from services.recommender.settings import RecommenderSettings
 
@@ -324,7 +325,7 @@ def test_data_lives_in_named_volumes(compose: dict[str, Any]) -> None:
 
 def _programs(*configs: str) -> set[str]:
     text = "".join((REPO_ROOT / "infra" / c).read_text(encoding="utf-8") for c in configs)
-    return set(re.findall(r"^\[program:([a-z-]+)\]", text, re.MULTILINE))
+    return set(re.findall(r"^\[program:([a-z0-9-]+)\]", text, re.MULTILINE))
 
 
 def test_every_part_of_the_local_stack_runs_in_compose(compose: dict[str, Any]) -> None:
@@ -345,7 +346,11 @@ def test_the_cluster_profile_runs_the_nodes_of_make_run_cluster(
     cluster = {name for name, s in services.items() if s.get("profiles") == ["cluster"]}
     assert cluster == {"kafka-1", "kafka-2", "kafka-3", "redis-cluster",
                        *(f"redis-{n}" for n in range(1, 7))}
-    assert _programs("supervisord.cluster.conf") == {"redis-node", "kafka-node", "postgres"}
+    # make run-cluster also runs HAProxy and a second instance of each balanced service; the
+    # compose profile runs one of each (docs/reliability.md, Load balancing)
+    assert _programs("supervisord.cluster.conf") == {
+        "redis-node", "kafka-node", "postgres", "balancer",
+        *(f"{service.name}-2" for service in balanced_services())}
     for n in (1, 2, 3):
         environment = services[f"kafka-{n}"]["environment"]
         properties = {_kafka_property(k): str(v) for k, v in environment.items()

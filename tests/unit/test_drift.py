@@ -97,7 +97,8 @@ def test_the_monitor_publishes_each_columns_psi_for_the_version_that_answered(
     without = repo.register("m", logistic_model([0.0] * 3), feature_names=NAMES, metrics={},
                             training_data_hash="t", description="an older model")
     metrics = Metrics("drifttest")
-    monitor = DriftMonitor(repo, "m", NAMES, metrics, window=5000, min_rows=500)
+    monitor = DriftMonitor(repository=repo, model_name="m", feature_names=NAMES, metrics=metrics,
+                           window=5000, min_rows=500)
     assert math.isnan(gauge(metrics, "amount") or 0.0) or gauge(metrics, "amount") is None
 
     shifted, shifted_scores = rows(5000, 2, amount_mean=120.0)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from services.common.events import (
+from services.designs.payloads import (
     EVENT_TYPES,
     TransactionData,
     UnknownEventType,

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.common.bus.events import (
+from services.common.bus.envelope import (
     MAX_EVENT_BYTES,
     Event,
     MalformedEvent,

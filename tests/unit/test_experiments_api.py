@@ -18,11 +18,12 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from services.common.bus.events import Event, decode_event
+from services.common.bus.envelope import Event, decode_event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.topics import EXPOSURES
-from services.common.experiment_counts import Timeline, VariationCounts
-from services.common.experiments import InMemoryDefinitionStore, gb_hash
+from services.designs.experiments.hashing import gb_hash
+from services.designs.experiments.store import InMemoryDefinitionStore
+from services.designs.experiments.tallies import Timeline, VariationCounts
 from services.experiments.app import create_app
 from services.experiments.settings import DEV_ADMIN_TOKEN, ExperimentsSettings
 from tests.unit.experiments_fakes import FakeCounts, FakeHistory, FakeRedis
@@ -421,7 +422,8 @@ def test_the_service_is_ready_once_definitions_came_from_redis(api: Api) -> None
 def test_production_refuses_the_development_admin_token() -> None:
     production: dict[str, Any] = {"environment": "production",
                                   "redis_url": "redis://redis:6379/0",
-                                  "kafka_bootstrap_servers": "kafka:9092"}
+                                  "kafka_bootstrap_servers": "kafka:9092",
+                                  "redis_password": "r" * 24}
     with pytest.raises(ValidationError, match="EXPERIMENTS_ADMIN_TOKEN"):
         ExperimentsSettings(**production)  # the default is the dev token
     with pytest.raises(ValidationError, match="EXPERIMENTS_ADMIN_TOKEN"):

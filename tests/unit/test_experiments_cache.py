@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from services.common.experiments import (
-    DefinitionCache,
+from services.designs.experiments.cache import DefinitionCache
+from services.designs.experiments.definitions import (
     ExperimentDefinition,
-    InMemoryDefinitionStore,
     InvalidDefinition,
-    Snapshot,
     parse_definition,
 )
+from services.designs.experiments.store import InMemoryDefinitionStore, Snapshot
 
 
 def definition(key: str = "rec-algorithm", **changes: Any) -> ExperimentDefinition:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from services.common.experiments import (
+from services.designs.experiments.assignment import assign
+from services.designs.experiments.definitions import (
     InvalidDefinition,
-    assign,
     load_definitions_file,
     parse_definition,
 )

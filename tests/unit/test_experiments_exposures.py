@@ -7,16 +7,11 @@ from typing import Any, cast
 
 import pytest
 
-from services.common.bus.events import decode_event
+from services.common.bus.envelope import decode_event
 from services.common.bus.topics import EXPOSURES
-from services.common.experiments import (
-    Assignment,
-    ExperimentDefinition,
-    ExposureLog,
-    assign,
-    parse_definition,
-)
-from services.common.experiments.exposures import logged_key
+from services.designs.experiments.assignment import Assignment, assign
+from services.designs.experiments.definitions import ExperimentDefinition, parse_definition
+from services.designs.experiments.exposures import ExposureLog, logged_key
 from tests.unit.experiments_fakes import FakeQueue, FakeRedis
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)

@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
-from services.common.experiment_counts import VariationCounts
-from services.common.experiments import parse_definition
-from services.common.experiments.definitions import InvalidDefinition
+from services.designs.experiments.definitions import InvalidDefinition, parse_definition
+from services.designs.experiments.tallies import VariationCounts
 from services.experiments.guardrails import breaches
 from tests.unit.test_experiments_api import definition
 

@@ -9,14 +9,9 @@ from typing import Any
 
 import pytest
 
-from services.common.experiments import (
-    ExperimentDefinition,
-    assign,
-    fnv1a32,
-    gb_hash,
-    in_namespace,
-    parse_definition,
-)
+from services.designs.experiments.assignment import assign
+from services.designs.experiments.definitions import ExperimentDefinition, parse_definition
+from services.designs.experiments.hashing import fnv1a32, gb_hash, in_namespace
 
 # Ours, beside GrowthBook's published cases (test_growthbook_conformance.py runs those).
 CASES = json.loads((Path(__file__).parent / "data" / "growthbook" / "derived_cases.json")

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest, chi2_contingency, chisquare
 
-from services.common.experiment_counts import Timeline, VariationCounts
-from services.common.experiments import assign, parse_definition
+from services.designs.experiments.assignment import assign
+from services.designs.experiments.definitions import parse_definition
+from services.designs.experiments.tallies import Timeline, VariationCounts
 from services.experiments.results import cumulative_rates, experiment_results
 from services.experiments.statistics import (
     minimum_detectable_lift,

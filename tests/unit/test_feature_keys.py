@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from redis.crc import key_slot
 
-from services.common.features.redis_store import row_key
+from services.common.features.definitions import row_key
 
 
 def test_a_row_key_names_namespace_view_and_entity_in_a_hash_tag() -> None:

@@ -14,9 +14,11 @@ from services.common.features import (
     FeatureStatus,
     FeatureType,
     FeatureView,
+    FeatureWrite,
     InvalidFeatureValue,
 )
-from services.common.features.plans import epoch_ms, plan_read
+from services.common.features.plans import encode_writes, plan_read
+from services.common.times import epoch_ms
 
 USER, ITEM = Entity("user"), Entity("item")
 PROFILE = FeatureView("user_profile", USER, (
@@ -81,6 +83,9 @@ def test_event_time_becomes_epoch_milliseconds_whatever_its_time_zone() -> None:
     assert epoch_ms(utc) == epoch_ms(one_hour_east) == 1_740_830_400_123
 
 
-def test_a_naive_event_time_is_refused() -> None:
+def test_a_naive_event_time_is_refused_and_a_write_with_one_is_an_invalid_value() -> None:
+    naive = datetime(2025, 3, 1, 12, 0)
+    with pytest.raises(ValueError, match="timezone"):
+        epoch_ms(naive)
     with pytest.raises(InvalidFeatureValue, match="timezone"):
-        epoch_ms(datetime(2025, 3, 1, 12, 0))
+        encode_writes(CATALOG, [FeatureWrite("user_profile", "u1", {"age": 30}, naive)])

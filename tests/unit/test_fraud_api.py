@@ -16,13 +16,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.bus.events import Event, decode_event
+from services.common.bus.envelope import Event, decode_event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.topics import FRAUD_DECISIONS
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.events import FraudDecisionData
-from services.common.fraud_online import fraud_features
-from services.common.records.decisions import DecisionOfRecord
+from services.designs.fraud.features import fraud_features
+from services.designs.fraud.records import DecisionOfRecord
+from services.designs.model_features import FRAUD_FEATURE_NAMES
+from services.designs.payloads import FraudDecisionData
 from services.fraud.app import create_app
 from services.fraud.settings import FraudSettings
 from tests.unit.test_fraud_rules import NOW, POLICY_PATH, transaction

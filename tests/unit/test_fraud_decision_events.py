@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.common.bus.events import Event, decode_event
+from services.common.bus.envelope import Event, decode_event
 from services.common.bus.ports import OutboundMessage
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.events import DecisionReason, FraudDecisionData, TransactionData, payload_of
+from services.designs.model_features import FRAUD_FEATURE_NAMES
+from services.designs.payloads import DecisionReason, FraudDecisionData, TransactionData, payload_of
 from services.fraud.decide import FEATURES_MISSING, MODEL_MISSING, Decision, decide
 from services.fraud.decision_events import EVENT_TYPE, decision_message
 from services.fraud.explain import Factor, ModelVerdict

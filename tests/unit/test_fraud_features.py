@@ -9,13 +9,13 @@ import numpy.typing as npt
 import pandas as pd
 import pytest
 
-from services.common.catalog import (
+from services.designs.fraud.features import haversine_km
+from services.designs.model_features import (
     FRAUD_FEATURE_NAMES,
     HANDBOOK_FEATURE_NAMES,
     SMALL_AMOUNT,
     TRANSACTION_TYPES,
 )
-from services.common.fraud_online.features import haversine_km
 from services.trainer.fraud_features import fraud_feature_matrix, handbook_feature_matrix
 from services.trainer.worlds.transactions import TransactionWorldConfig, generate_transactions
 

@@ -8,15 +8,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from services.common.catalog import FRAUD_FEATURE_NAMES
-from services.common.fraud_online import (
-    CardUse,
-    FraudState,
-    KnownFraud,
-    Spend,
-    epoch_ms,
-    fraud_features,
-)
+from services.common.times import epoch_ms
+from services.designs.fraud.features import fraud_features
+from services.designs.fraud.state import CardUse, FraudState, KnownFraud, Spend
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 
 NOW = datetime(2018, 7, 4, 12, 0, tzinfo=UTC)  # a Wednesday, midday
 T = epoch_ms(NOW)

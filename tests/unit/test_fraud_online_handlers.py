@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from services.common.bus.consumer import PoisonEvent
-from services.common.bus.events import Event
-from services.common.fraud_online.scripts import SCRIPTS
+from services.common.bus.envelope import Event
+from services.designs.fraud.scripts import SCRIPTS
 from services.stream.fraud_labels import FraudLabelHandler
 from services.stream.transactions import TransactionFeaturesHandler
 

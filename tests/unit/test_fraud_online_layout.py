@@ -8,17 +8,10 @@ import numpy as np
 import pytest
 from redis.crc import key_slot
 
-from services.common.fraud_online import (
-    KEY_FAMILIES,
-    FraudReport,
-    decode_batch,
-    digest,
-    epoch_ms,
-    record_calls,
-    report_commands,
-)
-from services.common.fraud_online.layout import CARD_RECORD, SPEND_RECORD
-from services.common.fraud_online.scripts import (
+from services.common.times import epoch_ms
+from services.designs.fraud.commands import decode_batch, record_calls, report_commands
+from services.designs.fraud.layout import CARD_RECORD, KEY_FAMILIES, SPEND_RECORD, digest
+from services.designs.fraud.scripts import (
     APPEND_CARD,
     APPEND_CUSTOMER,
     RECORD_DEVICE,
@@ -27,6 +20,7 @@ from services.common.fraud_online.scripts import (
     RECORD_TERMINAL,
     SCRIPTS,
 )
+from services.designs.fraud.state import FraudReport
 from tests.unit.test_fraud_online_features import Txn
 
 WHEN = datetime(2018, 7, 4, 12, 0, tzinfo=UTC)

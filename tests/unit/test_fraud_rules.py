@@ -10,7 +10,9 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from services.common.fraud_online import CardUse, FraudState, StateBatch, batch_features, epoch_ms
+from services.common.times import epoch_ms
+from services.designs.fraud.features import batch_features
+from services.designs.fraud.state import CardUse, FraudState, StateBatch
 from services.fraud.facts import Fact, fact_table
 from services.fraud.policy import Lists, parse_policy
 from services.fraud.policy_file import load_engine

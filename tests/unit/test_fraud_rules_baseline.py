@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from services.common.catalog import FRAUD_FEATURE_NAMES
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.trainer.fraud_rules_baseline import (
     BASELINE_RULES,
     DECLINE_AT,

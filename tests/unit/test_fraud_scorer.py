@@ -17,17 +17,18 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from services.common.breaker import CircuitBreaker
-from services.common.catalog import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
 from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
 from services.common.drift_monitor import DriftMonitor
-from services.common.fraud_online import FraudState, StateBatch, TransactionLike, fraud_features
 from services.common.models import ModelRepository, ModelUnavailable, Prediction
 from services.common.models.testing import logistic_model
 from services.common.telemetry import Metrics
+from services.designs.fraud.features import fraud_features
+from services.designs.fraud.state import FraudState, StateBatch, TransactionLike
+from services.designs.model_features import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
 from services.fraud.metrics import FraudMetrics
 from services.fraud.policy_file import load_engine
 from services.fraud.scorer import HISTORY_COLUMNS, FraudScorer, ReferenceCache, Scored
-from services.fraud.state_store import StateRead
+from services.fraud.state_store import FraudStoreUnavailable, StateRead
 from services.fraud.transaction import Transaction
 from tests.unit.test_fraud_rules import (
     AWAY_1000_KM,
@@ -82,7 +83,8 @@ class FakeModel:
 
 class FakeStore:
     """A FraudStore in memory: each transaction id's state as given; decisions kept with the
-    semantics of SET NX GET (the first one stays, each call returns what was there before)."""
+    semantics of SET NX GET (the first one stays, each call returns what was there before).
+    With a `failure` set, every call fails as the Redis adapter does: FraudStoreUnavailable."""
 
     def __init__(self, states: dict[str, FraudState] | None = None) -> None:
         self.states = dict(states or {})
@@ -98,7 +100,7 @@ class FakeStore:
         self.reads.append([txn.transaction_id for txn in transactions])
         self.seen.extend(transactions)
         if self.failure is not None:
-            raise self.failure
+            raise FraudStoreUnavailable.caused_by(self.failure)
         return StateRead(
             StateBatch.of([self.states.get(txn.transaction_id, FraudState())
                            for txn in transactions]),
@@ -107,7 +109,7 @@ class FakeStore:
 
     def recall(self, transaction_id: str) -> bytes | None:
         if self.failure is not None:
-            raise self.failure
+            raise FraudStoreUnavailable.caused_by(self.failure)
         return self.decisions.get(transaction_id)
 
     def remember(self, decisions: Sequence[tuple[str, bytes]],
@@ -221,7 +223,7 @@ def test_a_decision_that_could_not_be_recorded_is_still_given(tmp_path: Path) ->
     r = rig(tmp_path)
 
     def refuse(decisions: Sequence[tuple[str, bytes]], window_s: int) -> list[bytes | None]:
-        raise redis.TimeoutError("Timeout reading from socket")
+        raise FraudStoreUnavailable("TimeoutError: Timeout reading from socket")
 
     r.store.remember = refuse  # type: ignore[method-assign]
     (scored,) = r.score(transaction())
@@ -361,8 +363,9 @@ def test_whole_vectors_and_their_scores_feed_the_drift_window_and_degraded_ones_
             training, FRAUD_FEATURE_NAMES, rng.random(1000)).to_json().encode()})
     r = rig(tmp_path)
     registry = CollectorRegistry()
-    monitor = DriftMonitor(repository, "fraud", FRAUD_FEATURE_NAMES,
-                           Metrics("fraud_drift", registry), window=100, min_rows=1)
+    monitor = DriftMonitor(repository=repository, model_name="fraud",
+                           feature_names=FRAUD_FEATURE_NAMES,
+                           metrics=Metrics("fraud_drift", registry), window=100, min_rows=1)
     r.scorer._drift = monitor
     r.score(*(transaction(transaction_id=f"tx{i}") for i in range(3)))
     assert registry.get_sample_value("fraud_drift_drift_window_rows") == 3

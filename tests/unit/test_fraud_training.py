@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.common.catalog import FRAUD_FEATURE_NAMES
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.trainer.fraud import (
     FraudTrainingResult,
     Split,

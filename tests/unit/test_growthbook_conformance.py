@@ -15,16 +15,15 @@ from typing import Any
 
 import pytest
 
-from services.common.experiments import (
-    InvalidDefinition,
-    assign,
+from services.designs.experiments.assignment import assign
+from services.designs.experiments.definitions import InvalidDefinition, parse_definition
+from services.designs.experiments.hashing import (
     bucket_ranges,
     choose_variation,
+    equal_weights,
     gb_hash,
     in_namespace,
-    parse_definition,
 )
-from services.common.experiments.hashing import equal_weights
 
 DATA = Path(__file__).parent / "data" / "growthbook"
 CASES: dict[str, Any] = json.loads((DATA / "cases.json").read_text("utf-8"))

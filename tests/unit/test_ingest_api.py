@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.common.bus.events import decode_event
+from services.common.bus.envelope import decode_event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.ports import Delivery, OutboundMessage, Publisher
 from services.common.bus.topics import TRANSACTIONS, WATCH_EVENTS

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.bus.events import decode_event
+from services.common.bus.envelope import decode_event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.topics import ALL_TOPICS
 from services.ingest.app import create_app

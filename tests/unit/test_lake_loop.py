@@ -55,9 +55,9 @@ def loop_for(broker: InMemoryBroker, root: Path, clock: Clock,
              flush_rows: int = 100) -> tuple[SinkLoop, CheckingSource]:
     source = CheckingSource(broker, root)
     metrics = Metrics("lake")
-    loop = SinkLoop(source, LakeSink(root, flush_rows, 5.0, clock=clock),
-                    InMemoryPublisher(broker), LakeMetrics(metrics, GROUP, LAKE_TOPICS),
-                    LoopConfig(group=GROUP), clock=clock)
+    loop = SinkLoop(source=source, sink=LakeSink(root, flush_rows, 5.0, clock=clock),
+                    dlq=InMemoryPublisher(broker), metrics=LakeMetrics(metrics, GROUP, LAKE_TOPICS),
+                    config=LoopConfig(group=GROUP), clock=clock)
     return loop, source
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from services.common.bus import topics
 from services.common.bus.consumer import PoisonEvent
-from services.common.bus.events import MalformedEvent, decode_event
+from services.common.bus.envelope import MalformedEvent, decode_event
 from services.common.bus.ports import OutboundMessage, Record
 from services.common.lake.files import live_files
 from services.common.lake.layout import OffsetRange, part_range

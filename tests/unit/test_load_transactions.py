@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.common.catalog import SMALL_AMOUNT
-from services.common.fraud_online.features import haversine_km
+from services.designs.fraud.features import haversine_km
+from services.designs.model_features import SMALL_AMOUNT
 from services.trainer.worlds.transactions import MERCHANT_CATEGORIES
 from tests.load_tests_modules import load
 

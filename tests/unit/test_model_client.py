@@ -227,4 +227,5 @@ def test_settings_are_read_from_mlsd_environment_variables(
 def test_production_refuses_a_remote_backend_on_loopback() -> None:
     with pytest.raises(ValidationError, match="MLSD_MODEL_SERVER_URL must name a real host"):
         ModelSettings(environment="production", redis_url="redis://redis:6379/0",
-                      kafka_bootstrap_servers="kafka:9092", model_backend="remote")
+                      kafka_bootstrap_servers="kafka:9092", model_backend="remote",
+                      redis_password="r" * 24)

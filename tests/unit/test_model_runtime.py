@@ -10,7 +10,6 @@ import pytest
 from skl2onnx import to_onnx
 from sklearn.linear_model import LogisticRegression
 
-from services.common.catalog import FRAUD_FEATURE_NAMES
 from services.common.models import (
     FeatureMismatch,
     InvalidInput,
@@ -20,6 +19,7 @@ from services.common.models import (
 )
 from services.common.models.runtime import session_options
 from services.common.models.testing import expected_probability, logistic_model
+from services.designs.model_features import FRAUD_FEATURE_NAMES
 
 WEIGHTS = [0.5, -1.0, 2.0]
 

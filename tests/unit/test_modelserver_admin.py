@@ -161,6 +161,7 @@ def test_a_weak_admin_token_is_refused_in_production() -> None:
     with pytest.raises(ValidationError, match="at least 24 characters"):
         ModelServerSettings(environment="production", redis_url="redis://redis:6379/0",
                             kafka_bootstrap_servers="kafka:9092",
+                            redis_password=SecretStr("r" * 24),
                             model_server_admin_token=SecretStr("short"))
 
 

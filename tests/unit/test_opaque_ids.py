@@ -12,12 +12,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from services.common import experiment_counts as ec
 from services.common.bus.dedupe import RedisDeduplicator
-from services.common.experiments.exposures import exposure_event_id, logged_key
-from services.common.features.redis_store import row_key
-from services.common.fraud_online import layout
-from services.common.fraud_online.commands import decode_batch
+from services.common.features.definitions import row_key
 from services.common.ids import (
     MAX_ID_LENGTH,
     InvalidId,
@@ -27,8 +23,12 @@ from services.common.ids import (
     hash_tag,
     unescape,
 )
-from services.common.recs_online import keys
-from services.common.recs_online.state import Watch, title_and_completion
+from services.designs.experiments import counts as ec
+from services.designs.experiments.exposures import exposure_event_id, logged_key
+from services.designs.fraud import layout
+from services.designs.fraud.commands import decode_batch
+from services.designs.recs import keys
+from services.designs.recs.state import Watch, title_and_completion
 from services.fraud.state_store import RedisFraudStore
 
 # Any character but a control character or a surrogate, with the reserved ones made likely.

@@ -25,7 +25,8 @@ ETA = 0.8
 
 def clicks_on(relevance: np.ndarray, slots: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The position-based click model: P(click) = (1 + slot)^-ETA x relevance."""
-    return rng.random(len(slots)) < (1 + slots) ** -ETA * relevance
+    clicked: np.ndarray = rng.random(len(slots)) < (1 + slots) ** -ETA * relevance
+    return clicked
 
 
 def test_the_position_bias_of_shuffled_lists_is_recovered() -> None:

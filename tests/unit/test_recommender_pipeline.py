@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.common.recs_online import user_vectors
+from services.designs.recs.state import user_vectors
 from services.recommender.candidates import (
     Source,
     collaborative_scores,
@@ -21,7 +21,7 @@ from services.recommender.scoring import (
     BLEND_WEIGHTS,
     COLD_START_WEIGHTS,
     LIGHT_USER_WEIGHTS,
-    Sizes,
+    CandidateSizes,
     blend,
     personalization,
 )
@@ -95,7 +95,7 @@ def test_the_blend_is_the_briefs_weighted_sum_of_min_max_scaled_scores() -> None
 
 
 def test_few_events_weight_content_up_and_no_events_use_popularity_and_trending() -> None:
-    sizes = Sizes(100, 50, 50)
+    sizes = CandidateSizes(100, 50, 50)
     assert personalization(20, sizes).weights == BLEND_WEIGHTS
     light = personalization(2, sizes)
     assert light.level == "light" and light.weights == LIGHT_USER_WEIGHTS

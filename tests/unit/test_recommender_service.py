@@ -10,18 +10,19 @@ import pytest
 from pydantic import ValidationError
 
 from services.common.breaker import CircuitBreaker
-from services.common.bus.events import decode_event
-from services.common.catalog import RANKER_FEATURE_NAMES
+from services.common.bus.envelope import decode_event
 from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
 from services.common.drift_monitor import DriftMonitor
-from services.common.events import ImpressionData, payload_of
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import ModelRepository, Prediction
 from services.common.models.errors import ModelUnavailable
 from services.common.models.testing import logistic_model
-from services.common.recs_online import ItemArtifacts, ItemStats, UserOnlineState
 from services.common.telemetry import Metrics
-from services.recommender.candidates import Sizes
+from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.designs.payloads import ImpressionData, payload_of
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.state import ItemStats, UserOnlineState
+from services.recommender.candidates import CandidateSizes
 from services.recommender.catalog import LiveCatalog
 from services.recommender.explore import explored
 from services.recommender.impressions import impression_message
@@ -31,7 +32,7 @@ from services.recommender.schemas import (
     RecommendationsResponse,
     ServedList,
 )
-from services.recommender.service import CacheUse, Limits, RecommenderService
+from services.recommender.service import CacheUse, ListPolicy, RecommenderService
 from services.recommender.shadow import sampled
 from services.recommender.variants import Assignment, fixed_variant
 from tests import recommender_world as world
@@ -116,11 +117,14 @@ class Rig:
         self.catalog = LiveCatalog(world.repository(root), "ranker", self._store_for, 60.0)
         self.catalog.refresh()
         self.service = RecommenderService(
-            self.catalog, self._store_for, self.model, "ranker", self.metrics,
-            fixed_variant(variant), self.impressions,  # type: ignore[arg-type]
-            Limits(Sizes(10, 10, 5), cache_ttl_s=300, default_max_maturity=4,
-                   fallback_max_maturity=1, explore_share=explore_share),
-            CircuitBreaker("redis", 100), CircuitBreaker("model", 100))
+            catalog=self.catalog, store_for=self._store_for, model=self.model,
+            model_name="ranker", metrics=self.metrics, choose_variant=fixed_variant(variant),
+            impressions=self.impressions,  # type: ignore[arg-type]
+            policy=ListPolicy(candidates=CandidateSizes(10, 10, 5), cache_ttl_s=300,
+                              default_max_maturity=4, fallback_max_maturity=1,
+                              explore_share=explore_share),
+            redis_breaker=CircuitBreaker("redis", 100),
+            model_breaker=CircuitBreaker("model", 100))
 
     def _store_for(self, items: ItemArtifacts) -> FakeStore:
         return self.store
@@ -377,7 +381,8 @@ def test_the_rankers_candidate_rows_and_scores_feed_the_drift_window(tmp_path: P
                                                     training[:, 0]).to_json().encode()})
     repository.promote("ranker", version)
     rig.catalog.refresh()
-    monitor = DriftMonitor(repository, "ranker", RANKER_FEATURE_NAMES, Metrics("recs_drift"),
+    monitor = DriftMonitor(repository=repository, model_name="ranker",
+                           feature_names=RANKER_FEATURE_NAMES, metrics=Metrics("recs_drift"),
                            window=1000, min_rows=1)
     rig.service._drift = monitor
     rig.store.users["u1"] = world.user([f"t{i}" for i in range(6)])

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from services.common.catalog import RANKER_FEATURE_NAMES
 from services.common.models import Prediction
 from services.common.models.errors import ModelUnavailable
 from services.common.telemetry import Metrics
+from services.designs.model_features import RANKER_FEATURE_NAMES
 from services.recommender.app import shadow_ranker
 from services.recommender.settings import RecommenderSettings
 from services.recommender.shadow import (
@@ -48,7 +48,8 @@ def shadowed(tmp_path: Path, variant: str = "treatment", share: float = 1.0,
              capacity: int = 100) -> tuple[Rig, ShadowRanker, TwoVersionModel]:
     rig = Rig(tmp_path, variant)
     model = TwoVersionModel()
-    shadow = ShadowRanker(model, "ranker", 2, share, ShadowMetrics(rig.registry), capacity)
+    shadow = ShadowRanker(model=model, model_name="ranker", version=2, share=share,
+                          metrics=ShadowMetrics(rig.registry), capacity=capacity)
     rig.model = model
     rig.service._model = model
     rig.service._shadow = shadow
@@ -120,7 +121,8 @@ def test_a_full_shadow_queue_drops_the_job_and_never_waits(tmp_path: Path) -> No
             gate.wait(5)
             return super().predict(model_name, rows, version=version)
 
-    shadow = ShadowRanker(Slow(), "ranker", 2, 1.0, ShadowMetrics(registry), capacity=1)
+    shadow = ShadowRanker(model=Slow(), model_name="ranker", version=2, share=1.0,
+                          metrics=ShadowMetrics(registry), capacity=1)
     rows = np.zeros((3, len(RANKER_FEATURE_NAMES)), dtype=np.float32)
     job = ShadowJob("r", lambda: rows, np.array([0.3, 0.2, 0.1]), lambda: ["a", "b", "c"], 2)
     offered = [shadow.offer(job) for _ in range(5)]   # one taken by the thread, one queued

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.common.experiments import (
-    Assignment,
-    DefinitionCache,
-    InMemoryDefinitionStore,
-    assign,
-    parse_definition,
-)
+from services.designs.experiments.assignment import Assignment, assign
+from services.designs.experiments.cache import DefinitionCache
+from services.designs.experiments.definitions import parse_definition
+from services.designs.experiments.store import InMemoryDefinitionStore
 from services.recommender.variants import ExperimentVariant, fixed_variant
 
 

@@ -10,10 +10,10 @@ import psycopg
 import pytest
 
 from services.common.bus.consumer import PoisonEvent, TransientError
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
-from services.common.records.decisions import DecisionOfRecord, LabelOfRecord
 from services.common.telemetry import Metrics
+from services.designs.fraud.records import DecisionOfRecord, LabelOfRecord
 from services.fraud.record import recorded_of
 from services.records.app import RecordsMetrics, loops
 from services.records.settings import RecordsSettings

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.common import recs_features as rf
-from services.common.catalog import RANKER_FEATURE_NAMES
+from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.designs.recs import definitions as rf
 from services.trainer import recs_models as rm
 from services.trainer.worlds.viewing import ViewingConfig, ViewingWorld, generate_viewing
 

@@ -1,41 +1,46 @@
-"""Online ranker features on hand-made state: recs_features' definitions, evaluated online."""
+"""Online ranker features on hand-made state: the ranker's definitions, evaluated online."""
 
 from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from redis.exceptions import TimeoutError as RedisTimeout
 
-from services.common import recs_features as rf
-from services.common.catalog import RANKER_FEATURE_NAMES
-from services.common.features import InvalidEntity
+from services.common.features import FeatureStoreUnavailable, InvalidEntity
 from services.common.models import ModelRepository
 from services.common.models.testing import logistic_model
-from services.common.recs_online import (
-    ItemArtifacts,
+from services.common.redis_scripts import run_pipeline
+from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.designs.recs import definitions as rf
+from services.designs.recs.artifacts import LiveItemArtifacts, load_item_artifacts
+from services.designs.recs.features import ranker_features
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.keys import (
+    day_of,
+    history_key,
+    rec_cache_key,
+    title_watches_key,
+    trending_key,
+    user_view_key,
+)
+from services.designs.recs.state import (
     ItemStats,
-    LiveItemArtifacts,
     StoredVectors,
     UserOnlineState,
     Watch,
     decayed_counts,
-    history_key,
-    load_item_artifacts,
+    log2_sum,
+    log2_weights,
     popularity_days,
-    ranker_features,
-    rec_cache_key,
-    title_watches_key,
-    trending_key,
     trending_values,
     user_vectors,
-    user_view_key,
     vectors_from_history,
 )
-from services.common.recs_online.keys import day_of
-from services.common.recs_online.state import log2_sum, log2_weights
 from tests import recommender_world as world
 
 DAY_S = 86_400.0
@@ -233,7 +238,7 @@ def test_fresher_trending_scores_override_the_snapshot_for_those_titles_only() -
     np.testing.assert_array_equal(snapshot.trending_log2, [1.0, 2.0, 3.0, 4.0])
 
 
-def test_content_vectors_are_recs_features_definition_of_the_titles() -> None:
+def test_content_vectors_are_the_definition_of_the_titles() -> None:
     items = artifacts()
 
     years = [2023, 2026, 1970, 2026]
@@ -284,7 +289,7 @@ def test_item_artifacts_load_from_the_production_rankers_embeddings_file(tmp_pat
     np.testing.assert_array_equal(loaded.content, artifacts().content)
 
 
-def test_artifacts_whose_content_vectors_disagree_with_recs_features_are_refused(
+def test_artifacts_whose_content_vectors_disagree_with_the_definitions_are_refused(
         tmp_path: Path) -> None:
     repository = register_ranker(tmp_path, content_vectors=np.ones_like(artifacts().content))
 
@@ -315,3 +320,26 @@ def test_live_artifacts_follow_a_promotion_at_the_next_check(tmp_path: Path) -> 
     second = live.current()
     assert live.version == version and second.fingerprint != first.fingerprint
     np.testing.assert_allclose(second.embeddings, first.embeddings * 2.0)
+
+
+class _PipelineAnsweringWith:
+    """A pipeline whose execute(raise_on_error=False) hands back `replies`, as redis-py's
+    cluster pipeline does with a node's timeout."""
+
+    def __init__(self, replies: list[object]) -> None:
+        self._replies = replies
+
+    def pipeline(self, transaction: bool = False) -> _PipelineAnsweringWith:
+        return self
+
+    def execute_command(self, *args: object) -> None:
+        pass
+
+    def execute(self, raise_on_error: bool = True) -> list[object]:
+        return self._replies
+
+
+def test_a_timeout_handed_back_as_a_pipeline_reply_is_an_unavailable_store() -> None:
+    client: Any = _PipelineAnsweringWith([RedisTimeout("Timeout reading from socket")])
+    with pytest.raises(FeatureStoreUnavailable, match="Timeout reading"):
+        run_pipeline(client, [("GET", "k")])

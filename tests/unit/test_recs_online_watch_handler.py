@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from services.common.bus.consumer import PoisonEvent
-from services.common.bus.events import Event
-from services.common.recs_online import ItemArtifacts
+from services.common.bus.envelope import Event
+from services.designs.recs.items import ItemArtifacts
 from services.stream.watches import WatchFeaturesHandler
 
 ITEMS = ItemArtifacts.build(["t1"], [[1.0]], [[1]], [0.0], [0], ("Drama",))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.common.catalog import RANKER_FEATURE_NAMES
+from services.designs.model_features import RANKER_FEATURE_NAMES
 from services.trainer import recs_models as rm
 from services.trainer.recs import ALGORITHMS, RecsTrainingResult, train_recommendations
 from services.trainer.worlds.viewing import ViewingConfig, ViewingWorld, generate_viewing

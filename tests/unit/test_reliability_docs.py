@@ -14,6 +14,9 @@ from tests.chaos.tables import (
     failed_runs_table,
     poison_table,
     redis_master_crash_table,
+    scale_up_table,
+    service_crash_table,
+    slow_dependency_table,
 )
 from tests.harness import REPO_ROOT
 
@@ -21,7 +24,8 @@ DOC = REPO_ROOT / "docs" / "reliability.md"
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "chaos"
 
 
-@pytest.mark.parametrize("table", [broker_crash_table, redis_master_crash_table, poison_table])
+@pytest.mark.parametrize("table", [broker_crash_table, redis_master_crash_table, poison_table,
+                                   service_crash_table, slow_dependency_table])
 def test_each_fault_table_is_generated_from_its_committed_report(
         table: Callable[[Path], str]) -> None:
     assert table(RESULTS) in DOC.read_text()
@@ -29,6 +33,7 @@ def test_each_fault_table_is_generated_from_its_committed_report(
 
 def test_the_runs_that_broke_a_promise_are_shown_too() -> None:
     assert failed_runs_table(RESULTS / "failed") in DOC.read_text()
+    assert scale_up_table(RESULTS / "failed") in DOC.read_text()
 
 
 def test_the_committed_reports_kept_the_promises_they_are_shown_for() -> None:
@@ -38,3 +43,9 @@ def test_the_committed_reports_kept_the_promises_they_are_shown_for() -> None:
     assert set(redis["fraud"]["statuses"]) == set(redis["recommender"]["statuses"]) == {"200"}
     poison = json.loads((RESULTS / "poison_events.json").read_text())["results"]
     assert poison["dead_letters_found"] == poison["dead_letters_expected"]
+    crash = json.loads((RESULTS / "service_crash.json").read_text())["results"]
+    assert crash["fraud"]["errors_after_retry"] == crash["recommender"]["errors_after_retry"] == 0
+    slow = json.loads((RESULTS / "slow_dependency.json").read_text())["results"]
+    for phase in ("redis_slow", "model_server_stalled"):
+        assert slow[phase]["fraud"]["p99_after_first_1s_ms"] <= 50
+        assert slow[phase]["recommender"]["p99_after_first_1s_ms"] <= 100

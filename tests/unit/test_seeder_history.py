@@ -7,8 +7,8 @@ import pandas as pd
 
 from services.catalog_etl.rows import read_rows
 from services.catalog_etl.titles import GoodRow, validate
-from services.common.bus.events import decode_event
-from services.common.events import payload_of
+from services.common.bus.envelope import decode_event
+from services.designs.payloads import payload_of
 from services.seeder.history import (
     catalog_rows,
     movielens_history,

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from services.common.bus.consumer import PoisonEvent
-from services.common.bus.events import Event
+from services.common.bus.envelope import Event
 from services.stream.experiments import ExperimentEventsHandler
 
 EXPOSURE = {"experiment": "ranker-v2", "variation": "control", "unit_id": "u1"}

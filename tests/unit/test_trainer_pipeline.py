@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.common.catalog import FRAUD_FEATURE_NAMES, RANKER_FEATURE_NAMES
 from services.common.models import LocalModelClient, ModelRepository
+from services.designs.model_features import FRAUD_FEATURE_NAMES, RANKER_FEATURE_NAMES
 from services.trainer.pipeline import (
     SCALES,
     PipelineResult,

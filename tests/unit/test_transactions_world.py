@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.common.catalog import TRANSACTION_TYPES
+from services.designs.model_features import TRANSACTION_TYPES
 from services.trainer.worlds.transactions import (
     SCENARIO_NAMES,
     TRANSACTION_COLUMNS,

@@ -31,7 +31,7 @@ from tenacity import (
 )
 
 from services.common.bus.dedupe import Deduplicator
-from services.common.bus.events import Event, MalformedEvent, decode_event
+from services.common.bus.envelope import Event, MalformedEvent, decode_event
 from services.common.bus.ports import (
     OutboundMessage,
     Publisher,

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from services.common.bus.events import Event, encode_event
+from services.common.bus.envelope import Event, encode_event
 
 Headers = tuple[tuple[str, bytes], ...]
 TopicPartitionKey = tuple[str, int]

@@ -39,6 +39,13 @@ def entity_tag(entity_id: str) -> str:
     return hash_tag(check_entity_id(entity_id))
 
 
+def row_key(namespace: str, view: str, entity_id: str) -> str:
+    """`<namespace>:<view>:{<entity_id>}`, a row's key (spec: docs/feature-store.md): the hash tag
+    puts all rows of an entity in one slot (the id escaped, services/common/ids.py, so no id
+    cuts its tag short)."""
+    return f"{namespace}:{view}:{hash_tag(entity_id)}"
+
+
 @dataclass(frozen=True)
 class Entity:
     """The thing features describe (a user, a card); its name is the key of an entity row."""

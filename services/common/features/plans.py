@@ -25,6 +25,7 @@ from services.common.features.values import (
     decode,
     encode,
 )
+from services.common.times import epoch_ms
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -32,13 +33,6 @@ _MS = timedelta(milliseconds=1)
 Fetched = Sequence[bytes | None] | None
 """What an adapter found for one lookup: None when there is no row, else one raw value per feature
 of the lookup (None where the row lacks that feature)."""
-
-
-def epoch_ms(moment: datetime) -> int:
-    """Event time as integer epoch milliseconds, the resolution of the write guard."""
-    if moment.utcoffset() is None:
-        raise InvalidFeatureValue(f"event time {moment} must be timezone-aware")
-    return (moment - _EPOCH) // _MS
 
 
 @dataclass(frozen=True)
@@ -68,7 +62,11 @@ def _encode(catalog: FeatureCatalog, write: FeatureWrite) -> EncodedWrite:
     for name, value in write.values.items():
         feature = view.feature(name)
         fields[name] = encode(feature.dtype, coerce(feature.dtype, value, feature.dim))
-    return EncodedWrite(view, check_entity_id(write.entity_id), epoch_ms(write.event_time), fields)
+    try:
+        event_time_ms = epoch_ms(write.event_time)
+    except ValueError as exc:  # the store's callers handle its own error for a bad write
+        raise InvalidFeatureValue(str(exc)) from exc
+    return EncodedWrite(view, check_entity_id(write.entity_id), event_time_ms, fields)
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ from typing import Any
 
 import redis
 from redis.client import Pipeline
-from redis.cluster import ClusterPipeline, RedisCluster
+from redis.cluster import ClusterPipeline
 from redis.exceptions import ClusterError, NoScriptError, OutOfMemoryError, ReadOnlyError
 
 from services.common.features.catalog import FeatureCatalog
+from services.common.features.definitions import row_key
 from services.common.features.plans import EncodedWrite, encode_writes, plan_read
 from services.common.features.ports import (
     FeatureRow,
@@ -24,7 +25,7 @@ from services.common.features.ports import (
     WriteOutcome,
     WriteReport,
 )
-from services.common.ids import hash_tag
+from services.common.redis_client import RedisClient, require_bytes_replies
 
 TS_FIELD = "_ts"  # event time (epoch ms) of the newest write applied to the row
 
@@ -46,14 +47,6 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     redis.ConnectionError, redis.TimeoutError, ClusterError, OutOfMemoryError, ReadOnlyError,
 )
 
-RedisClient = redis.Redis | RedisCluster
-
-
-def row_key(namespace: str, view: str, entity_id: str) -> str:
-    """`<namespace>:<view>:{<entity_id>}`: the hash tag puts all rows of an entity in one slot
-    (the id escaped, services/common/ids.py, so no id cuts its tag short)."""
-    return f"{namespace}:{view}:{hash_tag(entity_id)}"
-
 
 class RedisFeatureStore:
     """Each write batch and each read is one pipelined round trip (transaction=False).
@@ -63,8 +56,7 @@ class RedisFeatureStore:
     """
 
     def __init__(self, client: RedisClient, catalog: FeatureCatalog, namespace: str = "fs") -> None:
-        if client.get_connection_kwargs().get("decode_responses"):
-            raise ValueError("RedisFeatureStore needs a client with decode_responses=False")
+        require_bytes_replies(client, "RedisFeatureStore")
         self._client = client
         self._catalog = catalog
         self._namespace = namespace

@@ -51,11 +51,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from services.common.catalog import SMALL_AMOUNT, TERMINAL_RISK_DELAY_DAYS
-from services.common.fraud_online.features import haversine_km
-
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
+from services.common.arrays import FloatArray, IntArray
+from services.designs.fraud.features import haversine_km
+from services.designs.model_features import SMALL_AMOUNT, TERMINAL_RISK_DELAY_DAYS
 
 SECONDS_PER_DAY = 86_400
 GRID_SIZE = 100.0

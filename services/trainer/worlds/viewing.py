@@ -30,11 +30,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from services.common import catalog
+from services.common.arrays import FloatArray, IntArray
+from services.designs import model_features
 from services.trainer.worlds import Frames
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 GENRES: tuple[str, ...] = (
     "Action", "Adventure", "Animation", "Comedy", "Crime", "Documentary", "Drama", "Family",
@@ -47,7 +45,7 @@ _GENRE_MATURITY = (2.6, 1.8, 0.6, 1.8, 3.2, 1.2, 2.4, 0.4, 1.6, 3.3, 0.8, 2.5, 1
                    3.0, 3.1, 2.3)
 _KIDS_GENRES = ("Animation", "Family", "Adventure", "Comedy", "Fantasy", "Musical")
 
-MATURITY_RATINGS = catalog.MATURITY_RATINGS  # a title's maturity level is its index there
+MATURITY_RATINGS = model_features.MATURITY_RATINGS  # a title's maturity level is its index there
 
 PROFILES: dict[str, int] = {"kids": 1, "teen": 2, "adult": 4}
 """Profile kind -> the highest maturity level it may watch (kids: up to PG, teen: up to PG-13)."""

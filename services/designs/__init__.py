@@ -1,0 +1,1 @@
+"""The designs' shared domain: what each design's stream, service and trainer all import."""

@@ -1,0 +1,143 @@
+"""The Redis calls that record and read the online fraud state, and their replies decoded (pure).
+
+Planning calls apart from sending them keeps the layout testable without a server and lets one
+adapter send them to Redis or Redis Cluster alike: every call touches one entity's keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from services.common.ids import unescape
+from services.common.times import epoch_ms
+from services.designs.fraud.layout import (
+    CARD_LOG,
+    CUSTOMER_LOG,
+    DEVICE_CARDS,
+    IP_CARDS,
+    MERCHANT_FRAUDS,
+    MERCHANT_TX,
+    SEPARATOR,
+    TERMINAL_FRAUDS,
+    TERMINAL_TX,
+    LogView,
+    StateView,
+    card_record,
+    fraud_member,
+    spend_record,
+)
+from services.designs.fraud.scripts import (
+    APPEND_CARD,
+    APPEND_CUSTOMER,
+    RECORD_DEVICE,
+    RECORD_IP,
+    RECORD_MERCHANT,
+    RECORD_TERMINAL,
+    Script,
+)
+from services.designs.fraud.state import (
+    FraudReport,
+    KnownFraud,
+    StateBatch,
+    TransactionLike,
+)
+
+Command = tuple[str | int, ...]
+Arg = str | int | bytes
+Call = tuple[Script, tuple[str, ...], tuple[Arg, ...]]  # a script, its keys, its arguments
+CALLS_PER_TRANSACTION = 6
+
+
+def report_commands(namespace: str, frauds: Iterable[FraudReport]) -> list[Command]:
+    """ZADD, trim and PEXPIRE per key for a batch of fraud reports. Idempotent: a member names
+    its transaction, so a redelivered report adds nothing; trims are relative to event time."""
+    members: dict[tuple[StateView, str], dict[str, int]] = {}
+    for report in frauds:
+        at = epoch_ms(report.transaction_time)
+        member = fraud_member(report.transaction_id, epoch_ms(report.known_at))
+        for view, entity in ((TERMINAL_FRAUDS, report.terminal_id),
+                             (MERCHANT_FRAUDS, report.merchant_id)):
+            members.setdefault((view, entity), {})[member] = at
+    commands: list[Command] = []
+    for (view, entity), scored in members.items():
+        key = view.key(namespace, entity)
+        flat: list[str | int] = []
+        for member, score in scored.items():
+            flat += [score, member]
+        commands.append(("ZADD", key, *flat))
+        cutoff = max(scored.values()) - view.retention_ms
+        commands.append(("ZREMRANGEBYSCORE", key, "-inf", f"({cutoff}"))
+        commands.append(("PEXPIRE", key, view.ttl_ms))
+    return commands
+
+
+def record_calls(namespace: str, txn: TransactionLike, read: bool = True) -> list[Call]:
+    """The CALLS_PER_TRANSACTION calls that record one transaction; with `read`, each also
+    replies with what the features need from its entity, as of strictly before the transaction
+    (decode_batch). Idempotent: a redelivered transaction is counted once."""
+    t, ip, tid, reply = epoch_ms(txn.timestamp), str(txn.ip_address), txn.transaction_id, int(read)
+    card = card_record(t, tid, txn.amount, txn.latitude, txn.longitude, txn.device_id, ip)
+    return [
+        (APPEND_CARD, (CARD_LOG.key(namespace, txn.card_id),), (card, reply)),
+        (APPEND_CUSTOMER, (CUSTOMER_LOG.key(namespace, txn.user_id),),
+         (spend_record(t, tid, txn.amount), reply)),
+        (RECORD_TERMINAL, (TERMINAL_TX.key(namespace, txn.terminal_id),
+                           TERMINAL_FRAUDS.key(namespace, txn.terminal_id)), (tid, t, reply)),
+        (RECORD_MERCHANT, (MERCHANT_TX.key(namespace, txn.merchant_id),
+                           MERCHANT_FRAUDS.key(namespace, txn.merchant_id)), (tid, t, reply)),
+        (RECORD_DEVICE, (DEVICE_CARDS.key(namespace, txn.device_id),), (txn.card_id, t, reply)),
+        (RECORD_IP, (IP_CARDS.key(namespace, ip),), (txn.card_id, t, reply)),
+    ]
+
+
+def _scored(reply: Sequence[Any]) -> Iterable[tuple[list[str], int]]:
+    """A WITHSCORES reply as (member fields, score in ms), flat (member, score, ...) or nested
+    [member, score] pairs, scores as bytes or floats: whichever protocol the client speaks."""
+    if reply and isinstance(reply[0], list | tuple):
+        pairs: Iterable[tuple[Any, Any]] = reply
+    else:
+        flat = iter(reply)
+        pairs = zip(flat, flat, strict=True)
+    for member, score in pairs:
+        yield member.decode().split(SEPARATOR), int(float(score))
+
+
+def _frauds(reply: Sequence[Any]) -> tuple[KnownFraud, ...]:
+    return tuple(KnownFraud(at, unescape(tid), int(known)) for (tid, known), at in _scored(reply))
+
+
+def _records(logs: Sequence[bytes | None], view: LogView) -> tuple[np.ndarray, np.ndarray]:
+    """Every log's whole records in one array, and the row each came from."""
+    size = view.record.itemsize
+    whole = [log[:len(log) - len(log) % size] if log else b"" for log in logs]
+    records = np.frombuffer(b"".join(whole), dtype=view.record)
+    owners = np.repeat(np.arange(len(logs), dtype=np.intp), [len(log) // size for log in whole])
+    return records, owners
+
+
+def _seen(reply: Any) -> float:
+    return float("nan") if reply is None else float(reply)
+
+
+def decode_batch(replies: Sequence[Sequence[Any]]) -> StateBatch:
+    """Per transaction, the replies to its record_calls(read=True), in their order."""
+    card, card_owner = _records([r[0] for r in replies], CARD_LOG)
+    customer, customer_owner = _records([r[1] for r in replies], CUSTOMER_LOG)
+    terminal = [r[2] for r in replies]
+    merchant = [r[3] for r in replies]
+    device = [r[4] for r in replies]
+    ip = [r[5] for r in replies]
+    return StateBatch(
+        customer=customer, customer_owner=customer_owner, card=card, card_owner=card_owner,
+        terminal_counts=np.array([r[1:4] for r in terminal], dtype=np.int64).reshape(-1, 3),
+        terminal_frauds=tuple(_frauds(r[0]) for r in terminal),
+        merchant_count_30d=np.array([r[1] for r in merchant], dtype=np.int64),
+        merchant_frauds=tuple(_frauds(r[0]) for r in merchant),
+        device_cards_30d=np.array([r[0] for r in device], dtype=np.int64),
+        device_card_last_seen_ms=np.array([_seen(r[1]) for r in device], dtype=np.float64),
+        ip_cards_30d=np.array([r[0] for r in ip], dtype=np.int64),
+        ip_card_last_seen_ms=np.array([_seen(r[1]) for r in ip], dtype=np.float64),
+    )

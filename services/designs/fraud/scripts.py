@@ -1,0 +1,179 @@
+"""The Lua scripts that record a transaction in one entity's state and read it back, atomically.
+
+One script call per entity: all of its keys share the entity's hash tag, so each call runs on
+one Redis Cluster node, and it is atomic there (two requests for one card cannot both miss each
+other). A transaction costs six calls (card, customer, terminal, merchant, device, IP) instead
+of the ~38 plain commands it took to write members and read windows apart.
+
+Each view has its own script, its constants (record size, retention, TTL, windows) written into
+the source: a call sends only what varies, the transaction's fields and whether to reply (the
+client's cost of a call is mostly packing its arguments).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from services.designs.fraud.layout import (
+    CARD_LOG,
+    CUSTOMER_LOG,
+    DELAY_MS,
+    DEVICE_CARDS,
+    IP_CARDS,
+    MERCHANT_TX,
+    MS_DAY,
+    TERMINAL_TX,
+    TERMINAL_WINDOW_DAYS,
+    WINDOW_30D_MS,
+    LogView,
+    StateView,
+)
+
+
+@dataclass(frozen=True)
+class Script:
+    name: str
+    source: str
+    keys: int  # keys per entity
+    args: int  # arguments per entity
+    sha: str = field(init=False)  # what EVALSHA names it by: SHA-1 of the source, as Redis has it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+# Runs a view's script for several entities in one call, in order (so a card used twice in a
+# batch sees its first use), and replies with their replies in that order. Redis's cost of a
+# call (parsing it, entering Lua, the reply's header) is then paid once for many entities, and
+# the client packs one command instead of hundreds. KEYS and ARGV are the entities' own, laid
+# end to end, NKEYS and NARGS of each.
+_FOR_EACH = """
+local function one(KEYS, ARGV)
+BODY
+end
+local out = {}
+for i = 0, #KEYS / NKEYS - 1 do
+  local keys, args = {}, {}
+  for j = 1, NKEYS do keys[j] = KEYS[i * NKEYS + j] end
+  for j = 1, NARGS do args[j] = ARGV[i * NARGS + j] end
+  out[i + 1] = one(keys, args)
+end
+return out
+"""
+
+
+def for_each(name: str, body: str, keys: int, args: int, constants: str = "") -> Script:
+    """A script whose `body` does one entity's work (its KEYS[1..keys], ARGV[1..args]) and
+    returns its reply, run for every entity a call names."""
+    loop = _FOR_EACH.replace("NKEYS", str(keys)).replace("NARGS", str(args))
+    return Script(name, constants + loop.replace("BODY", body.strip("\n")), keys, args)
+
+
+def _constants(**values: int | Sequence[int]) -> str:
+    lines = [f"local {name} = {{{', '.join(map(str, value))}}}" if not isinstance(value, int)
+             else f"local {name} = {value}" for name, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+# KEYS[1] the log. ARGV: the record, 1 to reply with the log. A record whose transaction digest
+# (bytes 9-16) is in the log already is not appended again (a plain find, checked to sit at a
+# record's digest field), so a transaction is in its card's and customer's logs once, however
+# often it is recorded: readers need not deduplicate. The head is trimmed of records older than
+# (this record's time - RETENTION), in steps of at least 16 records (one rewrite per ~16
+# appends), never below the newest KEEP. Returns the log as it is after the call, or its length.
+_APPEND_LOG = """
+local key, record = KEYS[1], ARGV[1]
+local cutoff = struct.unpack('<i8', string.sub(record, 1, 8)) - RETENTION
+local log = redis.call('GET', key) or ''
+local digest = string.sub(record, 9, 16)
+local seen, from = false, 1
+while true do
+  local at = string.find(log, digest, from, true)
+  if not at then break end
+  if (at - 9) % SIZE == 0 then seen = true; break end
+  from = at + 1
+end
+if not seen then
+  redis.call('APPEND', key, record)
+  log = log .. record
+end
+local n, step = #log / SIZE, 16
+local function at_ms(i)
+  return struct.unpack('<i8', string.sub(log, i * SIZE + 1, i * SIZE + 8))
+end
+if n - KEEP >= step and at_ms(step - 1) < cutoff then
+  local drop = step
+  while drop < n - KEEP and at_ms(drop) < cutoff do drop = drop + 1 end
+  log = string.sub(log, drop * SIZE + 1)
+  redis.call('SET', key, log)
+end
+redis.call('PEXPIRE', key, TTL)
+if ARGV[2] == '1' then return log end
+return n
+"""
+
+# KEYS[1] the entity's transactions, KEYS[2] its fraud reports (terminal or merchant).
+# ARGV: transaction id, time t (ms), 1 to reply. Reply: {reports of transactions in
+# [t - DELAY - 30 d, t - DELAY) WITHSCORES, then per COUNT_DAYS d the transactions in
+# [t - DELAY - d, t - DELAY)}.
+_RECORD_ACTIVITY = """
+local member, t = ARGV[1], tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], ARGV[2], member)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', t - RETENTION))
+redis.call('PEXPIRE', KEYS[1], TTL)
+if ARGV[3] ~= '1' then return {} end
+local delayed_end = '(' .. string.format('%d', t - DELAY)
+local reply = {redis.call('ZRANGE', KEYS[2], string.format('%d', t - DELAY - WINDOW),
+                          delayed_end, 'BYSCORE', 'WITHSCORES')}
+for _, days in ipairs(COUNT_DAYS) do
+  reply[#reply + 1] = redis.call('ZCOUNT', KEYS[1], string.format('%d', t - DELAY - days * DAY),
+                                 delayed_end)
+end
+return reply
+"""
+
+# KEYS[1] the cards seen on a device (or IP address), each scored by its last use. ARGV: card
+# id, time t (ms), 1 to reply. Reads before it writes: {cards last seen in [t - WINDOW, t), this
+# card's last use or nil}.
+_RECORD_LAST_SEEN = """
+local member, t = ARGV[1], tonumber(ARGV[2])
+local reply = {}
+if ARGV[3] == '1' then
+  reply[1] = redis.call('ZCOUNT', KEYS[1], string.format('%d', t - WINDOW), '(' .. ARGV[2])
+  reply[2] = redis.call('ZSCORE', KEYS[1], member)
+end
+redis.call('ZADD', KEYS[1], 'GT', ARGV[2], member)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', t - RETENTION))
+redis.call('PEXPIRE', KEYS[1], TTL)
+return reply
+"""
+
+
+def append_log(view: LogView) -> Script:
+    return for_each(f"append_{view.name}", constants=_constants(
+        SIZE=view.record.itemsize, KEEP=view.keep_newest, RETENTION=view.retention_ms,
+        TTL=view.ttl_ms), body=_APPEND_LOG, keys=1, args=2)
+
+
+def record_activity(view: StateView, count_days: Sequence[int]) -> Script:
+    return for_each(f"record_{view.name}", constants=_constants(
+        RETENTION=view.retention_ms, TTL=view.ttl_ms, DELAY=DELAY_MS, WINDOW=WINDOW_30D_MS,
+        DAY=MS_DAY, COUNT_DAYS=count_days), body=_RECORD_ACTIVITY, keys=2, args=3)
+
+
+def record_last_seen(view: StateView) -> Script:
+    return for_each(f"record_{view.name}", constants=_constants(
+        RETENTION=view.retention_ms, TTL=view.ttl_ms, WINDOW=WINDOW_30D_MS),
+        body=_RECORD_LAST_SEEN, keys=1, args=3)
+
+
+APPEND_CARD = append_log(CARD_LOG)
+APPEND_CUSTOMER = append_log(CUSTOMER_LOG)
+RECORD_TERMINAL = record_activity(TERMINAL_TX, TERMINAL_WINDOW_DAYS)
+RECORD_MERCHANT = record_activity(MERCHANT_TX, (30,))
+RECORD_DEVICE = record_last_seen(DEVICE_CARDS)
+RECORD_IP = record_last_seen(IP_CARDS)
+SCRIPTS = (APPEND_CARD, APPEND_CUSTOMER, RECORD_TERMINAL, RECORD_MERCHANT, RECORD_DEVICE,
+           RECORD_IP)
