@@ -118,7 +118,7 @@ def results(key: Key, experiments: Service) -> ResultsOut:
             summary="replications of one test (same variations, each its own split) as one "
                     "result: their counts summed, then the same statistics")
 def pooled_results(experiments: Service, experiment: Annotated[
-        list[str], Query(min_length=2, max_length=20,
+        list[str], Query(min_length=1, max_length=20,
                          description="the replications' keys, repeated")],
                    until_ms: Annotated[list[int] | None, Query(
                        description="per key, in order: count it as of this instant (epoch ms, "

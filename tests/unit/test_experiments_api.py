@@ -513,6 +513,9 @@ def test_pooling_other_tests_one_split_twice_or_unknown_keys_is_refused(api: Api
                                 (["rep-1", "same-seed"], 422, "share one split"),
                                 (["rep-1", "nope"], 404, "no experiment"),
                                 (["rep-1", "Bad Key"], 422, "not an experiment key"),
-                                (["rep-1"], 422, "")):
+                                ([], 422, "")):
         answer = api.get("/v1/results/pooled", experiment=keys)
         assert answer.status_code == status and words in answer.text
+    # one replication alone is its own result, as of its end if given
+    one = api.get("/v1/results/pooled", experiment=["rep-1"])
+    assert one.status_code == 200 and one.json()["experiment"] == "rep-1"
