@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
 .PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration chaos lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake docs-numbers up down clean \
-	advisory-db audit-online soak compose-check promcheck retrain-fraud shadow-report drift-fraud bench-fraud-shadow analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo catalog \
+	advisory-db audit-online soak compose-check promcheck retrain-fraud shadow-report drift-fraud bench-fraud-shadow analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo retrain-ranker catalog \
 	movielens-check
 
 # DATASET=movielens (or MLSD_DATASET in the environment): the recommender learns from, is seeded
@@ -85,10 +85,13 @@ demo: run ## everything: set up, train, start, seed, A/B closed loop, short load
 	@$(STACK) status
 	@$(STACK) summary
 
-AB_USERS ?= 3000
+AB_OUT ?= reports/ab-loop
 
-ab-demo: run ## the A/B closed loop: simulated viewers, clicks by true taste, results with intervals
-	$(PY) -m services.simulator --users $(AB_USERS)
+retrain-ranker: setup ## the ranker retrained on logged impressions and clicks from the lake; registered (not promoted) only if it beats production on later lists
+	$(PY) -m services.trainer.ranker_from_lake
+
+ab-demo: run ## the model loop (~3 min): baseline traffic, retrain from the lake, A/B challenger vs production, verdict, promote (AB_OUT=docs/evaluation to update the page)
+	$(PY) -m services.simulator.loop --out $(AB_OUT)
 
 ONLINE_REPORT_DIR ?= reports/online
 

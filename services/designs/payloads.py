@@ -108,6 +108,9 @@ class ImpressionData(Payload):
     experiment: str | None = Field(None, max_length=64)
     variation: str | None = Field(None, max_length=64)
     features: ServedFeatures | None = None
+    shuffled: bool = Field(False, description="the titles were listed in a random order (the "
+                                              "exploration slice): clicks by slot measure the "
+                                              "slot's own effect")
 
     @model_validator(mode="after")
     def _one_row_per_title(self) -> ImpressionData:

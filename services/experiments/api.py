@@ -6,6 +6,7 @@ Routes are plain `def`: each does blocking Redis I/O, which FastAPI runs on its 
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
@@ -13,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.common.ids import OpaqueId
 from services.designs.experiments.definitions import KEY_PATTERN, ExperimentDefinition
+from services.experiments.errors import NotPoolable
 from services.experiments.schemas import (
     AssignmentOut,
     ErrorResponse,
@@ -110,6 +112,24 @@ def assignments(
             summary="per variation: units, conversions, rate with 95 % interval, lift, SRM")
 def results(key: Key, experiments: Service) -> ResultsOut:
     return ResultsOut.of(experiments.results(key))
+
+
+@router.get("/v1/results/pooled",
+            summary="replications of one test (same variations, each its own split) as one "
+                    "result: their counts summed, then the same statistics")
+def pooled_results(experiments: Service, experiment: Annotated[
+        list[str], Query(min_length=1, max_length=20,
+                         description="the replications' keys, repeated")],
+                   until_ms: Annotated[list[int] | None, Query(
+                       description="per key, in order: count it as of this instant (epoch ms, "
+                                   "when it stopped), not now")] = None) -> ResultsOut:
+    for key in experiment:
+        if not re.fullmatch(KEY_PATTERN, key):
+            raise NotPoolable(f"{key!r} is not an experiment key ({KEY_PATTERN})")
+    if until_ms is not None and len(until_ms) != len(experiment):
+        raise NotPoolable(f"{len(until_ms)} until_ms for {len(experiment)} experiments: one "
+                          "each, in the same order")
+    return ResultsOut.of(experiments.pooled_results(experiment, until_ms))
 
 
 @router.get("/v1/experiments/{key}/results.png", response_class=Response,

@@ -31,6 +31,7 @@ from services.experiments.errors import (
     ConflictingChange,
     ExperimentsError,
     KeyMismatch,
+    NotPoolable,
     UnknownExperiment,
 )
 from services.experiments.guardrails import GuardrailWatch
@@ -44,6 +45,7 @@ ERROR_STATUS: tuple[tuple[type[ExperimentsError], int], ...] = (
     (UnknownExperiment, 404),
     (ConflictingChange, 409),
     (KeyMismatch, 422),
+    (NotPoolable, 422),
 )
 RETRY_AFTER_S = 1
 

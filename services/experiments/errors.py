@@ -18,3 +18,8 @@ class ConflictingChange(ExperimentsError):
 
 class KeyMismatch(ExperimentsError):
     """The body names another experiment than the path (HTTP 422)."""
+
+
+class NotPoolable(ExperimentsError):
+    """Experiments pooled as replications must have the same variations and weights and
+    their own splits (HTTP 422)."""

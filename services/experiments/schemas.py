@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from services.designs.experiments.assignment import Assignment, Reason
 from services.designs.experiments.definitions import ExperimentDefinition, Status
-from services.experiments.results import Results, VariationResult
+from services.experiments.results import Power, Results, VariationResult
 from services.experiments.statistics import CONFIDENCE, SRM_ALPHA, Lift, SampleRatio
 
 DIGITS = 6
@@ -120,6 +120,24 @@ class LiftOut(BaseModel):
                    p_value=round(lift.p_value, DIGITS))
 
 
+class PowerOut(BaseModel):
+    units_per_arm_needed: int | None = Field(
+        description="units per arm a two-sided test at 5 % needs to detect the observed "
+                    "difference 80 % of the time; null when the rates are equal (or 0 or 1)")
+    units_per_arm_used: int = Field(description="the smaller arm's exposed units")
+    minimum_detectable_lift: float | None = Field(
+        description="the smallest rise over control's rate the units used detect 80 % of the "
+                    "time; null when too few")
+
+    @classmethod
+    def of(cls, power: Power | None) -> Self | None:
+        if power is None:
+            return None
+        return cls(units_per_arm_needed=power.units_per_arm_needed,
+                   units_per_arm_used=power.units_per_arm_used,
+                   minimum_detectable_lift=_round(power.minimum_detectable_lift))
+
+
 class VariationResultOut(BaseModel):
     name: str
     weight: float | None = Field(description="null: counted, but no longer defined")
@@ -132,13 +150,16 @@ class VariationResultOut(BaseModel):
     interval: Interval | None = Field(description="95 % Wilson interval of the rate")
     lift: LiftOut | None = Field(description="against control; null for control itself, or "
                                              "without units in either")
+    power: PowerOut | None = Field(None, description="the sample the lift needed beside the "
+                                                     "one used; null for control")
 
     @classmethod
     def of(cls, v: VariationResult) -> Self:
         return cls(name=v.name, weight=v.weight, exposed=v.counts.exposed,
                    converted=v.counts.converted, impressions=v.counts.impressions,
                    clicks=v.counts.clicks, conversion_rate=_round(v.rate),
-                   interval=Interval.of(v.interval), lift=LiftOut.of(v.lift))
+                   interval=Interval.of(v.interval), lift=LiftOut.of(v.lift),
+                   power=PowerOut.of(v.power))
 
 
 class SampleRatioOut(BaseModel):

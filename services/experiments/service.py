@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+
 from services.designs.experiments.assignment import Assignment, assign
 from services.designs.experiments.cache import DefinitionCache
 from services.designs.experiments.definitions import ExperimentDefinition, InvalidDefinition, Status
@@ -13,7 +16,12 @@ from services.experiments.errors import ConflictingChange, KeyMismatch, UnknownE
 from services.experiments.lifecycle import check_change, check_neighbours
 from services.experiments.metrics import ExperimentsMetrics
 from services.experiments.plot import conversion_plot
-from services.experiments.results import Results, cumulative_rates, experiment_results
+from services.experiments.results import (
+    Results,
+    cumulative_rates,
+    experiment_results,
+    pooled_counts,
+)
 
 
 class ExperimentsService:
@@ -94,6 +102,18 @@ class ExperimentsService:
     def results(self, key: str) -> Results:
         definition = self.definition(key)
         return experiment_results(definition, self._counts.counts(key))
+
+    def pooled_results(self, keys: Sequence[str],
+                       until_ms: Sequence[int] | None = None) -> Results:
+        """Replications of one test (each its own key and split) as one result; each counted
+        as of its `until_ms` (when it stopped) if given, else now."""
+        definitions = [self.definition(key) for key in keys]
+        counts = pooled_counts(definitions, [
+            self._counts.counts(key) if until_ms is None
+            else self._counts.counts_until(key, until) for key, until in
+            zip(keys, until_ms or [0] * len(keys), strict=True)])
+        return dataclasses.replace(experiment_results(definitions[0], counts),
+                                   experiment="+".join(keys))
 
     def results_plot(self, key: str) -> bytes:
         definition = self.definition(key)

@@ -97,3 +97,42 @@ def srm_test(observed: Sequence[int], weights: Sequence[float],
         p_value = float(stats.chi2.sf(chi_square, degrees))
     return SampleRatio(tuple(observed), tuple(e for _, e in pairs), chi_square, p_value,
                        p_value < alpha)
+
+
+POWER = 0.8
+
+
+def sample_size_per_arm(p_control: float, p_treatment: float, alpha: float = 1 - CONFIDENCE,
+                        power: float = POWER) -> int:
+    """Units per arm for the two-sided two-proportion z-test above to detect p_control against
+    p_treatment with probability `power` (Fleiss's formula without continuity correction: the
+    pooled variance under no difference, each arm's own under the difference):
+
+        n = (z_{1-alpha/2} sqrt(2 p̄(1-p̄)) + z_{power} sqrt(p_c(1-p_c) + p_t(1-p_t)))² / (p_t-p_c)²
+    """
+    if not (0 < p_control < 1 and 0 < p_treatment < 1) or p_control == p_treatment:
+        raise ValueError("two different rates strictly between 0 and 1 are needed, got "
+                         f"{p_control} and {p_treatment}")
+    z_alpha = float(stats.norm.ppf(1 - alpha / 2))
+    z_power = float(stats.norm.ppf(power))
+    mean = (p_control + p_treatment) / 2
+    n = (z_alpha * math.sqrt(2 * mean * (1 - mean))
+         + z_power * math.sqrt(p_control * (1 - p_control) + p_treatment * (1 - p_treatment))
+         ) ** 2 / (p_treatment - p_control) ** 2
+    return math.ceil(n)
+
+
+def minimum_detectable_lift(p_control: float, units_per_arm: int,
+                            alpha: float = 1 - CONFIDENCE, power: float = POWER) -> float:
+    """The smallest rise over p_control that `units_per_arm` detect with `power` (bisection on
+    sample_size_per_arm, to 1e-6)."""
+    low, high = 1e-6, 1 - p_control - 1e-9
+    if units_per_arm < sample_size_per_arm(p_control, p_control + high, alpha, power):
+        raise ValueError(f"{units_per_arm} units per arm detect no rise over {p_control}")
+    while high - low > 1e-6:
+        middle = (low + high) / 2
+        if sample_size_per_arm(p_control, p_control + middle, alpha, power) > units_per_arm:
+            low = middle
+        else:
+            high = middle
+    return high

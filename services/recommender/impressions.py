@@ -29,7 +29,7 @@ def impression_message(listed: ServedList, request_id: str, assignment: Assignme
     data = ImpressionData(
         user_id=listed.user_id, content_ids=[item.content_id for item in listed.items],
         request_id=request_id, experiment=assignment.experiment,
-        variation=assignment.variant, features=listed.features)
+        variation=assignment.variant, features=listed.features, shuffled=listed.shuffled)
     event = Event.new("impression", "recommender", data.model_dump(mode="json"),
                       id=f"impression:{request_id}")
     return OutboundMessage.of(topic, listed.user_id, event)

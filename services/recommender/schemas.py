@@ -47,6 +47,7 @@ class ServedList(RecommendationList):
     ranker features its titles were listed with, which the API does not show."""
 
     features: ServedFeatures | None = None
+    shuffled: bool = False    # listed in a random order: the exploration slice
 
     def public(self) -> dict[str, Any]:
         """The API's fields, as they are: validated when the list was built or read back."""

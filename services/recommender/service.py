@@ -56,6 +56,7 @@ from services.recommender.candidates import (
 )
 from services.recommender.catalog import CatalogSnapshot, LiveCatalog
 from services.recommender.explain import explain_all
+from services.recommender.explore import explored, shuffled_order
 from services.recommender.impressions import ImpressionLog, served_features
 from services.recommender.metrics import RecommenderMetrics
 from services.recommender.rerank import (
@@ -144,6 +145,7 @@ class ListPolicy:
     new_release_days: float = 30.0  # cold start: one slot for a title out this recently (0: off)
     cache_enabled: bool = True
     log_features: bool = True  # impressions carry the listed titles' ranker features
+    explore_share: float = 0.0  # lists shown in a random order (services/recommender/explore.py)
 
 
 class RecommenderService:
@@ -223,7 +225,7 @@ class RecommenderService:
             relevance: FloatArray | None = None
             if assignment.algorithm == "ranker" and level.level != "cold" and len(candidates):
                 ranker_rows = ranker_features(user, items, stats, candidates.rows, now)
-                relevance = self._rank(ranker_rows, snapshot)
+                relevance = self._rank(ranker_rows, snapshot, assignment.ranker_version)
                 model_failed = relevance is None
                 if self._drift is not None and relevance is not None:
                     self._drift.observe(snapshot.version, ranker_rows, relevance)
@@ -237,6 +239,10 @@ class RecommenderService:
                 relevance, partial(_title_ids, items, candidates.rows), k))
         with self._stage("rerank"):
             picked, positions = self._rerank(relevance, candidates, items, stats, user, level, k)
+        shuffled = len(positions) > 1 and explored(request_id, self._policy.explore_share)
+        if shuffled:   # the same titles, in an order that owes nothing to their scores
+            order = shuffled_order(request_id, len(positions))
+            picked, positions = [picked[i] for i in order.tolist()], positions[order]
         served = None
         if self._policy.log_features and len(positions):
             with self._stage("served_features"):
@@ -250,7 +256,7 @@ class RecommenderService:
             user_id=state.user_id, items=picked, variant=assignment.variant,
             experiment=assignment.experiment, model_version=snapshot.version,
             personalization=level.level,
-            watch_count=state.watch_count, features=served), model_failed
+            watch_count=state.watch_count, features=served, shuffled=shuffled), model_failed
 
     def _candidates(self, user: UserVectors, level: Personalization, items: ItemArtifacts,
                     stats: ItemStats, eligible: BoolArray, trending_now: FloatArray,
@@ -284,12 +290,15 @@ class RecommenderService:
         return found, {"collaborative": cf_all[found.rows], "content": content_all[found.rows],
                        "trending": trending_now[found.rows]}
 
-    def _rank(self, rows: Float32Array,
-              snapshot: CatalogSnapshot) -> FloatArray | None:
-        """The ranker's probability per candidate: one batch call; None if it cannot answer."""
+    def _rank(self, rows: Float32Array, snapshot: CatalogSnapshot,
+              version: int | None = None) -> FloatArray | None:
+        """The ranker's probability per candidate: one batch call; None if it cannot answer.
+        `version`: a challenger an experiment serves, scoring the same rows (features from the
+        production artifacts, as the challenger's training rows were); None: production."""
         try:
             prediction = self._model_breaker.call(
-                self._model.predict, self._model_name, rows, version=snapshot.version)
+                self._model.predict, self._model_name, rows,
+                version=version if version is not None else snapshot.version)
         except (ModelError, CircuitOpen) as exc:
             logger.warning("ranker unavailable, blending", extra={"error": str(exc)})
             return None
@@ -361,8 +370,10 @@ class RecommenderService:
             self._metrics.cache.labels("error").inc()
             return None
         listed = None if raw is None else ServedList.model_validate_json(raw)
-        # A list built for another variant (the experiment changed) is not this user's answer.
-        if listed is None or listed.variant != assignment.variant:
+        # A list built for another variant, or another experiment's variant of the same name (a
+        # new test started), is not this user's answer.
+        if listed is None or (listed.variant, listed.experiment) != (assignment.variant,
+                                                                     assignment.experiment):
             self._metrics.cache.labels("miss").inc()
             return None
         self._metrics.cache.labels("hit").inc()

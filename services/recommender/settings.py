@@ -71,6 +71,10 @@ class RecommenderSettings(ModelSettings):
     recommender_log_features: bool = Field(
         True, description="each impression carries its listed titles' ranker features as "
                           "served, for training to join clicks to (docs/model-lifecycle.md)")
+    recommender_explore_share: float = Field(
+        0.05, ge=0, le=1, description="share of computed lists shown in a random order, so "
+                                      "logged clicks can tell the slot's effect from the "
+                                      "title's (services/recommender/explore.py); 0: none")
     recommender_shadow_version: int | None = Field(
         None, ge=1, description="a registered ranker version scored in shadow on sampled "
                                 "requests, never shown (none: no shadow)")

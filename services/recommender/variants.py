@@ -2,7 +2,14 @@
 
 The experiment's definitions are held in process (services/designs/experiments: GrowthBook's
 hashing, refreshed from Redis on a thread), so assigning costs microseconds and no round trip.
-A variation's payload names the algorithm: {"algorithm": "blend"} or {"algorithm": "ranker"}.
+A variation's payload names the algorithm: {"algorithm": "blend"} or {"algorithm": "ranker"},
+and may name a registered ranker version to serve instead of production's (a challenger):
+{"algorithm": "ranker", "ranker_version": 7}.
+
+The configured experiment decides first. A user it does not place (it is stopped, absent, or
+leaves them out) goes to the first other *running* experiment whose every variation names an
+algorithm, by key: a challenger's test (make ab-demo starts `ranker-v<N>`) runs without a
+restart or a new setting, and never overlaps the configured one while that one is running.
 """
 
 from __future__ import annotations
@@ -12,8 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from services.designs.experiments.assignment import Assignment as ExperimentAssignment
 from services.designs.experiments.assignment import assign
 from services.designs.experiments.cache import DefinitionCache
+from services.designs.experiments.definitions import ExperimentDefinition
 from services.designs.experiments.exposures import ExposureLog
 
 logger = logging.getLogger(__name__)
@@ -27,6 +36,7 @@ class Assignment:
     experiment: str | None       # None: no experiment chose; the configured default applies
     variant: str                 # the variation's name (control, treatment) or the default's
     algorithm: Algorithm = "ranker"
+    ranker_version: int | None = None  # a registered ranker to serve; None: the production one
 
 
 class VariantChooser(Protocol):
@@ -57,21 +67,35 @@ class ExperimentVariant:
         self._on_exposure = on_exposure
 
     def __call__(self, user_id: str) -> Assignment:
-        definition = self._definitions.get(self._experiment)
-        if definition is None:
-            return self._default(user_id)
-        assignment = assign(definition, user_id)
-        if not assignment.in_experiment or assignment.variation is None:
-            return self._default(user_id)
+        for definition in self._experiments():
+            assignment = assign(definition, user_id)
+            if assignment.in_experiment and assignment.variation is not None:
+                return self._served(definition.key, assignment, user_id)
+        return self._default(user_id)
+
+    def _experiments(self) -> list[ExperimentDefinition]:
+        configured = self._definitions.get(self._experiment)
+        others = [d for d in self._definitions.running()
+                  if d.key != self._experiment and chooses_algorithm(d)]
+        return ([configured] if configured is not None else []) + others
+
+    def _served(self, key: str, assignment: ExperimentAssignment, user_id: str) -> Assignment:
         payload = assignment.payload or {}
-        algorithm = payload.get("algorithm")
-        if algorithm not in ("blend", "ranker"):
-            logger.warning("variation payload names no algorithm; default used",
-                           extra={"experiment": self._experiment,
-                                  "variation": assignment.variation})
+        algorithm, version = payload.get("algorithm"), payload.get("ranker_version")
+        if algorithm not in ("blend", "ranker") or not (
+                version is None or (isinstance(version, int) and version >= 1)):
+            logger.warning("variation payload names no algorithm (or a bad ranker version); "
+                           "default used", extra={"experiment": key,
+                                                  "variation": assignment.variation})
             return self._default(user_id)
+        variation = str(assignment.variation)
         if (self._exposures is not None and assignment.exposed
                 and self._exposures.record(assignment, user_id) == "logged"):
-            self._on_exposure(self._experiment, assignment.variation)
-        return Assignment(self._experiment, assignment.variation,
-                          "blend" if algorithm == "blend" else "ranker")
+            self._on_exposure(key, variation)
+        return Assignment(key, variation, "blend" if algorithm == "blend" else "ranker",
+                          version if algorithm == "ranker" else None)
+
+
+def chooses_algorithm(definition: ExperimentDefinition) -> bool:
+    """Every variation names an algorithm: an experiment about what the recommender ranks by."""
+    return all("algorithm" in (v.payload or {}) for v in definition.variations)

@@ -18,64 +18,18 @@ import json
 import sys
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-from tqdm import tqdm
 
-from services.common.bus import topics
-from services.common.bus.kafka_bus import group_lags
 from services.common.settings import DatasetSettings
-from services.simulator.clicks import Reaction, Shown, click_events, react
-from services.trainer.worlds.viewing import ViewingWorld, load
+from services.simulator.clicks import Reaction
+from services.simulator.traffic import Stack, run_viewers, wait_for_counts
+from services.trainer.worlds.viewing import load
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STREAM_GROUP = "stream-experiments"   # the stream processor's group joining exposures and clicks
-AB_TOPICS = [topics.EXPOSURES, topics.REC_IMPRESSIONS, topics.REC_CLICKS]
-
-
-def ask(client: httpx.Client, recommender: str, user: str, k: int) -> Shown:
-    response = client.get(f"{recommender}/v1/recommendations/{user}", params={"k": k})
-    response.raise_for_status()
-    body = response.json()
-    return Shown(user, body["request_id"], body["variant"],
-                 tuple(item["content_id"] for item in body["items"]))
-
-
-def run_viewer(client: httpx.Client, args: argparse.Namespace, world: ViewingWorld,
-               user: str, row: int) -> Reaction:
-    shown = ask(client, args.recommender, user, args.k)
-    reaction = react(world, shown, np.random.default_rng([args.seed, row]))
-    events = click_events(reaction)
-    if events:
-        posted = client.post(f"{args.ingest}/v1/events", json={"events": events})
-        posted.raise_for_status()
-    return reaction
-
-
-def experiment_lag(bootstrap: str, group: str, topics_: list[str]) -> int:
-    return sum(group_lags(bootstrap, {group: topics_}).values())
-
-
-def wait_for_counts(client: httpx.Client, url: str, clicks: int, bootstrap: str,
-                    timeout_s: float) -> dict[str, Any]:
-    """Poll the results until the stream has counted every click posted (each is a new event)
-    and its experiments group has nothing left to apply (exposures of returning viewers are
-    not new, so they cannot be counted on), or time out."""
-    deadline = time.monotonic() + timeout_s
-    with tqdm(total=clicks, desc="stream applying exposures and clicks") as bar:
-        while True:
-            results: dict[str, Any] = client.get(url).raise_for_status().json()
-            seen = sum(v["clicks"] for v in results["variations"])
-            bar.n = min(seen, clicks)
-            bar.refresh()
-            done = seen >= clicks and experiment_lag(bootstrap, STREAM_GROUP, AB_TOPICS) == 0
-            if done or time.monotonic() > deadline:
-                return results
-            time.sleep(1.0)
 
 
 def summary(results: dict[str, Any], reactions: list[Reaction], seconds: float) -> str:
@@ -149,12 +103,12 @@ def main() -> int:
     users = world.users["user_id"].to_numpy()[rows]
     results_url = f"{args.experiments}/v1/experiments/{args.experiment}/results"
     start = time.monotonic()
-    with httpx.Client(timeout=10.0) as client, ThreadPoolExecutor(args.concurrency) as pool:
+    stack = Stack(args.recommender, args.ingest, args.experiments, args.kafka)
+    with httpx.Client(timeout=10.0) as client:
         before = client.get(results_url).raise_for_status().json()
         clicks_before = sum(v["clicks"] for v in before["variations"])
-        futures = [pool.submit(run_viewer, client, args, world, str(u), int(r))
-                   for u, r in zip(users, rows, strict=True)]
-        reactions = [f.result() for f in tqdm(futures, desc="simulated viewers", unit="user")]
+        reactions = run_viewers(client, stack, world, [str(u) for u in users],
+                                [int(r) for r in rows], args.seed, args.k, args.concurrency)
         clicks = sum(len(r.clicked) for r in reactions)
         results = wait_for_counts(client, results_url, clicks_before + clicks,
                                   args.kafka, args.timeout)

@@ -4,6 +4,7 @@ The viewing world knows every user's true taste (the generator's logits). A user
 clicks slot p with P = (1 + p)^-0.8 x sigmoid(logit - offset) (services/trainer/worlds/viewing.py
 `click_probability`); the expected number of clicks of a list is the sum of those P, which the
 demo reports next to the sampled clicks: it says what the A/B test would find with infinite users.
+So is the chance of at least one click, 1 - prod(1 - P): the truth behind the conversion rate.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Reaction:
     shown: Shown
     expected_clicks: float
     clicked: tuple[int, ...]            # 0-based slots clicked
+    expected_conversion: float = 0.0    # P(at least one click on the list): 1 - prod(1 - P)
 
 
 def react(world: ViewingWorld, shown: Shown, rng: np.random.Generator) -> Reaction:
@@ -42,7 +44,8 @@ def react(world: ViewingWorld, shown: Shown, rng: np.random.Generator) -> Reacti
     slots = np.arange(len(shown.content_ids))
     p = click_probability(world, shown.user_id, list(shown.content_ids), slots)
     clicked = np.flatnonzero(rng.random(len(p)) < p)
-    return Reaction(shown, float(p.sum()), tuple(int(s) for s in clicked))
+    return Reaction(shown, float(p.sum()), tuple(int(s) for s in clicked),
+                    float(1.0 - np.prod(1.0 - p)))
 
 
 def click_events(reaction: Reaction, source: str = "ab-demo") -> list[dict[str, Any]]:

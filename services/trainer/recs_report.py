@@ -6,17 +6,14 @@ import os
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import sklearn
 from matplotlib.figure import Figure
 
+from services.trainer.recs_result import RecsTrainingResult
 from services.trainer.worlds.viewing import ViewingWorld
-
-if TYPE_CHECKING:
-    from services.trainer.recs import RecsTrainingResult
 
 METRIC_LABELS = {
     "recall_at_10": "recall@10",

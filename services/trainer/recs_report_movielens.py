@@ -7,17 +7,15 @@ import os
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import sklearn
 
 from services.trainer.recs_report import METRIC_LABELS, _plot_curves, _plot_metrics, _table
+from services.trainer.recs_result import RecsTrainingResult
 from services.trainer.worlds.movielens import COMPLETED_RATING, PACKAGE_PIN, MovieLensWorld
-
-if TYPE_CHECKING:
-    from services.trainer.recs import RecsTrainingResult
 
 PAGE = "movielens.md"
 RESULTS_JSON = "movielens.json"

@@ -13,6 +13,14 @@ from redis.cluster import RedisCluster
 from services.common.bus.ports import OutboundMessage
 from services.designs.experiments.assignment import assign
 from services.designs.experiments.cache import DefinitionCache
+from services.designs.experiments.counts import (
+    Click,
+    Exposure,
+    Impression,
+    RedisExperimentCounters,
+    experiment_counts,
+    experiment_counts_until,
+)
 from services.designs.experiments.definitions import ExperimentDefinition, parse_definition
 from services.designs.experiments.exposures import ExposureLog
 from services.designs.experiments.store import RedisDefinitionStore
@@ -150,3 +158,21 @@ def test_two_processes_log_a_units_exposure_once_and_the_mark_expires_in_30_days
     assert (len(first.messages), len(second.messages)) == (2, 0)
     ttl_ms = redis_client.pttl("fs:exp_exposure_logged:{u42}:rec-algorithm")
     assert 29 * 86_400_000 < ttl_ms <= 30 * 86_400_000
+
+
+def test_counts_as_of_an_instant_leave_out_later_exposures_and_conversions(
+        redis_client: redis.Redis) -> None:
+    counters = RedisExperimentCounters(redis_client)
+    counters.apply(exposures=[Exposure("rep-x", "control", "u1", 1_000),
+                              Exposure("rep-x", "control", "u2", 1_000),
+                              Exposure("rep-x", "treatment", "u3", 5_000)],
+                   impressions=[Impression("q1", "rep-x", "control")])
+    counters.apply(clicks=[Click("c1", "u1", "q1", 2_000), Click("c2", "u2", None, 9_000)])
+
+    whole = experiment_counts(redis_client, "rep-x")
+    at_3s = experiment_counts_until(redis_client, "rep-x", 3_000)
+
+    assert (whole["control"].exposed, whole["control"].converted) == (2, 2)
+    assert (at_3s["control"].exposed, at_3s["control"].converted) == (2, 1)   # u2 clicked later
+    assert at_3s["treatment"].exposed == 0                                     # exposed later
+    assert at_3s["control"].impressions == whole["control"].impressions == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,45 @@ def test_every_change_of_a_definition_is_in_the_record_with_who_made_it(
         ("status", "running", "admin API"), ("status", "stopped", "admin API")]
     assert changes[1].definition.description == "v2"
     assert [d.status for d in history.definitions()] == ["stopped"]
+
+
+def test_replications_are_pooled_from_the_streams_counters_each_as_of_its_end(
+        service: TestClient, redis_client: redis.Redis) -> None:
+    run = uuid.uuid4().hex[:6]
+    keys = [f"pool-{run}-r{i}" for i in (1, 2)]
+    for key in keys:
+        body = {"key": key, "status": "running", "variations": [
+            {"name": "control", "weight": 0.5, "payload": {"algorithm": "ranker"}},
+            {"name": "treatment", "weight": 0.5,
+             "payload": {"algorithm": "ranker", "ranker_version": 2}}]}
+        assert service.put(f"/v1/experiments/{key}", json=body, headers=ADMIN).status_code == 201
+    handler = ExperimentEventsHandler(redis_client)
+    t0 = 1_700_000_000_000
+    for r, key in enumerate(keys):      # the same 10 users in both; round 1: users 0-3 click,
+        for i in range(10):
+            variation = "control" if (i + r) % 2 else "treatment"
+            handler.handle(Event(id=f"x-{key}-{i}", type="exposure", source="it",
+                                 time=_at(t0 + r * 60_000), data={
+                                     "experiment": key, "variation": variation,
+                                     "unit_id": f"u-{run}-{i}"}))
+            if 4 * r <= i < 4 * r + 4:  # round 2: users 4-7 click
+                handler.handle(Event(id=f"c-{key}-{i}", type="click", source="it",
+                                     time=_at(t0 + r * 60_000 + 1_000), data={
+                                         "user_id": f"u-{run}-{i}", "content_id": "t1",
+                                         "position": 0, "request_id": None}))
+    handler.flush()
+
+    late = service.get("/v1/results/pooled", params={"experiment": keys}).json()
+    ends = service.get("/v1/results/pooled", params={
+        "experiment": keys, "until_ms": [t0 + 30_000, t0 + 90_000]}).json()
+
+    # counted now, round 1 also converts users 4-7 by their round-2 clicks: 8 + 4
+    assert sum(v["converted"] for v in late["variations"]) == 12
+    # as of each round's end, each round has only its own 4 clickers
+    assert sum(v["exposed"] for v in ends["variations"]) == 20
+    assert sum(v["converted"] for v in ends["variations"]) == 8
+    assert ends["experiment"] == "+".join(keys) and not ends["sample_ratio_mismatch"]["flagged"]
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)

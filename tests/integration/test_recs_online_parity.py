@@ -26,7 +26,7 @@ from services.designs.recs.redis_store import RedisRecsStore
 from services.designs.recs.state import user_vectors
 from services.stream.watches import WatchFeaturesHandler
 from services.trainer import recs_models as rm
-from services.trainer.recs import RecsArtifacts
+from services.trainer.recs_result import RecsArtifacts
 from services.trainer.worlds.viewing import ViewingConfig, ViewingWorld, generate_viewing
 
 pytestmark = pytest.mark.integration

@@ -102,12 +102,17 @@ class FakeCounts:
     def __init__(self) -> None:
         self.by_experiment: dict[str, dict[str, VariationCounts]] = {}
         self.timelines: dict[str, Timeline] = {}
+        self.by_experiment_until: dict[tuple[str, int], dict[str, VariationCounts]] = {}
         self.down = False
 
     def counts(self, experiment: str) -> dict[str, VariationCounts]:
         if self.down:
             raise redis.TimeoutError("Timeout reading from socket (simulated)")
         return self.by_experiment.get(experiment, {})
+
+    def counts_until(self, experiment: str, until_ms: int) -> dict[str, VariationCounts]:
+        """The counts as of an instant: `by_experiment_until[(experiment, until_ms)]` if set."""
+        return self.by_experiment_until.get((experiment, until_ms), self.counts(experiment))
 
     def timeline(self, experiment: str, points: int) -> Timeline:
         if self.down:

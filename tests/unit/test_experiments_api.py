@@ -475,3 +475,47 @@ def test_an_experiment_without_guardrails_is_never_stopped(api: Api) -> None:
                                               "treatment": lists(10_000, 100)}
     assert api.client.app.state.guardrails.check_once() == []  # type: ignore[attr-defined]
     assert api.get("/v1/experiments/new-ranker").json()["status"] == "running"
+
+
+def test_replications_each_with_its_own_split_are_pooled_into_one_result(api: Api) -> None:
+    for key in ("rep-1", "rep-2"):
+        api.put(f"/v1/experiments/{key}", definition(key, status="running"))
+    api.counts.by_experiment["rep-1"] = {"control": counts(500, 100),
+                                         "treatment": counts(500, 120)}
+    api.counts.by_experiment["rep-2"] = {"control": counts(500, 100),
+                                         "treatment": counts(500, 130)}
+
+    body = api.get("/v1/results/pooled", experiment=["rep-1", "rep-2"]).json()
+
+    control, treatment = body["variations"]
+    assert body["experiment"] == "rep-1+rep-2"
+    assert (control["exposed"], control["converted"]) == (1000, 200)
+    assert (treatment["exposed"], treatment["converted"]) == (1000, 250)
+    assert treatment["lift"]["p_value"] == pytest.approx(0.00742, abs=1e-5)  # as one test
+    assert treatment["power"]["units_per_arm_used"] == 1000
+    assert body["sample_ratio_mismatch"]["flagged"] is False
+    # as of when each stopped: the later clicks of its units do not count
+    api.counts.by_experiment_until[("rep-1", 100)] = {"control": counts(500, 90),
+                                                      "treatment": counts(500, 110)}
+    until = api.client.get("/v1/results/pooled", params={
+        "experiment": ["rep-1", "rep-2"], "until_ms": [100, 200]}).json()
+    assert [v["converted"] for v in until["variations"]] == [190, 240]
+    assert api.client.get("/v1/results/pooled", params={
+        "experiment": ["rep-1", "rep-2"], "until_ms": [100]}).status_code == 422
+
+
+def test_pooling_other_tests_one_split_twice_or_unknown_keys_is_refused(api: Api) -> None:
+    api.put("/v1/experiments/rep-1", definition("rep-1"))
+    api.put("/v1/experiments/same-seed", definition("same-seed", seed="rep-1"))
+    api.put("/v1/experiments/other", definition("other", variations=[
+        {"name": "control", "weight": 0.3}, {"name": "treatment", "weight": 0.7}]))
+    for keys, status, words in ((["rep-1", "other"], 422, "replications must be one test"),
+                                (["rep-1", "same-seed"], 422, "share one split"),
+                                (["rep-1", "nope"], 404, "no experiment"),
+                                (["rep-1", "Bad Key"], 422, "not an experiment key"),
+                                ([], 422, "")):
+        answer = api.get("/v1/results/pooled", experiment=keys)
+        assert answer.status_code == status and words in answer.text
+    # one replication alone is its own result, as of its end if given
+    one = api.get("/v1/results/pooled", experiment=["rep-1"])
+    assert one.status_code == 200 and one.json()["experiment"] == "rep-1"

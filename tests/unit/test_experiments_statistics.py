@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 from scipy.stats import binomtest, chi2_contingency, chisquare
 
@@ -13,6 +14,8 @@ from services.designs.experiments.definitions import parse_definition
 from services.designs.experiments.tallies import Timeline, VariationCounts
 from services.experiments.results import cumulative_rates, experiment_results
 from services.experiments.statistics import (
+    minimum_detectable_lift,
+    sample_size_per_arm,
     srm_test,
     two_proportion_test,
     wilson_interval,
@@ -132,6 +135,28 @@ def test_results_give_each_variation_its_rate_interval_and_lift_against_control(
     assert results.srm is not None and not results.srm.flagged
 
 
+def test_results_state_the_sample_the_lift_needed_beside_the_one_used() -> None:
+    definition = parse_definition({"key": "rec-algorithm", "status": "running", "variations": [
+        {"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5},
+        {"name": "same", "weight": 0.0}]})
+
+    results = experiment_results(definition, {"control": counts(1000, 200),
+                                              "treatment": counts(900, 250),
+                                              "same": counts(10, 2)})
+
+    control, treatment, same = results.variations
+    assert control.power is None
+    assert treatment.power is not None
+    assert treatment.power.units_per_arm_used == 900
+    assert treatment.power.units_per_arm_needed == sample_size_per_arm(0.2, 250 / 900)
+    assert treatment.power.minimum_detectable_lift == pytest.approx(
+        minimum_detectable_lift(0.2, 900))
+    # equal rates: no difference to size for; 10 units detect only a rise of over 50 points
+    assert same.power is not None and same.power.units_per_arm_needed is None
+    assert same.power.minimum_detectable_lift is not None
+    assert same.power.minimum_detectable_lift > 0.5
+
+
 def test_results_list_every_defined_variation_even_before_any_unit() -> None:
     definition = parse_definition({"key": "x", "status": "draft", "variations": [
         {"name": "a", "weight": 0.5}, {"name": "b", "weight": 0.5}]})
@@ -177,3 +202,41 @@ def test_the_plot_series_skip_instants_before_a_variation_had_units() -> None:
     assert [(p.time_ms, p.rate) for p in series["a"]] == [(10, 0.25), (20, 0.5)]
     assert [p.rate for p in series["b"]] == [0.0, 0.5, 1.0]
     assert all(p.low <= p.rate <= p.high for points in series.values() for p in points)
+
+
+# --- the power calculation ---------------------------------------------------------------------
+@pytest.mark.parametrize(("p_control", "p_treatment", "expected"), [
+    (0.10, 0.15, 686),   # the tabulated value without continuity correction
+    (0.50, 0.60, 388),
+    (0.60, 0.50, 388),   # symmetric in the direction of the difference
+])
+def test_the_sample_size_per_arm_matches_the_published_table(
+        p_control: float, p_treatment: float, expected: int) -> None:
+    assert sample_size_per_arm(p_control, p_treatment) == expected
+
+
+def test_at_the_computed_sample_size_the_z_test_detects_the_difference_80_percent_of_the_time(
+        ) -> None:
+    p_c, p_t = 0.64, 0.68
+    n = sample_size_per_arm(p_c, p_t)
+    rng = np.random.default_rng(3)
+    control, treatment = rng.binomial(n, p_c, 4_000), rng.binomial(n, p_t, 4_000)
+    detected = [two_proportion_test(int(c), n, int(t), n).p_value < 0.05  # type: ignore[union-attr]
+                for c, t in zip(control, treatment, strict=True)]
+    assert np.mean(detected) == pytest.approx(0.80, abs=0.025)
+    half = rng.binomial(n // 2, p_c, 4_000), rng.binomial(n // 2, p_t, 4_000)
+    assert np.mean([two_proportion_test(int(c), n // 2, int(t), n // 2).p_value < 0.05  # type: ignore[union-attr]
+                    for c, t in zip(*half, strict=True)]) < 0.6   # half the units: underpowered
+
+
+def test_the_minimum_detectable_lift_inverts_the_sample_size() -> None:
+    lift = minimum_detectable_lift(0.64, 3_000)
+    assert sample_size_per_arm(0.64, 0.64 + lift) <= 3_000 < sample_size_per_arm(
+        0.64, 0.64 + lift - 1e-4)
+    assert minimum_detectable_lift(0.64, 12_000) == pytest.approx(lift / 2, rel=0.05)
+
+
+def test_the_power_calculation_refuses_rates_it_cannot_test() -> None:
+    for p_c, p_t in ((0.5, 0.5), (0.0, 0.1), (0.5, 1.0)):
+        with pytest.raises(ValueError, match="two different rates"):
+            sample_size_per_arm(p_c, p_t)

@@ -24,6 +24,7 @@ from services.designs.recs.items import ItemArtifacts
 from services.designs.recs.state import ItemStats, UserOnlineState
 from services.recommender.candidates import CandidateSizes
 from services.recommender.catalog import LiveCatalog
+from services.recommender.explore import explored
 from services.recommender.impressions import impression_message
 from services.recommender.metrics import RecommenderMetrics
 from services.recommender.schemas import (
@@ -32,6 +33,7 @@ from services.recommender.schemas import (
     ServedList,
 )
 from services.recommender.service import CacheUse, ListPolicy, RecommenderService
+from services.recommender.shadow import sampled
 from services.recommender.variants import Assignment, fixed_variant
 from tests import recommender_world as world
 
@@ -105,7 +107,8 @@ class FakeImpressions:
 
 
 class Rig:
-    def __init__(self, root: Path, variant: str = "treatment") -> None:
+    def __init__(self, root: Path, variant: str = "treatment", explore_share: float = 0.0
+                 ) -> None:
         self.store = FakeStore()
         self.model = FakeModel()
         self.impressions = FakeImpressions()
@@ -118,7 +121,8 @@ class Rig:
             model_name="ranker", metrics=self.metrics, choose_variant=fixed_variant(variant),
             impressions=self.impressions,  # type: ignore[arg-type]
             policy=ListPolicy(candidates=CandidateSizes(10, 10, 5), cache_ttl_s=300,
-                              default_max_maturity=4, fallback_max_maturity=1),
+                              default_max_maturity=4, fallback_max_maturity=1,
+                              explore_share=explore_share),
             redis_breaker=CircuitBreaker("redis", 100),
             model_breaker=CircuitBreaker("model", 100))
 
@@ -390,3 +394,45 @@ def test_the_rankers_candidate_rows_and_scores_feed_the_drift_window(tmp_path: P
     control.store.users["u1"] = world.user([f"t{i}" for i in range(6)])
     control.service.recommend("u1", 5)
     assert window.rows == rig.model.calls[0][0]          # the blend scored nothing to compare
+
+
+def test_a_challenger_variation_scores_with_its_ranker_version_and_starts_a_fresh_cache(
+        tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
+    rig.service.recommend("u1", 5)                          # production ranker, then cached
+    rig.service._choose = lambda user: Assignment("ranker-v7", "treatment", "ranker", 7)
+    answer = rig.service.recommend("u1", 5)
+    # same variant name, another experiment: not the cached list, and scored by version 7
+    assert answer.served_from == "computed" and answer.experiment == "ranker-v7"
+    assert [version for _, version in rig.model.calls] == [1, 7]
+
+
+def test_an_explored_list_shows_the_same_titles_in_a_random_order_with_its_rows_in_step(
+        tmp_path: Path) -> None:
+    ordered, exploring = Rig(tmp_path / "a"), Rig(tmp_path / "b", explore_share=1.0)
+    for rig in (ordered, exploring):
+        rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
+    lists = [ordered.service.recommend("u1", 8, CacheUse(read=False))]
+    lists += [exploring.service.recommend("u1", 8, CacheUse(read=False)) for _ in range(3)]
+    assert all(sorted(ids(answer)) == sorted(ids(lists[0])) for answer in lists)
+    assert any(ids(answer) != ids(lists[0]) for answer in lists[1:])   # not the ranked order
+    assert [listed.shuffled for listed, _, _ in ordered.impressions.recorded] == [False]
+    for listed, _, _ in exploring.impressions.recorded:
+        assert listed.shuffled and listed.features is not None
+        # each row still describes the title in its slot: same rows as the ranked list, permuted
+        rows = {item.content_id: row for item, row in zip(listed.items, listed.features.rows,
+                                                          strict=True)}
+        first, _, _ = ordered.impressions.recorded[0]
+        assert first.features is not None
+        assert rows == {item.content_id: row for item, row in zip(
+            first.items, first.features.rows, strict=True)}
+
+
+def test_the_exploration_sample_is_its_share_of_requests_and_not_the_shadows() -> None:
+    requests = [f"r{n}" for n in range(20_000)]
+    chosen = [explored(r, 0.05) for r in requests]
+    assert 0.045 < sum(chosen) / len(requests) < 0.055
+    assert not any(explored(r, 0.0) for r in requests[:1000])
+    both = sum(c and sampled(r, 0.05) for c, r in zip(chosen, requests, strict=True))
+    assert both < 0.01 * len(requests)                          # independent slices: ~0.25 %

@@ -68,3 +68,45 @@ def test_a_forced_qa_user_sees_the_variation_but_is_not_an_exposure() -> None:
 def test_the_configured_default_outside_any_experiment() -> None:
     assert fixed_variant("control")("u1").algorithm == "blend"
     assert fixed_variant("treatment")("u1").experiment is None
+
+
+def challenger(version: Any = 7, status: str = "running") -> Any:
+    return parse_definition({
+        "key": "ranker-v7", "status": status, "hash_attribute": "user_id", "hash_version": 2,
+        "variations": [{"name": "control", "weight": 0.5, "payload": {"algorithm": "ranker"}},
+                       {"name": "treatment", "weight": 0.5,
+                        "payload": {"algorithm": "ranker", "ranker_version": version}}]})
+
+
+def row_titles() -> Any:
+    return parse_definition({
+        "key": "a-row-titles", "status": "running", "hash_attribute": "user_id",
+        "variations": [{"name": "control", "weight": 0.5, "payload": {"row_titles": "genre"}},
+                       {"name": "b", "weight": 0.5, "payload": {"row_titles": "because"}}]})
+
+
+def test_with_the_configured_experiment_stopped_a_running_challengers_test_places_users(
+        ) -> None:
+    choose, exposures = chooser(definition("stopped"), challenger(), row_titles())
+    users = [f"u{n}" for n in range(200)]
+    chosen = [choose(u) for u in users]
+    assert {c.experiment for c in chosen} == {"ranker-v7"}   # not the row-titles experiment
+    assert {c.algorithm for c in chosen} == {"ranker"}
+    assert {c.ranker_version for c in chosen if c.variant == "treatment"} == {7}
+    assert {c.ranker_version for c in chosen if c.variant == "control"} == {None}
+    assert [v for _, v in exposures.recorded] == [assign(challenger(), u).variation
+                                                  for u in users]
+
+
+def test_the_configured_experiment_while_running_takes_precedence_over_a_challengers(
+        ) -> None:
+    choose, _ = chooser(definition(), challenger())
+    assert {choose(f"u{n}").experiment for n in range(100)} == {"rec-algorithm"}
+
+
+def test_a_bad_ranker_version_or_a_stopped_challenger_gives_the_default() -> None:
+    for definitions in ((challenger(version="latest"),), (challenger(status="stopped"),)):
+        choose, exposures = chooser(*definitions)
+        picked = choose("u1")
+        assert (picked.experiment, picked.ranker_version) == (None, None)
+        assert exposures.recorded == []

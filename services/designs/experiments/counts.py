@@ -280,6 +280,26 @@ def experiment_counts(client: RedisClient, experiment: str,
             for v in variations}
 
 
+def experiment_counts_until(client: RedisClient, experiment: str, until_ms: int,
+                            namespace: str = "fs") -> dict[str, VariationCounts]:
+    """experiment_counts as of `until_ms`: units exposed and converted by then (ZCOUNT of the
+    time-scored sets); impressions and clicks are sets without times, counted whole. What a
+    stopped test measured while it ran, before its units' later clicks (a unit converts on any
+    click after its exposure, however late)."""
+    variations = experiment_variations(client, experiment, namespace)
+    if not variations:
+        return {}
+    replies = iter(int(n) for n in run_pipeline(client, [
+        command for v in variations for command in (
+            ("ZCOUNT", variation_key("exposures", experiment, v, namespace), "-inf", until_ms),
+            ("ZCOUNT", variation_key("conversions", experiment, v, namespace), "-inf",
+             until_ms),
+            ("SCARD", variation_key("impressions", experiment, v, namespace)),
+            ("SCARD", variation_key("clicks", experiment, v, namespace)))]))
+    return {v: VariationCounts(next(replies), next(replies), next(replies), next(replies))
+            for v in variations}
+
+
 def experiment_timeline(client: RedisClient, experiment: str, points: int = 60,
                         namespace: str = "fs") -> Timeline:
     """`points` instants evenly spaced from the first exposure to the last exposure or
