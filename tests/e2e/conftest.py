@@ -66,7 +66,10 @@ def launch(module: str, log: Path, redis_url: str, kafka: str, model_repository:
     environment = {
         **os.environ, "MLSD_REDIS_URL": redis_url, "MLSD_KAFKA_BOOTSTRAP_SERVERS": kafka,
         "MLSD_MODEL_REPOSITORY": str(model_repository), PORT_VARIABLES[module]: str(port),
-        "MLSD_STREAM_COMMIT_INTERVAL_S": "0.2", **env,
+        "MLSD_STREAM_COMMIT_INTERVAL_S": "0.2",
+        # Lists in the ranker's order: the exploration slice shuffles a random 5 % of requests,
+        # which a test comparing orders would see now and then (its own tests set it).
+        "MLSD_RECOMMENDER_EXPLORE_SHARE": "0", **env,
     }
     process = subprocess.Popen([sys.executable, "-m", f"services.{module}"], cwd=REPO_ROOT,
                                env=environment, stdout=log.open("wb"), stderr=subprocess.STDOUT)
