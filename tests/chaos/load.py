@@ -33,6 +33,25 @@ class Answer:
 Send = Callable[[httpx.AsyncClient, int], Awaitable[tuple[int, dict[str, Any]]]]
 
 
+def transaction(run: str, n: int) -> dict[str, Any]:
+    """The n-th transaction a chaos run scores: its own id, one of 97 cards, made now."""
+    return {"transaction_id": f"{run}-{n}", "user_id": "cust1", "card_id": f"card{n % 97}",
+            "amount": 25.0, "currency": "EUR", "transaction_type": "purchase",
+            "merchant_id": "m1", "merchant_category": "grocery", "terminal_id": "term1",
+            "latitude": 48.85, "longitude": 2.35, "timestamp": datetime.now(UTC).isoformat(),
+            "ip_address": "81.2.3.4", "device_id": "dev1"}
+
+
+def alternating(score: Send, recommend: Send) -> Send:
+    """One schedule, two streams: even n to fraud (its answers flagged), odd to the recommender."""
+    async def both(client: httpx.AsyncClient, n: int) -> tuple[int, dict[str, Any]]:
+        if n % 2 == 0:
+            status, flags = await score(client, n // 2)
+            return status, {"fraud": True, **flags}
+        return await recommend(client, n // 2)
+    return both
+
+
 async def _one(client: httpx.AsyncClient, send: Send, n: int, start: float,
                answers: list[Answer]) -> None:
     sent = time.monotonic()

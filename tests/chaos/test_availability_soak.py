@@ -26,7 +26,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from services.devstack.cluster import redis_roles
-from tests.chaos.load import Answer, open_loop, write_report
+from tests.chaos.load import Answer, open_loop, transaction, write_report
 from tests.chaos.processes import await_workers, kill_worker, live_workers
 from tests.chaos.test_service_crash import retry_once
 from tests.e2e.conftest import StartService
@@ -143,12 +143,7 @@ def test_the_soak_with_faults_on_a_schedule_stays_available(
             response = await client.post(f"{ingest.url}/v1/events", json=body)
             return response.status_code, {"service": service}
         if service == "fraud":
-            body = {"transaction_id": f"{run}-{i}", "user_id": "cust1",
-                    "card_id": f"card{i % 97}", "amount": 25.0, "currency": "EUR",
-                    "transaction_type": "purchase", "merchant_id": "m1",
-                    "merchant_category": "grocery", "terminal_id": "term1", "latitude": 48.85,
-                    "longitude": 2.35, "timestamp": now, "ip_address": "81.2.3.4",
-                    "device_id": "dev1"}
+            body = transaction(run, i)
             status, flags = await retry_once(
                 lambda: client.post(f"{fraud.url}/v1/score", json=body))
             return status, {"service": service, **flags}

@@ -18,7 +18,7 @@ import pytest
 from redis.cluster import RedisCluster
 
 from services.devstack.cluster import redis_roles
-from tests.chaos.load import Answer, open_loop, percentile, write_report
+from tests.chaos.load import Answer, alternating, open_loop, percentile, transaction, write_report
 from tests.e2e.conftest import StartService
 from tests.harness import ClusterTopology
 
@@ -114,12 +114,7 @@ def test_a_master_killed_under_load_fails_over_with_degraded_answers_and_no_5xx(
         watch_failover()
 
     async def score(client: httpx.AsyncClient, n: int) -> tuple[int, dict[str, Any]]:
-        body = {"transaction_id": f"{run}-{n}", "user_id": "cust1", "card_id": f"card{n % 97}",
-                "amount": 25.0, "currency": "EUR", "transaction_type": "purchase",
-                "merchant_id": "m1", "merchant_category": "grocery", "terminal_id": "term1",
-                "latitude": 48.85, "longitude": 2.35,
-                "timestamp": datetime.now(UTC).isoformat(), "ip_address": "81.2.3.4",
-                "device_id": "dev1"}
+        body = transaction(run, n)
         response = await client.post(f"{fraud.url}/v1/score", json=body)
         degraded = response.status_code == 200 and bool(response.json()["degraded"])
         return response.status_code, {"degraded": degraded}
@@ -131,12 +126,7 @@ def test_a_master_killed_under_load_fails_over_with_degraded_answers_and_no_5xx(
         fallback = response.status_code == 200 and bool(response.json()["fallbacks"])
         return response.status_code, {"fallback": fallback}
 
-    async def both(client: httpx.AsyncClient, n: int) -> tuple[int, dict[str, Any]]:
-        """Even n to fraud, odd to the recommender: one schedule, two streams of RATE each."""
-        if n % 2 == 0:
-            status, flags = await score(client, n // 2)
-            return status, {"fraud": True, **flags}
-        return await recommend(client, n // 2)
+    both = alternating(score, recommend)
 
     started = datetime.now(UTC)
     load_start = time.monotonic()

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.chaos.load import Answer, open_loop, percentile, write_report
+from tests.chaos.load import Answer, alternating, open_loop, percentile, transaction, write_report
 from tests.chaos.processes import await_workers, kill_worker, live_workers
 from tests.e2e.conftest import StartService
 
@@ -98,12 +98,7 @@ def test_a_worker_killed_under_load_is_replaced_and_a_retrying_client_sees_no_er
             time.sleep(0.05)
 
     async def score(client: httpx.AsyncClient, n: int) -> tuple[int, dict[str, Any]]:
-        body = {"transaction_id": f"{run}-{n}", "user_id": "cust1", "card_id": f"card{n % 97}",
-                "amount": 25.0, "currency": "EUR", "transaction_type": "purchase",
-                "merchant_id": "m1", "merchant_category": "grocery", "terminal_id": "term1",
-                "latitude": 48.85, "longitude": 2.35,
-                "timestamp": datetime.now(UTC).isoformat(), "ip_address": "81.2.3.4",
-                "device_id": "dev1"}
+        body = transaction(run, n)
         return await retry_once(lambda: client.post(f"{fraud.url}/v1/score", json=body))
 
     async def recommend(client: httpx.AsyncClient, n: int) -> tuple[int, dict[str, Any]]:
@@ -111,11 +106,7 @@ def test_a_worker_killed_under_load_is_replaced_and_a_retrying_client_sees_no_er
             f"{recommender.url}/v1/recommendations/u{run}{n % 50}", params={"k": 10},
             headers={"Cache-Control": "no-cache"}))
 
-    async def both(client: httpx.AsyncClient, n: int) -> tuple[int, dict[str, Any]]:
-        if n % 2 == 0:
-            status, flags = await score(client, n // 2)
-            return status, {"fraud": True, **flags}
-        return await recommend(client, n // 2)
+    both = alternating(score, recommend)
 
     started = datetime.now(UTC)
     load_start = time.monotonic()

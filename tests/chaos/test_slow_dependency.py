@@ -26,7 +26,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from services.devstack.cluster import redis_roles
-from tests.chaos.load import Answer, open_loop, percentile, write_report
+from tests.chaos.load import Answer, open_loop, percentile, transaction, write_report
 from tests.chaos.test_redis_master_crash import seed_watches
 from tests.e2e.conftest import StartService
 from tests.harness import ClusterTopology
@@ -107,12 +107,7 @@ def test_slow_redis_and_a_stalled_model_server_are_cut_off_by_deadlines_and_brea
         model_server.process.send_signal(signal.SIGCONT)
 
     async def score(client: httpx.AsyncClient, n: int) -> tuple[int, dict[str, Any]]:
-        body = {"transaction_id": f"{run}-{n}", "user_id": "cust1", "card_id": f"card{n % 97}",
-                "amount": 25.0, "currency": "EUR", "transaction_type": "purchase",
-                "merchant_id": "m1", "merchant_category": "grocery", "terminal_id": "term1",
-                "latitude": 48.85, "longitude": 2.35,
-                "timestamp": datetime.now(UTC).isoformat(), "ip_address": "81.2.3.4",
-                "device_id": "dev1"}
+        body = transaction(run, n)
         response = await client.post(f"{fraud.url}/v1/score", json=body)
         degraded = response.status_code == 200 and bool(response.json()["degraded"])
         return response.status_code, {"fraud": True, "degraded": degraded}
