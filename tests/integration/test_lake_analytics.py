@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -53,6 +53,26 @@ def start_group_at_end(bootstrap: str, group: str, names: tuple[str, ...]) -> No
         consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in partitions})
     finally:
         consumer.close()
+
+
+def through_the_sink(kafka: ServerProcess, root: Path, batches: Iterable[list[OutboundMessage]],
+                     what: str) -> None:
+    """The lake's own sink loop on `root`, fed `batches` published to Kafka, stopped once its
+    group has read them all (every row durable in Parquet)."""
+    settings = settings_for(kafka, root, lake_flush_interval_s=0.5)
+    ensure_topics(kafka.address, [TopicSpec(t, 3) for t in LAKE_TOPICS])
+    start_group_at_end(kafka.address, settings.lake_group, LAKE_TOPICS)
+    loop = build_sink_loop(settings, metrics_for(settings))
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        for batch in batches:
+            publish(kafka, batch)
+        wait_for(lambda: group_lags(kafka.address, {settings.lake_group: LAKE_TOPICS})[
+            settings.lake_group] == 0, 120, what)
+    finally:
+        loop.stop()
+        thread.join(30)
 
 
 def ab_events(run: str, experiment: str, seed: int = 7) -> list[OutboundMessage]:

@@ -13,7 +13,6 @@ import dataclasses
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,15 +23,11 @@ import pandas as pd
 import pytest
 import redis
 
-from services.common.bus.kafka_bus import ensure_topics, group_lags
-from services.common.bus.topics import TopicSpec
 from services.common.lake.sql import open_lake
 from services.common.models import ModelRepository
 from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.designs.recs.items import ItemArtifacts
 from services.designs.recs.redis_store import RedisRecsStore
-from services.lake.app import build_sink_loop
-from services.lake.events import LAKE_TOPICS
 from services.seeder.history import transaction_messages, watch_messages
 from services.stream.watches import WatchFeaturesHandler
 from services.trainer import recs_models as rm
@@ -42,8 +37,7 @@ from services.trainer.worlds.transactions import generate_transactions
 from tests.harness import REPO_ROOT, ServerProcess
 from tests.integration import test_recs_online_parity as recs_parity
 from tests.integration.test_fraud_online_parity import WORLD, replay
-from tests.integration.test_lake_analytics import start_group_at_end
-from tests.integration.test_lake_sink_kafka import metrics_for, publish, settings_for, wait_for
+from tests.integration.test_lake_analytics import through_the_sink
 
 pytestmark = pytest.mark.integration
 EVERY_LABEL = datetime(2100, 1, 1, tzinfo=UTC)
@@ -60,21 +54,10 @@ def world_in_lake(kafka_server: ServerProcess,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lake]:
     transactions = generate_transactions(WORLD).transactions
     root = tmp_path_factory.mktemp("lake") / "lake"
-    settings = settings_for(kafka_server, root, lake_flush_interval_s=0.5)
-    ensure_topics(kafka_server.address, [TopicSpec(t, 3) for t in LAKE_TOPICS])
-    start_group_at_end(kafka_server.address, settings.lake_group, LAKE_TOPICS)
-    loop = build_sink_loop(settings, metrics_for(settings))
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    try:
-        messages = list(transaction_messages(transactions, timedelta(0), now=EVERY_LABEL))
-        for start in range(0, len(messages), 5_000):
-            publish(kafka_server, messages[start:start + 5_000])
-        wait_for(lambda: group_lags(kafka_server.address, {settings.lake_group: LAKE_TOPICS})[
-            settings.lake_group] == 0, 120, "the world in the lake")
-    finally:
-        loop.stop()
-        thread.join(30)
+    messages = list(transaction_messages(transactions, timedelta(0), now=EVERY_LABEL))
+    through_the_sink(kafka_server, root, [messages[start:start + 5_000]
+                                          for start in range(0, len(messages), 5_000)],
+                     "the world in the lake")
     yield Lake(root, transactions)
 
 
@@ -128,18 +111,8 @@ def test_ranker_features_built_from_the_lakes_watches_equal_those_served(
         items: ItemArtifacts, tmp_path: Path) -> None:
     world = offline.world
     root = tmp_path / "lake"
-    settings = settings_for(kafka_server, root, lake_flush_interval_s=0.5)
-    start_group_at_end(kafka_server.address, settings.lake_group, LAKE_TOPICS)
-    loop = build_sink_loop(settings, metrics_for(settings))
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    try:
-        publish(kafka_server, list(watch_messages(world.train, timedelta(0))))
-        wait_for(lambda: group_lags(kafka_server.address, {settings.lake_group: LAKE_TOPICS})[
-            settings.lake_group] == 0, 120, "the watches in the lake")
-    finally:
-        loop.stop()
-        thread.join(30)
+    through_the_sink(kafka_server, root, [list(watch_messages(world.train, timedelta(0)))],
+                     "the watches in the lake")
     with open_lake(root) as con:
         watches = lake_interactions(con, world.split)
 

@@ -10,7 +10,6 @@ slot, and watch some clicked titles. One production ranker learnt a rule clicks 
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,15 +21,11 @@ import numpy.typing as npt
 import pytest
 
 from services.common.bus import topics
-from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage
-from services.common.bus.topics import TopicSpec
 from services.common.drift import DRIFT_REFERENCE_FILE
 from services.common.lake.sql import open_lake
 from services.common.models import ModelRepository
 from services.designs.model_features import RANKER_FEATURE_NAMES
-from services.lake.app import build_sink_loop
-from services.lake.events import LAKE_TOPICS
 from services.trainer.export import export_classifier
 from services.trainer.ranker_from_lake import (
     EMBEDDINGS_FILE,
@@ -41,8 +36,7 @@ from services.trainer.ranker_from_lake import (
     retrain_ranker,
 )
 from tests.harness import ServerProcess
-from tests.integration.test_lake_analytics import start_group_at_end
-from tests.integration.test_lake_sink_kafka import metrics_for, publish, settings_for, wait_for
+from tests.integration.test_lake_analytics import through_the_sink
 from tests.lake_events import T0, message
 
 pytestmark = pytest.mark.integration
@@ -109,20 +103,8 @@ def logged(kafka_server: ServerProcess,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedWorld]:
     run = f"r{uuid.uuid4().hex[:6]}"
     root = tmp_path_factory.mktemp("lake") / "lake"
-    settings = settings_for(kafka_server, root, lake_flush_interval_s=0.5)
-    ensure_topics(kafka_server.address, [TopicSpec(t, 3) for t in LAKE_TOPICS])
-    start_group_at_end(kafka_server.address, settings.lake_group, LAKE_TOPICS)
-    loop = build_sink_loop(settings, metrics_for(settings))
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
     messages, clicks = logged_messages(run, np.random.default_rng(7))
-    try:
-        publish(kafka_server, messages)
-        wait_for(lambda: group_lags(kafka_server.address, {settings.lake_group: LAKE_TOPICS})[
-            settings.lake_group] == 0, 120, "the logged impressions in the lake")
-    finally:
-        loop.stop()
-        thread.join(30)
+    through_the_sink(kafka_server, root, [messages], "the logged impressions in the lake")
     yield LoggedWorld(root, clicks, run)
 
 
