@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,17 @@ def test_the_second_request_is_served_from_the_cache_until_a_watch_changes_the_c
     rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4", ids(first)[0]])
     third = rig.service.recommend("u1", 5)
     assert third.served_from == "computed" and ids(first)[0] not in ids(third)
+
+
+def test_a_cached_answer_says_what_the_computed_one_said_and_never_shows_the_features(
+        rig: Rig) -> None:
+    rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
+    computed, cached = rig.service.recommend("u1", 5), rig.service.recommend("u1", 5)
+    per_request = {"request_id", "served_from", "fallbacks", "processing_time_ms"}
+    assert cached.served_from == "cache"
+    assert cached.model_dump(exclude=per_request) == computed.model_dump(exclude=per_request)
+    assert RecommendationsResponse.model_validate_json(cached.model_dump_json()) == cached
+    assert "features" not in json.loads(cached.model_dump_json())
 
 
 @pytest.mark.parametrize(("header", "read", "write"), [
