@@ -38,7 +38,7 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed .state/.bootstrapped ## install everything: virtualenv, redis-server, PostgreSQL, promtool, Kafka jars
 
-models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min); DATASET=movielens; SOURCE=lake: the fraud model from the lake, registered unpromoted
+models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min); DATASET=movielens; SOURCE=lake: the fraud model and the ranker from the lake, registered unpromoted (the ranker only past its gate)
 	$(PY) -m services.trainer $(if $(DATASET),--dataset $(DATASET)) $(if $(SOURCE),--source $(SOURCE))
 
 retrain-fraud: setup ## a fraud challenger from the lake's decisions and labels (label-delay protocol), registered only if it beats production on the same held-out week; PROMOTE=1 promotes a winner

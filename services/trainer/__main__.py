@@ -13,6 +13,9 @@ from services.common.telemetry import configure_logging
 from services.trainer import lake_sets
 from services.trainer.from_lake import NotEnoughData, train_fraud_from_lake
 from services.trainer.pipeline import SCALES, TrainerSettings, missing_models, run_pipeline
+from services.trainer.ranker_from_lake import NotEnoughData as TooFewLoggedLists
+from services.trainer.ranker_from_lake import retrain_ranker
+from services.trainer.ranker_from_lake import summary as ranker_summary
 
 
 def say(message: str) -> None:
@@ -27,8 +30,9 @@ def main() -> int:
     parser.add_argument("--dataset", choices=("synthetic", "movielens"), default=None,
                         help="the recommender's data (default: MLSD_DATASET, else synthetic)")
     parser.add_argument("--source", choices=("worlds", "lake"), default="worlds",
-                        help="lake: train the fraud model on what the system saw, from the lake "
-                             "(services/trainer/from_lake.py); worlds: the generated worlds")
+                        help="lake: train the fraud model and the ranker on what the system saw, "
+                             "from the lake (services/trainer/from_lake.py, ranker_from_lake.py); "
+                             "worlds: the generated worlds")
     args = parser.parse_args()
     configure_logging("trainer", "WARNING", json_logs=False)
     settings = TrainerSettings()
@@ -58,7 +62,8 @@ def main() -> int:
 
 
 def from_the_lake(settings: TrainerSettings) -> int:
-    """`make models SOURCE=lake`: the point-in-time sets from the lake, the fraud model on them."""
+    """`make models SOURCE=lake`: the point-in-time sets from the lake, the fraud model and the
+    ranker on them, each registered unpromoted (the ranker only if it beats production)."""
     as_of = datetime.now(UTC)
     lake_root = LakeStoreSettings().lake_root
     training_dir = settings.world_dir.parent / "training"
@@ -66,19 +71,25 @@ def from_the_lake(settings: TrainerSettings) -> int:
                     "--out", str(training_dir)])
     say(f"training sets as of {as_of:%Y-%m-%d %H:%M} UTC from the lake at {lake_root} "
         f"in {training_dir}")
+    repository = ModelRepository(settings.model_repository)
+    trained = 0
     try:
-        model = train_fraud_from_lake(lake_root, ModelRepository(settings.model_repository),
-                                      as_of)
+        model = train_fraud_from_lake(lake_root, repository, as_of)
+        say(f"fraud v{model.version} registered from the lake ({model.rows:,} labelled "
+            f"transactions, {model.frauds:,} fraud): ROC AUC {model.metrics['roc_auc']:.3f}, "
+            f"AP {model.metrics['average_precision']:.3f} on the newest 20 %; not promoted")
+        trained += 1
     except NotEnoughData as exc:
         say(f"fraud: not trained: {exc}")
-        return 1
-    say(f"fraud v{model.version} registered from the lake ({model.rows:,} labelled "
-        f"transactions, {model.frauds:,} fraud): ROC AUC {model.metrics['roc_auc']:.3f}, "
-        f"AP {model.metrics['average_precision']:.3f} on the newest 20 %; not promoted")
-    say("ranker: the lake's watches are in watches_from_lake.parquet; the ranker still trains "
-        "on the generated world (docs/data.md, Lake)")
-    return 0
-
+    # The ranker from the logged impressions and clicks (make retrain-ranker: the features as
+    # served, a gate against production on the newest lists; registered unpromoted if it wins).
+    try:
+        report = retrain_ranker(lake_root, repository, as_of)
+        say("ranker: " + ranker_summary(report).replace("\n", "\n[models] "))
+        trained += 1
+    except TooFewLoggedLists as exc:
+        say(f"ranker: not trained: {exc}")
+    return 0 if trained else 1
 
 if __name__ == "__main__":
     sys.exit(main())
