@@ -42,6 +42,15 @@ def transaction(run: str, n: int) -> dict[str, Any]:
             "ip_address": "81.2.3.4", "device_id": "dev1"}
 
 
+def watch_events(run: str, users: list[str], per_user: int = 6) -> list[dict[str, Any]]:
+    """Completed watches, `per_user` a user, made now: enough for personal (ranked) lists."""
+    return [{"id": f"{run}-w{n}-{i}", "type": "watch", "source": "chaos",
+             "time": datetime.now(UTC).isoformat(),
+             "data": {"user_id": user, "content_id": f"t{(n * 7 + i) % 200 + 1}",
+                      "watch_seconds": 1200, "completed": True}}
+            for n, user in enumerate(users) for i in range(per_user)]
+
+
 def alternating(score: Send, recommend: Send) -> Send:
     """One schedule, two streams: even n to fraud (its answers flagged), odd to the recommender."""
     async def both(client: httpx.AsyncClient, n: int) -> tuple[int, dict[str, Any]]:

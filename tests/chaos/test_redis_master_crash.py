@@ -18,7 +18,15 @@ import pytest
 from redis.cluster import RedisCluster
 
 from services.devstack.cluster import redis_roles
-from tests.chaos.load import Answer, alternating, open_loop, percentile, transaction, write_report
+from tests.chaos.load import (
+    Answer,
+    alternating,
+    open_loop,
+    percentile,
+    transaction,
+    watch_events,
+    write_report,
+)
 from tests.e2e.conftest import StartService
 from tests.harness import ClusterTopology
 
@@ -65,12 +73,7 @@ def seed_watches(on_cluster: StartService, cluster_client: RedisCluster, run: st
     for them are personal (no fallback) while Redis answers."""
     stream = on_cluster("stream", MLSD_STREAM_CONCERNS="watch-features")
     ingest = on_cluster("ingest")
-    watches = [{"id": f"{run}-w{n}-{i}", "type": "watch", "source": "chaos",
-                "time": datetime.now(UTC).isoformat(),
-                "data": {"user_id": user, "content_id": f"t{(n * 7 + i) % 200 + 1}",
-                         "watch_seconds": 1200, "completed": True}}
-               for n, user in enumerate(users) for i in range(6)]
-    assert httpx.post(f"{ingest.url}/v1/events", json={"events": watches},
+    assert httpx.post(f"{ingest.url}/v1/events", json={"events": watch_events(run, users)},
                       timeout=30).status_code == 202
     deadline = time.monotonic() + 60
     while not all(cluster_client.zcard(f"fs:watch_history:{{{u}}}") == 6 for u in users):

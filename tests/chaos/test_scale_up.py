@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from services.autoscaler.observe import worker_count
-from tests.chaos.load import Answer, open_loop, percentile, write_report
+from tests.chaos.load import Answer, open_loop, percentile, watch_events, write_report
 from tests.e2e.conftest import ServiceProcess, StartService
 from tests.harness import REPO_ROOT
 
@@ -43,12 +43,7 @@ def seed(start_service: StartService, run: str, users: list[str]) -> None:
     """Six watches a user through ingest and the stream: personal lists, ranked."""
     stream = start_service("stream", MLSD_STREAM_CONCERNS="watch-features")
     ingest = start_service("ingest")
-    watches = [{"id": f"{run}-w{n}-{i}", "type": "watch", "source": "chaos",
-                "time": datetime.now(UTC).isoformat(),
-                "data": {"user_id": user, "content_id": f"t{(n * 7 + i) % 200 + 1}",
-                         "watch_seconds": 1200, "completed": True}}
-               for n, user in enumerate(users) for i in range(6)]
-    assert httpx.post(f"{ingest.url}/v1/events", json={"events": watches},
+    assert httpx.post(f"{ingest.url}/v1/events", json={"events": watch_events(run, users)},
                       timeout=30).status_code == 202
     time.sleep(5)  # the stream applies them; a few missing would only make lists cold
     ingest.stop()
