@@ -32,13 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-from kafka import KafkaConsumer, TopicPartition
-from kafka.structs import OffsetAndMetadata
 
 from services.common.bus import topics
 from services.common.bus.clients import kafka_publisher, kafka_record_source
 from services.common.bus.envelope import Event
-from services.common.bus.kafka_bus import ensure_topics, group_lags
+from services.common.bus.kafka_bus import ensure_topics, group_lags, start_group_at_end
 from services.common.bus.ports import OutboundMessage, Record, publish_or_raise
 from services.common.bus.topics import TopicSpec, dlq_topic
 from services.common.lake.files import live_files
@@ -109,19 +107,6 @@ def lake_rows(root: Path) -> int:
     return sum(pq.read_metadata(f).num_rows for t in LAKE_TOPICS for f in live_files(root, t))
 
 
-def start_group_at_end(bootstrap: str, group: str) -> None:
-    """The group reads only what is published from now on (not the backlog run's events)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                             enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(t, p) for t in LAKE_TOPICS
-                      for p in sorted(consumer.partitions_for_topic(t) or ())]
-        ends = consumer.end_offsets(partitions)
-        consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in partitions})
-    finally:
-        consumer.close()
-
-
 def caught_up(bootstrap: str, group: str) -> bool:
     try:
         return group_lags(bootstrap, {group: LAKE_TOPICS})[group] == 0
@@ -164,7 +149,7 @@ def steady(settings: LakeSettings, rate: int, seconds: int, flush_interval_s: fl
            workdir: Path) -> dict[str, Any]:
     root = workdir / f"lake-steady-{flush_interval_s}"
     group = f"steady-{flush_interval_s}"
-    start_group_at_end(settings.kafka_bootstrap_servers, group)
+    start_group_at_end(settings.kafka_bootstrap_servers, group, LAKE_TOPICS)
     sink = TimedSink(root, settings.lake_flush_rows, flush_interval_s)
     loop = sink_loop(LakeSettings(**{**settings.model_dump(), "lake_root": root}),
                      group, sink)

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import httpx
 import pytest
 
 from services.common.bus.topics import WATCH_EVENTS
-from services.common.probe import http_ready
+from services.common.probe import process_ready
 from tests.harness import REPO_ROOT, ServerProcess, free_port
 from tests.integration.test_ingest_kafka import read_back
 from tests.unit.test_ingest_batching import watch
@@ -35,15 +34,12 @@ def start_ingest(kafka: ServerProcess, redis_server: ServerProcess,
                                    stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
                                    start_new_session=True)
     server = ServerProcess("ingest", process, log_path, url)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"ingest exited with {process.returncode}:\n{server.log_tail()}")
-        if http_ready(f"{url}/readyz", timeout_s=3.0):
-            return server
-        time.sleep(0.1)
+    if process_ready(f"{url}/readyz", process, 30):
+        return server
+    exited = process.poll()
     server.stop()
-    pytest.fail(f"ingest was not ready after 30 s:\n{server.log_tail()}")
+    pytest.fail(f"ingest exited with {exited}:\n{server.log_tail()}" if exited is not None
+                else f"ingest was not ready after 30 s:\n{server.log_tail()}")
 
 
 @pytest.fixture

@@ -16,13 +16,11 @@ from pathlib import Path
 
 import pytest
 import redis
-from kafka import KafkaConsumer, TopicPartition
-from kafka.structs import OffsetAndMetadata
 
 from services.analytics import ab, engagement, fraud
 from services.common.bus import topics
 from services.common.bus.consumer import ConsumerMetrics, RunnerConfig
-from services.common.bus.kafka_bus import ensure_topics, group_lags
+from services.common.bus.kafka_bus import ensure_topics, group_lags, start_group_at_end
 from services.common.bus.ports import OutboundMessage
 from services.common.bus.runtime import build_kafka_consumer
 from services.common.bus.topics import TopicSpec
@@ -39,20 +37,6 @@ from tests.integration.test_lake_sink_kafka import metrics_for, publish, setting
 
 pytestmark = pytest.mark.integration
 AB_TOPICS = (topics.EXPOSURES, topics.REC_IMPRESSIONS, topics.REC_CLICKS)
-
-
-def start_group_at_end(bootstrap: str, group: str, names: tuple[str, ...]) -> None:
-    """Commit the topics' current ends for `group`: it reads only what is published next (the
-    broker's topics are shared by the whole test session)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                             enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(t, p) for t in names
-                      for p in sorted(consumer.partitions_for_topic(t) or ())]
-        ends = consumer.end_offsets(partitions)
-        consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in partitions})
-    finally:
-        consumer.close()
 
 
 def through_the_sink(kafka: ServerProcess, root: Path, batches: Iterable[list[OutboundMessage]],

@@ -28,7 +28,7 @@ from services.common.bus.kafka_bus import ensure_topics, group_lags, records_to_
 from services.common.bus.ports import OutboundMessage, Record, publish_or_raise
 from services.common.bus.topics import TopicSpec
 from services.common.lake.files import live_files
-from services.common.probe import http_ready
+from services.common.probe import process_ready
 from services.common.telemetry import Metrics
 from services.lake.app import build_sink_loop
 from services.lake.events import LAKE_TOPICS, lake_event
@@ -207,15 +207,12 @@ def start_lake(kafka: ServerProcess, root: Path, group: str, workdir: Path) -> S
                                    stderr=subprocess.STDOUT, cwd=REPO_ROOT,
                                    start_new_session=True)
     server = ServerProcess("lake", process, log_path, url)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"lake exited with {process.returncode}:\n{server.log_tail()}")
-        if http_ready(f"{url}/readyz", timeout_s=3.0):
-            return server
-        time.sleep(0.1)
+    if process_ready(f"{url}/readyz", process, 30):
+        return server
+    exited = process.poll()
     server.stop()
-    pytest.fail(f"lake was not ready after 30 s:\n{server.log_tail()}")
+    pytest.fail(f"lake exited with {exited}:\n{server.log_tail()}" if exited is not None
+                else f"lake was not ready after 30 s:\n{server.log_tail()}")
 
 
 def test_the_process_writes_the_lake_reports_rows_and_lag_and_stops_on_sigterm(

@@ -217,6 +217,20 @@ class KafkaRecordSource:
         self._consumer.close(autocommit=False)
 
 
+def start_group_at_end(bootstrap_servers: str, group: str, topics: Sequence[str]) -> None:
+    """Commit the topics' current ends for `group`: it reads only what is published from now
+    on (a benchmark's or a test's run on a broker whose topics hold earlier runs' events)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group,
+                             enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(t, p) for t in topics
+                      for p in sorted(consumer.partitions_for_topic(t) or ())]
+        ends = consumer.end_offsets(partitions)
+        consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in partitions})
+    finally:
+        consumer.close()
+
+
 def group_lags(bootstrap_servers: str, topics_by_group: Mapping[str, Sequence[str]],
                timeout_s: float = 10.0) -> dict[str, int]:
     """Per group, the records on its topics it has not committed yet (all if it never did).
