@@ -22,7 +22,9 @@ from services.designs.fraud.commands import (
 from services.designs.fraud.scripts import Script
 from services.designs.fraud.state import FraudReport, StateBatch, TransactionLike
 
-ENTITIES_PER_CALL = 128  # one call holds Redis for roughly this many entities' work (~1-2 ms)
+# A script holds Redis while it runs (every other client waits behind it): a call does at most
+# this many entities' work, so a 500-transaction batch is a few calls per view, not one.
+ENTITIES_PER_CALL = 128
 
 
 @dataclass
