@@ -19,11 +19,15 @@ Throughput: with the scorers stopped, the backlog is published (max age raised t
 none is skipped); then each --drain-scorers count of scorer processes starts and the time from
 the first decision to the group's lag reaching 0 (group_lags) gives tx/s. The decisions'
 own Kafka timestamps give the same rate without the lag probe's second of commit granularity.
-Latency: an open-loop publisher sends the backlog's transactions, shuffled, with fresh ids, at a
-fixed rate, each stamped with its scheduled send time (so a card's transactions come closer
-together than in the world); a listener process on fraud-decisions records (receive time -
-scheduled time) per transaction, so a publisher or scorer that falls behind shows as latency (no
-coordinated omission). Report: reports/bench/fraud_stream.{json,md,png}.
+Latency: an open-loop publisher sends transaction i of a run at start + i / rate; a listener
+process on fraud-decisions (librdkafka, the id found by a byte search: it must not take the
+cores it measures) records each decision's (receive time - due time), so a publisher or scorer
+that falls behind shows as latency (no coordinated omission). --mix replay (the default) sends the
+backlog's own transactions in their order with their own times, as the drain does: the world's
+velocity and decision mix. --mix reshuffled sends them shuffled and cycled, each stamped with
+its due time: a card's transactions come far closer together than in the world, so most
+decisions are reviews or declines (each explained): a harder, unrealistic mix.
+Report: reports/bench/fraud_stream.{json,md,png}.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import multiprocessing
 import os
 import platform
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -47,13 +52,15 @@ from datetime import UTC, datetime, timedelta
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import redis
+from confluent_kafka import Consumer
+from confluent_kafka import TopicPartition as ConfluentPartition
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 from tqdm import tqdm
@@ -75,6 +82,7 @@ from services.trainer.worlds.transactions import TransactionWorldConfig, generat
 
 GROUP = FraudSettings.model_fields["fraud_stream_group"].default
 HISTORY_DAYS = 38
+WARM_UP = 600  # transactions a latency run sends first (200/s for 3 s): joins the group, warms up
 AIM_TX_PER_S = 10_000
 BUDGET_MS = 50.0
 PERCENTILES = (50, 95, 99, 99.9)
@@ -109,11 +117,12 @@ class Timeline:
         span = self.backlog.tx_datetime.iloc[-1] - self.backlog.tx_datetime.iloc[0]
         return float(span / pd.Timedelta(days=1))
 
-    def backlog_messages(self, run: str) -> list[OutboundMessage]:
-        """The backlog's transactions with fresh ids (one run's decisions apart from another's)."""
+    def backlog_messages(self, run: str, rows: slice = slice(None)) -> list[OutboundMessage]:
+        """The backlog's transactions (or the `rows` of it) with fresh ids `{run}-{i}`, i from 0
+        (one run's decisions apart from another's)."""
         messages = []
         for i, message in enumerate(transaction_messages(
-                self.backlog.assign(is_fraud=0), self.shift, self.now)):
+                self.backlog.iloc[rows].assign(is_fraud=0), self.shift, self.now)):
             event = decode_event(message.value)
             data = {**event.data, "transaction_id": f"{run}-{i}"}
             messages.append(OutboundMessage.of(TRANSACTIONS, data["card_id"], Event(
@@ -180,10 +189,40 @@ def bench_world(customers: int, backlog: int) -> pd.DataFrame:
     return frame
 
 
-class LiveTransactions:
-    """The given transactions, shuffled and cycled: the same cards, customers, terminals and
-    devices going on, each with a fresh id and the time it is given (so a card's transactions
-    come much closer together than in the world: velocity rules fire more often)."""
+class Traffic(Protocol):
+    """What the latency runs publish: transaction i of a run, due at `at`."""
+
+    def prepare(self, run: str, count: int, warm_up: bool) -> None: ...
+
+    def message(self, run: str, i: int, at: datetime) -> OutboundMessage: ...
+
+
+class ReplayedTransactions:
+    """The world's realistic mix (--mix replay): the backlog's transactions in their own order,
+    with their own (shifted) times, as the drain has them: each card's velocity is the world's.
+    A warm-up takes the first WARM_UP rows, a measured run the rows after them; messages are
+    built before the clock starts, so the publisher only sends."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        self._timeline = timeline
+        self._messages: list[OutboundMessage] = []
+
+    def prepare(self, run: str, count: int, warm_up: bool) -> None:
+        first = 0 if warm_up else WARM_UP
+        if first + count > len(self._timeline.backlog):
+            raise ValueError(f"a replay of {count:,} transactions after {first:,} needs a "
+                             f"backlog of {first + count:,}: raise --backlog")
+        self._messages = self._timeline.backlog_messages(run, slice(first, first + count))
+
+    def message(self, run: str, i: int, at: datetime) -> OutboundMessage:
+        return self._messages[i]
+
+
+class ReshuffledTransactions:
+    """The given transactions, shuffled and cycled (--mix reshuffled): the same cards,
+    customers, terminals and devices going on, each with a fresh id and the time it is due (so
+    a card's transactions come much closer together than in the world: velocity rules fire
+    more often, and most decisions are reviews or declines, each explained)."""
 
     def __init__(self, frame: pd.DataFrame, seed: int = 0) -> None:
         rows = frame.assign(is_fraud=0)
@@ -191,12 +230,13 @@ class LiveTransactions:
         self._templates = [decode_event(m.value).data
                            for m in transaction_messages(rows, timedelta(0), now)]
         random.Random(seed).shuffle(self._templates)
-        self._count = 0
+        self._offset = 0
 
-    def message(self, run: str, at: datetime) -> OutboundMessage:
-        i = self._count
-        self._count += 1
-        data = {**self._templates[i % len(self._templates)],
+    def prepare(self, run: str, count: int, warm_up: bool) -> None:
+        self._offset += count  # each run goes on where the last one stopped
+
+    def message(self, run: str, i: int, at: datetime) -> OutboundMessage:
+        data = {**self._templates[(self._offset + i) % len(self._templates)],
                 "transaction_id": f"{run}-{i}", "timestamp": at.isoformat()}
         event = Event(id=f"bench-{run}-{i}", type="transaction", source="bench", time=at,
                       data=data)
@@ -422,47 +462,53 @@ def drain(stack: Stack, state: dict[bytes, bytes], timeline: Timeline,
 def listen(bootstrap: str, run: str, expected: int, ready: ProcessEvent, done: ProcessEvent,
            give_up_s: float, results: Queue[dict[str, list[float]]]) -> None:
     """In its own process, so the publisher's work never delays a receive time: each of the
-    run's decisions as (receive time, its transaction's time) -> latency ms."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="bench-listener",
-                             enable_auto_commit=False)
-    partitions = [TopicPartition(FRAUD_DECISIONS, p)
-                  for p in sorted(consumer.partitions_for_topic(FRAUD_DECISIONS) or ())]
+    run's decisions as (its transaction's index in the run, receive time, the decision's Kafka
+    timestamp). librdkafka and a byte search for the id, not a JSON parse: at 5,000 decisions a
+    second the listener must not take the cores the scorers are measured on (kafka-python with
+    json.loads took 0.7 of a core at 2,000/s)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-listener-{run}",
+                         "enable.auto.commit": False, "client.id": "bench-listener"})
+    metadata = consumer.list_topics(FRAUD_DECISIONS, timeout=30).topics[FRAUD_DECISIONS]
+    partitions = []
+    for p in sorted(metadata.partitions):
+        _, high = consumer.get_watermark_offsets(ConfluentPartition(FRAUD_DECISIONS, p),
+                                                 timeout=30)
+        partitions.append(ConfluentPartition(FRAUD_DECISIONS, p, high))  # from the end, now
     consumer.assign(partitions)
-    consumer.seek_to_end(*partitions)
-    for tp in partitions:
-        consumer.position(tp)  # resolve the end now, before anything is sent
     ready.set()
-    seen: dict[str, list[float]] = {"received_ms": [], "stored_ms": [], "at": []}
-    prefix, give_up_at = f"{run}-", float("inf")
+    seen: dict[str, list[float]] = {"index": [], "received_s": [], "stored_ms": []}
+    pattern = re.compile(rb'"transaction_id":\s*"' + re.escape(f"{run}-".encode()) + rb'(\d+)"')
+    give_up_at = float("inf")
     try:
-        while len(seen["at"]) < expected and time.time() < give_up_at:
+        while len(seen["index"]) < expected and time.time() < give_up_at:
             if done.is_set() and give_up_at == float("inf"):
                 give_up_at = time.time() + give_up_s
-            batches = consumer.poll(timeout_ms=100)
+            records = consumer.consume(num_messages=2000, timeout=0.1)
             received = time.time()
-            for records in batches.values():
-                for record in records:
-                    data = json.loads(record.value)["data"]
-                    if not data["transaction_id"].startswith(prefix):
-                        continue
-                    at = datetime.fromisoformat(data["transaction_time"]).timestamp()
-                    seen["received_ms"].append((received - at) * 1000)
-                    seen["stored_ms"].append(record.timestamp - at * 1000)
-                    seen["at"].append(received)
+            for record in records:
+                found = pattern.search(record.value() or b"") if not record.error() else None
+                if found is None:
+                    continue
+                seen["index"].append(int(found.group(1)))
+                seen["received_s"].append(received)
+                seen["stored_ms"].append(record.timestamp()[1])
     finally:
         consumer.close()
         results.put(seen)
 
 
-def publish_at(publisher: ConfluentPublisher, live: LiveTransactions, run: str, rate: float,
-               seconds: float) -> float:
-    """Open loop: transaction i is due at start + i / rate and carries that time as its
-    timestamp, however late it is actually sent. Returns the start (epoch seconds)."""
-    total, start, sent = int(rate * seconds), time.time(), 0
+def publish_at(publisher: ConfluentPublisher, traffic: Traffic, run: str, rate: float,
+               seconds: float, warm_up: bool = False) -> float:
+    """Open loop: transaction i is due at start + i / rate, however late it is actually sent
+    (the reshuffled mix stamps that time on it; the replay keeps the world's). Returns the
+    start (epoch seconds): latency is measured from each one's due time."""
+    total, sent = int(rate * seconds), 0
+    traffic.prepare(run, total, warm_up)
+    start = time.time()
     with tqdm(total=total, desc=f"publish at {rate:.0f}/s", unit="tx") as bar:
         while sent < total:
             due = min(total, int((time.time() - start) * rate) + 1)
-            batch = [live.message(run, datetime.fromtimestamp(start + i / rate, UTC))
+            batch = [traffic.message(run, i, datetime.fromtimestamp(start + i / rate, UTC))
                      for i in range(sent, due)]
             if batch:
                 publish_or_raise(publisher, batch)
@@ -480,7 +526,7 @@ def caught_up(bootstrap: str, timeout_s: float = 120) -> None:
         time.sleep(0.5)
 
 
-def steady(stack: Stack, state: dict[bytes, bytes], live: LiveTransactions, rate: float,
+def steady(stack: Stack, state: dict[bytes, bytes], traffic: Traffic, rate: float,
            seconds: float, processes: int) -> dict[str, Any]:
     client = redis.Redis.from_url(stack.redis.address)
     restore(client, state)
@@ -494,7 +540,7 @@ def steady(stack: Stack, state: dict[bytes, bytes], live: LiveTransactions, rate
     listener = context.Process(target=listen, args=(bootstrap, run, expected, ready, done,
                                                     60.0, results), daemon=True)
     with scorers(stack, processes) as running:
-        publish_at(publisher, live, f"warmup-{run}", 200, 3)  # joins the group, warms caches
+        publish_at(publisher, traffic, f"warmup-{run}", 200, WARM_UP / 200, warm_up=True)
         caught_up(bootstrap)
         listener.start()
         try:
@@ -502,10 +548,10 @@ def steady(stack: Stack, state: dict[bytes, bytes], live: LiveTransactions, rate
                 raise RuntimeError("the decision listener did not start")
             load_before = os.getloadavg()
             meter = CpuMeter(stack_roles(stack, running, listener.pid))
-            start = publish_at(publisher, live, run, rate, seconds)
+            start = publish_at(publisher, traffic, run, rate, seconds)
             done.set()
             seen = results.get(timeout=120)
-            cores = meter.stop(max(seen["at"], default=time.time()) - start)
+            cores = meter.stop(max(seen["received_s"], default=time.time()) - start)
             listener.join(10)
         finally:
             if listener.is_alive():
@@ -520,10 +566,12 @@ def steady(stack: Stack, state: dict[bytes, bytes], live: LiveTransactions, rate
 def latency_summary(rate: float, seconds: float, start: float,
                     seen: dict[str, list[float]]) -> dict[str, Any]:
     expected = int(rate * seconds)
-    received = np.asarray(seen["received_ms"])
-    at = np.asarray(seen["at"])
+    due_s = start + np.asarray(seen["index"]) / rate
+    at = np.asarray(seen["received_s"])
+    received = (at - due_s) * 1000
     if not len(received):
         raise RuntimeError(f"no decision arrived for the {rate:.0f} tx/s run")
+    distinct = len(set(seen["index"]))
     order = np.argsort(at)  # by receive time: does latency grow over the run?
     quarter = max(len(order) // 4, 1)
 
@@ -532,9 +580,11 @@ def latency_summary(rate: float, seconds: float, start: float,
         return {k: round(v, 2) for k, v in (found | {"max": float(values.max())}).items()}
 
     return {
-        "rate": rate, "seconds": seconds, "expected": expected, "decided": len(received),
+        "rate": rate, "seconds": seconds, "expected": expected, "decided": distinct,
+        "decisions": len(received),
         "decisions_per_s": round(len(received) / (at.max() - start), 1),
-        "latency_ms": stats(received), "at_scorer_ms": stats(np.asarray(seen["stored_ms"])),
+        "latency_ms": stats(received),
+        "at_scorer_ms": stats(np.asarray(seen["stored_ms"]) - due_s * 1000),
         "p50_first_quarter_ms": round(float(np.median(received[order[:quarter]])), 2),
         "p50_last_quarter_ms": round(float(np.median(received[order[-quarter:]])), 2),
         "samples_ms": [round(float(v), 3) for v in received],
@@ -585,8 +635,9 @@ def markdown(s: dict[str, Any]) -> str:
                      f"{r['decisions_per_s']} | {q['p50']} | {q['p95']} | {q['p99']} | "
                      f"{q['p99.9']} | {q['max']} | "
                      f"{r['p50_first_quarter_ms']} -> {r['p50_last_quarter_ms']} |")
+    mix = s["args"].get("mix", "reshuffled")
     lines += ["", "Latency: receive time at a listener on fraud-decisions minus the transaction's "
-              "scheduled send time (its timestamp).", ""]
+              f"scheduled send time. Mix: {mix} (the module's docstring says what each is).", ""]
     return "\n".join(lines + stage_table(s))
 
 
@@ -641,7 +692,9 @@ def plot(s: dict[str, Any], path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backlog", type=int, default=300_000, help="transactions to drain")
+    parser.add_argument("--backlog", type=int, default=300_600,
+                        help="transactions to drain; the replayed latency runs take theirs from "
+                             "it (warm-up and 60 s at 5,000 tx/s: 300,600)")
     parser.add_argument("--drain-scorers", type=int, nargs="+", default=[1, 2],
                         help="scorer processes of each drain run")
     parser.add_argument("--rates", type=float, nargs="+", default=[2000.0, 5000.0],
@@ -649,6 +702,11 @@ def main() -> int:
     parser.add_argument("--scorers", type=int, default=2,
                         help="scorer processes of the latency runs")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each latency run")
+    parser.add_argument("--mix", choices=("replay", "reshuffled"), default="replay",
+                        help="the latency runs' transactions: the backlog replayed in its own "
+                             "order and times (the world's mix), or shuffled and cycled with "
+                             "due times (velocity far above the world's: most decisions review "
+                             "or decline)")
     parser.add_argument("--customers", type=int, default=10_000,
                         help="the world's customers (one card each); terminals: twice as many")
     parser.add_argument("--model-repository", type=Path, default=REPO_ROOT / ".state/models")
@@ -658,7 +716,8 @@ def main() -> int:
     load_before = os.getloadavg()
     world = bench_world(args.customers, args.backlog)
     timeline = Timeline.of(world, args.backlog)
-    live = LiveTransactions(timeline.backlog)
+    traffic: Traffic = (ReplayedTransactions(timeline) if args.mix == "replay"
+                        else ReshuffledTransactions(timeline.backlog))
     workdir = Path(tempfile.mkdtemp(prefix="fraud-stream-bench-"))
     redis_server = start_redis(workdir)
     try:
@@ -680,7 +739,7 @@ def main() -> int:
         memory = client.info("memory")["used_memory"]
         client.close()
         throughput = [drain(stack, state, timeline, n) for n in args.drain_scorers]
-        latency = [steady(stack, state, live, rate, args.seconds, args.scorers)
+        latency = [steady(stack, state, traffic, rate, args.seconds, args.scorers)
                    for rate in args.rates]
     finally:
         kafka.stop()

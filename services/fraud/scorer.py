@@ -52,7 +52,7 @@ HISTORY_COLUMNS = np.array([name not in OWN_FEATURES for name in FRAUD_FEATURE_N
 class Scored:
     transaction: ScoredTransaction
     decision: Decision
-    features: FeatureVector | None  # what the model saw; None when the decision was replayed
+    features: FeatureVector | None  # what the model saw (a replay: as recorded); None: unknown
     replayed: bool                  # the decision made earlier for this transaction id
     shadow: Decision | None = None  # the challenger's, never acted on (shadow_version set)
 
@@ -125,12 +125,17 @@ class SplitBatch:
               shadows: Sequence[Decision | None]) -> list[Scored]:
         """Every transaction in batch order: a replay with its earlier decision, the others with
         theirs (decisions[i], vectors[i] and shadows[i] are those of the i-th transaction to
-        decide). A replay gets no shadow decision: the challenger saw it the first time."""
+        decide). A replay gets no shadow decision: the challenger saw it the first time; it
+        carries the features recorded with its decision, so publishing it again repeats the
+        first event exactly."""
         decided_now = iter(zip(decisions, vectors, shadows, strict=True))
         scored = []
         for position, txn in enumerate(self.transactions):
             if position in self.replays:
-                scored.append(Scored(txn, self.replays[position].decision, None, True))
+                recorded = self.replays[position]
+                features = (None if recorded.features is None
+                            else np.asarray(recorded.features, dtype=vectors.dtype))
+                scored.append(Scored(txn, recorded.decision, features, True))
             else:
                 decision, vector, shadow = next(decided_now)
                 scored.append(Scored(txn, decision, vector, False, shadow))

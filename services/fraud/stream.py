@@ -32,6 +32,7 @@ from services.common.bus.consumer import (
     TransientError,
     run_or_end_process,
 )
+from services.common.bus.dedupe import IdempotentWrites
 from services.common.bus.envelope import Event
 from services.common.bus.ports import Publisher, PublishFailed, publish_or_raise
 from services.common.bus.runtime import build_kafka_consumer
@@ -146,11 +147,17 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
             scorer=scorer, publisher=publisher, topic=settings.fraud_decisions_topic,
             freshness=freshness, stale=stale, max_age_s=settings.fraud_stream_max_age_s,
             shadow_topic=settings.fraud_shadow_topic if settings.fraud_shadow_version else None)
+        # No dedupe keys (docs/adr/0003): the scorer's writes absorb a redelivery themselves
+        # (the state is recorded once per transaction id, the first decision recorded is the
+        # answer), so a redelivered transaction is published again with the same decision. A
+        # key per event would cost two Redis round trips a batch and, at 10,000 tx/s, ~860 M
+        # keys a day.
         runner = build_kafka_consumer(
             settings, client, handler, consumer_metrics,
             RunnerConfig(group=settings.fraud_stream_group, topics=(TRANSACTIONS,),
                          max_batch=settings.fraud_stream_max_batch,
-                         poll_timeout_s=settings.fraud_stream_poll_timeout_s))
+                         poll_timeout_s=settings.fraud_stream_poll_timeout_s),
+            deduplicator=IdempotentWrites())
         thread = threading.Thread(target=run_or_end_process, args=(runner, "fraud-scorer"),
                                   name="fraud-scorer", daemon=True)
         started.append(_Scoring(runner, thread, publisher, model, client))

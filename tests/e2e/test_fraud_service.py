@@ -212,6 +212,44 @@ def test_the_stream_scorer_decides_every_transaction_and_dead_letters_poison(
     assert dead_lettered_by_the_scorer()
 
 
+def test_a_redelivered_transaction_is_decided_again_the_same_and_counted_once(
+        start_service: StartService, kafka_server: ServerProcess,
+        redis_client: redis.Redis) -> None:
+    """The scorer keeps no dedupe key per event (docs/adr/0003): an event met again (a
+    redelivery after a crash) is published again with the decision recorded the first time,
+    and the card's state holds the transaction once."""
+    ensure_topics(kafka_server.address, platform_topics(3))
+    start_service("fraud.stream")
+    run, card, now = uuid.uuid4().hex[:8], f"card{free_port()}", datetime.now(UTC)
+    message = OutboundMessage.of(TRANSACTIONS, card, Event(
+        id=f"{run}-event", type="transaction", source="e2e", time=now,
+        data=transaction(run, 1, card=card, at=now)))
+    publisher = KafkaPublisher(kafka_server.address, client_id="e2e-redelivery")
+
+    def decisions() -> list[dict[str, Any]]:
+        return [data for data in read_topic(kafka_server.address, FRAUD_DECISIONS)
+                if data.get("transaction_id") == f"{run}-1"]
+
+    def wait_for(count: int) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + 60
+        while len(found := decisions()) < count and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return found
+
+    try:
+        publish_or_raise(publisher, [message])
+        assert len(wait_for(1)) == 1
+        publish_or_raise(publisher, [message])
+        first, again = wait_for(2)
+    finally:
+        publisher.close()
+    for field in ("action", "risk_score", "reasons", "ml_score", "features"):
+        assert again[field] == first[field]
+    log = redis_client.get(f"fs:fraud_card_log:{{{card}}}") or b""
+    assert len(log) == CARD_RECORD.itemsize
+    assert not list(redis_client.scan_iter("fs:dedupe:fraud-scorer:*"))
+
+
 def challenger_repository(model_repository: Path, tmp_path: Path) -> tuple[Path, int]:
     """A copy of the test repository with a second fraud version, registered, not promoted:
     a constant 0.98 (sigmoid(4)), so its decisions differ from production's and show it."""

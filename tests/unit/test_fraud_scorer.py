@@ -204,7 +204,8 @@ def test_a_repeated_transaction_id_is_replayed_with_the_identical_decision(
     (second,) = r.score(transaction())
     assert second.replayed
     assert second.decision == first.decision
-    assert second.features is None
+    assert first.features is not None and second.features is not None
+    np.testing.assert_array_equal(second.features, first.features)  # as recorded: the same event
     assert len(r.model.calls) == model_calls  # nothing was scored again
     assert r.store.remembered == [["tx100"]]
     assert r.store.windows == [60]
