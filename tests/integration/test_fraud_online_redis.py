@@ -3,6 +3,7 @@ script reloading, both protocols and Redis Cluster."""
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from services.common.times import epoch_ms
 from services.designs.fraud.features import batch_features
 from services.designs.fraud.layout import CARD_RECORD, SPEND_RECORD, digest
 from services.designs.fraud.redis_state import ENTITIES_PER_CALL, RedisFraudState
+from services.designs.fraud.scripts import TRIM_EVERY
 from services.designs.fraud.state import FraudReport
 from services.designs.model_features import FRAUD_FEATURE_NAMES
 from tests.harness import ServerProcess
@@ -168,17 +170,48 @@ def test_a_batch_larger_than_one_call_reads_what_one_by_one_reads(
     np.testing.assert_array_equal(gathered.matrix, one_by_one)
 
 
+def trims(i: int) -> bool:
+    """Whether transaction `txn(i)`'s calls trim the sorted sets (one in TRIM_EVERY)."""
+    return zlib.crc32(f"tx{i}".encode()) % TRIM_EVERY == 0
+
+
 def test_old_records_are_trimmed_relative_to_event_time_keeping_the_newest(
         redis_client: redis.Redis) -> None:
     store = RedisFraudState(redis_client)
     store.record([txn(i, WHEN - timedelta(days=60, minutes=-i)) for i in range(20)])
-    store.record([txn(100, WHEN)])
+    trimming = next(i for i in range(100, 200) if trims(i))
+    store.record([txn(trimming, WHEN)])
 
     # years in the past, yet what goes is only what is older than the newest event's retention
     kept = card_log(redis_client)
-    assert kept["tx"].tolist() == [digest("tx18"), digest("tx19"), digest("tx100")]  # newest 3
+    assert kept["tx"].tolist() == [digest("tx18"), digest("tx19"), digest(f"tx{trimming}")]
     assert redis_client.zcard("fs:fraud_terminal_tx:{term1}") == 1  # 38 days
-    assert features(store, txn(101, WHEN + timedelta(minutes=1)))["card_nb_tx_24h"] == 1
+    assert redis_client.zcard("fs:fraud_device_cards:{dev1}") == 1
+    assert features(store, txn(trimming + 1, WHEN + timedelta(minutes=1)))["card_nb_tx_24h"] == 1
+
+
+def test_a_set_not_trimmed_yet_reads_as_if_it_were(redis_client: redis.Redis) -> None:
+    """Between trims a sorted set holds members older than its retention; every read is bounded
+    by time (a last use older than the retention reads as none), so the features are those of a
+    trimmed set: checked against one, with old cards on the device, old transactions on the
+    terminal, and one old card coming back."""
+    untrimmed, trimmed = (RedisFraudState(redis_client, namespace) for namespace in ("a", "b"))
+    old = [i for i in range(200) if not trims(i)][:5]
+    history = [txn(i, WHEN - timedelta(days=45, minutes=-i), card_id=f"old{i}") for i in old]
+    keep = next(i for i in range(300, 400) if not trims(i))
+    trim = next(i for i in range(300, 400) if trims(i))
+    untrimmed.record([*history, txn(keep, WHEN - timedelta(minutes=5))])
+    trimmed.record([*history, txn(trim, WHEN - timedelta(minutes=5))])
+    for view in ("device_cards:{dev1}", "terminal_tx:{term1}"):
+        assert redis_client.zcard(f"a:fraud_{view}") == len(old) + 1  # the stale ones kept
+        assert redis_client.zcard(f"b:fraud_{view}") == 1
+
+    later = [txn(500, WHEN, card_id=f"old{old[0]}"), txn(501, WHEN + timedelta(minutes=1))]
+    matrices = []
+    for store in (untrimmed, trimmed):
+        _, state = store.record_and_read(later)
+        matrices.append(batch_features(later, state).matrix)
+    np.testing.assert_array_equal(matrices[0], matrices[1])
 
 
 def test_a_cards_last_use_on_a_device_never_moves_back(redis_client: redis.Redis) -> None:

@@ -6,6 +6,7 @@ adapter send them to Redis or Redis Cluster alike: every call touches one entity
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -36,6 +37,7 @@ from services.designs.fraud.scripts import (
     RECORD_IP,
     RECORD_MERCHANT,
     RECORD_TERMINAL,
+    TRIM_EVERY,
     Script,
 )
 from services.designs.fraud.state import (
@@ -80,16 +82,20 @@ def record_calls(namespace: str, txn: TransactionLike, read: bool = True) -> lis
     (decode_batch). Idempotent: a redelivered transaction is counted once."""
     t, ip, tid, reply = epoch_ms(txn.timestamp), str(txn.ip_address), txn.transaction_id, int(read)
     card = card_record(t, tid, txn.amount, txn.latitude, txn.longitude, txn.device_id, ip)
+    trim = int(zlib.crc32(tid.encode()) % TRIM_EVERY == 0)  # one call in TRIM_EVERY, by id
     return [
         (APPEND_CARD, (CARD_LOG.key(namespace, txn.card_id),), (card, reply)),
         (APPEND_CUSTOMER, (CUSTOMER_LOG.key(namespace, txn.user_id),),
          (spend_record(t, tid, txn.amount), reply)),
         (RECORD_TERMINAL, (TERMINAL_TX.key(namespace, txn.terminal_id),
-                           TERMINAL_FRAUDS.key(namespace, txn.terminal_id)), (tid, t, reply)),
+                           TERMINAL_FRAUDS.key(namespace, txn.terminal_id)),
+         (tid, t, reply, trim)),
         (RECORD_MERCHANT, (MERCHANT_TX.key(namespace, txn.merchant_id),
-                           MERCHANT_FRAUDS.key(namespace, txn.merchant_id)), (tid, t, reply)),
-        (RECORD_DEVICE, (DEVICE_CARDS.key(namespace, txn.device_id),), (txn.card_id, t, reply)),
-        (RECORD_IP, (IP_CARDS.key(namespace, ip),), (txn.card_id, t, reply)),
+                           MERCHANT_FRAUDS.key(namespace, txn.merchant_id)),
+         (tid, t, reply, trim)),
+        (RECORD_DEVICE, (DEVICE_CARDS.key(namespace, txn.device_id),),
+         (txn.card_id, t, reply, trim)),
+        (RECORD_IP, (IP_CARDS.key(namespace, ip),), (txn.card_id, t, reply, trim)),
     ]
 
 

@@ -82,7 +82,9 @@ def _constants(**values: int | Sequence[int]) -> str:
 # record's digest field), so a transaction is in its card's and customer's logs once, however
 # often it is recorded: readers need not deduplicate. The head is trimmed of records older than
 # (this record's time - RETENTION), in steps of at least 16 records (one rewrite per ~16
-# appends), never below the newest KEEP. Returns the log as it is after the call, or its length.
+# appends), never below the newest KEEP. The log goes back with one SET ... PX (the record and
+# the TTL in one call: each redis.call costs Redis about as much as the command itself), or
+# only its TTL when nothing changed. Returns the log as it is after the call, or its length.
 _APPEND_LOG = """
 local key, record = KEYS[1], ARGV[1]
 local cutoff = struct.unpack('<i8', string.sub(record, 1, 8)) - RETENTION
@@ -95,10 +97,8 @@ while true do
   if (at - 9) % SIZE == 0 then seen = true; break end
   from = at + 1
 end
-if not seen then
-  redis.call('APPEND', key, record)
-  log = log .. record
-end
+local changed = not seen
+if changed then log = log .. record end
 local n, step = #log / SIZE, 16
 local function at_ms(i)
   return struct.unpack('<i8', string.sub(log, i * SIZE + 1, i * SIZE + 8))
@@ -107,21 +107,34 @@ if n - KEEP >= step and at_ms(step - 1) < cutoff then
   local drop = step
   while drop < n - KEEP and at_ms(drop) < cutoff do drop = drop + 1 end
   log = string.sub(log, drop * SIZE + 1)
-  redis.call('SET', key, log)
+  changed = true
 end
-redis.call('PEXPIRE', key, TTL)
+if changed then
+  redis.call('SET', key, log, 'PX', TTL)
+else
+  redis.call('PEXPIRE', key, TTL)
+end
 if ARGV[2] == '1' then return log end
 return n
 """
 
+TRIM_EVERY = 8  # of the calls that record in a sorted set, the share that also trims it
+
+# The sorted sets are trimmed of members older than (t - RETENTION) by one call in TRIM_EVERY
+# (ARGV[4] = 1, chosen by the client from the transaction id), not by every call: every read is
+# bounded by score (a stale member is outside each window, and a last use older than RETENTION
+# reads as none), so what is read is the same; a set holds a few stale members more at most.
+
 # KEYS[1] the entity's transactions, KEYS[2] its fraud reports (terminal or merchant).
-# ARGV: transaction id, time t (ms), 1 to reply. Reply: {reports of transactions in
+# ARGV: transaction id, time t (ms), 1 to reply, 1 to trim. Reply: {reports of transactions in
 # [t - DELAY - 30 d, t - DELAY) WITHSCORES, then per COUNT_DAYS d the transactions in
 # [t - DELAY - d, t - DELAY)}.
 _RECORD_ACTIVITY = """
 local member, t = ARGV[1], tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], ARGV[2], member)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', t - RETENTION))
+if ARGV[4] == '1' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', t - RETENTION))
+end
 redis.call('PEXPIRE', KEYS[1], TTL)
 if ARGV[3] ~= '1' then return {} end
 local delayed_end = '(' .. string.format('%d', t - DELAY)
@@ -135,17 +148,21 @@ return reply
 """
 
 # KEYS[1] the cards seen on a device (or IP address), each scored by its last use. ARGV: card
-# id, time t (ms), 1 to reply. Reads before it writes: {cards last seen in [t - WINDOW, t), this
-# card's last use or nil}.
+# id, time t (ms), 1 to reply, 1 to trim. Reads before it writes: {cards last seen in
+# [t - WINDOW, t), this card's last use (nil if none since t - RETENTION)}.
 _RECORD_LAST_SEEN = """
 local member, t = ARGV[1], tonumber(ARGV[2])
 local reply = {}
 if ARGV[3] == '1' then
   reply[1] = redis.call('ZCOUNT', KEYS[1], string.format('%d', t - WINDOW), '(' .. ARGV[2])
-  reply[2] = redis.call('ZSCORE', KEYS[1], member)
+  local last = redis.call('ZSCORE', KEYS[1], member)
+  if last and tonumber(last) < t - RETENTION then last = false end
+  reply[2] = last
 end
 redis.call('ZADD', KEYS[1], 'GT', ARGV[2], member)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', t - RETENTION))
+if ARGV[4] == '1' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', t - RETENTION))
+end
 redis.call('PEXPIRE', KEYS[1], TTL)
 return reply
 """
@@ -160,13 +177,13 @@ def append_log(view: LogView) -> Script:
 def record_activity(view: StateView, count_days: Sequence[int]) -> Script:
     return for_each(f"record_{view.name}", constants=_constants(
         RETENTION=view.retention_ms, TTL=view.ttl_ms, DELAY=DELAY_MS, WINDOW=WINDOW_30D_MS,
-        DAY=MS_DAY, COUNT_DAYS=count_days), body=_RECORD_ACTIVITY, keys=2, args=3)
+        DAY=MS_DAY, COUNT_DAYS=count_days), body=_RECORD_ACTIVITY, keys=2, args=4)
 
 
 def record_last_seen(view: StateView) -> Script:
     return for_each(f"record_{view.name}", constants=_constants(
         RETENTION=view.retention_ms, TTL=view.ttl_ms, WINDOW=WINDOW_30D_MS),
-        body=_RECORD_LAST_SEEN, keys=1, args=3)
+        body=_RECORD_LAST_SEEN, keys=1, args=4)
 
 
 APPEND_CARD = append_log(CARD_LOG)
