@@ -1,5 +1,5 @@
 """Small in-memory fakes for the experiments tests: the Redis commands the exposure log sends, the
-counters the results read, a queue that can be full, and the record of changes."""
+counters the results read, a queue that can be full, the record of changes; a definition body."""
 
 from __future__ import annotations
 
@@ -131,3 +131,9 @@ class FakeHistory:
         if self.failure is not None:
             raise self.failure
         self.changes.append((change, definition.key, definition.status, actor))
+
+
+def definition(key: str = "new-ranker", **changes: Any) -> dict[str, Any]:
+    return {"key": key, "status": "draft", "variations": [
+        {"name": "control", "weight": 0.5, "payload": {"algorithm": "blend"}},
+        {"name": "treatment", "weight": 0.5, "payload": {"algorithm": "ranker"}}], **changes}

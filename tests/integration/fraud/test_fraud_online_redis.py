@@ -19,7 +19,7 @@ from services.designs.fraud.redis_state import ENTITIES_PER_CALL, RedisFraudStat
 from services.designs.fraud.state import FraudReport
 from services.designs.model_features import FRAUD_FEATURE_NAMES
 from tests.harness import ServerProcess
-from tests.unit.test_fraud_online_features import Txn
+from tests.support.fraud_state import Txn
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import redis
 
 from services.fraud.state_store import FraudStoreUnavailable, RedisFraudStore
 from tests.harness import free_port
-from tests.unit.test_fraud_online_features import Txn
+from tests.support.fraud_state import Txn
 
 pytestmark = pytest.mark.integration
 

@@ -5,43 +5,22 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from services.common.bus.envelope import Event, MalformedEvent, decode_event
-from services.common.bus.kafka_bus import records_to_end
 from services.common.bus.topics import TRANSACTIONS, WATCH_EVENTS
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
 from tests.harness import ServerProcess, free_port
-from tests.unit.test_ingest_batching import transaction, watch
+from tests.support.ingest import read_back, transaction, watch
 
 pytestmark = pytest.mark.integration
 
 
-@dataclass(frozen=True)
-class Stored:
-    key: str | None
-    partition: int
-    offset: int
-    event: Event
 
 
-def read_back(bootstrap: str, topic: str, ids: set[str], timeout_s: float = 20.0) -> list[Stored]:
-    """Every record of `topic` up to its current end whose event id is one of `ids`."""
-    found: list[Stored] = []
-    for r in records_to_end(bootstrap, topic, timeout_s):
-        try:
-            event = decode_event(r.value)
-        except MalformedEvent:  # other tests' poison shares the session's topics
-            continue
-        if event.id in ids:
-            key = r.key.decode() if r.key is not None else None
-            found.append(Stored(key, r.partition, r.offset, event))
-    return found
 
 
 def settings_for(kafka: str, redis_url: str) -> IngestSettings:

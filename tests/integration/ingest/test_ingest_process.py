@@ -16,8 +16,7 @@ import pytest
 from services.common.bus.topics import WATCH_EVENTS
 from services.common.probe import process_ready
 from tests.harness import REPO_ROOT, ServerProcess, free_port
-from tests.integration.test_ingest_kafka import read_back
-from tests.unit.test_ingest_batching import watch
+from tests.support.ingest import read_back, watch
 
 pytestmark = pytest.mark.integration
 

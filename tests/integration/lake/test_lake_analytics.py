@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -33,30 +33,12 @@ from services.lake.events import LAKE_TOPICS
 from services.stream.experiments import ExperimentEventsHandler
 from tests import lake_events as ev
 from tests.harness import REPO_ROOT, ServerProcess
-from tests.integration.test_lake_sink_kafka import metrics_for, publish, settings_for, wait_for
+from tests.support.lake import metrics_for, publish, settings_for, wait_for
 
 pytestmark = pytest.mark.integration
 AB_TOPICS = (topics.EXPOSURES, topics.REC_IMPRESSIONS, topics.REC_CLICKS)
 
 
-def through_the_sink(kafka: ServerProcess, root: Path, batches: Iterable[list[OutboundMessage]],
-                     what: str) -> None:
-    """The lake's own sink loop on `root`, fed `batches` published to Kafka, stopped once its
-    group has read them all (every row durable in Parquet)."""
-    settings = settings_for(kafka, root, lake_flush_interval_s=0.5)
-    ensure_topics(kafka.address, [TopicSpec(t, 3) for t in LAKE_TOPICS])
-    start_group_at_end(kafka.address, settings.lake_group, LAKE_TOPICS)
-    loop = build_sink_loop(settings, metrics_for(settings))
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    try:
-        for batch in batches:
-            publish(kafka, batch)
-        wait_for(lambda: group_lags(kafka.address, {settings.lake_group: LAKE_TOPICS})[
-            settings.lake_group] == 0, 120, what)
-    finally:
-        loop.stop()
-        thread.join(30)
 
 
 def ab_events(run: str, experiment: str, seed: int = 7) -> list[OutboundMessage]:

@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,43 +20,30 @@ import pyarrow.parquet as pq
 import pytest
 
 from services.common.bus import topics
-from services.common.bus.clients import kafka_publisher, kafka_record_source
+from services.common.bus.clients import kafka_record_source
 from services.common.bus.consumer import PoisonEvent
 from services.common.bus.envelope import MalformedEvent
 from services.common.bus.kafka_bus import ensure_topics, group_lags, records_to_end
-from services.common.bus.ports import OutboundMessage, Record, publish_or_raise
+from services.common.bus.ports import OutboundMessage, Record
 from services.common.bus.topics import TopicSpec
 from services.common.lake.files import live_files
 from services.common.probe import process_ready
-from services.common.telemetry import Metrics
 from services.lake.app import build_sink_loop
 from services.lake.events import LAKE_TOPICS, lake_event
-from services.lake.loop import LakeMetrics, SinkLoop
+from services.lake.loop import SinkLoop
 from services.lake.settings import LakeSettings
 from services.lake.sink import LakeSink
 from tests import lake_events as ev
 from tests.harness import REPO_ROOT, ServerProcess, free_port
+from tests.support.lake import metrics_for, publish, settings_for, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def settings_for(kafka: ServerProcess, root: Path, **fields: Any) -> LakeSettings:
-    return LakeSettings(kafka_bootstrap_servers=kafka.address, lake_root=root,
-                        lake_group=f"lake-it-{uuid.uuid4().hex[:8]}", service_name="lake",
-                        **fields)
 
 
-def metrics_for(settings: LakeSettings) -> LakeMetrics:
-    return LakeMetrics(Metrics("lake"), settings.lake_group, LAKE_TOPICS)
 
 
-def publish(kafka: ServerProcess, messages: list[OutboundMessage]) -> None:
-    producer = kafka_publisher(LakeSettings(kafka_bootstrap_servers=kafka.address), "it-lake",
-                               delivery_timeout_s=30.0)
-    try:
-        publish_or_raise(producer, messages)
-    finally:
-        producer.close()
 
 
 def lake_rows(root: Path, topic: str, run: str) -> list[dict[str, Any]]:
@@ -74,13 +60,6 @@ def holds_run(path: Path, run: str) -> bool:
     return any(str(r).startswith(run) for r in pq.read_table(path)["event_id"].to_pylist())
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 @pytest.fixture

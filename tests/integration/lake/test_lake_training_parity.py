@@ -35,9 +35,9 @@ from services.trainer.from_lake import NotEnoughData, train_fraud_from_lake
 from services.trainer.lake_sets import fraud_training_set, lake_interactions
 from services.trainer.worlds.transactions import generate_transactions
 from tests.harness import REPO_ROOT, ServerProcess
-from tests.integration import test_recs_online_parity as recs_parity
-from tests.integration.test_fraud_online_parity import WORLD, replay
-from tests.integration.test_lake_analytics import through_the_sink
+from tests.support import recs_parity
+from tests.support.fraud_parity import WORLD, replay
+from tests.support.lake import through_the_sink
 
 pytestmark = pytest.mark.integration
 EVERY_LABEL = datetime(2100, 1, 1, tzinfo=UTC)

@@ -36,8 +36,8 @@ from services.trainer.ranker_from_lake import (
     retrain_ranker,
 )
 from tests.harness import ServerProcess
-from tests.integration.test_lake_analytics import through_the_sink
 from tests.lake_events import T0, message
+from tests.support.lake import through_the_sink
 
 pytestmark = pytest.mark.integration
 

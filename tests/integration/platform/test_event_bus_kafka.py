@@ -41,7 +41,7 @@ from services.common.bus.topics import TopicSpec, dlq_topic
 from services.common.settings import KafkaClient, PlatformSettings
 from services.common.telemetry import Metrics
 from tests.harness import REPO_ROOT, ServerProcess
-from tests.integration.consumer_worker import CountingHandler
+from tests.support.consumer_worker import CountingHandler
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +114,7 @@ def run_in_thread(runner: ConsumerRunner) -> threading.Thread:
 
 def start_worker(kafka: ServerProcess, redis_server: ServerProcess, topic: str, prefix: str,
                  log: Path, client: KafkaClient, **options: float) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "tests.integration.consumer_worker",
+    args = [sys.executable, "-m", "tests.support.consumer_worker",
             "--bootstrap", kafka.address, "--redis-url", redis_server.address,
             "--group", f"{topic}-group", "--topic", topic, "--prefix", prefix,
             "--client", client]

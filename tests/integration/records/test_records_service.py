@@ -27,9 +27,14 @@ from services.fraud.settings import FraudSettings
 from services.records.app import create_app as create_records
 from services.records.settings import RecordsSettings
 from tests.harness import ServerProcess
-from tests.unit.test_fraud_api import body
-from tests.unit.test_fraud_rules import POLICY_PATH
-from tests.unit.test_fraud_scorer import CARD_TESTING, FakeModel, FakeStore, model_repository
+from tests.support.fraud import (
+    CARD_TESTING,
+    POLICY_PATH,
+    FakeModel,
+    FakeStore,
+    body,
+    model_repository,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from services.recommender.metrics import RecommenderMetrics
 from services.recommender.service import CacheUse, ListPolicy, RecommenderService
 from services.recommender.variants import ExperimentVariant
 from tests import recommender_world as world
-from tests.unit.test_recommender_service import FakeStore
+from tests.support.recs import FakeStore
 
 pytestmark = pytest.mark.integration
 

@@ -30,7 +30,7 @@ from services.recommender.variants import Assignment
 from services.stream.experiments import ExperimentEventsHandler
 from tests import recommender_world as world
 from tests.harness import ServerProcess
-from tests.unit.test_recommender_service import FakeModel, FakeStore
+from tests.support.recs import FakeModel, FakeStore
 
 pytestmark = pytest.mark.integration
 

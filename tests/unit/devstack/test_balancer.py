@@ -9,8 +9,7 @@ from pathlib import Path
 
 from services.devstack.balancer import balanced_services, haproxy_config, instance_environment
 from services.devstack.cluster import ClusterSettings
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.harness import REPO_ROOT
 
 
 def test_haproxy_accepts_the_generated_configuration(tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ from supervisor.options import ServerOptions
 from services.devstack.cluster import ClusterSecrets, ClusterSettings, cluster_environment
 from services.devstack.parts import cluster_infra_parts, service_parts, supervisor_environment
 from services.fraud.settings import FraudSettings
+from tests.harness import REPO_ROOT
 
-INFRA = Path(__file__).resolve().parents[2] / "infra"
+INFRA = REPO_ROOT / "infra"
 
 
 def processes(monkeypatch: pytest.MonkeyPatch, config: Path, environment: dict[str, str]

@@ -20,8 +20,8 @@ import yaml
 from services.devstack.balancer import balanced_services
 from services.fraud.settings import FraudSettings
 from services.recommender.settings import RecommenderSettings
+from tests.harness import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 VALIDATOR_DIR = REPO_ROOT / "tests" / "compose"
 KAFKA_DIR = REPO_ROOT / "infra" / "kafka"

@@ -1,6 +1,6 @@
 """Every process's /metrics passes `promtool check metrics`, and every name carries its service.
 
-One test per Prometheus job (tests/unit/expositions.py builds each app without starting it).
+One test per Prometheus job (tests/support/expositions.py builds each app without starting it).
 promtool lints what CONTRIBUTING.md convention 6 asks: counters end in `_total`, base units
 (seconds, not milliseconds), snake_case, help text on every metric.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.expositions import APPS, exposition, sample_labels
+from tests.support.expositions import APPS, exposition, sample_labels
 
 
 def promtool() -> str:

@@ -19,9 +19,9 @@ import yaml
 from services.common.settings import PlatformSettings
 from services.devstack.parts import stack_parts
 from services.fraud.settings import FraudSettings
-from tests.unit.expositions import APPS, exposition, sample_labels
+from tests.harness import REPO_ROOT
+from tests.support.expositions import APPS, exposition, sample_labels
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO_ROOT / "infra" / "prometheus"
 GRAFANA_DIR = REPO_ROOT / "infra" / "grafana"
 COMPOSE_CONFIG = PROMETHEUS_DIR / "prometheus.yml"

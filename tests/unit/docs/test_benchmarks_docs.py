@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.harness import REPO_ROOT
 
 
 def report_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("peers_report",
-                                                  ROOT / "benchmarks" / "peers" / "report.py")
+                                                  REPO_ROOT / "benchmarks" / "peers" / "report.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -33,12 +32,12 @@ def report() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def result() -> dict[str, Any]:
-    return json.loads((ROOT / "benchmarks" / "results" / "peers.json").read_text("utf-8"))
+    return json.loads((REPO_ROOT / "benchmarks" / "results" / "peers.json").read_text("utf-8"))
 
 
 def test_the_benchmarks_page_holds_the_tables_of_the_committed_result(
         report: ModuleType, result: dict[str, Any]) -> None:
-    page = (ROOT / "docs" / "benchmarks.md").read_text("utf-8")
+    page = (REPO_ROOT / "docs" / "benchmarks.md").read_text("utf-8")
     begin, end = page.index(report.BEGIN) + len(report.BEGIN), page.index(report.END)
 
     assert page[begin:end].strip() == report.tables(result).strip()
@@ -46,7 +45,7 @@ def test_the_benchmarks_page_holds_the_tables_of_the_committed_result(
 
 def test_the_readme_comparison_line_is_the_committed_results(report: ModuleType,
                                                              result: dict[str, Any]) -> None:
-    assert report.headline_paragraph(result) in (ROOT / "README.md").read_text("utf-8")
+    assert report.headline_paragraph(result) in (REPO_ROOT / "README.md").read_text("utf-8")
 
 
 def test_the_committed_result_says_when_where_with_what_and_how_much(

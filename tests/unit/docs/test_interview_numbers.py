@@ -22,13 +22,12 @@ import pytest
 from pydantic_settings import BaseSettings
 
 from services.common.bus.topics import MIN_PARTITIONS, TRANSACTIONS
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.harness import REPO_ROOT
 
 
 def numbers_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("interview_numbers",
-                                                  ROOT / "benchmarks" / "doc_numbers.py")
+                                                  REPO_ROOT / "benchmarks" / "doc_numbers.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while being built
@@ -45,38 +44,38 @@ def numbers() -> ModuleType:
 def copy(tmp_path: Path) -> Path:
     """The results, the pages and the fraud policy, copied so a test can change one and leave
     the tree alone."""
-    shutil.copytree(ROOT / "benchmarks" / "results", tmp_path / "benchmarks" / "results")
-    shutil.copytree(ROOT / "docs", tmp_path / "docs",
+    shutil.copytree(REPO_ROOT / "benchmarks" / "results", tmp_path / "benchmarks" / "results")
+    shutil.copytree(REPO_ROOT / "docs", tmp_path / "docs",
                     ignore=shutil.ignore_patterns("*.png", "*.svg", "*.csv"))
-    evaluation = ROOT / "docs" / "evaluation"
+    evaluation = REPO_ROOT / "docs" / "evaluation"
     # the make-load runs' tallies are left out: the tests below add their own
     tallies = [path for path in evaluation.rglob("*_served_from.csv")
                if not path.relative_to(evaluation).parts[0].startswith("make-load-")]
     for csv_file in [*evaluation.rglob("*_slo.csv"), *tallies]:
-        target = tmp_path / csv_file.relative_to(ROOT)
+        target = tmp_path / csv_file.relative_to(REPO_ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(csv_file, target)
-    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    shutil.copy(REPO_ROOT / "README.md", tmp_path / "README.md")
     (tmp_path / "load-tests").mkdir()
-    shutil.copy(ROOT / "load-tests" / "README.md", tmp_path / "load-tests" / "README.md")
-    shutil.copytree(ROOT / "config" / "fraud", tmp_path / "config" / "fraud")
+    shutil.copy(REPO_ROOT / "load-tests" / "README.md", tmp_path / "load-tests" / "README.md")
+    shutil.copytree(REPO_ROOT / "config" / "fraud", tmp_path / "config" / "fraud")
     return tmp_path
 
 
 def test_every_block_in_the_pages_is_what_the_committed_results_render(numbers: ModuleType) -> None:
-    assert numbers.stale(ROOT) == [], "run: .venv/bin/python benchmarks/doc_numbers.py"
+    assert numbers.stale(REPO_ROOT) == [], "run: .venv/bin/python benchmarks/doc_numbers.py"
 
 
 def test_every_block_is_shown_on_some_page_and_every_marker_names_a_block(
         numbers: ModuleType) -> None:
-    shown = {match["name"] for page in numbers.pages(ROOT)
+    shown = {match["name"] for page in numbers.pages(REPO_ROOT)
              for match in numbers.BLOCK.finditer(page.read_text("utf-8"))}
     assert shown == set(numbers.BLOCKS)
 
 
 def test_the_interview_pages_and_the_readme_hold_their_blocks(numbers: ModuleType) -> None:
     def names(page: str) -> set[str]:
-        text = (ROOT / page).read_text("utf-8")
+        text = (REPO_ROOT / page).read_text("utf-8")
         return {match["name"] for match in numbers.BLOCK.finditer(text)}
 
     assert {"recs-scale", "recs-cores", "recs-ten"} <= names("docs/interview/recommendations.md")
@@ -140,7 +139,8 @@ def test_a_committed_served_from_tally_is_preferred_to_the_summary(numbers: Modu
 def recs_cpu_result() -> dict[str, Any]:
     """A recs_cpu.json as benchmarks/recs_cpu.py writes it: its own capacity() over made-up
     per-process CPU figures, so the shape follows the script."""
-    spec = importlib.util.spec_from_file_location("recs_cpu", ROOT / "benchmarks" / "recs_cpu.py")
+    script = REPO_ROOT / "benchmarks" / "recs_cpu.py"
+    spec = importlib.util.spec_from_file_location("recs_cpu", script)
     assert spec is not None and spec.loader is not None
     recs_cpu = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = recs_cpu
@@ -188,13 +188,13 @@ def test_the_brief_arithmetic(numbers: ModuleType) -> None:
 
 def page_texts(numbers: ModuleType) -> dict[str, str]:
     """Every page the numbers are rendered into, and CONTRIBUTING.md, by repository path."""
-    paths = [*numbers.pages(ROOT), ROOT / "CONTRIBUTING.md"]
-    return {str(path.relative_to(ROOT)): path.read_text("utf-8") for path in paths}
+    paths = [*numbers.pages(REPO_ROOT), REPO_ROOT / "CONTRIBUTING.md"]
+    return {str(path.relative_to(REPO_ROOT)): path.read_text("utf-8") for path in paths}
 
 
 def go_mod_version() -> str:
     mods = []
-    for folder, subfolders, files in os.walk(ROOT):
+    for folder, subfolders, files in os.walk(REPO_ROOT):
         subfolders[:] = [name for name in subfolders if not name.startswith(".")]  # .venv, .state
         mods += [Path(folder) / "go.mod"] if "go.mod" in files else []
     found = {match[1] for path in mods
@@ -221,9 +221,9 @@ def named_results(page: str, text: str) -> set[str]:
     for match in LINK.finditer(text):
         if not match[1] or "://" in match[1]:
             continue
-        target = (ROOT / page).parent / match[1]
-        rel = Path(os.path.normpath(target)).relative_to(ROOT) if str(target).startswith(
-            str(ROOT)) else None
+        target = (REPO_ROOT / page).parent / match[1]
+        rel = Path(os.path.normpath(target)).relative_to(REPO_ROOT) if str(target).startswith(
+            str(REPO_ROOT)) else None
         if rel is not None and str(rel).startswith(("benchmarks/results", "docs/evaluation")):
             found.add(str(rel))
     return found
@@ -231,7 +231,7 @@ def named_results(page: str, text: str) -> set[str]:
 
 def test_every_result_file_a_page_names_is_committed(numbers: ModuleType) -> None:
     missing = sorted(f"{page}: {name}" for page, text in page_texts(numbers).items()
-                     for name in named_results(page, text) if not (ROOT / name).exists())
+                     for name in named_results(page, text) if not (REPO_ROOT / name).exists())
     assert missing == []
 
 
@@ -259,7 +259,7 @@ def test_every_link_to_a_section_of_a_page_finds_that_section(numbers: ModuleTyp
             target, anchor = match[1], match[2]
             if not anchor or not (target == "" or target.endswith(".md")) or "://" in target:
                 continue
-            path = (ROOT / page).parent / target if target else ROOT / page
+            path = (REPO_ROOT / page).parent / target if target else REPO_ROOT / page
             if path.exists() and anchor not in anchors(path):
                 broken.append(f"{page}: {target}#{anchor}")
     assert broken == []
@@ -268,8 +268,9 @@ def test_every_link_to_a_section_of_a_page_finds_that_section(numbers: ModuleTyp
 def settings_defaults() -> dict[str, Any]:
     """`MLSD_...` environment variable -> its default, from every settings class in services/."""
     defaults: dict[str, Any] = {}
-    for path in sorted((ROOT / "services").rglob("*settings*.py")):
-        module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+    for path in sorted((REPO_ROOT / "services").rglob("*settings*.py")):
+        name = ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts)
+        module = importlib.import_module(name)
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, BaseSettings):
                 prefix = str(value.model_config.get("env_prefix", "")).upper()

@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.harness import REPO_ROOT
+
 CONFIG: dict[str, dict[str, Any]] = {
     contract["id"]: contract
-    for contract in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"][
-        "contracts"]
+    for contract in tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"][
+        "importlinter"]["contracts"]
 }
 CONTRACTS = {contract_id: contract["name"] for contract_id, contract in CONFIG.items()}
 
@@ -123,15 +124,16 @@ def verdicts(report: str) -> dict[str, str]:
 
 
 def copy_of_tree(into: Path) -> Path:
-    shutil.copytree(ROOT / "services", into / "services",
+    shutil.copytree(REPO_ROOT / "services", into / "services",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copy(ROOT / "pyproject.toml", into / "pyproject.toml")
+    shutil.copy(REPO_ROOT / "pyproject.toml", into / "pyproject.toml")
     return into
 
 
 def test_every_part_is_a_service_or_a_job_and_under_every_contract_of_its_kind() -> None:
     """A new folder under services/ that no contract names would be checked by none."""
-    parts = {f"services.{path.parent.name}" for path in (ROOT / "services").glob("*/__init__.py")}
+    parts = {f"services.{path.parent.name}"
+             for path in (REPO_ROOT / "services").glob("*/__init__.py")}
     services = set(CONFIG["services"]["modules"])
     jobs = set(CONFIG["jobs"]["source_modules"])
 
@@ -146,7 +148,7 @@ def test_every_part_is_a_service_or_a_job_and_under_every_contract_of_its_kind()
 
 
 def test_the_tree_keeps_every_contract() -> None:
-    result = lint_imports(ROOT)
+    result = lint_imports(REPO_ROOT)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert verdicts(result.stdout) == dict.fromkeys(CONTRACTS, "KEPT")

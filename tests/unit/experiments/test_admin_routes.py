@@ -32,9 +32,9 @@ from services.experiments.settings import ExperimentsSettings
 from services.modelserver import api as modelserver_api
 from services.modelserver.app import create_app as modelserver_app
 from services.modelserver.settings import ModelServerSettings
-from tests.unit.experiments_fakes import FakeCounts, FakeHistory, FakeRedis
+from tests.harness import REPO_ROOT
+from tests.support.experiments_fakes import FakeCounts, FakeHistory, FakeRedis
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "a-test-admin-token-of-some-length"
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 

@@ -8,7 +8,6 @@ import string
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -26,9 +25,9 @@ from services.designs.experiments.store import InMemoryDefinitionStore
 from services.designs.experiments.tallies import Timeline, VariationCounts
 from services.experiments.app import create_app
 from services.experiments.settings import DEV_ADMIN_TOKEN, ExperimentsSettings
-from tests.unit.experiments_fakes import FakeCounts, FakeHistory, FakeRedis
+from tests.harness import REPO_ROOT
+from tests.support.experiments_fakes import FakeCounts, FakeHistory, FakeRedis, definition
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "a-test-admin-token-of-some-length"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -76,10 +75,6 @@ def api() -> Iterator[Api]:
         yield Api(client, store, counts, redis, broker, history)
 
 
-def definition(key: str = "new-ranker", **changes: Any) -> dict[str, Any]:
-    return {"key": key, "status": "draft", "variations": [
-        {"name": "control", "weight": 0.5, "payload": {"algorithm": "blend"}},
-        {"name": "treatment", "weight": 0.5, "payload": {"algorithm": "ranker"}}], **changes}
 
 
 # --- definitions ------------------------------------------------------------------------------

@@ -13,8 +13,7 @@ from services.designs.experiments.definitions import (
     load_definitions_file,
     parse_definition,
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.harness import REPO_ROOT
 
 
 def valid(**changes: Any) -> dict[str, Any]:

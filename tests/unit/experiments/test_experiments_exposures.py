@@ -12,7 +12,7 @@ from services.common.bus.topics import EXPOSURES
 from services.designs.experiments.assignment import Assignment, assign
 from services.designs.experiments.definitions import ExperimentDefinition, parse_definition
 from services.designs.experiments.exposures import ExposureLog, logged_key
-from tests.unit.experiments_fakes import FakeQueue, FakeRedis
+from tests.support.experiments_fakes import FakeQueue, FakeRedis
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 

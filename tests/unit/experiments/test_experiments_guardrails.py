@@ -9,7 +9,7 @@ import pytest
 from services.designs.experiments.definitions import InvalidDefinition, parse_definition
 from services.designs.experiments.tallies import VariationCounts
 from services.experiments.guardrails import breaches
-from tests.unit.test_experiments_api import definition
+from tests.support.experiments_fakes import definition
 
 
 def guarded(metric: str = "click_through", max_relative_drop: float = 0.1,

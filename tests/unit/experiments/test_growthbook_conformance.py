@@ -1,6 +1,6 @@
 """GrowthBook's published SDK conformance cases, run against our assignment (the vendored file).
 
-tests/unit/data/growthbook/cases.json is GrowthBook's `packages/sdk-js/test/cases.json`
+tests/unit/experiments/data/growthbook/cases.json is GrowthBook's `packages/sdk-js/test/cases.json`
 unchanged (its SOURCE.md gives the commit, version and licence). Every case of the sections that
 decide who sees what runs here; the `run` cases that need what a definition of ours cannot say
 are listed in NOT_EXPRESSED with the reason, so a new case in a newer file fails until someone

@@ -25,13 +25,15 @@ from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.designs.payloads import FraudDecisionData
 from services.fraud.app import create_app
 from services.fraud.settings import FraudSettings
-from tests.unit.test_fraud_rules import NOW, POLICY_PATH, transaction
-from tests.unit.test_fraud_scorer import (
+from tests.support.fraud import (
     CARD_TESTING,
     MODEL_VERSION,
+    POLICY_PATH,
     FakeModel,
     FakeStore,
+    body,
     model_repository,
+    transaction,
 )
 
 RESPONSE_FIELDS = {"transaction_id", "risk_score", "risk_level", "action", "reasons", "ml_score",
@@ -39,17 +41,6 @@ RESPONSE_FIELDS = {"transaction_id", "risk_score", "risk_level", "action", "reas
                    "degraded_reasons", "replayed", "processing_time_ms"}
 
 
-def body(**changes: Any) -> dict[str, Any]:
-    """A valid request, test_fraud_rules.transaction() as JSON; a value of None removes the field.
-    Its time is in the past (NOW), as a late transaction's may be: states are built around it."""
-    valid: dict[str, Any] = {
-        "transaction_id": "tx100", "user_id": "cust1", "card_id": "card1", "amount": 50.0,
-        "currency": "EUR", "transaction_type": "purchase", "merchant_id": "m1",
-        "merchant_category": "grocery", "terminal_id": "term1", "latitude": 48.8566,
-        "longitude": 2.3522, "timestamp": NOW.isoformat(),
-        "ip_address": "81.0.0.1", "device_id": "dev1"}
-    valid.update(changes)
-    return {k: v for k, v in valid.items() if v is not None}
 
 
 class FakeRecord:

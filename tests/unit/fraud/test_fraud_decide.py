@@ -12,7 +12,7 @@ from services.fraud.explain import Factor, ModelVerdict
 from services.fraud.policy import Action, Combination, Degraded, Policy
 from services.fraud.policy_file import load_engine
 from services.fraud.rules import ListHit, RuleHit
-from tests.unit.test_fraud_rules import POLICY_PATH
+from tests.support.fraud import POLICY_PATH
 
 MODEL_VERSION = 7
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,8 +19,9 @@ from services.fraud.policy_file import load_engine
 from services.fraud.rules import ListHit, RuleHit
 from services.fraud.scorer import Scored, ScoringPath
 from services.fraud.transaction import Transaction
+from tests.harness import REPO_ROOT
 
-POLICY = load_engine(Path(__file__).parents[2] / "config/fraud/policy.toml").policy
+POLICY = load_engine(REPO_ROOT / "config/fraud/policy.toml").policy
 TOPIC = "fraud-decisions"
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -12,28 +12,12 @@ from services.common.times import epoch_ms
 from services.designs.fraud.features import fraud_features
 from services.designs.fraud.state import CardUse, FraudState, KnownFraud, Spend
 from services.designs.model_features import FRAUD_FEATURE_NAMES
+from tests.support.fraud_state import NOW, Txn
 
-NOW = datetime(2018, 7, 4, 12, 0, tzinfo=UTC)  # a Wednesday, midday
 T = epoch_ms(NOW)
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 
 
-@dataclass(frozen=True)
-class Txn:
-    """A scoring request: the fields fraud_features reads."""
-
-    transaction_id: str = "tx100"
-    user_id: str = "cust1"
-    card_id: str = "card1"
-    terminal_id: str = "term1"
-    merchant_id: str = "m1"
-    amount: float = 50.0
-    transaction_type: str = "purchase"
-    latitude: float = 50.0
-    longitude: float = 5.0
-    timestamp: datetime = NOW
-    device_id: str = "dev1"
-    ip_address: str = "81.0.0.1"
 
 
 def use(ago_ms: int, tid: str = "tx1", amount: float = 10.0, device: str = "dev1",

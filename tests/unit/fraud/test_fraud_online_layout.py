@@ -21,7 +21,7 @@ from services.designs.fraud.scripts import (
     SCRIPTS,
 )
 from services.designs.fraud.state import FraudReport
-from tests.unit.test_fraud_online_features import Txn
+from tests.support.fraud_state import Txn
 
 WHEN = datetime(2018, 7, 4, 12, 0, tzinfo=UTC)
 T = epoch_ms(WHEN)

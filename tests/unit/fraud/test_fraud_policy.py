@@ -12,7 +12,7 @@ import pytest
 
 from services.fraud.policy import PolicyError, parse_policy
 from services.fraud.policy_file import PolicyFile, load_engine
-from tests.unit.test_fraud_rules import POLICY_PATH
+from tests.support.fraud import POLICY_PATH
 
 
 def rule(rule_id: str = "BIG_AMOUNT", **changes: Any) -> dict[str, Any]:

@@ -4,8 +4,6 @@ infra/supervisord.conf read by supervisor's own parser with the environment `mak
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from pydantic import ValidationError
 from supervisor.options import ServerOptions
@@ -15,8 +13,9 @@ from services.common.settings import PlatformSettings
 from services.devstack.parts import stack_parts, supervisor_environment
 from services.fraud.__main__ import WORKER_APP, worker_app
 from services.fraud.settings import FraudSettings
+from tests.harness import REPO_ROOT
 
-CONFIG = Path(__file__).resolve().parents[2] / "infra" / "supervisord.conf"
+CONFIG = REPO_ROOT / "infra" / "supervisord.conf"
 
 
 def supervised(monkeypatch: pytest.MonkeyPatch, fraud: FraudSettings) -> dict[str, dict[str, str]]:

@@ -3,51 +3,42 @@ transaction built to trigger it and stays silent on a near miss; lists; history;
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 import pytest
 
-from services.common.times import epoch_ms
 from services.designs.fraud.features import batch_features
-from services.designs.fraud.state import CardUse, FraudState, StateBatch
+from services.designs.fraud.state import FraudState, StateBatch
 from services.fraud.facts import Fact, fact_table
 from services.fraud.policy import Lists, parse_policy
 from services.fraud.policy_file import load_engine
 from services.fraud.rules import ListHit, RuleEngine
 from services.fraud.transaction import Transaction
+from tests.support.fraud import (
+    AWAY_1000_KM,
+    DAY,
+    HOME,
+    HOUR,
+    MINUTE,
+    POLICY_PATH,
+    SECOND,
+    T,
+    history,
+    transaction,
+    use,
+)
 
-POLICY_PATH = Path(__file__).resolve().parents[2] / "config" / "fraud" / "policy.toml"
-NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)  # a Wednesday, midday
-T = epoch_ms(NOW)
-SECOND, MINUTE, HOUR, DAY = 1_000, 60_000, 3_600_000, 86_400_000
-HOME = (48.8566, 2.3522)
-AWAY_1000_KM = (HOME[0] + 9.0, HOME[1])  # 9 degrees of latitude north: 1,000.75 km
 AWAY_50_KM = (HOME[0] + 0.45, HOME[1])
 AWAY_100_KM = (HOME[0] + 0.9, HOME[1])   # 100.08 km
 UNDER_100_KM = (HOME[0] + 0.899, HOME[1])  # 99.96 km
 
 
-def transaction(**changes: Any) -> Transaction:
-    """A quiet grocery purchase at noon in Paris, with the given fields changed."""
-    quiet = Transaction(
-        transaction_id="tx100", user_id="cust1", card_id="card1", terminal_id="term1",
-        merchant_id="m1", merchant_category="grocery", amount=50.0, currency="EUR",
-        transaction_type="purchase", latitude=HOME[0], longitude=HOME[1], timestamp=NOW,
-        ip_address="81.0.0.1", device_id="dev1")
-    return replace(quiet, **changes)
 
 
-def use(ago_ms: int, amount: float = 20.0, *, tid: str = "", place: tuple[float, float] = HOME,
-        device: str = "dev1", ip: str = "81.0.0.1") -> CardUse:
-    """One of the card's transactions, `ago_ms` before NOW."""
-    return CardUse(T - ago_ms, tid or f"tx{ago_ms}", amount, place[0], place[1], device, ip)
 
 
-def history(*uses: CardUse, **counts: Any) -> FraudState:
-    return FraudState(card=uses, **counts)
 
 
 def facts(txn: Transaction, state: FraudState, *, with_history: bool = True) -> dict[str, Fact]:

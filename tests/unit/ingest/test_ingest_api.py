@@ -19,7 +19,7 @@ from services.common.bus.topics import TRANSACTIONS, WATCH_EVENTS
 from services.ingest.app import create_app
 from services.ingest.dedupe import InMemoryDedupe
 from services.ingest.settings import IngestSettings
-from tests.unit.test_ingest_batching import transaction, watch
+from tests.support.ingest import transaction, watch
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from services.common.bus.ports import Delivery
 from services.common.bus.topics import TRANSACTIONS, WATCH_EVENTS
@@ -16,27 +15,7 @@ from services.ingest.batching import (
     validate_batch,
     validate_event,
 )
-
-TIME = "2026-11-21T10:00:00Z"
-
-
-def watch(event_id: str, user: str = "u1", content: str = "t1", seconds: int = 60,
-          **overrides: Any) -> dict[str, Any]:
-    """A valid watch event as a client posts it."""
-    return {"id": event_id, "type": "watch", "source": "web", "time": TIME,
-            "data": {"user_id": user, "content_id": content, "watch_seconds": seconds,
-                     "completed": False}} | overrides
-
-
-def transaction(event_id: str, card: str = "card42", **data: Any) -> dict[str, Any]:
-    """A valid transaction event: the fraud service's scoring request as `data`."""
-    payload = {"transaction_id": f"tx-{event_id}", "user_id": "cust42", "card_id": card,
-               "amount": 12.5, "currency": "EUR", "transaction_type": "purchase",
-               "merchant_id": "m3", "merchant_category": "grocery", "terminal_id": "term7",
-               "latitude": 48.1, "longitude": 11.6, "timestamp": TIME,
-               "ip_address": "10.1.2.3", "device_id": "dev9"} | data
-    return {"id": event_id, "type": "transaction", "source": "pos", "time": TIME,
-            "data": payload}
+from tests.support.ingest import TIME, transaction, watch
 
 
 def rejected(raw: object) -> Rejected:

@@ -18,7 +18,7 @@ from services.common.bus.topics import ALL_TOPICS
 from services.ingest.app import create_app
 from services.ingest.dedupe import InMemoryDedupe
 from services.ingest.settings import IngestSettings
-from tests.unit.test_ingest_batching import transaction, watch
+from tests.support.ingest import transaction, watch
 
 CASES = 1500
 LIMITS = IngestSettings(ingest_max_body_bytes=20_000, ingest_max_batch_events=20)

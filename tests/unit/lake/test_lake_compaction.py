@@ -14,7 +14,7 @@ from services.common.lake.files import compacted_sources, live_files
 from services.common.lake.layout import COMPACTED
 from services.lake.compaction import compact_closed_hours, compact_hour
 from services.lake.sink import LakeSink
-from tests.unit.test_lake_sink import add_all, watches
+from tests.support.lake import add_all, watches
 
 LATER = datetime(2026, 11, 21, tzinfo=UTC)
 

@@ -10,23 +10,14 @@ import pytest
 
 from services.common.bus import topics
 from services.common.bus.consumer import PoisonEvent
-from services.common.bus.envelope import MalformedEvent, decode_event
-from services.common.bus.ports import OutboundMessage, Record
+from services.common.bus.envelope import MalformedEvent
+from services.common.bus.ports import Record
 from services.common.lake.files import live_files
 from services.common.lake.layout import OffsetRange, part_range
 from services.lake.events import lake_event
 from services.lake.sink import LakeSink
 from tests import lake_events as ev
-
-
-def record(message: OutboundMessage, partition: int, offset: int) -> Record:
-    return Record(message.topic, partition, offset, (message.key or "").encode(), message.value)
-
-
-def watches(n: int, minutes_apart: int = 20, partition: int = 0,
-            first_offset: int = 0) -> list[Record]:
-    return [record(ev.watch("r", i, ev.T0 + timedelta(minutes=minutes_apart * i)), partition,
-                   first_offset + i) for i in range(n)]
+from tests.support.lake import add_all, record, watches
 
 
 class Clock:
@@ -37,8 +28,6 @@ class Clock:
         return self.now
 
 
-def add_all(sink: LakeSink, records: list[Record]) -> list[bool]:
-    return [sink.add(r, decode_event(r.value)) for r in records]
 
 
 def rows(root: Path) -> list[dict[str, object]]:

@@ -14,7 +14,7 @@ from services.common.bus.ports import Delivery, OutboundMessage, Publisher
 from services.ingest.app import create_app
 from services.ingest.dedupe import InMemoryDedupe
 from services.ingest.settings import IngestSettings
-from tests.unit.test_ingest_batching import watch
+from tests.support.ingest import watch
 
 MESSAGE = OutboundMessage("watch-events", "u1", b"{}")
 

@@ -25,7 +25,7 @@ from services.recommender.metrics import RecommenderMetrics
 from services.recommender.service import ListPolicy, RecommenderService
 from services.recommender.variants import fixed_variant
 from tests import recommender_world as world
-from tests.unit.test_recommender_service import FakeImpressions, FakeModel, FakeStore
+from tests.support.recs import FakeImpressions, FakeModel, FakeStore
 
 TODAY = datetime.now(UTC).date()
 

@@ -23,7 +23,7 @@ from services.recommender.shadow import (
     top_k_overlap,
 )
 from tests import recommender_world as world
-from tests.unit.test_recommender_service import FakeModel, Rig
+from tests.support.recs import FakeModel, Rig
 
 
 class TwoVersionModel(FakeModel):
