@@ -14,7 +14,7 @@ and NAME is a key of BLOCKS. Every figure in a block is read from a committed re
 shown; the only constants are the design brief's (its rates, users, budgets, uptime), the aims
 issues 14 and 15 set, and the assumptions an interview answer states aloud (peak factor,
 utilisation, retention). The pages are the README, load-tests/README.md and everything under
-docs/. A result refreshed without its pages fails tests/unit/test_interview_numbers.py until
+docs/. A result refreshed without its pages fails tests/unit/docs/test_interview_numbers.py until
 this runs again; that test also checks what else can contradict itself mechanically (the Go
 version, the result files and sections pages link to, the settings defaults they quote).
 """

@@ -21,7 +21,7 @@ retrain from the lake brings them back under.
    the lake sink's loop (services/lake/replay.py);
 3. live: the lake's last --window transactions as the stream scorer meets them: their vectors
    are the trainer's point-in-time features over the lake (held equal to the online path's by
-   tests/integration/test_lake_training_parity.py), scored by the production ONNX graph, fed to
+   tests/integration/lake/test_lake_training_parity.py), scored by the production ONNX graph, fed to
    the scorer's own DriftMonitor (services/common/drift_monitor.py), gauges read from its
    registry. Not the running stack: the same code on the same rows, in one process;
 4. the alert: each gauge's value held for 40 minutes as promtool input series against the

@@ -36,7 +36,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import random
 import re
 import subprocess
@@ -70,6 +69,7 @@ from services.common.bus.envelope import Event, decode_event
 from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import FRAUD_DECISIONS, TRANSACTIONS, platform_topics
+from services.common.machine import describe
 from services.common.probe import http_ready
 from services.designs.fraud.redis_state import RedisFraudState
 from services.designs.fraud.state import FraudReport
@@ -602,10 +602,13 @@ def report(summary: dict[str, Any], out: Path) -> None:
 
 def markdown(s: dict[str, Any]) -> str:
     m = s["machine"]
+    # results before services.common.machine.describe() named two of its keys differently
+    os_name = m.get("os", m.get("platform"))
+    load_after = m.get("load_average", m.get("load_avg_after"))
     lines = [
         "# Fraud stream scorer: throughput and event -> decision latency", "",
-        f"{s['date']}; `nproc` {m['nproc']}, Python {m['python']}, {m['platform']}; load "
-        f"average {m['load_avg_before'][0]:.2f} before, {m['load_avg_after'][0]:.2f} after. "
+        f"{s['date']}; `nproc` {m['nproc']}, Python {m['python']}, {os_name}; load "
+        f"average {m['load_avg_before'][0]:.2f} before, {load_after[0]:.2f} after. "
         "Made by `benchmarks/fraud_stream.py` (its docstring says how). Aim: >= "
         f"{AIM_TX_PER_S:,} tx/s sustained, p99 < {BUDGET_MS:.0f} ms.", "",
         "## Sustained throughput (drain a backlog)", "",
@@ -746,9 +749,7 @@ def main() -> int:
         redis_server.stop()
     summary = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"nproc": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-                    "platform": platform.platform(), "load_avg_before": load_before,
-                    "load_avg_after": os.getloadavg()},
+        "machine": {**describe(), "load_avg_before": load_before},
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "state": {"history_days": HISTORY_DAYS, "keys": len(state), "used_memory": memory},
         "world": {"customers": args.customers, "transactions": len(world),

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -38,6 +37,7 @@ import fraud_stream as fs
 
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import platform_topics
+from services.common.machine import describe
 from services.common.models import ModelRepository
 from services.devstack.servers import REPO_ROOT, start_kafka, start_redis
 
@@ -137,9 +137,7 @@ def main() -> int:
 
     summary = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"nproc": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-                    "platform": platform.platform(), "load_avg_before": load_before,
-                    "load_avg_after": os.getloadavg(),
+        "machine": {**describe(), "load_avg_before": load_before,
                     "note": "2 cores shared with other jobs; runs alternate to share the noise"},
         "setup": {"customers": args.customers, "backlog": args.backlog, "scorers": 1,
                   "production_version": production, "challenger_version": challenger,

@@ -1,7 +1,7 @@
 """The A/B results recomputed in SQL from the exposures, impressions and clicks in the lake.
 
 Each count means what the online counters mean (services/designs/experiments/counts.py), so the
-two must agree; tests/integration/test_lake_analytics.py holds them equal on the same events:
+two must agree; tests/integration/lake/test_lake_analytics.py holds them equal on the same events:
 - exposed: distinct units exposed, each in the variation of its first exposure;
 - converted: of those, units with a click (any click of that user) at or after that exposure;
 - impressions: distinct request ids whose (first) impression was served under the variation;

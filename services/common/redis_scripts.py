@@ -1,4 +1,5 @@
-"""Pipelines of plain commands and Lua scripts (EVALSHA), safe to send after a script flush."""
+"""Pipelines of plain commands and Lua scripts (EVALSHA), gathered by script and slot, safe to
+send after a script flush."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from services.common.features import FeatureStoreUnavailable
@@ -33,38 +35,108 @@ class LuaScript:
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
+class Script(Protocol):
+    """A Lua script Redis knows by the SHA-1 of its source (LuaScript, a design's own kind)."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def sha(self) -> str: ...
+
+
+ScriptCall = tuple[Script, Sequence[str], Sequence[Any]]  # a script, one entity's keys, its args
+
+
 def run_pipeline(client: RedisClient, commands: Sequence[Command],
-                 scripts: Sequence[LuaScript] = ()) -> list[Any]:
+                 scripts: Sequence[Script] = ()) -> list[Any]:
+    """send_pipeline, with Redis down, slow or read-only raised as FeatureStoreUnavailable."""
+    with unavailable_as_domain_error():
+        return send_pipeline(client, commands, scripts)
+
+
+def send_pipeline(client: RedisClient, commands: Sequence[Command],
+                  scripts: Sequence[Script] = ()) -> list[Any]:
     """Send the commands as one pipeline (transaction=False) and return their replies.
 
-    A script Redis no longer knows (restart, failover, SCRIPT FLUSH) fails with NOSCRIPT without
-    running; only those commands are sent again after loading `scripts`. Resending the whole
-    pipeline would run the counters in it twice. Any other error reply is raised.
+    A script Redis no longer knows (restart, failover, SCRIPT FLUSH, a new node) fails with
+    NOSCRIPT without running; only those commands are sent again after loading `scripts`.
+    Resending the whole pipeline would run the counters in it twice. Any other error reply is
+    raised as redis-py raised it: the caller's adapter translates it into its port's error.
     """
     replies = _send(client, commands)
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
         logger.info("loading lua scripts", extra={"scripts": [s.sha for s in scripts]})
-        with unavailable_as_domain_error():
-            for script in scripts:
-                client.script_load(script.source)
+        for script in scripts:
+            client.script_load(script.source)
         for i, reply in zip(missing, _send(client, [commands[i] for i in missing]), strict=True):
             replies[i] = reply
     for reply in replies:
         if isinstance(reply, Exception):
             # A cluster pipeline hands a node's timeout or lost connection back as a reply, not
             # raised: it is an outage like any other (seen as a 500 under `make chaos`, fault 4)
-            with unavailable_as_domain_error():
-                raise reply
+            raise reply
     return replies
+
+
+@dataclass
+class _Gathered:
+    """Calls of one script that go as one EVALSHA: on Redis Cluster, those whose keys share a
+    slot (a script runs on one node)."""
+
+    script: Script
+    keys: list[str] = field(default_factory=list)
+    args: list[Any] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # each entity's place among the calls
+
+    def command(self) -> Command:
+        return ("EVALSHA", self.script.sha, len(self.keys), *self.keys, *self.args)
+
+
+def gather(client: RedisClient, calls: Sequence[ScriptCall], per_call: int) -> list[_Gathered]:
+    """The calls gathered by script (and slot, on a cluster), each group's calls in their order,
+    at most `per_call` a group."""
+    open_groups: dict[tuple[str, int], _Gathered] = {}
+    done: list[_Gathered] = []
+    slot = client.keyslot if isinstance(client, RedisCluster) else (lambda key: 0)
+    for position, (script, keys, args) in enumerate(calls):
+        where = (script.sha, slot(keys[0]))
+        group = open_groups.get(where)
+        if group is None or len(group.positions) == per_call:
+            group = open_groups[where] = _Gathered(script)
+            done.append(group)
+        group.keys += keys
+        group.args += args
+        group.positions.append(position)
+    return done
+
+
+def send_gathered(client: RedisClient, commands: Sequence[Command], calls: Sequence[ScriptCall],
+                  per_call: int) -> tuple[list[Any], list[Any]]:
+    """One pipeline: the plain commands, then the script calls gathered (gather); their replies
+    apart, each call's reply in the calls' order.
+
+    A gathered script runs its body once per entity (KEYS and ARGV laid end to end) and replies
+    with one reply per entity, in order: Redis's cost of a call is then paid once for many.
+    transaction=False: a cluster pipeline may fan out to several nodes; every call touches one
+    slot and is atomic there. NOSCRIPT and errors as send_pipeline.
+    """
+    groups = gather(client, calls, per_call)
+    scripts = list({group.script.sha: group.script for group in groups}.values())
+    replies = send_pipeline(client, [*commands, *(group.command() for group in groups)], scripts)
+    ordered: list[Any] = [None] * len(calls)
+    for group, reply in zip(groups, replies[len(commands):], strict=True):
+        for position, entity_reply in zip(group.positions, reply, strict=True):
+            ordered[position] = entity_reply
+    return replies[:len(commands)], ordered
 
 
 def _send(client: RedisClient, commands: Sequence[Command]) -> list[Any]:
     pipe = client.pipeline(transaction=False)
     for command in commands:
         pipe.execute_command(*command)
-    with unavailable_as_domain_error():
-        return list(pipe.execute(raise_on_error=False))
+    return list(pipe.execute(raise_on_error=False))
 
 
 @contextmanager

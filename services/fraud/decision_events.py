@@ -22,7 +22,7 @@ def decision_message(scored: Scored, path: ScoringPath, topic: str) -> OutboundM
     by pydantic's own serializer (so every field, number and time reads exactly as the models
     would write it) without building and validating the two models first: that took ~20 µs a
     decision, the stream scorer's largest cost outside scoring. The decision is ours, already
-    typed; tests/unit/test_fraud_decision_events.py holds the bytes equal to the models'."""
+    typed; tests/unit/fraud/test_fraud_decision_events.py holds the bytes equal to the models'."""
     txn, decision = scored.transaction, scored.decision
     data: dict[str, Any] = {  # FraudDecisionData's fields, in its order
         "transaction_id": txn.transaction_id,

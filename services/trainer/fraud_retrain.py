@@ -17,7 +17,7 @@ The handbook's label-delay protocol, ending at `as_of` (default: now):
 - features are the vectors the stream served, from `fraud-decisions` (no train/serve skew),
   and, for a transaction with no decision in the lake (history replayed before the scorer
   ran), the same catalog features recomputed point in time (lake_sets.py; the two are held
-  equal by tests/integration/test_lake_training_parity.py);
+  equal by tests/integration/lake/test_lake_training_parity.py);
 - the gate: the production model and the challenger score the same test rows; the challenger
   is registered only if its average precision beats production's by more than `min_gain`,
   and the verdict (with both models' AUC, AP and card precision@100) is written either way.

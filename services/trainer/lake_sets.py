@@ -20,7 +20,7 @@ The recommender's set is the lake's `watch-events` before the instant, as the in
 frame a world has (event id, user, title, time, duration, completed): the trainer's
 recs_models.state_at folds them exactly as it folds a generated world's.
 
-tests/integration/test_lake_training_parity.py holds both equal to what the online path serves
+tests/integration/lake/test_lake_training_parity.py holds both equal to what the online path serves
 for the same events on the real Redis: the fraud vectors row by row, the ranker's features.
 """
 

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from redis.cluster import RedisCluster
 
+from tests.e2e.conftest import StartService
 from tests.harness import REPO_ROOT
 
 
@@ -172,3 +174,35 @@ def write_report(folder: Path, name: str, what: str, started: datetime,
     path = folder / f"{name}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
     return path
+
+
+def seed_watches(on_cluster: StartService, cluster_client: RedisCluster, run: str,
+                 users: list[str]) -> None:
+    """Six watches for each user through ingest and the stream: the recommender's answers
+    for them are personal (no fallback) while Redis answers."""
+    stream = on_cluster("stream", MLSD_STREAM_CONCERNS="watch-features")
+    ingest = on_cluster("ingest")
+    assert httpx.post(f"{ingest.url}/v1/events", json={"events": watch_events(run, users)},
+                      timeout=30).status_code == 202
+    deadline = time.monotonic() + 60
+    while not all(cluster_client.zcard(f"fs:watch_history:{{{u}}}") == 6 for u in users):
+        assert time.monotonic() < deadline, "the watches never reached the features"
+        time.sleep(0.2)
+    ingest.stop()
+    stream.stop()  # only the request paths run under the fault
+
+
+async def retry_once(call: Callable[[], Awaitable[httpx.Response]]
+                     ) -> tuple[int, dict[str, Any]]:
+    """One retry when the connection is cut or refused; an HTTP answer, whatever its status,
+    is final (a 5xx would be the service's answer, not the crash's)."""
+    try:
+        response = await call()
+        return response.status_code, {"retried": False}
+    except httpx.TransportError as exc:
+        first = type(exc).__name__
+    try:
+        response = await call()
+        return response.status_code, {"retried": True, "first_error": first}
+    except httpx.TransportError as exc:
+        return 0, {"retried": True, "first_error": first, "error": type(exc).__name__}

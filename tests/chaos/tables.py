@@ -1,5 +1,5 @@
 """docs/reliability.md's outcome tables, generated from the committed chaos reports (JSON) so
-the page can only show measured numbers (tests/unit/test_reliability_docs.py checks it)."""
+the page can only show measured numbers (tests/unit/docs/test_reliability_docs.py checks it)."""
 
 from __future__ import annotations
 

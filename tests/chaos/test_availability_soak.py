@@ -26,9 +26,8 @@ import pytest
 from matplotlib.figure import Figure
 
 from services.devstack.cluster import redis_roles
-from tests.chaos.load import Answer, open_loop, transaction, write_report
+from tests.chaos.load import Answer, open_loop, retry_once, transaction, write_report
 from tests.chaos.processes import await_workers, kill_worker, live_workers
-from tests.chaos.test_service_crash import retry_once
 from tests.e2e.conftest import StartService
 from tests.harness import ClusterTopology
 

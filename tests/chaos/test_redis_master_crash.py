@@ -23,8 +23,8 @@ from tests.chaos.load import (
     alternating,
     open_loop,
     percentile,
+    seed_watches,
     transaction,
-    watch_events,
     write_report,
 )
 from tests.e2e.conftest import StartService
@@ -67,20 +67,6 @@ def summary(answers: list[Answer], flag: str, killed_at: float, promoted_at: flo
     }
 
 
-def seed_watches(on_cluster: StartService, cluster_client: RedisCluster, run: str,
-                 users: list[str]) -> None:
-    """Six watches for each user through ingest and the stream: the recommender's answers
-    for them are personal (no fallback) while Redis answers."""
-    stream = on_cluster("stream", MLSD_STREAM_CONCERNS="watch-features")
-    ingest = on_cluster("ingest")
-    assert httpx.post(f"{ingest.url}/v1/events", json={"events": watch_events(run, users)},
-                      timeout=30).status_code == 202
-    deadline = time.monotonic() + 60
-    while not all(cluster_client.zcard(f"fs:watch_history:{{{u}}}") == 6 for u in users):
-        assert time.monotonic() < deadline, "the watches never reached the features"
-        time.sleep(0.2)
-    ingest.stop()
-    stream.stop()  # only the request paths run under the fault
 
 
 def test_a_master_killed_under_load_fails_over_with_degraded_answers_and_no_5xx(

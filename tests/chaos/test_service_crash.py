@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.chaos.load import Answer, alternating, open_loop, percentile, transaction, write_report
+from tests.chaos.load import (
+    Answer,
+    alternating,
+    open_loop,
+    percentile,
+    retry_once,
+    transaction,
+    write_report,
+)
 from tests.chaos.processes import await_workers, kill_worker, live_workers
 from tests.e2e.conftest import StartService
 
@@ -35,20 +42,6 @@ WORKERS = 2
 BUDGET_MS = {"fraud": 50.0, "recommender": 100.0}
 
 
-async def retry_once(call: Callable[[], Awaitable[httpx.Response]]
-                     ) -> tuple[int, dict[str, Any]]:
-    """One retry when the connection is cut or refused; an HTTP answer, whatever its status,
-    is final (a 5xx would be the service's answer, not the crash's)."""
-    try:
-        response = await call()
-        return response.status_code, {"retried": False}
-    except httpx.TransportError as exc:
-        first = type(exc).__name__
-    try:
-        response = await call()
-        return response.status_code, {"retried": True, "first_error": first}
-    except httpx.TransportError as exc:
-        return 0, {"retried": True, "first_error": first, "error": type(exc).__name__}
 
 
 def summary(answers: list[Answer], budget_ms: float, killed_at: float) -> dict[str, Any]:

@@ -26,8 +26,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from services.devstack.cluster import redis_roles
-from tests.chaos.load import Answer, open_loop, percentile, transaction, write_report
-from tests.chaos.test_redis_master_crash import seed_watches
+from tests.chaos.load import Answer, open_loop, percentile, seed_watches, transaction, write_report
 from tests.e2e.conftest import StartService
 from tests.harness import ClusterTopology
 

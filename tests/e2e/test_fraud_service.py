@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis
 
@@ -31,6 +30,7 @@ from services.designs.fraud.layout import CARD_RECORD
 from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.trainer.feedback import read_topic, training_table
 from tests.e2e.conftest import ServiceProcess
+from tests.e2e.fraud_calls import decisions_on_kafka, score
 from tests.harness import REPO_ROOT, ServerProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -50,24 +50,8 @@ def transaction(run: str, n: int, *, card: str = "card1", at: datetime | None = 
             "ip_address": "81.2.3.4", "device_id": device}
 
 
-def score(service: ServiceProcess, body: dict[str, Any]) -> dict[str, Any]:
-    response = httpx.post(f"{service.url}/v1/score", json=body, timeout=10)
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
 
 
-def decisions_on_kafka(bootstrap: str, wanted: set[str], timeout_s: float = 30
-                       ) -> dict[str, dict[str, Any]]:
-    """The fraud-decisions events of the wanted transaction ids, read from the beginning again
-    until all are there (decisions are published after the answer) or the time is up."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = {data["transaction_id"]: data for data in read_topic(bootstrap, FRAUD_DECISIONS)
-                 if data.get("transaction_id") in wanted}
-        if wanted <= found.keys() or time.monotonic() > deadline:
-            return found
-        time.sleep(0.5)
 
 
 @pytest.fixture

@@ -19,11 +19,11 @@ import pytest
 import redis
 
 from services.common.bus.envelope import Event
-from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
+from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics, records_to_end
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import TRANSACTIONS, WATCH_EVENTS, dlq_topic, platform_topics
 from tests.e2e.conftest import ServiceProcess
-from tests.e2e.test_fraud_service import decisions_on_kafka, records_to_end, score
+from tests.e2e.fraud_calls import decisions_on_kafka, score
 from tests.harness import ServerProcess
 
 pytestmark = pytest.mark.integration

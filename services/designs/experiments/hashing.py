@@ -1,7 +1,7 @@
 """GrowthBook-compatible bucketing: FNV-1a hashes, bucket ranges, variation choice, namespaces.
 
 Every function gives the same answer as GrowthBook's SDKs for the same inputs (checked against
-their published conformance cases, vendored in tests/unit/data/growthbook/):
+their published conformance cases, vendored in tests/unit/experiments/data/growthbook/):
 
     hash v1  (fnv1a32(value + seed) % 1000) / 1000          the original, slightly biased
     hash v2  (fnv1a32(str(fnv1a32(seed + value))) % 10000) / 10000

@@ -1,0 +1,1 @@
+"""Integration tests (real servers) of the fraud design and service."""

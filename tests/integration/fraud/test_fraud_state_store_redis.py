@@ -1,0 +1,55 @@
+"""RedisFraudStore on a real redis-server: Redis's errors come out as the port's, never raw."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from services.fraud.state_store import FraudStoreUnavailable, RedisFraudStore
+from tests.harness import free_port
+from tests.support.fraud_state import Txn
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def nobody_listening() -> Iterator[redis.Redis]:
+    """A client on a port no server listens on: every call is refused at once."""
+    client = redis.Redis(port=free_port(), socket_connect_timeout=0.5)
+    yield client
+    client.close()
+
+
+def test_a_redis_that_answers_records_reads_and_remembers(redis_client: redis.Redis) -> None:
+    store = RedisFraudStore(redis_client)
+
+    read = store.record_and_read([Txn()])
+    earlier = store.remember([("tx100", b"decided")], 60)
+
+    assert read.earlier_decisions == [None] and len(read.state) == 1
+    assert earlier == [None]
+    assert store.recall("tx100") == b"decided"
+
+
+def test_every_call_to_a_redis_that_is_down_raises_the_ports_error(
+        nobody_listening: redis.Redis) -> None:
+    store = RedisFraudStore(nobody_listening)
+    calls = {"record_and_read": lambda: store.record_and_read([Txn()]),
+             "remember": lambda: store.remember([("tx100", b"decided")], 60),
+             "recall": lambda: store.recall("tx100")}
+
+    for name, call in calls.items():
+        with pytest.raises(FraudStoreUnavailable, match=r"^ConnectionError: ") as raised:
+            call()
+        assert isinstance(raised.value.__cause__, redis.ConnectionError), name
+
+
+def test_a_reply_redis_refuses_is_the_ports_error_naming_redis_error(
+        redis_client: redis.Redis) -> None:
+    store = RedisFraudStore(redis_client)
+    redis_client.rpush(store.decision_key("tx100"), b"not a string")  # GET on it: WRONGTYPE
+
+    with pytest.raises(FraudStoreUnavailable, match=r"^ResponseError: WRONGTYPE"):
+        store.recall("tx100")

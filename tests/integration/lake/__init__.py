@@ -1,0 +1,1 @@
+"""Integration tests (real servers) of the lake sink and its jobs."""

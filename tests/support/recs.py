@@ -1,0 +1,121 @@
+"""Recommender test fakes: the online store, the ranker, the impressions log, and a service rig."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from services.common.breaker import CircuitBreaker
+from services.common.features import FeatureStoreUnavailable
+from services.common.models import Prediction
+from services.common.models.errors import ModelUnavailable
+from services.common.telemetry import Metrics
+from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.state import ItemStats, UserOnlineState
+from services.recommender.candidates import CandidateSizes
+from services.recommender.catalog import LiveCatalog
+from services.recommender.metrics import RecommenderMetrics
+from services.recommender.schemas import (
+    ServedList,
+)
+from services.recommender.service import ListPolicy, RecommenderService
+from services.recommender.variants import Assignment, fixed_variant
+from tests import recommender_world as world
+
+
+class FakeStore:
+    """The online state in dicts; `down` makes every call fail like a dead Redis."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, UserOnlineState] = {}
+        self.cache: dict[tuple[str, int], bytes] = {}
+        self.down = False
+        self.reads = 0
+
+    def _check(self) -> None:
+        if self.down:
+            raise FeatureStoreUnavailable("redis did not answer: connection refused")
+
+    def read_user(self, user_id: str) -> UserOnlineState:
+        self._check()
+        self.reads += 1
+        return self.users.get(user_id, UserOnlineState(user_id, (), 0, None, ()))
+
+    def cached_recommendations(self, user_id: str, k: int) -> bytes | None:
+        self._check()
+        return self.cache.get((user_id, k))
+
+    def cache_recommendations(self, user_id: str, k: int, payload: bytes, ttl_s: int,
+                              if_watch_count: int | None) -> bool:
+        self._check()
+        current = self.users.get(user_id)
+        if if_watch_count is not None and (current.watch_count if current else 0) != if_watch_count:
+            return False
+        self.cache[(user_id, k)] = payload
+        return True
+
+    def read_item_stats(self, now_s: float) -> ItemStats:
+        self._check()
+        return world.stats()
+
+
+class FakeModel:
+    """The ranker: p = sigmoid(4 x cf_score), or down."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.calls: list[tuple[int, int | None]] = []
+        self.rows: list[Any] = []
+
+    def predict(self, model_name: str, rows: Any, *, version: int | None = None) -> Prediction:
+        if self.down:
+            raise ModelUnavailable("model server did not answer")
+        self.calls.append((len(rows), version))
+        self.rows.append(rows)
+        p1 = 1 / (1 + np.exp(-4.0 * rows[:, 0]))
+        probabilities = np.column_stack([1 - p1, p1])
+        return Prediction(model_name, version or 1, {"probabilities": probabilities})
+
+    def ready(self, model_name: str) -> bool:
+        return not self.down
+
+    def close(self) -> None:
+        pass
+
+
+class FakeImpressions:
+    def __init__(self) -> None:
+        self.recorded: list[tuple[ServedList, str, Assignment]] = []
+
+    def record(self, listed: ServedList, request_id: str, assignment: Assignment) -> None:
+        self.recorded.append((listed, request_id, assignment))
+
+
+class Rig:
+    def __init__(self, root: Path, variant: str = "treatment", explore_share: float = 0.0
+                 ) -> None:
+        self.store = FakeStore()
+        self.model = FakeModel()
+        self.impressions = FakeImpressions()
+        self.registry = Metrics("recommender_test")
+        self.metrics = RecommenderMetrics(self.registry)
+        self.catalog = LiveCatalog(world.repository(root), "ranker", self._store_for, 60.0)
+        self.catalog.refresh()
+        self.service = RecommenderService(
+            catalog=self.catalog, store_for=self._store_for, model=self.model,
+            model_name="ranker", metrics=self.metrics, choose_variant=fixed_variant(variant),
+            impressions=self.impressions,  # type: ignore[arg-type]
+            policy=ListPolicy(candidates=CandidateSizes(10, 10, 5), cache_ttl_s=300,
+                              default_max_maturity=4, fallback_max_maturity=1,
+                              explore_share=explore_share),
+            redis_breaker=CircuitBreaker("redis", 100),
+            model_breaker=CircuitBreaker("model", 100))
+
+    def _store_for(self, items: ItemArtifacts) -> FakeStore:
+        return self.store
+
+    def count(self, name: str, **labels: str) -> float:
+        value = self.registry.registry.get_sample_value(f"recommender_test_{name}", labels)
+        return value or 0.0

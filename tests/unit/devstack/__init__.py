@@ -1,0 +1,1 @@
+"""Unit tests (fakes, no servers) of the local stack: processes, compose, Prometheus, scaling."""

@@ -1,0 +1,84 @@
+"""`make run-cluster`'s supervisord config, read by supervisor's own parser with the environment
+services/devstack gives it: which nodes run, where the services are pointed, what waits."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from supervisor.options import ServerOptions
+
+from services.devstack.cluster import ClusterSecrets, ClusterSettings, cluster_environment
+from services.devstack.parts import cluster_infra_parts, service_parts, supervisor_environment
+from services.fraud.settings import FraudSettings
+from tests.harness import REPO_ROOT
+
+INFRA = REPO_ROOT / "infra"
+
+
+def processes(monkeypatch: pytest.MonkeyPatch, config: Path, environment: dict[str, str]
+              ) -> dict[str, tuple[bool, dict[str, str]]]:
+    """Process name -> (autostart, its own environment), as supervisord would start them."""
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    options = ServerOptions()
+    options.configfile = str(config)
+    options.process_config(do_usage=False)
+    return {p.name: (p.autostart, p.environment or {})
+            for group in options.process_group_configs for p in group.process_configs}
+
+
+@pytest.fixture
+def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.delenv("MLSD_REDIS_PASSWORD", raising=False)
+    secrets = ClusterSecrets.load_or_create(tmp_path)
+    return {**supervisor_environment(FraudSettings()),
+            **cluster_environment(ClusterSettings(), secrets, tmp_path)}
+
+
+def test_the_cluster_config_runs_three_kafka_nodes_and_six_redis_nodes_then_the_services(
+        monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) -> None:
+    started = processes(monkeypatch, INFRA / "supervisord.cluster.conf", environment)
+
+    nodes = {name: env for name, (_, env) in started.items() if name[:6] in ("kafka-", "redis-")}
+    assert nodes == {**{f"kafka-{n}": {"KAFKA_NODE_ID": str(n)} for n in (1, 2, 3)},
+                     **{f"redis-{n}": {"REDIS_NODE": str(n)} for n in range(1, 7)}}
+    parts = [*cluster_infra_parts(ClusterSettings(), "pw"), *service_parts()]
+    assert {p.name for p in parts} <= set(started)
+    # the services wait until devstack has formed the Redis Cluster and created the topics
+    held = {name for name, (autostart, _) in started.items() if not autostart}
+    assert held == set(started) - set(nodes) - {"postgres"}
+
+
+def test_make_run_starts_its_services_with_the_infrastructure(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    started = processes(monkeypatch, INFRA / "supervisord.conf",
+                        supervisor_environment(FraudSettings()))
+    assert all(autostart for autostart, _ in started.values())
+    assert {"redis", "kafka", "ingest", "fraud"} <= set(started)
+
+
+def test_the_services_are_pointed_at_every_broker_and_at_the_cluster_with_its_password(
+        environment: dict[str, str]) -> None:
+    assert environment["MLSD_KAFKA_BOOTSTRAP_SERVERS"] == \
+        "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094"
+    assert environment["MLSD_KAFKA_REPLICATION_FACTOR"] == "3"
+    assert environment["MLSD_REDIS_CLUSTER"] == "true"
+    assert len(environment["MLSD_REDIS_PASSWORD"]) >= 24
+    assert environment["MLSD_REDIS_PASSWORD"] not in environment["MLSD_REDIS_URL"]
+
+
+def test_the_secrets_are_made_once_closed_to_others_and_reused(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    monkeypatch.delenv("MLSD_REDIS_PASSWORD", raising=False)
+    first = ClusterSecrets.load_or_create(tmp_path)
+    again = ClusterSecrets.load_or_create(tmp_path)
+
+    assert first == again
+    assert len(first.kafka_cluster_id) == 22  # 16 bytes, URL-safe base64 without padding
+    for name in ("redis-password", "kafka-cluster-id"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+    monkeypatch.setenv("MLSD_REDIS_PASSWORD", "from-the-environment")
+    assert ClusterSecrets.load_or_create(tmp_path).redis_password == "from-the-environment"

@@ -1,0 +1,481 @@
+"""docker-compose.yml: valid against the Compose specification, and the same stack as `make run`.
+
+No Docker engine is needed. tests/compose/ is a small Go program that loads the file with
+compose-go, the loader inside `docker compose`, which checks it against the specification's
+JSON schema; the other tests read the YAML and compare it with the local run's configuration.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.devstack.balancer import balanced_services
+from services.fraud.settings import FraudSettings
+from services.recommender.settings import RecommenderSettings
+from tests.harness import REPO_ROOT
+
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+VALIDATOR_DIR = REPO_ROOT / "tests" / "compose"
+KAFKA_DIR = REPO_ROOT / "infra" / "kafka"
+
+# Host ports of the design (docs/architecture.md), and Locust's web UI.
+DESIGN_PORTS = {
+    "redis": 6379, "postgres": 5433, "kafka": 9092, "prometheus": 9090, "grafana": 3000,
+    "ingest": 8000, "model-server": 8010, "experiments": 8020, "recommender": 8030, "fraud": 8040,
+    "console": 8060, "locust-master": 8089,
+}
+INFRA_SERVICES = ("redis", "postgres", "kafka", "prometheus", "grafana")
+PROMETHEUS_CONFIG = REPO_ROOT / "infra" / "prometheus" / "prometheus.yml"
+DOCKERFILE = REPO_ROOT / "infra" / "docker" / "Dockerfile"
+
+# Template keys that differ on purpose: addresses, paths, and the quorum (see the comments in
+# docker-compose.yml and docs/adr/0001-compose-mirrors-the-local-stack.md).
+KAFKA_KEYS_THAT_DIFFER = {
+    "listeners", "advertised.listeners", "listener.security.protocol.map",
+    "controller.quorum.bootstrap.servers", "log.dirs",
+}
+
+
+class ComposeCheck:
+    """The Go validator, built on first use so that a missing Go fails the test that needs it."""
+
+    def __init__(self, build_dir: Path) -> None:
+        self._binary = build_dir / "composecheck"
+        self._built = False
+
+    def _build(self) -> None:
+        go = shutil.which("go")
+        if go is None:
+            pytest.fail(
+                "Go is not on PATH. The Compose validator (tests/compose/) is a Go program built "
+                "on compose-go; install Go 1.24 or newer (https://go.dev/dl/) and run again.",
+                pytrace=False,
+            )
+        build = subprocess.run(
+            [go, "build", "-buildvcs=false", "-o", str(self._binary), "."],
+            cwd=VALIDATOR_DIR, capture_output=True, text=True, timeout=280, check=False,
+        )
+        if build.returncode != 0:
+            pytest.fail(f"building tests/compose failed:\n{build.stderr}", pytrace=False)
+        self._built = True
+
+    def run(self, compose_file: Path) -> subprocess.CompletedProcess[str]:
+        if not self._built:
+            self._build()
+        return subprocess.run(
+            [str(self._binary), str(compose_file)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def composecheck(tmp_path_factory: pytest.TempPathFactory) -> ComposeCheck:
+    return ComposeCheck(tmp_path_factory.mktemp("composecheck"))
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    services: dict[str, dict[str, Any]] = compose["services"]
+    return services
+
+
+def _published(port: str | int | dict[str, Any]) -> tuple[str, int]:
+    """(host ip, host port) of one `ports` entry, short ("127.0.0.1:9092:9094") or long syntax."""
+    if isinstance(port, dict):
+        return str(port.get("host_ip", "")), int(port["published"])
+    parts = str(port).split("/")[0].split(":")
+    if len(parts) == 1:
+        pytest.fail(f"port {port!r} publishes a random host port; the design fixes each port")
+    host_ip = parts[0] if len(parts) == 3 else ""
+    return host_ip, int(parts[-2])
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> source of each short-syntax volume ("./src:/target:ro")."""
+    return {entry.split(":")[1]: entry.split(":")[0] for entry in service.get("volumes", [])}
+
+
+def _kafka_template() -> dict[str, str]:
+    """The local broker's server.properties, with @PARTITIONS@ filled in from env.sh's default."""
+    partitions = re.search(r'KAFKA_PARTITIONS="\$\{KAFKA_PARTITIONS:-(\d+)\}"',
+                           (KAFKA_DIR / "env.sh").read_text(encoding="utf-8"))
+    assert partitions, "infra/kafka/env.sh no longer sets a default KAFKA_PARTITIONS"
+    properties = {}
+    for line in (KAFKA_DIR / "server.properties.template").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            properties[key.strip()] = value.strip().replace("@PARTITIONS@", partitions.group(1))
+    return properties
+
+
+def _kafka_property(env_name: str) -> str:
+    """The apache/kafka image's rule: KAFKA_A_B -> a.b, `__` -> `_`, `___` -> `-`."""
+    name = env_name.removeprefix("KAFKA_").lower()
+    return name.replace("___", "-").replace("__", "\0").replace("_", ".").replace("\0", "_")
+
+
+def test_compose_file_is_valid_against_the_compose_specification(
+    composecheck: ComposeCheck, compose: dict[str, Any]
+) -> None:
+    result = composecheck.run(COMPOSE_FILE)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == sorted(_services(compose))
+
+
+def test_validator_accepts_an_unchanged_copy(composecheck: ComposeCheck, tmp_path: Path,
+                                             compose: dict[str, Any]) -> None:
+    """The control for the next test: rewriting the file through PyYAML keeps it valid."""
+    copy = tmp_path / "docker-compose.yml"
+    copy.write_text(yaml.safe_dump(compose, sort_keys=False), encoding="utf-8")
+
+    result = composecheck.run(copy)
+
+    assert result.returncode == 0, result.stderr
+
+
+def _add_unknown_top_level_key(compose: dict[str, Any]) -> None:
+    compose["service"] = {"typo": {"image": "redis"}}
+
+
+def _publish_ports_as_a_mapping(compose: dict[str, Any]) -> None:
+    compose["services"]["redis"]["ports"] = {"6379": 6379}
+
+
+def _wait_for_an_unknown_condition(compose: dict[str, Any]) -> None:
+    compose["services"]["grafana"]["depends_on"]["prometheus"]["condition"] = "service_ready"
+
+
+def _depend_on_a_missing_service(compose: dict[str, Any]) -> None:
+    compose["services"]["grafana"]["depends_on"] = {"prometheus-typo": {
+        "condition": "service_healthy"}}
+
+
+def _use_an_undeclared_named_volume(compose: dict[str, Any]) -> None:
+    del compose["volumes"]["redis-data"]
+
+
+@pytest.mark.parametrize(("breakage", "error"), [
+    (_add_unknown_top_level_key, "additional properties 'service' not allowed"),
+    (_publish_ports_as_a_mapping, "services.redis.ports must be a array"),
+    (_wait_for_an_unknown_condition, "condition value must be one of"),
+    (_depend_on_a_missing_service, 'depends on undefined service "prometheus-typo"'),
+    (_use_an_undeclared_named_volume, "redis-data"),
+])
+def test_validator_rejects_a_file_that_breaks_the_specification(
+    composecheck: ComposeCheck, tmp_path: Path, compose: dict[str, Any],
+    breakage: Callable[[dict[str, Any]], None], error: str,
+) -> None:
+    broken = yaml.safe_load(yaml.safe_dump(compose))
+    breakage(broken)
+    copy = tmp_path / "docker-compose.yml"
+    copy.write_text(yaml.safe_dump(broken, sort_keys=False), encoding="utf-8")
+
+    result = composecheck.run(copy)
+
+    assert result.returncode != 0, f"accepted a broken file:\n{result.stdout}"
+    assert error in result.stderr
+
+
+def test_compose_runs_the_infrastructure_of_the_design(compose: dict[str, Any]) -> None:
+    assert set(INFRA_SERVICES) <= set(_services(compose))
+
+
+def _one_shot(service: dict[str, Any]) -> bool:
+    """A job (the trainer) that runs to completion; services depend on it finishing."""
+    return str(service.get("restart", "")) == "no"
+
+
+def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
+    for name, service in _services(compose).items():
+        if _one_shot(service):
+            continue
+        healthcheck = service.get("healthcheck", {})
+        assert healthcheck.get("test"), f"{name} has no healthcheck"
+        assert not healthcheck.get("disable", False), f"{name} disables its healthcheck"
+
+
+def test_dependencies_wait_until_healthy(compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    for name, service in services.items():
+        depends_on = service.get("depends_on", {})
+        # The list form means `service_started`: the dependency may not answer yet.
+        assert isinstance(depends_on, dict), f"{name}: depends_on needs the long form"
+        for dependency, how in depends_on.items():
+            expected = ("service_completed_successfully" if _one_shot(services[dependency])
+                        else "service_healthy")
+            assert how.get("condition") == expected, f"{name} -> {dependency}"
+    assert "prometheus" in services["grafana"]["depends_on"]
+
+
+def test_published_ports_are_the_design_ports(compose: dict[str, Any]) -> None:
+    for name, service in _services(compose).items():
+        ports = service.get("ports", [])
+        if not ports:
+            continue  # workers such as the stream processor publish nothing
+        assert name in DESIGN_PORTS, f"{name} publishes {ports} but has no design port"
+        assert [_published(port)[1] for port in ports] == [DESIGN_PORTS[name]], name
+    for name in INFRA_SERVICES:
+        assert _services(compose)[name].get("ports"), f"{name} publishes no port"
+
+
+def test_ports_are_published_on_the_host_loopback_only(compose: dict[str, Any]) -> None:
+    """Redis and Kafka have no authentication here: nothing listens on the host's network."""
+    for name, service in _services(compose).items():
+        for port in service.get("ports", []):
+            assert _published(port)[0] == "127.0.0.1", f"{name}: {port}"
+
+
+def test_images_are_pinned_to_a_full_version(compose: dict[str, Any]) -> None:
+    for name, service in _services(compose).items():
+        if "image" in service:
+            # PostgreSQL numbers its releases major.minor (15.18): that is its full version
+            assert (re.search(r":v?\d+\.\d+\.\d+", service["image"])
+                    or re.fullmatch(r"postgres:\d+\.\d+-\w+", service["image"])), \
+                f"{name}: {service['image']}"
+
+
+def test_every_variable_has_a_default_so_a_fresh_clone_starts() -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8").replace("$$", "")
+    for variable in re.findall(r"\$\{([^}]*)\}", text):
+        assert re.fullmatch(r"\w+:?-.*", variable), f"${{{variable}}} has no default"
+    assert not re.findall(r"\$\w", text), "use ${VAR:-default}, not $VAR"
+
+
+def test_kafka_mirrors_the_local_broker_config(compose: dict[str, Any]) -> None:
+    environment = _services(compose)["kafka"]["environment"]
+    compose_properties = {_kafka_property(name): str(value) for name, value in environment.items()
+                          if name.startswith("KAFKA_") and name != "KAFKA_HEAP_OPTS"}
+    local = {key: value for key, value in _kafka_template().items()
+             if key not in KAFKA_KEYS_THAT_DIFFER}
+
+    assert {key: compose_properties.get(key) for key in local} == local
+    assert compose_properties["auto.create.topics.enable"] == "false"
+
+
+def test_kafka_has_the_local_heap(compose: dict[str, Any]) -> None:
+    heap = re.search(r'KAFKA_HEAP="\$\{KAFKA_HEAP:-(\w+)\}"',
+                     (KAFKA_DIR / "env.sh").read_text(encoding="utf-8"))
+    assert heap, "infra/kafka/env.sh no longer sets a default KAFKA_HEAP"
+
+    opts = _services(compose)["kafka"]["environment"]["KAFKA_HEAP_OPTS"].split()
+
+    assert opts == [f"-Xms{heap.group(1)}", f"-Xmx{heap.group(1)}"]
+
+
+def test_kafka_answers_containers_and_the_host_on_9092(compose: dict[str, Any]) -> None:
+    environment = _services(compose)["kafka"]["environment"]
+    advertised = dict(listener.split("://") for listener in
+                      environment["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    bound = dict(listener.split("://") for listener in environment["KAFKA_LISTENERS"].split(","))
+
+    assert advertised["PLAINTEXT"] == "kafka:9092"
+    assert advertised["HOST"] == "localhost:9092"
+    assert _services(compose)["kafka"]["ports"] == [f"127.0.0.1:9092:{bound['HOST'][1:]}"]
+    assert environment["KAFKA_INTER_BROKER_LISTENER_NAME"] == "PLAINTEXT"
+
+
+def test_redis_runs_the_local_redis_conf(compose: dict[str, Any]) -> None:
+    redis = _services(compose)["redis"]
+    config_path = redis["command"][1]
+
+    assert redis["command"][0] == "redis-server"
+    assert (REPO_ROOT / _mounts(redis)[config_path]).resolve() == (
+        REPO_ROOT / "infra" / "redis" / "redis.conf")
+
+
+def test_monitoring_configs_are_mounted_where_the_services_read_them(
+    compose: dict[str, Any],
+) -> None:
+    prometheus, grafana = _services(compose)["prometheus"], _services(compose)["grafana"]
+    prometheus_mounts, grafana_mounts = _mounts(prometheus), _mounts(grafana)
+    config = "/etc/prometheus/prometheus.yml"
+    provider = yaml.safe_load((REPO_ROOT / "infra/grafana/provisioning/dashboards/platform.yml")
+                              .read_text(encoding="utf-8"))["providers"][0]
+
+    assert f"--config.file={config}" in prometheus["command"]
+    assert prometheus_mounts[config] == "./infra/prometheus/prometheus.yml"
+    # prometheus.yml loads rules/*.yml relative to itself.
+    assert prometheus_mounts["/etc/prometheus/rules"] == "./infra/prometheus/rules"
+    assert grafana_mounts["/etc/grafana/provisioning"] == "./infra/grafana/provisioning"
+    assert grafana_mounts[provider["options"]["path"]] == "./infra/grafana/dashboards"
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert (REPO_ROOT / "infra/grafana/dashboards" / Path(home).name).is_file()
+
+
+def test_data_lives_in_named_volumes(compose: dict[str, Any]) -> None:
+    volumes = set(compose["volumes"])
+    for name in INFRA_SERVICES:
+        sources = set(_mounts(_services(compose)[name]).values())
+        assert sources & volumes, f"{name} keeps its data in no named volume"
+
+
+def _programs(*configs: str) -> set[str]:
+    text = "".join((REPO_ROOT / "infra" / c).read_text(encoding="utf-8") for c in configs)
+    return set(re.findall(r"^\[program:([a-z0-9-]+)\]", text, re.MULTILINE))
+
+
+def test_every_part_of_the_local_stack_runs_in_compose(compose: dict[str, Any]) -> None:
+    local_parts = _programs("supervisord.conf", "supervisor/services.conf")
+    assert {"redis", "kafka", "fraud", "recommender"} <= local_parts
+    assert local_parts <= set(_services(compose)), local_parts - set(_services(compose))
+
+
+def _cluster_template() -> dict[str, str]:
+    lines = (KAFKA_DIR / "server.cluster.properties.template").read_text(encoding="utf-8")
+    return dict(line.partition("=")[::2] for line in lines.splitlines()
+                if line.strip() and not line.startswith("#"))
+
+
+def test_the_cluster_profile_runs_the_nodes_of_make_run_cluster(
+        compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    cluster = {name for name, s in services.items() if s.get("profiles") == ["cluster"]}
+    assert cluster == {"kafka-1", "kafka-2", "kafka-3", "redis-cluster",
+                       *(f"redis-{n}" for n in range(1, 7))}
+    # make run-cluster also runs HAProxy and a second instance of each balanced service; the
+    # compose profile runs one of each (docs/reliability.md, Load balancing)
+    assert _programs("supervisord.cluster.conf") == {
+        "redis-node", "kafka-node", "postgres", "balancer",
+        *(f"{service.name}-2" for service in balanced_services())}
+    for n in (1, 2, 3):
+        environment = services[f"kafka-{n}"]["environment"]
+        properties = {_kafka_property(k): str(v) for k, v in environment.items()
+                      if k.startswith("KAFKA_") and k != "KAFKA_HEAP_OPTS"}
+        template = {k: v for k, v in _cluster_template().items()
+                    if "@" not in v and k not in KAFKA_KEYS_THAT_DIFFER}
+        assert {k: properties.get(k) for k in template} == template, f"kafka-{n}"
+        assert properties["node.id"] == str(n)
+        assert properties["controller.quorum.voters"] == \
+            "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
+    assert _cluster_template()["min.insync.replicas"] == "2"
+
+
+def test_in_the_cluster_profile_the_services_wait_for_the_formed_cluster(
+        compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    for name, service in services.items():
+        environment = service.get("environment", {})
+        depends_on = service.get("depends_on", {})
+        if "MLSD_REDIS_URL" in environment:
+            assert environment["MLSD_REDIS_CLUSTER"] == "${MLSD_REDIS_CLUSTER:-false}", name
+            assert environment["MLSD_REDIS_PASSWORD"] == "${MLSD_REDIS_PASSWORD:-}", name
+        if "redis" in depends_on:
+            assert depends_on["redis-cluster"] == {
+                "condition": "service_completed_successfully", "required": False}, name
+        if "kafka" in depends_on:
+            assert {depends_on[f"kafka-{n}"]["required"] for n in (1, 2, 3)} == {False}, name
+    settings = dict(line.split("=", 1) for line in (REPO_ROOT / "infra/compose/cluster.env")
+                    .read_text(encoding="utf-8").splitlines()
+                    if line and not line.startswith("#"))
+    assert settings["MLSD_KAFKA_BOOTSTRAP_SERVERS"] == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
+    assert settings["MLSD_REDIS_CLUSTER"] == "true"
+    assert "MLSD_REDIS_PASSWORD" not in settings, "the password never lives in the repository"
+
+
+def test_python_parts_share_one_image_built_from_infra_docker(compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    builders = [s for s in services.values() if "build" in s]
+    assert [b["build"]["dockerfile"] for b in builders] == ["infra/docker/Dockerfile"]
+    assert (REPO_ROOT / "infra" / "docker" / "Dockerfile").exists()
+    image = builders[0]["image"]
+    python_parts = [n for n, s in services.items() if s.get("image") == image]
+    assert {"trainer", "model-server"} <= set(python_parts)
+    repositories = {services[n]["environment"]["MLSD_MODEL_REPOSITORY"] for n in python_parts
+                    if "MLSD_MODEL_REPOSITORY" in services[n].get("environment", {})}
+    assert len(repositories) == 1, "the trainer and the model server must share the repository"
+
+
+def _default(value: str) -> str:
+    """A value with every ${VAR:-default} replaced by its default, as on a fresh clone."""
+    return re.sub(r"\$\{\w+:?-([^}]*)\}", r"\1", value)
+
+
+def test_every_job_prometheus_scrapes_is_a_service_on_its_port(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    targets = [target for job in config["scrape_configs"] if job["job_name"] != "prometheus"
+               for group in job.get("static_configs", []) for target in group["targets"]]
+    targets += [f"{name}:{dns['port']}" for job in config["scrape_configs"]
+                for dns in job.get("dns_sd_configs", []) for name in dns["names"]]
+    services = _services(compose)
+
+    for target in targets:
+        name, port = target.rsplit(":", 1)
+        assert name in services, f"Prometheus scrapes {target}, which compose does not run"
+        probe = " ".join(map(str, services[name]["healthcheck"]["test"]))
+        assert f"127.0.0.1:{port}/readyz" in probe, f"{name} is probed on another port"
+
+
+def test_experiments_listens_on_its_port_with_an_admin_token_from_the_environment(
+    compose: dict[str, Any],
+) -> None:
+    experiments = _services(compose)["experiments"]
+    environment = experiments["environment"]
+
+    assert experiments["command"] == ["python", "-m", "services.experiments"]
+    assert environment["MLSD_EXPERIMENTS_HOST"] == "0.0.0.0"
+    assert environment["MLSD_EXPERIMENTS_PORT"] == DESIGN_PORTS["experiments"]
+    assert re.fullmatch(r"\$\{EXPERIMENTS_ADMIN_TOKEN:-.+\}",
+                        environment["MLSD_EXPERIMENTS_ADMIN_TOKEN"])
+    assert {"kafka", "redis"} <= set(experiments["depends_on"])
+
+
+def test_locust_workers_report_to_the_master_and_stay_out_of_make_up(
+    compose: dict[str, Any],
+) -> None:
+    master, worker = _services(compose)["locust-master"], _services(compose)["locust-worker"]
+    master_args, worker_args = [_default(str(a)) for a in master["command"]], [
+        _default(str(a)) for a in worker["command"]]
+
+    assert master["profiles"] == worker["profiles"] == ["load"]
+    assert "--master" in master_args
+    assert worker_args[worker_args.index("--master-host") + 1] == "locust-master"
+    assert worker["deploy"]["replicas"] == 2
+    assert worker["depends_on"] == {"locust-master": {"condition": "service_healthy"}}
+    locustfile = master_args[master_args.index("-f") + 1]
+    assert worker_args[worker_args.index("-f") + 1] == locustfile
+    assert (REPO_ROOT / locustfile).is_file()
+    assert master_args[master_args.index("--host") + 1] == "http://recommender:8030"
+    # The locustfiles read .state/worlds/ (relative to /app); the trainer writes /data/worlds.
+    assert "/app/.state" in _mounts(master) and "/app/.state" in _mounts(worker)
+
+
+def test_the_image_runs_the_locustfiles_with_the_projects_locust() -> None:
+    dockerfile = DOCKERFILE.read_text(encoding="utf-8")
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    pin = re.search(r'"(locust==[\d.]+)"', pyproject)
+    assert pin, "pyproject.toml no longer pins locust"
+
+    assert "COPY load-tests ./load-tests" in dockerfile
+    assert f"'{pin.group(1)}'" in dockerfile
+
+
+def test_fraud_runs_as_many_processes_as_make_run_by_default(compose: dict[str, Any]) -> None:
+    """HTTP workers behind 8040 and scorer replicas, as many as FraudSettings' defaults."""
+    fraud, scorers = _services(compose)["fraud"], _services(compose)["fraud-stream"]
+    defaults = FraudSettings()
+
+    assert int(_default(str(fraud["environment"]["MLSD_FRAUD_WORKERS"]))) == (
+        defaults.fraud_workers)
+    assert int(_default(str(scorers["deploy"]["replicas"]))) == defaults.fraud_stream_processes
+    assert "ports" not in scorers  # replicas share the service's container port, not the host's
+
+
+def test_the_recommender_runs_as_many_workers_as_make_run_by_default(
+        compose: dict[str, Any]) -> None:
+    recommender = _services(compose)["recommender"]
+    assert int(_default(str(recommender["environment"]["MLSD_RECOMMENDER_WORKERS"]))) == (
+        RecommenderSettings().recommender_workers)

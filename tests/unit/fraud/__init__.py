@@ -1,0 +1,1 @@
+"""Unit tests (fakes, no servers) of the fraud design and service."""

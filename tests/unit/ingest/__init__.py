@@ -1,0 +1,1 @@
+"""Unit tests (fakes, no servers) of the ingest service."""

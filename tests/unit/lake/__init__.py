@@ -1,0 +1,1 @@
+"""Unit tests (fakes, no servers) of the lake sink and its jobs."""
