@@ -38,8 +38,9 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed .state/.bootstrapped ## install everything: virtualenv, redis-server, PostgreSQL, promtool, Kafka jars
 
-models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min); DATASET=movielens; SOURCE=lake: the fraud model and the ranker from the lake, registered unpromoted (the ranker only past its gate)
-	$(PY) -m services.trainer $(if $(DATASET),--dataset $(DATASET)) $(if $(SOURCE),--source $(SOURCE))
+models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min); DATASET=movielens; SOURCE=lake: the fraud model (make retrain-fraud's code) and the ranker (retrain-ranker's) from the lake, each registered only past its gate, unpromoted (PROMOTE=1: a winning fraud model promoted)
+	$(PY) -m services.trainer $(if $(DATASET),--dataset $(DATASET)) $(if $(SOURCE),--source $(SOURCE) \
+		$(if $(PROMOTE),--promote) $(if $(AS_OF),--as-of $(AS_OF)))
 
 retrain-fraud: setup ## a fraud challenger from the lake's decisions and labels (label-delay protocol), registered only if it beats production on the same held-out week; PROMOTE=1 promotes a winner
 	$(PY) -m services.trainer.fraud_retrain $(if $(PROMOTE),--promote) $(if $(AS_OF),--as-of $(AS_OF))
