@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
 .PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration chaos lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake docs-numbers up down clean \
-	advisory-db audit-online soak compose-check promcheck retrain-fraud shadow-report drift-fraud bench-fraud-shadow analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo retrain-ranker catalog \
+	advisory-db audit-online soak compose-check promcheck retrain-fraud shadow-report shadow-run drift-fraud drift-fraud-stack bench-fraud-shadow analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo retrain-ranker catalog \
 	movielens-check
 
 # DATASET=movielens (or MLSD_DATASET in the environment): the recommender learns from, is seeded
@@ -38,8 +38,9 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed .state/.bootstrapped ## install everything: virtualenv, redis-server, PostgreSQL, promtool, Kafka jars
 
-models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min); DATASET=movielens; SOURCE=lake: the fraud model and the ranker from the lake, registered unpromoted (the ranker only past its gate)
-	$(PY) -m services.trainer $(if $(DATASET),--dataset $(DATASET)) $(if $(SOURCE),--source $(SOURCE))
+models: setup ## generate the synthetic worlds, train, export to ONNX, register and promote (< 2 min); DATASET=movielens; SOURCE=lake: the fraud model (make retrain-fraud's code) and the ranker (retrain-ranker's) from the lake, each registered only past its gate, unpromoted (PROMOTE=1: a winning fraud model promoted)
+	$(PY) -m services.trainer $(if $(DATASET),--dataset $(DATASET)) $(if $(SOURCE),--source $(SOURCE) \
+		$(if $(PROMOTE),--promote) $(if $(AS_OF),--as-of $(AS_OF)))
 
 retrain-fraud: setup ## a fraud challenger from the lake's decisions and labels (label-delay protocol), registered only if it beats production on the same held-out week; PROMOTE=1 promotes a winner
 	$(PY) -m services.trainer.fraud_retrain $(if $(PROMOTE),--promote) $(if $(AS_OF),--as-of $(AS_OF))
@@ -173,6 +174,11 @@ bench-recs-memory: run ## Redis bytes per user and per title of the seeded state
 bench-fraud-shadow: setup ## the stream scorer's drain tx/s without and with a shadow challenger, alternated in one run (benchmarks/results/)
 	$(PY) -m services.trainer --if-missing
 	$(PY) benchmarks/fraud_stream_shadow.py
+
+shadow-run: setup ## the fraud lifecycle on running services on their own free ports (~9 min, 526 s measured): prices x1.5 fire ModelInputDrift in a real Prometheus, a gated retrain from the lake shadows production on labelled traffic (docs/evaluation/fraud-shadow-stack.*), its promotion should clear the alert (benchmarks/results/fraud_drift_stack.json)
+	$(PY) benchmarks/fraud_lifecycle_stack.py
+
+drift-fraud-stack: shadow-run ## the drift loop through the running services and Prometheus: the same run as make shadow-run
 
 drift-fraud: setup ## the drift loop: prices x1.5 fire the PSI alerts (promtool, the shipped rules), a gated retrain from the lake clears them (benchmarks/results/)
 	$(PY) benchmarks/fraud_drift_loop.py

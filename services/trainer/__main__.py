@@ -11,7 +11,8 @@ from services.common.lake.settings import LakeStoreSettings
 from services.common.models import ModelRepository
 from services.common.telemetry import configure_logging
 from services.trainer import lake_sets
-from services.trainer.from_lake import NotEnoughData, train_fraud_from_lake
+from services.trainer.fraud_retrain import NotEnoughData, retrain_from_lake
+from services.trainer.fraud_retrain import summary as fraud_summary
 from services.trainer.pipeline import SCALES, TrainerSettings, missing_models, run_pipeline
 from services.trainer.ranker_from_lake import NotEnoughData as TooFewLoggedLists
 from services.trainer.ranker_from_lake import retrain_ranker
@@ -33,11 +34,19 @@ def main() -> int:
                         help="lake: train the fraud model and the ranker on what the system saw, "
                              "from the lake (services/trainer/from_lake.py, ranker_from_lake.py); "
                              "worlds: the generated worlds")
+    parser.add_argument("--as-of", type=datetime.fromisoformat, default=None,
+                        help="with --source lake: the instant the protocol ends at, ISO 8601 "
+                             "with its zone (default: now)")
+    parser.add_argument("--promote", action="store_true",
+                        help="with --source lake: promote a fraud challenger that passes its gate")
     args = parser.parse_args()
     configure_logging("trainer", "WARNING", json_logs=False)
     settings = TrainerSettings()
     if args.source == "lake":
-        return from_the_lake(settings)
+        as_of = args.as_of or datetime.now(UTC)
+        if as_of.tzinfo is None:
+            parser.error("--as-of needs a zone, e.g. 2026-12-01T00:00:00+00:00")
+        return from_the_lake(settings, as_of, promote=args.promote)
     if args.dataset is not None:
         settings = settings.model_copy(update={"dataset": args.dataset})
 
@@ -61,10 +70,11 @@ def main() -> int:
     return 0
 
 
-def from_the_lake(settings: TrainerSettings) -> int:
-    """`make models SOURCE=lake`: the point-in-time sets from the lake, the fraud model and the
-    ranker on them, each registered unpromoted (the ranker only if it beats production)."""
-    as_of = datetime.now(UTC)
+def from_the_lake(settings: TrainerSettings, as_of: datetime, *, promote: bool) -> int:
+    """`make models SOURCE=lake`: the point-in-time sets from the lake, then the fraud model the
+    one way it is trained from the lake (fraud_retrain.py: `make retrain-fraud`'s protocol and
+    gate) and the ranker (`make retrain-ranker`'s); each registered only if it beats
+    production, and left unpromoted (a winning fraud model promoted with `promote`)."""
     lake_root = LakeStoreSettings().lake_root
     training_dir = settings.world_dir.parent / "training"
     lake_sets.main(["--as-of", as_of.isoformat(), "--lake-root", str(lake_root),
@@ -74,10 +84,8 @@ def from_the_lake(settings: TrainerSettings) -> int:
     repository = ModelRepository(settings.model_repository)
     trained = 0
     try:
-        model = train_fraud_from_lake(lake_root, repository, as_of)
-        say(f"fraud v{model.version} registered from the lake ({model.rows:,} labelled "
-            f"transactions, {model.frauds:,} fraud): ROC AUC {model.metrics['roc_auc']:.3f}, "
-            f"AP {model.metrics['average_precision']:.3f} on the newest 20 %; not promoted")
+        result = retrain_from_lake(lake_root, repository, as_of, promote=promote)
+        say("fraud: " + fraud_summary(result).replace("\n", "\n[models] "))
         trained += 1
     except NotEnoughData as exc:
         say(f"fraud: not trained: {exc}")

@@ -1,5 +1,7 @@
-"""`make retrain-fraud`: a challenger from the lake's decisions and labels, registered only if it
-beats the production model on the same held-out week.
+"""The one path that trains fraud from the lake: make retrain-fraud and make models SOURCE=lake.
+
+A challenger from the lake's decisions and labels, registered only if it beats the production
+model on the same held-out week.
 
     python -m services.trainer.fraud_retrain [--as-of ISO] [--min-gain 0.0] [--promote]
 
@@ -62,6 +64,7 @@ MODEL = "fraud"
 GATE_FILE = "gate.json"
 MIN_TRAIN_FRAUDS = 20
 MIN_TEST_ROWS = 1_000  # the ONNX parity check's minimum, and enough for a week's AP
+REPORT = Path("reports/retrain/fraud-gate.json")
 
 SERVED_VECTORS = """
 SELECT data->>'transaction_id' AS transaction_id, data->>'features' AS features
@@ -266,6 +269,21 @@ def retrain(train: Labelled, test: Labelled, repository: ModelRepository, window
     return replace(result, registered=registered, promoted=promoted)
 
 
+def retrain_from_lake(root: Path, repository: ModelRepository, as_of: datetime, *,
+                      min_gain: float = 0.0, promote: bool = False,
+                      report: Path | None = REPORT) -> RetrainResult:
+    """The protocol's windows ending at `as_of`, the challenger, the gate; the verdict written
+    to `report` either way. Raises NotEnoughData when the windows hold too little to judge."""
+    windows = Windows.ending_at(as_of)
+    with open_lake(root) as con:
+        train, test = training_and_test(con, windows)
+    result = retrain(train, test, repository, windows, min_gain=min_gain, promote=promote)
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(result.to_json())
+    return result
+
+
 def summary(result: RetrainResult) -> str:
     """The verdict as a reader wants it: both models, side by side, and what happened."""
     def row(name: str, s: Scores | None) -> str:
@@ -300,24 +318,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="average precision the challenger must gain over production")
     parser.add_argument("--promote", action="store_true",
                         help="make the challenger production when it passes the gate")
-    parser.add_argument("--report", type=Path, default=Path("reports/retrain/fraud-gate.json"))
+    parser.add_argument("--report", type=Path, default=REPORT)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     as_of = args.as_of or datetime.now(UTC)
     if as_of.tzinfo is None:
         parser.error("--as-of needs a zone, e.g. 2026-12-01T00:00:00+00:00")
     repository = ModelRepository(ModelSettings().model_repository)
-    with open_lake(args.lake_root or LakeStoreSettings().lake_root) as con:
-        windows = Windows.ending_at(as_of)
-        try:
-            train, test = training_and_test(con, windows)
-            result = retrain(train, test, repository, windows,
-                             min_gain=args.min_gain, promote=args.promote)
-        except NotEnoughData as exc:
-            print(f"[retrain-fraud] not trained: {exc}", file=sys.stderr)  # noqa: T201
-            return 1
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(result.to_json())
+    try:
+        result = retrain_from_lake(args.lake_root or LakeStoreSettings().lake_root, repository,
+                                   as_of, min_gain=args.min_gain, promote=args.promote,
+                                   report=args.report)
+    except NotEnoughData as exc:
+        print(f"[retrain-fraud] not trained: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
     print(summary(result) + f"\nreport: {args.report}")  # noqa: T201  (a CLI prints its result)
     return 0
 

@@ -10,9 +10,6 @@ test_fraud_online_parity.py (its replay: record-and-read per batch, labels as th
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,17 +21,15 @@ import pytest
 import redis
 
 from services.common.lake.sql import open_lake
-from services.common.models import ModelRepository
 from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.designs.recs.items import ItemArtifacts
 from services.designs.recs.redis_store import RedisRecsStore
 from services.seeder.history import transaction_messages, watch_messages
 from services.stream.watches import WatchFeaturesHandler
 from services.trainer import recs_models as rm
-from services.trainer.from_lake import NotEnoughData, train_fraud_from_lake
 from services.trainer.lake_sets import fraud_training_set, lake_interactions
 from services.trainer.worlds.transactions import generate_transactions
-from tests.harness import REPO_ROOT, ServerProcess
+from tests.harness import ServerProcess
 from tests.support import recs_parity
 from tests.support.fraud_parity import WORLD, replay
 from tests.support.lake import through_the_sink
@@ -131,31 +126,3 @@ def test_ranker_features_built_from_the_lakes_watches_equal_those_served(
                                             users, candidates)
     recs_parity.assert_same_features(
         served, recs_parity.offline_features(from_lake, users, candidates))
-
-
-def test_make_models_source_lake_registers_a_fraud_model_trained_on_the_lake(
-        world_in_lake: Lake, tmp_path: Path) -> None:
-    env = {**os.environ, "MLSD_LAKE_ROOT": str(world_in_lake.root),
-           "MLSD_MODEL_REPOSITORY": str(tmp_path / "models"),
-           "MLSD_WORLD_DIR": str(tmp_path / "worlds")}
-    done = subprocess.run([sys.executable, "-m", "services.trainer", "--source", "lake"],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
-
-    assert done.returncode == 0, done.stdout + done.stderr
-    repository = ModelRepository(tmp_path / "models")
-    metadata = repository.metadata("fraud", 1)
-    assert "trained from the lake" in metadata.description
-    assert metadata.metrics["roc_auc"] > 0.8
-    training = pd.read_parquet(tmp_path / "training" / "fraud_from_lake.parquet")
-    assert len(training) == len(world_in_lake.transactions)
-    assert (tmp_path / "training" / "watches_from_lake.parquet").exists()
-    # The ranker learns from logged lists and their clicks (test_ranker_from_lake.py); this
-    # lake holds transactions only, and the run says so instead of failing.
-    assert "[models] ranker: not trained:" in done.stdout
-
-
-def test_an_empty_lake_trains_nothing_and_says_why(tmp_path: Path) -> None:
-    with pytest.raises(NotEnoughData, match="training needs"):
-        train_fraud_from_lake(tmp_path / "lake", ModelRepository(tmp_path / "models"),
-                              EVERY_LABEL)

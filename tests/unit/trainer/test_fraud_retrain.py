@@ -2,12 +2,16 @@
 gate that registers a challenger only when it beats production on the same held-out week.
 
 A generated world goes into a real Parquet lake through the sink's own loop (the seeder's events,
-shifted to end at AS_OF); DuckDB reads it back as `make retrain-fraud` does.
+shifted to end at AS_OF); DuckDB reads it back as `make retrain-fraud` and `make models
+SOURCE=lake` do: both run retrain_from_lake, the one path (tested here through both commands).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,11 +39,13 @@ from services.trainer.fraud_retrain import (
     Windows,
     judge,
     retrain,
+    retrain_from_lake,
     training_and_test,
 )
 from services.trainer.lake_sets import fraud_training_set
 from services.trainer.worlds.transactions import TransactionWorldConfig, generate_transactions
 from tests import lake_events as ev
+from tests.harness import REPO_ROOT
 
 AS_OF = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 WORLD = TransactionWorldConfig(n_customers=600, n_terminals=1_200, n_days=40, seed=1)
@@ -205,3 +211,48 @@ def test_a_lake_without_a_final_test_week_is_not_enough(
         con: duckdb.DuckDBPyConnection) -> None:
     with pytest.raises(NotEnoughData, match="test 0 rows"):
         training_and_test(con, Windows.ending_at(AS_OF + timedelta(days=60)))
+
+
+def test_an_empty_lake_trains_nothing_and_says_why(tmp_path: Path) -> None:
+    with pytest.raises(NotEnoughData, match="the gate needs"):
+        retrain_from_lake(tmp_path / "lake", ModelRepository(tmp_path / "models"), AS_OF,
+                          report=None)
+
+
+def run_cli(args: list[str], lake: Lake, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MLSD_LAKE_ROOT": str(lake.root),
+           "MLSD_MODEL_REPOSITORY": str(tmp_path / "models"),
+           "MLSD_WORLD_DIR": str(tmp_path / "worlds")}
+    return subprocess.run([sys.executable, "-m", *args, "--as-of", AS_OF.isoformat()],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
+def test_make_models_source_lake_is_the_gated_retrain_and_promote_promotes_the_winner(
+        lake: Lake, tmp_path: Path) -> None:
+    repository = ModelRepository(tmp_path / "models")
+    weak = weak_production(repository)
+
+    done = run_cli(["services.trainer", "--source", "lake", "--promote"], lake, tmp_path)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[models] fraud: windows: train" in done.stdout and "gate: PASSED" in done.stdout
+    assert repository.production_version("fraud") == weak + 1
+    assert repository.extra_file("fraud", weak + 1, GATE_FILE).exists()
+    training = pd.read_parquet(tmp_path / "training" / "fraud_from_lake.parquet")
+    assert len(training) == len(lake.transactions)
+    # This lake holds transactions only: the ranker says so instead of failing.
+    assert "[models] ranker: not trained:" in done.stdout
+
+
+def test_make_retrain_fraud_refuses_a_challenger_no_better_than_production(
+        lake: Lake, tmp_path: Path) -> None:
+    first = run_cli(["services.trainer.fraud_retrain", "--report", str(tmp_path / "1.json")],
+                    lake, tmp_path)
+    again = run_cli(["services.trainer.fraud_retrain", "--report", str(tmp_path / "2.json")],
+                    lake, tmp_path)
+
+    assert first.returncode == 0 and again.returncode == 0, again.stdout + again.stderr
+    assert "gate: REFUSED" in again.stdout
+    assert not json.loads((tmp_path / "2.json").read_text())["verdict"]["passed"]
+    assert ModelRepository(tmp_path / "models").versions("fraud") == [1]
