@@ -1,4 +1,4 @@
-"""The fraud state's script calls, per entity or gathered: CPU per transaction, both sides.
+"""The fraud state's script calls, per entity or gathered: CPU per transaction, side by side.
 
     PYTHONPATH=. .venv/bin/python benchmarks/fraud_state_calls.py [--batch 500] [--batches 200]
 
@@ -14,7 +14,9 @@ Redis's CPU (INFO cpu, main thread, before and after each batch), the scorer's C
 time: state, features, rules, model, explanations) and the wall time. In the per-entity mode the
 decisions' GET and SET NX go as one script call each (before gathering they were plain commands,
 a little cheaper for Redis, about as dear for the client). The floor in the same run:
-one PING round trip. Summary to benchmarks/results/fraud_state_calls.json.
+one PING round trip. A third mode, gathered with every call trimming its sorted sets (as before
+TRIM_EVERY), shows what trimming one call in TRIM_EVERY saves. Summary to
+benchmarks/results/fraud_state_calls.json.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ from services.common.bus.envelope import decode_event
 from services.common.machine import describe
 from services.common.models import create_model_client
 from services.common.telemetry import Metrics
-from services.designs.fraud import redis_state
+from services.designs.fraud import commands, redis_state
 from services.designs.fraud.redis_state import RedisFraudState
+from services.designs.fraud.scripts import TRIM_EVERY
 from services.designs.model_features import FRAUD_FEATURE_NAMES
 from services.designs.payloads import TransactionData
 from services.devstack.servers import redis_url
@@ -54,7 +57,12 @@ from services.trainer.worlds.transactions import TransactionWorldConfig, generat
 logger = logging.getLogger("fraud_state_calls")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULT = REPO_ROOT / "benchmarks" / "results" / "fraud_state_calls.json"
-MODES = {"per_entity": 1, "gathered": redis_state.ENTITIES_PER_CALL}
+MODES = {"per_entity": 1, "gathered": redis_state.ENTITIES_PER_CALL,
+         "gathered_trim_every_call": redis_state.ENTITIES_PER_CALL}
+# How often a call trims the sorted sets in each mode (commands.TRIM_EVERY): the last mode is
+# the state as it was before trims went to one call in TRIM_EVERY.
+TRIM = {"per_entity": TRIM_EVERY, "gathered": TRIM_EVERY,
+        "gathered_trim_every_call": 1}
 
 
 @dataclass
@@ -98,8 +106,9 @@ def scorer(url: str, client: redis.Redis, namespace: str) -> FraudScorer:
 
 
 def timed(client: redis.Redis, score: FraudScorer, batch: Sequence[TransactionData],
-          per_call: int, times: Times) -> None:
-    with mock.patch.object(redis_state, "ENTITIES_PER_CALL", per_call):
+          mode: str, times: Times) -> None:
+    with (mock.patch.object(redis_state, "ENTITIES_PER_CALL", MODES[mode]),
+          mock.patch.object(commands, "TRIM_EVERY", TRIM[mode])):
         cpu, process, wall = redis_cpu(client), time.process_time(), time.perf_counter()
         score.score(batch, "stream")
         elapsed = time.perf_counter() - wall
@@ -127,7 +136,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         client = redis.Redis.from_url(url, socket_timeout=10.0)
         for i in tqdm(range(0, len(history), args.batch), desc="history", unit="batch"):
             for mode in MODES:
-                RedisFraudState(client, mode).record(history[i:i + args.batch])
+                with mock.patch.object(commands, "TRIM_EVERY", TRIM[mode]):
+                    RedisFraudState(client, mode).record(history[i:i + args.batch])
         scorers = {mode: scorer(url, client, mode) for mode in MODES}
         for warm in scorers.values():  # the model session's first calls, the references
             warm.score(history[-args.batch:], "stream")
@@ -136,8 +146,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                                    unit="batch")):
             order = list(MODES) if k % 2 == 0 else list(MODES)[::-1]
             for mode in order:
-                timed(client, scorers[mode], last_week[i:i + args.batch], MODES[mode],
-                      times[mode])
+                timed(client, scorers[mode], last_week[i:i + args.batch], mode, times[mode])
         version = client.info("server")["redis_version"]
         client.close()
     result = {
@@ -151,7 +160,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "how": "FraudScorer.score per batch (build_scorer, local ONNX model, Redis store); Redis "
                "CPU from INFO cpu (main thread) around each batch, the scorer's from "
                "process_time",
-        "entities_per_call": MODES,
+        "entities_per_call": MODES, "trim_every": TRIM,
         "ping_round_trip_us": round(floor, 1),
         "modes": {mode: t.summary() for mode, t in times.items()},
     }
