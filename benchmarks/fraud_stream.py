@@ -700,7 +700,7 @@ def main() -> int:
                              "it (warm-up and 60 s at 5,000 tx/s: 300,600)")
     parser.add_argument("--drain-scorers", type=int, nargs="*", default=[1, 2],
                         help="scorer processes of each drain run (none: latency runs only)")
-    parser.add_argument("--rates", type=float, nargs="+", default=[2000.0, 5000.0],
+    parser.add_argument("--rates", type=float, nargs="*", default=[2000.0, 5000.0],
                         help="offered tx/s of the latency runs")
     parser.add_argument("--scorers", type=int, default=2,
                         help="scorer processes of the latency runs")
