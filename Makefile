@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration chaos lint format bench bench-stream bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake docs-numbers up down clean \
+.PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration chaos lint format bench bench-stream bench-cluster bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake docs-numbers up down clean \
 	advisory-db audit-online soak compose-check promcheck retrain-fraud shadow-report shadow-run drift-fraud drift-fraud-stack bench-fraud-shadow analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo retrain-ranker catalog \
 	movielens-check
 
@@ -167,6 +167,10 @@ bench-stream-io: setup ## the stream scorer's per-event cost outside scoring, be
 bench-fraud-replay: setup ## decisions on a replayed week, this checkout against REF (default e60b948): every difference counted (benchmarks/results/)
 	$(PY) -m services.trainer --if-missing
 	$(PY) benchmarks/fraud_replay_compare.py --ref $(or $(REF),e60b948)
+
+bench-cluster: setup ## what one Kafka broker and one Redis Cluster master carry, on the cluster topology (free ports) (benchmarks/results/)
+	$(PY) -m services.trainer --if-missing
+	$(PY) benchmarks/cluster_capacity.py
 
 bench-recs-memory: run ## Redis bytes per user and per title of the seeded state; what 200 M users need (benchmarks/results/)
 	$(PY) benchmarks/recs_memory.py

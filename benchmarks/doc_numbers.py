@@ -1214,6 +1214,134 @@ def movielens_online(r: Results, page: str) -> str:
                "online - offline, paired", "the same, rerank off"], rows)])
 
 
+# ---------------------------------------------------------------- per broker and per master
+
+
+def cluster_source(found: Json, page: str) -> str:
+    m, phases = found["machine"], found["phases"]
+    return (f"{link('benchmarks/results/cluster_capacity.json', page)} "
+            f"({utc(found['date'])} UTC, {m['cpus']} shared cores, load average "
+            f"{m['load_average'][0]:.1f} at the start; Kafka {found['versions']['kafka']}, Redis "
+            f"{found['versions']['redis']}; {number(found['world']['backlog'])} transactions "
+            f"published at {number(phases['ingest']['tx_per_s'])} tx/s and drained by "
+            f"{phases['drain']['scorers']} scorers at {number(phases['drain']['tx_per_s'])} tx/s "
+            f"behind {number(found['world']['history_transactions'])} of history; "
+            f"{number(phases['reads']['reads'])} reads of "
+            f"{number(phases['reads']['users_with_state'])} users' state at "
+            f"{number(phases['reads']['reads_per_s'])} a second)")
+
+
+def cluster_needs(r: Results) -> Json:
+    """Brokers and masters for the brief's scale from what one core of each carried."""
+    found = r.need("cluster_capacity")
+    c = found["capacity"]
+    _, peak = recs_rates()
+    shard_gb = r.need("recs_memory")["projection"]["shard_gb"]
+    users_bytes = USERS * c["bytes_per_user"]
+    brokers = max(REPLICATION, math.ceil(TX_PER_S / (c["broker_tx_per_s_per_core"]
+                                                     * TARGET_UTILISATION)))
+    return {
+        "found": found, "c": c, "peak": peak, "shard_gb": shard_gb, "users_bytes": users_bytes,
+        "brokers": brokers,
+        # every transaction's log bytes are written REPLICATION times, spread over the brokers
+        "broker_bytes_per_s": TX_PER_S * c["broker_log_bytes_per_tx"] * REPLICATION / brokers,
+        "masters_tx": max(3, math.ceil(TX_PER_S / (c["master_tx_per_s_per_core"]
+                                                   * TARGET_UTILISATION))),
+        "masters_reads": max(3, math.ceil(peak / (c["master_reads_per_s_per_core"]
+                                                  * TARGET_UTILISATION))),
+        "masters_memory": max(3, math.ceil(users_bytes / (shard_gb * 1e9))),
+    }
+
+
+def busiest(cores: dict[str, float], rate: float, aim: float) -> str:
+    """The master that did the most of a phase's work, and the core it would need at `aim`/s if
+    its share stayed where it is (a hot key stays on one master however many there are)."""
+    name = max(cores, key=lambda k: cores[k])
+    return (f"the busiest master, {name}, did {round(100 * cores[name] / sum(cores.values()))} % "
+            f"of it: at {number(aim)} a second it alone would need "
+            f"{number(aim * cores[name] / rate, 2)} cores")
+
+
+def cluster_capacity(r: Results, page: str) -> str:
+    n = cluster_needs(r)
+    found, c = n["found"], n["c"]
+    at = f"{round(100 * TARGET_UTILISATION)} %"
+    drain, reads = found["phases"]["drain"], found["phases"]["reads"]
+    rows = [
+        ["Kafka broker: the fraud stream (publish with acks=all, fetch, decision published)",
+         f"{number(c['broker_core_us_per_tx'])} µs of broker CPU a transaction over the "
+         f"{len(drain['broker_cores'])} brokers; {number(c['broker_log_bytes_per_tx'])} B a "
+         "transaction written to each broker's log (replication factor 3 on 3 brokers: a copy "
+         "on each)",
+         f"**{number(c['broker_tx_per_s_per_core'])} tx/s**",
+         f"10,000 tx/s at {at} of a core: **{n['brokers']} brokers** (3 at least, one a "
+         f"zone); each writes {size(n['broker_bytes_per_s'])}/s of transactions to its log "
+         "(decisions besides)"],
+        ["Redis master: the fraud state (one script per entity, recorded and read)",
+         f"{number(c['master_core_us_per_tx'])} µs of master CPU a transaction over the "
+         f"{len(drain['master_cores'])} masters (their replicas: "
+         f"{number(sum(drain['replica_cores'].values()), 2)} cores for "
+         f"{number(drain['tx_per_s'])} tx/s); "
+         f"{busiest(drain['master_cores'], drain['tx_per_s'], TX_PER_S)} (which keys make it "
+         "the busiest is not broken down here)",
+         f"**{number(c['master_tx_per_s_per_core'])} tx/s**",
+         f"10,000 tx/s at {at}: **{n['masters_tx']} masters** by their mean CPU (3 at "
+         "least), if the busiest one's share spreads as masters are added"],
+        ["Redis master: the recommender's read of a user (one round trip, uncached)",
+         f"{number(c['master_core_us_per_read'])} µs of master CPU a read; "
+         f"{busiest(reads['master_cores'], reads['reads_per_s'], n['peak'])} (likely the "
+         "trending head, a `{global}` key every read takes: more masters do not spread it; "
+         "read it from replicas or hold it in process)",
+         f"**{number(c['master_reads_per_s_per_core'])} reads/s**",
+         f"{number(n['peak'])} req/s (the brief's 1 B a day, x{PEAK_FACTOR} at the peak), "
+         f"every one uncached, at {at}: "
+         f"**{n['masters_reads']} masters** by their mean CPU; not the busiest one's share "
+         "(above)"],
+        ["Redis memory: a user's recommendation state",
+         f"{number(c['bytes_per_user'])} B a user on the masters (the per-catalog keys of the "
+         "world included)",
+         "-",
+         f"200 M users = {size(n['users_bytes'])}: **{n['masters_memory']} masters** of "
+         f"{number(n['shard_gb'])} GB (x{REPLICATION} memory with two replicas each)"],
+    ]
+    return "\n".join([
+        f"Measured by `benchmarks/cluster_capacity.py` on `make run-cluster`'s topology: "
+        f"{cluster_source(found, page)}. A broker and a master are each one core here (each "
+        "broker's JVM is given one processor; Redis runs one thread), so what one core carried "
+        "is what one of them carries:", "",
+        table(["node and work", "measured", "one core carries", "the brief's scale needs"],
+              rows), "",
+        f"The per-core figures divide the rate by the CPU each node used, so they assume a node's "
+        f"cost grows in proportion to its load (batches were {number(drain['mean_batch'])} "
+        "transactions a poll); the rates themselves were bounded by the two shared cores, on "
+        "which three brokers, six Redis nodes, the scorers and the benchmark ran together."])
+
+
+def cluster_capacity_line(r: Results, page: str) -> str:
+    """The one paragraph the fraud and recommendation pages quote from the cluster run."""
+    n = cluster_needs(r)
+    c = n["c"]
+    at = f"{round(100 * TARGET_UTILISATION)} %"
+    if "fraud" in page:
+        said = (f"one Kafka broker core carried **{number(c['broker_tx_per_s_per_core'])} "
+                f"tx/s** of the stream (published, fetched, decided; "
+                f"{number(c['broker_log_bytes_per_tx'])} B of log a transaction on each broker) "
+                f"and one Redis Cluster master core **{number(c['master_tx_per_s_per_core'])} "
+                f"tx/s** of the fraud state, so 10,000 tx/s at {at} of a core takes "
+                f"**{n['brokers']} brokers** and **{n['masters_tx']} masters** by CPU")
+    else:
+        said = (f"one Redis Cluster master core served **{number(c['master_reads_per_s_per_core'])}"
+                f" reads/s** of users' state (the recommender's one round trip), so the brief's "
+                f"peak of {number(n['peak'])} req/s, every one uncached, takes "
+                f"**{n['masters_reads']} masters** at {at}; {number(c['bytes_per_user'])} B a "
+                f"user there makes 200 M users {size(n['users_bytes'])}: "
+                f"**{n['masters_memory']} masters** of {number(n['shard_gb'])} GB, so memory, "
+                "not CPU, sizes the recommender's shards")
+    return (f"**Per broker and per shard**, measured on the cluster topology: {said}. "
+            f"From {cluster_source(n['found'], page)}; the whole table, with what it assumes: "
+            f"{page_link('docs/reliability.md#capacity-per-broker-and-per-master', page)}.")
+
+
 BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "recs-freshness": recs_freshness,
     "recs-scale": recs_scale,
@@ -1244,6 +1372,8 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "recs-shadow": recs_shadow,
     "fraud-stream-world": fraud_stream_world,
     "movielens-online": movielens_online,
+    "cluster-capacity": cluster_capacity,
+    "cluster-capacity-line": cluster_capacity_line,
 }
 
 # The body runs from the line after `begin` to the line before `end`, its last newline included

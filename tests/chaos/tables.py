@@ -158,6 +158,38 @@ def poison_table(folder: Path) -> str:
                                         "reason in `dlq.reason` (seen after)"))
 
 
+def availability_table(folder: Path) -> str:
+    """Fault 6: the soak's share answered 2xx inside budget, per service and in all."""
+    report = _load(folder, "availability_soak")
+    r, s = report["results"]["availability"], report["settings"]
+    kills = [f["what"].removeprefix("kill ") for f in report["results"]["faults"]
+             if f["what"].startswith("kill")]
+    not_2xx = sum(1 for second in report["per_second"]
+                  if any(not 200 <= int(k) < 300 for k in second["statuses"]))
+    budgets = ", ".join(f"{name} {ms:.0f} ms" for name, ms in s["budget_ms"].items())
+    rows = [
+        ("load", f"{s['rate_per_service_per_s']:.0f} requests/s to each of ingest, fraud and the "
+                 f"recommender, {s['soak_s']:.0f} s open loop; client retries: "
+                 f"{s['client_retries']}"),
+        ("faults", f"{len(kills)} in {s['cycle_s']:.0f}-s cycles (a broker at +30 s, "
+                   "restarted 10 s later; a Redis master at +90 s, restarted 8 s later; a "
+                   "worker of fraud and of the recommender at +150 s): " + ", ".join(kills)),
+        ("budgets", budgets),
+    ]
+    for name in ("ingest", "fraud", "recommender"):
+        x = r[name]
+        rows.append((f"{name}: answered 2xx inside budget",
+                     f"{x['good']:,} of {x['requests']:,} = {100 * x['share']:.2f} %; "
+                     + ", ".join(f"{v:,} x {k}" for k, v in x["statuses"].items())))
+    rows += [
+        ("**availability, all requests**",
+         f"**{100 * r['all']['share']:.2f} %** ({r['all']['good']:,} of "
+         f"{r['all']['requests']:,}); goal {100 * report['results']['goal']:.1f} %"),
+        ("seconds with an answer that was not a 2xx", f"{not_2xx} of {len(report['per_second'])}"),
+    ]
+    return _table(rows, report)
+
+
 def _table(rows: list[tuple[str, str]], report: dict[str, Any],
            header: tuple[str, str] = ("measure", "outcome")) -> str:
     machine = report["machine"]

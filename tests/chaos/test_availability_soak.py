@@ -13,6 +13,7 @@ the services take the machine). MLSD_SOAK_S=120 is a short trial of the harness.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 import uuid
@@ -50,8 +51,10 @@ def schedule(topology: ClusterTopology, workers: dict[str, int],
     def mark(what: str) -> None:
         marks.append((time.monotonic() - start, what))
 
+    brokers = itertools.cycle(topology.kafka_names)  # each broker in turn
+
     def broker() -> None:
-        victim = topology.kafka_names[len(marks) % len(topology.kafka_names)]
+        victim = next(brokers)
         mark(f"kill {victim}")
         topology.kill(victim)
         time.sleep(10)

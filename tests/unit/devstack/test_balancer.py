@@ -1,5 +1,6 @@
-"""make run-cluster's balancer: a configuration HAProxy accepts, and supervisord starting the
-second instance of every balanced service on the port the configuration sends it to."""
+"""make run-cluster's balancer: a configuration HAProxy accepts, supervisord starting the
+second instance of every balanced service on the port the configuration sends it to, and the
+compose profile's committed copy of the same configuration."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import configparser
 import subprocess
 from pathlib import Path
 
-from services.devstack.balancer import balanced_services, haproxy_config, instance_environment
+import yaml
+
+from services.devstack.balancer import (
+    COMPOSE_STATS_SOCKET,
+    balanced_services,
+    compose_haproxy_config,
+    haproxy_config,
+    instance_environment,
+)
 from services.devstack.cluster import ClusterSettings
 from tests.harness import REPO_ROOT
 
@@ -46,3 +55,30 @@ def test_supervisord_starts_the_second_instance_on_the_port_haproxy_expects() ->
         assert environment[variable] == str(service.instance_ports[1])
         assert environment[service.port_variable] == str(service.instance_ports[0])
     assert "haproxy.cfg" in conf["program:balancer"]["command"]
+
+
+def test_the_compose_profile_runs_the_generated_configuration_for_its_containers(
+        tmp_path: Path) -> None:
+    committed = (REPO_ROOT / "infra" / "compose" / "haproxy.cfg").read_text(encoding="utf-8")
+    assert committed == compose_haproxy_config(), (
+        "infra/compose/haproxy.cfg differs from the generator; rewrite it with: .venv/bin/python "
+        "-c 'from services.devstack.balancer import compose_haproxy_config as c; "
+        "print(c(), end=\"\")' > infra/compose/haproxy.cfg")
+    # the same settings as make run-cluster's, only the addresses and the DNS lines differ
+    local = haproxy_config(balanced_services(), Path("/x.sock")).splitlines()
+    shared = [line for line in local if "127.0.0.1" not in line and "stats socket" not in line
+              and not line.startswith("#")]
+    assert [line.replace(" resolvers dns init-addr libc,none", "")
+            for line in committed.splitlines() if line.strip() in {s.strip() for s in shared}
+            or "default-server" in line] == shared
+    services = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    for service in balanced_services():
+        for name in (service.name, f"{service.name}-2"):
+            assert f"{name}:{service.public_port}" in committed
+            assert name in services["services"], name
+    # HAProxy accepts it (the containers' names do not resolve here: those servers start down)
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(committed.replace(str(COMPOSE_STATS_SOCKET), str(tmp_path / "h.sock")))
+    checked = subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True,
+                             text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -92,11 +92,13 @@ def _services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return services
 
 
-def _published(port: str | int | dict[str, Any]) -> tuple[str, int]:
-    """(host ip, host port) of one `ports` entry, short ("127.0.0.1:9092:9094") or long syntax."""
+def _published(port: str | int | dict[str, Any],
+               variables: dict[str, str] | None = None) -> tuple[str, int]:
+    """(host ip, host port) of one `ports` entry, short ("127.0.0.1:9092:9094") or long syntax;
+    its variables from `variables` (an --env-file), else their defaults (a fresh clone)."""
     if isinstance(port, dict):
         return str(port.get("host_ip", "")), int(port["published"])
-    parts = str(port).split("/")[0].split(":")
+    parts = _interpolate(str(port), variables or {}).split("/")[0].split(":")
     if len(parts) == 1:
         pytest.fail(f"port {port!r} publishes a random host port; the design fixes each port")
     host_ip = parts[0] if len(parts) == 3 else ""
@@ -222,14 +224,50 @@ def test_dependencies_wait_until_healthy(compose: dict[str, Any]) -> None:
 
 
 def test_published_ports_are_the_design_ports(compose: dict[str, Any]) -> None:
+    balanced = {f"{s.name}-2" for s in balanced_services()} | {"balancer"}
     for name, service in _services(compose).items():
         ports = service.get("ports", [])
-        if not ports:
-            continue  # workers such as the stream processor publish nothing
+        if not ports or name in balanced:
+            continue  # workers publish nothing; the cluster profile's balancer: the next test
         assert name in DESIGN_PORTS, f"{name} publishes {ports} but has no design port"
         assert [_published(port)[1] for port in ports] == [DESIGN_PORTS[name]], name
     for name in INFRA_SERVICES:
         assert _services(compose)[name].get("ports"), f"{name} publishes no port"
+
+
+def _unplaced(service: dict[str, Any]) -> dict[str, Any]:
+    """A service's definition without where it is published and in which profile."""
+    return {k: v for k, v in service.items() if k not in ("ports", "profiles")}
+
+
+def test_the_cluster_profile_balances_on_the_host_ports_of_make_run_cluster(
+        compose: dict[str, Any]) -> None:
+    """With cluster.env the balancer takes the public ports and each balanced service's two
+    instances sit on the instance ports `make run-cluster` gives them, behind the committed
+    HAProxy configuration (tests/unit/test_balancer.py holds it to the generator)."""
+    services, variables = _services(compose), _cluster_env()
+    balancer = services["balancer"]
+    assert balancer["profiles"] == ["cluster"]
+    assert sorted(_published(p)[1] for p in balancer["ports"]) == sorted(
+        s.public_port for s in balanced_services())
+    assert "./infra/compose/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" in \
+        balancer["volumes"]
+    for service in balanced_services():
+        first, second = services[service.name], services[f"{service.name}-2"]
+        assert second["profiles"] == ["cluster"] and "profiles" not in first
+        assert [_published(p, variables)[1] for p in first["ports"]] == \
+            [service.instance_ports[0]]
+        assert [_published(p, variables)[1] for p in second["ports"]] == \
+            [service.instance_ports[1]]
+        assert [_published(p)[1] for p in first["ports"]] == [service.public_port]
+        # the second instance is the first one's definition (a YAML merge), not a copy to drift
+        assert _unplaced(second) == _unplaced(first)
+        assert balancer["depends_on"][service.name] == \
+            balancer["depends_on"][f"{service.name}-2"] == {"condition": "service_healthy"}
+    console_urls = _interpolate(services["console"]["environment"]["MLSD_CONSOLE_URLS"],
+                                variables)
+    for service in balanced_services():
+        assert f'"{service.name}": "http://balancer:{service.public_port}"' in console_urls
 
 
 def test_ports_are_published_on_the_host_loopback_only(compose: dict[str, Any]) -> None:
@@ -345,9 +383,10 @@ def test_the_cluster_profile_runs_the_nodes_of_make_run_cluster(
     services = _services(compose)
     cluster = {name for name, s in services.items() if s.get("profiles") == ["cluster"]}
     assert cluster == {"kafka-1", "kafka-2", "kafka-3", "redis-cluster",
-                       *(f"redis-{n}" for n in range(1, 7))}
-    # make run-cluster also runs HAProxy and a second instance of each balanced service; the
-    # compose profile runs one of each (docs/reliability.md, Load balancing)
+                       *(f"redis-{n}" for n in range(1, 7)), "balancer",
+                       *(f"{service.name}-2" for service in balanced_services())}
+    # make run-cluster runs the same parts: the nodes, HAProxy and a second instance of each
+    # balanced service
     assert _programs("supervisord.cluster.conf") == {
         "redis-node", "kafka-node", "postgres", "balancer",
         *(f"{service.name}-2" for service in balanced_services())}
@@ -378,9 +417,7 @@ def test_in_the_cluster_profile_the_services_wait_for_the_formed_cluster(
                 "condition": "service_completed_successfully", "required": False}, name
         if "kafka" in depends_on:
             assert {depends_on[f"kafka-{n}"]["required"] for n in (1, 2, 3)} == {False}, name
-    settings = dict(line.split("=", 1) for line in (REPO_ROOT / "infra/compose/cluster.env")
-                    .read_text(encoding="utf-8").splitlines()
-                    if line and not line.startswith("#"))
+    settings = _cluster_env()
     assert settings["MLSD_KAFKA_BOOTSTRAP_SERVERS"] == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
     assert settings["MLSD_REDIS_CLUSTER"] == "true"
     assert "MLSD_REDIS_PASSWORD" not in settings, "the password never lives in the repository"
@@ -401,7 +438,20 @@ def test_python_parts_share_one_image_built_from_infra_docker(compose: dict[str,
 
 def _default(value: str) -> str:
     """A value with every ${VAR:-default} replaced by its default, as on a fresh clone."""
-    return re.sub(r"\$\{\w+:?-([^}]*)\}", r"\1", value)
+    return _interpolate(value, {})
+
+
+def _interpolate(value: str, variables: dict[str, str]) -> str:
+    """Every ${VAR:-default} replaced by VAR from `variables`, else by its default."""
+    return re.sub(r"\$\{(\w+):?-([^}]*)\}",
+                  lambda m: variables.get(m.group(1), m.group(2)), value)
+
+
+def _cluster_env() -> dict[str, str]:
+    """infra/compose/cluster.env, the --env-file of the cluster profile."""
+    text = (REPO_ROOT / "infra/compose/cluster.env").read_text(encoding="utf-8")
+    return dict(line.split("=", 1) for line in text.splitlines()
+                if line and not line.startswith("#"))
 
 
 def test_every_job_prometheus_scrapes_is_a_service_on_its_port(compose: dict[str, Any]) -> None:

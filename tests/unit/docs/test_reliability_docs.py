@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.tables import (
+    availability_table,
     broker_crash_table,
     failed_runs_table,
     poison_table,
@@ -25,7 +26,8 @@ RESULTS = REPO_ROOT / "benchmarks" / "results" / "chaos"
 
 
 @pytest.mark.parametrize("table", [broker_crash_table, redis_master_crash_table, poison_table,
-                                   service_crash_table, slow_dependency_table])
+                                   service_crash_table, slow_dependency_table,
+                                   availability_table])
 def test_each_fault_table_is_generated_from_its_committed_report(
         table: Callable[[Path], str]) -> None:
     assert table(RESULTS) in DOC.read_text()
