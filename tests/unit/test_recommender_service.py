@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,10 +108,24 @@ class FakeImpressions:
         self.recorded.append((listed, request_id, assignment))
 
 
+class FakeListCache:
+    """The event loop's read of the same cache FakeStore keeps."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+        self.reads = 0
+
+    async def cached_recommendations(self, user_id: str, k: int) -> bytes | None:
+        self.reads += 1
+        return self.store.cached_recommendations(user_id, k)
+
+
 class Rig:
-    def __init__(self, root: Path, variant: str = "treatment", explore_share: float = 0.0
-                 ) -> None:
+    def __init__(self, root: Path, variant: str = "treatment", explore_share: float = 0.0,
+                 on_loop: bool = False,
+                 settled_variant: Callable[[str], Assignment | None] | None = None) -> None:
         self.store = FakeStore()
+        self.list_cache = FakeListCache(self.store) if on_loop else None
         self.model = FakeModel()
         self.impressions = FakeImpressions()
         self.registry = Metrics("recommender_test")
@@ -125,7 +140,8 @@ class Rig:
                               default_max_maturity=4, fallback_max_maturity=1,
                               explore_share=explore_share),
             redis_breaker=CircuitBreaker("redis", 100),
-            model_breaker=CircuitBreaker("model", 100))
+            model_breaker=CircuitBreaker("model", 100), list_cache=self.list_cache,
+            settled_variant=settled_variant)
 
     def _store_for(self, items: ItemArtifacts) -> FakeStore:
         return self.store
