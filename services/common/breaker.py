@@ -16,10 +16,9 @@ lock guards only the state; calls run concurrently.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Literal, ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -62,23 +61,6 @@ class CircuitBreaker:
         self._succeeded(trial)
         return result
 
-    async def call_async(self, func: Callable[P, Awaitable[T]], *args: P.args,
-                         **kwargs: P.kwargs) -> T:
-        """call() for a coroutine (a read made on the event loop): the same state, so a failure
-        counts against the dependency whichever path made it. The lock is held for the state
-        only, never across the await."""
-        trial = self._admit()
-        try:
-            result = await func(*args, **kwargs)
-        except asyncio.CancelledError:
-            self._abandoned(trial)   # the request went away: nothing learnt about the dependency
-            raise
-        except BaseException:
-            self._failed(trial)
-            raise
-        self._succeeded(trial)
-        return result
-
     # --- state, under the lock ------------------------------------------------------------------
     def _state(self) -> State:
         if self._opened_at is None:
@@ -106,11 +88,6 @@ class CircuitBreaker:
             self._failures += 1
             if self._failures >= self._fail_max and self._opened_at is None:
                 self._opened_at = self._clock()
-
-    def _abandoned(self, trial: bool) -> None:
-        if trial:
-            with self._lock:
-                self._trial_running = False     # the next call is the trial
 
     def _succeeded(self, trial: bool) -> None:
         with self._lock:

@@ -199,24 +199,32 @@ class RecommenderService:
     async def from_cache(self, user_id: str, k: int, cache: CacheUse) -> CacheLookup:
         """A cache hit, answered on the event loop: one async read, and the stored bytes are the
         body (no thread hop, no response model). The same checks, metrics, impression and
-        exposure as recommend()'s cache hit; anything else is left to recommend()."""
+        exposure as recommend()'s cache hit; anything else is left to recommend().
+
+        Redis failing is recommend()'s to handle, breaker and counters included: this read is
+        made only while the breaker is closed, and a failed one is not counted but left to the
+        thread to make again: an event loop held up past the deadline (a GC pause, a process
+        descheduled on a busy machine) times out every read in flight at once, answered or not,
+        and counted they opened the breaker: whole seconds of fallback lists under load."""
         if (self._list_cache is None or not (self._policy.cache_enabled and cache.read)
-                or not self.catalog.loaded):
+                or not self.catalog.loaded or self._redis_breaker.state != "closed"):
             return CacheLookup(None, cache)
         start = time.perf_counter()
         assignment = self._settled(user_id)
         if assignment is None:      # an exposure to log first: recommend() does it in a thread
             return CacheLookup(None, cache)
-        looked = CacheUse(read=False, write=cache.write)
-        with self._stage("cache"):
-            found = await self._cached_on_loop(self._list_cache, user_id, k, assignment)
-        if found is None:
-            return CacheLookup(None, looked)
-        raw, listed = found
+        try:
+            raw = await self._list_cache.cached_recommendations(user_id, k)
+        except FeatureStoreUnavailable:
+            return CacheLookup(None, cache)
+        listed = self._valid_for(raw, assignment)
+        self._metrics.stage.labels("cache").observe(time.perf_counter() - start)
+        if raw is None or listed is None:
+            return CacheLookup(None, CacheUse(read=False, write=cache.write))
         request_id = uuid.uuid4().hex
         self._record(listed, "cache", [], assignment, request_id)
         return CacheLookup(cached_response_json(raw, listed, request_id, _ms_since(start)),
-                           looked)
+                           CacheUse(read=False, write=cache.write))
 
     def recommend(self, user_id: str, k: int,
                   cache: CacheUse = CacheUse()) -> RecommendationsResponse:
@@ -419,17 +427,6 @@ class RecommenderService:
             self._metrics.cache.labels("error").inc()
             return None
         return self._valid_for(raw, assignment)
-
-    async def _cached_on_loop(self, cache: ListCache, user_id: str, k: int,
-                              assignment: Assignment) -> tuple[bytes, ServedList] | None:
-        """_cached() without the thread: the same breaker, counters and checks."""
-        try:
-            raw = await self._redis_breaker.call_async(cache.cached_recommendations, user_id, k)
-        except (FeatureStoreUnavailable, CircuitOpen):
-            self._metrics.cache.labels("error").inc()
-            return None
-        listed = self._valid_for(raw, assignment)
-        return None if raw is None or listed is None else (raw, listed)
 
     def _valid_for(self, raw: bytes | None, assignment: Assignment) -> ServedList | None:
         """The stored list if it may answer this request (counted: hit or miss). Parsed by

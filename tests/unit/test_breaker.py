@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 
@@ -107,45 +106,3 @@ def test_calls_run_concurrently_not_one_at_a_time() -> None:
 def test_refuses_nonsense_settings() -> None:
     with pytest.raises(ValueError):
         CircuitBreaker("x", fail_max=0)
-
-
-async def fails() -> None:
-    raise ConnectionError("down")
-
-
-async def answers() -> int:
-    return 7
-
-
-def test_a_coroutine_call_shares_the_state_of_the_threaded_calls() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker("redis", fail_max=2, reset_s=5, clock=clock)
-    with pytest.raises(ConnectionError):
-        breaker.call(boom)
-    with pytest.raises(ConnectionError):
-        asyncio.run(breaker.call_async(fails))      # the second failure, made on a loop
-    assert breaker.state == "open"
-    with pytest.raises(CircuitOpen):
-        asyncio.run(breaker.call_async(answers))
-    clock.now = 5.0
-    assert asyncio.run(breaker.call_async(answers)) == 7   # the trial, on the loop: closed
-    assert breaker.state == "closed"
-
-
-def test_a_cancelled_coroutine_call_is_no_failure_and_frees_the_trial() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker("redis", fail_max=1, reset_s=5, clock=clock)
-    with pytest.raises(ConnectionError):
-        breaker.call(boom)
-    clock.now = 5.0
-
-    async def cancelled_trial() -> None:
-        task = asyncio.create_task(breaker.call_async(asyncio.sleep, 10))
-        await asyncio.sleep(0)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(cancelled_trial())
-    assert breaker.state == "half-open"             # not re-opened by the client going away
-    assert breaker.call(lambda: 1) == 1             # and the next call may be the trial

@@ -117,6 +117,32 @@ def test_redis_down_on_the_loop_still_answers_from_the_popular_snapshot(tmp_path
     assert rig.count("cache_lookups_total", result="error") == 1
 
 
+def test_a_read_the_loop_let_time_out_is_made_again_in_the_thread_and_not_held_against_redis(
+        tmp_path: Path) -> None:
+    _, after = threaded_and_on_loop(tmp_path)
+    assert after.list_cache is not None
+    after.list_cache.late = True
+    client = client_for(after.service)
+    answers = [client.get(URL).json() for _ in range(3)]     # more than the breaker allows
+    assert [a["served_from"] for a in answers] == ["cache"] * 3     # the thread's read
+    assert after.count("cache_lookups_total", result="error") == 0
+    assert after.count("cache_lookups_total", result="hit") == 3
+    assert after.redis_breaker.state == "closed"
+
+
+def test_with_the_breaker_open_the_loop_leaves_redis_to_the_threaded_path(
+        tmp_path: Path) -> None:
+    rig = Rig(tmp_path, on_loop=True, redis_fail_max=2)
+    rig.store.down = True
+    client = client_for(rig.service)
+    client.get(URL)               # the loop's read fails, uncounted; the thread's two count
+    assert rig.redis_breaker.state == "open"
+    assert rig.list_cache is not None and rig.list_cache.reads == 1
+    answer = client.get(URL).json()
+    assert answer["served_from"] == "fallback" and answer["fallbacks"] == ["feature_store"]
+    assert rig.list_cache.reads == 1                            # not tried on the loop
+
+
 def test_no_cache_skips_the_loops_read_and_computes(tmp_path: Path) -> None:
     rig = Rig(tmp_path, on_loop=True)
     rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
