@@ -43,6 +43,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -59,6 +60,8 @@ from services.stream.settings import StreamSettings
 RESULT = Path("benchmarks/results/recs_cpu.json")
 BRIEF_RATES = {"average (1 B a day)": 11_600, "peak (3x)": 35_000}
 PYTHON = sys.executable
+VERSIONED = ("fastapi", "starlette", "uvicorn", "pydantic", "redis", "numpy", "onnxruntime",
+             "confluent-kafka")  # what a request runs through
 
 
 def listening_on(port: int) -> psutil.Process | None:
@@ -236,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": describe_machine(),
+        "versions": {package: version(package) for package in VERSIONED},
         "load": {"rps": args.rps, "duration_s": args.duration, "seed": args.seed,
                  "driver": "load-tests/openloop.py, poisson arrivals, population mix"},
         "runs": runs, "capacity": plan,
