@@ -2,6 +2,7 @@
 
     make run && make seed
     .venv/bin/python benchmarks/recs_cpu.py [--rps 200] [--duration 20]
+    .venv/bin/python benchmarks/recs_cpu.py --before REF --out benchmarks/results/<name>.json
 
 Each configuration starts its own recommender process (one worker) on a free port against the
 running stack's Redis and Kafka, drives it with the open-loop driver at --rps for --duration
@@ -17,6 +18,10 @@ one run so noise hits them alike:
 - cached: the same traffic (same seed) twice without the header; the second pass is measured,
   when nearly every list is in the cache;
 - the floor: load-tests/floor.py, fixed answers, what FastAPI and the driver cost alone.
+
+With --before REF, the recommender of that git ref (`git archive` into a temporary directory,
+run from there) is measured too, uncached and cached, each right before this checkout's same
+configuration: a change's effect as ratios (after / before) from one run on one load.
 
 Then the capacity line: cores for 11,600 and 35,000 req/s (the brief's 1 B a day, on average
 and at a 3x peak) at a cache hit ratio h, as R x (h x hit + (1 - h) x miss), the service's,
@@ -38,6 +43,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -54,6 +60,8 @@ from services.stream.settings import StreamSettings
 RESULT = Path("benchmarks/results/recs_cpu.json")
 BRIEF_RATES = {"average (1 B a day)": 11_600, "peak (3x)": 35_000}
 PYTHON = sys.executable
+VERSIONED = ("fastapi", "starlette", "uvicorn", "pydantic", "redis", "numpy", "onnxruntime",
+             "confluent-kafka")  # what a request runs through
 
 
 def listening_on(port: int) -> psutil.Process | None:
@@ -83,8 +91,10 @@ def cpu_s(proc: psutil.Process | None) -> float:
 
 
 @contextmanager
-def server(command: list[str], port: int, env: dict[str, str]) -> Iterator[psutil.Process]:
-    process = subprocess.Popen(command, env={**os.environ, **env},
+def server(command: list[str], port: int, env: dict[str, str],
+           cwd: Path | None = None) -> Iterator[psutil.Process]:
+    """`cwd`: another checkout's root; `python -m` imports the services from there."""
+    process = subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         # an answer, not /readyz: the floor has none, and the first list warms the process
@@ -124,11 +134,12 @@ def drive(design: str, port: int, args: argparse.Namespace, out: Path) -> Drive:
 
 
 def measured(name: str, command: list[str], env: dict[str, str], design: str,
-             args: argparse.Namespace, tmp: Path, warm_first: bool = False) -> dict[str, Any]:
+             args: argparse.Namespace, tmp: Path, warm_first: bool = False,
+             cwd: Path | None = None) -> dict[str, Any]:
     port = free_port()
     others = stack_processes()
     with server([*command, *(["--port", str(port)] if "floor" in name else [])], port,
-                {**env, "MLSD_RECOMMENDER_PORT": str(port)}) as proc:
+                {**env, "MLSD_RECOMMENDER_PORT": str(port)}, cwd) as proc:
         if warm_first:
             drive(design, port, args, tmp / f"{name}-warm")
         start = {"service": cpu_s(proc), **{k: cpu_s(p) for k, p in others.items()}}
@@ -159,6 +170,33 @@ def capacity(miss: dict[str, float], hit: dict[str, float],
     return plan
 
 
+def checkout(ref: str, into: Path) -> str:
+    """`ref`'s tree in `into` (git archive: no worktree, the repository untouched); its commit."""
+    commit = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    into.mkdir(parents=True)
+    archive = subprocess.Popen(["git", "archive", commit], stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(into)], stdin=archive.stdout, check=True)
+    if archive.wait() != 0:
+        raise RuntimeError(f"git archive {commit} failed")
+    return commit
+
+
+def ratios(runs: dict[str, dict[str, Any]], ref: str) -> dict[str, dict[str, float]]:
+    """After / before for each configuration measured at both: service CPU a request, p50, p99."""
+    out = {}
+    for name, before in runs.items():
+        if not name.endswith(f", {ref}"):
+            continue
+        after = runs[name.removesuffix(f", {ref}")]
+        out[name.removesuffix(f", {ref}")] = {
+            "service_cpu": round(after["cpu_ms_per_request"]["service"]
+                                 / before["cpu_ms_per_request"]["service"], 3),
+            "p50": round(after["p50_ms"] / before["p50_ms"], 3),
+            "p99": round(after["p99_ms"] / before["p99_ms"], 3)}
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--rps", type=float, default=200)
@@ -168,32 +206,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hit-ratios", default="0,0.5,0.8",
                         help="cache hit ratios the capacity line is computed at")
     parser.add_argument("--out", default=str(RESULT))
+    parser.add_argument("--before", metavar="REF",
+                        help="also measure this git ref's recommender, uncached and cached, "
+                             "each beside this checkout's (after / before ratios)")
     args = parser.parse_args(argv)
     recommender = [PYTHON, "-m", "services.recommender"]
     one = {"MLSD_RECOMMENDER_WORKERS": "1", "MLSD_LOG_LEVEL": "WARNING"}
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        runs = {
-            "uncached, BLAS 1 thread": measured(
-                "uncached, BLAS 1 thread", recommender, {**one, "MLSD_BLAS_THREADS": "1"},
-                "recs-uncached", args, tmp),
-            "uncached, BLAS 2 threads": measured(
+        before = tmp / "before"
+        before_commit = checkout(args.before, before) if args.before else None
+        runs: dict[str, dict[str, Any]] = {}
+
+        def both(name: str, env: dict[str, str], design: str, warm_first: bool = False) -> None:
+            """This checkout's configuration, right after the --before ref's when there is one."""
+            if args.before:
+                runs[f"{name}, {args.before}"] = measured(
+                    f"{name}, {args.before}", recommender, env, design, args, tmp, warm_first,
+                    cwd=before)
+            runs[name] = measured(name, recommender, env, design, args, tmp, warm_first)
+
+        both("uncached, BLAS 1 thread", {**one, "MLSD_BLAS_THREADS": "1"}, "recs-uncached")
+        if not args.before:   # a before/after run keeps to the configurations it compares
+            runs["uncached, BLAS 2 threads"] = measured(
                 "uncached, BLAS 2 threads", recommender, {**one, "MLSD_BLAS_THREADS": "2"},
-                "recs-uncached", args, tmp),
-            "cached (second pass)": measured(
-                "cached (second pass)", recommender, one, "recs", args, tmp, warm_first=True),
-            "floor": measured("floor", [PYTHON, "load-tests/floor.py"], {}, "recs", args, tmp),
-        }
-    ratios = [float(h) for h in args.hit_ratios.split(",")]
+                "recs-uncached", args, tmp)
+        both("cached (second pass)", one, "recs", warm_first=True)
+        runs["floor"] = measured("floor", [PYTHON, "load-tests/floor.py"], {}, "recs", args, tmp)
+    hit_ratios = [float(h) for h in args.hit_ratios.split(",")]
     plan = capacity(runs["uncached, BLAS 1 thread"]["cpu_ms_per_request"],
-                    runs["cached (second pass)"]["cpu_ms_per_request"], ratios)
-    result = {
+                    runs["cached (second pass)"]["cpu_ms_per_request"], hit_ratios)
+    result: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": describe_machine(),
+        "versions": {package: version(package) for package in VERSIONED},
         "load": {"rps": args.rps, "duration_s": args.duration, "seed": args.seed,
                  "driver": "load-tests/openloop.py, poisson arrivals, population mix"},
         "runs": runs, "capacity": plan,
     }
+    if args.before:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True,
+                              text=True).stdout.strip()
+        result["before"] = {"ref": args.before, "commit": before_commit, "after_commit": head,
+                            "after_over_before": ratios(runs, args.before)}
+        print(f"after / before ({args.before}): {result['before']['after_over_before']}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")

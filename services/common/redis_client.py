@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
@@ -18,6 +21,9 @@ from services.common.settings import PlatformSettings
 
 RedisClient = redis.Redis | RedisCluster
 """What every Redis adapter of the platform takes: one server or a cluster."""
+
+AsyncRedisClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+"""The same, for a read made on the event loop (the recommender's cached answer)."""
 
 
 def require_bytes_replies(client: RedisClient, adapter: str) -> None:
@@ -30,16 +36,20 @@ def require_bytes_replies(client: RedisClient, adapter: str) -> None:
 def redis_from_settings(settings: PlatformSettings, timeout_s: float, retry: Retry,
                         **options: Any) -> RedisClient:
     """A client on settings.redis_url: a RedisCluster when settings.redis_cluster."""
-    # an empty MLSD_REDIS_PASSWORD (compose's default) means none
-    password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    password = password or None
-    common: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
-                              "retry": retry, "password": password, **options}
+    common = _options(settings, timeout_s, retry, **options)
     if settings.redis_cluster:
         # A failover moves slots: the cluster client re-reads the slot map and retries there,
         # bounded by the same Retry the single-server client gets.
         return RedisCluster.from_url(settings.redis_url, **common)
     return redis.Redis.from_url(settings.redis_url, health_check_interval=30, **common)
+
+
+def _options(settings: PlatformSettings, timeout_s: float, retry: object,
+             **options: Any) -> dict[str, Any]:
+    # an empty MLSD_REDIS_PASSWORD (compose's default) means none
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    return {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s, "retry": retry,
+            "password": password or None, **options}
 
 
 def request_path_redis(settings: PlatformSettings, timeout_s: float | None = None) -> RedisClient:
@@ -54,3 +64,14 @@ def background_redis(settings: PlatformSettings, timeout_s: float = 2.0) -> Redi
     """For consumers and jobs: a few quick retries; the consumer runner retries beyond that."""
     return redis_from_settings(settings, timeout_s,
                                Retry(ExponentialBackoff(cap=0.5, base=0.01), 3))
+
+
+def async_request_path_redis(settings: PlatformSettings,
+                             timeout_s: float | None = None) -> AsyncRedisClient:
+    """request_path_redis for the event loop (redis.asyncio): the same one try and timeouts, so a
+    read made without the thread hop fails as fast as one made with it."""
+    timeout = settings.redis_timeout_s if timeout_s is None else timeout_s
+    common = _options(settings, timeout, redis.asyncio.retry.Retry(NoBackoff(), 1))
+    if settings.redis_cluster:
+        return redis.asyncio.cluster.RedisCluster.from_url(settings.redis_url, **common)
+    return redis.asyncio.Redis.from_url(settings.redis_url, health_check_interval=30, **common)

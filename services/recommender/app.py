@@ -14,13 +14,18 @@ from services.common.bus.ports import Publisher
 from services.common.drift_monitor import DriftMonitor
 from services.common.http import create_service_app
 from services.common.models import ModelClient, ModelRepository, create_model_client
-from services.common.redis_client import background_redis, request_path_redis
+from services.common.redis_client import (
+    async_request_path_redis,
+    background_redis,
+    request_path_redis,
+)
 from services.common.telemetry import Metrics
 from services.designs.experiments.cache import DefinitionCache
 from services.designs.experiments.definitions import load_definitions_file
 from services.designs.experiments.exposures import ExposureLog
 from services.designs.experiments.store import RedisDefinitionStore
 from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.designs.recs.list_cache import RedisListCache
 from services.designs.recs.titles import RedisCatalogTitles
 from services.recommender.api import router
 from services.recommender.candidates import CandidateSizes
@@ -68,6 +73,10 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
     rec_metrics = RecommenderMetrics(metrics)
     request_redis = request_path_redis(settings, settings.recommender_redis_timeout_s)
     refresh_redis = background_redis(settings)
+    # The cache hit's read, made on the event loop (its connections open on the server's loop).
+    list_cache = RedisListCache(
+        async_request_path_redis(settings, settings.recommender_redis_timeout_s),
+        settings.feature_namespace)
     own_model = model is None
     model = model or create_model_client(
         settings, expected_features={settings.recommender_model_name: RANKER_FEATURE_NAMES})
@@ -118,7 +127,10 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
             log_features=settings.recommender_log_features,
             explore_share=settings.recommender_explore_share),
         redis_breaker=breaker("feature-store", settings),
-        model_breaker=breaker("model", settings), shadow=shadow,
+        model_breaker=breaker("model", settings), shadow=shadow, list_cache=list_cache,
+        # The experiment's chooser may log an exposure (Redis); the fixed default does no I/O.
+        settled_variant=(choose_variant.settled if isinstance(choose_variant, ExperimentVariant)
+                         else None),
         drift=DriftMonitor(repository=ModelRepository(settings.model_repository),
                            model_name=settings.recommender_model_name,
                            feature_names=RANKER_FEATURE_NAMES, metrics=metrics))
@@ -143,6 +155,7 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
             if own_model:
                 model.close()
             request_redis.close()
+            await list_cache.close()
             refresh_redis.close()
 
     # Ready once a ranker's artifacts are loaded: without them there is no catalog to rank.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -66,3 +67,24 @@ class RecommendationsResponse(RecommendationList):
 
 class ErrorResponse(BaseModel):
     detail: str
+
+
+_STORED_FEATURES = b',"features":'
+
+
+def cached_response_json(stored: bytes, listed: ServedList, request_id: str,
+                         processing_time_ms: float) -> bytes:
+    """A cached answer's JSON: the stored list's bytes up to its first field the API does not
+    show (ServedList writes RecommendationList's fields first, `features` next), then this
+    request's fields. Nothing parsed is serialised again: what was validated when the list was
+    built goes out as it was stored.
+
+    `,"features":` cannot occur earlier: inside a JSON string every quote is escaped."""
+    per_request = json.dumps({"request_id": request_id, "served_from": "cache", "fallbacks": [],
+                              "processing_time_ms": processing_time_ms},
+                             separators=(",", ":")).encode()
+    cut = stored.rfind(_STORED_FEATURES)
+    if cut < 0:    # not ServedList's layout (written by another version?): serialise it again
+        return RecommendationsResponse.model_construct(
+            **listed.public(), **json.loads(per_request)).model_dump_json().encode()
+    return stored[:cut] + b"," + per_request[1:]

@@ -1,7 +1,7 @@
 """The use case: one user's list, through cache, features, candidates, rank and rerank.
 
-    cache ──hit──▶ answer
-      │miss
+    cache ──hit──▶ answer      (from_cache: on the event loop, the stored bytes as the body)
+      │miss                   (recommend: the rest, in a thread)
     features: read_user (one Redis round trip) ─ down ─▶ popular snapshot (fallback)
       │
     candidates: collaborative · content · trending (cold: popular + trending + new) → filter
@@ -25,6 +25,7 @@ from functools import partial
 from typing import Protocol
 
 import numpy as np
+from pydantic import ValidationError
 
 from services.common.arrays import BoolArray, Float32Array, FloatArray, IntArray
 from services.common.breaker import CircuitBreaker, CircuitOpen
@@ -72,6 +73,7 @@ from services.recommender.schemas import (
     RecommendedItem,
     ServedFrom,
     ServedList,
+    cached_response_json,
 )
 from services.recommender.scoring import Personalization, blend, personalization
 from services.recommender.shadow import ShadowJob, ShadowRanker
@@ -98,6 +100,10 @@ def explained_items(items: ItemArtifacts, found: Candidates, positions: IntArray
             for row, p, why in zip(rows.tolist(), positions.tolist(), explained, strict=True)]
 
 
+def _ms_since(start: float) -> float:
+    return round((time.perf_counter() - start) * 1e3, 3)
+
+
 def _ready(rows: Float32Array) -> Callable[[], Float32Array]:
     return lambda: rows
 
@@ -117,6 +123,12 @@ class UserStore(Protocol):
                               if_watch_count: int | None) -> bool: ...
 
 
+class ListCache(Protocol):
+    """The response cache read on the event loop (RedisListCache; a fake in unit tests)."""
+
+    async def cached_recommendations(self, user_id: str, k: int) -> bytes | None: ...
+
+
 @dataclass(frozen=True)
 class CacheUse:
     """What one request lets the response cache do: a client's `Cache-Control: no-cache` asks
@@ -130,6 +142,15 @@ class CacheUse:
         directives = {part.strip().lower().split("=", 1)[0]
                       for part in (cache_control or "").split(",")}
         return cls(read="no-cache" not in directives, write="no-store" not in directives)
+
+
+@dataclass(frozen=True)
+class CacheLookup:
+    """What the event loop did with a request: answered it (`body`), or hands it to recommend()
+    with `then`, which no longer reads the cache if the loop has read it already."""
+
+    body: bytes | None
+    then: CacheUse
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,7 +175,11 @@ class RecommenderService:
                  choose_variant: VariantChooser, impressions: ImpressionLog | None,
                  policy: ListPolicy, redis_breaker: CircuitBreaker,
                  model_breaker: CircuitBreaker, shadow: ShadowRanker | None = None,
-                 drift: DriftMonitor | None = None) -> None:
+                 drift: DriftMonitor | None = None, list_cache: ListCache | None = None,
+                 settled_variant: Callable[[str], Assignment | None] | None = None) -> None:
+        """`list_cache`: the cache read from_cache() makes (None: every request takes
+        recommend()); `settled_variant`: the assignment when choosing it costs no I/O, else
+        None (ExperimentVariant.settled); without one, `choose_variant` must do no I/O."""
         self.catalog = catalog
         self._store_for = store_for
         self._model = model
@@ -167,8 +192,40 @@ class RecommenderService:
         self._model_breaker = model_breaker
         self._shadow = shadow
         self._drift = drift
+        self._list_cache = list_cache
+        self._settled = settled_variant or choose_variant
 
     # --- the use case ------------------------------------------------------------------------
+    async def from_cache(self, user_id: str, k: int, cache: CacheUse) -> CacheLookup:
+        """A cache hit, answered on the event loop: one async read, and the stored bytes are the
+        body (no thread hop, no response model). The same checks, metrics, impression and
+        exposure as recommend()'s cache hit; anything else is left to recommend().
+
+        Redis failing is recommend()'s to handle, breaker and counters included: this read is
+        made only while the breaker is closed, and a failed one is not counted but left to the
+        thread to make again: an event loop held up past the deadline (a GC pause, a process
+        descheduled on a busy machine) times out every read in flight at once, answered or not,
+        and counted they opened the breaker: whole seconds of fallback lists under load."""
+        if (self._list_cache is None or not (self._policy.cache_enabled and cache.read)
+                or not self.catalog.loaded or self._redis_breaker.state != "closed"):
+            return CacheLookup(None, cache)
+        start = time.perf_counter()
+        assignment = self._settled(user_id)
+        if assignment is None:      # an exposure to log first: recommend() does it in a thread
+            return CacheLookup(None, cache)
+        try:
+            raw = await self._list_cache.cached_recommendations(user_id, k)
+        except FeatureStoreUnavailable:
+            return CacheLookup(None, cache)
+        listed = self._valid_for(raw, assignment)
+        self._metrics.stage.labels("cache").observe(time.perf_counter() - start)
+        if raw is None or listed is None:
+            return CacheLookup(None, CacheUse(read=False, write=cache.write))
+        request_id = uuid.uuid4().hex
+        self._record(listed, "cache", [], assignment, request_id)
+        return CacheLookup(cached_response_json(raw, listed, request_id, _ms_since(start)),
+                           CacheUse(read=False, write=cache.write))
+
     def recommend(self, user_id: str, k: int,
                   cache: CacheUse = CacheUse()) -> RecommendationsResponse:
         start = time.perf_counter()
@@ -369,7 +426,18 @@ class RecommenderService:
         except (FeatureStoreUnavailable, CircuitOpen):
             self._metrics.cache.labels("error").inc()
             return None
-        listed = None if raw is None else ServedList.model_validate_json(raw)
+        return self._valid_for(raw, assignment)
+
+    def _valid_for(self, raw: bytes | None, assignment: Assignment) -> ServedList | None:
+        """The stored list if it may answer this request (counted: hit or miss). Parsed by
+        pydantic: the impression needs its fields, and on a list of 10 with features this
+        parse measured faster than json.loads."""
+        listed = None
+        if raw is not None:
+            try:
+                listed = ServedList.model_validate_json(raw)
+            except ValidationError as exc:   # written by something else: compute a new one
+                logger.warning("cached list unreadable", extra={"error": str(exc)[:200]})
         # A list built for another variant, or another experiment's variant of the same name (a
         # new test started), is not this user's answer.
         if listed is None or (listed.variant, listed.experiment) != (assignment.variant,
@@ -391,16 +459,21 @@ class RecommenderService:
     def _answer(self, listed: ServedList, served_from: ServedFrom,
                 fallbacks: list[Fallback], assignment: Assignment, request_id: str,
                 start: float) -> RecommendationsResponse:
+        self._record(listed, served_from, fallbacks, assignment, request_id)
+        # model_construct: every field is validated already (the list when it was built or read
+        # back, the rest by their types here); validating again cost as much as the cache read.
+        return RecommendationsResponse.model_construct(
+            **listed.public(), request_id=request_id, served_from=served_from,
+            fallbacks=fallbacks, processing_time_ms=_ms_since(start))
+
+    def _record(self, listed: ServedList, served_from: ServedFrom, fallbacks: list[Fallback],
+                assignment: Assignment, request_id: str) -> None:
+        """What every answer leaves behind: its impression and its counts."""
         if self._impressions is not None and listed.items:
             self._impressions.record(listed, request_id, assignment)
         self._metrics.responses.labels(served_from, listed.variant).inc()
         for dependency in fallbacks:
             self._metrics.fallbacks.labels(dependency).inc()
-        # model_construct: every field is validated already (the list when it was built or read
-        # back, the rest by their types here); validating again cost as much as the cache read.
-        return RecommendationsResponse.model_construct(
-            **listed.public(), request_id=request_id, served_from=served_from,
-            fallbacks=fallbacks, processing_time_ms=round((time.perf_counter() - start) * 1e3, 3))
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:

@@ -73,6 +73,19 @@ class ExperimentVariant:
                 return self._served(definition.key, assignment, user_id)
         return self._default(user_id)
 
+    def settled(self, user_id: str) -> Assignment | None:
+        """The user's assignment when choosing it costs no I/O, else None: an exposure this
+        process has not handled yet needs Redis (its dedupe mark), which the event loop must
+        not wait on. What __call__ would answer, with nothing to log (a repeat logs nothing)."""
+        for definition in self._experiments():
+            assignment = assign(definition, user_id)
+            if assignment.in_experiment and assignment.variation is not None:
+                if (self._exposures is not None and assignment.exposed
+                        and not self._exposures.remembers(definition.key, user_id)):
+                    return None
+                return self._served(definition.key, assignment, user_id)
+        return self._default(user_id)
+
     def _experiments(self) -> list[ExperimentDefinition]:
         configured = self._definitions.get(self._experiment)
         others = [d for d in self._definitions.running()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +94,31 @@ class FakeImpressions:
         self.recorded.append((listed, request_id, assignment))
 
 
+class FakeListCache:
+    """The event loop's read of the same cache FakeStore keeps."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+        self.reads = 0
+        self.late = False    # as an event loop held up past the deadline: a timeout
+
+    async def cached_recommendations(self, user_id: str, k: int) -> bytes | None:
+        self.reads += 1
+        if self.late:
+            raise FeatureStoreUnavailable("redis did not answer: Timeout reading from socket")
+        return self.store.cached_recommendations(user_id, k)
+
+
 class Rig:
-    def __init__(self, root: Path, variant: str = "treatment", explore_share: float = 0.0
-                 ) -> None:
+    def __init__(self, root: Path, variant: str = "treatment", explore_share: float = 0.0,
+                 on_loop: bool = False,
+                 settled_variant: Callable[[str], Assignment | None] | None = None,
+                 redis_fail_max: int = 100) -> None:
         self.store = FakeStore()
+        self.list_cache = FakeListCache(self.store) if on_loop else None
         self.model = FakeModel()
         self.impressions = FakeImpressions()
+        self.redis_breaker = CircuitBreaker("redis", redis_fail_max)
         self.registry = Metrics("recommender_test")
         self.metrics = RecommenderMetrics(self.registry)
         self.catalog = LiveCatalog(world.repository(root), "ranker", self._store_for, 60.0)
@@ -110,8 +130,9 @@ class Rig:
             policy=ListPolicy(candidates=CandidateSizes(10, 10, 5), cache_ttl_s=300,
                               default_max_maturity=4, fallback_max_maturity=1,
                               explore_share=explore_share),
-            redis_breaker=CircuitBreaker("redis", 100),
-            model_breaker=CircuitBreaker("model", 100))
+            redis_breaker=self.redis_breaker,
+            model_breaker=CircuitBreaker("model", 100), list_cache=self.list_cache,
+            settled_variant=settled_variant)
 
     def _store_for(self, items: ItemArtifacts) -> FakeStore:
         return self.store

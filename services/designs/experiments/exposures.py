@@ -103,6 +103,10 @@ class ExposureLog:
         self._memory = _Memory(memory_size)
         self._clock = clock
 
+    def remembers(self, experiment: str, unit_id: str) -> bool:
+        """This process handled the pair already: record() would say "duplicate" with no I/O."""
+        return (experiment, unit_id) in self._memory
+
     def record(self, assignment: Assignment, unit_id: str) -> Outcome:
         """Log the exposure unless it is not one or was logged before; never raises on I/O."""
         [outcome] = self.record_all([assignment], unit_id)

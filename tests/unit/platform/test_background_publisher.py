@@ -92,3 +92,14 @@ def test_a_full_batch_goes_without_waiting_out_the_linger() -> None:
         time.sleep(0.01)
     assert broker.sizes == [3]
     log.close()
+
+
+def test_close_sends_a_lingering_batch_at_once() -> None:
+    broker = Batches()
+    log = BackgroundPublisher(broker, linger_s=30.0)  # type: ignore[arg-type]
+    log.submit(OutboundMessage("t", "k", b"0"))
+    time.sleep(0.05)                       # the thread has taken it and lingers
+    started = time.monotonic()
+    log.close()
+    assert time.monotonic() - started < 5, "close() waited out the linger"
+    assert broker.sizes == [1]

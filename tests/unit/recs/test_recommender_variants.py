@@ -25,8 +25,13 @@ class FakeExposures:
         self.recorded: list[tuple[str, str | None]] = []
 
     def record(self, assignment: Assignment, unit_id: str) -> str:
+        if self.remembers(assignment.experiment, unit_id):
+            return "duplicate"
         self.recorded.append((unit_id, assignment.variation))
         return "logged"
+
+    def remembers(self, experiment: str, unit_id: str) -> bool:
+        return any(unit == unit_id for unit, _ in self.recorded)
 
 
 def chooser(*definitions: Any) -> tuple[ExperimentVariant, FakeExposures]:
@@ -110,3 +115,23 @@ def test_a_bad_ranker_version_or_a_stopped_challenger_gives_the_default() -> Non
         picked = choose("u1")
         assert (picked.experiment, picked.ranker_version) == (None, None)
         assert exposures.recorded == []
+
+
+def test_settled_defers_a_first_exposure_and_then_answers_what_the_call_does_without_logging(
+        ) -> None:
+    choose, exposures = chooser(definition())
+    assert choose.settled("u1") is None             # its exposure needs Redis: not on the loop
+    assert exposures.recorded == []
+    first = choose("u1")                             # the threaded path logs it
+    assert choose.settled("u1") == first
+    assert exposures.recorded == [("u1", first.variant)]   # once, not again
+
+
+def test_settled_answers_at_once_when_nothing_is_to_be_logged() -> None:
+    stopped, exposures = chooser(definition("stopped"))
+    assert stopped.settled("u1") == stopped("u1") == fixed_variant("treatment")("u1")
+    definitions = DefinitionCache(InMemoryDefinitionStore([definition()]))
+    definitions.refresh()
+    unlogged = ExperimentVariant(definitions, "rec-algorithm", "treatment", None)
+    assert unlogged.settled("u1") == unlogged("u1")
+    assert exposures.recorded == []
