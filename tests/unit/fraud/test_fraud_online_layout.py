@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -19,6 +20,7 @@ from services.designs.fraud.scripts import (
     RECORD_MERCHANT,
     RECORD_TERMINAL,
     SCRIPTS,
+    TRIM_EVERY,
 )
 from services.designs.fraud.state import FraudReport
 from tests.support.fraud_state import Txn
@@ -57,8 +59,12 @@ def test_a_transaction_is_recorded_as_the_documented_records() -> None:
                                            digest("dev1"), digest("81.0.0.1"))
     spend = np.frombuffer(calls[1][2][0], dtype=SPEND_RECORD)[0]
     assert (spend["at_ms"], spend["tx"], spend["amount"]) == (T, digest("tx100"), 12.5)
-    # a call sends what varies: the record (or id and time) and whether to reply
-    assert [args[1:] for _, _, args in calls] == [(1,), (1,), (T, 1), (T, 1), (T, 1), (T, 1)]
+    # a call sends what varies: the record (or id and time), whether to reply and (a sorted
+    # set's) whether to trim, one transaction in TRIM_EVERY by its id
+    trim = int(zlib.crc32(b"tx100") % TRIM_EVERY == 0)
+    assert [args[1:] for _, _, args in calls] == [(1,), (1,), *[(T, 1, trim)] * 4]
+    assert sum(zlib.crc32(f"tx{i}".encode()) % TRIM_EVERY == 0
+               for i in range(8000)) == pytest.approx(1000, rel=0.1)
     assert [args[0] for _, _, args in calls[2:]] == ["tx100", "tx100", "card1", "card1"]
 
 
