@@ -1215,8 +1215,8 @@ def fraud_reference_burn_in(r: Results, page: str) -> str:
         f"UTC, {machine['cpus']} shared cores, load average {machine['load_average'][0]:.1f}; "
         f"{number(scenario['customers'])} customers, seed {scenario['seed']}, prices "
         f"x{scenario['price_factor']:g}; live: each world's last 3 days, "
-        f"{'-'.join(number(n) for n in sorted({w['live_rows'] for w in found['worlds']}))} "
-        "transactions):", "",
+        f"{number(min(w['live_rows'] for w in found['worlds']))}-"
+        f"{number(max(w['live_rows'] for w in found['worlds']))} transactions):", "",
         table(["world", "training week (as of phase A's end)", "rows, no burn-in",
                f"PSI > {scenario['threshold']:g} against their reference",
                f"rows, burn-in {scenario['burn_in_days']} d",
@@ -1239,13 +1239,20 @@ def fraud_lifecycle_stack(r: Results, page: str) -> str:
     found = r.need("fraud_drift_stack")
     t, retrain, scenario = found["timeline"], found["retrain"], found["scenario"]
     fired = next(c for c in t["state_changes"] if c["state"] == "firing")
+    before = [s for s in found["samples"] if s["at"] <= t["promoted"]][-1]
     after = [s for s in found["samples"] if s["at"] > t["promoted"]]
     last = after[-1] if after else found["samples"][-1]
     machine = found["machine"]
+    since = [s for s in after if t["cleared"] and s["at"] >= t["cleared"]]
+    values = [s["max_input_psi"] for s in since if s["max_input_psi"] is not None]
     cleared = (f"**cleared** at {_clock(t['cleared'])}, {_seconds(t['promoted'], t['cleared'])} "
-               "after the promotion" if t["cleared"] else "**did not clear** within 5 minutes")
-    last_psi = ("no value" if last["max_input_psi"] is None
-                else f"{last['max_input_psi']:.3f}")
+               f"after the promotion, and stayed inactive in all {len(since)} samples to "
+               f"{_clock(last['at'])} (phase C drained at "
+               f"{_clock(found['marks']['phase_c_drained'])}), the largest alerted input's PSI "
+               f"{min(values):.3f}-{max(values):.3f}" if t["cleared"]
+               else "**did not clear** within 5 minutes")
+    state = (f"{before['state']} on " + ", ".join(f"`{c}`" for c in before["columns"])
+             if before["columns"] else before["state"])
     return "\n".join([
         f"Measured {utc(found['date'])} UTC on {machine['cpus']} shared cores (load average "
         f"{machine['load_average'][0]:.1f} at the end; {number(scenario['customers'])} customers, "
@@ -1259,9 +1266,8 @@ def fraud_lifecycle_stack(r: Results, page: str) -> str:
         f"{number(retrain['train_rows'])} rows ({retrain['train_frauds']} fraud) after the "
         f"burn-in left out {number(retrain['burned_in']['train'])} (and "
         f"{number(retrain['burned_in']['test'])} test rows); gate: {found['gate']}.",
-        f"- **Promotion**: v{found['challenger_version']} promoted at {_clock(t['promoted'])}; "
-        f"the alert {cleared}; the largest alerted input's PSI at the last sample "
-        f"({_clock(last['at'])}): {last_psi}, state {last['state']}."])
+        f"- **Promotion**: v{found['challenger_version']} promoted at {_clock(t['promoted'])}, "
+        f"the alert then {state} (phase B, v1 still serving); the alert {cleared}."])
 
 
 def movielens_online(r: Results, page: str) -> str:
