@@ -179,7 +179,7 @@ bench-fraud-shadow: setup ## the stream scorer's drain tx/s without and with a s
 	$(PY) -m services.trainer --if-missing
 	$(PY) benchmarks/fraud_stream_shadow.py
 
-shadow-run: setup ## the fraud lifecycle on running services on their own free ports (~9 min, 526 s measured): prices x1.5 fire ModelInputDrift in a real Prometheus, a gated retrain from the lake shadows production on labelled traffic (docs/evaluation/fraud-shadow-stack.*), its promotion should clear the alert (benchmarks/results/fraud_drift_stack.json)
+shadow-run: setup ## the fraud lifecycle on running services on their own free ports (~4 min, 244 s measured; up to 5 more if the alert does not clear): prices x1.5 fire ModelInputDrift in a real Prometheus, a gated retrain from the lake shadows production on labelled traffic (docs/evaluation/fraud-shadow-stack.*), its promotion clears the alert (benchmarks/results/fraud_drift_stack.json)
 	$(PY) benchmarks/fraud_lifecycle_stack.py
 
 drift-fraud-stack: shadow-run ## the drift loop through the running services and Prometheus: the same run as make shadow-run

@@ -31,6 +31,7 @@ import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -1188,6 +1189,88 @@ def fraud_stream_world(r: Results, page: str) -> str:
             + ", ".join(f"{action} {number(n)}" for action, n in actions.items()) + ").")
 
 
+def _largest(psi: dict[str, float]) -> str:
+    value, column = max((v, c) for c, v in psi.items() if c != "tx_during_weekend")
+    return f"`{column}` {value:.3f}"
+
+
+def fraud_reference_burn_in(r: Results, page: str) -> str:
+    """benchmarks/fraud_reference_burn_in.py: a retrain's reference with and without the
+    trainer's burn-in, against the live vectors of make shadow-run's last 3 days."""
+    found = r.need("fraud_reference_burn_in")
+    rows = []
+    for w in found["worlds"]:
+        cells = [f"{w['days']} days", f"{w['windows']['train']}"]
+        for name in ("no_burn_in", "burn_in"):
+            side = w[name]
+            if "psi" not in side:
+                cells += ["0 rows: not trained (NotEnoughData)", "-"]
+                continue
+            over = ", ".join(f"`{c}` {side['psi'][c]:.3f}" for c in side["over_threshold"])
+            cells += [f"{number(side['train_rows'])} rows ({number(side['burned_in'])} left out)",
+                      over or f"none; largest {_largest(side['psi'])}"]
+        rows.append(cells)
+    machine, scenario = found["machine"], found["scenario"]
+    return "\n".join([
+        f"{link('benchmarks/results/fraud_reference_burn_in.json', page)} ({utc(found['date'])} "
+        f"UTC, {machine['cpus']} shared cores, load average {machine['load_average'][0]:.1f}; "
+        f"{number(scenario['customers'])} customers, seed {scenario['seed']}, prices "
+        f"x{scenario['price_factor']:g}; live: each world's last 3 days, "
+        f"{number(min(w['live_rows'] for w in found['worlds']))}-"
+        f"{number(max(w['live_rows'] for w in found['worlds']))} transactions):", "",
+        table(["world", "training week (as of phase A's end)", "rows, no burn-in",
+               f"PSI > {scenario['threshold']:g} against their reference",
+               f"rows, burn-in {scenario['burn_in_days']} d",
+               f"PSI > {scenario['threshold']:g} against their reference"], rows)])
+
+
+def _clock(stamp: str | None) -> str:
+    return "never" if stamp is None else stamp[11:19]
+
+
+def _seconds(start: str, end: str | None) -> str:
+    if end is None:
+        return "-"
+    gap = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    return f"{gap.total_seconds():.0f} s"
+
+
+def fraud_lifecycle_stack(r: Results, page: str) -> str:
+    """benchmarks/fraud_lifecycle_stack.py (make shadow-run): the alert's timeline, the gate."""
+    found = r.need("fraud_drift_stack")
+    t, retrain, scenario = found["timeline"], found["retrain"], found["scenario"]
+    fired = next(c for c in t["state_changes"] if c["state"] == "firing")
+    before = [s for s in found["samples"] if s["at"] <= t["promoted"]][-1]
+    after = [s for s in found["samples"] if s["at"] > t["promoted"]]
+    last = after[-1] if after else found["samples"][-1]
+    machine = found["machine"]
+    since = [s for s in after if t["cleared"] and s["at"] >= t["cleared"]]
+    values = [s["max_input_psi"] for s in since if s["max_input_psi"] is not None]
+    cleared = (f"**cleared** at {_clock(t['cleared'])}, {_seconds(t['promoted'], t['cleared'])} "
+               f"after the promotion, and stayed inactive in all {len(since)} samples to "
+               f"{_clock(last['at'])} (phase C drained at "
+               f"{_clock(found['marks']['phase_c_drained'])}), the largest alerted input's PSI "
+               f"{min(values):.3f}-{max(values):.3f}" if t["cleared"]
+               else "**did not clear** within 5 minutes")
+    state = (f"{before['state']} on " + ", ".join(f"`{c}`" for c in before["columns"])
+             if before["columns"] else before["state"])
+    return "\n".join([
+        f"Measured {utc(found['date'])} UTC on {machine['cpus']} shared cores (load average "
+        f"{machine['load_average'][0]:.1f} at the end; {number(scenario['customers'])} customers, "
+        f"{scenario['days']} days, {number(found['counts']['events'])} events; "
+        f"{link('benchmarks/results/fraud_drift_stack.json', page)}, the run "
+        f"{found['run_seconds']} s):", "",
+        f"- **Drift fires**: phase A published at {_clock(t['drift_started'])}, "
+        f"`ModelInputDrift` firing at {_clock(t['first_fired'])} on "
+        + ", ".join(f"`{c}`" for c in fired["columns"]) + ".",
+        f"- **Retrain**: training week {retrain['windows']['train']}: "
+        f"{number(retrain['train_rows'])} rows ({retrain['train_frauds']} fraud) after the "
+        f"burn-in left out {number(retrain['burned_in']['train'])} (and "
+        f"{number(retrain['burned_in']['test'])} test rows); gate: {found['gate']}.",
+        f"- **Promotion**: v{found['challenger_version']} promoted at {_clock(t['promoted'])}, "
+        f"the alert then {state} (phase B, v1 still serving); the alert {cleared}."])
+
+
 def movielens_online(r: Results, page: str) -> str:
     """make movielens-check: served lists against the same model's offline lists, rerank on/off."""
     folder = r.root / "docs" / "evaluation"
@@ -1375,6 +1458,8 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "movielens-online": movielens_online,
     "cluster-capacity": cluster_capacity,
     "cluster-capacity-line": cluster_capacity_line,
+    "fraud-reference-burn-in": fraud_reference_burn_in,
+    "fraud-lifecycle-stack": fraud_lifecycle_stack,
 }
 
 # The body runs from the line after `begin` to the line before `end`, its last newline included

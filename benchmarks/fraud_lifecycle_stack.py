@@ -298,6 +298,7 @@ def main() -> int:  # noqa: PLR0915  (one scenario, read top to bottom)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--days", type=int, default=86)
     parser.add_argument("--alert-for", default="1m")
     parser.add_argument("--shadow-out", type=Path, default=REPO_ROOT / "docs/evaluation")
     parser.add_argument("--drift-out", type=Path,
@@ -313,10 +314,12 @@ def main() -> int:  # noqa: PLR0915  (one scenario, read top to bottom)
     counts: dict[str, int] = {}
 
     say("world and production v1 (make models' fraud trainer)")
-    # 72 days: the retrain's training week (28 to 21 days before phase A ends) starts past
-    # day 30, so its 30-day windows are full, as the live rows' are.
+    # 86 days: the retrain's training week (28 to 21 days before phase A's end, which is 21
+    # days before the last) starts on day 36, so all but its first day are past the trainer's
+    # burn-in (37 days: terminal and merchant windows of 30 days ending 7 days ago) and train
+    # on full windows, as the live rows are (72 days put that week on days 22-29: no row left).
     config = TransactionWorldConfig(n_customers=args.customers, n_terminals=2 * args.customers,
-                                    n_days=72, seed=args.seed)
+                                    n_days=args.days, seed=args.seed)
     world = generate_transactions(config)
     production = register(repository, train_fraud(world, workdir / "report",
                                                   progress=lambda _: None).model).version
@@ -344,7 +347,9 @@ def main() -> int:  # noqa: PLR0915  (one scenario, read top to bottom)
            "MLSD_MODEL_REPOSITORY": str(repository.root), "MLSD_LAKE_ROOT": str(workdir / "lake"),
            "MLSD_LAKE_FLUSH_INTERVAL_S": "2", "MLSD_LOG_LEVEL": "WARNING",
            "MLSD_STREAM_CONCERNS": "transaction-features,fraud-labels",
-           "MLSD_FRAUD_STREAM_MAX_AGE_S": str(70 * 86_400), "MLSD_FRAUD_STREAM_PROCESSES": "1"}
+           # the oldest replayed transaction is at most the world's days and a week old
+           "MLSD_FRAUD_STREAM_MAX_AGE_S": str((config.n_days + 7) * 86_400),
+           "MLSD_FRAUD_STREAM_PROCESSES": "1"}
 
     def start_scorer(extra: dict[str, str]) -> Service:
         service = launch("fraud.stream", "MLSD_FRAUD_STREAM_METRICS_PORT", env | extra,

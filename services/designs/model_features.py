@@ -24,6 +24,11 @@ class ModelFeature:
 # in the window that ends DELAY_DAYS before now (the handbook's delay period: labels take about a
 # week to arrive).
 TERMINAL_RISK_DELAY_DAYS = 7
+FRAUD_LONGEST_WINDOW_DAYS = 30
+FRAUD_REACH_DAYS = FRAUD_LONGEST_WINDOW_DAYS + TERMINAL_RISK_DELAY_DAYS
+"""How far back a fraud vector looks: terminal and merchant risk's 30 days ending 7 days ago.
+A transaction less than this after the first one a store holds has truncated windows (low
+counts), unlike every later one: a model must not learn from, nor take its reference from it."""
 NIGHT_HOURS = (0, 6)  # a transaction at or after 00:00 and before 06:00 local time is "at night"
 SMALL_AMOUNT = 5.0    # card testing probes with amounts below this
 TRANSACTION_TYPES = ("purchase", "withdrawal", "transfer", "payment")

@@ -4,18 +4,25 @@ A challenger from the lake's decisions and labels, registered only if it beats t
 model on the same held-out week.
 
     python -m services.trainer.fraud_retrain [--as-of ISO] [--min-gain 0.0] [--promote]
+                                             [--burn-in-days 37]
 
-The handbook's label-delay protocol, ending at `as_of` (default: now):
+The handbook's label-delay protocol, ending at `as_of` (default: now), after a burn-in:
 
-    |-- train 7 d --|-- delay 7 d --|-- test 7 d --|-- delay 7 d --| as of
-     labels as known                  every label     the newest days: genuine labels
-     at the test start                final           not final yet, left out
+    lake's first |-- burn-in 37 d --|
+    transaction    |-- train 7 d --|-- delay 7 d --|-- test 7 d --|-- delay 7 d --| as of
+                    labels as known                  every label     the newest days: genuine
+                    at the test start                final           labels not final yet
 
 - a transaction is labelled once its label is final: a fraud report arrived, or its delay passed
   without one (then it is genuine); the test week ends a delay before `as_of`, so all its labels
   are final, and it leaves out cards already known compromised (Split.test_mask);
 - the training week ends a delay before the test week starts, with the labels that had arrived
   by the test start: the model is the one that could have been trained on that day;
+- the burn-in: a row is used only if every window of its vector lies inside the lake (it is
+  at least FRAUD_REACH_DAYS, 30 + 7, after the lake's first transaction). Earlier rows see
+  truncated history (a terminal's 30-day count over the 16 days the lake holds), unlike every
+  vector served later: a model trained on them learns low counts, and its drift reference,
+  built from them, reads the live full windows as drift. The dropped rows are counted;
 - features are the vectors the stream served, from `fraud-decisions` (no train/serve skew),
   and, for a transaction with no decision in the lake (history replayed before the scorer
   ran), the same catalog features recomputed point in time (lake_sets.py; the two are held
@@ -46,7 +53,11 @@ from services.common.lake.settings import LakeStoreSettings
 from services.common.lake.sql import open_lake
 from services.common.models import ModelRepository
 from services.common.models.settings import ModelSettings
-from services.designs.model_features import FRAUD_FEATURE_NAMES, FRAUD_REFERENCE_FILE
+from services.designs.model_features import (
+    FRAUD_FEATURE_NAMES,
+    FRAUD_REACH_DAYS,
+    FRAUD_REFERENCE_FILE,
+)
 from services.trainer.artifacts import data_hash
 from services.trainer.export import INPUT_NAME, check_parity, export_classifier
 from services.trainer.fraud import reference_json
@@ -115,6 +126,7 @@ class Labelled:
     x: Matrix
     y: npt.NDArray[np.int8]
     served: int  # rows whose vector is the one the stream served
+    burned_in: int = 0  # the window's rows left out: their windows reach before the lake
 
     @property
     def frauds(self) -> int:
@@ -130,30 +142,55 @@ def served_vectors(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[str,
             if isinstance(v, list) and len(v) == len(FRAUD_FEATURE_NAMES)}
 
 
+def windows_complete_from(frame: pd.DataFrame, burn_in_days: int = FRAUD_REACH_DAYS
+                          ) -> pd.Timestamp | None:
+    """The first instant whose vector's every window lies inside the lake: its first
+    transaction plus the burn-in (None for an empty lake)."""
+    if frame.empty:
+        return None
+    first: pd.Timestamp = frame["tx_datetime"].min()
+    return first + pd.Timedelta(days=burn_in_days)
+
+
 def labelled(frame: pd.DataFrame, mask: npt.NDArray[np.bool_],
-             served: dict[str, list[float]]) -> Labelled:
-    """The masked rows with the served vector where one exists, else the recomputed one."""
-    rows = frame[mask].reset_index(drop=True)
+             served: dict[str, list[float]], complete_from: pd.Timestamp | None = None
+             ) -> Labelled:
+    """The masked rows from `complete_from` on, with the served vector where one exists, else
+    the recomputed one."""
+    complete = (np.ones(len(frame), bool) if complete_from is None
+                else (frame["tx_datetime"] >= complete_from).to_numpy(bool))
+    burned_in = int((mask & ~complete).sum())
+    rows = frame[mask & complete].reset_index(drop=True)
     x = rows[list(FRAUD_FEATURE_NAMES)].to_numpy(np.float32)
     hit = rows["transaction_id"].map(lambda tid: tid in served).to_numpy(bool)
     if hit.any():
         x[hit] = np.asarray([served[t] for t in rows.loc[hit, "transaction_id"]], np.float32)
-    return Labelled(rows, x, rows["is_fraud"].to_numpy(np.int8), int(hit.sum()))
+    return Labelled(rows, x, rows["is_fraud"].to_numpy(np.int8), int(hit.sum()), burned_in)
 
 
-def training_and_test(con: duckdb.DuckDBPyConnection, windows: Windows
-                      ) -> tuple[Labelled, Labelled]:
-    """The training week labelled as of the test start; the test week labelled as of `as_of`."""
+def training_and_test(con: duckdb.DuckDBPyConnection, windows: Windows,
+                      burn_in_days: int = FRAUD_REACH_DAYS) -> tuple[Labelled, Labelled]:
+    """The training week labelled as of the test start; the test week labelled as of `as_of`;
+    both without the rows whose windows reach before the lake's first transaction. The test
+    rows too: the gate should judge, and the score's reference describe, vectors like the
+    ones served."""
     served = served_vectors(con, windows.as_of)
     early = fraud_training_set(con, windows.labels_for_training_at)
     late = fraud_training_set(con, windows.as_of)
+    complete_from = windows_complete_from(late, burn_in_days)  # late holds every earlier row
     split = windows.split
-    train = labelled(early, split.train_mask(early) & early["label_final"].to_numpy(bool), served)
-    test = labelled(late, split.test_mask(late) & late["label_final"].to_numpy(bool), served)
+    train = labelled(early, split.train_mask(early) & early["label_final"].to_numpy(bool), served,
+                     complete_from)
+    test = labelled(late, split.test_mask(late) & late["label_final"].to_numpy(bool), served,
+                    complete_from)
     if train.frauds < MIN_TRAIN_FRAUDS or len(test.y) < MIN_TEST_ROWS or test.frauds == 0:
+        burn_in = ("" if complete_from is None else
+                   f"; the burn-in ({burn_in_days} d after the lake's first transaction: windows "
+                   f"complete from {complete_from:%Y-%m-%d %H:%M}) left out {train.burned_in} "
+                   f"training and {test.burned_in} test rows")
         raise NotEnoughData(
             f"train {len(train.y)} rows ({train.frauds} fraud), test {len(test.y)} rows "
-            f"({test.frauds} fraud) in {windows.describe()}; the gate needs >= "
+            f"({test.frauds} fraud) in {windows.describe()}{burn_in}; the gate needs >= "
             f"{MIN_TRAIN_FRAUDS} training frauds, >= {MIN_TEST_ROWS} test rows and a test fraud")
     return train, test
 
@@ -219,6 +256,7 @@ class RetrainResult:
     verdict: Verdict
     registered: int | None
     promoted: bool
+    burned_in: dict[str, int]  # rows of each week left out: their windows reach before the lake
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=float) + "\n"
@@ -241,7 +279,7 @@ def retrain(train: Labelled, test: Labelled, repository: ModelRepository, window
     result = RetrainResult(
         windows.describe(), len(train.y), train.frauds, len(test.y), test.frauds,
         (train.served + test.served) / (len(train.y) + len(test.y)), challenger, production,
-        version, verdict, None, False)
+        version, verdict, None, False, {"train": train.burned_in, "test": test.burned_in})
     if not verdict.passed:
         return result
     registered = repository.register(
@@ -257,8 +295,9 @@ def retrain(train: Labelled, test: Labelled, repository: ModelRepository, window
             # As make models does: inputs from the fitted rows, the score from held-out ones.
             DRIFT_REFERENCE_FILE: DriftReference.of(
                 train.x, FRAUD_FEATURE_NAMES, challenger_p,
-                description="inputs: the training week's rows from the lake; score: the "
-                            "held-out test week's probabilities").to_json().encode(),
+                description="inputs: the training week's rows from the lake, burn-in "
+                            "excluded; score: the held-out test week's probabilities"
+                ).to_json().encode(),
             GATE_FILE: result.to_json().encode(),
         },
         actor="trainer",
@@ -271,12 +310,14 @@ def retrain(train: Labelled, test: Labelled, repository: ModelRepository, window
 
 def retrain_from_lake(root: Path, repository: ModelRepository, as_of: datetime, *,
                       min_gain: float = 0.0, promote: bool = False,
-                      report: Path | None = REPORT) -> RetrainResult:
+                      report: Path | None = REPORT,
+                      burn_in_days: int = FRAUD_REACH_DAYS) -> RetrainResult:
     """The protocol's windows ending at `as_of`, the challenger, the gate; the verdict written
-    to `report` either way. Raises NotEnoughData when the windows hold too little to judge."""
+    to `report` either way. Raises NotEnoughData when the windows hold too little to judge
+    (a lake younger than burn-in + 28 days has no complete training week)."""
     windows = Windows.ending_at(as_of)
     with open_lake(root) as con:
-        train, test = training_and_test(con, windows)
+        train, test = training_and_test(con, windows, burn_in_days)
     result = retrain(train, test, repository, windows, min_gain=min_gain, promote=promote)
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
@@ -300,6 +341,9 @@ def summary(result: RetrainResult) -> str:
         f"rows: train {result.train_rows:,} ({result.train_frauds} fraud), test "
         f"{result.test_rows:,} ({result.test_frauds} fraud); {result.served_share:.0%} of "
         "vectors as served, the rest recomputed",
+        f"burn-in: left out {result.burned_in['train']:,} training and "
+        f"{result.burned_in['test']:,} test rows whose windows reach before the lake's first "
+        "transaction",
         row("challenger", result.challenger),
         row(f"production v{result.production_version}" if result.production_version
             else "production", result.production),
@@ -319,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--promote", action="store_true",
                         help="make the challenger production when it passes the gate")
     parser.add_argument("--report", type=Path, default=REPORT)
+    parser.add_argument("--burn-in-days", type=int, default=FRAUD_REACH_DAYS,
+                        help="leave out rows this close to the lake's first transaction "
+                             "(default: the longest reach of a feature window; 0 keeps rows "
+                             "with truncated windows)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     as_of = args.as_of or datetime.now(UTC)
@@ -328,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = retrain_from_lake(args.lake_root or LakeStoreSettings().lake_root, repository,
                                    as_of, min_gain=args.min_gain, promote=args.promote,
-                                   report=args.report)
+                                   report=args.report, burn_in_days=args.burn_in_days)
     except NotEnoughData as exc:
         print(f"[retrain-fraud] not trained: {exc}", file=sys.stderr)  # noqa: T201
         return 1

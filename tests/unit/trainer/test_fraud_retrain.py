@@ -9,6 +9,7 @@ SOURCE=lake` do: both run retrain_from_lake, the one path (tested here through b
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -24,7 +25,7 @@ import pytest
 
 from services.common.bus import topics
 from services.common.bus.ports import OutboundMessage
-from services.common.drift import DRIFT_REFERENCE_FILE
+from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
 from services.common.lake.sql import open_lake
 from services.common.models import ModelRepository
 from services.designs.model_features import FRAUD_FEATURE_NAMES
@@ -41,6 +42,7 @@ from services.trainer.fraud_retrain import (
     retrain,
     retrain_from_lake,
     training_and_test,
+    windows_complete_from,
 )
 from services.trainer.lake_sets import fraud_training_set
 from services.trainer.worlds.transactions import TransactionWorldConfig, generate_transactions
@@ -48,7 +50,8 @@ from tests import lake_events as ev
 from tests.harness import REPO_ROOT
 
 AS_OF = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
-WORLD = TransactionWorldConfig(n_customers=600, n_terminals=1_200, n_days=40, seed=1)
+# 68 days: the training week (28 to 21 days before AS_OF) lies past the burn-in (37 days).
+WORLD = TransactionWorldConfig(n_customers=600, n_terminals=1_200, n_days=68, seed=1)
 SERVED = [7.0] * len(FRAUD_FEATURE_NAMES)
 
 
@@ -145,6 +148,66 @@ def test_a_transaction_decided_by_the_stream_trains_on_the_vector_it_was_served(
     assert train.served == 1
     assert train.x[row].tolist() == SERVED
     assert train.x[row - 1].tolist() != SERVED  # the others: recomputed from the lake
+
+
+def test_a_vector_is_complete_once_the_lake_holds_its_longest_reach_back() -> None:
+    frame = pd.DataFrame({"tx_datetime": pd.to_datetime(["2026-10-05 12:00",
+                                                         "2026-10-01 08:00"])})
+    # terminal and merchant risk: 30 days ending 7 days ago
+    assert windows_complete_from(frame) == pd.Timestamp("2026-11-07 08:00")
+    assert windows_complete_from(frame, burn_in_days=3) == pd.Timestamp("2026-10-04 08:00")
+    assert windows_complete_from(frame.iloc[:0]) is None
+
+
+def burn_in_into_the_training_week(lake: Lake) -> tuple[int, pd.Timestamp]:
+    """A burn-in (whole days) that ends two days into the training week, and where it ends."""
+    first = lake.transactions["tx_datetime"].min()
+    cut = Windows.ending_at(AS_OF).split.train_start + pd.Timedelta(days=2)
+    days = math.ceil((cut - first) / pd.Timedelta(days=1))
+    return days, first + pd.Timedelta(days=days)
+
+
+def test_a_lake_older_than_the_burn_in_and_the_protocol_loses_no_row(
+        sets: tuple[Labelled, Labelled]) -> None:
+    assert [s.burned_in for s in sets] == [0, 0]
+
+
+def test_rows_whose_windows_reach_before_the_lake_are_left_out_and_counted(
+        lake: Lake, con: duckdb.DuckDBPyConnection, sets: tuple[Labelled, Labelled]) -> None:
+    days, complete_from = burn_in_into_the_training_week(lake)
+
+    train, test = training_and_test(con, Windows.ending_at(AS_OF), burn_in_days=days)
+
+    full_train, full_test = sets
+    assert 0 < train.burned_in < len(full_train.y)
+    assert len(train.y) + train.burned_in == len(full_train.y)
+    assert train.frame["tx_datetime"].min() >= complete_from
+    assert set(full_train.frame.loc[full_train.frame["tx_datetime"] < complete_from,
+                                    "transaction_id"]).isdisjoint(train.frame["transaction_id"])
+    assert test.burned_in == 0 and len(test.y) == len(full_test.y)  # past the burn-in
+
+
+def test_the_challengers_drift_reference_is_built_from_complete_windows_only(
+        lake: Lake, con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    days, _ = burn_in_into_the_training_week(lake)
+    train, test = training_and_test(con, Windows.ending_at(AS_OF), burn_in_days=days)
+    repository = ModelRepository(tmp_path / "models")
+
+    result = retrain(train, test, repository, Windows.ending_at(AS_OF))
+
+    assert result.registered is not None
+    assert result.burned_in == {"train": train.burned_in, "test": 0}
+    stored = repository.extra_file("fraud", result.registered, DRIFT_REFERENCE_FILE)
+    reference = DriftReference.from_json(stored.read_text(), FRAUD_FEATURE_NAMES)
+    assert reference.rows == len(train.y)
+    assert json.loads(repository.extra_file("fraud", result.registered, GATE_FILE).read_text()
+                      )["burned_in"]["train"] == train.burned_in
+
+
+def test_a_lake_too_young_for_a_complete_training_week_trains_nothing_and_says_why(
+        con: duckdb.DuckDBPyConnection) -> None:
+    with pytest.raises(NotEnoughData, match=r"train 0 rows .* the burn-in \(60 d .* left out"):
+        training_and_test(con, Windows.ending_at(AS_OF), burn_in_days=60)
 
 
 def scores(ap: float) -> Scores:
@@ -253,6 +316,7 @@ def test_make_retrain_fraud_refuses_a_challenger_no_better_than_production(
                     lake, tmp_path)
 
     assert first.returncode == 0 and again.returncode == 0, again.stdout + again.stderr
+    assert "burn-in: left out 0 training and 0 test rows" in first.stdout
     assert "gate: REFUSED" in again.stdout
     assert not json.loads((tmp_path / "2.json").read_text())["verdict"]["passed"]
     assert ModelRepository(tmp_path / "models").versions("fraud") == [1]
