@@ -32,6 +32,7 @@ from services.common.records.outbox import OutboxRelay
 from services.common.records.pool import records_pool
 from services.common.records.settings import PostgresSettings
 from services.common.redis_client import background_redis
+from services.designs.model_features import FRAUD_REACH_DAYS
 from services.designs.recs import keys
 from services.designs.recs.records import CatalogRecords, ProfileRecords
 from services.designs.recs.redis_store import write_profiles
@@ -179,8 +180,11 @@ def rebuild(timeout_s: float) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m services.seeder", description=__doc__)
-    parser.add_argument("--transaction-days", type=float, default=31.0,
-                        help="days of transaction history to replay (the longest window is 30)")
+    # A day more than the furthest any feature looks back (a terminal's 30 days end 7 days
+    # ago): the online windows are whole from the first live transaction.
+    parser.add_argument("--transaction-days", type=float, default=FRAUD_REACH_DAYS + 1.0,
+                        help="days of transaction history to replay (the features reach "
+                             f"{FRAUD_REACH_DAYS} days back)")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for the stream")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--rebuild-online", action="store_true",
