@@ -632,7 +632,8 @@ def readme_status(r: Results, page: str) -> str:
         "The brief's 10,000 tx/s was **not** run: computed from the measured CPU per "
         f"transaction it needs ~{number(attributed, 1)} cores on the stream "
         f"({number(cores['machine'], 1)} at this machine's efficiency) and "
-        f"{number(http_alone)}-{number(http_full)} on the HTTP path "
+        + (f"{number(http_full)}" if number(http_alone) == number(http_full)
+           else f"{number(http_alone)}-{number(http_full)}") + " on the HTTP path "
         "([docs/interview/fraud.md](docs/interview/fraud.md#2-back-of-the-envelope) shows the "
         "arithmetic); nor was the brief's 1 B recommendations a day "
         f"({number(average)} req/s on average; "
