@@ -1,0 +1,51 @@
+"""What the surviving Kafka nodes logged about a killed broker: when the active controller fenced
+it and moved its partitions (fault 1's gap, read from the brokers' own clocks)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+# log4j2.properties' pattern: "[2026-12-06 06:38:12,345] INFO message (logger)", local time
+_STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] ")
+# The active controller (org.apache.kafka.controller at INFO) when the broker's session lapses;
+# in KRaft the fencing record and the partitions' new leaders and in-sync sets are written in
+# the same step, so the next line says how many partitions changed with it.
+_FENCED = "Fencing broker {victim} "
+_CHANGED = re.compile(r"handleBrokerFenced: changing (\d+) partition")
+
+
+def election_after_kill(logs: Iterable[Path], victim_id: int, killed: datetime,
+                        restarted: datetime) -> dict[str, float | int | None]:
+    """Seconds from the kill to the dead broker's fencing, how many partitions got a new leader
+    or in-sync set with it, and how many times the controller fenced any broker meanwhile
+    (more than once: a live broker missed its heartbeats, the cost of a short session)."""
+    fenced: datetime | None = None
+    changed: int | None = None
+    fencings = 0
+    for at, line in _lines_between(logs, killed, restarted):
+        if "because its session has timed out" in line:
+            fencings += 1
+        if fenced is None and _FENCED.format(victim=victim_id) in line:
+            fenced = at
+        elif fenced is not None and changed is None and (m := _CHANGED.search(line)):
+            changed = int(m.group(1))
+    return {"fenced_after_kill_s": None if fenced is None
+            else round((fenced - killed).total_seconds(), 2),
+            "partitions_moved_at_fencing": changed, "fencings_while_down": fencings}
+
+
+def _lines_between(paths: Iterable[Path], after: datetime, before: datetime
+                   ) -> list[tuple[datetime, str]]:
+    found = []
+    for path in paths:
+        for line in path.read_text(errors="replace").splitlines():
+            stamp = _STAMP.match(line)
+            if stamp is None:
+                continue
+            at = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").astimezone()
+            if after <= at < before:
+                found.append((at, line))
+    return sorted(found)
