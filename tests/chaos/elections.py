@@ -37,6 +37,17 @@ def election_after_kill(logs: Iterable[Path], victim_id: int, killed: datetime,
             "partitions_moved_at_fencing": changed, "fencings_while_down": fencings}
 
 
+def session_settings(node_log: Path) -> dict[str, int]:
+    """The heartbeat and session a node ran with, from the server.properties cluster-node.sh
+    wrote beside its log (Kafka's defaults where the file sets none)."""
+    lines = (node_log.with_suffix("") / "server.properties").read_text().splitlines()
+    properties = dict(line.partition("=")[::2] for line in lines
+                      if line.strip() and not line.startswith("#"))
+    return {"broker_heartbeat_interval_ms": int(properties.get("broker.heartbeat.interval.ms",
+                                                               2000)),
+            "broker_session_timeout_ms": int(properties.get("broker.session.timeout.ms", 9000))}
+
+
 def _lines_between(paths: Iterable[Path], after: datetime, before: datetime
                    ) -> list[tuple[datetime, str]]:
     found = []

@@ -20,7 +20,7 @@ from redis.cluster import RedisCluster
 
 from services.common.bus.envelope import MalformedEvent, decode_event
 from services.common.bus.topics import WATCH_EVENTS
-from tests.chaos.elections import election_after_kill
+from tests.chaos.elections import election_after_kill, session_settings
 from tests.chaos.load import Answer, open_loop, percentile, write_report
 from tests.e2e.conftest import StartService
 from tests.harness import ClusterTopology
@@ -192,7 +192,8 @@ def test_a_broker_killed_under_ingest_load_loses_no_acknowledged_event(
                  started, {"rate_requests_per_s": RATE, "events_per_request": EVENTS_PER_REQUEST,
                            "duration_s": DURATION_S, "kill_at_s": KILL_AT_S,
                            "restart_at_s": RESTART_AT_S, "ingest_delivery_timeout_s": 5.0,
-                           "client_timeout_s": CLIENT_TIMEOUT_S},
+                           "client_timeout_s": CLIENT_TIMEOUT_S,
+                           **session_settings(cluster_topology.servers["kafka-1"].log_path)},
                  results, answers)
 
     assert set(statuses) <= {202, 503}, statuses
