@@ -15,26 +15,37 @@ _STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] ")
 # the same step, so the next line says how many partitions changed with it.
 _FENCED = "Fencing broker {victim} "
 _CHANGED = re.compile(r"handleBrokerFenced: changing (\d+) partition")
+# A survivor winning the KRaft vote: the killed broker was the active controller, and the new
+# one starts its own session clocks, so the fencing comes a session after this.
+_QUORUM_LEADER = "Completed transition to Leader"
 
 
 def election_after_kill(logs: Iterable[Path], victim_id: int, killed: datetime,
                         restarted: datetime) -> dict[str, float | int | None]:
-    """Seconds from the kill to the dead broker's fencing, how many partitions got a new leader
-    or in-sync set with it, and how many times the controller fenced any broker meanwhile
-    (more than once: a live broker missed its heartbeats, the cost of a short session)."""
+    """Seconds from the kill to the dead broker's fencing (and to a new active controller, if
+    it was the active one), how many partitions got a new leader or in-sync set with the
+    fencing, and how many times the controller fenced any broker meanwhile (more than once: a
+    live broker missed its heartbeats, the cost of a short session)."""
     fenced: datetime | None = None
     changed: int | None = None
+    quorum_leader: datetime | None = None
     fencings = 0
     for at, line in _lines_between(logs, killed, restarted):
+        if quorum_leader is None and _QUORUM_LEADER in line:
+            quorum_leader = at
         if "because its session has timed out" in line:
             fencings += 1
         if fenced is None and _FENCED.format(victim=victim_id) in line:
             fenced = at
         elif fenced is not None and changed is None and (m := _CHANGED.search(line)):
             changed = int(m.group(1))
-    return {"fenced_after_kill_s": None if fenced is None
-            else round((fenced - killed).total_seconds(), 2),
+    return {"fenced_after_kill_s": _since(killed, fenced),
+            "controller_elected_after_kill_s": _since(killed, quorum_leader),
             "partitions_moved_at_fencing": changed, "fencings_while_down": fencings}
+
+
+def _since(start: datetime, end: datetime | None) -> float | None:
+    return None if end is None else round((end - start).total_seconds(), 2)
 
 
 def session_settings(node_log: Path) -> dict[str, int]:
