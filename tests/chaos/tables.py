@@ -31,6 +31,7 @@ def broker_crash_table(folder: Path) -> str:
                                            "(each stored event exactly once)"),
         ("503 without Retry-After", f"{r['refused_503_without_retry_after']}"),
         ("refused requests, sent relative to the kill",
+         "none refused" if r["first_not_202_after_kill_s"] is None else
          f"from {r['first_not_202_after_kill_s']} s to {r['last_not_202_after_kill_s']} s "
          "(one sent just before the kill can still be waiting for its ack)"),
         ("killed broker fenced by the controller (its log)",
@@ -68,12 +69,13 @@ def broker_session_table(folder: Path) -> str:
             + f" | {r['fenced_after_kill_s']} s | {r['kill_to_first_202_s']} s | "
             + ", ".join(f"{v} x {k}" for k, v in r["statuses"].items())
             + f" | {r['latency_ms']['p99']:,.0f} / {r['latency_ms']['max']:,.0f} ms |")
-    first = reports[0]
+    first, last = reports[0], reports[-1]
     lines.append(f"\n{len(reports)} runs of `tests/chaos/test_broker_crash.py`, "
                  f"{first['started'][:10]}, on {first['machine']['nproc']} shared cores "
                  f"({first['machine']['cpu_model']}), Kafka {first['versions']['kafka']}, "
-                 f"commit {first['commit'][:10]} (the template swapped between runs); other "
-                 "work shared the cores.")
+                 f"commits {first['commit'][:10]} to {last['commit'][:10]} (the test gained "
+                 "its log fields between them; only the template's two lines were swapped "
+                 "between runs); other work shared the cores.")
     return "\n".join(lines)
 
 
