@@ -31,13 +31,52 @@ def broker_crash_table(folder: Path) -> str:
                                            "(each stored event exactly once)"),
         ("503 without Retry-After", f"{r['refused_503_without_retry_after']}"),
         ("refused requests, sent relative to the kill",
+         "none refused" if r["first_not_202_after_kill_s"] is None else
          f"from {r['first_not_202_after_kill_s']} s to {r['last_not_202_after_kill_s']} s "
          "(one sent just before the kill can still be waiting for its ack)"),
+        ("killed broker fenced by the controller (its log)",
+         f"{r['fenced_after_kill_s']} s after the kill (broker.session.timeout.ms "
+         f"{s['broker_session_timeout_ms']}, heartbeat {s['broker_heartbeat_interval_ms']} ms); "
+         f"{r['partitions_moved_at_fencing']} partitions moved in that step; fencings while it "
+         f"was down: {r['fencings_while_down']}"),
+        ("killed broker was the active controller",
+         "no" if r["controller_elected_after_kill_s"] is None
+         else f"yes: a new one elected {r['controller_elected_after_kill_s']} s after the kill"),
+        ("first 202 to a request sent after the kill", f"{r['kill_to_first_202_s']} s after it"),
         ("restarted broker back in every ISR", f"{r['restart_to_in_sync_s']} s"),
         ("latency p50 / p99 / max", f"{r['latency_ms']['p50']} / {r['latency_ms']['p99']} / "
                                     f"{r['latency_ms']['max']} ms"),
     ]
     return _table(rows, report)
+
+
+def broker_session_table(folder: Path) -> str:
+    """Fault 1 run in turns with Kafka's default broker session and with the cluster's shorter
+    one, in one session: the fencing and the client-visible gap side by side."""
+    reports = sorted((json.loads(p.read_text()) for p in folder.glob("*.json")),
+                     key=lambda report: str(report["started"]))
+    lines = ["| started (UTC) | session / heartbeat | victim | load average | new controller "
+             "after the kill | fenced after the kill | first 202 after the kill | answers | "
+             "latency p99 / max |", "|---|---|---|---|---|---|---|---|---|"]
+    for report in reports:
+        r, s = report["results"], report["settings"]
+        lines.append(
+            f"| {report['started'][11:19]} | {s['broker_session_timeout_ms']} / "
+            f"{s['broker_heartbeat_interval_ms']} ms | {r['victim']} | "
+            f"{report['machine']['load_average_at_start'][0]:.1f} | "
+            + ("- (not the controller)" if r["controller_elected_after_kill_s"] is None
+               else f"{r['controller_elected_after_kill_s']} s")
+            + f" | {r['fenced_after_kill_s']} s | {r['kill_to_first_202_s']} s | "
+            + ", ".join(f"{v} x {k}" for k, v in r["statuses"].items())
+            + f" | {r['latency_ms']['p99']:,.0f} / {r['latency_ms']['max']:,.0f} ms |")
+    first, last = reports[0], reports[-1]
+    lines.append(f"\n{len(reports)} runs of `tests/chaos/test_broker_crash.py`, "
+                 f"{first['started'][:10]}, on {first['machine']['nproc']} shared cores "
+                 f"({first['machine']['cpu_model']}), Kafka {first['versions']['kafka']}, "
+                 f"commits {first['commit'][:10]} to {last['commit'][:10]} (the test gained "
+                 "its log fields between them; only the template's two lines were swapped "
+                 "between runs); other work shared the cores.")
+    return "\n".join(lines)
 
 
 def redis_master_crash_table(folder: Path) -> str:
@@ -176,6 +215,13 @@ def availability_table(folder: Path) -> str:
                    "worker of fraud and of the recommender at +150 s): " + ", ".join(kills)),
         ("budgets", budgets),
     ]
+    if "broker_fencings" in report["results"]:  # soaks before the shorter broker session lack it
+        rows.append(("each killed broker fenced after (controller's log; * : it was the active "
+                     "controller; fencings while it was down)",
+                     ", ".join(f"{f['victim']} {f['fenced_after_kill_s']} s"
+                               + ("*" if f["controller_elected_after_kill_s"] is not None else "")
+                               + f" ({f['fencings_while_down']})"
+                               for f in report["results"]["broker_fencings"])))
     for name in ("ingest", "fraud", "recommender"):
         x = r[name]
         rows.append((f"{name}: answered 2xx inside budget",

@@ -27,6 +27,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from services.devstack.cluster import redis_roles
+from tests.chaos.elections import election_after_kill
 from tests.chaos.load import Answer, open_loop, retry_once, transaction, write_report
 from tests.chaos.processes import await_workers, kill_worker, live_workers
 from tests.e2e.conftest import StartService
@@ -44,8 +45,10 @@ SERVICES = ("ingest", "fraud", "recommender")
 
 
 def schedule(topology: ClusterTopology, workers: dict[str, int],
-             marks: list[tuple[float, str]]) -> list[tuple[float, Any]]:
-    """(seconds from the start, action) for every fault of every cycle inside the soak."""
+             marks: list[tuple[float, str]], fencings: list[dict[str, Any]]
+             ) -> list[tuple[float, Any]]:
+    """(seconds from the start, action) for every fault of every cycle inside the soak; each
+    broker kill adds to `fencings` what the surviving nodes logged about it."""
     start = time.monotonic()
 
     def mark(what: str) -> None:
@@ -56,10 +59,16 @@ def schedule(topology: ClusterTopology, workers: dict[str, int],
     def broker() -> None:
         victim = next(brokers)
         mark(f"kill {victim}")
+        killed = datetime.now(UTC)
         topology.kill(victim)
         time.sleep(10)
+        restarting = datetime.now(UTC)
         topology.restart(victim)
         mark(f"{victim} back")
+        # read now: a node's log starts afresh when a later cycle restarts it
+        fencings.append({"victim": victim, **election_after_kill(
+            [topology.servers[n].log_path for n in topology.kafka_names if n != victim],
+            int(victim.removeprefix("kafka-")), killed, restarting)})
 
     def redis_master() -> None:
         roles = redis_roles(topology.redis_addresses, topology.redis_password)
@@ -132,6 +141,7 @@ def test_the_soak_with_faults_on_a_schedule_stays_available(
     for parent in workers.values():
         await_workers(parent, 2)
     marks: list[tuple[float, str]] = []
+    fencings: list[dict[str, Any]] = []
 
     async def send(client: httpx.AsyncClient, n: int) -> tuple[int, dict[str, Any]]:
         service, i = SERVICES[n % 3], n // 3
@@ -155,10 +165,11 @@ def test_the_soak_with_faults_on_a_schedule_stays_available(
         return status, {"service": service, **flags}
 
     started = datetime.now(UTC)
-    answers = open_loop(send, 3 * RATE, SOAK_S, schedule(cluster_topology, workers, marks),
-                        timeout_s=10.0)
+    answers = open_loop(send, 3 * RATE, SOAK_S,
+                        schedule(cluster_topology, workers, marks, fencings), timeout_s=10.0)
     results = {"availability": availability(answers), "goal": GOAL,
-               "faults": [{"at_s": round(at, 1), "what": what} for at, what in marks]}
+               "faults": [{"at_s": round(at, 1), "what": what} for at, what in marks],
+               "broker_fencings": fencings}
     name = "availability_soak" if SOAK_S >= 600 else f"availability_soak_trial_{SOAK_S:.0f}s"
     plot(answers, marks, report_dir / f"{name}.png")
     write_report(report_dir, name,

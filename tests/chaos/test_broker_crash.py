@@ -20,7 +20,8 @@ from redis.cluster import RedisCluster
 
 from services.common.bus.envelope import MalformedEvent, decode_event
 from services.common.bus.topics import WATCH_EVENTS
-from tests.chaos.load import open_loop, percentile, write_report
+from tests.chaos.elections import election_after_kill, session_settings
+from tests.chaos.load import Answer, open_loop, percentile, write_report
 from tests.e2e.conftest import StartService
 from tests.harness import ClusterTopology
 
@@ -52,6 +53,24 @@ def in_sync_everywhere(bootstrap: str, topic: str) -> bool:
     finally:
         admin.close()
     return all(len(p["isr_nodes"]) == 3 for p in described["partitions"])
+
+
+def await_in_sync(bootstrap: str, topic: str, timeout_s: float = 90.0) -> float:
+    """When (monotonic) every partition of `topic` had all three replicas in sync again."""
+    deadline = time.monotonic() + timeout_s
+    while not in_sync_everywhere(bootstrap, topic):
+        assert time.monotonic() < deadline, "the restarted broker never caught up"
+        time.sleep(0.5)
+    return time.monotonic()
+
+
+def kill_to_first_202_s(answers: list[Answer], killed_at: float) -> float | None:
+    """Fault 1's gap: from the kill to the first 202 answered to a request sent after it. Each
+    request carries ten events over the three partitions, so it needs the dead broker's
+    partition led again (and the in-sync sets shrunk to the live brokers) to be acknowledged."""
+    done = [a.sent_s + a.latency_ms / 1000 for a in answers
+            if a.status == 202 and a.sent_s >= killed_at]
+    return round(min(done) - killed_at, 2) if done else None
 
 
 def ids_on_topic(bootstrap: str, topic: str, prefix: str) -> Counter[str]:
@@ -103,13 +122,17 @@ def test_a_broker_killed_under_ingest_load_loses_no_acknowledged_event(
 
     victim = f"kafka-{leader_of(cluster_topology.kafka_bootstrap, WATCH_EVENTS)}"
     marks: dict[str, float] = {}
+    walls: dict[str, datetime] = {}  # the brokers' logs are read on the wall clock
+
+    def mark(what: str) -> None:
+        marks[what], walls[what] = time.monotonic(), datetime.now(UTC)
 
     def kill() -> None:
-        marks["killed"] = time.monotonic()
+        mark("killed")
         cluster_topology.kill(victim)
 
     def restart() -> None:
-        marks["restarting"] = time.monotonic()
+        mark("restarting")
         cluster_topology.restart(victim)
         marks["restarted"] = time.monotonic()
 
@@ -117,11 +140,7 @@ def test_a_broker_killed_under_ingest_load_loses_no_acknowledged_event(
     load_start = time.monotonic()
     answers = open_loop(send, RATE, DURATION_S, [(KILL_AT_S, kill), (RESTART_AT_S, restart)],
                         timeout_s=CLIENT_TIMEOUT_S)
-    deadline = time.monotonic() + 90
-    while not in_sync_everywhere(cluster_topology.kafka_bootstrap, WATCH_EVENTS):
-        assert time.monotonic() < deadline, "the restarted broker never caught up"
-        time.sleep(0.5)
-    back_in_sync = time.monotonic()
+    back_in_sync = await_in_sync(cluster_topology.kafka_bootstrap, WATCH_EVENTS)
 
     found = ids_on_topic(cluster_topology.kafka_bootstrap, WATCH_EVENTS, f"{run}-")
     lost = acknowledged - found.keys()
@@ -139,6 +158,10 @@ def test_a_broker_killed_under_ingest_load_loses_no_acknowledged_event(
     statuses = Counter(a.status for a in answers)
     killed_at = marks["killed"] - load_start
     not_accepted = [a.sent_s for a in answers if a.status != 202]
+    election = election_after_kill(
+        [cluster_topology.servers[name].log_path
+         for name in cluster_topology.kafka_names if name != victim],
+        int(victim.removeprefix("kafka-")), walls["killed"], walls["restarting"])
     results = {
         "requests": len(answers), "events_sent": len(answers) * EVENTS_PER_REQUEST,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
@@ -155,6 +178,8 @@ def test_a_broker_killed_under_ingest_load_loses_no_acknowledged_event(
         if not_accepted else None,
         "last_not_202_after_kill_s": round(max(not_accepted) - killed_at, 2)
         if not_accepted else None,
+        "kill_to_first_202_s": kill_to_first_202_s(answers, killed_at),
+        **election,
         "restart_to_in_sync_s": round(back_in_sync - marks["restarting"], 2),
         "latency_ms": {"p50": round(percentile([a.latency_ms for a in answers], 50), 1),
                        "p99": round(percentile([a.latency_ms for a in answers], 99), 1),
@@ -167,7 +192,8 @@ def test_a_broker_killed_under_ingest_load_loses_no_acknowledged_event(
                  started, {"rate_requests_per_s": RATE, "events_per_request": EVENTS_PER_REQUEST,
                            "duration_s": DURATION_S, "kill_at_s": KILL_AT_S,
                            "restart_at_s": RESTART_AT_S, "ingest_delivery_timeout_s": 5.0,
-                           "client_timeout_s": CLIENT_TIMEOUT_S},
+                           "client_timeout_s": CLIENT_TIMEOUT_S,
+                           **session_settings(cluster_topology.servers["kafka-1"].log_path)},
                  results, answers)
 
     assert set(statuses) <= {202, 503}, statuses

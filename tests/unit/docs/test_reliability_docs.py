@@ -12,6 +12,7 @@ import pytest
 from tests.chaos.tables import (
     availability_table,
     broker_crash_table,
+    broker_session_table,
     failed_runs_table,
     poison_table,
     redis_master_crash_table,
@@ -31,6 +32,10 @@ RESULTS = REPO_ROOT / "benchmarks" / "results" / "chaos"
 def test_each_fault_table_is_generated_from_its_committed_report(
         table: Callable[[Path], str]) -> None:
     assert table(RESULTS) in DOC.read_text()
+
+
+def test_the_broker_session_runs_are_shown_side_by_side() -> None:
+    assert broker_session_table(RESULTS / "broker_session") in DOC.read_text()
 
 
 def test_the_runs_that_broke_a_promise_are_shown_too() -> None:
