@@ -483,7 +483,10 @@ def listen(bootstrap: str, run: str, expected: int, ready: ProcessEvent, done: P
         while len(seen["index"]) < expected and time.time() < give_up_at:
             if done.is_set() and give_up_at == float("inf"):
                 give_up_at = time.time() + give_up_s
-            records = consumer.consume(num_messages=2000, timeout=0.1)
+            # consume() waits out its whole timeout unless the batch fills: poll() returns on
+            # the first decision, consume(timeout=0) adds what is already fetched.
+            first = consumer.poll(0.1)
+            records = [first, *consumer.consume(num_messages=2000, timeout=0)] if first else []
             received = time.time()
             for record in records:
                 found = pattern.search(record.value() or b"") if not record.error() else None
