@@ -82,9 +82,7 @@ def _constants(**values: int | Sequence[int]) -> str:
 # record's digest field), so a transaction is in its card's and customer's logs once, however
 # often it is recorded: readers need not deduplicate. The head is trimmed of records older than
 # (this record's time - RETENTION), in steps of at least 16 records (one rewrite per ~16
-# appends), never below the newest KEEP. The log goes back with one SET ... PX (the record and
-# the TTL in one call: each redis.call costs Redis about as much as the command itself), or
-# only its TTL when nothing changed. Returns the log as it is after the call, or its length.
+# appends), never below the newest KEEP. Returns the log as it is after the call, or its length.
 _APPEND_LOG = """
 local key, record = KEYS[1], ARGV[1]
 local cutoff = struct.unpack('<i8', string.sub(record, 1, 8)) - RETENTION
@@ -97,8 +95,10 @@ while true do
   if (at - 9) % SIZE == 0 then seen = true; break end
   from = at + 1
 end
-local changed = not seen
-if changed then log = log .. record end
+if not seen then
+  redis.call('APPEND', key, record)
+  log = log .. record
+end
 local n, step = #log / SIZE, 16
 local function at_ms(i)
   return struct.unpack('<i8', string.sub(log, i * SIZE + 1, i * SIZE + 8))
@@ -107,13 +107,9 @@ if n - KEEP >= step and at_ms(step - 1) < cutoff then
   local drop = step
   while drop < n - KEEP and at_ms(drop) < cutoff do drop = drop + 1 end
   log = string.sub(log, drop * SIZE + 1)
-  changed = true
+  redis.call('SET', key, log)
 end
-if changed then
-  redis.call('SET', key, log, 'PX', TTL)
-else
-  redis.call('PEXPIRE', key, TTL)
-end
+redis.call('PEXPIRE', key, TTL)
 if ARGV[2] == '1' then return log end
 return n
 """
