@@ -754,10 +754,12 @@ def fraud_workers_coalesced(r: Results, page: str) -> str:
 
 
 def stream_latency_words(found: Json) -> list[str]:
-    """Each open-loop stream run: its p99, or that the scorers fell behind."""
+    """Each open-loop stream run: its p99, or that the scorers fell behind; runs of the
+    reshuffled mix (every run before session 8 had it) say so."""
     words = []
+    mix = "" if found["args"].get("mix", "reshuffled") == "replay" else " (the reshuffled mix)"
     for run in found["latency"]:
-        rate = f"{number(run['rate'])} tx/s offered, {run['processes']} scorers"
+        rate = f"{number(run['rate'])} tx/s offered, {run['processes']} scorers{mix}"
         if run["decisions_per_s"] < KEPT_UP * run["rate"]:
             words.append(f"{rate}: fell behind ({number(run['decisions_per_s'])} decided a "
                          f"second, p99 {number(run['latency_ms']['p99'] / 1000, 1)} s)")
