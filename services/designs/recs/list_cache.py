@@ -7,9 +7,8 @@ of one key, so a Redis Cluster serves it from the user's slot like any other rea
 
 from __future__ import annotations
 
-from services.common.features import FeatureStoreUnavailable
-from services.common.features.redis_store import UNAVAILABLE_ERRORS
 from services.common.redis_client import AsyncRedisClient
+from services.common.redis_scripts import unavailable_as_domain_error
 from services.designs.recs import keys
 
 
@@ -21,10 +20,8 @@ class RedisListCache:
     async def cached_recommendations(self, user_id: str, k: int) -> bytes | None:
         """The stored list (ServedList JSON) for (user, k), as RedisRecsStore wrote it; None when
         there is none. Redis down or slow: FeatureStoreUnavailable, as the threaded read says."""
-        try:
+        with unavailable_as_domain_error():
             value = await self._client.hget(keys.rec_cache_key(user_id, self._namespace), str(k))
-        except UNAVAILABLE_ERRORS as exc:
-            raise FeatureStoreUnavailable(f"redis did not answer: {exc}") from exc
         return value if isinstance(value, bytes) else None
 
     async def close(self) -> None:
