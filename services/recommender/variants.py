@@ -67,24 +67,29 @@ class ExperimentVariant:
         self._on_exposure = on_exposure
 
     def __call__(self, user_id: str) -> Assignment:
-        for definition in self._experiments():
-            assignment = assign(definition, user_id)
-            if assignment.in_experiment and assignment.variation is not None:
-                return self._served(definition.key, assignment, user_id)
-        return self._default(user_id)
+        found = self._bucketed(user_id)
+        return self._default(user_id) if found is None else self._served(*found, user_id)
 
     def settled(self, user_id: str) -> Assignment | None:
         """The user's assignment when choosing it costs no I/O, else None: an exposure this
         process has not handled yet needs Redis (its dedupe mark), which the event loop must
         not wait on. What __call__ would answer, with nothing to log (a repeat logs nothing)."""
+        found = self._bucketed(user_id)
+        if found is None:
+            return self._default(user_id)
+        key, assignment = found
+        if (self._exposures is not None and assignment.exposed
+                and not self._exposures.remembers(key, user_id)):
+            return None
+        return self._served(key, assignment, user_id)
+
+    def _bucketed(self, user_id: str) -> tuple[str, ExperimentAssignment] | None:
+        """The first experiment that puts the user in a variation, with that assignment."""
         for definition in self._experiments():
             assignment = assign(definition, user_id)
             if assignment.in_experiment and assignment.variation is not None:
-                if (self._exposures is not None and assignment.exposed
-                        and not self._exposures.remembers(definition.key, user_id)):
-                    return None
-                return self._served(definition.key, assignment, user_id)
-        return self._default(user_id)
+                return definition.key, assignment
+        return None
 
     def _experiments(self) -> list[ExperimentDefinition]:
         configured = self._definitions.get(self._experiment)
