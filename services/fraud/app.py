@@ -17,6 +17,7 @@ from services.common.records.pool import unopened_pool
 from services.common.records.settings import PostgresSettings
 from services.common.redis_client import request_path_redis
 from services.common.telemetry import Metrics
+from services.designs.fraud.copies import StateCopies
 from services.designs.fraud.records import PostgresDecisionRecords
 from services.fraud.api import router
 from services.fraud.errors import (
@@ -63,7 +64,8 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
     own_model = model is None
     model = model or fraud_model_client(settings)
     scorer = build_scorer(settings, fraud_metrics,
-                          store or RedisFraudStore(redis_client, settings.feature_namespace),
+                          store or RedisFraudStore(redis_client, settings.feature_namespace,
+                                                   StateCopies(settings.fraud_log_copies)),
                           model)
     publishing = off_path_publishing(
         settings, publisher, topic=settings.fraud_decisions_topic,

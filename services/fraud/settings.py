@@ -61,6 +61,11 @@ class FraudSettings(ModelSettings):
         2, ge=1, description="scorer processes `make run` starts in group fraud-scorer; at "
                              "most the partitions of transactions (topics.py)")
     fraud_stream_max_batch: int = Field(500, ge=1, le=5000)
+    fraud_log_copies: int = Field(
+        20_000, ge=0, description="card and customer logs a scorer keeps copies of (least "
+                                  "recently used go first; ~4 kB each): an append checked "
+                                  "against its copy spares Redis the whole log "
+                                  "(services/designs/fraud/copies.py); 0: none")
     fraud_shadow_version: int | None = Field(
         None, ge=1, description="a registered fraud version the stream scorer also scores "
                                 "every transaction with, publishing its decisions to "

@@ -25,6 +25,7 @@ from redis.exceptions import RedisClusterException
 from services.common.features import FeatureStoreUnavailable
 from services.common.ids import hash_tag
 from services.common.redis_client import RedisClient
+from services.designs.fraud.copies import StateCopies
 from services.designs.fraud.redis_state import RedisFraudState, send
 from services.designs.fraud.scripts import for_each
 from services.designs.fraud.state import StateBatch, TransactionLike
@@ -77,8 +78,9 @@ class FraudStore(Protocol):
 
 
 class RedisFraudStore:
-    def __init__(self, client: RedisClient, namespace: str = "fs") -> None:
-        self._state = RedisFraudState(client, namespace)
+    def __init__(self, client: RedisClient, namespace: str = "fs",
+                 copies: StateCopies | None = None) -> None:
+        self._state = RedisFraudState(client, namespace, copies)
         self._client = client
         self._namespace = namespace
 

@@ -41,6 +41,7 @@ from services.common.http import blocking_lifespan, create_service_app, serve
 from services.common.models import ModelClient, ModelRepository
 from services.common.redis_client import RedisClient, background_redis
 from services.common.telemetry import LATENCY_BUCKETS_S, Metrics
+from services.designs.fraud.copies import StateCopies
 from services.designs.parsing import parse_payload
 from services.designs.payloads import TransactionData
 from services.fraud.decision_events import decision_message
@@ -137,7 +138,8 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
         client = background_redis(settings)
         model = fraud_model_client(settings)
         scorer = build_scorer(settings, fraud_metrics,
-                              RedisFraudStore(client, settings.feature_namespace), model,
+                              RedisFraudStore(client, settings.feature_namespace,
+                                              StateCopies(settings.fraud_log_copies)), model,
                               shadow_version=checked_shadow_version(settings))
         scorer.warm_up()
         publisher = kafka_publisher(settings, client_id=f"{settings.service_name}-decisions",

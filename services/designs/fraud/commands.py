@@ -14,6 +14,7 @@ import numpy as np
 
 from services.common.ids import unescape
 from services.common.times import epoch_ms
+from services.designs.fraud.copies import BatchPlan
 from services.designs.fraud.layout import (
     CARD_LOG,
     CUSTOMER_LOG,
@@ -76,26 +77,40 @@ def report_commands(namespace: str, frauds: Iterable[FraudReport]) -> list[Comma
     return commands
 
 
-def record_calls(namespace: str, txn: TransactionLike, read: bool = True) -> list[Call]:
+def record_calls(namespace: str, txn: TransactionLike, read: bool = True,
+                 plan: BatchPlan | None = None) -> list[Call]:
     """The CALLS_PER_TRANSACTION calls that record one transaction; with `read`, each also
     replies with what the features need from its entity, as of strictly before the transaction
-    (decode_batch). Idempotent: a redelivered transaction is counted once."""
+    (decode_batch). Idempotent: a redelivered transaction is counted once. With a plan (the
+    client's copies of the logs, its TTL refreshes; copies.py) the logs' appends are checked
+    against the copies and TTLs refreshed hourly; without, every call reads the whole log and
+    refreshes every TTL."""
     t, ip, tid, reply = epoch_ms(txn.timestamp), str(txn.ip_address), txn.transaction_id, int(read)
     card = card_record(t, tid, txn.amount, txn.latitude, txn.longitude, txn.device_id, ip)
+    spend = spend_record(t, tid, txn.amount)
     trim = int(zlib.crc32(tid.encode()) % TRIM_EVERY == 0)  # one call in TRIM_EVERY, by id
+    card_key, customer_key = CARD_LOG.key(namespace, txn.card_id), CUSTOMER_LOG.key(
+        namespace, txn.user_id)
+    terminal = (TERMINAL_TX.key(namespace, txn.terminal_id),
+                TERMINAL_FRAUDS.key(namespace, txn.terminal_id))
+    merchant = (MERCHANT_TX.key(namespace, txn.merchant_id),
+                MERCHANT_FRAUDS.key(namespace, txn.merchant_id))
+    device, address = DEVICE_CARDS.key(namespace, txn.device_id), IP_CARDS.key(namespace, ip)
+    if plan is None or not read:  # a copy is only kept from a log read back
+        card_args: tuple[Arg, ...] = (card, reply, b"", 0, 0, 0, 1)
+        spend_args: tuple[Arg, ...] = (spend, reply, b"", 0, 0, 0, 1)
+    else:
+        card_args = plan.log_args(CARD_LOG, card_key, card)
+        spend_args = plan.log_args(CUSTOMER_LOG, customer_key, spend)
+    refresh = [1 if plan is None else plan.refresh(key)
+               for key in (terminal[0], merchant[0], device, address)]
     return [
-        (APPEND_CARD, (CARD_LOG.key(namespace, txn.card_id),), (card, reply)),
-        (APPEND_CUSTOMER, (CUSTOMER_LOG.key(namespace, txn.user_id),),
-         (spend_record(t, tid, txn.amount), reply)),
-        (RECORD_TERMINAL, (TERMINAL_TX.key(namespace, txn.terminal_id),
-                           TERMINAL_FRAUDS.key(namespace, txn.terminal_id)),
-         (tid, t, reply, trim)),
-        (RECORD_MERCHANT, (MERCHANT_TX.key(namespace, txn.merchant_id),
-                           MERCHANT_FRAUDS.key(namespace, txn.merchant_id)),
-         (tid, t, reply, trim)),
-        (RECORD_DEVICE, (DEVICE_CARDS.key(namespace, txn.device_id),),
-         (txn.card_id, t, reply, trim)),
-        (RECORD_IP, (IP_CARDS.key(namespace, ip),), (txn.card_id, t, reply, trim)),
+        (APPEND_CARD, (card_key,), card_args),
+        (APPEND_CUSTOMER, (customer_key,), spend_args),
+        (RECORD_TERMINAL, terminal, (tid, t, reply, trim, refresh[0])),
+        (RECORD_MERCHANT, merchant, (tid, t, reply, trim, refresh[1])),
+        (RECORD_DEVICE, (device,), (txn.card_id, t, reply, trim, refresh[2])),
+        (RECORD_IP, (address,), (txn.card_id, t, reply, trim, refresh[3])),
     ]
 
 

@@ -15,6 +15,7 @@ from services.designs.fraud.commands import (
     record_calls,
     report_commands,
 )
+from services.designs.fraud.copies import StateCopies
 from services.designs.fraud.state import FraudReport, StateBatch, TransactionLike
 
 # A script holds Redis while it runs (every other client waits behind it): a call does at most
@@ -35,24 +36,43 @@ class RedisFraudState:
     state as of strictly before it, in the same calls. Redis errors propagate (the consumer
     runner retries connection errors; the scorer degrades)."""
 
-    def __init__(self, client: RedisClient, namespace: str = "fs") -> None:
+    def __init__(self, client: RedisClient, namespace: str = "fs",
+                 copies: StateCopies | None = None) -> None:
+        """`copies`: what this client keeps of the logs it read and of its TTL refreshes
+        (copies.py); StateCopies(0) keeps nothing (every call reads whole logs, refreshes)."""
         require_bytes_replies(client, "RedisFraudState")
         self.client = client
         self.namespace = namespace
+        self.copies = StateCopies() if copies is None else copies
 
     def record(self, transactions: Sequence[TransactionLike] = (),
                frauds: Sequence[FraudReport] = ()) -> None:
-        calls = [c for txn in transactions for c in record_calls(self.namespace, txn, read=False)]
+        plan = self.copies.plan()
+        calls = [c for txn in transactions
+                 for c in record_calls(self.namespace, txn, read=False, plan=plan)]
         commands = report_commands(self.namespace, frauds)
         if calls or commands:
-            send(self.client, commands, calls)
+            self._send(commands, calls)
+            plan.settle([])
 
     def record_and_read(self, transactions: Sequence[TransactionLike],
                         calls: Sequence[Call] = ()) -> tuple[list[Any], StateBatch]:
         """The replies to `calls` (the caller's own, sent first in the same pipeline), and the
         state."""
-        own = [c for txn in transactions for c in record_calls(self.namespace, txn)]
-        _, replies = send(self.client, (), [*calls, *own])
+        plan = self.copies.plan()
+        own = [c for txn in transactions for c in record_calls(self.namespace, txn, plan=plan)]
+        _, replies = self._send((), [*calls, *own])
         state, per = replies[len(calls):], CALLS_PER_TRANSACTION
-        return replies[:len(calls)], decode_batch([state[i:i + per]
-                                                   for i in range(0, len(state), per)])
+        logs = iter(plan.settle([reply for i in range(0, len(state), per)
+                                 for reply in state[i:i + 2]]))
+        rows = [[next(logs), next(logs), *state[i + 2:i + per]]
+                for i in range(0, len(state), per)]
+        return replies[:len(calls)], decode_batch(rows)
+
+    def _send(self, commands: Sequence[Command], calls: Sequence[Call]
+              ) -> tuple[list[Any], list[Any]]:
+        try:
+            return send(self.client, commands, calls)
+        except BaseException:
+            self.copies.drop()  # what was written is unknown: check every copy again
+            raise
