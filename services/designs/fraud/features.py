@@ -104,13 +104,17 @@ def _previous(card: _Records, t: npt.NDArray[np.int64], lat: FloatArray,
               lon: FloatArray) -> dict[str, FloatArray]:
     """Seconds, km and km/h from the card's latest transaction strictly before t (any age;
     among equal times the one recorded last)."""
+    # Two linear passes, not a sort by (owner, time): the latest time per owner, then the last
+    # recorded record at that time (a lexsort here was ~10 µs a transaction of a 500-batch).
+    n, at_ms = card.n, card.records["at_ms"]
     rows = np.flatnonzero(card.before)
-    order = rows[np.lexsort((rows, card.records["at_ms"][rows], card.owner[rows]))]
-    owners = card.owner[order]
-    last = np.ones(len(order), dtype=bool)
-    last[:-1] = owners[1:] != owners[:-1]
-    chosen, who = order[last], owners[last]
-    n = card.n
+    latest = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(latest, card.owner[rows], at_ms[rows])
+    rows = rows[at_ms[rows] == latest[card.owner[rows]]]
+    last_row = np.full(n, -1, dtype=np.intp)
+    np.maximum.at(last_row, card.owner[rows], rows)
+    who = np.flatnonzero(last_row >= 0)
+    chosen = last_row[who]
     has = np.zeros(n, dtype=bool)
     has[who] = True
     seconds = np.full(n, NO_PREVIOUS_SECONDS)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from services.common.times import epoch_ms
-from services.designs.fraud.features import fraud_features
-from services.designs.fraud.state import CardUse, FraudState, KnownFraud, Spend
+from services.designs.fraud.features import NO_PREVIOUS_SECONDS, batch_features, fraud_features
+from services.designs.fraud.state import CardUse, FraudState, KnownFraud, Spend, StateBatch
 from services.designs.model_features import FRAUD_FEATURE_NAMES
 from tests.support.fraud_state import NOW, Txn
 
@@ -87,6 +87,25 @@ def test_a_card_500_km_away_ten_minutes_later_moved_at_3000_kmh() -> None:
 def test_the_previous_transaction_may_be_older_than_every_window() -> None:
     state = FraudState(card=(use(45 * DAY, "tx1"), use(0, "tx100")))  # tx100: the current one
     assert features(state)["seconds_since_last_tx"] == 45 * 86_400
+
+
+def test_the_previous_transaction_is_the_latest_and_among_equal_times_the_last_recorded() -> None:
+    """Records in arrival order, not time order: the latest before the transaction counts, and of
+    two at the same time the one recorded last (here 100 km north of the other)."""
+    state = FraudState(card=(use(5 * MINUTE, "tx3", latitude=50.0 + 0.8993),
+                             use(20 * MINUTE, "tx1"), use(5 * MINUTE, "tx2", latitude=50.0),
+                             use(-MINUTE, "tx9"), use(60 * MINUTE, "tx0")))
+    got = features(state, Txn(latitude=50.0 + 0.8993))
+    assert got["seconds_since_last_tx"] == 300
+    assert got["km_from_last_tx"] == pytest.approx(100, abs=0.1)
+
+
+def test_in_a_batch_each_transaction_finds_its_own_cards_previous_one() -> None:
+    states = [FraudState(card=()), FraudState(card=(use(2 * HOUR, "tx1"), use(HOUR, "tx2"))),
+              FraudState(card=(use(3 * MINUTE, "tx5"),))]
+    matrix = batch_features([Txn()] * 3, StateBatch.of(states)).matrix
+    column = matrix[:, FRAUD_FEATURE_NAMES.index("seconds_since_last_tx")]
+    assert column.tolist() == [NO_PREVIOUS_SECONDS, 3600, 180]
 
 
 def test_a_device_the_card_has_not_used_in_30_days_is_new() -> None:
