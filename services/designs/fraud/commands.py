@@ -40,6 +40,7 @@ from services.designs.fraud.scripts import (
     RECORD_TERMINAL,
     TRIM_EVERY,
     Script,
+    flags,
 )
 from services.designs.fraud.state import (
     FraudReport,
@@ -85,10 +86,10 @@ def record_calls(namespace: str, txn: TransactionLike, read: bool = True,
     client's copies of the logs, its TTL refreshes; copies.py) the logs' appends are checked
     against the copies and TTLs refreshed hourly; without, every call reads the whole log and
     refreshes every TTL."""
-    t, ip, tid, reply = epoch_ms(txn.timestamp), str(txn.ip_address), txn.transaction_id, int(read)
+    t, ip, tid = epoch_ms(txn.timestamp), str(txn.ip_address), txn.transaction_id
     card = card_record(t, tid, txn.amount, txn.latitude, txn.longitude, txn.device_id, ip)
     spend = spend_record(t, tid, txn.amount)
-    trim = int(zlib.crc32(tid.encode()) % TRIM_EVERY == 0)  # one call in TRIM_EVERY, by id
+    trim = zlib.crc32(tid.encode()) % TRIM_EVERY == 0  # one call in TRIM_EVERY, by id
     card_key, customer_key = CARD_LOG.key(namespace, txn.card_id), CUSTOMER_LOG.key(
         namespace, txn.user_id)
     terminal = (TERMINAL_TX.key(namespace, txn.terminal_id),
@@ -97,20 +98,22 @@ def record_calls(namespace: str, txn: TransactionLike, read: bool = True,
                 MERCHANT_FRAUDS.key(namespace, txn.merchant_id))
     device, address = DEVICE_CARDS.key(namespace, txn.device_id), IP_CARDS.key(namespace, ip)
     if plan is None or not read:  # a copy is only kept from a log read back
-        card_args: tuple[Arg, ...] = (card, reply, b"", 0, 0, 0, 1)
-        spend_args: tuple[Arg, ...] = (spend, reply, b"", 0, 0, 0, 1)
+        whole = flags(read, True, True)
+        card_args: tuple[Arg, ...] = (card, whole, b"", 0, 0)
+        spend_args: tuple[Arg, ...] = (spend, whole, b"", 0, 0)
     else:
         card_args = plan.log_args(CARD_LOG, card_key, card)
         spend_args = plan.log_args(CUSTOMER_LOG, customer_key, spend)
-    refresh = [1 if plan is None else plan.refresh(key)
-               for key in (terminal[0], merchant[0], device, address)]
+    terminal_flags, merchant_flags, device_flags, ip_flags = (
+        flags(read, trim, plan is None or plan.refresh(key))
+        for key in (terminal[0], merchant[0], device, address))
     return [
         (APPEND_CARD, (card_key,), card_args),
         (APPEND_CUSTOMER, (customer_key,), spend_args),
-        (RECORD_TERMINAL, terminal, (tid, t, reply, trim, refresh[0])),
-        (RECORD_MERCHANT, merchant, (tid, t, reply, trim, refresh[1])),
-        (RECORD_DEVICE, (device,), (txn.card_id, t, reply, trim, refresh[2])),
-        (RECORD_IP, (address,), (txn.card_id, t, reply, trim, refresh[3])),
+        (RECORD_TERMINAL, terminal, (tid, t, terminal_flags)),
+        (RECORD_MERCHANT, merchant, (tid, t, merchant_flags)),
+        (RECORD_DEVICE, (device,), (txn.card_id, t, device_flags)),
+        (RECORD_IP, (address,), (txn.card_id, t, ip_flags)),
     ]
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.designs.fraud.layout import LogView
-from services.designs.fraud.scripts import LOG_STEP
+from services.designs.fraud.scripts import LOG_STEP, flags
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class BatchPlan:
     def __post_init__(self) -> None:
         self.now = self.copies._clock()
 
-    def log_args(self, view: LogView, key: str, record: bytes) -> tuple[bytes | int, ...]:
+    def log_args(self, view: LogView, key: str, record: bytes) -> tuple[bytes | str | int, ...]:
         """The append script's arguments for this record, asking for the log back. A key's first
         call in the batch is checked against the copy; later ones read the whole log (their
         copy would be this batch's guess, and the script checks against what it holds)."""
@@ -141,7 +141,7 @@ class BatchPlan:
         self._planned.add(key)
         if copy is None or not copy.log:
             self._pending.append(_Pending(key, None))
-            return (record, 1, b"", 0, 0, 0, 1)
+            return (record, flags(True, True, True), b"", 0, 0)
         size = view.record.itemsize
         append = not _holds(copy.log, record, size)
         log = copy.log + record if append else copy.log
@@ -150,7 +150,7 @@ class BatchPlan:
         copies.checked += 1
         copies.trimmed += drop > 0
         self._pending.append(_Pending(key, log[drop:]))
-        return (record, 1, copy.log[-size:], len(copy.log), int(append), drop, int(refresh))
+        return (record, flags(True, append, refresh), copy.log[-size:], len(copy.log), drop)
 
     def refresh(self, key: str) -> int:
         """1 if this call should refresh the key's TTL (not refreshed by this client within the

@@ -77,10 +77,10 @@ def _constants(**values: int | Sequence[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-# KEYS[1] the log. ARGV: the record, 1 to reply, then what the client holds of the log
+# KEYS[1] the log. ARGV: the record; flags (`flags()`: reply, append: 0 when the copy holds the
+# transaction already, refresh the TTL); then what the client holds of the log
 # (services/designs/fraud/copies.py): its copy's last record ('' for none), the copy's length,
-# 1 to append (0: the copy holds the transaction already), the bytes to trim from the head
-# (computed from the copy as below), 1 to refresh the TTL.
+# the bytes to trim from the head (computed from the copy as below).
 #
 # The client's copy is checked, not trusted: the log from (its length - SIZE) on must be exactly
 # its last record, so the log is the copy (same length, same newest record; every other writer
@@ -94,18 +94,18 @@ def _constants(**values: int | Sequence[int]) -> str:
 # never below the newest KEEP. Replies with the log as it is after the call, or its length.
 # Moving a log into Lua costs Redis about a microsecond a kilobyte: the checked copy spares it.
 _APPEND_LOG = """
-local key, record = KEYS[1], ARGV[1]
+local key, record, flags = KEYS[1], ARGV[1], ARGV[2]
 if ARGV[3] ~= '' then
   local at = tonumber(ARGV[4])
   if redis.call('GETRANGE', key, at - SIZE, -1) == ARGV[3] then
     local n = at
-    if ARGV[5] == '1' then n = redis.call('APPEND', key, record) end
-    local drop = tonumber(ARGV[6])
+    if string.byte(flags, 2) == 49 then n = redis.call('APPEND', key, record) end
+    local drop = tonumber(ARGV[5])
     if drop > 0 then
       redis.call('SET', key, redis.call('GETRANGE', key, drop, -1), 'KEEPTTL')
       n = n - drop
     end
-    if ARGV[7] == '1' then redis.call('PEXPIRE', key, TTL) end
+    if string.byte(flags, 3) == 49 then redis.call('PEXPIRE', key, TTL) end
     return n
   end
 end
@@ -134,32 +134,39 @@ if n - KEEP >= step and at_ms(step - 1) < cutoff then
   redis.call('SET', key, log)
 end
 redis.call('PEXPIRE', key, TTL)
-if ARGV[2] == '1' then return log end
+if string.byte(flags, 1) == 49 then return log end
 return #log
 """
 LOG_STEP = 16  # the fewest records a trim drops (the scripts' `step`)
 
+
+def flags(*on: bool | int) -> str:
+    """Several yes/no arguments as one, '1' or '0' each in order (a script reads the k-th with
+    `string.byte(flags, k) == 49`): each argument costs the client packing it and Redis a Lua
+    string, about what a flag's work costs."""
+    return "".join("1" if bit else "0" for bit in on)
+
 TRIM_EVERY = 8  # of the calls that record in a sorted set, the share that also trims it
 
 # The sorted sets are trimmed of members older than (t - RETENTION) by one call in TRIM_EVERY
-# (ARGV[4] = 1, chosen by the client from the transaction id), not by every call: every read is
-# bounded by score (a stale member is outside each window, and a last use older than RETENTION
-# reads as none), so what is read is the same; a set holds a few stale members more at most.
-# ARGV[5] = 1 refreshes the TTL: the client asks for it once an hour per key at most
+# (its trim flag set, chosen by the client from the transaction id), not by every call: every
+# read is bounded by score (a stale member is outside each window, and a last use older than
+# RETENTION reads as none), so what is read is the same; a set holds a few stale members more.
+# The refresh flag refreshes the TTL: the client asks for it once an hour per key at most
 # (copies.StateCopies), a PEXPIRE costing Redis about what the ZADD does.
 
 # KEYS[1] the entity's transactions, KEYS[2] its fraud reports (terminal or merchant).
-# ARGV: transaction id, time t (ms), 1 to reply, 1 to trim, 1 to refresh. Reply: {reports of
+# ARGV: transaction id, time t (ms), flags (reply, trim, refresh). Reply: {reports of
 # transactions in [t - DELAY - 30 d, t - DELAY) WITHSCORES, then per COUNT_DAYS d the
 # transactions in [t - DELAY - d, t - DELAY)}.
 _RECORD_ACTIVITY = """
-local member, t = ARGV[1], tonumber(ARGV[2])
+local member, t, flags = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 redis.call('ZADD', KEYS[1], ARGV[2], member)
-if ARGV[4] == '1' then
+if string.byte(flags, 2) == 49 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', t - RETENTION))
 end
-if ARGV[5] == '1' then redis.call('PEXPIRE', KEYS[1], TTL) end
-if ARGV[3] ~= '1' then return {} end
+if string.byte(flags, 3) == 49 then redis.call('PEXPIRE', KEYS[1], TTL) end
+if string.byte(flags, 1) ~= 49 then return {} end
 local delayed_end = '(' .. string.format('%d', t - DELAY)
 local reply = {redis.call('ZRANGE', KEYS[2], string.format('%d', t - DELAY - WINDOW),
                           delayed_end, 'BYSCORE', 'WITHSCORES')}
@@ -171,22 +178,22 @@ return reply
 """
 
 # KEYS[1] the cards seen on a device (or IP address), each scored by its last use. ARGV: card
-# id, time t (ms), 1 to reply, 1 to trim, 1 to refresh. Reads before it writes: {cards last seen in
+# id, time t (ms), flags (reply, trim, refresh). Reads before it writes: {cards last seen in
 # [t - WINDOW, t), this card's last use (nil if none since t - RETENTION)}.
 _RECORD_LAST_SEEN = """
-local member, t = ARGV[1], tonumber(ARGV[2])
+local member, t, flags = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local reply = {}
-if ARGV[3] == '1' then
+if string.byte(flags, 1) == 49 then
   reply[1] = redis.call('ZCOUNT', KEYS[1], string.format('%d', t - WINDOW), '(' .. ARGV[2])
   local last = redis.call('ZSCORE', KEYS[1], member)
   if last and tonumber(last) < t - RETENTION then last = false end
   reply[2] = last
 end
 redis.call('ZADD', KEYS[1], 'GT', ARGV[2], member)
-if ARGV[4] == '1' then
+if string.byte(flags, 2) == 49 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', t - RETENTION))
 end
-if ARGV[5] == '1' then redis.call('PEXPIRE', KEYS[1], TTL) end
+if string.byte(flags, 3) == 49 then redis.call('PEXPIRE', KEYS[1], TTL) end
 return reply
 """
 
@@ -194,19 +201,19 @@ return reply
 def append_log(view: LogView) -> Script:
     return for_each(f"append_{view.name}", constants=_constants(
         SIZE=view.record.itemsize, KEEP=view.keep_newest, RETENTION=view.retention_ms,
-        TTL=view.ttl_ms), body=_APPEND_LOG, keys=1, args=7)
+        TTL=view.ttl_ms), body=_APPEND_LOG, keys=1, args=5)
 
 
 def record_activity(view: StateView, count_days: Sequence[int]) -> Script:
     return for_each(f"record_{view.name}", constants=_constants(
         RETENTION=view.retention_ms, TTL=view.ttl_ms, DELAY=DELAY_MS, WINDOW=WINDOW_30D_MS,
-        DAY=MS_DAY, COUNT_DAYS=count_days), body=_RECORD_ACTIVITY, keys=2, args=5)
+        DAY=MS_DAY, COUNT_DAYS=count_days), body=_RECORD_ACTIVITY, keys=2, args=3)
 
 
 def record_last_seen(view: StateView) -> Script:
     return for_each(f"record_{view.name}", constants=_constants(
         RETENTION=view.retention_ms, TTL=view.ttl_ms, WINDOW=WINDOW_30D_MS),
-        body=_RECORD_LAST_SEEN, keys=1, args=5)
+        body=_RECORD_LAST_SEEN, keys=1, args=3)
 
 
 APPEND_CARD = append_log(CARD_LOG)
