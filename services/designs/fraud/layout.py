@@ -79,6 +79,8 @@ CARD_RECORD = np.dtype([("at_ms", "<i8"), ("tx", "<u8"), ("amount", "<f8"), ("la
 _SPEND = struct.Struct("<qQd")
 _CARD = struct.Struct("<qQdddQQ")
 assert _SPEND.size == SPEND_RECORD.itemsize and _CARD.size == CARD_RECORD.itemsize
+# A card record opens with a spend record's fields (record_calls cuts one from the other).
+assert CARD_RECORD.descr[:len(SPEND_RECORD.descr)] == SPEND_RECORD.descr
 
 CUSTOMER_LOG = LogView("fraud_customer_log", "customer", SPEND_RECORD, WINDOW_30D_MS + SLACK_MS,
                        0, WINDOW_30D_MS + SLACK_MS)

@@ -144,7 +144,10 @@ def flags(*on: bool | int) -> str:
     """Several yes/no arguments as one, '1' or '0' each in order (a script reads the k-th with
     `string.byte(flags, k) == 49`): each argument costs the client packing it and Redis a Lua
     string, about what a flag's work costs."""
-    return "".join("1" if bit else "0" for bit in on)
+    return "".join([_BITS[bool(bit)] for bit in on])
+
+
+_BITS = ("0", "1")
 
 TRIM_EVERY = 8  # of the calls that record in a sorted set, the share that also trims it
 
