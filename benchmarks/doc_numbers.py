@@ -1090,31 +1090,37 @@ def stream_io(r: Results, page: str) -> str:
 
 
 def fraud_state_calls(r: Results, page: str) -> str:
-    """The scorer's CPU with one script call per entity against gathered calls, side by side
-    (benchmarks/fraud_state_calls.py)."""
+    """The scorer's and Redis's CPU per transaction with each change to the state's calls against
+    the calls without it, side by side in one run (benchmarks/fraud_state_calls.py)."""
     found = r.need("fraud_state_calls")
-    per, gathered = found["modes"]["per_entity"], found["modes"]["gathered"]
-    return (
+    modes = found["modes"]
+    before_copies = modes.get("gathered_no_copies", modes["gathered"])
+    per = modes["per_entity"]
+    text = (
         f"Script calls gathered (one call for up to {found['entities_per_call']['gathered']} "
         "entities of a view, instead of one per entity and one per decision), side by side on "
         f"one Redis: the scorer's CPU {per['client_cpu_us_per_tx']:.0f} -> "
-        f"{gathered['client_cpu_us_per_tx']:.0f} µs a transaction, Redis's "
-        f"{per['redis_cpu_us_per_tx']:.0f} -> {gathered['redis_cpu_us_per_tx']:.0f} µs "
-        f"({number(gathered['transactions'])} transactions each in batches of 500, "
+        f"{before_copies['client_cpu_us_per_tx']:.0f} µs a transaction, Redis's "
+        f"{per['redis_cpu_us_per_tx']:.0f} -> {before_copies['redis_cpu_us_per_tx']:.0f} µs "
+        f"({number(per['transactions'])} transactions each in batches of 500, "
         f"{link('benchmarks/results/fraud_state_calls.json', page)}, {found['date']}, "
-        f"load average {found['load_avg_1m']})." + _trim_saving(found))
-
-
-def _trim_saving(found: dict[str, Any]) -> str:
-    """The same run's third mode, when it has one: every call trimming its sorted sets."""
-    every = found["modes"].get("gathered_trim_every_call")
-    if every is None:
-        return ""
-    gathered = found["modes"]["gathered"]
-    return (f" In the same run, trimming the sorted sets in one call of "
-            f"{found['trim_every']['gathered']} instead of every call: Redis's "
-            f"{every['redis_cpu_us_per_tx']:.0f} -> {gathered['redis_cpu_us_per_tx']:.0f} µs a "
-            "transaction.")
+        f"load average {found['load_avg_1m']}).")
+    every = modes.get("gathered_trim_every_call")
+    if every is not None:
+        text += (f" In the same run, trimming the sorted sets in one call of "
+                 f"{found['trim_every']['gathered']} instead of every call: Redis's "
+                 f"{every['redis_cpu_us_per_tx']:.0f} -> "
+                 f"{before_copies['redis_cpu_us_per_tx']:.0f} µs a transaction.")
+    if "gathered_no_copies" in modes:
+        copies = modes["gathered"]
+        text += (" And the client's checked copies of the logs with hourly TTL refreshes "
+                 f"(`copies.py`, {number(found['log_copies']['gathered'])} logs) against whole "
+                 f"logs and a refresh a write: Redis's {before_copies['redis_cpu_us_per_tx']:.0f}"
+                 f" -> {copies['redis_cpu_us_per_tx']:.0f} µs a transaction, the scorer's "
+                 f"{before_copies['client_cpu_us_per_tx']:.0f} -> "
+                 f"{copies['client_cpu_us_per_tx']:.0f} µs (every mode scored the same "
+                 f"{found['warm_up'].split(' ')[0]} transactions first, untimed).")
+    return text
 
 
 def decision_event_cost(r: Results, page: str) -> str:

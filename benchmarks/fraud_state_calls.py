@@ -14,9 +14,12 @@ Redis's CPU (INFO cpu, main thread, before and after each batch), the scorer's C
 time: state, features, rules, model, explanations) and the wall time. In the per-entity mode the
 decisions' GET and SET NX go as one script call each (before gathering they were plain commands,
 a little cheaper for Redis, about as dear for the client). The floor in the same run:
-one PING round trip. A third mode, gathered with every call trimming its sorted sets (as before
-TRIM_EVERY), shows what trimming one call in TRIM_EVERY saves. Summary to
-benchmarks/results/fraud_state_calls.json.
+one PING round trip. Two more modes show what later changes saved, each against the gathered
+calls without it: trimming the sorted sets in one call of TRIM_EVERY (`gathered_trim_every_call`
+trims in every call), and the client's checked copies of the logs with hourly TTL refreshes
+(services/designs/fraud/copies.py; `gathered_no_copies` reads every log whole and refreshes
+every TTL). Every mode scores the same warm-up batches first (untimed), so copies are as warm as
+in a running scorer. Summary to benchmarks/results/fraud_state_calls.json.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from services.common.machine import describe
 from services.common.models import create_model_client
 from services.common.telemetry import Metrics
 from services.designs.fraud import commands, redis_state
+from services.designs.fraud.copies import StateCopies
 from services.designs.fraud.redis_state import RedisFraudState
 from services.designs.fraud.scripts import TRIM_EVERY
 from services.designs.model_features import FRAUD_FEATURE_NAMES
@@ -58,11 +62,17 @@ logger = logging.getLogger("fraud_state_calls")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULT = REPO_ROOT / "benchmarks" / "results" / "fraud_state_calls.json"
 MODES = {"per_entity": 1, "gathered": redis_state.ENTITIES_PER_CALL,
-         "gathered_trim_every_call": redis_state.ENTITIES_PER_CALL}
-# How often a call trims the sorted sets in each mode (commands.TRIM_EVERY): the last mode is
-# the state as it was before trims went to one call in TRIM_EVERY.
+         "gathered_trim_every_call": redis_state.ENTITIES_PER_CALL,
+         "gathered_no_copies": redis_state.ENTITIES_PER_CALL}
+# How often a call trims the sorted sets in each mode (commands.TRIM_EVERY): trimming in every
+# call is the state as it was before trims went to one call in TRIM_EVERY.
 TRIM = {"per_entity": TRIM_EVERY, "gathered": TRIM_EVERY,
-        "gathered_trim_every_call": 1}
+        "gathered_trim_every_call": 1, "gathered_no_copies": TRIM_EVERY}
+# The logs a mode's client keeps copies of (StateCopies.max_logs): only `gathered` keeps any, as
+# the scorer does by default; the others are the calls as they were before copies.
+COPIES = {"per_entity": 0, "gathered": 20_000, "gathered_trim_every_call": 0,
+          "gathered_no_copies": 0}
+WARM_UP_BATCHES = 10
 
 
 @dataclass
@@ -102,7 +112,8 @@ def scorer(url: str, client: redis.Redis, namespace: str) -> FraudScorer:
     model = create_model_client(
         settings, expected_features={settings.fraud_model_name: FRAUD_FEATURE_NAMES})
     return build_scorer(settings, FraudMetrics(Metrics(f"bench_{namespace}")),
-                        RedisFraudStore(client, namespace), model)
+                        RedisFraudStore(client, namespace, StateCopies(COPIES[namespace])),
+                        model)
 
 
 def timed(client: redis.Redis, score: FraudScorer, batch: Sequence[TransactionData],
@@ -139,8 +150,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 with mock.patch.object(commands, "TRIM_EVERY", TRIM[mode]):
                     RedisFraudState(client, mode).record(history[i:i + args.batch])
         scorers = {mode: scorer(url, client, mode) for mode in MODES}
-        for warm in scorers.values():  # the model session's first calls, the references
-            warm.score(history[-args.batch:], "stream")
+        # the model session's first calls, the references, the copies of the logs
+        warm_up = history[-args.batch * WARM_UP_BATCHES:]
+        for mode, warm in scorers.items():
+            with mock.patch.object(commands, "TRIM_EVERY", TRIM[mode]):
+                for i in range(0, len(warm_up), args.batch):
+                    warm.score(warm_up[i:i + args.batch], "stream")
         floor = ping_us(client)
         for k, i in enumerate(tqdm(range(0, len(last_week), args.batch), desc="timed",
                                    unit="batch")):
@@ -160,7 +175,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "how": "FraudScorer.score per batch (build_scorer, local ONNX model, Redis store); Redis "
                "CPU from INFO cpu (main thread) around each batch, the scorer's from "
                "process_time",
-        "entities_per_call": MODES, "trim_every": TRIM,
+        "entities_per_call": MODES, "trim_every": TRIM, "log_copies": COPIES,
+        "warm_up": f"{len(warm_up)} transactions scored untimed in each mode first",
         "ping_round_trip_us": round(floor, 1),
         "modes": {mode: t.summary() for mode, t in times.items()},
     }
