@@ -17,7 +17,8 @@ would without copies: a copy only ever saves work, never changes what is read.
 A key's TTL is refreshed once an hour per client at most instead of on every write: the TTLs are
 days to a year, so a key written in the last hour is never less than an hour short of its TTL.
 Both are bounded (least recently used copies go first); an empty StateCopies (max_logs=0)
-refreshes every time and holds no copy.
+refreshes every time and holds no copy. Not thread-safe: one scoring thread uses a store's copies
+(the stream scorer's runner, the HTTP path's coalescing thread).
 """
 
 from __future__ import annotations
