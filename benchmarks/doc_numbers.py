@@ -807,6 +807,9 @@ def fraud_aims(r: Results, page: str) -> str:
         ["stream: drain >= 10,000 tx/s",
          f"**{number(drains[2])} tx/s** with 2 scorers; "
          + ", ".join(f"{number(drains[n])} with {n}" for n in sorted(drains) if n != 2)
+         + "".join(f"; the floor in the same run (the scorer's consumer and publisher, a fixed "
+                   f"decision, no scoring): {number(f['lag_probe']['tx_per_s'])} tx/s with "
+                   f"{f['processes']} processes" for f in stream.get("floor", []))
          + f" ({files})",
          "met" if drains[best] >= TX_PER_S else f"not met on {nproc} cores"],
         ["stream: 5,000 tx/s offered, event -> decision p99 < 50 ms",

@@ -19,6 +19,9 @@ Throughput: with the scorers stopped, the backlog is published (max age raised t
 none is skipped); then each --drain-scorers count of scorer processes starts and the time from
 the first decision to the group's lag reaching 0 (group_lags) gives tx/s. The decisions'
 own Kafka timestamps give the same rate without the lag probe's second of commit granularity.
+The floor, in the same run after the scorers' drains (--floor-processes): the same backlog
+drained by benchmarks/stream_floor.py processes in the group, the scorer's consumer, validation,
+encoder and publisher with a fixed decision instead of scoring: what the plumbing alone allows.
 Latency: an open-loop publisher sends transaction i of a run at start + i / rate; a listener
 process on fraud-decisions (librdkafka, the id found by a byte search: it must not take the
 cores it measures) records each decision's (receive time - due time), so a publisher or scorer
@@ -263,8 +266,14 @@ class Scorer:
             raise RuntimeError(f"a scorer exited with {self.process.returncode}: see its log")
 
 
+SCORER = ("-m", "services.fraud.stream")
+# The floor in the same run: the scorer's consumer, validation, encoder and publisher with a fixed
+# decision in place of scoring (benchmarks/stream_floor.py).
+FLOOR = (str(REPO_ROOT / "benchmarks" / "stream_floor.py"),)
+
+
 @contextmanager
-def scorers(stack: Stack, count: int) -> Iterator[list[Scorer]]:
+def scorers(stack: Stack, count: int, command: Sequence[str] = SCORER) -> Iterator[list[Scorer]]:
     """`count` scorer processes in the group, each with its metrics port; all stopped after."""
     started: list[Scorer] = []
     try:
@@ -272,8 +281,9 @@ def scorers(stack: Stack, count: int) -> Iterator[list[Scorer]]:
             port = free_port()
             with (stack.workdir / f"scorer-{k}.log").open("ab") as log:
                 started.append(Scorer(subprocess.Popen(
-                    [sys.executable, "-m", "services.fraud.stream"], cwd=REPO_ROOT,
-                    env={**os.environ, **stack.env, "MLSD_FRAUD_STREAM_METRICS_PORT": str(port)},
+                    [sys.executable, *command], cwd=REPO_ROOT,
+                    env={**os.environ, **stack.env, "MLSD_FRAUD_STREAM_METRICS_PORT": str(port),
+                         "PYTHONPATH": str(REPO_ROOT)},
                     stdout=log, stderr=subprocess.STDOUT), port))
         deadline = time.monotonic() + 120
         for scorer in started:
@@ -402,7 +412,7 @@ def decision_times(consumer: KafkaConsumer, since: dict[TopicPartition, int]
 
 
 def drain(stack: Stack, state: dict[bytes, bytes], timeline: Timeline,
-          processes: int) -> dict[str, Any]:
+          processes: int, command: Sequence[str] = SCORER) -> dict[str, Any]:
     client = redis.Redis.from_url(stack.redis.address)
     restore(client, state)
     client.close()
@@ -420,7 +430,7 @@ def drain(stack: Stack, state: dict[bytes, bytes], timeline: Timeline,
                           enable_auto_commit=False)
     before = decision_ends(probe)
     load_before = os.getloadavg()
-    with scorers(stack, processes) as running:
+    with scorers(stack, processes, command) as running:
         first = last_lag_probe = 0.0
         with tqdm(total=backlog, desc=f"drain with {processes} scorer(s)", unit="tx") as bar:
             while True:
@@ -623,6 +633,12 @@ def markdown(s: dict[str, Any]) -> str:
         lines.append(f"| {d['processes']} | {d['backlog']:,} | {d['lag_probe']['tx_per_s']:,} | "
                      f"{d['decision_timestamps']['tx_per_s']:,} | {c['scorer']} / {c['redis']} / "
                      f"{c['kafka']} / {c['other work']} / {c['steal']} |")
+    for d in s.get("floor", []):
+        lines.append(f"| floor: {d['processes']} processes, no scoring | {d['backlog']:,} | "
+                     f"{d['lag_probe']['tx_per_s']:,} | "
+                     f"{d['decision_timestamps']['tx_per_s']:,} | {d['cores']['scorer']} / "
+                     f"{d['cores']['redis']} / {d['cores']['kafka']} / "
+                     f"{d['cores']['other work']} / {d['cores']['steal']} |")
     scorers_n = s["latency"][0]["processes"] if s["latency"] else 0
     w = s["world"]
     lines += ["", f"The backlog is the last {w['backlog_days']} days of a world of "
@@ -705,6 +721,9 @@ def main() -> int:
                         help="scorer processes of each drain run (none: latency runs only)")
     parser.add_argument("--rates", type=float, nargs="*", default=[2000.0, 5000.0],
                         help="offered tx/s of the latency runs")
+    parser.add_argument("--floor-processes", type=int, nargs="*", default=[2],
+                        help="processes of each floor drain (benchmarks/stream_floor.py: a fixed "
+                             "decision, no scoring) after the scorers' (none: no floor)")
     parser.add_argument("--scorers", type=int, default=2,
                         help="scorer processes of the latency runs")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each latency run")
@@ -745,6 +764,7 @@ def main() -> int:
         memory = client.info("memory")["used_memory"]
         client.close()
         throughput = [drain(stack, state, timeline, n) for n in args.drain_scorers]
+        floor = [drain(stack, state, timeline, n, FLOOR) for n in args.floor_processes]
         latency = [steady(stack, state, traffic, rate, args.seconds, args.scorers)
                    for rate in args.rates]
     finally:
@@ -760,7 +780,7 @@ def main() -> int:
                   "backlog_days": round(timeline.backlog_days, 2),
                   "backlog_cards": int(timeline.backlog.card_id.nunique()),
                   "backlog_fraud_rate": round(float(timeline.backlog.is_fraud.mean()), 5)},
-        "throughput": throughput, "latency": latency,
+        "throughput": throughput, "floor": floor, "latency": latency,
     }
     report(summary, args.out)
     print(json.dumps({k: v for k, v in summary.items() if k != "latency"}
