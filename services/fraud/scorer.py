@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -361,16 +362,21 @@ class FraudScorer:
     def _count(self, scored: Sequence[Scored], path: ScoringPath, store_down: str | None,
                model_down: str | None) -> None:
         metrics = self._metrics
+        # counted per batch, one labels() lookup per distinct value: per transaction it was a
+        # few microseconds of the stream scorer's
+        actions = Counter(item.decision.action for item in scored if not item.replayed)
+        rules = Counter(rule for item in scored if not item.replayed
+                        for rule in item.decision.rule_hits)
+        for action, count in actions.items():
+            metrics.decisions.labels(action, path).inc(count)
+        for rule, count in rules.items():
+            metrics.rule_hits.labels(rule).inc(count)
         for item in scored:
-            if item.replayed:
-                metrics.replays.inc()
-                continue
-            decision = item.decision
-            metrics.decisions.labels(decision.action, path).inc()
-            metrics.risk.observe(decision.risk_score)
-            for rule in decision.rule_hits:
-                metrics.rule_hits.labels(rule).inc()
-        decided_now = sum(1 for item in scored if not item.replayed)
+            if not item.replayed:
+                metrics.risk.observe(item.decision.risk_score)
+        decided_now = sum(actions.values())
+        if decided_now < len(scored):
+            metrics.replays.inc(len(scored) - decided_now)
         if store_down is not None:
             metrics.degraded.labels("features").inc(decided_now)
         if model_down is not None:
