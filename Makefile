@@ -164,9 +164,9 @@ bench-stream: setup ## stream processor: event->feature freshness at 2,000 event
 bench-stream-io: setup ## the stream scorer's per-event cost outside scoring, before/after BEFORE=<ref> (benchmarks/results/)
 	$(PY) benchmarks/stream_io.py $(if $(BEFORE),--before $(BEFORE))
 
-bench-fraud-replay: setup ## decisions on a replayed week, this checkout against REF (default e60b948): every difference counted (benchmarks/results/)
+bench-fraud-replay: setup ## decisions on a replayed week, this checkout against REF (default 7e4b163, the oldest layout it runs on): every difference counted (benchmarks/results/)
 	$(PY) -m services.trainer --if-missing
-	$(PY) benchmarks/fraud_replay_compare.py --ref $(or $(REF),e60b948)
+	$(PY) benchmarks/fraud_replay_compare.py --ref $(or $(REF),7e4b163)
 
 bench-cluster: setup ## what one Kafka broker and one Redis Cluster master carry, on the cluster topology (free ports) (benchmarks/results/)
 	$(PY) -m services.trainer --if-missing

@@ -1,6 +1,6 @@
 """Decisions on a replayed week, this checkout against another commit: what changed and why.
 
-    .venv/bin/python benchmarks/fraud_replay_compare.py [--ref e60b948] [--days 7]
+    .venv/bin/python benchmarks/fraud_replay_compare.py [--ref 7e4b163] [--days 7]
 
 The default world's last --days (the seeder's events, unshifted: transactions in time order,
 each fraud label when it arrives) are scored by each version's own pipeline, in batches of 500
@@ -10,6 +10,11 @@ redis-server, with the same model repository and policy file. Compared per trans
 risk score, rule hits, ML score and reason codes. ML factors (`ML_<FEATURE>` reasons) are
 compared for reviews and declines only: approvals carry none now by design (docs/fraud.md).
 Writes benchmarks/results/fraud_replay_compare.json.
+
+The other commit's side runs this file against that commit's modules, so --ref must have the
+modules it imports: 7e4b163 (session 8's layout) is the oldest that does. Older pipelines were
+compared by the script of their time (benchmarks/results/fraud_replay_compare_before_layout.json:
+da84063, the last commit before the layout moved, against session 4's e60b948).
 """
 
 from __future__ import annotations
@@ -170,7 +175,7 @@ def compare(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, A
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ref", default="e60b948", help="the commit to compare with")
+    parser.add_argument("--ref", default="7e4b163", help="the commit to compare with")
     parser.add_argument("--days", type=float, default=7.0)
     parser.add_argument("--side", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
