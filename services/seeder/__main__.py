@@ -11,7 +11,6 @@ history is always the synthetic transaction world's).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -42,13 +41,13 @@ from services.seeder.history import (
     ViewingHistory,
     catalog_rows,
     movielens_history,
-    recent,
     synthetic_history,
-    transaction_messages,
+    transaction_history,
     watch_messages,
 )
 from services.seeder.rebuild import OnlineStateStillThere, rebuild_online
 from services.stream.concerns import CONCERNS
+from services.trainer.fraud_protocol import LAKE_DAYS_FOR_A_RETRAIN
 from services.trainer.pipeline import TrainerSettings
 from services.trainer.worlds.movielens import MovieLensWorld
 
@@ -180,11 +179,13 @@ def rebuild(timeout_s: float) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m services.seeder", description=__doc__)
-    # A day more than the furthest any feature looks back (a terminal's 30 days end 7 days
-    # ago): the online windows are whole from the first live transaction.
-    parser.add_argument("--transaction-days", type=float, default=FRAUD_REACH_DAYS + 1.0,
+    # The online windows need FRAUD_REACH_DAYS (a terminal's 30 days end 7 days ago); the lake
+    # needs more for `make retrain-fraud`: that burn-in before a training week that starts 28
+    # days before now. The dev world holds exactly this many days: all of it is replayed.
+    parser.add_argument("--transaction-days", type=float, default=LAKE_DAYS_FOR_A_RETRAIN,
                         help="days of transaction history to replay (the features reach "
-                             f"{FRAUD_REACH_DAYS} days back)")
+                             f"{FRAUD_REACH_DAYS} days back; a retrain from the lake needs "
+                             f"{LAKE_DAYS_FOR_A_RETRAIN})")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for the stream")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--rebuild-online", action="store_true",
@@ -211,13 +212,9 @@ def main() -> int:
         load_profiles(settings, pool, viewing.profiles)
         load_titles(settings, pool, publisher, viewing.titles, shift)
 
-        transactions = recent(
-            pd.read_parquet(settings.world_dir / "transactions" / "transactions.parquet"),
-            "tx_datetime", args.transaction_days)
-        # Whole weeks: weekday and hour of day (two of the model's features) survive the shift.
-        gap = now - transactions["tx_datetime"].max().to_pydatetime().replace(tzinfo=UTC)
-        shift = timedelta(weeks=math.floor(gap / timedelta(weeks=1)))
-        messages = list(transaction_messages(transactions, shift, now))
+        messages = transaction_history(
+            pd.read_parquet(settings.world_dir / "transactions" / "transactions.parquet"), now,
+            args.transaction_days)
         publish(publisher, messages, len(messages), "transactions and labels")
     finally:
         publisher.close()
