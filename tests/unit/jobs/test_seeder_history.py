@@ -8,6 +8,7 @@ import pandas as pd
 from services.catalog_etl.rows import read_rows
 from services.catalog_etl.titles import GoodRow, validate
 from services.common.bus.envelope import decode_event
+from services.designs.model_features import FRAUD_REACH_DAYS
 from services.designs.payloads import payload_of
 from services.seeder.history import (
     catalog_rows,
@@ -17,7 +18,6 @@ from services.seeder.history import (
     transaction_messages,
     watch_messages,
 )
-from services.designs.model_features import FRAUD_REACH_DAYS
 from services.trainer.fraud_protocol import LAKE_DAYS_FOR_A_RETRAIN, RETRAIN_SPAN_DAYS
 from services.trainer.fraud_retrain import Windows, windows_complete_from
 from services.trainer.pipeline import SCALES
