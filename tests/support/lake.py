@@ -71,10 +71,14 @@ def through_the_sink(kafka: ServerProcess, root: Path, batches: Iterable[list[Ou
                      what: str) -> None:
     """The lake's own sink loop on `root`, fed `batches` published to Kafka, stopped once its
     group has read them all (every row durable in Parquet)."""
-    sink_while(kafka, root, lambda: [publish(kafka, batch) for batch in batches], what)
+    def publish_all() -> None:
+        for batch in batches:
+            publish(kafka, batch)
+
+    sink_while(kafka, root, publish_all, what)
 
 
-def sink_while(kafka: ServerProcess, root: Path, produce: Callable[[], object], what: str,
+def sink_while(kafka: ServerProcess, root: Path, produce: Callable[[], None], what: str,
                timeout_s: float = 120.0) -> None:
     """The lake's own sink loop on `root` while `produce` publishes (itself or through another
     process), stopped once its group has read everything published (every row in Parquet)."""

@@ -78,6 +78,7 @@ def test_the_seed_fills_the_lake_with_the_dev_worlds_days(seeded: DevStack) -> N
 def test_make_retrain_fraud_on_the_seeded_lake_trains_on_complete_windows_and_gates(
         seeded: DevStack) -> None:
     production = seeded.repository.production_version("fraud")
+    assert production is not None
     report = seeded.root / "fraud-gate.json"
 
     done = retrain(seeded, report)
