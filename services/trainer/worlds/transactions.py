@@ -108,6 +108,7 @@ class TransactionWorldConfig:
     n_terminals: int = 10_000
     # 58 days = 30-day windows + the 7-day label delay of terminal risk as warm-up (37 days),
     # then the handbook's 7 train + 7 delay + 7 test days; the test week ends with the world.
+    # The dev stack's world (trainer/pipeline.py) is 66 days: 8 more of warm-up in front.
     n_days: int = 58
     # Chosen so that the training week starts on 2018-07-25, the handbook's first training day.
     start_date: date = date(2018, 6, 18)
