@@ -49,6 +49,7 @@ from services.common.lake.sql import open_lake
 from services.common.machine import describe
 from services.common.models import ModelRepository
 from services.common.probe import process_ready
+from services.designs.model_features import LAKE_DAYS_FOR_A_RETRAIN
 from services.devstack.servers import (
     REPO_ROOT,
     ServerProcess,
@@ -59,7 +60,6 @@ from services.devstack.servers import (
 )
 from services.lake.events import LAKE_TOPICS
 from services.trainer.fraud import train_fraud
-from services.trainer.fraud_protocol import LAKE_DAYS_FOR_A_RETRAIN
 from services.trainer.pipeline import SCALES
 from services.trainer.worlds.transactions import TransactionWorldConfig, generate_transactions
 

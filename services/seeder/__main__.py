@@ -31,7 +31,7 @@ from services.common.records.outbox import OutboxRelay
 from services.common.records.pool import records_pool
 from services.common.records.settings import PostgresSettings
 from services.common.redis_client import background_redis
-from services.designs.model_features import FRAUD_REACH_DAYS
+from services.designs.model_features import FRAUD_REACH_DAYS, LAKE_DAYS_FOR_A_RETRAIN
 from services.designs.recs import keys
 from services.designs.recs.records import CatalogRecords, ProfileRecords
 from services.designs.recs.redis_store import write_profiles
@@ -47,7 +47,6 @@ from services.seeder.history import (
 )
 from services.seeder.rebuild import OnlineStateStillThere, rebuild_online
 from services.stream.concerns import CONCERNS
-from services.trainer.fraud_protocol import LAKE_DAYS_FOR_A_RETRAIN
 from services.trainer.pipeline import TrainerSettings
 from services.trainer.worlds.movielens import MovieLensWorld
 

@@ -12,19 +12,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from services.designs.model_features import FRAUD_REACH_DAYS
 from services.trainer.worlds.transactions import TransactionWorldConfig
 
 BoolArray = npt.NDArray[np.bool_]
-
-RETRAIN_SPAN_DAYS = 28
-"""What a retrain from the lake as of now spans (fraud_retrain.Windows): train 7 d, delay 7 d,
-test 7 d, and the delay after the test week that makes its labels final."""
-LAKE_DAYS_FOR_A_RETRAIN = FRAUD_REACH_DAYS + RETRAIN_SPAN_DAYS + 1
-"""History a lake needs for `make retrain-fraud` to train on complete windows today: the burn-in
-(37 d), the retrain's 4 weeks, and the day under way (the windows start at midnights, the
-history's end moves by whole weeks). The dev world has this many days and the seeder replays
-all of them."""
 
 
 @dataclass(frozen=True)

@@ -57,13 +57,14 @@ from services.designs.model_features import (
     FRAUD_FEATURE_NAMES,
     FRAUD_REACH_DAYS,
     FRAUD_REFERENCE_FILE,
+    LAKE_DAYS_FOR_A_RETRAIN,
 )
 from services.trainer.artifacts import data_hash
 from services.trainer.export import INPUT_NAME, check_parity, export_classifier
 from services.trainer.fraud import reference_json
 from services.trainer.fraud_metrics import Scores, score
 from services.trainer.fraud_models import fit, gradient_boosting
-from services.trainer.fraud_protocol import LAKE_DAYS_FOR_A_RETRAIN, Split
+from services.trainer.fraud_protocol import Split
 from services.trainer.lake_sets import fraud_training_set
 
 logger = logging.getLogger(__name__)

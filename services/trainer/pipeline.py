@@ -18,10 +18,10 @@ from pydantic import Field
 from services.common.models import ModelRepository
 from services.common.models.settings import ModelSettings
 from services.common.settings import Dataset
+from services.designs.model_features import LAKE_DAYS_FOR_A_RETRAIN
 from services.trainer.artifacts import TrainedModel
 from services.trainer.export import check_parity, export_classifier
 from services.trainer.fraud import train_fraud
-from services.trainer.fraud_protocol import LAKE_DAYS_FOR_A_RETRAIN
 from services.trainer.recs import OFFLINE_LISTS_FILE, train_recommendations
 from services.trainer.worlds import WatchWorld, movielens, transactions, viewing
 

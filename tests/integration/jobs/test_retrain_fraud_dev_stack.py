@@ -16,7 +16,7 @@ import pytest
 
 from services.common.lake.sql import open_lake
 from services.common.models import ModelRepository
-from services.trainer.fraud_protocol import LAKE_DAYS_FOR_A_RETRAIN
+from services.designs.model_features import LAKE_DAYS_FOR_A_RETRAIN
 from services.trainer.fraud_retrain import GATE_FILE
 from services.trainer.pipeline import SCALES, TrainerSettings, run_pipeline
 from tests.harness import REPO_ROOT, ServerProcess

@@ -8,7 +8,11 @@ import pandas as pd
 from services.catalog_etl.rows import read_rows
 from services.catalog_etl.titles import GoodRow, validate
 from services.common.bus.envelope import decode_event
-from services.designs.model_features import FRAUD_REACH_DAYS
+from services.designs.model_features import (
+    FRAUD_REACH_DAYS,
+    FRAUD_RETRAIN_SPAN_DAYS,
+    LAKE_DAYS_FOR_A_RETRAIN,
+)
 from services.designs.payloads import payload_of
 from services.seeder.history import (
     catalog_rows,
@@ -18,7 +22,6 @@ from services.seeder.history import (
     transaction_messages,
     watch_messages,
 )
-from services.trainer.fraud_protocol import LAKE_DAYS_FOR_A_RETRAIN, RETRAIN_SPAN_DAYS
 from services.trainer.fraud_retrain import Windows, windows_complete_from
 from services.trainer.pipeline import SCALES
 from services.trainer.worlds.movielens import MovieLensWorld
@@ -214,5 +217,5 @@ def test_the_old_seed_of_38_days_leaves_the_retrain_no_complete_training_week() 
 def test_the_retrain_spans_the_four_weeks_the_lake_is_sized_for() -> None:
     windows = Windows.ending_at(NOW)
     today = pd.Timestamp(NOW.replace(tzinfo=None)).normalize()
-    assert today - windows.split.train_start == pd.Timedelta(days=RETRAIN_SPAN_DAYS)
-    assert LAKE_DAYS_FOR_A_RETRAIN == FRAUD_REACH_DAYS + RETRAIN_SPAN_DAYS + 1
+    assert today - windows.split.train_start == pd.Timedelta(days=FRAUD_RETRAIN_SPAN_DAYS)
+    assert LAKE_DAYS_FOR_A_RETRAIN == FRAUD_REACH_DAYS + FRAUD_RETRAIN_SPAN_DAYS + 1
