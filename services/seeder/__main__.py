@@ -146,6 +146,16 @@ def load_titles(settings: TrainerSettings, pool: ConnectionPool, publisher: Publ
           f"moved by {shift.days:,} days")
 
 
+def say_if_short(world: pd.DataFrame, days: float) -> None:
+    """A world saved before the dev world grew (58 days) replays all it has, short of what
+    `make retrain-fraud` needs: say so, and how to get the longer one."""
+    held = (world["tx_datetime"].max() - world["tx_datetime"].min()) / pd.Timedelta(days=1)
+    if held < min(days, LAKE_DAYS_FOR_A_RETRAIN) - 1:
+        print(f"the transaction world holds {held:.0f} days, fewer than the "
+              f"{LAKE_DAYS_FOR_A_RETRAIN} make retrain-fraud needs in the lake: `make models` "
+              "generates the dev world anew (make retrain-fraud refuses until then)")
+
+
 def rebuild(timeout_s: float) -> int:
     """--rebuild-online on the local stack: its supervisor stops and starts the stream."""
     from services.devstack.__main__ import supervisor, supervisord_running  # noqa: PLC0415
@@ -211,9 +221,9 @@ def main() -> int:
         load_profiles(settings, pool, viewing.profiles)
         load_titles(settings, pool, publisher, viewing.titles, shift)
 
-        messages = transaction_history(
-            pd.read_parquet(settings.world_dir / "transactions" / "transactions.parquet"), now,
-            args.transaction_days)
+        world = pd.read_parquet(settings.world_dir / "transactions" / "transactions.parquet")
+        say_if_short(world, args.transaction_days)
+        messages = transaction_history(world, now, args.transaction_days)
         publish(publisher, messages, len(messages), "transactions and labels")
     finally:
         publisher.close()

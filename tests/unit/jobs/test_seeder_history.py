@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from services.catalog_etl.rows import read_rows
 from services.catalog_etl.titles import GoodRow, validate
@@ -14,6 +15,7 @@ from services.designs.model_features import (
     LAKE_DAYS_FOR_A_RETRAIN,
 )
 from services.designs.payloads import payload_of
+from services.seeder.__main__ import say_if_short
 from services.seeder.history import (
     catalog_rows,
     movielens_history,
@@ -219,3 +221,13 @@ def test_the_retrain_spans_the_four_weeks_the_lake_is_sized_for() -> None:
     today = pd.Timestamp(NOW.replace(tzinfo=None)).normalize()
     assert today - windows.split.train_start == pd.Timedelta(days=FRAUD_RETRAIN_SPAN_DAYS)
     assert LAKE_DAYS_FOR_A_RETRAIN == FRAUD_REACH_DAYS + FRAUD_RETRAIN_SPAN_DAYS + 1
+
+
+def test_a_world_saved_before_the_dev_world_grew_is_named_with_the_way_out(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    old = world_bounds(TransactionWorldConfig())  # 58 days
+    say_if_short(old, LAKE_DAYS_FOR_A_RETRAIN)
+    assert "holds 58 days" in capsys.readouterr().out
+
+    say_if_short(world_bounds(SCALES["default"].transactions), LAKE_DAYS_FOR_A_RETRAIN)
+    assert capsys.readouterr().out == ""
