@@ -1271,28 +1271,47 @@ def _seconds(start: str, end: str | None) -> str:
 
 
 def fraud_lifecycle_stack(r: Results, page: str) -> str:
-    """benchmarks/fraud_lifecycle_stack.py (make shadow-run): the alert's timeline, the gate."""
+    """benchmarks/fraud_lifecycle_stack.py (make shadow-run): the alert's timeline, the gate,
+    the promotion of the challenger with the alert firing, and the watch after it resolved."""
     found = r.need("fraud_drift_stack")
     t, retrain, scenario = found["timeline"], found["retrain"], found["scenario"]
+    marks, counts, hold = found["marks"], found["counts"], t["hold"]
     fired = next(c for c in t["state_changes"] if c["state"] == "firing")
     before = [s for s in found["samples"] if s["at"] <= t["promoted"]][-1]
-    after = [s for s in found["samples"] if s["at"] > t["promoted"]]
-    last = after[-1] if after else found["samples"][-1]
     machine = found["machine"]
-    since = [s for s in after if t["cleared"] and s["at"] >= t["cleared"]]
+    since = [s for s in found["samples"] if t["cleared"] and s["at"] >= t["cleared"]]
     values = [s["max_input_psi"] for s in since if s["max_input_psi"] is not None]
-    cleared = (f"**cleared** at {_clock(t['cleared'])}, {_seconds(t['promoted'], t['cleared'])} "
-               f"after the promotion, and stayed inactive in all {len(since)} samples to "
-               f"{_clock(last['at'])} (phase C drained at "
-               f"{_clock(found['marks']['phase_c_drained'])}), the largest alerted input's PSI "
-               f"{min(values):.3f}-{max(values):.3f}" if t["cleared"]
-               else "**did not clear** within 5 minutes")
+    watched = (f"stayed inactive, its gauges read, in all {hold['samples']} samples over the "
+               f"next {hold['watched_s']} s (asked: {hold['asked_s']:.0f} s) to "
+               f"{_clock(since[-1]['at'])}" if hold["stayed_inactive"]
+               else f"did **not** stay inactive: states {', '.join(hold['states'])} in the "
+                    f"{hold['watched_s']} s after")
+    cleared = (f"**resolved** at {_clock(t['cleared'])}, "
+               f"{_seconds(t['promoted'], t['cleared'])} after the promotion, and {watched} "
+               f"while phase C's traffic flowed (drained at {_clock(marks['phase_c_drained'])}); "
+               f"the largest alerted input's PSI {min(values):.3f}-{max(values):.3f}"
+               if t["cleared"] else "**did not resolve** within "
+               f"{_seconds(t['promoted'], found['samples'][-1]['at'])}")
     state = (f"{before['state']} on " + ", ".join(f"`{c}`" for c in before["columns"])
              if before["columns"] else before["state"])
+    again = (f" (it fired again at {_clock(marks['alert_firing_phase_b'])}: phase B's restart "
+             "of the scorer had dropped v1's gauges, v1 still serving the shifted prices)"
+             if "alert_firing_phase_b" in marks else " (phase B, v1 still serving)")
+    pending = [c for c in t.get("settling", []) if c["state"] != "inactive"]
+    settle = ("" if not pending or not t["cleared"] else
+              f" v{found['challenger_version']}'s first windows (500 rows: about "
+              f"{72 * 500 / counts['phase_c_events']:.0f} hours of phase C's 3 days, one "
+              "stretch of the day) read " + ", ".join(
+                  f"`{c}`" for c in sorted({c for p in pending for c in p["columns"]}))
+              + f" over the threshold: {' then '.join(sorted({p['state'] for p in pending}))} "
+              f"for {_seconds(pending[0]['at'], t['cleared'])}, as the window grew (under "
+              f"`for: {found['alert']['for']}`: it never fired).")
+    pace = (f"; phase C's {number(counts['phase_c_events'])} events paced at "
+            f"{counts['phase_c_events_per_s']}/s" if "phase_c_events_per_s" in counts else "")
     return "\n".join([
         f"Measured {utc(found['date'])} UTC on {machine['cpus']} shared cores (load average "
         f"{machine['load_average'][0]:.1f} at the end; {number(scenario['customers'])} customers, "
-        f"{scenario['days']} days, {number(found['counts']['events'])} events; "
+        f"{scenario['days']} days, {number(counts['events'])} events; "
         f"{link('benchmarks/results/fraud_drift_stack.json', page)}, the run "
         f"{found['run_seconds']} s):", "",
         f"- **Drift fires**: phase A published at {_clock(t['drift_started'])}, "
@@ -1303,7 +1322,102 @@ def fraud_lifecycle_stack(r: Results, page: str) -> str:
         f"burn-in left out {number(retrain['burned_in']['train'])} (and "
         f"{number(retrain['burned_in']['test'])} test rows); gate: {found['gate']}.",
         f"- **Promotion**: v{found['challenger_version']} promoted at {_clock(t['promoted'])}, "
-        f"the alert then {state} (phase B, v1 still serving); the alert {cleared}."])
+        f"the alert then {state}{again}{pace}; the alert {cleared}.{settle}"])
+
+
+def _retrain_cell(run: Json) -> str:
+    """make retrain-fraud's outcome on one seeded lake, in a table cell."""
+    if run["retrain"] is None:
+        said = " ".join(run["retrain_output"])
+        train = re.search(r"train (\S+) rows", said)
+        left = re.search(r"left out (\S+) training", said)
+        return (f"**refused** in {run['retrain_s']:.0f} s (exit {run['retrain_exit']}, "
+                f"NotEnoughData): {number(int(train[1])) if train else '?'} training rows, the "
+                f"burn-in left out {number(int(left[1])) if left else '?'}")
+    g = run["retrain"]
+    verdict = "**passed**" if g["verdict"]["passed"] else "**refused**"
+    outcome = f"v{g['registered']} registered" if g["registered"] else "nothing registered"
+    return (f"{verdict} in {run['retrain_s']:.0f} s: AP {g['challenger']['average_precision']:.3f}"
+            f" against v{g['production_version']}'s {g['production']['average_precision']:.3f};"
+            f" {outcome}")
+
+
+def fraud_retrain_dev_stack(r: Results, page: str) -> str:
+    """benchmarks/fraud_retrain_dev_stack.py: make models, make seed and make retrain-fraud on
+    the dev stack's data, the seed's cost before and after the dev world grew."""
+    found = r.need("fraud_retrain_dev_stack")
+    machine, world, runs = found["machine"], found["world"], found["runs"]
+
+    def cpu(run: Json) -> float:
+        return float(run["seed_cpu"]["stack_s"] + run["seed_cpu"]["seeder_s"])
+
+    rows = [[f"{run['transaction_days']:g} days" + (" (before)" if run["transaction_days"]
+                                                    < world["days"] else " (now)"),
+             f"{number(run['lake']['transactions'])} ({run['lake']['days']:.1f} days), "
+             f"{number(run['lake']['labels'])} labels",
+             f"{run['seed_s']:.0f} s", f"{cpu(run):.0f} s",
+             f"{run['load_average']['before'][0]:.1f} / {run['load_average']['after'][0]:.1f}",
+             f"{run['lake_after_seed_s']:.0f} s", _retrain_cell(run)]
+            for run in runs]
+    by_days: dict[float, list[Json]] = {}
+    for run in runs:
+        by_days.setdefault(run["transaction_days"], []).append(run)
+    now = by_days[max(by_days)]
+    passed = next((run["retrain"] for run in now if run["retrain"]), None)
+    detail = "" if passed is None else (
+        f" On the {max(by_days):g}-day lake the retrain's windows: train "
+        f"{passed['windows']['train']}, {number(passed['train_rows'])} rows "
+        f"({passed['train_frauds']} fraud), test {passed['windows']['test']}, "
+        f"{number(passed['test_rows'])} rows ({passed['test_frauds']} fraud), the burn-in "
+        f"left out {number(passed['burned_in']['train'])} and "
+        f"{number(passed['burned_in']['test'])}, {passed['served_share']:.0%} of vectors as "
+        f"served; challenger AUC {passed['challenger']['auc_roc']:.3f}, card precision@100 "
+        f"{passed['challenger']['card_precision_at_100']:.3f}, production's "
+        f"{passed['production']['auc_roc']:.3f} and "
+        f"{passed['production']['card_precision_at_100']:.3f}; gate: "
+        f"{passed['verdict']['reason']}.")
+    cost = {c["days"]: c for c in found["fraud_models_cost"]}
+    short, long = cost[58], cost[world["days"]]
+    registered = [run["retrain"]["registered"] for run in now
+                  if run["retrain"] and run["retrain"]["registered"]]
+    shared = ("" if len(registered) < 2 else
+              " The rounds share one model repository, so each passing retrain registers the "
+              "next version (" + ", ".join(f"v{v}" for v in registered) + "), each unpromoted "
+              f"and judged against v{found['production_version']}.")
+    delta = ""
+    if len(by_days) > 1:
+        before = by_days[min(by_days)]
+        wall = [sum(run["seed_s"] for run in group) / len(group) for group in (before, now)]
+        fastest = [min(run["seed_s"] for run in group) for group in (before, now)]
+        cpus = [sum(cpu(run) for run in group) / len(group) for group in (before, now)]
+        delta = (f" The seed's cost ({len(now)} alternating seeds each): the fastest "
+                 f"{fastest[0]:.0f} s -> {fastest[1]:.0f} s (+{fastest[1] - fastest[0]:.0f} s), "
+                 f"the mean {wall[0]:.0f} s -> {wall[1]:.0f} s (+{wall[1] - wall[0]:.0f} s: the "
+                 f"other jobs' load moved it); CPU {cpus[0]:.0f} -> {cpus[1]:.0f} seconds "
+                 f"(x{cpus[1] / cpus[0]:.2f}, for "
+                 f"{number(now[0]['lake']['transactions'] / before[0]['lake']['transactions'], 2)}"
+                 " times the transactions; the viewing history is the same). `make demo` grows by "
+                 "the seed's difference, its other steps unchanged.")
+    v = found["versions"]
+    return "\n".join([
+        f"{link('benchmarks/results/fraud_retrain_dev_stack.json', page)} ({utc(found['date'])} "
+        f"UTC, {machine['cpus']} cores shared with other jobs, load average "
+        f"{found['load_average_before'][0]:.1f} before and {machine['load_average'][0]:.1f} at "
+        f"the end; scikit-learn {v['scikit_learn']}, onnxruntime {v['onnxruntime']}, DuckDB "
+        f"{v['duckdb']}): `make models` on the dev world ({number(world['customers'])} "
+        f"customers, {world['days']} days from {world['start_date']}, seed {world['seed']}) in "
+        f"{found['make_models_s']:.0f} s, fraud v{found['production_version']} production; then "
+        "each seed on a fresh stack of its own (Redis, Kafka, PostgreSQL, the stream processor "
+        "and the lake sink on free ports) and `make retrain-fraud` as of its end:", "",
+        table(["seed (`--transaction-days`)", "the lake's transactions", "`make seed` (waits "
+               "for the stream)", "CPU of the stack and the seeder", "load average before / "
+               "after", "the lake caught up after", "`make retrain-fraud`"], rows), "",
+        f"`make models`' fraud part (world and training, in one process): "
+        f"{number(short['transactions'])} transactions in {short['generate_and_train_s']:.1f} s "
+        f"on the 58-day world, {number(long['transactions'])} in "
+        f"{long['generate_and_train_s']:.1f} s on the {world['days']}-day one (one run each on "
+        f"the shared machine: its {long['transactions'] / short['transactions'] - 1:.0%} more "
+        "transactions are lost in the noise)." + delta + shared + detail])
 
 
 def movielens_online(r: Results, page: str) -> str:
@@ -1495,6 +1609,7 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "cluster-capacity-line": cluster_capacity_line,
     "fraud-reference-burn-in": fraud_reference_burn_in,
     "fraud-lifecycle-stack": fraud_lifecycle_stack,
+    "fraud-retrain-dev-stack": fraud_retrain_dev_stack,
 }
 
 # The body runs from the line after `begin` to the line before `end`, its last newline included

@@ -16,13 +16,16 @@ to end now, each fraud label published when it arrives (the seeder's events):
     phase B  scorer restarted with MLSD_FRAUD_SHADOW_VERSION=v2; events up to now - 3 d
              ─▶ fraud-decisions + fraud-decisions-shadow ─▶ lake ─▶ the shadow report as of now
              (services/trainer/fraud_shadow_report.py): labels final for B's first 14 days
-    promote  v2 (it passed its gate) ─▶ the scorer reloads it ─▶ phase C: the last 3 days
-             ─▶ PSI against v2's reference ─▶ the alert clears
+             ─▶ the alert fires again (v1 still serves the shifted prices)
+    promote  v2 (it passed its gate), the alert firing ─▶ the scorer reloads it ─▶ phase C: the
+             last 3 days, paced to last the watch ─▶ PSI against v2's reference ─▶ the alert
+             resolves, and is watched staying inactive (--hold, 2 min) while traffic flows
 
 The scorer's age limit (MLSD_FRAUD_STREAM_MAX_AGE_S) is raised to cover the replayed weeks:
 labels take days, so the transactions both models decide must be weeks old for any label to be
 final now. Prometheus scrapes every 2 s and evaluates drift.yml with `for: 30m` replaced by
-`--alert-for` (default 1m): the same expressions, a run of minutes instead of hours.
+`--alert-for` (default 1m): the same expressions, a run of minutes instead of hours. The alert's
+state is read from Prometheus' alerts API (/api/v1/alerts: pending or firing; absent = inactive).
 
 Writes docs/evaluation/fraud-shadow-stack.{json,md} (the shadow report) and
 benchmarks/results/fraud_drift_stack.json (the alert's timeline, PSI, the gate).
@@ -81,6 +84,8 @@ from services.trainer.worlds.transactions import (
 )
 
 RULES = REPO_ROOT / "infra/prometheus/rules/drift.yml"
+THRESHOLD = 0.25  # drift.yml's: PSI over it is a major shift
+CLEAR_WITHIN_S = 60.0  # phase C's traffic before the watch: v2's window fills (500 rows), reads
 PRICE_FACTOR = 1.5
 GROUPS = {"fraud-scorer": [TRANSACTIONS],
           "lake-sink": [TRANSACTIONS, FRAUD_LABELS, FRAUD_DECISIONS, FRAUD_DECISIONS_SHADOW],
@@ -241,15 +246,35 @@ def phases(messages: list[OutboundMessage], cuts: list[datetime]
         lower = cut
 
 
-def timeline(samples: list[dict[str, Any]], marks: dict[str, str]) -> dict[str, Any]:
-    """State changes of ModelInputDrift, and the three moments the loop is about."""
+def resolved(sample: dict[str, Any]) -> bool:
+    """Inactive with every alerted input's gauge read and under the threshold: a NaN gauge (a
+    new version's window under 500 rows) alerts on nothing, and an inactive state over the
+    threshold is a rule not evaluated yet; neither is a resolution."""
+    psi = sample["max_input_psi"]
+    return sample["state"] == "inactive" and psi is not None and psi <= THRESHOLD
+
+
+def timeline(samples: list[dict[str, Any]], marks: dict[str, str],
+             hold_s: float = 0.0) -> dict[str, Any]:
+    """State changes of ModelInputDrift, the moments the loop is about, and the watch after the
+    resolution: every sample from it to `hold_s` later inactive, with its gauges read?"""
     changes = [s for i, s in enumerate(samples) if i == 0 or s["state"] != samples[i - 1]["state"]]
     firing = [s["at"] for s in changes if s["state"] == "firing"]
-    cleared = next((s["at"] for s in samples
-                    if s["at"] > marks["promoted"] and s["state"] == "inactive"
-                    and s["max_input_psi"] is not None), None)
+    at_promotion = [s for s in samples if s["at"] <= marks["promoted"]]
+    cleared = next((s["at"] for s in samples if s["at"] > marks["promoted"] and resolved(s)),
+                   None)
+    held = [] if cleared is None else [s for s in samples if s["at"] >= cleared]
+    # between the promotion and the resolution: what the new version's first windows read
+    settling = [s for s in changes if marks["promoted"] < s["at"] < (cleared or "~")]
+    watched = 0.0 if not held else (datetime.fromisoformat(held[-1]["at"])
+                                    - datetime.fromisoformat(cleared or "")).total_seconds()
     return {"drift_started": marks["phase_a_published"], "first_fired": firing[0] if firing
-            else None, "promoted": marks["promoted"], "cleared": cleared,
+            else None, "at_promotion": at_promotion[-1]["state"] if at_promotion else None,
+            "promoted": marks["promoted"], "settling": settling, "cleared": cleared,
+            "hold": {"asked_s": hold_s, "watched_s": round(watched), "samples": len(held),
+                     "states": sorted({s["state"] for s in held}),
+                     "stayed_inactive": bool(held) and watched >= hold_s
+                     and all(resolved(s) for s in held)},
             "state_changes": changes}
 
 
@@ -300,6 +325,9 @@ def main() -> int:  # noqa: PLR0915  (one scenario, read top to bottom)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--days", type=int, default=86)
     parser.add_argument("--alert-for", default="1m")
+    parser.add_argument("--hold", type=float, default=120.0,
+                        help="seconds the resolved alert is watched staying inactive, phase C's "
+                             "traffic still flowing")
     parser.add_argument("--shadow-out", type=Path, default=REPO_ROOT / "docs/evaluation")
     parser.add_argument("--drift-out", type=Path,
                         default=REPO_ROOT / "benchmarks/results/fraud_drift_stack.json")
@@ -391,6 +419,10 @@ def main() -> int:  # noqa: PLR0915  (one scenario, read top to bottom)
         wait_for(lambda: drained(kafka.address), 900, "phase B drained")
         time.sleep(6)  # the lake sink's flush interval (2 s), with room
         marks["phase_b_drained"] = utc_now()
+        # The restart dropped v1's gauges (a new process: its window refills), so the alert
+        # went pending again; the promotion is to resolve a firing alert, so it waits for one.
+        wait_for(lambda: watch.state() == "firing", 300, "ModelInputDrift firing on phase B")
+        marks["alert_firing_phase_b"] = utc_now()
         as_of = datetime.now(UTC)
         with open_lake(workdir / "lake") as con:
             report = shadow_report.report(shadow_report.pairs(con, as_of), as_of)
@@ -398,20 +430,31 @@ def main() -> int:  # noqa: PLR0915  (one scenario, read top to bottom)
 
         repository.promote("fraud", challenger, actor="lifecycle-run")
         marks["promoted"] = utc_now()
-        say(f"promoted v{challenger}; phase C: {len(phase_c):,} events")
+        # Paced, as live traffic comes, over the time to resolve and the watch after: the
+        # gauges are recomputed on scoring, at most every 5 s, so a backlog drained in one
+        # burst would leave the new window's gauges unset, and a watch without traffic would
+        # only see the last values held.
+        seconds = CLEAR_WITHIN_S + args.hold
+        per_second = max(1, math.ceil(len(phase_c) / seconds))
+        counts["phase_c_events_per_s"] = per_second
+        say(f"promoted v{challenger} (the alert {watch.state()}); phase C: {len(phase_c):,} "
+            f"events, {per_second}/s for about {seconds:.0f} s")
         time.sleep(3)  # the scorer's model reload interval (1 s), with room
-        # Paced, as live traffic comes: the gauges are recomputed on scoring, at most every
-        # 5 s, so a backlog drained in one burst would leave the new window's gauges unset.
-        publish(kafka.address, phase_c, chunk=300, pause_s=1.0)
-        wait_for(lambda: drained(kafka.address), 600, "phase C drained")
-        marks["phase_c_drained"] = utc_now()
+        publisher = threading.Thread(target=publish, args=(kafka.address, phase_c, per_second,
+                                                           1.0))
+        publisher.start()
         try:
-            wait_for(lambda: watch.state() == "inactive" and watch.samples[-1]["at"] >
-                     marks["promoted"] and watch.samples[-1]["max_input_psi"] is not None,
-                     300, "ModelInputDrift cleared with gauges under the threshold")
+            wait_for(lambda: watch.samples[-1]["at"] > marks["promoted"]
+                     and resolved(watch.samples[-1]), CLEAR_WITHIN_S + 60,
+                     "ModelInputDrift resolved with gauges read")
+            marks["resolved"] = utc_now()
+            say(f"resolved; watching it {args.hold:.0f} s, the traffic flowing")
+            time.sleep(args.hold)
         except TimeoutError as exc:  # an outcome to record (timeline: cleared None), not a crash
             say(str(exc))
-        time.sleep(10)  # a few more samples: it stays cleared (or not)
+        publisher.join()
+        wait_for(lambda: drained(kafka.address), 600, "phase C drained")
+        marks["phase_c_drained"] = utc_now()
     finally:
         if watch is not None:
             watch.stop()
@@ -440,11 +483,12 @@ def main() -> int:  # noqa: PLR0915  (one scenario, read top to bottom)
     drift = common | {
         "alert": {"rules": str(RULES.relative_to(REPO_ROOT)), "for": args.alert_for,
                   "scrape_and_evaluation_interval_s": 2},
-        "marks": marks, "timeline": timeline(watch.samples, marks),
+        "marks": marks, "timeline": timeline(watch.samples, marks, args.hold),
         "retrain": json.loads(result.to_json()), "samples": watch.samples}
     args.drift_out.parent.mkdir(parents=True, exist_ok=True)
     args.drift_out.write_text(json.dumps(drift, indent=1, default=float) + "\n")
-    moments = {k: v for k, v in timeline(watch.samples, marks).items() if k != "state_changes"}
+    moments = {k: v for k, v in timeline(watch.samples, marks, args.hold).items()
+               if k != "state_changes"}
     say(f"timeline: {json.dumps(moments)}")
     say(f"results: {args.shadow_out}/fraud-shadow-stack.*, {args.drift_out}; scratch {workdir}")
     return 0

@@ -29,6 +29,14 @@ FRAUD_REACH_DAYS = FRAUD_LONGEST_WINDOW_DAYS + TERMINAL_RISK_DELAY_DAYS
 """How far back a fraud vector looks: terminal and merchant risk's 30 days ending 7 days ago.
 A transaction less than this after the first one a store holds has truncated windows (low
 counts), unlike every later one: a model must not learn from, nor take its reference from it."""
+FRAUD_RETRAIN_SPAN_DAYS = 28
+"""What a retrain from the lake as of now spans (services/trainer/fraud_retrain.py, Windows):
+train 7 d, delay 7 d, test 7 d, and the delay after the test week that makes its labels final."""
+LAKE_DAYS_FOR_A_RETRAIN = FRAUD_REACH_DAYS + FRAUD_RETRAIN_SPAN_DAYS + 1
+"""History a lake needs for `make retrain-fraud` to train on complete windows today: the burn-in
+(37 d), the retrain's 4 weeks, and the day under way (the windows start at midnights, the
+history's end moves by whole weeks). The dev world (trainer/pipeline.py) has this many days and
+the seeder replays all of them."""
 NIGHT_HOURS = (0, 6)  # a transaction at or after 00:00 and before 06:00 local time is "at night"
 SMALL_AMOUNT = 5.0    # card testing probes with amounts below this
 TRANSACTION_TYPES = ("purchase", "withdrawal", "transfer", "payment")

@@ -11,7 +11,6 @@ history is always the synthetic transaction world's).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,7 +31,7 @@ from services.common.records.outbox import OutboxRelay
 from services.common.records.pool import records_pool
 from services.common.records.settings import PostgresSettings
 from services.common.redis_client import background_redis
-from services.designs.model_features import FRAUD_REACH_DAYS
+from services.designs.model_features import FRAUD_REACH_DAYS, LAKE_DAYS_FOR_A_RETRAIN
 from services.designs.recs import keys
 from services.designs.recs.records import CatalogRecords, ProfileRecords
 from services.designs.recs.redis_store import write_profiles
@@ -42,9 +41,8 @@ from services.seeder.history import (
     ViewingHistory,
     catalog_rows,
     movielens_history,
-    recent,
     synthetic_history,
-    transaction_messages,
+    transaction_history,
     watch_messages,
 )
 from services.seeder.rebuild import OnlineStateStillThere, rebuild_online
@@ -148,6 +146,16 @@ def load_titles(settings: TrainerSettings, pool: ConnectionPool, publisher: Publ
           f"moved by {shift.days:,} days")
 
 
+def say_if_short(world: pd.DataFrame, days: float) -> None:
+    """A world saved before the dev world grew (58 days) replays all it has, short of what
+    `make retrain-fraud` needs: say so, and how to get the longer one."""
+    held = (world["tx_datetime"].max() - world["tx_datetime"].min()) / pd.Timedelta(days=1)
+    if held < min(days, LAKE_DAYS_FOR_A_RETRAIN) - 1:
+        print(f"the transaction world holds {held:.0f} days, fewer than the "
+              f"{LAKE_DAYS_FOR_A_RETRAIN} make retrain-fraud needs in the lake: `make models` "
+              "generates the dev world anew (make retrain-fraud refuses until then)")
+
+
 def rebuild(timeout_s: float) -> int:
     """--rebuild-online on the local stack: its supervisor stops and starts the stream."""
     from services.devstack.__main__ import supervisor, supervisord_running  # noqa: PLC0415
@@ -180,11 +188,13 @@ def rebuild(timeout_s: float) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m services.seeder", description=__doc__)
-    # A day more than the furthest any feature looks back (a terminal's 30 days end 7 days
-    # ago): the online windows are whole from the first live transaction.
-    parser.add_argument("--transaction-days", type=float, default=FRAUD_REACH_DAYS + 1.0,
+    # The online windows need FRAUD_REACH_DAYS (a terminal's 30 days end 7 days ago); the lake
+    # needs more for `make retrain-fraud`: that burn-in before a training week that starts 28
+    # days before now. The dev world holds exactly this many days: all of it is replayed.
+    parser.add_argument("--transaction-days", type=float, default=LAKE_DAYS_FOR_A_RETRAIN,
                         help="days of transaction history to replay (the features reach "
-                             f"{FRAUD_REACH_DAYS} days back)")
+                             f"{FRAUD_REACH_DAYS} days back; a retrain from the lake needs "
+                             f"{LAKE_DAYS_FOR_A_RETRAIN})")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for the stream")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--rebuild-online", action="store_true",
@@ -211,13 +221,9 @@ def main() -> int:
         load_profiles(settings, pool, viewing.profiles)
         load_titles(settings, pool, publisher, viewing.titles, shift)
 
-        transactions = recent(
-            pd.read_parquet(settings.world_dir / "transactions" / "transactions.parquet"),
-            "tx_datetime", args.transaction_days)
-        # Whole weeks: weekday and hour of day (two of the model's features) survive the shift.
-        gap = now - transactions["tx_datetime"].max().to_pydatetime().replace(tzinfo=UTC)
-        shift = timedelta(weeks=math.floor(gap / timedelta(weeks=1)))
-        messages = list(transaction_messages(transactions, shift, now))
+        world = pd.read_parquet(settings.world_dir / "transactions" / "transactions.parquet")
+        say_if_short(world, args.transaction_days)
+        messages = transaction_history(world, now, args.transaction_days)
         publish(publisher, messages, len(messages), "transactions and labels")
     finally:
         publisher.close()

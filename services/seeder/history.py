@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -112,6 +113,17 @@ def transaction_messages(transactions: pd.DataFrame, shift: timedelta,
     timeline.sort(key=lambda item: (item[0], item[1]))
     for _, _, message in timeline:
         yield message
+
+
+def transaction_history(transactions: pd.DataFrame, now: datetime,
+                        days: float | None) -> list[OutboundMessage]:
+    """The world's last `days` of transactions and their arrived labels, moved by whole weeks
+    (weekday and hour of day, two of the model's features, survive) to end in the week before
+    `now`."""
+    replayed = recent(transactions, "tx_datetime", days)
+    gap = now - _utc(replayed["tx_datetime"].max())
+    shift = timedelta(weeks=math.floor(gap / timedelta(weeks=1)))
+    return list(transaction_messages(replayed, shift, now))
 
 
 def recent(frame: pd.DataFrame, column: str, days: float | None) -> pd.DataFrame:

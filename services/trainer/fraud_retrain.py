@@ -57,6 +57,7 @@ from services.designs.model_features import (
     FRAUD_FEATURE_NAMES,
     FRAUD_REACH_DAYS,
     FRAUD_REFERENCE_FILE,
+    LAKE_DAYS_FOR_A_RETRAIN,
 )
 from services.trainer.artifacts import data_hash
 from services.trainer.export import INPUT_NAME, check_parity, export_classifier
@@ -187,7 +188,9 @@ def training_and_test(con: duckdb.DuckDBPyConnection, windows: Windows,
         burn_in = ("" if complete_from is None else
                    f"; the burn-in ({burn_in_days} d after the lake's first transaction: windows "
                    f"complete from {complete_from:%Y-%m-%d %H:%M}) left out {train.burned_in} "
-                   f"training and {test.burned_in} test rows")
+                   f"training and {test.burned_in} test rows; a lake needs "
+                   f"{LAKE_DAYS_FOR_A_RETRAIN} days of history before now (make seed replays "
+                   "that many)")
         raise NotEnoughData(
             f"train {len(train.y)} rows ({train.frauds} fraud), test {len(test.y)} rows "
             f"({test.frauds} fraud) in {windows.describe()}{burn_in}; the gate needs >= "
@@ -314,7 +317,8 @@ def retrain_from_lake(root: Path, repository: ModelRepository, as_of: datetime, 
                       burn_in_days: int = FRAUD_REACH_DAYS) -> RetrainResult:
     """The protocol's windows ending at `as_of`, the challenger, the gate; the verdict written
     to `report` either way. Raises NotEnoughData when the windows hold too little to judge
-    (a lake younger than burn-in + 28 days has no complete training week)."""
+    (a lake younger than burn-in + 28 days has no complete training week: the dev stack's
+    world and seed hold LAKE_DAYS_FOR_A_RETRAIN days)."""
     windows = Windows.ending_at(as_of)
     with open_lake(root) as con:
         train, test = training_and_test(con, windows, burn_in_days)

@@ -18,6 +18,7 @@ from pydantic import Field
 from services.common.models import ModelRepository
 from services.common.models.settings import ModelSettings
 from services.common.settings import Dataset
+from services.designs.model_features import LAKE_DAYS_FOR_A_RETRAIN
 from services.trainer.artifacts import TrainedModel
 from services.trainer.export import check_parity, export_classifier
 from services.trainer.fraud import train_fraud
@@ -48,10 +49,17 @@ class Scale:
     viewing: viewing.ViewingConfig
 
 
+# The dev stack's transaction world is longer than the offline evaluation's 58 days
+# (docs/evaluation/fraud.md: the handbook's warm-up and weeks) by 8 days of warm-up in front, the
+# same weeks after: the seeder replays all of it, so the lake holds what `make retrain-fraud`
+# needs today (its burn-in and its four weeks, LAKE_DAYS_FOR_A_RETRAIN).
+DEV_WORLD_DAYS = LAKE_DAYS_FOR_A_RETRAIN
 SCALES = {
-    "default": Scale(transactions.TransactionWorldConfig(), viewing.ViewingConfig()),
+    "default": Scale(transactions.TransactionWorldConfig.ending_on_handbook_calendar(
+        DEV_WORLD_DAYS), viewing.ViewingConfig()),
     "small": Scale(
-        transactions.TransactionWorldConfig(n_customers=600, n_terminals=1_200),
+        transactions.TransactionWorldConfig.ending_on_handbook_calendar(
+            DEV_WORLD_DAYS, n_customers=600, n_terminals=1_200),
         viewing.ViewingConfig(n_users=800, n_titles=400),
     ),
 }

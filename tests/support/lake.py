@@ -71,6 +71,17 @@ def through_the_sink(kafka: ServerProcess, root: Path, batches: Iterable[list[Ou
                      what: str) -> None:
     """The lake's own sink loop on `root`, fed `batches` published to Kafka, stopped once its
     group has read them all (every row durable in Parquet)."""
+    def publish_all() -> None:
+        for batch in batches:
+            publish(kafka, batch)
+
+    sink_while(kafka, root, publish_all, what)
+
+
+def sink_while(kafka: ServerProcess, root: Path, produce: Callable[[], None], what: str,
+               timeout_s: float = 120.0) -> None:
+    """The lake's own sink loop on `root` while `produce` publishes (itself or through another
+    process), stopped once its group has read everything published (every row in Parquet)."""
     settings = settings_for(kafka, root, lake_flush_interval_s=0.5)
     ensure_topics(kafka.address, [TopicSpec(t, 3) for t in LAKE_TOPICS])
     start_group_at_end(kafka.address, settings.lake_group, LAKE_TOPICS)
@@ -78,10 +89,9 @@ def through_the_sink(kafka: ServerProcess, root: Path, batches: Iterable[list[Ou
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
     try:
-        for batch in batches:
-            publish(kafka, batch)
+        produce()
         wait_for(lambda: group_lags(kafka.address, {settings.lake_group: LAKE_TOPICS})[
-            settings.lake_group] == 0, 120, what)
+            settings.lake_group] == 0, timeout_s, what)
     finally:
         loop.stop()
         thread.join(30)

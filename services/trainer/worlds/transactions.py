@@ -46,6 +46,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -107,6 +108,7 @@ class TransactionWorldConfig:
     n_terminals: int = 10_000
     # 58 days = 30-day windows + the 7-day label delay of terminal risk as warm-up (37 days),
     # then the handbook's 7 train + 7 delay + 7 test days; the test week ends with the world.
+    # The dev stack's world (trainer/pipeline.py) is 66 days: 8 more of warm-up in front.
     n_days: int = 58
     # Chosen so that the training week starts on 2018-07-25, the handbook's first training day.
     start_date: date = date(2018, 6, 18)
@@ -129,6 +131,13 @@ class TransactionWorldConfig:
     min_label_delay_days: float = 1.0
     # Longer delays would make the online terminal risk miss labels the offline one counts.
     max_label_delay_days: float = float(TERMINAL_RISK_DELAY_DAYS)
+
+    @classmethod
+    def ending_on_handbook_calendar(cls, n_days: int, **knobs: Any) -> TransactionWorldConfig:
+        """A world of `n_days` that ends when the default one does (2018-08-15): longer worlds
+        add warm-up in front, and the handbook's training, delay and test weeks keep their dates."""
+        end = cls.start_date + timedelta(days=cls.n_days)
+        return cls(n_days=n_days, start_date=end - timedelta(days=n_days), **knobs)
 
     def __post_init__(self) -> None:
         if self.n_customers < 1 or self.n_terminals < 1 or self.n_days < 1:
@@ -627,10 +636,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     # Keep the training week's calendar: the world ends 21 days after 2018-07-25 either way.
-    start = date(2018, 8, 15) - timedelta(days=args.days)
-    world = generate_transactions(TransactionWorldConfig(
-        n_customers=args.customers, n_terminals=args.terminals, n_days=args.days,
-        start_date=start, seed=args.seed))
+    world = generate_transactions(TransactionWorldConfig.ending_on_handbook_calendar(
+        args.days, n_customers=args.customers, n_terminals=args.terminals, seed=args.seed))
     save(world, args.out)
     print(json.dumps(summary(world), indent=2))  # noqa: T201  (a CLI prints its result)
 

@@ -45,21 +45,55 @@ def test_each_event_falls_in_the_phase_whose_cut_follows_it(stack: ModuleType) -
     assert a + b + c == messages
 
 
-def sample(at: str, state: str, psi: float | None) -> dict[str, Any]:
-    return {"at": at, "state": state, "columns": [], "max_input_psi": psi}
+def at(minute: int, second: int = 0) -> str:
+    return f"2026-12-06T10:{minute:02d}:{second:02d}+00:00"
+
+
+def sample(when: str, state: str, psi: float | None) -> dict[str, Any]:
+    return {"at": when, "state": state, "columns": [], "max_input_psi": psi}
+
+
+MARKS = {"phase_a_published": at(0), "promoted": at(5)}
+
+
+def drifted_then_promoted() -> list[dict[str, Any]]:
+    return [sample(at(0), "inactive", 0.5), sample(at(1), "pending", 0.5),
+            sample(at(2), "firing", 0.5), sample(at(5), "firing", 0.5),
+            sample(at(6), "inactive", None),    # promoted: the new window is still empty
+            sample(at(6, 30), "inactive", 0.6),  # read, the rule not evaluated yet
+            sample(at(7), "inactive", 0.04)]
 
 
 def test_the_alert_clears_only_once_the_new_version_has_gauges_under_the_threshold(
         stack: ModuleType) -> None:
-    samples = [sample("10:00", "inactive", 0.5), sample("10:01", "pending", 0.5),
-               sample("10:02", "firing", 0.5), sample("10:05", "firing", 0.5),
-               sample("10:06", "inactive", None),   # promoted: the new window is still empty
-               sample("10:07", "inactive", 0.04)]
-    marks = {"phase_a_published": "09:59", "promoted": "10:05"}
+    moments = stack.timeline(drifted_then_promoted(), MARKS)
 
-    moments = stack.timeline(samples, marks)
-
-    assert moments["drift_started"] == "09:59" and moments["first_fired"] == "10:02"
-    assert moments["cleared"] == "10:07"
+    assert moments["drift_started"] == at(0) and moments["first_fired"] == at(2)
+    assert moments["at_promotion"] == "firing"
+    assert moments["cleared"] == at(7)
     assert [s["state"] for s in moments["state_changes"]] == [
         "inactive", "pending", "firing", "inactive"]
+
+
+def test_the_watch_after_the_resolution_holds_only_if_every_sample_stays_resolved_long_enough(
+        stack: ModuleType) -> None:
+    quiet = [*drifted_then_promoted(), sample(at(8), "inactive", 0.05),
+             sample(at(9), "inactive", 0.06)]
+    assert stack.timeline(quiet, MARKS, hold_s=120)["hold"] == {
+        "asked_s": 120, "watched_s": 120, "samples": 3, "states": ["inactive"],
+        "stayed_inactive": True}
+
+    too_short = stack.timeline(quiet, MARKS, hold_s=180)["hold"]
+    assert not too_short["stayed_inactive"]
+
+    relapse = [*drifted_then_promoted(), sample(at(8), "pending", 0.4),
+               sample(at(9), "inactive", 0.06)]
+    held = stack.timeline(relapse, MARKS, hold_s=120)["hold"]
+    assert held["states"] == ["inactive", "pending"] and not held["stayed_inactive"]
+
+
+def test_an_alert_that_never_resolves_records_no_clearing(stack: ModuleType) -> None:
+    stuck = [*drifted_then_promoted()[:5], sample(at(7), "pending", 0.4),
+             sample(at(8), "firing", 0.4)]
+    moments = stack.timeline(stuck, MARKS, hold_s=120)
+    assert moments["cleared"] is None and not moments["hold"]["stayed_inactive"]

@@ -4,19 +4,30 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from services.catalog_etl.rows import read_rows
 from services.catalog_etl.titles import GoodRow, validate
 from services.common.bus.envelope import decode_event
+from services.designs.model_features import (
+    FRAUD_REACH_DAYS,
+    FRAUD_RETRAIN_SPAN_DAYS,
+    LAKE_DAYS_FOR_A_RETRAIN,
+)
 from services.designs.payloads import payload_of
+from services.seeder.__main__ import say_if_short
 from services.seeder.history import (
     catalog_rows,
     movielens_history,
     recent,
+    transaction_history,
     transaction_messages,
     watch_messages,
 )
+from services.trainer.fraud_retrain import Windows, windows_complete_from
+from services.trainer.pipeline import SCALES
 from services.trainer.worlds.movielens import MovieLensWorld
+from services.trainer.worlds.transactions import TransactionWorldConfig
 
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
 
@@ -168,3 +179,55 @@ def test_titles_become_a_catalog_file_the_etl_accepts_with_release_dates_moved(
     assert titles[1].genres == ["Crime", "Film-Noir", "Mystery", "Thriller"]
     assert titles[0].release_date == (datetime(1997, 1, 1, tzinfo=UTC) + shift).date()
     assert titles[0].maturity_rating is None  # MovieLens has none; trained rows keep level 0
+
+
+def world_bounds(config: TransactionWorldConfig) -> pd.DataFrame:
+    """Two transactions: the world's first second and its last (what bounds a replay)."""
+    frame = transactions()
+    start = pd.Timestamp(config.start_date)
+    return frame.assign(tx_datetime=[start + pd.Timedelta(seconds=1),
+                                     start + pd.Timedelta(days=config.n_days, seconds=-1)],
+                        label_time=[start + pd.Timedelta(days=2),
+                                    start + pd.Timedelta(days=config.n_days + 3)])
+
+
+def test_the_dev_worlds_replay_gives_a_retrain_today_a_training_week_past_its_burn_in() -> None:
+    # Every hour of a week: the whole-week shift leaves the history's end 0 to 7 days before
+    # now, and the retrain's windows start at midnights; none may land in the burn-in.
+    for scale in SCALES.values():
+        world = world_bounds(scale.transactions)
+        for hour in range(7 * 24):
+            now = NOW + timedelta(hours=hour)
+            times = [decode_event(m.value).time for m in transaction_history(
+                world, now, LAKE_DAYS_FOR_A_RETRAIN) if m.topic == "transactions"]
+            lake = pd.DataFrame({"tx_datetime": [pd.Timestamp(t).tz_localize(None)
+                                                 for t in times]})
+            complete_from = windows_complete_from(lake)
+            assert complete_from is not None
+            assert complete_from <= Windows.ending_at(now).split.train_start, now
+
+
+def test_the_old_seed_of_38_days_leaves_the_retrain_no_complete_training_week() -> None:
+    world = world_bounds(SCALES["default"].transactions)
+    for hour in range(0, 7 * 24, 6):
+        now = NOW + timedelta(hours=hour)
+        times = [decode_event(m.value).time for m in transaction_history(world, now, 38)]
+        first = min(pd.Timestamp(t).tz_localize(None) for t in times)
+        assert first + pd.Timedelta(days=37) > Windows.ending_at(now).split.train_start
+
+
+def test_the_retrain_spans_the_four_weeks_the_lake_is_sized_for() -> None:
+    windows = Windows.ending_at(NOW)
+    today = pd.Timestamp(NOW.replace(tzinfo=None)).normalize()
+    assert today - windows.split.train_start == pd.Timedelta(days=FRAUD_RETRAIN_SPAN_DAYS)
+    assert LAKE_DAYS_FOR_A_RETRAIN == FRAUD_REACH_DAYS + FRAUD_RETRAIN_SPAN_DAYS + 1
+
+
+def test_a_world_saved_before_the_dev_world_grew_is_named_with_the_way_out(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    old = world_bounds(TransactionWorldConfig())  # 58 days
+    say_if_short(old, LAKE_DAYS_FOR_A_RETRAIN)
+    assert "holds 58 days" in capsys.readouterr().out
+
+    say_if_short(world_bounds(SCALES["default"].transactions), LAKE_DAYS_FOR_A_RETRAIN)
+    assert capsys.readouterr().out == ""
