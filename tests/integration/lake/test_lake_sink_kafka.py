@@ -23,7 +23,12 @@ from services.common.bus import topics
 from services.common.bus.clients import kafka_record_source
 from services.common.bus.consumer import PoisonEvent
 from services.common.bus.envelope import MalformedEvent
-from services.common.bus.kafka_bus import ensure_topics, group_lags, records_to_end
+from services.common.bus.kafka_bus import (
+    ensure_topics,
+    group_lags,
+    records_to_end,
+    start_group_at_end,
+)
 from services.common.bus.ports import OutboundMessage, Record
 from services.common.bus.topics import TopicSpec
 from services.common.lake.files import live_files
@@ -197,6 +202,10 @@ def start_lake(kafka: ServerProcess, root: Path, group: str, workdir: Path) -> S
 def test_the_process_writes_the_lake_reports_rows_and_lag_and_stops_on_sigterm(
         kafka_server: ServerProcess, tmp_path: Path, run: str) -> None:
     root, group = tmp_path / "lake", f"lake-it-{run}"
+    # the session broker holds what other tests published (a seeded dev world among them): a new
+    # group starting at the end reads this test's events, not the whole backlog first
+    ensure_topics(kafka_server.address, [TopicSpec(t, 3) for t in LAKE_TOPICS])
+    start_group_at_end(kafka_server.address, group, LAKE_TOPICS)
     server = start_lake(kafka_server, root, group, tmp_path)
     try:
         publish(kafka_server, [ev.watch(run, i) for i in range(30)])
