@@ -118,6 +118,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None,
 
     app = create_service_app(title="ingest", metrics=metrics, lifespan=lifespan,
                              blas_threads=settings.blas_threads,
+                             max_connection_age_s=settings.http_max_connection_age_s,
                              readiness={"kafka": _kafka_check(settings, deferred),
                                         "redis": dedupe.ready})
     app.state.settings = settings

@@ -27,8 +27,17 @@ import pytest
 from matplotlib.figure import Figure
 
 from services.devstack.cluster import redis_roles
+from services.ingest.settings import IngestSettings
 from tests.chaos.elections import election_after_kill
-from tests.chaos.load import Answer, open_loop, retry_once, transaction, write_report
+from tests.chaos.load import (
+    Answer,
+    open_loop,
+    percentile,
+    retry_after,
+    retry_once,
+    transaction,
+    write_report,
+)
 from tests.chaos.processes import await_workers, kill_worker, live_workers
 from tests.e2e.conftest import StartService
 from tests.harness import ClusterTopology
@@ -108,7 +117,36 @@ def availability(answers: list[Answer]) -> dict[str, Any]:
     good = sum(r["good"] for r in result.values())
     total = sum(r["requests"] for r in result.values())
     result["all"] = {"requests": total, "good": good, "share": round(good / total, 5)}
+    result["with_ingest_retry"] = with_ingest_retry(answers, result)
     return result
+
+
+def with_ingest_retry(answers: list[Answer], raw: dict[str, Any]) -> dict[str, Any]:
+    """The same requests, an ingest post counted by how its documented retries ended
+    (tests/chaos/load.py retry_after): good when its last attempt was a 2xx inside budget.
+    The retries' waits are not in that latency; `accepted_after_ms` says how long they took."""
+    posts = [a for a in answers if a.flags.get("service") == "ingest"]
+    good = [a for a in posts if 200 <= int(a.flags["final_status"]) < 300
+            and float(a.flags["final_latency_ms"]) <= BUDGET_MS["ingest"]]
+    retried = [a for a in posts if int(a.flags["attempts"]) > 1]
+    accepted_late = [float(a.flags["done_after_ms"]) for a in retried
+                     if 200 <= int(a.flags["final_status"]) < 300]
+    others = sum(raw[name]["good"] for name in SERVICES if name != "ingest")
+    total = raw["all"]["requests"]
+    return {
+        "ingest": {"requests": len(posts), "good": len(good),
+                   "share": round(len(good) / len(posts), 5) if posts else None,
+                   "retried": len(retried),
+                   "never_accepted": sum(not 200 <= int(a.flags["final_status"]) < 300
+                                         for a in posts),
+                   "final_statuses": {str(k): v for k, v in sorted(Counter(
+                       int(a.flags["final_status"]) for a in posts).items())},
+                   "accepted_after_ms": {"p50": round(percentile(accepted_late, 50), 1),
+                                         "max": round(max(accepted_late), 1)}
+                   if accepted_late else None},
+        "all": {"requests": total, "good": others + len(good),
+                "share": round((others + len(good)) / total, 5)},
+    }
 
 
 def plot(answers: list[Answer], marks: list[tuple[float, str]], path: Path) -> None:
@@ -152,8 +190,9 @@ def test_the_soak_with_faults_on_a_schedule_stays_available(
                                                       "content_id": f"t{i % 200 + 1}",
                                                       "watch_seconds": 600,
                                                       "completed": False}}]}
-            response = await client.post(f"{ingest.url}/v1/events", json=body)
-            return response.status_code, {"service": service}
+            status, flags = await retry_after(
+                lambda: client.post(f"{ingest.url}/v1/events", json=body))
+            return status, {"service": service, **flags}
         if service == "fraud":
             body = transaction(run, i)
             status, flags = await retry_once(
@@ -179,6 +218,11 @@ def test_the_soak_with_faults_on_a_schedule_stays_available(
                  started, {"soak_s": SOAK_S, "rate_per_service_per_s": RATE,
                            "cycle_s": CYCLE_S, "budget_ms": BUDGET_MS,
                            "client_retries": "fraud and the recommender: one, on a transport "
-                                             "error only; ingest: none (its 503 counts)"},
+                                             "error only; ingest: a 503 with Retry-After sent "
+                                             "again after it, up to 3 attempts (the headline "
+                                             "counts the first answer; with_ingest_retry the "
+                                             "last)",
+                           "ingest_shed_after_s": IngestSettings.model_fields[
+                               "ingest_shed_after_s"].default},
                  results, answers)
     assert results["availability"]["all"]["share"] >= GOAL, results["availability"]

@@ -23,7 +23,9 @@ import httpx
 import pytest
 
 from services.autoscaler.observe import worker_count
+from services.common.settings import PlatformSettings
 from tests.chaos.load import Answer, open_loop, percentile, watch_events, write_report
+from tests.chaos.processes import WorkerSampler
 from tests.e2e.conftest import ServiceProcess, StartService
 from tests.harness import REPO_ROOT
 
@@ -34,6 +36,12 @@ LOW_S, HIGH_S = 10.0, 60.0
 BUDGET_MS = 100.0
 SETTLED_S = 20.0  # the run's last seconds: the p99 promised back inside budget
 USERS = 40
+K = 10
+# the services' connection recycling (services/common/connections.py); the environment's
+# MLSD_HTTP_MAX_CONNECTION_AGE_S (0: off) reaches the recommender too, for a comparison
+CONNECTION_AGE_S = float(os.environ.get(
+    "MLSD_HTTP_MAX_CONNECTION_AGE_S",
+    PlatformSettings.model_fields["http_max_connection_age_s"].default))
 HEAVY = {"MLSD_RECOMMENDER_CACHE_ENABLED": "false", "MLSD_RECOMMENDER_CF_CANDIDATES": "1000",
          "MLSD_RECOMMENDER_CONTENT_CANDIDATES": "1000",
          "MLSD_RECOMMENDER_TRENDING_CANDIDATES": "500", "MLSD_RECOMMENDER_EXPERIMENT": ""}
@@ -84,13 +92,15 @@ def test_a_load_step_is_absorbed_by_added_workers_without_a_restart(
 
     async def recommend(client: httpx.AsyncClient, n: int) -> tuple[int, dict[str, Any]]:
         response = await client.get(f"{recommender.url}/v1/recommendations/{users[n % USERS]}",
-                                    params={"k": 10})
+                                    params={"k": K})
         return response.status_code, {}
 
     started = datetime.now(UTC)
+    port = int(recommender.url.rsplit(":", 1)[1])
     try:
-        low = open_loop(recommend, LOW_RATE, LOW_S, [], timeout_s=10.0)
-        high = open_loop(recommend, HIGH_RATE, HIGH_S, [], timeout_s=10.0)
+        with WorkerSampler(recommender.process.pid, port, "recommendations") as sampler:
+            low = open_loop(recommend, LOW_RATE, LOW_S, [], timeout_s=10.0)
+            high = open_loop(recommend, HIGH_RATE, HIGH_S, [], timeout_s=10.0)
     finally:
         scaler.terminate()
         scaler.wait(10)
@@ -119,7 +129,12 @@ def test_a_load_step_is_absorbed_by_added_workers_without_a_restart(
         "first_10s_after_step": latency([a for a in high if a.sent_s < LOW_S + 10]),
         f"last_{SETTLED_S:.0f}s": latency(settled),
         "budget_ms": BUDGET_MS, "restarts": 0 if recommender.process.poll() is None else 1,
+        # which worker served what: a worker added behind one socket gets only new connections
+        "per_worker_first_10s_after_step": sampler.between(LOW_S, LOW_S + 10),
+        f"per_worker_last_{SETTLED_S:.0f}s": sampler.between(LOW_S + HIGH_S - SETTLED_S,
+                                                             LOW_S + HIGH_S + 60),
         "windows": decisions,
+        "worker_samples": sampler.samples,
     }
     write_report(report_dir, "scale_up",
                  "open-loop load steps from LOW_RATE to HIGH_RATE on an uncached recommender "
@@ -127,7 +142,10 @@ def test_a_load_step_is_absorbed_by_added_workers_without_a_restart(
                  "route's window p99 (2 s windows, up after 2 over budget, cooldown 8 s, max 3)",
                  started, {"low_rate_per_s": LOW_RATE, "high_rate_per_s": HIGH_RATE,
                            "low_s": LOW_S, "high_s": HIGH_S, "budget_ms": BUDGET_MS,
-                           "recommender": HEAVY, "topology": "one redis-server, one broker"},
+                           "recommender": HEAVY, "k": K,
+                           "http_max_connection_age_s": CONNECTION_AGE_S,
+                           "client": "httpx, at most 200 connections, 50 kept alive",
+                           "topology": "one redis-server, one broker"},
                  results, answers)
 
     assert results["restarts"] == 0 and recommender.process.poll() is None
