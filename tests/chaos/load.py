@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import subprocess
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -210,7 +211,7 @@ async def retry_once(call: Callable[[], Awaitable[httpx.Response]]
         return 0, {"retried": True, "first_error": first, "error": type(exc).__name__}
 
 
-async def retry_after(call: Callable[[], Awaitable[httpx.Response]], attempts: int = 3
+async def retry_after(call: Callable[[], Awaitable[httpx.Response]], attempts: int = 5
                       ) -> tuple[int, dict[str, Any]]:
     """Ingest's documented client (docs/ingest.md): a 503 with Retry-After is sent again, the
     same batch, after that many seconds (its events keep their ids: what was stored comes back
@@ -231,3 +232,33 @@ async def retry_after(call: Callable[[], Awaitable[httpx.Response]], attempts: i
                           "final_status": response.status_code,
                           "final_latency_ms": round(last_ms, 1),
                           "done_after_ms": round((time.monotonic() - started) * 1000, 1)}
+
+
+class LoadAverage:
+    """The machine's 1-minute load average every `every_s` while a run lasts: the cores are
+    shared, and what else ran says how far a run's latencies are its own."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self._every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.samples: list[float] = []
+
+    def __enter__(self) -> LoadAverage:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        self.samples.append(os.getloadavg()[0])
+        while not self._stop.wait(self._every_s):
+            self.samples.append(os.getloadavg()[0])
+
+    def summary(self) -> dict[str, Any]:
+        return {"every_s": self._every_s, "samples": len(self.samples),
+                "mean": round(sum(self.samples) / len(self.samples), 2) if self.samples else None,
+                "max": round(max(self.samples), 2) if self.samples else None,
+                "min": round(min(self.samples), 2) if self.samples else None}

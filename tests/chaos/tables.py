@@ -250,7 +250,7 @@ def availability_table(folder: Path) -> str:
         after = i["accepted_after_ms"]
         rows += [
             ("ingest, counted by its last attempt (a 503's Retry-After waited, the batch sent "
-             "again; at most 3 attempts)",
+             f"again; at most {s['ingest_attempts']} attempts)",
              f"{i['good']:,} of {i['requests']:,} = {100 * i['share']:.2f} %; {i['retried']} "
              f"retried, {i['never_accepted']} never accepted"
              + (f"; a retried batch accepted {after['p50'] / 1000:.1f} s (p50) to "

@@ -31,6 +31,7 @@ from services.ingest.settings import IngestSettings
 from tests.chaos.elections import election_after_kill
 from tests.chaos.load import (
     Answer,
+    LoadAverage,
     open_loop,
     percentile,
     retry_after,
@@ -50,6 +51,7 @@ RATE = 10.0  # requests a second to each of ingest, fraud and the recommender
 CYCLE_S = 180.0  # broker at +30 s, Redis master at +90 s, workers at +150 s of each cycle
 BUDGET_MS = {"ingest": 100.0, "fraud": 50.0, "recommender": 100.0}
 GOAL = 0.999
+INGEST_ATTEMPTS = 5  # ingest's client: a 503's Retry-After waited, then the batch again
 SERVICES = ("ingest", "fraud", "recommender")
 
 
@@ -191,7 +193,7 @@ def test_the_soak_with_faults_on_a_schedule_stays_available(
                                                       "watch_seconds": 600,
                                                       "completed": False}}]}
             status, flags = await retry_after(
-                lambda: client.post(f"{ingest.url}/v1/events", json=body))
+                lambda: client.post(f"{ingest.url}/v1/events", json=body), INGEST_ATTEMPTS)
             return status, {"service": service, **flags}
         if service == "fraud":
             body = transaction(run, i)
@@ -204,9 +206,11 @@ def test_the_soak_with_faults_on_a_schedule_stays_available(
         return status, {"service": service, **flags}
 
     started = datetime.now(UTC)
-    answers = open_loop(send, 3 * RATE, SOAK_S,
-                        schedule(cluster_topology, workers, marks, fencings), timeout_s=10.0)
+    with LoadAverage() as load:
+        answers = open_loop(send, 3 * RATE, SOAK_S,
+                            schedule(cluster_topology, workers, marks, fencings), timeout_s=10.0)
     results = {"availability": availability(answers), "goal": GOAL,
+               "load_average_during": load.summary(),
                "faults": [{"at_s": round(at, 1), "what": what} for at, what in marks],
                "broker_fencings": fencings}
     name = "availability_soak" if SOAK_S >= 600 else f"availability_soak_trial_{SOAK_S:.0f}s"
@@ -219,9 +223,10 @@ def test_the_soak_with_faults_on_a_schedule_stays_available(
                            "cycle_s": CYCLE_S, "budget_ms": BUDGET_MS,
                            "client_retries": "fraud and the recommender: one, on a transport "
                                              "error only; ingest: a 503 with Retry-After sent "
-                                             "again after it, up to 3 attempts (the headline "
-                                             "counts the first answer; with_ingest_retry the "
-                                             "last)",
+                                             f"again after it, up to {INGEST_ATTEMPTS} "
+                                             "attempts (the headline counts the first answer; "
+                                             "with_ingest_retry the last)",
+                           "ingest_attempts": INGEST_ATTEMPTS,
                            "ingest_shed_after_s": IngestSettings.model_fields[
                                "ingest_shed_after_s"].default},
                  results, answers)

@@ -1,9 +1,12 @@
 """The autoscaler under a load step: one recommender worker is overwhelmed, the controller adds
 workers (SIGTTIN to uvicorn's supervisor) and the p99 comes back inside budget, nothing restarted.
 
-The recommender runs uncached with wide candidate lists, so one request costs enough CPU that a
-rate one worker cannot serve is one two workers can on this machine's two cores, with the load
-generator beside them.
+The recommender runs uncached with wide candidate lists and long lists (k=100), so one request
+costs enough CPU (about 5 ms) that a rate one worker cannot serve is one two workers can on this
+machine's two cores, with the load generator beside them. Every worker's requests, CPU and
+connections are sampled each second: a worker added behind one socket gets only connections
+opened after it started, so without the services' connection recycling
+(MLSD_HTTP_MAX_CONNECTION_AGE_S=0) the load stays on the first worker.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ LOW_S, HIGH_S = 10.0, 60.0
 BUDGET_MS = 100.0
 SETTLED_S = 20.0  # the run's last seconds: the p99 promised back inside budget
 USERS = 40
-K = 10
+K = 100
 # the services' connection recycling (services/common/connections.py); the environment's
 # MLSD_HTTP_MAX_CONNECTION_AGE_S (0: off) reaches the recommender too, for a comparison
 CONNECTION_AGE_S = float(os.environ.get(
