@@ -1452,6 +1452,123 @@ def cluster_capacity_line(r: Results, page: str) -> str:
             f"{page_link('docs/reliability.md#capacity-per-broker-and-per-master', page)}.")
 
 
+# ---------------------------------------------------------------- reliability (issue 17)
+
+CHAOS = "benchmarks/results/chaos"
+
+
+def _chaos_runs(r: Results, folder: str) -> list[Json]:
+    """Every report of a side-by-side folder under benchmarks/results/chaos/, oldest first."""
+    runs = [json.loads(p.read_text("utf-8"))
+            for p in sorted((r.root / CHAOS / folder).glob("*.json"))]
+    if not runs:
+        raise FileNotFoundError(f"{CHAOS}/{folder}/ has no report")
+    return sorted(runs, key=lambda run: str(run["started"]))
+
+
+def _statuses(counts: dict[str, int]) -> str:
+    return ", ".join(f"{number(v)} x {k}" for k, v in counts.items())
+
+
+def ingest_shedding(r: Results, page: str) -> str:
+    """Fault 1 in turns with ingest's shedding off (a bound past the delivery timeout) and on."""
+    runs = _chaos_runs(r, "ingest_shedding")
+    rows = []
+    late: dict[bool, list[int]] = {True: [], False: []}
+    for run in runs:
+        res, settings = run["results"], run["settings"]
+        shedding = settings["ingest_shed_after_s"] < settings["ingest_delivery_timeout_s"]
+        answers = res["late_answers"]
+        late[shedding].append(answers["over_1s"])
+        refused = answers["refused_503_latency_ms"]
+        controller = res["controller_elected_after_kill_s"] is not None
+        rows.append([
+            utc(run["started"])[11:], f"after {settings['ingest_shed_after_s']:g} s" if shedding
+            else "off", f"{res['victim']}{' (the controller)' if controller else ''}",
+            f"{run['machine']['load_average_at_start'][0]:.1f}",
+            f"{res['fenced_after_kill_s']} s", _statuses(res["statuses"]),
+            number(answers["over_budget"]), number(answers["over_1s"]),
+            "-" if refused is None else f"{refused['p50']} / {number(refused['max'])} ms",
+            str(res["lost"])])
+    header = ["started (UTC)", "shedding", "victim", "load average", "fenced after the kill",
+              "answers", f"past {runs[0]['results']['late_answers']['budget_ms']:.0f} ms",
+              "past 1 s", "503 latency p50 / max", "lost"]
+    first, last = runs[0], runs[-1]
+    return "\n".join([
+        table(header, rows), "",
+        f"{len(runs)} runs of `tests/chaos/test_broker_crash.py` in turns, "
+        f"{utc(first['started'])} to {utc(last['started'])[11:]} UTC, on "
+        f"{first['machine']['nproc']} shared cores (other work beside them), 40 requests/s x 10 "
+        f"events, 30 s; shedding off is `MLSD_INGEST_SHED_AFTER_S=600` "
+        f"({link(CHAOS + '/ingest_shedding/', page)}). Answers past 1 s: "
+        + ", ".join(str(n) for n in late[False]) + " without shedding, "
+        + ", ".join(str(n) for n in late[True]) + " with it."])
+
+
+def availability_soak(r: Results, page: str) -> str:
+    """The soak's headline, its share with ingest's documented retry, and the machine's load."""
+    run = json.loads((r.root / CHAOS / "availability_soak.json").read_text("utf-8"))
+    res = run["results"]
+    raw, retry = res["availability"], res["availability"].get("with_ingest_retry")
+    ingest = raw["ingest"]
+    missed = ingest["requests"] - ingest["good"]
+    refused = sum(v for k, v in ingest["statuses"].items() if not 200 <= int(k) < 300)
+    load = res.get("load_average_during")
+    lines = [
+        f"**{100 * raw['all']['share']:.2f} %** of {number(raw['all']['requests'])} requests "
+        f"answered 2xx inside budget by their first answer (goal {100 * res['goal']:.1f} %; "
+        f"ingest {100 * ingest['share']:.2f} %, fraud {100 * raw['fraud']['share']:.2f} %, the "
+        f"recommender {100 * raw['recommender']['share']:.2f} %). Of ingest's "
+        f"{number(missed)} misses, {number(refused)} were refusals (503 + `Retry-After`) and "
+        f"{number(missed - refused)} were 2xx past the budget."]
+    if retry is not None:
+        i = retry["ingest"]
+        lines.append(
+            f"Counting each ingest post by how its documented retry ended instead: "
+            f"{100 * retry['all']['share']:.2f} % in all, ingest {100 * i['share']:.2f} % "
+            f"({number(i['retried'])} posts retried, {i['never_accepted']} never accepted).")
+    if load is not None:
+        lines.append(
+            f"Load average during the run: {load['mean']:.1f} on average, {load['min']:.1f} to "
+            f"{load['max']:.1f} ({load['samples']} samples, one every {load['every_s']:.0f} s; "
+            f"{run['machine']['nproc']} cores, shared with other work).")
+    lines.append(f"From {link(CHAOS + '/availability_soak.json', page)} "
+                 f"({utc(run['started'])} UTC, commit {run['commit'][:10]}).")
+    return " ".join(lines)
+
+
+def scale_up_connections(r: Results, page: str) -> str:
+    """The autoscaler's load step with the services' connection recycling off and on."""
+    runs = _chaos_runs(r, "scale_up_connections")
+    rows = []
+    for run in runs:
+        res, settings = run["results"], run["settings"]
+        age = settings["http_max_connection_age_s"]
+        settled = res["last_20s"]
+        workers = res["per_worker_last_20s"]
+        spread = " / ".join(number(w["requests"]) for w in workers.values())
+        first = res["per_worker_first_10s_after_step"]
+        rows.append([
+            utc(run["started"])[11:], f"{age:g} s" if age > 0 else "off", str(settings["k"]),
+            f"{run['machine']['load_average_at_start'][0]:.1f}",
+            f"{res['workers_before']} -> {res['workers_after']}",
+            f"{res['first_10s_after_step']['p99']} ms",
+            " / ".join(f"{w['connections_at_end']}" for w in first.values()),
+            f"**{settled['p99']} ms**" if settled["p99"] <= res["budget_ms"]
+            else f"{settled['p99']} ms", spread])
+    budget = runs[0]["results"]["budget_ms"]
+    s = runs[0]["settings"]
+    return "\n".join([
+        table(["started (UTC)", "connection age", "k", "load average", "workers",
+               "p99, first 10 s after the step", "connections per worker 10 s after the step",
+               f"p99, last 20 s (budget {budget:.0f} ms)",
+               "requests per worker, last 20 s"], rows), "",
+        f"{len(runs)} runs of `tests/chaos/test_scale_up.py`, {s['low_rate_per_s']:.0f} then "
+        f"{s['high_rate_per_s']:.0f} requests/s ({s['client']}), on "
+        f"{runs[0]['machine']['nproc']} shared cores; workers in the order they started "
+        f"({link(CHAOS + '/scale_up_connections/', page)})."])
+
+
 BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "recs-freshness": recs_freshness,
     "recs-scale": recs_scale,
@@ -1486,6 +1603,9 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "cluster-capacity-line": cluster_capacity_line,
     "fraud-reference-burn-in": fraud_reference_burn_in,
     "fraud-lifecycle-stack": fraud_lifecycle_stack,
+    "ingest-shedding": ingest_shedding,
+    "availability-soak": availability_soak,
+    "scale-up-connections": scale_up_connections,
 }
 
 # The body runs from the line after `begin` to the line before `end`, its last newline included
