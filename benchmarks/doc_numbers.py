@@ -1475,34 +1475,42 @@ def ingest_shedding(r: Results, page: str) -> str:
     runs = _chaos_runs(r, "ingest_shedding")
     rows = []
     late: dict[bool, list[int]] = {True: [], False: []}
+    after_fencing: list[float] = []
     for run in runs:
         res, settings = run["results"], run["settings"]
         shedding = settings["ingest_shed_after_s"] < settings["ingest_delivery_timeout_s"]
         answers = res["late_answers"]
         late[shedding].append(answers["over_1s"])
+        if shedding:
+            after_fencing.append(round(res["kill_to_first_202_s"] - res["fenced_after_kill_s"], 2))
         refused = answers["refused_503_latency_ms"]
         controller = res["controller_elected_after_kill_s"] is not None
         rows.append([
             utc(run["started"])[11:], f"after {settings['ingest_shed_after_s']:g} s" if shedding
             else "off", f"{res['victim']}{' (the controller)' if controller else ''}",
             f"{run['machine']['load_average_at_start'][0]:.1f}",
-            f"{res['fenced_after_kill_s']} s", _statuses(res["statuses"]),
+            f"{res['fenced_after_kill_s']} s", f"{res['kill_to_first_202_s']} s",
+            _statuses(res["statuses"]),
             number(answers["over_budget"]), number(answers["over_1s"]),
             "-" if refused is None else f"{refused['p50']} / {number(refused['max'])} ms",
-            str(res["lost"])])
+            number(res["events_on_topic_not_acknowledged"]), str(res["lost"])])
     header = ["started (UTC)", "shedding", "victim", "load average", "fenced after the kill",
-              "answers", f"past {runs[0]['results']['late_answers']['budget_ms']:.0f} ms",
-              "past 1 s", "503 latency p50 / max", "lost"]
+              "first 202 after the kill", "answers",
+              f"past {runs[0]['results']['late_answers']['budget_ms']:.0f} ms",
+              "past 1 s", "503 latency p50 / max", "events stored, not acknowledged", "lost"]
     first, last = runs[0], runs[-1]
     return "\n".join([
         table(header, rows), "",
         f"{len(runs)} runs of `tests/chaos/test_broker_crash.py` in turns, "
         f"{utc(first['started'])} to {utc(last['started'])[11:]} UTC, on "
-        f"{first['machine']['nproc']} shared cores (other work beside them), 40 requests/s x 10 "
-        f"events, 30 s; shedding off is `MLSD_INGEST_SHED_AFTER_S=600` "
+        f"{first['machine']['nproc']} shared cores (other work beside them), "
+        f"{first['settings']['rate_requests_per_s']:.0f} requests/s x "
+        f"{first['settings']['events_per_request']} events, "
+        f"{first['settings']['duration_s']:.0f} s; shedding off is `MLSD_INGEST_SHED_AFTER_S=600` "
         f"({link(CHAOS + '/ingest_shedding/', page)}). Answers past 1 s: "
         + ", ".join(str(n) for n in late[False]) + " without shedding, "
-        + ", ".join(str(n) for n in late[True]) + " with it."])
+        + ", ".join(str(n) for n in late[True]) + " with it; with shedding the first 202 came "
+        + " and ".join(f"{t} s" for t in after_fencing) + " after the fencing."])
 
 
 def availability_soak(r: Results, page: str) -> str:
