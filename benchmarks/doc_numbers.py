@@ -1542,6 +1542,29 @@ def availability_soak(r: Results, page: str) -> str:
             f"{run['machine']['nproc']} cores, shared with other work).")
     lines.append(f"From {link(CHAOS + '/availability_soak.json', page)} "
                  f"({utc(run['started'])} UTC, commit {run['commit'][:10]}).")
+    before_path = r.root / CHAOS / "previous" / "availability_soak_before_shedding.json"
+    if before_path.exists():
+        before = json.loads(before_path.read_text("utf-8"))
+        b = before["results"]["availability"]
+        b_missed = b["ingest"]["requests"] - b["ingest"]["good"]
+        b_refused = sum(v for k, v in b["ingest"]["statuses"].items() if not 200 <= int(k) < 300)
+        lines.append(
+            f"The soak before ingest shed load "
+            f"({link(CHAOS + '/previous/availability_soak_before_shedding.json', page)}, "
+            f"{utc(before['started'])} UTC, load average "
+            f"{before['machine']['load_average_at_start'][0]:.1f} at its start): "
+            f"{100 * b['all']['share']:.2f} % in all, ingest {100 * b['ingest']['share']:.2f} % "
+            f"({number(b_refused)} refusals, {number(b_missed - b_refused)} late 2xx), fraud "
+            f"{100 * b['fraud']['share']:.2f} %, the recommender "
+            f"{100 * b['recommender']['share']:.2f} %.")
+    kills = sum(1 for f in res["faults"] if f["what"].startswith("kill kafka"))
+    allowed = round((1 - AVAILABILITY) * raw["all"]["requests"])
+    lines.append(
+        f"The goal allows {allowed} misses in {number(raw['all']['requests'])} requests; ingest "
+        f"alone missed {number(missed)}, most in the seconds after the {kills} broker kills "
+        f"(the plot). A month at {100 * AVAILABILITY:.1f} % allows "
+        f"{error_budget_minutes():.1f} minutes without good answers; this soak puts {kills} "
+        f"broker crashes in {run['settings']['soak_s']:.0f} s.")
     return " ".join(lines)
 
 
