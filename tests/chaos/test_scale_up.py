@@ -35,10 +35,11 @@ from tests.harness import REPO_ROOT
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 # requests a second, open loop, before and after the step: at about 5 ms of CPU a request, the
-# step asks one worker for 85 % of a core (a p99 past budget even with the core to itself), two
-# for 43 % each; at 200/s the workers needed a whole core, which the shared machine rarely had
-# free (benchmarks/results/chaos/scale_up_connections/)
-LOW_RATE, HIGH_RATE = 20.0, 170.0
+# step asks for a little more than one core, which one worker (one interpreter) can never give
+# however quiet the machine, and three can while the other tenants of the two cores leave a
+# core free; at 150 and 170/s one worker sometimes kept up, and the test showed nothing
+# (benchmarks/results/chaos/scale_up_connections/)
+LOW_RATE, HIGH_RATE = 20.0, 210.0
 LOW_S, HIGH_S = 10.0, 60.0
 BUDGET_MS = 100.0
 SETTLED_S = 20.0  # the run's last seconds: the p99 promised back inside budget
