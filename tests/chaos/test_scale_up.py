@@ -35,11 +35,12 @@ from tests.harness import REPO_ROOT
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 # requests a second, open loop, before and after the step: at about 5 ms of CPU a request, the
-# step asks one worker for 95 % of a core, past its budget unless it has a core to itself, and
+# step asks one worker for about a core, past its budget unless it has the core to itself (the
+# ranker's ONNX threads release the interpreter lock, so a worker can use a little more), and
 # three for about a third each. At 150 and 170/s one worker sometimes kept up (the test showed
-# nothing); at 210/s, over a core, three workers on what the shared cores left them drained the
-# backlog but hovered near a full core, their p99 hundreds of ms
-# (benchmarks/results/chaos/scale_up_connections/)
+# nothing); at 210/s three workers on what the shared cores left them drained the backlog but
+# stayed near a full core, their p99 hundreds of ms (benchmarks/results/chaos/
+# scale_up_connections/: how far the step overloads one worker depends on the other tenants)
 LOW_RATE, HIGH_RATE = 20.0, 190.0
 LOW_S, HIGH_S = 10.0, 60.0
 BUDGET_MS = 100.0
