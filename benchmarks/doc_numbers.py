@@ -1600,14 +1600,15 @@ def scale_up_connections(r: Results, page: str) -> str:
             f"{res['workers_before']} -> {res['workers_after']}", str(len(res["windows"])),
             " / ".join(f"{w['connections_at_end']}" for w in first.values()),
             f"{res['first_10s_after_step']['p99']} ms",
-            f"{settled['p99']} ms",
+            f"{settled['p50']} / {settled['p99']} ms",
             " / ".join(number(w["requests"]) for w in res["per_worker_last_20s"].values()),
             number(timeouts), _scale_up_verdict(res)])
     budget = runs[0]["results"]["budget_ms"]
     return "\n".join([
         table(["started (UTC)", "client", "requests/s", "k", "connection age", "load average",
                "workers", "controller windows", "connections per worker, 10 s after the step",
-               "p99, first 10 s after the step", f"p99, last 20 s (budget {budget:.0f} ms)",
+               "p99, first 10 s after the step",
+               f"p50 / p99, last 20 s (p99 budget {budget:.0f} ms)",
                "requests per worker, last 20 s", "client timeouts (10 s)", "the test"], rows), "",
         f"{len(runs)} runs of `tests/chaos/test_scale_up.py` on {runs[0]['machine']['nproc']} "
         "shared cores (the load average: other work beside them); workers in the order they "
