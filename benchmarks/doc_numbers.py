@@ -1575,6 +1575,171 @@ def cluster_capacity_line(r: Results, page: str) -> str:
             f"{page_link('docs/reliability.md#capacity-per-broker-and-per-master', page)}.")
 
 
+# ---------------------------------------------------------------- reliability (issue 17)
+
+CHAOS = "benchmarks/results/chaos"
+
+
+def _chaos_runs(r: Results, folder: str) -> list[Json]:
+    """Every report of a side-by-side folder under benchmarks/results/chaos/, oldest first."""
+    runs = [json.loads(p.read_text("utf-8"))
+            for p in sorted((r.root / CHAOS / folder).glob("*.json"))]
+    if not runs:
+        raise FileNotFoundError(f"{CHAOS}/{folder}/ has no report")
+    return sorted(runs, key=lambda run: str(run["started"]))
+
+
+def _statuses(counts: dict[str, int]) -> str:
+    return ", ".join(f"{number(v)} x {k}" for k, v in counts.items())
+
+
+def ingest_shedding(r: Results, page: str) -> str:
+    """Fault 1 in turns with ingest's shedding off (a bound past the delivery timeout) and on."""
+    runs = _chaos_runs(r, "ingest_shedding")
+    rows = []
+    late: dict[bool, list[int]] = {True: [], False: []}
+    after_fencing: list[float] = []
+    for run in runs:
+        res, settings = run["results"], run["settings"]
+        shedding = settings["ingest_shed_after_s"] < settings["ingest_delivery_timeout_s"]
+        answers = res["late_answers"]
+        late[shedding].append(answers["over_1s"])
+        if shedding:
+            after_fencing.append(round(res["kill_to_first_202_s"] - res["fenced_after_kill_s"], 2))
+        refused = answers["refused_503_latency_ms"]
+        controller = res["controller_elected_after_kill_s"] is not None
+        rows.append([
+            utc(run["started"])[11:], f"after {settings['ingest_shed_after_s']:g} s" if shedding
+            else "off", f"{res['victim']}{' (the controller)' if controller else ''}",
+            f"{run['machine']['load_average_at_start'][0]:.1f}",
+            f"{res['fenced_after_kill_s']} s", f"{res['kill_to_first_202_s']} s",
+            _statuses(res["statuses"]),
+            number(answers["over_budget"]), number(answers["over_1s"]),
+            "-" if refused is None else f"{refused['p50']} / {number(refused['max'])} ms",
+            number(res["events_on_topic_not_acknowledged"]), str(res["lost"])])
+    header = ["started (UTC)", "shedding", "victim", "load average", "fenced after the kill",
+              "first 202 after the kill", "answers",
+              f"past {runs[0]['results']['late_answers']['budget_ms']:.0f} ms",
+              "past 1 s", "503 latency p50 / max", "events stored, not acknowledged", "lost"]
+    first, last = runs[0], runs[-1]
+    return "\n".join([
+        table(header, rows), "",
+        f"{len(runs)} runs of `tests/chaos/test_broker_crash.py` in turns, "
+        f"{utc(first['started'])} to {utc(last['started'])[11:]} UTC, on "
+        f"{first['machine']['nproc']} shared cores (other work beside them), "
+        f"{first['settings']['rate_requests_per_s']:.0f} requests/s x "
+        f"{first['settings']['events_per_request']} events, "
+        f"{first['settings']['duration_s']:.0f} s; shedding off is `MLSD_INGEST_SHED_AFTER_S=600` "
+        f"({link(CHAOS + '/ingest_shedding/', page)}). Answers past 1 s: "
+        + ", ".join(str(n) for n in late[False]) + " without shedding, "
+        + ", ".join(str(n) for n in late[True]) + " with it; with shedding the first 202 came "
+        + " and ".join(f"{t} s" for t in after_fencing) + " after the fencing."])
+
+
+def availability_soak(r: Results, page: str) -> str:
+    """The soak's headline, its share with ingest's documented retry, and the machine's load."""
+    run = json.loads((r.root / CHAOS / "availability_soak.json").read_text("utf-8"))
+    res = run["results"]
+    raw, retry = res["availability"], res["availability"].get("with_ingest_retry")
+    ingest = raw["ingest"]
+    missed = ingest["requests"] - ingest["good"]
+    refused = sum(v for k, v in ingest["statuses"].items() if not 200 <= int(k) < 300)
+    load = res.get("load_average_during")
+    lines = [
+        f"**{100 * raw['all']['share']:.2f} %** of {number(raw['all']['requests'])} requests "
+        f"answered 2xx inside budget by their first answer (goal {100 * res['goal']:.1f} %; "
+        f"ingest {100 * ingest['share']:.2f} %, fraud {100 * raw['fraud']['share']:.2f} %, the "
+        f"recommender {100 * raw['recommender']['share']:.2f} %). Of ingest's "
+        f"{number(missed)} misses, {number(refused)} were refusals (503 + `Retry-After`) and "
+        f"{number(missed - refused)} were 2xx past the budget."]
+    if retry is not None:
+        i = retry["ingest"]
+        lines.append(
+            f"Counting each ingest post by how its documented retry ended instead: "
+            f"{100 * retry['all']['share']:.2f} % in all, ingest {100 * i['share']:.2f} % "
+            f"({number(i['retried'])} posts retried, {i['never_accepted']} never accepted).")
+    if load is not None:
+        lines.append(
+            f"Load average during the run: {load['mean']:.1f} on average, {load['min']:.1f} to "
+            f"{load['max']:.1f} ({load['samples']} samples, one every {load['every_s']:.0f} s; "
+            f"{run['machine']['nproc']} cores, shared with other work).")
+    lines.append(f"From {link(CHAOS + '/availability_soak.json', page)} "
+                 f"({utc(run['started'])} UTC, commit {run['commit'][:10]}).")
+    before_path = r.root / CHAOS / "previous" / "availability_soak_before_shedding.json"
+    if before_path.exists():
+        before = json.loads(before_path.read_text("utf-8"))
+        b = before["results"]["availability"]
+        b_missed = b["ingest"]["requests"] - b["ingest"]["good"]
+        b_refused = sum(v for k, v in b["ingest"]["statuses"].items() if not 200 <= int(k) < 300)
+        lines.append(
+            f"The soak before ingest shed load "
+            f"({link(CHAOS + '/previous/availability_soak_before_shedding.json', page)}, "
+            f"{utc(before['started'])} UTC, load average "
+            f"{before['machine']['load_average_at_start'][0]:.1f} at its start): "
+            f"{100 * b['all']['share']:.2f} % in all, ingest {100 * b['ingest']['share']:.2f} % "
+            f"({number(b_refused)} refusals, {number(b_missed - b_refused)} late 2xx), fraud "
+            f"{100 * b['fraud']['share']:.2f} %, the recommender "
+            f"{100 * b['recommender']['share']:.2f} %.")
+    kills = sum(1 for f in res["faults"] if f["what"].startswith("kill kafka"))
+    allowed = round((1 - AVAILABILITY) * raw["all"]["requests"])
+    lines.append(
+        f"The goal allows {allowed} misses in {number(raw['all']['requests'])} requests; ingest "
+        f"alone missed {number(missed)}, most in the seconds after the {kills} broker kills "
+        f"(the plot). A month at {100 * AVAILABILITY:.1f} % allows "
+        f"{error_budget_minutes():.1f} minutes without good answers; this soak puts {kills} "
+        f"broker crashes in {run['settings']['soak_s']:.0f} s.")
+    return " ".join(lines)
+
+
+def _scale_up_verdict(res: Json) -> str:
+    """tests/chaos/test_scale_up.py's checks, in its order, on a committed report."""
+    budget = res["budget_ms"]
+    if res["restarts"]:
+        return "failed: restarted"
+    if res["workers_after"] <= 1:
+        return "failed: no worker added"
+    if res["first_10s_after_step"]["p99"] <= budget:
+        return "failed: the step did not overload one worker"
+    if res["last_20s"]["p99"] > budget:
+        return "failed: p99 not back inside budget"
+    return "**passed**"
+
+
+def scale_up_connections(r: Results, page: str) -> str:
+    """The autoscaler's load step with the services' connection recycling off and on."""
+    runs = _chaos_runs(r, "scale_up_connections")
+    rows = []
+    for run in runs:
+        res, settings = run["results"], run["settings"]
+        age = settings["http_max_connection_age_s"]
+        settled = res["last_20s"]
+        first = res["per_worker_first_10s_after_step"]
+        timeouts = res["statuses"].get("0", 0)
+        rows.append([
+            utc(run["started"])[11:], settings["client"].split(",")[0],
+            f"{settings['low_rate_per_s']:.0f} -> {settings['high_rate_per_s']:.0f}",
+            str(settings["k"]), f"{age:g} s" if age > 0 else "off",
+            f"{run['machine']['load_average_at_start'][0]:.1f}",
+            f"{res['workers_before']} -> {res['workers_after']}", str(len(res["windows"])),
+            " / ".join(f"{w['connections_at_end']}" for w in first.values()),
+            f"{res['first_10s_after_step']['p99']} ms",
+            f"{settled['p50']} / {settled['p99']} ms",
+            " / ".join(number(w["requests"]) for w in res["per_worker_last_20s"].values()),
+            number(timeouts), _scale_up_verdict(res)])
+    budget = runs[0]["results"]["budget_ms"]
+    return "\n".join([
+        table(["started (UTC)", "client", "requests/s", "k", "connection age", "load average",
+               "workers", "controller windows", "connections per worker, 10 s after the step",
+               "p99, first 10 s after the step",
+               f"p50 / p99, last 20 s (p99 budget {budget:.0f} ms)",
+               "requests per worker, last 20 s", "client timeouts (10 s)", "the test"], rows), "",
+        f"{len(runs)} runs of `tests/chaos/test_scale_up.py` on {runs[0]['machine']['nproc']} "
+        "shared cores (the load average: other work beside them); workers in the order they "
+        "started; the controller logs a window every 2 s plus its scrape (up to 2 s more when "
+        "the service is slow), 25 to 35 in a run it lived through; the test's verdict by its own "
+        f"checks, in their order ({link(CHAOS + '/scale_up_connections/', page)})."])
+
+
 BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "recs-freshness": recs_freshness,
     "recs-scale": recs_scale,
@@ -1610,6 +1775,9 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "fraud-reference-burn-in": fraud_reference_burn_in,
     "fraud-lifecycle-stack": fraud_lifecycle_stack,
     "fraud-retrain-dev-stack": fraud_retrain_dev_stack,
+    "ingest-shedding": ingest_shedding,
+    "availability-soak": availability_soak,
+    "scale-up-connections": scale_up_connections,
 }
 
 # The body runs from the line after `begin` to the line before `end`, its last newline included

@@ -15,9 +15,9 @@ import time
 from services.autoscaler.observe import (
     haproxy_queue,
     latency_buckets,
+    next_window,
     scrape,
     supervisor_pid,
-    window_p99_ms,
     worker_count,
 )
 from services.autoscaler.policy import Observation, Policy, Scaler
@@ -43,16 +43,22 @@ def run(settings: AutoscalerSettings, stop_after_s: float | None = None) -> None
     metrics_url = f"http://127.0.0.1:{settings.autoscaler_port}/metrics"
     labels = {"route": settings.autoscaler_route}
     # the histogram is named <service>_http_request_duration_seconds: match on the suffix
-    before = _buckets(metrics_url, labels)
+    def read() -> dict[float, float]:
+        return _buckets(metrics_url, labels)
+
+    _, before = next_window({}, read)
     started = time.monotonic()
     while stop_after_s is None or time.monotonic() - started < stop_after_s:
         time.sleep(settings.autoscaler_interval_s)
-        after = _buckets(metrics_url, labels)
+        p99_ms, after = next_window(before, read)
+        if after is before:
+            logger.warning("the service did not answer its metrics in time: counted as over "
+                           "budget", extra={"url": metrics_url})
         parent = supervisor_pid(settings.autoscaler_port)
         queue = (haproxy_queue(settings.autoscaler_haproxy_socket,
                                settings.autoscaler_haproxy_backend)
                  if settings.autoscaler_haproxy_socket else 0)
-        seen = Observation(window_p99_ms(before, after), queue, worker_count(parent))
+        seen = Observation(p99_ms, queue, worker_count(parent))
         before = after
         step = scaler.decide(seen, time.monotonic())
         if step:

@@ -7,7 +7,7 @@ import csv
 import io
 import math
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 import psutil
@@ -48,8 +48,26 @@ def window_p99_ms(before: Buckets, after: Buckets) -> float | None:
     return None  # unreachable: the +Inf bucket holds every request
 
 
-def scrape(url: str, timeout_s: float = 2.0) -> str:
+SCRAPE_TIMEOUT_S = 2.0
+
+
+def scrape(url: str, timeout_s: float = SCRAPE_TIMEOUT_S) -> str:
     return httpx.get(url, timeout=timeout_s).text
+
+
+def next_window(before: Buckets, read: Callable[[], Buckets],
+                timeout_s: float = SCRAPE_TIMEOUT_S) -> tuple[float | None, Buckets]:
+    """This window's p99 (window_p99_ms) and the buckets the next window starts from.
+
+    A scrape that failed is the service not answering its own /metrics within `timeout_s`: it
+    is overloaded, exactly when a worker must be added, so the window counts as over any budget
+    (its p99 at least the timeout) instead of stopping the controller; the next window starts
+    from the last buckets read, so it covers this window's requests too."""
+    try:
+        after = read()
+    except httpx.HTTPError:
+        return timeout_s * 1000, before
+    return window_p99_ms(before, after), after
 
 
 def haproxy_queue(socket_path: str, backend: str, timeout_s: float = 1.0) -> int:

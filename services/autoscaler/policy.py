@@ -19,7 +19,7 @@ class Policy:
     min_workers: int = 1
     max_workers: int = 4
     up_after: int = 2
-    down_after: int = 6
+    down_after: int = 30  # slow down, fast up: the load step flapped with 6 (12 s of calm)
     low_water: float = 0.5
     cooldown_s: float = 10.0
 

@@ -22,7 +22,10 @@ class AutoscalerSettings(PlatformSettings):
     autoscaler_max_workers: int = Field(4, ge=1, le=64)
     autoscaler_interval_s: float = Field(2.0, gt=0, description="one observation window")
     autoscaler_up_after: int = Field(2, ge=1, description="windows over budget in a row")
-    autoscaler_down_after: int = Field(6, ge=1, description="windows well under it in a row")
+    autoscaler_down_after: int = Field(
+        30, ge=1, description="windows well under it in a row (a minute at 2 s): calm under the "
+                              "same load is no reason to remove a worker, and removing one too "
+                              "soon brings the overload back")
     autoscaler_cooldown_s: float = Field(10.0, ge=0)
     autoscaler_haproxy_socket: str | None = Field(
         None, description="HAProxy's stats socket; unset: the queue is not measured (0)")

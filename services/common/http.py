@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
+from services.common.connections import RecycleConnections
 from services.common.health import Check, health_router
 from services.common.settings import PlatformSettings
 from services.common.telemetry import Metrics, RequestMetricsMiddleware, configure_logging
@@ -79,14 +80,19 @@ def create_service_app(
     version: str = "0.1.0",
     threads: int | None = None,
     blas_threads: int = 1,
+    max_connection_age_s: float = 0.0,
 ) -> FastAPI:
     """A FastAPI app with the platform's middleware and routes; the service adds its own router.
     `threads`: how many requests run their blocking handler at once (None: anyio's 40);
-    `blas_threads`: numpy's BLAS threads in this process (PlatformSettings.blas_threads)."""
+    `blas_threads`: numpy's BLAS threads in this process (PlatformSettings.blas_threads);
+    `max_connection_age_s`: recycle kept-alive connections past this age (0: never;
+    PlatformSettings.http_max_connection_age_s)."""
     app = FastAPI(title=title, version=version,
                   lifespan=_frozen_after_start(lifespan, threads, blas_threads))
     app.state.metrics = metrics  # what /metrics exposes; tests read the registry through it
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, router=app.router)
+    if max_connection_age_s > 0:
+        app.add_middleware(RecycleConnections, max_age_s=max_connection_age_s)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(health_router(readiness))
 

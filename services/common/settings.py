@@ -62,6 +62,10 @@ class PlatformSettings(BaseSettings):
         False, description="run even one worker under the worker supervisor "
                            "(services/common/workers.py), so services/autoscaler can add more "
                            "with SIGTTIN; false: one worker runs in the main process")
+    http_max_connection_age_s: float = Field(
+        10.0, ge=0, description="a kept-alive HTTP connection older than this is closed after its "
+                                "next answer, so a worker added under load gets a share of the "
+                                "clients (services/common/connections.py); 0: never")
     blas_threads: int = Field(
         1, ge=1, le=64, description="threads numpy's BLAS may use per process; one: a request's "
                                     "products are small, parallelism comes from processes "

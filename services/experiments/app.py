@@ -135,6 +135,7 @@ def create_app(settings: ExperimentsSettings, *, redis_client: RedisClient | Non
 
     app = create_service_app(title="experiments", metrics=metrics, lifespan=lifespan,
                              blas_threads=settings.blas_threads,
+                             max_connection_age_s=settings.http_max_connection_age_s,
                              readiness={"redis": lambda: bool(client.ping()),
                                         "definitions": lambda: cache.version is not None})
     app.state.settings = settings

@@ -38,7 +38,8 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
           "description": "every event was rejected (IngestResponse), or the body is not a batch "
                          "(ErrorResponse)"},
     503: {"model": IngestResponse,
-          "description": "the event bus did not acknowledge some valid events; retry after "
+          "description": "the event bus did not acknowledge some valid events, or ingest refused "
+                         "the batch unsent while the bus is not acknowledging; retry after "
                          "Retry-After seconds (events stored already come back as duplicates)"},
 }
 

@@ -16,6 +16,7 @@ from services.common.health import Check
 from services.common.http import create_service_app
 from services.common.redis_client import RedisClient, request_path_redis
 from services.common.telemetry import Metrics
+from services.ingest.admission import AdmissionLimits
 from services.ingest.api import router
 from services.ingest.broker import kafka_connector
 from services.ingest.dedupe import Dedupe, RedisDedupe
@@ -117,10 +118,12 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None,
 
     app = create_service_app(title="ingest", metrics=metrics, lifespan=lifespan,
                              blas_threads=settings.blas_threads,
+                             max_connection_age_s=settings.http_max_connection_age_s,
                              readiness={"kafka": _kafka_check(settings, deferred),
                                         "redis": dedupe.ready})
     app.state.settings = settings
-    app.state.ingestor = Ingestor(publisher, dedupe, ingest_metrics)
+    app.state.ingestor = Ingestor(publisher, dedupe, ingest_metrics, AdmissionLimits(
+        settings.ingest_shed_after_s, settings.ingest_max_in_flight_events))
     app.add_exception_handler(IngestError, _ingest_error)
     app.include_router(router)
     return app

@@ -51,10 +51,12 @@ class Valid:
 
 @dataclass(frozen=True)
 class Failed:
-    """A valid event the broker did not acknowledge: it may or may not be stored."""
+    """A valid event the broker did not acknowledge: it may or may not be stored, unless it was
+    never sent (`sent` False: refused while the bus was stalled, admission.py)."""
 
     valid: Valid
     error: str
+    sent: bool = True
 
 
 @dataclass(frozen=True)
@@ -175,3 +177,10 @@ def tally(batch: ValidatedBatch, publication: Publication,
         else:
             failed.append(Failed(event, delivery.error or "not acknowledged"))
     return BatchReport(accepted, publication.duplicates, batch.rejected, failed)
+
+
+def refused(batch: ValidatedBatch, publication: Publication, reason: str) -> BatchReport:
+    """The report of a batch refused before anything was sent: every event it would have
+    published failed, unsent; its duplicates are still stored (an earlier post did it)."""
+    return BatchReport([], publication.duplicates, batch.rejected,
+                       [Failed(event, reason, sent=False) for event in publication.publish])

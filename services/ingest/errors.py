@@ -46,7 +46,20 @@ class NothingValid(IngestError):
 class NotStored(IngestError):
     """The broker did not acknowledge some valid events (HTTP 503 Retry-After, per-event report)."""
 
-    def __init__(self, report: BatchReport) -> None:
-        super().__init__("the event bus did not acknowledge every valid event; retry the batch "
-                         "(events stored already come back as duplicates)")
+    def __init__(self, report: BatchReport,
+                 message: str = "the event bus did not acknowledge every valid event; retry "
+                                "the batch (events stored already come back as duplicates)"
+                 ) -> None:
+        super().__init__(message)
         self.report = report
+
+
+class Shed(NotStored):
+    """Refused before sending: the bus is not acknowledging (HTTP 503 Retry-After, per-event
+    report); a retry after Retry-After is the client's way through."""
+
+    def __init__(self, report: BatchReport, reason: str) -> None:
+        super().__init__(report, f"ingest is refusing new writes for now: {reason}; retry the "
+                                 "batch after Retry-After (events stored already come back as "
+                                 "duplicates)")
+        self.reason = reason

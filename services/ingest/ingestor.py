@@ -7,14 +7,16 @@ import time
 from collections.abc import Sequence
 
 from services.common.bus.ports import Delivery, OutboundMessage, Publisher
+from services.ingest.admission import AdmissionLimits, InFlight, refusal
 from services.ingest.batching import (
     BatchReport,
     plan_publication,
+    refused,
     tally,
     validate_batch,
 )
 from services.ingest.dedupe import Dedupe, DedupeUnavailable
-from services.ingest.errors import NothingValid, NotStored
+from services.ingest.errors import NothingValid, NotStored, Shed
 from services.ingest.metrics import IngestMetrics
 
 logger = logging.getLogger(__name__)
@@ -23,18 +25,28 @@ logger = logging.getLogger(__name__)
 class Ingestor:
     """Blocking (it waits for the broker): the route runs it on a worker thread."""
 
-    def __init__(self, publisher: Publisher, dedupe: Dedupe, metrics: IngestMetrics) -> None:
+    def __init__(self, publisher: Publisher, dedupe: Dedupe, metrics: IngestMetrics,
+                 limits: AdmissionLimits, in_flight: InFlight | None = None) -> None:
         self._publisher = publisher
         self._dedupe = dedupe
         self._metrics = metrics
+        self._limits = limits
+        self._in_flight = in_flight or InFlight()
 
     def ingest(self, raw_events: Sequence[object]) -> BatchReport:
-        """The per-event report; raises NotStored if the broker missed any valid event, and
-        NothingValid if every event was rejected."""
+        """The per-event report; raises NotStored if the broker missed any valid event, Shed
+        (a NotStored) if the batch was refused unsent while the bus is stalled, and NothingValid
+        if every event was rejected."""
         self._metrics.batch_size.observe(len(raw_events))
         batch = validate_batch(raw_events)
         stored_before = self._stored_before([v.id for v in batch.valid])
         publication = plan_publication(batch.valid, stored_before)
+        if publication.publish:
+            reason = refusal(self._in_flight.state(), len(publication.publish), self._limits)
+            if reason is not None:
+                report = refused(batch, publication, reason)
+                self._count(report)
+                raise Shed(report, reason)
         deliveries = self._publish([v.message for v in publication.publish])
         report = tally(batch, publication, deliveries)
         # Only what the broker acknowledged is remembered: a failed event must be publishable
@@ -78,7 +90,11 @@ class Ingestor:
         if not messages:
             return []
         start = time.perf_counter()
-        deliveries = self._publisher.publish(messages)
+        ticket = self._in_flight.enter(len(messages))
+        try:
+            deliveries = self._publisher.publish(messages)
+        finally:
+            self._in_flight.leave(ticket)
         outcome = "ok" if all(d.ok for d in deliveries) else "failed"
         self._metrics.publish_duration.labels(outcome).observe(time.perf_counter() - start)
         return deliveries
@@ -89,6 +105,6 @@ class Ingestor:
         for valid in report.duplicates:
             self._metrics.count(valid.event_type.name, "duplicate")
         for failed in report.failed:
-            self._metrics.count(failed.valid.event_type.name, "failed")
+            self._metrics.count(failed.valid.event_type.name, "failed" if failed.sent else "shed")
         for rejected in report.rejected:
             self._metrics.count(rejected.type, "rejected")

@@ -7,7 +7,7 @@ from prometheus_client import Histogram
 from services.common.telemetry import Metrics
 from services.designs.payloads import EVENT_TYPES
 
-OUTCOMES = ("accepted", "duplicate", "rejected", "failed")
+OUTCOMES = ("accepted", "duplicate", "rejected", "failed", "shed")
 UNKNOWN_TYPE = "unknown"  # a rejected event's type label when it names no known type
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
@@ -15,7 +15,8 @@ BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 class IngestMetrics:
     def __init__(self, metrics: Metrics) -> None:
         self.events = metrics.counter(
-            "events", "events by type and outcome: accepted, duplicate, rejected, failed",
+            "events", "events by type and outcome: accepted, duplicate, rejected, failed, shed "
+            "(refused unsent while the bus was stalled)",
             ("type", "outcome"))
         self.publish_duration = metrics.latency(
             "publish_duration_seconds",

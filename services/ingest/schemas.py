@@ -67,6 +67,10 @@ class RejectedEvent(BaseModel):
     errors: list[FieldError]
 
 
+NOT_ACKNOWLEDGED = "not acknowledged by the event bus"
+NOT_SENT = "not sent: the event bus is not acknowledging writes now; retry after Retry-After"
+
+
 class FailedEvent(BaseModel):
     index: int
     id: str
@@ -97,7 +101,7 @@ class IngestResponse(BaseModel):
                                     errors=[FieldError.of(p) for p in r.problems])
                       for r in report.rejected],
             failed=[FailedEvent(index=f.valid.index, id=f.valid.id,
-                                problem="not acknowledged by the event bus")
+                                problem=NOT_ACKNOWLEDGED if f.sent else NOT_SENT)
                     for f in report.failed],
         )
 

@@ -27,3 +27,9 @@ class IngestSettings(PlatformSettings):
         2.0, gt=0, description="bound of one broker probe (connecting and /readyz)")
     ingest_connect_backoff_max_s: float = Field(
         5.0, gt=0, description="longest pause between two attempts to reach the broker at start")
+    ingest_shed_after_s: float = Field(
+        0.5, gt=0, description="refuse new batches (503) while a write has waited this long "
+                               "for the broker's acknowledgement")
+    ingest_max_in_flight_events: int = Field(
+        20_000, gt=0, description="refuse new batches (503) while this many events wait for "
+                                  "the broker's acknowledgement")

@@ -94,6 +94,7 @@ def create_app(settings: ModelServerSettings) -> FastAPI:
 
     app = create_service_app(title="model server", metrics=metrics, lifespan=lifespan,
                              blas_threads=settings.blas_threads,
+                             max_connection_age_s=settings.http_max_connection_age_s,
                              readiness={"models": cache.is_ready})
     app.state.settings = settings
     app.state.model_server = ModelServer(repository, cache, serving_metrics)

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import subprocess
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 from redis.cluster import RedisCluster
 
@@ -70,7 +72,9 @@ async def _one(client: httpx.AsyncClient, send: Send, n: int, start: float,
         status, flags = await send(client, n)
     except httpx.HTTPError as exc:
         status, flags = 0, {"error": type(exc).__name__}
-    answers.append(Answer(sent - start, status, (time.monotonic() - sent) * 1000, flags))
+    # a sender that retries after an answer (retry_after) reports its first answer's latency
+    latency_ms = flags.pop("latency_ms", (time.monotonic() - sent) * 1000)
+    answers.append(Answer(sent - start, status, latency_ms, flags))
 
 
 async def _run(send: Send, rate: float, duration_s: float,
@@ -102,6 +106,44 @@ def open_loop(send: Send, rate: float, duration_s: float,
     """`rate` requests a second for `duration_s`, each `send(client, n)`; each fault runs (in a
     thread) once its time, in seconds from the start, has come."""
     return asyncio.run(_run(send, rate, duration_s, faults, timeout_s))
+
+
+async def _gets(url_of: Callable[[int], str], rate: float, duration_s: float,
+                timeout_s: float, max_connections: int) -> list[Answer]:
+    answers: list[Answer] = []
+    loop = asyncio.get_running_loop()
+    connector = aiohttp.TCPConnector(limit=max_connections)
+    async with aiohttp.ClientSession(connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+        start = loop.time()
+
+        async def one(n: int, due: float) -> None:
+            flags: dict[str, Any] = {}
+            try:
+                async with session.get(url_of(n)) as response:
+                    await response.read()
+                    status = response.status
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                status, flags = 0, {"error": type(exc).__name__}
+            answers.append(Answer(due, status, (loop.time() - start - due) * 1000, flags))
+
+        tasks = []
+        for n in range(int(rate * duration_s)):
+            due = n / rate
+            await asyncio.sleep(max(0.0, start + due - loop.time()))
+            tasks.append(asyncio.create_task(one(n, due)))
+        await asyncio.gather(*tasks)
+    return sorted(answers, key=lambda a: a.sent_s)
+
+
+def open_loop_gets(url_of: Callable[[int], str], rate: float, duration_s: float,
+                   timeout_s: float = 10.0, max_connections: int = 200) -> list[Answer]:
+    """`rate` GETs a second of `url_of(n)` for `duration_s`, on aiohttp (about 0.13 ms of CPU
+    a request here against httpx's 2 ms, load-tests/README.md: on two shared cores the load
+    generator must not take the core an added worker needs). Each latency counts from when the
+    request was due, so a generator that falls behind shows it; at most `max_connections`
+    connections, kept alive and reused as a pooled client does."""
+    return asyncio.run(_gets(url_of, rate, duration_s, timeout_s, max_connections))
 
 
 def per_second(answers: list[Answer]) -> list[dict[str, Any]]:
@@ -206,3 +248,56 @@ async def retry_once(call: Callable[[], Awaitable[httpx.Response]]
         return response.status_code, {"retried": True, "first_error": first}
     except httpx.TransportError as exc:
         return 0, {"retried": True, "first_error": first, "error": type(exc).__name__}
+
+
+async def retry_after(call: Callable[[], Awaitable[httpx.Response]], attempts: int = 5
+                      ) -> tuple[int, dict[str, Any]]:
+    """Ingest's documented client (docs/ingest.md): a 503 with Retry-After is sent again, the
+    same batch, after that many seconds (its events keep their ids: what was stored comes back
+    as a duplicate). The first answer is the request's status and latency; the flags say how
+    the retries ended: `final_status`, the last attempt's own latency, and when the batch was
+    accepted, counted from the first send."""
+    started = time.monotonic()
+    response = await call()
+    first_status, first_ms = response.status_code, (time.monotonic() - started) * 1000
+    last_ms, tries = first_ms, 1
+    while response.status_code == 503 and "retry-after" in response.headers \
+            and tries < attempts:
+        await asyncio.sleep(float(response.headers["retry-after"]))
+        sent = time.monotonic()
+        response = await call()
+        last_ms, tries = (time.monotonic() - sent) * 1000, tries + 1
+    return first_status, {"latency_ms": first_ms, "attempts": tries,
+                          "final_status": response.status_code,
+                          "final_latency_ms": round(last_ms, 1),
+                          "done_after_ms": round((time.monotonic() - started) * 1000, 1)}
+
+
+class LoadAverage:
+    """The machine's 1-minute load average every `every_s` while a run lasts: the cores are
+    shared, and what else ran says how far a run's latencies are its own."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self._every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.samples: list[float] = []
+
+    def __enter__(self) -> LoadAverage:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        self.samples.append(os.getloadavg()[0])
+        while not self._stop.wait(self._every_s):
+            self.samples.append(os.getloadavg()[0])
+
+    def summary(self) -> dict[str, Any]:
+        return {"every_s": self._every_s, "samples": len(self.samples),
+                "mean": round(sum(self.samples) / len(self.samples), 2) if self.samples else None,
+                "max": round(max(self.samples), 2) if self.samples else None,
+                "min": round(min(self.samples), 2) if self.samples else None}

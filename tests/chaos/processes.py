@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
+from pathlib import Path
+from typing import Any
 
 import psutil
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from services.common.telemetry import MULTIPROCESS_DIR_VARIABLE
 
 
 def worker_pids(parent_pid: int) -> set[int]:
@@ -51,3 +57,77 @@ def _alive(pid: int) -> bool:
         return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
+
+
+def worker_requests(pid: int, route_part: str) -> int:
+    """Requests a worker has answered on routes containing `route_part`, from its own file of
+    the service's multiprocess metrics (services/common/workers.py): the merged /metrics says
+    how many in all, this says which worker served them."""
+    directory = Path(psutil.Process(pid).environ()[MULTIPROCESS_DIR_VARIABLE])
+    files = [str(f) for f in directory.glob(f"histogram_{pid}.db")]
+    total = 0.0
+    for metric in MultiProcessCollector.merge(files) if files else []:
+        for sample in metric.samples:
+            if sample.name.endswith("http_request_duration_seconds_count") \
+                    and route_part in sample.labels.get("route", ""):
+                total += sample.value
+    return int(total)
+
+
+def worker_connections(pid: int, port: int) -> int:
+    """Established TCP connections a worker holds on the service's port."""
+    return sum(1 for c in psutil.Process(pid).net_connections(kind="tcp")
+               if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED)
+
+
+class WorkerSampler:
+    """Every `every_s`, each live worker's requests served, CPU seconds and connections: how a
+    service's load is spread over its workers, over time."""
+
+    def __init__(self, parent_pid: int, port: int, route_part: str, every_s: float = 1.0) -> None:
+        self._parent, self._port, self._route = parent_pid, port, route_part
+        self._every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._start = time.monotonic()
+        self.samples: list[dict[str, Any]] = []
+
+    def __enter__(self) -> WorkerSampler:
+        self._start = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sample()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every_s):
+            self._sample()
+
+    def _sample(self) -> None:
+        workers: dict[str, dict[str, float]] = {}
+        for pid in sorted(live_workers(self._parent)):
+            try:
+                cpu = psutil.Process(pid).cpu_times()
+                workers[str(pid)] = {"requests": worker_requests(pid, self._route),
+                                     "cpu_s": round(cpu.user + cpu.system, 2),
+                                     "connections": worker_connections(pid, self._port)}
+            except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError):
+                continue  # a worker that died or is still starting
+        self.samples.append({"t_s": round(time.monotonic() - self._start, 1),
+                             "workers": workers})
+
+    def between(self, from_s: float, to_s: float) -> dict[str, dict[str, float]]:
+        """Per worker, what it served and burnt from the first sample at or after `from_s` to
+        the last at or before `to_s` (a worker started in between counts from zero)."""
+        inside = [s for s in self.samples if from_s <= s["t_s"] <= to_s]
+        if not inside:
+            return {}
+        first, last = inside[0]["workers"], inside[-1]["workers"]
+        zero = {"requests": 0.0, "cpu_s": 0.0}
+        return {pid: {"requests": int(now["requests"] - first.get(pid, zero)["requests"]),
+                      "cpu_s": round(now["cpu_s"] - first.get(pid, zero)["cpu_s"], 2),
+                      "connections_at_end": int(now["connections"])}
+                for pid, now in last.items()}

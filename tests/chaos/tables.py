@@ -47,6 +47,17 @@ def broker_crash_table(folder: Path) -> str:
         ("latency p50 / p99 / max", f"{r['latency_ms']['p50']} / {r['latency_ms']['p99']} / "
                                     f"{r['latency_ms']['max']} ms"),
     ]
+    if "late_answers" in r:  # reports before ingest's load shedding lack it
+        late = r["late_answers"]
+        refused = late["refused_503_latency_ms"]
+        rows += [
+            (f"answers past ingest's budget ({late['budget_ms']:.0f} ms)",
+             f"{late['over_budget']} ({late['over_budget_sent_in_the_outage']} sent from 1 s "
+             f"before the kill to the restart); {late['over_1s']} past 1 s"),
+            ("503 latency p50 / max", "no 503" if refused is None
+             else f"{refused['p50']} / {refused['max']} ms (shed after "
+                  f"{s['ingest_shed_after_s']:g} s of unacknowledged writes)"),
+        ]
     return _table(rows, report)
 
 
@@ -233,6 +244,21 @@ def availability_table(folder: Path) -> str:
          f"{r['all']['requests']:,}); goal {100 * report['results']['goal']:.1f} %"),
         ("seconds with an answer that was not a 2xx", f"{not_2xx} of {len(report['per_second'])}"),
     ]
+    if "with_ingest_retry" in r:  # soaks before ingest's documented retry was modelled lack it
+        w = r["with_ingest_retry"]
+        i = w["ingest"]
+        after = i["accepted_after_ms"]
+        rows += [
+            ("ingest, counted by its last attempt (a 503's Retry-After waited, the batch sent "
+             f"again; at most {s['ingest_attempts']} attempts)",
+             f"{i['good']:,} of {i['requests']:,} = {100 * i['share']:.2f} %; {i['retried']} "
+             f"retried, {i['never_accepted']} never accepted"
+             + (f"; a retried batch accepted {after['p50'] / 1000:.1f} s (p50) to "
+                f"{after['max'] / 1000:.1f} s (max) after its first send" if after else "")),
+            ("availability with ingest's documented retry",
+             f"{100 * w['all']['share']:.2f} % ({w['all']['good']:,} of "
+             f"{w['all']['requests']:,})"),
+        ]
     return _table(rows, report)
 
 

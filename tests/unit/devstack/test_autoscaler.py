@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
-from services.autoscaler.observe import latency_buckets, window_p99_ms
+from services.autoscaler.observe import latency_buckets, next_window, window_p99_ms
 from services.autoscaler.policy import Observation, Policy, Scaler
 
 POLICY = Policy(p99_budget_ms=100, queue_budget=10, min_workers=1, max_workers=3, up_after=2,
@@ -68,3 +69,18 @@ def test_the_window_p99_is_the_bucket_holding_the_99th_request_of_that_window_on
                             name, labels)
     assert window_p99_ms(before, after) == 500.0
     assert window_p99_ms(after, after) is None  # nothing answered: no p99
+
+
+def test_a_scrape_the_service_could_not_answer_is_a_window_over_budget_not_a_crash() -> None:
+    before = {0.05: 10.0, 0.1: 10.0, float("inf"): 10.0}
+
+    def overloaded() -> dict[float, float]:
+        raise httpx.ReadTimeout("timed out")
+
+    p99_ms, kept = next_window(before, overloaded, timeout_s=2.0)
+    assert p99_ms == 2000.0 and p99_ms > POLICY.p99_budget_ms
+    assert kept is before, "the next window counts from the last buckets read"
+
+    later = {0.05: 10.0, 0.1: 10.0, float("inf"): 110.0}
+    p99_ms, kept = next_window(kept, lambda: later)
+    assert p99_ms == 200.0 and kept is later  # the +Inf bucket: twice the highest bound
