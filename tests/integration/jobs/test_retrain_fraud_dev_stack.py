@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from services.common.models import ModelRepository
 from services.designs.model_features import LAKE_DAYS_FOR_A_RETRAIN
 from services.trainer.fraud_retrain import GATE_FILE
 from services.trainer.pipeline import SCALES, TrainerSettings, run_pipeline
-from tests.harness import REPO_ROOT, ServerProcess
+from tests.harness import REPO_ROOT, ServerProcess, start_kafka
 from tests.support.lake import sink_while
 
 pytestmark = pytest.mark.integration
@@ -31,6 +32,16 @@ class DevStack:
     env: dict[str, str]
     repository: ModelRepository
     lake: Path
+
+
+@pytest.fixture(scope="module")
+def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A broker of this module's own: the seed publishes a whole dev world (hundreds of
+    thousands of events), which every later consumer of the session broker starting from the
+    beginning of a topic would read first (the records and lake tests timed out on it)."""
+    server = start_kafka(Path(tmp_path_factory.mktemp("kafka-dev-stack")))
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")
