@@ -68,8 +68,7 @@ class FixedDecisions:
 def create_floor_app(settings: FraudSettings) -> FastAPI:
     metrics = Metrics(settings.service_name)
     consumer_metrics = ConsumerMetrics(metrics)
-    threads: list[threading.Thread] = []
-    stops: list[tuple[ConsumerRunner, threading.Thread, Publisher]] = []
+    started: list[tuple[ConsumerRunner, threading.Thread, Publisher]] = []
 
     def start() -> None:
         publisher = kafka_publisher(settings, client_id=f"{settings.service_name}-decisions",
@@ -84,20 +83,19 @@ def create_floor_app(settings: FraudSettings) -> FastAPI:
             deduplicator=IdempotentWrites())
         thread = threading.Thread(target=run_or_end_process, args=(runner, "stream-floor"),
                                   daemon=True)
-        stops.append((runner, thread, publisher))
-        threads.append(thread)
+        started.append((runner, thread, publisher))
         thread.start()
 
     def stop() -> None:
-        for runner, thread, publisher in stops:
+        for runner, thread, publisher in started:
             runner.stop()
             thread.join(timeout=30)
             publisher.close()
 
     return create_service_app(title="stream floor", metrics=metrics,
                               lifespan=blocking_lifespan(start, stop),
-                              readiness={"floor": lambda: bool(threads) and all(
-                                  t.is_alive() for t in threads)})
+                              readiness={"floor": lambda: bool(started) and all(
+                                  thread.is_alive() for _, thread, _ in started)})
 
 
 def main() -> None:
