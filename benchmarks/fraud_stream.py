@@ -61,7 +61,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import redis
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka import TopicPartition as ConfluentPartition
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
@@ -267,14 +267,42 @@ class Scorer:
 
 
 SCORER = ("-m", "services.fraud.stream")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Settings the scorers of a run get on top of the stack's: several variants of one run are
+    measured in turns on the same stack and state (side by side, not across runs)."""
+
+    name: str
+    env: dict[str, str]
+
+    @classmethod
+    def parse(cls, text: str) -> Variant:
+        """`NAME` or `NAME:KEY=VALUE[,KEY=VALUE...]`, e.g.
+        `wait5:MLSD_FRAUD_STREAM_FETCH_WAIT_MS=5`."""
+        name, _, settings = text.partition(":")
+        pairs = [pair.split("=", 1) for pair in settings.split(",") if pair]
+        if not name or any(len(pair) != 2 or not pair[0].startswith("MLSD_") for pair in pairs):
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: a variant is NAME or NAME:MLSD_KEY=VALUE[,MLSD_KEY=VALUE...]")
+        return cls(name, dict(pairs))
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "env": self.env}
+
+
+DEFAULT_VARIANT = Variant("default", {})
 # The floor in the same run: the scorer's consumer, validation, encoder and publisher with a fixed
 # decision in place of scoring (benchmarks/stream_floor.py).
 FLOOR = (str(REPO_ROOT / "benchmarks" / "stream_floor.py"),)
 
 
 @contextmanager
-def scorers(stack: Stack, count: int, command: Sequence[str] = SCORER) -> Iterator[list[Scorer]]:
-    """`count` scorer processes in the group, each with its metrics port; all stopped after."""
+def scorers(stack: Stack, count: int, command: Sequence[str] = SCORER,
+            variant: Variant = DEFAULT_VARIANT) -> Iterator[list[Scorer]]:
+    """`count` scorer processes in the group, each with its metrics port and the variant's
+    settings; all stopped after."""
     started: list[Scorer] = []
     try:
         for k in range(count):
@@ -282,7 +310,8 @@ def scorers(stack: Stack, count: int, command: Sequence[str] = SCORER) -> Iterat
             with (stack.workdir / f"scorer-{k}.log").open("ab") as log:
                 started.append(Scorer(subprocess.Popen(
                     [sys.executable, *command], cwd=REPO_ROOT,
-                    env={**os.environ, **stack.env, "MLSD_FRAUD_STREAM_METRICS_PORT": str(port),
+                    env={**os.environ, **stack.env, **variant.env,
+                         "MLSD_FRAUD_STREAM_METRICS_PORT": str(port),
                          "PYTHONPATH": str(REPO_ROOT)},
                     stdout=log, stderr=subprocess.STDOUT), port))
         deadline = time.monotonic() + 120
@@ -412,7 +441,8 @@ def decision_times(consumer: KafkaConsumer, since: dict[TopicPartition, int]
 
 
 def drain(stack: Stack, state: dict[bytes, bytes], timeline: Timeline,
-          processes: int, command: Sequence[str] = SCORER) -> dict[str, Any]:
+          processes: int, command: Sequence[str] = SCORER,
+          variant: Variant = DEFAULT_VARIANT) -> dict[str, Any]:
     client = redis.Redis.from_url(stack.redis.address)
     restore(client, state)
     client.close()
@@ -430,7 +460,7 @@ def drain(stack: Stack, state: dict[bytes, bytes], timeline: Timeline,
                           enable_auto_commit=False)
     before = decision_ends(probe)
     load_before = os.getloadavg()
-    with scorers(stack, processes, command) as running:
+    with scorers(stack, processes, command, variant) as running:
         first = last_lag_probe = 0.0
         with tqdm(total=backlog, desc=f"drain with {processes} scorer(s)", unit="tx") as bar:
             while True:
@@ -457,7 +487,8 @@ def drain(stack: Stack, state: dict[bytes, bytes], timeline: Timeline,
     decided = sum(len(t) for t in times.values())
     kafka_s = (max(max(t) for t in times.values()) - start_ms) / 1000
     return {
-        "processes": processes, "backlog": backlog, "decisions": decided,
+        "processes": processes, "variant": variant.describe(), "backlog": backlog,
+        "decisions": decided,
         "lag_probe": {"seconds": round(lag_s, 2), "tx_per_s": round(backlog / lag_s)},
         "decision_timestamps": {"seconds": round(kafka_s, 2),
                                 "tx_per_s": round((decided - 1) / kafka_s)},
@@ -510,7 +541,47 @@ def listen(bootstrap: str, run: str, expected: int, ready: ProcessEvent, done: P
         results.put(seen)
 
 
-def publish_at(publisher: ConfluentPublisher, traffic: Traffic, run: str, rate: float,
+SEND_TICK_S = 0.001
+
+
+class OpenLoopProducer:
+    """The latency runs' load generator. An open-loop client does not wait on the broker between
+    sends, and on these shared cores the generator's own cost is taken from the system it
+    measures: it sends without waiting for each batch's acknowledgements and without a Python
+    callback per message (librdkafka reports failures only). The same producer settings as the
+    platform's publisher (acks=all, idempotent, the Java key hash); every failure is kept and
+    raised by finish(), and finish() waits until every message is acknowledged."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.failures: list[str] = []
+        self._producer = Producer({
+            "bootstrap.servers": bootstrap, "client.id": "bench-load", "acks": "all",
+            "enable.idempotence": True, "linger.ms": 1, "partitioner": "murmur2_random",
+            "delivery.report.only.error": True, "on_delivery": self._failed})
+
+    def _failed(self, error: KafkaError | None, _message: object) -> None:
+        if error is not None:
+            self.failures.append(str(error))
+
+    def send(self, messages: Sequence[OutboundMessage]) -> None:
+        for message in messages:
+            while True:
+                try:
+                    self._producer.produce(message.topic, value=message.value, key=message.key,
+                                           headers=list(message.headers))
+                    break
+                except BufferError:  # librdkafka's queue is full: let it drain
+                    self._producer.poll(0.005)
+        self._producer.poll(0)
+
+    def finish(self, timeout_s: float = 60.0) -> None:
+        left = self._producer.flush(timeout_s)
+        if left or self.failures:
+            raise RuntimeError(f"load not delivered: {left} unacknowledged, "
+                               f"{len(self.failures)} failed (first: {self.failures[:1]})")
+
+
+def publish_at(publisher: OpenLoopProducer, traffic: Traffic, run: str, rate: float,
                seconds: float, warm_up: bool = False) -> float:
     """Open loop: transaction i is due at start + i / rate, however late it is actually sent
     (the reshuffled mix stamps that time on it; the replay keeps the world's). Returns the
@@ -524,10 +595,14 @@ def publish_at(publisher: ConfluentPublisher, traffic: Traffic, run: str, rate: 
             batch = [traffic.message(run, i, datetime.fromtimestamp(start + i / rate, UTC))
                      for i in range(sent, due)]
             if batch:
-                publish_or_raise(publisher, batch)
+                publisher.send(batch)
                 sent = due
                 bar.update(len(batch))
-            time.sleep(max(0.0, start + sent / rate - time.time()))
+            # At least a millisecond between sends: a send per transaction at 5,000/s cost the
+            # generator a third of a core of the two it shares (tqdm, the loop, a produce call
+            # each); a transaction sent up to 1 ms late counts that in its latency.
+            time.sleep(max(SEND_TICK_S, start + sent / rate - time.time()))
+    publisher.finish()
     return start
 
 
@@ -540,19 +615,20 @@ def caught_up(bootstrap: str, timeout_s: float = 120) -> None:
 
 
 def steady(stack: Stack, state: dict[bytes, bytes], traffic: Traffic, rate: float,
-           seconds: float, processes: int) -> dict[str, Any]:
+           seconds: float, processes: int, variant: Variant = DEFAULT_VARIANT
+           ) -> dict[str, Any]:
     client = redis.Redis.from_url(stack.redis.address)
     restore(client, state)
     client.close()
     bootstrap = stack.kafka.address
-    publisher = ConfluentPublisher(bootstrap, client_id="bench", delivery_timeout_s=30)
+    publisher = OpenLoopProducer(bootstrap)
     run = f"rate{rate:.0f}-{datetime.now(UTC):%H%M%S}"
     expected = int(rate * seconds)
     context = multiprocessing.get_context("spawn")  # no fork of a process with Kafka threads
     ready, done, results = context.Event(), context.Event(), context.Queue()
     listener = context.Process(target=listen, args=(bootstrap, run, expected, ready, done,
                                                     60.0, results), daemon=True)
-    with scorers(stack, processes) as running:
+    with scorers(stack, processes, variant=variant) as running:
         publish_at(publisher, traffic, f"warmup-{run}", 200, WARM_UP / 200, warm_up=True)
         caught_up(bootstrap)
         listener.start()
@@ -570,9 +646,9 @@ def steady(stack: Stack, state: dict[bytes, bytes], traffic: Traffic, rate: floa
             if listener.is_alive():
                 listener.kill()
         costs = stage_costs(scrape([s.port for s in running]))
-    publisher.close()
     return latency_summary(rate, seconds, start, seen) | {
-        "processes": processes, "cores": cores, "load_avg": [load_before, os.getloadavg()],
+        "processes": processes, "variant": variant.describe(), "cores": cores,
+        "load_avg": [load_before, os.getloadavg()],
         "metrics": costs}
 
 
@@ -613,6 +689,12 @@ def report(summary: dict[str, Any], out: Path) -> None:
     plot(summary, out / "fraud_stream.png")
 
 
+def tag(run: dict[str, Any]) -> str:
+    """A run's variant, as its rows and lines are labelled (nothing for the default)."""
+    name = run.get("variant", {}).get("name", "default")
+    return "" if name == "default" else f" [{name}]"
+
+
 def markdown(s: dict[str, Any]) -> str:
     m = s["machine"]
     # results before services.common.machine.describe() named two of its keys differently
@@ -630,7 +712,8 @@ def markdown(s: dict[str, Any]) -> str:
     ]
     for d in s["throughput"]:
         c = d["cores"]
-        lines.append(f"| {d['processes']} | {d['backlog']:,} | {d['lag_probe']['tx_per_s']:,} | "
+        lines.append(f"| {d['processes']}{tag(d)} | {d['backlog']:,} | "
+                     f"{d['lag_probe']['tx_per_s']:,} | "
                      f"{d['decision_timestamps']['tx_per_s']:,} | {c['scorer']} / {c['redis']} / "
                      f"{c['kafka']} / {c['other work']} / {c['steal']} |")
     for d in s.get("floor", []):
@@ -653,7 +736,7 @@ def markdown(s: dict[str, Any]) -> str:
               "| p99.9 ms | max ms | p50 first -> last quarter |", "|---" * 9 + "|"]
     for r in s["latency"]:
         q = r["latency_ms"]
-        lines.append(f"| {r['rate']:.0f} | {r['decided']:,} / {r['expected']:,} | "
+        lines.append(f"| {r['rate']:.0f}{tag(r)} | {r['decided']:,} / {r['expected']:,} | "
                      f"{r['decisions_per_s']} | {q['p50']} | {q['p95']} | {q['p99']} | "
                      f"{q['p99.9']} | {q['max']} | "
                      f"{r['p50_first_quarter_ms']} -> {r['p50_last_quarter_ms']} |")
@@ -665,8 +748,10 @@ def markdown(s: dict[str, Any]) -> str:
 
 def stage_table(s: dict[str, Any]) -> list[str]:
     runs = [*s["throughput"], *s["latency"]]
-    names = [f"drain, {d['processes']} scorer(s)" for d in s["throughput"]]
-    names += [f"{r['rate']:.0f} tx/s" for r in s["latency"]]
+    if not runs:
+        return []
+    names = [f"drain, {d['processes']} scorer(s){tag(d)}" for d in s["throughput"]]
+    names += [f"{r['rate']:.0f} tx/s{tag(r)}" for r in s["latency"]]
     lines = ["## Where the time goes", "",
              "Mean ms per batch / per transaction, from the scorers' histograms; `whole batch` is "
              "the consumer's (decode, dedupe, score, publish the decisions).", "",
@@ -686,7 +771,8 @@ def plot(s: dict[str, Any], path: Path) -> None:
         ordered = np.sort(np.asarray(r["samples_ms"]))
         if len(ordered):
             cdf.plot(ordered, np.linspace(0, 1, len(ordered)),
-                     label=f"{r['rate']:.0f} tx/s offered (p99 {r['latency_ms']['p99']:.0f} ms)")
+                     label=f"{r['rate']:.0f} tx/s offered{tag(r)} "
+                           f"(p99 {r['latency_ms']['p99']:.0f} ms)")
     cdf.axvline(BUDGET_MS, color="red", linestyle="--", label=f"budget: p99 < {BUDGET_MS:.0f} ms")
     cdf.axhline(0.99, color="grey", linewidth=0.5)
     cdf.set_xscale("log")
@@ -695,7 +781,7 @@ def plot(s: dict[str, Any], path: Path) -> None:
     scorers_n = s["latency"][0]["processes"] if s["latency"] else 0
     cdf.set_title(f"Latency, {scorers_n} scorer process(es)")
     cdf.legend(fontsize=8)
-    names = [f"{d['processes']} process{'es' if d['processes'] > 1 else ''}"
+    names = [f"{d['processes']} process{'es' if d['processes'] > 1 else ''}{tag(d)}"
              for d in s["throughput"]]
     rates = [d["decision_timestamps"]["tx_per_s"] for d in s["throughput"]]
     bars.bar(names, rates, color="tab:blue")
@@ -734,6 +820,10 @@ def main() -> int:
                              "or decline)")
     parser.add_argument("--customers", type=int, default=10_000,
                         help="the world's customers (one card each); terminals: twice as many")
+    parser.add_argument("--variant", type=Variant.parse, action="append", dest="variants",
+                        help="NAME[:MLSD_KEY=VALUE,...]: scorer settings to measure; given "
+                             "several times, every drain and latency run is made once per "
+                             "variant, in turns (side by side in one run)")
     parser.add_argument("--model-repository", type=Path, default=REPO_ROOT / ".state/models")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports/bench")
     args = parser.parse_args()
@@ -763,17 +853,20 @@ def main() -> int:
         state = load_history(client, timeline)
         memory = client.info("memory")["used_memory"]
         client.close()
-        throughput = [drain(stack, state, timeline, n) for n in args.drain_scorers]
+        variants = args.variants or [DEFAULT_VARIANT]
+        throughput = [drain(stack, state, timeline, n, variant=v)
+                      for n in args.drain_scorers for v in variants]
         floor = [drain(stack, state, timeline, n, FLOOR) for n in args.floor_processes]
-        latency = [steady(stack, state, traffic, rate, args.seconds, args.scorers)
-                   for rate in args.rates]
+        latency = [steady(stack, state, traffic, rate, args.seconds, args.scorers, v)
+                   for rate in args.rates for v in variants]
     finally:
         kafka.stop()
         redis_server.stop()
     summary = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {**describe(), "load_avg_before": load_before},
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                 if k != "variants"} | {"variants": [v.describe() for v in variants]},
         "state": {"history_days": HISTORY_DAYS, "keys": len(state), "used_memory": memory},
         "world": {"customers": args.customers, "transactions": len(world),
                   "history_transactions": len(timeline.history),

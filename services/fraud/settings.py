@@ -76,6 +76,12 @@ class FraudSettings(ModelSettings):
     # A poll returns as soon as records arrive, so this adds no latency under load; below about
     # 0.1 s kafka-python 3.0 never finishes joining the group (measured: 0.05 s never did).
     fraud_stream_poll_timeout_s: float = Field(0.25, ge=0.1)
+    fraud_stream_pipelined: bool = Field(
+        True, description="a batch's decisions are acknowledged by the broker while the next "
+        "batch is scored (offsets still committed only after them)")
+    fraud_stream_fetch_wait_ms: int = Field(
+        0, ge=0, le=500, description="> 0: the broker holds a scorer's fetch up to this long to "
+        "gather records (fewer, larger batches; that much latency added at most)")
 
     @model_validator(mode="after")
     def _every_scorer_gets_a_partition(self) -> FraudSettings:

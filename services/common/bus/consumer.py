@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import redis
 from tenacity import (
@@ -71,6 +71,17 @@ class EventHandler(Protocol):
 
     def flush(self) -> None:
         """Make buffered effects durable; called before the batch's offsets are committed."""
+        ...
+
+
+@runtime_checkable
+class SettlingHandler(Protocol):
+    """A handler whose flush() may return before its effects are durable (a publish still being
+    acknowledged while the next batch is handled): the runner calls settle() before every commit,
+    so no offset is committed ahead of what it stands for."""
+
+    def settle(self) -> None:
+        """Return once everything flushed is durable; raise TransientError if it cannot be."""
         ...
 
 
@@ -141,6 +152,7 @@ class ConsumerRunner:
         self._pending: dict[TopicPartitionKey, int] = {}  # next offset to commit, per partition
         self._last_commit = time.monotonic()
         self._retrying = self._build_retrying()
+        self._settle = handler.settle if isinstance(handler, SettlingHandler) else None
         source.on_revoke(self._on_revoke)
 
     def stop(self) -> None:
@@ -274,6 +286,8 @@ class ConsumerRunner:
     def _commit(self, force: bool) -> None:
         due = time.monotonic() - self._last_commit >= self._config.commit_interval_s
         if self._pending and (force or due):
+            if self._settle is not None:  # raises (nothing committed) if it cannot settle
+                self._retry(self._settle)
             self._source.commit(dict(self._pending))
             self._pending.clear()
             self._last_commit = time.monotonic()

@@ -66,12 +66,14 @@ def _trim(log: bytes, view: LogView, at_ms: int) -> int:
     """The bytes the append script would trim from the head of `log` (its rule, on the copy)."""
     size, cutoff = view.record.itemsize, at_ms - view.retention_ms
     n = len(log) // size
+    # most calls stop here (nothing to trim): checked before anything else is built
+    if n - view.keep_newest < LOG_STEP or _AT_MS.unpack_from(log, (LOG_STEP - 1) * size)[0] \
+            >= cutoff:
+        return 0
 
     def record_at(i: int) -> int:
         return int(_AT_MS.unpack_from(log, i * size)[0])
 
-    if n - view.keep_newest < LOG_STEP or record_at(LOG_STEP - 1) >= cutoff:
-        return 0
     drop = LOG_STEP
     while drop < n - view.keep_newest and record_at(drop) < cutoff:
         drop += 1

@@ -15,6 +15,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 
 import numpy as np
 
@@ -101,9 +102,11 @@ VIEWS = (TERMINAL_TX, TERMINAL_FRAUDS, MERCHANT_TX, MERCHANT_FRAUDS, DEVICE_CARD
 KEY_FAMILIES = (*(log.name for log in LOGS), *(view.name for view in VIEWS))
 
 
+@lru_cache(maxsize=1 << 15)
 def digest(value: str) -> int:
     """An id as the 64-bit number records hold (BLAKE2b): equal ids, equal digests; two
-    different ids collide with probability 2^-64."""
+    different ids collide with probability 2^-64. Cached: a scorer digests a transaction's ids
+    once to record it and again for its features, and a device's or address's every time."""
     return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "little")
 
 

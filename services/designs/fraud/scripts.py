@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from itertools import product
 from dataclasses import dataclass, field
 
 from services.designs.fraud.layout import (
@@ -143,11 +144,14 @@ LOG_STEP = 16  # the fewest records a trim drops (the scripts' `step`)
 def flags(*on: bool | int) -> str:
     """Several yes/no arguments as one, '1' or '0' each in order (a script reads the k-th with
     `string.byte(flags, k) == 49`): each argument costs the client packing it and Redis a Lua
-    string, about what a flag's work costs."""
-    return "".join([_BITS[bool(bit)] for bit in on])
+    string, about what a flag's work costs. Up to three 0/1 values are looked up (a scorer
+    builds six a transaction), others built."""
+    known = _FLAGS.get(on)
+    return known if known is not None else "".join(["1" if bit else "0" for bit in on])
 
 
-_BITS = ("0", "1")
+# (True, 0, 1) finds (1, 0, 1): True == 1 and hashes alike
+_FLAGS = {bits: "".join(map(str, bits)) for n in (1, 2, 3) for bits in product((0, 1), repeat=n)}
 
 TRIM_EVERY = 8  # of the calls that record in a sorted set, the share that also trims it
 

@@ -236,3 +236,43 @@ def test_lag_is_exported_per_partition() -> None:
     lag = metrics.registry.get_sample_value(
         "test_consumer_lag_records", {"group": "g", "topic": TOPIC, "partition": "0"})
     assert lag == 3
+
+
+class SettlingHandler(RecordingHandler):
+    """Flushes without its effects being durable yet: settle() makes them so, or fails."""
+
+    def __init__(self, settle_failures: int) -> None:
+        super().__init__()
+        self.settled: list[str] = []
+        self._settle_failures = settle_failures
+
+    def settle(self) -> None:
+        if self._settle_failures > 0:
+            self._settle_failures -= 1
+            raise TransientError("the broker did not acknowledge")
+        self.settled = list(self.handled)
+
+
+def test_a_settling_handler_is_settled_before_its_offsets_are_committed() -> None:
+    broker = InMemoryBroker()
+    InMemoryPublisher(broker).publish([watch(f"e{i}", f"u{i}") for i in range(4)])
+    handler = SettlingHandler(settle_failures=2)  # retried by the runner, then settled
+    runner, _, _ = make_runner(broker, handler)
+
+    runner.run_once()
+
+    assert sorted(handler.settled) == [f"e{i}" for i in range(4)]
+    assert committed(broker) == 4
+
+
+def test_nothing_is_committed_while_the_handler_cannot_settle() -> None:
+    broker = InMemoryBroker()
+    InMemoryPublisher(broker).publish([watch(f"e{i}", f"u{i}") for i in range(4)])
+    handler = SettlingHandler(settle_failures=100)
+    runner, _, _ = make_runner(broker, handler, max_attempts=3)
+
+    with pytest.raises(TransientError):
+        runner.run_once()
+
+    assert handler.settled == []
+    assert committed(broker) == 0

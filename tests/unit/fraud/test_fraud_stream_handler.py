@@ -1,0 +1,167 @@
+"""The stream scorer's handler, pipelined: a batch's decisions are acknowledged while the next is
+scored, in order, at most one batch in flight, and a failed publish is published again before
+anything after it (on fakes: FraudScorer on FakeStore and FakeModel, a publisher held by a gate).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from services.common.breaker import CircuitBreaker
+from services.common.bus.consumer import TransientError
+from services.common.bus.envelope import Event
+from services.common.bus.ports import Delivery, OutboundMessage
+from services.common.telemetry import Metrics
+from services.fraud.metrics import FraudMetrics
+from services.fraud.policy_file import load_engine
+from services.fraud.scorer import FraudScorer, ReferenceCache
+from services.fraud.stream import StreamScoringHandler
+from tests.support.fraud import POLICY_PATH, FakeModel, FakeStore, body, model_repository
+
+WAIT_S = 5.0
+
+
+class GatedPublisher:
+    """Holds every publish until the gate opens; the first `failures` publishes fail."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.gate = threading.Event()
+        self.attempts: list[list[str]] = []   # transaction ids of every publish, in call order
+        self.stored: list[str] = []           # of those that succeeded
+        self._failures = failures
+        self._lock = threading.Lock()
+
+    def publish(self, messages: Sequence[OutboundMessage]) -> list[Delivery]:
+        ids = [json.loads(m.value)["data"]["transaction_id"] for m in messages]
+        with self._lock:
+            self.attempts.append(ids)
+        assert self.gate.wait(WAIT_S), "the test never opened the gate"
+        with self._lock:
+            if self._failures > 0:
+                self._failures -= 1
+                return [Delivery(m, error="KafkaError _MSG_TIMED_OUT") for m in messages]
+            self.stored += ids
+        return [Delivery(m, 0, i) for i, m in enumerate(messages)]
+
+    def close(self) -> None:
+        pass
+
+
+def handler_for(tmp_path: Path, publisher: GatedPublisher,
+                pipelined: bool = True) -> StreamScoringHandler:
+    registry = CollectorRegistry()
+    engine = load_engine(POLICY_PATH)
+    scorer = FraudScorer(
+        store=FakeStore(), model=FakeModel(), policy=lambda: engine,
+        references=ReferenceCache(model_repository(tmp_path), "fraud"),
+        metrics=FraudMetrics(Metrics("fraud_test", registry)),
+        breaker=CircuitBreaker("feature-store", fail_max=5, reset_s=60))
+    scorer.warm_up()
+    return StreamScoringHandler(
+        scorer=scorer, publisher=publisher, topic="fraud-decisions",
+        freshness=Histogram("freshness_seconds", "", registry=registry),
+        stale=Counter("stale", "", registry=registry), max_age_s=3600, pipelined=pipelined)
+
+
+def batch(handler: StreamScoringHandler, *ids: str) -> None:
+    now = datetime.now(UTC)
+    for tid in ids:
+        handler.handle(Event(id=f"e-{tid}", type="transaction", source="test", time=now,
+                             data=body(transaction_id=tid, timestamp=now.isoformat())))
+
+
+def returns_within(call: Callable[[], None], seconds: float) -> tuple[bool, threading.Thread]:
+    """Run `call` on a thread; whether it returned within `seconds` (the thread, to join)."""
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive(), thread
+
+
+def test_flush_returns_while_its_decisions_are_unacknowledged_and_settle_waits_for_them(
+        tmp_path: Path) -> None:
+    publisher = GatedPublisher()
+    handler = handler_for(tmp_path, publisher)
+    batch(handler, "a1", "a2")
+
+    returned, _ = returns_within(handler.flush, WAIT_S)
+    assert returned, "a pipelined flush waited for the broker"
+    settled, thread = returns_within(handler.settle, 0.3)
+    assert not settled, "settle returned before the batch was acknowledged"
+    assert publisher.stored == []
+
+    publisher.gate.set()
+    thread.join(WAIT_S)
+    assert not thread.is_alive()
+    assert publisher.stored == ["a1", "a2"]
+    handler.close()
+
+
+def test_without_pipelining_flush_returns_only_once_acknowledged(tmp_path: Path) -> None:
+    publisher = GatedPublisher()
+    handler = handler_for(tmp_path, publisher, pipelined=False)
+    batch(handler, "a1")
+
+    returned, thread = returns_within(handler.flush, 0.3)
+    assert not returned
+    publisher.gate.set()
+    thread.join(WAIT_S)
+    assert publisher.stored == ["a1"]
+
+
+def test_the_next_batch_is_published_only_after_the_one_in_flight(tmp_path: Path) -> None:
+    publisher = GatedPublisher()
+    handler = handler_for(tmp_path, publisher)
+    batch(handler, "a1", "a2")
+    handler.flush()
+    batch(handler, "b1")
+
+    returned, thread = returns_within(handler.flush, 0.3)
+    assert not returned, "a second batch went out while the first was in flight"
+    assert publisher.attempts == [["a1", "a2"]]
+    publisher.gate.set()
+    thread.join(WAIT_S)
+    handler.settle()
+    assert publisher.stored == ["a1", "a2", "b1"]
+    handler.close()
+
+
+def test_a_batch_whose_publish_failed_is_published_again_before_the_next(
+        tmp_path: Path) -> None:
+    publisher = GatedPublisher(failures=1)
+    publisher.gate.set()
+    handler = handler_for(tmp_path, publisher)
+    batch(handler, "a1")
+    handler.flush()  # fails on the acknowledging thread
+    batch(handler, "b1")
+
+    handler.flush()
+    handler.settle()
+
+    assert publisher.attempts == [["a1"], ["a1"], ["b1"]]
+    assert publisher.stored == ["a1", "b1"]
+    handler.close()
+
+
+def test_settle_raises_while_the_batch_cannot_be_stored_and_keeps_it_for_the_retry(
+        tmp_path: Path) -> None:
+    publisher = GatedPublisher(failures=2)
+    publisher.gate.set()
+    handler = handler_for(tmp_path, publisher)
+    batch(handler, "a1")
+    handler.flush()
+
+    with pytest.raises(TransientError):
+        handler.settle()  # the first publish and its retry both failed
+    handler.settle()      # the runner's next try: published
+
+    assert publisher.stored == ["a1"]
+    assert publisher.attempts == [["a1"], ["a1"], ["a1"]]
+    handler.close()
