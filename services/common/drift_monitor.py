@@ -6,11 +6,11 @@ The reference is read from the model repository beside the version that answered
 logged once and leaves the gauges NaN, which no alert rule fires on. A new version starts a new
 window: its rows are compared with its own training data, not the last version's.
 
-`rows_per_call` keeps a random few of each call's rows: a recommender request scores ~200
-candidates of one user, so a window of whole requests holds ~50 users, too few for the columns
-that are one value a user (user_activity read PSI 0.36 on an undrifted world with whole
-requests, 0.03 over all users: benchmarks/results/recs_drift_scenario.json); 10 rows a request
-spread the same window over ~1,000 users.
+`rows_per_call` keeps a random few of each call's rows: a recommender request scores ~160
+candidates of one user, so a window of whole requests holds ~60 users, too few for a column
+that is one value a user (on the undrifted world, user_activity read 0.13 with whole requests,
+0.02 over all 4,899 users and with 10 rows a request: benchmarks/results/
+recs_drift_scenario.json); 10 rows a request spread the same window over 1,000 users.
 """
 
 from __future__ import annotations

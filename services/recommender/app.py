@@ -40,9 +40,9 @@ from services.recommender.variants import ExperimentVariant, VariantChooser, fix
 
 logger = logging.getLogger(__name__)
 
-# Rows of each request the drift window keeps: a request scores ~200 candidates of one user, and
-# the 10,000-row window of whole requests held ~50 users, too few for the one-value-a-user
-# columns (services/common/drift_monitor.py); 10 a request spread it over ~1,000 users.
+# Rows of each request the drift window keeps: a request scores ~160 candidates of one user, and
+# the 10,000-row window of whole requests held ~60 users, too few for the one-value-a-user
+# columns (services/common/drift_monitor.py); 10 a request spread it over 1,000 users.
 DRIFT_ROWS_PER_REQUEST = 10
 
 
