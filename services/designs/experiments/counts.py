@@ -297,7 +297,8 @@ def experiment_variations(client: RedisClient, experiment: str,
 
 def experiment_counts(client: RedisClient, experiment: str,
                       namespace: str = "fs") -> dict[str, VariationCounts]:
-    """{variation: counts} of one experiment, variations sorted by name; two round trips."""
+    """{variation: counts} of one experiment, variations sorted by name; two round trips, and a
+    third for the p99 latency when some variation logged latencies."""
     variations = experiment_variations(client, experiment, namespace)
     if not variations:
         return {}
