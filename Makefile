@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
 .PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration chaos lint format bench bench-stream bench-cluster bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake docs-numbers up down clean \
-	advisory-db audit-online soak compose-check promcheck retrain-fraud shadow-report shadow-run drift-fraud drift-fraud-stack bench-fraud-shadow bench-fraud-retrain-dev analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo retrain-ranker catalog \
+	advisory-db audit-online soak compose-check promcheck retrain-fraud shadow-report shadow-run drift-fraud drift-recs drift-fraud-stack bench-fraud-shadow bench-fraud-retrain-dev analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo retrain-ranker catalog \
 	movielens-check
 
 # DATASET=movielens (or MLSD_DATASET in the environment): the recommender learns from, is seeded
@@ -189,6 +189,9 @@ drift-fraud-stack: shadow-run ## the drift loop through the running services and
 
 drift-fraud: setup ## the drift loop: prices x1.5 fire the PSI alerts (promtool, the shipped rules), a gated retrain from the lake clears them (benchmarks/results/)
 	$(PY) benchmarks/fraud_drift_loop.py
+
+drift-recs: setup ## the recommender's drift scenario: a shift in taste against the ranker's PSI gauges and the alerts (promtool, the shipped rules) (benchmarks/results/)
+	$(PY) benchmarks/recs_drift_scenario.py
 
 bench-lake: setup ## lake sink throughput and lag: N events to the broker, time until all are in Parquet (benchmarks/results/)
 	$(PY) benchmarks/lake_sink.py

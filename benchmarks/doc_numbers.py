@@ -1337,9 +1337,12 @@ def _retrain_cell(run: Json) -> str:
     g = run["retrain"]
     verdict = "**passed**" if g["verdict"]["passed"] else "**refused**"
     outcome = f"v{g['registered']} registered" if g["registered"] else "nothing registered"
+    interval = g.get("gain_interval")
+    gain = ("" if interval is None else
+            f" (gain 95 % interval {interval[0]:+.3f} to {interval[1]:+.3f})")
     return (f"{verdict} in {run['retrain_s']:.0f} s: AP {g['challenger']['average_precision']:.3f}"
-            f" against v{g['production_version']}'s {g['production']['average_precision']:.3f};"
-            f" {outcome}")
+            f" against v{g['production_version']}'s {g['production']['average_precision']:.3f}"
+            f"{gain}; {outcome}")
 
 
 def fraud_retrain_dev_stack(r: Results, page: str) -> str:

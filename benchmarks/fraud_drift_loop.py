@@ -116,23 +116,25 @@ def expected_alerts(psi: dict[str, float]) -> dict[str, list[str]]:
             "ModelScoreDrift": [SCORE] if psi[SCORE] > THRESHOLD else []}
 
 
-def promtool(psi: dict[str, float], workdir: Path, name: str) -> dict[str, Any]:
+def promtool(psi: dict[str, float], workdir: Path, name: str,
+             metric: str = "fraud_stream_drift_psi", job: str = JOB) -> dict[str, Any]:
     """The gauges held 40 minutes against the shipped rules; promtool checks that exactly the
-    expected alerts fire at minute 45 (and none at 25, before the rules' `for: 30m`)."""
+    expected alerts fire at minute 45 (and none at 25, before the rules' `for: 30m`). Also the
+    recommender's scenario's check (benchmarks/recs_drift_scenario.py: its metric and job)."""
     rounded = {c: round(v, 4) for c, v in psi.items()}
     expected = expected_alerts(rounded)
-    series = [{"series": f'fraud_stream_drift_psi{{job="{JOB}", column="{c}"}}',
+    series = [{"series": f'{metric}{{job="{job}", column="{c}"}}',
                "values": f"{v}x45"} for c, v in rounded.items()]
 
     def alerts(alert: str) -> list[dict[str, Any]]:
         found = []
         for column in expected[alert]:
             value = f"{rounded[column]:.2f}"
-            summary_text = (f"{JOB}: model input {column} has PSI {value} against its training "
+            summary_text = (f"{job}: model input {column} has PSI {value} against its training "
                             "reference" if alert == "ModelInputDrift" else
-                            f"{JOB}: the model's score has PSI {value} against its training "
+                            f"{job}: the model's score has PSI {value} against its training "
                             "reference")
-            labels = {"severity": "ticket", "job": JOB}
+            labels = {"severity": "ticket", "job": job}
             if alert == "ModelInputDrift":
                 labels["column"] = column
             found.append({"exp_labels": labels, "exp_annotations": {"summary": summary_text}})

@@ -36,10 +36,12 @@ def exposure(run: str, experiment: str, unit: str, variation: str, at: datetime,
 
 
 def impression(run: str, user: str, request_id: str, experiment: str | None,
-               variation: str | None, at: datetime, i: int) -> OutboundMessage:
+               variation: str | None, at: datetime, i: int,
+               empty: bool = False) -> OutboundMessage:
     return message(topics.REC_IMPRESSIONS, user, "impression", {
-        "user_id": user, "content_ids": [f"{run}t1", f"{run}t2"], "request_id": request_id,
-        "experiment": experiment, "variation": variation}, at, f"{run}-impression-{i}")
+        "user_id": user, "content_ids": [] if empty else [f"{run}t1", f"{run}t2"],
+        "request_id": request_id, "experiment": experiment, "variation": variation}, at,
+        f"{run}-impression-{i}")
 
 
 def click(run: str, user: str, request_id: str | None, at: datetime, i: int,

@@ -5,7 +5,9 @@ two must agree; tests/integration/lake/test_lake_analytics.py holds them equal o
 - exposed: distinct units exposed, each in the variation of its first exposure;
 - converted: of those, units with a click (any click of that user) at or after that exposure;
 - impressions: distinct request ids whose (first) impression was served under the variation;
-- clicks: distinct click events on those requests.
+- clicks: distinct click events on those requests;
+- empty: of those requests, the ones whose list had no title.
+The latency guardrail's p99 is not recomputed here (VariationCounts.latency stays None).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ WITH first_exposure AS (
     SELECT data->>'user_id' AS unit, max(time_ms) AS last_ms FROM clicks GROUP BY 1
 ), shown AS (
     SELECT data->>'request_id' AS request_id, data->>'experiment' AS experiment,
-           data->>'variation' AS variation
+           data->>'variation' AS variation,
+           json_array_length(data->'content_ids') = 0 AS empty
     FROM impressions
     QUALIFY row_number() OVER (PARTITION BY data->>'request_id'
                                ORDER BY time_ms, "partition", "offset") = 1
@@ -37,13 +40,16 @@ FROM first_exposure f JOIN last_click c USING (unit) WHERE c.last_ms >= f.first_
 UNION ALL
 SELECT variation, 'impressions', count(*) FROM shown WHERE experiment = $experiment GROUP BY 1
 UNION ALL
+SELECT variation, 'empty', count(*) FROM shown WHERE experiment = $experiment AND empty
+GROUP BY 1
+UNION ALL
 SELECT s.variation, 'clicks', count(DISTINCT c.event_id)
 FROM clicks c JOIN shown s ON c.data->>'request_id' = s.request_id
 WHERE s.experiment = $experiment GROUP BY 1
 """
 
 _FIELDS = {"exposed": "exposed", "converted": "converted", "impressions": "impressions",
-           "clicks": "clicks"}
+           "clicks": "clicks", "empty": "empty"}
 
 
 def experiments(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -57,7 +63,9 @@ def ab_counts(con: duckdb.DuckDBPyConnection, experiment: str) -> dict[str, Vari
     found: dict[str, dict[str, int]] = {}
     for variation, kind, n in con.execute(AB_COUNTS, {"experiment": experiment}).fetchall():
         found.setdefault(str(variation), dict.fromkeys(_FIELDS.values(), 0))[_FIELDS[kind]] = n
-    return {v: VariationCounts(**found[v]) for v in sorted(found)}
+    return {v: VariationCounts(found[v]["exposed"], found[v]["converted"],
+                               found[v]["impressions"], found[v]["clicks"], found[v]["empty"])
+            for v in sorted(found)}
 
 
 def ab_table(con: duckdb.DuckDBPyConnection, experiment: str) -> Table:

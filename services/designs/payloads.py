@@ -100,10 +100,11 @@ class ServedFeatures(Payload):
 
 class ImpressionData(Payload):
     """A recommendation list was shown: which titles, in which order, from which variation,
-    and (when the list was computed from the user's state) the ranker features as served."""
+    and (when the list was computed from the user's state) the ranker features as served. An
+    empty list is an impression too (nothing to show: the empty-list guardrail counts them)."""
 
     user_id: UserId
-    content_ids: list[ContentId] = Field(min_length=1, max_length=100)
+    content_ids: list[ContentId] = Field(max_length=100)
     request_id: OpaqueId
     experiment: str | None = Field(None, max_length=64)
     variation: str | None = Field(None, max_length=64)
@@ -111,6 +112,10 @@ class ImpressionData(Payload):
     shuffled: bool = Field(False, description="the titles were listed in a random order (the "
                                               "exploration slice): clicks by slot measure the "
                                               "slot's own effect")
+    latency_ms: float | None = Field(None, ge=0, le=600_000, allow_inf_nan=False,
+                                     description="the request's processing time as answered "
+                                                 "(its processing_time_ms): what the latency "
+                                                 "guardrail reads per variation")
 
     @model_validator(mode="after")
     def _one_row_per_title(self) -> ImpressionData:

@@ -8,7 +8,12 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from services.designs.experiments.assignment import Assignment, Reason
-from services.designs.experiments.definitions import ExperimentDefinition, Status
+from services.designs.experiments.definitions import (
+    HIGHER_IS_BETTER,
+    ExperimentDefinition,
+    Guardrail,
+    Status,
+)
 from services.experiments.results import Power, Results, VariationResult
 from services.experiments.statistics import CONFIDENCE, SRM_ALPHA, Lift, SampleRatio
 
@@ -33,8 +38,17 @@ class NamespaceOut(BaseModel):
 
 class GuardrailOut(BaseModel):
     metric: str
-    max_relative_drop: float
+    max_relative_drop: float | None = Field(description="click_through, conversion; else null")
+    max_relative_rise: float | None = Field(description="empty_list_rate, latency_p99; else "
+                                                        "null")
     min_units: int
+
+    @classmethod
+    def of(cls, g: Guardrail) -> Self:
+        falls = g.metric in HIGHER_IS_BETTER
+        return cls(metric=g.metric, max_relative_drop=g.max_relative_drop if falls else None,
+                   max_relative_rise=None if falls else g.max_relative_rise,
+                   min_units=g.min_units)
 
 
 class ExperimentOut(BaseModel):
@@ -60,8 +74,7 @@ class ExperimentOut(BaseModel):
             variations=[VariationOut(name=v.name, weight=v.weight, payload=v.payload)
                         for v in d.variations],
             forced_variations=dict(d.forced_variations),
-            guardrails=[GuardrailOut(metric=g.metric, max_relative_drop=g.max_relative_drop,
-                                     min_units=g.min_units) for g in d.guardrails])
+            guardrails=[GuardrailOut.of(g) for g in d.guardrails])
 
 
 class ExperimentList(BaseModel):
@@ -186,9 +199,11 @@ class SampleRatioOut(BaseModel):
 class BreachOut(BaseModel):
     variation: str
     metric: str
-    control_rate: float
+    control_rate: float = Field(description="the metric's value: a rate, or for latency_p99 "
+                                            "milliseconds")
     variation_rate: float
-    relative: float
+    relative: float | None = Field(description="(variation - control) / control; null when "
+                                               "control's value is 0")
     interval: Interval = Field(description="95 % interval of the absolute difference")
 
 
@@ -216,7 +231,7 @@ class ResultsOut(BaseModel):
                        variation=b.variation, metric=b.metric,
                        control_rate=round(b.control_rate, DIGITS),
                        variation_rate=round(b.variation_rate, DIGITS),
-                       relative=round(b.relative, DIGITS),
+                       relative=None if b.relative is None else round(b.relative, DIGITS),
                        interval=Interval(low=round(b.interval[0], DIGITS),
                                          high=round(b.interval[1], DIGITS)))
                        for b in results.breaches])

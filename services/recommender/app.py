@@ -40,6 +40,11 @@ from services.recommender.variants import ExperimentVariant, VariantChooser, fix
 
 logger = logging.getLogger(__name__)
 
+# Rows of each request the drift window keeps: a request scores ~160 candidates of one user, and
+# the 10,000-row window of whole requests held ~60 users, too few for the one-value-a-user
+# columns (services/common/drift_monitor.py); 10 a request spread it over 1,000 users.
+DRIFT_ROWS_PER_REQUEST = 10
+
 
 def breaker(name: str, settings: RecommenderSettings) -> CircuitBreaker:
     """After fail_max consecutive failures the dependency is skipped for reset_s, then one trial
@@ -133,7 +138,8 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
                          else None),
         drift=DriftMonitor(repository=ModelRepository(settings.model_repository),
                            model_name=settings.recommender_model_name,
-                           feature_names=RANKER_FEATURE_NAMES, metrics=metrics))
+                           feature_names=RANKER_FEATURE_NAMES, metrics=metrics,
+                           rows_per_call=DRIFT_ROWS_PER_REQUEST))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -24,12 +24,13 @@ def served_features(rows: Float32Array, now_s: float, version: int | None,
 
 
 def impression_message(listed: ServedList, request_id: str, assignment: Assignment,
-                       topic: str) -> OutboundMessage:
+                       topic: str, latency_ms: float | None = None) -> OutboundMessage:
     """Keyed by user (one user's events stay in order); the event id is the request id."""
     data = ImpressionData(
         user_id=listed.user_id, content_ids=[item.content_id for item in listed.items],
         request_id=request_id, experiment=assignment.experiment,
-        variation=assignment.variant, features=listed.features, shuffled=listed.shuffled)
+        variation=assignment.variant, features=listed.features, shuffled=listed.shuffled,
+        latency_ms=latency_ms)
     event = Event.new("impression", "recommender", data.model_dump(mode="json"),
                       id=f"impression:{request_id}")
     return OutboundMessage.of(topic, listed.user_id, event)
@@ -42,6 +43,7 @@ class ImpressionLog:
         self._publisher = publisher
         self._topic = topic
 
-    def record(self, listed: ServedList, request_id: str,
-               assignment: Assignment) -> None:
-        self._publisher.submit(impression_message(listed, request_id, assignment, self._topic))
+    def record(self, listed: ServedList, request_id: str, assignment: Assignment,
+               latency_ms: float) -> None:
+        self._publisher.submit(impression_message(listed, request_id, assignment, self._topic,
+                                                  latency_ms))

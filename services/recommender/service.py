@@ -222,8 +222,9 @@ class RecommenderService:
         if raw is None or listed is None:
             return CacheLookup(None, CacheUse(read=False, write=cache.write))
         request_id = uuid.uuid4().hex
-        self._record(listed, "cache", [], assignment, request_id)
-        return CacheLookup(cached_response_json(raw, listed, request_id, _ms_since(start)),
+        elapsed_ms = _ms_since(start)
+        self._record(listed, "cache", [], assignment, request_id, elapsed_ms)
+        return CacheLookup(cached_response_json(raw, listed, request_id, elapsed_ms),
                            CacheUse(read=False, write=cache.write))
 
     def recommend(self, user_id: str, k: int,
@@ -459,18 +460,20 @@ class RecommenderService:
     def _answer(self, listed: ServedList, served_from: ServedFrom,
                 fallbacks: list[Fallback], assignment: Assignment, request_id: str,
                 start: float) -> RecommendationsResponse:
-        self._record(listed, served_from, fallbacks, assignment, request_id)
+        elapsed_ms = _ms_since(start)
+        self._record(listed, served_from, fallbacks, assignment, request_id, elapsed_ms)
         # model_construct: every field is validated already (the list when it was built or read
         # back, the rest by their types here); validating again cost as much as the cache read.
         return RecommendationsResponse.model_construct(
             **listed.public(), request_id=request_id, served_from=served_from,
-            fallbacks=fallbacks, processing_time_ms=_ms_since(start))
+            fallbacks=fallbacks, processing_time_ms=elapsed_ms)
 
     def _record(self, listed: ServedList, served_from: ServedFrom, fallbacks: list[Fallback],
-                assignment: Assignment, request_id: str) -> None:
-        """What every answer leaves behind: its impression and its counts."""
-        if self._impressions is not None and listed.items:
-            self._impressions.record(listed, request_id, assignment)
+                assignment: Assignment, request_id: str, elapsed_ms: float) -> None:
+        """What every answer leaves behind: its impression (an empty list too, and the time it
+        took, which the experiments' empty-list and latency guardrails read) and its counts."""
+        if self._impressions is not None:
+            self._impressions.record(listed, request_id, assignment, elapsed_ms)
         self._metrics.responses.labels(served_from, listed.variant).inc()
         for dependency in fallbacks:
             self._metrics.fallbacks.labels(dependency).inc()

@@ -52,7 +52,8 @@ class ExperimentEventsHandler:
             if data.experiment is not None:
                 check_entity_id(data.experiment)
             self._impressions.append(Impression(data.request_id, data.experiment,
-                                                data.variation))
+                                                data.variation, empty=not data.content_ids,
+                                                latency_ms=data.latency_ms))
         elif isinstance(data, ClickData):
             self._clicks.append(Click(event.id, data.user_id, data.request_id,
                                       epoch_ms(event_time_of(data, event.time))))

@@ -3,8 +3,8 @@
 A challenger from the lake's decisions and labels, registered only if it beats the production
 model on the same held-out week.
 
-    python -m services.trainer.fraud_retrain [--as-of ISO] [--min-gain 0.0] [--promote]
-                                             [--burn-in-days 37]
+    python -m services.trainer.fraud_retrain [--as-of ISO] [--min-gain 0.0] [--margin 0.01]
+                                             [--promote] [--burn-in-days 37]
 
 The handbook's label-delay protocol, ending at `as_of` (default: now), after a burn-in:
 
@@ -27,9 +27,13 @@ The handbook's label-delay protocol, ending at `as_of` (default: now), after a b
   and, for a transaction with no decision in the lake (history replayed before the scorer
   ran), the same catalog features recomputed point in time (lake_sets.py; the two are held
   equal by tests/integration/lake/test_lake_training_parity.py);
-- the gate: the production model and the challenger score the same test rows; the challenger
-  is registered only if its average precision beats production's by more than `min_gain`,
-  and the verdict (with both models' AUC, AP and card precision@100) is written either way.
+- the gate: the production model and the challenger score the same test rows; a paired
+  bootstrap over the test week's cards (services/trainer/bootstrap.py) gives the 95 % interval
+  of AP(challenger) - AP(production). The challenger is registered when its AP beats
+  production's by more than `min_gain` AND the interval's lower end is above -`margin`: better
+  on the week, and, with 95 % confidence, not worse by more than the margin (non-inferiority;
+  docs/adr/0005-fraud-gate-non-inferiority.md says why not superiority). The verdict (both
+  models' AUC, AP and card precision@100, the interval, the rule) is written either way.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from services.designs.model_features import (
     LAKE_DAYS_FOR_A_RETRAIN,
 )
 from services.trainer.artifacts import data_hash
+from services.trainer.bootstrap import LEVEL, RESAMPLES, ap_difference_interval
 from services.trainer.export import INPUT_NAME, check_parity, export_classifier
 from services.trainer.fraud import reference_json
 from services.trainer.fraud_metrics import Scores, score
@@ -77,6 +82,9 @@ GATE_FILE = "gate.json"
 MIN_TRAIN_FRAUDS = 20
 MIN_TEST_ROWS = 1_000  # the ONNX parity check's minimum, and enough for a week's AP
 REPORT = Path("reports/retrain/fraud-gate.json")
+# The AP a retrain may cost, at 95 %, for being fresh: a challenger whose interval reaches lower
+# than -MARGIN could be worse than production by more than we accept (ADR 0005).
+MARGIN = 0.01
 
 SERVED_VECTORS = """
 SELECT data->>'transaction_id' AS transaction_id, data->>'features' AS features
@@ -207,18 +215,29 @@ class Verdict:
     reason: str
 
 
-def judge(challenger: Scores, production: Scores | None, min_gain: float) -> Verdict:
-    """Average precision decides (the class is rare: AUC barely moves); a tie keeps production."""
+def judge(challenger: Scores, production: Scores | None, min_gain: float,
+          interval: tuple[float, float] | None = None, margin: float = MARGIN) -> Verdict:
+    """Average precision decides (the class is rare: AUC barely moves). Registered when the AP
+    gain is above `min_gain` (a tie keeps production) and the paired interval of the gain lies
+    above -`margin` (not worse beyond the margin); `interval` None: no interval, refused."""
     if production is None:
         return Verdict(True, "no production model to beat")
     gain = challenger.average_precision - production.average_precision
     if np.isnan(gain):
         return Verdict(False, "average precision undefined on the test week")
-    if gain > min_gain:
-        return Verdict(True, f"AP {challenger.average_precision:.3f} beats production's "
-                             f"{production.average_precision:.3f} by {gain:+.3f} > {min_gain:g}")
-    return Verdict(False, f"AP {challenger.average_precision:.3f} against production's "
-                          f"{production.average_precision:.3f}: {gain:+.3f}, not > {min_gain:g}")
+    versus = (f"AP {challenger.average_precision:.3f} against production's "
+              f"{production.average_precision:.3f}: {gain:+.3f}")
+    if not gain > min_gain:
+        return Verdict(False, f"{versus}, not > {min_gain:g}")
+    if interval is None or np.isnan(interval[0]):
+        return Verdict(False, f"{versus}, but no interval of the gain to judge it by")
+    bounds = f"95 % interval {interval[0]:+.3f} to {interval[1]:+.3f}"
+    if interval[0] <= -margin:
+        return Verdict(False, f"{versus} > {min_gain:g}, {bounds}: could be worse than "
+                              f"production by more than the margin {margin:g}")
+    beyond = ("better beyond noise" if interval[0] > 0
+              else f"not worse by more than {margin:g}, not better beyond noise")
+    return Verdict(True, f"{versus} > {min_gain:g}, {bounds}: {beyond}")
 
 
 def onnx_probabilities(model: bytes | Path, x: Matrix) -> FloatArray:
@@ -260,13 +279,17 @@ class RetrainResult:
     registered: int | None
     promoted: bool
     burned_in: dict[str, int]  # rows of each week left out: their windows reach before the lake
+    # AP(challenger) - AP(production), 95 % paired bootstrap over the test week's cards
+    gain_interval: tuple[float, float] | None = None
+    gate: dict[str, float] | None = None   # the rule's parameters: min_gain, margin, resamples
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=float) + "\n"
 
 
 def retrain(train: Labelled, test: Labelled, repository: ModelRepository, windows: Windows, *,
-            min_gain: float = 0.0, promote: bool = False, seed: int = 0) -> RetrainResult:
+            min_gain: float = 0.0, margin: float = MARGIN, promote: bool = False,
+            seed: int = 0) -> RetrainResult:
     """Train the challenger, score both on the test week, register (and promote) if it wins."""
     estimator = gradient_boosting(seed)
     fit(estimator, train.x, train.y)
@@ -276,13 +299,20 @@ def retrain(train: Labelled, test: Labelled, repository: ModelRepository, window
     challenger = score(test.frame, test.y, challenger_p)
     current = production_model(repository)
     version = None if current is None else current[0]
-    production = None if current is None else score(
-        test.frame, test.y, onnx_probabilities(current[1], test.x))
-    verdict = judge(challenger, production, min_gain)
+    production = interval = None
+    if current is not None:
+        production_p = onnx_probabilities(current[1], test.x)
+        production = score(test.frame, test.y, production_p)
+        if 0 < test.frauds < len(test.y):
+            interval = ap_difference_interval(test.y, challenger_p, production_p,
+                                              test.frame["card_id"].to_numpy(), RESAMPLES, seed)
+    verdict = judge(challenger, production, min_gain, interval, margin)
     result = RetrainResult(
         windows.describe(), len(train.y), train.frauds, len(test.y), test.frauds,
         (train.served + test.served) / (len(train.y) + len(test.y)), challenger, production,
-        version, verdict, None, False, {"train": train.burned_in, "test": test.burned_in})
+        version, verdict, None, False, {"train": train.burned_in, "test": test.burned_in},
+        interval, {"min_gain": min_gain, "margin": margin, "resamples": float(RESAMPLES),
+                   "level": LEVEL})
     if not verdict.passed:
         return result
     registered = repository.register(
@@ -312,7 +342,7 @@ def retrain(train: Labelled, test: Labelled, repository: ModelRepository, window
 
 
 def retrain_from_lake(root: Path, repository: ModelRepository, as_of: datetime, *,
-                      min_gain: float = 0.0, promote: bool = False,
+                      min_gain: float = 0.0, margin: float = MARGIN, promote: bool = False,
                       report: Path | None = REPORT,
                       burn_in_days: int = FRAUD_REACH_DAYS) -> RetrainResult:
     """The protocol's windows ending at `as_of`, the challenger, the gate; the verdict written
@@ -322,7 +352,8 @@ def retrain_from_lake(root: Path, repository: ModelRepository, as_of: datetime, 
     windows = Windows.ending_at(as_of)
     with open_lake(root) as con:
         train, test = training_and_test(con, windows, burn_in_days)
-    result = retrain(train, test, repository, windows, min_gain=min_gain, promote=promote)
+    result = retrain(train, test, repository, windows, min_gain=min_gain, margin=margin,
+                     promote=promote)
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(result.to_json())
@@ -351,6 +382,9 @@ def summary(result: RetrainResult) -> str:
         row("challenger", result.challenger),
         row(f"production v{result.production_version}" if result.production_version
             else "production", result.production),
+        *([f"AP gain 95 % interval (paired bootstrap over the test week's cards): "
+           f"{result.gain_interval[0]:+.4f} to {result.gain_interval[1]:+.4f}"]
+          if result.gain_interval is not None else []),
         f"gate: {'PASSED' if result.verdict.passed else 'REFUSED'}: {result.verdict.reason}; "
         f"{outcome}",
     ])
@@ -364,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lake-root", type=Path, default=None)
     parser.add_argument("--min-gain", type=float, default=0.0,
                         help="average precision the challenger must gain over production")
+    parser.add_argument("--margin", type=float, default=MARGIN,
+                        help="AP the challenger may lose, at the interval's lower end, and "
+                             "still register (non-inferiority)")
     parser.add_argument("--promote", action="store_true",
                         help="make the challenger production when it passes the gate")
     parser.add_argument("--report", type=Path, default=REPORT)
@@ -379,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     repository = ModelRepository(ModelSettings().model_repository)
     try:
         result = retrain_from_lake(args.lake_root or LakeStoreSettings().lake_root, repository,
-                                   as_of, min_gain=args.min_gain, promote=args.promote,
+                                   as_of, min_gain=args.min_gain, margin=args.margin,
+                                   promote=args.promote,
                                    report=args.report, burn_in_days=args.burn_in_days)
     except NotEnoughData as exc:
         print(f"[retrain-fraud] not trained: {exc}", file=sys.stderr)  # noqa: T201

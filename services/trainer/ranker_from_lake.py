@@ -59,6 +59,7 @@ from services.common.lake.sql import open_lake
 from services.common.models import ModelRepository
 from services.designs.model_features import RANKER_FEATURE_NAMES
 from services.trainer.artifacts import data_hash
+from services.trainer.bootstrap import paired_interval
 from services.trainer.export import INPUT_NAME, check_parity, export_classifier
 from services.trainer.pipeline import TrainerSettings
 
@@ -71,7 +72,6 @@ WINDOW_IMPRESSIONS = 30_000  # the newest logged lists train and test: a window,
 MIN_CLICKS = 200
 MIN_PROPENSITY = 0.5      # training weights 1/theta capped at 2 (see fit_click_ranker)
 MIN_SHUFFLED = 100      # exploration lists before the held-out ones: the position bias
-BOOTSTRAP_RESAMPLES = 2_000
 EMBEDDINGS_FILE = "embeddings.npz"
 REPORT_FILE = "offline_report.json"
 FEATURES = list(RANKER_FEATURE_NAMES)
@@ -259,17 +259,6 @@ def fit_position_bias(slots: npt.ArrayLike, clicked: npt.ArrayLike) -> tuple[flo
 def propensity(slots: npt.ArrayLike, eta: float) -> npt.NDArray[np.float64]:
     theta: npt.NDArray[np.float64] = (1.0 + np.asarray(slots, dtype=np.float64)) ** -eta
     return theta
-
-
-def paired_interval(differences: npt.ArrayLike, resamples: int = BOOTSTRAP_RESAMPLES,
-                    seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of paired per-list differences."""
-    d = np.asarray(differences, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), (resamples, len(d)))].mean(axis=1)
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return float(low), float(high)
 
 
 def beats(interval: tuple[float, float] | None) -> bool:

@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.common.arrays import BoolArray, FloatArray, IntArray
+from services.trainer.bootstrap import mean_interval
 
 
 def top_k(scores: npt.NDArray[np.floating], k: int) -> IntArray:
@@ -68,11 +69,7 @@ def bootstrap_interval(per_user: FloatArray, resamples: int, seed: int,
                        level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of a per-user metric's mean (users resampled with
     replacement): how far the mean could move with another draw of the same number of users."""
-    rng = np.random.default_rng(seed)
-    means = per_user[rng.integers(0, len(per_user), (resamples, len(per_user)))].mean(axis=1)
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return float(low), float(high)
+    return mean_interval(per_user, resamples, seed, level)
 
 
 def catalog_coverage(top: IntArray, n_titles: int, k: int) -> float:

@@ -89,9 +89,12 @@ class FakeModel:
 class FakeImpressions:
     def __init__(self) -> None:
         self.recorded: list[tuple[ServedList, str, Assignment]] = []
+        self.latencies_ms: list[float] = []
 
-    def record(self, listed: ServedList, request_id: str, assignment: Assignment) -> None:
+    def record(self, listed: ServedList, request_id: str, assignment: Assignment,
+               latency_ms: float) -> None:
         self.recorded.append((listed, request_id, assignment))
+        self.latencies_ms.append(latency_ms)
 
 
 class FakeListCache:

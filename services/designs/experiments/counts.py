@@ -1,4 +1,5 @@
-"""A/B counters per experiment variation on Redis: exposed and converted units, impressions, clicks.
+"""A/B counters per experiment variation on Redis: exposed and converted units, impressions, clicks,
+empty lists and the lists' latencies (the guardrails read the last two).
 
 Every count is the size of a set (units, request ids, click event ids), so writing the same event
 twice changes nothing, whatever the consumer's dedupe did. Exposed and converted units are sorted
@@ -23,14 +24,17 @@ Layout (spec in docs/recs-features-online.md): E experiment, V variation, U unit
     <ns>:exp_exposures:{E}:<V>    zset U -> first exposure ms
     <ns>:exp_conversions:{E}:<V>  zset U -> conversion ms
     <ns>:exp_impressions:{E}:<V>  set of R         <ns>:exp_clicks:{E}:<V>      set of click ids
+    <ns>:exp_empty:{E}:<V>        set of R (lists served empty)
+    <ns>:exp_latency:{E}:<V>      zset R -> the request's processing time, ms (as answered)
     <ns>:exp_unit:{U}             hash: exp:<E> -> "<first exposure ms>|<V>", last_click -> ms
     <ns>:rec_request:{R}          hash: experiment, variation, click:<click id> -> 1
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -42,7 +46,13 @@ from services.common.redis_scripts import (
     run_pipeline,
     unavailable_as_domain_error,
 )
-from services.designs.experiments.tallies import Timeline, VariationCounts
+from services.designs.experiments.tallies import (
+    LATENCY_QUANTILE,
+    Quantile,
+    Timeline,
+    VariationCounts,
+    quantile_ranks,
+)
 
 EXPERIMENT_TTL = timedelta(days=90)  # restarted by every write: results outlive the experiment
 UNIT_TTL = timedelta(days=90)
@@ -56,8 +66,8 @@ def variations_key(experiment: str, namespace: str = "fs") -> str:
 
 
 def variation_key(kind: str, experiment: str, variation: str, namespace: str = "fs") -> str:
-    """kind: exposures, conversions (sorted sets), impressions or clicks (sets). The variation
-    follows the hash tag, so all of an experiment's keys share one slot."""
+    """kind: exposures, conversions, latency (sorted sets), impressions, clicks or empty (sets).
+    The variation follows the hash tag, so all of an experiment's keys share one slot."""
     return f"{namespace}:exp_{kind}:{entity_tag(experiment)}:{variation}"
 
 
@@ -147,6 +157,8 @@ class Impression:
     request_id: str
     experiment: str | None
     variation: str | None
+    empty: bool = False               # the list had no titles
+    latency_ms: float | None = None   # None: not logged (an older recommender)
 
 
 @dataclass(frozen=True)
@@ -164,6 +176,7 @@ class _Adds:
 
     members: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
     timed: dict[tuple[str, str, str], dict[str, int]] = field(default_factory=dict)
+    latency: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
 
     def add(self, kind: str, experiment: str, variation: str, *members: str) -> None:
         if members:
@@ -175,7 +188,7 @@ class _Adds:
         times[member] = min(ms, times.get(member, ms))
 
     def experiments(self) -> set[tuple[str, str]]:
-        return {(e, v) for _, e, v in [*self.members, *self.timed]}
+        return {(e, v) for _, e, v in [*self.members, *self.timed]} | set(self.latency)
 
 
 class RedisExperimentCounters:
@@ -215,10 +228,8 @@ class RedisExperimentCounters:
         for impression in impressions:
             experiment, variation, click_ids = next(replies)
             if _text(experiment) != NO_EXPERIMENT:
-                adds.add("impressions", _text(experiment), _text(variation),
-                         impression.request_id)
-                adds.add("clicks", _text(experiment), _text(variation),
-                         *(_text(c) for c in click_ids))
+                _shown(adds, impression, _text(experiment), _text(variation),
+                       [_text(c) for c in click_ids])
         for click, _ in attributed:
             experiment, variation = next(replies)
             if experiment is not None and _text(experiment) != NO_EXPERIMENT:
@@ -239,6 +250,11 @@ class RedisExperimentCounters:
             # LT: a member's score only ever goes down, to its earliest time (idempotent).
             pairs = [part for member in sorted(times) for part in (times[member], member)]
             commands += [("ZADD", key, "LT", *pairs), ("PEXPIRE", key, ttl_ms)]
+        for (experiment, variation), latencies in adds.latency.items():
+            key = variation_key("latency", experiment, variation, ns)
+            scored: list[float | str] = [part for member in sorted(latencies)
+                                         for part in (latencies[member], member)]
+            commands += [("ZADD", key, "LT", *scored), ("PEXPIRE", key, ttl_ms)]
         return commands
 
 
@@ -250,13 +266,25 @@ def _exposed(adds: _Adds, exposure: Exposure, variation: str, first_ms: int,
                        converted_ms)
 
 
+def _shown(adds: _Adds, impression: Impression, experiment: str, variation: str,
+           click_ids: list[str]) -> None:
+    request_id = impression.request_id
+    adds.add("impressions", experiment, variation, request_id)
+    adds.add("clicks", experiment, variation, *click_ids)
+    if impression.empty:
+        adds.add("empty", experiment, variation, request_id)
+    if impression.latency_ms is not None:
+        # One score per request: a redelivered impression carries the same time (LT keeps it).
+        adds.latency.setdefault((experiment, variation), {})[request_id] = impression.latency_ms
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-# VariationCounts field -> (key kind, command that counts it)
-_COUNTED = (("exposed", "exposures", "ZCARD"), ("converted", "conversions", "ZCARD"),
-            ("impressions", "impressions", "SCARD"), ("clicks", "clicks", "SCARD"))
+# VariationCounts' counted fields, in order: (key kind, command that counts it)
+_COUNTED = (("exposures", "ZCARD"), ("conversions", "ZCARD"), ("impressions", "SCARD"),
+            ("clicks", "SCARD"), ("empty", "SCARD"))
 
 
 def experiment_variations(client: RedisClient, experiment: str,
@@ -269,15 +297,41 @@ def experiment_variations(client: RedisClient, experiment: str,
 
 def experiment_counts(client: RedisClient, experiment: str,
                       namespace: str = "fs") -> dict[str, VariationCounts]:
-    """{variation: counts} of one experiment, variations sorted by name; two round trips."""
+    """{variation: counts} of one experiment, variations sorted by name; two round trips, and a
+    third for the p99 latency when some variation logged latencies."""
     variations = experiment_variations(client, experiment, namespace)
     if not variations:
         return {}
-    sizes = run_pipeline(client, [(command, variation_key(kind, experiment, v, namespace))
-                                  for v in variations for _, kind, command in _COUNTED])
+    sizes = run_pipeline(client, [command for v in variations for command in (
+        *((command, variation_key(kind, experiment, v, namespace))
+          for kind, command in _COUNTED),
+        ("ZCARD", variation_key("latency", experiment, v, namespace)))])
     counts = iter(int(n) for n in sizes)
-    return {v: VariationCounts(**{field: next(counts) for field, _, _ in _COUNTED})
-            for v in variations}
+    found, samples = {}, {}
+    for v in variations:   # in the pipeline's order: the counted fields, then the latencies
+        found[v] = VariationCounts(next(counts), next(counts), next(counts), next(counts),
+                                   next(counts))
+        samples[v] = next(counts)
+    return _with_latency(client, experiment, found, samples, namespace)
+
+
+def _with_latency(client: RedisClient, experiment: str, counts: dict[str, VariationCounts],
+                  samples: dict[str, int], namespace: str) -> dict[str, VariationCounts]:
+    """Each variation's p99 latency with its interval: three order statistics of the latency
+    zset read by rank (one more round trip, only when some variation has samples)."""
+    ranks = {v: quantile_ranks(n, LATENCY_QUANTILE) for v, n in samples.items() if n}
+    if not ranks:
+        return counts
+    replies = iter(run_pipeline(client, [
+        ("ZRANGE", variation_key("latency", experiment, v, namespace), rank, rank,
+         "WITHSCORES") for v, chosen in ranks.items() for rank in chosen]))
+    read = {}
+    for v in ranks:
+        # Each reply: [[member, score]]; a rank past the end (the set shrank by expiry) is [].
+        low, value, high = (float(reply[0][1]) if reply else math.nan
+                            for reply in (next(replies), next(replies), next(replies)))
+        read[v] = Quantile(LATENCY_QUANTILE, samples[v], value, low, high)
+    return {v: replace(c, latency=read.get(v)) for v, c in counts.items()}
 
 
 def experiment_counts_until(client: RedisClient, experiment: str, until_ms: int,
@@ -295,8 +349,10 @@ def experiment_counts_until(client: RedisClient, experiment: str, until_ms: int,
             ("ZCOUNT", variation_key("conversions", experiment, v, namespace), "-inf",
              until_ms),
             ("SCARD", variation_key("impressions", experiment, v, namespace)),
-            ("SCARD", variation_key("clicks", experiment, v, namespace)))]))
-    return {v: VariationCounts(next(replies), next(replies), next(replies), next(replies))
+            ("SCARD", variation_key("clicks", experiment, v, namespace)),
+            ("SCARD", variation_key("empty", experiment, v, namespace)))]))
+    return {v: VariationCounts(next(replies), next(replies), next(replies), next(replies),
+                               next(replies))
             for v in variations}
 
 

@@ -89,24 +89,52 @@ class Namespace(BaseModel):
         return self.id == other.id and self.start < other.end and other.start < self.end
 
 
-GuardrailMetric = Literal["click_through", "conversion"]
+GuardrailMetric = Literal["click_through", "conversion", "empty_list_rate", "latency_p99"]
+# Metrics a variation hurts by lowering them, and those it hurts by raising them.
+HIGHER_IS_BETTER: frozenset[str] = frozenset({"click_through", "conversion"})
+DEFAULT_TOLERANCE = 0.1
 
 
 class Guardrail(BaseModel):
     """A metric a variation must not hurt: the experiment stops when a variation is worse than
-    control on it, significantly (the 95 % interval of the difference lies below 0) and by more
-    than the tolerated relative drop, once each arm has `min_units`."""
+    control on it, significantly (the 95 % interval of the difference lies on the harmful side of
+    0) and by more than the tolerated relative change, once each arm has `min_units`. Rates that
+    should stay high (click_through, conversion) tolerate `max_relative_drop`; those that should
+    stay low (empty_list_rate, latency_p99) tolerate `max_relative_rise`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     metric: GuardrailMetric = Field(
         description="click_through: clicks / impressions (lists); conversion: converted / "
-                    "exposed units")
-    max_relative_drop: float = Field(0.1, gt=0, le=1, allow_inf_nan=False,
-                                     description="e.g. 0.1: a 10 % drop against control is "
-                                                 "tolerated, a larger one stops the experiment")
-    min_units: int = Field(1000, ge=1, description="per arm, in the metric's denominator, "
-                                                   "before the guardrail may fire")
+                    "exposed units; empty_list_rate: lists served empty / lists; latency_p99: "
+                    "the 99th percentile of the lists' processing time (ms)")
+    max_relative_drop: float = Field(DEFAULT_TOLERANCE, gt=0, le=1, allow_inf_nan=False,
+                                     description="click_through, conversion: e.g. 0.1: a 10 % "
+                                                 "drop against control is tolerated, a larger "
+                                                 "one stops the experiment")
+    max_relative_rise: float = Field(DEFAULT_TOLERANCE, gt=0, le=100, allow_inf_nan=False,
+                                     description="empty_list_rate, latency_p99: e.g. 0.2: a "
+                                                 "20 % rise against control is tolerated")
+    min_units: int = Field(1000, ge=1, description="per arm, in the metric's denominator (lists "
+                                                   "for latency and empty lists) before the "
+                                                   "guardrail may fire")
+
+    @model_validator(mode="after")
+    def _tolerance_fits_the_metric(self) -> Self:
+        # A tolerance given for the other direction would be silently ignored: refuse it. (Its
+        # default is allowed: a stored definition's dump carries both fields.)
+        right, wrong = (("max_relative_drop", "max_relative_rise")
+                        if self.metric in HIGHER_IS_BETTER
+                        else ("max_relative_rise", "max_relative_drop"))
+        if getattr(self, wrong) != DEFAULT_TOLERANCE:
+            raise _invalid(f"{self.metric} is guarded by {right}, not {wrong}")
+        return self
+
+    @property
+    def tolerance(self) -> float:
+        """The relative worsening tolerated, in the metric's harmful direction."""
+        return (self.max_relative_drop if self.metric in HIGHER_IS_BETTER
+                else self.max_relative_rise)
 
 
 class ExperimentDefinition(BaseModel):

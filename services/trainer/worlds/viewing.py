@@ -364,6 +364,53 @@ def _watch_times(
     return whole
 
 
+def taste_shifted(world: ViewingWorld, since: datetime, genres: tuple[str, ...],
+                  weight: float, seed: int = 0) -> ViewingWorld:
+    """A drift scenario: from `since` on, every user's genre taste moves `weight` of the way to
+    `genres` (a craze: a hit series' genres), and the watches after `since` are drawn again from
+    the moved tastes. The same users watch as often and at the same instants, each title at
+    most once (titles watched before `since` stay watched); who completed or rated what is
+    kept, only which title changes. A ranker trained before the shift meets users whose recent
+    history and candidates it has not seen (make drift-recs, benchmarks/recs_drift_scenario.py).
+    """
+    if not 0 < weight <= 1:
+        raise ValueError(f"a taste shift's weight must be in (0, 1], got {weight}")
+    unknown = sorted(set(genres) - set(GENRES))
+    if not genres or unknown:
+        raise ValueError(f"a taste shift needs genres of the vocabulary; unknown: {unknown}")
+    target = np.zeros(len(GENRES))
+    target[[GENRES.index(g) for g in genres]] = 1.0 / len(genres)
+    truth = world.truth
+    shifted = replace(truth, user_genre_pref=(1 - weight) * truth.user_genre_pref
+                      + weight * target[None, :])
+    frame = world.interactions
+    user_rows = frame["user_id"].str.slice(1).astype(np.int64).to_numpy()
+    item_rows = frame["content_id"].str.slice(1).astype(np.int64).to_numpy()
+    after = (frame["timestamp"] >= pd.Timestamp(since)).to_numpy()
+    allowed = _maturity_allowed(world.users, world.titles)
+    released = world.titles["release_date"].astype("int64").to_numpy()
+    seconds = frame["timestamp"].astype("int64").to_numpy()
+    rng = np.random.default_rng(seed)
+    new_items = item_rows.copy()
+    for user in np.unique(user_rows[after]):
+        mine = np.flatnonzero(user_rows == user)         # the frame is in time order
+        open_ = allowed[user].copy()
+        open_[item_rows[mine[~after[mine]]]] = False      # watched before the shift
+        # One Gumbel draw a user, then each watch takes the best open title already released
+        # at its instant: a draw without replacement from softmax(logits), as generated.
+        noisy = true_logits(shifted, np.array([user]))[0] + rng.gumbel(size=len(open_))
+        for event in mine[after[mine]]:
+            choice = np.where(open_ & (released <= seconds[event]), noisy, -np.inf)
+            best = int(np.argmax(choice))
+            if np.isfinite(choice[best]):
+                new_items[event], open_[best] = best, False
+            else:
+                new_items[event] = -1                     # nothing left to watch: dropped
+    kept = new_items >= 0
+    interactions = frame.assign(content_id=pd.Series(new_items).map(content_id_of))[kept]
+    return replace(world, interactions=interactions.reset_index(drop=True), truth=shifted)
+
+
 def _sigmoid(x: FloatArray) -> FloatArray:
     result: FloatArray = 1.0 / (1.0 + np.exp(-x))
     return result

@@ -13,7 +13,12 @@ from services.designs.experiments.counts import (
     experiment_counts,
     experiment_timeline,
 )
-from services.designs.experiments.tallies import VariationCounts
+from services.designs.experiments.tallies import (
+    LATENCY_QUANTILE,
+    Quantile,
+    VariationCounts,
+    quantile_ranks,
+)
 from services.stream.experiments import ExperimentEventsHandler
 
 pytestmark = pytest.mark.integration
@@ -195,3 +200,21 @@ def test_redelivery_moves_no_point_of_the_timeline(redis_client: redis.Redis) ->
 def test_an_experiment_without_exposures_has_an_empty_timeline(
         redis_client: redis.Redis) -> None:
     assert experiment_timeline(redis_client, "never-started").times_ms == ()
+
+
+def test_empty_lists_and_latencies_are_counted_once_per_request_and_read_as_a_p99(
+        redis_client: redis.Redis) -> None:
+    times = [float(t) for t in range(1, 1001)]    # 1..1000 ms, one list each
+    shown = [Event(id=f"i{next(_ids)}", type="impression", source="recommender", time=T0,
+                   data={"user_id": f"u{i}", "content_ids": [] if i % 10 == 0 else ["t1"],
+                         "request_id": f"r{i}", "experiment": EXPERIMENT,
+                         "variation": "treatment", "latency_ms": t})
+             for i, t in enumerate(times)]
+    consume(redis_client, *shown, *shown)         # redelivered: nothing changes
+
+    counts = experiment_counts(redis_client, EXPERIMENT)["treatment"]
+    low, point, high = quantile_ranks(len(times), LATENCY_QUANTILE)
+    assert (counts.impressions, counts.empty) == (1000, 100)
+    assert counts.latency == Quantile(LATENCY_QUANTILE, 1000, times[point], times[low],
+                                      times[high])
+    assert counts.latency.value == 990.0          # the 990th of 1,000 sorted times

@@ -102,7 +102,10 @@ def test_make_retrain_fraud_on_the_seeded_lake_trains_on_complete_windows_and_ga
     assert result["production"] is not None
     gain = (result["challenger"]["average_precision"]
             - result["production"]["average_precision"])
-    assert result["verdict"]["passed"] == (gain > 0)
+    low, high = result["gain_interval"]      # paired bootstrap over the test week's cards
+    assert low <= gain <= high
+    # the stated rule (ADR 0005): better on the week, and not worse past the margin at 95 %
+    assert result["verdict"]["passed"] == (gain > 0 and low > -result["gate"]["margin"])
     if result["verdict"]["passed"]:
         assert result["registered"] == production + 1 and not result["promoted"]
         assert seeded.repository.extra_file("fraud", production + 1, GATE_FILE).exists()

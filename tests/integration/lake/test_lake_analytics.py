@@ -62,7 +62,8 @@ def ab_events(run: str, experiment: str, seed: int = 7) -> list[OutboundMessage]
             in_experiment = rng.random() < 0.85
             shown_at = exposed_at + timedelta(minutes=rng.randrange(-20, 40))
             out.append(ev.impression(run, unit, request, experiment if in_experiment else None,
-                                     variation if in_experiment else None, shown_at, n))
+                                     variation if in_experiment else None, shown_at, n,
+                                     empty=u % 4 < 2 and r == 0))   # a list with no title
             n += 1
             if rng.random() < 0.5:
                 out.append(ev.click(run, unit, request, shown_at + timedelta(seconds=30), n,
@@ -157,6 +158,7 @@ def test_the_ab_counts_from_the_lake_equal_the_online_counters(filled: Filled) -
     assert set(online) == {"control", "treatment"}
     assert from_lake == online
     assert all(c.exposed == 20 and c.converted > 0 and c.clicks > 0 for c in online.values())
+    assert all(0 < c.empty < c.impressions for c in online.values())
 
 
 def test_the_fraud_report_gives_the_decision_mix_and_each_rules_precision_and_recall(

@@ -440,7 +440,8 @@ def lists(impressions: int, clicks: int) -> VariationCounts:
 def test_a_breached_guardrail_stops_the_running_experiment_and_records_who(api: Api) -> None:
     assert api.put("/v1/experiments/new-ranker", guarded()).status_code == 201
     assert api.get("/v1/experiments/new-ranker").json()["guardrails"] == [
-        {"metric": "click_through", "max_relative_drop": 0.1, "min_units": 1000}]
+        {"metric": "click_through", "max_relative_drop": 0.1, "max_relative_rise": None,
+         "min_units": 1000}]
     watch = api.client.app.state.guardrails  # type: ignore[attr-defined]
     api.counts.by_experiment["new-ranker"] = {"control": lists(10_000, 1000),
                                               "treatment": lists(10_000, 1050)}

@@ -109,3 +109,24 @@ def test_the_monitor_publishes_each_columns_psi_for_the_version_that_answered(
 
     monitor.observe(without, shifted, shifted_scores)       # no reference: unmeasured, NaN
     assert math.isnan(gauge(metrics, "amount") or 0.0)
+
+
+def test_a_monitor_keeps_a_few_random_rows_of_each_call_when_asked(tmp_path: Path) -> None:
+    # a recommender request is ~200 rows of one user: the window must span many requests
+    repo = ModelRepository(tmp_path)
+    x, s = rows(5_000, 0)
+    version = repo.register(
+        "m", logistic_model([0.0] * 3), feature_names=NAMES, metrics={},
+        training_data_hash="t", description="with",
+        extra_files={DRIFT_REFERENCE_FILE: DriftReference.of(x, NAMES, s).to_json().encode()})
+    metrics = Metrics("drifttest")
+    monitor = DriftMonitor(repository=repo, model_name="m", feature_names=NAMES,
+                           metrics=metrics, window=1_000, min_rows=10, rows_per_call=10)
+    requests = [rows(200, seed) for seed in range(1, 31)]
+    for request_x, request_s in requests:
+        monitor.observe(version, request_x, request_s)
+    monitor.publish_now()   # the 5 s throttle would leave the first call's gauges
+    assert metrics.registry.get_sample_value("drifttest_drift_window_rows") == 300
+    window = monitor._windows[version]
+    assert window is not None and window.rows == 300
+    assert (gauge(metrics, "amount") or 1.0) < 0.1    # the same population: no drift read

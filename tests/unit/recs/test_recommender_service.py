@@ -181,6 +181,29 @@ def test_no_model_loaded_answers_an_empty_list_flagged_not_an_error(tmp_path: Pa
     assert answer.items == [] and answer.fallbacks == ["catalog"]
 
 
+def test_an_empty_list_is_an_impression_too_with_the_time_it_took(tmp_path: Path) -> None:
+    # The empty-list guardrail counts them per variation: a list nobody logged cannot be counted.
+    rig = Rig(tmp_path)
+    rig.catalog = LiveCatalog(world.repository(tmp_path / "other"), "missing", rig._store_for, 60)
+    rig.service.catalog = rig.catalog
+    answer = rig.service.recommend("u1", 5)
+    listed, request_id, assignment = rig.impressions.recorded[0]
+    assert (listed.items, request_id) == ([], answer.request_id)
+    message = impression_message(listed, request_id, assignment, "rec-impressions",
+                                 rig.impressions.latencies_ms[0])
+    assert decode_event(message.value).data["content_ids"] == []
+
+
+def test_each_impression_carries_the_processing_time_the_answer_reports(rig: Rig) -> None:
+    rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
+    answers = [rig.service.recommend("u1", 5) for _ in range(2)]   # computed, then cached
+    assert rig.impressions.latencies_ms == [a.processing_time_ms for a in answers]
+    listed, request_id, assignment = rig.impressions.recorded[0]
+    message = impression_message(listed, request_id, assignment, "rec-impressions",
+                                 answers[0].processing_time_ms)
+    assert decode_event(message.value).data["latency_ms"] == answers[0].processing_time_ms
+
+
 def test_every_answer_is_an_impression_with_its_request_id_and_variant(rig: Rig) -> None:
     rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
     first = rig.service.recommend("u1", 5)

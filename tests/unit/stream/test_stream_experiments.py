@@ -31,6 +31,7 @@ def event(type_: str, data: dict[str, Any]) -> Event:
 @pytest.mark.parametrize(("type_", "data"), [
     ("exposure", EXPOSURE), ("impression", IMPRESSION), ("click", CLICK),
     ("click", CLICK | {"request_id": None}), ("impression", IMPRESSION | {"experiment": None}),
+    ("impression", IMPRESSION | {"content_ids": [], "latency_ms": 12.5}),
 ])
 def test_exposures_impressions_and_clicks_are_buffered_without_touching_redis(
         type_: str, data: dict[str, Any]) -> None:
@@ -39,7 +40,8 @@ def test_exposures_impressions_and_clicks_are_buffered_without_touching_redis(
 
 @pytest.mark.parametrize(("type_", "data"), [
     ("exposure", EXPOSURE | {"variation": ""}),
-    ("impression", IMPRESSION | {"content_ids": []}),
+    ("impression", IMPRESSION | {"latency_ms": -1.0}),
+    ("impression", IMPRESSION | {"content_ids": ["t1"] * 101}),
     ("click", CLICK | {"position": -1}),
     ("click", CLICK | {"user_id": ""}),
 ])

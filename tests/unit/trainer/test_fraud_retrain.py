@@ -215,10 +215,23 @@ def scores(ap: float) -> Scores:
 
 
 def test_the_gate_keeps_production_on_a_tie_and_needs_more_than_the_minimum_gain() -> None:
-    assert not judge(scores(0.60), scores(0.60), 0.0).passed
-    assert judge(scores(0.61), scores(0.60), 0.0).passed
-    assert not judge(scores(0.61), scores(0.60), 0.02).passed
+    assert not judge(scores(0.60), scores(0.60), 0.0, (-0.005, 0.005)).passed
+    assert judge(scores(0.61), scores(0.60), 0.0, (0.002, 0.018)).passed
+    assert not judge(scores(0.61), scores(0.60), 0.02, (0.002, 0.018)).passed
     assert judge(scores(0.10), None, 0.0).passed  # nothing to regress from
+
+
+def test_the_gate_registers_a_gain_within_noise_only_if_it_cannot_be_worse_past_the_margin(
+        ) -> None:
+    within = judge(scores(0.794), scores(0.790), 0.0, (-0.006, 0.014), margin=0.01)
+    assert within.passed and "not better beyond noise" in within.reason
+    could_lose = judge(scores(0.794), scores(0.790), 0.0, (-0.012, 0.020), margin=0.01)
+    assert not could_lose.passed and "could be worse than production" in could_lose.reason
+    assert judge(scores(0.80), scores(0.79), 0.0, (0.001, 0.02)).reason.endswith(
+        "better beyond noise")
+    # a point gain with no interval to judge it by is not enough
+    assert not judge(scores(0.80), scores(0.79), 0.0, None).passed
+    assert not judge(scores(0.80), scores(0.79), 0.0, (float("nan"), 0.1)).passed
 
 
 def weak_production(repository: ModelRepository) -> int:
@@ -243,9 +256,13 @@ def test_a_challenger_that_beats_production_is_registered_beside_it_with_its_ver
     assert result.production is not None
     assert result.challenger.average_precision > result.production.average_precision + 0.2
     assert result.registered == weak + 1 and not result.promoted
+    assert result.gain_interval is not None and result.gain_interval[0] > 0  # beyond noise
+    assert "better beyond noise" in result.verdict.reason
     assert repository.production_version("fraud") == weak
     gate = json.loads(repository.extra_file("fraud", weak + 1, GATE_FILE).read_text())
     assert gate["verdict"]["passed"] and gate["production_version"] == weak
+    assert gate["gain_interval"] == list(result.gain_interval)
+    assert gate["gate"]["margin"] == 0.01 and gate["gate"]["resamples"] == 2000
     assert repository.extra_file("fraud", weak + 1, DRIFT_REFERENCE_FILE).exists()
 
 
@@ -259,6 +276,7 @@ def test_a_challenger_no_better_than_production_is_refused_and_nothing_is_regist
 
     assert not again.verdict.passed and again.registered is None
     assert again.production == again.challenger
+    assert again.gain_interval == (0.0, 0.0)   # paired: the same scores on every resample
     assert repository.versions("fraud") == [1]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from services.trainer.bootstrap import paired_interval
 from services.trainer.export import check_parity, export_classifier
 from services.trainer.ranker_from_lake import (
     NotEnoughData,
@@ -15,7 +16,6 @@ from services.trainer.ranker_from_lake import (
     float32_thresholds,
     ips_clicked_ranks,
     list_aucs,
-    paired_interval,
     propensity,
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from services.trainer.worlds.viewing import (
     load,
     save,
     simulate_clicks,
+    taste_shifted,
 )
 
 TINY = ViewingConfig(seed=7, n_users=300, n_titles=150)
@@ -152,3 +154,41 @@ def test_expected_clicks_of_a_list_sum_its_slot_probabilities(world: ViewingWorl
     first = click_probability(world, "u3", ["t4", "t8", "t15", "t16"], np.arange(4)).sum()
     second = click_probability(world, "u9", ["t23", "t42", "t0", "t1", "t2"], np.arange(5)).sum()
     np.testing.assert_allclose(totals, [first, second])
+
+
+def test_a_taste_shift_redraws_only_the_watches_since_it_towards_its_genres(
+        world: ViewingWorld) -> None:
+    since = TINY.end - timedelta(days=21)
+    moved = taste_shifted(world, since, ("Horror", "Documentary"), 1.0)
+    before = (world.interactions["timestamp"] < pd.Timestamp(since)).to_numpy()
+    kept = moved.interactions.set_index("event_id")
+    original = world.interactions.set_index("event_id")
+    # the history before the shift, and who watched when, do not change
+    pd.testing.assert_frame_equal(kept.loc[original.index[before]], original[before])
+    after = original.index[~before].intersection(kept.index)
+    assert (kept.loc[after, ["user_id", "timestamp", "completed"]]
+            .equals(original.loc[after, ["user_id", "timestamp", "completed"]]))
+    genres = world.titles.set_index("content_id")["genres"]
+
+    def craze(frame: pd.DataFrame) -> float:
+        since_frame = frame[frame["timestamp"] >= pd.Timestamp(since)]
+        return float(genres.loc[since_frame["content_id"]].str.contains(
+            "Horror|Documentary").mean())
+
+    assert craze(moved.interactions) > craze(world.interactions) + 0.3
+    # each title at most once a user, never before its release, within the profile's limit
+    assert not moved.interactions.duplicated(["user_id", "content_id"]).any()
+    released = world.titles.set_index("content_id")["release_date"]
+    assert (released.loc[moved.interactions["content_id"]].to_numpy()
+            <= moved.interactions["timestamp"].to_numpy()).all()
+    limit = world.users.set_index("user_id")["max_maturity"]
+    level = world.titles.set_index("content_id")["maturity_level"]
+    assert (level.loc[moved.interactions["content_id"]].to_numpy()
+            <= limit.loc[moved.interactions["user_id"]].to_numpy()).all()
+
+
+def test_a_taste_shift_needs_known_genres_and_a_weight_in_0_1(world: ViewingWorld) -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        taste_shifted(world, TINY.split, ("Opera",), 0.5)
+    with pytest.raises(ValueError, match="weight"):
+        taste_shifted(world, TINY.split, ("Horror",), 0.0)
