@@ -129,8 +129,9 @@ class WorkerSampler:
         inside = [s for s in self.samples if from_s <= s["t_s"] <= to_s]
         if len(inside) < 2 or inside[-1]["t_s"] <= inside[0]["t_s"]:
             return None
-        idle = inside[-1]["machine_idle_s"] - inside[0]["machine_idle_s"]
-        return round(float(idle) / (inside[-1]["t_s"] - inside[0]["t_s"]), 2)
+        idle = float(inside[-1]["machine_idle_s"] - inside[0]["machine_idle_s"])
+        elapsed = float(inside[-1]["t_s"] - inside[0]["t_s"])
+        return round(idle / elapsed, 2)
 
     def between(self, from_s: float, to_s: float) -> dict[str, dict[str, float]]:
         """Per worker, what it served and burnt from the first sample at or after `from_s` to
