@@ -1740,6 +1740,127 @@ def scale_up_connections(r: Results, page: str) -> str:
         f"checks, in their order ({link(CHAOS + '/scale_up_connections/', page)})."])
 
 
+def _failover_variant(settings: Json) -> str:
+    """A fault-1 run's failover settings, as the table's cell."""
+    return (f"{settings['broker_session_timeout_ms']} / {settings['broker_heartbeat_interval_ms']}"
+            f" / {settings.get('controller_quorum_fetch_timeout_ms', 2000)} ms; "
+            f"{settings.get('producer_retry_backoff_max_ms', 1000)} ms")
+
+
+def broker_failover(r: Results, page: str) -> str:
+    """Fault 1 in turns with the earlier and the shorter failover settings (broker session,
+    controller fetch timeout, the producers' retry backoff)."""
+    runs = _chaos_runs(r, "broker_failover")
+    rows = []
+    by_variant: dict[str, list[Json]] = {}
+    for run in runs:
+        res, settings = run["results"], run["settings"]
+        variant = _failover_variant(settings)
+        by_variant.setdefault(variant, []).append(res)
+        answers = res["late_answers"]
+        controller = res["controller_elected_after_kill_s"] is not None
+        first, fenced = res["kill_to_first_202_s"], res["fenced_after_kill_s"]
+        rows.append([
+            utc(run["started"])[11:], variant,
+            f"{res['victim']}{' (the controller)' if controller else ''}",
+            f"{run['machine']['load_average_at_start'][0]:.1f}",
+            "-" if fenced is None else f"{fenced} s",
+            "-" if first is None else f"{first} s",
+            "-" if first is None or fenced is None else f"{round(first - fenced, 2)} s",
+            _statuses(res["statuses"]), number(answers["over_budget"]),
+            number(answers["over_1s"]), str(res["fencings_while_down"]), str(res["lost"])])
+    header = ["started (UTC)", "session / heartbeat / controller fetch timeout; producer retry "
+              "backoff up to", "victim", "load average", "fenced after the kill",
+              "first 202 after the kill", "first 202 after the fencing", "answers",
+              f"past {runs[0]['results']['late_answers']['budget_ms']:.0f} ms", "past 1 s",
+              "fencings while it was down", "lost"]
+    summary = []
+    for variant, results in by_variant.items():
+        gaps = sorted(x["kill_to_first_202_s"] for x in results
+                      if x["kill_to_first_202_s"] is not None)
+        refused = [x["statuses"].get("503", 0) for x in results]
+        summary.append(f"{variant}: first 202 {', '.join(f'{g} s' for g in gaps)} after the "
+                       f"kill; 503s {', '.join(str(n) for n in refused)}")
+    first, last = runs[0], runs[-1]
+    return "\n".join([
+        table(header, rows), "",
+        f"{len(runs)} runs of `tests/chaos/test_broker_crash.py` in turns "
+        f"(`benchmarks/broker_failover_runs.sh`), {utc(first['started'])} to "
+        f"{utc(last['started'])[11:]} UTC, on {first['machine']['nproc']} shared cores (other "
+        f"work beside them), {first['settings']['rate_requests_per_s']:.0f} requests/s x "
+        f"{first['settings']['events_per_request']} events, "
+        f"{first['settings']['duration_s']:.0f} s, ingest shedding after "
+        f"{first['settings']['ingest_shed_after_s']:g} s "
+        f"({link(CHAOS + '/broker_failover/', page)}). By setting: " + "; ".join(summary) + "."])
+
+
+def _knee_verdict(res: Json) -> str:
+    """tests/chaos/test_scale_up.py's checks (the capacity-relative step), in its order."""
+    budget = res["budget_ms"]
+    contrast = res["without_controller"]
+    if contrast["workers_after"] != 1 or contrast["last_10s"]["p99"] <= budget:
+        return "failed: one worker kept up without the controller"
+    if res["restarts"]:
+        return "failed: restarted"
+    if res["workers_after"] <= 1:
+        return "failed: no worker added"
+    if res["first_10s_after_step"]["p99"] <= budget:
+        return "failed: the step did not overload one worker"
+    if res["last_20s"]["p99"] > budget:
+        return "failed: p99 not back inside budget"
+    return "**passed**"
+
+
+def scale_up_knee(r: Results, page: str) -> str:
+    """The load step at a multiple of one worker's capacity measured in the same run, without
+    and with the controller."""
+    runs = _chaos_runs(r, "scale_up_knee")
+    rows = []
+    for run in runs:
+        res, settings = run["results"], run["settings"]
+        contrast = res["without_controller"]
+        capacity = contrast["capacity_of_one_worker"]
+        settled = res["last_20s"]
+        cores = res["worker_cores_last_20s"]
+        rows.append([
+            utc(run["started"])[11:], f"{run['machine']['load_average_at_start'][0]:.1f}",
+            f"{settings['http_max_connection_age_s']:g} s",
+            f"{capacity['requests_per_s']:g}/s on "
+            f"{sum(capacity['worker_cores'].values()):.2f} cores; idle "
+            f"{capacity['machine_idle_cores']}",
+            f"{settings['step_factor']:g} x = {settings['high_rate_per_s']:g}/s",
+            f"{number(contrast['last_10s']['p99'])} ms",
+            f"{res['workers_before']} -> {res['workers_after']}",
+            f"{res['first_step_after_load_step_s']} s",
+            f"{number(res['first_10s_after_step']['p99'])} ms",
+            f"{settled['p50']} / {settled['p99']} ms",
+            f"{sum(cores.values()):.2f} ({' / '.join(f'{c:.2f}' for c in cores.values())})",
+            str(res["machine_idle_cores_last_20s"]), _knee_verdict(res)])
+    budget = runs[0]["results"]["budget_ms"]
+    first = runs[0]
+
+    def capacity_of(run: Json) -> Json:
+        found: Json = run["results"]["without_controller"]["capacity_of_one_worker"]
+        return found
+
+    return "\n".join([
+        table(["started (UTC)", "load average", "connection age",
+               "one worker's capacity (closed loop): requests, its CPU; the machine's idle cores",
+               "the step", "without the controller: p99, last 10 s",
+               "with it: workers", "first worker added after the step",
+               "p99, first 10 s after the step",
+               f"p50 / p99, last 20 s (p99 budget {budget:.0f} ms)",
+               "workers' cores, last 20 s", "idle cores, last 20 s", "the test"], rows), "",
+        f"{len(runs)} runs of `tests/chaos/test_scale_up.py` on {first['machine']['nproc']} "
+        f"shared cores (the load average: other work beside them): one worker's capacity "
+        f"measured by {capacity_of(first)['concurrency']} callers in a closed loop, then the "
+        f"step from {first['settings']['low_rate_per_s']:g}/s "
+        f"to {first['settings']['step_factor']:g} times it, {first['settings']['contrast_s']:g} s "
+        f"on one worker alone, then {first['settings']['high_s']:g} s on one worker with the "
+        f"controller beside it (at most {first['settings']['max_workers']} workers); the test's "
+        f"verdict by its own checks, in their order ({link(CHAOS + '/scale_up_knee/', page)})."])
+
+
 BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "recs-freshness": recs_freshness,
     "recs-scale": recs_scale,
@@ -1778,6 +1899,8 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "ingest-shedding": ingest_shedding,
     "availability-soak": availability_soak,
     "scale-up-connections": scale_up_connections,
+    "scale-up-knee": scale_up_knee,
+    "broker-failover": broker_failover,
 }
 
 # The body runs from the line after `begin` to the line before `end`, its last newline included
