@@ -1743,7 +1743,7 @@ def scale_up_connections(r: Results, page: str) -> str:
 def _failover_variant(settings: Json) -> str:
     """A fault-1 run's failover settings, as the table's cell."""
     return (f"{settings['broker_session_timeout_ms']} / {settings['broker_heartbeat_interval_ms']}"
-            f" / {settings.get('controller_quorum_fetch_timeout_ms', 2000)} ms; "
+            f" / {settings.get('controller_quorum_fetch_timeout_ms', 2000)} ms, "
             f"{settings.get('producer_retry_backoff_max_ms', 1000)} ms")
 
 
@@ -1769,8 +1769,8 @@ def broker_failover(r: Results, page: str) -> str:
             "-" if first is None or fenced is None else f"{round(first - fenced, 2)} s",
             _statuses(res["statuses"]), number(answers["over_budget"]),
             number(answers["over_1s"]), str(res["fencings_while_down"]), str(res["lost"])])
-    header = ["started (UTC)", "session / heartbeat / controller fetch timeout; producer retry "
-              "backoff up to", "victim", "load average", "fenced after the kill",
+    header = ["started (UTC)", "broker session / heartbeat / controller fetch timeout, "
+              "producer retry backoff up to", "victim", "load average", "fenced after the kill",
               "first 202 after the kill", "first 202 after the fencing", "answers",
               f"past {runs[0]['results']['late_answers']['budget_ms']:.0f} ms", "past 1 s",
               "fencings while it was down", "lost"]
@@ -1791,7 +1791,8 @@ def broker_failover(r: Results, page: str) -> str:
         f"{first['settings']['events_per_request']} events, "
         f"{first['settings']['duration_s']:.0f} s, ingest shedding after "
         f"{first['settings']['ingest_shed_after_s']:g} s "
-        f"({link(CHAOS + '/broker_failover/', page)}). By setting: " + "; ".join(summary) + "."])
+        f"({link(CHAOS + '/broker_failover/', page)}). By setting (broker session / heartbeat / "
+        "controller fetch timeout, producer retry backoff): " + "; ".join(summary) + "."])
 
 
 def _knee_verdict(res: Json) -> str:
@@ -1866,8 +1867,9 @@ def scale_up_knee(r: Results, page: str) -> str:
                f"p50 / p99, last 20 s (p99 budget {budget:.0f} ms)",
                "seconds inside budget, last 20 s (each second's p99)",
                "workers' cores, last 20 s", "idle cores after the step", "the test"], rows), "",
-        f"{len(runs)} runs of `tests/chaos/test_scale_up.py` on {first['machine']['nproc']} "
-        f"shared cores (the load average: other work beside them): one worker's capacity "
+        f"{len(runs)} run{'s' if len(runs) != 1 else ''} of `tests/chaos/test_scale_up.py` on "
+        f"{first['machine']['nproc']} shared cores (the load average: other work beside them): "
+        "one worker's capacity "
         f"measured by {capacity_of(first)['concurrency']} callers in a closed loop, then the "
         f"step from {first['settings']['low_rate_per_s']:g}/s "
         f"to {first['settings']['step_factor']:g} times it, {first['settings']['contrast_s']:g} s "
