@@ -52,8 +52,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 # shared cores had. A worker is held to about a core by its interpreter lock; two or three of
 # them get more of the machine than one, from idle cores or, when other work is runnable, from
 # the scheduler's share per runnable thread (three workers beside one busy thread of other work
-# get 1.5 cores where one worker gets 1). 1.3 overloads one worker (its backlog grows by 30 % of
-# what it serves, every second) and leaves three workers a margin in both cases.
+# get 1.5 cores where one worker gets 1). 1.2 overloads one worker (its backlog grows by a fifth
+# of what it serves, every second: p99 9 to 11 s after 30 s) and leaves the added workers a
+# margin; at 1.3 three workers on a loaded machine (load average 9) barely kept up
+# (benchmarks/results/chaos/scale_up_knee/earlier/).
 STEP_FACTOR = 1.2
 PROBE_S, PROBE_WARMUP_S, PROBE_CONCURRENCY = 8.0, 2.0, 8
 LOW_RATE = 20.0
