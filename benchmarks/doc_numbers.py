@@ -1854,7 +1854,7 @@ def scale_up_knee(r: Results, page: str) -> str:
             f"{res['workers_before']} -> {res['workers_after']}",
             f"{res['first_step_after_load_step_s']} s",
             f"{number(res['first_10s_after_step']['p99'])} ms",
-            f"{settled['p50']} / {settled['p99']} ms",
+            f"{number(settled['p50'], 1)} / {number(settled['p99'], 1)} ms",
             f"{res['seconds_inside_budget_last_20s']['inside_budget']} of "
             f"{res['seconds_inside_budget_last_20s']['seconds']}",
             f"{sum(cores.values()):.2f} ({' / '.join(f'{c:.2f}' for c in cores.values())})",
