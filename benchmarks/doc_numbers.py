@@ -1665,6 +1665,20 @@ def availability_soak(r: Results, page: str) -> str:
             f"{run['machine']['nproc']} cores, shared with other work).")
     lines.append(f"From {link(CHAOS + '/availability_soak.json', page)} "
                  f"({utc(run['started'])} UTC, commit {run['commit'][:10]}).")
+    session_path = r.root / CHAOS / "previous" / "availability_soak_3s_session.json"
+    if session_path.exists():
+        earlier = json.loads(session_path.read_text("utf-8"))
+        e = earlier["results"]["availability"]
+        e_load = earlier["results"].get("load_average_during") or {}
+        lines.append(
+            f"The soak before the 1-s broker session and the producers' flat retry backoff "
+            f"({link(CHAOS + '/previous/availability_soak_3s_session.json', page)}, "
+            f"{utc(earlier['started'])} UTC, load average {e_load.get('mean', 0):.1f} on "
+            f"average): {100 * e['all']['share']:.2f} % in all, ingest "
+            f"{100 * e['ingest']['share']:.2f} % "
+            f"({number(e['ingest']['requests'] - e['ingest']['good'])} misses), fraud "
+            f"{100 * e['fraud']['share']:.2f} %, the recommender "
+            f"{100 * e['recommender']['share']:.2f} %.")
     before_path = r.root / CHAOS / "previous" / "availability_soak_before_shedding.json"
     if before_path.exists():
         before = json.loads(before_path.read_text("utf-8"))
