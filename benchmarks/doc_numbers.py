@@ -1668,6 +1668,20 @@ def availability_soak(r: Results, page: str) -> str:
             f"{run['machine']['nproc']} cores, shared with other work).")
     lines.append(f"From {link(CHAOS + '/availability_soak.json', page)} "
                  f"({utc(run['started'])} UTC, commit {run['commit'][:10]}).")
+    session_path = r.root / CHAOS / "previous" / "availability_soak_3s_session.json"
+    if session_path.exists():
+        earlier = json.loads(session_path.read_text("utf-8"))
+        e = earlier["results"]["availability"]
+        e_load = earlier["results"].get("load_average_during") or {}
+        lines.append(
+            f"The soak before the 1-s broker session and the producers' flat retry backoff "
+            f"({link(CHAOS + '/previous/availability_soak_3s_session.json', page)}, "
+            f"{utc(earlier['started'])} UTC, load average {e_load.get('mean', 0):.1f} on "
+            f"average): {100 * e['all']['share']:.2f} % in all, ingest "
+            f"{100 * e['ingest']['share']:.2f} % "
+            f"({number(e['ingest']['requests'] - e['ingest']['good'])} misses), fraud "
+            f"{100 * e['fraud']['share']:.2f} %, the recommender "
+            f"{100 * e['recommender']['share']:.2f} %.")
     before_path = r.root / CHAOS / "previous" / "availability_soak_before_shedding.json"
     if before_path.exists():
         before = json.loads(before_path.read_text("utf-8"))
@@ -1743,6 +1757,153 @@ def scale_up_connections(r: Results, page: str) -> str:
         f"checks, in their order ({link(CHAOS + '/scale_up_connections/', page)})."])
 
 
+def _failover_variant(settings: Json) -> str:
+    """A fault-1 run's failover settings, as the table's cell."""
+    return (f"{settings['broker_session_timeout_ms']} / {settings['broker_heartbeat_interval_ms']}"
+            f" / {settings.get('controller_quorum_fetch_timeout_ms', 2000)} ms, "
+            f"{settings.get('producer_retry_backoff_max_ms', 1000)} ms")
+
+
+def _failover_misses(res: Json) -> int:
+    """Answers that were not a 202 inside ingest's budget: the 503s and the late 202s (the
+    soak's availability counts both against it)."""
+    late_202 = res["late_answers"]["over_budget_by_status"].get("202", 0)
+    refused = sum(v for k, v in res["statuses"].items() if k != "202")
+    return int(late_202 + refused)
+
+
+def broker_failover(r: Results, page: str) -> str:
+    """Fault 1 in turns with the earlier and the shorter failover settings (broker session,
+    controller fetch timeout, the producers' retry backoff)."""
+    runs = _chaos_runs(r, "broker_failover")
+    rows = []
+    by_variant: dict[str, list[Json]] = {}
+    for run in runs:
+        res, settings = run["results"], run["settings"]
+        variant = _failover_variant(settings)
+        by_variant.setdefault(variant, []).append(res)
+        answers = res["late_answers"]
+        controller = res["controller_elected_after_kill_s"] is not None
+        first, fenced = res["kill_to_first_202_s"], res["fenced_after_kill_s"]
+        rows.append([
+            utc(run["started"])[11:], variant,
+            f"{res['victim']}{' (the controller)' if controller else ''}",
+            f"{run['machine']['load_average_at_start'][0]:.1f}",
+            "-" if fenced is None else f"{fenced} s",
+            "-" if first is None else f"{first} s",
+            "-" if first is None or fenced is None else f"{round(first - fenced, 2)} s",
+            _statuses(res["statuses"]), number(_failover_misses(res)),
+            number(answers["over_1s"]), str(res["fencings_while_down"]), str(res["lost"])])
+    header = ["started (UTC)", "broker session / heartbeat / controller fetch timeout, "
+              "producer retry backoff up to", "victim", "load average", "fenced after the kill",
+              "first 202 after the kill", "first 202 after the fencing", "answers",
+              f"misses (not a 202 inside {runs[0]['results']['late_answers']['budget_ms']:.0f} "
+              "ms)", "past 1 s",
+              "fencings while it was down", "lost"]
+    summary = []
+    for variant, results in by_variant.items():
+        gaps = sorted(x["kill_to_first_202_s"] for x in results
+                      if x["kill_to_first_202_s"] is not None)
+        misses = [_failover_misses(x) for x in results]
+        summary.append(f"{variant}: first 202 {', '.join(f'{g} s' for g in gaps)} after the "
+                       f"kill, misses {', '.join(str(n) for n in misses)}")
+    first, last = runs[0], runs[-1]
+    return "\n".join([
+        table(header, rows), "",
+        f"{len(runs)} runs of `tests/chaos/test_broker_crash.py` in turns "
+        f"(`benchmarks/broker_failover_runs.sh`), {utc(first['started'])} to "
+        f"{utc(last['started'])[11:]} UTC, on {first['machine']['nproc']} shared cores (other "
+        f"work beside them), {first['settings']['rate_requests_per_s']:.0f} requests/s x "
+        f"{first['settings']['events_per_request']} events, "
+        f"{first['settings']['duration_s']:.0f} s, ingest shedding after "
+        f"{first['settings']['ingest_shed_after_s']:g} s "
+        f"({link(CHAOS + '/broker_failover/', page)}). By setting (broker session / heartbeat / "
+        "controller fetch timeout, producer retry backoff): " + "; ".join(summary) + "."])
+
+
+def _knee_verdict(res: Json) -> str:
+    """tests/chaos/test_scale_up.py's checks (the capacity-relative step), in its order."""
+    budget, share = res["budget_ms"], 0.9
+    contrast = res["without_controller"]
+    alone = contrast["seconds_inside_budget_last_20s"]
+    if contrast["workers_after"] != 1 or contrast["last_10s"]["p99"] <= budget \
+            or alone["share"] >= share:
+        return "failed: one worker kept up without the controller"
+    if res["restarts"]:
+        return "failed: restarted"
+    if res["workers_after"] <= 1:
+        return "failed: no worker added"
+    if res["first_10s_after_step"]["p99"] <= budget:
+        return "failed: the step did not overload one worker"
+    served = [w["requests"] for w in res["per_worker_last_20s"].values()]
+    if not served or served[0] >= 0.75 * sum(served):
+        return "failed: the load stayed on the first worker"
+    recovered = res["seconds_inside_budget_last_20s"]
+    idle = res["machine_idle_cores_after_step"]
+    if recovered["share"] < share:
+        if idle is not None and idle < 0.15:
+            return "inconclusive (skipped): no idle core after the step"
+        return "failed: p99 not back inside budget"
+    return "**passed**"
+
+
+def scale_up_knee(r: Results, page: str) -> str:
+    """The load step at a multiple of one worker's capacity measured in the same run, without
+    and with the controller."""
+    runs = _chaos_runs(r, "scale_up_knee")
+    rows = []
+    for run in runs:
+        res, settings = run["results"], run["settings"]
+        contrast = res["without_controller"]
+        capacity = contrast["capacity_of_one_worker"]
+        settled = res["last_20s"]
+        cores = res["worker_cores_last_20s"]
+        rows.append([
+            utc(run["started"])[11:], f"{run['machine']['load_average_at_start'][0]:.1f}",
+            f"{settings['http_max_connection_age_s']:g} s",
+            f"{capacity['requests_per_s']:g}/s on "
+            f"{sum(capacity['worker_cores'].values()):.2f} cores; idle "
+            f"{capacity['machine_idle_cores']}",
+            f"{settings['step_factor']:g} x = {settings['high_rate_per_s']:g}/s",
+            f"{number(contrast['last_10s']['p99'])} ms; "
+            f"{contrast['seconds_inside_budget_last_20s']['inside_budget']} of "
+            f"{contrast['seconds_inside_budget_last_20s']['seconds']}",
+            f"{res['workers_before']} -> {res['workers_after']}",
+            f"{res['first_step_after_load_step_s']} s",
+            f"{number(res['first_10s_after_step']['p99'])} ms",
+            f"{number(settled['p50'], 1)} / {number(settled['p99'], 1)} ms",
+            f"{res['seconds_inside_budget_last_20s']['inside_budget']} of "
+            f"{res['seconds_inside_budget_last_20s']['seconds']}",
+            f"{sum(cores.values()):.2f} ({' / '.join(f'{c:.2f}' for c in cores.values())})",
+            str(res["machine_idle_cores_after_step"]), _knee_verdict(res)])
+    budget = runs[0]["results"]["budget_ms"]
+    first = runs[0]
+
+    def capacity_of(run: Json) -> Json:
+        found: Json = run["results"]["without_controller"]["capacity_of_one_worker"]
+        return found
+
+    return "\n".join([
+        table(["started (UTC)", "load average", "connection age",
+               "one worker's capacity (closed loop): requests, its CPU; the machine's idle cores",
+               "the step", "without the controller: p99, last 10 s; seconds inside budget, "
+               "last 20 s",
+               "with it: workers", "first worker added after the step",
+               "p99, first 10 s after the step",
+               f"p50 / p99, last 20 s (p99 budget {budget:.0f} ms)",
+               "seconds inside budget, last 20 s (each second's p99)",
+               "workers' cores, last 20 s", "idle cores after the step", "the test"], rows), "",
+        f"{len(runs)} run{'s' if len(runs) != 1 else ''} of `tests/chaos/test_scale_up.py` on "
+        f"{first['machine']['nproc']} shared cores (the load average: other work beside them): "
+        "one worker's capacity "
+        f"measured by {capacity_of(first)['concurrency']} callers in a closed loop, then the "
+        f"step from {first['settings']['low_rate_per_s']:g}/s "
+        f"to {first['settings']['step_factor']:g} times it, {first['settings']['contrast_s']:g} s "
+        f"on one worker alone, then {first['settings']['high_s']:g} s on one worker with the "
+        f"controller beside it (at most {first['settings']['max_workers']} workers); the test's "
+        f"verdict by its own checks, in their order ({link(CHAOS + '/scale_up_knee/', page)})."])
+
+
 BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "recs-freshness": recs_freshness,
     "recs-scale": recs_scale,
@@ -1781,6 +1942,8 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "ingest-shedding": ingest_shedding,
     "availability-soak": availability_soak,
     "scale-up-connections": scale_up_connections,
+    "scale-up-knee": scale_up_knee,
+    "broker-failover": broker_failover,
 }
 
 # The body runs from the line after `begin` to the line before `end`, its last newline included

@@ -31,6 +31,13 @@ sed -e "s|@HOST@|$KAFKA_HOST|g" -e "s|@NODE_ID@|$KAFKA_NODE_ID|g" -e "s|@VOTERS@
     -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$controller_port|g" \
     -e "s|@DATA_DIR@|$data_dir|g" -e "s|@PARTITIONS@|$KAFKA_PARTITIONS|g" \
     "$KAFKA_DIR/server.cluster.properties.template" > "$config"
+# KAFKA_NODE_OVERRIDES="key=value;key=value": appended, so they win over the template's (a
+# properties file keeps a key's last value); the chaos tests run the template's earlier
+# failover settings beside its current ones this way, without editing it between runs.
+if [[ -n "${KAFKA_NODE_OVERRIDES:-}" ]]; then
+  printf '%s\n' "# KAFKA_NODE_OVERRIDES" >> "$config"
+  tr ';' '\n' <<< "$KAFKA_NODE_OVERRIDES" >> "$config"
+fi
 
 java_opts=(-Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
            -XX:ActiveProcessorCount=1 -Djava.awt.headless=true

@@ -55,6 +55,11 @@ class PlatformSettings(BaseSettings):
     kafka_replication_factor: int = Field(1, ge=1)
     # librdkafka (C) or pure Python behind the same ports; docs/streaming.md has both measured.
     kafka_client: KafkaClient = "confluent"
+    kafka_retry_backoff_max_ms: int = Field(
+        100, ge=1, le=60_000,
+        description="librdkafka producers: the longest wait between retries of a batch whose "
+                    "partition leader is gone (librdkafka's default, 1000, made the first "
+                    "write after a broker's fencing up to a second late)")
     feature_namespace: str = Field("fs", pattern=r"^[a-z][a-z0-9_-]*$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True

@@ -49,14 +49,17 @@ def _since(start: datetime, end: datetime | None) -> float | None:
 
 
 def session_settings(node_log: Path) -> dict[str, int]:
-    """The heartbeat and session a node ran with, from the server.properties cluster-node.sh
-    wrote beside its log (Kafka's defaults where the file sets none)."""
+    """The heartbeat, session and controller fetch timeout a node ran with, from the
+    server.properties cluster-node.sh wrote beside its log (Kafka's defaults where the file
+    sets none; a key set twice counts by its last value, as Kafka reads it)."""
     lines = (node_log.with_suffix("") / "server.properties").read_text().splitlines()
     properties = dict(line.partition("=")[::2] for line in lines
                       if line.strip() and not line.startswith("#"))
     return {"broker_heartbeat_interval_ms": int(properties.get("broker.heartbeat.interval.ms",
                                                                2000)),
-            "broker_session_timeout_ms": int(properties.get("broker.session.timeout.ms", 9000))}
+            "broker_session_timeout_ms": int(properties.get("broker.session.timeout.ms", 9000)),
+            "controller_quorum_fetch_timeout_ms": int(
+                properties.get("controller.quorum.fetch.timeout.ms", 2000))}
 
 
 def _lines_between(paths: Iterable[Path], after: datetime, before: datetime

@@ -146,6 +146,40 @@ def open_loop_gets(url_of: Callable[[int], str], rate: float, duration_s: float,
     return asyncio.run(_gets(url_of, rate, duration_s, timeout_s, max_connections))
 
 
+async def _closed(url_of: Callable[[int], str], concurrency: int, duration_s: float,
+                  timeout_s: float) -> list[Answer]:
+    answers: list[Answer] = []
+    loop = asyncio.get_running_loop()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+        start = loop.time()
+        counter = iter(range(10**9))
+
+        async def caller() -> None:
+            while loop.time() - start < duration_s:
+                n, sent = next(counter), loop.time() - start
+                flags: dict[str, Any] = {}
+                try:
+                    async with session.get(url_of(n)) as response:
+                        await response.read()
+                        status = response.status
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    status, flags = 0, {"error": type(exc).__name__}
+                answers.append(Answer(sent, status, (loop.time() - start - sent) * 1000, flags))
+
+        await asyncio.gather(*(caller() for _ in range(concurrency)))
+    return sorted(answers, key=lambda a: a.sent_s)
+
+
+def closed_loop_gets(url_of: Callable[[int], str], concurrency: int, duration_s: float,
+                     timeout_s: float = 10.0) -> list[Answer]:
+    """`concurrency` callers each sending the next GET as soon as the last is answered, for
+    `duration_s`: what a service serves when it is never idle (its capacity now, on what the
+    machine gives it), where an open loop measures latency at a chosen rate."""
+    return asyncio.run(_closed(url_of, concurrency, duration_s, timeout_s))
+
+
 def per_second(answers: list[Answer]) -> list[dict[str, Any]]:
     """The timeline in one-second buckets of send time: answers by status, flagged answers by
     flag, and the slowest (p99) latency."""

@@ -116,8 +116,22 @@ class WorkerSampler:
                                      "connections": worker_connections(pid, self._port)}
             except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError):
                 continue  # a worker that died or is still starting
+        machine = psutil.cpu_times()
         self.samples.append({"t_s": round(time.monotonic() - self._start, 1),
+                             # the whole machine's idle CPU seconds (all cores): whether the
+                             # workers had cores left to grow into
+                             "machine_idle_s": round(machine.idle + machine.iowait, 2),
                              "workers": workers})
+
+    def idle_cores(self, from_s: float, to_s: float) -> float | None:
+        """The machine's idle cores on average from the first sample at or after `from_s` to the
+        last at or before `to_s` (None: fewer than two samples in between)."""
+        inside = [s for s in self.samples if from_s <= s["t_s"] <= to_s]
+        if len(inside) < 2 or inside[-1]["t_s"] <= inside[0]["t_s"]:
+            return None
+        idle = float(inside[-1]["machine_idle_s"] - inside[0]["machine_idle_s"])
+        elapsed = float(inside[-1]["t_s"] - inside[0]["t_s"])
+        return round(idle / elapsed, 2)
 
     def between(self, from_s: float, to_s: float) -> dict[str, dict[str, float]]:
         """Per worker, what it served and burnt from the first sample at or after `from_s` to

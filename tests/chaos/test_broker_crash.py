@@ -220,6 +220,8 @@ def test_a_broker_killed_under_ingest_load_loses_no_acknowledged_event(
                            "restart_at_s": RESTART_AT_S, "ingest_delivery_timeout_s": 5.0,
                            "ingest_shed_after_s": SHED_AFTER_S,
                            "client_timeout_s": CLIENT_TIMEOUT_S,
+                           "producer_retry_backoff_max_ms": IngestSettings()
+                           .kafka_retry_backoff_max_ms,
                            **session_settings(cluster_topology.servers["kafka-1"].log_path)},
                  results, answers)
 

@@ -18,10 +18,14 @@ def kafka_publisher(settings: PlatformSettings, client_id: str, *,
                     delivery_timeout_s: float = 5.0, linger_ms: int = 2,
                     warm_topics: Sequence[str] = ()) -> Publisher:
     """An acks=all idempotent producer on the settings' broker, built with their client."""
-    adapter = ConfluentPublisher if settings.kafka_client == "confluent" else KafkaPublisher
-    return adapter(settings.kafka_bootstrap_servers, client_id,
-                   delivery_timeout_s=delivery_timeout_s, linger_ms=linger_ms,
-                   warm_topics=warm_topics)
+    if settings.kafka_client == "confluent":
+        return ConfluentPublisher(settings.kafka_bootstrap_servers, client_id,
+                                  delivery_timeout_s=delivery_timeout_s, linger_ms=linger_ms,
+                                  warm_topics=warm_topics,
+                                  retry_backoff_max_ms=settings.kafka_retry_backoff_max_ms)
+    return KafkaPublisher(settings.kafka_bootstrap_servers, client_id,
+                          delivery_timeout_s=delivery_timeout_s, linger_ms=linger_ms,
+                          warm_topics=warm_topics)
 
 
 def kafka_record_source(settings: PlatformSettings, group_id: str, topics: Sequence[str],

@@ -51,3 +51,22 @@ def test_without_a_broker_a_confluent_publish_fails_within_its_delivery_timeout(
         assert time.monotonic() - start < 3.0
     finally:
         publisher.close()
+
+
+def test_the_producer_retries_a_leaderless_batch_every_100_ms_unless_told_otherwise(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """librdkafka's own default backs retries off to 1 s: the first write after a broker's
+    fencing came up to a second late (docs/reliability.md, fault 1)."""
+    settings = PlatformSettings(kafka_bootstrap_servers=NO_BROKER, kafka_client="confluent")
+    publisher = kafka_publisher(settings, client_id="unit", delivery_timeout_s=0.5)
+    monkeypatch.setenv("MLSD_KAFKA_RETRY_BACKOFF_MAX_MS", "1000")
+    before = kafka_publisher(PlatformSettings(kafka_bootstrap_servers=NO_BROKER),
+                             client_id="unit", delivery_timeout_s=0.5)
+    try:
+        assert isinstance(publisher, ConfluentPublisher) and isinstance(before, ConfluentPublisher)
+        assert publisher.config["retry.backoff.max.ms"] == 100
+        assert before.config["retry.backoff.max.ms"] == 1000
+        assert before.config["retry.backoff.ms"] == 100
+    finally:
+        before.close()
+        publisher.close()
