@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/fraud_stream.py [--customers 10000] [--backlog 300000]
         [--drain-scorers 1 2] [--rates 2000 5000] [--scorers 2] [--seconds 60]
+        [--variant NAME[:MLSD_KEY=VALUE,...] ...]   # settings side by side, in turns
 
 The aim (the issue): >= 10,000 tx/s sustained on this 2-core machine with p99 event -> decision
 < 50 ms. Starts its own redis-server and Kafka broker (12 partitions on transactions) and real
@@ -25,11 +26,15 @@ encoder and publisher with a fixed decision instead of scoring: what the plumbin
 Latency: an open-loop publisher sends transaction i of a run at start + i / rate; a listener
 process on fraud-decisions (librdkafka, the id found by a byte search: it must not take the
 cores it measures) records each decision's (receive time - due time), so a publisher or scorer
-that falls behind shows as latency (no coordinated omission). --mix replay (the default) sends the
-backlog's own transactions in their order with their own times, as the drain does: the world's
-velocity and decision mix. --mix reshuffled sends them shuffled and cycled, each stamped with
-its due time: a card's transactions come far closer together than in the world, so most
-decisions are reviews or declines (each explained): a harder, unrealistic mix.
+that falls behind shows as latency (no coordinated omission). The publisher sends every
+millisecond what is due, without waiting for acknowledgements (it checks them all at the end);
+an unrecorded run at the first rate comes first (--no-warm-up-run to skip it). With several
+--variant, each drain and latency run is made once per variant, in turns, on the same stack.
+--mix replay (the default) sends the backlog's own transactions in their order with their own
+times, as the drain does: the world's velocity and decision mix. --mix reshuffled sends them
+shuffled and cycled, each stamped with its due time: a card's transactions come far closer
+together than in the world, so most decisions are reviews or declines (each explained): a
+harder, unrealistic mix.
 Report: reports/bench/fraud_stream.{json,md,png}.
 """
 
