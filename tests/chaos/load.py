@@ -108,6 +108,16 @@ def open_loop(send: Send, rate: float, duration_s: float,
     return asyncio.run(_run(send, rate, duration_s, faults, timeout_s))
 
 
+async def _get(session: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, Any]]:
+    """One GET read to its end: its status, or 0 and the error's type when it got none."""
+    try:
+        async with session.get(url) as response:
+            await response.read()
+            return response.status, {}
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        return 0, {"error": type(exc).__name__}
+
+
 async def _gets(url_of: Callable[[int], str], rate: float, duration_s: float,
                 timeout_s: float, max_connections: int) -> list[Answer]:
     answers: list[Answer] = []
@@ -118,13 +128,7 @@ async def _gets(url_of: Callable[[int], str], rate: float, duration_s: float,
         start = loop.time()
 
         async def one(n: int, due: float) -> None:
-            flags: dict[str, Any] = {}
-            try:
-                async with session.get(url_of(n)) as response:
-                    await response.read()
-                    status = response.status
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                status, flags = 0, {"error": type(exc).__name__}
+            status, flags = await _get(session, url_of(n))
             answers.append(Answer(due, status, (loop.time() - start - due) * 1000, flags))
 
         tasks = []
@@ -159,13 +163,7 @@ async def _closed(url_of: Callable[[int], str], concurrency: int, duration_s: fl
         async def caller() -> None:
             while loop.time() - start < duration_s:
                 n, sent = next(counter), loop.time() - start
-                flags: dict[str, Any] = {}
-                try:
-                    async with session.get(url_of(n)) as response:
-                        await response.read()
-                        status = response.status
-                except (TimeoutError, aiohttp.ClientError) as exc:
-                    status, flags = 0, {"error": type(exc).__name__}
+                status, flags = await _get(session, url_of(n))
                 answers.append(Answer(sent, status, (loop.time() - start - sent) * 1000, flags))
 
         await asyncio.gather(*(caller() for _ in range(concurrency)))

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from itertools import product
 from dataclasses import dataclass, field
+from itertools import product
 
 from services.designs.fraud.layout import (
     CARD_LOG,
