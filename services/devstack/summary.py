@@ -42,10 +42,26 @@ def verdict_lines(reports: Path) -> list[str]:
 
 
 def ab_lines(reports: Path) -> list[str]:
+    """The A/B verdict: `make ab-demo`'s closed loop (reports/ab-loop/ab-loop.json, what `make
+    demo` runs) if there is one, else `make simulate`'s (reports/ab/results.json)."""
+    loop = reports / "ab-loop" / "ab-loop.json"
+    if loop.exists():
+        run: dict[str, Any] = json.loads(loop.read_text())
+        lines = [f"  {run['experiment']}: ranker v{run['production_version']} (control) against "
+                 f"v{run['challenger_version']} (treatment), from reports/ab-loop/ab-loop.json",
+                 *_result_lines(run["results"]), f"  {run['verdict']['reason']}"]
+        if run.get("promoted_version") is not None:
+            lines.append(f"  promoted ranker v{run['promoted_version']}; to undo: "
+                         f"{run['rollback_command']}")
+        return lines
     path = reports / "ab" / "results.json"
     if not path.exists():
         return ["  (no A/B results: run `make ab-demo`)"]
-    results: dict[str, Any] = json.loads(path.read_text())
+    return _result_lines(json.loads(path.read_text()))
+
+
+def _result_lines(results: dict[str, Any]) -> list[str]:
+    """An experiment's results (the experiments service's shape): each variation, the winner."""
     lines = []
     for v in results["variations"]:
         rate = v["conversion_rate"]
@@ -94,7 +110,7 @@ def summary(reports: Path = REPORTS, dataset: str = "synthetic") -> str:
                   "(reports/online/movielens-online.json):", *online_lines(reports)]
         user = "196"  # MovieLens's own ids
     else:
-        middle = ["A/B test rec-algorithm (reports/ab/summary.md):", *ab_lines(reports)]
+        middle = ["A/B test (make ab-demo's closed loop):", *ab_lines(reports)]
         user = "u42"
     lines = ["", "== make demo: summary", "", "Budgets (load tests, reports/load/*/summary.md):",
              *verdict_lines(reports), "", *middle, "", "Try it:",

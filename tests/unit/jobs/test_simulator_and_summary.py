@@ -77,3 +77,27 @@ def test_the_ab_simulation_is_skipped_on_movielens_and_drops_stale_results(
 
     assert not (tmp_path / "results.json").exists()
     assert "no click model" in (tmp_path / "summary.md").read_text()
+
+
+def test_the_summary_reads_the_closed_loops_verdict_first(tmp_path: Path) -> None:
+    """make demo runs make ab-demo, which writes reports/ab-loop/ab-loop.json: its verdict is the
+    summary's, not "(no A/B results)"."""
+    interval = {"low": 0.6, "high": 0.66}
+    (tmp_path / "ab-loop").mkdir()
+    (tmp_path / "ab-loop" / "ab-loop.json").write_text(json.dumps({
+        "experiment": "ranker-v2-r1", "production_version": 1, "challenger_version": 2,
+        "promoted_version": 2,
+        "rollback_command": "python -m services.common.models rollback ranker",
+        "verdict": {"reason": "treatment wins: conversion lift +0.0191"},
+        "results": {"control": "control", "sample_ratio_mismatch": {"flagged": False},
+                    "variations": [
+                        {"name": "control", "exposed": 14941, "conversion_rate": 0.633,
+                         "interval": interval, "lift": None},
+                        {"name": "treatment", "exposed": 15059, "conversion_rate": 0.652,
+                         "interval": interval, "lift": {"absolute": 0.019, "p_value": 0.0006}}]}}))
+    text = summary(tmp_path)
+    assert "(no A/B results" not in text
+    assert "ranker v1 (control) against v2 (treatment)" in text
+    assert "winner: treatment (p = 0.001)" in text
+    assert "treatment wins: conversion lift +0.0191" in text
+    assert "promoted ranker v2; to undo: python -m services.common.models rollback ranker" in text
