@@ -119,18 +119,17 @@ class StreamScoringHandler:
         self._pending.clear()
 
     def settle(self) -> None:
-        """Wait for the batch in flight; publish it again (here) if its publish failed."""
-        in_flight, self._in_flight = self._in_flight, None
+        """Wait for the batch in flight; publish it again (here) if its publish failed. It stays
+        in flight until it is stored: any error leaves it there for the next settle (the
+        runner's retry, or its last commit on the way out, which then commits nothing)."""
+        in_flight = self._in_flight
         if in_flight is None:
             return
         try:
             in_flight.future.result()
-        except TransientError:
-            # published again before anything after it; a second failure leaves it in flight
-            # for the runner's retry (nothing committed meanwhile)
-            self._in_flight = in_flight
+        except TransientError:  # published again before anything after it
             self._publish(in_flight.messages, in_flight.timestamps)
-            self._in_flight = None
+        self._in_flight = None
 
     def close(self) -> None:
         if self._acks is not None:

@@ -165,3 +165,29 @@ def test_settle_raises_while_the_batch_cannot_be_stored_and_keeps_it_for_the_ret
     assert publisher.stored == ["a1"]
     assert publisher.attempts == [["a1"], ["a1"], ["a1"]]
     handler.close()
+
+
+class BrokenPublisher(GatedPublisher):
+    """A publisher with a bug: its first publish raises something no one expected."""
+
+    def publish(self, messages: Sequence[OutboundMessage]) -> list[Delivery]:
+        if not self.attempts:
+            self.attempts.append([])
+            raise RuntimeError("a bug in the publisher")
+        return super().publish(messages)
+
+
+def test_a_batch_whose_publish_raised_unexpectedly_stays_unsettled(tmp_path: Path) -> None:
+    """Not a transient failure, so not retried here, but never forgotten: every settle raises
+    until it is published, so the runner commits nothing past it."""
+    publisher = BrokenPublisher()
+    publisher.gate.set()
+    handler = handler_for(tmp_path, publisher)
+    batch(handler, "a1")
+    handler.flush()
+
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            handler.settle()
+    assert publisher.stored == []
+    handler.close()
