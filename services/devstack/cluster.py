@@ -59,6 +59,16 @@ class ClusterSettings(BaseSettings):
         return [f"{HOST}:{self.redis_base_port + n}" for n in range(self.redis_nodes)]
 
 
+def kafka_cluster_id() -> str:
+    """A new KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22
+    characters), never starting with '-' (as Kafka's own Uuid.randomUuid): `kafka-storage
+    format --cluster-id -x...` reads such an id as an option and fails, one id in 64."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
+
+
 @dataclass(frozen=True)
 class ClusterSecrets:
     """Generated on the first run into the state folder (mode 600), reused by every later one."""
@@ -72,9 +82,7 @@ class ClusterSecrets:
         given = os.environ.get("MLSD_REDIS_PASSWORD")
         password = given or _read_or_write(folder / "redis-password",
                                            lambda: secrets.token_urlsafe(24))
-        # KRaft's cluster id: 16 random bytes, URL-safe base64 without padding (22 characters)
-        cluster_id = _read_or_write(folder / "kafka-cluster-id", lambda: base64.urlsafe_b64encode(
-            uuid.uuid4().bytes).decode().rstrip("="))
+        cluster_id = _read_or_write(folder / "kafka-cluster-id", kafka_cluster_id)
         return cls(password, cluster_id)
 
 

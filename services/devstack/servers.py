@@ -8,7 +8,6 @@ the end of its log: the caller fails, it never skips.
 
 from __future__ import annotations
 
-import base64
 import functools
 import os
 import signal
@@ -16,7 +15,6 @@ import socket
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +25,12 @@ import redis
 from services.common.probe import kafka_ready, redis_ready
 from services.common.records.pool import postgres_ready
 from services.common.records.settings import PostgresSettings
-from services.devstack.cluster import form_redis_cluster, kafka_node_ready, redis_node_ready
+from services.devstack.cluster import (
+    form_redis_cluster,
+    kafka_cluster_id,
+    kafka_node_ready,
+    redis_node_ready,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -270,7 +273,7 @@ def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int 
     then the Redis nodes formed into one cluster by `redis-cli --cluster create`."""
     kafka_ports = [(free_port(), free_port()) for _ in range(kafka_nodes)]
     voters = ",".join(f"{n}@127.0.0.1:{c}" for n, (_, c) in enumerate(kafka_ports, start=1))
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = kafka_cluster_id()
     nodes: dict[str, _Node] = {}
     for n, (port, controller) in enumerate(kafka_ports, start=1):
         address = f"127.0.0.1:{port}"
