@@ -596,27 +596,30 @@ def publish_at(publisher: OpenLoopProducer, traffic: Traffic, run: str, rate: fl
     total, sent = int(rate * seconds), 0
     if not prepared:
         traffic.prepare(run, total, warm_up)
-    # A full collection over the world's and the run's objects stalled the first run's sends
-    # for about a second (read as latency): collected now, frozen, and none while sending.
+    # No collection while sending: a full one over the world's and the run's objects would
+    # delay sends, read as latency. (It was not what slowed the stack's first run: main()'s
+    # warm-up run is for that.)
     gc.collect()
     gc.freeze()
     gc.disable()
-    start = time.time()
-    with tqdm(total=total, desc=f"publish at {rate:.0f}/s", unit="tx") as bar:
-        while sent < total:
-            due = min(total, int((time.time() - start) * rate) + 1)
-            batch = [traffic.message(run, i, datetime.fromtimestamp(start + i / rate, UTC))
-                     for i in range(sent, due)]
-            if batch:
-                publisher.send(batch)
-                sent = due
-                bar.update(len(batch))
-            # At least a millisecond between sends: a send per transaction at 5,000/s cost the
-            # generator a third of a core of the two it shares (tqdm, the loop, a produce call
-            # each); a transaction sent up to 1 ms late counts that in its latency.
-            time.sleep(max(SEND_TICK_S, start + sent / rate - time.time()))
-    gc.enable()
-    gc.unfreeze()
+    try:
+        start = time.time()
+        with tqdm(total=total, desc=f"publish at {rate:.0f}/s", unit="tx") as bar:
+            while sent < total:
+                due = min(total, int((time.time() - start) * rate) + 1)
+                batch = [traffic.message(run, i, datetime.fromtimestamp(start + i / rate, UTC))
+                         for i in range(sent, due)]
+                if batch:
+                    publisher.send(batch)
+                    sent = due
+                    bar.update(len(batch))
+                # At least a millisecond between sends: one pass of the loop (tqdm, a poll) a
+                # millisecond, not one a transaction; a transaction sent up to 1 ms late
+                # counts that in its latency.
+                time.sleep(max(SEND_TICK_S, start + sent / rate - time.time()))
+    finally:
+        gc.enable()
+        gc.unfreeze()
     publisher.finish()
     return start
 
@@ -712,6 +715,13 @@ def tag(run: dict[str, Any]) -> str:
     return "" if name == "default" else f" [{name}]"
 
 
+def drain_row(label: str, d: dict[str, Any]) -> str:
+    c = d["cores"]
+    return (f"| {label} | {d['backlog']:,} | {d['lag_probe']['tx_per_s']:,} | "
+            f"{d['decision_timestamps']['tx_per_s']:,} | {c['scorer']} / {c['redis']} / "
+            f"{c['kafka']} / {c['other work']} / {c['steal']} |")
+
+
 def markdown(s: dict[str, Any]) -> str:
     m = s["machine"]
     # results before services.common.machine.describe() named two of its keys differently
@@ -727,18 +737,9 @@ def markdown(s: dict[str, Any]) -> str:
         "| scorers | backlog | tx/s (lag probe) | tx/s (decision timestamps) "
         "| cores: scorer / redis / kafka / other work / steal |", "|---|---|---|---|---|",
     ]
-    for d in s["throughput"]:
-        c = d["cores"]
-        lines.append(f"| {d['processes']}{tag(d)} | {d['backlog']:,} | "
-                     f"{d['lag_probe']['tx_per_s']:,} | "
-                     f"{d['decision_timestamps']['tx_per_s']:,} | {c['scorer']} / {c['redis']} / "
-                     f"{c['kafka']} / {c['other work']} / {c['steal']} |")
-    for d in s.get("floor", []):
-        lines.append(f"| floor: {d['processes']} processes, no scoring | {d['backlog']:,} | "
-                     f"{d['lag_probe']['tx_per_s']:,} | "
-                     f"{d['decision_timestamps']['tx_per_s']:,} | {d['cores']['scorer']} / "
-                     f"{d['cores']['redis']} / {d['cores']['kafka']} / "
-                     f"{d['cores']['other work']} / {d['cores']['steal']} |")
+    lines += [drain_row(f"{d['processes']}{tag(d)}", d) for d in s["throughput"]]
+    lines += [drain_row(f"floor: {d['processes']} processes, no scoring", d)
+              for d in s.get("floor", [])]
     scorers_n = s["latency"][0]["processes"] if s["latency"] else 0
     w = s["world"]
     lines += ["", f"The backlog is the last {w['backlog_days']} days of a world of "
