@@ -379,6 +379,32 @@ def stage_costs(samples: Samples) -> dict[str, Any]:
     }
 
 
+class Busy:
+    """The share of a run's wall time the scorers spent handling batches (the consumer's batch
+    histogram, summed over processes, over processes x the run): how close they ran to
+    saturation, which is what a latency tail follows (a queue's wait grows as 1 / (1 - busy))."""
+
+    def __init__(self, ports: Sequence[int]) -> None:
+        self._ports = ports
+        self._before = self._spent()
+
+    def _spent(self) -> tuple[float, float, float]:
+        samples = scrape(self._ports)
+
+        def value(name: str, **labels: str) -> float:
+            return samples.get((f"fraud_stream_{name}", tuple(sorted(labels.items()))), 0.0)
+
+        return (value("consumer_batch_duration_seconds_sum", group=GROUP),
+                value("batch_size_transactions_count", path="stream"),
+                value("batch_size_transactions_sum", path="stream"))
+
+    def stop(self, seconds: float) -> dict[str, float]:
+        after = self._spent()
+        spent, batches, transactions = (a - b for a, b in zip(after, self._before, strict=True))
+        return {"share": round(spent / (len(self._ports) * seconds), 3),
+                "mean_batch": round(transactions / batches, 1) if batches else 0.0}
+
+
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 
 
@@ -656,11 +682,13 @@ def steady(stack: Stack, state: dict[bytes, bytes], traffic: Traffic, rate: floa
             # built before the meter starts: encoding a run's messages is not its load
             traffic.prepare(run, expected, False)
             load_before = os.getloadavg()
-            meter = CpuMeter(stack_roles(stack, running, listener.pid))
+            ports = [s.port for s in running]
+            meter, busy = CpuMeter(stack_roles(stack, running, listener.pid)), Busy(ports)
             start = publish_at(publisher, traffic, run, rate, seconds, prepared=True)
             done.set()
             seen = results.get(timeout=120)
-            cores = meter.stop(max(seen["received_s"], default=time.time()) - start)
+            run_s = max(seen["received_s"], default=time.time()) - start
+            cores, scorer_busy = meter.stop(run_s), busy.stop(run_s)
             listener.join(10)
         finally:
             if listener.is_alive():
@@ -668,7 +696,7 @@ def steady(stack: Stack, state: dict[bytes, bytes], traffic: Traffic, rate: floa
         costs = stage_costs(scrape([s.port for s in running]))
     return latency_summary(rate, seconds, start, seen) | {
         "processes": processes, "variant": variant.describe(), "cores": cores,
-        "load_avg": [load_before, os.getloadavg()],
+        "scorers_busy": scorer_busy, "load_avg": [load_before, os.getloadavg()],
         "metrics": costs}
 
 
@@ -751,17 +779,24 @@ def markdown(s: dict[str, Any]) -> str:
                   for d in s["throughput"]) + "."]
     lines += ["", f"## Latency at fixed offered rates ({scorers_n} scorer(s), open loop)", "",
               "| offered tx/s | decided / sent | decisions/s | p50 ms | p95 ms | p99 ms "
-              "| p99.9 ms | max ms | p50 first -> last quarter |", "|---" * 9 + "|"]
+              "| p99.9 ms | max ms | p50 first -> last quarter | scorers busy (batch) |",
+              "|---" * 10 + "|"]
     for r in s["latency"]:
         q = r["latency_ms"]
         lines.append(f"| {r['rate']:.0f}{tag(r)} | {r['decided']:,} / {r['expected']:,} | "
                      f"{r['decisions_per_s']} | {q['p50']} | {q['p95']} | {q['p99']} | "
                      f"{q['p99.9']} | {q['max']} | "
-                     f"{r['p50_first_quarter_ms']} -> {r['p50_last_quarter_ms']} |")
+                     f"{r['p50_first_quarter_ms']} -> {r['p50_last_quarter_ms']} | "
+                     f"{busy_cell(r)} |")
     mix = s["args"].get("mix", "reshuffled")
     lines += ["", "Latency: receive time at a listener on fraud-decisions minus the transaction's "
               f"scheduled send time. Mix: {mix} (the module's docstring says what each is).", ""]
     return "\n".join(lines + stage_table(s))
+
+
+def busy_cell(r: dict[str, Any]) -> str:
+    busy = r.get("scorers_busy")  # not in results before session 11
+    return "" if busy is None else f"{busy['share']:.0%} ({busy['mean_batch']:.0f})"
 
 
 def stage_table(s: dict[str, Any]) -> list[str]:
@@ -891,6 +926,8 @@ def main() -> int:
         redis_server.stop()
     summary = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, check=True,
+                                 capture_output=True, text=True).stdout.strip(),
         "machine": {**describe(), "load_avg_before": load_before},
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                  if k != "variants"} | {"variants": [v.describe() for v in variants]},
