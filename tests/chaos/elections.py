@@ -14,6 +14,7 @@ _STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] ")
 # in KRaft the fencing record and the partitions' new leaders and in-sync sets are written in
 # the same step, so the next line says how many partitions changed with it.
 _FENCED = "Fencing broker {victim} "
+_FENCED_ANY = re.compile(r"Fencing broker (\d+) ")
 _CHANGED = re.compile(r"handleBrokerFenced: changing (\d+) partition")
 # A survivor winning the KRaft vote: the killed broker was the active controller, and the new
 # one starts its own session clocks, so the fencing comes a session after this.
@@ -60,6 +61,17 @@ def active_controller(logs: dict[str, Path]) -> str | None:
             if latest is None or int(match.group(1)) > latest[0]:
                 latest = (int(match.group(1)), name)
     return None if latest is None else latest[1]
+
+
+def fencings(logs: Iterable[Path], after: datetime, before: datetime
+             ) -> list[tuple[datetime, int]]:
+    """Every broker the active controller fenced for a lapsed session, with when: a run's
+    count beyond its kills is live brokers fenced by mistake (a pause past the session)."""
+    found = set()
+    for at, line in _lines_between(logs, after, before):
+        if "because its session has timed out" in line and (m := _FENCED_ANY.search(line)):
+            found.add((at, int(m.group(1))))
+    return sorted(found)
 
 
 def _since(start: datetime, end: datetime | None) -> float | None:
