@@ -111,10 +111,13 @@ test-integration: setup ## integration tests against real redis-server and Kafka
 CHAOS_REPORT_DIR ?= reports/chaos
 
 chaos: setup ## faults on the cluster topology under load: broker kill, Redis master kill, worker kill, slow Redis and model server, poison events; the autoscaler's load step (a few minutes; CHAOS_REPORT_DIR=benchmarks/results/chaos to commit the reports)
+	@# pytest makes its --basetemp but not the folders above it: a fresh clone has no reports/
+	mkdir -p reports/chaos
 	MLSD_CHAOS_REPORT_DIR=$(CHAOS_REPORT_DIR) $(PY) -m pytest tests/chaos -m "not soak" --basetemp=reports/chaos/work
 
 SOAK_S ?= 600
 soak: setup ## fault 6: SOAK_S seconds (600) of load with a broker, a Redis master and service workers killed on a schedule; availability share and its plot in reports/chaos/
+	mkdir -p reports/chaos
 	MLSD_SOAK_S=$(SOAK_S) MLSD_CHAOS_REPORT_DIR=$(CHAOS_REPORT_DIR) $(PY) -m pytest tests/chaos -m soak --timeout $$(( $(SOAK_S) + 600 )) --basetemp=reports/chaos/work
 
 lint: setup ## ruff, mypy, the layering contracts (import-linter, CONTRIBUTING.md), the dependency audit (offline), gofmt and go vet

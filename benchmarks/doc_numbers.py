@@ -1668,6 +1668,31 @@ def availability_soak(r: Results, page: str) -> str:
             f"{run['machine']['nproc']} cores, shared with other work).")
     lines.append(f"From {link(CHAOS + '/availability_soak.json', page)} "
                  f"({utc(run['started'])} UTC, commit {run['commit'][:10]}).")
+    by_fault = res.get("misses_by_fault")
+    if by_fault is not None:  # soaks before the election timeout's session lack it
+        kafka = [f for f in by_fault if f["what"].startswith("kill kafka")]
+        others = sum(f["ingest"] for f in by_fault[:-1] if f not in kafka)
+        lines.append(
+            "Ingest's misses by the fault they were sent around (from a second before a kill to "
+            "15 s after it): " + ", ".join(f"{f['what'].removeprefix('kill ')} at "
+                                           f"{f['at_s']:.0f} s {f['ingest']}" for f in kafka)
+            + f"; around the other faults {others}, outside every fault's window "
+            f"{by_fault[-1]['ingest']}.")
+    one_s_path = r.root / CHAOS / "previous" / "availability_soak_1s_session.json"
+    if one_s_path.exists():
+        earlier = json.loads(one_s_path.read_text("utf-8"))
+        e = earlier["results"]["availability"]
+        e_load = earlier["results"].get("load_average_during") or {}
+        lines.append(
+            f"The soak before the controllers' shorter election timeout "
+            f"({link(CHAOS + '/previous/availability_soak_1s_session.json', page)}, "
+            f"{utc(earlier['started'])} UTC, load average {e_load.get('mean', 0):.1f} on "
+            f"average): {100 * e['all']['share']:.2f} % in all, ingest "
+            f"{100 * e['ingest']['share']:.2f} % "
+            f"({number(e['ingest']['requests'] - e['ingest']['good'])} misses), fraud "
+            f"{100 * e['fraud']['share']:.2f} %, the recommender "
+            f"{100 * e['recommender']['share']:.2f} %; "
+            f"{100 * e['with_ingest_retry']['all']['share']:.2f} % with ingest's retry.")
     session_path = r.root / CHAOS / "previous" / "availability_soak_3s_session.json"
     if session_path.exists():
         earlier = json.loads(session_path.read_text("utf-8"))
@@ -1821,6 +1846,56 @@ def broker_failover(r: Results, page: str) -> str:
         "controller fetch timeout, producer retry backoff): " + "; ".join(summary) + "."])
 
 
+def controller_election(r: Results, page: str) -> str:
+    """Fault 1 with the active controller as the victim, in turns with Kafka's default
+    controller election timeout and the template's shorter one."""
+    runs = _chaos_runs(r, "controller_election")
+    rows = []
+    by_timeout: dict[int, list[Json]] = {}
+    for run in runs:
+        res, settings = run["results"], run["settings"]
+        timeout = int(settings["controller_quorum_election_timeout_ms"])
+        by_timeout.setdefault(timeout, []).append(res)
+        elected, fenced = res["controller_elected_after_kill_s"], res["fenced_after_kill_s"]
+        first = res["kill_to_first_202_s"]
+        rows.append([
+            utc(run["started"])[11:], f"{timeout} ms", res["victim"],
+            f"{run['machine']['load_average_at_start'][0]:.1f}",
+            "-" if elected is None else f"{elected} s", str(res["controller_candidacies"]),
+            "-" if fenced is None else f"{fenced} s", "-" if first is None else f"{first} s",
+            _statuses(res["statuses"]), number(_failover_misses(res)),
+            number(res["late_answers"]["over_1s"]), str(res["fencings_while_down"]),
+            str(res["lost"])])
+    header = ["started (UTC)", "controller election timeout", "victim (the active controller)",
+              "load average", "new controller after the kill",
+              "candidacies before it (2 or more: a split vote)", "fenced after the kill",
+              "first 202 after the kill", "answers",
+              f"misses (not a 202 inside {runs[0]['results']['late_answers']['budget_ms']:.0f} "
+              "ms)", "past 1 s", "fencings while it was down", "lost"]
+    summary = []
+    for timeout, results in sorted(by_timeout.items(), reverse=True):
+        elected = [str(x["controller_elected_after_kill_s"]) for x in results]
+        fenced = [str(x["fenced_after_kill_s"]) for x in results]
+        misses = [str(_failover_misses(x)) for x in results]
+        summary.append(f"{timeout} ms: new controller after {', '.join(elected)} s, fenced "
+                       f"after {', '.join(fenced)} s, misses {', '.join(misses)}")
+    first, last = runs[0], runs[-1]
+    s = first["settings"]
+    return "\n".join([
+        table(header, rows), "",
+        f"{len(runs)} runs of `tests/chaos/test_broker_crash.py` with "
+        "`MLSD_CHAOS_BROKER_VICTIM=controller`, in turns "
+        f"(`benchmarks/controller_election_runs.sh`), {utc(first['started'])} to "
+        f"{utc(last['started'])[11:]} UTC, on {first['machine']['nproc']} shared cores (other "
+        f"work beside them); broker session {s['broker_session_timeout_ms']} ms, heartbeat "
+        f"{s['broker_heartbeat_interval_ms']} ms, controller fetch timeout "
+        f"{s['controller_quorum_fetch_timeout_ms']} ms; {s['rate_requests_per_s']:.0f} "
+        f"requests/s x {s['events_per_request']} events, {s['duration_s']:.0f} s, ingest "
+        f"shedding after {s['ingest_shed_after_s']:g} s "
+        f"({link(CHAOS + '/controller_election/', page)}). By election timeout: "
+        + "; ".join(summary) + "."])
+
+
 def _knee_verdict(res: Json) -> str:
     """tests/chaos/test_scale_up.py's checks (the capacity-relative step), in its order."""
     budget, share = res["budget_ms"], 0.9
@@ -1944,6 +2019,7 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "scale-up-connections": scale_up_connections,
     "scale-up-knee": scale_up_knee,
     "broker-failover": broker_failover,
+    "controller-election": controller_election,
 }
 
 # The body runs from the line after `begin` to the line before `end`, its last newline included

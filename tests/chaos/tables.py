@@ -233,6 +233,11 @@ def availability_table(folder: Path) -> str:
                                + ("*" if f["controller_elected_after_kill_s"] is not None else "")
                                + f" ({f['fencings_while_down']})"
                                for f in report["results"]["broker_fencings"])))
+    if "live_brokers_fenced" in report["results"]:  # soaks before the election timeout lack it
+        live = report["results"]["live_brokers_fenced"]
+        rows.append(("live brokers fenced by mistake, the whole run (the controllers' logs)",
+                     ", ".join(f"kafka-{f['broker']} at {f['at'][11:19]}" for f in live)
+                     if live else "none"))
     for name in ("ingest", "fraud", "recommender"):
         x = r[name]
         rows.append((f"{name}: answered 2xx inside budget",

@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from services.devstack.cluster import redis_roles
 from services.ingest.settings import IngestSettings
 from tests.chaos.elections import election_after_kill
+from tests.chaos.elections import fencings as fenced_in_logs
 from tests.chaos.load import (
     Answer,
     LoadAverage,
@@ -52,6 +53,9 @@ CYCLE_S = 180.0  # broker at +30 s, Redis master at +90 s, workers at +150 s of 
 BUDGET_MS = {"ingest": 100.0, "fraud": 50.0, "recommender": 100.0}
 GOAL = 0.999
 INGEST_ATTEMPTS = 5  # ingest's client: a 503's Retry-After waited, then the batch again
+# A miss belongs to the last fault killed at most this long before it was sent (a request sent
+# a second before a kill can wait for its election); later or earlier ones are the machine's.
+FAULT_WINDOW_S = (-1.0, 15.0)
 SERVICES = ("ingest", "fraud", "recommender")
 
 
@@ -77,7 +81,8 @@ def schedule(topology: ClusterTopology, workers: dict[str, int],
         topology.restart(victim)
         mark(f"{victim} back")
         # read now: a node's log starts afresh when a later cycle restarts it
-        fencings.append({"victim": victim, **election_after_kill(
+        fencings.append({"victim": victim, "killed": killed.isoformat(),
+                         "restarting": restarting.isoformat(), **election_after_kill(
             [topology.servers[n].log_path for n in topology.kafka_names if n != victim],
             int(victim.removeprefix("kafka-")), killed, restarting)})
 
@@ -111,7 +116,7 @@ def availability(answers: list[Answer]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name in SERVICES:
         mine = [a for a in answers if a.flags.get("service") == name]
-        good = [a for a in mine if 200 <= a.status < 300 and a.latency_ms <= BUDGET_MS[name]]
+        good = [a for a in mine if good_answer(a)]
         result[name] = {"requests": len(mine), "good": len(good),
                         "share": round(len(good) / len(mine), 5) if mine else None,
                         "statuses": {str(k): v for k, v in
@@ -121,6 +126,43 @@ def availability(answers: list[Answer]) -> dict[str, Any]:
     result["all"] = {"requests": total, "good": good, "share": round(good / total, 5)}
     result["with_ingest_retry"] = with_ingest_retry(answers, result)
     return result
+
+
+def live_brokers_fenced(topology: ClusterTopology, started: datetime,
+                        kills: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fencings in the whole run other than each killed broker's own while it was down: a
+    live broker whose heartbeats stopped for a session (a pause, a starved core)."""
+    fenced = fenced_in_logs([topology.servers[n].log_path for n in topology.kafka_names],
+                            started, datetime.now(UTC))
+
+    def expected(at: datetime, broker: int) -> bool:
+        return any(f"kafka-{broker}" == k["victim"] and datetime.fromisoformat(k["killed"])
+                   <= at <= datetime.fromisoformat(k["restarting"]) for k in kills)
+
+    return [{"at": at.isoformat(), "broker": broker} for at, broker in fenced
+            if not expected(at, broker)]
+
+
+def good_answer(a: Answer) -> bool:
+    return 200 <= a.status < 300 and a.latency_ms <= BUDGET_MS[str(a.flags["service"])]
+
+
+def misses_by_fault(answers: list[Answer], marks: list[tuple[float, str]]
+                    ) -> list[dict[str, Any]]:
+    """Each service's misses, by the fault whose window (FAULT_WINDOW_S around its kill) they
+    were sent in, and the rest as "no fault": where the availability went. The marks are on
+    the schedule's clock, which starts with the load's (within milliseconds)."""
+    kills = sorted((at, what) for at, what in marks if what.startswith("kill"))
+    rows = [{"what": what, "at_s": round(at, 1), **dict.fromkeys(SERVICES, 0)}
+            for at, what in kills] + [{"what": "no fault", "at_s": None,
+                                       **dict.fromkeys(SERVICES, 0)}]
+    before, after = FAULT_WINDOW_S
+    for a in answers:
+        if good_answer(a):
+            continue
+        inside = [i for i, (at, _) in enumerate(kills) if before <= a.sent_s - at < after]
+        rows[inside[-1] if inside else -1][str(a.flags["service"])] += 1
+    return rows
 
 
 def with_ingest_retry(answers: list[Answer], raw: dict[str, Any]) -> dict[str, Any]:
@@ -154,8 +196,7 @@ def with_ingest_retry(answers: list[Answer], raw: dict[str, Any]) -> dict[str, A
 def plot(answers: list[Answer], marks: list[tuple[float, str]], path: Path) -> None:
     seconds: dict[int, list[bool]] = {}
     for a in answers:
-        ok = 200 <= a.status < 300 and a.latency_ms <= BUDGET_MS[str(a.flags["service"])]
-        seconds.setdefault(int(a.sent_s), []).append(ok)
+        seconds.setdefault(int(a.sent_s), []).append(good_answer(a))
     xs = sorted(seconds)
     figure = Figure(figsize=(10, 3.5))
     axis = figure.subplots()
@@ -212,7 +253,9 @@ def test_the_soak_with_faults_on_a_schedule_stays_available(
     results = {"availability": availability(answers), "goal": GOAL,
                "load_average_during": load.summary(),
                "faults": [{"at_s": round(at, 1), "what": what} for at, what in marks],
-               "broker_fencings": fencings}
+               "misses_by_fault": misses_by_fault(answers, marks),
+               "broker_fencings": fencings,
+               "live_brokers_fenced": live_brokers_fenced(cluster_topology, started, fencings)}
     name = "availability_soak" if SOAK_S >= 600 else f"availability_soak_trial_{SOAK_S:.0f}s"
     plot(answers, marks, report_dir / f"{name}.png")
     write_report(report_dir, name,

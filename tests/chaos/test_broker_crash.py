@@ -22,7 +22,7 @@ from redis.cluster import RedisCluster
 from services.common.bus.envelope import MalformedEvent, decode_event
 from services.common.bus.topics import WATCH_EVENTS
 from services.ingest.settings import IngestSettings
-from tests.chaos.elections import election_after_kill, session_settings
+from tests.chaos.elections import active_controller, election_after_kill, session_settings
 from tests.chaos.load import Answer, open_loop, percentile, write_report
 from tests.e2e.conftest import StartService
 from tests.harness import ClusterTopology
@@ -41,6 +41,10 @@ BUDGET_MS = 100.0  # ingest's latency budget (the soak's)
 # without shedding, for a comparison in one session)
 SHED_AFTER_S = float(os.environ.get("MLSD_INGEST_SHED_AFTER_S",
                                     IngestSettings.model_fields["ingest_shed_after_s"].default))
+# Whom to kill: the leader of watch-events partition 0 (by default, whichever node that is), or
+# the active controller, so the controller's own election is measured in every run
+# (benchmarks/controller_election_runs.sh) instead of in the runs that happen to pick it.
+VICTIM = os.environ.get("MLSD_CHAOS_BROKER_VICTIM", "partition-leader")
 
 
 def leader_of(bootstrap: str, topic: str, partition: int = 0) -> int:
@@ -51,6 +55,16 @@ def leader_of(bootstrap: str, topic: str, partition: int = 0) -> int:
         admin.close()
     return int(next(p["leader_id"] for p in described["partitions"]
                     if p["partition_index"] == partition))
+
+
+def choose_victim(topology: ClusterTopology) -> str:
+    """The node VICTIM names: the active controller, or watch-events partition 0's leader."""
+    if VICTIM == "controller":
+        controller = active_controller({name: topology.servers[name].log_path
+                                        for name in topology.kafka_names})
+        assert controller is not None, "no node logged a win of the controller quorum"
+        return controller
+    return f"kafka-{leader_of(topology.kafka_bootstrap, WATCH_EVENTS)}"
 
 
 def in_sync_everywhere(bootstrap: str, topic: str) -> bool:
@@ -145,7 +159,7 @@ def test_a_broker_killed_under_ingest_load_loses_no_acknowledged_event(
             refused_without_retry_after += 1
         return response.status_code, {}
 
-    victim = f"kafka-{leader_of(cluster_topology.kafka_bootstrap, WATCH_EVENTS)}"
+    victim = choose_victim(cluster_topology)
     marks: dict[str, float] = {}
     walls: dict[str, datetime] = {}  # the brokers' logs are read on the wall clock
 
@@ -218,7 +232,7 @@ def test_a_broker_killed_under_ingest_load_loses_no_acknowledged_event(
                  started, {"rate_requests_per_s": RATE, "events_per_request": EVENTS_PER_REQUEST,
                            "duration_s": DURATION_S, "kill_at_s": KILL_AT_S,
                            "restart_at_s": RESTART_AT_S, "ingest_delivery_timeout_s": 5.0,
-                           "ingest_shed_after_s": SHED_AFTER_S,
+                           "ingest_shed_after_s": SHED_AFTER_S, "victim_chosen_as": VICTIM,
                            "client_timeout_s": CLIENT_TIMEOUT_S,
                            "producer_retry_backoff_max_ms": IngestSettings()
                            .kafka_retry_backoff_max_ms,
