@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from services.common.features import (
+    Entity,
+    Feature,
+    FeatureCatalog,
+    FeatureType,
+    FeatureView,
+    FeatureWrite,
+    RedisFeatureStore,
+)
 from services.common.redis_client import background_redis, request_path_redis
 from services.common.redis_scripts import LuaScript, send_pipeline
 from services.common.settings import PlatformSettings
@@ -52,6 +63,28 @@ def test_script_calls_in_a_cluster_pipeline_ask_no_node_for_their_keys(
         send_pipeline(client, calls, [script])      # loads the script where it is missing
         node.config_resetstat()
         assert send_pipeline(client, calls, [script]) == [2] * 5
+        stats = node.info("commandstats")
+    finally:
+        client.close()
+        node.close()
+    assert stats["cmdstat_evalsha"]["calls"] == 5
+    assert "cmdstat_command|getkeys" not in stats
+
+
+def test_the_feature_stores_guarded_writes_ask_no_node_for_their_keys(
+        redis_cluster_server: ServerProcess) -> None:
+    view = FeatureView("card_profile", Entity("card"),
+                       (Feature("tx_count", FeatureType.INT64),), ttl=timedelta(days=1))
+    client = request_path_redis(PlatformSettings(redis_url=redis_cluster_server.address,
+                                                 redis_cluster=True, redis_timeout_s=0.5))
+    node = redis.Redis.from_url(redis_cluster_server.address)
+    store = RedisFeatureStore(client, FeatureCatalog([view]))
+    writes = [FeatureWrite("card_profile", f"c{n}", {"tx_count": n}, datetime.now(UTC))
+              for n in range(5)]
+    try:
+        store.write_batch(writes)                   # loads the script where it is missing
+        node.config_resetstat()
+        store.write_batch(writes)
         stats = node.info("commandstats")
     finally:
         client.close()
