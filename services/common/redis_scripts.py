@@ -64,6 +64,8 @@ def send_pipeline(client: RedisClient, commands: Sequence[Command],
     NOSCRIPT without running; only those commands are sent again after loading `scripts`.
     Resending the whole pipeline would run the counters in it twice. Any other error reply is
     raised as redis-py raised it: the caller's adapter translates it into its port's error.
+    On a cluster each script call goes straight to its slot's node, and a pipeline refused
+    before anything was sent goes once more when a failover moved one of its calls (_send).
     """
     replies = _send(client, commands)
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
