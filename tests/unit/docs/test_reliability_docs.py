@@ -42,6 +42,8 @@ def test_the_broker_session_runs_are_shown_side_by_side() -> None:
 
 def test_the_redis_failover_runs_before_and_after_the_fix_are_shown() -> None:
     assert redis_master_crash_runs_table(RESULTS / "redis_master_crash_runs") in DOC.read_text()
+    assert redis_master_crash_runs_table(RESULTS / "redis_master_crash_runs" / "before_fix") \
+        in DOC.read_text()
     assert failover_repro_table(RESULTS / "redis_failover_repro" / "runs.json") \
         in DOC.read_text()
 
