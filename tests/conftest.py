@@ -57,6 +57,16 @@ def cluster_topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clust
     topology.stop()
 
 
+@pytest.fixture(scope="module")
+def redis_cluster_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterTopology]:
+    """The cluster topology's 3+3 Redis Cluster alone (no Kafka), for tests that kill a node:
+    per module, as each such test leaves a node dead or restarted."""
+    topology = start_cluster_topology(Path(tmp_path_factory.mktemp("redis-nodes")),
+                                      redis_password=secrets.token_urlsafe(16), kafka_nodes=0)
+    yield topology
+    topology.stop()
+
+
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A real PostgreSQL; missing binaries fail the run (ServerDidNotStart), never skip it."""

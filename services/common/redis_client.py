@@ -15,6 +15,7 @@ import redis.asyncio.cluster
 import redis.asyncio.retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import RedisCluster
+from redis.exceptions import SlotNotCoveredError
 from redis.retry import Retry
 
 from services.common.settings import PlatformSettings
@@ -31,6 +32,26 @@ def require_bytes_replies(client: RedisClient, adapter: str) -> None:
     vectors, packed records) must read them back as bytes."""
     if client.get_connection_kwargs().get("decode_responses"):
         raise ValueError(f"{adapter} needs a client with decode_responses=False")
+
+
+def route_by_key(client: RedisClient, key: str) -> dict[str, Any]:
+    """The options of `pipe.execute_command` that send a pipelined script call (EVALSHA) to the
+    node owning its key's slot: `target_nodes` on a cluster, none on one server or while the
+    slot map has no node for the slot (redis-py then routes the call itself).
+
+    Every script call of a cluster pipeline needs it. redis-py 8.1's ClusterPipeline asks the
+    client's default node for the keys of a command it has no key table for (COMMAND GETKEYS
+    for each EVALSHA: one round trip per call before the pipeline is sent), and a connection
+    error there skips the slot map refresh that its node connections get. A failover that
+    kills the default node then fails every later pipeline at that lookup, to the end of the
+    process: the client never learns of the promoted replica (fault 2, docs/reliability.md).
+    """
+    if not isinstance(client, RedisCluster):
+        return {}
+    try:
+        return {"target_nodes": client.get_node_from_key(key)}  # type: ignore[no-untyped-call]
+    except SlotNotCoveredError:
+        return {}
 
 
 def redis_from_settings(settings: PlatformSettings, timeout_s: float, retry: Retry,

@@ -10,12 +10,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from services.common.features import FeatureStoreUnavailable
 from services.common.features.redis_store import UNAVAILABLE_ERRORS
-from services.common.redis_client import RedisClient
+from services.common.redis_client import RedisClient, route_by_key
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ def send_pipeline(client: RedisClient, commands: Sequence[Command],
     NOSCRIPT without running; only those commands are sent again after loading `scripts`.
     Resending the whole pipeline would run the counters in it twice. Any other error reply is
     raised as redis-py raised it: the caller's adapter translates it into its port's error.
+    On a cluster each script call goes straight to its slot's node, and a pipeline refused
+    before anything was sent goes once more when a failover moved one of its calls (_send).
     """
     replies = _send(client, commands)
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
@@ -133,10 +136,34 @@ def send_gathered(client: RedisClient, commands: Sequence[Command], calls: Seque
 
 
 def _send(client: RedisClient, commands: Sequence[Command]) -> list[Any]:
+    routes = [_route(client, command) for command in commands]
+    try:
+        return _send_routed(client, commands, routes)
+    except (redis.ConnectionError, redis.TimeoutError):
+        # Raised, not replied: no command was sent (redis-py hands errors after sending back as
+        # replies), and a cluster client has re-read its slot map. A failover moved a slot when
+        # a call's node changed: send again on the new map, once. (redis-py's own retry keeps
+        # the old node of the calls it had not reached.) Unchanged, the outage is real.
+        again = [_route(client, command) for command in commands]
+        if again == routes:
+            raise
+        return _send_routed(client, commands, again)
+
+
+def _send_routed(client: RedisClient, commands: Sequence[Command],
+                 routes: Sequence[dict[str, Any]]) -> list[Any]:
     pipe = client.pipeline(transaction=False)
-    for command in commands:
-        pipe.execute_command(*command)
+    for command, route in zip(commands, routes, strict=True):
+        pipe.execute_command(*command, **route)
     return list(pipe.execute(raise_on_error=False))
+
+
+def _route(client: RedisClient, command: Command) -> dict[str, Any]:
+    """A script call straight to its slot's node (route_by_key); plain commands as redis-py
+    routes them (it reads their keys from its own table, without asking a node)."""
+    if command[0] == "EVALSHA" and int(command[2]) > 0:
+        return route_by_key(client, command[3])
+    return {}
 
 
 @contextmanager

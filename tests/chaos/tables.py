@@ -4,6 +4,7 @@ the page can only show measured numbers (tests/unit/docs/test_reliability_docs.p
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,60 @@ def scale_up_table(folder: Path) -> str:
         ("answers", ", ".join(f"{v} x {k}" for k, v in r["statuses"].items())),
     ]
     return _table(rows, report)
+
+
+def redis_master_crash_runs_table(folder: Path) -> str:
+    """Fault 2 run again and again on one commit: whether fraud came back every time."""
+    reports = sorted((json.loads(p.read_text()) for p in folder.glob("*.json")),
+                     key=lambda report: str(report["started"]))
+    lines = ["| started (UTC) | victim | load average | failover gap | last degraded fraud "
+             "answer after the kill | fraud `degraded` in the last 5 s | recommender's last "
+             "fallback after the kill | answers |", "|---|---|---|---|---|---|---|---|"]
+    for report in reports:
+        r = report["results"]
+        f, c = r["fraud"], r["recommender"]
+        lines.append(
+            f"| {report['started'][11:19]} | {r['victim']} | "
+            f"{report['machine']['load_average_at_start'][0]:.1f} | {r['failover_gap_s']} s | "
+            f"{f['last_degraded_answer_after_kill_s']} s | {f['degraded_answers_in_last_5s']} | "
+            f"{c['last_fallback_answer_after_kill_s']} s | "
+            + ", ".join(f"{v} x {k}" for k, v in
+                        (Counter(f["statuses"]) + Counter(c["statuses"])).items()) + " |")
+    first = reports[0]
+    commits = sorted({report["commit"][:10] for report in reports})
+    lines.append(f"\n{len(reports)} runs of `tests/chaos/test_redis_master_crash.py`, "
+                 f"{first['started'][:10]}, on {first['machine']['nproc']} shared cores "
+                 f"({first['machine']['cpu_model']}), Redis "
+                 f"{first['versions']['redis_server'].split('v=')[1].split()[0]}, redis-py "
+                 f"{first['versions']['redis_py']}; commit {', '.join(commits)}; each under the "
+                 "machine's lock for heavy runs.")
+    return "\n".join(lines)
+
+
+def failover_repro_table(path: Path) -> str:
+    """benchmarks/redis_failover_repro.py's runs: fraud's store alone on a 3+3 cluster whose
+    master is killed, before and after the fix, and where the client's default node was."""
+    runs: list[dict[str, Any]] = json.loads(path.read_text())
+    lines = ["| code | victim | load average | victim was the default node at the kill | "
+             "promoted after the kill | first success after the kill | last 5 s | default "
+             "node dead at the end |", "|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        last = run["outcomes_last_5s"]
+        lines.append(
+            f"| {run['label']} | {run['victim']} | {run['load_average'][0]:.1f} | "
+            f"{'yes' if run['victim_was_default_node_at_kill'] else 'no'} | "
+            f"{run['promoted_at_s'] - run['killed_at_s']:.2f} s | "
+            + ("never" if run["first_success_after_kill_s"] is None
+               else f"{run['first_success_after_kill_s']} s")
+            + " | " + ", ".join(f"{v} {k}" for k, v in last.items())
+            + f" | {'yes' if run['default_node_is_dead_at_end'] else 'no'} |")
+    first = runs[0]
+    lines.append(f"\n{len(runs)} runs, {first['started'][:16].replace('T', ' ')} UTC on, "
+                 f"{first['cpus']} shared cores, Redis {first['redis_server'][2:]}, redis-py "
+                 f"{first['redis_py']}; {first['threads']} threads calling every 20-50 ms, the "
+                 f"card's master killed at {first['kill_at_s']:g} s, {first['seconds']:g} s a "
+                 "run; load average taken at each run's end.")
+    return "\n".join(lines)
 
 
 def poison_table(folder: Path) -> str:

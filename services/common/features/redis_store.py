@@ -25,7 +25,7 @@ from services.common.features.ports import (
     WriteOutcome,
     WriteReport,
 )
-from services.common.redis_client import RedisClient, require_bytes_replies
+from services.common.redis_client import RedisClient, require_bytes_replies, route_by_key
 
 TS_FIELD = "_ts"  # event time (epoch ms) of the newest write applied to the row
 
@@ -84,7 +84,7 @@ class RedisFeatureStore:
             # Not redis-py's Script object, which adds a SCRIPT EXISTS round trip to every batch,
             # and not pipe.evalsha(), which ClusterPipeline refuses (it cannot load scripts).
             pipe.execute_command("EVALSHA", GUARDED_WRITE_SHA, 1, key, write.event_time_ms,
-                                 write.ttl_ms, *fields)
+                                 write.ttl_ms, *fields, **route_by_key(self._client, key))
         return self._execute(pipe)
 
     def read(self, entity_rows: Sequence[Mapping[str, str]],

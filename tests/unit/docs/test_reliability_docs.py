@@ -14,7 +14,9 @@ from tests.chaos.tables import (
     broker_crash_table,
     broker_session_table,
     failed_runs_table,
+    failover_repro_table,
     poison_table,
+    redis_master_crash_runs_table,
     redis_master_crash_table,
     scale_up_table,
     service_crash_table,
@@ -36,6 +38,14 @@ def test_each_fault_table_is_generated_from_its_committed_report(
 
 def test_the_broker_session_runs_are_shown_side_by_side() -> None:
     assert broker_session_table(RESULTS / "broker_session") in DOC.read_text()
+
+
+def test_the_redis_failover_runs_before_and_after_the_fix_are_shown() -> None:
+    assert redis_master_crash_runs_table(RESULTS / "redis_master_crash_runs") in DOC.read_text()
+    assert redis_master_crash_runs_table(RESULTS / "redis_master_crash_runs" / "before_fix") \
+        in DOC.read_text()
+    assert failover_repro_table(RESULTS / "redis_failover_repro" / "runs.json") \
+        in DOC.read_text()
 
 
 def test_the_runs_that_broke_a_promise_are_shown_too() -> None:
