@@ -1639,6 +1639,25 @@ def ingest_shedding(r: Results, page: str) -> str:
         + " and ".join(f"{t} s" for t in after_fencing) + " after the fencing."])
 
 
+
+def _earlier_soak(path: Path, page: str, before_what: str, with_retry: bool) -> str:
+    """One earlier soak's figures, as the availability block quotes them; '' without its file."""
+    if not path.exists():
+        return ""
+    earlier = json.loads(path.read_text("utf-8"))
+    e = earlier["results"]["availability"]
+    e_load = earlier["results"].get("load_average_during") or {}
+    retry = (f"; {100 * e['with_ingest_retry']['all']['share']:.2f} % with ingest's retry"
+             if with_retry else "")
+    return (f"The soak before {before_what} "
+            f"({link(CHAOS + '/previous/' + path.name, page)}, "
+            f"{utc(earlier['started'])} UTC, load average {e_load.get('mean', 0):.1f} on "
+            f"average): {100 * e['all']['share']:.2f} % in all, ingest "
+            f"{100 * e['ingest']['share']:.2f} % "
+            f"({number(e['ingest']['requests'] - e['ingest']['good'])} misses), fraud "
+            f"{100 * e['fraud']['share']:.2f} %, the recommender "
+            f"{100 * e['recommender']['share']:.2f} %{retry}.")
+
 def availability_soak(r: Results, page: str) -> str:
     """The soak's headline, its share with ingest's documented retry, and the machine's load."""
     run = json.loads((r.root / CHAOS / "availability_soak.json").read_text("utf-8"))
@@ -1678,35 +1697,14 @@ def availability_soak(r: Results, page: str) -> str:
                                            f"{f['at_s']:.0f} s {f['ingest']}" for f in kafka)
             + f"; around the other faults {others}, outside every fault's window "
             f"{by_fault[-1]['ingest']}.")
-    one_s_path = r.root / CHAOS / "previous" / "availability_soak_1s_session.json"
-    if one_s_path.exists():
-        earlier = json.loads(one_s_path.read_text("utf-8"))
-        e = earlier["results"]["availability"]
-        e_load = earlier["results"].get("load_average_during") or {}
-        lines.append(
-            f"The soak before the controllers' shorter election timeout "
-            f"({link(CHAOS + '/previous/availability_soak_1s_session.json', page)}, "
-            f"{utc(earlier['started'])} UTC, load average {e_load.get('mean', 0):.1f} on "
-            f"average): {100 * e['all']['share']:.2f} % in all, ingest "
-            f"{100 * e['ingest']['share']:.2f} % "
-            f"({number(e['ingest']['requests'] - e['ingest']['good'])} misses), fraud "
-            f"{100 * e['fraud']['share']:.2f} %, the recommender "
-            f"{100 * e['recommender']['share']:.2f} %; "
-            f"{100 * e['with_ingest_retry']['all']['share']:.2f} % with ingest's retry.")
-    session_path = r.root / CHAOS / "previous" / "availability_soak_3s_session.json"
-    if session_path.exists():
-        earlier = json.loads(session_path.read_text("utf-8"))
-        e = earlier["results"]["availability"]
-        e_load = earlier["results"].get("load_average_during") or {}
-        lines.append(
-            f"The soak before the 1-s broker session and the producers' flat retry backoff "
-            f"({link(CHAOS + '/previous/availability_soak_3s_session.json', page)}, "
-            f"{utc(earlier['started'])} UTC, load average {e_load.get('mean', 0):.1f} on "
-            f"average): {100 * e['all']['share']:.2f} % in all, ingest "
-            f"{100 * e['ingest']['share']:.2f} % "
-            f"({number(e['ingest']['requests'] - e['ingest']['good'])} misses), fraud "
-            f"{100 * e['fraud']['share']:.2f} %, the recommender "
-            f"{100 * e['recommender']['share']:.2f} %.")
+    for name, before_what, with_retry in (
+            ("availability_soak_1s_session.json",
+             "the controllers' shorter election timeout", True),
+            ("availability_soak_3s_session.json",
+             "the 1-s broker session and the producers' flat retry backoff", False)):
+        line = _earlier_soak(r.root / CHAOS / "previous" / name, page, before_what, with_retry)
+        if line:
+            lines.append(line)
     before_path = r.root / CHAOS / "previous" / "availability_soak_before_shedding.json"
     if before_path.exists():
         before = json.loads(before_path.read_text("utf-8"))
