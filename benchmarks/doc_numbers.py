@@ -1639,7 +1639,6 @@ def ingest_shedding(r: Results, page: str) -> str:
         + " and ".join(f"{t} s" for t in after_fencing) + " after the fencing."])
 
 
-
 def _earlier_soak(path: Path, page: str, before_what: str, with_retry: bool) -> str:
     """One earlier soak's figures, as the availability block quotes them; '' without its file."""
     if not path.exists():
