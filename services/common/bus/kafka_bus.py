@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec],
                   timeout_s: float = 30.0) -> list[str]:
     """Create the topics that do not exist yet and add partitions to those with fewer than
-    their spec (never fewer: Kafka cannot remove partitions); return the names created."""
+    their spec (never fewer: Kafka cannot remove partitions); return the names created, once
+    every partition of theirs has a leader."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-setup",
                              bootstrap_timeout_ms=int(timeout_s * 1000))
     try:
@@ -46,10 +47,31 @@ def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec],
                 admin.create_topics([NewTopic(s.name, s.partitions, s.replication_factor,
                                               topic_configs=s.configs()) for s in missing])
             logger.info("created topics", extra={"topics": [s.name for s in missing]})
+            _await_leaders(admin, missing, timeout_s)
         _grow_partitions(admin, [s for s in specs if s.name in existing])
         return [s.name for s in missing]
     finally:
         admin.close()
+
+
+def _await_leaders(admin: KafkaAdminClient, specs: Sequence[TopicSpec], timeout_s: float
+                   ) -> None:
+    """Wait until the broker asked describes every partition of these topics with a leader. The
+    controller acknowledges a creation before every broker has the new metadata: on a cluster,
+    the next client asking another broker could find a topic without partitions (a cluster
+    test did) or a partition without a leader (its first produce would wait for it)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = {t["name"]: t for t in admin.describe_topics([s.name for s in specs])}
+        unready = [s.name for s in specs
+                   if len([p for p in described.get(s.name, {}).get("partitions", [])
+                           if p["leader_id"] >= 0]) < s.partitions]
+        if not unready:
+            return
+        if time.monotonic() > deadline:
+            raise KafkaError(f"topics without a leader for every partition after "
+                             f"{timeout_s:.0f} s: {unready}")
+        time.sleep(0.1)
 
 
 def _grow_partitions(admin: KafkaAdminClient, specs: Sequence[TopicSpec]) -> None:
