@@ -47,6 +47,7 @@ import multiprocessing
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -924,6 +925,9 @@ def main() -> int:
     finally:
         kafka.stop()
         redis_server.stop()
+        # The servers' data (2-4 GB of Kafka log a run) goes; their logs and the scorers' stay.
+        for data in ("kafka", "redis"):
+            shutil.rmtree(workdir / data, ignore_errors=True)
     summary = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, check=True,
