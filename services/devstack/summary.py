@@ -47,6 +47,10 @@ def ab_lines(reports: Path) -> list[str]:
     loop = reports / "ab-loop" / "ab-loop.json"
     if loop.exists():
         run: dict[str, Any] = json.loads(loop.read_text())
+        if "experiment" not in run:  # the loop stopped at the retrain: no challenger to test
+            reason = run.get("gate", {}).get("reason", "see reports/ab-loop/retrain.json")
+            return ["  no A/B this run: the ranker retrained from the lake was not registered "
+                    f"({reason})", "  from reports/ab-loop/ab-loop.json"]
         lines = [f"  {run['experiment']}: ranker v{run['production_version']} (control) against "
                  f"v{run['challenger_version']} (treatment), from reports/ab-loop/ab-loop.json",
                  *_result_lines(run["results"]), f"  {run['verdict']['reason']}"]

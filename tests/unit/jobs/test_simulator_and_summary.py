@@ -11,6 +11,7 @@ import pytest
 from services.devstack.summary import summary
 from services.simulator.__main__ import main as simulator_main
 from services.simulator.clicks import Shown, click_events, react
+from services.simulator.loop import NOT_REGISTERED, stopped_at_retrain
 from services.trainer.worlds.viewing import ViewingConfig, ViewingWorld, generate_viewing
 
 
@@ -101,3 +102,23 @@ def test_the_summary_reads_the_closed_loops_verdict_first(tmp_path: Path) -> Non
     assert "winner: treatment (p = 0.001)" in text
     assert "treatment wins: conversion lift +0.0191" in text
     assert "promoted ranker v2; to undo: python -m services.common.models rollback ranker" in text
+
+
+def test_the_summary_says_when_the_loop_stopped_at_the_retrain_gate(tmp_path: Path) -> None:
+    """A challenger the gate refused leaves ab-loop.json without an experiment: the summary says
+    why there was no A/B instead of failing on the missing fields (a demo ended so once)."""
+    (tmp_path / "ab-loop").mkdir()
+    (tmp_path / "ab-loop" / "ab-loop.json").write_text(json.dumps({
+        "environment": {}, "timings_s": {"baseline": 20.0},
+        "gate": {"registered": False,
+                 "reason": "refused: not better beyond the interval -0.109 to +0.754"}}))
+    text = summary(tmp_path)
+    assert "no A/B this run: the ranker retrained from the lake was not registered" in text
+    assert "refused: not better beyond the interval -0.109 to +0.754" in text
+
+
+def test_the_loop_ends_well_when_the_gate_refused_and_fails_when_the_retrain_did() -> None:
+    assert stopped_at_retrain(NOT_REGISTERED, production=1) == 0
+    assert stopped_at_retrain(1, production=1) == 1          # the retrain failed
+    assert stopped_at_retrain(NOT_REGISTERED, production=None) == 2
+    assert stopped_at_retrain(0, production=None) == 1       # registered, but nothing to test
