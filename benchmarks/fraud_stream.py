@@ -51,12 +51,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event as ProcessEvent
@@ -177,11 +178,21 @@ def load_history(client: redis.Redis, timeline: Timeline) -> dict[bytes, bytes]:
 
 
 def restore(client: redis.Redis, state: dict[bytes, bytes]) -> None:
+    """The history as loaded, and with AOF on, the log compacted to it: a run must not inherit
+    the restore's own writes (the whole state again), which would set off Redis's automatic
+    rewrite, a fork that takes a core for seconds, early in the run."""
     client.flushdb()
     pipe = client.pipeline(transaction=False)
     for key, value in state.items():
         pipe.restore(key, 0, value)  # no TTL: the retention windows are weeks, phases minutes
     pipe.execute()
+    if client.info("persistence")["aof_enabled"]:
+        while client.info("persistence")["aof_rewrite_in_progress"]:
+            time.sleep(0.1)  # one the restore set off: the explicit one waits behind it anyway
+        client.bgrewriteaof()
+        while any(client.info("persistence")[k]
+                  for k in ("aof_rewrite_in_progress", "aof_rewrite_scheduled")):
+            time.sleep(0.1)
 
 
 def bench_world(customers: int, backlog: int) -> pd.DataFrame:
@@ -278,25 +289,45 @@ SCORER = ("-m", "services.fraud.stream")
 
 @dataclass(frozen=True)
 class Variant:
-    """Settings the scorers of a run get on top of the stack's: several variants of one run are
-    measured in turns on the same stack and state (side by side, not across runs)."""
+    """Settings a run gets on top of the stack's: the scorers' (`MLSD_*`, their environment) and
+    Redis's (`redis.<parameter>`, CONFIG SET before the run and put back after). Several variants
+    of one run are measured in turns on the same stack and state (side by side, not across
+    runs)."""
 
     name: str
     env: dict[str, str]
+    redis: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str) -> Variant:
-        """`NAME` or `NAME:KEY=VALUE[,KEY=VALUE...]`, e.g.
-        `wait5:MLSD_FRAUD_STREAM_FETCH_WAIT_MS=5`."""
+        """`NAME` or `NAME:KEY=VALUE[,KEY=VALUE...]`, e.g. `wait5:MLSD_FRAUD_STREAM_FETCH_WAIT_MS=5`
+        or `norewrite:redis.auto-aof-rewrite-percentage=0`."""
         name, _, settings = text.partition(":")
         pairs = [pair.split("=", 1) for pair in settings.split(",") if pair]
-        if not name or any(len(pair) != 2 or not pair[0].startswith("MLSD_") for pair in pairs):
+        if not name or any(len(pair) != 2 or not pair[0].startswith(("MLSD_", "redis."))
+                           for pair in pairs):
             raise argparse.ArgumentTypeError(
-                f"{text!r}: a variant is NAME or NAME:MLSD_KEY=VALUE[,MLSD_KEY=VALUE...]")
-        return cls(name, dict(pairs))
+                f"{text!r}: a variant is NAME or NAME:KEY=VALUE[,KEY=VALUE...], each KEY "
+                "MLSD_<setting> or redis.<parameter>")
+        return cls(name, {k: v for k, v in pairs if k.startswith("MLSD_")},
+                   {k.removeprefix("redis."): v for k, v in pairs if k.startswith("redis.")})
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "env": self.env}
+        return {"name": self.name, "env": self.env, "redis": self.redis}
+
+    @contextmanager
+    def applied(self, address: str) -> Iterator[None]:
+        """Redis's parameters set for the run, and put back as they were after it."""
+        client = redis.Redis.from_url(address, decode_responses=True)
+        before = {key: str(client.config_get(key)[key]) for key in self.redis}
+        try:
+            for key, value in self.redis.items():
+                client.config_set(key, value)
+            yield
+        finally:
+            for key, value in before.items():
+                client.config_set(key, value)
+            client.close()
 
 
 DEFAULT_VARIANT = Variant("default", {})
@@ -406,6 +437,41 @@ class Busy:
                 "mean_batch": round(transactions / batches, 1) if batches else 0.0}
 
 
+class RedisForks:
+    """Redis's forks during a run (an AOF rewrite or an RDB snapshot: the child writes the whole
+    dataset, a core for seconds on a machine with two) and when each ran, sampled every 100 ms
+    from INFO persistence: the latency tail of a run often sits in those windows."""
+
+    def __init__(self, address: str) -> None:
+        self._client = redis.Redis.from_url(address, decode_responses=True)
+        self._start = time.time()
+        self._before = self._client.info("stats")["total_forks"]
+        self._windows: list[list[float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        forking = False
+        while not self._stop.wait(0.1):
+            info = self._client.info("persistence")
+            now = info["aof_rewrite_in_progress"] or info["rdb_bgsave_in_progress"]
+            at = round(time.time() - self._start, 1)
+            if now and not forking:
+                self._windows.append([at, at])
+            elif now:
+                self._windows[-1][1] = at
+            forking = bool(now)
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join()
+        forks = self._client.info("stats")["total_forks"] - self._before
+        self._client.close()
+        return {"forks": forks, "windows_s": self._windows,
+                "seconds": round(sum(end - start for start, end in self._windows), 1)}
+
+
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 
 
@@ -493,7 +559,9 @@ def drain(stack: Stack, state: dict[bytes, bytes], timeline: Timeline,
                           enable_auto_commit=False)
     before = decision_ends(probe)
     load_before = os.getloadavg()
-    with scorers(stack, processes, command, variant) as running:
+    forks = RedisForks(stack.redis.address)
+    with variant.applied(stack.redis.address), \
+            scorers(stack, processes, command, variant) as running:
         first = last_lag_probe = 0.0
         with tqdm(total=backlog, desc=f"drain with {processes} scorer(s)", unit="tx") as bar:
             while True:
@@ -527,7 +595,8 @@ def drain(stack: Stack, state: dict[bytes, bytes], timeline: Timeline,
                                 "tx_per_s": round((decided - 1) / kafka_s)},
         "partition_done_s": {p: round((max(t) - start_ms) / 1000, 2)
                              for p, t in sorted(times.items())},
-        "cores": cores, "load_avg": [load_before, os.getloadavg()], "metrics": costs,
+        "cores": cores, "redis_forks": forks.stop(), "load_avg": [load_before, os.getloadavg()],
+        "metrics": costs,
     }
 
 
@@ -673,7 +742,8 @@ def steady(stack: Stack, state: dict[bytes, bytes], traffic: Traffic, rate: floa
     ready, done, results = context.Event(), context.Event(), context.Queue()
     listener = context.Process(target=listen, args=(bootstrap, run, expected, ready, done,
                                                     60.0, results), daemon=True)
-    with scorers(stack, processes, variant=variant) as running:
+    with variant.applied(stack.redis.address), \
+            scorers(stack, processes, variant=variant) as running:
         publish_at(publisher, traffic, f"warmup-{run}", 200, WARM_UP / 200, warm_up=True)
         caught_up(bootstrap)
         listener.start()
@@ -685,11 +755,12 @@ def steady(stack: Stack, state: dict[bytes, bytes], traffic: Traffic, rate: floa
             load_before = os.getloadavg()
             ports = [s.port for s in running]
             meter, busy = CpuMeter(stack_roles(stack, running, listener.pid)), Busy(ports)
+            forks = RedisForks(stack.redis.address)
             start = publish_at(publisher, traffic, run, rate, seconds, prepared=True)
             done.set()
             seen = results.get(timeout=120)
             run_s = max(seen["received_s"], default=time.time()) - start
-            cores, scorer_busy = meter.stop(run_s), busy.stop(run_s)
+            cores, scorer_busy, redis_forks = meter.stop(run_s), busy.stop(run_s), forks.stop()
             listener.join(10)
         finally:
             if listener.is_alive():
@@ -697,7 +768,8 @@ def steady(stack: Stack, state: dict[bytes, bytes], traffic: Traffic, rate: floa
         costs = stage_costs(scrape([s.port for s in running]))
     return latency_summary(rate, seconds, start, seen) | {
         "processes": processes, "variant": variant.describe(), "cores": cores,
-        "scorers_busy": scorer_busy, "load_avg": [load_before, os.getloadavg()],
+        "scorers_busy": scorer_busy, "redis_forks": redis_forks,
+        "load_avg": [load_before, os.getloadavg()],
         "metrics": costs}
 
 
@@ -710,6 +782,7 @@ def latency_summary(rate: float, seconds: float, start: float,
     if not len(received):
         raise RuntimeError(f"no decision arrived for the {rate:.0f} tx/s run")
     distinct = len(set(seen["index"]))
+    second = np.asarray(seen["index"]) // rate
     order = np.argsort(at)  # by receive time: does latency grow over the run?
     quarter = max(len(order) // 4, 1)
 
@@ -725,6 +798,11 @@ def latency_summary(rate: float, seconds: float, start: float,
         "at_scorer_ms": stats(np.asarray(seen["stored_ms"]) - due_s * 1000),
         "p50_first_quarter_ms": round(float(np.median(received[order[:quarter]])), 2),
         "p50_last_quarter_ms": round(float(np.median(received[order[-quarter:]])), 2),
+        # by the second each transaction was due: where in the run the tail sits (beside
+        # redis_forks' windows, seconds from the same start)
+        "p99_by_second_ms": [round(float(np.percentile(received[second == k], 99)), 1)
+                             if np.any(second == k) else None
+                             for k in range(int(np.ceil(seconds)))],
         "samples_ms": [round(float(v), 3) for v in received],
     }
 
@@ -780,19 +858,25 @@ def markdown(s: dict[str, Any]) -> str:
                   for d in s["throughput"]) + "."]
     lines += ["", f"## Latency at fixed offered rates ({scorers_n} scorer(s), open loop)", "",
               "| offered tx/s | decided / sent | decisions/s | p50 ms | p95 ms | p99 ms "
-              "| p99.9 ms | max ms | p50 first -> last quarter | scorers busy (batch) |",
-              "|---" * 10 + "|"]
+              "| p99.9 ms | max ms | p50 first -> last quarter | scorers busy (batch) "
+              "| Redis forks (s) |",
+              "|---" * 11 + "|"]
     for r in s["latency"]:
         q = r["latency_ms"]
         lines.append(f"| {r['rate']:.0f}{tag(r)} | {r['decided']:,} / {r['expected']:,} | "
                      f"{r['decisions_per_s']} | {q['p50']} | {q['p95']} | {q['p99']} | "
                      f"{q['p99.9']} | {q['max']} | "
                      f"{r['p50_first_quarter_ms']} -> {r['p50_last_quarter_ms']} | "
-                     f"{busy_cell(r)} |")
+                     f"{busy_cell(r)} | {forks_cell(r)} |")
     mix = s["args"].get("mix", "reshuffled")
     lines += ["", "Latency: receive time at a listener on fraud-decisions minus the transaction's "
               f"scheduled send time. Mix: {mix} (the module's docstring says what each is).", ""]
     return "\n".join(lines + stage_table(s))
+
+
+def forks_cell(r: dict[str, Any]) -> str:
+    forks = r.get("redis_forks")  # not in results before session 12
+    return "" if forks is None else f"{forks['forks']} ({forks['seconds']:.1f})"
 
 
 def busy_cell(r: dict[str, Any]) -> str:

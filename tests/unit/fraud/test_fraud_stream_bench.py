@@ -1,0 +1,60 @@
+"""The stream benchmark's variants (benchmarks/fraud_stream.py): scorer settings and Redis's."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from types import ModuleType
+
+import pytest
+
+from tests.harness import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "fraud_stream_bench", REPO_ROOT / "benchmarks" / "fraud_stream.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_variant_splits_the_scorers_settings_from_redis_parameters(bench: ModuleType) -> None:
+    variant = bench.Variant.parse(
+        "mixed:MLSD_FRAUD_STREAM_FETCH_WAIT_MS=5,redis.auto-aof-rewrite-percentage=0")
+    assert variant.name == "mixed"
+    assert variant.env == {"MLSD_FRAUD_STREAM_FETCH_WAIT_MS": "5"}
+    assert variant.redis == {"auto-aof-rewrite-percentage": "0"}
+    assert variant.describe() == {"name": "mixed", "env": variant.env, "redis": variant.redis}
+
+
+def test_a_name_alone_changes_nothing(bench: ModuleType) -> None:
+    variant = bench.Variant.parse("default")
+    assert (variant.env, variant.redis) == ({}, {})
+
+
+@pytest.mark.parametrize("text", ["", "x:FOO=1", "x:MLSD_A", "x:redis-appendonly=no", ":MLSD_A=1"])
+def test_anything_else_is_refused_with_the_form_it_takes(bench: ModuleType, text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="MLSD_<setting> or redis.<parameter>"):
+        bench.Variant.parse(text)
+
+
+def test_the_latency_table_shows_redis_forks_only_where_they_were_measured(
+        bench: ModuleType) -> None:
+    assert bench.forks_cell({"redis_forks": {"forks": 3, "seconds": 4.25}}) == "3 (4.2)"
+    assert bench.forks_cell({}) == ""
+
+
+def test_the_tail_is_placed_by_the_second_each_transaction_was_due(bench: ModuleType) -> None:
+    # 10 tx/s for 3 s: the second second's transactions arrive 500 ms late, the others 20 ms
+    index = list(range(30))
+    late = [0.5 if 10 <= i < 20 else 0.02 for i in index]
+    seen = {"index": index, "received_s": [100.0 + i / 10 + d for i, d in zip(index, late)],
+            "stored_ms": [(100.0 + i / 10) * 1000 for i in index]}
+    summary = bench.latency_summary(10.0, 3.0, 100.0, seen)
+    assert summary["p99_by_second_ms"] == [20.0, 500.0, 20.0]
+    assert summary["decided"] == 30
