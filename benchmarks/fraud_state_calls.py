@@ -18,8 +18,11 @@ one PING round trip. Two more modes show what later changes saved, each against 
 calls without it: trimming the sorted sets in one call of TRIM_EVERY (`gathered_trim_every_call`
 trims in every call), and the client's checked copies of the logs with hourly TTL refreshes
 (services/designs/fraud/copies.py; `gathered_no_copies` reads every log whole and refreshes
-every TTL). Every mode scores the same warm-up batches first (untimed), so copies are as warm as
-in a running scorer. Summary to benchmarks/results/fraud_state_calls.json.
+every TTL). And (session 12) the script pipelines sent directly, packed by hiredis, against
+redis-py's Pipeline (`gathered_redis_py_pipeline`), which matters most in small batches:
+`--batch 5 --modes gathered gathered_redis_py_pipeline`. Every mode scores the same warm-up
+batches first (untimed), so copies are as warm as in a running scorer. Summary to
+benchmarks/results/fraud_state_calls.json (--out for another file).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import numpy as np
 import redis
 from tqdm import tqdm
 
+from services.common import redis_scripts
 from services.common.bus.envelope import decode_event
 from services.common.machine import describe
 from services.common.models import create_model_client
@@ -63,15 +67,31 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULT = REPO_ROOT / "benchmarks" / "results" / "fraud_state_calls.json"
 MODES = {"per_entity": 1, "gathered": redis_state.ENTITIES_PER_CALL,
          "gathered_trim_every_call": redis_state.ENTITIES_PER_CALL,
-         "gathered_no_copies": redis_state.ENTITIES_PER_CALL}
+         "gathered_no_copies": redis_state.ENTITIES_PER_CALL,
+         "gathered_redis_py_pipeline": redis_state.ENTITIES_PER_CALL}
 # How often a call trims the sorted sets in each mode (commands.TRIM_EVERY): trimming in every
 # call is the state as it was before trims went to one call in TRIM_EVERY.
 TRIM = {"per_entity": TRIM_EVERY, "gathered": TRIM_EVERY,
-        "gathered_trim_every_call": 1, "gathered_no_copies": TRIM_EVERY}
+        "gathered_trim_every_call": 1, "gathered_no_copies": TRIM_EVERY,
+        "gathered_redis_py_pipeline": TRIM_EVERY}
 # The logs a mode's client keeps copies of (StateCopies.max_logs): only `gathered` keeps any, as
 # the scorer does by default; the others are the calls as they were before copies.
 COPIES = {"per_entity": 0, "gathered": 20_000, "gathered_trim_every_call": 0,
-          "gathered_no_copies": 0}
+          "gathered_no_copies": 0, "gathered_redis_py_pipeline": 20_000}
+
+
+def redis_py_pipeline(client: redis.Redis, commands: Sequence[tuple[object, ...]]) -> list[object]:
+    """How script calls went before session 12's direct send: through redis-py's Pipeline."""
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+    return list(pipe.execute(raise_on_error=False))
+
+
+# What each mode sends its script pipelines with (redis_scripts._send_direct): the direct send
+# unless the mode is the one before it.
+SEND = {mode: redis_py_pipeline if mode == "gathered_redis_py_pipeline" else None
+        for mode in MODES}
 WARM_UP_BATCHES = 10
 
 
@@ -118,8 +138,11 @@ def scorer(url: str, client: redis.Redis, namespace: str) -> FraudScorer:
 
 def timed(client: redis.Redis, score: FraudScorer, batch: Sequence[TransactionData],
           mode: str, times: Times) -> None:
+    send = SEND[mode]
     with (mock.patch.object(redis_state, "ENTITIES_PER_CALL", MODES[mode]),
-          mock.patch.object(commands, "TRIM_EVERY", TRIM[mode])):
+          mock.patch.object(commands, "TRIM_EVERY", TRIM[mode]),
+          mock.patch.object(redis_scripts, "_send_direct",
+                            send if send is not None else redis_scripts._send_direct)):
         cpu, process, wall = redis_cpu(client), time.process_time(), time.perf_counter()
         score.score(batch, "stream")
         elapsed = time.perf_counter() - wall
@@ -142,14 +165,15 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     txns = transactions(args.seed)
     last_week = txns[-args.batch * args.batches:]
     history = txns[:len(txns) - len(last_week)]
-    times = {mode: Times() for mode in MODES}
+    modes = {mode: MODES[mode] for mode in args.modes}
+    times = {mode: Times() for mode in modes}
     with redis_url(None) as url:
         client = redis.Redis.from_url(url, socket_timeout=10.0)
         for i in tqdm(range(0, len(history), args.batch), desc="history", unit="batch"):
-            for mode in MODES:
+            for mode in modes:
                 with mock.patch.object(commands, "TRIM_EVERY", TRIM[mode]):
                     RedisFraudState(client, mode).record(history[i:i + args.batch])
-        scorers = {mode: scorer(url, client, mode) for mode in MODES}
+        scorers = {mode: scorer(url, client, mode) for mode in modes}
         # the model session's first calls, the references, the copies of the logs
         warm_up = history[-args.batch * WARM_UP_BATCHES:]
         for mode, warm in scorers.items():
@@ -159,7 +183,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         floor = ping_us(client)
         for k, i in enumerate(tqdm(range(0, len(last_week), args.batch), desc="timed",
                                    unit="batch")):
-            order = list(MODES) if k % 2 == 0 else list(MODES)[::-1]
+            order = list(modes) if k % 2 == 0 else list(modes)[::-1]
             for mode in order:
                 timed(client, scorers[mode], last_week[i:i + args.batch], mode, times[mode])
         version = client.info("server")["redis_version"]
@@ -169,13 +193,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "redis": version, "redis_py": redis.__version__,
         "load_avg_1m": f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after",
-        "load": f"{len(history)} transactions of history in each of two namespaces, then "
-                f"{len(last_week)} in batches of {args.batch}, each batch to both (order "
+        "load": f"{len(history)} transactions of history in each of {len(modes)} namespaces, then "
+                f"{len(last_week)} in batches of {args.batch}, each batch to every one (order "
                 "alternating); one scorer thread, one redis-server",
         "how": "FraudScorer.score per batch (build_scorer, local ONNX model, Redis store); Redis "
                "CPU from INFO cpu (main thread) around each batch, the scorer's from "
                "process_time",
-        "entities_per_call": MODES, "trim_every": TRIM, "log_copies": COPIES,
+        "entities_per_call": modes, "trim_every": {m: TRIM[m] for m in modes},
+        "log_copies": {m: COPIES[m] for m in modes},
         "warm_up": f"{len(warm_up)} transactions scored untimed in each mode first",
         "ping_round_trip_us": round(floor, 1),
         "modes": {mode: t.summary() for mode, t in times.items()},
@@ -189,6 +214,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES),
+                        help="the modes to measure side by side (default: all)")
     parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args()
     result = run(args)
