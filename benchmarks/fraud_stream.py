@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/fraud_stream.py [--customers 10000] [--backlog 300000]
         [--drain-scorers 1 2] [--rates 2000 5000] [--scorers 2] [--seconds 60]
-        [--variant NAME[:MLSD_KEY=VALUE,...] ...]   # settings side by side, in turns
+        [--variant NAME[:KEY=VALUE,...] ...]   # settings side by side, in turns: a KEY is
+                                               # MLSD_<scorer setting> or redis.<parameter>
 
 The aim (the issue): >= 10,000 tx/s sustained on this 2-core machine with p99 event -> decision
 < 50 ms. Starts its own redis-server and Kafka broker (12 partitions on transactions) and real
@@ -14,7 +15,10 @@ last --backlog transactions in their own order and spacing (so each card's veloc
 world's), shifted so the last is now; the history, the 38 days before them (terminal and merchant
 windows end 7 days back and span 30), goes into Redis through RedisFraudState.record as the
 seeder would send it, each fraud report once it has arrived. That state is DUMPed once and
-RESTOREd before every phase, so no phase reads what an earlier one appended.
+RESTOREd before every phase, so no phase reads what an earlier one appended; with Redis's AOF on
+(infra/redis/redis.conf, as `make run` has it) the log is then rewritten to that state, so a
+run does not inherit the restore's writes. Each run reports Redis's forks while it ran (AOF
+rewrites: count, seconds, when), since a rewrite's child takes a core for seconds.
 
 Throughput: with the scorers stopped, the backlog is published (max age raised to 60 days, so
 none is skipped); then each --drain-scorers count of scorer processes starts and the time from
