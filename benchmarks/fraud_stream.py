@@ -819,6 +819,32 @@ def report(summary: dict[str, Any], out: Path) -> None:
     (out / "fraud_stream.json").write_text(json.dumps(summary, indent=1))
     (out / "fraud_stream.md").write_text(markdown(summary))
     plot(summary, out / "fraud_stream.png")
+    if any("p99_by_second_ms" in r for r in summary["latency"]):
+        plot_timeline(summary, out / "fraud_stream_timeline.png")
+
+
+def plot_timeline(s: dict[str, Any], path: Path) -> None:
+    """Each latency run's p99 second by second, with the seconds Redis was forking shaded: where
+    in a run its tail sits."""
+    runs = [r for r in s["latency"] if "p99_by_second_ms" in r]
+    fig, axes = plt.subplots(len(runs), 1, figsize=(11, 2.4 * len(runs)), sharex=True,
+                             squeeze=False)
+    for ax, r in zip(axes[:, 0], runs, strict=True):
+        p99 = [np.nan if v is None else v for v in r["p99_by_second_ms"]]
+        ax.plot(np.arange(len(p99)) + 0.5, p99, marker=".", label="p99 of the second")
+        for k, (start, end) in enumerate(r.get("redis_forks", {}).get("windows_s", [])):
+            ax.axvspan(start, max(end, start + 0.1), color="tab:orange", alpha=0.3,
+                       label="Redis forking (AOF rewrite)" if k == 0 else None)
+        ax.axhline(BUDGET_MS, color="red", linestyle="--", label=f"budget {BUDGET_MS:.0f} ms")
+        ax.set_yscale("log")
+        ax.set_ylabel("ms")
+        ax.set_title(f"{r['rate']:.0f} tx/s offered{tag(r)}: p99 {r['latency_ms']['p99']:.0f} ms, "
+                     f"scorers {r['scorers_busy']['share']:.0%} busy", fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+    axes[-1, 0].set_xlabel("second of the run (by each transaction's scheduled send time)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def tag(run: dict[str, Any]) -> str:
