@@ -48,7 +48,6 @@ from services.common.settings import DatasetSettings
 from services.simulator.clicks import Reaction
 from services.simulator.traffic import Stack, experiment_lag, run_viewers, wait_for_counts
 from services.simulator.verdict import ArmTruth, Verdict, decide
-from services.trainer.ranker_from_lake import NOT_REGISTERED  # make retrain-ranker's refusal
 from services.trainer.worlds.viewing import ViewingWorld, load
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +58,7 @@ DEV_ADMIN_TOKEN = "dev-experiments-admin-token"  # the experiments service's loc
 ROUNDS = 5
 DEFINITIONS_REFRESH_S = 6.0  # the recommender re-reads definitions every 2 s (two, and margin)
 ROLLBACK = "python -m services.common.models rollback ranker"
+NOT_REGISTERED = 2  # make retrain-ranker's exit when its gate refused the challenger
 
 
 def say(message: str) -> None:

@@ -477,9 +477,6 @@ def summary(report: GateReport) -> str:
     return "\n".join(lines)
 
 
-NOT_REGISTERED = 2  # the exit when the gate refused the challenger: an outcome, not a failure
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.trainer.ranker_from_lake",
                                      description=__doc__,
@@ -499,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(report.to_json())
     print(summary(report) + f"\nreport: {args.report}", flush=True)  # noqa: T201 (a CLI)
-    return 0 if report.registered else NOT_REGISTERED
+    return 0 if report.registered else 2
 
 
 if __name__ == "__main__":
