@@ -58,7 +58,9 @@ DEV_ADMIN_TOKEN = "dev-experiments-admin-token"  # the experiments service's loc
 ROUNDS = 5
 DEFINITIONS_REFRESH_S = 6.0  # the recommender re-reads definitions every 2 s (two, and margin)
 ROLLBACK = "python -m services.common.models rollback ranker"
-NOT_REGISTERED = 2  # make retrain-ranker's exit when its gate refused the challenger
+# make retrain-ranker's exit when its gate refused the challenger (ranker_from_lake's main),
+# mirrored, not imported: jobs and tools never import each other (pyproject.toml)
+NOT_REGISTERED = 2
 
 
 def say(message: str) -> None:
