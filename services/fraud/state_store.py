@@ -188,8 +188,8 @@ class RedisFraudStore:
         permits = {p: permit for p, permit in permits.items() if p in reached}
         try:
             result = call()
-        except FraudStoreUnavailable:
-            self._breakers.settle(permits, self._failed(permits))
+        except FraudStoreUnavailable as exc:
+            self._breakers.settle(permits, self._failed(permits, exc))
             raise
         except BaseException:
             self._breakers.settle(permits, permits)
@@ -197,9 +197,13 @@ class RedisFraudStore:
         self._breakers.settle(permits)
         return result
 
-    def _failed(self, parts: dict[str, Permit]) -> set[str]:
-        """Which of the parts a failed round trip reached failed: one alone, or those that do not
-        answer a PING now; when all answer (an error of the call, not a node's outage), each."""
-        if len(parts) <= 1:
+    def _failed(self, parts: dict[str, Permit], error: FraudStoreUnavailable) -> set[str]:
+        """Which of the parts a failed round trip reached failed. One alone fails; of several,
+        after a refused or broken connection (a dead master), those that do not answer a PING
+        now: a dead node refuses it at once, a live one answers in a fraction of a millisecond.
+        A timeout cannot be placed so cheaply (a PING to each slow master would wait out
+        another deadline in the request), nor an error of the call all nodes answer: each part
+        reached counts it, as one breaker for the whole store did."""
+        if len(parts) <= 1 or isinstance(error.__cause__, redis.TimeoutError):
             return set(parts)
         return unreachable(self._client, parts) or set(parts)
