@@ -23,11 +23,8 @@ from services.fraud.state_store import FraudStoreUnavailable, RedisFraudStore
 from services.fraud.transaction import Transaction
 from services.fraud.wiring import fraud_store
 from tests.harness import ClusterTopology
-from tests.integration.fraud.test_fraud_store_failover import (
-    await_replicas_in_sync,
-    slot_owner,
-)
 from tests.support.fraud import POLICY_PATH, FakeModel, model_repository, transaction
+from tests.support.redis_cluster import await_replicas_in_sync, slot_owner
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
