@@ -87,6 +87,10 @@ class CircuitBreaker:
     def failed(self, permit: Permit) -> None:
         self._failed(permit.trial)
 
+    def count_failure(self) -> None:
+        """A failure seen by a call made elsewhere that counts here too (BreakerSet.call)."""
+        self._failed(False)
+
     def release(self, permit: Permit) -> None:
         """The permitted call was not made: a trial's turn goes to the next call."""
         if permit.trial:
@@ -138,11 +142,14 @@ class BreakerSet:
     every `refresh_s`, while a key's part is open: after a failover the keys move to the
     promoted replica, whose breaker is closed, at the first refresh after the promotion rather
     than at the dead part's next half-open trial. It must not raise on a failure it can ride out.
+    `everywhere` names the failures of call() that count against every part seen so far, not
+    only the key's: those that cannot be placed (a timeout of a slow dependency as a whole).
     """
 
     def __init__(self, name: str, locate: Callable[[str], str], fail_max: int = 5,
                  reset_s: float = 5.0, refresh: Callable[[], None] | None = None,
-                 refresh_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 refresh_s: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 everywhere: Callable[[BaseException], bool] = lambda error: False) -> None:
         CircuitBreaker(name, fail_max, reset_s)  # the same arguments' checks, once
         self.name = name
         self._locate = locate
@@ -155,6 +162,7 @@ class BreakerSet:
         self._breakers: dict[str, CircuitBreaker] = {}
         self._refreshing = threading.Lock()
         self._refreshed_at = -float("inf")
+        self._everywhere = everywhere
 
     @classmethod
     def single(cls, name: str, fail_max: int = 5, reset_s: float = 5.0,
@@ -171,6 +179,22 @@ class BreakerSet:
 
     def for_key(self, key: str) -> CircuitBreaker:
         return self.part(self.part_of(key))
+
+    def call(self, key: str, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`func(*args, **kwargs)` through the key's part's breaker (CircuitOpen when it is
+        open); a failure named by `everywhere` counts against every other part too."""
+        breaker = self.for_key(key)
+        try:
+            return breaker.call(func, *args, **kwargs)
+        except CircuitOpen:
+            raise
+        except BaseException as error:
+            if self._everywhere(error):
+                with self._lock:
+                    others = [b for b in self._breakers.values() if b is not breaker]
+                for other in others:
+                    other.count_failure()
+            raise
 
     def part(self, part: str) -> CircuitBreaker:
         with self._lock:

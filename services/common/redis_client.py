@@ -78,14 +78,26 @@ def node_breakers(client: RedisClient, name: str, fail_max: int, reset_s: float,
                   refresh_s: float = 1.0,
                   key_of: Callable[[str], str] = lambda key: key) -> BreakerSet:
     """A breaker per master on a cluster, so a dead master degrades only the keys it holds; one
-    breaker on a single server, as before. While a master's breaker is open the client re-reads
-    the slot map every `refresh_s` (it learns of the promoted replica only from a failed call,
-    and an open breaker makes none until its half-open trial, reset_s later). `key_of`: the
-    Redis key that places what the breakers are asked about (a user id: one of its keys)."""
+    breaker on a single server, as before. A failure that is not a refused or broken connection
+    (refused) counts against every master's breaker. While a master's breaker is open the client
+    re-reads the slot map every `refresh_s` (it learns of the promoted replica only from a
+    failed call, and an open breaker makes none until its half-open trial, reset_s later).
+    `key_of`: the Redis key that places what the breakers are asked about (a user id: one of
+    its keys)."""
     if not isinstance(client, RedisCluster):
         return BreakerSet.single(name, fail_max, reset_s)
     return BreakerSet(name, lambda key: node_of(client, key_of(key)), fail_max, reset_s,
-                      refresh=client.nodes_manager.initialize, refresh_s=refresh_s)
+                      refresh=client.nodes_manager.initialize, refresh_s=refresh_s,
+                      everywhere=lambda error: not refused(error))
+
+
+def refused(error: BaseException) -> bool:
+    """A refused or broken connection (a dead node answers so at once), or an error caused by
+    one: a failure that belongs to the node called. A timeout, CLUSTERDOWN or a cluster
+    without a quorum cannot be placed on one node without waiting on each (a whole slow
+    cluster times out on every node alike)."""
+    cause = error.__cause__ or error
+    return isinstance(cause, redis.ConnectionError)
 
 
 def unreachable(client: RedisClient, nodes: Iterable[str]) -> set[str]:

@@ -418,7 +418,7 @@ class RecommenderService:
 
     def _read_user(self, store: UserStore, user_id: str) -> UserOnlineState | None:
         try:
-            state: UserOnlineState = self._redis_breaker(user_id).call(store.read_user, user_id)
+            state: UserOnlineState = self._redis_breakers.call(user_id, store.read_user, user_id)
             return state
         except (FeatureStoreUnavailable, CircuitOpen) as exc:
             logger.warning("feature store unavailable", extra={"error": str(exc)})
@@ -427,7 +427,7 @@ class RecommenderService:
     def _cached(self, store: UserStore, user_id: str, k: int,
                 assignment: Assignment) -> ServedList | None:
         try:
-            raw = self._redis_breaker(user_id).call(store.cached_recommendations, user_id, k)
+            raw = self._redis_breakers.call(user_id, store.cached_recommendations, user_id, k)
         except (FeatureStoreUnavailable, CircuitOpen):
             self._metrics.cache.labels("error").inc()
             return None
@@ -455,9 +455,10 @@ class RecommenderService:
     def _cache(self, store: UserStore, user_id: str, k: int,
                listed: ServedList) -> None:
         try:
-            self._redis_breaker(user_id).call(
-                store.cache_recommendations, user_id, k, listed.model_dump_json().encode(),
-                ttl_s=self._policy.cache_ttl_s, if_watch_count=listed.watch_count)
+            self._redis_breakers.call(
+                user_id, store.cache_recommendations, user_id, k,
+                listed.model_dump_json().encode(), ttl_s=self._policy.cache_ttl_s,
+                if_watch_count=listed.watch_count)
         except (FeatureStoreUnavailable, CircuitOpen) as exc:
             logger.info("response not cached", extra={"error": str(exc)})
 

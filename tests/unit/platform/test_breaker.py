@@ -197,3 +197,27 @@ def test_a_refresh_that_fails_is_tried_again_later() -> None:
     with pytest.raises(ConnectionError):
         breakers.for_key("a:x").call(boom)
     assert breakers.part_of("a:x") == "a"                        # the failure is not raised
+
+
+def test_a_failure_that_cannot_be_placed_counts_against_every_part() -> None:
+    """A timeout of a whole slow cluster opens every part's breaker after fail_max failures in
+    all, not fail_max on each; a refused connection counts against its own part only."""
+    breakers = BreakerSet("store", by_prefix, fail_max=2, reset_s=5, clock=Clock(),
+                          everywhere=lambda error: isinstance(error, TimeoutError))
+    assert breakers.call("a:x", lambda: 1) == breakers.call("b:x", lambda: 1) == 1
+
+    def refused() -> None:
+        raise ConnectionRefusedError("refused")
+
+    def slow() -> None:
+        raise TimeoutError("timed out")
+
+    for _ in range(2):
+        with pytest.raises(ConnectionRefusedError):
+            breakers.call("a:x", refused)
+    assert breakers.states() == {"a": "open", "b": "closed"}
+    with pytest.raises(TimeoutError):
+        breakers.call("c:x", slow)
+    with pytest.raises(TimeoutError):
+        breakers.call("c:y", slow)
+    assert breakers.states() == {"a": "open", "b": "open", "c": "open"}
