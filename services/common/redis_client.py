@@ -96,8 +96,16 @@ def refused(error: BaseException) -> bool:
     one: a failure that belongs to the node called. A timeout, CLUSTERDOWN or a cluster
     without a quorum cannot be placed on one node without waiting on each (a whole slow
     cluster times out on every node alike)."""
-    cause = error.__cause__ or error
-    return isinstance(cause, redis.ConnectionError)
+    seen: BaseException | None = error
+    for _ in range(4):  # the error, what caused it, what it was raised while handling, ...
+        if seen is None or isinstance(seen, redis.TimeoutError):
+            return False
+        if isinstance(seen, redis.ConnectionError):
+            return True
+        # redis-py re-reads the slot map when a node refuses; while the dead master's slots
+        # have no owner that raises RedisClusterException from inside the handler
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def unreachable(client: RedisClient, nodes: Iterable[str]) -> set[str]:
