@@ -144,12 +144,14 @@ class BreakerSet:
     than at the dead part's next half-open trial. It must not raise on a failure it can ride out.
     `everywhere` names the failures of call() that count against every part seen so far, not
     only the key's: those that cannot be placed (a timeout of a slow dependency as a whole).
+    `spawn` runs a refresh away from the caller (a daemon thread; tests run it inline).
     """
 
     def __init__(self, name: str, locate: Callable[[str], str], fail_max: int = 5,
                  reset_s: float = 5.0, refresh: Callable[[], None] | None = None,
                  refresh_s: float = 1.0, clock: Callable[[], float] = time.monotonic,
-                 everywhere: Callable[[BaseException], bool] = lambda error: False) -> None:
+                 everywhere: Callable[[BaseException], bool] = lambda error: False,
+                 spawn: Callable[[Callable[[], None]], None] | None = None) -> None:
         CircuitBreaker(name, fail_max, reset_s)  # the same arguments' checks, once
         self.name = name
         self._locate = locate
@@ -163,6 +165,7 @@ class BreakerSet:
         self._refreshing = threading.Lock()
         self._refreshed_at = -float("inf")
         self._everywhere = everywhere
+        self._spawn = spawn or _in_a_thread
 
     @classmethod
     def single(cls, name: str, fail_max: int = 5, reset_s: float = 5.0,
@@ -171,10 +174,10 @@ class BreakerSet:
         return cls(name, lambda key: name, fail_max, reset_s, clock=clock)
 
     def part_of(self, key: str) -> str:
-        """The part that holds the key, after a refresh when that part is open and one is due."""
+        """The part that holds the key; when that part is open, a refresh is started if due."""
         part = self._locate(key)
-        if self._refresh is not None and self.part(part).state == "open" and self._refresh_due():
-            part = self._locate(key)
+        if self._refresh is not None and self.part(part).state == "open":
+            self._refresh_soon()
         return part
 
     def for_key(self, key: str) -> CircuitBreaker:
@@ -236,22 +239,30 @@ class BreakerSet:
             breakers = dict(self._breakers)
         return {part: breaker.state for part, breaker in breakers.items()}
 
-    def _refresh_due(self) -> bool:
-        """Refreshes (one thread at a time; the others go on with the map they have) when the
-        last was refresh_s ago; True when this call refreshed."""
-        assert self._refresh is not None
+    def _refresh_soon(self) -> None:
+        """Starts a refresh (spawn) unless one runs or the last started under refresh_s ago.
+        The caller goes on with the map it has and later calls get the new one: a re-read asks
+        the nodes in turn and a slow one costs its deadline (about 60 ms a re-read with every
+        master paused, over fraud's budget once a second when it ran in the request)."""
         if not self._refreshing.acquire(blocking=False):
-            return False
+            return
+        now = self._clock()
+        if now - self._refreshed_at < self._refresh_s:
+            self._refreshing.release()
+            return
+        self._refreshed_at = now
+        self._spawn(self._refresh_then_release)
+
+    def _refresh_then_release(self) -> None:
+        assert self._refresh is not None
         try:
-            now = self._clock()
-            if now - self._refreshed_at < self._refresh_s:
-                return False
-            self._refreshed_at = now
-            try:
-                self._refresh()
-            except Exception as exc:  # no map yet (slots uncovered mid-failover): next time
-                logger.info("slot map not refreshed", extra={"breakers": self.name,
-                                                            "error": repr(exc)})
-            return True
+            self._refresh()
+        except Exception as exc:  # no map yet (no node answers): the next one is due later
+            logger.info("slot map not refreshed", extra={"breakers": self.name,
+                                                        "error": repr(exc)})
         finally:
             self._refreshing.release()
+
+
+def _in_a_thread(run: Callable[[], None]) -> None:
+    threading.Thread(target=run, name="breaker-refresh", daemon=True).start()

@@ -73,14 +73,17 @@ def test_a_dead_master_degrades_only_its_own_transactions_and_only_until_its_rep
     # The worst case for redis-py: the dead master is also the client's default node.
     victim = client.get_default_node().name
     others = sorted({node.name for node in client.get_primaries()} - {victim})
-    counter = iter(range(1_000))
+    counter = iter(range(1, 1_000))
+
+    first = [a_transaction_on(client, master, 0) for master in [*others, victim]]
 
     def batch() -> list[Transaction]:
-        """One transaction on each surviving master, then one on the victim."""
+        """One transaction on each surviving master, then one with the keys of `first`'s on
+        the victim (built once: after the promotion the client's map names it no more)."""
         n = next(counter)
-        return [a_transaction_on(client, master, n) for master in [*others, victim]]
+        return [*(a_transaction_on(client, master, n) for master in others),
+                replace(first[2], transaction_id=f"{first[2].transaction_id}-{n}")]
 
-    first = batch()
     for txn, master in zip(first, [*others, victim], strict=True):
         assert masters_of(store, client, txn) == {master}
     try:

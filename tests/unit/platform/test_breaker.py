@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -161,7 +162,8 @@ def test_with_one_part_every_key_shares_one_breaker() -> None:
 
 def test_while_a_part_is_open_its_keys_are_located_again_at_most_every_refresh_s() -> None:
     """After a failover the slot map moves the dead master's keys to the promoted replica: the
-    refresh finds it, and the keys are whole again without waiting for the dead part's trial."""
+    refresh finds it, and the keys are whole again without waiting for the dead part's trial.
+    The call that starts a refresh goes on with the map it had (the refresh runs apart)."""
     clock = Clock()
     where = {"card1": "old"}
     refreshes = []
@@ -172,18 +174,35 @@ def test_while_a_part_is_open_its_keys_are_located_again_at_most_every_refresh_s
             where["card1"] = "new"                               # the replica was promoted
 
     breakers = BreakerSet("store", lambda key: where[key], fail_max=1, reset_s=60,
-                          refresh=refresh, refresh_s=1.0, clock=clock)
+                          refresh=refresh, refresh_s=1.0, clock=clock, spawn=lambda run: run())
     with pytest.raises(ConnectionError):
         breakers.for_key("card1").call(boom)
     for now in (0.0, 0.5, 1.0, 1.2, 3.0):
         clock.now = now
-        part = breakers.part_of("card1")
+        assert breakers.part_of("card1") == "old"               # the map it had
     assert refreshes == [0.0, 1.0, 3.0]
-    assert part == "new"
+    assert breakers.part_of("card1") == "new"
     assert breakers.for_key("card1").call(lambda: 1) == 1
     clock.now = 10
     breakers.part_of("card1")
     assert refreshes == [0.0, 1.0, 3.0]                          # nothing open: no refresh
+
+
+def test_a_refresh_runs_apart_and_one_at_a_time() -> None:
+    started: list[Callable[[], None]] = []
+    calls = []
+    breakers = BreakerSet("store", by_prefix, fail_max=1, reset_s=60,
+                          refresh=lambda: calls.append(1), refresh_s=0.0, clock=Clock(),
+                          spawn=started.append)
+    with pytest.raises(ConnectionError):
+        breakers.for_key("a:x").call(boom)
+    breakers.part_of("a:x")
+    breakers.part_of("a:x")                                      # one is running: none more
+    assert len(started) == 1 and calls == []                     # not run by the caller
+    started[0]()
+    assert calls == [1]
+    breakers.part_of("a:x")
+    assert len(started) == 2                                     # done: the next may start
 
 
 def test_a_refresh_that_fails_is_tried_again_later() -> None:
@@ -193,7 +212,7 @@ def test_a_refresh_that_fails_is_tried_again_later() -> None:
         raise RuntimeError("slots not covered")
 
     breakers = BreakerSet("store", by_prefix, fail_max=1, reset_s=60, refresh=refresh,
-                          clock=clock)
+                          clock=clock, spawn=lambda run: run())
     with pytest.raises(ConnectionError):
         breakers.for_key("a:x").call(boom)
     assert breakers.part_of("a:x") == "a"                        # the failure is not raised
