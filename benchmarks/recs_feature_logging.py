@@ -37,7 +37,7 @@ import onnxruntime
 import pydantic
 from threadpoolctl import threadpool_limits
 
-from services.common.breaker import CircuitBreaker
+from services.common.breaker import BreakerSet, CircuitBreaker
 from services.common.bus.ports import OutboundMessage
 from services.common.models import LocalModelClient, ModelRepository
 from services.common.telemetry import Metrics
@@ -107,7 +107,7 @@ def service(catalog: LiveCatalog, store: MemoryStore, model: LocalModelClient, v
         catalog=catalog, store_for=lambda items: store, model=model, model_name="ranker",
         metrics=RecommenderMetrics(Metrics("bench")), choose_variant=fixed_variant(variant),
         impressions=ImpressionLog(publisher, "rec-impressions"),  # type: ignore[arg-type]
-        policy=policy, redis_breaker=CircuitBreaker("redis", 100),
+        policy=policy, redis_breakers=BreakerSet.single("redis", 100),
         model_breaker=CircuitBreaker("model", 100))
 
 

@@ -1,12 +1,13 @@
 """Fault 2 without the stack: fraud's exact Redis path while a Redis Cluster master is killed.
 
 A 3+3 Redis Cluster from the chaos tests' node scripts (no Kafka, no services), fraud's
-RedisFraudStore on request_path_redis (its 20 ms deadline, one retry) behind fraud's breaker
-settings, two threads calling every 20-50 ms (fraud serves from threads); kill -9 the master
-owning the card's slot, and note when calls succeed again. Each run appends one JSON record to
---out: when the replica was promoted, the first success after the kill, the outcomes of the last
-5 s, and whether the killed master was the client's default node (the node redis-py 8.1's
-cluster pipeline asks for the keys of each script call).
+RedisFraudStore on request_path_redis (its 20 ms deadline, one retry) behind fraud's breakers
+(one per master, fraud_store), two threads calling every 20-50 ms (fraud serves from threads);
+kill -9 the master owning the card's slot, and note when calls succeed again. Each run appends
+one JSON record to --out: when the replica was promoted, the first success after the kill, the
+outcomes of the last 5 s and of each second after the kill, and whether the killed master was
+the client's default node (the node redis-py 8.1's cluster pipeline asks for the keys of each
+script call).
 
     .venv/bin/python -m benchmarks.redis_failover_repro --label "$(git rev-parse --short HEAD)" \\
         --out benchmarks/results/chaos/redis_failover_repro/runs.json  [--debug]
@@ -40,14 +41,12 @@ from typing import Any
 import redis
 from redis.cluster import NodesManager, RedisCluster
 
-from services.common.breaker import CircuitBreaker, CircuitOpen
 from services.common.redis_client import request_path_redis
-from services.designs.fraud.copies import StateCopies
 from services.devstack.cluster import redis_roles
 from services.devstack.servers import ClusterTopology, start_cluster_topology
 from services.fraud.settings import FraudSettings
 from services.fraud.state_store import FraudStoreUnavailable, RedisFraudStore
-from services.fraud.wiring import feature_store_breaker
+from services.fraud.wiring import fraud_store
 from tests.support.fraud_state import Txn
 
 logger = logging.getLogger("repro")
@@ -56,10 +55,10 @@ CALM_S = 5.0  # the run's last seconds: every call should succeed again by then
 
 @dataclass
 class Calls:
-    """Fraud's store behind its breaker, called from threads; each outcome timed from start."""
+    """Fraud's store behind its breakers, called from threads; each outcome timed from start
+    ("open": the store skipped the transaction, its master's breaker open)."""
 
     store: RedisFraudStore
-    breaker: CircuitBreaker
     card: str
     started: float
     debug: bool
@@ -76,10 +75,9 @@ class Calls:
                       ip_address=f"81.0.0.{n % 17}", timestamp=datetime.now(UTC))
             at = time.monotonic() - self.started
             try:
-                self.breaker.call(self.store.record_and_read, [txn])
-                self.outcomes.append((at, "ok", ""))
-            except CircuitOpen:
-                self.outcomes.append((at, "open", ""))
+                read = self.store.record_and_read([txn])
+                self.outcomes.append((at, "open", read.skipped[0]) if read.skipped
+                                     else (at, "ok", ""))
             except FraudStoreUnavailable as exc:
                 self.outcomes.append((at, "failed", str(exc)))
                 logger.warning("failed at %.2f s: %s", at, exc)
@@ -147,9 +145,7 @@ def run(topology: ClusterTopology, args: argparse.Namespace) -> dict[str, Any]:
         trace_initialize(slot, started)
     dead = client.nodes_manager.get_node_from_slot(slot).name
     victim = next(n for n in topology.redis_names if topology.nodes[n].address == dead)
-    calls = Calls(RedisFraudStore(client, settings.feature_namespace,
-                                  StateCopies(settings.fraud_log_copies)),
-                  feature_store_breaker(settings), card, started, args.debug)
+    calls = Calls(fraud_store(settings, client), card, started, args.debug)
     threads = [threading.Thread(target=calls.loop, args=(w,), name=f"w{w}")
                for w in range(args.threads)]
     for thread in threads:
@@ -179,6 +175,11 @@ def run(topology: ClusterTopology, args: argparse.Namespace) -> dict[str, Any]:
             kind for at, kind, _ in calls.outcomes if at >= args.seconds - CALM_S)),
         "errors_after_kill": dict(Counter(error.split(" connecting")[0]
                                           for _, _, error in after if error)),
+        # each second after the kill: calls answered, skipped (breaker open) and failed
+        "per_second_after_kill": {
+            str(second): dict(Counter(kind for at, kind, _ in after
+                                      if int(at - killed) == second))
+            for second in sorted({int(at - killed) for at, _, _ in after})},
     }
 
 

@@ -12,14 +12,21 @@ PRs removing the lock were not merged). With fast Redis reads that costs little 
 a queue: ten requests in flight against a Redis answering in 20 ms would wait up to 200 ms.
 `circuitbreaker` (fabfuel) takes no lock at all and is not thread-safe (its issue #61). Here the
 lock guards only the state; calls run concurrently.
+
+A dependency made of parts that fail apart (the masters of a Redis Cluster) gets a breaker per
+part (BreakerSet): one dead master opens the breaker of the keys it holds, not of every key.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Literal, ParamSpec, TypeVar
+
+logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -28,6 +35,13 @@ State = Literal["closed", "open", "half-open"]
 
 class CircuitOpen(Exception):
     """The breaker is open: the call was not made."""
+
+
+@dataclass(frozen=True)
+class Permit:
+    """Leave to make one call (CircuitBreaker.admit); `trial`: it is the half-open trial."""
+
+    trial: bool
 
 
 class CircuitBreaker:
@@ -52,14 +66,36 @@ class CircuitBreaker:
     def call(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`func(*args, **kwargs)`, unless the circuit is open (CircuitOpen). Any exception
         counts as a failure and is re-raised."""
-        trial = self._admit()
+        permit = self.admit()
         try:
             result = func(*args, **kwargs)
         except BaseException:
-            self._failed(trial)
+            self.failed(permit)
             raise
-        self._succeeded(trial)
+        self.succeeded(permit)
         return result
+
+    def admit(self) -> Permit:
+        """Leave for one call made by hand (a call that reaches several breakers' parts at once,
+        as one Redis pipeline does); CircuitOpen when it may not be made. Every permit must end in
+        succeeded() or failed()."""
+        return Permit(self._admit())
+
+    def succeeded(self, permit: Permit) -> None:
+        self._succeeded(permit.trial)
+
+    def failed(self, permit: Permit) -> None:
+        self._failed(permit.trial)
+
+    def count_failure(self) -> None:
+        """A failure seen by a call made elsewhere that counts here too (BreakerSet.call)."""
+        self._failed(False)
+
+    def release(self, permit: Permit) -> None:
+        """The permitted call was not made: a trial's turn goes to the next call."""
+        if permit.trial:
+            with self._lock:
+                self._trial_running = False
 
     # --- state, under the lock ------------------------------------------------------------------
     def _state(self) -> State:
@@ -95,3 +131,138 @@ class CircuitBreaker:
                 self._trial_running = False
                 self._opened_at = None
             self._failures = 0
+
+
+class BreakerSet:
+    """A breaker per part of one dependency, the part of a key named by `locate` (on Redis
+    Cluster: the master that holds the key's slot). Every part's breaker has the same fail_max
+    and reset_s; with a single part (one Redis server) it is one CircuitBreaker.
+
+    `refresh` re-learns where keys live (the cluster client's slot map) and is called, at most
+    every `refresh_s`, while a key's part is open: after a failover the keys move to the
+    promoted replica, whose breaker is closed, at the first refresh after the promotion rather
+    than at the dead part's next half-open trial. It must not raise on a failure it can ride out.
+    `everywhere` names the failures of call() that count against every part seen so far, not
+    only the key's: those that cannot be placed (a timeout of a slow dependency as a whole).
+    `spawn` runs a refresh away from the caller (a daemon thread; tests run it inline).
+    """
+
+    def __init__(self, name: str, locate: Callable[[str], str], fail_max: int = 5,
+                 reset_s: float = 5.0, refresh: Callable[[], None] | None = None,
+                 refresh_s: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 everywhere: Callable[[BaseException], bool] = lambda error: False,
+                 spawn: Callable[[Callable[[], None]], None] | None = None) -> None:
+        CircuitBreaker(name, fail_max, reset_s)  # the same arguments' checks, once
+        self.name = name
+        self._locate = locate
+        self._fail_max = fail_max
+        self._reset_s = reset_s
+        self._refresh = refresh
+        self._refresh_s = refresh_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._refreshing = threading.Lock()
+        self._refreshed_at = -float("inf")
+        self._everywhere = everywhere
+        self._spawn = spawn or _in_a_thread
+
+    @classmethod
+    def single(cls, name: str, fail_max: int = 5, reset_s: float = 5.0,
+               clock: Callable[[], float] = time.monotonic) -> BreakerSet:
+        """One breaker for every key: a dependency that fails as a whole."""
+        return cls(name, lambda key: name, fail_max, reset_s, clock=clock)
+
+    def part_of(self, key: str) -> str:
+        """The part that holds the key; when that part is open, a refresh is started if due."""
+        part = self._locate(key)
+        if self._refresh is not None and self.part(part).state == "open":
+            self._refresh_soon()
+        return part
+
+    def for_key(self, key: str) -> CircuitBreaker:
+        return self.part(self.part_of(key))
+
+    def call(self, key: str, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`func(*args, **kwargs)` through the key's part's breaker (CircuitOpen when it is
+        open); a failure named by `everywhere` counts against every other part too."""
+        breaker = self.for_key(key)
+        try:
+            return breaker.call(func, *args, **kwargs)
+        except CircuitOpen:
+            raise
+        except BaseException as error:
+            if self._everywhere(error):
+                with self._lock:
+                    others = [b for b in self._breakers.values() if b is not breaker]
+                for other in others:
+                    other.count_failure()
+            raise
+
+    def part(self, part: str) -> CircuitBreaker:
+        with self._lock:
+            breaker = self._breakers.get(part)
+            if breaker is None:
+                breaker = self._breakers[part] = CircuitBreaker(
+                    f"{self.name} {part}", self._fail_max, self._reset_s, self._clock)
+            return breaker
+
+    def admit(self, parts: Iterable[str]) -> dict[str, Permit]:
+        """A permit for each of the parts whose breaker lets a call through; the open ones are
+        left out. Each permit must end in settle() or release()."""
+        permits = {}
+        for part in parts:
+            try:
+                permits[part] = self.part(part).admit()
+            except CircuitOpen:
+                continue
+        return permits
+
+    def settle(self, permits: dict[str, Permit], failed: Iterable[str] = ()) -> None:
+        """The call reached the permits' parts: those named in `failed` failed, the others
+        answered."""
+        failed = set(failed)
+        for part, permit in permits.items():
+            breaker = self.part(part)
+            if part in failed:
+                breaker.failed(permit)
+            else:
+                breaker.succeeded(permit)
+
+    def release(self, permits: dict[str, Permit]) -> None:
+        for part, permit in permits.items():
+            self.part(part).release(permit)
+
+    def states(self) -> dict[str, State]:
+        """Each part's breaker seen so far, by part."""
+        with self._lock:
+            breakers = dict(self._breakers)
+        return {part: breaker.state for part, breaker in breakers.items()}
+
+    def _refresh_soon(self) -> None:
+        """Starts a refresh (spawn) unless one runs or the last started under refresh_s ago.
+        The caller goes on with the map it has and later calls get the new one: a re-read asks
+        the nodes in turn and a slow one costs its deadline (about 60 ms a re-read with every
+        master paused, over fraud's budget once a second when it ran in the request)."""
+        if not self._refreshing.acquire(blocking=False):
+            return
+        now = self._clock()
+        if now - self._refreshed_at < self._refresh_s:
+            self._refreshing.release()
+            return
+        self._refreshed_at = now
+        self._spawn(self._refresh_then_release)
+
+    def _refresh_then_release(self) -> None:
+        assert self._refresh is not None
+        try:
+            self._refresh()
+        except Exception as exc:  # no map yet (no node answers): the next one is due later
+            logger.info("slot map not refreshed", extra={"breakers": self.name,
+                                                        "error": repr(exc)})
+        finally:
+            self._refreshing.release()
+
+
+def _in_a_thread(run: Callable[[], None]) -> None:
+    threading.Thread(target=run, name="breaker-refresh", daemon=True).start()

@@ -7,6 +7,7 @@ logged URL never carries it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
@@ -15,9 +16,10 @@ import redis.asyncio.cluster
 import redis.asyncio.retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import RedisCluster
-from redis.exceptions import SlotNotCoveredError
+from redis.exceptions import RedisClusterException, SlotNotCoveredError
 from redis.retry import Retry
 
+from services.common.breaker import BreakerSet
 from services.common.settings import PlatformSettings
 
 RedisClient = redis.Redis | RedisCluster
@@ -52,6 +54,78 @@ def route_by_key(client: RedisClient, key: str) -> dict[str, Any]:
         return {"target_nodes": client.get_node_from_key(key)}  # type: ignore[no-untyped-call]
     except SlotNotCoveredError:
         return {}
+
+
+ONE_SERVER = "redis"
+"""The one part of a single Redis server (node_of): one breaker for every key."""
+
+UNCOVERED = "uncovered"
+"""The part of a key whose slot no master holds in the client's map (mid-failover)."""
+
+
+def node_of(client: RedisClient, key: str) -> str:
+    """`host:port` of the master holding the key's slot in the client's slot map (no round
+    trip); ONE_SERVER on a single server."""
+    if not isinstance(client, RedisCluster):
+        return ONE_SERVER
+    try:
+        return str(client.get_node_from_key(key).name)  # type: ignore[no-untyped-call]
+    except SlotNotCoveredError:
+        return UNCOVERED
+
+
+def node_breakers(client: RedisClient, name: str, fail_max: int, reset_s: float,
+                  refresh_s: float = 1.0,
+                  key_of: Callable[[str], str] = lambda key: key) -> BreakerSet:
+    """A breaker per master on a cluster, so a dead master degrades only the keys it holds; one
+    breaker on a single server, as before. A failure that is not a refused or broken connection
+    (refused) counts against every master's breaker. While a master's breaker is open the client
+    re-reads the slot map every `refresh_s` (it learns of the promoted replica only from a
+    failed call, and an open breaker makes none until its half-open trial, reset_s later).
+    `key_of`: the Redis key that places what the breakers are asked about (a user id: one of
+    its keys)."""
+    if not isinstance(client, RedisCluster):
+        return BreakerSet.single(name, fail_max, reset_s)
+    return BreakerSet(name, lambda key: node_of(client, key_of(key)), fail_max, reset_s,
+                      refresh=client.nodes_manager.initialize, refresh_s=refresh_s,
+                      everywhere=lambda error: not refused(error))
+
+
+def refused(error: BaseException) -> bool:
+    """A refused or broken connection (a dead node answers so at once), or an error caused by
+    one: a failure that belongs to the node called. A timeout, CLUSTERDOWN or a cluster
+    without a quorum cannot be placed on one node without waiting on each (a whole slow
+    cluster times out on every node alike)."""
+    seen: BaseException | None = error
+    for _ in range(4):  # the error, what caused it, what it was raised while handling, ...
+        if seen is None or isinstance(seen, redis.TimeoutError):
+            return False
+        if isinstance(seen, redis.ConnectionError):
+            return True
+        # redis-py re-reads the slot map when a node refuses; while the dead master's slots
+        # have no owner that raises RedisClusterException from inside the handler
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def unreachable(client: RedisClient, nodes: Iterable[str]) -> set[str]:
+    """Those of the nodes (node_of's names) that do not answer a PING now, or that the slot map
+    no longer names: which node a failed pipeline to several could not reach. On a single server
+    the one node answers or not."""
+    down = set()
+    for name in nodes:
+        try:
+            if isinstance(client, RedisCluster):
+                node = client.get_node(node_name=name)  # type: ignore[no-untyped-call]
+                if node is None:
+                    down.add(name)
+                    continue
+                client.execute_command("PING", target_nodes=node)  # type: ignore[no-untyped-call]
+            else:
+                client.ping()
+        except (redis.RedisError, RedisClusterException):
+            down.add(name)
+    return down
 
 
 def redis_from_settings(settings: PlatformSettings, timeout_s: float, retry: Retry,

@@ -17,7 +17,6 @@ from services.common.records.pool import unopened_pool
 from services.common.records.settings import PostgresSettings
 from services.common.redis_client import request_path_redis
 from services.common.telemetry import Metrics
-from services.designs.fraud.copies import StateCopies
 from services.designs.fraud.records import PostgresDecisionRecords
 from services.fraud.api import router
 from services.fraud.errors import (
@@ -33,8 +32,8 @@ from services.fraud.record import DecisionRecord
 from services.fraud.schemas import ErrorResponse
 from services.fraud.service import FraudService
 from services.fraud.settings import FraudSettings
-from services.fraud.state_store import FraudStore, RedisFraudStore
-from services.fraud.wiring import build_scorer, fraud_model_client
+from services.fraud.state_store import FraudStore
+from services.fraud.wiring import build_scorer, fraud_model_client, fraud_store
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +63,7 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
     own_model = model is None
     model = model or fraud_model_client(settings)
     scorer = build_scorer(settings, fraud_metrics,
-                          store or RedisFraudStore(redis_client, settings.feature_namespace,
-                                                   StateCopies(settings.fraud_log_copies)),
-                          model)
+                          store or fraud_store(settings, redis_client), model)
     publishing = off_path_publishing(
         settings, publisher, topic=settings.fraud_decisions_topic,
         capacity=settings.fraud_publish_queue,

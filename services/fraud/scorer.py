@@ -4,10 +4,12 @@
     scorer.score(batch, path="stream")     # the stream scorer: one Redis round trip and one
                                            # ONNX call for the whole batch
 
-Degraded, never down: the feature store behind a deadline and a circuit breaker, the model
-behind its own errors. Without the card's history the transaction is decided on itself (its
-own features, history features at their typical values, the rules that need no history);
-without the model, on the rules alone. Either way the decision says so in `degraded`.
+Degraded, never down: the feature store behind a deadline and its circuit breakers (one per
+Redis Cluster master, in the store), the model behind its own errors. Without the card's history
+the transaction is decided on itself (its own features, history features at their typical
+values, the rules that need no history); without the model, on the rules alone. Either way the
+decision says so in `degraded`. A batch of which the store skipped some transactions (their
+master's breaker open) is decided in two parts: those degraded, the rest whole.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from typing import Literal
 import numpy as np
 from pydantic import TypeAdapter
 
-from services.common.breaker import CircuitBreaker, CircuitOpen
 from services.common.drift_monitor import DriftMonitor
 from services.common.models import ModelClient, ModelError, ModelRepository
 from services.designs.fraud.features import FeatureVector, batch_features
@@ -146,7 +147,7 @@ class SplitBatch:
 class FraudScorer:
     def __init__(self, *, store: FraudStore, model: ModelClient,
                  policy: Callable[[], RuleEngine], references: ReferenceCache,
-                 metrics: FraudMetrics, breaker: CircuitBreaker,
+                 metrics: FraudMetrics,
                  model_name: str = "fraud", idempotency_window_s: int = 60,
                  drift: DriftMonitor | None = None, shadow_version: int | None = None) -> None:
         self._store = store
@@ -154,7 +155,6 @@ class FraudScorer:
         self._policy = policy
         self._references = references
         self._metrics = metrics
-        self._breaker = breaker
         self._model_name = model_name
         self.idempotency_window_s = idempotency_window_s
         self._drift = drift
@@ -173,8 +173,37 @@ class FraudScorer:
         only those are decided, and the two are merged back in the batch's order."""
         engine = self._policy()
         self._metrics.batch_size.labels(path).observe(len(transactions))
-        with self._stage("features", path):
-            read, store_down = self._read(transactions)
+        start = time.perf_counter()
+        read, store_down = self._read(transactions)
+        read_s = time.perf_counter() - start  # the features stage's, counted once a batch
+        if read is None or not read.skipped:
+            return self._score_read(transactions, read, store_down, engine, path, read_s)
+        return self._score_in_parts(transactions, read, engine, path, read_s)
+
+    def _score_in_parts(self, transactions: Sequence[ScoredTransaction], read: StateRead,
+                        engine: RuleEngine, path: ScoringPath, read_s: float) -> list[Scored]:
+        """The store skipped some (their master's breaker is open): the rest are decided whole,
+        each group of skipped ones degraded with its reason, all back in the batch's order."""
+        groups: dict[str | None, list[int]] = {}
+        for position in range(len(transactions)):
+            groups.setdefault(read.skipped.get(position), []).append(position)
+        scored: list[Scored | None] = [None] * len(transactions)
+        for why, positions in groups.items():
+            part = [transactions[p] for p in positions]
+            for position, item in zip(positions, self._score_read(
+                    part, read if why is None else None,
+                    None if why is None else f"{FEATURES_MISSING}: {why}", engine, path,
+                    read_s), strict=True):
+                scored[position] = item
+            read_s = 0.0
+        return [item for item in scored if item is not None]
+
+    def _score_read(self, transactions: Sequence[ScoredTransaction], read: StateRead | None,
+                    store_down: str | None, engine: RuleEngine, path: ScoringPath,
+                    read_s: float) -> list[Scored]:
+        """The batch decided on what was read for it (None: nothing, `store_down` says why);
+        `read_s`: the time the read took, counted in the features stage."""
+        with self._stage("features", path, read_s):
             batch = SplitBatch.of(transactions, read)
             vectors, velocity = self._vectors(transactions, read, store_down, batch.to_decide)
         decisions, shadows, model_down = self._decide(batch.transactions_to_decide, vectors,
@@ -257,7 +286,7 @@ class FraudScorer:
 
     def recall(self, transaction_id: str) -> Recorded | None:
         """The decision and features the idempotency window keeps for this id, if any."""
-        return _stored(self._breaker.call(self._store.recall, transaction_id))
+        return _stored(self._store.recall(transaction_id))
 
     def with_factors(self, recorded: Recorded) -> tuple[Decision, bool]:
         """The decision with its ML factors, computed now from the recorded features by the
@@ -280,8 +309,8 @@ class FraudScorer:
         return replace(decision, reasons=reasons), True
 
     @contextmanager
-    def _stage(self, stage: str, path: ScoringPath) -> Iterator[None]:
-        start = time.perf_counter()
+    def _stage(self, stage: str, path: ScoringPath, before_s: float = 0.0) -> Iterator[None]:
+        start = time.perf_counter() - before_s
         try:
             yield
         finally:
@@ -290,9 +319,7 @@ class FraudScorer:
     def _read(self, transactions: Sequence[ScoredTransaction]
               ) -> tuple[StateRead | None, str | None]:
         try:
-            return self._breaker.call(self._store.record_and_read, transactions), None
-        except CircuitOpen:
-            return None, f"{FEATURES_MISSING}: feature store skipped (circuit open)"
+            return self._store.record_and_read(transactions), None
         except FraudStoreUnavailable as exc:  # the store degrades the decision, never fails it
             logger.warning("feature store failed", extra={"error": str(exc)})
             return None, f"{FEATURES_MISSING}: {exc}"
@@ -350,9 +377,8 @@ class FraudScorer:
                   RECORDED_JSON.dump_json(Recorded(d, tuple(vectors[row].tolist()))))
                  for row, (txn, d) in enumerate(zip(transactions, decisions, strict=True))]
         try:
-            recorded_first = self._breaker.call(self._store.remember, pairs,
-                                                self.idempotency_window_s)
-        except (FraudStoreUnavailable, CircuitOpen) as exc:  # a retry in the window is scored anew
+            recorded_first = self._store.remember(pairs, self.idempotency_window_s)
+        except FraudStoreUnavailable as exc:  # a retry in the window is scored anew
             logger.warning("decision not recorded for idempotency",
                            extra={"error": f"{type(exc).__name__}: {exc}"})
             return decisions

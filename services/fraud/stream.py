@@ -43,15 +43,13 @@ from services.common.http import blocking_lifespan, create_service_app, serve
 from services.common.models import ModelClient, ModelRepository
 from services.common.redis_client import RedisClient, background_redis
 from services.common.telemetry import LATENCY_BUCKETS_S, Metrics
-from services.designs.fraud.copies import StateCopies
 from services.designs.parsing import parse_payload
 from services.designs.payloads import TransactionData
 from services.fraud.decision_events import decision_message
 from services.fraud.metrics import FraudMetrics
 from services.fraud.scorer import FraudScorer
 from services.fraud.settings import FraudSettings
-from services.fraud.state_store import RedisFraudStore
-from services.fraud.wiring import build_scorer, fraud_model_client
+from services.fraud.wiring import build_scorer, fraud_model_client, fraud_store
 
 logger = logging.getLogger(__name__)
 
@@ -187,8 +185,7 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
         client = background_redis(settings)
         model = fraud_model_client(settings)
         scorer = build_scorer(settings, fraud_metrics,
-                              RedisFraudStore(client, settings.feature_namespace,
-                                              StateCopies(settings.fraud_log_copies)), model,
+                              fraud_store(settings, client), model,
                               shadow_version=checked_shadow_version(settings))
         scorer.warm_up()
         publisher = kafka_publisher(settings, client_id=f"{settings.service_name}-decisions",

@@ -17,6 +17,7 @@ from services.common.models import ModelClient, ModelRepository, create_model_cl
 from services.common.redis_client import (
     async_request_path_redis,
     background_redis,
+    node_breakers,
     request_path_redis,
 )
 from services.common.telemetry import Metrics
@@ -25,6 +26,7 @@ from services.designs.experiments.definitions import load_definitions_file
 from services.designs.experiments.exposures import ExposureLog
 from services.designs.experiments.store import RedisDefinitionStore
 from services.designs.model_features import RANKER_FEATURE_NAMES
+from services.designs.recs.keys import history_key
 from services.designs.recs.list_cache import RedisListCache
 from services.designs.recs.titles import RedisCatalogTitles
 from services.recommender.api import router
@@ -131,7 +133,10 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
             cache_enabled=settings.recommender_cache_enabled,
             log_features=settings.recommender_log_features,
             explore_share=settings.recommender_explore_share),
-        redis_breaker=breaker("feature-store", settings),
+        redis_breakers=node_breakers(
+            request_redis, "feature-store", settings.recommender_breaker_fail_max,
+            settings.recommender_breaker_reset_s,
+            key_of=lambda user_id: history_key(user_id, settings.feature_namespace)),
         model_breaker=breaker("model", settings), shadow=shadow, list_cache=list_cache,
         # The experiment's chooser may log an exposure (Redis); the fixed default does no I/O.
         settled_variant=(choose_variant.settled if isinstance(choose_variant, ExperimentVariant)

@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from services.common.arrays import BoolArray, Float32Array, FloatArray, IntArray
-from services.common.breaker import CircuitBreaker, CircuitOpen
+from services.common.breaker import BreakerSet, CircuitBreaker, CircuitOpen
 from services.common.drift_monitor import DriftMonitor
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import ModelClient
@@ -173,7 +173,7 @@ class RecommenderService:
     def __init__(self, *, catalog: LiveCatalog, store_for: Callable[[ItemArtifacts], UserStore],
                  model: ModelClient, model_name: str, metrics: RecommenderMetrics,
                  choose_variant: VariantChooser, impressions: ImpressionLog | None,
-                 policy: ListPolicy, redis_breaker: CircuitBreaker,
+                 policy: ListPolicy, redis_breakers: BreakerSet,
                  model_breaker: CircuitBreaker, shadow: ShadowRanker | None = None,
                  drift: DriftMonitor | None = None, list_cache: ListCache | None = None,
                  settled_variant: Callable[[str], Assignment | None] | None = None) -> None:
@@ -188,7 +188,7 @@ class RecommenderService:
         self._choose = choose_variant
         self._impressions = impressions
         self._policy = policy
-        self._redis_breaker = redis_breaker
+        self._redis_breakers = redis_breakers  # by user: a user's keys share one master
         self._model_breaker = model_breaker
         self._shadow = shadow
         self._drift = drift
@@ -207,7 +207,7 @@ class RecommenderService:
         descheduled on a busy machine) times out every read in flight at once, answered or not,
         and counted they opened the breaker: whole seconds of fallback lists under load."""
         if (self._list_cache is None or not (self._policy.cache_enabled and cache.read)
-                or not self.catalog.loaded or self._redis_breaker.state != "closed"):
+                or not self.catalog.loaded or self._redis_breaker(user_id).state != "closed"):
             return CacheLookup(None, cache)
         start = time.perf_counter()
         assignment = self._settled(user_id)
@@ -412,9 +412,13 @@ class RecommenderService:
                           personalization="cold", watch_count=0)
 
     # --- I/O with its failure handling ---------------------------------------------------------
+    def _redis_breaker(self, user_id: str) -> CircuitBreaker:
+        """The breaker of the Redis master holding the user's keys (of the one Redis server)."""
+        return self._redis_breakers.for_key(user_id)
+
     def _read_user(self, store: UserStore, user_id: str) -> UserOnlineState | None:
         try:
-            state: UserOnlineState = self._redis_breaker.call(store.read_user, user_id)
+            state: UserOnlineState = self._redis_breakers.call(user_id, store.read_user, user_id)
             return state
         except (FeatureStoreUnavailable, CircuitOpen) as exc:
             logger.warning("feature store unavailable", extra={"error": str(exc)})
@@ -423,7 +427,7 @@ class RecommenderService:
     def _cached(self, store: UserStore, user_id: str, k: int,
                 assignment: Assignment) -> ServedList | None:
         try:
-            raw = self._redis_breaker.call(store.cached_recommendations, user_id, k)
+            raw = self._redis_breakers.call(user_id, store.cached_recommendations, user_id, k)
         except (FeatureStoreUnavailable, CircuitOpen):
             self._metrics.cache.labels("error").inc()
             return None
@@ -451,9 +455,10 @@ class RecommenderService:
     def _cache(self, store: UserStore, user_id: str, k: int,
                listed: ServedList) -> None:
         try:
-            self._redis_breaker.call(
-                store.cache_recommendations, user_id, k, listed.model_dump_json().encode(),
-                ttl_s=self._policy.cache_ttl_s, if_watch_count=listed.watch_count)
+            self._redis_breakers.call(
+                user_id, store.cache_recommendations, user_id, k,
+                listed.model_dump_json().encode(), ttl_s=self._policy.cache_ttl_s,
+                if_watch_count=listed.watch_count)
         except (FeatureStoreUnavailable, CircuitOpen) as exc:
             logger.info("response not cached", extra={"error": str(exc)})
 

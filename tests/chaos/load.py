@@ -36,6 +36,15 @@ class Answer:
 
 Send = Callable[[httpx.AsyncClient, int], Awaitable[tuple[int, dict[str, Any]]]]
 
+# How long the load's clients keep an idle connection: under the services' own idle timeout
+# (uvicorn's timeout_keep_alive, 5 s). At httpx's default (5 s, the same) a connection idle for
+# just under 5 s could be taken for a request as the server closed it: the request got no
+# answer (status 0), a race of the load client's, not the service's. The one request without an
+# HTTP answer that failed a fresh clone's slow-dependency run (2026-12-06 19:57 UTC) was sent at
+# second 11, 5.0 s after the burst of connections opened when the Redis pause began (6.04 s).
+# A client must close first: HAProxy's and nginx's own guidance for their upstream pools.
+KEEPALIVE_S = 2.0
+
 
 def transaction(run: str, n: int) -> dict[str, Any]:
     """The n-th transaction a chaos run scores: its own id, one of 97 cards, made now."""
@@ -83,7 +92,8 @@ async def _run(send: Send, rate: float, duration_s: float,
     answers: list[Answer] = []
     tasks: list[asyncio.Task[None]] = []
     loop = asyncio.get_running_loop()
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50,
+                          keepalive_expiry=KEEPALIVE_S)
     async with httpx.AsyncClient(timeout=timeout_s, limits=limits) as client:
         start = time.monotonic()
         pending = sorted(faults, key=lambda f: f[0])
@@ -122,7 +132,7 @@ async def _gets(url_of: Callable[[int], str], rate: float, duration_s: float,
                 timeout_s: float, max_connections: int) -> list[Answer]:
     answers: list[Answer] = []
     loop = asyncio.get_running_loop()
-    connector = aiohttp.TCPConnector(limit=max_connections)
+    connector = aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=KEEPALIVE_S)
     async with aiohttp.ClientSession(connector=connector,
                                      timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
         start = loop.time()
@@ -154,7 +164,7 @@ async def _closed(url_of: Callable[[int], str], concurrency: int, duration_s: fl
                   timeout_s: float) -> list[Answer]:
     answers: list[Answer] = []
     loop = asyncio.get_running_loop()
-    connector = aiohttp.TCPConnector(limit=concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=KEEPALIVE_S)
     async with aiohttp.ClientSession(connector=connector,
                                      timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
         start = loop.time()
@@ -180,7 +190,8 @@ def closed_loop_gets(url_of: Callable[[int], str], concurrency: int, duration_s:
 
 def per_second(answers: list[Answer]) -> list[dict[str, Any]]:
     """The timeline in one-second buckets of send time: answers by status, flagged answers by
-    flag, and the slowest (p99) latency."""
+    flag, requests without an HTTP answer by the client's error, and the slowest (p99)
+    latency."""
     buckets: dict[int, list[Answer]] = {}
     for answer in answers:
         buckets.setdefault(int(answer.sent_s), []).append(answer)
@@ -188,12 +199,17 @@ def per_second(answers: list[Answer]) -> list[dict[str, Any]]:
     for second, group in sorted(buckets.items()):
         statuses: dict[str, int] = {}
         flagged: dict[str, int] = {}
+        errors: dict[str, int] = {}
         for answer in group:
             statuses[str(answer.status)] = statuses.get(str(answer.status), 0) + 1
             for name, value in answer.flags.items():
                 if value is True:
                     flagged[name] = flagged.get(name, 0) + 1
+            if answer.status == 0:
+                error = str(answer.flags.get("error", "unknown"))
+                errors[error] = errors.get(error, 0) + 1
         timeline.append({"second": second, "statuses": statuses, "flagged": flagged,
+                         **({"errors": errors} if errors else {}),
                          "p99_ms": round(percentile([a.latency_ms for a in group], 99), 1)})
     return timeline
 

@@ -223,6 +223,47 @@ def redis_master_crash_runs_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
+def node_breakers_table(folder: Path) -> str:
+    """Fault 2 before and after the breakers per master, run in turns: each subfolder of
+    `folder` is one code (its name in the first column), each JSON in it one run."""
+    runs = sorted(((code.name, json.loads(p.read_text()))
+                   for code in folder.iterdir() if code.is_dir()
+                   for p in code.glob("*.json")),
+                  key=lambda run: str(run[1]["started"]))
+    lines = ["| code | started (UTC) | load average | failover gap | fraud `degraded` | "
+             "of them in the gap | last degraded fraud answer after the kill | recommender "
+             "`fallbacks` | of them in the gap | last fallback after the kill | answers |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for code, report in runs:
+        r = report["results"]
+        f, c = r["fraud"], r["recommender"]
+        lines.append(
+            f"| {code} ({report['commit'][:7]}) | {report['started'][11:19]} | "
+            f"{report['machine']['load_average_at_start'][0]:.1f} | {r['failover_gap_s']} s | "
+            f"{f['degraded_answers']} of {f['requests']} "
+            f"({f['degraded_answers'] / f['requests']:.0%}) | "
+            f"{f['degraded_answers_in_gap']} of {f['requests_in_gap']} | "
+            f"{f['last_degraded_answer_after_kill_s']} s | "
+            f"{c['fallback_answers']} of {c['requests']} "
+            f"({c['fallback_answers'] / c['requests']:.0%}) | "
+            f"{c['fallback_answers_in_gap']} of {c['requests_in_gap']} | "
+            f"{c['last_fallback_answer_after_kill_s']} s | "
+            + ", ".join(f"{v} x {k}" for k, v in
+                        (Counter(f["statuses"]) + Counter(c["statuses"])).items()) + " |")
+    first = runs[0][1]
+    settings = first["settings"]
+    victims = sorted({report["results"]["victim"] for _, report in runs})
+    lines.append(f"\n{len(runs)} runs of `tests/chaos/test_redis_master_crash.py` in turns, "
+                 f"{first['started'][:10]}, on {first['machine']['nproc']} shared cores "
+                 f"({first['machine']['cpu_model']}), Redis "
+                 f"{first['versions']['redis_server'].split('v=')[1].split()[0]}, redis-py "
+                 f"{first['versions']['redis_py']}; {settings['rate_per_service_per_s']:.0f} "
+                 f"requests/s to each service for {settings['duration_s']:.0f} s, "
+                 f"{', '.join(victims)} killed at {settings['kill_at_s']:.0f} s; each "
+                 "under the machine's lock for heavy runs.")
+    return "\n".join(lines)
+
+
 def failover_repro_table(path: Path) -> str:
     """benchmarks/redis_failover_repro.py's runs: fraud's store alone on a 3+3 cluster whose
     master is killed, before and after the fix, and where the client's default node was."""

@@ -52,8 +52,8 @@ def summary(answers: list[Answer], flag: str, killed_at: float, promoted_at: flo
         f"{flag}_answers": sum(1 for a in answers if a.flags.get(flag)),
         f"{flag}_answers_in_gap": sum(1 for a in gap if a.flags.get(flag)),
         "requests_in_gap": len(gap),
-        # the breaker (one per service, over the whole cluster) keeps skipping Redis until a
-        # half-open trial succeeds: answers stay flagged past the promotion
+        # a breaker per master skips the dead one's keys until the client's re-read slot map
+        # names its promoted replica (at most a second after the promotion)
         f"last_{flag}_answer_after_kill_s": round(max(flagged_after_kill) - killed_at, 2)
         if flagged_after_kill else None,
         f"{flag}_answers_in_last_{CALM_S:.0f}s": sum(1 for a in last_seconds

@@ -11,6 +11,17 @@ machine still has idle cores for more workers (both measured and reported). Ever
 requests, CPU and connections are sampled each second: a worker added behind one socket gets only
 connections opened after it started, so without the services' connection recycling
 (MLSD_HTTP_MAX_CONNECTION_AGE_S=0) the load stays on the first worker.
+
+Recovery is judged on SETTLED_S seconds with the controller at rest: the last SETTLED_S of the
+step, unless the controller added a worker less than REACT_S before they began. Then the step
+goes on for REACT_S + SETTLED_S more seconds and its last SETTLED_S are judged (once). Why: the
+machine's other tenants change what each worker gets during the run, and the controller answers
+a loss of capacity by adding a worker, after two windows over budget (its hysteresis), so the
+seconds before a late step are over budget by design. A fresh clone's run (2026-12-06 21:12
+UTC) failed the old fixed window by one second that way: two workers had held the step for
+30 s, other work took cores, 3 seconds went over budget and the controller added a third worker
+10 s before the end. The same budget and the same 18 of 20 seconds are asked, of a window the
+controller is at rest in.
 """
 
 from __future__ import annotations
@@ -63,6 +74,10 @@ LOW_S, HIGH_S = 10.0, 70.0
 CONTRAST_S = 30.0  # the same step on one worker with no controller beside it
 BUDGET_MS = 100.0
 SETTLED_S = 20.0  # the run's last seconds: the p99 promised back inside budget
+# from a controller's step to its added worker serving its share: the worker's start (about
+# 2 s) and the connections' recycling (CONNECTION_AGE_S); a step later than REACT_S before the
+# judged window extends the step (module docstring)
+REACT_S = 6.0
 MAX_WORKERS = 4
 # Recovered: the p99 inside budget in at least this share of the last SETTLED_S seconds, each
 # second alone (seconds_inside); the whole window's p99 is reported beside it
@@ -120,6 +135,12 @@ def windows(log: Path) -> list[dict[str, Any]]:
     return found
 
 
+def step_times(decisions: list[dict[str, Any]], since: datetime) -> list[float]:
+    """When the controller added a worker, in seconds since `since` (its log's local time)."""
+    return [(datetime.fromisoformat(d["time"].replace(",", ".")).replace(tzinfo=UTC)
+             - since).total_seconds() for d in decisions if d["step"]]
+
+
 def latency(group: list[Answer]) -> dict[str, float]:
     values = [a.latency_ms for a in group]
     return {"p50": round(percentile(values, 50), 1), "p99": round(percentile(values, 99), 1),
@@ -154,6 +175,21 @@ def seconds_inside(answers: list[Answer], from_s: float, to_s: float) -> dict[st
     inside = sum(1 for s in seconds if s["p99_ms"] <= BUDGET_MS)
     return {"seconds": len(seconds), "inside_budget": inside,
             "share": round(inside / len(seconds), 3) if seconds else 0.0}
+
+
+def the_step(recommend: Callable[[int], str], rate: float, scaler_log: Path,
+             step_started: datetime) -> tuple[list[Answer], float]:
+    """HIGH_S seconds at the step's rate, and REACT_S + SETTLED_S more when the controller added
+    a worker less than REACT_S before the last SETTLED_S began (it was not at rest in them).
+    Returns the answers (sent_s from the step) and the step's length."""
+    high = open_loop_gets(recommend, rate, HIGH_S)
+    last_step_s = max(step_times(windows(scaler_log), step_started), default=None)
+    if last_step_s is None or last_step_s <= LOW_S + HIGH_S - SETTLED_S - REACT_S:
+        return high, HIGH_S
+    more = open_loop_gets(recommend, rate, REACT_S + SETTLED_S)
+    for answer in more:
+        answer.sent_s += HIGH_S
+    return high + more, HIGH_S + REACT_S + SETTLED_S
 
 
 def without_controller(start_service: StartService, url_of: Callable[[str], Callable[[int], str]]
@@ -209,7 +245,7 @@ def test_a_load_step_is_absorbed_by_added_workers_without_a_restart(
     try:
         with WorkerSampler(recommender.process.pid, port, "recommendations") as sampler:
             low = open_loop_gets(recommend, LOW_RATE, LOW_S)
-            high = open_loop_gets(recommend, high_rate, HIGH_S)
+            high, high_s = the_step(recommend, high_rate, scaler_log, step_started)
     finally:
         scaler.terminate()
         scaler.wait(10)
@@ -220,12 +256,11 @@ def test_a_load_step_is_absorbed_by_added_workers_without_a_restart(
     answers: list[Answer] = low + high
 
     steps = [d for d in decisions if d["step"]]
-    first_up_s = None
-    if steps:
-        first_up = datetime.fromisoformat(steps[0]["time"].replace(",", ".")).replace(tzinfo=UTC)
-        first_up_s = round((first_up - step_started).total_seconds() - LOW_S, 1)
-    settled = [a for a in high if a.sent_s >= LOW_S + HIGH_S - SETTLED_S]
-    settled_from = LOW_S + HIGH_S - SETTLED_S
+    up_s = step_times(decisions, step_started)
+    first_up_s = round(up_s[0] - LOW_S, 1) if up_s else None
+    end_s = LOW_S + high_s
+    settled_from = end_s - SETTLED_S
+    settled = [a for a in high if a.sent_s >= settled_from]
     results: dict[str, Any] = {
         "statuses": {str(k): v for k, v in sorted(Counter(a.status for a in answers).items())},
         "workers_before": 1, "workers_after": workers_after,
@@ -233,23 +268,24 @@ def test_a_load_step_is_absorbed_by_added_workers_without_a_restart(
         "before_step": latency(low),
         "first_10s_after_step": latency([a for a in high if a.sent_s < LOW_S + 10]),
         f"last_{SETTLED_S:.0f}s": latency(settled),
+        # the step's length: HIGH_S, or more after a late step of the controller (docstring)
+        "high_s": high_s, "steps_after_load_step_s": [round(t - LOW_S, 1) for t in up_s],
+        "settled_window_s": [settled_from, end_s],
         "budget_ms": BUDGET_MS, "restarts": 0 if recommender.process.poll() is None else 1,
         # the same step on one worker with no controller: over budget to the end, or the test
         # shows nothing
         "without_controller": contrast,
         # which worker served what: a worker added behind one socket gets only new connections
         "per_worker_first_10s_after_step": sampler.between(LOW_S, LOW_S + 10),
-        f"per_worker_last_{SETTLED_S:.0f}s": sampler.between(settled_from, LOW_S + HIGH_S + 60),
-        f"worker_cores_last_{SETTLED_S:.0f}s": worker_cores(sampler, settled_from,
-                                                            LOW_S + HIGH_S),
-        f"machine_idle_cores_last_{SETTLED_S:.0f}s": sampler.idle_cores(settled_from,
-                                                                        LOW_S + HIGH_S),
+        f"per_worker_last_{SETTLED_S:.0f}s": sampler.between(settled_from, end_s + 60),
+        f"worker_cores_last_{SETTLED_S:.0f}s": worker_cores(sampler, settled_from, end_s),
+        f"machine_idle_cores_last_{SETTLED_S:.0f}s": sampler.idle_cores(settled_from, end_s),
         "windows": decisions,
         "worker_samples": sampler.samples,
     }
     results[f"seconds_inside_budget_last_{SETTLED_S:.0f}s"] = seconds_inside(
-        high, settled_from, LOW_S + HIGH_S)
-    results["machine_idle_cores_after_step"] = sampler.idle_cores(LOW_S, LOW_S + HIGH_S)
+        high, settled_from, end_s)
+    results["machine_idle_cores_after_step"] = sampler.idle_cores(LOW_S, end_s)
     write_report(report_dir, "scale_up",
                  "one recommender worker's capacity measured (closed loop), then open-loop load "
                  "steps from LOW_RATE to STEP_FACTOR times it, first on one worker alone, then "
@@ -258,6 +294,7 @@ def test_a_load_step_is_absorbed_by_added_workers_without_a_restart(
                  f"{MAX_WORKERS})",
                  started, {"low_rate_per_s": LOW_RATE, "high_rate_per_s": high_rate,
                            "step_factor": STEP_FACTOR, "low_s": LOW_S, "high_s": HIGH_S,
+                           "settled_s": SETTLED_S, "react_s": REACT_S,
                            "contrast_s": CONTRAST_S, "budget_ms": BUDGET_MS,
                            "max_workers": MAX_WORKERS, "recommender": HEAVY, "k": K,
                            "http_max_connection_age_s": CONNECTION_AGE_S,

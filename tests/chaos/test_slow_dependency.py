@@ -8,6 +8,12 @@ request that waits for it. Each call on the request path has a deadline (fraud's
 Redis: `CLIENT PAUSE <ms> ALL` on every master, which holds every client's commands (the cluster
 bus still runs, so no failover starts: the node is slow, not dead). The model server: SIGSTOP,
 then SIGCONT, as a process stalled by the machine (a long pause, a swapped-out page).
+
+The load's clients close a connection idle for KEEPALIVE_S (tests/chaos/load.py), before the
+services' own idle timeout does: at httpx's default, equal to it, one request of a fresh clone's
+run (2026-12-06 19:57 UTC) was sent on a connection as the recommender closed it and got no HTTP
+answer, 5 s after the pause had opened a burst of connections. A race of the load client's,
+counted against the service; no budget or promise of this test changed.
 """
 
 from __future__ import annotations

@@ -118,7 +118,9 @@ class FakeModel:
 class FakeStore:
     """A FraudStore in memory: each transaction id's state as given; decisions kept with the
     semantics of SET NX GET (the first one stays, each call returns what was there before).
-    With a `failure` set, every call fails as the Redis adapter does: FraudStoreUnavailable."""
+    With a `failure` set, every call fails as the Redis adapter does: FraudStoreUnavailable;
+    the transaction ids in `skipping` are skipped with their reason, as the adapter skips those
+    whose Redis master's breaker is open."""
 
     def __init__(self, states: dict[str, FraudState] | None = None) -> None:
         self.states = dict(states or {})
@@ -129,17 +131,20 @@ class FakeStore:
         self.windows: list[int] = []
         self.failure: Exception | None = None
         self.decisions_visible_on_read = True  # False: two requests raced past the read
+        self.skipping: dict[str, str] = {}
 
     def record_and_read(self, transactions: Sequence[TransactionLike]) -> StateRead:
         self.reads.append([txn.transaction_id for txn in transactions])
         self.seen.extend(transactions)
         if self.failure is not None:
             raise FraudStoreUnavailable.caused_by(self.failure)
+        read = [txn for txn in transactions if txn.transaction_id not in self.skipping]
         return StateRead(
-            StateBatch.of([self.states.get(txn.transaction_id, FraudState())
-                           for txn in transactions]),
+            StateBatch.of([self.states.get(txn.transaction_id, FraudState()) for txn in read]),
             [self.decisions.get(txn.transaction_id) if self.decisions_visible_on_read else None
-             for txn in transactions])
+             for txn in read],
+            {i: self.skipping[txn.transaction_id] for i, txn in enumerate(transactions)
+             if txn.transaction_id in self.skipping})
 
     def recall(self, transaction_id: str) -> bytes | None:
         if self.failure is not None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from services.common.breaker import CircuitBreaker
+from services.common.breaker import BreakerSet, CircuitBreaker
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import Prediction
 from services.common.models.errors import ModelUnavailable
@@ -121,7 +121,8 @@ class Rig:
         self.list_cache = FakeListCache(self.store) if on_loop else None
         self.model = FakeModel()
         self.impressions = FakeImpressions()
-        self.redis_breaker = CircuitBreaker("redis", redis_fail_max)
+        self.redis_breakers = BreakerSet.single("redis", redis_fail_max)
+        self.redis_breaker = self.redis_breakers.part("redis")  # the one breaker of every user
         self.registry = Metrics("recommender_test")
         self.metrics = RecommenderMetrics(self.registry)
         self.catalog = LiveCatalog(world.repository(root), "ranker", self._store_for, 60.0)
@@ -133,7 +134,7 @@ class Rig:
             policy=ListPolicy(candidates=CandidateSizes(10, 10, 5), cache_ttl_s=300,
                               default_max_maturity=4, fallback_max_maturity=1,
                               explore_share=explore_share),
-            redis_breaker=self.redis_breaker,
+            redis_breakers=self.redis_breakers,
             model_breaker=CircuitBreaker("model", 100), list_cache=self.list_cache,
             settled_variant=settled_variant)
 

@@ -78,6 +78,17 @@ def report_commands(namespace: str, frauds: Iterable[FraudReport]) -> list[Comma
     return commands
 
 
+def entity_keys(namespace: str, txn: TransactionLike) -> tuple[str, ...]:
+    """The first key of each of record_calls' calls, in their order: a call's keys share its
+    first key's hash tag, so these name every slot (and Redis Cluster master) a transaction's
+    state lives on."""
+    return (CARD_LOG.key(namespace, txn.card_id), CUSTOMER_LOG.key(namespace, txn.user_id),
+            TERMINAL_TX.key(namespace, txn.terminal_id),
+            MERCHANT_TX.key(namespace, txn.merchant_id),
+            DEVICE_CARDS.key(namespace, txn.device_id),
+            IP_CARDS.key(namespace, str(txn.ip_address)))
+
+
 def record_calls(namespace: str, txn: TransactionLike, read: bool = True,
                  plan: BatchPlan | None = None) -> list[Call]:
     """The CALLS_PER_TRANSACTION calls that record one transaction; with `read`, each also

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from services.common.breaker import CircuitOpen
+from services.common.redis_client import node_breakers
 from services.fraud.state_store import FraudStoreUnavailable, RedisFraudStore
 from tests.harness import free_port
 from tests.support.fraud_state import Txn
@@ -53,3 +55,21 @@ def test_a_reply_redis_refuses_is_the_ports_error_naming_redis_error(
 
     with pytest.raises(FraudStoreUnavailable, match=r"^ResponseError: WRONGTYPE"):
         store.recall("tx100")
+
+
+def test_behind_its_breaker_a_single_redis_that_is_down_is_skipped_for_every_transaction(
+        nobody_listening: redis.Redis) -> None:
+    """One server, one breaker (as before breakers per master): after fail_max failures every
+    transaction is skipped without a call, and recall raises CircuitOpen."""
+    store = RedisFraudStore(nobody_listening,
+                            breakers=node_breakers(nobody_listening, "feature-store", 2, 60))
+    for _ in range(2):
+        with pytest.raises(FraudStoreUnavailable):
+            store.record_and_read([Txn()])
+    read = store.record_and_read([Txn(transaction_id="tx1"), Txn(transaction_id="tx2")])
+    assert read.skipped == {0: "feature store skipped (circuit open: feature-store)",
+                            1: "feature store skipped (circuit open: feature-store)"}
+    assert len(read.state) == 0 and read.earlier_decisions == []
+    assert store.remember([("tx1", b"decided")], 60) == [None]   # not stored, not raised
+    with pytest.raises(CircuitOpen):
+        store.recall("tx1")

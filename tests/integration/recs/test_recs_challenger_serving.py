@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis
 
-from services.common.breaker import CircuitBreaker
+from services.common.breaker import BreakerSet, CircuitBreaker
 from services.common.models import LocalModelClient
 from services.common.models.testing import logistic_model
 from services.common.telemetry import Metrics
@@ -72,7 +72,7 @@ def test_the_treatment_is_ranked_by_the_challenger_version_and_the_control_by_pr
         impressions=None,
         policy=ListPolicy(candidates=CandidateSizes(10, 10, 5), cache_ttl_s=300,
                           default_max_maturity=4, fallback_max_maturity=1),
-        redis_breaker=CircuitBreaker("redis", 100), model_breaker=CircuitBreaker("model", 100))
+        redis_breakers=BreakerSet.single("redis", 100), model_breaker=CircuitBreaker("model", 100))
 
     lists = {}
     for n in range(12):

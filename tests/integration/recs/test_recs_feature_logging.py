@@ -11,7 +11,7 @@ import pytest
 import redis
 from kafka import KafkaConsumer
 
-from services.common.breaker import CircuitBreaker
+from services.common.breaker import BreakerSet, CircuitBreaker
 from services.common.bus.background import BackgroundPublisher
 from services.common.bus.clients import kafka_publisher
 from services.common.bus.envelope import decode_event
@@ -58,7 +58,7 @@ def test_an_impressions_features_cross_kafka_exactly_and_the_stream_counts_it(
         impressions=ImpressionLog(background, topic),
         policy=ListPolicy(candidates=CandidateSizes(10, 10, 5), cache_ttl_s=300,
                           default_max_maturity=4, fallback_max_maturity=1),
-        redis_breaker=CircuitBreaker("redis", 100), model_breaker=CircuitBreaker("model", 100))
+        redis_breakers=BreakerSet.single("redis", 100), model_breaker=CircuitBreaker("model", 100))
     answer = service.recommend("u1", 5)
     background.close()
 

@@ -10,7 +10,12 @@ import pytest
 from redis.crc import key_slot
 
 from services.common.times import epoch_ms
-from services.designs.fraud.commands import decode_batch, record_calls, report_commands
+from services.designs.fraud.commands import (
+    decode_batch,
+    entity_keys,
+    record_calls,
+    report_commands,
+)
 from services.designs.fraud.layout import CARD_RECORD, KEY_FAMILIES, SPEND_RECORD, digest
 from services.designs.fraud.scripts import (
     APPEND_CARD,
@@ -115,3 +120,12 @@ def test_replies_decode_the_same_over_resp2_and_resp3(frauds_reply: list[object]
     assert list(state.terminal_counts[0]) == [1, 2, 3] and state.merchant_count_30d[0] == 4
     assert np.isnan(state.device_card_last_seen_ms[0])
     assert state.ip_card_last_seen_ms[0] == 1_499_999_999_000
+
+
+def test_entity_keys_name_the_slot_of_every_call_that_records_a_transaction() -> None:
+    """The store's breakers place a transaction by these keys: they must be the calls' own."""
+    txn = Txn(card_id="c9", user_id="u9", terminal_id="t9", merchant_id="m9", device_id="d9")
+    calls = record_calls("fs", txn)
+    assert entity_keys("fs", txn) == tuple(keys[0] for _, keys, _ in calls)
+    for _, keys, _ in calls:
+        assert {key_slot(key.encode()) for key in keys} == {key_slot(keys[0].encode())}

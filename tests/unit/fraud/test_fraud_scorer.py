@@ -1,10 +1,10 @@
 """FraudScorer on fakes: idempotent replays, degraded decisions without the feature store or the
-model, the circuit breaker, and one store round trip and one model call per batch."""
+model, a batch of which the store skipped some, and one store round trip and one model call per
+batch."""
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,6 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
-from services.common.breaker import CircuitBreaker
 from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
 from services.common.drift_monitor import DriftMonitor
 from services.common.models import ModelRepository, ModelUnavailable, Prediction
@@ -73,8 +72,8 @@ class Rig:
         return self.registry.get_sample_value(f"fraud_test_{name}", labels) or 0.0
 
 
-def rig(tmp_path: Path, *, states: dict[str, FraudState] | None = None, fail_max: int = 5,
-        reset_s: float = 60.0, warm: bool = True, shadow_version: int | None = None) -> Rig:
+def rig(tmp_path: Path, *, states: dict[str, FraudState] | None = None, warm: bool = True,
+        shadow_version: int | None = None) -> Rig:
     registry = CollectorRegistry()
     engine = load_engine(POLICY_PATH)
     store, model = FakeStore(states), FakeModel()
@@ -82,7 +81,6 @@ def rig(tmp_path: Path, *, states: dict[str, FraudState] | None = None, fail_max
         store=store, model=model, policy=lambda: engine,
         references=ReferenceCache(model_repository(tmp_path), "fraud"),
         metrics=FraudMetrics(Metrics("fraud_test", registry)),
-        breaker=CircuitBreaker("feature-store", fail_max=fail_max, reset_s=reset_s),
         idempotency_window_s=60, shadow_version=shadow_version)
     if warm:
         scorer.warm_up()
@@ -175,20 +173,34 @@ def test_without_the_feature_store_the_transaction_is_decided_on_itself(tmp_path
     assert r.metric("degraded_decisions_total", dependency="features") == 1
 
 
-def test_after_fail_max_failures_the_store_is_skipped_until_the_reset(tmp_path: Path) -> None:
-    r = rig(tmp_path, fail_max=2, reset_s=0.05)
-    r.store.failure = redis.ConnectionError("connection refused")
-    degraded = [r.score(transaction(transaction_id=f"tx{i}"))[0].decision.degraded
-                for i in range(4)]
-    assert len(r.store.reads) == 2
-    assert degraded[0] == ("features: ConnectionError: connection refused",)
-    assert degraded[2] == degraded[3] == ("features: feature store skipped (circuit open)",)
+def test_a_batch_is_decided_whole_except_the_transactions_the_store_skipped(
+        tmp_path: Path) -> None:
+    """A Redis master's breaker is open: the store skips the transactions with a key on it. They
+    are decided without history and say why; the rest of the batch keeps its history, its
+    decisions are recorded, and the answers come back in the batch's order."""
+    r = rig(tmp_path, states={"tx1": CARD_TESTING, "tx2": CARD_TESTING, "tx3": CARD_TESTING})
+    why = "feature store skipped (circuit open: 127.0.0.1:7002)"
+    r.store.skipping = {"tx2": why}
+    scored = r.score(*(transaction(transaction_id=f"tx{i}") for i in (1, 2, 3)))
+    assert [s.transaction.transaction_id for s in scored] == ["tx1", "tx2", "tx3"]
+    assert [s.decision.degraded for s in scored] == [(), (f"features: {why}",), ()]
+    assert scored[0].decision.rule_hits == scored[2].decision.rule_hits == ("CARD_TESTING",)
+    assert "CARD_TESTING" not in scored[1].decision.rule_hits  # its history was not read
+    skipped = scored[1].features
+    assert skipped is not None
+    np.testing.assert_array_equal(skipped[HISTORY_COLUMNS], TYPICAL_VALUES[HISTORY_COLUMNS])
+    assert r.store.reads == [["tx1", "tx2", "tx3"]]  # one round trip for the batch
+    assert r.store.remembered == [["tx1", "tx3"]]     # nowhere to record the skipped one
+    assert r.metric("degraded_decisions_total", dependency="features") == 1
+    assert r.metric("decisions_total", action="decline", path="http") == 2
 
-    r.store.failure = None
-    time.sleep(0.1)
-    (scored,) = r.score(transaction(transaction_id="tx9"))
-    assert scored.decision.degraded == ()
-    assert len(r.store.reads) == 3
+
+def test_a_batch_all_skipped_is_decided_degraded_without_failing(tmp_path: Path) -> None:
+    r = rig(tmp_path, states={"tx1": CARD_TESTING})
+    r.store.skipping = {"tx1": "feature store skipped (circuit open: redis)"}
+    (scored,) = r.score(transaction(transaction_id="tx1"))
+    assert scored.decision.degraded == ("features: feature store skipped (circuit open: redis)",)
+    assert r.store.remembered == []
 
 
 def test_without_the_model_the_rules_decide_alone(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from services.common.breaker import CircuitBreaker
 from services.common.bus.consumer import TransientError
 from services.common.bus.envelope import Event
 from services.common.bus.ports import Delivery, OutboundMessage
@@ -61,8 +60,7 @@ def handler_for(tmp_path: Path, publisher: GatedPublisher,
     scorer = FraudScorer(
         store=FakeStore(), model=FakeModel(), policy=lambda: engine,
         references=ReferenceCache(model_repository(tmp_path), "fraud"),
-        metrics=FraudMetrics(Metrics("fraud_test", registry)),
-        breaker=CircuitBreaker("feature-store", fail_max=5, reset_s=60))
+        metrics=FraudMetrics(Metrics("fraud_test", registry)))
     scorer.warm_up()
     return StreamScoringHandler(
         scorer=scorer, publisher=publisher, topic="fraud-decisions",

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from services.common.breaker import CircuitBreaker
+from services.common.breaker import BreakerSet, CircuitBreaker
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import Prediction
 from services.common.telemetry import Metrics
@@ -176,7 +176,7 @@ class CatalogRig:
             policy=ListPolicy(candidates=CandidateSizes(10, 10, 5), cache_ttl_s=300,
                               default_max_maturity=4, fallback_max_maturity=1,
                               cache_enabled=False),
-            redis_breaker=CircuitBreaker("redis", 100),
+            redis_breakers=BreakerSet.single("redis", 100),
             model_breaker=CircuitBreaker("model", 100))
 
     def _store_for(self, items: ItemArtifacts) -> SizedStore:
