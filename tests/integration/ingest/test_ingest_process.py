@@ -27,7 +27,8 @@ def start_ingest(kafka: ServerProcess, redis_server: ServerProcess,
     url = f"http://127.0.0.1:{port}"
     log_path = workdir / "ingest.log"
     env = {**os.environ, "MLSD_INGEST_PORT": str(port), "MLSD_ENVIRONMENT": "test",
-           "MLSD_KAFKA_BOOTSTRAP_SERVERS": kafka.address, "MLSD_REDIS_URL": redis_server.address}
+           "MLSD_KAFKA_BOOTSTRAP_SERVERS": kafka.address, "MLSD_REDIS_URL": redis_server.address,
+           "MLSD_INGEST_SPOOL_PATH": str(workdir / "spool.sqlite3")}
     with log_path.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "services.ingest"], env=env,
                                    stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
