@@ -151,8 +151,12 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None,
                              readiness={"kafka": _kafka_check(settings, deferred),
                                         "redis": dedupe.ready})
     app.state.settings = settings
+    # With a spool, a stalled bus costs a batch an fsync, not a refusal: it is spilled at
+    # ingest's budget instead of the shedding bound (docs/adr/0006-ingest-spool.md).
+    stalled_after_s = (settings.ingest_spool_after_s if spool is not None
+                       else settings.ingest_shed_after_s)
     app.state.ingestor = Ingestor(publisher, dedupe, ingest_metrics, AdmissionLimits(
-        settings.ingest_shed_after_s, settings.ingest_max_in_flight_events), spool=spool)
+        stalled_after_s, settings.ingest_max_in_flight_events), spool=spool)
     app.add_exception_handler(IngestError, _ingest_error)
     app.include_router(router)
     return app

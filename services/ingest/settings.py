@@ -42,6 +42,11 @@ class IngestSettings(PlatformSettings):
     ingest_spool_enabled: bool = Field(
         True, description="while the bus does not acknowledge, store batches durably on ingest's "
                           "disk and answer 202; a forwarder publishes them once it does")
+    ingest_spool_after_s: float = Field(
+        0.1, gt=0, description="with the spool on, spool new batches instead of sending them "
+                               "while a write has waited this long for the broker's "
+                               "acknowledgement (ingest's budget: a batch sent behind it would "
+                               "miss it too); without the spool, ingest_shed_after_s refuses")
     ingest_spool_path: Path | None = Field(
         None, description="the spool's SQLite file; by default .state/ingest/spool-<port>.sqlite3 "
                           "(one per process: two instances on one host differ by port)")
