@@ -24,8 +24,7 @@ from services.common.probe import kafka_ready
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
 from tests.harness import ServerProcess, start_kafka
-from tests.integration.ingest.test_ingest_process import start_ingest
-from tests.support.ingest import Stored, read_back, watch
+from tests.support.ingest import Stored, read_back, start_ingest, watch
 
 pytestmark = pytest.mark.integration
 
