@@ -1,4 +1,4 @@
-"""The use case: validate a batch, skip what was stored before, publish the rest, wait for acks."""
+"""The use case: validate a batch, skip what was stored before, publish the rest (or spool it)."""
 
 from __future__ import annotations
 
