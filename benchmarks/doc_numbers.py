@@ -1639,6 +1639,49 @@ def ingest_shedding(r: Results, page: str) -> str:
         + " and ".join(f"{t} s" for t in after_fencing) + " after the fencing."])
 
 
+def ingest_spool(r: Results, page: str) -> str:
+    """Fault 1 in turns with ingest's spool on and off."""
+    runs = _chaos_runs(r, "ingest_spool")
+    rows = []
+    late: dict[bool, list[int]] = {True: [], False: []}
+    for run in runs:
+        res, settings = run["results"], run["settings"]
+        spool = bool(settings["ingest_spool"])
+        answers = res["late_answers"]
+        late[spool].append(answers["over_budget_sent_in_the_outage"])
+        controller = res["controller_elected_after_kill_s"] is not None
+        rows.append([
+            utc(run["started"])[11:], "on" if spool else "off",
+            f"{res['victim']}{' (the controller)' if controller else ''}",
+            f"{run['machine']['load_average_at_start'][0]:.1f}",
+            f"{res['fenced_after_kill_s']} s", _statuses(res["statuses"]),
+            number(res["answers_202_spooled"]), number(res["events_spooled"]),
+            number(answers["over_budget"]), number(answers["over_budget_sent_in_the_outage"]),
+            number(answers["over_1s"]),
+            number(res["duplicate_records_on_topic"]), str(res["lost"]),
+            number(res["applied_to_online_features"])])
+    header = ["started (UTC)", "spool", "victim", "load average", "fenced after the kill",
+              "answers", "202s from the spool", "events spooled",
+              f"past {runs[0]['results']['late_answers']['budget_ms']:.0f} ms",
+              "of them sent in the outage (1 s before the kill to the restart)", "past 1 s",
+              "duplicate records on the topic", "lost", "counted in the features (once each)"]
+    first, last = runs[0], runs[-1]
+    return "\n".join([
+        table(header, rows), "",
+        f"{len(runs)} runs of `tests/chaos/test_broker_crash.py` in turns "
+        f"(`benchmarks/ingest_spool_runs.sh`), {utc(first['started'])} to "
+        f"{utc(last['started'])[11:]} UTC, on {first['machine']['nproc']} shared cores (other "
+        f"work beside them), {first['settings']['rate_requests_per_s']:.0f} requests/s x "
+        f"{first['settings']['events_per_request']} events, "
+        f"{first['settings']['duration_s']:.0f} s; spool off is "
+        f"`MLSD_INGEST_SPOOL_ENABLED=false` (shedding after "
+        f"{first['settings']['ingest_shed_after_s']:g} s), on spills after "
+        f"{first['settings']['ingest_spool_after_s']:g} s "
+        f"({link(CHAOS + '/ingest_spool/', page)}). Answers past the budget sent in the "
+        "outage: " + ", ".join(str(n) for n in late[False]) + " without the spool, "
+        + ", ".join(str(n) for n in late[True]) + " with it; the rest were sent outside it."])
+
+
 def _earlier_soak(path: Path, page: str, before_what: str, with_retry: bool) -> str:
     """One earlier soak's figures, as the availability block quotes them; '' without its file."""
     if not path.exists():
@@ -1673,6 +1716,9 @@ def availability_soak(r: Results, page: str) -> str:
         f"recommender {100 * raw['recommender']['share']:.2f} %). Of ingest's "
         f"{number(missed)} misses, {number(refused)} were refusals (503 + `Retry-After`) and "
         f"{number(missed - refused)} were 2xx past the budget."]
+    if "ingest_202s_spooled" in res:  # soaks before ingest's spool lack it
+        lines.append(f"Ingest answered {number(res['ingest_202s_spooled'])} posts 202 from its "
+                     "spool (stored on its disk, forwarded once the brokers acknowledged).")
     if retry is not None:
         i = retry["ingest"]
         lines.append(
@@ -1697,6 +1743,7 @@ def availability_soak(r: Results, page: str) -> str:
             + f"; around the other faults {others}, outside every fault's window "
             f"{by_fault[-1]['ingest']}.")
     for name, before_what, with_retry in (
+            ("availability_soak_before_spool.json", "ingest's spool", True),
             ("availability_soak_1s_session.json",
              "the controllers' shorter election timeout", True),
             ("availability_soak_3s_session.json",
@@ -2012,6 +2059,7 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "fraud-lifecycle-stack": fraud_lifecycle_stack,
     "fraud-retrain-dev-stack": fraud_retrain_dev_stack,
     "ingest-shedding": ingest_shedding,
+    "ingest-spool": ingest_spool,
     "availability-soak": availability_soak,
     "scale-up-connections": scale_up_connections,
     "scale-up-knee": scale_up_knee,

@@ -51,7 +51,8 @@ def ingest_url(given: str | None) -> Iterator[str]:
         port = free_port()
         env = {**os.environ, "MLSD_INGEST_PORT": str(port), "MLSD_ENVIRONMENT": "test",
                "MLSD_KAFKA_BOOTSTRAP_SERVERS": kafka_server.address,
-               "MLSD_REDIS_URL": redis_server.address, "MLSD_LOG_LEVEL": "WARNING"}
+               "MLSD_REDIS_URL": redis_server.address, "MLSD_LOG_LEVEL": "WARNING",
+               "MLSD_INGEST_SPOOL_PATH": str(Path(workdir) / "spool.sqlite3")}
         with (Path(workdir) / "ingest.log").open("wb") as log:
             ingest = subprocess.Popen([sys.executable, "-m", "services.ingest"], env=env,
                                       stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)

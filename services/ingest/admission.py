@@ -8,6 +8,8 @@ flight: once the oldest has waited past a bound, or too many events are unacknow
 batches are refused with 503 + Retry-After before anything is sent. The writes already sent keep
 their delivery timeout; when they are acknowledged (the new leaders are elected), the oldest wait
 drops and batches are admitted again, without a timer: the stalled writes are the probe.
+With ingest's spool (spool.py) the same decision spills a batch to the spool instead of
+refusing it, at a shorter bound (ingest_spool_after_s): an fsync costs less than a refusal.
 """
 
 from __future__ import annotations

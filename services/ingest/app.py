@@ -1,4 +1,5 @@
-"""Ingest's composition root: settings in; publisher, dedupe cache, metrics and routes wired."""
+"""Ingest's composition root: settings in; publisher, spool, dedupe cache, metrics and routes
+wired."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from services.ingest.ingestor import Ingestor
 from services.ingest.metrics import IngestMetrics
 from services.ingest.schemas import ErrorResponse, FieldError, IngestResponse
 from services.ingest.settings import IngestSettings
+from services.ingest.spool import Forwarder, Spool, SpoolLimits
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +84,24 @@ def _kafka_check(settings: IngestSettings, deferred: DeferredPublisher | None) -
     return kafka_ready
 
 
+def _spool(settings: IngestSettings, publisher_given: bool, spool: Spool | None) -> Spool | None:
+    """The spool to use: the one passed in, else one of ingest's own when the setting is on and
+    ingest builds its own publisher (a caller passing a publisher passes a spool to have one)."""
+    if spool is not None or publisher_given or not settings.ingest_spool_enabled:
+        return spool
+    return Spool(settings.spool_file(), SpoolLimits(settings.ingest_spool_max_events,
+                                                    settings.ingest_spool_max_age_s))
+
+
 def create_app(settings: IngestSettings, publisher: Publisher | None = None,
-               dedupe: Dedupe | None = None) -> FastAPI:
-    """The service; unit tests pass an in-memory publisher and dedupe, which the caller owns."""
+               dedupe: Dedupe | None = None, spool: Spool | None = None) -> FastAPI:
+    """The service; unit tests pass an in-memory publisher and dedupe (and a spool), which the
+    caller owns; the app opens a spool it built and runs the forwarder of any spool."""
     metrics = Metrics(settings.service_name)
     ingest_metrics = IngestMetrics(metrics)
 
+    own_spool = spool is None
+    spool = _spool(settings, publisher is not None, spool)
     deferred: DeferredPublisher | None = None
     if publisher is None:
         deferred = DeferredPublisher(kafka_connector(settings),
@@ -95,6 +109,11 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None,
         publisher = deferred
     ingest_metrics.broker_connected.set_function(
         lambda: float(deferred is None or deferred.connected))
+    forwarder: Forwarder | None = None
+    if spool is not None:
+        forwarder = Forwarder(spool, publisher, ingest_metrics)
+        ingest_metrics.spool_depth.set_function(lambda: float(spool.depth()))
+        ingest_metrics.spool_oldest_age.set_function(spool.oldest_age_s)
 
     redis_client: RedisClient | None = None
     if dedupe is None:
@@ -106,10 +125,20 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if deferred is not None:
             deferred.start()
-        logger.info("ingest started", extra={"kafka": settings.kafka_bootstrap_servers})
+        if spool is not None and own_spool:
+            spool.open()
+        if forwarder is not None:
+            forwarder.start()  # resumes whatever the spool held at start
+        logger.info("ingest started", extra={"kafka": settings.kafka_bootstrap_servers,
+                                             "spool": str(spool.path) if spool else None})
         try:
             yield
         finally:
+            # What is still spooled stays on disk: the next start forwards it.
+            if forwarder is not None:
+                forwarder.stop()
+            if spool is not None and own_spool:
+                spool.close()
             # Only what this factory built: a passed-in publisher or dedupe belongs to the caller.
             if deferred is not None:
                 deferred.close()
@@ -122,8 +151,12 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None,
                              readiness={"kafka": _kafka_check(settings, deferred),
                                         "redis": dedupe.ready})
     app.state.settings = settings
+    # With a spool, a stalled bus costs a batch an fsync, not a refusal: it is spilled at
+    # ingest's budget instead of the shedding bound (docs/adr/0006-ingest-spool.md).
+    stalled_after_s = (settings.ingest_spool_after_s if spool is not None
+                       else settings.ingest_shed_after_s)
     app.state.ingestor = Ingestor(publisher, dedupe, ingest_metrics, AdmissionLimits(
-        settings.ingest_shed_after_s, settings.ingest_max_in_flight_events))
+        stalled_after_s, settings.ingest_max_in_flight_events), spool=spool)
     app.add_exception_handler(IngestError, _ingest_error)
     app.include_router(router)
     return app

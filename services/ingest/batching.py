@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -81,10 +81,12 @@ class BatchReport:
     duplicates: list[Valid]  # stored by an earlier post (or earlier in this batch): not republished
     rejected: list[Rejected]
     failed: list[Failed]
+    # held durably in ingest's spool, forwarded to the broker once it acknowledges (spool.py)
+    spooled: list[Valid] = field(default_factory=list)
 
     @property
     def stored_any(self) -> bool:
-        return bool(self.accepted or self.duplicates)
+        return bool(self.accepted or self.duplicates or self.spooled)
 
 
 def _echo(value: object) -> str | None:
@@ -184,3 +186,16 @@ def refused(batch: ValidatedBatch, publication: Publication, reason: str) -> Bat
     published failed, unsent; its duplicates are still stored (an earlier post did it)."""
     return BatchReport([], publication.duplicates, batch.rejected,
                        [Failed(event, reason, sent=False) for event in publication.publish])
+
+
+def spooled(batch: ValidatedBatch, publication: Publication) -> BatchReport:
+    """The report of a batch stored in the spool instead of sent: every event it would have
+    published is spooled."""
+    return BatchReport([], publication.duplicates, batch.rejected, [],
+                       spooled=list(publication.publish))
+
+
+def spool_failures(report: BatchReport) -> BatchReport:
+    """A report whose failed events were then stored in the spool."""
+    return BatchReport(report.accepted, report.duplicates, report.rejected, [],
+                       spooled=[*report.spooled, *(f.valid for f in report.failed)])

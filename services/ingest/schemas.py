@@ -78,28 +78,39 @@ class FailedEvent(BaseModel):
 
 
 class IngestResponse(BaseModel):
-    """Every posted event in exactly one list. `accepted` and `duplicates` are stored on Kafka;
-    `rejected` and `failed` are not (a failed event may be retried as it is)."""
+    """Every posted event in exactly one of accepted, duplicates, rejected, failed. `accepted`
+    and `duplicates` are stored (on Kafka, or for `spooled`, a subset of `accepted`, durably in
+    ingest's spool until the broker acknowledges them); `rejected` and `failed` are not (a
+    failed event may be retried as it is)."""
 
     detail: str
-    accepted: list[str] = Field(description="ids acknowledged by the broker for this post")
+    accepted: list[str] = Field(description="ids stored for this post: acknowledged by the "
+                                            "broker, or held in ingest's durable spool (below)")
     duplicates: list[str] = Field(
         description="ids stored before (within the dedupe window or earlier in this batch); "
                     "not published again")
     rejected: list[RejectedEvent]
     failed: list[FailedEvent]
+    spooled: list[str] = Field(
+        default_factory=list,
+        description="ids among `accepted` stored durably in ingest's spool while the event bus "
+                    "was not acknowledging; ingest forwards them once it does")
 
     @classmethod
     def of(cls, report: BatchReport, headline: str | None = None) -> IngestResponse:
-        counts = (f"{len(report.accepted)} accepted, {len(report.duplicates)} duplicate, "
+        stored = len(report.accepted) + len(report.spooled)
+        counts = (f"{stored} accepted, {len(report.duplicates)} duplicate, "
                   f"{len(report.rejected)} rejected, {len(report.failed)} failed")
+        if report.spooled:
+            counts += f" ({len(report.spooled)} of the accepted in ingest's spool)"
         return cls(
             detail=f"{headline}: {counts}" if headline else counts,
-            accepted=[v.id for v in report.accepted],
+            accepted=[v.id for v in (*report.accepted, *report.spooled)],
             duplicates=[v.id for v in report.duplicates],
             rejected=[RejectedEvent(index=r.index, id=r.id,
                                     errors=[FieldError.of(p) for p in r.problems])
                       for r in report.rejected],
+            spooled=[v.id for v in report.spooled],
             failed=[FailedEvent(index=f.valid.index, id=f.valid.id,
                                 problem=NOT_ACKNOWLEDGED if f.sent else NOT_SENT)
                     for f in report.failed],

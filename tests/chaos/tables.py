@@ -48,6 +48,10 @@ def broker_crash_table(folder: Path) -> str:
         ("latency p50 / p99 / max", f"{r['latency_ms']['p50']} / {r['latency_ms']['p99']} / "
                                     f"{r['latency_ms']['max']} ms"),
     ]
+    if "answers_202_spooled" in r:  # reports before ingest's spool lack it
+        rows.append(("answered 202 from ingest's spool (stored on its disk, forwarded after)",
+                     f"{r['answers_202_spooled']} answers, {r['events_spooled']:,} events; the "
+                     f"spool was empty {r['spool_drained_after_load_s']} s after the load"))
     if "late_answers" in r:  # reports before ingest's load shedding lack it
         late = r["late_answers"]
         refused = late["refused_503_latency_ms"]
@@ -339,6 +343,9 @@ def availability_table(folder: Path) -> str:
         rows.append((f"{name}: answered 2xx inside budget",
                      f"{x['good']:,} of {x['requests']:,} = {100 * x['share']:.2f} %; "
                      + ", ".join(f"{v:,} x {k}" for k, v in x["statuses"].items())))
+    if "ingest_202s_spooled" in report["results"]:  # soaks before ingest's spool lack it
+        rows.append(("ingest: posts answered 202 from its spool (on its disk, forwarded once "
+                     "the brokers acknowledged)", f"{report['results']['ingest_202s_spooled']:,}"))
     rows += [
         ("**availability, all requests**",
          f"**{100 * r['all']['share']:.2f} %** ({r['all']['good']:,} of "

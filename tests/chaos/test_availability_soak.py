@@ -223,6 +223,14 @@ def test_the_soak_with_faults_on_a_schedule_stays_available(
         await_workers(parent, 2)
     marks: list[tuple[float, str]] = []
     fencings: list[dict[str, Any]] = []
+    spooled_202s = 0
+
+    async def post_events(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+        nonlocal spooled_202s
+        response = await client.post(f"{ingest.url}/v1/events", json=body)
+        if response.status_code == 202 and response.json().get("spooled"):
+            spooled_202s += 1  # held in ingest's spool, forwarded once the brokers acknowledge
+        return response
 
     async def send(client: httpx.AsyncClient, n: int) -> tuple[int, dict[str, Any]]:
         service, i = SERVICES[n % 3], n // 3
@@ -233,8 +241,8 @@ def test_the_soak_with_faults_on_a_schedule_stays_available(
                                                       "content_id": f"t{i % 200 + 1}",
                                                       "watch_seconds": 600,
                                                       "completed": False}}]}
-            status, flags = await retry_after(
-                lambda: client.post(f"{ingest.url}/v1/events", json=body), INGEST_ATTEMPTS)
+            status, flags = await retry_after(lambda: post_events(client, body),
+                                              INGEST_ATTEMPTS)
             return status, {"service": service, **flags}
         if service == "fraud":
             body = transaction(run, i)
@@ -254,6 +262,7 @@ def test_the_soak_with_faults_on_a_schedule_stays_available(
                "load_average_during": load.summary(),
                "faults": [{"at_s": round(at, 1), "what": what} for at, what in marks],
                "misses_by_fault": misses_by_fault(answers, marks),
+               "ingest_202s_spooled": spooled_202s,
                "broker_fencings": fencings,
                "live_brokers_fenced": live_brokers_fenced(cluster_topology, started, fencings)}
     name = "availability_soak" if SOAK_S >= 600 else f"availability_soak_trial_{SOAK_S:.0f}s"
@@ -271,6 +280,8 @@ def test_the_soak_with_faults_on_a_schedule_stays_available(
                                              "with_ingest_retry the last)",
                            "ingest_attempts": INGEST_ATTEMPTS,
                            "ingest_shed_after_s": IngestSettings.model_fields[
-                               "ingest_shed_after_s"].default},
+                               "ingest_shed_after_s"].default,
+                           "ingest_spool": IngestSettings().ingest_spool_enabled,
+                           "ingest_spool_after_s": IngestSettings().ingest_spool_after_s},
                  results, answers)
     assert results["availability"]["all"]["share"] >= GOAL, results["availability"]

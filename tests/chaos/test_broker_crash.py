@@ -1,7 +1,8 @@
 """Fault 1 of issue 17: kill -9 one Kafka broker while ingest takes load.
 
-Every event ingest acknowledged (202, or listed as accepted in a 503) must be on the topic
-afterwards and counted once in the online features; refused ones are 503 with Retry-After.
+Every event ingest acknowledged (202, or listed as accepted in a 503; with the spool, a 202 may
+be for events held in ingest's spool and forwarded later) must be on the topic afterwards and
+counted once in the online features; refused ones are 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ BUDGET_MS = 100.0  # ingest's latency budget (the soak's)
 # without shedding, for a comparison in one session)
 SHED_AFTER_S = float(os.environ.get("MLSD_INGEST_SHED_AFTER_S",
                                     IngestSettings.model_fields["ingest_shed_after_s"].default))
+# ingest's spool (MLSD_INGEST_SPOOL_ENABLED=false runs without it, for a comparison)
+SPOOL = os.environ.get("MLSD_INGEST_SPOOL_ENABLED", str(
+    IngestSettings.model_fields["ingest_spool_enabled"].default)).lower() in ("1", "true")
 # Whom to kill: the leader of watch-events partition 0 (by default, whichever node that is), or
 # the active controller, so the controller's own election is measured in every run
 # (benchmarks/controller_election_runs.sh) instead of in the runs that happen to pick it.
@@ -112,6 +116,40 @@ def late_answers(answers: list[Answer], killed_at: float, restarted_at: float
                                        "max": round(max(refused), 1)} if refused else None}
 
 
+def await_spool_drained(ingest_url: str, timeout_s: float = 90.0) -> float:
+    """Seconds until ingest's spool was empty (every spooled event acknowledged by the broker);
+    0.0 at once without a spool (the gauge reads 0)."""
+    started = time.monotonic()
+    while True:
+        text = httpx.get(f"{ingest_url}/metrics", timeout=5).text
+        depth = next((float(line.split()[-1]) for line in text.splitlines()
+                      if line.startswith("ingest_spool_depth_events ")), 0.0)
+        if depth == 0.0:
+            return round(time.monotonic() - started, 2)
+        assert time.monotonic() - started < timeout_s, f"{depth:.0f} events still spooled"
+        time.sleep(0.5)
+
+
+class Told:
+    """What ingest's answers said: the ids it acknowledged (202, or accepted inside a 503),
+    those of them in its spool, and the refusals without a Retry-After."""
+
+    def __init__(self) -> None:
+        self.acknowledged: set[str] = set()
+        self.spooled: set[str] = set()
+        self.spooled_202s = 0
+        self.refused_without_retry_after = 0
+
+    def note(self, response: httpx.Response) -> None:
+        if response.status_code in (202, 503):
+            self.acknowledged.update(response.json()["accepted"])
+            held = response.json().get("spooled", [])
+            self.spooled.update(held)
+            self.spooled_202s += bool(held) and response.status_code == 202
+        if response.status_code == 503 and "retry-after" not in response.headers:
+            self.refused_without_retry_after += 1
+
+
 def ids_on_topic(bootstrap: str, topic: str, prefix: str) -> Counter[str]:
     """Every event id on the topic that starts with `prefix`, with how many records carry it."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -142,21 +180,16 @@ def test_a_broker_killed_under_ingest_load_loses_no_acknowledged_event(
     ingest = on_cluster("ingest")
     run = f"bc{uuid.uuid4().hex[:8]}"
     at = datetime.now(UTC)
-    acknowledged: set[str] = set()
-    refused_without_retry_after = 0
+    told = Told()
 
     async def send(client: httpx.AsyncClient, n: int) -> tuple[int, dict[str, Any]]:
-        nonlocal refused_without_retry_after
         events = [{"id": f"{run}-{n}-{k}", "type": "watch", "source": "chaos",
                    "time": at.isoformat(),
                    "data": {"user_id": f"u{(n * EVENTS_PER_REQUEST + k) % 500}",
                             "content_id": f"c{run}-{k % TITLES}", "watch_seconds": 60,
                             "completed": False}} for k in range(EVENTS_PER_REQUEST)]
         response = await client.post(f"{ingest.url}/v1/events", json={"events": events})
-        if response.status_code in (202, 503):
-            acknowledged.update(response.json()["accepted"])
-        if response.status_code == 503 and "retry-after" not in response.headers:
-            refused_without_retry_after += 1
+        told.note(response)
         return response.status_code, {}
 
     victim = choose_victim(cluster_topology)
@@ -179,9 +212,11 @@ def test_a_broker_killed_under_ingest_load_loses_no_acknowledged_event(
     load_start = time.monotonic()
     answers = open_loop(send, RATE, DURATION_S, [(KILL_AT_S, kill), (RESTART_AT_S, restart)],
                         timeout_s=CLIENT_TIMEOUT_S)
+    drained_after_s = await_spool_drained(ingest.url)
     back_in_sync = await_in_sync(cluster_topology.kafka_bootstrap, WATCH_EVENTS)
 
     found = ids_on_topic(cluster_topology.kafka_bootstrap, WATCH_EVENTS, f"{run}-")
+    acknowledged = told.acknowledged
     lost = acknowledged - found.keys()
     day_key = f"fs:title_watches:{{global}}:{at:%Y-%m-%d}"
     titles = [f"c{run}-{k}" for k in range(TITLES)]
@@ -205,12 +240,15 @@ def test_a_broker_killed_under_ingest_load_loses_no_acknowledged_event(
         "requests": len(answers), "events_sent": len(answers) * EVENTS_PER_REQUEST,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "events_acknowledged": len(acknowledged),
+        "answers_202_spooled": told.spooled_202s,
+        "events_spooled": len(told.spooled),
+        "spool_drained_after_load_s": drained_after_s,
         "events_on_topic": len(found),
         "events_on_topic_not_acknowledged": len(found.keys() - acknowledged),
         "lost": len(lost),
         "duplicate_records_on_topic": sum(found.values()) - len(found),
         "applied_to_online_features": applied(),
-        "refused_503_without_retry_after": refused_without_retry_after,
+        "refused_503_without_retry_after": told.refused_without_retry_after,
         "victim": victim,
         "killed_at_s": round(killed_at, 2),
         "first_not_202_after_kill_s": round(min(not_accepted) - killed_at, 2)
@@ -232,7 +270,9 @@ def test_a_broker_killed_under_ingest_load_loses_no_acknowledged_event(
                  started, {"rate_requests_per_s": RATE, "events_per_request": EVENTS_PER_REQUEST,
                            "duration_s": DURATION_S, "kill_at_s": KILL_AT_S,
                            "restart_at_s": RESTART_AT_S, "ingest_delivery_timeout_s": 5.0,
-                           "ingest_shed_after_s": SHED_AFTER_S, "victim_chosen_as": VICTIM,
+                           "ingest_shed_after_s": SHED_AFTER_S, "ingest_spool": SPOOL,
+                           "ingest_spool_after_s": IngestSettings().ingest_spool_after_s,
+                           "victim_chosen_as": VICTIM,
                            "client_timeout_s": CLIENT_TIMEOUT_S,
                            "producer_retry_backoff_max_ms": IngestSettings()
                            .kafka_retry_backoff_max_ms,
@@ -240,7 +280,7 @@ def test_a_broker_killed_under_ingest_load_loses_no_acknowledged_event(
                  results, answers)
 
     assert set(statuses) <= {202, 503}, statuses
-    assert refused_without_retry_after == 0
+    assert told.refused_without_retry_after == 0
     assert not lost, f"{len(lost)} acknowledged events are not on the topic"
     assert applied() == len(found), "each stored event counted exactly once in the features"
     assert statuses[202] > 0 and answers[-1].status == 202, "ingest never recovered"

@@ -71,6 +71,9 @@ def launch(module: str, log: Path, redis_url: str, kafka: str, model_repository:
         # which a test comparing orders would see now and then (its own tests set it).
         "MLSD_RECOMMENDER_EXPLORE_SHARE": "0", **env,
     }
+    if module == "ingest":
+        # beside the log, not in the repository's .state/: a test's spool dies with the test
+        environment.setdefault("MLSD_INGEST_SPOOL_PATH", str(log.with_suffix(".spool.sqlite3")))
     process = subprocess.Popen([sys.executable, "-m", f"services.{module}"], cwd=REPO_ROOT,
                                env=environment, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     service = ServiceProcess(module, process, f"http://127.0.0.1:{port}", log)

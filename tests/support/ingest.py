@@ -1,12 +1,21 @@
-"""Ingest's event bodies (a watch, a transaction) and reading back what ingest stored on Kafka."""
+"""Ingest's event bodies (a watch, a transaction), the real ingest process, and reading back what
+ingest stored on Kafka."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from services.common.bus.envelope import Event, MalformedEvent, decode_event
 from services.common.bus.kafka_bus import records_to_end
+from services.common.probe import process_ready
+from services.devstack.servers import REPO_ROOT, ServerProcess, free_port
 
 TIME = "2026-11-21T10:00:00Z"
 
@@ -50,3 +59,24 @@ def read_back(bootstrap: str, topic: str, ids: set[str], timeout_s: float = 20.0
             key = r.key.decode() if r.key is not None else None
             found.append(Stored(key, r.partition, r.offset, event))
     return found
+
+
+def start_ingest(kafka: ServerProcess, redis_server: ServerProcess,
+                 workdir: Path) -> ServerProcess:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = workdir / "ingest.log"
+    env = {**os.environ, "MLSD_INGEST_PORT": str(port), "MLSD_ENVIRONMENT": "test",
+           "MLSD_KAFKA_BOOTSTRAP_SERVERS": kafka.address, "MLSD_REDIS_URL": redis_server.address,
+           "MLSD_INGEST_SPOOL_PATH": str(workdir / "spool.sqlite3")}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "services.ingest"], env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+                                   start_new_session=True)
+    server = ServerProcess("ingest", process, log_path, url)
+    if process_ready(f"{url}/readyz", process, 30):
+        return server
+    exited = process.poll()
+    server.stop()
+    pytest.fail(f"ingest exited with {exited}:\n{server.log_tail()}" if exited is not None
+                else f"ingest was not ready after 30 s:\n{server.log_tail()}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -23,9 +24,11 @@ pytestmark = pytest.mark.integration
 
 
 
-def settings_for(kafka: str, redis_url: str) -> IngestSettings:
+def settings_for(kafka: str, redis_url: str, spool: Path | None = None) -> IngestSettings:
+    """Without `spool`, ingest runs without one: a stalled bus is refused (503), as before."""
     return IngestSettings(kafka_bootstrap_servers=kafka, redis_url=redis_url, environment="test",
-                          ingest_delivery_timeout_s=5.0)
+                          ingest_delivery_timeout_s=5.0, ingest_spool_enabled=spool is not None,
+                          ingest_spool_path=spool)
 
 
 def wait_ready(client: TestClient, timeout_s: float = 30.0) -> None:

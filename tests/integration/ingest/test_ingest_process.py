@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,31 +11,10 @@ import httpx
 import pytest
 
 from services.common.bus.topics import WATCH_EVENTS
-from services.common.probe import process_ready
-from tests.harness import REPO_ROOT, ServerProcess, free_port
-from tests.support.ingest import read_back, watch
+from tests.harness import ServerProcess
+from tests.support.ingest import read_back, start_ingest, watch
 
 pytestmark = pytest.mark.integration
-
-
-def start_ingest(kafka: ServerProcess, redis_server: ServerProcess,
-                 workdir: Path) -> ServerProcess:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = workdir / "ingest.log"
-    env = {**os.environ, "MLSD_INGEST_PORT": str(port), "MLSD_ENVIRONMENT": "test",
-           "MLSD_KAFKA_BOOTSTRAP_SERVERS": kafka.address, "MLSD_REDIS_URL": redis_server.address}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "services.ingest"], env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-                                   start_new_session=True)
-    server = ServerProcess("ingest", process, log_path, url)
-    if process_ready(f"{url}/readyz", process, 30):
-        return server
-    exited = process.poll()
-    server.stop()
-    pytest.fail(f"ingest exited with {exited}:\n{server.log_tail()}" if exited is not None
-                else f"ingest was not ready after 30 s:\n{server.log_tail()}")
 
 
 @pytest.fixture

@@ -236,8 +236,9 @@ def test_published_ports_are_the_design_ports(compose: dict[str, Any]) -> None:
 
 
 def _unplaced(service: dict[str, Any]) -> dict[str, Any]:
-    """A service's definition without where it is published and in which profile."""
-    return {k: v for k, v in service.items() if k not in ("ports", "profiles")}
+    """A service's definition without where it is published, in which profile and on which
+    volumes (an instance's state is its own: ingest's spool)."""
+    return {k: v for k, v in service.items() if k not in ("ports", "profiles", "volumes")}
 
 
 def test_the_cluster_profile_balances_on_the_host_ports_of_make_run_cluster(
@@ -262,8 +263,12 @@ def test_the_cluster_profile_balances_on_the_host_ports_of_make_run_cluster(
         assert [_published(p)[1] for p in first["ports"]] == [service.public_port]
         # the second instance is the first one's definition (a YAML merge), not a copy to drift
         assert _unplaced(second) == _unplaced(first)
+        assert set(_mounts(first)) == set(_mounts(second))  # the same mounts, own volumes
         assert balancer["depends_on"][service.name] == \
             balancer["depends_on"][f"{service.name}-2"] == {"condition": "service_healthy"}
+    # each ingest keeps its spool on a volume of its own: two would forward each other's events
+    spools = [_mounts(services[n])["/data/ingest"] for n in ("ingest", "ingest-2")]
+    assert spools[0] != spools[1] and set(spools) <= set(compose["volumes"])
     console_urls = _interpolate(services["console"]["environment"]["MLSD_CONSOLE_URLS"],
                                 variables)
     for service in balanced_services():
