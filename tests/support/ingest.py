@@ -1,11 +1,13 @@
-"""Ingest's event bodies (a watch, a transaction), the real ingest process, and reading back what
-ingest stored on Kafka."""
+"""Ingest's event bodies (a watch, a transaction), a stalled bus, the real ingest process, and
+reading back what ingest stored on Kafka."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,27 @@ import pytest
 
 from services.common.bus.envelope import Event, MalformedEvent, decode_event
 from services.common.bus.kafka_bus import records_to_end
+from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
+from services.common.bus.ports import Delivery, OutboundMessage
 from services.common.probe import process_ready
 from services.devstack.servers import REPO_ROOT, ServerProcess, free_port
 
 TIME = "2026-11-21T10:00:00Z"
+
+
+class Stalled(InMemoryPublisher):
+    """Holds every publish() until released, as acks=all does while a dead broker is in sync
+    (during an election)."""
+
+    def __init__(self, broker: InMemoryBroker) -> None:
+        super().__init__(broker)
+        self.release = threading.Event()
+        self.calls = 0
+
+    def publish(self, messages: Sequence[OutboundMessage]) -> list[Delivery]:
+        self.calls += 1
+        self.release.wait(10)
+        return super().publish(messages)
 
 
 def watch(event_id: str, user: str = "u1", content: str = "t1", seconds: int = 60,

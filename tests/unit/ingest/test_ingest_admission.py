@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
-from services.common.bus.ports import Delivery, OutboundMessage
+from services.common.bus.memory import InMemoryBroker
 from services.common.bus.topics import WATCH_EVENTS
 from services.common.telemetry import Metrics
 from services.ingest.admission import AdmissionLimits, InFlight, InFlightState, refusal
@@ -21,7 +20,7 @@ from services.ingest.ingestor import Ingestor
 from services.ingest.metrics import IngestMetrics
 from services.ingest.schemas import NOT_SENT
 from services.ingest.settings import IngestSettings
-from tests.support.ingest import watch
+from tests.support.ingest import Stalled, watch
 
 LIMITS = AdmissionLimits(max_wait_s=0.5, max_in_flight_events=100)
 
@@ -32,20 +31,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class Stalled(InMemoryPublisher):
-    """Holds every publish() until released, as acks=all does while a dead broker is in sync."""
-
-    def __init__(self, broker: InMemoryBroker) -> None:
-        super().__init__(broker)
-        self.release = threading.Event()
-        self.calls = 0
-
-    def publish(self, messages: Sequence[OutboundMessage]) -> list[Delivery]:
-        self.calls += 1
-        self.release.wait(10)
-        return super().publish(messages)
 
 
 # --- the decision ----------------------------------------------------------------------------

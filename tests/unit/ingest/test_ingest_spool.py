@@ -27,7 +27,7 @@ from services.ingest.ingestor import Ingestor
 from services.ingest.metrics import IngestMetrics
 from services.ingest.settings import IngestSettings
 from services.ingest.spool import Forwarder, Spool, SpoolFull, SpoolLimits
-from tests.support.ingest import watch
+from tests.support.ingest import Stalled, watch
 
 LIMITS = SpoolLimits(max_events=10, max_age_s=30.0)
 
@@ -208,20 +208,6 @@ def test_the_forwarder_thread_drains_a_spool_it_finds_at_start(tmp_path: Path) -
 
 
 # --- the use case ----------------------------------------------------------------------------
-class Stalled(InMemoryPublisher):
-    """Holds every publish() until released, as acks=all does during an election."""
-
-    def __init__(self, broker: InMemoryBroker) -> None:
-        super().__init__(broker)
-        self.release = threading.Event()
-        self.calls = 0
-
-    def publish(self, messages: Sequence[OutboundMessage]) -> list[Delivery]:
-        self.calls += 1
-        self.release.wait(10)
-        return super().publish(messages)
-
-
 @pytest.fixture
 def stalled(tmp_path: Path) -> Iterator[tuple[Ingestor, Stalled, Clock, Spool]]:
     publisher = Stalled(InMemoryBroker())
