@@ -166,12 +166,17 @@ class BreakerSet:
         self._refreshed_at = -float("inf")
         self._everywhere = everywhere
         self._spawn = spawn or _in_a_thread
+        # The part of every key when there is only one (single()): callers that place many keys
+        # a request (fraud's batches: eight a transaction) skip building them.
+        self.only: str | None = None
 
     @classmethod
     def single(cls, name: str, fail_max: int = 5, reset_s: float = 5.0,
                clock: Callable[[], float] = time.monotonic) -> BreakerSet:
         """One breaker for every key: a dependency that fails as a whole."""
-        return cls(name, lambda key: name, fail_max, reset_s, clock=clock)
+        found = cls(name, lambda key: name, fail_max, reset_s, clock=clock)
+        found.only = name
+        return found
 
     def part_of(self, key: str) -> str:
         """The part that holds the key; when that part is open, a refresh is started if due."""

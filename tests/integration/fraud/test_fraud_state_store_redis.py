@@ -9,6 +9,7 @@ import redis
 
 from services.common.breaker import CircuitOpen
 from services.common.redis_client import node_breakers
+from services.fraud import state_store
 from services.fraud.state_store import FraudStoreUnavailable, RedisFraudStore
 from tests.harness import free_port
 from tests.support.fraud_state import Txn
@@ -73,3 +74,14 @@ def test_behind_its_breaker_a_single_redis_that_is_down_is_skipped_for_every_tra
     assert store.remember([("tx1", b"decided")], 60) == [None]   # not stored, not raised
     with pytest.raises(CircuitOpen):
         store.recall("tx1")
+
+
+def test_behind_one_servers_breaker_no_transaction_keys_are_built_to_place_them(
+        redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One server, one breaker: placing a batch's eight keys a transaction would be wasted work
+    # on the stream scorer's hot path; the records still go through the breaker.
+    store = RedisFraudStore(redis_client, breakers=node_breakers(redis_client, "fs", 5, 5.0))
+    monkeypatch.setattr(state_store, "entity_keys", lambda *args: pytest.fail("keys placed"))
+    read = store.record_and_read([Txn(), Txn(transaction_id="tx101")])
+    assert read.skipped == {} and len(read.state) == 2
+    assert store.remember([("tx100", b"decided")], 60) == [None]

@@ -160,6 +160,11 @@ def test_with_one_part_every_key_shares_one_breaker() -> None:
         breakers.for_key("b:card2").call(lambda: 1)
 
 
+def test_only_one_part_is_named_so_callers_need_not_place_their_keys() -> None:
+    assert BreakerSet.single("redis").only == "redis"
+    assert BreakerSet("cluster", lambda key: key[:1]).only is None
+
+
 def test_while_a_part_is_open_its_keys_are_located_again_at_most_every_refresh_s() -> None:
     """After a failover the slot map moves the dead master's keys to the promoted replica: the
     refresh finds it, and the keys are whole again without waiting for the dead part's trial.
