@@ -176,11 +176,12 @@ def _send_cluster_once(client: RedisCluster, commands: Sequence[Command],
 
     redis-py's ClusterPipeline sends every command of a failed node again one at a time,
     whatever the client's Retry, and each that times out waits out the deadline and re-reads
-    the slot map: with every master paused, one fraud batch of a dozen script calls took about
-    half a second (fault 4, docs/reliability.md). Sending a timed-out script call again could
-    also run it twice: a slow node may have run it. redis-py 8.1 sends a pipeline without
-    those resends only through send_cluster_commands(allow_redirections=False), which takes
-    its PipelineCommand stack rather than queued calls."""
+    the slot map: with every master paused, fraud's first failed batch of one transaction
+    took up to 0.54 s on its 20-ms deadline (fault 4, docs/reliability.md).
+    Sending a timed-out script call again could also run it twice: a slow node may have run
+    it. redis-py 8.1 sends a pipeline without those resends only through
+    send_cluster_commands(allow_redirections=False), which takes a PipelineCommand stack
+    rather than queued calls."""
     stack = [PipelineCommand(command, dict(route), position)  # type: ignore[no-untyped-call]
              for position, (command, route) in enumerate(zip(commands, routes, strict=True))]
     pipe = client.pipeline(transaction=False)  # type: ignore[no-untyped-call]
