@@ -1,8 +1,9 @@
 """Fault 2 without the stack: fraud's exact Redis path while a Redis Cluster master is killed.
 
 A 3+3 Redis Cluster from the chaos tests' node scripts (no Kafka, no services), fraud's
-RedisFraudStore on request_path_redis (its 20 ms deadline, one retry) behind fraud's breakers
-(one per master, fraud_store), two threads calling every 20-50 ms (fraud serves from threads);
+RedisFraudStore on request_path_redis (its 20 ms deadline; one retry until session 13, none
+on a cluster since) behind fraud's breakers (one per master, fraud_store), two threads calling
+every 20-50 ms (fraud serves from threads);
 kill -9 the master owning the card's slot, and note when calls succeed again. Each run appends
 one JSON record to --out: when the replica was promoted, the first success after the kill, the
 outcomes of the last 5 s and of each second after the kill, and whether the killed master was

@@ -134,7 +134,7 @@ def redis_from_settings(settings: PlatformSettings, timeout_s: float, retry: Ret
     common = _options(settings, timeout_s, retry, **options)
     if settings.redis_cluster:
         # A failover moves slots: the cluster client re-reads the slot map and retries there,
-        # bounded by the same Retry the single-server client gets.
+        # as often as `retry` allows (request_path_redis: not at all).
         return RedisCluster.from_url(settings.redis_url, **common)
     return redis.Redis.from_url(settings.redis_url, health_check_interval=30, **common)
 
@@ -148,11 +148,26 @@ def _options(settings: PlatformSettings, timeout_s: float, retry: object,
 
 
 def request_path_redis(settings: PlatformSettings, timeout_s: float | None = None) -> RedisClient:
-    """One try, timeouts inside the latency budget (`timeout_s`, default the platform's): an
-    outage becomes a fast error that the service turns into a degraded answer. (redis-py's
-    default retries ten times with backoff, which turns an outage into a stall of seconds.)"""
+    """Timeouts inside the latency budget (`timeout_s`, default the platform's): an outage
+    becomes a fast error that the service turns into a degraded answer. (redis-py's default
+    retries ten times with backoff, which turns an outage into a stall of seconds.)
+
+    On one server a failed call is tried once more (a pooled connection cut by a restart). On a
+    cluster it is not (request_path_retries): redis-py follows MOVED and ASK within one try, and
+    after a failed call it re-reads the slot map, so the next call finds a promoted replica;
+    a retry after a timeout waits out the deadline again, after a re-read of the map that asks
+    the slow nodes too: a slow cluster's failures each cost the breakers' onset two deadlines
+    and more (fault 4, docs/reliability.md). A cluster pipeline's own resends are bounded the
+    same way (redis_scripts.send_pipeline)."""
     timeout = settings.redis_timeout_s if timeout_s is None else timeout_s
-    return redis_from_settings(settings, timeout, Retry(NoBackoff(), 1))
+    return redis_from_settings(settings, timeout,
+                               Retry(NoBackoff(), request_path_retries(settings)))
+
+
+def request_path_retries(settings: PlatformSettings) -> int:
+    """How many times the request path tries a failed Redis call again: once on one server,
+    never on a cluster (request_path_redis)."""
+    return 0 if settings.redis_cluster else 1
 
 
 def background_redis(settings: PlatformSettings, timeout_s: float = 2.0) -> RedisClient:
@@ -163,10 +178,11 @@ def background_redis(settings: PlatformSettings, timeout_s: float = 2.0) -> Redi
 
 def async_request_path_redis(settings: PlatformSettings,
                              timeout_s: float | None = None) -> AsyncRedisClient:
-    """request_path_redis for the event loop (redis.asyncio): the same one try and timeouts, so a
-    read made without the thread hop fails as fast as one made with it."""
+    """request_path_redis for the event loop (redis.asyncio): the same retries and timeouts, so
+    a read made without the thread hop fails as fast as one made with it."""
     timeout = settings.redis_timeout_s if timeout_s is None else timeout_s
-    common = _options(settings, timeout, redis.asyncio.retry.Retry(NoBackoff(), 1))
+    common = _options(settings, timeout, redis.asyncio.retry.Retry(
+        NoBackoff(), request_path_retries(settings)))
     if settings.redis_cluster:
         return redis.asyncio.cluster.RedisCluster.from_url(settings.redis_url, **common)
     return redis.asyncio.Redis.from_url(settings.redis_url, health_check_interval=30, **common)

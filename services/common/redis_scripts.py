@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 import hiredis
 import redis
-from redis.cluster import RedisCluster
-from redis.exceptions import NoScriptError, ResponseError
+from redis.cluster import PipelineCommand, RedisCluster
+from redis.exceptions import AskError, MovedError, NoScriptError, ResponseError, TryAgainError
 
 from services.common.features import FeatureStoreUnavailable
 from services.common.features.redis_store import UNAVAILABLE_ERRORS
@@ -155,10 +155,46 @@ def _send_routed(client: RedisClient, commands: Sequence[Command],
                  routes: Sequence[dict[str, Any]]) -> list[Any]:
     if isinstance(client, redis.Redis) and all(c[0] == "EVALSHA" for c in commands):
         return _send_direct(client, commands)
+    if isinstance(client, RedisCluster) and client.retry.get_retries() == 0:
+        return _send_cluster_once(client, commands, routes)
     pipe = client.pipeline(transaction=False)
     for command, route in zip(commands, routes, strict=True):
         pipe.execute_command(*command, **route)
     return list(pipe.execute(raise_on_error=False))
+
+
+REDIRECTIONS = (MovedError, AskError, TryAgainError)
+"""A node's answer that it did not run the command and where (or when) it may: not a failure."""
+
+
+def _send_cluster_once(client: RedisCluster, commands: Sequence[Command],
+                       routes: Sequence[dict[str, Any]]) -> list[Any]:
+    """A cluster pipeline for a client without retries (request_path_redis): a node that timed
+    out or cut the connection gives each of its commands that error as its reply; only the
+    commands a node redirected (MOVED after a failover, ASK, TRYAGAIN) are sent again, one by
+    one as redis-py sends them, following the redirection.
+
+    redis-py's ClusterPipeline sends every command of a failed node again one at a time,
+    whatever the client's Retry, and each that times out waits out the deadline and re-reads
+    the slot map: with every master paused, fraud's first failed batch of one transaction
+    took up to 0.54 s on its 20-ms deadline (fault 4, docs/reliability.md).
+    Sending a timed-out script call again could also run it twice: a slow node may have run
+    it. redis-py 8.1 sends a pipeline without those resends only through
+    send_cluster_commands(allow_redirections=False), which takes a PipelineCommand stack
+    rather than queued calls."""
+    stack = [PipelineCommand(command, dict(route), position)  # type: ignore[no-untyped-call]
+             for position, (command, route) in enumerate(zip(commands, routes, strict=True))]
+    pipe = client.pipeline(transaction=False)  # type: ignore[no-untyped-call]
+    replies = list(pipe.send_cluster_commands(stack, raise_on_error=False,
+                                              allow_redirections=False))
+    for position, reply in enumerate(replies):
+        if isinstance(reply, REDIRECTIONS):
+            try:
+                replies[position] = client.execute_command(  # type: ignore[no-untyped-call]
+                    *commands[position], **routes[position])
+            except redis.RedisError as error:
+                replies[position] = error
+    return replies
 
 
 def _send_direct(client: redis.Redis, commands: Sequence[Command]) -> list[Any]:

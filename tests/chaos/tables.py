@@ -268,6 +268,43 @@ def node_breakers_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
+def onset_table(folder: Path) -> str:
+    """Fault 4's paused-Redis window before and after a change, run in turns: each subfolder of
+    `folder` is one code (its name in the first column), each slow_dependency JSON in it one
+    run."""
+    runs = sorted(((code.name, json.loads(p.read_text()))
+                   for code in folder.iterdir() if code.is_dir()
+                   for p in code.glob("slow_dependency*.json")),
+                  key=lambda run: str(run[1]["started"]))
+    lines = ["| code | started (UTC) | load average | fraud p50 / max | fraud over 50 ms | "
+             "fraud's last over budget sent | fraud p99 after the first second | recommender "
+             "p50 / max | recommender over 100 ms | its last over budget sent | recommender p99 "
+             "after the first second |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for code, report in runs:
+        cells = [f"{code} ({report['commit'][:7]})", report["started"][11:19],
+                 f"{report['machine']['load_average_at_start'][0]:.1f}"]
+        for name in ("fraud", "recommender"):
+            w = report["results"]["redis_slow"][name]
+            last = w["last_over_budget_sent_after_s"]
+            cells += [f"{w['p50_ms']} / {w['max_ms']} ms",
+                      f"{w['over_budget']} of {w['requests']}",
+                      "none" if last is None else f"{last} s in",
+                      f"{w['p99_after_first_1s_ms']} ms"]
+        lines.append("| " + " | ".join(cells) + " |")
+    first = runs[0][1]
+    settings = first["settings"]
+    lines.append(f"\n{len(runs)} runs of `tests/chaos/test_slow_dependency.py` in turns, "
+                 f"{first['started'][:10]}, on {first['machine']['nproc']} shared cores "
+                 f"({first['machine']['cpu_model']}), Redis "
+                 f"{first['versions']['redis_server'].split('v=')[1].split()[0]}, redis-py "
+                 f"{first['versions']['redis_py']}; {settings['rate_per_service_per_s']:.0f} "
+                 f"requests/s to each service, every master paused {settings['redis_slow_s']:.0f} "
+                 f"s from {settings['redis_slow_at_s']:.0f} s; the paused window's requests "
+                 "only; each under the machine's lock for heavy runs.")
+    return "\n".join(lines)
+
+
 def failover_repro_table(path: Path) -> str:
     """benchmarks/redis_failover_repro.py's runs: fraud's store alone on a 3+3 cluster whose
     master is killed, before and after the fix, and where the client's default node was."""

@@ -170,8 +170,8 @@ def test_slow_redis_and_a_stalled_model_server_are_cut_off_by_deadlines_and_brea
     assert slow["recommender"]["feature_store_answers"] > 0, "recs never noticed it"
     assert stalled["recommender"]["model_answers"] > 0, "recs never noticed the stall"
     # The promise kept: once the breakers have opened, answers are inside budget. The onset
-    # (five failing calls, each a timeout, a retry and a slot-map refresh) is reported, not
-    # asserted: docs/reliability.md says what it costs and what would shorten it.
+    # (five failing calls, each a timeout and redis-py's slot-map re-read) is reported, not
+    # asserted: docs/reliability.md says what it costs, before and after its retries went.
     for name, budget in BUDGET_MS.items():
         for phase in (slow, stalled):
             assert phase[name][f"p99_after_first_{ONSET_S:.0f}s_ms"] <= budget, (name, phase)

@@ -242,18 +242,17 @@ class RedisRecsStore:
         maturity limit: one round trip."""
         plan = plan_read(self._view_catalog, [{"user": user_id}], self._refs)
         [lookup] = plan.lookups
-        pipe = self._client.pipeline(transaction=False)
-        # execute_command rather than zrange(withscores=True): redis-py 8's wrapper re-encodes
-        # every score on the way back, a third of this read's client time (measured).
-        pipe.execute_command("ZRANGE", keys.history_key(user_id, self._namespace), 0, -1,
-                             "WITHSCORES")
-        pipe.get(keys.watch_count_key(user_id, self._namespace))
-        pipe.hmget(keys.user_view_key(user_id, self._namespace),
-                   [TS_FIELD, *(f.name for f in lookup.features)])
-        pipe.execute_command("ZREVRANGE", self._trending_key, 0, trending_n - 1, "WITHSCORES")
-        pipe.hget(keys.profile_key(user_id, self._namespace), "max_maturity")
-        with unavailable_as_domain_error():
-            history, count, view, trending, max_maturity = pipe.execute()
+        # Plain commands: ZRANGE ... WITHSCORES rather than zrange(withscores=True), whose
+        # wrapper in redis-py 8 re-encodes every score on the way back, a third of this read's
+        # client time (measured). run_pipeline: on a cluster, a slow node's commands are not
+        # sent again one by one (redis_scripts._send_cluster_once).
+        history, count, view, trending, max_maturity = run_pipeline(self._client, [
+            ("ZRANGE", keys.history_key(user_id, self._namespace), 0, -1, "WITHSCORES"),
+            ("GET", keys.watch_count_key(user_id, self._namespace)),
+            ("HMGET", keys.user_view_key(user_id, self._namespace), TS_FIELD,
+             *(f.name for f in lookup.features)),
+            ("ZREVRANGE", self._trending_key, 0, trending_n - 1, "WITHSCORES"),
+            ("HGET", keys.profile_key(user_id, self._namespace), "max_maturity")])
         [row] = plan.assemble([None if view[0] is None else view[1:]])
         stored = None
         if all(status is FeatureStatus.PRESENT for status in row.statuses.values()):
@@ -333,11 +332,8 @@ class RedisRecsStore:
                                      if_watch_count, str(k), payload, ttl_s)
             [stored] = run_pipeline(self._client, [command], [CACHE_PUT])
             return bool(stored)
-        pipe = self._client.pipeline(transaction=False)
-        pipe.hset(key, str(k), payload)
-        pipe.expire(key, ttl_s, nx=True)
-        with unavailable_as_domain_error():
-            pipe.execute()
+        run_pipeline(self._client, [("HSET", key, str(k), payload),
+                                    ("EXPIRE", key, ttl_s, "NX")])
         return True
 
     # --- internals -----------------------------------------------------------------------

@@ -16,6 +16,7 @@ from tests.chaos.tables import (
     failed_runs_table,
     failover_repro_table,
     node_breakers_table,
+    onset_table,
     poison_table,
     redis_master_crash_runs_table,
     redis_master_crash_table,
@@ -51,6 +52,10 @@ def test_the_redis_failover_runs_before_and_after_the_fix_are_shown() -> None:
 
 def test_fault_2_before_and_after_the_breakers_per_master_is_shown_side_by_side() -> None:
     assert node_breakers_table(RESULTS / "node_breakers") in DOC.read_text()
+
+
+def test_fault_4s_onset_before_and_after_is_shown_side_by_side() -> None:
+    assert onset_table(RESULTS / "onset") in DOC.read_text()
 
 
 def test_the_runs_that_broke_a_promise_are_shown_too() -> None:

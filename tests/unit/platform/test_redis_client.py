@@ -5,7 +5,11 @@ import socket
 import pytest
 import redis
 
-from services.common.redis_client import background_redis, request_path_redis
+from services.common.redis_client import (
+    background_redis,
+    request_path_redis,
+    request_path_retries,
+)
 from services.common.settings import PlatformSettings
 
 
@@ -21,6 +25,13 @@ def test_request_path_client_uses_the_settings_timeout_and_one_try() -> None:
     assert kwargs["socket_timeout"] == 0.02
     assert kwargs["socket_connect_timeout"] == 0.02
     assert client.get_retry().get_retries() == 1
+
+
+def test_on_a_cluster_the_request_path_does_not_try_again() -> None:
+    # a retry after a timeout waits out the deadline again (fault 4); redis-py follows MOVED
+    # within one try, and the next call finds a promoted replica in the re-read slot map
+    assert request_path_retries(PlatformSettings(redis_cluster=True)) == 0
+    assert request_path_retries(PlatformSettings(redis_cluster=False)) == 1
 
 
 def test_background_client_retries_a_few_times() -> None:

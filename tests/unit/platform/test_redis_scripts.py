@@ -7,6 +7,10 @@ from typing import Any
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterPipeline, PipelineCommand, RedisCluster
+from redis.exceptions import MovedError
+from redis.retry import Retry
 
 from services.common import redis_scripts
 from services.common.redis_client import route_by_key
@@ -95,3 +99,69 @@ def test_calls_are_sent_again_at_most_once(slot_map: SlotMap) -> None:
 
 def test_a_single_server_needs_no_route() -> None:
     assert route_by_key(redis.Redis(), "{a}k") == {}
+
+
+class ClusterPipelines(RedisCluster):
+    """A cluster client (no nodes) whose pipelines play one reply per command as the nodes give
+    them back (a node that timed out: the TimeoutError as each of its commands' reply), then
+    resend as redis-py 8.1's ClusterPipeline does unless told not to (allow_redirections=False):
+    every command whose reply is a failure or a redirection again, alone, through the client's
+    execute_command. `one_by_one` records those; each answers b"again"."""
+
+    def __init__(self, replies: list[Any], retries: int) -> None:  # no super(): no nodes
+        self.replies = replies
+        self.retry = Retry(NoBackoff(), retries)
+        self.one_by_one: list[tuple[Any, ...]] = []
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+        return ClusterPipelineOf(self)
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.one_by_one.append(args)
+        return b"again"
+
+
+class ClusterPipelineOf:
+    def __init__(self, client: ClusterPipelines) -> None:
+        self.client = client
+        self.queued: list[PipelineCommand] = []
+
+    def execute_command(self, *args: Any, **options: Any) -> None:
+        self.queued.append(PipelineCommand(args, options, len(self.queued)))
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        return self.send_cluster_commands(self.queued, raise_on_error)
+
+    def send_cluster_commands(self, stack: list[PipelineCommand], raise_on_error: bool = True,
+                              allow_redirections: bool = True) -> list[Any]:
+        replies = list(self.client.replies)
+        if allow_redirections:
+            for c in stack:
+                if isinstance(replies[c.position], ClusterPipeline.ERRORS_ALLOW_RETRY):
+                    replies[c.position] = self.client.execute_command(*c.args, **c.options)
+        return replies
+
+
+def test_a_cluster_client_without_retries_does_not_send_a_slow_nodes_calls_again(
+        slot_map: SlotMap) -> None:
+    # redis-py would send each again, one by one, each waiting out the deadline (fault 4)
+    timeout = redis.TimeoutError("Timeout reading from socket")
+    client = ClusterPipelines([b"v", timeout, timeout], retries=0)
+    with pytest.raises(redis.TimeoutError):
+        send_pipeline(client, [GET.call([f"{{{n}}}k"]) for n in "abc"])
+    assert client.one_by_one == []
+
+
+def test_a_cluster_client_without_retries_follows_a_redirection(slot_map: SlotMap) -> None:
+    # after a failover a stale slot map sends a call to a node that no longer holds its slot
+    moved = MovedError("3999 127.0.0.1:7004")
+    client = ClusterPipelines([b"v", moved], retries=0)
+    assert send_pipeline(client, [GET.call(["{a}k"]), GET.call(["{b}k"])]) == [b"v", b"again"]
+    assert client.one_by_one == [("EVALSHA", GET.sha, 1, "{b}k")]
+
+
+def test_a_cluster_client_with_retries_keeps_redis_pys_resends(slot_map: SlotMap) -> None:
+    # background clients (consumers): a blip on one node is ridden out as before
+    client = ClusterPipelines([b"v", redis.TimeoutError("Timeout reading from socket")],
+                              retries=3)
+    assert send_pipeline(client, [GET.call(["{a}k"]), GET.call(["{b}k"])]) == [b"v", b"again"]
