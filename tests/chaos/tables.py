@@ -227,13 +227,28 @@ def redis_master_crash_runs_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
+def runs_in_turns(folder: Path, pattern: str) -> list[tuple[str, dict[str, Any]]]:
+    """Runs made in turns, oldest first: each subfolder of `folder` is one code (its name),
+    each file in it matching `pattern` one run's report."""
+    return sorted(((code.name, json.loads(p.read_text()))
+                   for code in folder.iterdir() if code.is_dir()
+                   for p in code.glob(pattern)),
+                  key=lambda run: str(run[1]["started"]))
+
+
+def turns_footer(runs: list[tuple[str, dict[str, Any]]], test: str) -> str:
+    """The line under a table of runs in turns: how many, of what, when, on what."""
+    first = runs[0][1]
+    return (f"\n{len(runs)} runs of `{test}` in turns, {first['started'][:10]}, on "
+            f"{first['machine']['nproc']} shared cores ({first['machine']['cpu_model']}), Redis "
+            f"{first['versions']['redis_server'].split('v=')[1].split()[0]}, redis-py "
+            f"{first['versions']['redis_py']}")
+
+
 def node_breakers_table(folder: Path) -> str:
     """Fault 2 before and after the breakers per master, run in turns: each subfolder of
     `folder` is one code (its name in the first column), each JSON in it one run."""
-    runs = sorted(((code.name, json.loads(p.read_text()))
-                   for code in folder.iterdir() if code.is_dir()
-                   for p in code.glob("*.json")),
-                  key=lambda run: str(run[1]["started"]))
+    runs = runs_in_turns(folder, "*.json")
     lines = ["| code | started (UTC) | load average | failover gap | fraud `degraded` | "
              "of them in the gap | last degraded fraud answer after the kill | recommender "
              "`fallbacks` | of them in the gap | last fallback after the kill | answers |",
@@ -254,14 +269,10 @@ def node_breakers_table(folder: Path) -> str:
             f"{c['last_fallback_answer_after_kill_s']} s | "
             + ", ".join(f"{v} x {k}" for k, v in
                         (Counter(f["statuses"]) + Counter(c["statuses"])).items()) + " |")
-    first = runs[0][1]
-    settings = first["settings"]
+    settings = runs[0][1]["settings"]
     victims = sorted({report["results"]["victim"] for _, report in runs})
-    lines.append(f"\n{len(runs)} runs of `tests/chaos/test_redis_master_crash.py` in turns, "
-                 f"{first['started'][:10]}, on {first['machine']['nproc']} shared cores "
-                 f"({first['machine']['cpu_model']}), Redis "
-                 f"{first['versions']['redis_server'].split('v=')[1].split()[0]}, redis-py "
-                 f"{first['versions']['redis_py']}; {settings['rate_per_service_per_s']:.0f} "
+    lines.append(turns_footer(runs, "tests/chaos/test_redis_master_crash.py")
+                 + f"; {settings['rate_per_service_per_s']:.0f} "
                  f"requests/s to each service for {settings['duration_s']:.0f} s, "
                  f"{', '.join(victims)} killed at {settings['kill_at_s']:.0f} s; each "
                  "under the machine's lock for heavy runs.")
@@ -272,10 +283,7 @@ def onset_table(folder: Path) -> str:
     """Fault 4's paused-Redis window before and after a change, run in turns: each subfolder of
     `folder` is one code (its name in the first column), each slow_dependency JSON in it one
     run."""
-    runs = sorted(((code.name, json.loads(p.read_text()))
-                   for code in folder.iterdir() if code.is_dir()
-                   for p in code.glob("slow_dependency*.json")),
-                  key=lambda run: str(run[1]["started"]))
+    runs = runs_in_turns(folder, "slow_dependency*.json")
     lines = ["| code | started (UTC) | load average | fraud p50 / max | fraud over 50 ms | "
              "fraud's last over budget sent | fraud p99 after the first second | recommender "
              "p50 / max | recommender over 100 ms | its last over budget sent | recommender p99 "
@@ -292,13 +300,9 @@ def onset_table(folder: Path) -> str:
                       "none" if last is None else f"{last} s in",
                       f"{w['p99_after_first_1s_ms']} ms"]
         lines.append("| " + " | ".join(cells) + " |")
-    first = runs[0][1]
-    settings = first["settings"]
-    lines.append(f"\n{len(runs)} runs of `tests/chaos/test_slow_dependency.py` in turns, "
-                 f"{first['started'][:10]}, on {first['machine']['nproc']} shared cores "
-                 f"({first['machine']['cpu_model']}), Redis "
-                 f"{first['versions']['redis_server'].split('v=')[1].split()[0]}, redis-py "
-                 f"{first['versions']['redis_py']}; {settings['rate_per_service_per_s']:.0f} "
+    settings = runs[0][1]["settings"]
+    lines.append(turns_footer(runs, "tests/chaos/test_slow_dependency.py")
+                 + f"; {settings['rate_per_service_per_s']:.0f} "
                  f"requests/s to each service, every master paused {settings['redis_slow_s']:.0f} "
                  f"s from {settings['redis_slow_at_s']:.0f} s; the paused window's requests "
                  "only; each under the machine's lock for heavy runs.")
