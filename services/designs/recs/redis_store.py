@@ -239,7 +239,8 @@ class RedisRecsStore:
     # --- reading -------------------------------------------------------------------------
     def read_user(self, user_id: str, trending_n: int = TRENDING_TOP_N) -> UserOnlineState:
         """History, all-history watch count, stored vectors, trending head and the profile's
-        maturity limit: one round trip."""
+        maturity limit: one round trip. `trending_n=0`: without the trending head, so only the
+        master of the user's keys is asked (on a cluster the head lives on another one)."""
         plan = plan_read(self._view_catalog, [{"user": user_id}], self._refs)
         [lookup] = plan.lookups
         pipe = self._client.pipeline(transaction=False)
@@ -250,10 +251,13 @@ class RedisRecsStore:
         pipe.get(keys.watch_count_key(user_id, self._namespace))
         pipe.hmget(keys.user_view_key(user_id, self._namespace),
                    [TS_FIELD, *(f.name for f in lookup.features)])
-        pipe.execute_command("ZREVRANGE", self._trending_key, 0, trending_n - 1, "WITHSCORES")
         pipe.hget(keys.profile_key(user_id, self._namespace), "max_maturity")
+        if trending_n > 0:
+            pipe.execute_command("ZREVRANGE", self._trending_key, 0, trending_n - 1,
+                                 "WITHSCORES")
         with unavailable_as_domain_error():
-            history, count, view, trending, max_maturity = pipe.execute()
+            history, count, view, max_maturity, *head = pipe.execute()
+        trending = head[0] if head else []
         [row] = plan.assemble([None if view[0] is None else view[1:]])
         stored = None
         if all(status is FeatureStatus.PRESENT for status in row.statuses.values()):
