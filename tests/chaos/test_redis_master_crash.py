@@ -93,9 +93,9 @@ def users_elsewhere(answers: list[Answer], killed_at: float, promoted_at: float
             "fallback_answers_in_gap": sum(1 for a in gap if a.flags.get("fallback"))}
 
 
-def victim_of(kill: str, topology: ClusterTopology, client: RedisCluster) -> str:
+def victim_of(victim_is: str, topology: ClusterTopology, client: RedisCluster) -> str:
     """The node to kill: the first master by name, or the one holding the trending list."""
-    if kill == "first master":
+    if victim_is == "first master":
         roles = redis_roles(topology.redis_addresses, topology.redis_password)
         return next(name for name in topology.redis_names
                     if roles[topology.nodes[name].address] == "master")
@@ -103,9 +103,9 @@ def victim_of(kill: str, topology: ClusterTopology, client: RedisCluster) -> str
                 if topology.nodes[name].address == node_of(client, TRENDING))
 
 
-@pytest.mark.parametrize("kill", list(REPORTS), ids=["first-master", "trending-master"])
+@pytest.mark.parametrize("victim_is", list(REPORTS), ids=["first-master", "trending-master"])
 def test_a_master_killed_under_load_fails_over_with_degraded_answers_and_no_5xx(
-        kill: str, on_cluster: StartService, cluster_topology: ClusterTopology,
+        victim_is: str, on_cluster: StartService, cluster_topology: ClusterTopology,
         cluster_client: RedisCluster, report_dir: Path) -> None:
     await_replicas_in_sync(cluster_topology)  # the module's topology: a victim killed before
     run = f"rm{uuid.uuid4().hex[:6]}"
@@ -115,7 +115,7 @@ def test_a_master_killed_under_load_fails_over_with_degraded_answers_and_no_5xx(
     recommender = on_cluster("recommender")
 
     roles = redis_roles(cluster_topology.redis_addresses, cluster_topology.redis_password)
-    victim = victim_of(kill, cluster_topology, cluster_client)
+    victim = victim_of(victim_is, cluster_topology, cluster_client)
     victim_address = cluster_topology.nodes[victim].address
     trending_on_victim = node_of(cluster_client, TRENDING) == victim_address
     on_victim = {u for u in users
@@ -174,12 +174,12 @@ def test_a_master_killed_under_load_fails_over_with_degraded_answers_and_no_5xx(
         "recommender_users_on_victim": len(on_victim),
         "recommender_users_elsewhere": users_elsewhere(recs_side, killed_at, promoted_at),
     }
-    write_report(report_dir, REPORTS[kill],
-                 f"kill -9 a Redis Cluster master ({kill}) while fraud (POST /v1/score) and the "
-                 "recommender (GET, no-cache) take open-loop load; its replica is promoted by "
-                 "the cluster; then the node is restarted and rejoins as a replica",
+    write_report(report_dir, REPORTS[victim_is],
+                 f"kill -9 a Redis Cluster master ({victim_is}) while fraud (POST /v1/score) "
+                 "and the recommender (GET, no-cache) take open-loop load; its replica is "
+                 "promoted by the cluster; then the node is restarted and rejoins as a replica",
                  started, {"rate_per_service_per_s": RATE, "duration_s": DURATION_S,
-                           "kill_at_s": KILL_AT_S, "users": USERS, "victim": kill,
+                           "kill_at_s": KILL_AT_S, "users": USERS, "victim": victim_is,
                            "cluster_node_timeout_ms": 2000, "fraud_redis_timeout": "default"},
                  results, answers)
 
