@@ -70,7 +70,7 @@ class MemoryStore:
         self.cache: dict[tuple[str, int], bytes] = {}
         self._stats = training_time_stats(items)
 
-    def read_user(self, user_id: str) -> UserOnlineState:
+    def read_user(self, user_id: str, trending_n: int = 50) -> UserOnlineState:
         return self.users[user_id]
 
     def cached_recommendations(self, user_id: str, k: int) -> bytes | None:

@@ -180,7 +180,11 @@ class BreakerSet:
 
     def part_of(self, key: str) -> str:
         """The part that holds the key; when that part is open, a refresh is started if due."""
-        part = self._locate(key)
+        return self.located(self._locate(key))
+
+    def located(self, part: str) -> str:
+        """A part the caller placed itself (a key `locate` does not take: the recommender's
+        trending list, beside the user ids it places), with part_of's refresh if it is open."""
         if self._refresh is not None and self.part(part).state == "open":
             self._refresh_soon()
         return part

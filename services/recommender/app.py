@@ -18,6 +18,7 @@ from services.common.redis_client import (
     async_request_path_redis,
     background_redis,
     node_breakers,
+    node_of,
     request_path_redis,
 )
 from services.common.telemetry import Metrics
@@ -26,7 +27,7 @@ from services.designs.experiments.definitions import load_definitions_file
 from services.designs.experiments.exposures import ExposureLog
 from services.designs.experiments.store import RedisDefinitionStore
 from services.designs.model_features import RANKER_FEATURE_NAMES
-from services.designs.recs.keys import history_key
+from services.designs.recs.keys import history_key, trending_key
 from services.designs.recs.list_cache import RedisListCache
 from services.designs.recs.titles import RedisCatalogTitles
 from services.recommender.api import router
@@ -111,6 +112,13 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
                         source="recommender"),
             lambda experiment, variation: rec_metrics.exposures.labels(experiment,
                                                                        variation).inc())
+    # A breaker per master, placed by the user's keys; the trending list, which every read
+    # includes, by its own key (on a cluster it lives on one master for every user).
+    redis_breakers = node_breakers(
+        request_redis, "feature-store", settings.recommender_breaker_fail_max,
+        settings.recommender_breaker_reset_s,
+        key_of=lambda user_id: history_key(user_id, settings.feature_namespace))
+    trending = trending_key(settings.feature_namespace)
     # Declared with or without a shadow: its series read 0 rather than vanish between runs.
     shadow = shadow_ranker(settings, model, ShadowMetrics(metrics))
     service = RecommenderService(
@@ -133,10 +141,8 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
             cache_enabled=settings.recommender_cache_enabled,
             log_features=settings.recommender_log_features,
             explore_share=settings.recommender_explore_share),
-        redis_breakers=node_breakers(
-            request_redis, "feature-store", settings.recommender_breaker_fail_max,
-            settings.recommender_breaker_reset_s,
-            key_of=lambda user_id: history_key(user_id, settings.feature_namespace)),
+        redis_breakers=redis_breakers,
+        trending_part=lambda: redis_breakers.located(node_of(request_redis, trending)),
         model_breaker=breaker("model", settings), shadow=shadow, list_cache=list_cache,
         # The experiment's chooser may log an exposure (Redis); the fixed default does no I/O.
         settled_variant=(choose_variant.settled if isinstance(choose_variant, ExperimentVariant)

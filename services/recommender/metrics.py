@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from prometheus_client import Histogram
 
 from services.common.telemetry import Metrics
@@ -11,6 +13,8 @@ SERVED_FROM = ("cache", "computed", "fallback")
 VARIANTS = ("control", "treatment")
 FALLBACKS = ("feature_store", "model", "catalog")
 CACHE_RESULTS = ("hit", "miss", "error")
+TrendingSource = Literal["request", "snapshot"]
+TRENDING_SOURCES: tuple[TrendingSource, ...] = ("request", "snapshot")
 
 
 class RecommenderMetrics:
@@ -29,6 +33,11 @@ class RecommenderMetrics:
         self.cache = metrics.counter(
             "cache_lookups", "response-cache lookups by result (hit ratio: hit / (hit + miss))",
             ("result",))
+        self.trending_heads = metrics.counter(
+            "trending_heads", "reads of a user's state by where the trending list's head came "
+            "from: request (read with the user's keys), snapshot (its master failed or was "
+            "skipped: the catalog snapshot's order, seconds old; the answer is not a fallback)",
+            ("source",))
         self.personalization = metrics.counter(
             "personalization", "computed lists by how much history the user had: full, light, "
             "cold", ("level",))
@@ -50,6 +59,8 @@ class RecommenderMetrics:
             self.fallbacks.labels(dependency)
         for result in CACHE_RESULTS:
             self.cache.labels(result)
+        for source in TRENDING_SOURCES:
+            self.trending_heads.labels(source)
         for level in ("full", "light", "cold"):
             self.personalization.labels(level)
         for outcome in ("stored", "failed", "dropped"):

@@ -3,6 +3,7 @@
     cache ──hit──▶ answer      (from_cache: on the event loop, the stored bytes as the body)
       │miss                   (recommend: the rest, in a thread)
     features: read_user (one Redis round trip) ─ down ─▶ popular snapshot (fallback)
+      │        the trending head's master down ─▶ the user's keys alone, the snapshot's trending
       │
     candidates: collaborative · content · trending (cold: popular + trending + new) → filter
       │
@@ -33,8 +34,10 @@ from services.common.drift_monitor import DriftMonitor
 from services.common.features import FeatureStoreUnavailable
 from services.common.models import ModelClient
 from services.common.models.errors import ModelError
+from services.common.redis_client import UNCOVERED, refused
 from services.designs.recs.features import ranker_features
 from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.redis_store import TRENDING_TOP_N
 from services.designs.recs.state import (
     ItemStats,
     UserOnlineState,
@@ -59,7 +62,7 @@ from services.recommender.catalog import CatalogSnapshot, LiveCatalog
 from services.recommender.explain import explain_all
 from services.recommender.explore import explored, shuffled_order
 from services.recommender.impressions import ImpressionLog, served_features
-from services.recommender.metrics import RecommenderMetrics
+from services.recommender.metrics import RecommenderMetrics, TrendingSource
 from services.recommender.rerank import (
     RerankPolicy,
     min_max,
@@ -115,7 +118,9 @@ def _title_ids(items: ItemArtifacts, rows: IntArray) -> list[str]:
 class UserStore(Protocol):
     """What a request needs from the online state (RedisRecsStore; a fake in unit tests)."""
 
-    def read_user(self, user_id: str) -> UserOnlineState: ...
+    def read_user(self, user_id: str, trending_n: int = TRENDING_TOP_N) -> UserOnlineState:
+        """`trending_n=0`: the user's keys alone, without the trending head."""
+        ...
 
     def cached_recommendations(self, user_id: str, k: int) -> bytes | None: ...
 
@@ -176,10 +181,14 @@ class RecommenderService:
                  policy: ListPolicy, redis_breakers: BreakerSet,
                  model_breaker: CircuitBreaker, shadow: ShadowRanker | None = None,
                  drift: DriftMonitor | None = None, list_cache: ListCache | None = None,
-                 settled_variant: Callable[[str], Assignment | None] | None = None) -> None:
+                 settled_variant: Callable[[str], Assignment | None] | None = None,
+                 trending_part: Callable[[], str] | None = None) -> None:
         """`list_cache`: the cache read from_cache() makes (None: every request takes
         recommend()); `settled_variant`: the assignment when choosing it costs no I/O, else
-        None (ExperimentVariant.settled); without one, `choose_variant` must do no I/O."""
+        None (ExperimentVariant.settled); without one, `choose_variant` must do no I/O.
+        `redis_breakers` place user ids (a user's keys share one master); `trending_part`
+        names the part (master) holding the trending list, asked per request as a failover
+        moves it (None: the list shares every user's breaker, as on one server)."""
         self.catalog = catalog
         self._store_for = store_for
         self._model = model
@@ -194,6 +203,7 @@ class RecommenderService:
         self._drift = drift
         self._list_cache = list_cache
         self._settled = settled_variant or choose_variant
+        self._trending_part = trending_part
 
     # --- the use case ------------------------------------------------------------------------
     async def from_cache(self, user_id: str, k: int, cache: CacheUse) -> CacheLookup:
@@ -417,12 +427,61 @@ class RecommenderService:
         return self._redis_breakers.for_key(user_id)
 
     def _read_user(self, store: UserStore, user_id: str) -> UserOnlineState | None:
+        """The user's state, with the trending head when its master answers; None when the
+        master of the user's own keys fails or is skipped (its breaker is open)."""
         try:
-            state: UserOnlineState = self._redis_breakers.call(user_id, store.read_user, user_id)
+            state: UserOnlineState = self._redis_breakers.call(user_id, self._read_with_head,
+                                                               store, user_id)
             return state
         except (FeatureStoreUnavailable, CircuitOpen) as exc:
             logger.warning("feature store unavailable", extra={"error": str(exc)})
             return None
+
+    def _read_with_head(self, store: UserStore, user_id: str) -> UserOnlineState:
+        """One round trip to the user's master and the trending list's. The user's master's
+        failures are the caller's (its breaker); the list's master has a breaker of its own. While
+        that one is open, or after it refused the read, the user's keys are read alone and the
+        candidates take the catalog snapshot's trending order (seconds old): the answer is
+        whole, as the user's own state is (counted in trending_heads{source="snapshot"})."""
+        part = self._head_part(user_id)
+        if part is None:              # one server, or the user's keys beside the list
+            return self._counted(store.read_user(user_id), "request")
+        # skipped while its breaker is open, or while the client's map names no master for it
+        permit = None if part == UNCOVERED else self._redis_breakers.admit([part]).get(part)
+        if permit is None:
+            return self._counted(store.read_user(user_id, trending_n=0), "snapshot")
+        head = self._redis_breakers.part(part)
+        try:
+            state = store.read_user(user_id)
+        except FeatureStoreUnavailable as exc:
+            if not refused(exc):      # a timeout cannot be placed: the caller's breaker counts it
+                head.release(permit)
+                raise
+            try:                      # refused: by the user's master, or by the list's?
+                state = store.read_user(user_id, trending_n=0)
+            except FeatureStoreUnavailable:
+                head.release(permit)  # the user's: theirs to count
+                raise
+            head.failed(permit)
+            logger.warning("trending head unavailable: the snapshot's order",
+                           extra={"error": str(exc)})
+            return self._counted(state, "snapshot")
+        except BaseException:
+            head.release(permit)
+            raise
+        head.succeeded(permit)
+        return self._counted(state, "request")
+
+    def _head_part(self, user_id: str) -> str | None:
+        """The part (master) holding the trending list; None when it is the user's own."""
+        if self._trending_part is None or self._redis_breakers.only is not None:
+            return None
+        part = self._trending_part()
+        return None if part == self._redis_breakers.part_of(user_id) else part
+
+    def _counted(self, state: UserOnlineState, head_source: TrendingSource) -> UserOnlineState:
+        self._metrics.trending_heads.labels(head_source).inc()
+        return state
 
     def _cached(self, store: UserStore, user_id: str, k: int,
                 assignment: Assignment) -> ServedList | None:

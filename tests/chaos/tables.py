@@ -236,10 +236,11 @@ def runs_in_turns(folder: Path, pattern: str) -> list[tuple[str, dict[str, Any]]
                   key=lambda run: str(run[1]["started"]))
 
 
-def turns_footer(runs: list[tuple[str, dict[str, Any]]], test: str) -> str:
-    """The line under a table of runs in turns: how many, of what, when, on what."""
+def turns_footer(runs: list[tuple[str, dict[str, Any]]], test: str, selection: str = "") -> str:
+    """The line under a table of runs in turns: how many, of what (`selection`: which of the
+    test file's tests, if not all), when, on what."""
     first = runs[0][1]
-    return (f"\n{len(runs)} runs of `{test}` in turns, {first['started'][:10]}, on "
+    return (f"\n{len(runs)} runs of `{test}`{selection} in turns, {first['started'][:10]}, on "
             f"{first['machine']['nproc']} shared cores ({first['machine']['cpu_model']}), Redis "
             f"{first['versions']['redis_server'].split('v=')[1].split()[0]}, redis-py "
             f"{first['versions']['redis_py']}")
@@ -306,6 +307,43 @@ def onset_table(folder: Path) -> str:
                  f"requests/s to each service, every master paused {settings['redis_slow_s']:.0f} "
                  f"s from {settings['redis_slow_at_s']:.0f} s; the paused window's requests "
                  "only; each under the machine's lock for heavy runs.")
+    return "\n".join(lines)
+
+
+def trending_master_table(folder: Path) -> str:
+    """Fault 2 with the trending list's master killed, before and after the recommender read
+    its users' keys without the list: each subfolder of `folder` is one code (its name in the
+    first column), each JSON in it one run, in the order they started."""
+    runs = runs_in_turns(folder, "*.json")
+    lines = ["| code | started (UTC) | load average | failover gap | recommender `fallbacks` "
+             "| of them in the gap | to users on live masters | recommender p50 / p99 / max | "
+             "p99 in the gap | last fallback after the kill | fraud `degraded` | answers |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for code, report in runs:
+        r = report["results"]
+        f, c, e = r["fraud"], r["recommender"], r["recommender_users_elsewhere"]
+        latency = c["latency_ms"]
+        lines.append(
+            f"| {code} ({report['commit'][:7]}) | {report['started'][11:19]} | "
+            f"{report['machine']['load_average_at_start'][0]:.1f} | {r['failover_gap_s']} s | "
+            f"{c['fallback_answers']} of {c['requests']} "
+            f"({c['fallback_answers'] / c['requests']:.0%}) | "
+            f"{c['fallback_answers_in_gap']} of {c['requests_in_gap']} | "
+            f"{e['fallback_answers']} of {e['requests']} | "
+            f"{latency['p50']} / {latency['p99']} / {latency['max']} ms | "
+            f"{latency['p99_in_gap']} ms | {c['last_fallback_answer_after_kill_s']} s | "
+            f"{f['degraded_answers']} of {f['requests']} | "
+            + ", ".join(f"{v} x {k}" for k, v in
+                        (Counter(f["statuses"]) + Counter(c["statuses"])).items()) + " |")
+    settings = runs[0][1]["settings"]
+    victims = sorted({report["results"]["victim"] for _, report in runs})
+    users = sorted({report["results"]["recommender_users_on_victim"] for _, report in runs})
+    lines.append(turns_footer(runs, "tests/chaos/test_redis_master_crash.py", " (`-k trending`)")
+                 + f"; {settings['rate_per_service_per_s']:.0f} requests/s to each service for "
+                 f"{settings['duration_s']:.0f} s, the trending list's master "
+                 f"({', '.join(victims)}) killed at {settings['kill_at_s']:.0f} s; "
+                 f"{users[0]} to {users[-1]} of the {settings['users']} users' keys on it "
+                 "(their ids are new each run); each under the machine's lock for heavy runs.")
     return "\n".join(lines)
 
 

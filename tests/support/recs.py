@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import redis
 
 from services.common.breaker import BreakerSet, CircuitBreaker
 from services.common.features import FeatureStoreUnavailable
@@ -14,6 +16,7 @@ from services.common.models import Prediction
 from services.common.models.errors import ModelUnavailable
 from services.common.telemetry import Metrics
 from services.designs.recs.items import ItemArtifacts
+from services.designs.recs.redis_store import TRENDING_TOP_N
 from services.designs.recs.state import ItemStats, UserOnlineState
 from services.recommender.candidates import CandidateSizes
 from services.recommender.catalog import LiveCatalog
@@ -27,22 +30,43 @@ from tests import recommender_world as world
 
 
 class FakeStore:
-    """The online state in dicts; `down` makes every call fail like a dead Redis."""
+    """The online state in dicts; `down` makes every call fail like a dead Redis.
+
+    As on a cluster, a user's keys and the trending list can live on different masters
+    (`master_of(user_id)`, `trending_master`): a read reaching a master in `refusing` fails as a
+    dead one does (a refused connection), in `slow` as a slow one does (a timeout)."""
 
     def __init__(self) -> None:
         self.users: dict[str, UserOnlineState] = {}
         self.cache: dict[tuple[str, int], bytes] = {}
+        self.stats = world.stats()
         self.down = False
         self.reads = 0
+        self.head_reads = 0   # reads that asked for the trending head
+        self.master_of: Callable[[str], str] = lambda user_id: "redis"
+        self.trending_master = "redis"
+        self.refusing: set[str] = set()
+        self.slow: set[str] = set()
 
     def _check(self) -> None:
         if self.down:
             raise FeatureStoreUnavailable("redis did not answer: connection refused")
 
-    def read_user(self, user_id: str) -> UserOnlineState:
+    def _reach(self, masters: set[str]) -> None:
+        if masters & self.refusing:
+            raise FeatureStoreUnavailable("redis did not answer: connection refused") \
+                from redis.ConnectionError("Connection refused")
+        if masters & self.slow:
+            raise FeatureStoreUnavailable("redis did not answer: Timeout reading from socket") \
+                from redis.TimeoutError("Timeout reading from socket")
+
+    def read_user(self, user_id: str, trending_n: int = TRENDING_TOP_N) -> UserOnlineState:
         self._check()
+        self.head_reads += trending_n > 0
+        self._reach({self.master_of(user_id), *([self.trending_master] if trending_n else [])})
         self.reads += 1
-        return self.users.get(user_id, UserOnlineState(user_id, (), 0, None, ()))
+        state = self.users.get(user_id, UserOnlineState(user_id, (), 0, None, ()))
+        return state if trending_n else replace(state, trending=())
 
     def cached_recommendations(self, user_id: str, k: int) -> bytes | None:
         self._check()
@@ -59,7 +83,7 @@ class FakeStore:
 
     def read_item_stats(self, now_s: float) -> ItemStats:
         self._check()
-        return world.stats()
+        return self.stats
 
 
 class FakeModel:
@@ -116,13 +140,21 @@ class Rig:
     def __init__(self, root: Path, variant: str = "treatment", explore_share: float = 0.0,
                  on_loop: bool = False,
                  settled_variant: Callable[[str], Assignment | None] | None = None,
-                 redis_fail_max: int = 100) -> None:
+                 redis_fail_max: int = 100, masters: Callable[[str], str] | None = None,
+                 trending_master: str | None = None) -> None:
+        """`masters` (user id -> master) and `trending_master`: a cluster's breakers, one per
+        master, the store's keys placed alike; without them one server and one breaker."""
         self.store = FakeStore()
         self.list_cache = FakeListCache(self.store) if on_loop else None
         self.model = FakeModel()
         self.impressions = FakeImpressions()
         self.redis_breakers = BreakerSet.single("redis", redis_fail_max)
         self.redis_breaker = self.redis_breakers.part("redis")  # the one breaker of every user
+        trending_part = None
+        if masters is not None and trending_master is not None:
+            self.redis_breakers = BreakerSet("redis", masters, redis_fail_max)
+            self.store.master_of, self.store.trending_master = masters, trending_master
+            trending_part = lambda: trending_master  # noqa: E731
         self.registry = Metrics("recommender_test")
         self.metrics = RecommenderMetrics(self.registry)
         self.catalog = LiveCatalog(world.repository(root), "ranker", self._store_for, 60.0)
@@ -136,7 +168,7 @@ class Rig:
                               explore_share=explore_share),
             redis_breakers=self.redis_breakers,
             model_breaker=CircuitBreaker("model", 100), list_cache=self.list_cache,
-            settled_variant=settled_variant)
+            settled_variant=settled_variant, trending_part=trending_part)
 
     def _store_for(self, items: ItemArtifacts) -> FakeStore:
         return self.store

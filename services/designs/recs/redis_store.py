@@ -239,20 +239,24 @@ class RedisRecsStore:
     # --- reading -------------------------------------------------------------------------
     def read_user(self, user_id: str, trending_n: int = TRENDING_TOP_N) -> UserOnlineState:
         """History, all-history watch count, stored vectors, trending head and the profile's
-        maturity limit: one round trip."""
+        maturity limit: one round trip. `trending_n=0`: without the trending head, so only the
+        master of the user's keys is asked (on a cluster the head lives on another one)."""
         plan = plan_read(self._view_catalog, [{"user": user_id}], self._refs)
         [lookup] = plan.lookups
         # Plain commands: ZRANGE ... WITHSCORES rather than zrange(withscores=True), whose
         # wrapper in redis-py 8 re-encodes every score on the way back, a third of this read's
         # client time (measured). run_pipeline: on a cluster, a slow node's commands are not
         # sent again one by one (redis_scripts._send_cluster_once).
-        history, count, view, trending, max_maturity = run_pipeline(self._client, [
+        commands: list[tuple[Any, ...]] = [
             ("ZRANGE", keys.history_key(user_id, self._namespace), 0, -1, "WITHSCORES"),
             ("GET", keys.watch_count_key(user_id, self._namespace)),
             ("HMGET", keys.user_view_key(user_id, self._namespace), TS_FIELD,
              *(f.name for f in lookup.features)),
-            ("ZREVRANGE", self._trending_key, 0, trending_n - 1, "WITHSCORES"),
-            ("HGET", keys.profile_key(user_id, self._namespace), "max_maturity")])
+            ("HGET", keys.profile_key(user_id, self._namespace), "max_maturity")]
+        if trending_n > 0:
+            commands.append(("ZREVRANGE", self._trending_key, 0, trending_n - 1, "WITHSCORES"))
+        history, count, view, max_maturity, *head = run_pipeline(self._client, commands)
+        trending = head[0] if head else []
         [row] = plan.assemble([None if view[0] is None else view[1:]])
         stored = None
         if all(status is FeatureStatus.PRESENT for status in row.statuses.values()):

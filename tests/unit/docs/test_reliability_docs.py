@@ -23,6 +23,7 @@ from tests.chaos.tables import (
     scale_up_table,
     service_crash_table,
     slow_dependency_table,
+    trending_master_table,
 )
 from tests.harness import REPO_ROOT
 
@@ -56,6 +57,10 @@ def test_fault_2_before_and_after_the_breakers_per_master_is_shown_side_by_side(
 
 def test_fault_4s_onset_before_and_after_is_shown_side_by_side() -> None:
     assert onset_table(RESULTS / "onset") in DOC.read_text()
+
+
+def test_fault_2_with_the_trending_lists_master_killed_is_shown_before_and_after() -> None:
+    assert trending_master_table(RESULTS / "trend_master") in DOC.read_text()
 
 
 def test_the_runs_that_broke_a_promise_are_shown_too() -> None:

@@ -193,6 +193,19 @@ def test_while_a_part_is_open_its_keys_are_located_again_at_most_every_refresh_s
     assert refreshes == [0.0, 1.0, 3.0]                          # nothing open: no refresh
 
 
+def test_a_part_the_caller_placed_itself_starts_a_refresh_while_it_is_open() -> None:
+    """located(): a key the set's locate does not take (the recommender's trending list, beside
+    the user ids it places) gets part_of's refresh all the same."""
+    refreshes = []
+    breakers = BreakerSet("store", by_prefix, fail_max=1, reset_s=60,
+                          refresh=lambda: refreshes.append(1), clock=Clock(),
+                          spawn=lambda run: run())
+    assert breakers.located("b") == "b" and refreshes == []      # closed: no refresh
+    with pytest.raises(ConnectionError):
+        breakers.part("b").call(boom)
+    assert breakers.located("b") == "b" and refreshes == [1]
+
+
 def test_a_refresh_runs_apart_and_one_at_a_time() -> None:
     started: list[Callable[[], None]] = []
     calls = []
