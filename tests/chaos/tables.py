@@ -236,14 +236,17 @@ def runs_in_turns(folder: Path, pattern: str) -> list[tuple[str, dict[str, Any]]
                   key=lambda run: str(run[1]["started"]))
 
 
-def turns_footer(runs: list[tuple[str, dict[str, Any]]], test: str, selection: str = "") -> str:
+def turns_footer(runs: list[tuple[str, dict[str, Any]]], test: str, fault: str,
+                 selection: str = "") -> str:
     """The line under a table of runs in turns: how many, of what (`selection`: which of the
-    test file's tests, if not all), when, on what."""
+    test file's tests, if not all), when, on what, at what load, with which `fault`."""
     first = runs[0][1]
     return (f"\n{len(runs)} runs of `{test}`{selection} in turns, {first['started'][:10]}, on "
             f"{first['machine']['nproc']} shared cores ({first['machine']['cpu_model']}), Redis "
             f"{first['versions']['redis_server'].split('v=')[1].split()[0]}, redis-py "
-            f"{first['versions']['redis_py']}")
+            f"{first['versions']['redis_py']}; "
+            f"{first['settings']['rate_per_service_per_s']:.0f} requests/s to each service"
+            f"{fault}; each under the machine's lock for heavy runs.")
 
 
 def node_breakers_table(folder: Path) -> str:
@@ -272,11 +275,9 @@ def node_breakers_table(folder: Path) -> str:
                         (Counter(f["statuses"]) + Counter(c["statuses"])).items()) + " |")
     settings = runs[0][1]["settings"]
     victims = sorted({report["results"]["victim"] for _, report in runs})
-    lines.append(turns_footer(runs, "tests/chaos/test_redis_master_crash.py")
-                 + f"; {settings['rate_per_service_per_s']:.0f} "
-                 f"requests/s to each service for {settings['duration_s']:.0f} s, "
-                 f"{', '.join(victims)} killed at {settings['kill_at_s']:.0f} s; each "
-                 "under the machine's lock for heavy runs.")
+    lines.append(turns_footer(runs, "tests/chaos/test_redis_master_crash.py",
+                              f" for {settings['duration_s']:.0f} s, {', '.join(victims)} "
+                              f"killed at {settings['kill_at_s']:.0f} s"))
     return "\n".join(lines)
 
 
@@ -302,11 +303,10 @@ def onset_table(folder: Path) -> str:
                       f"{w['p99_after_first_1s_ms']} ms"]
         lines.append("| " + " | ".join(cells) + " |")
     settings = runs[0][1]["settings"]
-    lines.append(turns_footer(runs, "tests/chaos/test_slow_dependency.py")
-                 + f"; {settings['rate_per_service_per_s']:.0f} "
-                 f"requests/s to each service, every master paused {settings['redis_slow_s']:.0f} "
-                 f"s from {settings['redis_slow_at_s']:.0f} s; the paused window's requests "
-                 "only; each under the machine's lock for heavy runs.")
+    lines.append(turns_footer(runs, "tests/chaos/test_slow_dependency.py",
+                              f", every master paused {settings['redis_slow_s']:.0f} s from "
+                              f"{settings['redis_slow_at_s']:.0f} s; the paused window's "
+                              "requests only"))
     return "\n".join(lines)
 
 
@@ -338,12 +338,11 @@ def trending_master_table(folder: Path) -> str:
     settings = runs[0][1]["settings"]
     victims = sorted({report["results"]["victim"] for _, report in runs})
     users = sorted({report["results"]["recommender_users_on_victim"] for _, report in runs})
-    lines.append(turns_footer(runs, "tests/chaos/test_redis_master_crash.py", " (`-k trending`)")
-                 + f"; {settings['rate_per_service_per_s']:.0f} requests/s to each service for "
-                 f"{settings['duration_s']:.0f} s, the trending list's master "
-                 f"({', '.join(victims)}) killed at {settings['kill_at_s']:.0f} s; "
-                 f"{users[0]} to {users[-1]} of the {settings['users']} users' keys on it "
-                 "(their ids are new each run); each under the machine's lock for heavy runs.")
+    lines.append(turns_footer(runs, "tests/chaos/test_redis_master_crash.py",
+                              f" for {settings['duration_s']:.0f} s, the trending list's master "
+                              f"({', '.join(victims)}) killed at {settings['kill_at_s']:.0f} s; "
+                              f"{users[0]} to {users[-1]} of the {settings['users']} users' keys "
+                              "on it (their ids are new each run)", " (`-k trending`)"))
     return "\n".join(lines)
 
 
