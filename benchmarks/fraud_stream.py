@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/fraud_stream.py [--customers 10000] [--backlog 300000]
         [--drain-scorers 1 2] [--rates 2000 5000] [--scorers 2] [--seconds 60]
         [--variant NAME[:KEY=VALUE,...] ...]   # settings side by side, in turns: a KEY is
-                                               # MLSD_<scorer setting> or redis.<parameter>
+                                               # MLSD_<scorer setting>, redis.<parameter>, or
+                                               # stream.concerns=A+B: a stream processor
+                                               # beside the scorers running those concerns
 
 The aim (the issue): >= 10,000 tx/s sustained on this 2-core machine with p99 event -> decision
 < 50 ms. Starts its own redis-server and Kafka broker (12 partitions on transactions) and real
@@ -93,6 +95,7 @@ from services.devstack.servers import REPO_ROOT, ServerProcess, free_port, start
 from services.fraud.metrics import STAGES
 from services.fraud.settings import FraudSettings
 from services.seeder.history import transaction_messages
+from services.stream.concerns import select as select_concerns
 from services.trainer.worlds.transactions import TransactionWorldConfig, generate_transactions
 
 GROUP = FraudSettings.model_fields["fraud_stream_group"].default
@@ -301,23 +304,36 @@ class Variant:
     name: str
     env: dict[str, str]
     redis: dict[str, str] = field(default_factory=dict)
+    # a stream processor (`python -m services.stream`) beside the scorers, running these concerns
+    # ("+"-separated): the full stack's other consumer of `transactions`, or none
+    concerns: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> Variant:
-        """`NAME` or `NAME:KEY=VALUE[,KEY=VALUE...]`, e.g. `wait5:MLSD_FRAUD_STREAM_FETCH_WAIT_MS=5`
-        or `norewrite:redis.auto-aof-rewrite-percentage=0`."""
+        """`NAME` or `NAME:KEY=VALUE[,KEY=VALUE...]`, e.g.
+        `wait5:MLSD_FRAUD_STREAM_FETCH_WAIT_MS=5`, `norewrite:redis.auto-aof-rewrite-percentage=0`
+        or `twowriters:stream.concerns=transaction-features`."""
         name, _, settings = text.partition(":")
         pairs = [pair.split("=", 1) for pair in settings.split(",") if pair]
-        if not name or any(len(pair) != 2 or not pair[0].startswith(("MLSD_", "redis."))
+        if not name or any(len(pair) != 2 or not (pair[0].startswith(("MLSD_", "redis."))
+                                                  or pair[0] == "stream.concerns")
                            for pair in pairs):
             raise argparse.ArgumentTypeError(
                 f"{text!r}: a variant is NAME or NAME:KEY=VALUE[,KEY=VALUE...], each KEY "
-                "MLSD_<setting> or redis.<parameter>")
+                "MLSD_<setting>, redis.<parameter> or stream.concerns")
+        concerns = dict(pairs).get("stream.concerns")
         return cls(name, {k: v for k, v in pairs if k.startswith("MLSD_")},
-                   {k.removeprefix("redis."): v for k, v in pairs if k.startswith("redis.")})
+                   {k.removeprefix("redis."): v for k, v in pairs if k.startswith("redis.")},
+                   concerns.replace("+", ",") if concerns else None)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "env": self.env, "redis": self.redis}
+        return {"name": self.name, "env": self.env, "redis": self.redis,
+                "stream_concerns": self.concerns}
+
+    def groups(self) -> dict[str, list[str]]:
+        """The processor's consumer groups and their topics (none without a processor)."""
+        return ({} if self.concerns is None
+                else {c.group: list(c.topics) for c in select_concerns(self.concerns)})
 
     @contextmanager
     def applied(self, address: str) -> Iterator[None]:
@@ -373,6 +389,36 @@ def scorers(stack: Stack, count: int, command: Sequence[str] = SCORER,
             except subprocess.TimeoutExpired:
                 scorer.process.kill()
                 scorer.process.wait()
+
+
+@contextmanager
+def processor(stack: Stack, variant: Variant) -> Iterator[list[Scorer]]:
+    """The variant's stream processor beside the scorers (none without `stream.concerns`)."""
+    if variant.concerns is None:
+        yield []
+        return
+    port = free_port()
+    with (stack.workdir / "stream.log").open("ab") as log:
+        started = Scorer(subprocess.Popen(
+            [sys.executable, "-m", "services.stream"], cwd=REPO_ROOT,
+            env={**os.environ, **stack.env, "MLSD_STREAM_CONCERNS": variant.concerns,
+                 "MLSD_STREAM_PORT": str(port), "PYTHONPATH": str(REPO_ROOT)},
+            stdout=log, stderr=subprocess.STDOUT), port)
+    try:
+        deadline = time.monotonic() + 120
+        while not http_ready(f"http://127.0.0.1:{port}/readyz"):
+            started.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"stream processor not ready: see {stack.workdir}/stream.log")
+            time.sleep(0.25)
+        yield [started]
+    finally:
+        started.process.terminate()
+        try:
+            started.process.wait(60)
+        except subprocess.TimeoutExpired:
+            started.process.kill()
+            started.process.wait()
 
 
 def scrape(ports: Sequence[int]) -> Samples:
@@ -515,10 +561,12 @@ class CpuMeter:
 
 
 def stack_roles(stack: Stack, running: Sequence[Scorer],
-                listener: int | None = None) -> dict[str, list[int]]:
+                listener: int | None = None, beside: Sequence[Scorer] = ()
+                ) -> dict[str, list[int]]:
     roles = {"scorer": [s.process.pid for s in running], "redis": [stack.redis.process.pid],
              "kafka": [stack.kafka.process.pid], "benchmark": [os.getpid()]}
-    return roles | ({"listener": [listener]} if listener else {})
+    return (roles | ({"listener": [listener]} if listener else {})
+            | ({"stream processor": [p.process.pid for p in beside]} if beside else {}))
 
 
 # --- throughput: drain a backlog -----------------------------------------------------------------
@@ -565,24 +613,30 @@ def drain(stack: Stack, state: dict[bytes, bytes], timeline: Timeline,
     before = decision_ends(probe)
     load_before = os.getloadavg()
     forks = RedisForks(stack.redis.address)
-    with variant.applied(stack.redis.address), \
+    groups = {GROUP: [TRANSACTIONS], **variant.groups()}
+    decided_s: float | None = None
+    with variant.applied(stack.redis.address), processor(stack, variant) as beside, \
             scorers(stack, processes, command, variant) as running:
         first = last_lag_probe = 0.0
         with tqdm(total=backlog, desc=f"drain with {processes} scorer(s)", unit="tx") as bar:
             while True:
                 time.sleep(0.25)
-                for scorer in running:
+                for scorer in (*running, *beside):
                     scorer.check()
                 now = time.perf_counter()
                 bar.n = sum(decision_ends(probe).values()) - sum(before.values())
                 bar.refresh()
                 if not first:
                     if bar.n:
-                        first, meter = now, CpuMeter(stack_roles(stack, running))
+                        first = now
+                        meter = CpuMeter(stack_roles(stack, running, beside=beside))
                     continue
                 if now - last_lag_probe >= 1.0:  # two clients per probe: not every tick
                     last_lag_probe = now
-                    if group_lags(bootstrap, {GROUP: [TRANSACTIONS]})[GROUP] == 0:
+                    lags = group_lags(bootstrap, groups)
+                    if decided_s is None and lags[GROUP] == 0:
+                        decided_s = now - first
+                    if not any(lags.values()):  # decided, and the processor's work done too
                         break
         lag_s = now - first
         cores = meter.stop(lag_s)
@@ -596,6 +650,11 @@ def drain(stack: Stack, state: dict[bytes, bytes], timeline: Timeline,
         "processes": processes, "variant": variant.describe(), "backlog": backlog,
         "decisions": decided,
         "lag_probe": {"seconds": round(lag_s, 2), "tx_per_s": round(backlog / lag_s)},
+        # with a processor beside: when the scorers' group had decided all (the processor may
+        # finish later; lag_probe waits for both)
+        "decided_lag_probe": ({"seconds": round(decided_s, 2),
+                               "tx_per_s": round(backlog / decided_s)}
+                              if decided_s and variant.concerns else None),
         "decision_timestamps": {"seconds": round(kafka_s, 2),
                                 "tx_per_s": round((decided - 1) / kafka_s)},
         "partition_done_s": {p: round((max(t) - start_ms) / 1000, 2)
@@ -747,7 +806,7 @@ def steady(stack: Stack, state: dict[bytes, bytes], traffic: Traffic, rate: floa
     ready, done, results = context.Event(), context.Event(), context.Queue()
     listener = context.Process(target=listen, args=(bootstrap, run, expected, ready, done,
                                                     60.0, results), daemon=True)
-    with variant.applied(stack.redis.address), \
+    with variant.applied(stack.redis.address), processor(stack, variant) as beside, \
             scorers(stack, processes, variant=variant) as running:
         publish_at(publisher, traffic, f"warmup-{run}", 200, WARM_UP / 200, warm_up=True)
         caught_up(bootstrap)
@@ -759,7 +818,8 @@ def steady(stack: Stack, state: dict[bytes, bytes], traffic: Traffic, rate: floa
             traffic.prepare(run, expected, False)
             load_before = os.getloadavg()
             ports = [s.port for s in running]
-            meter, busy = CpuMeter(stack_roles(stack, running, listener.pid)), Busy(ports)
+            meter = CpuMeter(stack_roles(stack, running, listener.pid, beside))
+            busy = Busy(ports)
             forks = RedisForks(stack.redis.address)
             start = publish_at(publisher, traffic, run, rate, seconds, prepared=True)
             done.set()
@@ -855,8 +915,10 @@ def tag(run: dict[str, Any]) -> str:
 
 def drain_row(label: str, d: dict[str, Any]) -> str:
     c = d["cores"]
+    scorer = (f"{c['scorer']} + {c['stream processor']} (processor)"
+              if "stream processor" in c else f"{c['scorer']}")
     return (f"| {label} | {d['backlog']:,} | {d['lag_probe']['tx_per_s']:,} | "
-            f"{d['decision_timestamps']['tx_per_s']:,} | {c['scorer']} / {c['redis']} / "
+            f"{d['decision_timestamps']['tx_per_s']:,} | {scorer} / {c['redis']} / "
             f"{c['kafka']} / {c['other work']} / {c['steal']} |")
 
 

@@ -57,6 +57,9 @@ class Scored:
     features: FeatureVector | None  # what the model saw (a replay: as recorded); None: unknown
     replayed: bool                  # the decision made earlier for this transaction id
     shadow: Decision | None = None  # the challenger's, never acted on (shadow_version set)
+    # the store recorded it in the online state (False: its round trip failed or was skipped,
+    # and it was decided without its history; the stream hands it to the state writer)
+    recorded: bool = True
 
 
 class ReferenceCache:
@@ -124,23 +127,23 @@ class SplitBatch:
         return [self.transactions[position] for position in self.to_decide]
 
     def merge(self, decisions: Sequence[Decision], vectors: np.ndarray,
-              shadows: Sequence[Decision | None]) -> list[Scored]:
+              shadows: Sequence[Decision | None], recorded: bool = True) -> list[Scored]:
         """Every transaction in batch order: a replay with its earlier decision, the others with
         theirs (decisions[i], vectors[i] and shadows[i] are those of the i-th transaction to
         decide). A replay gets no shadow decision: the challenger saw it the first time; it
         carries the features recorded with its decision, so publishing it again repeats the
-        first event exactly."""
+        first event exactly. `recorded`: whether the store recorded the ones decided now."""
         decided_now = iter(zip(decisions, vectors, shadows, strict=True))
         scored = []
         for position, txn in enumerate(self.transactions):
             if position in self.replays:
-                recorded = self.replays[position]
-                features = (None if recorded.features is None
-                            else np.asarray(recorded.features, dtype=vectors.dtype))
-                scored.append(Scored(txn, recorded.decision, features, True))
+                earlier = self.replays[position]
+                features = (None if earlier.features is None
+                            else np.asarray(earlier.features, dtype=vectors.dtype))
+                scored.append(Scored(txn, earlier.decision, features, True))
             else:
                 decision, vector, shadow = next(decided_now)
-                scored.append(Scored(txn, decision, vector, False, shadow))
+                scored.append(Scored(txn, decision, vector, False, shadow, recorded))
         return scored
 
 
@@ -211,7 +214,7 @@ class FraudScorer:
         with self._stage("record", path):
             decisions = self._remember(batch.transactions_to_decide, decisions, vectors,
                                        store_down)
-        scored = batch.merge(decisions, vectors, shadows)
+        scored = batch.merge(decisions, vectors, shadows, recorded=store_down is None)
         self._count(scored, path, store_down, model_down)
         return scored
 

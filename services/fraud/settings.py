@@ -53,7 +53,7 @@ class FraudSettings(ModelSettings):
     fraud_broker_probe_timeout_s: float = Field(2.0, gt=0)
     fraud_delivery_timeout_s: float = Field(5.0, gt=0, le=60)
     # The stream scorer (python -m services.fraud.stream)
-    fraud_stream_group: str = "fraud-scorer"
+    fraud_stream_group: str = topics.FRAUD_SCORER_GROUP
     fraud_stream_metrics_port: int = Field(
         8041, ge=1, le=65535, description="probes and metrics of the scorer; under `make run` "
                                           "the first scorer's, the next ones count up from it")

@@ -3,10 +3,16 @@
     python -m services.fraud.stream      # consumer group fraud-scorer; probes on 8041
 
 Each polled batch is scored with one Redis round trip (record + read every card), one ONNX call
-(every transaction and its explanation rows) and one more round trip to record the decisions;
-the consumer runner adds its two dedupe round trips, then one publish. Offsets are committed
-only after the decisions are stored (at-least-once; a redelivered transaction gets its recorded
-decision).
+(every transaction and its explanation rows) and one more round trip to record the decisions,
+then one publish. Offsets are committed only after the decisions are stored (at-least-once; a
+redelivered transaction gets its recorded decision).
+
+The scorer is the one writer of the online fraud state for the transactions it decides whole.
+What it did not record (its store failed or was skipped for them and they were decided without
+their history, or they were too old to decide) goes, in the same publish, to
+`transactions-unrecorded`, whose consumer (the stream processor's `unrecorded-transactions`
+concern) records them, retrying while Redis is away: a decision never waits for the state, and
+no transaction is left out of it (docs/adr/0007-one-writer-of-the-fraud-state.md).
 Run more processes to share the partitions: the group balances them.
 
 MLSD_FRAUD_SHADOW_VERSION=N: a registered challenger also scores every transaction, on the same
@@ -38,7 +44,7 @@ from services.common.bus.dedupe import IdempotentWrites
 from services.common.bus.envelope import Event
 from services.common.bus.ports import OutboundMessage, Publisher, PublishFailed, publish_or_raise
 from services.common.bus.runtime import build_kafka_consumer
-from services.common.bus.topics import TRANSACTIONS
+from services.common.bus.topics import TRANSACTIONS, TRANSACTIONS_UNRECORDED
 from services.common.http import blocking_lifespan, create_service_app, serve
 from services.common.models import ModelClient, ModelRepository
 from services.common.redis_client import RedisClient, background_redis
@@ -47,7 +53,7 @@ from services.designs.parsing import parse_payload
 from services.designs.payloads import TransactionData
 from services.fraud.decision_events import decision_message
 from services.fraud.metrics import FraudMetrics
-from services.fraud.scorer import FraudScorer
+from services.fraud.scorer import FraudScorer, Scored
 from services.fraud.settings import FraudSettings
 from services.fraud.wiring import build_scorer, fraud_model_client, fraud_store
 
@@ -74,16 +80,21 @@ class StreamScoringHandler:
     """
 
     def __init__(self, *, scorer: FraudScorer, publisher: Publisher, topic: str,
-                 freshness: Histogram, stale: Counter, max_age_s: float,
-                 shadow_topic: str | None = None, pipelined: bool = False) -> None:
+                 freshness: Histogram, stale: Counter, unrecorded: Counter, max_age_s: float,
+                 shadow_topic: str | None = None, pipelined: bool = False,
+                 unrecorded_topic: str = TRANSACTIONS_UNRECORDED) -> None:
         self._scorer = scorer
         self._publisher = publisher
         self._topic = topic
         self._shadow_topic = shadow_topic
+        self._unrecorded_topic = unrecorded_topic
         self._freshness = freshness
         self._stale = stale
+        self._unrecorded = unrecorded
         self._max_age = timedelta(seconds=max_age_s)
         self._pending: list[TransactionData] = []
+        self._events: list[Event] = []        # the pending transactions' events, in order
+        self._too_old: list[Event] = []       # not decided: the state writer records them
         self._acks = (ThreadPoolExecutor(1, thread_name_prefix="fraud-decisions-acks")
                       if pipelined else None)
         self._in_flight: _InFlight | None = None
@@ -91,22 +102,24 @@ class StreamScoringHandler:
     def handle(self, event: Event) -> None:
         txn = parse_payload(event, "transaction", TransactionData)
         # A decision long after the authorization changes nothing (a replayed history, a
-        # backlog after an outage): skipped and counted; its features are the stream
-        # processor's to record.
+        # backlog after an outage): not decided, counted, and handed to the state writer.
         if datetime.now(UTC) - txn.timestamp > self._max_age:
             self._stale.inc()
+            self._too_old.append(event)
             return
         self._pending.append(txn)
+        self._events.append(event)
 
     def flush(self) -> None:
-        if not self._pending:
+        if not self._pending and not self._too_old:
             return
-        scored = self._scorer.score(self._pending, "stream")
+        scored = self._scorer.score(self._pending, "stream") if self._pending else []
         messages = [decision_message(s, "stream", self._topic) for s in scored]
         if self._shadow_topic is not None:  # in the same publish: no extra round trip
             messages += [decision_message(replace(s, decision=s.shadow), "stream",
                                           self._shadow_topic)
                          for s in scored if s.shadow is not None]
+        messages += self._unrecorded_messages(scored)
         timestamps = [txn.timestamp for txn in self._pending]
         if self._acks is None:
             self._publish(messages, timestamps)
@@ -115,6 +128,21 @@ class StreamScoringHandler:
             self._in_flight = _InFlight(messages, timestamps,
                                         self._acks.submit(self._publish, messages, timestamps))
         self._pending.clear()
+        self._events.clear()
+        self._too_old.clear()
+
+    def _unrecorded_messages(self, scored: Sequence[Scored]) -> list[OutboundMessage]:
+        """The events of what this batch did not record in the online state, for the state
+        writer: the ones decided without their history, and the ones too old to decide. Each
+        keeps its event id (the writer's dedupe) and its card's key (its order)."""
+        missed = [event for event, item in zip(self._events, scored, strict=True)
+                  if not item.recorded]
+        if missed:
+            self._unrecorded.labels("store").inc(len(missed))
+        if self._too_old:
+            self._unrecorded.labels("stale").inc(len(self._too_old))
+        return [OutboundMessage.of(self._unrecorded_topic, str(event.data["card_id"]), event)
+                for event in (*missed, *self._too_old)]
 
     def settle(self) -> None:
         """Wait for the batch in flight; publish it again (here) if its publish failed. It stays
@@ -178,7 +206,12 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
         "from the transaction's timestamp to its decision being stored in fraud-decisions",
         registry=metrics.registry, buckets=LATENCY_BUCKETS_S)
     stale = metrics.counter(
-        "stale_transactions", "transactions older than fraud_stream_max_age_s: skipped")
+        "stale_transactions", "transactions older than fraud_stream_max_age_s: not decided, "
+                              "handed to the state writer")
+    unrecorded = metrics.counter(
+        "unrecorded_transactions", "transactions this scorer did not record in the online "
+        "state, published to transactions-unrecorded for the state writer: 'store' (decided "
+        "without their history) or 'stale' (too old to decide)", ("reason",))
     started: list[_Scoring] = []
 
     def start() -> None:
@@ -193,7 +226,8 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
                                     warm_topics=[settings.fraud_decisions_topic])
         handler = StreamScoringHandler(
             scorer=scorer, publisher=publisher, topic=settings.fraud_decisions_topic,
-            freshness=freshness, stale=stale, max_age_s=settings.fraud_stream_max_age_s,
+            freshness=freshness, stale=stale, unrecorded=unrecorded,
+            max_age_s=settings.fraud_stream_max_age_s,
             shadow_topic=settings.fraud_shadow_topic if settings.fraud_shadow_version else None,
             pipelined=settings.fraud_stream_pipelined)
         # No dedupe keys (docs/adr/0003): the scorer's writes absorb a redelivery themselves

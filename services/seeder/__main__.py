@@ -11,10 +11,14 @@ history is always the synthetic transaction world's).
 from __future__ import annotations
 
 import argparse
+import os
+import socket
+import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import islice
+from pathlib import Path
 from typing import TypeVar
 
 import pandas as pd
@@ -35,7 +39,7 @@ from services.designs.model_features import FRAUD_REACH_DAYS, LAKE_DAYS_FOR_A_RE
 from services.designs.recs import keys
 from services.designs.recs.records import CatalogRecords, ProfileRecords
 from services.designs.recs.redis_store import write_profiles
-from services.seeder.catchup import wait_for_stream
+from services.seeder.catchup import stack_groups, wait_for_stream
 from services.seeder.history import (
     SOURCE,
     ViewingHistory,
@@ -46,7 +50,7 @@ from services.seeder.history import (
     watch_messages,
 )
 from services.seeder.rebuild import OnlineStateStillThere, rebuild_online
-from services.stream.concerns import CONCERNS
+from services.stream.concerns import CONCERNS, Concern
 from services.trainer.pipeline import TrainerSettings
 from services.trainer.worlds.movielens import MovieLensWorld
 
@@ -156,8 +160,27 @@ def say_if_short(world: pd.DataFrame, days: float) -> None:
               "generates the dev world anew (make retrain-fraud refuses until then)")
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_replayer(concerns: Sequence[Concern]) -> subprocess.Popen[bytes]:
+    """A stream processor of its own for the concerns the stack does not run (the rebuild's
+    `transaction-features`), beside the supervised one; its log in .state/logs."""
+    log_dir = Path(".state/logs")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (log_dir / "rebuild-replayer.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.stream"], stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "MLSD_STREAM_CONCERNS": ",".join(c.name for c in concerns),
+                 "MLSD_STREAM_PORT": str(free_port()), "MLSD_SERVICE_NAME": "stream_rebuild"})
+
+
 def rebuild(timeout_s: float) -> int:
-    """--rebuild-online on the local stack: its supervisor stops and starts the stream."""
+    """--rebuild-online on the local stack: its supervisor stops and starts the stream, and a
+    processor of its own replays what the stack's does not run (`transactions`)."""
     from services.devstack.__main__ import supervisor, supervisord_running  # noqa: PLC0415
 
     if not supervisord_running():
@@ -167,16 +190,24 @@ def rebuild(timeout_s: float) -> int:
     pool = records_pool(PostgresSettings(), "rebuild-online")
     client = background_redis(settings)
     publisher = kafka_publisher(settings, client_id="rebuild-online", delivery_timeout_s=30.0)
+    replayers: list[subprocess.Popen[bytes]] = []
+
+    def start_stream() -> None:
+        supervisor().startProcess("stream")
+        replayers.append(start_replayer([c for c in CONCERNS if not c.default]))
+
     try:
         rebuilt = rebuild_online(
             settings, pool, client, publisher,
-            stop_stream=lambda: supervisor().stopProcess("stream"),
-            start_stream=lambda: supervisor().startProcess("stream"), dataset=settings.dataset,
-            timeout_s=timeout_s)
+            stop_stream=lambda: supervisor().stopProcess("stream"), start_stream=start_stream,
+            dataset=settings.dataset, timeout_s=timeout_s)
     except OnlineStateStillThere as exc:
         print(f"rebuild-online: {exc}", file=sys.stderr)
         return 2
     finally:
+        for replayer in replayers:  # it has caught up (or the wait timed out): stopped, committed
+            replayer.terminate()
+            replayer.wait(60)
         publisher.close()
         client.close()
         pool.close()
@@ -230,9 +261,9 @@ def main() -> int:
         pool.close()
     if args.no_wait:
         return 0
-    caught_up = wait_for_stream(settings.kafka_bootstrap_servers, args.timeout)
-    print("seeded: the stream processor has applied every event" if caught_up
-          else "the stream processor has not caught up yet; `make status` shows it")
+    caught_up = wait_for_stream(settings.kafka_bootstrap_servers, args.timeout, stack_groups())
+    print("seeded: the stream processor and the fraud scorers have applied every event"
+          if caught_up else "the stream has not caught up yet; `make status` shows it")
     return 0 if caught_up else 1
 
 

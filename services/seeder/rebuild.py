@@ -8,7 +8,9 @@
       catalog of record announced again through the outbox, at its own load's time (the topic
       may no longer hold a title loaded before its retention; the stream keeps the newer)
     4 start the stream processor: it replays every topic from the earliest record it keeps,
-      through the same handlers that built the state (the seeder's path: events -> stream)
+      through the same handlers that built the state (the seeder's path: events -> stream);
+      `transactions` through the `transaction-features` concern, which the stack runs only for
+      this (live, the fraud scorer records what it decides: docs/adr/0007)
     5 wait until every group has caught up (the seeder's wait_for_stream)
 
 What comes back: whatever the topics still hold (Kafka keeps 7 days: infra/kafka), and
@@ -36,7 +38,7 @@ from services.designs.experiments.store import RedisDefinitionStore
 from services.designs.recs import keys
 from services.designs.recs.records import CatalogRecords, ProfileRecords
 from services.designs.recs.redis_store import write_profiles
-from services.seeder.catchup import wait_for_stream
+from services.seeder.catchup import concern_groups, wait_for_stream
 from services.stream.concerns import CONCERNS, Concern
 
 REBUILD_SOURCE = "rebuild-online"
@@ -93,5 +95,6 @@ def rebuild_online(settings: PlatformSettings, pool: ConnectionPool, client: Red
         client.set(keys.dataset_key(namespace), dataset)
     titles = announce_catalog(pool, publisher)
     start_stream()
-    caught_up = wait_for_stream(settings.kafka_bootstrap_servers, timeout_s, concerns, poll_s)
+    caught_up = wait_for_stream(settings.kafka_bootstrap_servers, timeout_s,
+                                concern_groups(concerns), poll_s)
     return Rebuilt(len(profiles), len(definitions), titles, caught_up)

@@ -31,14 +31,23 @@ class Concern:
     topics: tuple[str, ...]
     build: Callable[[Dependencies], EventHandler]
     fetch_wait_ms: int = 0  # > 0: a concern that can wait lets the broker gather (RunnerConfig)
+    default: bool = True    # run unless MLSD_STREAM_CONCERNS names the concerns
 
 
 CONCERNS: tuple[Concern, ...] = (
     Concern("watch-features", "stream-watch-features", (topics.WATCH_EVENTS,),
             lambda d: WatchFeaturesHandler(d.redis, LiveItemArtifacts(d.repository),
                                            d.namespace)),
-    Concern("transaction-features", "stream-transaction-features", (topics.TRANSACTIONS,),
+    # The stream scorer records every transaction it decides whole (one writer, ADR 0007); the
+    # state writer records the rest, which the scorer hands over on transactions-unrecorded.
+    Concern("unrecorded-transactions", "stream-unrecorded-transactions",
+            (topics.TRANSACTIONS_UNRECORDED,),
             lambda d: TransactionFeaturesHandler(d.redis, d.namespace)),
+    # Every transaction recorded from `transactions` itself: for a stack without the stream
+    # scorer, and for rebuilding the state from the topic (services/seeder/rebuild.py). Beside a
+    # scorer it would record each transaction a second time.
+    Concern("transaction-features", "stream-transaction-features", (topics.TRANSACTIONS,),
+            lambda d: TransactionFeaturesHandler(d.redis, d.namespace), default=False),
     Concern("fraud-labels", "stream-fraud-labels", (topics.FRAUD_LABELS,),
             lambda d: FraudLabelHandler(d.redis, d.namespace)),
     # Counts read by people and by the A/B analysis, not by a request: 100 ms late is on time.
@@ -54,8 +63,14 @@ class UnknownConcern(ValueError):
     pass
 
 
+DEFAULT_CONCERNS = tuple(c for c in CONCERNS if c.default)
+
+
 def select(names: str) -> list[Concern]:
-    """"all", or a comma-separated list of concern names."""
+    """"default" (every concern but those a stack runs only by name), "all", or a
+    comma-separated list of concern names."""
+    if names.strip() == "default":
+        return list(DEFAULT_CONCERNS)
     if names.strip() == "all":
         return list(CONCERNS)
     by_name = {c.name: c for c in CONCERNS}

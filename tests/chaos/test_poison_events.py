@@ -29,7 +29,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.chaos]
 # services/fraud/stream.py, services/records/app.py).
 CONSUMERS = {
     topics.WATCH_EVENTS: ("stream-watch-features",),
-    topics.TRANSACTIONS: ("stream-transaction-features", "fraud-scorer"),
+    topics.TRANSACTIONS: ("fraud-scorer",),
+    topics.TRANSACTIONS_UNRECORDED: ("stream-unrecorded-transactions",),
     topics.FRAUD_LABELS: ("stream-fraud-labels", "records-fraud-labels"),
     topics.EXPOSURES: ("stream-experiments",),
     topics.REC_IMPRESSIONS: ("stream-experiments",),
@@ -74,7 +75,7 @@ def test_poison_and_oversized_events_on_every_topic_end_in_their_dlq_with_a_reas
         on_cluster: StartService, cluster_topology: ClusterTopology,
         cluster_client: RedisCluster, postgres_server: ServerProcess,
         report_dir: Path) -> None:
-    on_cluster("stream")  # every concern
+    on_cluster("stream")  # its default concerns
     on_cluster("fraud.stream")
     on_cluster("records", MLSD_POSTGRES_PORT=postgres_server.extra["port"])
     run = uuid.uuid4().hex[:8]

@@ -234,6 +234,75 @@ def test_a_redelivered_transaction_is_decided_again_the_same_and_counted_once(
     assert not list(redis_client.scan_iter("fs:dedupe:fraud-scorer:*"))
 
 
+def card_records(client: redis.Redis, card: str) -> int:
+    return len(client.get(f"fs:fraud_card_log:{{{card}}}") or b"") // CARD_RECORD.itemsize
+
+
+def handled_by(client: redis.Redis, group: str, event_id: str) -> bool:
+    """Whether the stream processor's concern `group` applied this event (its dedupe key)."""
+    return bool(client.exists(f"fs:dedupe:{group}:{{{event_id}}}"))
+
+
+def until(condition: Callable[[], bool], timeout_s: float = 60) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    return condition()
+
+
+def publish_transactions(bootstrap: str, run: str, cards_and_times: list[tuple[str, datetime]]
+                         ) -> None:
+    publisher = KafkaPublisher(bootstrap, client_id="e2e-one-writer")
+    try:
+        publish_or_raise(publisher, [OutboundMessage.of(TRANSACTIONS, card, Event(
+            id=f"{run}-event-{n}", type="transaction", source="e2e", time=at,
+            data=transaction(run, n, card=card, at=at)))
+            for n, (card, at) in enumerate(cards_and_times)])
+    finally:
+        publisher.close()
+
+
+def test_the_scorer_records_what_it_decides_and_the_stream_records_only_what_it_handed_over(
+        start_service: StartService, kafka_server: ServerProcess,
+        redis_client: redis.Redis) -> None:
+    """One writer (docs/adr/0007): beside the stack's stream processor (its default concerns),
+    a transaction the scorer decides is recorded by the scorer alone; one too old to decide is
+    not decided and is recorded by the processor from transactions-unrecorded."""
+    ensure_topics(kafka_server.address, platform_topics(3))
+    start_service("stream")
+    start_service("fraud.stream")
+    run, now = uuid.uuid4().hex[:8], datetime.now(UTC)
+    fresh, old = f"card-fresh-{run}", f"card-old-{run}"
+    publish_transactions(kafka_server.address, run, [(fresh, now),
+                                                     (old, now - timedelta(hours=2))])
+
+    assert decisions_on_kafka(kafka_server.address, {f"{run}-0"}, timeout_s=60)
+    assert until(lambda: card_records(redis_client, old) == 1), "the old one was never recorded"
+    assert card_records(redis_client, fresh) == 1
+    assert handled_by(redis_client, "stream-unrecorded-transactions", f"{run}-event-1")
+    assert not handled_by(redis_client, "stream-unrecorded-transactions", f"{run}-event-0")
+    assert f"{run}-1" not in decisions_on_kafka(kafka_server.address, {f"{run}-1"}, timeout_s=2)
+
+
+def test_a_transaction_decided_while_the_scorers_redis_is_away_is_recorded_by_the_stream(
+        start_service: StartService, kafka_server: ServerProcess,
+        redis_client: redis.Redis) -> None:
+    """The scorer's store unreachable: its decisions are degraded, never late, and the
+    transactions reach the online state through the state writer all the same."""
+    ensure_topics(kafka_server.address, platform_topics(3))
+    start_service("stream")
+    start_service("fraud.stream", MLSD_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    run, now = uuid.uuid4().hex[:8], datetime.now(UTC)
+    cards = [f"card-away-{run}-{n}" for n in range(3)]
+    publish_transactions(kafka_server.address, run, [(card, now) for card in cards])
+
+    wanted = {f"{run}-{n}" for n in range(3)}
+    found = decisions_on_kafka(kafka_server.address, wanted, timeout_s=60)
+    assert found.keys() == wanted
+    assert all(event["degraded"] for event in found.values())
+    assert until(lambda: all(card_records(redis_client, card) == 1 for card in cards))
+
+
 def challenger_repository(model_repository: Path, tmp_path: Path) -> tuple[Path, int]:
     """A copy of the test repository with a second fraud version, registered, not promoted:
     a constant 0.98 (sigmoid(4)), so its decisions differ from production's and show it."""

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 WATCH_EVENTS = "watch-events"
 TRANSACTIONS = "transactions"
+# What the stream scorer did not record in the online fraud state (its store failed for them, or
+# they were too old to decide): the state writer's topic, so the scorer is the one writer of every
+# transaction it decides (docs/adr/0007-one-writer-of-the-fraud-state.md)
+TRANSACTIONS_UNRECORDED = "transactions-unrecorded"
 FRAUD_DECISIONS = "fraud-decisions"
 # A challenger's decisions on the same transactions, never acted on (services/fraud/shadow.py)
 FRAUD_DECISIONS_SHADOW = "fraud-decisions-shadow"
@@ -15,9 +19,12 @@ REC_IMPRESSIONS = "rec-impressions"
 REC_CLICKS = "rec-clicks"
 CATALOG = "catalog"  # title metadata from the catalog ETL (services/catalog_etl), key content id
 
-ALL_TOPICS = (WATCH_EVENTS, TRANSACTIONS, FRAUD_DECISIONS, FRAUD_DECISIONS_SHADOW, FRAUD_LABELS,
-              EXPOSURES, REC_IMPRESSIONS, REC_CLICKS, CATALOG)
+ALL_TOPICS = (WATCH_EVENTS, TRANSACTIONS, TRANSACTIONS_UNRECORDED, FRAUD_DECISIONS,
+              FRAUD_DECISIONS_SHADOW, FRAUD_LABELS, EXPOSURES, REC_IMPRESSIONS, REC_CLICKS, CATALOG)
 DLQ_SUFFIX = ".dlq"
+# The fraud stream scorers' consumer group on TRANSACTIONS (MLSD_FRAUD_STREAM_GROUP's default): the
+# seeder waits for it, as it records the transactions it decides
+FRAUD_SCORER_GROUP = "fraud-scorer"
 
 # A consumer group spreads a topic's partitions over its members, so partitions cap how many
 # processes can share a topic. The fraud stream scorers (one process per core, issue 14) need

@@ -32,7 +32,7 @@ from services.designs.payloads import TitleData
 from services.designs.recs.keys import catalog_titles_key, catalog_version_key
 from services.designs.recs.records import CatalogRecords, ProfileRecords
 from services.designs.recs.redis_store import write_profiles
-from services.seeder.catchup import wait_for_stream
+from services.seeder.catchup import concern_groups, wait_for_stream
 from services.seeder.history import transaction_messages
 from services.seeder.rebuild import OnlineStateStillThere, Rebuilt, rebuild_online
 from services.stream.app import create_app as create_stream
@@ -160,7 +160,7 @@ def test_a_flushed_redis_is_rebuilt_to_the_same_state(
         write_profiles(redis_client, ProfileRecords(records).all())
         RedisDefinitionStore(redis_client).add_missing([definition])
         running.enter_context(TestClient(create_stream(settings)))
-        assert wait_for_stream(kafka_server.address, 60, concerns, poll_s=0.2)
+        assert wait_for_stream(kafka_server.address, 60, concern_groups(concerns), poll_s=0.2)
     before = snapshot(redis_client)
     assert any(k.startswith("fs:fraud_") for k in before) and "fs:user_profile:{user1}" in before
 

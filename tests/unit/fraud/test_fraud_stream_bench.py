@@ -31,7 +31,18 @@ def test_a_variant_splits_the_scorers_settings_from_redis_parameters(bench: Modu
     assert variant.name == "mixed"
     assert variant.env == {"MLSD_FRAUD_STREAM_FETCH_WAIT_MS": "5"}
     assert variant.redis == {"auto-aof-rewrite-percentage": "0"}
-    assert variant.describe() == {"name": "mixed", "env": variant.env, "redis": variant.redis}
+    assert variant.describe() == {"name": "mixed", "env": variant.env, "redis": variant.redis,
+                                  "stream_concerns": None}
+    assert variant.groups() == {}
+
+
+def test_a_variant_can_run_a_stream_processor_beside_the_scorers(bench: ModuleType) -> None:
+    variant = bench.Variant.parse(
+        "twowriters:stream.concerns=transaction-features+fraud-labels,MLSD_LOG_LEVEL=INFO")
+    assert variant.concerns == "transaction-features,fraud-labels"
+    assert variant.env == {"MLSD_LOG_LEVEL": "INFO"}
+    assert variant.groups() == {"stream-transaction-features": ["transactions"],
+                                "stream-fraud-labels": ["fraud-labels"]}
 
 
 def test_a_name_alone_changes_nothing(bench: ModuleType) -> None:
@@ -41,7 +52,8 @@ def test_a_name_alone_changes_nothing(bench: ModuleType) -> None:
 
 @pytest.mark.parametrize("text", ["", "x:FOO=1", "x:MLSD_A", "x:redis-appendonly=no", ":MLSD_A=1"])
 def test_anything_else_is_refused_with_the_form_it_takes(bench: ModuleType, text: str) -> None:
-    with pytest.raises(argparse.ArgumentTypeError, match=r"MLSD_<setting> or redis\.<parameter>"):
+    with pytest.raises(argparse.ArgumentTypeError,
+                       match=r"MLSD_<setting>, redis\.<parameter> or stream\.concerns"):
         bench.Variant.parse(text)
 
 

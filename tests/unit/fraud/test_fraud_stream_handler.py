@@ -1,6 +1,7 @@
 """The stream scorer's handler, pipelined: a batch's decisions are acknowledged while the next is
 scored, in order, at most one batch in flight, and a failed publish is published again before
 anything after it (on fakes: FraudScorer on FakeStore and FakeModel, a publisher held by a gate).
+And what it did not record in the online state goes to the state writer's topic.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from services.common.bus.consumer import TransientError
 from services.common.bus.envelope import Event
-from services.common.bus.ports import Delivery, OutboundMessage
+from services.common.bus.ports import Delivery, OutboundMessage, Publisher
+from services.common.bus.topics import FRAUD_DECISIONS, TRANSACTIONS_UNRECORDED
 from services.common.telemetry import Metrics
 from services.fraud.metrics import FraudMetrics
 from services.fraud.policy_file import load_engine
@@ -53,26 +55,29 @@ class GatedPublisher:
         pass
 
 
-def handler_for(tmp_path: Path, publisher: GatedPublisher,
-                pipelined: bool = True) -> StreamScoringHandler:
+def handler_for(tmp_path: Path, publisher: Publisher, pipelined: bool = True,
+                store: FakeStore | None = None) -> StreamScoringHandler:
     registry = CollectorRegistry()
     engine = load_engine(POLICY_PATH)
     scorer = FraudScorer(
-        store=FakeStore(), model=FakeModel(), policy=lambda: engine,
+        store=store or FakeStore(), model=FakeModel(), policy=lambda: engine,
         references=ReferenceCache(model_repository(tmp_path), "fraud"),
         metrics=FraudMetrics(Metrics("fraud_test", registry)))
     scorer.warm_up()
     return StreamScoringHandler(
         scorer=scorer, publisher=publisher, topic="fraud-decisions",
         freshness=Histogram("freshness_seconds", "", registry=registry),
-        stale=Counter("stale", "", registry=registry), max_age_s=3600, pipelined=pipelined)
+        stale=Counter("stale", "", registry=registry),
+        unrecorded=Counter("unrecorded", "", ("reason",), registry=registry),
+        max_age_s=3600, pipelined=pipelined)
 
 
-def batch(handler: StreamScoringHandler, *ids: str) -> None:
-    now = datetime.now(UTC)
+def batch(handler: StreamScoringHandler, *ids: str, age: timedelta = timedelta(0)) -> None:
+    at = datetime.now(UTC) - age
     for tid in ids:
-        handler.handle(Event(id=f"e-{tid}", type="transaction", source="test", time=now,
-                             data=body(transaction_id=tid, timestamp=now.isoformat())))
+        handler.handle(Event(id=f"e-{tid}", type="transaction", source="test", time=at,
+                             data=body(transaction_id=tid, card_id=f"card-{tid}",
+                                       timestamp=at.isoformat())))
 
 
 def returns_within(call: Callable[[], None], seconds: float) -> tuple[bool, threading.Thread]:
@@ -189,3 +194,83 @@ def test_a_batch_whose_publish_raised_unexpectedly_stays_unsettled(tmp_path: Pat
             handler.settle()
     assert publisher.stored == []
     handler.close()
+
+
+class TopicsPublisher:
+    """Keeps every message it is given, by topic: (key, event id, transaction id)."""
+
+    def __init__(self) -> None:
+        self.by_topic: dict[str, list[tuple[str | None, str, str]]] = {}
+
+    def publish(self, messages: Sequence[OutboundMessage]) -> list[Delivery]:
+        for m in messages:
+            event = json.loads(m.value)
+            self.by_topic.setdefault(m.topic, []).append(
+                (m.key, event["id"], event["data"]["transaction_id"]))
+        return [Delivery(m, 0, i) for i, m in enumerate(messages)]
+
+    def close(self) -> None:
+        pass
+
+
+def published(tmp_path: Path, store: FakeStore, *batches: tuple[tuple[str, ...], timedelta]
+              ) -> TopicsPublisher:
+    publisher = TopicsPublisher()
+    handler = handler_for(tmp_path, publisher, store=store)
+    for ids, age in batches:
+        batch(handler, *ids, age=age)
+    handler.flush()
+    handler.settle()
+    handler.close()
+    return publisher
+
+
+def test_what_the_store_recorded_is_not_handed_to_the_state_writer(tmp_path: Path) -> None:
+    publisher = published(tmp_path, FakeStore(), (("a1", "a2"), timedelta(0)))
+
+    assert [tid for _, _, tid in publisher.by_topic[FRAUD_DECISIONS]] == ["a1", "a2"]
+    assert TRANSACTIONS_UNRECORDED not in publisher.by_topic
+
+
+def test_a_batch_decided_without_the_store_goes_to_the_state_writer_as_it_came(
+        tmp_path: Path) -> None:
+    store = FakeStore()
+    store.failure = ConnectionError("redis down")
+
+    publisher = published(tmp_path, store, (("a1", "a2"), timedelta(0)))
+
+    assert [tid for _, _, tid in publisher.by_topic[FRAUD_DECISIONS]] == ["a1", "a2"]
+    assert publisher.by_topic[TRANSACTIONS_UNRECORDED] == [
+        ("card-a1", "e-a1", "a1"), ("card-a2", "e-a2", "a2")]
+
+
+def test_only_the_transactions_the_store_skipped_go_to_the_state_writer(tmp_path: Path) -> None:
+    store = FakeStore()
+    store.skipping = {"a2": "breaker open for master 127.0.0.1:7001"}
+
+    publisher = published(tmp_path, store, (("a1", "a2", "a3"), timedelta(0)))
+
+    assert [tid for _, _, tid in publisher.by_topic[FRAUD_DECISIONS]] == ["a1", "a2", "a3"]
+    assert publisher.by_topic[TRANSACTIONS_UNRECORDED] == [("card-a2", "e-a2", "a2")]
+
+
+def test_transactions_too_old_to_decide_go_to_the_state_writer_undecided(tmp_path: Path) -> None:
+    store = FakeStore()
+
+    publisher = published(tmp_path, store, (("old1",), timedelta(hours=2)),
+                          (("new1",), timedelta(0)), (("old2",), timedelta(hours=2)))
+
+    assert [tid for _, _, tid in publisher.by_topic[FRAUD_DECISIONS]] == ["new1"]
+    assert publisher.by_topic[TRANSACTIONS_UNRECORDED] == [
+        ("card-old1", "e-old1", "old1"), ("card-old2", "e-old2", "old2")]
+    assert store.reads == [["new1"]]
+
+
+def test_a_batch_of_only_old_transactions_is_still_handed_over(tmp_path: Path) -> None:
+    store = FakeStore()
+
+    publisher = published(tmp_path, store, (("old1", "old2"), timedelta(hours=2)))
+
+    assert FRAUD_DECISIONS not in publisher.by_topic
+    assert [tid for _, _, tid in publisher.by_topic[TRANSACTIONS_UNRECORDED]] == ["old1", "old2"]
+    assert store.reads == []
