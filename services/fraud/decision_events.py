@@ -9,9 +9,12 @@ from pydantic_core import to_json
 
 from services.common.bus.ports import OutboundMessage
 from services.common.ids import event_id
+from services.designs.payloads import TransactionData
 from services.fraud.scorer import Scored, ScoringPath
+from services.fraud.transaction import ScoredTransaction
 
 EVENT_TYPE = "fraud_decision"
+TRANSACTION_FIELDS = tuple(TransactionData.model_fields)
 
 
 def decision_message(scored: Scored, path: ScoringPath, topic: str) -> OutboundMessage:
@@ -49,3 +52,14 @@ def decision_message(scored: Scored, path: ScoringPath, topic: str) -> OutboundM
              "time": datetime.now(UTC), "data": data}
     # inf_nan_mode="null": what model_dump_json writes for a non-finite float (ser_json_inf_nan)
     return OutboundMessage(topic, txn.card_id, to_json(event, inf_nan_mode="null"))
+
+
+def unrecorded_message(txn: ScoredTransaction, topic: str) -> OutboundMessage:
+    """A transaction the HTTP path decided without recording it in the online state (its store
+    failed or was skipped for it), as the `transactions` event the state writer records from
+    `transactions-unrecorded` (docs/adr/0007). Keyed by card; its event id derived from the
+    transaction id, so a retried request's handover is one event to the writer."""
+    event = {"id": event_id("unrecorded", txn.transaction_id), "type": "transaction",
+             "source": "fraud", "time": txn.timestamp,
+             "data": {name: getattr(txn, name) for name in TRANSACTION_FIELDS}}
+    return OutboundMessage(topic, txn.card_id, to_json(event))

@@ -1,4 +1,5 @@
-"""The HTTP path's use case: score one transaction, log its decision without waiting on Kafka."""
+"""The HTTP path's use case: score one transaction, log its decision without waiting on Kafka
+(and, when its store failed, hand the transaction to the state writer the same way)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 from services.common.breaker import CircuitOpen
 from services.common.bus.background import BackgroundPublisher
+from services.common.bus.topics import TRANSACTIONS_UNRECORDED
 from services.designs.fraud.records import DecisionOfRecord
 from services.fraud.coalesce import CoalescingScorer
 from services.fraud.decide import Decision
-from services.fraud.decision_events import decision_message
+from services.fraud.decision_events import decision_message, unrecorded_message
 from services.fraud.errors import DecisionNotFound, DecisionsUnavailable, TimestampTooFarAhead
 from services.fraud.record import DecisionRecord, ServedFrom, recorded_of
 from services.fraud.scorer import FraudScorer, Recorded, Scored
@@ -22,12 +24,14 @@ from services.fraud.transaction import Transaction
 class FraudService:
     def __init__(self, scorer: FraudScorer, decisions: BackgroundPublisher | None, topic: str,
                  *, max_body_bytes: int, max_future_s: int, max_batch: int = 64,
-                 record: DecisionRecord | None = None) -> None:
+                 record: DecisionRecord | None = None,
+                 unrecorded_topic: str = TRANSACTIONS_UNRECORDED) -> None:
         self.scorer = scorer
         self._record = record
         self.max_body_bytes = max_body_bytes
         self._decisions = decisions
         self._topic = topic
+        self._unrecorded_topic = unrecorded_topic
         self._max_future = timedelta(seconds=max_future_s)
         self._batches = CoalescingScorer(self._score_batch, max_batch)
 
@@ -44,6 +48,9 @@ class FraudService:
             for item in scored:
                 if not item.replayed:
                     self._decisions.submit(decision_message(item, "http", self._topic))
+                if not item.recorded:  # decided without its store: the state writer records it
+                    self._decisions.submit(unrecorded_message(item.transaction,
+                                                              self._unrecorded_topic))
         return scored
 
     def check_clock(self, txn: Transaction) -> None:

@@ -18,11 +18,12 @@ from fastapi.testclient import TestClient
 
 from services.common.bus.envelope import Event, decode_event
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
-from services.common.bus.topics import FRAUD_DECISIONS
+from services.common.bus.topics import FRAUD_DECISIONS, TRANSACTIONS_UNRECORDED
 from services.designs.fraud.features import fraud_features
 from services.designs.fraud.records import DecisionOfRecord
 from services.designs.model_features import FRAUD_FEATURE_NAMES
-from services.designs.payloads import FraudDecisionData
+from services.designs.parsing import parse_payload
+from services.designs.payloads import FraudDecisionData, TransactionData
 from services.fraud.app import create_app
 from services.fraud.settings import FraudSettings
 from tests.support.fraud import (
@@ -183,6 +184,28 @@ def test_a_store_outage_still_gets_a_degraded_decision(fraud: Fraud) -> None:
     assert got["rule_hits"] == ["AMOUNT_HIGH"]
     ((_, event),) = fraud.events(1)
     assert event.data["degraded"] == got["degraded_reasons"]
+
+
+def test_a_transaction_decided_without_its_store_is_handed_to_the_state_writer(
+        fraud: Fraud) -> None:
+    fraud.store.failure = ConnectionError("connection refused")
+    fraud.score(body(amount=1500.0))
+    fraud.events(1)  # the handover goes in the same queue, after the decision
+    deadline = time.monotonic() + 2
+    while not fraud.broker.records(TRANSACTIONS_UNRECORDED) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    (record,) = fraud.broker.records(TRANSACTIONS_UNRECORDED)
+    event = decode_event(record.value)
+    assert (record.key, event.id, event.type) == (b"card1", "unrecorded:tx100", "transaction")
+    assert parse_payload(event, "transaction", TransactionData) == TransactionData.model_validate(
+        body(amount=1500.0))
+
+
+def test_a_recorded_transaction_is_not_handed_over(fraud: Fraud) -> None:
+    fraud.score(body())
+    fraud.events(1)
+    time.sleep(0.05)
+    assert fraud.broker.records(TRANSACTIONS_UNRECORDED) == []
 
 
 @pytest.mark.parametrize(("changes", "field", "problem"), [
