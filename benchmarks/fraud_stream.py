@@ -288,7 +288,8 @@ class Scorer:
 
     def check(self) -> None:
         if self.process.poll() is not None:
-            raise RuntimeError(f"a scorer exited with {self.process.returncode}: see its log")
+            raise RuntimeError(f"a scorer (or the stream processor) exited with "
+                               f"{self.process.returncode}: see its log")
 
 
 SCORER = ("-m", "services.fraud.stream")
@@ -358,18 +359,18 @@ FLOOR = (str(REPO_ROOT / "benchmarks" / "stream_floor.py"),)
 
 @contextmanager
 def scorers(stack: Stack, count: int, command: Sequence[str] = SCORER,
-            variant: Variant = DEFAULT_VARIANT) -> Iterator[list[Scorer]]:
-    """`count` scorer processes in the group, each with its metrics port and the variant's
-    settings; all stopped after."""
+            variant: Variant = DEFAULT_VARIANT, *, name: str = "scorer",
+            port_variable: str = "MLSD_FRAUD_STREAM_METRICS_PORT") -> Iterator[list[Scorer]]:
+    """`count` scorer processes in the group (or other processes, by `name`), each with its
+    metrics port and the variant's settings; all stopped after."""
     started: list[Scorer] = []
     try:
         for k in range(count):
             port = free_port()
-            with (stack.workdir / f"scorer-{k}.log").open("ab") as log:
+            with (stack.workdir / f"{name}-{k}.log").open("ab") as log:
                 started.append(Scorer(subprocess.Popen(
                     [sys.executable, *command], cwd=REPO_ROOT,
-                    env={**os.environ, **stack.env, **variant.env,
-                         "MLSD_FRAUD_STREAM_METRICS_PORT": str(port),
+                    env={**os.environ, **stack.env, **variant.env, port_variable: str(port),
                          "PYTHONPATH": str(REPO_ROOT)},
                     stdout=log, stderr=subprocess.STDOUT), port))
         deadline = time.monotonic() + 120
@@ -377,7 +378,7 @@ def scorers(stack: Stack, count: int, command: Sequence[str] = SCORER,
             while not http_ready(f"http://127.0.0.1:{scorer.port}/readyz"):
                 scorer.check()
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"scorer not ready: see {stack.workdir}/scorer-*.log")
+                    raise RuntimeError(f"{name} not ready: see {stack.workdir}/{name}-*.log")
                 time.sleep(0.25)
         yield started
     finally:
@@ -397,28 +398,10 @@ def processor(stack: Stack, variant: Variant) -> Iterator[list[Scorer]]:
     if variant.concerns is None:
         yield []
         return
-    port = free_port()
-    with (stack.workdir / "stream.log").open("ab") as log:
-        started = Scorer(subprocess.Popen(
-            [sys.executable, "-m", "services.stream"], cwd=REPO_ROOT,
-            env={**os.environ, **stack.env, "MLSD_STREAM_CONCERNS": variant.concerns,
-                 "MLSD_STREAM_PORT": str(port), "PYTHONPATH": str(REPO_ROOT)},
-            stdout=log, stderr=subprocess.STDOUT), port)
-    try:
-        deadline = time.monotonic() + 120
-        while not http_ready(f"http://127.0.0.1:{port}/readyz"):
-            started.check()
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"stream processor not ready: see {stack.workdir}/stream.log")
-            time.sleep(0.25)
-        yield [started]
-    finally:
-        started.process.terminate()
-        try:
-            started.process.wait(60)
-        except subprocess.TimeoutExpired:
-            started.process.kill()
-            started.process.wait()
+    with scorers(stack, 1, ("-m", "services.stream"),
+                 Variant(variant.name, {"MLSD_STREAM_CONCERNS": variant.concerns}),
+                 name="stream", port_variable="MLSD_STREAM_PORT") as started:
+        yield started
 
 
 def scrape(ports: Sequence[int]) -> Samples:
