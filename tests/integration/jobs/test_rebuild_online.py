@@ -32,13 +32,15 @@ from services.designs.payloads import TitleData
 from services.designs.recs.keys import catalog_titles_key, catalog_version_key
 from services.designs.recs.records import CatalogRecords, ProfileRecords
 from services.designs.recs.redis_store import write_profiles
+from services.seeder.__main__ import start_replayer
 from services.seeder.catchup import concern_groups, wait_for_stream
 from services.seeder.history import transaction_messages
 from services.seeder.rebuild import OnlineStateStillThere, Rebuilt, rebuild_online
 from services.stream.app import create_app as create_stream
+from services.stream.concerns import CONCERNS as CONCERNS_TABLE
 from services.stream.concerns import Concern, select
 from services.stream.settings import StreamSettings
-from tests.harness import ServerProcess, start_kafka
+from tests.harness import REPO_ROOT, ServerProcess, start_kafka
 
 pytestmark = pytest.mark.integration
 
@@ -200,3 +202,37 @@ def test_a_title_the_catalog_topic_no_longer_holds_comes_back_from_the_record(
     assert rebuilt.caught_up and rebuilt.titles == 1
     stored = redis_client.hget(catalog_titles_key(), "old-t9")
     assert stored is not None and b"Nine" in stored
+
+
+def test_the_local_rebuild_replays_transactions_through_a_processor_of_its_own(
+        redis_server: ServerProcess, redis_client: redis.Redis, kafka_server: ServerProcess,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make rebuild-online` on the local stack: the supervised processor runs the default
+    concerns, which leave `transactions` to the fraud scorers (docs/adr/0007); the rebuild
+    replays it with a `python -m services.stream` of its own, as the seeder starts it."""
+    concerns = [c for c in CONCERNS_TABLE if not c.default]
+    assert [c.name for c in concerns] == ["transaction-features"]
+    ensure_topics(kafka_server.address, platform_topics(3))
+    forget_groups(kafka_server.address, [c.group for c in concerns])
+    publisher = kafka_publisher(StreamSettings(kafka_bootstrap_servers=kafka_server.address,
+                                               environment="test"), client_id="rebuild-test")
+    try:
+        publish_or_raise(publisher, list(transaction_messages(transactions(), timedelta(), NOW)))
+    finally:
+        publisher.close()
+    monkeypatch.chdir(tmp_path)
+    for name, value in {"MLSD_REDIS_URL": redis_server.address, "MLSD_ENVIRONMENT": "test",
+                        "MLSD_KAFKA_BOOTSTRAP_SERVERS": kafka_server.address,
+                        "MLSD_MODEL_REPOSITORY": str(tmp_path / "models"),
+                        "MLSD_STREAM_COMMIT_INTERVAL_S": "0.2",
+                        "PYTHONPATH": str(REPO_ROOT)}.items():
+        monkeypatch.setenv(name, value)
+
+    replayer = start_replayer(concerns)
+    try:
+        assert wait_for_stream(kafka_server.address, 90, concern_groups(concerns), poll_s=0.5)
+    finally:
+        replayer.terminate()
+        replayer.wait(60)
+    assert redis_client.get("fs:fraud_card_log:{card0}")
+    assert (tmp_path / ".state" / "logs" / "rebuild-replayer.log").exists()
