@@ -44,7 +44,7 @@ def kafka_connector(settings: PlatformSettings, *, probe_timeout_s: float,
                 f"no Kafka broker answered at {access.bootstrap_servers}"
                 + (f" to {access.username}" if access.authenticates else ""))
         ensure_topics(access, platform_topics(settings.kafka_topic_partitions,
-                                                 settings.kafka_replication_factor))
+                                              settings.kafka_replication_factor))
         return kafka_publisher(settings, client_id=settings.service_name,
                                delivery_timeout_s=delivery_timeout_s,
                                warm_topics=sorted(warm_topics))
