@@ -65,8 +65,10 @@ kafka.tools.StorageTool format --config "$config" --cluster-id "$KAFKA_CLUSTER_I
 --add-scram "SCRAM-SHA-512=[name=broker,password=$KAFKA_BROKER_PASSWORD]"
 --add-scram "SCRAM-SHA-512=[name=$MLSD_KAFKA_USERNAME,password=$MLSD_KAFKA_PASSWORD]"
 EOF
-  java "${java_opts[@]}" @"$arguments"
-  rm -f "$arguments"
+  formatted=0
+  java "${java_opts[@]}" @"$arguments" || formatted=$?
+  rm -f "$arguments"  # failed or not: the passwords stay in no file but the node's properties
+  (( formatted == 0 )) || exit "$formatted"
   touch "$scram_marker"
 elif [[ ! -f "$scram_marker" ]]; then
   echo "kafka-$KAFKA_NODE_ID: $data_dir was formatted before the cluster authenticated its" \
