@@ -68,7 +68,7 @@ analytics: setup ## reports from the lake in SQL (DuckDB): A/B results, fraud, e
 lake-compact: setup ## merge each closed hour's small Parquet files of the lake into one (the sink also does it every 5 min)
 	$(PY) -m services.lake compact
 
-run-cluster: setup ## the same services on 3 Kafka brokers (RF 3) and a 6-node Redis Cluster with a password (docs/reliability.md)
+run-cluster: setup ## the same services on 3 Kafka brokers (RF 3, SASL/SCRAM for every client) and a 6-node Redis Cluster with a password (docs/reliability.md)
 	$(PY) -m services.trainer --if-missing
 	$(STACK) run-cluster
 

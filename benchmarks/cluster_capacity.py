@@ -127,7 +127,7 @@ def ingest(topology: ClusterTopology, workdir: Path, timeline: Timeline) -> dict
     messages = timeline.backlog_messages(f"cap-{datetime.now(UTC):%H%M%S}")
     payload = sum(len(m.value) + len(m.key or b"") for m in messages)
     before = {name: log_bytes(workdir, name) for name in topology.kafka_names}
-    publisher = ConfluentPublisher(topology.kafka_bootstrap, client_id="capacity",
+    publisher = ConfluentPublisher(topology.kafka_access, client_id="capacity",
                                    delivery_timeout_s=60)
     meter = NodeMeter(node_pids(topology) | {"benchmark": os.getpid()})
     for start in tqdm(range(0, len(messages), 5000), desc="publish", unit="batch"):
@@ -147,7 +147,7 @@ def drain(topology: ClusterTopology, workdir: Path, env: dict[str, str], count: 
     """Phase 2: `count` scorers drain the backlog; each node's CPU per transaction."""
     # scorers() reads the stack's env and workdir only; the nodes named are the first of each
     stack = Stack(topology.servers["redis-1"], topology.servers["kafka-1"], env, workdir)
-    probe = KafkaConsumer(bootstrap_servers=topology.kafka_bootstrap, client_id="cap-probe",
+    probe = KafkaConsumer(**topology.kafka_access.python_config(), client_id="cap-probe",
                           enable_auto_commit=False)
     before = decision_ends(probe)
     node_roles = roles(topology)
@@ -169,7 +169,7 @@ def drain(topology: ClusterTopology, workdir: Path, env: dict[str, str], count: 
                             f"scorer-{k}": s.process.pid for k, s in enumerate(running)})
                     continue
                 if decided >= backlog and \
-                        group_lags(topology.kafka_bootstrap, {GROUP: [TRANSACTIONS]})[GROUP] == 0:
+                        group_lags(topology.kafka_access, {GROUP: [TRANSACTIONS]})[GROUP] == 0:
                     break
         seconds, cores = meter.stop()
         costs = stage_costs(scrape([s.port for s in running]))
@@ -295,7 +295,7 @@ def main() -> int:
     password = "capacity-" + os.urandom(8).hex()
     topology = start_cluster_topology(workdir, password)
     try:
-        ensure_topics(topology.kafka_bootstrap, platform_topics(3, replication_factor=3))
+        ensure_topics(topology.kafka_access, platform_topics(3, replication_factor=3))
         client = RedisCluster.from_url(topology.redis_url, password=password)
         writer = RedisFraudState(client)
         for transactions, frauds in tqdm(history(timeline), desc="history -> Redis Cluster"):

@@ -5,9 +5,16 @@
 # harness, on free ports, names them instead: KAFKA_NODE_PORT, KAFKA_NODE_CONTROLLER_PORT,
 # KAFKA_VOTERS (id@host:port,...), KAFKA_NODE_DATA_DIR.
 # First start formats the storage; later starts reuse it.
+# Every listener authenticates (server.cluster.properties.template): KAFKA_BROKER_PASSWORD is the
+# nodes' own (user `broker`: replication over SCRAM, the quorum over PLAIN); MLSD_KAFKA_USERNAME
+# and MLSD_KAFKA_PASSWORD are the services' SCRAM user, created when the storage is formatted.
+# The passwords go into files only this user reads (the node's properties, the format's argument
+# file), never onto a command line.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 : "${KAFKA_NODE_ID:?}" "${KAFKA_CLUSTER_ID:?}"
+: "${KAFKA_BROKER_PASSWORD:?the cluster topology's Kafka authenticates its nodes}"
+: "${MLSD_KAFKA_USERNAME:?}" "${MLSD_KAFKA_PASSWORD:?the cluster topology's Kafka authenticates every client}"
 KAFKA_NODES="${KAFKA_NODES:-3}"
 KAFKA_BASE_PORT="${KAFKA_BASE_PORT:-19092}"
 KAFKA_CONTROLLER_BASE_PORT="${KAFKA_CONTROLLER_BASE_PORT:-19192}"
@@ -27,10 +34,16 @@ data_dir="${KAFKA_NODE_DATA_DIR:-$KAFKA_CLUSTER_DIR/kafka-$KAFKA_NODE_ID}"
 "$KAFKA_DIR/fetch.sh"
 mkdir -p "$data_dir"
 config="$data_dir/server.properties"
+umask 077  # the properties and the format's arguments hold passwords
 sed -e "s|@HOST@|$KAFKA_HOST|g" -e "s|@NODE_ID@|$KAFKA_NODE_ID|g" -e "s|@VOTERS@|$voters|g" \
     -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$controller_port|g" \
     -e "s|@DATA_DIR@|$data_dir|g" -e "s|@PARTITIONS@|$KAFKA_PARTITIONS|g" \
     "$KAFKA_DIR/server.cluster.properties.template" > "$config"
+# the client side of each listener logs in as `broker`; PLAIN's server side checks user_broker
+cat >> "$config" <<EOF
+listener.name.broker.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="$KAFKA_BROKER_PASSWORD";
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="$KAFKA_BROKER_PASSWORD" user_broker="$KAFKA_BROKER_PASSWORD";
+EOF
 # KAFKA_NODE_OVERRIDES="key=value;key=value": appended, so they win over the template's (a
 # properties file keeps a key's last value); the chaos tests run the template's earlier
 # failover settings beside its current ones this way, without editing it between runs.
@@ -43,9 +56,26 @@ java_opts=(-Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis
            -XX:ActiveProcessorCount=1 -Djava.awt.headless=true
            -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -cp "$KAFKA_LIBS/*")
 
+# The SCRAM users are records of the cluster's first metadata: added at format, on every node.
+scram_marker="$data_dir/logs/.scram-users"
 if [[ ! -f "$data_dir/logs/meta.properties" ]]; then
-  java "${java_opts[@]}" kafka.tools.StorageTool format \
-    --config "$config" --cluster-id "$KAFKA_CLUSTER_ID" --ignore-formatted
+  arguments="$data_dir/format.args"  # java @file: the main class and its arguments, off argv
+  cat > "$arguments" <<EOF
+kafka.tools.StorageTool format --config "$config" --cluster-id "$KAFKA_CLUSTER_ID" --ignore-formatted
+--add-scram "SCRAM-SHA-512=[name=broker,password=$KAFKA_BROKER_PASSWORD]"
+--add-scram "SCRAM-SHA-512=[name=$MLSD_KAFKA_USERNAME,password=$MLSD_KAFKA_PASSWORD]"
+EOF
+  formatted=0
+  java "${java_opts[@]}" @"$arguments" || formatted=$?
+  rm -f "$arguments"  # failed or not: the passwords stay in no file but the node's properties
+  (( formatted == 0 )) || exit "$formatted"
+  touch "$scram_marker"
+elif [[ ! -f "$scram_marker" ]]; then
+  echo "kafka-$KAFKA_NODE_ID: $data_dir was formatted before the cluster authenticated its" \
+       "clients (no SCRAM users in its metadata); remove the cluster's kafka-* folders" \
+       "(make stop; rm -r .state/cluster/kafka-*) to format them again" >&2
+  exit 1
 fi
 
+unset KAFKA_BROKER_PASSWORD MLSD_KAFKA_PASSWORD  # in the properties now: not in the broker's env
 exec java "${java_opts[@]}" kafka.Kafka "$config"

@@ -79,7 +79,7 @@ def record_and_publish(path: Path, source: str,
 
 
 def connect(settings: PlatformSettings) -> Publisher:
-    ensure_topics(settings.kafka_bootstrap_servers, [
+    ensure_topics(settings.kafka_access(), [
         TopicSpec(TITLE.topic, settings.kafka_topic_partitions, settings.kafka_replication_factor),
         TopicSpec(dlq_topic(TITLE.topic), 1, settings.kafka_replication_factor)])
     return kafka_publisher(settings, "catalog-etl", delivery_timeout_s=30.0, linger_ms=20)

@@ -18,6 +18,8 @@ import redis
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from services.common.kafka_access import KafkaAccess, KafkaTarget
+
 logger = logging.getLogger(__name__)
 
 
@@ -37,12 +39,13 @@ def redis_ready(url: str, timeout_s: float = 1.0, password: str | None = None,
         client.close()
 
 
-def kafka_ready(bootstrap_servers: str, timeout_s: float = 3.0) -> bool:
-    """True when a broker answers a metadata request and names a controller (not just a port)."""
+def kafka_ready(kafka: KafkaTarget, timeout_s: float = 3.0) -> bool:
+    """True when a broker answers a metadata request and names a controller (not just a port);
+    with credentials, only once it accepted them (a refused login is not ready)."""
     timeout_ms = int(timeout_s * 1000)
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap_servers,
+            **KafkaAccess.of(kafka).python_config(),
             request_timeout_ms=timeout_ms,
             bootstrap_timeout_ms=timeout_ms,
             client_id="probe",

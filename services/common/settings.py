@@ -13,6 +13,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from services.common.kafka_access import KafkaAccess, SaslMechanism, SecurityProtocol
+
 ENV_PREFIX = "MLSD_"
 SECRETS_DIR_VARIABLE = f"{ENV_PREFIX}SECRETS_DIR"
 MIN_PRODUCTION_SECRET_LENGTH = 16
@@ -38,7 +40,10 @@ class PlatformSettings(BaseSettings):
     MLSD_REDIS_URL, MLSD_KAFKA_BOOTSTRAP_SERVERS, MLSD_LOG_LEVEL.
     """
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+    # hide_input_in_errors: a refused setting's error would otherwise quote the input (every
+    # MLSD_* value read, the passwords among them) in its message and so in the log
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore",
+                                      hide_input_in_errors=True)
 
     service_name: str = Field("platform", pattern=r"^[a-z][a-z0-9_]*$")
     environment: Literal["local", "test", "compose", "production"] = "local"
@@ -53,6 +58,13 @@ class PlatformSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_partitions: int = Field(3, ge=1)
     kafka_replication_factor: int = Field(1, ge=1)
+    # How clients authenticate: PLAINTEXT (the single-node stack), SASL_PLAINTEXT (the cluster
+    # topology, on loopback) or SASL_SSL (across hosts: production). With SASL, every client of
+    # the platform logs in as kafka_username; the password is a secret, like redis_password.
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    kafka_username: str | None = None  # empty (compose's unset variable): none
+    kafka_password: SecretStr | None = None
     # librdkafka (C) or pure Python behind the same ports; docs/streaming.md has both measured.
     kafka_client: KafkaClient = "confluent"
     kafka_retry_backoff_max_ms: int = Field(
@@ -90,6 +102,24 @@ class PlatformSettings(BaseSettings):
         files = (SecretsSettingsSource(settings_cls, secrets_dir=directory),) if directory else ()
         return (init_settings, env_settings, dotenv_settings, *files)
 
+    def kafka_access(self) -> KafkaAccess:
+        """The brokers and the credentials every Kafka client of this process is built with."""
+        return KafkaAccess(self.kafka_bootstrap_servers, self.kafka_security_protocol,
+                           self.kafka_sasl_mechanism, self.kafka_username, self.kafka_password)
+
+    @model_validator(mode="after")
+    def _kafka_credentials_with_sasl(self) -> PlatformSettings:
+        # Checked here, not first at a client's connection: a missing credential names its
+        # variable at start-up. The message names variables, never a value.
+        if self.kafka_security_protocol != "PLAINTEXT" and not (
+                self.kafka_username and self.kafka_password
+                and self.kafka_password.get_secret_value()):
+            raise ValueError(
+                f"{ENV_PREFIX}KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                f"{ENV_PREFIX}KAFKA_USERNAME and {ENV_PREFIX}KAFKA_PASSWORD (or the file "
+                f"mlsd_kafka_password in {SECRETS_DIR_VARIABLE})")
+        return self
+
     @model_validator(mode="after")
     def _refuse_local_defaults_in_production(self) -> PlatformSettings:
         # A production process silently talking to a loopback Redis or Kafka, or to a Redis
@@ -106,7 +136,20 @@ class PlatformSettings(BaseSettings):
                     f"{ENV_PREFIX}REDIS_PASSWORD (or the file mlsd_redis_password in "
                     f"{SECRETS_DIR_VARIABLE}) must be set to a secret of at least "
                     f"{MIN_PRODUCTION_SECRET_LENGTH} characters in production")
+            self._refuse_unauthenticated_kafka_in_production()
         return self
+
+    def _refuse_unauthenticated_kafka_in_production(self) -> None:
+        # Across hosts, a Kafka client authenticates and its traffic is encrypted: SASL_SSL
+        # (SASL_PLAINTEXT would send every event, and SCRAM's exchange, in the clear).
+        if self.kafka_security_protocol != "SASL_SSL":
+            raise ValueError(f"{ENV_PREFIX}KAFKA_SECURITY_PROTOCOL must be SASL_SSL in production")
+        password = self.kafka_password.get_secret_value() if self.kafka_password else ""
+        if len(password) < MIN_PRODUCTION_SECRET_LENGTH:
+            raise ValueError(
+                f"{ENV_PREFIX}KAFKA_PASSWORD (or the file mlsd_kafka_password in "
+                f"{SECRETS_DIR_VARIABLE}) must be a secret of at least "
+                f"{MIN_PRODUCTION_SECRET_LENGTH} characters in production")
 
 
 class DatasetSettings(BaseSettings):

@@ -44,8 +44,13 @@ def configure_logging(service: str, level: str = "INFO", json_logs: bool = True)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # kafka-python logs every connection step at INFO; warnings are what matter here.
+    # kafka-python logs every connection step at INFO; warnings are what matter here. Even at
+    # DEBUG: its admin client logs its whole configuration at DEBUG, the SASL password included.
     logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
+    # Its SCRAM login warns of "credentials in the clear" on every SASL_PLAINTEXT connection;
+    # SCRAM sends a proof, never the password (what crosses in the clear on loopback is the
+    # events: docs/reliability.md, "Kafka with authentication").
+    logging.getLogger("kafka.net.sasl.scram").setLevel(max(logging.ERROR, root.level))
 
 
 class Metrics:

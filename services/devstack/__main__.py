@@ -108,7 +108,7 @@ def run(settings: PlatformSettings, timeout_s: float) -> int:
         if not wait_healthy(part, timeout_s):
             say("the stack is not healthy; `make status` shows what runs, `make stop` stops it")
             return 1
-    created = ensure_topics(settings.kafka_bootstrap_servers,
+    created = ensure_topics(settings.kafka_access(),
                             platform_topics(settings.kafka_topic_partitions,
                                             settings.kafka_replication_factor))
     say(f"  topics     {len(created)} created, "
@@ -138,7 +138,7 @@ def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
                **supervisor_environment(FraudSettings()), **environment}
         subprocess.run([BIN / "supervisord", "-c", CLUSTER_CONFIG], check=True, env=env,
                        cwd=REPO_ROOT)
-    for part in cluster_infra_parts(cluster, secrets.redis_password):
+    for part in cluster_infra_parts(cluster, secrets):
         if not wait_healthy(part, timeout_s):
             say("the cluster is not healthy; `make status` shows what runs, `make stop` stops it")
             return 1
@@ -146,10 +146,10 @@ def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
                                 secrets.redis_password)
     say(f"  redis cluster     {'created' if formed else 'already formed'}: "
         f"{cluster.redis_masters} masters, {cluster.redis_replicas_per_master} replica each")
-    bootstrap = environment["MLSD_KAFKA_BOOTSTRAP_SERVERS"]
+    kafka = secrets.kafka_access(environment["MLSD_KAFKA_BOOTSTRAP_SERVERS"])
     settings = PlatformSettings()
     specs = platform_topics(settings.kafka_topic_partitions, cluster.kafka_nodes)
-    created = ensure_topics(bootstrap, specs)
+    created = ensure_topics(kafka, specs)
     say(f"  topics     {len(created)} created, {len(specs) - len(created)} already there "
         f"(replication factor {cluster.kafka_nodes}, min.insync.replicas 2)")
     supervisor().startAllProcesses(False)
@@ -167,7 +167,7 @@ def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
 
 def _write_env_file(environment: dict[str, str]) -> None:
     """The MLSD_* settings of the cluster topology, for `make seed` and friends (mode 600: it
-    holds the Redis password)."""
+    holds the Redis and Kafka passwords; not the nodes' own, KAFKA_BROKER_PASSWORD)."""
     path = CLUSTER_STATE / "env"
     path.touch(mode=0o600)
     path.write_text("".join(f"{k}={v}\n" for k, v in environment.items()
@@ -202,7 +202,7 @@ def status(settings: PlatformSettings) -> int:
     parts = stack_parts(settings)
     if cluster_running():
         secrets = ClusterSecrets.load_or_create(CLUSTER_STATE)
-        parts = [*cluster_infra_parts(ClusterSettings(), secrets.redis_password),
+        parts = [*cluster_infra_parts(ClusterSettings(), secrets),
                  *service_parts()]
     for part in parts:
         proc = info.get(part.name, {})

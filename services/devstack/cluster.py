@@ -2,7 +2,8 @@
 
       ingest  stream  fraud  recommender  ...  (the same services, pointed by MLSD_* settings)
          |       |       |        |
- Kafka   kafka-1 :19092  kafka-2 :19093  kafka-3 :19094  broker+controller each; RF 3, min ISR 2
+ Kafka   kafka-1 :19092  kafka-2 :19093  kafka-3 :19094  broker+controller each; RF 3, min ISR 2;
+                                                         SASL/SCRAM-SHA-512 for every client
  Redis   redis-1 :7001   redis-2 :7002   redis-3 :7003   masters, 5,461 slots each
          redis-4 :7004   redis-5 :7005   redis-6 :7006   one replica of each master
 
@@ -23,13 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.kafka_access import KafkaAccess
 from services.common.probe import kafka_ready, redis_ready
 from services.devstack.balancer import balanced_services, instance_environment
 
 HOST = "127.0.0.1"
+KAFKA_USERNAME = "mlsd"  # the services' SCRAM user; the nodes log in to each other as `broker`
 
 
 class ClusterSettings(BaseSettings):
@@ -75,15 +78,29 @@ class ClusterSecrets:
 
     redis_password: str
     kafka_cluster_id: str
+    kafka_password: str  # the services' (KAFKA_USERNAME)
+    kafka_broker_password: str  # the nodes' own, never given to a service
 
     @classmethod
     def load_or_create(cls, folder: Path) -> ClusterSecrets:
+        """A password given in the environment (MLSD_REDIS_PASSWORD, MLSD_KAFKA_PASSWORD) wins
+        over the generated one."""
         folder.mkdir(parents=True, exist_ok=True)
-        given = os.environ.get("MLSD_REDIS_PASSWORD")
-        password = given or _read_or_write(folder / "redis-password",
-                                           lambda: secrets.token_urlsafe(24))
-        cluster_id = _read_or_write(folder / "kafka-cluster-id", kafka_cluster_id)
-        return cls(password, cluster_id)
+
+        def password(variable: str, file: str) -> str:
+            return os.environ.get(variable) or _read_or_write(
+                folder / file, lambda: secrets.token_urlsafe(24))
+
+        return cls(password("MLSD_REDIS_PASSWORD", "redis-password"),
+                   _read_or_write(folder / "kafka-cluster-id", kafka_cluster_id),
+                   password("MLSD_KAFKA_PASSWORD", "kafka-password"),
+                   _read_or_write(folder / "kafka-broker-password",
+                                  lambda: secrets.token_urlsafe(24)))
+
+    def kafka_access(self, bootstrap_servers: str) -> KafkaAccess:
+        """How the services (and devstack itself) reach the cluster's brokers."""
+        return KafkaAccess(bootstrap_servers, "SASL_PLAINTEXT", "SCRAM-SHA-512", KAFKA_USERNAME,
+                           SecretStr(self.kafka_password))
 
 
 def _read_or_write(path: Path, make: Callable[[], str]) -> str:
@@ -108,6 +125,7 @@ def cluster_environment(cluster: ClusterSettings, secrets_: ClusterSecrets,
         "KAFKA_CONTROLLER_BASE_PORT": str(cluster.kafka_controller_base_port),
         "KAFKA_CLUSTER_ID": secrets_.kafka_cluster_id,
         "KAFKA_CLUSTER_DIR": str(state),
+        "KAFKA_BROKER_PASSWORD": secrets_.kafka_broker_password,
         "REDIS_BASE_PORT": str(cluster.redis_base_port),
         "REDIS_BUS_BASE_PORT": str(cluster.redis_bus_base_port),
         "REDIS_CLUSTER_DIR": str(state),
@@ -117,13 +135,18 @@ def cluster_environment(cluster: ClusterSettings, secrets_: ClusterSecrets,
         "MLSD_REDIS_PASSWORD": secrets_.redis_password,
         "MLSD_KAFKA_BOOTSTRAP_SERVERS": ",".join(cluster.kafka_addresses()),
         "MLSD_KAFKA_REPLICATION_FACTOR": "3",
+        "MLSD_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "MLSD_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "MLSD_KAFKA_USERNAME": KAFKA_USERNAME,
+        "MLSD_KAFKA_PASSWORD": secrets_.kafka_password,
         # the balanced services bind their instance ports; HAProxy takes the public ones
         **instance_environment(balanced_services()),
     }
 
 
-def kafka_node_ready(address: str) -> bool:
-    return kafka_ready(address, timeout_s=2.0)
+def kafka_node_ready(access: KafkaAccess) -> bool:
+    """One node (access names one broker) answers, and accepts the credentials."""
+    return kafka_ready(access, timeout_s=2.0)
 
 
 def redis_node_ready(address: str, password: str) -> bool:

@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from services.common.kafka_access import KafkaAccess
 from services.common.probe import http_ready, kafka_ready, redis_ready
 from services.common.records.pool import postgres_ready
 from services.common.records.settings import PostgresSettings
 from services.common.settings import PlatformSettings
 from services.console.settings import ConsoleSettings
-from services.devstack.cluster import ClusterSettings, kafka_node_ready, redis_node_ready
+from services.devstack.cluster import (
+    ClusterSecrets,
+    ClusterSettings,
+    kafka_node_ready,
+    redis_node_ready,
+)
 from services.experiments.settings import ExperimentsSettings
 from services.fraud.settings import FraudSettings
 from services.ingest.settings import IngestSettings
@@ -40,20 +46,21 @@ def stack_parts(settings: PlatformSettings) -> list[Part]:
         Part("redis", settings.redis_url, lambda: redis_ready(settings.redis_url)),
         Part("postgres", postgres.address, lambda: postgres_ready(postgres)),
         Part("kafka", settings.kafka_bootstrap_servers,
-             lambda: kafka_ready(settings.kafka_bootstrap_servers)),
+             lambda: kafka_ready(settings.kafka_access())),
         *service_parts(),
     ]
 
 
-def cluster_infra_parts(cluster: ClusterSettings, redis_password: str) -> list[Part]:
+def cluster_infra_parts(cluster: ClusterSettings, secrets: ClusterSecrets) -> list[Part]:
     """`make run-cluster`'s nodes (named as supervisord.cluster.conf names its processes) and
     PostgreSQL: what must answer before the clusters are formed and the services started."""
     postgres = PostgresSettings()
     return [
-        *(_redis_node(n, address, redis_password)
+        *(_redis_node(n, address, secrets.redis_password)
           for n, address in enumerate(cluster.redis_addresses(), start=1)),
         Part("postgres", postgres.address, lambda: postgres_ready(postgres)),
-        *(_kafka_node(n, address) for n, address in enumerate(cluster.kafka_addresses(), start=1)),
+        *(_kafka_node(n, secrets.kafka_access(address))
+          for n, address in enumerate(cluster.kafka_addresses(), start=1)),
     ]
 
 
@@ -61,8 +68,8 @@ def _redis_node(n: int, address: str, password: str) -> Part:
     return Part(f"redis-{n}", address, lambda: redis_node_ready(address, password))
 
 
-def _kafka_node(n: int, address: str) -> Part:
-    return Part(f"kafka-{n}", address, lambda: kafka_node_ready(address))
+def _kafka_node(n: int, access: KafkaAccess) -> Part:
+    return Part(f"kafka-{n}", access.bootstrap_servers, lambda: kafka_node_ready(access))
 
 
 def service_parts() -> list[Part]:

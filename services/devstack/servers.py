@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,10 +24,13 @@ from pathlib import Path
 
 import redis
 
+from services.common.kafka_access import KafkaAccess
 from services.common.probe import kafka_ready, redis_ready
 from services.common.records.pool import postgres_ready
 from services.common.records.settings import PostgresSettings
 from services.devstack.cluster import (
+    KAFKA_USERNAME,
+    ClusterSecrets,
     form_redis_cluster,
     kafka_cluster_id,
     kafka_node_ready,
@@ -238,18 +242,29 @@ class _Node:
 
 @dataclass
 class ClusterTopology:
-    """3 KRaft Kafka nodes and a 3-master, 3-replica Redis Cluster with a password, on free
-    loopback ports: `make run-cluster`'s topology, started by the same node scripts."""
+    """3 KRaft Kafka nodes authenticating every client (SASL/SCRAM) and a 3-master, 3-replica
+    Redis Cluster with a password, on free loopback ports: `make run-cluster`'s topology,
+    started by the same node scripts."""
 
     nodes: dict[str, _Node]
     servers: dict[str, ServerProcess]
-    redis_password: str
+    secrets: ClusterSecrets
     kafka_names: list[str]
     redis_names: list[str]
 
     @property
+    def redis_password(self) -> str:
+        return self.secrets.redis_password
+
+    @property
     def kafka_bootstrap(self) -> str:
+        """The brokers' addresses alone: a client needs kafka_access (the credentials) too."""
         return ",".join(self.nodes[name].address for name in self.kafka_names)
+
+    @property
+    def kafka_access(self) -> KafkaAccess:
+        """The brokers and the services' credentials."""
+        return self.secrets.kafka_access(self.kafka_bootstrap)
 
     @property
     def redis_addresses(self) -> list[str]:
@@ -261,10 +276,15 @@ class ClusterTopology:
 
     def service_environment(self) -> dict[str, str]:
         """The MLSD_* settings that point a service at this topology."""
+        access = self.kafka_access
         return {"MLSD_REDIS_URL": self.redis_url, "MLSD_REDIS_CLUSTER": "true",
                 "MLSD_REDIS_PASSWORD": self.redis_password,
                 "MLSD_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
-                "MLSD_KAFKA_REPLICATION_FACTOR": "3"}
+                "MLSD_KAFKA_REPLICATION_FACTOR": "3",
+                "MLSD_KAFKA_SECURITY_PROTOCOL": access.security_protocol,
+                "MLSD_KAFKA_SASL_MECHANISM": access.sasl_mechanism,
+                "MLSD_KAFKA_USERNAME": access.username or "",
+                "MLSD_KAFKA_PASSWORD": self.secrets.kafka_password}
 
     def kill(self, name: str) -> None:
         """kill -9: no shutdown, no flush, as a crash."""
@@ -301,21 +321,27 @@ def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int 
                            redis_masters: int = 3, partitions: int = 3,
                            timeout_s: float = 120.0) -> ClusterTopology:
     """Every node launched at once (a KRaft node is ready only once a quorum of voters runs),
-    then the Redis nodes formed into one cluster by `redis-cli --cluster create`."""
+    then the Redis nodes formed into one cluster by `redis-cli --cluster create`. The Kafka
+    passwords (the services' and the nodes' own) are drawn for this topology."""
     kafka_ports = [(free_port(), free_port()) for _ in range(kafka_nodes)]
     voters = ",".join(f"{n}@127.0.0.1:{c}" for n, (_, c) in enumerate(kafka_ports, start=1))
-    cluster_id = kafka_cluster_id()
+    cluster_secrets = ClusterSecrets(redis_password, kafka_cluster_id(),
+                                     secrets.token_urlsafe(24), secrets.token_urlsafe(24))
     nodes: dict[str, _Node] = {}
     for n, (port, controller) in enumerate(kafka_ports, start=1):
         address = f"127.0.0.1:{port}"
         nodes[f"kafka-{n}"] = _Node(
             f"kafka-{n}", REPO_ROOT / "infra/kafka/cluster-node.sh",
-            {"KAFKA_NODE_ID": str(n), "KAFKA_CLUSTER_ID": cluster_id, "KAFKA_VOTERS": voters,
+            {"KAFKA_NODE_ID": str(n), "KAFKA_CLUSTER_ID": cluster_secrets.kafka_cluster_id,
+             "KAFKA_VOTERS": voters,
              "KAFKA_NODE_PORT": str(port), "KAFKA_NODE_CONTROLLER_PORT": str(controller),
              "KAFKA_NODE_DATA_DIR": str(workdir / f"kafka-{n}"),
-             "KAFKA_PARTITIONS": str(partitions)},
+             "KAFKA_PARTITIONS": str(partitions),
+             "KAFKA_BROKER_PASSWORD": cluster_secrets.kafka_broker_password,
+             "MLSD_KAFKA_USERNAME": KAFKA_USERNAME,
+             "MLSD_KAFKA_PASSWORD": cluster_secrets.kafka_password},
             workdir / f"kafka-{n}.log", address,
-            functools.partial(kafka_node_ready, address))
+            functools.partial(kafka_node_ready, cluster_secrets.kafka_access(address)))
     for n in range(1, redis_masters * 2 + 1):
         address = f"127.0.0.1:{free_port()}"
         nodes[f"redis-{n}"] = _Node(
@@ -327,7 +353,7 @@ def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int 
             workdir / f"redis-{n}.log", address,
             functools.partial(redis_node_ready, address, redis_password))
     servers = {name: node.launch() for name, node in nodes.items()}
-    topology = ClusterTopology(nodes, servers, redis_password,
+    topology = ClusterTopology(nodes, servers, cluster_secrets,
                                [n for n in nodes if n.startswith("kafka-")],
                                [n for n in nodes if n.startswith("redis-")])
     try:

@@ -78,7 +78,7 @@ def _kafka_check(settings: IngestSettings, deferred: DeferredPublisher | None) -
 
     def kafka_ready() -> bool:
         # Connected first: probing an unreachable broker would still cost the probe's timeout.
-        return deferred.connected and probe.kafka_ready(settings.kafka_bootstrap_servers,
+        return deferred.connected and probe.kafka_ready(settings.kafka_access(),
                                                         settings.ingest_broker_probe_timeout_s)
 
     return kafka_ready

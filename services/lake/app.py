@@ -23,7 +23,7 @@ from services.lake.sink import LakeSink
 
 def build_sink_loop(settings: LakeSettings, metrics: LakeMetrics) -> SinkLoop:
     """The loop on the settings' broker and lake root, every topic and its DLQ created."""
-    ensure_topics(settings.kafka_bootstrap_servers, [
+    ensure_topics(settings.kafka_access(), [
         *(TopicSpec(t, partitions_of(t, settings.kafka_topic_partitions),
                     settings.kafka_replication_factor) for t in LAKE_TOPICS),
         *(TopicSpec(dlq_topic(t), 1, settings.kafka_replication_factor) for t in LAKE_TOPICS),

@@ -236,7 +236,7 @@ def main() -> int:
         return rebuild(args.timeout)
     settings = TrainerSettings()
     now = datetime.now(UTC)
-    ensure_topics(settings.kafka_bootstrap_servers, platform_topics(
+    ensure_topics(settings.kafka_access(), platform_topics(
         settings.kafka_topic_partitions, settings.kafka_replication_factor))
     publisher = kafka_publisher(settings, client_id="seed", delivery_timeout_s=30.0,
                                 linger_ms=20)
@@ -261,7 +261,7 @@ def main() -> int:
         pool.close()
     if args.no_wait:
         return 0
-    caught_up = wait_for_stream(settings.kafka_bootstrap_servers, args.timeout, stack_groups())
+    caught_up = wait_for_stream(settings.kafka_access(), args.timeout, stack_groups())
     print("seeded: the stream processor and the fraud scorers have applied every event"
           if caught_up else "the stream has not caught up yet; `make status` shows it")
     return 0 if caught_up else 1

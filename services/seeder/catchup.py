@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from services.common.bus.kafka_bus import group_lags
 from services.common.bus.topics import FRAUD_SCORER_GROUP, TRANSACTIONS
+from services.common.kafka_access import KafkaTarget
 from services.stream.concerns import DEFAULT_CONCERNS, Concern
 
 Groups = Mapping[str, Sequence[str]]  # consumer group -> the topics it consumes
@@ -26,20 +27,20 @@ def stack_groups() -> dict[str, Sequence[str]]:
     return concern_groups(DEFAULT_CONCERNS) | {FRAUD_SCORER_GROUP: (TRANSACTIONS,)}
 
 
-def stream_lag(bootstrap: str, groups: Groups) -> int:
+def stream_lag(kafka: KafkaTarget, groups: Groups) -> int:
     """Events these consumer groups have not applied yet."""
-    return sum(group_lags(bootstrap, groups).values())
+    return sum(group_lags(kafka, groups).values())
 
 
-def wait_for_stream(bootstrap: str, timeout_s: float, groups: Groups,
+def wait_for_stream(kafka: KafkaTarget, timeout_s: float, groups: Groups,
                     poll_s: float = 1.0) -> bool:
-    start_lag = stream_lag(bootstrap, groups)
+    start_lag = stream_lag(kafka, groups)
     deadline = time.monotonic() + timeout_s
     with tqdm(total=start_lag, desc="stream catching up", unit="ev", unit_scale=True) as bar:
         lag = start_lag
         while lag > 0 and time.monotonic() < deadline:
             time.sleep(poll_s)
-            lag = stream_lag(bootstrap, groups)
+            lag = stream_lag(kafka, groups)
             bar.n = max(0, start_lag - lag)
             bar.refresh()
     return lag == 0

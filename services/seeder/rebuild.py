@@ -86,7 +86,7 @@ def rebuild_online(settings: PlatformSettings, pool: ConnectionPool, client: Red
             "Redis still holds the stream's state; rebuild-online is for a Redis that was lost "
             "(FLUSHALL it first to rebuild from scratch)")
     stop_stream()
-    forget_groups(settings.kafka_bootstrap_servers, [c.group for c in concerns])
+    forget_groups(settings.kafka_access(), [c.group for c in concerns])
     profiles = ProfileRecords(pool).all()
     write_profiles(client, profiles, namespace)
     definitions = PostgresExperimentHistory(pool).definitions()
@@ -95,6 +95,6 @@ def rebuild_online(settings: PlatformSettings, pool: ConnectionPool, client: Red
         client.set(keys.dataset_key(namespace), dataset)
     titles = announce_catalog(pool, publisher)
     start_stream()
-    caught_up = wait_for_stream(settings.kafka_bootstrap_servers, timeout_s,
+    caught_up = wait_for_stream(settings.kafka_access(), timeout_s,
                                 concern_groups(concerns), poll_s)
     return Rebuilt(len(profiles), len(definitions), titles, caught_up)

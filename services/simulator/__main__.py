@@ -14,6 +14,7 @@ Only the synthetic world has a click model: with MLSD_DATASET=movielens it says 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -24,7 +25,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from services.common.settings import DatasetSettings
+from services.common.settings import DatasetSettings, PlatformSettings
 from services.simulator.clicks import Reaction
 from services.simulator.traffic import Stack, run_viewers, wait_for_counts
 from services.trainer.worlds.viewing import load
@@ -90,7 +91,9 @@ def main() -> int:
     parser.add_argument("--recommender", default="http://127.0.0.1:8030")
     parser.add_argument("--ingest", default="http://127.0.0.1:8000")
     parser.add_argument("--experiments", default="http://127.0.0.1:8020")
-    parser.add_argument("--kafka", default="127.0.0.1:9092")
+    parser.add_argument("--kafka", default=None,
+                        help="brokers (default: MLSD_KAFKA_BOOTSTRAP_SERVERS); credentials, if "
+                             "any, from the MLSD_KAFKA_* settings")
     parser.add_argument("--world", type=Path, default=REPO_ROOT / ".state/worlds/viewing")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports/ab")
     parser.add_argument("--timeout", type=float, default=120.0)
@@ -103,7 +106,10 @@ def main() -> int:
     users = world.users["user_id"].to_numpy()[rows]
     results_url = f"{args.experiments}/v1/experiments/{args.experiment}/results"
     start = time.monotonic()
-    stack = Stack(args.recommender, args.ingest, args.experiments, args.kafka)
+    kafka = PlatformSettings().kafka_access()
+    if args.kafka:
+        kafka = dataclasses.replace(kafka, bootstrap_servers=args.kafka)
+    stack = Stack(args.recommender, args.ingest, args.experiments, kafka)
     with httpx.Client(timeout=10.0) as client:
         before = client.get(results_url).raise_for_status().json()
         clicks_before = sum(v["clicks"] for v in before["variations"])
@@ -111,7 +117,7 @@ def main() -> int:
                                 [int(r) for r in rows], args.seed, args.k, args.concurrency)
         clicks = sum(len(r.clicked) for r in reactions)
         results = wait_for_counts(client, results_url, clicks_before + clicks,
-                                  args.kafka, args.timeout)
+                                  kafka, args.timeout)
         plot = client.get(f"{results_url}.png")
     seconds = time.monotonic() - start
     args.out.mkdir(parents=True, exist_ok=True)

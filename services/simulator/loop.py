@@ -43,8 +43,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from services.common.bus import topics
+from services.common.kafka_access import KafkaTarget
 from services.common.models import ModelRepository, ModelSettings
-from services.common.settings import DatasetSettings
+from services.common.settings import DatasetSettings, PlatformSettings
 from services.simulator.clicks import Reaction
 from services.simulator.traffic import Stack, experiment_lag, run_viewers, wait_for_counts
 from services.simulator.verdict import ArmTruth, Verdict, decide
@@ -73,7 +74,7 @@ def viewers(world: ViewingWorld, count: int, seed: int) -> tuple[list[str], list
     return [str(u) for u in world.users["user_id"].to_numpy()[rows]], [int(r) for r in rows]
 
 
-def wait_for_lake(kafka: str, timeout_s: float) -> None:
+def wait_for_lake(kafka: KafkaTarget, timeout_s: float) -> None:
     """The sink commits offsets only after a file is durable: lag 0 means all is in Parquet."""
     deadline = time.monotonic() + timeout_s
     while experiment_lag(kafka, LAKE_GROUP, LAKE_TOPICS) > 0:
@@ -175,7 +176,8 @@ class Loop:
     """The steps, sharing the stack's clients and the run's clock."""
 
     def __init__(self, args: argparse.Namespace, client: httpx.Client) -> None:
-        self.args, self.client, self.stack = args, client, Stack()
+        self.args, self.client = args, client
+        self.stack = Stack(kafka=PlatformSettings().kafka_access())
         self.world = load(args.world)
         self.repository = ModelRepository(ModelSettings().model_repository)
         self.experiments = Experiments(client, self.stack.experiments, os.environ.get(

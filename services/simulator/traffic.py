@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from services.common.bus import topics
 from services.common.bus.kafka_bus import group_lags
+from services.common.kafka_access import KafkaTarget
 from services.simulator.clicks import Reaction, Shown, click_events, react
 from services.trainer.worlds.viewing import ViewingWorld
 
@@ -31,7 +32,7 @@ class Stack:
     recommender: str = "http://127.0.0.1:8030"
     ingest: str = "http://127.0.0.1:8000"
     experiments: str = "http://127.0.0.1:8020"
-    kafka: str = "127.0.0.1:9092"
+    kafka: KafkaTarget = "127.0.0.1:9092"  # the brokers, with credentials when they ask them
 
 
 def ask(client: httpx.Client, recommender: str, user: str, k: int) -> Shown:
@@ -63,11 +64,11 @@ def run_viewers(client: httpx.Client, stack: Stack, world: ViewingWorld, users: 
         return [f.result() for f in tqdm(futures, desc=desc, unit="user")]
 
 
-def experiment_lag(bootstrap: str, group: str, topics_: list[str]) -> int:
-    return sum(group_lags(bootstrap, {group: topics_}).values())
+def experiment_lag(kafka: KafkaTarget, group: str, topics_: list[str]) -> int:
+    return sum(group_lags(kafka, {group: topics_}).values())
 
 
-def wait_for_counts(client: httpx.Client, url: str, clicks: int, bootstrap: str,
+def wait_for_counts(client: httpx.Client, url: str, clicks: int, kafka: KafkaTarget,
                     timeout_s: float) -> dict[str, Any]:
     """Poll the results until the stream has counted every click posted (each is a new event)
     and its experiments group has nothing left to apply (exposures of returning viewers are
@@ -79,7 +80,7 @@ def wait_for_counts(client: httpx.Client, url: str, clicks: int, bootstrap: str,
             seen = sum(v["clicks"] for v in results["variations"])
             bar.n = min(seen, clicks)
             bar.refresh()
-            done = seen >= clicks and experiment_lag(bootstrap, STREAM_GROUP, AB_TOPICS) == 0
+            done = seen >= clicks and experiment_lag(kafka, STREAM_GROUP, AB_TOPICS) == 0
             if done or time.monotonic() > deadline:
                 return results
             time.sleep(1.0)

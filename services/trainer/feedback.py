@@ -23,15 +23,16 @@ import pandas as pd
 
 from services.common.bus.kafka_bus import records_to_end
 from services.common.bus.topics import FRAUD_DECISIONS, FRAUD_LABELS
+from services.common.kafka_access import KafkaTarget
 from services.common.settings import PlatformSettings
 from services.designs.model_features import FRAUD_FEATURE_NAMES
 
 logger = logging.getLogger(__name__)
 
 
-def read_topic(bootstrap: str, topic: str) -> Iterator[dict[str, Any]]:
+def read_topic(kafka: KafkaTarget, topic: str) -> Iterator[dict[str, Any]]:
     """Every event's `data` on the topic, from the beginning to the end it has now."""
-    return (_data(record.value) for record in records_to_end(bootstrap, topic))
+    return (_data(record.value) for record in records_to_end(kafka, topic))
 
 
 def _data(value: bytes | None) -> dict[str, Any]:
@@ -70,9 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path(".state/feedback/fraud.parquet"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    bootstrap = PlatformSettings().kafka_bootstrap_servers
-    table = training_table(read_topic(bootstrap, FRAUD_DECISIONS),
-                           read_topic(bootstrap, FRAUD_LABELS))
+    kafka = PlatformSettings().kafka_access()
+    table = training_table(read_topic(kafka, FRAUD_DECISIONS), read_topic(kafka, FRAUD_LABELS))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(args.out, index=False)
     logger.info("feedback table written: %d labelled decisions (%d fraud) -> %s",

@@ -22,6 +22,7 @@ from redis.cluster import RedisCluster
 
 from services.common.bus.envelope import MalformedEvent, decode_event
 from services.common.bus.topics import WATCH_EVENTS
+from services.common.kafka_access import KafkaAccess
 from services.ingest.settings import IngestSettings
 from tests.chaos.elections import active_controller, election_after_kill, session_settings
 from tests.chaos.load import Answer, open_loop, percentile, write_report
@@ -51,8 +52,8 @@ SPOOL = os.environ.get("MLSD_INGEST_SPOOL_ENABLED", str(
 VICTIM = os.environ.get("MLSD_CHAOS_BROKER_VICTIM", "partition-leader")
 
 
-def leader_of(bootstrap: str, topic: str, partition: int = 0) -> int:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+def leader_of(kafka: KafkaAccess, topic: str, partition: int = 0) -> int:
+    admin = KafkaAdminClient(**kafka.python_config())
     try:
         [described] = admin.describe_topics([topic])
     finally:
@@ -68,11 +69,11 @@ def choose_victim(topology: ClusterTopology) -> str:
                                         for name in topology.kafka_names})
         assert controller is not None, "no node logged a win of the controller quorum"
         return controller
-    return f"kafka-{leader_of(topology.kafka_bootstrap, WATCH_EVENTS)}"
+    return f"kafka-{leader_of(topology.kafka_access, WATCH_EVENTS)}"
 
 
-def in_sync_everywhere(bootstrap: str, topic: str) -> bool:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+def in_sync_everywhere(kafka: KafkaAccess, topic: str) -> bool:
+    admin = KafkaAdminClient(**kafka.python_config())
     try:
         [described] = admin.describe_topics([topic])
     finally:
@@ -80,10 +81,10 @@ def in_sync_everywhere(bootstrap: str, topic: str) -> bool:
     return all(len(p["isr_nodes"]) == 3 for p in described["partitions"])
 
 
-def await_in_sync(bootstrap: str, topic: str, timeout_s: float = 90.0) -> float:
+def await_in_sync(kafka: KafkaAccess, topic: str, timeout_s: float = 90.0) -> float:
     """When (monotonic) every partition of `topic` had all three replicas in sync again."""
     deadline = time.monotonic() + timeout_s
-    while not in_sync_everywhere(bootstrap, topic):
+    while not in_sync_everywhere(kafka, topic):
         assert time.monotonic() < deadline, "the restarted broker never caught up"
         time.sleep(0.5)
     return time.monotonic()
@@ -150,9 +151,9 @@ class Told:
             self.refused_without_retry_after += 1
 
 
-def ids_on_topic(bootstrap: str, topic: str, prefix: str) -> Counter[str]:
+def ids_on_topic(kafka: KafkaAccess, topic: str, prefix: str) -> Counter[str]:
     """Every event id on the topic that starts with `prefix`, with how many records carry it."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**kafka.python_config(), enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         consumer.assign(partitions)
@@ -213,9 +214,9 @@ def test_a_broker_killed_under_ingest_load_loses_no_acknowledged_event(
     answers = open_loop(send, RATE, DURATION_S, [(KILL_AT_S, kill), (RESTART_AT_S, restart)],
                         timeout_s=CLIENT_TIMEOUT_S)
     drained_after_s = await_spool_drained(ingest.url)
-    back_in_sync = await_in_sync(cluster_topology.kafka_bootstrap, WATCH_EVENTS)
+    back_in_sync = await_in_sync(cluster_topology.kafka_access, WATCH_EVENTS)
 
-    found = ids_on_topic(cluster_topology.kafka_bootstrap, WATCH_EVENTS, f"{run}-")
+    found = ids_on_topic(cluster_topology.kafka_access, WATCH_EVENTS, f"{run}-")
     acknowledged = told.acknowledged
     lost = acknowledged - found.keys()
     day_key = f"fs:title_watches:{{global}}:{at:%Y-%m-%d}"

@@ -19,6 +19,7 @@ from redis.cluster import RedisCluster
 
 from services.common.bus import topics
 from services.common.bus.envelope import MAX_EVENT_BYTES
+from services.common.kafka_access import KafkaAccess
 from tests.chaos.load import write_report
 from tests.e2e.conftest import StartService
 from tests.harness import ClusterTopology, ServerProcess
@@ -55,8 +56,8 @@ def poison(prefix: str) -> dict[str, tuple[str, bytes]]:
     }
 
 
-def dead_letters(bootstrap: str, topic: str) -> Iterator[tuple[bytes, dict[str, bytes]]]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+def dead_letters(kafka: KafkaAccess, topic: str) -> Iterator[tuple[bytes, dict[str, bytes]]]:
+    consumer = KafkaConsumer(**kafka.python_config(), enable_auto_commit=False,
                              max_partition_fetch_bytes=4 * 1024 * 1024)
     try:
         partition = TopicPartition(topics.dlq_topic(topic), 0)
@@ -79,7 +80,7 @@ def test_poison_and_oversized_events_on_every_topic_end_in_their_dlq_with_a_reas
     on_cluster("fraud.stream")
     on_cluster("records", MLSD_POSTGRES_PORT=postgres_server.extra["port"])
     run = uuid.uuid4().hex[:8]
-    producer = Producer({"bootstrap.servers": cluster_topology.kafka_bootstrap, "acks": "all",
+    producer = Producer({**cluster_topology.kafka_access.librdkafka_config(), "acks": "all",
                          "message.max.bytes": 2 * 1024 * 1024})
     sent: dict[tuple[str, str], str] = {}
     started = datetime.now(UTC)
@@ -105,7 +106,7 @@ def test_poison_and_oversized_events_on_every_topic_end_in_their_dlq_with_a_reas
     while expected - found.keys() and time.monotonic() < deadline:
         time.sleep(1.0)
         for topic in CONSUMERS:
-            for value, headers in dead_letters(cluster_topology.kafka_bootstrap, topic):
+            for value, headers in dead_letters(cluster_topology.kafka_access, topic):
                 for kind in ("not-json", "bad-envelope", "oversized"):
                     key = (topic, kind, headers.get("dlq.group", b"").decode())
                     if sent[(topic, kind)].encode() in value and key not in found:

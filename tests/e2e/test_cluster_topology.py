@@ -1,5 +1,6 @@
 """The same services on `make run-cluster`'s topology: 3 KRaft brokers (replication factor 3,
-min.insync.replicas 2) and a 3-master, 3-replica Redis Cluster with a password.
+min.insync.replicas 2) authenticating every client (SASL/SCRAM-SHA-512), and a 3-master,
+3-replica Redis Cluster with a password.
 
 The named end-to-end subset of issue 17: ingest -> Kafka -> stream -> Redis Cluster features ->
 fraud and the recommender, every service unchanged and pointed at the clusters by settings.
@@ -7,6 +8,8 @@ fraud and the recommender, every service unchanged and pointed at the clusters b
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable
@@ -18,9 +21,16 @@ import pytest
 import redis
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
+from pydantic import SecretStr
 from redis.cluster import RedisCluster
 
-from services.common.bus.topics import FRAUD_DECISIONS, platform_topics
+from services.common.bus.confluent_bus import ConfluentPublisher, ConfluentRecordSource
+from services.common.bus.kafka_bus import KafkaPublisher, KafkaRecordSource, ensure_topics
+from services.common.bus.ports import OutboundMessage, Publisher, RecordSource
+from services.common.bus.topics import FRAUD_DECISIONS, TopicSpec, platform_topics
+from services.common.kafka_access import KafkaAccess
+from services.common.probe import kafka_ready
+from services.common.settings import PlatformSettings
 from services.designs.fraud.layout import CARD_RECORD
 from services.trainer.feedback import read_topic
 from tests.e2e.conftest import ServiceProcess
@@ -53,7 +63,7 @@ def event(kind: str, data: dict[str, Any], at: datetime) -> dict[str, Any]:
 def test_every_topic_has_three_replicas_and_refuses_writes_with_fewer_than_two_in_sync(
         cluster_topology: ClusterTopology, cluster_topics: None) -> None:
     names = [spec.name for spec in platform_topics(3)]
-    admin = KafkaAdminClient(bootstrap_servers=cluster_topology.kafka_bootstrap)
+    admin = KafkaAdminClient(**cluster_topology.kafka_access.python_config())
     try:
         described = admin.describe_topics(names)
         configs = admin.describe_configs(
@@ -65,6 +75,89 @@ def test_every_topic_has_three_replicas_and_refuses_writes_with_fewer_than_two_i
     assert {len(p["isr_nodes"]) for p in partitions} == {3}
     assert {p["leader_id"] for p in partitions} == {1, 2, 3}, "leaders spread over the brokers"
     assert {configs[name]["min.insync.replicas"]["value"] for name in names} == {"2"}
+
+
+def test_kafka_refuses_a_client_without_credentials_or_with_a_wrong_password(
+        cluster_topology: ClusterTopology) -> None:
+    right = cluster_topology.kafka_access
+    wrong = dataclasses.replace(right, password=SecretStr("not-the-password"))
+    assert kafka_ready(right)
+    assert not kafka_ready(cluster_topology.kafka_bootstrap), "PLAINTEXT, no credentials"
+    assert not kafka_ready(wrong)
+    for adapter in (ConfluentPublisher, KafkaPublisher):
+        error = refusal(adapter, wrong)
+        assert error, f"{adapter.__name__}: a wrong password stored an event"
+        assert "not-the-password" not in error
+
+
+def refusal(adapter: Callable[..., Publisher], access: KafkaAccess) -> str | None:
+    """Why one event was not stored (the publisher's construction or its delivery failed), or
+    None when it was."""
+    try:
+        publisher = adapter(access, "it-wrong", delivery_timeout_s=3)
+    except Exception as exc:  # kafka-python's producer may refuse while it is built
+        return f"{type(exc).__name__}: {exc}"
+    try:
+        [delivery] = publisher.publish([OutboundMessage(FRAUD_DECISIONS, "k", b"{}")])
+        return delivery.error
+    finally:
+        with contextlib.suppress(Exception):
+            publisher.close()
+
+
+@pytest.mark.parametrize("clients", ["confluent-then-kafka-python", "kafka-python-then-confluent"])
+def test_with_the_credentials_both_clients_produce_and_consume(
+        cluster_topology: ClusterTopology, clients: str) -> None:
+    access = cluster_topology.kafka_access
+    topic = f"it-auth-{uuid.uuid4().hex[:8]}"
+    ensure_topics(access, [TopicSpec(topic, 3, replication_factor=3)])
+    confluent_first = clients.startswith("confluent")
+    publisher: Publisher = (ConfluentPublisher(access, "it-auth") if confluent_first
+                            else KafkaPublisher(access, "it-auth"))
+    try:
+        sent = publisher.publish([OutboundMessage(topic, f"k{n}", f"{n}".encode())
+                                  for n in range(10)])
+    finally:
+        publisher.close()
+    assert [d.error for d in sent] == [None] * 10
+    source: RecordSource = (KafkaRecordSource if confluent_first else ConfluentRecordSource)(
+        access, f"it-auth-{topic}", [topic], client_id="it-auth")
+    received: list[bytes | None] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(received) < 10 and time.monotonic() < deadline:
+            received += [r.value for r in source.poll(0.5, 100)]
+    finally:
+        source.close()
+    assert sorted(received) == [f"{n}".encode() for n in range(10)]
+
+
+def test_neither_password_is_in_a_service_log_or_its_settings(
+        on_cluster: StartService, cluster_topology: ClusterTopology,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """At DEBUG, the services that use every kind of Kafka client (ingest: the probe, the admin
+    client, a producer; the stream: consumer groups and their dead-letter producers)."""
+    environment = cluster_topology.service_environment()
+    secrets = [environment["MLSD_KAFKA_PASSWORD"], environment["MLSD_REDIS_PASSWORD"]]
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = PlatformSettings()
+    assert settings.kafka_access().authenticates
+    shown = f"{settings!r} {settings} {settings.model_dump()} {settings.kafka_access()!r}"
+    assert not [s for s in secrets if s in shown]
+
+    stream = on_cluster("stream", MLSD_STREAM_CONCERNS="watch-features", MLSD_LOG_LEVEL="DEBUG")
+    ingest = on_cluster("ingest", MLSD_LOG_LEVEL="DEBUG")
+    at = datetime.now(UTC)
+    response = httpx.post(f"{ingest.url}/v1/events", timeout=10, json={"events": [event(
+        "watch", {"user_id": "u1", "content_id": "t1", "watch_seconds": 60, "completed": False},
+        at)]})
+    assert response.status_code == 202, response.text
+    stream.stop()
+    ingest.stop()
+    logs = {service.name: service.log.read_text(errors="replace") for service in (stream, ingest)}
+    assert all(logs.values()), "the services logged nothing: the check would see nothing"
+    assert not [(name, s[:4]) for name, text in logs.items() for s in secrets if s in text]
 
 
 def test_the_redis_cluster_has_three_masters_each_with_a_replica_and_needs_the_password(
@@ -130,7 +223,7 @@ def test_an_event_posted_to_ingest_reaches_fraud_and_the_recommender_through_the
 
     deadline = time.monotonic() + 30  # the decision is published after the answer, acks=all
     while time.monotonic() < deadline:
-        ids = {d.get("transaction_id") for d in read_topic(cluster_topology.kafka_bootstrap,
+        ids = {d.get("transaction_id") for d in read_topic(cluster_topology.kafka_access,
                                                            FRAUD_DECISIONS)}
         if f"{run}-3" in ids:
             break

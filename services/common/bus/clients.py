@@ -17,13 +17,14 @@ from services.common.settings import PlatformSettings
 def kafka_publisher(settings: PlatformSettings, client_id: str, *,
                     delivery_timeout_s: float = 5.0, linger_ms: int = 2,
                     warm_topics: Sequence[str] = ()) -> Publisher:
-    """An acks=all idempotent producer on the settings' broker, built with their client."""
+    """An acks=all idempotent producer on the settings' brokers and credentials, built with
+    their client."""
     if settings.kafka_client == "confluent":
-        return ConfluentPublisher(settings.kafka_bootstrap_servers, client_id,
+        return ConfluentPublisher(settings.kafka_access(), client_id,
                                   delivery_timeout_s=delivery_timeout_s, linger_ms=linger_ms,
                                   warm_topics=warm_topics,
                                   retry_backoff_max_ms=settings.kafka_retry_backoff_max_ms)
-    return KafkaPublisher(settings.kafka_bootstrap_servers, client_id,
+    return KafkaPublisher(settings.kafka_access(), client_id,
                           delivery_timeout_s=delivery_timeout_s, linger_ms=linger_ms,
                           warm_topics=warm_topics)
 
@@ -34,5 +35,5 @@ def kafka_record_source(settings: PlatformSettings, group_id: str, topics: Seque
     """A consumer-group member (manual commits) on the settings' broker, built with their client;
     `fetch_wait_ms` > 0: the broker holds a fetch that long to gather more (RunnerConfig)."""
     adapter = ConfluentRecordSource if settings.kafka_client == "confluent" else KafkaRecordSource
-    return adapter(settings.kafka_bootstrap_servers, group_id, topics, client_id=client_id,
+    return adapter(settings.kafka_access(), group_id, topics, client_id=client_id,
                    session_timeout_s=session_timeout_s, fetch_wait_ms=fetch_wait_ms)

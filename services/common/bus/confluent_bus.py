@@ -28,6 +28,7 @@ from services.common.bus.ports import (
     RevokeHandler,
     TopicPartitionKey,
 )
+from services.common.kafka_access import KafkaAccess, KafkaTarget
 
 logger = logging.getLogger(__name__)
 
@@ -77,13 +78,15 @@ class ConfluentPublisher:
     caller's.
     """
 
-    def __init__(self, bootstrap_servers: str, client_id: str, delivery_timeout_s: float = 5.0,
+    def __init__(self, kafka: KafkaTarget, client_id: str, delivery_timeout_s: float = 5.0,
                  linger_ms: int = 2, warm_topics: Sequence[str] = (),
                  retry_backoff_max_ms: int = 100) -> None:
         self._timeout_s = delivery_timeout_s
         timeout_ms = int(delivery_timeout_s * 1000)
+        access = KafkaAccess.of(kafka)
+        # The producer's own settings, readable (a test checks them); the connection's, with the
+        # password, go to librdkafka only.
         self.config: dict[str, str | int | bool] = {
-            "bootstrap.servers": bootstrap_servers,
             "client.id": client_id,
             "acks": "all",
             "enable.idempotence": True,
@@ -108,7 +111,7 @@ class ConfluentPublisher:
             # a partition whose leader is unknown or down: ask for metadata this often
             "topic.metadata.refresh.fast.interval.ms": 100,
         }
-        self._producer = Producer({**self.config, **_LOGGING})
+        self._producer = Producer({**access.librdkafka_config(), **self.config, **_LOGGING})
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._serve_reports, name=f"{client_id}-acks",
                                         daemon=True)
@@ -188,7 +191,7 @@ def _bytes(value: str | bytes | None) -> bytes:
 class ConfluentRecordSource:
     """A consumer-group member with auto-commit off: the runner commits what it has handled."""
 
-    def __init__(self, bootstrap_servers: str, group_id: str, topics: Sequence[str],
+    def __init__(self, kafka: KafkaTarget, group_id: str, topics: Sequence[str],
                  client_id: str, session_timeout_s: float = 10.0,
                  fetch_wait_ms: int = 0) -> None:
         self._handler: RevokeHandler | None = None
@@ -197,7 +200,7 @@ class ConfluentRecordSource:
         # still report its lag (0), as the stream's lag gauges and alerts expect.
         self._positions: dict[TopicPartitionKey, int] = {}
         self._consumer = Consumer({
-            "bootstrap.servers": bootstrap_servers,
+            **KafkaAccess.of(kafka).librdkafka_config(),
             "group.id": group_id,
             "client.id": client_id,
             "enable.auto.commit": False,

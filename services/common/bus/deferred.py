@@ -36,13 +36,15 @@ def kafka_connector(settings: PlatformSettings, *, probe_timeout_s: float,
 
     Warm the topics the service sends to: without their metadata, a send during an outage blocks
     for the delivery timeout before it can fail."""
-    bootstrap = settings.kafka_bootstrap_servers
+    access = settings.kafka_access()
 
     def connect() -> Publisher:
-        if not kafka_ready(bootstrap, probe_timeout_s):
-            raise BrokerUnreachable(f"no Kafka broker answered at {bootstrap}")
-        ensure_topics(bootstrap, platform_topics(settings.kafka_topic_partitions,
-                                                 settings.kafka_replication_factor))
+        if not kafka_ready(access, probe_timeout_s):
+            raise BrokerUnreachable(
+                f"no Kafka broker answered at {access.bootstrap_servers}"
+                + (f" to {access.username}" if access.authenticates else ""))
+        ensure_topics(access, platform_topics(settings.kafka_topic_partitions,
+                                              settings.kafka_replication_factor))
         return kafka_publisher(settings, client_id=settings.service_name,
                                delivery_timeout_s=delivery_timeout_s,
                                warm_topics=sorted(warm_topics))

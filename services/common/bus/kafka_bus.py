@@ -28,16 +28,17 @@ from services.common.bus.ports import (
     TopicPartitionKey,
 )
 from services.common.bus.topics import TopicSpec
+from services.common.kafka_access import KafkaAccess, KafkaTarget
 
 logger = logging.getLogger(__name__)
 
 
-def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec],
+def ensure_topics(kafka: KafkaTarget, specs: Sequence[TopicSpec],
                   timeout_s: float = 30.0) -> list[str]:
     """Create the topics that do not exist yet and add partitions to those with fewer than
     their spec (never fewer: Kafka cannot remove partitions); return the names created, once
     every partition of theirs has a leader."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-setup",
+    admin = KafkaAdminClient(**KafkaAccess.of(kafka).python_config(), client_id="topic-setup",
                              bootstrap_timeout_ms=int(timeout_s * 1000))
     try:
         existing = set(admin.list_topics())
@@ -94,12 +95,12 @@ def _grow_partitions(admin: KafkaAdminClient, specs: Sequence[TopicSpec]) -> Non
 class KafkaPublisher:
     """acks=all with idempotence: an ok Delivery is stored on every in-sync replica."""
 
-    def __init__(self, bootstrap_servers: str, client_id: str, delivery_timeout_s: float = 5.0,
+    def __init__(self, kafka: KafkaTarget, client_id: str, delivery_timeout_s: float = 5.0,
                  linger_ms: int = 2, warm_topics: Sequence[str] = ()) -> None:
         self._timeout_s = delivery_timeout_s
         timeout_ms = int(delivery_timeout_s * 1000)
         self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap_servers,
+            **KafkaAccess.of(kafka).python_config(),
             client_id=client_id,
             acks="all",
             enable_idempotence=True,
@@ -183,14 +184,14 @@ def _record(r: Any) -> Record:
 class KafkaRecordSource:
     """A consumer-group member with auto-commit off: the runner commits what it has handled."""
 
-    def __init__(self, bootstrap_servers: str, group_id: str, topics: Sequence[str],
+    def __init__(self, kafka: KafkaTarget, group_id: str, topics: Sequence[str],
                  client_id: str, session_timeout_s: float = 10.0,
                  fetch_wait_ms: int = 0) -> None:
         self._listener = _RevokeListener()
         gather = ({"fetch_min_bytes": GATHER_BYTES, "fetch_max_wait_ms": fetch_wait_ms}
                   if fetch_wait_ms > 0 else {})
         self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
+            **KafkaAccess.of(kafka).python_config(),
             group_id=group_id,
             client_id=client_id,
             enable_auto_commit=False,
@@ -239,10 +240,10 @@ class KafkaRecordSource:
         self._consumer.close(autocommit=False)
 
 
-def start_group_at_end(bootstrap_servers: str, group: str, topics: Sequence[str]) -> None:
+def start_group_at_end(kafka: KafkaTarget, group: str, topics: Sequence[str]) -> None:
     """Commit the topics' current ends for `group`: it reads only what is published from now
     on (a benchmark's or a test's run on a broker whose topics hold earlier runs' events)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group,
+    consumer = KafkaConsumer(**KafkaAccess.of(kafka).python_config(), group_id=group,
                              enable_auto_commit=False)
     try:
         partitions = [TopicPartition(t, p) for t in topics
@@ -253,17 +254,16 @@ def start_group_at_end(bootstrap_servers: str, group: str, topics: Sequence[str]
         consumer.close()
 
 
-def group_lags(bootstrap_servers: str, topics_by_group: Mapping[str, Sequence[str]],
+def group_lags(kafka: KafkaTarget, topics_by_group: Mapping[str, Sequence[str]],
                timeout_s: float = 10.0) -> dict[str, int]:
     """Per group, the records on its topics it has not committed yet (all if it never did).
 
     One admin client and one consumer answer for every group: callers poll this every second.
     """
     timeout_ms = int(timeout_s * 1000)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="lag-probe",
-                             bootstrap_timeout_ms=timeout_ms)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, client_id="lag-probe",
-                             bootstrap_timeout_ms=timeout_ms)
+    config = KafkaAccess.of(kafka).python_config()
+    admin = KafkaAdminClient(**config, client_id="lag-probe", bootstrap_timeout_ms=timeout_ms)
+    consumer = KafkaConsumer(**config, client_id="lag-probe", bootstrap_timeout_ms=timeout_ms)
     try:
         lags = {}
         for group, topics in topics_by_group.items():
@@ -282,11 +282,11 @@ def group_lags(bootstrap_servers: str, topics_by_group: Mapping[str, Sequence[st
         admin.close()
 
 
-def records_to_end(bootstrap_servers: str, topic: str, timeout_s: float = 20.0
+def records_to_end(kafka: KafkaTarget, topic: str, timeout_s: float = 20.0
                    ) -> Iterator[Record]:
     """Every record of `topic` from its beginning to the end it has now, outside any group (a
     job's or a test's one-off read); TimeoutError if the end is not reached in `timeout_s`."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    consumer = KafkaConsumer(**KafkaAccess.of(kafka).python_config(), enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p)
                       for p in sorted(consumer.partitions_for_topic(topic) or ())]
@@ -309,11 +309,11 @@ _WAIT_AND_RETRY = ("NonEmptyGroupError", "CoordinatorLoadInProgressError",
                    "CoordinatorNotAvailableError", "NotCoordinatorError")
 
 
-def forget_groups(bootstrap_servers: str, groups: Sequence[str], timeout_s: float = 60.0) -> None:
+def forget_groups(kafka: KafkaTarget, groups: Sequence[str], timeout_s: float = 60.0) -> None:
     """Delete the groups' committed offsets, so their next members start where auto.offset.reset
     says (the earliest record): how a stream's state is rebuilt by replaying its topics. The
     groups must have no members; a member still leaving is waited for, up to `timeout_s`."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="forget-groups")
+    admin = KafkaAdminClient(**KafkaAccess.of(kafka).python_config(), client_id="forget-groups")
     deadline = time.monotonic() + timeout_s
     try:
         left = list(groups)

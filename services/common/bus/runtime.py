@@ -34,7 +34,7 @@ def build_kafka_consumer(
                     settings.kafka_replication_factor) for t in config.topics),
         *(TopicSpec(dlq_topic(t), 1, settings.kafka_replication_factor) for t in config.topics),
     ]
-    ensure_topics(settings.kafka_bootstrap_servers, specs)
+    ensure_topics(settings.kafka_access(), specs)
     client_id = f"{settings.service_name}-{config.group}"
     return ConsumerRunner(
         source=kafka_record_source(settings, config.group, config.topics, client_id=client_id,

@@ -16,7 +16,8 @@ class PostgresSettings(BaseSettings):
     never appears in a repr, a log line or an error message (conninfo() is the one place it is
     read, to connect)."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore",
+                                      hide_input_in_errors=True)  # as PlatformSettings
 
     environment: str = "local"
     postgres_host: str = "127.0.0.1"

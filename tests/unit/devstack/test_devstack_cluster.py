@@ -37,6 +37,7 @@ def processes(monkeypatch: pytest.MonkeyPatch, config: Path, environment: dict[s
 @pytest.fixture
 def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.delenv("MLSD_REDIS_PASSWORD", raising=False)
+    monkeypatch.delenv("MLSD_KAFKA_PASSWORD", raising=False)
     secrets = ClusterSecrets.load_or_create(tmp_path)
     return {**supervisor_environment(FraudSettings()),
             **cluster_environment(ClusterSettings(), secrets, tmp_path)}
@@ -49,7 +50,8 @@ def test_the_cluster_config_runs_three_kafka_nodes_and_six_redis_nodes_then_the_
     nodes = {name: env for name, (_, env) in started.items() if name[:6] in ("kafka-", "redis-")}
     assert nodes == {**{f"kafka-{n}": {"KAFKA_NODE_ID": str(n)} for n in (1, 2, 3)},
                      **{f"redis-{n}": {"REDIS_NODE": str(n)} for n in range(1, 7)}}
-    parts = [*cluster_infra_parts(ClusterSettings(), "pw"), *service_parts()]
+    parts = [*cluster_infra_parts(ClusterSettings(), ClusterSecrets("pw", "id", "k", "b")),
+             *service_parts()]
     assert {p.name for p in parts} <= set(started)
     # the services wait until devstack has formed the Redis Cluster and created the topics
     held = {name for name, (autostart, _) in started.items() if not autostart}
@@ -74,19 +76,39 @@ def test_the_services_are_pointed_at_every_broker_and_at_the_cluster_with_its_pa
     assert environment["MLSD_REDIS_PASSWORD"] not in environment["MLSD_REDIS_URL"]
 
 
+def test_the_services_log_in_to_kafka_as_their_own_user_not_as_the_brokers(
+        environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert environment["MLSD_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+    assert environment["MLSD_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    assert environment["MLSD_KAFKA_USERNAME"] == "mlsd"
+    assert len(environment["MLSD_KAFKA_PASSWORD"]) >= 24
+    # the nodes' own password is the brokers' (replication, the quorum), never a service's
+    assert len(environment["KAFKA_BROKER_PASSWORD"]) >= 24
+    assert environment["KAFKA_BROKER_PASSWORD"] != environment["MLSD_KAFKA_PASSWORD"]
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    access = FraudSettings().kafka_access()
+    assert (access.username, access.authenticates) == ("mlsd", True)
+
+
 def test_the_secrets_are_made_once_closed_to_others_and_reused(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch
                                                                ) -> None:
     monkeypatch.delenv("MLSD_REDIS_PASSWORD", raising=False)
+    monkeypatch.delenv("MLSD_KAFKA_PASSWORD", raising=False)
     first = ClusterSecrets.load_or_create(tmp_path)
     again = ClusterSecrets.load_or_create(tmp_path)
 
     assert first == again
     assert len(first.kafka_cluster_id) == 22  # 16 bytes, URL-safe base64 without padding
-    for name in ("redis-password", "kafka-cluster-id"):
+    for name in ("redis-password", "kafka-cluster-id", "kafka-password", "kafka-broker-password"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+    assert len({first.redis_password, first.kafka_password, first.kafka_broker_password}) == 3
     monkeypatch.setenv("MLSD_REDIS_PASSWORD", "from-the-environment")
-    assert ClusterSecrets.load_or_create(tmp_path).redis_password == "from-the-environment"
+    monkeypatch.setenv("MLSD_KAFKA_PASSWORD", "kafka-from-the-environment")
+    given = ClusterSecrets.load_or_create(tmp_path)
+    assert given.redis_password == "from-the-environment"
+    assert given.kafka_password == "kafka-from-the-environment"
 
 
 def test_kafka_cluster_ids_never_read_as_an_option() -> None:

@@ -428,6 +428,32 @@ def test_in_the_cluster_profile_the_services_wait_for_the_formed_cluster(
     assert "MLSD_REDIS_PASSWORD" not in settings, "the password never lives in the repository"
 
 
+def test_in_the_cluster_profile_every_kafka_client_authenticates(
+        compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    for n in (1, 2, 3):
+        node = services[f"kafka-{n}"]
+        properties = {_kafka_property(k): str(v) for k, v in node["environment"].items()
+                      if k.startswith("KAFKA_")}
+        assert properties["listener.security.protocol.map"] == \
+            "CONTROLLER:SASL_PLAINTEXT,BROKER:SASL_PLAINTEXT"
+        assert "ScramLoginModule" in properties[
+            "listener.name.broker.scram-sha-512.sasl.jaas.config"]
+        assert "${KAFKA_BROKER_PASSWORD:-}" in properties[
+            "listener.name.controller.plain.sasl.jaas.config"]
+        assert node["command"] == ["/bin/bash", "/opt/mlsd/kafka-node.sh"]
+        assert "--command-config" in node["healthcheck"]["test"][1]
+    for name, service in services.items():
+        environment = service.get("environment", {})
+        if "MLSD_KAFKA_BOOTSTRAP_SERVERS" in environment:
+            assert environment["MLSD_KAFKA_PASSWORD"] == "${MLSD_KAFKA_PASSWORD:-}", name
+            assert environment["MLSD_KAFKA_SECURITY_PROTOCOL"] == \
+                "${MLSD_KAFKA_SECURITY_PROTOCOL:-PLAINTEXT}", name
+    settings = _cluster_env()
+    assert settings["MLSD_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+    assert "MLSD_KAFKA_PASSWORD" not in settings, "the password never lives in the repository"
+
+
 def test_python_parts_share_one_image_built_from_infra_docker(compose: dict[str, Any]) -> None:
     services = _services(compose)
     builders = [s for s in services.values() if "build" in s]

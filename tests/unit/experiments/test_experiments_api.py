@@ -418,7 +418,9 @@ def test_production_refuses_the_development_admin_token() -> None:
     production: dict[str, Any] = {"environment": "production",
                                   "redis_url": "redis://redis:6379/0",
                                   "kafka_bootstrap_servers": "kafka:9092",
-                                  "redis_password": "r" * 24}
+                                  "redis_password": "r" * 24,
+                                  "kafka_security_protocol": "SASL_SSL",
+                                  "kafka_username": "mlsd", "kafka_password": "k" * 24}
     with pytest.raises(ValidationError, match="EXPERIMENTS_ADMIN_TOKEN"):
         ExperimentsSettings(**production)  # the default is the dev token
     with pytest.raises(ValidationError, match="EXPERIMENTS_ADMIN_TOKEN"):

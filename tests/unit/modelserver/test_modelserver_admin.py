@@ -162,6 +162,8 @@ def test_a_weak_admin_token_is_refused_in_production() -> None:
         ModelServerSettings(environment="production", redis_url="redis://redis:6379/0",
                             kafka_bootstrap_servers="kafka:9092",
                             redis_password=SecretStr("r" * 24),
+                            kafka_security_protocol="SASL_SSL", kafka_username="mlsd",
+                            kafka_password=SecretStr("k" * 24),
                             model_server_admin_token=SecretStr("short"))
 
 

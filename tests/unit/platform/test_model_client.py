@@ -228,4 +228,5 @@ def test_production_refuses_a_remote_backend_on_loopback() -> None:
     with pytest.raises(ValidationError, match="MLSD_MODEL_SERVER_URL must name a real host"):
         ModelSettings(environment="production", redis_url="redis://redis:6379/0",
                       kafka_bootstrap_servers="kafka:9092", model_backend="remote",
-                      redis_password="r" * 24)
+                      redis_password="r" * 24, kafka_security_protocol="SASL_SSL",
+                      kafka_username="mlsd", kafka_password="k" * 24)

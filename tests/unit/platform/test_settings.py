@@ -1,11 +1,13 @@
 """Settings come from MLSD_* variables, typed, and refuse unsafe production defaults."""
 
+import logging
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
 from services.common.settings import PlatformSettings
+from services.common.telemetry import configure_logging
 
 
 def test_settings_are_read_from_prefixed_environment_variables(
@@ -29,12 +31,100 @@ def test_production_refuses_loopback_defaults(monkeypatch: pytest.MonkeyPatch) -
         PlatformSettings()
 
 
-def test_production_accepts_real_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+def production(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real hosts, and Kafka over SASL_SSL as the services' user (no password yet)."""
     monkeypatch.setenv("MLSD_ENVIRONMENT", "production")
     monkeypatch.setenv("MLSD_REDIS_URL", "redis://redis.internal:6379/0")
-    monkeypatch.setenv("MLSD_KAFKA_BOOTSTRAP_SERVERS", "kafka-0.internal:9092")
+    monkeypatch.setenv("MLSD_KAFKA_BOOTSTRAP_SERVERS", "kafka-0.internal:9093")
+    monkeypatch.setenv("MLSD_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("MLSD_KAFKA_USERNAME", "mlsd")
+
+
+def test_production_accepts_real_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    production(monkeypatch)
     monkeypatch.setenv("MLSD_REDIS_PASSWORD", "x" * 24)
+    monkeypatch.setenv("MLSD_KAFKA_PASSWORD", "k" * 24)
     assert PlatformSettings().environment == "production"
+
+
+@pytest.mark.parametrize("password", [None, "", "short"])
+def test_production_refuses_to_start_without_a_real_kafka_password(
+        monkeypatch: pytest.MonkeyPatch, password: str | None) -> None:
+    production(monkeypatch)
+    monkeypatch.setenv("MLSD_REDIS_PASSWORD", "x" * 24)
+    if password is not None:
+        monkeypatch.setenv("MLSD_KAFKA_PASSWORD", password)
+    with pytest.raises(ValidationError, match=r"MLSD_KAFKA_PASSWORD"):
+        PlatformSettings()
+
+
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SASL_PLAINTEXT"])
+def test_production_refuses_kafka_without_authentication_and_encryption(
+        monkeypatch: pytest.MonkeyPatch, protocol: str) -> None:
+    production(monkeypatch)
+    monkeypatch.setenv("MLSD_REDIS_PASSWORD", "x" * 24)
+    monkeypatch.setenv("MLSD_KAFKA_PASSWORD", "k" * 24)
+    monkeypatch.setenv("MLSD_KAFKA_SECURITY_PROTOCOL", protocol)
+    with pytest.raises(ValidationError, match="MLSD_KAFKA_SECURITY_PROTOCOL must be SASL_SSL"):
+        PlatformSettings()
+
+
+def test_sasl_without_credentials_fails_at_start_naming_the_variables(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLSD_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("MLSD_KAFKA_USERNAME", "mlsd")
+    with pytest.raises(ValidationError, match="MLSD_KAFKA_USERNAME and MLSD_KAFKA_PASSWORD"):
+        PlatformSettings()
+
+
+def test_the_kafka_password_is_shown_nowhere_but_in_the_clients_configuration(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLSD_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("MLSD_KAFKA_USERNAME", "mlsd")
+    monkeypatch.setenv("MLSD_KAFKA_PASSWORD", "the-kafka-secret-0123")
+    settings = PlatformSettings()
+    access = settings.kafka_access()
+    for shown in (repr(settings), str(settings), repr(settings.model_dump()), repr(access),
+                  str(access)):
+        assert "the-kafka-secret" not in shown
+    assert access.python_config()["sasl_plain_password"] == "the-kafka-secret-0123"
+    assert access.python_config()["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert access.librdkafka_config()["sasl.password"] == "the-kafka-secret-0123"
+    assert access.librdkafka_config()["security.protocol"] == "sasl_plaintext"
+
+
+def test_a_refused_setting_names_its_variable_and_quotes_no_password(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    production(monkeypatch)  # no Kafka password: refused
+    monkeypatch.setenv("MLSD_REDIS_PASSWORD", "the-redis-secret-0123456")
+    monkeypatch.setenv("MLSD_KAFKA_PASSWORD", "short-secret")
+    with pytest.raises(ValidationError) as refused:
+        PlatformSettings()
+    assert "MLSD_KAFKA_PASSWORD" in str(refused.value)
+    assert "the-redis-secret" not in str(refused.value)
+    assert "short-secret" not in str(refused.value)
+
+
+def test_at_debug_kafka_pythons_configuration_dump_is_not_logged() -> None:
+    """KafkaAdminClient logs its configuration, the SASL password in it, at DEBUG."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging("it", "DEBUG")
+        assert root.isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("kafka.admin.client").isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("kafka.net.sasl.scram").isEnabledFor(logging.WARNING)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def test_without_sasl_the_clients_get_no_credentials() -> None:
+    access = PlatformSettings().kafka_access()
+    assert access.python_config() == {"bootstrap_servers": "127.0.0.1:9092",
+                                      "security_protocol": "PLAINTEXT"}
+    assert access.librdkafka_config() == {"bootstrap.servers": "127.0.0.1:9092",
+                                          "security.protocol": "plaintext"}
 
 
 @pytest.mark.parametrize("password", [None, "", "short"])
@@ -52,13 +142,13 @@ def test_production_refuses_to_start_without_a_real_redis_password(
 def test_secrets_are_read_from_files_in_the_secrets_dir(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "mlsd_redis_password").write_text("from-a-mounted-file-0123\n")
+    (tmp_path / "mlsd_kafka_password").write_text("kafka-from-a-mounted-file\n")
     monkeypatch.setenv("MLSD_SECRETS_DIR", str(tmp_path))
-    monkeypatch.setenv("MLSD_ENVIRONMENT", "production")
-    monkeypatch.setenv("MLSD_REDIS_URL", "redis://redis.internal:6379/0")
-    monkeypatch.setenv("MLSD_KAFKA_BOOTSTRAP_SERVERS", "kafka-0.internal:9092")
+    production(monkeypatch)
     settings = PlatformSettings()
     assert settings.redis_password is not None
     assert settings.redis_password.get_secret_value() == "from-a-mounted-file-0123"
+    assert settings.kafka_password == SecretStr("kafka-from-a-mounted-file")
     assert "from-a-mounted-file" not in repr(settings)
     monkeypatch.setenv("MLSD_REDIS_PASSWORD", "the-environment-wins-0123")
     assert PlatformSettings().redis_password == SecretStr("the-environment-wins-0123")
