@@ -266,6 +266,11 @@ class ClusterTopology:
                 "MLSD_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
                 "MLSD_KAFKA_REPLICATION_FACTOR": "3"}
 
+    def gc_logs(self, name: str) -> list[Path]:
+        """A Kafka node's GC logs (-Xlog:gc, infra/kafka/cluster-node.sh), one a start."""
+        pattern = Path(self.nodes[name].env["KAFKA_NODE_GC_LOG"])
+        return sorted(pattern.parent.glob(pattern.name.replace("%p", "*")))
+
     def kill(self, name: str) -> None:
         """kill -9: no shutdown, no flush, as a crash."""
         server = self.servers[name]
@@ -313,6 +318,7 @@ def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int 
             {"KAFKA_NODE_ID": str(n), "KAFKA_CLUSTER_ID": cluster_id, "KAFKA_VOTERS": voters,
              "KAFKA_NODE_PORT": str(port), "KAFKA_NODE_CONTROLLER_PORT": str(controller),
              "KAFKA_NODE_DATA_DIR": str(workdir / f"kafka-{n}"),
+             "KAFKA_NODE_GC_LOG": str(workdir / f"kafka-{n}-gc-%p.log"),
              "KAFKA_PARTITIONS": str(partitions)},
             workdir / f"kafka-{n}.log", address,
             functools.partial(kafka_node_ready, address))
