@@ -23,6 +23,7 @@ CAUSES = ("fault", "start of load", "redis fork", "kafka gc pause", "cores satur
 START_S = 10.0  # the load's first seconds: each worker's first requests
 SATURATED = 0.95  # of the machine's cores busy in the second a request ended
 GC_PAUSE_MS = 10.0  # a broker's pause shorter than this is not counted as a cause
+ON_KAFKA = frozenset({"ingest"})  # whose 2xx waits for the brokers (the others publish off path)
 
 
 def answer_flags(service: str, response: httpx.Response) -> dict[str, Any]:
@@ -94,7 +95,7 @@ def cause(miss: Mapping[str, Any], cores: int) -> str:
     found = {"fault": miss["fault"] is not None,
              "start of load": miss["sent_s"] < START_S,
              "redis fork": bool(miss["redis_forks"]),
-             "kafka gc pause": bool(miss["kafka_gc_pauses"]),
+             "kafka gc pause": bool(miss["kafka_gc_pauses"]) and miss["service"] in ON_KAFKA,
              "cores saturated": cpu is not None and cpu["busy"] >= SATURATED * cores}
     return next((c for c in CAUSES if found.get(c)), "unexplained")
 

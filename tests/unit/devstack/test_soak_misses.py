@@ -114,6 +114,13 @@ def test_only_a_gc_pause_of_ten_ms_or_more_counts() -> None:
     assert described(miss(100.0, 120.0, "ingest"), gc=long)["cause"] == "kafka gc pause"
 
 
+def test_a_gc_pause_is_no_cause_for_a_service_that_publishes_off_its_path() -> None:
+    long = {"kafka-2": [{"from_s": 100.01, "to_s": 100.05, "ms": 40.0}]}
+    record = described(miss(100.0, 80.0, "fraud"), gc=long)
+    assert record["kafka_gc_pauses"] == [{"broker": "kafka-2", "ms": 40.0, "to_s": 100.05}]
+    assert record["cause"] == "unexplained"
+
+
 def test_a_second_with_the_cores_busy_is_saturation_and_names_who_took_them() -> None:
     record = described(miss(100.0, 80.0), busy=1.96)
     assert record["cause"] == "cores saturated"
