@@ -19,9 +19,10 @@ from tests.chaos.load import Answer
 
 # In this order: a miss gets the first that applies.
 CAUSES = ("fault", "start of load", "redis fork", "kafka gc pause", "cores saturated",
-          "unexplained")
+          "other work on the machine", "unexplained")
 START_S = 10.0  # the load's first seconds: each worker's first requests
 SATURATED = 0.95  # of the machine's cores busy in the second a request ended
+OTHER_WORK = 0.25  # of the machine's cores used by processes outside the run, that second
 GC_PAUSE_MS = 10.0  # a broker's pause shorter than this is not counted as a cause
 ON_KAFKA = frozenset({"ingest"})  # whose 2xx waits for the brokers (the others publish off path)
 
@@ -83,6 +84,7 @@ def describe(answer: Answer, budget_ms: float, fault: str | None,
         "fault": fault, "redis_forks": forking, "kafka_gc_pauses": paused,
         "cpu": None if sample is None else {
             "t_s": sample["t_s"], "busy": sample["busy"], "steal": sample["steal"],
+            "others": sample["groups"].get("others", 0.0),
             "top": dict(sorted(sample["groups"].items(), key=lambda g: -g[1])[:4])},
     }
     miss["cause"] = cause(miss, cores)
@@ -96,7 +98,10 @@ def cause(miss: Mapping[str, Any], cores: int) -> str:
              "start of load": miss["sent_s"] < START_S,
              "redis fork": bool(miss["redis_forks"]),
              "kafka gc pause": bool(miss["kafka_gc_pauses"]) and miss["service"] in ON_KAFKA,
-             "cores saturated": cpu is not None and cpu["busy"] >= SATURATED * cores}
+             "cores saturated": cpu is not None and cpu["busy"] >= SATURATED * cores,
+             # a record made before "others" was kept has it among the top groups, if high
+             "other work on the machine": cpu is not None
+             and cpu.get("others", cpu["top"].get("others", 0.0)) >= OTHER_WORK * cores}
     return next((c for c in CAUSES if found.get(c)), "unexplained")
 
 

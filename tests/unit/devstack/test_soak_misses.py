@@ -75,18 +75,18 @@ def miss(sent_s: float, latency_ms: float, service: str = "fraud",
     return Answer(sent_s, 200, latency_ms, {"service": service, **flags})
 
 
-def cpu(t_s: float, busy: float) -> dict[str, Any]:
+def cpu(t_s: float, busy: float, others: float = 0.01) -> dict[str, Any]:
     return {"t_s": t_s, "busy": busy, "steal": 0.0,
             "groups": {"kafka-1": 0.5, "fraud": 0.2, "redis-1": 0.1, "stream": 0.05,
-                       "others": 0.01}}
+                       "others": others}}
 
 
 def described(a: Answer, fault: str | None = None,
               forks: dict[str, list[dict[str, Any]]] | None = None,
               gc: dict[str, list[dict[str, Any]]] | None = None,
-              busy: float = 1.0) -> dict[str, Any]:
+              busy: float = 1.0, others: float = 0.01) -> dict[str, Any]:
     return describe(a, 50.0, fault, forks or {}, gc or {},
-                    [cpu(99.0, 0.5), cpu(100.1, busy), cpu(101.1, 0.5)], cores=2)
+                    [cpu(99.0, 0.5), cpu(100.1, busy, others), cpu(101.1, 0.5)], cores=2)
 
 
 def test_a_miss_in_a_faults_window_is_the_faults_whatever_else_went_on() -> None:
@@ -124,10 +124,16 @@ def test_a_gc_pause_is_no_cause_for_a_service_that_publishes_off_its_path() -> N
 def test_a_second_with_the_cores_busy_is_saturation_and_names_who_took_them() -> None:
     record = described(miss(100.0, 80.0), busy=1.96)
     assert record["cause"] == "cores saturated"
-    assert record["cpu"] == {"t_s": 100.1, "busy": 1.96, "steal": 0.0,
+    assert record["cpu"] == {"t_s": 100.1, "busy": 1.96, "steal": 0.0, "others": 0.01,
                              "top": {"kafka-1": 0.5, "fraud": 0.2, "redis-1": 0.1,
                                      "stream": 0.05}}
     assert described(miss(100.0, 80.0), busy=1.8)["cause"] == "unexplained"
+
+
+def test_half_a_core_of_work_outside_the_run_is_named_as_such() -> None:
+    assert described(miss(100.0, 80.0), busy=1.8, others=0.6)["cause"] == \
+        "other work on the machine"
+    assert described(miss(100.0, 80.0), busy=1.8, others=0.3)["cause"] == "unexplained"
 
 
 def test_where_the_time_went_follows_the_services_own_processing_time() -> None:
