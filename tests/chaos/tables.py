@@ -478,7 +478,8 @@ def soak_misses_table(path: Path) -> str:
         f"brokers, the "
         f"longest {max(p['max_ms'] for p in pauses.values()):.0f} ms; the machine "
         f"{busy:.2f} cores busy on average, {others:.2f} of them by processes outside the "
-        f"run. From `{path.relative_to(path.parents[2])}` ({report['started'][:16]} UTC, "
+        f"run. From [`{path.relative_to(path.parents[1])}`](../benchmarks/results/chaos/"
+        f"{path.relative_to(path.parents[1])}) ({report['started'][:16].replace('T', ' ')} UTC, "
         f"commit {report['commit'][:7]}, load average "
         f"{r['load_average_during']['mean']} on average during it).")
     return "\n".join(lines)
@@ -490,14 +491,18 @@ def soak_start_table(folder: Path) -> str:
     runs = runs_in_turns(folder, "*.json")
     lines = ["| code | started (UTC) | load average (start / mean) | misses | in the first "
              "10 s (ingest / fraud / recommender) | p99 of the first second | later: cores "
-             "saturated / GC pause / unexplained | CPU outside the run (mean) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "saturated / other work / GC pause / unexplained | first 10 s: cores busy, of "
+             "them the brokers | CPU outside the run (mean) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for code, report in runs:
         r = report["results"]
         first = [m for m in r["misses"] if m["sent_s"] < START_S]
         by = by_cause([{**m, "cause": cause(m, report["machine"]["nproc"])}
                        for m in r["misses"]], ("ingest", "fraud", "recommender"))
         cpu = r["probed"]["cpu_per_second"]
+        start = [c for c in cpu if c["t_s"] <= START_S]
+        brokers = sum(v for c in start for k, v in c["groups"].items()
+                      if k.startswith("kafka-")) / len(start)
         lines.append(
             f"| {code} ({report['commit'][:7]}) | {report['started'][11:19]} | "
             f"{report['machine']['load_average_at_start'][0]:.1f} / "
@@ -508,8 +513,10 @@ def soak_start_table(folder: Path) -> str:
                          for s in ("ingest", "fraud", "recommender"))
             + f") | {report['per_second'][0]['p99_ms']} ms | "
             + " / ".join(str(sum(by[c].values())) for c in
-                         ("cores saturated", "kafka gc pause", "unexplained"))
-            + f" | {sum(c['groups']['others'] for c in cpu) / len(cpu):.2f} cores |")
+                         ("cores saturated", "other work on the machine", "kafka gc pause",
+                          "unexplained"))
+            + f" | {sum(c['busy'] for c in start) / len(start):.2f}, {brokers:.2f} | "
+            f"{sum(c['groups']['others'] for c in cpu) / len(cpu):.2f} cores |")
     settings = runs[0][1]["settings"]
     lines.append(turns_footer(runs, "tests/chaos/test_availability_soak.py",
                               f" for {settings['soak_s']:.0f} s, no fault "
