@@ -48,7 +48,7 @@ from tests.chaos.load import (
     write_report,
 )
 from tests.chaos.misses import answer_flags, by_cause, describe
-from tests.chaos.processes import await_workers, kill_worker, live_workers
+from tests.chaos.processes import await_started, await_workers, kill_worker, live_workers
 from tests.e2e.conftest import StartService
 from tests.harness import ClusterTopology
 
@@ -294,6 +294,8 @@ def test_the_soak_with_faults_on_a_schedule_stays_available(
     workers = {"fraud": fraud.process.pid, "recommender": recommender.process.pid}
     for parent in workers.values():
         await_workers(parent, 2)
+    for service in (fraud, recommender):  # both workers through their start-up (warm-up)
+        await_started(service.log, 2)
     marks: list[tuple[float, str]] = []
     fencings: list[dict[str, Any]] = []
     spooled_202s = 0
