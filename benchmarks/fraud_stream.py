@@ -57,7 +57,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections import defaultdict
@@ -91,6 +90,7 @@ from services.common.probe import http_ready
 from services.designs.fraud.redis_state import RedisFraudState
 from services.designs.fraud.state import FraudReport
 from services.designs.payloads import FraudLabelData, TransactionData, payload_of
+from services.devstack.probes import RedisForks
 from services.devstack.servers import REPO_ROOT, ServerProcess, free_port, start_kafka, start_redis
 from services.fraud.metrics import STAGES
 from services.fraud.settings import FraudSettings
@@ -468,41 +468,6 @@ class Busy:
         spent, batches, transactions = (a - b for a, b in zip(after, self._before, strict=True))
         return {"share": round(spent / (len(self._ports) * seconds), 3),
                 "mean_batch": round(transactions / batches, 1) if batches else 0.0}
-
-
-class RedisForks:
-    """Redis's forks during a run (an AOF rewrite or an RDB snapshot: the child writes the whole
-    dataset, a core for seconds on a machine with two) and when each ran, sampled every 100 ms
-    from INFO persistence: the latency tail of a run often sits in those windows."""
-
-    def __init__(self, address: str) -> None:
-        self._client = redis.Redis.from_url(address, decode_responses=True)
-        self._start = time.time()
-        self._before = self._client.info("stats")["total_forks"]
-        self._windows: list[list[float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        forking = False
-        while not self._stop.wait(0.1):
-            info = self._client.info("persistence")
-            now = info["aof_rewrite_in_progress"] or info["rdb_bgsave_in_progress"]
-            at = round(time.time() - self._start, 1)
-            if now and not forking:
-                self._windows.append([at, at])
-            elif now:
-                self._windows[-1][1] = at
-            forking = bool(now)
-
-    def stop(self) -> dict[str, Any]:
-        self._stop.set()
-        self._thread.join()
-        forks = self._client.info("stats")["total_forks"] - self._before
-        self._client.close()
-        return {"forks": forks, "windows_s": self._windows,
-                "seconds": round(sum(end - start for start, end in self._windows), 1)}
 
 
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")

@@ -55,6 +55,11 @@ fi
 java_opts=(-Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
            -XX:ActiveProcessorCount=1 -Djava.awt.headless=true
            -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -cp "$KAFKA_LIBS/*")
+# KAFKA_NODE_GC_LOG=path: every GC pause, one line each with its UTC time (%p: the process id,
+# so a restarted node writes a file of its own); the chaos soak lines them up with its misses.
+if [[ -n "${KAFKA_NODE_GC_LOG:-}" ]]; then
+  java_opts+=("-Xlog:gc:file=$KAFKA_NODE_GC_LOG:utctime:filecount=0")
+fi
 
 # The SCRAM users are records of the cluster's first metadata: added at format, on every node.
 scram_marker="$data_dir/logs/.scram-users"

@@ -50,6 +50,27 @@ class Script(Protocol):
 ScriptCall = tuple[Script, Sequence[str], Sequence[Any]]  # a script, one entity's keys, its args
 
 
+def warm(client: RedisClient, scripts: Sequence[Script] = ()) -> bool:
+    """Before a service says it is ready: a connection to every master (a cluster's, each with
+    its AUTH and handshake) and the service's scripts loaded there, so its first requests pay
+    neither. Each worker's first request used to: the connections opened on its clock, and on
+    fresh nodes NOSCRIPT, SCRIPT LOAD on every master and the calls again (the soak's start,
+    docs/reliability.md). Redis down at start is logged and False, not raised: the service
+    starts as it did, its breakers judging Redis."""
+    try:
+        if isinstance(client, RedisCluster):
+            client.ping(target_nodes=RedisCluster.PRIMARIES)
+        else:
+            client.ping()
+        for script in scripts:  # on a cluster SCRIPT LOAD goes to every master
+            client.script_load(script.source)
+    except UNAVAILABLE_ERRORS as exc:
+        logger.warning("redis not warmed: its first requests open their own connections",
+                       extra={"error": str(exc)})
+        return False
+    return True
+
+
 def run_pipeline(client: RedisClient, commands: Sequence[Command],
                  scripts: Sequence[Script] = ()) -> list[Any]:
     """send_pipeline, with Redis down, slow or read-only raised as FeatureStoreUnavailable."""

@@ -286,6 +286,11 @@ class ClusterTopology:
                 "MLSD_KAFKA_USERNAME": access.username or "",
                 "MLSD_KAFKA_PASSWORD": self.secrets.kafka_password}
 
+    def gc_logs(self, name: str) -> list[Path]:
+        """A Kafka node's GC logs (-Xlog:gc, infra/kafka/cluster-node.sh), one a start."""
+        pattern = Path(self.nodes[name].env["KAFKA_NODE_GC_LOG"])
+        return sorted(pattern.parent.glob(pattern.name.replace("%p", "*")))
+
     def kill(self, name: str) -> None:
         """kill -9: no shutdown, no flush, as a crash."""
         server = self.servers[name]
@@ -336,6 +341,7 @@ def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int 
              "KAFKA_VOTERS": voters,
              "KAFKA_NODE_PORT": str(port), "KAFKA_NODE_CONTROLLER_PORT": str(controller),
              "KAFKA_NODE_DATA_DIR": str(workdir / f"kafka-{n}"),
+             "KAFKA_NODE_GC_LOG": str(workdir / f"kafka-{n}-gc-%p.log"),
              "KAFKA_PARTITIONS": str(partitions),
              "KAFKA_BROKER_PASSWORD": cluster_secrets.kafka_broker_password,
              "MLSD_KAFKA_USERNAME": KAFKA_USERNAME,

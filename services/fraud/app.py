@@ -16,6 +16,7 @@ from services.common.models import ModelClient
 from services.common.records.pool import unopened_pool
 from services.common.records.settings import PostgresSettings
 from services.common.redis_client import request_path_redis
+from services.common.redis_scripts import warm
 from services.common.telemetry import Metrics
 from services.designs.fraud.records import PostgresDecisionRecords
 from services.fraud.api import router
@@ -32,7 +33,7 @@ from services.fraud.record import DecisionRecord
 from services.fraud.schemas import ErrorResponse
 from services.fraud.service import FraudService
 from services.fraud.settings import FraudSettings
-from services.fraud.state_store import FraudStore
+from services.fraud.state_store import STORE_SCRIPTS, FraudStore
 from services.fraud.wiring import build_scorer, fraud_model_client, fraud_store
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
     metrics = Metrics(settings.service_name)
     fraud_metrics = FraudMetrics(metrics)
     redis_client = request_path_redis(settings, settings.fraud_redis_timeout_s)
-    own_model = model is None
+    own_model, own_store = model is None, store is None
     model = model or fraud_model_client(settings)
     scorer = build_scorer(settings, fraud_metrics,
                           store or fraud_store(settings, redis_client), model)
@@ -80,6 +81,8 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
             publishing.connection.start()
         if record is None:
             record_pool.open(wait=False)
+        if own_store:  # connections to every master and the scripts there, before ready
+            warm(redis_client, STORE_SCRIPTS)
         scorer.warm_up()
         logger.info("fraud started", extra={"policy": str(settings.fraud_policy_path)})
         try:

@@ -35,7 +35,7 @@ from services.common.redis_client import RedisClient, refused, unreachable
 from services.designs.fraud.commands import entity_keys
 from services.designs.fraud.copies import StateCopies
 from services.designs.fraud.redis_state import RedisFraudState, send
-from services.designs.fraud.scripts import for_each
+from services.designs.fraud.scripts import SCRIPTS, for_each
 from services.designs.fraud.state import StateBatch, TransactionLike
 
 
@@ -61,6 +61,8 @@ GET_DECISIONS = for_each("get_decisions", "return redis.call('GET', KEYS[1])", k
 REMEMBER_DECISIONS = for_each(
     "remember_decisions", "return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'EX', ARGV[2])",
     keys=1, args=2)
+# Every script the store runs: loaded on every master before the service is ready (warm)
+STORE_SCRIPTS = (*SCRIPTS, GET_DECISIONS, REMEMBER_DECISIONS)
 
 
 T = TypeVar("T")

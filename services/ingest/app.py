@@ -16,6 +16,7 @@ from services.common.bus.ports import Publisher
 from services.common.health import Check
 from services.common.http import create_service_app
 from services.common.redis_client import RedisClient, request_path_redis
+from services.common.redis_scripts import warm
 from services.common.telemetry import Metrics
 from services.ingest.admission import AdmissionLimits
 from services.ingest.api import router
@@ -129,6 +130,8 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None,
             spool.open()
         if forwarder is not None:
             forwarder.start()  # resumes whatever the spool held at start
+        if redis_client is not None:  # the dedupe cache's connections, before ready
+            warm(redis_client)
         logger.info("ingest started", extra={"kafka": settings.kafka_bootstrap_servers,
                                              "spool": str(spool.path) if spool else None})
         try:

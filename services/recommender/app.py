@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import numpy as np
 from fastapi import FastAPI
 
 from services.common.breaker import CircuitBreaker
@@ -14,6 +15,7 @@ from services.common.bus.ports import Publisher
 from services.common.drift_monitor import DriftMonitor
 from services.common.http import create_service_app
 from services.common.models import ModelClient, ModelRepository, create_model_client
+from services.common.models.errors import ModelError
 from services.common.redis_client import (
     async_request_path_redis,
     background_redis,
@@ -21,6 +23,7 @@ from services.common.redis_client import (
     node_of,
     request_path_redis,
 )
+from services.common.redis_scripts import warm
 from services.common.telemetry import Metrics
 from services.designs.experiments.cache import DefinitionCache
 from services.designs.experiments.definitions import load_definitions_file
@@ -29,6 +32,7 @@ from services.designs.experiments.store import RedisDefinitionStore
 from services.designs.model_features import RANKER_FEATURE_NAMES
 from services.designs.recs.keys import history_key, trending_key
 from services.designs.recs.list_cache import RedisListCache
+from services.designs.recs.redis_store import CACHE_PUT
 from services.designs.recs.titles import RedisCatalogTitles
 from services.recommender.api import router
 from services.recommender.candidates import CandidateSizes
@@ -159,6 +163,10 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
         catalog.start()
         if definitions is not None:
             definitions.start()
+        # before ready: Redis's connections and script, and the ranker loaded and run once
+        # (loaded on a worker's first personal list otherwise, on that request's clock)
+        warm(request_redis, (CACHE_PUT,))
+        warm_ranker(model, settings.recommender_model_name)
         logger.info("recommender started", extra={"model_loaded": catalog.loaded})
         try:
             yield
@@ -185,3 +193,12 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
     app.state.recommender = service
     app.include_router(router)
     return app
+
+
+def warm_ranker(model: ModelClient, name: str) -> None:
+    """The ranker loaded and run once on a row of zeros; without one (a stack with no trained
+    ranker), the service starts and blends as it would have."""
+    try:
+        model.predict(name, np.zeros((1, len(RANKER_FEATURE_NAMES)), dtype=np.float32))
+    except ModelError as exc:
+        logger.warning("ranker not warmed", extra={"model": name, "error": str(exc)})

@@ -47,6 +47,17 @@ def await_workers(parent_pid: int, count: int, timeout_s: float = 30.0) -> set[i
     raise AssertionError(f"{parent_pid} has not {count} workers after {timeout_s} s")
 
 
+def await_started(log: Path, count: int, timeout_s: float = 60.0) -> None:
+    """Until a service's log says `count` workers finished their start-up (uvicorn's
+    "Application startup complete."): a worker's process exists well before it accepts, and
+    one still starting takes CPU from the first requests (or AssertionError)."""
+    deadline = time.monotonic() + timeout_s
+    while log.read_text(errors="replace").count("Application startup complete") < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{log.name}: fewer than {count} workers started")
+        time.sleep(0.05)
+
+
 def kill_worker(pid: int) -> None:
     """kill -9: the worker's open connections die with it, as in a crash."""
     psutil.Process(pid).send_signal(signal.SIGKILL)

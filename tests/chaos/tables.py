@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tests.chaos.misses import START_S, by_cause, cause
+
 
 def _load(folder: Path, name: str) -> dict[str, Any]:
     report: dict[str, Any] = json.loads((folder / f"{name}.json").read_text())
@@ -446,6 +448,80 @@ def availability_table(folder: Path) -> str:
              f"{w['all']['requests']:,})"),
         ]
     return _table(rows, report)
+
+
+def soak_misses_table(path: Path) -> str:
+    """A soak's misses by cause and service (tests/chaos/misses.py), with what the probes saw
+    in the whole run: Redis forks, the brokers' GC pauses, the CPU nobody in the run used."""
+    report = json.loads(path.read_text())
+    r = report["results"]
+    services = ("ingest", "fraud", "recommender")
+    lines = ["| cause (the first that applies) | ingest | fraud | recommender | all |",
+             "|---|---|---|---|---|"]
+    # each miss's record classified by today's rules (a run made before one changed says so)
+    causes = by_cause([{**m, "cause": cause(m, report["machine"]["nproc"])}
+                       for m in r["misses"]], services)
+    for why, row in causes.items():
+        lines.append(f"| {why} | " + " | ".join(str(row[s]) for s in services)
+                     + f" | {sum(row.values())} |")
+    forks = r["probes"]["redis_forks"]
+    pauses = r["probes"]["kafka_gc_pauses"]
+    cpu = r["probed"]["cpu_per_second"]
+    others = sum(c["groups"]["others"] for c in cpu) / len(cpu)
+    busy = sum(c["busy"] for c in cpu) / len(cpu)
+    longest_fork = max((d["fork_ms"] for node in r["probed"]["redis_forks"].values()
+                        for d in node), default=0)
+    lines.append(
+        f"\n{sum(f['forks'] for f in forks.values())} Redis forks in the run "
+        f"({sum(f['seconds'] for f in forks.values()):.1f} s in all, the longest fork call "
+        f"{longest_fork} ms); {sum(p['pauses'] for p in pauses.values())} GC pauses of the "
+        f"brokers, the "
+        f"longest {max(p['max_ms'] for p in pauses.values()):.0f} ms; the machine "
+        f"{busy:.2f} cores busy on average, {others:.2f} of them by processes outside the "
+        f"run. From [`{path.relative_to(path.parents[1])}`](../benchmarks/results/chaos/"
+        f"{path.relative_to(path.parents[1])}) ({report['started'][:16].replace('T', ' ')} UTC, "
+        f"commit {report['commit'][:7]}, load average "
+        f"{r['load_average_during']['mean']} on average during it).")
+    return "\n".join(lines)
+
+
+def soak_start_table(folder: Path) -> str:
+    """The soak's load without faults, before and after a change, run in turns: each subfolder
+    of `folder` is one code (its name in the first column), each JSON in it one run."""
+    runs = runs_in_turns(folder, "*.json")
+    lines = ["| code | started (UTC) | load average (start / mean) | misses | in the first "
+             "10 s (ingest / fraud / recommender) | p99 of the first second | later: cores "
+             "saturated / other work / GC pause / unexplained | first 10 s: cores busy, of "
+             "them the brokers | CPU outside the run (mean) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for code, report in runs:
+        r = report["results"]
+        first = [m for m in r["misses"] if m["sent_s"] < START_S]
+        by = by_cause([{**m, "cause": cause(m, report["machine"]["nproc"])}
+                       for m in r["misses"]], ("ingest", "fraud", "recommender"))
+        cpu = r["probed"]["cpu_per_second"]
+        start = [c for c in cpu if c["t_s"] <= START_S]
+        brokers = sum(v for c in start for k, v in c["groups"].items()
+                      if k.startswith("kafka-")) / len(start)
+        lines.append(
+            f"| {code} ({report['commit'][:7]}) | {report['started'][11:19]} | "
+            f"{report['machine']['load_average_at_start'][0]:.1f} / "
+            f"{r['load_average_during']['mean']} | "
+            f"{r['availability']['all']['requests'] - r['availability']['all']['good']} of "
+            f"{r['availability']['all']['requests']:,} | {len(first)} ("
+            + " / ".join(str(sum(m["service"] == s for m in first))
+                         for s in ("ingest", "fraud", "recommender"))
+            + f") | {report['per_second'][0]['p99_ms']} ms | "
+            + " / ".join(str(sum(by[c].values())) for c in
+                         ("cores saturated", "other work on the machine", "kafka gc pause",
+                          "unexplained"))
+            + f" | {sum(c['busy'] for c in start) / len(start):.2f}, {brokers:.2f} | "
+            f"{sum(c['groups']['others'] for c in cpu) / len(cpu):.2f} cores |")
+    settings = runs[0][1]["settings"]
+    lines.append(turns_footer(runs, "tests/chaos/test_availability_soak.py",
+                              f" for {settings['soak_s']:.0f} s, no fault "
+                              "(`MLSD_SOAK_FAULTS=0`)"))
+    return "\n".join(lines)
 
 
 def _table(rows: list[tuple[str, str]], report: dict[str, Any],

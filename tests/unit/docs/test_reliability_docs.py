@@ -23,6 +23,8 @@ from tests.chaos.tables import (
     scale_up_table,
     service_crash_table,
     slow_dependency_table,
+    soak_misses_table,
+    soak_start_table,
     trending_master_table,
 )
 from tests.harness import REPO_ROOT
@@ -61,6 +63,12 @@ def test_fault_4s_onset_before_and_after_is_shown_side_by_side() -> None:
 
 def test_fault_2_with_the_trending_lists_master_killed_is_shown_before_and_after() -> None:
     assert trending_master_table(RESULTS / "trend_master") in DOC.read_text()
+
+
+def test_the_soaks_misses_are_shown_by_cause_and_the_start_before_and_after() -> None:
+    soak = RESULTS / "soak_repeats" / "availability_soak_2026-12-07T0431.json"
+    assert soak_misses_table(soak) in DOC.read_text()
+    assert soak_start_table(RESULTS / "soak_start") in DOC.read_text()
 
 
 def test_the_runs_that_broke_a_promise_are_shown_too() -> None:
