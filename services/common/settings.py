@@ -130,12 +130,7 @@ class PlatformSettings(BaseSettings):
                 if any(host in value for host in LOOPBACK_HOSTS):
                     raise ValueError(
                         f"{ENV_PREFIX}{name.upper()} must name a real host in production")
-            password = self.redis_password.get_secret_value() if self.redis_password else ""
-            if len(password) < MIN_PRODUCTION_SECRET_LENGTH:
-                raise ValueError(
-                    f"{ENV_PREFIX}REDIS_PASSWORD (or the file mlsd_redis_password in "
-                    f"{SECRETS_DIR_VARIABLE}) must be set to a secret of at least "
-                    f"{MIN_PRODUCTION_SECRET_LENGTH} characters in production")
+            _require_production_secret("redis_password", self.redis_password)
             self._refuse_unauthenticated_kafka_in_production()
         return self
 
@@ -144,12 +139,17 @@ class PlatformSettings(BaseSettings):
         # (SASL_PLAINTEXT would send every event, and SCRAM's exchange, in the clear).
         if self.kafka_security_protocol != "SASL_SSL":
             raise ValueError(f"{ENV_PREFIX}KAFKA_SECURITY_PROTOCOL must be SASL_SSL in production")
-        password = self.kafka_password.get_secret_value() if self.kafka_password else ""
-        if len(password) < MIN_PRODUCTION_SECRET_LENGTH:
-            raise ValueError(
-                f"{ENV_PREFIX}KAFKA_PASSWORD (or the file mlsd_kafka_password in "
-                f"{SECRETS_DIR_VARIABLE}) must be a secret of at least "
-                f"{MIN_PRODUCTION_SECRET_LENGTH} characters in production")
+        _require_production_secret("kafka_password", self.kafka_password)
+
+
+def _require_production_secret(name: str, secret: SecretStr | None) -> None:
+    """A password production may run with: set (in the environment or the secrets directory's
+    file of its name) and at least MIN_PRODUCTION_SECRET_LENGTH characters long."""
+    if len(secret.get_secret_value() if secret else "") < MIN_PRODUCTION_SECRET_LENGTH:
+        raise ValueError(
+            f"{ENV_PREFIX}{name.upper()} (or the file mlsd_{name} in {SECRETS_DIR_VARIABLE}) "
+            f"must be set to a secret of at least {MIN_PRODUCTION_SECRET_LENGTH} characters in "
+            "production")
 
 
 class DatasetSettings(BaseSettings):
