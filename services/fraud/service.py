@@ -24,14 +24,12 @@ from services.fraud.transaction import Transaction
 class FraudService:
     def __init__(self, scorer: FraudScorer, decisions: BackgroundPublisher | None, topic: str,
                  *, max_body_bytes: int, max_future_s: int, max_batch: int = 64,
-                 record: DecisionRecord | None = None,
-                 unrecorded_topic: str = TRANSACTIONS_UNRECORDED) -> None:
+                 record: DecisionRecord | None = None) -> None:
         self.scorer = scorer
         self._record = record
         self.max_body_bytes = max_body_bytes
         self._decisions = decisions
         self._topic = topic
-        self._unrecorded_topic = unrecorded_topic
         self._max_future = timedelta(seconds=max_future_s)
         self._batches = CoalescingScorer(self._score_batch, max_batch)
 
@@ -50,7 +48,7 @@ class FraudService:
                     self._decisions.submit(decision_message(item, "http", self._topic))
                 if not item.recorded:  # decided without its store: the state writer records it
                     self._decisions.submit(unrecorded_message(item.transaction,
-                                                              self._unrecorded_topic))
+                                                              TRANSACTIONS_UNRECORDED))
         return scored
 
     def check_clock(self, txn: Transaction) -> None:

@@ -81,13 +81,11 @@ class StreamScoringHandler:
 
     def __init__(self, *, scorer: FraudScorer, publisher: Publisher, topic: str,
                  freshness: Histogram, stale: Counter, unrecorded: Counter, max_age_s: float,
-                 shadow_topic: str | None = None, pipelined: bool = False,
-                 unrecorded_topic: str = TRANSACTIONS_UNRECORDED) -> None:
+                 shadow_topic: str | None = None, pipelined: bool = False) -> None:
         self._scorer = scorer
         self._publisher = publisher
         self._topic = topic
         self._shadow_topic = shadow_topic
-        self._unrecorded_topic = unrecorded_topic
         self._freshness = freshness
         self._stale = stale
         self._unrecorded = unrecorded
@@ -141,7 +139,7 @@ class StreamScoringHandler:
             self._unrecorded.labels("store").inc(len(missed))
         if self._too_old:
             self._unrecorded.labels("stale").inc(len(self._too_old))
-        return [OutboundMessage.of(self._unrecorded_topic, str(event.data["card_id"]), event)
+        return [OutboundMessage.of(TRANSACTIONS_UNRECORDED, str(event.data["card_id"]), event)
                 for event in (*missed, *self._too_old)]
 
     def settle(self) -> None:
