@@ -94,6 +94,17 @@ class LoadRun:
     slo: dict[str, dict[str, Json]]  # design -> {"closed": row, "open": row}
     cache_share: dict[str, str]     # "closed"/"open" -> "79 %"
     mix: str
+    cpu: str                        # the machine's CPU model, as its run.json records it
+
+    @property
+    def passed(self) -> bool:
+        return {row["verdict"] for loops in self.slo.values() for row in loops.values()} \
+            == {"PASS"}
+
+    @property
+    def machine(self) -> str:
+        """`the Intel Xeon machine`: which of the project's machines ran it."""
+        return machine_words(self.cpu)
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,10 @@ class Results:
 
     def load_run(self) -> LoadRun:
         """The newest committed `make load` run (docs/evaluation/make-load-*)."""
+        return self.load_runs()[-1]
+
+    def load_runs(self) -> list[LoadRun]:
+        """Every committed `make load` run, oldest first."""
         # a run counts once both designs' gate files are there (a partial copy is skipped)
         folders = sorted(
             folder for folder in (self.root / "docs" / "evaluation").glob("make-load-*")
@@ -130,7 +145,9 @@ class Results:
                    for design in ("fraud", "recs") for name in ("locust", "openloop")))
         if not folders:
             raise FileNotFoundError("no committed make-load run under docs/evaluation/")
-        folder = folders[-1]
+        return [self._load_run(folder) for folder in folders]
+
+    def _load_run(self, folder: Path) -> LoadRun:
         raw = folder.name.removeprefix("make-load-")          # 2026-12-06T0518Z
         stamp = f"{raw[:10]} {raw[11:13]}:{raw[13:15]}"                  # 2026-12-06 05:18
         slo: dict[str, dict[str, Json]] = {}
@@ -139,12 +156,9 @@ class Results:
                            for loop, name in (("closed", "locust"), ("open", "openloop"))}
         cache = {loop: self._cache_share(folder / "recs", name)
                  for loop, name in (("closed", "locust"), ("open", "openloop"))}
-        meta = folder / "run.json"
-        if meta.exists():
-            mix = str(json.loads(meta.read_text("utf-8"))["recs_mix"])
-        else:
-            mix = mix_at(stamp)
-        return LoadRun(str(folder.relative_to(self.root)), stamp, slo, cache, mix)
+        meta = json.loads((folder / "run.json").read_text("utf-8"))
+        return LoadRun(str(folder.relative_to(self.root)), stamp, slo, cache,
+                       str(meta["recs_mix"]), str(meta["machine"]["cpu"]))
 
     @staticmethod
     def _cache_share(folder: Path, prefix: str) -> str:
@@ -170,6 +184,15 @@ class Results:
 def mix_at(stamp: str) -> str:
     """The recommendation traffic mix a load run used, from when it ran (YYYY-MM-DD HH:MM...)."""
     return "skewed" if stamp.replace("T", " ")[:16] < POPULATION_MIX_SINCE else "population"
+
+
+def machine_words(cpu: str) -> str:
+    """The project's machines by CPU: most results ran on an Intel Xeon, those since session 13
+    on an AMD EPYC about 2.7 times slower at the fraud stream's floor (docs/fraud.md)."""
+    for vendor, family in (("Intel", "Xeon"), ("AMD", "EPYC")):
+        if family in cpu:
+            return f"the {vendor} {family} machine"
+    return f"a {cpu} machine"
 
 
 MIX_WORDS = {
@@ -479,12 +502,16 @@ def load_table(r: Results, page: str) -> str:
                          row["failures"], f"{row['p50_ms']} / {row['p99_ms']}", cache,
                          f"{row['verdict']} (p99 < {budget} ms)"])
     return "\n".join([
-        f"`make load` at its defaults, {run.stamp} UTC, 30 s a loop, everything on 2 cores "
+        f"`make load` at its defaults, {run.stamp} UTC on {run.machine}, 30 s a loop, "
+        "everything on 2 cores "
         f"({link(run.folder + '/recs/summary.md', page)}, "
         f"{link(run.folder + '/fraud/summary.md', page)}); "
         f"the recommendation traffic: **{MIX_WORDS.get(run.mix, run.mix)}**:", "",
         table(["design", "driver", "req/s", "requests", "failures", "p50 / p99 ms",
-               "served from cache", "gate"], rows)])
+               "served from cache", "gate"], rows)]
+        + ([] if (other := other_machine_run(r, run)) is None else
+           ["", f"On {other.machine} ({other.stamp} UTC) the same defaults "
+                f"{'passed' if other.passed else 'failed'}: {load_words(other)}."]))
 
 
 def sweep_table(r: Results, page: str) -> str:
@@ -610,8 +637,7 @@ def one_writer_words(r: Results) -> str:
 def readme_status(r: Results, page: str) -> str:
     run = r.load_run()
     fraud, recs = run.slo["fraud"], run.slo["recs"]
-    verdicts = {row["verdict"] for loops in run.slo.values() for row in loops.values()}
-    gate = "passes" if verdicts == {"PASS"} else "does not pass (see its summaries)"
+    gate = "passes" if run.passed else "does not pass (see its summaries)"
     fraud_knee = r.sweep("fraud")[1]["designs"]["fraud"]["service"]["knee_rps"]
     recs_knee = r.sweep("recs")[1]["designs"]["recs"]["service"]["knee_rps"]
     try:
@@ -629,14 +655,17 @@ def readme_status(r: Results, page: str) -> str:
     average, _ = recs_rates()
     sentences = [
         "What was measured, on one 2-core machine with every service, Redis, Kafka and the load "
-        f"generator on the same two cores: `make load` ({run.stamp} UTC) {gate} at its defaults, "
+        f"generator on the same two cores: `make load` ({run.stamp} UTC, on {run.machine}) "
+        f"{gate} at its defaults, "
         f"fraud {number(float(fraud['closed']['rps']))} / {number(float(fraud['open']['rps']))} "
         f"req/s at p99 {fraud['closed']['p99_ms']} / {fraud['open']['p99_ms']} ms (closed / open "
         f"loop), recommendations {number(float(recs['closed']['rps']))} / "
         f"{number(float(recs['open']['rps']))} req/s at p99 {recs['closed']['p99_ms']} / "
         f"{recs['open']['p99_ms']} ms with {run.cache_share['closed']} / "
         f"{run.cache_share['open']} of answers from the cache "
-        f"({MIX_WORDS.get(run.mix, run.mix)}); the load sweeps' knees are "
+        f"({MIX_WORDS.get(run.mix, run.mix)})" + other_machine_load(r, run) +
+        f"; the load sweeps' knees ({machine_words(r.sweep('fraud')[1]['machine']['cpu_model'])}"
+        ", as the figures after them) are "
         f"{number(fraud_knee)} req/s for fraud and {number(recs_knee)} for recommendations"
         f"{uncached_words}; "
         f"the fraud API held {number(best['offered_rps'])} req/s for a minute at p99 "
@@ -654,6 +683,32 @@ def readme_status(r: Results, page: str) -> str:
         "[docs/interview/recommendations.md](docs/interview/recommendations.md#2-back-of-the-envelope)).",
     ]
     return " ".join(sentences)
+
+
+def other_machine_run(r: Results, newest: LoadRun) -> LoadRun | None:
+    """The newest `make load` run on another machine, when its verdict differs from the newest
+    run's: what the same defaults did there."""
+    other = [run for run in r.load_runs() if run.cpu != newest.cpu]
+    return other[-1] if other and other[-1].passed != newest.passed else None
+
+
+def other_machine_load(r: Results, newest: LoadRun) -> str:
+    """`; on the Intel Xeon machine (...) it passed: ...`, or nothing (other_machine_run)."""
+    run = other_machine_run(r, newest)
+    if run is None:
+        return ""
+    return (f"; on {run.machine} ({run.stamp} UTC) it {'passed' if run.passed else 'failed'}: "
+            + load_words(run))
+
+
+def load_words(run: LoadRun) -> str:
+    fraud, recs = run.slo["fraud"], run.slo["recs"]
+    return (f"fraud {number(float(fraud['closed']['rps']))} / "
+            f"{number(float(fraud['open']['rps']))} req/s at p99 {fraud['closed']['p99_ms']} / "
+            f"{fraud['open']['p99_ms']} ms, recommendations "
+            f"{number(float(recs['closed']['rps']))} / {number(float(recs['open']['rps']))} req/s "
+            f"at p99 {recs['closed']['p99_ms']} / {recs['open']['p99_ms']} ms with "
+            f"{run.cache_share['closed']} / {run.cache_share['open']} from the cache")
 
 
 def recs_freshness(r: Results, page: str) -> str:
@@ -971,7 +1026,6 @@ def recs_targets(r: Results, page: str) -> str:
     cpu = r.need("recs_cpu")
     per_core = {round(100 * c["hit_ratio"]): c["req_s_per_core"] for c in cpu["capacity"]}
     run = r.load_run()
-    gates = {row["verdict"] for loops in run.slo.values() for row in loops.values()}
 
     def verdict(ok: bool) -> str:
         return "**met**" if ok else "**not met**"
@@ -1002,9 +1056,10 @@ def recs_targets(r: Results, page: str) -> str:
          f"p99 {probes['summary']['p99_ms']} ms over {number(probes['summary']['probes'])} "
          "probes (above)", verdict(fresh_ok)],
         ["`make load` passes at its defaults (recs 300, fraud 500)",
-         f"the newest committed run ({run.stamp} UTC, {run.mix} mix): every gate "
-         f"{'PASS' if gates == {'PASS'} else 'not PASS'} (the make-load table above)",
-         verdict(gates == {"PASS"})],
+         f"the newest committed run ({run.stamp} UTC on {run.machine}, {run.mix} mix): "
+         f"{'every gate PASS' if run.passed else 'not every gate PASS'} (the make-load table "
+         "above)"
+         + other_machine_load(r, run), verdict(run.passed)],
         ["memory per user and per title; 200 M users",
          f"{number(memory['bytes_per_user']['mean'])} B a seeded user, "
          f"{size(USERS * memory['bytes_per_user']['mean'])} and "

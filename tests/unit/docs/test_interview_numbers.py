@@ -112,17 +112,34 @@ def test_a_hand_edited_figure_between_the_markers_is_caught(numbers: ModuleType,
     assert any(line.startswith("docs/interview/recommendations.md") for line in numbers.stale(copy))
 
 
-def test_a_new_make_load_run_is_read_and_its_mix_stated(numbers: ModuleType, copy: Path) -> None:
-    older = next((copy / "docs" / "evaluation").glob("make-load-*"))
-    newer = copy / "docs" / "evaluation" / "make-load-2026-12-06T0745Z"
+def test_a_new_make_load_run_is_read_and_its_mix_and_machine_stated(numbers: ModuleType,
+                                                                     copy: Path) -> None:
+    older = sorted((copy / "docs" / "evaluation").glob("make-load-*"))[0]  # no tally: summary's
+    newer = copy / "docs" / "evaluation" / "make-load-2031-01-01T0745Z"
     shutil.copytree(older, newer)
     summary = newer / "recs" / "summary.md"
     summary.write_text(summary.read_text("utf-8").replace("cache 84%", "cache 41%"), "utf-8")
+    (newer / "run.json").write_text(json.dumps(
+        {"recs_mix": "population", "machine": {"cpu": "AMD EPYC 7B13"}}), "utf-8")
 
     run = numbers.Results(copy).load_run()
-    assert run.folder.endswith("make-load-2026-12-06T0745Z")
+    assert run.folder.endswith("make-load-2031-01-01T0745Z")
     assert run.mix == "population" and run.cache_share["open"] == "41 %"
-    assert "41 %" in numbers.load_table(numbers.Results(copy), "docs/x.md")
+    assert run.machine == "the AMD EPYC machine"
+    written = numbers.load_table(numbers.Results(copy), "docs/x.md")
+    assert "41 %" in written and "on the AMD EPYC machine" in written
+
+
+def test_the_newest_run_on_another_machine_is_stated_where_its_verdict_differs(
+        numbers: ModuleType, copy: Path) -> None:
+    runs = numbers.Results(copy).load_runs()
+    newest = runs[-1]
+    other = next(run for run in reversed(runs) if run.cpu != newest.cpu)
+    written = numbers.load_table(numbers.Results(copy), "docs/x.md")
+    if other.passed == newest.passed:
+        assert other.stamp not in written
+    else:
+        assert f"On {other.machine} ({other.stamp} UTC) the same defaults" in written
 
 
 def test_a_committed_served_from_tally_is_preferred_to_the_summary(numbers: ModuleType,
