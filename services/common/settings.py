@@ -79,6 +79,11 @@ class PlatformSettings(BaseSettings):
         False, description="run even one worker under the worker supervisor "
                            "(services/common/workers.py), so services/autoscaler can add more "
                            "with SIGTTIN; false: one worker runs in the main process")
+    workers_start: Literal["fork", "spawn"] = Field(
+        "fork", description="how the worker supervisor starts a worker: forked from its parent, "
+                            "which has imported the service, or spawned, a new interpreter that "
+                            "imports it all again (uvicorn's way; ~1.5 s of CPU a worker on the "
+                            "project's slower machine, benchmarks/worker_replacement.py)")
     http_max_connection_age_s: float = Field(
         10.0, ge=0, description="a kept-alive HTTP connection older than this is closed after its "
                                 "next answer, so a worker added under load gets a share of the "

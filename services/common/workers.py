@@ -12,11 +12,18 @@ and names it in PROMETHEUS_MULTIPROC_DIR before the workers start; each worker w
 to files there, and /metrics on any worker serves the sum of all (`Metrics.exposed`). The files of
 a dead worker stay, so counters never go backwards; its live-mode gauges are dropped. The
 directory is removed when the parent stops.
+
+Workers are forked from the parent, which has imported the service already, as gunicorn's
+`--preload` does; uvicorn spawns them, and a spawned worker imports everything again: about
+1.5 s of CPU each on the project's slower machine, taken from the workers still serving while a
+dead one is replaced (the soak's misses beside a worker kill, docs/reliability.md). Each worker
+still builds its own app, clients and model sessions after the fork: the parent makes none.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import shutil
 import sys
@@ -25,8 +32,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from socket import socket
+from typing import Literal
 
 import uvicorn
+import uvicorn._subprocess
 from prometheus_client.multiprocess import mark_process_dead
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
@@ -72,12 +81,21 @@ class _Supervisor(Multiprocess):
         return any(process.exitcode == STARTUP_FAILURE for process in self.processes)
 
 
+def start_workers_by(method: Literal["fork", "spawn"]) -> None:
+    """uvicorn's supervisor starts every worker, first, replacement or added, through its
+    module's multiprocessing context (`uvicorn._subprocess.spawn`; uvicorn is pinned): this sets
+    it. Called in the supervising parent, whose only thread is the supervisor's (BLAS runs one
+    thread a process here, `blas_threads`): a fork copies no other thread's held lock."""
+    uvicorn._subprocess.spawn = multiprocessing.get_context(method)  # type: ignore[assignment]
+
+
 def serve_workers(factory: str, settings: PlatformSettings, host: str, port: int,
                   workers: int) -> None:
     """`python -m services.<name>` with `workers` processes on host:port; returns when they have
     stopped (SIGTERM or SIGINT), and exits with uvicorn's start-up failure code if a worker could
     not start (a broken app fails the same way on every restart: better to stop and say so)."""
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    start_workers_by(settings.workers_start)
     with multiprocess_metrics_dir(settings.service_name) as metrics_dir:
         config = uvicorn.Config(factory, factory=True, host=host, port=port, workers=workers,
                                 log_config=None, access_log=False)
