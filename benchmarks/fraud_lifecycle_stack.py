@@ -66,11 +66,12 @@ from services.common.bus.topics import (
     platform_topics,
 )
 from services.common.lake.sql import open_lake
+from services.common.loopback import free_port
 from services.common.machine import describe
 from services.common.models import ModelRepository
 from services.common.probe import process_ready
 from services.common.settings import PlatformSettings
-from services.devstack.servers import REPO_ROOT, ServerProcess, free_port, start_kafka, start_redis
+from services.devstack.servers import REPO_ROOT, ServerProcess, start_kafka, start_redis
 from services.seeder.history import transaction_messages
 from services.trainer import fraud_shadow_report as shadow_report
 from services.trainer.fraud import train_fraud

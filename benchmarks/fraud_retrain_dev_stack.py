@@ -46,6 +46,7 @@ import sklearn
 
 from services.common.bus.kafka_bus import group_lags
 from services.common.lake.sql import open_lake
+from services.common.loopback import free_port
 from services.common.machine import describe
 from services.common.models import ModelRepository
 from services.common.probe import process_ready
@@ -53,7 +54,6 @@ from services.designs.model_features import LAKE_DAYS_FOR_A_RETRAIN
 from services.devstack.servers import (
     REPO_ROOT,
     ServerProcess,
-    free_port,
     start_kafka,
     start_postgres,
     start_redis,

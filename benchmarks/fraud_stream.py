@@ -85,13 +85,14 @@ from services.common.bus.envelope import Event, decode_event
 from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import FRAUD_DECISIONS, TRANSACTIONS, platform_topics
+from services.common.loopback import free_port
 from services.common.machine import describe
 from services.common.probe import http_ready
 from services.designs.fraud.redis_state import RedisFraudState
 from services.designs.fraud.state import FraudReport
 from services.designs.payloads import FraudLabelData, TransactionData, payload_of
 from services.devstack.probes import RedisForks
-from services.devstack.servers import REPO_ROOT, ServerProcess, free_port, start_kafka, start_redis
+from services.devstack.servers import REPO_ROOT, ServerProcess, start_kafka, start_redis
 from services.fraud.metrics import STAGES
 from services.fraud.settings import FraudSettings
 from services.seeder.history import transaction_messages

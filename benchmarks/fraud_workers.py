@@ -38,8 +38,9 @@ import viewers
 
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import platform_topics
+from services.common.loopback import free_port
 from services.common.probe import process_ready
-from services.devstack.servers import REPO_ROOT, free_port, start_kafka, start_redis
+from services.devstack.servers import REPO_ROOT, start_kafka, start_redis
 
 logger = logging.getLogger("fraud_workers")
 OUT = REPO_ROOT / "benchmarks" / "results" / "fraud_workers.json"

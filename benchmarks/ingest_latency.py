@@ -43,7 +43,8 @@ def ingest_url(given: str | None) -> Iterator[str]:
     if given:
         yield given
         return
-    from services.devstack.servers import free_port, start_kafka, start_redis  # noqa: PLC0415
+    from services.common.loopback import free_port  # noqa: PLC0415
+    from services.devstack.servers import start_kafka, start_redis  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as workdir:
         redis_server = start_redis(Path(workdir))

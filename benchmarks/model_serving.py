@@ -125,7 +125,7 @@ def train(seed: int = 7) -> tuple[HistGradientBoostingClassifier, np.ndarray, by
 @contextmanager
 def model_server(repository: ModelRepository, workdir: Path) -> Iterator[str]:
     """The real server process on a free port, until the block ends."""
-    from services.devstack.servers import free_port  # noqa: PLC0415
+    from services.common.loopback import free_port  # noqa: PLC0415
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"

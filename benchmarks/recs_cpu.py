@@ -50,10 +50,10 @@ from urllib.parse import urlparse
 
 import psutil
 
+from services.common.loopback import free_port
 from services.common.machine import describe as describe_machine
 from services.common.probe import process_ready
 from services.common.settings import PlatformSettings
-from services.devstack.servers import free_port
 from services.lake.settings import LakeSettings
 from services.stream.settings import StreamSettings
 

@@ -43,8 +43,9 @@ from services.common.bus.envelope import decode_event, encode_event
 from services.common.bus.kafka_bus import ensure_topics, group_lags
 from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import TRANSACTIONS, WATCH_EVENTS, platform_topics
+from services.common.loopback import free_port
 from services.common.probe import process_ready
-from services.devstack.servers import REPO_ROOT, free_port, start_kafka, start_redis
+from services.devstack.servers import REPO_ROOT, start_kafka, start_redis
 from services.seeder.history import transaction_messages, watch_messages
 from services.stream.concerns import CONCERNS
 

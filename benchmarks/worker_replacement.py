@@ -36,8 +36,8 @@ from typing import Any
 
 import psutil
 
+from services.common.loopback import free_port
 from services.common.machine import describe
-from services.devstack.servers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

@@ -31,7 +31,6 @@ import logging
 import os
 import platform
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -47,6 +46,8 @@ import slo
 import viewers
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+from services.common.loopback import free_port
 
 logger = logging.getLogger("sweep")
 
@@ -210,13 +211,6 @@ def progress_line(step: Step) -> str:
 
 
 # --- The floor process -----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        port: int = probe_socket.getsockname()[1]
-        return port
 
 
 class FloorDidNotStart(Exception):

@@ -1,11 +1,11 @@
 """The test harness's real servers: the same starters the benchmarks use."""
 
+from services.common.loopback import free_port
 from services.devstack.servers import (
     REPO_ROOT,
     ClusterTopology,
     ServerDidNotStart,
     ServerProcess,
-    free_port,
     start_cluster_topology,
     start_kafka,
     start_postgres,

@@ -62,6 +62,7 @@ from threadpoolctl import threadpool_limits
 from services.common.features import RedisFeatureStore
 from services.common.features.definitions import row_key
 from services.common.features.redis_store import TS_FIELD
+from services.common.loopback import free_port
 from services.common.machine import cpu_model
 from services.common.models import ModelRepository
 from services.common.models.runtime import session_options
@@ -69,7 +70,7 @@ from services.designs.experiments.assignment import assign
 from services.designs.experiments.definitions import ExperimentDefinition, load_definitions_file
 from services.designs.experiments.hashing import v2_from_state
 from services.designs.model_features import FRAUD_FEATURE_NAMES, RANKER_FEATURE_NAMES
-from services.devstack.servers import free_port, start_redis
+from services.devstack.servers import start_redis
 from services.trainer.export import export_classifier
 from services.trainer.fraud_models import HANDBOOK_MODELS
 

@@ -28,7 +28,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from socket import socket
@@ -36,10 +36,12 @@ from typing import Literal
 
 import uvicorn
 import uvicorn._subprocess
+from fastapi import FastAPI
 from prometheus_client.multiprocess import mark_process_dead
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
+from services.common.http import SettingsT, serve
 from services.common.settings import PlatformSettings
 from services.common.telemetry import MULTIPROCESS_DIR_VARIABLE, configure_logging
 
@@ -105,3 +107,23 @@ def serve_workers(factory: str, settings: PlatformSettings, host: str, port: int
         supervisor.run()
     if supervisor.failed_to_start():
         sys.exit(STARTUP_FAILURE)
+
+
+def serve_one_or_workers(create_app: Callable[[SettingsT], FastAPI], factory: str,
+                         settings: SettingsT, host: str, port: int, workers: int) -> None:
+    """`python -m services.<name>` for a service that may run several workers: in this process
+    when one is asked for and none is to be added later (`workers_supervised` off), else
+    `workers` processes under serve_workers, each built by `factory` (its worker_app)."""
+    if workers == 1 and not settings.workers_supervised:
+        serve(create_app, settings, host, port)
+    else:
+        serve_workers(factory, settings, host, port, workers)
+
+
+def worker_app_from(settings_type: Callable[[], SettingsT],
+                    create_app: Callable[[SettingsT], FastAPI]) -> FastAPI:
+    """One worker's app, built in the worker: settings and clients are not shared across
+    processes, each reads the same environment."""
+    settings = settings_type()
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    return create_app(settings)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-Matrix = npt.NDArray[np.float32]
+from services.common.arrays import Float32Array
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,9 @@ class Reference:
     """A model version's typical values, in its feature order."""
 
     names: tuple[str, ...]
-    values: Matrix  # float32 [features]
+    values: Float32Array  # float32 [features]
 
-    def rows(self, vectors: Matrix) -> Matrix:
+    def rows(self, vectors: Float32Array) -> Float32Array:
         """float32 [n x (1 + f), f]: each vector, then f copies with one feature made typical."""
         n, f = vectors.shape
         rows = np.repeat(vectors, f + 1, axis=0).reshape(n, f + 1, f)
@@ -50,7 +50,7 @@ class Reference:
         return rows.reshape(n * (f + 1), f)
 
 
-def verdicts(vectors: Matrix, probabilities: npt.NDArray[np.floating], version: int,
+def verdicts(vectors: Float32Array, probabilities: npt.NDArray[np.floating], version: int,
              reference: Reference | None, top: int) -> list[ModelVerdict]:
     """One verdict per vector. `probabilities` holds the fraud probability of Reference.rows(
     vectors) when there is a reference, else of the vectors themselves (no factors then)."""
@@ -64,7 +64,7 @@ def verdicts(vectors: Matrix, probabilities: npt.NDArray[np.floating], version: 
             for i in range(len(vectors))]
 
 
-def _top(vector: Matrix, effects: npt.NDArray[np.float64], reference: Reference,
+def _top(vector: Float32Array, effects: npt.NDArray[np.float64], reference: Reference,
          top: int) -> tuple[Factor, ...]:
     order = np.argsort(-effects, kind="stable")[:top]
     return tuple(Factor(reference.names[j], float(vector[j]), float(reference.values[j]),

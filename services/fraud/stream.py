@@ -90,8 +90,8 @@ class StreamScoringHandler:
         self._stale = stale
         self._unrecorded = unrecorded
         self._max_age = timedelta(seconds=max_age_s)
-        self._pending: list[TransactionData] = []
-        self._events: list[Event] = []        # the pending transactions' events, in order
+        # each pending transaction with its event, in order: one list, so the two cannot drift
+        self._pending: list[tuple[TransactionData, Event]] = []
         self._too_old: list[Event] = []       # not decided: the state writer records them
         self._acks = (ThreadPoolExecutor(1, thread_name_prefix="fraud-decisions-acks")
                       if pipelined else None)
@@ -105,20 +105,20 @@ class StreamScoringHandler:
             self._stale.inc()
             self._too_old.append(event)
             return
-        self._pending.append(txn)
-        self._events.append(event)
+        self._pending.append((txn, event))
 
     def flush(self) -> None:
         if not self._pending and not self._too_old:
             return
-        scored = self._scorer.score(self._pending, "stream") if self._pending else []
+        txns = [txn for txn, _ in self._pending]
+        scored = self._scorer.score(txns, "stream") if txns else []
         messages = [decision_message(s, "stream", self._topic) for s in scored]
         if self._shadow_topic is not None:  # in the same publish: no extra round trip
             messages += [decision_message(replace(s, decision=s.shadow), "stream",
                                           self._shadow_topic)
                          for s in scored if s.shadow is not None]
         messages += self._unrecorded_messages(scored)
-        timestamps = [txn.timestamp for txn in self._pending]
+        timestamps = [txn.timestamp for txn in txns]
         if self._acks is None:
             self._publish(messages, timestamps)
         else:
@@ -126,14 +126,13 @@ class StreamScoringHandler:
             self._in_flight = _InFlight(messages, timestamps,
                                         self._acks.submit(self._publish, messages, timestamps))
         self._pending.clear()
-        self._events.clear()
         self._too_old.clear()
 
     def _unrecorded_messages(self, scored: Sequence[Scored]) -> list[OutboundMessage]:
         """The events of what this batch did not record in the online state, for the state
         writer: the ones decided without their history, and the ones too old to decide. Each
         keeps its event id (the writer's dedupe) and its card's key (its order)."""
-        missed = [event for event, item in zip(self._events, scored, strict=True)
+        missed = [event for (_, event), item in zip(self._pending, scored, strict=True)
                   if not item.recorded]
         if missed:
             self._unrecorded.labels("store").inc(len(missed))

@@ -11,12 +11,9 @@ again on a compacted hour does nothing.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -37,6 +34,7 @@ from services.common.lake.layout import (
     hour_directories,
     topic_directory,
 )
+from services.common.locks import exclusive
 
 logger = logging.getLogger(__name__)
 LOCK_FILE = ".compaction.lock"
@@ -97,7 +95,8 @@ def compact_closed_hours(root: Path, topics: tuple[str, ...], now: datetime,
     """Compact every hour of `topics` that ended more than `grace` before `now`; with `keep`,
     first delete the days that ended more than `keep` before it."""
     total = CompactionOutcome()
-    with _exclusive(root):
+    # one compaction at a time per lake (the sink's and `make lake-compact` may overlap)
+    with exclusive(root / LOCK_FILE):
         if keep is not None:
             total.expired_days = expire_days(root, topics, (now - keep).date())
         for topic in topics:
@@ -113,15 +112,3 @@ def compact_closed_hours(root: Path, topics: tuple[str, ...], now: datetime,
                                              "leftovers": total.removed_leftovers,
                                              "expired_days": total.expired_days})
     return total
-
-
-@contextmanager
-def _exclusive(root: Path) -> Iterator[None]:
-    """One compaction at a time per lake (the sink's and `make lake-compact` may overlap)."""
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / LOCK_FILE).open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)

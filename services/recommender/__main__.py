@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.common.http import serve
-from services.common.telemetry import configure_logging
-from services.common.workers import serve_workers
+from services.common.workers import serve_one_or_workers, worker_app_from
 from services.recommender.app import create_app
 from services.recommender.settings import RecommenderSettings
 
@@ -14,19 +12,13 @@ WORKER_APP = "services.recommender.__main__:worker_app"  # what each worker proc
 
 
 def worker_app() -> FastAPI:
-    """One worker's app, built in the worker from the same environment as the others."""
-    settings = RecommenderSettings()
-    configure_logging(settings.service_name, settings.log_level, settings.log_json)
-    return create_app(settings)
+    return worker_app_from(RecommenderSettings, create_app)
 
 
 def main() -> None:
     settings = RecommenderSettings()
-    if settings.recommender_workers == 1 and not settings.workers_supervised:
-        serve(create_app, settings, settings.recommender_host, settings.recommender_port)
-    else:
-        serve_workers(WORKER_APP, settings, settings.recommender_host,
-                      settings.recommender_port, settings.recommender_workers)
+    serve_one_or_workers(create_app, WORKER_APP, settings, settings.recommender_host,
+                         settings.recommender_port, settings.recommender_workers)
 
 
 if __name__ == "__main__":

@@ -250,14 +250,15 @@ class RecommenderService:
             return self._answer(listed, "fallback", ["catalog"], assignment, request_id, start)
         snapshot = self.catalog.snapshot
         store = self._store_for(snapshot.items)
+        part = self._redis_breakers.part_of(user_id)  # the master of the user's keys: placed once
         cached = None
         if self._policy.cache_enabled and cache.read:
             with self._stage("cache"):
-                cached = self._cached(store, user_id, k, assignment)
+                cached = self._cached(store, user_id, part, k, assignment)
         if cached is not None:
             return self._answer(cached, "cache", [], assignment, request_id, start)
         with self._stage("features"):
-            state = self._read_user(store, user_id)
+            state = self._read_user(store, user_id, part)
         if state is None:
             fallbacks.append("feature_store")
             listed = self._popular_list(user_id, k, snapshot, assignment)
@@ -266,7 +267,7 @@ class RecommenderService:
         if model_failed:
             fallbacks.append("model")
         elif listed.items and self._policy.cache_enabled and cache.write:
-            self._cache(store, user_id, k, listed)
+            self._cache(store, user_id, part, k, listed)
         return self._answer(listed, "fallback" if fallbacks else "computed", fallbacks,
                             assignment, request_id, start)
 
@@ -426,24 +427,25 @@ class RecommenderService:
         """The breaker of the Redis master holding the user's keys (of the one Redis server)."""
         return self._redis_breakers.for_key(user_id)
 
-    def _read_user(self, store: UserStore, user_id: str) -> UserOnlineState | None:
+    def _read_user(self, store: UserStore, user_id: str, part: str) -> UserOnlineState | None:
         """The user's state, with the trending head when its master answers; None when the
-        master of the user's own keys fails or is skipped (its breaker is open)."""
+        master of the user's own keys (`part`) fails or is skipped (its breaker is open)."""
         try:
-            state: UserOnlineState = self._redis_breakers.call(user_id, self._read_with_head,
-                                                               store, user_id)
+            state: UserOnlineState = self._redis_breakers.call_in(part, self._read_with_head,
+                                                                  store, user_id, part)
             return state
         except (FeatureStoreUnavailable, CircuitOpen) as exc:
             logger.warning("feature store unavailable", extra={"error": str(exc)})
             return None
 
-    def _read_with_head(self, store: UserStore, user_id: str) -> UserOnlineState:
+    def _read_with_head(self, store: UserStore, user_id: str, user_part: str
+                        ) -> UserOnlineState:
         """One round trip to the user's master and the trending list's. The user's master's
         failures are the caller's (its breaker); the list's master has a breaker of its own. While
         that one is open, or after it refused the read, the user's keys are read alone and the
         candidates take the catalog snapshot's trending order (seconds old): the answer is
         whole, as the user's own state is (counted in trending_heads{source="snapshot"})."""
-        part = self._head_part(user_id)
+        part = self._head_part(user_part)
         if part is None:              # one server, or the user's keys beside the list
             return self._counted(store.read_user(user_id), "request")
         # skipped while its breaker is open, or while the client's map names no master for it
@@ -472,21 +474,21 @@ class RecommenderService:
         head.succeeded(permit)
         return self._counted(state, "request")
 
-    def _head_part(self, user_id: str) -> str | None:
+    def _head_part(self, user_part: str) -> str | None:
         """The part (master) holding the trending list; None when it is the user's own."""
         if self._trending_part is None or self._redis_breakers.only is not None:
             return None
         part = self._trending_part()
-        return None if part == self._redis_breakers.part_of(user_id) else part
+        return None if part == user_part else part
 
     def _counted(self, state: UserOnlineState, head_source: TrendingSource) -> UserOnlineState:
         self._metrics.trending_heads.labels(head_source).inc()
         return state
 
-    def _cached(self, store: UserStore, user_id: str, k: int,
+    def _cached(self, store: UserStore, user_id: str, part: str, k: int,
                 assignment: Assignment) -> ServedList | None:
         try:
-            raw = self._redis_breakers.call(user_id, store.cached_recommendations, user_id, k)
+            raw = self._redis_breakers.call_in(part, store.cached_recommendations, user_id, k)
         except (FeatureStoreUnavailable, CircuitOpen):
             self._metrics.cache.labels("error").inc()
             return None
@@ -511,11 +513,11 @@ class RecommenderService:
         self._metrics.cache.labels("hit").inc()
         return listed
 
-    def _cache(self, store: UserStore, user_id: str, k: int,
+    def _cache(self, store: UserStore, user_id: str, part: str, k: int,
                listed: ServedList) -> None:
         try:
-            self._redis_breakers.call(
-                user_id, store.cache_recommendations, user_id, k,
+            self._redis_breakers.call_in(
+                part, store.cache_recommendations, user_id, k,
                 listed.model_dump_json().encode(), ttl_s=self._policy.cache_ttl_s,
                 if_watch_count=listed.watch_count)
         except (FeatureStoreUnavailable, CircuitOpen) as exc:

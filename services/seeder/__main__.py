@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,6 +30,7 @@ from services.common.bus.dedupe import dedupe_prefix
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.ports import OutboundMessage, Publisher, publish_or_raise
 from services.common.bus.topics import platform_topics
+from services.common.loopback import free_port
 from services.common.records.outbox import OutboxRelay
 from services.common.records.pool import records_pool
 from services.common.records.settings import PostgresSettings
@@ -158,12 +158,6 @@ def say_if_short(world: pd.DataFrame, days: float) -> None:
         print(f"the transaction world holds {held:.0f} days, fewer than the "
               f"{LAKE_DAYS_FOR_A_RETRAIN} make retrain-fraud needs in the lake: `make models` "
               "generates the dev world anew (make retrain-fraud refuses until then)")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start_replayer(concerns: Sequence[Concern]) -> subprocess.Popen[bytes]:

@@ -19,8 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+from services.common.arrays import FloatArray, IntArray
 
 RESAMPLES = 2_000
 LEVEL = 0.95

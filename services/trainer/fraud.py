@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from services.common.arrays import BoolArray, Float32Array, FloatArray
 from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
 from services.designs.model_features import (
     FRAUD_FEATURE_NAMES,
@@ -71,9 +72,6 @@ from services.trainer.worlds.transactions import (
 
 logger = logging.getLogger(__name__)
 
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
-Matrix = npt.NDArray[np.float32]
 
 HOLDOUT_ROWS = 2_000
 
@@ -85,7 +83,7 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     timings[stage] = time.perf_counter() - started
 
 
-def _holdout(x: Matrix, seed: int) -> Matrix:
+def _holdout(x: Float32Array, seed: int) -> Float32Array:
     rows = np.random.default_rng(seed).permutation(len(x))[:HOLDOUT_ROWS]
     return np.ascontiguousarray(x[np.sort(rows)], dtype=np.float32)
 
@@ -179,7 +177,7 @@ def train_fraud(
     return result
 
 
-def reference_json(x: Matrix, y: npt.NDArray[Any]) -> str:
+def reference_json(x: Float32Array, y: npt.NDArray[Any]) -> str:
     """The typical transaction the fraud service explains against: each feature's median over
     the legitimate training rows. A decision's top ML factors are the features whose typical
     value would lower its score the most."""

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from services.common.arrays import FloatArray, IntArray
+from services.common.arrays import Float32Array, FloatArray, IntArray
 from services.designs.fraud.features import NO_PREVIOUS_SECONDS, haversine_km
 from services.designs.model_features import (
     FRAUD_FEATURE_NAMES,
@@ -40,8 +40,6 @@ from services.designs.model_features import (
     TERMINAL_RISK_DELAY_DAYS,
     TRANSACTION_TYPES,
 )
-
-Matrix = npt.NDArray[np.float32]
 
 MS_HOUR = 3_600_000
 MS_DAY = 24 * MS_HOUR
@@ -240,7 +238,7 @@ def realtime_columns(
     ]
 
 
-def _stack(columns: list[FloatArray], names: tuple[str, ...]) -> Matrix:
+def _stack(columns: list[FloatArray], names: tuple[str, ...]) -> Float32Array:
     if len(columns) != len(names):
         raise AssertionError(f"built {len(columns)} feature columns for {len(names)} names")
     matrix = np.empty((len(columns[0]) if columns else 0, len(names)), dtype=np.float32)
@@ -249,14 +247,14 @@ def _stack(columns: list[FloatArray], names: tuple[str, ...]) -> Matrix:
     return matrix
 
 
-def handbook_feature_matrix(transactions: pd.DataFrame) -> Matrix:
+def handbook_feature_matrix(transactions: pd.DataFrame) -> Float32Array:
     """float32 [n, 15]: HANDBOOK_FEATURES in catalog order, rows in the frame's order."""
     if len(transactions) == 0:
         return np.zeros((0, len(HANDBOOK_FEATURE_NAMES)), dtype=np.float32)
     return _stack(handbook_columns(transactions), HANDBOOK_FEATURE_NAMES)
 
 
-def fraud_feature_matrix(transactions: pd.DataFrame) -> Matrix:
+def fraud_feature_matrix(transactions: pd.DataFrame) -> Float32Array:
     """float32 [n, len(FRAUD_FEATURES)] in catalog order, rows in the frame's order.
 
     The frame needs tx_datetime, customer_id, card_id, terminal_id, merchant_id, amount,

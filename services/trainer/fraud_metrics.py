@@ -14,10 +14,9 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from services.common.arrays import FloatArray
 from services.trainer.fraud_rules_baseline import BASELINE_RULES, DECLINE_AT, REVIEW_AT
 from services.trainer.worlds.transactions import SCENARIO_NAMES
-
-FloatArray = npt.NDArray[np.float64]
 
 TOP_K = 100
 THRESHOLDS = (REVIEW_AT, 0.6, DECLINE_AT)

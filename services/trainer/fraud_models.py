@@ -18,14 +18,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
+from services.common.arrays import BoolArray, Float32Array, FloatArray
 from services.trainer.fraud_features import handbook_feature_matrix
 from services.trainer.fraud_metrics import Scores, score
 from services.trainer.fraud_protocol import Split
 from services.trainer.worlds.transactions import TransactionWorld
-
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
-Matrix = npt.NDArray[np.float32]
 
 
 def _logistic_regression(seed: int) -> Any:
@@ -75,14 +72,14 @@ def one_openmp_thread() -> Iterator[None]:
         yield
 
 
-def fit(estimator: Any, x: Matrix, y: npt.NDArray[np.int8]) -> float:
+def fit(estimator: Any, x: Float32Array, y: npt.NDArray[np.int8]) -> float:
     started = time.perf_counter()
     with one_openmp_thread():
         estimator.fit(x, y)
     return time.perf_counter() - started
 
 
-def predict(estimator: Any, x: Matrix) -> FloatArray:
+def predict(estimator: Any, x: Float32Array) -> FloatArray:
     with one_openmp_thread():
         return np.asarray(estimator.predict_proba(x)[:, 1], dtype=np.float64)
 
@@ -92,13 +89,13 @@ class SplitData:
     """One world's transactions, feature matrix, labels and split masks."""
 
     tx: pd.DataFrame
-    x: Matrix
+    x: Float32Array
     y: npt.NDArray[np.int8]
     train: BoolArray
     test: BoolArray
 
     @classmethod
-    def of(cls, tx: pd.DataFrame, x: Matrix, split: Split) -> SplitData:
+    def of(cls, tx: pd.DataFrame, x: Float32Array, split: Split) -> SplitData:
         return cls(tx, x, tx["is_fraud"].to_numpy(np.int8), split.train_mask(tx),
                    split.test_mask(tx))
 

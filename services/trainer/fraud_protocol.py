@@ -9,12 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
+from services.common.arrays import BoolArray
 from services.trainer.worlds.transactions import TransactionWorldConfig
-
-BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 import pandas as pd
 
+from services.common.arrays import Float32Array, FloatArray
 from services.common.drift import DRIFT_REFERENCE_FILE, DriftReference
 from services.common.lake.settings import LakeStoreSettings
 from services.common.lake.sql import open_lake
@@ -74,8 +75,6 @@ from services.trainer.lake_sets import fraud_training_set
 
 logger = logging.getLogger(__name__)
 
-FloatArray = npt.NDArray[np.float64]
-Matrix = npt.NDArray[np.float32]
 
 MODEL = "fraud"
 GATE_FILE = "gate.json"
@@ -132,7 +131,7 @@ class Labelled:
     """One window's rows: features, labels, and the frame Split's masks and card precision use."""
 
     frame: pd.DataFrame
-    x: Matrix
+    x: Float32Array
     y: npt.NDArray[np.int8]
     served: int  # rows whose vector is the one the stream served
     burned_in: int = 0  # the window's rows left out: their windows reach before the lake
@@ -240,7 +239,7 @@ def judge(challenger: Scores, production: Scores | None, min_gain: float,
     return Verdict(True, f"{versus} > {min_gain:g}, {bounds}: {beyond}")
 
 
-def onnx_probabilities(model: bytes | Path, x: Matrix) -> FloatArray:
+def onnx_probabilities(model: bytes | Path, x: Float32Array) -> FloatArray:
     """P(fraud) through the ONNX graph, as serving computes it: both models of the gate are
     scored this way, so a tie is a tie and not float32 against float64."""
     source = str(model) if isinstance(model, Path) else model

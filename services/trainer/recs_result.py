@@ -13,10 +13,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from services.common.arrays import FloatArray, IntArray
 from services.trainer.artifacts import TrainedModel
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)

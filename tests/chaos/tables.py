@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ def broker_crash_table(folder: Path) -> str:
         ("load", f"{s['rate_requests_per_s']:.0f} requests/s x {s['events_per_request']} events, "
                  f"{s['duration_s']:.0f} s open loop; {r['victim']} killed at "
                  f"{r['killed_at_s']} s, restarted at {s['restart_at_s']:.0f} s"),
-        ("answers", ", ".join(f"{v} x {k}" for k, v in r["statuses"].items())),
+        ("answers", _counts(r["statuses"])),
         ("events acknowledged (202, or accepted inside a 503)", f"{r['events_acknowledged']:,}"),
         ("events on the topic afterwards", f"{r['events_on_topic']:,}"),
         ("**lost** (acknowledged, not on the topic)", f"**{r['lost']}**"),
@@ -47,8 +48,7 @@ def broker_crash_table(folder: Path) -> str:
          else f"yes: a new one elected {r['controller_elected_after_kill_s']} s after the kill"),
         ("first 202 to a request sent after the kill", f"{r['kill_to_first_202_s']} s after it"),
         ("restarted broker back in every ISR", f"{r['restart_to_in_sync_s']} s"),
-        ("latency p50 / p99 / max", f"{r['latency_ms']['p50']} / {r['latency_ms']['p99']} / "
-                                    f"{r['latency_ms']['max']} ms"),
+        ("latency p50 / p99 / max", _p50_p99_max(r["latency_ms"])),
     ]
     if "answers_202_spooled" in r:  # reports before ingest's spool lack it
         rows.append(("answered 202 from ingest's spool (stored on its disk, forwarded after)",
@@ -71,8 +71,7 @@ def broker_crash_table(folder: Path) -> str:
 def broker_session_table(folder: Path) -> str:
     """Fault 1 run in turns with Kafka's default broker session and with the cluster's shorter
     one, in one session: the fencing and the client-visible gap side by side."""
-    reports = sorted((json.loads(p.read_text()) for p in folder.glob("*.json")),
-                     key=lambda report: str(report["started"]))
+    reports = _in_order(folder)
     lines = ["| started (UTC) | session / heartbeat | victim | load average | new controller "
              "after the kill | fenced after the kill | first 202 after the kill | answers | "
              "latency p99 / max |", "|---|---|---|---|---|---|---|---|---|"]
@@ -85,7 +84,7 @@ def broker_session_table(folder: Path) -> str:
             + ("- (not the controller)" if r["controller_elected_after_kill_s"] is None
                else f"{r['controller_elected_after_kill_s']} s")
             + f" | {r['fenced_after_kill_s']} s | {r['kill_to_first_202_s']} s | "
-            + ", ".join(f"{v} x {k}" for k, v in r["statuses"].items())
+            + _counts(r["statuses"])
             + f" | {r['latency_ms']['p99']:,.0f} / {r['latency_ms']['max']:,.0f} ms |")
     first, last = reports[0], reports[-1]
     lines.append(f"\n{len(reports)} runs of `tests/chaos/test_broker_crash.py`, "
@@ -102,28 +101,25 @@ def redis_master_crash_table(folder: Path) -> str:
     r, s = report["results"], report["settings"]
     f, c = r["fraud"], r["recommender"]
     rows = [
-        ("load", f"{s['rate_per_service_per_s']:.0f} requests/s to fraud and to the recommender "
-                 f"each, {s['duration_s']:.0f} s open loop; master {r['victim']} killed at "
+        ("load", f"{_both_services_load(s)}; master {r['victim']} killed at "
                  f"{r['killed_at_s']} s"),
         ("failover gap (kill -> replica promoted)", f"{r['failover_gap_s']} s "
                                                     f"(cluster-node-timeout "
                                                     f"{s['cluster_node_timeout_ms']} ms)"),
-        ("fraud answers", ", ".join(f"{v} x {k}" for k, v in f["statuses"].items())),
+        ("fraud answers", _counts(f["statuses"])),
         ("fraud answers flagged `degraded`", f"{f['degraded_answers']} "
                                              f"({f['degraded_answers_in_gap']} of "
                                              f"{f['requests_in_gap']} in the gap)"),
         ("last degraded fraud answer after the kill",
          f"{f['last_degraded_answer_after_kill_s']} s"),
-        ("fraud p50 / p99 / max", f"{f['latency_ms']['p50']} / {f['latency_ms']['p99']} / "
-                                  f"{f['latency_ms']['max']} ms; "
+        ("fraud p50 / p99 / max", f"{_p50_p99_max(f['latency_ms'])}; "
                                   f"{f['within_50ms_share']:.1%} inside 50 ms"),
-        ("recommender answers", ", ".join(f"{v} x {k}" for k, v in c["statuses"].items())),
+        ("recommender answers", _counts(c["statuses"])),
         ("recommender answers with `fallbacks`", f"{c['fallback_answers']} "
                                                  f"({c['fallback_answers_in_gap']} of "
                                                  f"{c['requests_in_gap']} in the gap)"),
         ("last fallback answer after the kill", f"{c['last_fallback_answer_after_kill_s']} s"),
-        ("recommender p50 / p99 / max", f"{c['latency_ms']['p50']} / {c['latency_ms']['p99']} / "
-                                        f"{c['latency_ms']['max']} ms"),
+        ("recommender p50 / p99 / max", _p50_p99_max(c["latency_ms"])),
     ]
     return _table(rows, report)
 
@@ -131,22 +127,20 @@ def redis_master_crash_table(folder: Path) -> str:
 def service_crash_table(folder: Path) -> str:
     report = _load(folder, "service_crash")
     r, s = report["results"], report["settings"]
-    rows = [("load", f"{s['rate_per_service_per_s']:.0f} requests/s to fraud and to the "
-                     f"recommender each, {s['duration_s']:.0f} s open loop, {s['workers']} "
-                     f"workers each; one worker of each killed at {r['killed_at_s']} s")]
+    rows = [("load", f"{_both_services_load(s)}, {s['workers']} workers each; one worker of "
+                     f"each killed at {r['killed_at_s']} s")]
     for name in ("fraud", "recommender"):
         side, replaced = r[name], r["replaced"][name]
-        kinds = ", ".join(f"{v} x {k}" for k, v in side["first_attempt_error_kinds"].items())
+        kinds = _counts(side["first_attempt_error_kinds"])
         rows += [
             (f"{name}: new worker started after", f"{replaced['replaced_after_s']} s"),
             (f"{name}: first attempts that failed (a client without retry)",
              f"{side['first_attempt_errors']} of {side['requests']}"
              + (f" ({kinds})" if kinds else "")),
             (f"{name}: **errors after one retry**", f"**{side['errors_after_retry']}**; "
-             + ", ".join(f"{v} x {k}" for k, v in side["statuses"].items())),
-            (f"{name}: p50 / p99 / max", f"{side['latency_ms']['p50']} / "
-             f"{side['latency_ms']['p99']} / {side['latency_ms']['max']} ms; p99 in the 2 s after "
-             f"the kill {side['latency_ms']['p99_in_2s_after_kill']} ms; "
+             + _counts(side["statuses"])),
+            (f"{name}: p50 / p99 / max", f"{_p50_p99_max(side['latency_ms'])}; p99 in the 2 s "
+             f"after the kill {side['latency_ms']['p99_in_2s_after_kill']} ms; "
              f"{side['within_budget_share']:.1%} inside {side['budget_ms']:.0f} ms"),
         ]
     return _table(rows, report)
@@ -155,8 +149,7 @@ def service_crash_table(folder: Path) -> str:
 def slow_dependency_table(folder: Path) -> str:
     report = _load(folder, "slow_dependency")
     r, s = report["results"], report["settings"]
-    rows = [("load", f"{s['rate_per_service_per_s']:.0f} requests/s to fraud and to the "
-                     f"recommender each, {s['duration_s']:.0f} s open loop; every master paused "
+    rows = [("load", f"{_both_services_load(s)}; every master paused "
                      f"{s['redis_slow_s']:.0f} s from {r['redis_slow_at_s']} s, the model server "
                      f"stopped {s['model_slow_s']:.0f} s from {r['model_server_stalled_at_s']} s")]
     for phase, title, flags in (("redis_slow", "Redis paused", ("degraded", "feature_store")),
@@ -166,7 +159,7 @@ def slow_dependency_table(folder: Path) -> str:
             w = r[phase][name]
             rows.append((f"{title}: {name}",
                          f"{w['requests']} requests, "
-                         + ", ".join(f"{v} x {k}" for k, v in w["statuses"].items())
+                         + _counts(w["statuses"])
                          + f"; {w[flag + '_answers']} flagged `{flag}`; p50 / p99 {w['p50_ms']} / "
                          f"{w['p99_ms']} ms, {w['within_budget_share']:.0%} inside budget; "
                          f"p99 after the first second {w['p99_after_first_1s_ms']} ms; "
@@ -178,7 +171,7 @@ def slow_dependency_table(folder: Path) -> str:
         rows.append((f"whole run: {name}", f"p50 / p99 {w['p50_ms']} / {w['p99_ms']} ms, "
                                            f"{w['within_budget_share']:.1%} inside "
                                            f"{w['budget_ms']:.0f} ms; "
-                     + ", ".join(f"{v} x {k}" for k, v in w["statuses"].items())))
+                     + _counts(w["statuses"])))
     return _table(rows, report)
 
 
@@ -196,15 +189,14 @@ def scale_up_table(folder: Path) -> str:
                                            f"{r['first_10s_after_step']['p99']} ms"),
         ("p50 / p99, last 20 s", f"{r['last_20s']['p50']} / {r['last_20s']['p99']} ms "
                                  f"(budget {r['budget_ms']:.0f} ms)"),
-        ("answers", ", ".join(f"{v} x {k}" for k, v in r["statuses"].items())),
+        ("answers", _counts(r["statuses"])),
     ]
     return _table(rows, report)
 
 
 def redis_master_crash_runs_table(folder: Path) -> str:
     """Fault 2 run again and again on one commit: whether fraud came back every time."""
-    reports = sorted((json.loads(p.read_text()) for p in folder.glob("*.json")),
-                     key=lambda report: str(report["started"]))
+    reports = _in_order(folder)
     lines = ["| started (UTC) | victim | load average | failover gap | last degraded fraud "
              "answer after the kill | fraud `degraded` in the last 5 s | recommender's last "
              "fallback after the kill | answers |", "|---|---|---|---|---|---|---|---|"]
@@ -215,15 +207,13 @@ def redis_master_crash_runs_table(folder: Path) -> str:
             f"| {report['started'][11:19]} | {r['victim']} | "
             f"{report['machine']['load_average_at_start'][0]:.1f} | {r['failover_gap_s']} s | "
             f"{f['last_degraded_answer_after_kill_s']} s | {f['degraded_answers_in_last_5s']} | "
-            f"{c['last_fallback_answer_after_kill_s']} s | "
-            + ", ".join(f"{v} x {k}" for k, v in
-                        (Counter(f["statuses"]) + Counter(c["statuses"])).items()) + " |")
+            f"{c['last_fallback_answer_after_kill_s']} s | {_both_answers(f, c)} |")
     first = reports[0]
     commits = sorted({report["commit"][:10] for report in reports})
     lines.append(f"\n{len(reports)} runs of `tests/chaos/test_redis_master_crash.py`, "
                  f"{first['started'][:10]}, on {first['machine']['nproc']} shared cores "
                  f"({first['machine']['cpu_model']}), Redis "
-                 f"{first['versions']['redis_server'].split('v=')[1].split()[0]}, redis-py "
+                 f"{_redis_version(first)}, redis-py "
                  f"{first['versions']['redis_py']}; commit {', '.join(commits)}; each under the "
                  "machine's lock for heavy runs.")
     return "\n".join(lines)
@@ -245,7 +235,7 @@ def turns_footer(runs: list[tuple[str, dict[str, Any]]], test: str, fault: str,
     first = runs[0][1]
     return (f"\n{len(runs)} runs of `{test}`{selection} in turns, {first['started'][:10]}, on "
             f"{first['machine']['nproc']} shared cores ({first['machine']['cpu_model']}), Redis "
-            f"{first['versions']['redis_server'].split('v=')[1].split()[0]}, redis-py "
+            f"{_redis_version(first)}, redis-py "
             f"{first['versions']['redis_py']}; "
             f"{first['settings']['rate_per_service_per_s']:.0f} requests/s to each service"
             f"{fault}; each under the machine's lock for heavy runs.")
@@ -260,21 +250,10 @@ def node_breakers_table(folder: Path) -> str:
              "`fallbacks` | of them in the gap | last fallback after the kill | answers |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for code, report in runs:
-        r = report["results"]
-        f, c = r["fraud"], r["recommender"]
-        lines.append(
-            f"| {code} ({report['commit'][:7]}) | {report['started'][11:19]} | "
-            f"{report['machine']['load_average_at_start'][0]:.1f} | {r['failover_gap_s']} s | "
-            f"{f['degraded_answers']} of {f['requests']} "
-            f"({f['degraded_answers'] / f['requests']:.0%}) | "
-            f"{f['degraded_answers_in_gap']} of {f['requests_in_gap']} | "
-            f"{f['last_degraded_answer_after_kill_s']} s | "
-            f"{c['fallback_answers']} of {c['requests']} "
-            f"({c['fallback_answers'] / c['requests']:.0%}) | "
-            f"{c['fallback_answers_in_gap']} of {c['requests_in_gap']} | "
-            f"{c['last_fallback_answer_after_kill_s']} s | "
-            + ", ".join(f"{v} x {k}" for k, v in
-                        (Counter(f["statuses"]) + Counter(c["statuses"])).items()) + " |")
+        f, c = report["results"]["fraud"], report["results"]["recommender"]
+        lines.append(_fault_2_row(code, report, [
+            *_flagged(f, "degraded"), f"{f['last_degraded_answer_after_kill_s']} s",
+            *_flagged(c, "fallback"), f"{c['last_fallback_answer_after_kill_s']} s"]))
     settings = runs[0][1]["settings"]
     victims = sorted({report["results"]["victim"] for _, report in runs})
     lines.append(turns_footer(runs, "tests/chaos/test_redis_master_crash.py",
@@ -294,8 +273,7 @@ def onset_table(folder: Path) -> str:
              "after the first second |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for code, report in runs:
-        cells = [f"{code} ({report['commit'][:7]})", report["started"][11:19],
-                 f"{report['machine']['load_average_at_start'][0]:.1f}"]
+        cells = _turn_cells(code, report)
         for name in ("fraud", "recommender"):
             w = report["results"]["redis_slow"][name]
             last = w["last_over_budget_sent_after_s"]
@@ -303,7 +281,7 @@ def onset_table(folder: Path) -> str:
                       f"{w['over_budget']} of {w['requests']}",
                       "none" if last is None else f"{last} s in",
                       f"{w['p99_after_first_1s_ms']} ms"]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_row(cells))
     settings = runs[0][1]["settings"]
     lines.append(turns_footer(runs, "tests/chaos/test_slow_dependency.py",
                               f", every master paused {settings['redis_slow_s']:.0f} s from "
@@ -325,18 +303,11 @@ def trending_master_table(folder: Path) -> str:
         r = report["results"]
         f, c, e = r["fraud"], r["recommender"], r["recommender_users_elsewhere"]
         latency = c["latency_ms"]
-        lines.append(
-            f"| {code} ({report['commit'][:7]}) | {report['started'][11:19]} | "
-            f"{report['machine']['load_average_at_start'][0]:.1f} | {r['failover_gap_s']} s | "
-            f"{c['fallback_answers']} of {c['requests']} "
-            f"({c['fallback_answers'] / c['requests']:.0%}) | "
-            f"{c['fallback_answers_in_gap']} of {c['requests_in_gap']} | "
-            f"{e['fallback_answers']} of {e['requests']} | "
-            f"{latency['p50']} / {latency['p99']} / {latency['max']} ms | "
-            f"{latency['p99_in_gap']} ms | {c['last_fallback_answer_after_kill_s']} s | "
-            f"{f['degraded_answers']} of {f['requests']} | "
-            + ", ".join(f"{v} x {k}" for k, v in
-                        (Counter(f["statuses"]) + Counter(c["statuses"])).items()) + " |")
+        lines.append(_fault_2_row(code, report, [
+            *_flagged(c, "fallback"), f"{e['fallback_answers']} of {e['requests']}",
+            _p50_p99_max(latency),
+            f"{latency['p99_in_gap']} ms", f"{c['last_fallback_answer_after_kill_s']} s",
+            f"{f['degraded_answers']} of {f['requests']}"]))
     settings = runs[0][1]["settings"]
     victims = sorted({report["results"]["victim"] for _, report in runs})
     users = sorted({report["results"]["recommender_users_on_victim"] for _, report in runs})
@@ -422,7 +393,7 @@ def availability_table(folder: Path) -> str:
         x = r[name]
         rows.append((f"{name}: answered 2xx inside budget",
                      f"{x['good']:,} of {x['requests']:,} = {100 * x['share']:.2f} %; "
-                     + ", ".join(f"{v:,} x {k}" for k, v in x["statuses"].items())))
+                     + _counts(x["statuses"], grouped=True)))
     if "ingest_202s_spooled" in report["results"]:  # soaks before ingest's spool lack it
         rows.append(("ingest: posts answered 202 from its spool (on its disk, forwarded once "
                      "the brokers acknowledged)", f"{report['results']['ingest_202s_spooled']:,}"))
@@ -524,15 +495,70 @@ def soak_start_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
+def _in_order(folder: Path) -> list[dict[str, Any]]:
+    """The reports in `folder`, oldest first."""
+    return sorted((json.loads(p.read_text()) for p in folder.glob("*.json")),
+                  key=lambda report: str(report["started"]))
+
+
+def _both_services_load(settings: dict[str, Any]) -> str:
+    """The open-loop load a fault test sends fraud and the recommender alike."""
+    return (f"{settings['rate_per_service_per_s']:.0f} requests/s to fraud and to the "
+            f"recommender each, {settings['duration_s']:.0f} s open loop")
+
+
+def _redis_version(report: dict[str, Any]) -> str:
+    """The version from `redis-server --version` as the report recorded it."""
+    return str(report["versions"]["redis_server"].split("v=")[1].split()[0])
+
+
+def _p50_p99_max(latency: dict[str, Any]) -> str:
+    return f"{latency['p50']} / {latency['p99']} / {latency['max']} ms"
+
+
+def _counts(counts: Mapping[str, int], grouped: bool = False) -> str:
+    """Each outcome with how often it came, `1134 x 202, 66 x 503` (grouped: `1,134 x 202`)."""
+    return ", ".join(f"{v:,} x {k}" if grouped else f"{v} x {k}" for k, v in counts.items())
+
+
+def _both_answers(fraud: dict[str, Any], recommender: dict[str, Any]) -> str:
+    """Fraud's and the recommender's answers counted together, by status."""
+    return _counts(Counter(fraud["statuses"]) + Counter(recommender["statuses"]))
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _turn_cells(code: str, report: dict[str, Any]) -> list[str]:
+    """A run in turns' first cells: its code (and commit), when it started, the load average."""
+    return [f"{code} ({report['commit'][:7]})", report["started"][11:19],
+            f"{report['machine']['load_average_at_start'][0]:.1f}"]
+
+
+def _fault_2_row(code: str, report: dict[str, Any], cells: list[str]) -> str:
+    """A fault 2 run in turns: its first cells, the failover gap, the table's own `cells`, and
+    both services' answers."""
+    r = report["results"]
+    return _row([*_turn_cells(code, report), f"{r['failover_gap_s']} s", *cells,
+                 _both_answers(r["fraud"], r["recommender"])])
+
+
+def _flagged(side: dict[str, Any], flag: str) -> list[str]:
+    """A service's answers flagged `flag` (degraded, fallback): of all (share), of the gap's."""
+    flagged = side[f"{flag}_answers"]
+    return [f"{flagged} of {side['requests']} ({flagged / side['requests']:.0%})",
+            f"{side[f'{flag}_answers_in_gap']} of {side['requests_in_gap']}"]
+
+
 def _table(rows: list[tuple[str, str]], report: dict[str, Any],
            header: tuple[str, str] = ("measure", "outcome")) -> str:
     machine = report["machine"]
-    redis_version = report["versions"]["redis_server"].split("v=")[1].split()[0]
     lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
     lines += [f"| {a} | {b.replace('|', '/')} |" for a, b in rows]
     lines.append(f"\nMeasured {report['started'][:16].replace('T', ' ')} UTC on "
                  f"{machine['nproc']} shared cores ({machine['cpu_model']}), Kafka "
-                 f"{report['versions']['kafka']}, Redis {redis_version}"
+                 f"{report['versions']['kafka']}, Redis {_redis_version(report)}"
                  f"; commit {report['commit'][:10]}; load average "
                  f"{machine['load_average_at_start'][0]:.1f} at the start (other work shares "
                  "the cores).")
@@ -548,7 +574,7 @@ def failed_runs_table(folder: Path) -> str:
          f"lost {broker['lost']}, but the stream had applied only "
          f"{broker['applied_to_online_features']:,} of {broker['events_on_topic']:,} stored "
          "events 90 s after the load ended; "
-         + ", ".join(f"{v} x {k}" for k, v in broker["statuses"].items())),
+         + _counts(broker["statuses"])),
         ("Redis master crash, " + redis["victim"] + " killed",
          f"failover in {redis['failover_gap_s']} s, no 5xx, but fraud answers stayed "
          f"`degraded` to the end of the run ({redis['fraud']['degraded_answers_in_last_5s']} "

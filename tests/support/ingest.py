@@ -18,8 +18,9 @@ from services.common.bus.envelope import Event, MalformedEvent, decode_event
 from services.common.bus.kafka_bus import records_to_end
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.ports import Delivery, OutboundMessage
+from services.common.loopback import free_port
 from services.common.probe import process_ready
-from services.devstack.servers import REPO_ROOT, ServerProcess, free_port
+from services.devstack.servers import REPO_ROOT, ServerProcess
 
 TIME = "2026-11-21T10:00:00Z"
 

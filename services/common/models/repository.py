@@ -13,7 +13,6 @@ and every change takes the model's lock file, so two trainers or admins cannot i
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import hashlib
 import json
@@ -22,8 +21,8 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any, Literal
 import onnx
 import onnxruntime as ort
 
+from services.common.locks import exclusive
 from services.common.models.errors import (
     InvalidModel,
     ModelNotFound,
@@ -246,16 +246,9 @@ class ModelRepository:
             raise VersionNotFound(f"model {name!r} has no version {version}")
         return self.root / name / str(version)
 
-    @contextmanager
-    def _locked(self, name: str) -> Iterator[None]:
-        folder = self.root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / LOCK_FILE).open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _locked(self, name: str) -> AbstractContextManager[None]:
+        """One writer of a model's versions and promotions at a time, across processes."""
+        return exclusive(self.root / name / LOCK_FILE)
 
     def _write_version(self, metadata: ModelMetadata, onnx_bytes: bytes,
                        extra_files: Mapping[str, bytes]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from services.common.loopback import free_port
 from tests.load_tests_modules import load
 
 sweep = load("sweep")
@@ -264,13 +265,6 @@ def test_rates_are_read_from_a_comma_list() -> None:
 # --- end to end ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _viewing_world(directory: Path) -> Path:
     pd.DataFrame({"user_id": [f"u{n}" for n in range(200)] + ["a/b c%ü"]}).to_parquet(
         directory / "users.parquet")
@@ -285,7 +279,7 @@ def test_a_design_whose_service_does_not_answer_is_skipped_and_the_sweep_fails(
         yield "http://127.0.0.1:1"
 
     monkeypatch.setattr(sweep, "floor_server", no_floor)
-    down = f"http://127.0.0.1:{_free_port()}"
+    down = f"http://127.0.0.1:{free_port()}"
     with caplog.at_level(logging.INFO):
         code = sweep.main(["recs", "--host", f"recs={down}", "--rates", "10",
                            "--world", f"recs={_viewing_world(tmp_path)}", "--out",

@@ -82,6 +82,24 @@ def test_the_head_is_read_again_once_its_masters_breaker_lets_a_trial_through(
     assert {"t31", "t32", "t33"} <= trending(answer) and breaker.state == "closed"
 
 
+def test_a_request_places_the_users_keys_once_for_its_cache_read_state_and_cache_write(
+        tmp_path: Path) -> None:
+    """Placing a key reads the client's slot map: the request's breakers all take the one
+    master it found first (the store's own routing is not counted)."""
+    placed: list[str] = []
+
+    def placing(user_id: str) -> str:
+        placed.append(user_id)
+        return master_of(user_id)
+
+    rig = Rig(tmp_path, masters=placing, trending_master="B")
+    rig.store.master_of = master_of
+    rig.store.users["a1"] = world.user([], user_id="a1", trending=HEAD)
+    answer = rig.service.recommend("a1", 10, CacheUse(read=True, write=True))
+    assert answer.served_from == "computed" and ("a1", 10) in rig.store.cache
+    assert placed == ["a1"]
+
+
 def test_a_timeout_of_the_lists_master_cannot_be_placed_and_stays_a_fallback(rig: Rig) -> None:
     """A slow master is not told from a slow user's one without waiting on each: the answer
     is the fallback, counted against every master, as before."""

@@ -1,4 +1,4 @@
-"""free_port: ports for the harness's servers, chosen where no outgoing connection is given one."""
+"""free_port: ports for servers about to start, chosen where no outgoing connection is given one."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.devstack import servers
-from services.devstack.servers import PORT_FLOOR, free_port
+from services.common import loopback
+from services.common.loopback import PORT_FLOOR, free_port
 
 
 def bindable(port: int) -> bool:
@@ -24,7 +24,7 @@ def test_a_free_port_lies_below_the_kernels_ephemeral_range_and_can_be_bound(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ephemeral = tmp_path / "ip_local_port_range"
     ephemeral.write_text("32768\t60999\n")
-    monkeypatch.setattr(servers, "EPHEMERAL_RANGE", ephemeral)
+    monkeypatch.setattr(loopback, "EPHEMERAL_RANGE", ephemeral)
     ports = {free_port() for _ in range(20)}
     assert all(PORT_FLOOR <= port < 32768 and bindable(port) for port in ports)
     assert len(ports) > 1  # picked at random: two harnesses rarely pick alike
@@ -34,12 +34,12 @@ def test_without_room_below_the_range_the_kernel_picks(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ephemeral = tmp_path / "ip_local_port_range"
     ephemeral.write_text(f"{PORT_FLOOR + 10}\t60999\n")
-    monkeypatch.setattr(servers, "EPHEMERAL_RANGE", ephemeral)
+    monkeypatch.setattr(loopback, "EPHEMERAL_RANGE", ephemeral)
     port = free_port()
     assert port >= PORT_FLOOR + 10 and bindable(port)
 
 
 def test_an_unreadable_range_is_taken_as_linuxs_default(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(servers, "EPHEMERAL_RANGE", tmp_path / "missing")
+    monkeypatch.setattr(loopback, "EPHEMERAL_RANGE", tmp_path / "missing")
     assert PORT_FLOOR <= free_port() < 32768
