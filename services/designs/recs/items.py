@@ -36,6 +36,10 @@ class ItemArtifacts:
     stream processor writes: a vector folded in with other embeddings (an older model version)
     is never used as if it were this one's, and a catalog title appended to the set (which
     changes `fingerprint`) leaves every stored vector valid.
+
+    `digest` is the fingerprint without its labels: the same files registered as two versions
+    (a challenger is registered with a copy of production's embeddings) have equal digests and
+    build the same candidates and features, which is what a cached list is checked against.
     """
 
     fingerprint: str
@@ -51,6 +55,7 @@ class ItemArtifacts:
     vectors_stamp: str = ""                   # the trained rows' fingerprint ("": fingerprint)
     trained_rows: int = -1                    # rows folded into user vectors (-1: all)
     genre_labels: tuple[tuple[str, ...], ...] = ()  # the catalog's genres to show, per row
+    digest: str = ""                          # the contents' hash alone ("": the fingerprint)
 
     @classmethod
     def build(cls, title_ids: npt.ArrayLike, embeddings: npt.ArrayLike,
@@ -68,8 +73,10 @@ class ItemArtifacts:
         for part in ("\n".join(ids).encode(), vectors.tobytes(), genres.tobytes(),
                      released.tobytes(), maturity.tobytes()):
             digest.update(part)
+        contents = digest.hexdigest()[:16]
         return cls(
-            fingerprint=f"{label}/{digest.hexdigest()[:16]}",
+            fingerprint=f"{label}/{contents}",
+            digest=contents,
             title_ids=ids,
             embeddings=vectors,
             content=rf.content_vectors(genres, release_years(released), maturity),
@@ -96,6 +103,11 @@ class ItemArtifacts:
     def stamp(self) -> str:
         """What stored user vectors are stamped with: the fingerprint of the trained rows."""
         return self.vectors_stamp or self.fingerprint
+
+    @property
+    def contents(self) -> str:
+        """What these artifacts hold, whatever version they were registered as: the digest."""
+        return self.digest or self.fingerprint
 
     @property
     def n_trained(self) -> int:
