@@ -49,10 +49,10 @@ class ServedList(RecommendationList):
 
     features: ServedFeatures | None = None
     shuffled: bool = False    # listed in a random order: the exploration slice
-    # What built it, which a stored list is checked against (service.py, `_valid_for`): the
+    # What built it, which a stored list is checked against (service.py, `built_as_now`): the
     # ranker version whose scores ordered it (None: no ranker, the blend: the control, a cold
-    # user), and the contents of the item artifacts its candidates and features came from
-    # (ItemArtifacts.contents; "": unknown, a list stored before these fields, valid for no one).
+    # user), and the ranker artifacts its candidates and features came from
+    # (ItemArtifacts.ranker_digest; "": unknown, a list stored before these fields: a miss).
     ranked_by: int | None = None
     artifacts: str = ""
 

@@ -124,14 +124,15 @@ def ranker_for(assignment: Assignment, production: int) -> int | None:
 
 
 def built_as_now(listed: ServedList, ranker: int | None, artifacts: str) -> bool:
-    """Whether a stored list is what the user would get now: built on the same item artifacts
-    (`artifacts`: their contents; candidates and features come from them) and ordered by the
-    ranker that would order it now (`ranker`, None: the blend). Not the experiment's name: after
-    a promotion, the lists the challenger built for its treatment are production's answer, and a
-    list built by production is a miss for a user a test now gives a challenger.
+    """Whether a stored list is what the user would get now: built on the same ranker
+    artifacts (`artifacts`: ItemArtifacts.ranker_digest; candidates and features come from
+    them) and ordered by the ranker that would order it now (`ranker`, None: the blend). Not
+    the experiment's name: after a promotion, the lists the challenger built for its treatment
+    are production's answer; a list the old production ranker built is a miss in every arm.
 
     A cold list is ordered by no ranker in either arm (the blend of popularity and trending), and
-    stays cold while it lives: the user's first watch deletes it."""
+    stays cold while it lives: the user's first watch deletes it. Catalog titles merged in since
+    do not invalidate a list (they did not before either): it shows them when it expires."""
     if not listed.artifacts or listed.artifacts != artifacts:
         return False
     if listed.personalization == "cold":
@@ -363,7 +364,7 @@ class RecommenderService:
             experiment=assignment.experiment, model_version=snapshot.version,
             personalization=level.level,
             watch_count=state.watch_count, features=served, shuffled=shuffled,
-            ranked_by=ranked_by, artifacts=items.contents), model_failed
+            ranked_by=ranked_by, artifacts=items.ranker_digest), model_failed
 
     def _candidates(self, user: UserVectors, level: Personalization, items: ItemArtifacts,
                     stats: ItemStats, eligible: BoolArray, trending_now: FloatArray,
@@ -544,7 +545,7 @@ class RecommenderService:
         # A list built by another ranker (or the blend), or on other item artifacts, is not this
         # user's answer; one built by theirs under another experiment's arm is (built_as_now).
         if listed is None or not built_as_now(listed, ranker_for(assignment, snapshot.version),
-                                              snapshot.items.contents):
+                                              snapshot.items.ranker_digest):
             self._metrics.cache.labels("miss").inc()
             return None
         self._metrics.cache.labels("hit").inc()

@@ -37,9 +37,10 @@ class ItemArtifacts:
     is never used as if it were this one's, and a catalog title appended to the set (which
     changes `fingerprint`) leaves every stored vector valid.
 
-    `digest` is the fingerprint without its labels: the same files registered as two versions
-    (a challenger is registered with a copy of production's embeddings) have equal digests and
-    build the same candidates and features, which is what a cached list is checked against.
+    `digest` is the ranker's files' hash without the version label, and the catalog merge keeps
+    it: a challenger is registered with a copy of production's embeddings, so the two versions
+    have one digest and build the same candidates and features. A cached list names the digest
+    it was built on (services/recommender/service.py, `built_as_now`).
     """
 
     fingerprint: str
@@ -55,7 +56,7 @@ class ItemArtifacts:
     vectors_stamp: str = ""                   # the trained rows' fingerprint ("": fingerprint)
     trained_rows: int = -1                    # rows folded into user vectors (-1: all)
     genre_labels: tuple[tuple[str, ...], ...] = ()  # the catalog's genres to show, per row
-    digest: str = ""                          # the contents' hash alone ("": the fingerprint)
+    digest: str = ""                          # the ranker files' hash, unlabelled (see above)
 
     @classmethod
     def build(cls, title_ids: npt.ArrayLike, embeddings: npt.ArrayLike,
@@ -105,8 +106,9 @@ class ItemArtifacts:
         return self.vectors_stamp or self.fingerprint
 
     @property
-    def contents(self) -> str:
-        """What these artifacts hold, whatever version they were registered as: the digest."""
+    def ranker_digest(self) -> str:
+        """The ranker's artifacts these were built from, whatever version they were registered
+        as and whatever catalog titles were merged in ("": the fingerprint stands in)."""
         return self.digest or self.fingerprint
 
     @property

@@ -204,10 +204,9 @@ def with_catalog_titles(items: ItemArtifacts, titles: Sequence[CatalogTitle]) ->
                  json.dumps([names, labels], ensure_ascii=False).encode()):
         digest.update(part)
     popularity = items.popularity_at_training
-    merged = digest.hexdigest()[:16]
     return ItemArtifacts(
-        fingerprint=f"{items.fingerprint}+catalog/{merged}",
-        digest=f"{items.contents}+{merged}",
+        fingerprint=f"{items.fingerprint}+catalog/{digest.hexdigest()[:16]}",
+        digest=items.digest,
         title_ids=items.title_ids + tuple(t.content_id for t in new),
         embeddings=np.vstack([items.embeddings,
                               np.zeros((len(new), items.embeddings.shape[1]), np.float32)]),

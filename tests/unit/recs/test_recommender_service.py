@@ -142,7 +142,7 @@ def test_a_stored_list_that_does_not_say_what_built_it_is_not_served(rig: Rig) -
     rig.store.cache[("u1", 5)] = listed.model_dump_json().encode()   # the API's fields alone
     assert rig.service.recommend("u1", 5).served_from == "computed"
     stored = ServedList.model_validate_json(rig.store.cache[("u1", 5)])
-    assert stored.ranked_by == 1 and stored.artifacts == rig.catalog.snapshot.items.contents
+    assert stored.ranked_by == 1 and stored.artifacts == rig.catalog.snapshot.items.ranker_digest
     rig.store.cache[("u1", 5)] = stored.model_copy(update={"artifacts": "other"}) \
         .model_dump_json().encode()                                 # other items' candidates
     assert rig.service.recommend("u1", 5).served_from == "computed"
