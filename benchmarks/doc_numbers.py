@@ -1278,6 +1278,37 @@ def recs_shadow(r: Results, page: str) -> str:
                "request thread CPU off / on", "shadow CPU per job"], rows)])
 
 
+def recs_after_promotion(r: Results, page: str) -> str:
+    """benchmarks/recs_after_promotion.py: make demo's recommendation gate right after its
+    promotion, the recommender before and after a change, in turns."""
+    found = r.need("recs_after_promotion")
+    settings, machine = found["settings"], found["machine"]
+
+    def cell(load: Json) -> str:
+        return (f"{load['p99_ms']:g} ms, {round(100 * load['cache_share'])} % cached, "
+                f"{load['verdict']}")
+    rows = [[f"{run['turn']}, {run['code']}", f"{run['started']['load_average'][0]:.1f}",
+             cell(run["loads"]["locust"]), cell(run["loads"]["openloop"]),
+             f"{run['loads']['openloop_uncached']['p99_ms']:g} ms"] for run in found["runs"]]
+    floors = found["floors"]
+    worst = "; ".join(
+        f"{code}: closed {floors[code]['locust']['p99_ms_worst']:g} ms, open "
+        f"{floors[code]['openloop']['p99_ms_worst']:g} ms, uncached "
+        f"{floors[code]['openloop_uncached']['p99_ms_worst']:g} ms" for code in floors)
+    before = found["versions"]["before"]
+    return "\n".join([
+        f"make demo's end replayed on servers of its own, then `make load`'s recs half at "
+        f"{settings['rps']:g} req/s for {settings['duration']} a loop, and the same open loop "
+        f"uncached; `before` is {before['ref']} ({before['commit'][:7]}), `after` "
+        f"{found['versions']['after']['commit'][:7]}, in turns "
+        f"({link('benchmarks/results/recs_after_promotion.json', page)}: {utc(found['date'])} "
+        f"UTC, {machine['cpu']}, {machine['cpus']} shared cores; {settings['world_users']:,} "
+        f"world users asked in the baseline and in the round):", "",
+        table(["turn, code", "load (1 min) at start", "closed loop (Locust)", "open loop",
+               "open loop, uncached: p99"], rows), "",
+        f"Worst p99 of the turns: {worst}."])
+
+
 def fraud_stream_world(r: Results, page: str) -> str:
     """The world the stream benchmark drains, and that every transaction was decided."""
     stream, run = stream_run(r, processes=1)
@@ -2120,6 +2151,7 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "fraud-policy": fraud_policy,
     "recs-feature-logging": recs_feature_logging,
     "recs-shadow": recs_shadow,
+    "recs-after-promotion": recs_after_promotion,
     "fraud-stream-world": fraud_stream_world,
     "movielens-online": movielens_online,
     "cluster-capacity": cluster_capacity,

@@ -49,6 +49,12 @@ class ServedList(RecommendationList):
 
     features: ServedFeatures | None = None
     shuffled: bool = False    # listed in a random order: the exploration slice
+    # What built it, which a stored list is checked against (service.py, `built_as_now`): the
+    # ranker version whose scores ordered it (None: no ranker, the blend: the control, a cold
+    # user), and the ranker artifacts its candidates and features came from
+    # (ItemArtifacts.ranker_digest; "": unknown, a list stored before these fields: a miss).
+    ranked_by: int | None = None
+    artifacts: str = ""
 
     def public(self) -> dict[str, Any]:
         """The API's fields, as they are: validated when the list was built or read back."""
@@ -72,19 +78,20 @@ class ErrorResponse(BaseModel):
 _STORED_FEATURES = b',"features":'
 
 
-def cached_response_json(stored: bytes, listed: ServedList, request_id: str,
+def cached_response_json(stored: bytes | None, listed: ServedList, request_id: str,
                          processing_time_ms: float) -> bytes:
     """A cached answer's JSON: the stored list's bytes up to its first field the API does not
     show (ServedList writes RecommendationList's fields first, `features` next), then this
     request's fields. Nothing parsed is serialised again: what was validated when the list was
-    built goes out as it was stored.
+    built goes out as it was stored. `stored` None: `listed` differs from the stored bytes (its
+    variant and experiment are this request's), so it is serialised.
 
     `,"features":` cannot occur earlier: inside a JSON string every quote is escaped."""
     per_request = json.dumps({"request_id": request_id, "served_from": "cache", "fallbacks": [],
                               "processing_time_ms": processing_time_ms},
                              separators=(",", ":")).encode()
-    cut = stored.rfind(_STORED_FEATURES)
-    if cut < 0:    # not ServedList's layout (written by another version?): serialise it again
+    cut = -1 if stored is None else stored.rfind(_STORED_FEATURES)
+    if stored is None or cut < 0:   # relabelled, or not ServedList's layout: serialise it
         return RecommendationsResponse.model_construct(
             **listed.public(), **json.loads(per_request)).model_dump_json().encode()
     return stored[:cut] + b"," + per_request[1:]

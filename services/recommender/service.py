@@ -115,6 +115,40 @@ def _title_ids(items: ItemArtifacts, rows: IntArray) -> list[str]:
     return [items.title_ids[row] for row in rows.tolist()]
 
 
+def ranker_for(assignment: Assignment, production: int) -> int | None:
+    """The ranker version that orders this assignment's lists: the challenger a variation
+    names, else production's; None for the blend."""
+    if assignment.algorithm != "ranker":
+        return None
+    return assignment.ranker_version if assignment.ranker_version is not None else production
+
+
+def built_as_now(listed: ServedList, ranker: int | None, artifacts: str) -> bool:
+    """Whether a stored list is what the user would get now: built on the same ranker
+    artifacts (`artifacts`: ItemArtifacts.ranker_digest; candidates and features come from
+    them) and ordered by the ranker that would order it now (`ranker`, None: the blend). Not
+    the experiment's name: after a promotion, the lists the challenger built for its treatment
+    are production's answer; a list the old production ranker built is a miss in every arm.
+
+    A cold list is ordered by no ranker in either arm (the blend of popularity and trending), and
+    stays cold while it lives: the user's first watch deletes it. Catalog titles merged in since
+    do not invalidate a list (they did not before either): it shows them when it expires."""
+    if not listed.artifacts or listed.artifacts != artifacts:
+        return False
+    if listed.personalization == "cold":
+        return listed.ranked_by is None
+    return listed.ranked_by == ranker
+
+
+def as_assigned(listed: ServedList, assignment: Assignment) -> ServedList:
+    """The list under this request's experiment and variant (a list another experiment's arm
+    built stays the same list; the answer and the metrics say the user's arm now)."""
+    if (listed.variant, listed.experiment) == (assignment.variant, assignment.experiment):
+        return listed
+    return listed.model_copy(update={"variant": assignment.variant,
+                                     "experiment": assignment.experiment})
+
+
 class UserStore(Protocol):
     """What a request needs from the online state (RedisRecsStore; a fake in unit tests)."""
 
@@ -227,14 +261,16 @@ class RecommenderService:
             raw = await self._list_cache.cached_recommendations(user_id, k)
         except FeatureStoreUnavailable:
             return CacheLookup(None, cache)
-        listed = self._valid_for(raw, assignment)
+        stored = self._valid_for(raw, assignment, self.catalog.snapshot)
         self._metrics.stage.labels("cache").observe(time.perf_counter() - start)
-        if raw is None or listed is None:
+        if raw is None or stored is None:
             return CacheLookup(None, CacheUse(read=False, write=cache.write))
+        listed = as_assigned(stored, assignment)
         request_id = uuid.uuid4().hex
         elapsed_ms = _ms_since(start)
         self._record(listed, "cache", [], assignment, request_id, elapsed_ms)
-        return CacheLookup(cached_response_json(raw, listed, request_id, elapsed_ms),
+        return CacheLookup(cached_response_json(raw if listed is stored else None, listed,
+                                                request_id, elapsed_ms),
                            CacheUse(read=False, write=cache.write))
 
     def recommend(self, user_id: str, k: int,
@@ -254,7 +290,7 @@ class RecommenderService:
         cached = None
         if self._policy.cache_enabled and cache.read:
             with self._stage("cache"):
-                cached = self._cached(store, user_id, part, k, assignment)
+                cached = self._cached(store, user_id, part, k, assignment, snapshot)
         if cached is not None:
             return self._answer(cached, "cache", [], assignment, request_id, start)
         with self._stage("features"):
@@ -290,12 +326,15 @@ class RecommenderService:
         self._metrics.candidates.observe(len(candidates))
         model_failed = False
         ranker_rows: Float32Array | None = None
+        ranked_by = None
         with self._stage("rank"):
             relevance: FloatArray | None = None
-            if assignment.algorithm == "ranker" and level.level != "cold" and len(candidates):
+            ranker = ranker_for(assignment, snapshot.version)
+            if ranker is not None and level.level != "cold" and len(candidates):
                 ranker_rows = ranker_features(user, items, stats, candidates.rows, now)
-                relevance = self._rank(ranker_rows, snapshot, assignment.ranker_version)
+                relevance = self._rank(ranker_rows, ranker)
                 model_failed = relevance is None
+                ranked_by = None if model_failed else ranker
                 if self._drift is not None and relevance is not None:
                     self._drift.observe(snapshot.version, ranker_rows, relevance)
             if relevance is None:
@@ -325,7 +364,8 @@ class RecommenderService:
             user_id=state.user_id, items=picked, variant=assignment.variant,
             experiment=assignment.experiment, model_version=snapshot.version,
             personalization=level.level,
-            watch_count=state.watch_count, features=served, shuffled=shuffled), model_failed
+            watch_count=state.watch_count, features=served, shuffled=shuffled,
+            ranked_by=ranked_by, artifacts=items.ranker_digest), model_failed
 
     def _candidates(self, user: UserVectors, level: Personalization, items: ItemArtifacts,
                     stats: ItemStats, eligible: BoolArray, trending_now: FloatArray,
@@ -359,15 +399,13 @@ class RecommenderService:
         return found, {"collaborative": cf_all[found.rows], "content": content_all[found.rows],
                        "trending": trending_now[found.rows]}
 
-    def _rank(self, rows: Float32Array, snapshot: CatalogSnapshot,
-              version: int | None = None) -> FloatArray | None:
+    def _rank(self, rows: Float32Array, version: int) -> FloatArray | None:
         """The ranker's probability per candidate: one batch call; None if it cannot answer.
-        `version`: a challenger an experiment serves, scoring the same rows (features from the
-        production artifacts, as the challenger's training rows were); None: production."""
+        `version`: production's, or a challenger an experiment serves, scoring the same rows
+        (features from the production artifacts, as the challenger's training rows were)."""
         try:
             prediction = self._model_breaker.call(
-                self._model.predict, self._model_name, rows,
-                version=version if version is not None else snapshot.version)
+                self._model.predict, self._model_name, rows, version=version)
         except (ModelError, CircuitOpen) as exc:
             logger.warning("ranker unavailable, blending", extra={"error": str(exc)})
             return None
@@ -486,28 +524,30 @@ class RecommenderService:
         return state
 
     def _cached(self, store: UserStore, user_id: str, part: str, k: int,
-                assignment: Assignment) -> ServedList | None:
+                assignment: Assignment, snapshot: CatalogSnapshot) -> ServedList | None:
         try:
             raw = self._redis_breakers.call_in(part, store.cached_recommendations, user_id, k)
         except (FeatureStoreUnavailable, CircuitOpen):
             self._metrics.cache.labels("error").inc()
             return None
-        return self._valid_for(raw, assignment)
+        stored = self._valid_for(raw, assignment, snapshot)
+        return None if stored is None else as_assigned(stored, assignment)
 
-    def _valid_for(self, raw: bytes | None, assignment: Assignment) -> ServedList | None:
-        """The stored list if it may answer this request (counted: hit or miss). Parsed by
-        pydantic: the impression needs its fields, and on a list of 10 with features this
-        parse measured faster than json.loads."""
+    def _valid_for(self, raw: bytes | None, assignment: Assignment,
+                   snapshot: CatalogSnapshot) -> ServedList | None:
+        """The stored list if it may answer this request (counted: hit or miss), as stored.
+        Parsed by pydantic: the impression needs its fields, and on a list of 10 with features
+        this parse measured faster than json.loads."""
         listed = None
         if raw is not None:
             try:
                 listed = ServedList.model_validate_json(raw)
             except ValidationError as exc:   # written by something else: compute a new one
                 logger.warning("cached list unreadable", extra={"error": str(exc)[:200]})
-        # A list built for another variant, or another experiment's variant of the same name (a
-        # new test started), is not this user's answer.
-        if listed is None or (listed.variant, listed.experiment) != (assignment.variant,
-                                                                     assignment.experiment):
+        # A list built by another ranker (or the blend), or on other item artifacts, is not this
+        # user's answer; one built by theirs under another experiment's arm is (built_as_now).
+        if listed is None or not built_as_now(listed, ranker_for(assignment, snapshot.version),
+                                              snapshot.items.ranker_digest):
             self._metrics.cache.labels("miss").inc()
             return None
         self._metrics.cache.labels("hit").inc()

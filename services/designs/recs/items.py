@@ -36,6 +36,11 @@ class ItemArtifacts:
     stream processor writes: a vector folded in with other embeddings (an older model version)
     is never used as if it were this one's, and a catalog title appended to the set (which
     changes `fingerprint`) leaves every stored vector valid.
+
+    `digest` is the ranker's files' hash without the version label, and the catalog merge keeps
+    it: a challenger is registered with a copy of production's embeddings, so the two versions
+    have one digest and build the same candidates and features. A cached list names the digest
+    it was built on (services/recommender/service.py, `built_as_now`).
     """
 
     fingerprint: str
@@ -51,6 +56,7 @@ class ItemArtifacts:
     vectors_stamp: str = ""                   # the trained rows' fingerprint ("": fingerprint)
     trained_rows: int = -1                    # rows folded into user vectors (-1: all)
     genre_labels: tuple[tuple[str, ...], ...] = ()  # the catalog's genres to show, per row
+    digest: str = ""                          # the ranker files' hash, unlabelled (see above)
 
     @classmethod
     def build(cls, title_ids: npt.ArrayLike, embeddings: npt.ArrayLike,
@@ -68,8 +74,10 @@ class ItemArtifacts:
         for part in ("\n".join(ids).encode(), vectors.tobytes(), genres.tobytes(),
                      released.tobytes(), maturity.tobytes()):
             digest.update(part)
+        contents = digest.hexdigest()[:16]
         return cls(
-            fingerprint=f"{label}/{digest.hexdigest()[:16]}",
+            fingerprint=f"{label}/{contents}",
+            digest=contents,
             title_ids=ids,
             embeddings=vectors,
             content=rf.content_vectors(genres, release_years(released), maturity),
@@ -96,6 +104,12 @@ class ItemArtifacts:
     def stamp(self) -> str:
         """What stored user vectors are stamped with: the fingerprint of the trained rows."""
         return self.vectors_stamp or self.fingerprint
+
+    @property
+    def ranker_digest(self) -> str:
+        """The ranker's artifacts these were built from, whatever version they were registered
+        as and whatever catalog titles were merged in ("": the fingerprint stands in)."""
+        return self.digest or self.fingerprint
 
     @property
     def n_trained(self) -> int:

@@ -206,6 +206,7 @@ def with_catalog_titles(items: ItemArtifacts, titles: Sequence[CatalogTitle]) ->
     popularity = items.popularity_at_training
     return ItemArtifacts(
         fingerprint=f"{items.fingerprint}+catalog/{digest.hexdigest()[:16]}",
+        digest=items.digest,
         title_ids=items.title_ids + tuple(t.content_id for t in new),
         embeddings=np.vstack([items.embeddings,
                               np.zeros((len(new), items.embeddings.shape[1]), np.float32)]),

@@ -97,6 +97,7 @@ def test_the_fingerprint_names_the_set_but_stored_vectors_stay_valid() -> None:
     other = with_catalog_titles(items, [NEW, title("movie_789", "Drama Romance", ["Drama"])])
     assert merged.fingerprint == again.fingerprint != items.fingerprint != other.fingerprint
     assert merged.stamp == other.stamp == items.stamp       # the trained rows' own
+    assert merged.ranker_digest == other.ranker_digest == items.ranker_digest  # cached lists too
     assert with_catalog_titles(items, []) is items
 
 

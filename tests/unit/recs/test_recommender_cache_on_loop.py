@@ -106,6 +106,28 @@ def test_a_list_cached_for_another_variant_is_a_miss_and_this_variants_list_is_c
     assert treatment.count("cache_lookups_total", result="miss") == 1
 
 
+def test_a_list_another_experiments_arm_built_with_this_users_ranker_answers_on_the_loop(
+        tmp_path: Path) -> None:
+    """Stored under another experiment by the same ranker on the same artifacts: a hit on the
+    loop, its document this user's arm, the stored bytes otherwise (items, explanations)."""
+    before, after = threaded_and_on_loop(tmp_path)
+    stored = ServedList.model_validate_json(after.store.cache[("u1", 5)])
+    after.store.cache[("u1", 5)] = stored.model_copy(update={
+        "experiment": "ranker-v1-r5", "variant": "control"}).model_dump_json().encode()
+    then = client_for(before.service).get(URL).json()          # its own list, a threaded hit
+    now = client_for(after.service).get(URL)
+    answer = now.json()
+    assert (answer["served_from"], answer["experiment"], answer["variant"]) == (
+        "cache", None, "treatment")
+    assert ({k: v for k, v in answer.items() if k not in PER_REQUEST}
+            == {k: v for k, v in then.items() if k not in PER_REQUEST})
+    RecommendationsResponse.model_validate_json(now.content)
+    [(listed, _, assignment)] = after.impressions.recorded
+    assert (listed.experiment, listed.variant) == (assignment.experiment, assignment.variant)
+    assert listed.features == stored.features                  # the first showing's rows
+    assert after.count("responses_total", served_from="cache", variant="treatment") == 1
+
+
 def test_redis_down_on_the_loop_still_answers_from_the_popular_snapshot(tmp_path: Path) -> None:
     rig = Rig(tmp_path, on_loop=True)
     rig.store.down = True

@@ -24,10 +24,11 @@ from services.recommender.impressions import impression_message
 from services.recommender.schemas import (
     RecommendationList,
     RecommendationsResponse,
+    ServedList,
 )
 from services.recommender.service import CacheUse
 from services.recommender.shadow import sampled
-from services.recommender.variants import Assignment
+from services.recommender.variants import Assignment, fixed_variant
 from tests import recommender_world as world
 from tests.support.recs import Rig
 
@@ -122,13 +123,94 @@ def test_a_list_built_before_a_watch_is_not_cached_after_it(rig: Rig) -> None:
     assert rig.store.cache == {}
 
 
-def test_a_cached_list_of_another_variant_is_not_served(rig: Rig) -> None:
+def test_a_cached_list_the_other_arms_algorithm_built_is_not_served(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
+    rig.service._choose = fixed_variant("control")             # the blend builds and caches
+    rig.service.recommend("u1", 5)
+    rig.service._choose = fixed_variant("treatment")           # the ranker's user now
+    answer = rig.service.recommend("u1", 5)
+    assert (answer.served_from, answer.variant) == ("computed", "treatment")
+    assert rig.count("cache_lookups_total", result="miss") == 2
+
+
+def test_a_stored_list_that_does_not_say_what_built_it_is_not_served(rig: Rig) -> None:
+    """Stored before lists named their ranker and artifacts, or by something else: a miss."""
     rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
     rig.service.recommend("u1", 5)
     listed = RecommendationList.model_validate_json(rig.store.cache[("u1", 5)])
-    rig.store.cache[("u1", 5)] = listed.model_copy(update={"variant": "control"}) \
-        .model_dump_json().encode()
+    rig.store.cache[("u1", 5)] = listed.model_dump_json().encode()   # the API's fields alone
     assert rig.service.recommend("u1", 5).served_from == "computed"
+    stored = ServedList.model_validate_json(rig.store.cache[("u1", 5)])
+    assert stored.ranked_by == 1 and stored.artifacts == rig.catalog.snapshot.items.ranker_digest
+    rig.store.cache[("u1", 5)] = stored.model_copy(update={"artifacts": "other"}) \
+        .model_dump_json().encode()                                 # other items' candidates
+    assert rig.service.recommend("u1", 5).served_from == "computed"
+
+
+def challenger(root: Path) -> tuple[ModelRepository, int]:
+    """The rig's repository with v2 registered, not promoted: another ranker (it scores
+    against cf_score), registered with a copy of production's embeddings, as a retrain does."""
+    repository = ModelRepository(root)
+    version = repository.register(
+        "ranker", logistic_model([-4.0] + [0.0] * (len(RANKER_FEATURE_NAMES) - 1)),
+        feature_names=RANKER_FEATURE_NAMES, metrics={}, training_data_hash="test",
+        description="challenger", extra_files={"embeddings.npz": world.embeddings_npz()})
+    return repository, version
+
+
+def test_after_a_promotion_the_lists_the_challenger_built_for_its_arm_are_productions_answer(
+        tmp_path: Path) -> None:
+    """make ab-demo's end: the test's lists are cached under its experiment; the winner is
+    promoted and everyone is back in rec-algorithm. The challenger's treatment lists are what
+    production builds now (same ranker, same artifacts' contents): served, as this user's arm.
+    The control's, which the old production ranker built, are not: computed by the new one."""
+    rig = Rig(tmp_path)
+    repository, v2 = challenger(tmp_path)
+    for user in ("u1", "u2"):
+        rig.store.users[user] = world.user(["t0", "t1", "t2", "t3", "t4"], user_id=user)
+    arms = {"u1": Assignment("ranker-v2-r5", "treatment", "ranker", v2),
+            "u2": Assignment("ranker-v2-r5", "control", "ranker")}
+    rig.service._choose = lambda user: arms[user]
+    built = {user: rig.service.recommend(user, 5) for user in arms}
+    assert [version for _, version in rig.model.calls] == [v2, 1]
+    repository.promote("ranker", v2)
+    rig.catalog.refresh()
+    assert rig.catalog.snapshot.version == v2
+    rig.service._choose = fixed_variant("treatment")          # rec-algorithm's ranker arm
+    served = rig.service.recommend("u1", 5)
+    assert served.served_from == "cache" and ids(served) == ids(built["u1"])
+    assert (served.experiment, served.variant) == (None, "treatment")   # the user's arm now
+    listed, _, assignment = rig.impressions.recorded[-1]
+    assert (listed.experiment, listed.variant) == (None, "treatment") == (
+        assignment.experiment, assignment.variant)
+    assert rig.count("responses_total", served_from="cache", variant="treatment") == 1
+    computed = rig.service.recommend("u2", 5)                  # v1 built it: not v2's answer
+    assert computed.served_from == "computed" and rig.model.calls[-1][1] == v2
+    assert computed.model_version == v2
+
+
+def test_after_a_promotion_no_list_the_old_ranker_built_is_served_in_the_same_arm(
+        tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    repository, v2 = challenger(tmp_path)
+    rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
+    rig.service.recommend("u1", 5)                             # v1's, cached under treatment
+    assert rig.service.recommend("u1", 5).served_from == "cache"
+    repository.promote("ranker", v2)
+    rig.catalog.refresh()
+    answer = rig.service.recommend("u1", 5)                    # same experiment, same variant
+    assert answer.served_from == "computed" and rig.model.calls[-1][1] == v2
+
+
+def test_a_cold_list_is_ranked_by_no_one_and_serves_either_arm(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, variant="control")
+    first = rig.service.recommend("u999", 5)                   # no history: cold, the blend
+    rig.service._choose = fixed_variant("treatment")
+    again = rig.service.recommend("u999", 5)
+    assert first.personalization == "cold" and again.served_from == "cache"
+    assert ids(again) == ids(first) and again.variant == "treatment"
+    assert rig.model.calls == []
 
 
 def test_an_unknown_user_gets_popular_and_trending_titles_explained(rig: Rig) -> None:

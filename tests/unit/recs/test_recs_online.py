@@ -320,6 +320,23 @@ def test_live_artifacts_follow_a_promotion_at_the_next_check(tmp_path: Path) -> 
     second = live.current()
     assert live.version == version and second.fingerprint != first.fingerprint
     np.testing.assert_allclose(second.embeddings, first.embeddings * 2.0)
+    assert second.ranker_digest != first.ranker_digest       # other embeddings, other lists
+
+
+def test_a_version_registered_with_a_copy_of_the_embeddings_has_their_digest(
+        tmp_path: Path) -> None:
+    """A retrained ranker is registered with production's embeddings: another version (its
+    fingerprint says so) whose candidates and features are production's (one digest)."""
+    repository = world.repository(tmp_path)
+    first = load_item_artifacts(repository)
+    version = repository.register("ranker", logistic_model([0.1] * len(RANKER_FEATURE_NAMES)),
+                                  feature_names=RANKER_FEATURE_NAMES, metrics={},
+                                  training_data_hash="v2", description="v2",
+                                  extra_files={"embeddings.npz": world.embeddings_npz()})
+    repository.promote("ranker", version)
+    second = load_item_artifacts(repository)
+    assert (first.fingerprint[:10], second.fingerprint[:10]) == ("ranker/v1/", "ranker/v2/")
+    assert second.ranker_digest == first.ranker_digest
 
 
 class _PipelineAnsweringWith:
