@@ -111,6 +111,19 @@ def test_the_secrets_are_made_once_closed_to_others_and_reused(tmp_path: Path,
     assert given.kafka_password == "kafka-from-the-environment"
 
 
+def test_the_acls_are_granted_as_the_nodes_user_never_the_services() -> None:
+    secrets_ = ClusterSecrets("r", "id", "services-password", "broker-password")
+    admin = secrets_.kafka_admin_access("127.0.0.1:19092")
+    services = secrets_.kafka_access("127.0.0.1:19092")
+    assert (admin.username, admin.password and admin.password.get_secret_value()) == \
+        ("broker", "broker-password")
+    assert services.username == "mlsd"
+    template = (REPO_ROOT / "infra/kafka/server.cluster.properties.template").read_text()
+    assert "super.users=User:broker\n" in template, "the super user is the nodes' own"
+    assert "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer" \
+        in template
+
+
 def test_kafka_cluster_ids_never_read_as_an_option() -> None:
     """`kafka-storage format --cluster-id <id>` takes an id starting with '-' for an option and
     fails (one random id in 64 did: a cluster test's setup in CI); none is drawn now."""
