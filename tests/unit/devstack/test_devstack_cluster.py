@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from supervisor.options import ServerOptions
 
+from services.common.settings import PlatformSettings
+from services.devstack.__main__ import kafka_acls
 from services.devstack.cluster import (
     ClusterSecrets,
     ClusterSettings,
@@ -122,6 +124,15 @@ def test_the_acls_are_granted_as_the_nodes_user_never_the_services() -> None:
     assert "super.users=User:broker\n" in template, "the super user is the nodes' own"
     assert "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer" \
         in template
+
+
+def test_composes_acl_one_shot_refuses_to_run_without_the_nodes_password(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without KAFKA_BROKER_PASSWORD it says what to set and fails, before any connection."""
+    monkeypatch.delenv("KAFKA_BROKER_PASSWORD", raising=False)
+    monkeypatch.setenv("MLSD_KAFKA_USERNAME", "mlsd")
+    assert kafka_acls(PlatformSettings()) == 2
+    assert "KAFKA_BROKER_PASSWORD" in capsys.readouterr().out
 
 
 def test_kafka_cluster_ids_never_read_as_an_option() -> None:
