@@ -75,6 +75,7 @@ def test_the_soaks_misses_are_shown_by_cause_and_the_start_before_and_after() ->
 def test_session_15s_run_of_every_fault_on_the_merged_code_is_shown() -> None:
     assert merged_run_table(RESULTS / "merged_2026-12-07") in DOC.read_text()
     assert merged_run_table(RESULTS / "merged_2026-12-07" / "rerun") in DOC.read_text()
+    assert merged_run_table(RESULTS / "acl_2026-12-07") in DOC.read_text()
     assert soak_misses_table(RESULTS / "merged_2026-12-07" / "availability_soak.json") \
         in DOC.read_text()
 
