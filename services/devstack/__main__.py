@@ -1,5 +1,6 @@
-"""`python -m services.devstack run|run-cluster|stop|status|summary`: behind make run,
-run-cluster, stop, status, demo."""
+"""`python -m services.devstack run|run-cluster|stop|status|summary|kafka-acls`: behind make
+run, run-cluster, stop, status, demo; kafka-acls is docker compose's one-shot of the cluster
+profile."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from services.common.bus.acls import grant, service_acls
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import platform_topics
 from services.common.settings import DatasetSettings, PlatformSettings
@@ -23,6 +25,7 @@ from services.devstack.balancer import (
     write_haproxy_config,
 )
 from services.devstack.cluster import (
+    KAFKA_USERNAME,
     ClusterSecrets,
     ClusterSettings,
     cluster_environment,
@@ -146,7 +149,11 @@ def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
                                 secrets.redis_password)
     say(f"  redis cluster     {'created' if formed else 'already formed'}: "
         f"{cluster.redis_masters} masters, {cluster.redis_replicas_per_master} replica each")
-    kafka = secrets.kafka_access(environment["MLSD_KAFKA_BOOTSTRAP_SERVERS"])
+    bootstrap = environment["MLSD_KAFKA_BOOTSTRAP_SERVERS"]
+    # the authorizer refuses the services' user everything but what these ACLs allow
+    grant(secrets.kafka_admin_access(bootstrap), service_acls(KAFKA_USERNAME))
+    say(f"  kafka acls        {KAFKA_USERNAME}: the platform's topics and the services' groups")
+    kafka = secrets.kafka_access(bootstrap)
     settings = PlatformSettings()
     specs = platform_topics(settings.kafka_topic_partitions, cluster.kafka_nodes)
     created = ensure_topics(kafka, specs)
@@ -214,9 +221,27 @@ def status(settings: PlatformSettings) -> int:
     return 0 if all_healthy else 1
 
 
+def kafka_acls(settings: PlatformSettings) -> int:
+    """docker compose's one-shot `kafka-acls` (the cluster profile), as `make run-cluster` grants
+    them: the services' user (MLSD_KAFKA_USERNAME) gets its ACLs, granted by the nodes' own
+    user with KAFKA_BROKER_PASSWORD, on MLSD_KAFKA_BOOTSTRAP_SERVERS."""
+    password = os.environ.get("KAFKA_BROKER_PASSWORD", "")
+    username = settings.kafka_username
+    if not password or not username:
+        say("set KAFKA_BROKER_PASSWORD and MLSD_KAFKA_USERNAME: the nodes' user grants the "
+            "services' user its ACLs")
+        return 2
+    admin = ClusterSecrets("", "", "", password).kafka_admin_access(
+        settings.kafka_bootstrap_servers)
+    grant(admin, service_acls(username))
+    say(f"kafka acls: {username} may use the platform's topics and the services' groups")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m services.devstack")
-    parser.add_argument("command", choices=["run", "run-cluster", "stop", "status", "summary"])
+    parser.add_argument("command", choices=["run", "run-cluster", "stop", "status", "summary",
+                                            "kafka-acls"])
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds per part to get healthy")
     args = parser.parse_args()
@@ -230,6 +255,8 @@ def main() -> int:
         return 0
     if args.command == "stop":
         return stop()
+    if args.command == "kafka-acls":
+        return kafka_acls(settings)
     return status(settings)
 
 

@@ -32,7 +32,8 @@ from services.common.probe import kafka_ready, redis_ready
 from services.devstack.balancer import balanced_services, instance_environment
 
 HOST = "127.0.0.1"
-KAFKA_USERNAME = "mlsd"  # the services' SCRAM user; the nodes log in to each other as `broker`
+KAFKA_USERNAME = "mlsd"  # the services' SCRAM user, limited by ACLs to the platform's topics
+KAFKA_ADMIN_USERNAME = "broker"  # the nodes' own (replication, the quorum), the super user
 
 
 class ClusterSettings(BaseSettings):
@@ -101,6 +102,12 @@ class ClusterSecrets:
         """How the services (and devstack itself) reach the cluster's brokers."""
         return KafkaAccess(bootstrap_servers, "SASL_PLAINTEXT", "SCRAM-SHA-512", KAFKA_USERNAME,
                            SecretStr(self.kafka_password))
+
+    def kafka_admin_access(self, bootstrap_servers: str) -> KafkaAccess:
+        """The nodes' own user, `broker`: the authorizer's super user, which grants the
+        services' ACLs (services/common/bus/acls.py). Never a service's."""
+        return KafkaAccess(bootstrap_servers, "SASL_PLAINTEXT", "SCRAM-SHA-512",
+                           KAFKA_ADMIN_USERNAME, SecretStr(self.kafka_broker_password))
 
 
 def _read_or_write(path: Path, make: Callable[[], str]) -> str:

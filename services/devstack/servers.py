@@ -22,6 +22,7 @@ from pathlib import Path
 
 import redis
 
+from services.common.bus.acls import grant, service_acls
 from services.common.kafka_access import KafkaAccess
 from services.common.loopback import free_port
 from services.common.probe import kafka_ready, redis_ready
@@ -230,6 +231,12 @@ class ClusterTopology:
         return self.secrets.kafka_access(self.kafka_bootstrap)
 
     @property
+    def kafka_admin_access(self) -> KafkaAccess:
+        """The brokers and the nodes' own credentials (`broker`, the authorizer's super user):
+        for granting ACLs and adding users, never for a service."""
+        return self.secrets.kafka_admin_access(self.kafka_bootstrap)
+
+    @property
     def redis_addresses(self) -> list[str]:
         return [self.nodes[name].address for name in self.redis_names]
 
@@ -327,6 +334,8 @@ def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int 
                                [n for n in nodes if n.startswith("redis-")])
     try:
         _await_ready(list(servers.values()), list(nodes.values()), timeout_s)
+        if topology.kafka_names:  # as make run-cluster: the services' user limited by ACLs
+            grant(topology.kafka_admin_access, service_acls(KAFKA_USERNAME))
         form_redis_cluster(topology.redis_addresses, 1, redis_password)
     except BaseException:
         topology.stop()

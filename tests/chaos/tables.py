@@ -583,3 +583,89 @@ def failed_runs_table(folder: Path) -> str:
          f"{redis['recommender']['last_fallback_answer_after_kill_s']} s after the kill"),
     ]
     return _table(rows, _load(folder, "broker_crash"), header=("run", "what broke"))
+
+
+def _ms(latency: dict[str, Any]) -> str:
+    return f"{latency['p50']} / {latency['p99']} ms"
+
+
+def _fault_row(name: str, report: dict[str, Any]) -> tuple[str, str, str]:
+    """One committed report as (fault, what its promise asked, what was measured)."""
+    r = report["results"]
+    if name == "broker_crash":
+        return ("1. broker crash", "lost 0; refusals 503 + Retry-After",
+                f"{r['victim']} killed, fenced {r['fenced_after_kill_s']} s after; lost "
+                f"**{r['lost']}** of {r['events_acknowledged']:,} acknowledged; "
+                + ", ".join(f"{v} x {k}" for k, v in r["statuses"].items())
+                + f" ({r['answers_202_spooled']} from the spool); p50 / p99 "
+                f"{_ms(r['latency_ms'])}")
+    if name == "poison_events":
+        return ("5. poison events", "every poison event in its DLQ once per group; good ones "
+                "applied", f"**{r['dead_letters_found']} / {r['dead_letters_expected']}** dead "
+                f"letters; good events {r['good_events_applied']} / "
+                f"{r['good_events_after_poison']} within {r['good_events_applied_within_s']} s")
+    if name.startswith("redis_master_crash"):
+        f, c = r["fraud"], r["recommender"]
+        which = ", the trending list's master" if r["trending_list_on_victim"] else ""
+        return (f"2. Redis master crash{which}", "no 5xx; flagged answers in the gap; fraud "
+                "inside 50 ms",
+                f"{r['victim']} killed, failover {r['failover_gap_s']} s; "
+                + ", ".join(f"{v} x {k}" for k, v in
+                            (Counter(f["statuses"]) + Counter(c["statuses"])).items())
+                + f"; fraud {f['degraded_answers']} `degraded`, the last "
+                f"{f['last_degraded_answer_after_kill_s']} s after the kill, p50 / p99 "
+                f"{_ms(f['latency_ms'])}, **{100 * f['within_50ms_share']:.1f} % inside 50 ms**;"
+                f" the recommender {c['fallback_answers']} with `fallbacks`, the last "
+                f"{c['last_fallback_answer_after_kill_s']} s after, p50 / p99 "
+                f"{_ms(c['latency_ms'])}")
+    if name == "service_crash":
+        f, c = r["fraud"], r["recommender"]
+        return ("3. worker crash", "no error after one retry",
+                f"errors after one retry: fraud **{f['errors_after_retry']}**, the recommender "
+                f"**{c['errors_after_retry']}** (first attempts failed: "
+                f"{f['first_attempt_errors']}, {c['first_attempt_errors']}); p99 "
+                f"{f['latency_ms']['p99']} and {c['latency_ms']['p99']} ms")
+    if name == "slow_dependency":
+        return ("4. slow dependency", "p99 after the first second: fraud 50 ms, the "
+                "recommender 100 ms",
+                "; ".join(f"{phase.replace('_', ' ')}: fraud "
+                          f"**{r[phase]['fraud']['p99_after_first_1s_ms']}**, the recommender "
+                          f"**{r[phase]['recommender']['p99_after_first_1s_ms']}** ms"
+                          for phase in ("redis_slow", "model_server_stalled")))
+    if name == "scale_up":
+        settled = r["seconds_inside_budget_last_20s"]
+        return ("load step (autoscaler)", "p99 inside 100 ms in 18 of the last 20 s (else, "
+                "under 0.15 idle cores, inconclusive)",
+                f"{r['workers_before']} -> {r['workers_after']} workers (the first "
+                f"{r['first_step_after_load_step_s']} s after the step); "
+                f"**{settled['inside_budget']} of the last {settled['seconds']} s** inside "
+                "budget, p99 "
+                f"{r['last_20s']['p99']} ms; idle cores after the step "
+                f"{r['machine_idle_cores_after_step']}")
+    a = r["availability"]
+    return ("6. soak, 600 s with faults", f"{100 * r['goal']:.1f} % answered 2xx inside budget",
+            f"**{100 * a['all']['share']:.2f} %** ({a['all']['requests'] - a['all']['good']} "
+            f"misses of {a['all']['requests']:,}); ingest {100 * a['ingest']['share']:.2f} %, "
+            f"fraud {100 * a['fraud']['share']:.2f} %, the recommender "
+            f"{100 * a['recommender']['share']:.2f} %")
+
+
+def merged_run_table(folder: Path) -> str:
+    """Every fault's report of one run of the code (`make chaos`, `make soak`), one row each in
+    the order they started, with the load average each started at."""
+    reports = sorted(((p.stem, json.loads(p.read_text())) for p in folder.glob("*.json")),
+                     key=lambda run: str(run[1]["started"]))
+    lines = ["| fault | started (UTC) | load average | promise | measured |",
+             "|---|---|---|---|---|"]
+    for name, report in reports:
+        fault, promise, measured = _fault_row(name, report)
+        lines.append(f"| {fault} | {report['started'][11:16]} | "
+                     f"{report['machine']['load_average_at_start'][0]:.1f} | {promise} | "
+                     f"{measured} |")
+    first = reports[0][1]
+    lines.append(f"\nFrom `{folder.name}/`: commit {first['commit'][:10]}, "
+                 f"{first['started'][:10]}, {first['machine']['nproc']} shared cores "
+                 f"({first['machine']['cpu_model']}), Kafka {first['versions']['kafka']}, Redis "
+                 f"{first['versions']['redis_server'].split('v=')[1].split()[0]}; each under the "
+                 "machine's lock for heavy runs (other work shares the cores).")
+    return "\n".join(lines)

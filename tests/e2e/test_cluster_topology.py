@@ -19,11 +19,19 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from confluent_kafka import KafkaException
 from kafka import KafkaAdminClient
-from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.admin._users import UserScramCredentialUpsertion
+from kafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    TopicAuthorizationFailedError,
+)
 from pydantic import SecretStr
 from redis.cluster import RedisCluster
 
+from services.common.bus.acls import grant, service_acls, service_topics
 from services.common.bus.confluent_bus import ConfluentPublisher, ConfluentRecordSource
 from services.common.bus.kafka_bus import KafkaPublisher, KafkaRecordSource, ensure_topics
 from services.common.bus.ports import OutboundMessage, Publisher, RecordSource
@@ -32,6 +40,7 @@ from services.common.kafka_access import KafkaAccess
 from services.common.probe import kafka_ready
 from services.common.settings import PlatformSettings
 from services.designs.fraud.layout import CARD_RECORD
+from services.devstack.cluster import KAFKA_USERNAME
 from services.trainer.feedback import read_topic
 from tests.e2e.conftest import ServiceProcess
 from tests.harness import ClusterTopology
@@ -110,7 +119,10 @@ def test_with_the_credentials_both_clients_produce_and_consume(
         cluster_topology: ClusterTopology, clients: str) -> None:
     access = cluster_topology.kafka_access
     topic = f"it-auth-{uuid.uuid4().hex[:8]}"
-    ensure_topics(access, [TopicSpec(topic, 3, replication_factor=3)])
+    # a topic and a group of the test's own: granted to the services' user as the platform's are
+    ensure_topics(cluster_topology.kafka_admin_access, [TopicSpec(topic, 3, replication_factor=3)])
+    grant(cluster_topology.kafka_admin_access, service_acls(
+        KAFKA_USERNAME, topics=[topic], group_prefixes=(), groups=[f"it-auth-{topic}"]))
     confluent_first = clients.startswith("confluent")
     publisher: Publisher = (ConfluentPublisher(access, "it-auth") if confluent_first
                             else KafkaPublisher(access, "it-auth"))
@@ -130,6 +142,63 @@ def test_with_the_credentials_both_clients_produce_and_consume(
     finally:
         source.close()
     assert sorted(received) == [f"{n}".encode() for n in range(10)]
+
+
+def test_a_user_without_acls_is_refused_and_the_services_user_only_has_the_platforms_topics(
+        cluster_topology: ClusterTopology, cluster_topics: None) -> None:
+    """The authorizer (StandardAuthorizer, broker the super user): an authenticated user with no
+    ACL gets nothing, and the services' user nothing beyond its topics and groups."""
+    admin = cluster_topology.kafka_admin_access
+    password = f"foreign-{uuid.uuid4().hex}"
+    client = KafkaAdminClient(**admin.python_config())
+    try:
+        assert client.alter_user_scram_credentials([UserScramCredentialUpsertion(
+            "foreign", "SCRAM-SHA-512", password)]) == {"foreign": None}
+    finally:
+        client.close()
+    foreign = dataclasses.replace(cluster_topology.kafka_access, username="foreign",
+                                  password=SecretStr(password))
+    wait_for(lambda: kafka_ready(foreign), 30, "the foreign user's login")  # it authenticates
+
+    for adapter in (ConfluentPublisher, KafkaPublisher):
+        error = refusal(adapter, foreign)
+        assert error, f"{adapter.__name__}: a user without ACLs stored an event"
+        # said plainly: librdkafka's TOPIC_AUTHORIZATION_FAILED, kafka-python's
+        # TopicAuthorizationFailedError; not a timeout
+        assert "authorization" in error.lower(), f"{adapter.__name__}: {error}"
+    # it sees no topic of the platform, cannot read one with a group of the services' or create
+    # one
+    client = KafkaAdminClient(**foreign.python_config())
+    try:
+        assert not set(client.list_topics()) & set(service_topics())
+        with pytest.raises((TopicAuthorizationFailedError, ClusterAuthorizationFailedError)):
+            client.create_topics([NewTopic("foreign-topic", 1, 3)])
+    finally:
+        client.close()
+    # both consumers raise the refusal (librdkafka's would otherwise log it on every poll)
+    for adapter in (KafkaRecordSource, ConfluentRecordSource):
+        source = adapter(foreign, "stream-watch-features", [FRAUD_DECISIONS],
+                         client_id="foreign")
+        try:
+            with pytest.raises((TopicAuthorizationFailedError, GroupAuthorizationFailedError,
+                                KafkaException)) as refused:
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:
+                    source.poll(0.5, 10)
+            assert "authorization" in str(refused.value).lower(), refused.value
+        finally:
+            source.close()
+
+    # the services' user: no topic outside the platform's, none deleted
+    client = KafkaAdminClient(**cluster_topology.kafka_access.python_config())
+    try:
+        with pytest.raises((TopicAuthorizationFailedError, ClusterAuthorizationFailedError)):
+            client.create_topics([NewTopic(f"not-the-platforms-{uuid.uuid4().hex[:6]}", 1, 3)])
+        with pytest.raises(TopicAuthorizationFailedError):
+            client.delete_topics([FRAUD_DECISIONS])
+        assert FRAUD_DECISIONS in set(client.list_topics()), "the refused deletion left it"
+    finally:
+        client.close()
 
 
 def test_neither_password_is_in_a_service_log_or_its_settings(

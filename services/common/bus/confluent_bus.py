@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 # How long the poller thread waits for an event before it looks again at whether to stop.
 _POLL_S = 0.1
+# Refusals by the brokers' authorizer (docs/reliability.md, "Kafka's ACLs"): no retry makes them
+# pass, so a consumer raises them as kafka-python's does, instead of logging them forever.
+_REFUSED = (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED)
 # The bound on the two broker questions a consumer asks when it is given partitions.
 _ASK_S = 5.0
 
@@ -159,8 +162,18 @@ class ConfluentPublisher:
                 return
 
     def _serve_reports(self) -> None:
+        told = False
         while not self._stopping.is_set():
-            self._producer.poll(_POLL_S)
+            try:
+                self._producer.poll(_POLL_S)
+            except KafkaException as exc:
+                # A fatal error (a user the brokers refuse the idempotent producer id: no WRITE
+                # on any topic) is raised here on every poll; the sends fail with it on their
+                # own, so say it once and keep serving their reports.
+                if not told:
+                    logger.error("kafka producer failed", extra={"error": _describe(exc.args[0])})
+                    told = True
+                self._stopping.wait(_POLL_S)
 
     def close(self) -> None:
         self._producer.flush(self._timeout_s)  # reports of what is in flight are still served
@@ -231,7 +244,7 @@ class ConfluentRecordSource:
                 record = _record(message)
                 records.append(record)
                 self._positions[(record.topic, record.partition)] = record.offset + 1
-            elif error.fatal():
+            elif error.fatal() or error.code() in _REFUSED:
                 raise KafkaException(error)
             else:  # e.g. a subscribed topic that does not exist yet: librdkafka retries
                 logger.warning("consumer error", extra={"error": _describe(error)})

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from supervisor.options import ServerOptions
 
+from services.common.settings import PlatformSettings
+from services.devstack.__main__ import kafka_acls
 from services.devstack.cluster import (
     ClusterSecrets,
     ClusterSettings,
@@ -109,6 +111,28 @@ def test_the_secrets_are_made_once_closed_to_others_and_reused(tmp_path: Path,
     given = ClusterSecrets.load_or_create(tmp_path)
     assert given.redis_password == "from-the-environment"
     assert given.kafka_password == "kafka-from-the-environment"
+
+
+def test_the_acls_are_granted_as_the_nodes_user_never_the_services() -> None:
+    secrets_ = ClusterSecrets("r", "id", "services-password", "broker-password")
+    admin = secrets_.kafka_admin_access("127.0.0.1:19092")
+    services = secrets_.kafka_access("127.0.0.1:19092")
+    assert (admin.username, admin.password and admin.password.get_secret_value()) == \
+        ("broker", "broker-password")
+    assert services.username == "mlsd"
+    template = (REPO_ROOT / "infra/kafka/server.cluster.properties.template").read_text()
+    assert "super.users=User:broker\n" in template, "the super user is the nodes' own"
+    assert "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer" \
+        in template
+
+
+def test_composes_acl_one_shot_refuses_to_run_without_the_nodes_password(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without KAFKA_BROKER_PASSWORD it says what to set and fails, before any connection."""
+    monkeypatch.delenv("KAFKA_BROKER_PASSWORD", raising=False)
+    monkeypatch.setenv("MLSD_KAFKA_USERNAME", "mlsd")
+    assert kafka_acls(PlatformSettings()) == 2
+    assert "KAFKA_BROKER_PASSWORD" in capsys.readouterr().out
 
 
 def test_kafka_cluster_ids_never_read_as_an_option() -> None:

@@ -387,7 +387,7 @@ def test_the_cluster_profile_runs_the_nodes_of_make_run_cluster(
         compose: dict[str, Any]) -> None:
     services = _services(compose)
     cluster = {name for name, s in services.items() if s.get("profiles") == ["cluster"]}
-    assert cluster == {"kafka-1", "kafka-2", "kafka-3", "redis-cluster",
+    assert cluster == {"kafka-1", "kafka-2", "kafka-3", "kafka-acls", "redis-cluster",
                        *(f"redis-{n}" for n in range(1, 7)), "balancer",
                        *(f"{service.name}-2" for service in balanced_services())}
     # make run-cluster runs the same parts: the nodes, HAProxy and a second instance of each
@@ -422,6 +422,9 @@ def test_in_the_cluster_profile_the_services_wait_for_the_formed_cluster(
                 "condition": "service_completed_successfully", "required": False}, name
         if "kafka" in depends_on:
             assert {depends_on[f"kafka-{n}"]["required"] for n in (1, 2, 3)} == {False}, name
+            # the authorizer refuses the services' user until the one-shot granted its ACLs
+            assert depends_on["kafka-acls"] == {
+                "condition": "service_completed_successfully", "required": False}, name
     settings = _cluster_env()
     assert settings["MLSD_KAFKA_BOOTSTRAP_SERVERS"] == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
     assert settings["MLSD_REDIS_CLUSTER"] == "true"
@@ -445,10 +448,18 @@ def test_in_the_cluster_profile_every_kafka_client_authenticates(
         assert "--command-config" in node["healthcheck"]["test"][1]
     for name, service in services.items():
         environment = service.get("environment", {})
-        if "MLSD_KAFKA_BOOTSTRAP_SERVERS" in environment:
+        # kafka-acls logs in as the nodes' user (below), every other client as the services'
+        if "MLSD_KAFKA_BOOTSTRAP_SERVERS" in environment and name != "kafka-acls":
             assert environment["MLSD_KAFKA_PASSWORD"] == "${MLSD_KAFKA_PASSWORD:-}", name
             assert environment["MLSD_KAFKA_SECURITY_PROTOCOL"] == \
                 "${MLSD_KAFKA_SECURITY_PROTOCOL:-PLAINTEXT}", name
+    acls = services["kafka-acls"]
+    assert acls["command"] == ["python", "-m", "services.devstack", "kafka-acls"]
+    assert acls["environment"]["KAFKA_BROKER_PASSWORD"] == "${KAFKA_BROKER_PASSWORD:-}"
+    assert acls["environment"]["MLSD_KAFKA_BOOTSTRAP_SERVERS"] == \
+        "kafka-1:9092,kafka-2:9092,kafka-3:9092"
+    assert {acls["depends_on"][f"kafka-{n}"]["condition"] for n in (1, 2, 3)} == \
+        {"service_healthy"}
     settings = _cluster_env()
     assert settings["MLSD_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
     assert "MLSD_KAFKA_PASSWORD" not in settings, "the password never lives in the repository"

@@ -15,6 +15,7 @@ from tests.chaos.tables import (
     broker_session_table,
     failed_runs_table,
     failover_repro_table,
+    merged_run_table,
     node_breakers_table,
     onset_table,
     poison_table,
@@ -69,6 +70,14 @@ def test_the_soaks_misses_are_shown_by_cause_and_the_start_before_and_after() ->
     soak = RESULTS / "soak_repeats" / "availability_soak_2026-12-07T0431.json"
     assert soak_misses_table(soak) in DOC.read_text()
     assert soak_start_table(RESULTS / "soak_start") in DOC.read_text()
+
+
+def test_session_15s_run_of_every_fault_on_the_merged_code_is_shown() -> None:
+    assert merged_run_table(RESULTS / "merged_2026-12-07") in DOC.read_text()
+    assert merged_run_table(RESULTS / "merged_2026-12-07" / "rerun") in DOC.read_text()
+    assert merged_run_table(RESULTS / "acl_2026-12-07") in DOC.read_text()
+    assert soak_misses_table(RESULTS / "merged_2026-12-07" / "availability_soak.json") \
+        in DOC.read_text()
 
 
 def test_the_runs_that_broke_a_promise_are_shown_too() -> None:

@@ -5,6 +5,7 @@ import time
 import pytest
 from pydantic import ValidationError
 
+from services.common.bus import confluent_bus
 from services.common.bus.clients import kafka_publisher, kafka_record_source
 from services.common.bus.confluent_bus import ConfluentPublisher, ConfluentRecordSource
 from services.common.bus.ports import OutboundMessage
@@ -70,3 +71,36 @@ def test_the_producer_retries_a_leaderless_batch_every_100_ms_unless_told_otherw
     finally:
         before.close()
         publisher.close()
+
+
+def test_a_fatal_producer_error_is_said_once_and_the_reports_are_still_served(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """librdkafka raises a fatal error (a user refused the idempotent producer id by the
+    brokers' authorizer) from every poll: the thread serving the delivery reports said it once
+    and stopped, in the authenticated topology's test, until it caught it."""
+    polls: list[float] = []
+
+    class RefusedProducer:
+        def __init__(self, config: dict[str, object]) -> None:
+            pass
+
+        def poll(self, timeout: float) -> int:
+            polls.append(timeout)
+            raise confluent_bus.KafkaException(confluent_bus.KafkaError(
+                confluent_bus.KafkaError.CLUSTER_AUTHORIZATION_FAILED, "no producer id",
+                fatal=True))
+
+        def flush(self, timeout: float) -> int:
+            return 0
+
+    monkeypatch.setattr(confluent_bus, "Producer", RefusedProducer)
+    publisher = ConfluentPublisher(NO_BROKER, "unit", delivery_timeout_s=0.5)
+    try:
+        time.sleep(0.5)
+        assert publisher._poller.is_alive()
+        assert len(polls) >= 2, "it stopped polling after the first error"
+    finally:
+        publisher.close()
+    refused = [r for r in caplog.records if r.getMessage() == "kafka producer failed"]
+    assert len(refused) == 1
+    assert "CLUSTER_AUTHORIZATION_FAILED" in str(refused[0].__dict__.get("error"))
