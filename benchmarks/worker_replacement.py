@@ -38,6 +38,7 @@ import psutil
 
 from services.common.loopback import free_port
 from services.common.machine import describe
+from services.common.workers import is_worker
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -90,12 +91,10 @@ class Running:
         return time.monotonic() - start
 
     def workers(self) -> list[psutil.Process]:
-        """The parent's workers (a spawning parent also runs multiprocessing's resource
-        tracker, which is not one)."""
         workers = []
         for child in self.parent.children():
             try:
-                if not any("resource_tracker" in part for part in child.cmdline()):
+                if is_worker(child):
                     workers.append(child)
             except psutil.NoSuchProcess:
                 continue

@@ -13,6 +13,8 @@ import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.common.workers import is_worker, supervisor_of
+
 Buckets = dict[float, float]  # upper bound (seconds) -> cumulative count
 
 
@@ -88,29 +90,21 @@ def haproxy_queue(socket_path: str, backend: str, timeout_s: float = 1.0) -> int
 
 def supervisor_pid(port: int) -> int:
     """The uvicorn supervisor serving `port`: the process holding its listening socket, or the
-    parent of the worker holding it (a spawned worker inherits the socket; whether the parent
-    keeps it open too is uvicorn's business)."""
+    supervisor of the worker holding it (a worker shares the socket; which of them the kernel
+    names first is not ours to know)."""
     for connection in psutil.net_connections(kind="tcp"):
         if (connection.status == psutil.CONN_LISTEN and connection.laddr
                 and connection.laddr.port == port and connection.pid):
-            holder = psutil.Process(connection.pid)
-            if _is_worker(holder):
-                return int(holder.ppid())
-            return int(holder.pid)
+            return int(supervisor_of(psutil.Process(connection.pid)).pid)
     raise LookupError(f"no process listens on port {port}")
 
 
-def _is_worker(process: psutil.Process) -> bool:
-    command = " ".join(process.cmdline())
-    return "spawn_main" in command and "resource_tracker" not in command
-
-
 def worker_count(parent_pid: int) -> int:
-    """Live uvicorn workers (multiprocessing spawn children) under the supervisor."""
+    """Live uvicorn workers under the supervisor (services/common/workers.py)."""
     count = 0
     for child in psutil.Process(parent_pid).children():
         try:
-            if child.status() != psutil.STATUS_ZOMBIE and _is_worker(child):
+            if child.status() != psutil.STATUS_ZOMBIE and is_worker(child):
                 count += 1
         except psutil.NoSuchProcess:
             continue

@@ -34,6 +34,7 @@ from pathlib import Path
 from socket import socket
 from typing import Literal
 
+import psutil
 import uvicorn
 import uvicorn._subprocess
 from fastapi import FastAPI
@@ -81,6 +82,24 @@ class _Supervisor(Multiprocess):
 
     def failed_to_start(self) -> bool:
         return any(process.exitcode == STARTUP_FAILURE for process in self.processes)
+
+
+def is_worker(child: psutil.Process) -> bool:
+    """Whether a child of the supervising parent is one of its workers, forked or spawned: every
+    child is but multiprocessing's resource tracker, which a spawning parent starts beside them.
+    NoSuchProcess if it has gone."""
+    return not any("resource_tracker" in part for part in child.cmdline())
+
+
+def supervisor_of(process: psutil.Process) -> psutil.Process:
+    """The worker supervisor a process on a service's port belongs to: its parent when it is a
+    worker (forked: its parent's command line; spawned: multiprocessing's), else itself."""
+    parent = process.parent()
+    command = process.cmdline()
+    if parent is not None and (parent.cmdline() == command
+                               or any("spawn_main" in part for part in command)):
+        return parent
+    return process
 
 
 def start_workers_by(method: Literal["fork", "spawn"]) -> None:

@@ -12,22 +12,18 @@ import psutil
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from services.common.telemetry import MULTIPROCESS_DIR_VARIABLE
+from services.common.workers import is_worker
 
 
 def worker_pids(parent_pid: int) -> set[int]:
-    """The uvicorn workers under a service's parent process (services/common/workers.py).
-
-    The workers are multiprocessing "spawn" children; the resource tracker multiprocessing may
-    start beside them is a child too, and is not a worker.
-    """
+    """The uvicorn workers under a service's parent process (services/common/workers.py)."""
     pids = set()
     for child in psutil.Process(parent_pid).children():
         try:
-            command = " ".join(child.cmdline())
+            if is_worker(child):
+                pids.add(child.pid)
         except psutil.NoSuchProcess:
             continue
-        if "spawn_main" in command and "resource_tracker" not in command:
-            pids.add(child.pid)
     return pids
 
 
