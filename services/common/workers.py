@@ -38,6 +38,7 @@ import psutil
 import uvicorn
 import uvicorn._subprocess
 from fastapi import FastAPI
+from prometheus_client import values as prometheus_values
 from prometheus_client.multiprocess import mark_process_dead
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
@@ -56,9 +57,16 @@ def multiprocess_metrics_dir(service: str) -> Iterator[Path]:
     directory = Path(tempfile.mkdtemp(prefix=f"{service}-metrics-"))
     previous = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
     os.environ[MULTIPROCESS_DIR_VARIABLE] = str(directory)
+    # prometheus_client picks its value class from the environment once, when it is imported:
+    # this parent imported it before the directory existed, and a forked worker inherits the
+    # choice (a spawned one imports it again). Chosen again now, for the metrics the workers
+    # build after the fork; the parent builds none.
+    single_process = prometheus_values.ValueClass
+    prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
     try:
         yield directory
     finally:
+        prometheus_values.ValueClass = single_process
         if previous is None:
             os.environ.pop(MULTIPROCESS_DIR_VARIABLE, None)
         else:

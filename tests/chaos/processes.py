@@ -11,7 +11,6 @@ from typing import Any
 import psutil
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from services.common.telemetry import MULTIPROCESS_DIR_VARIABLE
 from services.common.workers import is_worker
 
 
@@ -68,10 +67,12 @@ def _alive(pid: int) -> bool:
 
 def worker_requests(pid: int, route_part: str) -> int:
     """Requests a worker has answered on routes containing `route_part`, from its own file of
-    the service's multiprocess metrics (services/common/workers.py): the merged /metrics says
-    how many in all, this says which worker served them."""
-    directory = Path(psutil.Process(pid).environ()[MULTIPROCESS_DIR_VARIABLE])
-    files = [str(f) for f in directory.glob(f"histogram_{pid}.db")]
+    the service's multiprocess metrics (services/common/workers.py), found among the files it
+    holds open (a forked worker's /proc environ is its parent's at exec, without the metrics
+    directory the parent named later): the merged /metrics says how many in all, this says
+    which worker served them. 0 before its first answer (no file yet)."""
+    files = sorted({f.path for f in psutil.Process(pid).open_files()  # held more than once
+                    if Path(f.path).name == f"histogram_{pid}.db"})
     total = 0.0
     for metric in MultiProcessCollector.merge(files) if files else []:
         for sample in metric.samples:
