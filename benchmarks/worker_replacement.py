@@ -38,7 +38,7 @@ import psutil
 
 from services.common.loopback import free_port
 from services.common.machine import describe
-from services.common.workers import is_worker
+from services.common.workers import workers_of
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -75,7 +75,6 @@ class Running:
         with log.open("w") as out:
             self.process = subprocess.Popen([PYTHON, "-m", service.module], cwd=REPO, env=env,
                                             stdout=out, stderr=subprocess.STDOUT)
-        self.parent = psutil.Process(self.process.pid)
         self.wait_ready(2, 120.0)
 
     def ready_count(self) -> int:
@@ -91,14 +90,7 @@ class Running:
         return time.monotonic() - start
 
     def workers(self) -> list[psutil.Process]:
-        workers = []
-        for child in self.parent.children():
-            try:
-                if is_worker(child):
-                    workers.append(child)
-            except psutil.NoSuchProcess:
-                continue
-        return workers
+        return workers_of(self.process.pid)
 
     def kill_one(self) -> dict[str, Any]:
         """kill -9 the oldest worker; its replacement's start: seconds until ready, its CPU."""

@@ -13,7 +13,7 @@ import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.common.workers import is_worker, supervisor_of
+from services.common.workers import supervisor_of, workers_of
 
 Buckets = dict[float, float]  # upper bound (seconds) -> cumulative count
 
@@ -101,11 +101,4 @@ def supervisor_pid(port: int) -> int:
 
 def worker_count(parent_pid: int) -> int:
     """Live uvicorn workers under the supervisor (services/common/workers.py)."""
-    count = 0
-    for child in psutil.Process(parent_pid).children():
-        try:
-            if child.status() != psutil.STATUS_ZOMBIE and is_worker(child):
-                count += 1
-        except psutil.NoSuchProcess:
-            continue
-    return count
+    return len(workers_of(parent_pid))

@@ -99,6 +99,19 @@ def is_worker(child: psutil.Process) -> bool:
     return not any("resource_tracker" in part for part in child.cmdline())
 
 
+def workers_of(parent_pid: int) -> list[psutil.Process]:
+    """The live workers under a supervising parent: its children but the resource tracker, and
+    none that has died (a killed worker stays a zombie until its parent reaps it) or gone."""
+    workers = []
+    for child in psutil.Process(parent_pid).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and is_worker(child):
+                workers.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return workers
+
+
 def supervisor_of(process: psutil.Process) -> psutil.Process:
     """The worker supervisor a process on a service's port belongs to: its parent when it is a
     worker (forked: its parent's command line; spawned: multiprocessing's), else itself."""

@@ -11,24 +11,13 @@ from typing import Any
 import psutil
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from services.common.workers import is_worker
-
-
-def worker_pids(parent_pid: int) -> set[int]:
-    """The uvicorn workers under a service's parent process (services/common/workers.py)."""
-    pids = set()
-    for child in psutil.Process(parent_pid).children():
-        try:
-            if is_worker(child):
-                pids.add(child.pid)
-        except psutil.NoSuchProcess:
-            continue
-    return pids
+from services.common.workers import workers_of
 
 
 def live_workers(parent_pid: int) -> set[int]:
-    """The workers that have not died (a killed one stays a zombie until its parent reaps it)."""
-    return {pid for pid in worker_pids(parent_pid) if _alive(pid)}
+    """The uvicorn workers under a service's parent process that have not died
+    (services/common/workers.py)."""
+    return {worker.pid for worker in workers_of(parent_pid)}
 
 
 def await_workers(parent_pid: int, count: int, timeout_s: float = 30.0) -> set[int]:
@@ -56,13 +45,6 @@ def await_started(log: Path, count: int, timeout_s: float = 60.0) -> None:
 def kill_worker(pid: int) -> None:
     """kill -9: the worker's open connections die with it, as in a crash."""
     psutil.Process(pid).send_signal(signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.NoSuchProcess:
-        return False
 
 
 def worker_requests(pid: int, route_part: str) -> int:

@@ -17,6 +17,7 @@ import pytest
 
 from services.autoscaler.observe import supervisor_pid, worker_count
 from services.common.loopback import free_port
+from services.common.workers import is_worker, workers_of
 
 pytestmark = pytest.mark.integration
 
@@ -65,11 +66,35 @@ def test_a_killed_worker_is_replaced_and_counted_again(
         supervisor: tuple[subprocess.Popen[bytes], int]) -> None:
     process, _ = supervisor
     await_count(process.pid, 2)
-    victim = next(child for child in psutil.Process(process.pid).children()
-                  if "resource_tracker" not in " ".join(child.cmdline()))
+    victim = next(child for child in psutil.Process(process.pid).children() if is_worker(child))
     victim.kill()
     deadline = time.monotonic() + 30
     while victim.pid in {child.pid for child in psutil.Process(process.pid).children()}:
         assert time.monotonic() < deadline, "the killed worker was never reaped"
         time.sleep(0.05)
+    await_count(process.pid, 2)
+
+
+def test_its_workers_are_its_live_children_but_the_resource_tracker(
+        supervisor: tuple[subprocess.Popen[bytes], int]) -> None:
+    """A killed worker the supervisor has not reaped yet (it is stopped) is a zombie, not a
+    worker; spawned, the resource tracker beside the workers is none either."""
+    process, _ = supervisor
+    await_count(process.pid, 2)
+    workers = workers_of(process.pid)
+    others = [child for child in psutil.Process(process.pid).children()
+              if child.pid not in {worker.pid for worker in workers}]
+    assert len(workers) == 2 and len(others) <= 1
+    assert all("resource_tracker" in " ".join(other.cmdline()) for other in others)
+    victim, survivor = workers
+    process.send_signal(signal.SIGSTOP)
+    try:
+        victim.kill()
+        deadline = time.monotonic() + 10
+        while victim.status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the killed worker never died"
+            time.sleep(0.02)
+        assert [w.pid for w in workers_of(process.pid)] == [survivor.pid]
+    finally:
+        process.send_signal(signal.SIGCONT)
     await_count(process.pid, 2)
