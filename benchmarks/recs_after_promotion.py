@@ -63,6 +63,7 @@ from services.common.bus.topics import platform_topics
 from services.common.machine import describe as describe_machine
 from services.common.models import ModelRepository
 from services.common.probe import process_ready
+from services.common.processes import stop_process
 from services.designs.experiments.definitions import parse_definition
 from services.designs.experiments.store import RedisDefinitionStore
 from services.designs.recs.artifacts import load_item_artifacts
@@ -264,12 +265,7 @@ def recommender(cwd: Path, env: dict[str, str], log: Path) -> Iterator[str]:
             raise RuntimeError(f"the recommender in {cwd} did not get ready: see {log}")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 30)
 
 
 @dataclass(frozen=True)

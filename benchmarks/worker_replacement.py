@@ -38,6 +38,7 @@ import psutil
 
 from services.common.loopback import free_port
 from services.common.machine import describe
+from services.common.processes import stop_process
 from services.common.workers import workers_of
 
 REPO = Path(__file__).resolve().parent.parent
@@ -113,12 +114,7 @@ class Running:
                 "replacement_cpu_s_until_ready": round(times.user + times.system, 3)}
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, 30)
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -26,6 +26,7 @@ from services.common.bus.acls import grant, service_acls
 from services.common.kafka_access import KafkaAccess
 from services.common.loopback import free_port
 from services.common.probe import kafka_ready, redis_ready
+from services.common.processes import stop_process
 from services.common.records.pool import postgres_ready
 from services.common.records.settings import PostgresSettings
 from services.devstack.cluster import (
@@ -55,14 +56,7 @@ class ServerProcess:
     stop_signal: signal.Signals = signal.SIGTERM
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(self.stop_signal)
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout_s, self.stop_signal)
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
