@@ -42,4 +42,4 @@ async def recommendations(user_id: UserId, recommender: Service, k: K = 10,
     if lookup.body is not None:
         return Response(lookup.body, media_type="application/json")
     # Redis, numpy and the model call block: off the event loop, in one hop for the pipeline.
-    return await run_in_threadpool(recommender.recommend, user_id, k, lookup.then)
+    return await run_in_threadpool(recommender.recommend, user_id, k, lookup.then, lookup.part)

@@ -186,10 +186,12 @@ class CacheUse:
 @dataclass(frozen=True)
 class CacheLookup:
     """What the event loop did with a request: answered it (`body`), or hands it to recommend()
-    with `then`, which no longer reads the cache if the loop has read it already."""
+    with `then`, which no longer reads the cache if the loop has read it already, and `part`,
+    the master of the user's keys if the loop has placed them (None: recommend() places them)."""
 
     body: bytes | None
     then: CacheUse
+    part: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -251,20 +253,23 @@ class RecommenderService:
         descheduled on a busy machine) times out every read in flight at once, answered or not,
         and counted they opened the breaker: whole seconds of fallback lists under load."""
         if (self._list_cache is None or not (self._policy.cache_enabled and cache.read)
-                or not self.catalog.loaded or self._redis_breaker(user_id).state != "closed"):
+                or not self.catalog.loaded):
             return CacheLookup(None, cache)
+        part = self._redis_breakers.part_of(user_id)  # placed once: recommend() takes it too
+        if self._redis_breakers.part(part).state != "closed":
+            return CacheLookup(None, cache, part)
         start = time.perf_counter()
         assignment = self._settled(user_id)
         if assignment is None:      # an exposure to log first: recommend() does it in a thread
-            return CacheLookup(None, cache)
+            return CacheLookup(None, cache, part)
         try:
             raw = await self._list_cache.cached_recommendations(user_id, k)
         except FeatureStoreUnavailable:
-            return CacheLookup(None, cache)
+            return CacheLookup(None, cache, part)
         stored = self._valid_for(raw, assignment, self.catalog.snapshot)
         self._metrics.stage.labels("cache").observe(time.perf_counter() - start)
         if raw is None or stored is None:
-            return CacheLookup(None, CacheUse(read=False, write=cache.write))
+            return CacheLookup(None, CacheUse(read=False, write=cache.write), part)
         listed = as_assigned(stored, assignment)
         request_id = uuid.uuid4().hex
         elapsed_ms = _ms_since(start)
@@ -273,8 +278,10 @@ class RecommenderService:
                                                 request_id, elapsed_ms),
                            CacheUse(read=False, write=cache.write))
 
-    def recommend(self, user_id: str, k: int,
-                  cache: CacheUse = CacheUse()) -> RecommendationsResponse:
+    def recommend(self, user_id: str, k: int, cache: CacheUse = CacheUse(),
+                  part: str | None = None) -> RecommendationsResponse:
+        """`part`: the master of the user's keys as from_cache() placed them (None: placed
+        here)."""
         start = time.perf_counter()
         request_id = uuid.uuid4().hex
         assignment = self._choose(user_id)
@@ -286,7 +293,8 @@ class RecommenderService:
             return self._answer(listed, "fallback", ["catalog"], assignment, request_id, start)
         snapshot = self.catalog.snapshot
         store = self._store_for(snapshot.items)
-        part = self._redis_breakers.part_of(user_id)  # the master of the user's keys: placed once
+        if part is None:   # the master of the user's keys: placed once a request
+            part = self._redis_breakers.part_of(user_id)
         cached = None
         if self._policy.cache_enabled and cache.read:
             with self._stage("cache"):
@@ -461,10 +469,6 @@ class RecommenderService:
                           personalization="cold", watch_count=0)
 
     # --- I/O with its failure handling ---------------------------------------------------------
-    def _redis_breaker(self, user_id: str) -> CircuitBreaker:
-        """The breaker of the Redis master holding the user's keys (of the one Redis server)."""
-        return self._redis_breakers.for_key(user_id)
-
     def _read_user(self, store: UserStore, user_id: str, part: str) -> UserOnlineState | None:
         """The user's state, with the trending head when its master answers; None when the
         master of the user's own keys (`part`) fails or is skipped (its breaker is open)."""

@@ -209,3 +209,22 @@ def test_a_stored_list_in_another_layout_is_serialised_again_with_the_same_field
     assert (answer.request_id, answer.served_from, answer.processing_time_ms) == ("r1", "cache",
                                                                                    0.5)
     assert "features" not in json.loads(body)
+
+
+def test_a_miss_on_the_loop_places_the_users_keys_once_for_the_loop_and_the_thread(
+        tmp_path: Path) -> None:
+    """Placing a key reads the cluster client's slot map: the loop's breaker check and the
+    thread's reads and write all take the one master the loop found."""
+    placed: list[str] = []
+
+    def placing(user_id: str) -> str:
+        placed.append(user_id)
+        return "A"
+
+    rig = Rig(tmp_path, on_loop=True, masters=placing, trending_master="A")
+    rig.store.master_of = lambda user_id: "A"
+    rig.store.users["u1"] = world.user(["t0", "t1", "t2", "t3", "t4"])
+    answer = client_for(rig.service).get(URL).json()
+    assert answer["served_from"] == "computed" and ("u1", 5) in rig.store.cache
+    assert rig.list_cache is not None and rig.list_cache.reads == 1
+    assert placed == ["u1"]
