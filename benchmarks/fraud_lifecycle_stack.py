@@ -70,6 +70,7 @@ from services.common.loopback import free_port
 from services.common.machine import describe
 from services.common.models import ModelRepository
 from services.common.probe import process_ready
+from services.common.processes import stop_process
 from services.common.settings import PlatformSettings
 from services.devstack.servers import REPO_ROOT, ServerProcess, start_kafka, start_redis
 from services.seeder.history import transaction_messages
@@ -109,13 +110,7 @@ class Service:
     url: str
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(40)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 40)
 
 
 def launch(module: str, port_variable: str, env: dict[str, str], logs: Path) -> Service:

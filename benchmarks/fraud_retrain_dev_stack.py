@@ -50,6 +50,7 @@ from services.common.loopback import free_port
 from services.common.machine import describe
 from services.common.models import ModelRepository
 from services.common.probe import process_ready
+from services.common.processes import stop_process
 from services.designs.model_features import LAKE_DAYS_FOR_A_RETRAIN
 from services.devstack.servers import (
     REPO_ROOT,
@@ -113,13 +114,7 @@ class Stack:
 
     def stop(self) -> None:
         for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(40)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_process(process, 40)
         for server in reversed(self.servers):
             server.stop()
             if "data_root" in server.extra:

@@ -48,6 +48,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from services.common.loopback import free_port
+from services.common.processes import stop_process
 
 logger = logging.getLogger("sweep")
 
@@ -233,12 +234,7 @@ def floor_server(platform_middleware: bool = False,
             time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 5)
 
 
 # --- The record: JSON, CSV, plot, summary ----------------------------------------------------

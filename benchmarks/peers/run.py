@@ -66,6 +66,7 @@ from services.common.loopback import free_port
 from services.common.machine import cpu_model
 from services.common.models import ModelRepository
 from services.common.models.runtime import session_options
+from services.common.processes import stop_process
 from services.designs.experiments.assignment import assign
 from services.designs.experiments.definitions import ExperimentDefinition, load_definitions_file
 from services.designs.experiments.hashing import v2_from_state
@@ -189,12 +190,7 @@ def started(name: str, argv: Sequence[str], port: int, ready_path: str, workdir:
         wait_ready(server, ready_path)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 20)
 
 
 def empty_endpoint(workdir: Path) -> Any:

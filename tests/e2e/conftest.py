@@ -15,6 +15,7 @@ from redis.cluster import RedisCluster
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import platform_topics
 from services.common.probe import process_ready
+from services.common.processes import stop_process
 from services.trainer.pipeline import SCALES, TrainerSettings, run_pipeline
 from tests.harness import REPO_ROOT, ClusterTopology, ServerProcess, free_port
 
@@ -37,14 +38,7 @@ class ServiceProcess:
     log: Path
 
     def stop(self, timeout_s: float = 40.0) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return int(self.process.returncode)
+        return stop_process(self.process, timeout_s)
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

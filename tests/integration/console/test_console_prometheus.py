@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from services.common.probe import process_ready
+from services.common.processes import stop_process
 from services.console.diagram import BOXES
 from services.console.prometheus import PrometheusUnavailable, PrometheusVitals
 from services.console.vitals import Vitals
@@ -23,15 +24,6 @@ from tests.harness import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.integration
 JOB = "experiments"  # the scrape job the service stands in for
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture
@@ -44,7 +36,7 @@ def service(tmp_path: Path) -> Iterator[str]:
                                stdout=log, stderr=subprocess.STDOUT)
     assert process_ready(f"http://127.0.0.1:{port}/readyz", process, 60), "service not ready"
     yield f"127.0.0.1:{port}"
-    _stop(process)
+    stop_process(process, 20)
 
 
 @pytest.fixture
@@ -63,7 +55,7 @@ def prometheus(tmp_path: Path, service: str) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     assert process_ready(f"{url}/-/ready", process, 60), "prometheus not ready"
     yield url
-    _stop(process)
+    stop_process(process, 20)
 
 
 def read(url: str) -> dict[str, Vitals]:
