@@ -29,7 +29,7 @@ import pytest
 from services.common.bus.topics import FRAUD_DECISIONS
 from services.records.settings import RecordsSettings
 from services.trainer.feedback import read_topic
-from tests.chaos.load import open_loop, percentile, retry_once, transaction, write_report
+from tests.chaos.load import open_loop, percentile, transaction, write_report
 from tests.e2e.conftest import ServiceProcess, StartService
 from tests.harness import ClusterTopology, PostgresFormation
 
@@ -172,8 +172,7 @@ def test_the_primary_killed_under_fraud_load_loses_no_decision_of_record(
     survivor = next(name for name in formation.data_names if name != victim)
 
     async def send(client: httpx.AsyncClient, n: int) -> tuple[int, dict[str, Any]]:
-        body = transaction(run, n)
-        response = await retry_once(lambda: client.post(f"{fraud.url}/v1/score", json=body))
+        response = await client.post(f"{fraud.url}/v1/score", json=transaction(run, n))
         return response.status_code, {}
 
     marks: dict[str, float] = {}
