@@ -27,6 +27,7 @@ import psycopg
 import pytest
 
 from services.common.bus.topics import FRAUD_DECISIONS
+from services.devstack.cluster import superuser_conninfo
 from services.records.settings import RecordsSettings
 from services.trainer.feedback import read_topic
 from tests.chaos.load import open_loop, percentile, transaction, write_report
@@ -129,7 +130,9 @@ def standby_streaming(formation: PostgresFormation, name: str) -> bool:
     primary = formation.primary()
     if primary is None or formation.roles().get(name) != "standby":
         return False
-    with psycopg.connect(formation.settings.conninfo("chaos-replication"),
+    # the superuser: pg_stat_replication shows a role without pg_read_all_stats no state
+    with psycopg.connect(superuser_conninfo(formation.address(primary),
+                                            formation.settings.postgres_db),
                          autocommit=True) as conn:
         row = conn.execute("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
                            " AND sync_state IN ('sync', 'quorum')").fetchone()

@@ -54,7 +54,12 @@ def on_standby(formation: PostgresFormation, query: str, *args: object) -> objec
 
 def test_a_commit_returned_is_on_the_synchronous_standby(
         postgres_formation: PostgresFormation, pool: ConnectionPool) -> None:
-    with pool.connection() as conn:
+    primary = postgres_formation.primary()
+    assert primary is not None
+    # the superuser: pg_stat_replication shows a role without pg_read_all_stats no state
+    with psycopg.connect(superuser_conninfo(postgres_formation.address(primary),
+                                            postgres_formation.settings.postgres_db),
+                         autocommit=True) as conn:
         names = conn.execute("SHOW synchronous_standby_names").fetchone()
         commit = conn.execute("SHOW synchronous_commit").fetchone()
         states = conn.execute("SELECT sync_state FROM pg_stat_replication").fetchall()
