@@ -210,6 +210,11 @@ def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
         assert not healthcheck.get("disable", False), f"{name} disables its healthcheck"
 
 
+# The one dependency that waits for a start only: the PostgreSQL standby is healthy once its
+# base backup is in, which waits for the checkpoint the formation asks the primary for.
+STARTED_ON_PURPOSE = {("postgres-formation", "postgres-2"): "service_started"}
+
+
 def test_dependencies_wait_until_healthy(compose: dict[str, Any]) -> None:
     services = _services(compose)
     for name, service in services.items():
@@ -218,7 +223,7 @@ def test_dependencies_wait_until_healthy(compose: dict[str, Any]) -> None:
         assert isinstance(depends_on, dict), f"{name}: depends_on needs the long form"
         for dependency, how in depends_on.items():
             expected = ("service_completed_successfully" if _one_shot(services[dependency])
-                        else "service_healthy")
+                        else STARTED_ON_PURPOSE.get((name, dependency), "service_healthy"))
             assert how.get("condition") == expected, f"{name} -> {dependency}"
     assert "prometheus" in services["grafana"]["depends_on"]
 
@@ -495,8 +500,11 @@ def test_in_the_cluster_profile_every_kafka_client_authenticates(
 
 def test_python_parts_share_one_image_built_from_infra_docker(compose: dict[str, Any]) -> None:
     services = _services(compose)
-    builders = [s for s in services.values() if "build" in s]
-    assert [b["build"]["dockerfile"] for b in builders] == ["infra/docker/Dockerfile"]
+    # and the cluster profile's PostgreSQL nodes one of their own (pg_auto_failover added)
+    builders = [s for s in services.values()
+                if "build" in s and s["build"]["dockerfile"] == "infra/docker/Dockerfile"]
+    assert sorted(s["build"]["dockerfile"] for s in services.values() if "build" in s) == [
+        "infra/docker/Dockerfile", "infra/docker/postgres-ha.Dockerfile"]
     assert (REPO_ROOT / "infra" / "docker" / "Dockerfile").exists()
     image = builders[0]["image"]
     python_parts = [n for n, s in services.items() if s.get("image") == image]
