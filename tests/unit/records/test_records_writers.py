@@ -119,7 +119,8 @@ def test_the_retention_loop_runs_only_when_a_retention_is_set() -> None:
 
 def test_a_writer_outlasts_a_postgres_failover_before_its_process_ends() -> None:
     """A refused batch is tried again for longer than the cluster topology's failover takes
-    (about 16 s from the kill to a server taking writes: reports/chaos/postgres_failover.json):
+    (15.65 s from the kill to a server taking writes: benchmarks/results/chaos/
+    postgres_failover.json; with 6 tries the service ended itself during it):
     each try waits up to the pool's timeout, and the waits between grow to 2 s."""
     settings = RecordsSettings()
     config = runner_config(settings, settings.records_decisions_group, "fraud-decisions")
