@@ -68,7 +68,7 @@ analytics: setup ## reports from the lake in SQL (DuckDB): A/B results, fraud, e
 lake-compact: setup ## merge each closed hour's small Parquet files of the lake into one (the sink also does it every 5 min)
 	$(PY) -m services.lake compact
 
-run-cluster: setup ## the same services on 3 Kafka brokers (RF 3, SASL/SCRAM for every client) and a 6-node Redis Cluster with a password (docs/reliability.md)
+run-cluster: setup ## the same services on 3 Kafka brokers (RF 3, SASL/SCRAM for every client), a 6-node Redis Cluster with a password and a PostgreSQL primary with a synchronous standby (docs/reliability.md)
 	$(PY) -m services.trainer --if-missing
 	$(STACK) run-cluster
 
@@ -110,7 +110,7 @@ test-integration: setup ## integration tests against real redis-server and Kafka
 
 CHAOS_REPORT_DIR ?= reports/chaos
 
-chaos: setup ## faults on the cluster topology under load: broker kill, Redis master kill, worker kill, slow Redis and model server, poison events; the autoscaler's load step (a few minutes; CHAOS_REPORT_DIR=benchmarks/results/chaos to commit the reports)
+chaos: setup ## faults on the cluster topology under load: broker kill, Redis master kill, worker kill, slow Redis and model server, poison events, PostgreSQL primary kill; the autoscaler's load step (a few minutes; CHAOS_REPORT_DIR=benchmarks/results/chaos to commit the reports)
 	@# pytest makes its --basetemp but not the folders above it: a fresh clone has no reports/
 	mkdir -p reports/chaos
 	MLSD_CHAOS_REPORT_DIR=$(CHAOS_REPORT_DIR) $(PY) -m pytest tests/chaos -m "not soak" --basetemp=reports/chaos/work

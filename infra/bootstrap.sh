@@ -17,6 +17,13 @@ command -v chromedriver >/dev/null || missing_debs+=(chromium-driver)
 # finds them there); it creates no user but `postgres`, which the server runs as under root.
 command -v postgres >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null \
   || missing_debs+=(postgresql)
+# the cluster topology's primary and standby: pg_auto_failover (infra/postgres/ha-node.sh), its
+# extension built for the PostgreSQL major version installed (Debian's postgresql-15 on bookworm)
+if ! command -v pg_autoctl >/dev/null \
+    || ! compgen -G "/usr/lib/postgresql/*/lib/pgautofailover.so" >/dev/null; then
+  pg_major="$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -1)"
+  missing_debs+=(pg-auto-failover-cli "postgresql-${pg_major:-15}-auto-failover")
+fi
 if (( ${#missing_debs[@]} )); then
   if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
     echo "installing Debian packages: ${missing_debs[*]}"

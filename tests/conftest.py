@@ -17,10 +17,12 @@ from services.common.records.pool import records_pool
 from services.common.records.settings import PostgresSettings
 from tests.harness import (
     ClusterTopology,
+    PostgresFormation,
     ServerProcess,
     start_cluster_topology,
     start_kafka,
     start_postgres,
+    start_postgres_formation,
     start_redis,
     start_redis_cluster,
 )
@@ -65,6 +67,17 @@ def redis_cluster_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cl
                                       redis_password=secrets.token_urlsafe(16), kafka_nodes=0)
     yield topology
     topology.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres_formation(tmp_path_factory: pytest.TempPathFactory
+                       ) -> Iterator[PostgresFormation]:
+    """The cluster topology's PostgreSQL: a primary and its synchronous standby under
+    pg_auto_failover's monitor. Per module, as a test that kills a node leaves the roles changed."""
+    formation = start_postgres_formation(Path(tmp_path_factory.mktemp("postgres-ha")))
+    yield formation
+    formation.stop()
+    shutil.rmtree(formation.data_root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
-"""`python -m services.devstack run|run-cluster|stop|status|summary|kafka-acls`: behind make
-run, run-cluster, stop, status, demo; kafka-acls is docker compose's one-shot of the cluster
-profile."""
+"""`python -m services.devstack run|run-cluster|stop|status|summary|kafka-acls|postgres-formation`:
+behind make run, run-cluster, stop, status, demo; kafka-acls and postgres-formation are docker
+compose's one-shots of the cluster profile."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from supervisor.xmlrpc import SupervisorTransport
 from services.common.bus.acls import grant, service_acls
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import platform_topics
+from services.common.records.settings import PostgresSettings
 from services.common.settings import DatasetSettings, PlatformSettings
 from services.devstack.balancer import (
     balanced_services,
@@ -29,6 +30,7 @@ from services.devstack.cluster import (
     ClusterSecrets,
     ClusterSettings,
     cluster_environment,
+    form_postgres,
     form_redis_cluster,
 )
 from services.devstack.parts import (
@@ -141,10 +143,21 @@ def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
                **supervisor_environment(FraudSettings()), **environment}
         subprocess.run([BIN / "supervisord", "-c", CLUSTER_CONFIG], check=True, env=env,
                        cwd=REPO_ROOT)
-    for part in cluster_infra_parts(cluster, secrets):
+    nodes = cluster_infra_parts(cluster, secrets)
+    postgres_nodes = [part for part in nodes if part.address in cluster.postgres_addresses()]
+    for part in [part for part in nodes if part not in postgres_nodes]:
         if not wait_healthy(part, timeout_s):
             say("the cluster is not healthy; `make status` shows what runs, `make stop` stops it")
             return 1
+    postgres = PostgresSettings()
+    primary = form_postgres(cluster.postgres_addresses(), postgres.postgres_user,
+                            postgres.postgres_password.get_secret_value(), postgres.postgres_db,
+                            timeout_s)
+    for part in postgres_nodes:
+        if not wait_healthy(part, timeout_s):
+            say("the cluster is not healthy; `make status` shows what runs, `make stop` stops it")
+            return 1
+    say(f"  postgres          primary {primary}, a synchronous standby streaming from it")
     formed = form_redis_cluster(cluster.redis_addresses(), cluster.redis_replicas_per_master,
                                 secrets.redis_password)
     say(f"  redis cluster     {'created' if formed else 'already formed'}: "
@@ -238,10 +251,25 @@ def kafka_acls(settings: PlatformSettings) -> int:
     return 0
 
 
+def postgres_formation(timeout_s: float) -> int:
+    """docker compose's one-shot `postgres-formation` (the cluster profile), as `make
+    run-cluster` forms it: the services' role on the primary among MLSD_POSTGRES_HOSTS, and the
+    standby streaming synchronously."""
+    postgres = PostgresSettings()
+    if len(postgres.servers()) < 2:
+        say("set MLSD_POSTGRES_HOSTS to the primary and the standby (host:port,host:port)")
+        return 2
+    primary = form_postgres([f"{host}:{port}" for host, port in postgres.servers()],
+                            postgres.postgres_user, postgres.postgres_password.get_secret_value(),
+                            postgres.postgres_db, timeout_s)
+    say(f"postgres: primary {primary}, a synchronous standby streaming from it")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m services.devstack")
     parser.add_argument("command", choices=["run", "run-cluster", "stop", "status", "summary",
-                                            "kafka-acls"])
+                                            "kafka-acls", "postgres-formation"])
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds per part to get healthy")
     args = parser.parse_args()
@@ -257,6 +285,8 @@ def main() -> int:
         return stop()
     if args.command == "kafka-acls":
         return kafka_acls(settings)
+    if args.command == "postgres-formation":
+        return postgres_formation(args.timeout)
     return status(settings)
 
 

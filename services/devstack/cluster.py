@@ -1,4 +1,5 @@
-"""The cluster topology (`make run-cluster`): 3 KRaft Kafka nodes and a 6-node Redis Cluster.
+"""The cluster topology (`make run-cluster`): 3 KRaft Kafka nodes, a 6-node Redis Cluster and a
+PostgreSQL primary with a synchronous hot standby under pg_auto_failover.
 
       ingest  stream  fraud  recommender  ...  (the same services, pointed by MLSD_* settings)
          |       |       |        |
@@ -6,6 +7,8 @@
                                                          SASL/SCRAM-SHA-512 for every client
  Redis   redis-1 :7001   redis-2 :7002   redis-3 :7003   masters, 5,461 slots each
          redis-4 :7004   redis-5 :7005   redis-6 :7006   one replica of each master
+ Postgres postgres-1 :5441  postgres-2 :5442             primary and synchronous standby (either)
+          postgres-monitor :5440                         pg_auto_failover's monitor: promotes
 
 The nodes are supervised programs of infra/supervisord.cluster.conf; the services come from the
 same infra/supervisor/services.conf as `make run`'s, held back until both clusters are formed.
@@ -23,7 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import redis
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -34,6 +40,8 @@ from services.devstack.balancer import balanced_services, instance_environment
 HOST = "127.0.0.1"
 KAFKA_USERNAME = "mlsd"  # the services' SCRAM user, limited by ACLs to the platform's topics
 KAFKA_ADMIN_USERNAME = "broker"  # the nodes' own (replication, the quorum), the super user
+POSTGRES_DATA_NODES = 2  # a primary and its synchronous standby
+POSTGRES_OWNER = "postgres"  # the nodes' superuser (pg_autoctl's), trusted on loopback only
 
 
 class ClusterSettings(BaseSettings):
@@ -51,6 +59,9 @@ class ClusterSettings(BaseSettings):
     redis_bus_base_port: int = Field(17001, ge=1024, le=65000)
     redis_node_timeout_ms: int = Field(
         2000, ge=500, description="a master silent this long is failed over to its replica")
+    postgres_monitor_port: int = Field(5440, ge=1024, le=65000)
+    postgres_base_port: int = Field(5441, ge=1024, le=65000,
+                                    description="data node N on base + N - 1")
 
     @property
     def redis_nodes(self) -> int:
@@ -61,6 +72,10 @@ class ClusterSettings(BaseSettings):
 
     def redis_addresses(self) -> list[str]:
         return [f"{HOST}:{self.redis_base_port + n}" for n in range(self.redis_nodes)]
+
+    def postgres_addresses(self) -> list[str]:
+        """The primary and the standby, in no fixed order: whichever the monitor promoted."""
+        return [f"{HOST}:{self.postgres_base_port + n}" for n in range(POSTGRES_DATA_NODES)]
 
 
 def kafka_cluster_id() -> str:
@@ -137,6 +152,10 @@ def cluster_environment(cluster: ClusterSettings, secrets_: ClusterSecrets,
         "REDIS_BUS_BASE_PORT": str(cluster.redis_bus_base_port),
         "REDIS_CLUSTER_DIR": str(state),
         "REDIS_NODE_TIMEOUT_MS": str(cluster.redis_node_timeout_ms),
+        "PG_HA_MONITOR_PORT": str(cluster.postgres_monitor_port),
+        "PG_HA_BASE_PORT": str(cluster.postgres_base_port),
+        "PG_HA_STATE_DIR": str(state),
+        "MLSD_POSTGRES_HOSTS": ",".join(cluster.postgres_addresses()),
         "MLSD_REDIS_URL": f"redis://{cluster.redis_addresses()[0]}/0",
         "MLSD_REDIS_CLUSTER": "true",
         "MLSD_REDIS_PASSWORD": secrets_.redis_password,
@@ -197,3 +216,73 @@ def redis_roles(addresses: list[str], password: str) -> dict[str, str]:
         finally:
             client.close()
     return roles
+
+
+def superuser_conninfo(address: str, dbname: str) -> str:
+    """The nodes' superuser, for forming the cluster and probing a node: never a service's."""
+    host, port = address.split(":")
+    return make_conninfo(host=host, port=port, user=POSTGRES_OWNER, dbname=dbname,
+                         connect_timeout=1)
+
+
+def postgres_node_ready(address: str, dbname: str) -> bool:
+    """One node (monitor, primary or standby) answers a query."""
+    try:
+        with psycopg.connect(superuser_conninfo(address, dbname), autocommit=True) as conn:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+    except psycopg.Error:
+        return False
+
+
+def postgres_roles(addresses: list[str], dbname: str) -> dict[str, str]:
+    """host:port -> primary (takes writes), standby (in recovery or read-only) or down."""
+    roles: dict[str, str] = {}
+    for address in addresses:
+        try:
+            with psycopg.connect(superuser_conninfo(address, dbname), autocommit=True) as conn:
+                row = conn.execute("SELECT pg_is_in_recovery(),"
+                                   " current_setting('default_transaction_read_only')").fetchone()
+            roles[address] = "primary" if row == (False, "off") else "standby"
+        except psycopg.Error:
+            roles[address] = "down"
+    return roles
+
+
+def form_postgres(addresses: list[str], user: str, password: str, dbname: str,
+                  timeout_s: float = 120.0) -> str:
+    """Once pg_auto_failover has a primary: the services' role (a password, the database's
+    owner: the migrations create its tables), then every other node streaming as a synchronous
+    standby. A standby's first base backup waits for a checkpoint on the primary: one is asked
+    for every 2 s until it streams. Returns the primary's address. Idempotent; a node restarted
+    meanwhile (pg_autoctl restarts its PostgreSQL once it is created) is asked again."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        primary = next((a for a, role in postgres_roles(addresses, dbname).items()
+                        if role == "primary"), None)
+        if primary is not None:
+            try:
+                if _own_and_stream(primary, user, password, dbname, len(addresses) - 1):
+                    return primary
+            except psycopg.OperationalError:
+                pass
+        time.sleep(2.0)
+    raise RuntimeError(f"no PostgreSQL primary with a streaming standby within {timeout_s:.0f} s")
+
+
+def _own_and_stream(primary: str, user: str, password: str, dbname: str, standbys: int) -> bool:
+    """The services' role made (or its password set again) on the primary; whether `standbys`
+    stream synchronously, a checkpoint asked for if not."""
+    with psycopg.connect(superuser_conninfo(primary, dbname), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
+        role = sql.Identifier(user)
+        conn.execute(sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(
+            sql.SQL("ALTER" if exists else "CREATE"), role, sql.Literal(password)))
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+            sql.Identifier(dbname), role))
+        streaming = conn.execute(
+            "SELECT count(*) FROM pg_stat_replication"
+            " WHERE state = 'streaming' AND sync_state IN ('sync', 'quorum')").fetchone()
+        if streaming is not None and streaming[0] >= standbys:
+            return True
+        conn.execute("CHECKPOINT")
+        return False

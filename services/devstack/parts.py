@@ -12,9 +12,11 @@ from services.common.records.settings import PostgresSettings
 from services.common.settings import PlatformSettings
 from services.console.settings import ConsoleSettings
 from services.devstack.cluster import (
+    HOST,
     ClusterSecrets,
     ClusterSettings,
     kafka_node_ready,
+    postgres_node_ready,
     redis_node_ready,
 )
 from services.experiments.settings import ExperimentsSettings
@@ -52,16 +54,25 @@ def stack_parts(settings: PlatformSettings) -> list[Part]:
 
 
 def cluster_infra_parts(cluster: ClusterSettings, secrets: ClusterSecrets) -> list[Part]:
-    """`make run-cluster`'s nodes (named as supervisord.cluster.conf names its processes) and
-    PostgreSQL: what must answer before the clusters are formed and the services started."""
-    postgres = PostgresSettings()
+    """`make run-cluster`'s nodes (named as supervisord.cluster.conf names its processes): what
+    must answer before the clusters are formed and the services started. PostgreSQL's data nodes
+    come last: the standby answers once formed (form_postgres)."""
+    monitor = f"{HOST}:{cluster.postgres_monitor_port}"
     return [
         *(_redis_node(n, address, secrets.redis_password)
           for n, address in enumerate(cluster.redis_addresses(), start=1)),
-        Part("postgres", postgres.address, lambda: postgres_ready(postgres)),
+        Part("postgres-monitor", monitor,
+             lambda: postgres_node_ready(monitor, "pg_auto_failover")),
         *(_kafka_node(n, secrets.kafka_access(address))
           for n, address in enumerate(cluster.kafka_addresses(), start=1)),
+        *(_postgres_node(n, address)
+          for n, address in enumerate(cluster.postgres_addresses(), start=1)),
     ]
+
+
+def _postgres_node(n: int, address: str) -> Part:
+    return Part(f"postgres-{n}", address,
+                lambda: postgres_node_ready(address, PostgresSettings().postgres_db))
 
 
 def _redis_node(n: int, address: str, password: str) -> Part:

@@ -16,10 +16,11 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import redis
 
 from services.common.bus.acls import grant, service_acls
@@ -31,11 +32,16 @@ from services.common.records.pool import postgres_ready
 from services.common.records.settings import PostgresSettings
 from services.devstack.cluster import (
     KAFKA_USERNAME,
+    POSTGRES_DATA_NODES,
     ClusterSecrets,
+    form_postgres,
     form_redis_cluster,
     kafka_cluster_id,
     kafka_node_ready,
+    postgres_node_ready,
+    postgres_roles,
     redis_node_ready,
+    superuser_conninfo,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -335,3 +341,127 @@ def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int 
         topology.stop()
         raise
     return topology
+
+
+@dataclass
+class PostgresFormation:
+    """The cluster topology's PostgreSQL: pg_auto_failover's monitor and two data nodes, a
+    primary and its synchronous hot standby, started by infra/postgres/ha-node.sh (as
+    `make run-cluster` starts them) on free loopback ports. `settings` names both data nodes:
+    a client reaches whichever is primary."""
+
+    nodes: dict[str, _Node]
+    servers: dict[str, ServerProcess]
+    settings: PostgresSettings
+    data_root: Path
+    data_names: list[str]
+
+    def address(self, name: str) -> str:
+        return self.nodes[name].address
+
+    def roles(self) -> dict[str, str]:
+        """node name -> primary, standby or down."""
+        by_address = postgres_roles([self.address(n) for n in self.data_names],
+                                    self.settings.postgres_db)
+        return {name: by_address[self.address(name)] for name in self.data_names}
+
+    def primary(self) -> str | None:
+        return next((n for n, role in self.roles().items() if role == "primary"), None)
+
+    def server_version(self) -> str:
+        with psycopg.connect(self.settings.conninfo("harness"), autocommit=True) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+        return str(row[0]) if row else "unknown"
+
+    def failover_timing(self) -> dict[str, str]:
+        """The monitor's health checks and timeouts, and each node's network partition timeout
+        (after which a primary cut off from the monitor and the standby demotes itself)."""
+        monitor = self.nodes["postgres-monitor"].address
+        with psycopg.connect(superuser_conninfo(monitor, "pg_auto_failover"),
+                             autocommit=True) as conn:
+            rows = conn.execute("SELECT name, setting || coalesce(unit, '') FROM pg_settings"
+                                " WHERE name LIKE 'pgautofailover.%'").fetchall()
+        timing = {str(name): str(value) for name, value in rows}
+        for name in self.data_names:
+            folder = Path(self.nodes[name].env["PG_HA_DIR"]) / "autoctl"
+            for config in folder.glob("config/pg_autoctl/**/pg_autoctl.cfg"):
+                for line in config.read_text().splitlines():
+                    if line.startswith("network_partition_timeout"):
+                        timing[f"{name}.network_partition_timeout_s"] = line.split("=")[1].strip()
+        return timing
+
+    def kill(self, name: str) -> None:
+        """kill -9 the node whole, as a lost machine: pg_autoctl and the PostgreSQL it runs (the
+        postmaster and its backends), so nothing restarts it."""
+        server = self.servers[name]
+        pid_file = Path(self.nodes[name].env["PG_HA_DIR"]) / "data" / "postmaster.pid"
+        postmaster = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
+        os.killpg(server.process.pid, signal.SIGKILL)
+        if postmaster is not None:
+            with suppress(ProcessLookupError):  # if pg_autoctl gave it a group of its own
+                os.killpg(postmaster, signal.SIGKILL)
+            with suppress(ProcessLookupError):
+                os.kill(postmaster, signal.SIGKILL)
+        server.process.wait()
+
+    def restart(self, name: str, timeout_s: float = 90.0) -> None:
+        """The node started again: pg_autoctl asks the monitor and rejoins as the standby."""
+        self.servers[name] = self.nodes[name].launch()
+        _await_ready([self.servers[name]], [self.nodes[name]], timeout_s)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """The data nodes, then the monitor (pg_autoctl stops its PostgreSQL fast on SIGTERM)."""
+        for group in (self.data_names, ["postgres-monitor"]):
+            running = [self.servers[n] for n in group
+                       if n in self.servers and self.servers[n].process.poll() is None]
+            for server in running:
+                server.process.send_signal(signal.SIGTERM)
+            for server in running:
+                server.stop(timeout_s)
+
+
+def start_postgres_formation(workdir: Path, timeout_s: float = 180.0) -> PostgresFormation:
+    """The monitor first, then the data nodes one after the other (the first registered is the
+    primary, the second its standby, from a base backup), then the services' role and the
+    standby's synchronous streaming (form_postgres)."""
+    # As root the nodes run as the postgres user, which must reach their folders (pytest's are
+    # closed to other users): a folder of their own, as start_postgres.
+    data_root = Path(tempfile.mkdtemp(prefix="mlsd-postgres-ha-"))
+    data_root.chmod(0o711)
+    settings = PostgresSettings()
+    monitor_port = free_port()
+    nodes: dict[str, _Node] = {}
+
+    def node(name: str, role: str, port: int, dbname: str) -> _Node:
+        folder = data_root / name
+        folder.mkdir()
+        folder.chmod(0o755)
+        address = f"127.0.0.1:{port}"
+        return _Node(name, REPO_ROOT / "infra/postgres/ha-node.sh",
+                     {"PG_HA_ROLE": role, "PG_HA_NAME": name, "PG_HA_PORT": str(port),
+                      "PG_HA_DIR": str(folder), "PG_HA_MONITOR_PORT": str(monitor_port),
+                      "MLSD_POSTGRES_DB": settings.postgres_db},
+                     workdir / f"{name}.log", address,
+                     functools.partial(postgres_node_ready, address, dbname))
+
+    nodes["postgres-monitor"] = node("postgres-monitor", "monitor", monitor_port,
+                                     "pg_auto_failover")
+    data_names = [f"postgres-{n}" for n in range(1, POSTGRES_DATA_NODES + 1)]
+    for name in data_names:
+        nodes[name] = node(name, "node", free_port(), settings.postgres_db)
+    hosts = ",".join(nodes[name].address for name in data_names)
+    formation = PostgresFormation(nodes, {}, PostgresSettings(postgres_hosts=hosts), data_root,
+                                  data_names)
+    try:
+        for name in ["postgres-monitor", data_names[0]]:
+            formation.servers[name] = nodes[name].launch()
+            _await_ready([formation.servers[name]], [nodes[name]], timeout_s)
+        for name in data_names[1:]:  # ready once its base backup is done: formed below
+            formation.servers[name] = nodes[name].launch()
+        form_postgres([nodes[name].address for name in data_names], settings.postgres_user,
+                      settings.postgres_password.get_secret_value(), settings.postgres_db,
+                      timeout_s)
+    except BaseException:
+        formation.stop()
+        raise
+    return formation

@@ -121,6 +121,14 @@ class Running:
                 and all(loop.alive() for loop in self.loops))
 
 
+def runner_config(settings: RecordsSettings, group: str, topic: str) -> RunnerConfig:
+    """A writer's consumer: a batch a transaction, and patience for a PostgreSQL failover (a
+    refused batch is tried records_retry_attempts times before the process ends)."""
+    return RunnerConfig(group=group, topics=(topic,), max_batch=settings.records_max_batch,
+                        commit_interval_s=settings.records_commit_interval_s,
+                        max_attempts=settings.records_retry_attempts)
+
+
 def consumers(settings: RecordsSettings, pool: ConnectionPool, metrics: ConsumerMetrics
               ) -> list[tuple[ConsumerRunner, threading.Thread]]:
     """The decision and label writers, each a consumer group on its topic, in a thread."""
@@ -133,8 +141,7 @@ def consumers(settings: RecordsSettings, pool: ConnectionPool, metrics: Consumer
     for group, topic, handler in writers:
         runner = build_kafka_consumer(
             settings, None, handler, metrics,
-            RunnerConfig(group=group, topics=(topic,), max_batch=settings.records_max_batch,
-                         commit_interval_s=settings.records_commit_interval_s),
+            runner_config(settings, group, topic),
             deduplicator=IdempotentWrites())  # the writes absorb a redelivery themselves
         built.append((runner, threading.Thread(target=run_or_end_process, args=(runner, group),
                                                daemon=True, name=group)))

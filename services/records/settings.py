@@ -16,6 +16,12 @@ class RecordsSettings(ModelSettings):
     records_max_batch: int = Field(
         1_000, ge=1, le=10_000, description="events one poll takes at most: one transaction")
     records_commit_interval_s: float = Field(1.0, gt=0)
+    records_retry_attempts: int = Field(
+        20, ge=1, le=1_000,
+        description="tries of a batch PostgreSQL refused (down, read-only, no free connection) "
+                    "before the process ends for its supervisor to restart: each try waits up to "
+                    "postgres_connect_timeout_s, with backoff to 2 s between, so 20 cover ~40 s, "
+                    "past the cluster topology's failover (docs/reliability.md)")
     records_decisions_group: str = "records-fraud-decisions"
     records_labels_group: str = "records-fraud-labels"
     records_outbox_interval_s: float = Field(

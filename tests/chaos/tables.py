@@ -146,6 +146,43 @@ def service_crash_table(folder: Path) -> str:
     return _table(rows, report)
 
 
+def postgres_failover_table(folder: Path) -> str:
+    """The PostgreSQL primary killed under fraud load: what reached the record, how fast."""
+    report = _load(folder, "postgres_failover")
+    r, s = report["results"], report["settings"]
+    timing = s["failover_timing"]
+    rows = [
+        ("load", f"fraud {s['rate_requests_per_s']:.0f} req/s for {s['duration_s']:.0f} s, "
+                 f"open loop; the primary ({r['victim']}) killed at {r['killed_at_s']} s, "
+                 f"started again at {s['restart_at_s']:.0f} s"),
+        ("fraud answers", f"{_counts(r['statuses'])}; p50 / p99 / max "
+                          f"{_p50_p99_max(r['fraud_latency_ms'])}"),
+        ("decisions on `fraud-decisions`", f"{r['decisions_on_topic']:,} "
+                                           f"({r['decision_records_on_topic']:,} records)"),
+        ("**in PostgreSQL, by transaction id**", f"**{r['decisions_in_postgres']:,}; lost "
+                                                 f"{r['lost']}**, a second row "
+                                                 f"{r['rows_beyond_one_per_transaction']}"),
+        ("duplicates absorbed (handled again, kept once)",
+         f"{r['duplicates_absorbed']:,} of {r['records_events_handled']:,} handled"),
+        ("kill -> a server takes writes (promotion, as a client sees it)",
+         f"{r['kill_to_writable_s']} s ({r['promoted']} promoted)"),
+        ("kill -> the records service writing again", f"{r['kill_to_records_writing_s']} s; "
+                                                      f"{r['records_consumer_retries']} retried "
+                                                      "batches, the process never ended"
+                                                      if r["records_process_alive"] else
+                                                      "the process ended"),
+        ("load end -> every decision in PostgreSQL", f"{r['load_end_to_all_in_postgres_s']} s"),
+        ("old primary started again -> streaming standby",
+         f"{r['restart_to_streaming_standby_s']} s"),
+        ("failover settings", f"health check every {timing['pgautofailover.health_check_period']}"
+                              f", unhealthy after "
+                              f"{timing['pgautofailover.node_considered_unhealthy_timeout']}, "
+                              f"demote timeout {timing['pgautofailover.primary_demote_timeout']}"),
+    ]
+    table = _table(rows, report)
+    return table.replace(f"Redis {_redis_version(report)}", s["postgres"].split(":")[0])
+
+
 def slow_dependency_table(folder: Path) -> str:
     report = _load(folder, "slow_dependency")
     r, s = report["results"], report["settings"]

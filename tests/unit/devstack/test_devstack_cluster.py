@@ -1,5 +1,6 @@
 """`make run-cluster`'s supervisord config, read by supervisor's own parser with the environment
-services/devstack gives it: which nodes run, where the services are pointed, what waits."""
+services/devstack gives it: which nodes run (Kafka, Redis, PostgreSQL's monitor, primary and
+standby), where the services are pointed, what waits."""
 
 from __future__ import annotations
 
@@ -57,7 +58,12 @@ def test_the_cluster_config_runs_three_kafka_nodes_and_six_redis_nodes_then_the_
     assert {p.name for p in parts} <= set(started)
     # the services wait until devstack has formed the Redis Cluster and created the topics
     held = {name for name, (autostart, _) in started.items() if not autostart}
-    assert held == set(started) - set(nodes) - {"postgres"}
+    postgres = {name: env for name, (_, env) in started.items() if name.startswith("postgres-")}
+    assert postgres == {"postgres-monitor": {
+        "PG_HA_ROLE": "monitor", "PG_HA_PORT": environment["PG_HA_MONITOR_PORT"],
+        "PG_HA_DIR": f"{environment['PG_HA_STATE_DIR']}/postgres-monitor"},
+        **{f"postgres-{n}": {"PG_HA_ROLE": "node", "PG_HA_NODE": str(n)} for n in (1, 2)}}
+    assert held == set(started) - set(nodes) - set(postgres)
 
 
 def test_make_run_starts_its_services_with_the_infrastructure(
@@ -76,6 +82,8 @@ def test_the_services_are_pointed_at_every_broker_and_at_the_cluster_with_its_pa
     assert environment["MLSD_REDIS_CLUSTER"] == "true"
     assert len(environment["MLSD_REDIS_PASSWORD"]) >= 24
     assert environment["MLSD_REDIS_PASSWORD"] not in environment["MLSD_REDIS_URL"]
+    # PostgreSQL's primary and standby, in no fixed order: the one taking writes is used
+    assert environment["MLSD_POSTGRES_HOSTS"] == "127.0.0.1:5441,127.0.0.1:5442"
 
 
 def test_the_services_log_in_to_kafka_as_their_own_user_not_as_the_brokers(

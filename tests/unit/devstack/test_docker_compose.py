@@ -210,6 +210,11 @@ def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
         assert not healthcheck.get("disable", False), f"{name} disables its healthcheck"
 
 
+# The one dependency that waits for a start only: the PostgreSQL standby is healthy once its
+# base backup is in, which waits for the checkpoint the formation asks the primary for.
+STARTED_ON_PURPOSE = {("postgres-formation", "postgres-2"): "service_started"}
+
+
 def test_dependencies_wait_until_healthy(compose: dict[str, Any]) -> None:
     services = _services(compose)
     for name, service in services.items():
@@ -218,7 +223,7 @@ def test_dependencies_wait_until_healthy(compose: dict[str, Any]) -> None:
         assert isinstance(depends_on, dict), f"{name}: depends_on needs the long form"
         for dependency, how in depends_on.items():
             expected = ("service_completed_successfully" if _one_shot(services[dependency])
-                        else "service_healthy")
+                        else STARTED_ON_PURPOSE.get((name, dependency), "service_healthy"))
             assert how.get("condition") == expected, f"{name} -> {dependency}"
     assert "prometheus" in services["grafana"]["depends_on"]
 
@@ -389,11 +394,12 @@ def test_the_cluster_profile_runs_the_nodes_of_make_run_cluster(
     cluster = {name for name, s in services.items() if s.get("profiles") == ["cluster"]}
     assert cluster == {"kafka-1", "kafka-2", "kafka-3", "kafka-acls", "redis-cluster",
                        *(f"redis-{n}" for n in range(1, 7)), "balancer",
+                       "postgres-monitor", "postgres-1", "postgres-2", "postgres-formation",
                        *(f"{service.name}-2" for service in balanced_services())}
     # make run-cluster runs the same parts: the nodes, HAProxy and a second instance of each
     # balanced service
     assert _programs("supervisord.cluster.conf") == {
-        "redis-node", "kafka-node", "postgres", "balancer",
+        "redis-node", "kafka-node", "postgres-monitor", "postgres-node", "balancer",
         *(f"{service.name}-2" for service in balanced_services())}
     for n in (1, 2, 3):
         environment = services[f"kafka-{n}"]["environment"]
@@ -425,10 +431,37 @@ def test_in_the_cluster_profile_the_services_wait_for_the_formed_cluster(
             # the authorizer refuses the services' user until the one-shot granted its ACLs
             assert depends_on["kafka-acls"] == {
                 "condition": "service_completed_successfully", "required": False}, name
+        if "MLSD_POSTGRES_HOST" in environment:
+            # both PostgreSQL nodes in the cluster profile, the one taking writes used
+            assert environment["MLSD_POSTGRES_HOSTS"] == "${MLSD_POSTGRES_HOSTS:-}", name
+        if "postgres" in depends_on:
+            assert depends_on["postgres-formation"] == {
+                "condition": "service_completed_successfully", "required": False}, name
     settings = _cluster_env()
     assert settings["MLSD_KAFKA_BOOTSTRAP_SERVERS"] == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
+    assert settings["MLSD_POSTGRES_HOSTS"] == \
+        services["postgres-formation"]["environment"]["MLSD_POSTGRES_HOSTS"] == \
+        "postgres-1:5432,postgres-2:5432"
     assert settings["MLSD_REDIS_CLUSTER"] == "true"
     assert "MLSD_REDIS_PASSWORD" not in settings, "the password never lives in the repository"
+
+
+def test_the_cluster_profile_runs_postgres_as_make_run_cluster_does(
+        compose: dict[str, Any]) -> None:
+    """The same node script, a monitor and two data nodes, no port published (they trust their
+    network), and the image's pg_auto_failover pinned as `make setup` installs it."""
+    services = _services(compose)
+    for name, role in (("postgres-monitor", "monitor"), ("postgres-1", "node"),
+                       ("postgres-2", "node")):
+        node = services[name]
+        assert node["command"] == ["/bin/bash", "/opt/mlsd/ha-node.sh"], name
+        assert node["environment"]["PG_HA_ROLE"] == role, name
+        assert node["environment"]["PG_HA_HOSTNAME"] == name, name
+        assert "ports" not in node, name
+        assert any(str(v).startswith("./infra/postgres/ha-node.sh:") for v in node["volumes"])
+    dockerfile = (REPO_ROOT / "infra/docker/postgres-ha.Dockerfile").read_text(encoding="utf-8")
+    assert f"FROM {services['postgres']['image']}" in dockerfile
+    assert "postgresql-15-auto-failover=" in dockerfile
 
 
 def test_in_the_cluster_profile_every_kafka_client_authenticates(
@@ -467,8 +500,11 @@ def test_in_the_cluster_profile_every_kafka_client_authenticates(
 
 def test_python_parts_share_one_image_built_from_infra_docker(compose: dict[str, Any]) -> None:
     services = _services(compose)
-    builders = [s for s in services.values() if "build" in s]
-    assert [b["build"]["dockerfile"] for b in builders] == ["infra/docker/Dockerfile"]
+    # and the cluster profile's PostgreSQL nodes one of their own (pg_auto_failover added)
+    builders = [s for s in services.values()
+                if "build" in s and s["build"]["dockerfile"] == "infra/docker/Dockerfile"]
+    assert sorted(s["build"]["dockerfile"] for s in services.values() if "build" in s) == [
+        "infra/docker/Dockerfile", "infra/docker/postgres-ha.Dockerfile"]
     assert (REPO_ROOT / "infra" / "docker" / "Dockerfile").exists()
     image = builders[0]["image"]
     python_parts = [n for n, s in services.items() if s.get("image") == image]

@@ -19,6 +19,7 @@ from tests.chaos.tables import (
     node_breakers_table,
     onset_table,
     poison_table,
+    postgres_failover_table,
     redis_master_crash_runs_table,
     redis_master_crash_table,
     scale_up_table,
@@ -36,7 +37,7 @@ RESULTS = REPO_ROOT / "benchmarks" / "results" / "chaos"
 
 @pytest.mark.parametrize("table", [broker_crash_table, redis_master_crash_table, poison_table,
                                    service_crash_table, slow_dependency_table,
-                                   availability_table])
+                                   availability_table, postgres_failover_table])
 def test_each_fault_table_is_generated_from_its_committed_report(
         table: Callable[[Path], str]) -> None:
     assert table(RESULTS) in DOC.read_text()
@@ -94,6 +95,9 @@ def test_the_committed_reports_kept_the_promises_they_are_shown_for() -> None:
     assert poison["dead_letters_found"] == poison["dead_letters_expected"]
     crash = json.loads((RESULTS / "service_crash.json").read_text())["results"]
     assert crash["fraud"]["errors_after_retry"] == crash["recommender"]["errors_after_retry"] == 0
+    postgres = json.loads((RESULTS / "postgres_failover.json").read_text())["results"]
+    assert postgres["lost"] == postgres["rows_beyond_one_per_transaction"] == 0
+    assert postgres["records_process_alive"] and postgres["kill_to_records_writing_s"] is not None
     slow = json.loads((RESULTS / "slow_dependency.json").read_text())["results"]
     for phase in ("redis_slow", "model_server_stalled"):
         assert slow[phase]["fraud"]["p99_after_first_1s_ms"] <= 50

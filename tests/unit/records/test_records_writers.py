@@ -15,7 +15,7 @@ from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.telemetry import Metrics
 from services.designs.fraud.records import DecisionOfRecord, LabelOfRecord
 from services.fraud.record import recorded_of
-from services.records.app import RecordsMetrics, loops
+from services.records.app import RecordsMetrics, loops, runner_config
 from services.records.settings import RecordsSettings
 from services.records.writers import DecisionWriter, LabelWriter
 
@@ -115,3 +115,16 @@ def test_the_retention_loop_runs_only_when_a_retention_is_set() -> None:
     assert names(RecordsSettings()) == ["outbox-relay", "registry-audit"]
     assert names(RecordsSettings(records_keep_days=540)) == [
         "outbox-relay", "registry-audit", "retention"]
+
+
+def test_a_writer_outlasts_a_postgres_failover_before_its_process_ends() -> None:
+    """A refused batch is tried again for longer than the cluster topology's failover takes
+    (15.65 s from the kill to a server taking writes: benchmarks/results/chaos/
+    postgres_failover.json; with 6 tries the service ended itself during it):
+    each try waits up to the pool's timeout, and the waits between grow to 2 s."""
+    settings = RecordsSettings()
+    config = runner_config(settings, settings.records_decisions_group, "fraud-decisions")
+    assert config.max_attempts == settings.records_retry_attempts == 20
+    between = sum(min(config.backoff_max_s, config.backoff_initial_s * 2 ** n)
+                  for n in range(config.max_attempts - 1))
+    assert between > 25.0
