@@ -2,7 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python benchmarks/fraud_http_cpu.py --models .state/models \
         --world .state/worlds/transactions --tree before=/tmp/before --tree after=. \
-        [--env after:MLSD_GIL_SWITCH_INTERVAL_MS=1] [--rates 300,500,700] \
+        [--env after:MLSD_FRAUD_HTTP_MAX_BATCH=16] [--rates 300,500,700] \
         [--step-duration 20s] [--repeats 3]
 
 Each --tree is a source tree (a `git worktree` of the commit to compare; one tree may be named

@@ -123,5 +123,4 @@ def serve(create_app: Callable[[SettingsT], FastAPI], settings: SettingsT, host:
     """`python -m services.<name>`: the platform's JSON logs, then the app under uvicorn (no
     access log: the request-latency middleware already counts every request)."""
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
-    settings.apply_to_interpreter()
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)

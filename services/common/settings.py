@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -89,12 +88,6 @@ class PlatformSettings(BaseSettings):
         10.0, ge=0, description="a kept-alive HTTP connection older than this is closed after its "
                                 "next answer, so a worker added under load gets a share of the "
                                 "clients (services/common/connections.py); 0: never")
-    gil_switch_interval_ms: float = Field(
-        5.0, gt=0, le=100,
-        description="how long a thread may hold the interpreter lock while another waits for "
-                    "it (sys.setswitchinterval; CPython's default 5 ms). A service whose "
-                    "requests are parsed on the event loop and scored on another thread waits "
-                    "up to this long at each hand-over (benchmarks/fraud_http_cpu.py)")
     blas_threads: int = Field(
         1, ge=1, le=64, description="threads numpy's BLAS may use per process; one: a request's "
                                     "products are small, parallelism comes from processes "
@@ -113,10 +106,6 @@ class PlatformSettings(BaseSettings):
         directory = os.environ.get(SECRETS_DIR_VARIABLE)
         files = (SecretsSettingsSource(settings_cls, secrets_dir=directory),) if directory else ()
         return (init_settings, env_settings, dotenv_settings, *files)
-
-    def apply_to_interpreter(self) -> None:
-        """What this process's interpreter takes from the settings, set once at its start."""
-        sys.setswitchinterval(self.gil_switch_interval_ms / 1000)
 
     def kafka_access(self) -> KafkaAccess:
         """The brokers and the credentials every Kafka client of this process is built with."""

@@ -166,5 +166,4 @@ def worker_app_from(settings_type: Callable[[], SettingsT],
     processes, each reads the same environment."""
     settings = settings_type()
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
-    settings.apply_to_interpreter()
     return create_app(settings)
