@@ -117,6 +117,14 @@ class DriftWindow:
         self._size = size
         self._min_rows = min_rows
         self._bins = np.zeros((size, len(reference.columns)), dtype=np.int16)
+        # Every column's inner edges in one matrix, padded with +inf: a row is binned in one
+        # comparison over all columns instead of one searchsorted call per column (36 calls a
+        # batch were 4 % of the fraud service's CPU under load, py-spy).
+        counts = [len(c.edges) for c in reference.columns]
+        self._edges = np.full((len(counts), max(counts, default=0)), np.inf)
+        for j, column in enumerate(reference.columns):
+            self._edges[j, :counts[j]] = column.edges
+        self._edge_counts = np.asarray(counts, dtype=np.int16)
         self._next = 0
         self._filled = 0
         self._lock = threading.Lock()
@@ -133,15 +141,22 @@ class DriftWindow:
             return
         x = x[-self._size:]
         s = s[-self._size:]
-        binned = np.empty((len(x), len(self.reference.columns)), dtype=np.int16)
-        for j, column in enumerate(self.reference.columns[:-1]):
-            binned[:, j] = column.bins(x[:, j])
-        binned[:, -1] = self.reference.columns[-1].bins(s)
+        binned = self.bins(np.column_stack((x, s)))
         with self._lock:
             positions = (self._next + np.arange(len(binned))) % self._size
             self._bins[positions] = binned
             self._next = int((self._next + len(binned)) % self._size)
             self._filled = min(self._size, self._filled + len(binned))
+
+    def bins(self, rows: FloatArray) -> npt.NDArray[np.int16]:
+        """Each value's bin in its column, as ColumnReference.bins (searchsorted, side left)
+        finds it: the number of edges below the value; NaN sorts past every edge."""
+        binned: npt.NDArray[np.int16] = (self._edges[None, :, :] < rows[:, :, None]).sum(
+            axis=2, dtype=np.int16)
+        missing = np.isnan(rows)
+        if missing.any():
+            binned[missing] = np.broadcast_to(self._edge_counts, rows.shape)[missing]
+        return binned
 
     def psi(self) -> dict[str, float]:
         """Each column's PSI over the window; NaN until `min_rows` rows were seen."""

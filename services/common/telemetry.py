@@ -110,6 +110,7 @@ class RequestMetricsMiddleware:
             "http_request_duration_seconds", "HTTP request latency from first byte in to last out",
             ("method", "route", "status"),
         )
+        self._children: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -130,5 +131,7 @@ class RequestMetricsMiddleware:
             # Starlette records the matched route in the scope; routes of included routers
             # are only found there, so matching again is the fallback (e.g. a 404).
             route = getattr(scope.get("route"), "path", None) or _route_template(self.router, scope)
-            self.duration.labels(scope["method"], route, str(status)).observe(
-                time.perf_counter() - start)
+            key = (scope["method"], route, status)
+            if (child := self._children.get(key)) is None:  # labels() locks and builds a key
+                child = self._children[key] = self.duration.labels(*key[:2], str(status))
+            child.observe(time.perf_counter() - start)

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.common.drift import (
     DRIFT_REFERENCE_FILE,
     SCORE,
+    ColumnReference,
     DriftReference,
     DriftWindow,
     column_reference,
@@ -130,3 +133,20 @@ def test_a_monitor_keeps_a_few_random_rows_of_each_call_when_asked(tmp_path: Pat
     window = monitor._windows[version]
     assert window is not None and window.rows == 300
     assert (gauge(metrics, "amount") or 1.0) < 0.1    # the same population: no drift read
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.floats(allow_infinity=True, allow_nan=True, width=32),
+                         min_size=4, max_size=4), min_size=1, max_size=30))
+def test_the_window_bins_a_batch_as_each_columns_searchsorted_would(
+        rows: list[list[float]]) -> None:
+    # columns with 0, 1, several edges (repeated values included), and the score's
+    reference = DriftReference(
+        ("none", "flag", "many"),
+        (ColumnReference((), (1.0,)), ColumnReference((0.0,), (0.5, 0.5)),
+         ColumnReference((-1.0, 0.0, 0.0, 2.5, 1e6), (0.2, 0.2, 0.0, 0.2, 0.2, 0.2)),
+         ColumnReference((0.1, 0.5, 0.9), (0.25, 0.25, 0.25, 0.25))), rows=10)
+    matrix = np.asarray(rows, dtype=np.float64)
+    expected = np.column_stack([column.bins(matrix[:, j])
+                                for j, column in enumerate(reference.columns)])
+    assert (DriftWindow(reference, size=64).bins(matrix) == expected).all()
