@@ -152,3 +152,19 @@ def test_secrets_are_read_from_files_in_the_secrets_dir(
     assert "from-a-mounted-file" not in repr(settings)
     monkeypatch.setenv("MLSD_REDIS_PASSWORD", "the-environment-wins-0123")
     assert PlatformSettings().redis_password == SecretStr("the-environment-wins-0123")
+
+
+def test_with_a_users_folder_a_process_logs_in_as_its_service_or_the_user_named(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cluster topology's user per service: the password file named as the user."""
+    (tmp_path / "ingest").write_text("ingest-password\n")
+    (tmp_path / "stream").write_text("stream-password\n")
+    monkeypatch.setenv("MLSD_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("MLSD_KAFKA_USERS_DIR", str(tmp_path))
+    access = PlatformSettings(service_name="ingest").kafka_access()
+    assert (access.username, access.password) == ("ingest", SecretStr("ingest-password"))
+    monkeypatch.setenv("MLSD_KAFKA_USERNAME", "stream")
+    access = PlatformSettings(service_name="stream_rebuild").kafka_access()
+    assert (access.username, access.password) == ("stream", SecretStr("stream-password"))
+    monkeypatch.setenv("MLSD_KAFKA_PASSWORD", "given")  # a password given wins over the file
+    assert PlatformSettings().kafka_access().password == SecretStr("given")
