@@ -6,15 +6,16 @@
 # KAFKA_VOTERS (id@host:port,...), KAFKA_NODE_DATA_DIR.
 # First start formats the storage; later starts reuse it.
 # Every listener authenticates (server.cluster.properties.template): KAFKA_BROKER_PASSWORD is the
-# nodes' own (user `broker`: replication over SCRAM, the quorum over PLAIN); MLSD_KAFKA_USERNAME
-# and MLSD_KAFKA_PASSWORD are the services' SCRAM user, created when the storage is formatted.
+# nodes' own (user `broker`: replication over SCRAM, the quorum over PLAIN), created when the
+# storage is formatted. The services' users are added by `broker` once the quorum runs (a user
+# per service: services/devstack/kafka_principals.py); MLSD_KAFKA_USERNAME and
+# MLSD_KAFKA_PASSWORD, if given, add one more at format time.
 # The passwords go into files only this user reads (the node's properties, the format's argument
 # file), never onto a command line.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 : "${KAFKA_NODE_ID:?}" "${KAFKA_CLUSTER_ID:?}"
-: "${KAFKA_BROKER_PASSWORD:?the cluster topology's Kafka authenticates its nodes}"
-: "${MLSD_KAFKA_USERNAME:?}" "${MLSD_KAFKA_PASSWORD:?the cluster topology's Kafka authenticates every client}"
+: "${KAFKA_BROKER_PASSWORD:?the Kafka nodes of the cluster topology authenticate each other}"
 KAFKA_NODES="${KAFKA_NODES:-3}"
 KAFKA_BASE_PORT="${KAFKA_BASE_PORT:-19092}"
 KAFKA_CONTROLLER_BASE_PORT="${KAFKA_CONTROLLER_BASE_PORT:-19192}"
@@ -68,8 +69,11 @@ if [[ ! -f "$data_dir/logs/meta.properties" ]]; then
   cat > "$arguments" <<EOF
 kafka.tools.StorageTool format --config "$config" --cluster-id "$KAFKA_CLUSTER_ID" --ignore-formatted
 --add-scram "SCRAM-SHA-512=[name=broker,password=$KAFKA_BROKER_PASSWORD]"
---add-scram "SCRAM-SHA-512=[name=$MLSD_KAFKA_USERNAME,password=$MLSD_KAFKA_PASSWORD]"
 EOF
+  if [[ -n "${MLSD_KAFKA_USERNAME:-}" && -n "${MLSD_KAFKA_PASSWORD:-}" ]]; then
+    echo "--add-scram \"SCRAM-SHA-512=[name=$MLSD_KAFKA_USERNAME,password=$MLSD_KAFKA_PASSWORD]\"" \
+      >> "$arguments"
+  fi
   formatted=0
   java "${java_opts[@]}" @"$arguments" || formatted=$?
   rm -f "$arguments"  # failed or not: the passwords stay in no file but the node's properties

@@ -59,7 +59,7 @@ def cluster_infra_parts(cluster: ClusterSettings, secrets: ClusterSecrets) -> li
         *(_redis_node(n, address, secrets.redis_password)
           for n, address in enumerate(cluster.redis_addresses(), start=1)),
         Part("postgres", postgres.address, lambda: postgres_ready(postgres)),
-        *(_kafka_node(n, secrets.kafka_access(address))
+        *(_kafka_node(n, secrets.kafka_admin_access(address))
           for n, address in enumerate(cluster.kafka_addresses(), start=1)),
     ]
 
