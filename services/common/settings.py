@@ -70,6 +70,9 @@ class PlatformSettings(BaseSettings):
     # named as the user. With it, a process whose username is not given logs in as its
     # service_name, and one whose password is not given reads it from the user's file.
     kafka_users_dir: Path | None = None
+    # SASL_SSL: the CA file (PEM) the brokers' certificates are checked against (none: the
+    # system's trust store); the broker's name is checked against the address either way
+    kafka_ssl_cafile: Path | None = None
     # librdkafka (C) or pure Python behind the same ports; docs/streaming.md has both measured.
     kafka_client: KafkaClient = "confluent"
     kafka_retry_backoff_max_ms: int = Field(
@@ -138,7 +141,8 @@ class PlatformSettings(BaseSettings):
                              f"logs in as its service_name ({ENV_PREFIX}SERVICE_NAME) unless "
                              f"{ENV_PREFIX}KAFKA_USERNAME names another")
         return KafkaAccess(self.kafka_bootstrap_servers, self.kafka_security_protocol,
-                           self.kafka_sasl_mechanism, self.kafka_username, self.kafka_password)
+                           self.kafka_sasl_mechanism, self.kafka_username, self.kafka_password,
+                           str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None)
 
     @model_validator(mode="after")
     def _kafka_credentials_with_sasl(self) -> PlatformSettings:

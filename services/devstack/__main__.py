@@ -132,7 +132,7 @@ def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
     if supervisord_running() and not cluster_running():
         say("the single-node stack (`make run`) is running: `make stop` it first")
         return 1
-    secrets = ClusterSecrets.load_or_create(CLUSTER_STATE)
+    secrets = ClusterSecrets.load_or_create(CLUSTER_STATE, tls=cluster.kafka_tls)
     environment = cluster_environment(cluster, secrets, CLUSTER_STATE)
     write_haproxy_config(CLUSTER_STATE)
     if not supervisord_running():
@@ -209,8 +209,9 @@ def status(settings: PlatformSettings) -> int:
     all_healthy = bool(info)
     parts = stack_parts(settings)
     if cluster_running():
-        secrets = ClusterSecrets.load_or_create(CLUSTER_STATE)
-        parts = [*cluster_infra_parts(ClusterSettings(), secrets),
+        cluster = ClusterSettings()
+        secrets = ClusterSecrets.load_or_create(CLUSTER_STATE, tls=cluster.kafka_tls)
+        parts = [*cluster_infra_parts(cluster, secrets),
                  *service_parts()]
     for part in parts:
         proc = info.get(part.name, {})

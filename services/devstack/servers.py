@@ -258,7 +258,9 @@ class ClusterTopology:
                 "MLSD_KAFKA_REPLICATION_FACTOR": "3",
                 "MLSD_KAFKA_SECURITY_PROTOCOL": access.security_protocol,
                 "MLSD_KAFKA_SASL_MECHANISM": access.sasl_mechanism,
-                "MLSD_KAFKA_USERS_DIR": str(self.secrets.kafka_users_dir)}
+                "MLSD_KAFKA_USERS_DIR": str(self.secrets.kafka_users_dir),
+                **({"MLSD_KAFKA_SSL_CAFILE": str(self.secrets.kafka_ca_file)}
+                   if self.secrets.kafka_ca_file else {})}
 
     def gc_logs(self, name: str) -> list[Path]:
         """A Kafka node's GC logs (-Xlog:gc, infra/kafka/cluster-node.sh), one a start."""
@@ -298,14 +300,17 @@ def _await_ready(servers: list[ServerProcess], nodes: list[_Node], timeout_s: fl
 
 def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int = 3,
                            redis_masters: int = 3, partitions: int = 3,
-                           timeout_s: float = 120.0) -> ClusterTopology:
+                           timeout_s: float = 120.0, tls: bool = False) -> ClusterTopology:
     """Every node launched at once (a KRaft node is ready only once a quorum of voters runs),
     then the Redis nodes formed into one cluster by `redis-cli --cluster create`. The Kafka
-    passwords (each user's and the nodes' own) are drawn for this topology, in `workdir`."""
+    passwords (each user's and the nodes' own) are drawn for this topology, in `workdir`.
+    `tls`: the brokers' client and replication listener SASL_SSL, with a CA and a certificate
+    made for this topology; `redis_masters=0`: Kafka alone."""
     kafka_ports = [(free_port(), free_port()) for _ in range(kafka_nodes)]
     voters = ",".join(f"{n}@127.0.0.1:{c}" for n, (_, c) in enumerate(kafka_ports, start=1))
     cluster_secrets = ClusterSecrets.load_or_create(workdir / "secrets", redis_password,
-                                                    kafka_cluster_id())
+                                                    kafka_cluster_id(), tls=tls)
+    tls_env = {"KAFKA_TLS_DIR": str(cluster_secrets.kafka_tls_dir)} if tls else {}
     nodes: dict[str, _Node] = {}
     for n, (port, controller) in enumerate(kafka_ports, start=1):
         address = f"127.0.0.1:{port}"
@@ -317,7 +322,7 @@ def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int 
              "KAFKA_NODE_DATA_DIR": str(workdir / f"kafka-{n}"),
              "KAFKA_NODE_GC_LOG": str(workdir / f"kafka-{n}-gc-%p.log"),
              "KAFKA_PARTITIONS": str(partitions),
-             "KAFKA_BROKER_PASSWORD": cluster_secrets.kafka_broker_password},
+             "KAFKA_BROKER_PASSWORD": cluster_secrets.kafka_broker_password, **tls_env},
             workdir / f"kafka-{n}.log", address,
             functools.partial(kafka_node_ready, cluster_secrets.kafka_admin_access(address)))
     for n in range(1, redis_masters * 2 + 1):
@@ -338,7 +343,8 @@ def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int 
         _await_ready(list(servers.values()), list(nodes.values()), timeout_s)
         if topology.kafka_names:  # as make run-cluster: a user per service, limited by ACLs
             set_up_kafka_users(cluster_secrets, topology.kafka_bootstrap)
-        form_redis_cluster(topology.redis_addresses, 1, redis_password)
+        if topology.redis_names:
+            form_redis_cluster(topology.redis_addresses, 1, redis_password)
     except BaseException:
         topology.stop()
         raise

@@ -175,3 +175,23 @@ def test_kafka_cluster_ids_never_read_as_an_option() -> None:
     assert not [i for i in ids if i.startswith("-")]
     assert {len(i) for i in ids} == {22}
     assert len(set(ids)) == len(ids)
+
+
+def test_with_tls_the_services_check_the_brokers_against_a_ca_made_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLSD_REDIS_PASSWORD", raising=False)
+    secrets_ = ClusterSecrets.load_or_create(tmp_path, tls=True)
+    environment = cluster_environment(ClusterSettings(kafka_tls=True), secrets_, tmp_path)
+    assert environment["MLSD_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    tls = Path(environment["KAFKA_TLS_DIR"])
+    assert environment["MLSD_KAFKA_SSL_CAFILE"] == str(tls / "ca.pem")
+    for name in ("ca.key", "broker.key", "broker.p12", "keystore-password"):
+        assert stat.S_IMODE((tls / name).stat().st_mode) == 0o600, name
+    made = (tls / "ca.pem").read_bytes()
+    assert ClusterSecrets.load_or_create(tmp_path, tls=True).kafka_ca_file == tls / "ca.pem"
+    assert (tls / "ca.pem").read_bytes() == made, "reused, not made again"
+    assert secrets_.kafka_admin_access("127.0.0.1:19092").encrypts
+    plain = cluster_environment(ClusterSettings(), ClusterSecrets.load_or_create(tmp_path),
+                                tmp_path)
+    assert plain["MLSD_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+    assert "MLSD_KAFKA_SSL_CAFILE" not in plain and "KAFKA_TLS_DIR" not in plain

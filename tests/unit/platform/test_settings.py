@@ -168,3 +168,24 @@ def test_with_a_users_folder_a_process_logs_in_as_its_service_or_the_user_named(
     assert (access.username, access.password) == ("stream", SecretStr("stream-password"))
     monkeypatch.setenv("MLSD_KAFKA_PASSWORD", "given")  # a password given wins over the file
     assert PlatformSettings().kafka_access().password == SecretStr("given")
+
+
+def test_over_sasl_ssl_both_clients_check_the_broker_against_the_ca_and_its_name(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLSD_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("MLSD_KAFKA_USERNAME", "fraud")
+    monkeypatch.setenv("MLSD_KAFKA_PASSWORD", "p" * 24)
+    monkeypatch.setenv("MLSD_KAFKA_SSL_CAFILE", "/run/tls/ca.pem")
+    access = PlatformSettings().kafka_access()
+    python = access.python_config()
+    assert (python["security_protocol"], python["ssl_cafile"], python["ssl_check_hostname"]) \
+        == ("SASL_SSL", "/run/tls/ca.pem", True)
+    librdkafka = access.librdkafka_config()
+    assert librdkafka["security.protocol"] == "sasl_ssl"
+    assert librdkafka["ssl.ca.location"] == "/run/tls/ca.pem"
+    assert librdkafka["ssl.endpoint.identification.algorithm"] == "https"
+    assert librdkafka["enable.ssl.certificate.verification"] == "true"
+    # without TLS no TLS setting is sent
+    monkeypatch.setenv("MLSD_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    plain = PlatformSettings().kafka_access()
+    assert not [k for k in {*plain.python_config(), *plain.librdkafka_config()} if "ssl" in k]
