@@ -37,7 +37,7 @@ from services.lake.events import LAKE_TOPICS
 from services.lake.settings import LakeSettings
 from services.recommender.settings import RecommenderSettings
 from services.records.settings import RecordsSettings
-from services.stream.concerns import CONCERNS, DEFAULT_CONCERNS
+from services.stream.concerns import CONCERNS
 
 Groups = Mapping[str, Sequence[str]]  # consumer group -> the topics it consumes
 
@@ -111,7 +111,6 @@ def _principals() -> tuple[KafkaPrincipal, ...]:
     fraud, records, lake = FraudSettings(), RecordsSettings(), LakeSettings()
     event_topics = frozenset(t.topic for t in EVENT_TYPES.values())
     stream_groups = {c.group: c.topics for c in CONCERNS}
-    default_stream_groups = {c.group: c.topics for c in DEFAULT_CONCERNS}
     title_topic = EVENT_TYPES["title"].topic
     return (
         # the HTTP edge: every event type to its topic
@@ -136,10 +135,10 @@ def _principals() -> tuple[KafkaPrincipal, ...]:
         KafkaPrincipal("catalog_etl", produces=frozenset({title_topic}),
                        ensures=frozenset({title_topic, dlq_topic(title_topic)})),
         # replays the worlds' events (and titles), creates every topic, waits for the stream and
-        # the fraud scorers, and forgets the stream's groups before a rebuild
+        # the fraud scorers; before a rebuild (--rebuild-online) forgets the stream's groups and
+        # waits for all of them
         KafkaPrincipal("seeder", produces=event_topics, ensures=_every_topic(),
-                       watches={**default_stream_groups,
-                                fraud.fraud_stream_group: (TRANSACTIONS,)},
+                       watches={**stream_groups, fraud.fraud_stream_group: (TRANSACTIONS,)},
                        forgets=frozenset(stream_groups)),
         # waits for the stream's experiment group and the lake's sink to catch up
         KafkaPrincipal("simulator", watches={

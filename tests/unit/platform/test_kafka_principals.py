@@ -132,7 +132,9 @@ def test_the_jobs_watch_and_forget_the_groups_their_own_constants_name() -> None
     assert set(stack_groups()) <= groups_with(seeder, ACLOperation.DESCRIBE)
     assert {t for ts in stack_groups().values() for t in ts} <= \
         topics_with(seeder, ACLOperation.DESCRIBE)
-    assert {c.group for c in CONCERNS} == groups_with(seeder, ACLOperation.DELETE)  # the rebuild
+    # the rebuild forgets every group of the stream, then waits for each
+    assert {c.group for c in CONCERNS} == groups_with(seeder, ACLOperation.DELETE)
+    assert {t for c in CONCERNS for t in c.topics} <= topics_with(seeder, ACLOperation.DESCRIBE)
     assert {spec.name for spec in platform_topics(1)} == topics_with(seeder, ACLOperation.CREATE)
     assert not groups_with(seeder, ACLOperation.READ), "the seeder joins no group"
     watched = {simulator_traffic.STREAM_GROUP, simulator_loop.LAKE_GROUP}
