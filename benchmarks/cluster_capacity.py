@@ -295,7 +295,7 @@ def main() -> int:
     password = "capacity-" + os.urandom(8).hex()
     topology = start_cluster_topology(workdir, password)
     try:
-        ensure_topics(topology.kafka_access, platform_topics(3, replication_factor=3))
+        ensure_topics(topology.kafka_admin_access, platform_topics(3, replication_factor=3))
         client = RedisCluster.from_url(topology.redis_url, password=password)
         writer = RedisFraudState(client)
         for transactions, frauds in tqdm(history(timeline), desc="history -> Redis Cluster"):

@@ -6,15 +6,18 @@
 # KAFKA_VOTERS (id@host:port,...), KAFKA_NODE_DATA_DIR.
 # First start formats the storage; later starts reuse it.
 # Every listener authenticates (server.cluster.properties.template): KAFKA_BROKER_PASSWORD is the
-# nodes' own (user `broker`: replication over SCRAM, the quorum over PLAIN); MLSD_KAFKA_USERNAME
-# and MLSD_KAFKA_PASSWORD are the services' SCRAM user, created when the storage is formatted.
+# nodes' own (user `broker`: replication over SCRAM, the quorum over PLAIN), created when the
+# storage is formatted. The services' users are added by `broker` once the quorum runs (a user
+# per service: services/devstack/kafka_principals.py); MLSD_KAFKA_USERNAME and
+# MLSD_KAFKA_PASSWORD, if given, add one more at format time.
 # The passwords go into files only this user reads (the node's properties, the format's argument
-# file), never onto a command line.
+# file), never onto a command line. KAFKA_TLS_DIR (make run-cluster with MLSD_CLUSTER_KAFKA_TLS,
+# the harness's TLS topology): the BROKER listener (clients, replication) is SASL_SSL, with the
+# keystore broker.p12 (its password in keystore-password) and the CA ca.pem in that folder.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 : "${KAFKA_NODE_ID:?}" "${KAFKA_CLUSTER_ID:?}"
-: "${KAFKA_BROKER_PASSWORD:?the cluster topology's Kafka authenticates its nodes}"
-: "${MLSD_KAFKA_USERNAME:?}" "${MLSD_KAFKA_PASSWORD:?the cluster topology's Kafka authenticates every client}"
+: "${KAFKA_BROKER_PASSWORD:?the Kafka nodes of the cluster topology authenticate each other}"
 KAFKA_NODES="${KAFKA_NODES:-3}"
 KAFKA_BASE_PORT="${KAFKA_BASE_PORT:-19092}"
 KAFKA_CONTROLLER_BASE_PORT="${KAFKA_CONTROLLER_BASE_PORT:-19192}"
@@ -44,6 +47,17 @@ cat >> "$config" <<EOF
 listener.name.broker.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="$KAFKA_BROKER_PASSWORD";
 listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="$KAFKA_BROKER_PASSWORD" user_broker="$KAFKA_BROKER_PASSWORD";
 EOF
+if [[ -n "${KAFKA_TLS_DIR:-}" ]]; then
+  sed -i -e "s|BROKER:SASL_PLAINTEXT|BROKER:SASL_SSL|" "$config"
+  cat >> "$config" <<EOF
+listener.name.broker.ssl.keystore.type=PKCS12
+listener.name.broker.ssl.keystore.location=$KAFKA_TLS_DIR/broker.p12
+listener.name.broker.ssl.keystore.password=$(cat "$KAFKA_TLS_DIR/keystore-password")
+listener.name.broker.ssl.truststore.type=PEM
+listener.name.broker.ssl.truststore.location=$KAFKA_TLS_DIR/ca.pem
+listener.name.broker.ssl.endpoint.identification.algorithm=https
+EOF
+fi
 # KAFKA_NODE_OVERRIDES="key=value;key=value": appended, so they win over the template's (a
 # properties file keeps a key's last value); the chaos tests run the template's earlier
 # failover settings beside its current ones this way, without editing it between runs.
@@ -68,8 +82,11 @@ if [[ ! -f "$data_dir/logs/meta.properties" ]]; then
   cat > "$arguments" <<EOF
 kafka.tools.StorageTool format --config "$config" --cluster-id "$KAFKA_CLUSTER_ID" --ignore-formatted
 --add-scram "SCRAM-SHA-512=[name=broker,password=$KAFKA_BROKER_PASSWORD]"
---add-scram "SCRAM-SHA-512=[name=$MLSD_KAFKA_USERNAME,password=$MLSD_KAFKA_PASSWORD]"
 EOF
+  if [[ -n "${MLSD_KAFKA_USERNAME:-}" && -n "${MLSD_KAFKA_PASSWORD:-}" ]]; then
+    echo "--add-scram \"SCRAM-SHA-512=[name=$MLSD_KAFKA_USERNAME,password=$MLSD_KAFKA_PASSWORD]\"" \
+      >> "$arguments"
+  fi
   formatted=0
   java "${java_opts[@]}" @"$arguments" || formatted=$?
   rm -f "$arguments"  # failed or not: the passwords stay in no file but the node's properties

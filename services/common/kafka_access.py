@@ -3,7 +3,9 @@
 Every Kafka client of the platform is built from one KafkaAccess (`settings.kafka_access()`):
 the two bus adapters, the admin helpers, the readiness probe. A bare bootstrap list is the
 single-node stack's PLAINTEXT broker, as before; the cluster topology authenticates every client
-with SCRAM-SHA-512 (docs/reliability.md, "Kafka with authentication").
+with SCRAM-SHA-512 (docs/reliability.md, "Kafka with authentication"), over TLS with SASL_SSL:
+both clients then verify the broker's certificate against `ssl_cafile` and its name against
+the address they dialled.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class KafkaAccess:
     sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
     username: str | None = None
     password: SecretStr | None = None
+    # SASL_SSL: the certificate authority that signed the brokers' certificates (PEM); none:
+    # the system's trust store
+    ssl_cafile: str | None = None
 
     def __post_init__(self) -> None:
         if self.authenticates and not (self.username and self.password
@@ -43,6 +48,10 @@ class KafkaAccess:
     def authenticates(self) -> bool:
         return self.security_protocol != "PLAINTEXT"
 
+    @property
+    def encrypts(self) -> bool:
+        return self.security_protocol == "SASL_SSL"
+
     def python_config(self) -> dict[str, Any]:
         """kafka-python's keyword arguments (KafkaProducer, KafkaConsumer, KafkaAdminClient)."""
         config: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers,
@@ -51,6 +60,9 @@ class KafkaAccess:
             config |= {"sasl_mechanism": self.sasl_mechanism,
                        "sasl_plain_username": self.username,
                        "sasl_plain_password": self._secret()}
+        if self.encrypts:  # the broker's certificate checked, and its name against the address
+            config |= {"ssl_check_hostname": True,
+                       **({"ssl_cafile": self.ssl_cafile} if self.ssl_cafile else {})}
         return config
 
     def librdkafka_config(self) -> dict[str, str]:
@@ -61,6 +73,10 @@ class KafkaAccess:
             config |= {"sasl.mechanisms": self.sasl_mechanism,
                        "sasl.username": self.username or "",
                        "sasl.password": self._secret()}
+        if self.encrypts:
+            config |= {"ssl.endpoint.identification.algorithm": "https",
+                       "enable.ssl.certificate.verification": "true",
+                       **({"ssl.ca.location": self.ssl_cafile} if self.ssl_cafile else {})}
         return config
 
     def _secret(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -65,6 +66,13 @@ class PlatformSettings(BaseSettings):
     kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
     kafka_username: str | None = None  # empty (compose's unset variable): none
     kafka_password: SecretStr | None = None
+    # A Kafka user per service (the cluster topology): a folder of one password file per user,
+    # named as the user. With it, a process whose username is not given logs in as its
+    # service_name, and one whose password is not given reads it from the user's file.
+    kafka_users_dir: Path | None = None
+    # SASL_SSL: the CA file (PEM) the brokers' certificates are checked against (none: the
+    # system's trust store); the broker's name is checked against the address either way
+    kafka_ssl_cafile: Path | None = None
     # librdkafka (C) or pure Python behind the same ports; docs/streaming.md has both measured.
     kafka_client: KafkaClient = "confluent"
     kafka_retry_backoff_max_ms: int = Field(
@@ -107,16 +115,42 @@ class PlatformSettings(BaseSettings):
         files = (SecretsSettingsSource(settings_cls, secrets_dir=directory),) if directory else ()
         return (init_settings, env_settings, dotenv_settings, *files)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _kafka_user_of_the_service(cls, data: Any) -> Any:
+        # Before validation, so the credentials found here are checked as given ones are.
+        if not isinstance(data, dict) or not data.get("kafka_users_dir"):
+            return data
+        username = data.get("kafka_username") or data.get("service_name") or \
+            cls.model_fields["service_name"].default
+        if data.get("kafka_password"):
+            return {**data, "kafka_username": username}
+        path = Path(data["kafka_users_dir"]) / str(username)
+        if not path.is_file():  # a process that uses no Kafka has no user: kafka_access() says so
+            return data
+        return {**data, "kafka_username": username,
+                "kafka_password": path.read_text().strip()}
+
     def kafka_access(self) -> KafkaAccess:
         """The brokers and the credentials every Kafka client of this process is built with."""
+        if self.kafka_users_dir and self.kafka_security_protocol != "PLAINTEXT" and not (
+                self.kafka_username and self.kafka_password):
+            raise ValueError(f"{ENV_PREFIX}KAFKA_USERS_DIR has no password file for the Kafka "
+                             f"user {self.kafka_username or self.service_name!r} "
+                             f"({self.kafka_users_dir}); a process "
+                             f"logs in as its service_name ({ENV_PREFIX}SERVICE_NAME) unless "
+                             f"{ENV_PREFIX}KAFKA_USERNAME names another")
         return KafkaAccess(self.kafka_bootstrap_servers, self.kafka_security_protocol,
-                           self.kafka_sasl_mechanism, self.kafka_username, self.kafka_password)
+                           self.kafka_sasl_mechanism, self.kafka_username, self.kafka_password,
+                           str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None)
 
     @model_validator(mode="after")
     def _kafka_credentials_with_sasl(self) -> PlatformSettings:
         # Checked here, not first at a client's connection: a missing credential names its
-        # variable at start-up. The message names variables, never a value.
-        if self.kafka_security_protocol != "PLAINTEXT" and not (
+        # variable at start-up. The message names variables, never a value. A user per
+        # service (kafka_users_dir): checked when a client is built, as a process without
+        # Kafka (the model server, the console) has no user.
+        if self.kafka_security_protocol != "PLAINTEXT" and not self.kafka_users_dir and not (
                 self.kafka_username and self.kafka_password
                 and self.kafka_password.get_secret_value()):
             raise ValueError(

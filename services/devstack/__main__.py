@@ -26,13 +26,14 @@ from services.devstack.balancer import (
     write_haproxy_config,
 )
 from services.devstack.cluster import (
-    KAFKA_USERNAME,
     ClusterSecrets,
     ClusterSettings,
     cluster_environment,
     form_postgres,
     form_redis_cluster,
+    set_up_kafka_users,
 )
+from services.devstack.kafka_principals import PRINCIPALS
 from services.devstack.parts import (
     Part,
     cluster_infra_parts,
@@ -133,7 +134,7 @@ def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
     if supervisord_running() and not cluster_running():
         say("the single-node stack (`make run`) is running: `make stop` it first")
         return 1
-    secrets = ClusterSecrets.load_or_create(CLUSTER_STATE)
+    secrets = ClusterSecrets.load_or_create(CLUSTER_STATE, tls=cluster.kafka_tls)
     environment = cluster_environment(cluster, secrets, CLUSTER_STATE)
     write_haproxy_config(CLUSTER_STATE)
     if not supervisord_running():
@@ -163,13 +164,13 @@ def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
     say(f"  redis cluster     {'created' if formed else 'already formed'}: "
         f"{cluster.redis_masters} masters, {cluster.redis_replicas_per_master} replica each")
     bootstrap = environment["MLSD_KAFKA_BOOTSTRAP_SERVERS"]
-    # the authorizer refuses the services' user everything but what these ACLs allow
-    grant(secrets.kafka_admin_access(bootstrap), service_acls(KAFKA_USERNAME))
-    say(f"  kafka acls        {KAFKA_USERNAME}: the platform's topics and the services' groups")
-    kafka = secrets.kafka_access(bootstrap)
+    # a user per service; the authorizer refuses each everything but what its ACLs allow
+    revoked = set_up_kafka_users(secrets, bootstrap)
+    say(f"  kafka users       {len(PRINCIPALS)}, one per service, each allowed its own topics "
+        f"and groups ({revoked} earlier ACLs revoked)")
     settings = PlatformSettings()
     specs = platform_topics(settings.kafka_topic_partitions, cluster.kafka_nodes)
-    created = ensure_topics(kafka, specs)
+    created = ensure_topics(secrets.kafka_admin_access(bootstrap), specs)
     say(f"  topics     {len(created)} created, {len(specs) - len(created)} already there "
         f"(replication factor {cluster.kafka_nodes}, min.insync.replicas 2)")
     supervisor().startAllProcesses(False)
@@ -221,8 +222,9 @@ def status(settings: PlatformSettings) -> int:
     all_healthy = bool(info)
     parts = stack_parts(settings)
     if cluster_running():
-        secrets = ClusterSecrets.load_or_create(CLUSTER_STATE)
-        parts = [*cluster_infra_parts(ClusterSettings(), secrets),
+        cluster = ClusterSettings()
+        secrets = ClusterSecrets.load_or_create(CLUSTER_STATE, tls=cluster.kafka_tls)
+        parts = [*cluster_infra_parts(cluster, secrets),
                  *service_parts()]
     for part in parts:
         proc = info.get(part.name, {})
@@ -244,7 +246,7 @@ def kafka_acls(settings: PlatformSettings) -> int:
         say("set KAFKA_BROKER_PASSWORD and MLSD_KAFKA_USERNAME: the nodes' user grants the "
             "services' user its ACLs")
         return 2
-    admin = ClusterSecrets("", "", "", password).kafka_admin_access(
+    admin = ClusterSecrets("", "", password, Path()).kafka_admin_access(
         settings.kafka_bootstrap_servers)
     grant(admin, service_acls(username))
     say(f"kafka acls: {username} may use the platform's topics and the services' groups")

@@ -4,7 +4,8 @@ PostgreSQL primary with a synchronous hot standby under pg_auto_failover.
       ingest  stream  fraud  recommender  ...  (the same services, pointed by MLSD_* settings)
          |       |       |        |
  Kafka   kafka-1 :19092  kafka-2 :19093  kafka-3 :19094  broker+controller each; RF 3, min ISR 2;
-                                                         SASL/SCRAM-SHA-512 for every client
+                                                         SASL/SCRAM-SHA-512 for every client,
+                                                         a user per service (kafka_principals)
  Redis   redis-1 :7001   redis-2 :7002   redis-3 :7003   masters, 5,461 slots each
          redis-4 :7004   redis-5 :7005   redis-6 :7006   one replica of each master
  Postgres postgres-1 :5441  postgres-2 :5442             primary and synchronous standby (either)
@@ -33,15 +34,22 @@ from psycopg.conninfo import make_conninfo
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.common.kafka_access import KafkaAccess
+from services.common.bus.acls import add_users, grant_exactly, revoke_user
+from services.common.kafka_access import KafkaAccess, SecurityProtocol
 from services.common.probe import kafka_ready, redis_ready
 from services.devstack.balancer import balanced_services, instance_environment
+from services.devstack.kafka_principals import PRINCIPALS
 
 HOST = "127.0.0.1"
-KAFKA_USERNAME = "mlsd"  # the services' SCRAM user, limited by ACLs to the platform's topics
+# The services' one shared SCRAM user before each had its own (session 16): an earlier run's
+# cluster still has it, and run-cluster revokes its ACLs and deletes it
+SHARED_KAFKA_USERNAME = "mlsd"
 KAFKA_ADMIN_USERNAME = "broker"  # the nodes' own (replication, the quorum), the super user
 POSTGRES_DATA_NODES = 2  # a primary and its synchronous standby
 POSTGRES_OWNER = "postgres"  # the nodes' superuser (pg_autoctl's), trusted on loopback only
+TOOLING_KAFKA_USERNAME = "chaos"  # the chaos tests' and benchmarks' own clients
+KAFKA_USERS_FOLDER = "kafka-users"  # in the state folder: one password file per user
+KAFKA_TLS_FOLDER = "kafka-tls"  # in the state folder: the CA, the brokers' key and certificate
 
 
 class ClusterSettings(BaseSettings):
@@ -62,6 +70,9 @@ class ClusterSettings(BaseSettings):
     postgres_monitor_port: int = Field(5440, ge=1024, le=65000)
     postgres_base_port: int = Field(5441, ge=1024, le=65000,
                                     description="data node N on base + N - 1")
+    kafka_tls: bool = Field(False, description="the brokers' client and replication listener "
+                                               "SASL_SSL, with a CA and a broker certificate "
+                                               "made on the first run (docs/reliability.md)")
 
     @property
     def redis_nodes(self) -> int:
@@ -90,39 +101,108 @@ def kafka_cluster_id() -> str:
 
 @dataclass(frozen=True)
 class ClusterSecrets:
-    """Generated on the first run into the state folder (mode 600), reused by every later one."""
+    """Generated on the first run into the state folder (mode 600), reused by every later one:
+    the Redis password, the KRaft cluster id, the nodes' own Kafka password, and one password
+    per Kafka user of kafka_principals, each in its own file of `kafka_users_dir` (what
+    MLSD_KAFKA_USERS_DIR names to the services)."""
 
     redis_password: str
     kafka_cluster_id: str
-    kafka_password: str  # the services' (KAFKA_USERNAME)
     kafka_broker_password: str  # the nodes' own, never given to a service
+    kafka_users_dir: Path
+    kafka_ca_file: Path | None = None  # SASL_SSL: the CA the clients check the brokers against
 
     @classmethod
-    def load_or_create(cls, folder: Path) -> ClusterSecrets:
-        """A password given in the environment (MLSD_REDIS_PASSWORD, MLSD_KAFKA_PASSWORD) wins
-        over the generated one."""
+    def load_or_create(cls, folder: Path, redis_password: str | None = None,
+                       kafka_cluster_id_: str | None = None, tls: bool = False
+                       ) -> ClusterSecrets:
+        """A Redis password given here or in the environment (MLSD_REDIS_PASSWORD) wins over the
+        generated one; the test harness gives a new folder and a new cluster id per topology.
+        `tls`: the brokers' certificate authority and certificate too (make_kafka_tls)."""
         folder.mkdir(parents=True, exist_ok=True)
-
-        def password(variable: str, file: str) -> str:
-            return os.environ.get(variable) or _read_or_write(
-                folder / file, lambda: secrets.token_urlsafe(24))
-
-        return cls(password("MLSD_REDIS_PASSWORD", "redis-password"),
-                   _read_or_write(folder / "kafka-cluster-id", kafka_cluster_id),
-                   password("MLSD_KAFKA_PASSWORD", "kafka-password"),
+        users = folder / KAFKA_USERS_FOLDER
+        users.mkdir(mode=0o700, exist_ok=True)
+        for user in PRINCIPALS:
+            _read_or_write(users / user, lambda: secrets.token_urlsafe(24))
+        return cls(redis_password or os.environ.get("MLSD_REDIS_PASSWORD") or _read_or_write(
+                       folder / "redis-password", lambda: secrets.token_urlsafe(24)),
+                   kafka_cluster_id_ or _read_or_write(folder / "kafka-cluster-id",
+                                                       kafka_cluster_id),
                    _read_or_write(folder / "kafka-broker-password",
-                                  lambda: secrets.token_urlsafe(24)))
+                                  lambda: secrets.token_urlsafe(24)),
+                   users, make_kafka_tls(folder / KAFKA_TLS_FOLDER) if tls else None)
 
-    def kafka_access(self, bootstrap_servers: str) -> KafkaAccess:
-        """How the services (and devstack itself) reach the cluster's brokers."""
-        return KafkaAccess(bootstrap_servers, "SASL_PLAINTEXT", "SCRAM-SHA-512", KAFKA_USERNAME,
-                           SecretStr(self.kafka_password))
+    @property
+    def kafka_security_protocol(self) -> SecurityProtocol:
+        return "SASL_SSL" if self.kafka_ca_file else "SASL_PLAINTEXT"
+
+    @property
+    def kafka_tls_dir(self) -> Path | None:
+        """What the node script reads (KAFKA_TLS_DIR): the keystore, its password, the CA."""
+        return self.kafka_ca_file.parent if self.kafka_ca_file else None
+
+    def kafka_password(self, username: str) -> str:
+        return (self.kafka_users_dir / username).read_text().strip()
+
+    def kafka_passwords(self) -> dict[str, str]:
+        """Every user of kafka_principals and its password (to add them to the cluster)."""
+        return {user: self.kafka_password(user) for user in PRINCIPALS}
+
+    def kafka_access(self, bootstrap_servers: str, username: str) -> KafkaAccess:
+        """How a user of kafka_principals reaches the cluster's brokers."""
+        return KafkaAccess(bootstrap_servers, self.kafka_security_protocol, "SCRAM-SHA-512",
+                           username, SecretStr(self.kafka_password(username)),
+                           self._ca_file())
 
     def kafka_admin_access(self, bootstrap_servers: str) -> KafkaAccess:
-        """The nodes' own user, `broker`: the authorizer's super user, which grants the
-        services' ACLs (services/common/bus/acls.py). Never a service's."""
-        return KafkaAccess(bootstrap_servers, "SASL_PLAINTEXT", "SCRAM-SHA-512",
-                           KAFKA_ADMIN_USERNAME, SecretStr(self.kafka_broker_password))
+        """The nodes' own user, `broker`: the authorizer's super user, which adds the users and
+        grants their ACLs (services/common/bus/acls.py) and creates the topics. Never a
+        service's."""
+        return KafkaAccess(bootstrap_servers, self.kafka_security_protocol, "SCRAM-SHA-512",
+                           KAFKA_ADMIN_USERNAME, SecretStr(self.kafka_broker_password),
+                           self._ca_file())
+
+    def _ca_file(self) -> str | None:
+        return str(self.kafka_ca_file) if self.kafka_ca_file else None
+
+
+def make_kafka_tls(folder: Path, days: int = 825) -> Path:
+    """A certificate authority and one broker certificate it signs (subject alternative names
+    127.0.0.1 and localhost: every node listens on loopback), made with openssl on the first
+    run and reused; returns the CA's certificate (PEM), what the clients check the brokers
+    against. The brokers read a PKCS12 keystore (broker.p12) whose password is in
+    keystore-password; the keys, the keystore and its password are mode 600."""
+    ca = folder / "ca.pem"
+    if (folder / "broker.p12").exists() and ca.exists():
+        return ca
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    password = _read_or_write(folder / "keystore-password", lambda: secrets.token_urlsafe(24))
+    (folder / "broker.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                                       "extendedKeyUsage=serverAuth,clientAuth\n"
+                                       "keyUsage=critical,digitalSignature,keyEncipherment\n")
+    old_umask = os.umask(0o077)  # keys and the keystore created closed
+    try:
+        for command in (
+                ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+                 "-out", "ca.pem", "-days", str(days), "-subj", "/CN=mlsd cluster topology CA",
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+                ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key",
+                 "-out", "broker.csr", "-subj", "/CN=127.0.0.1"],
+                ["x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-out", "broker.pem", "-days", str(days),
+                 "-extfile", "broker.ext"],
+                # the password through the environment: off the command line
+                ["pkcs12", "-export", "-in", "broker.pem", "-inkey", "broker.key",
+                 "-certfile", "ca.pem", "-name", "broker", "-out", "broker.p12",
+                 "-passout", "env:MLSD_KEYSTORE_PASSWORD"]):
+            subprocess.run(["openssl", *command], check=True, cwd=folder,
+                           env={**os.environ, "MLSD_KEYSTORE_PASSWORD": password},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    finally:
+        os.umask(old_umask)
+    ca.chmod(0o644)  # the CA's certificate is public; its key stays closed
+    return ca
 
 
 def _read_or_write(path: Path, make: Callable[[], str]) -> str:
@@ -161,13 +241,36 @@ def cluster_environment(cluster: ClusterSettings, secrets_: ClusterSecrets,
         "MLSD_REDIS_PASSWORD": secrets_.redis_password,
         "MLSD_KAFKA_BOOTSTRAP_SERVERS": ",".join(cluster.kafka_addresses()),
         "MLSD_KAFKA_REPLICATION_FACTOR": "3",
-        "MLSD_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "MLSD_KAFKA_SECURITY_PROTOCOL": secrets_.kafka_security_protocol,
         "MLSD_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-        "MLSD_KAFKA_USERNAME": KAFKA_USERNAME,
-        "MLSD_KAFKA_PASSWORD": secrets_.kafka_password,
+        # SASL_SSL: the clients check the brokers against this CA; the nodes read their keystore
+        **({"MLSD_KAFKA_SSL_CAFILE": str(secrets_.kafka_ca_file),
+            "KAFKA_TLS_DIR": str(secrets_.kafka_tls_dir)} if secrets_.kafka_ca_file else {}),
+        # each process logs in as its service_name, with that user's password file
+        "MLSD_KAFKA_USERS_DIR": str(secrets_.kafka_users_dir),
         # the balanced services bind their instance ports; HAProxy takes the public ones
         **instance_environment(balanced_services()),
     }
+
+
+def set_up_kafka_users(secrets_: ClusterSecrets, bootstrap_servers: str,
+                       timeout_s: float = 60.0) -> int:
+    """As the nodes' own user, once the quorum runs: revoke the shared user of an earlier run,
+    add every user of kafka_principals with its password, give each exactly its ACLs, and wait
+    until each logs in (a broker learns a user from the metadata a moment later). Returns how
+    many ACLs were revoked (the shared user's, and grants the table no longer makes)."""
+    admin = secrets_.kafka_admin_access(bootstrap_servers)
+    revoked = revoke_user(admin, SHARED_KAFKA_USERNAME)
+    add_users(admin, secrets_.kafka_passwords())
+    revoked += grant_exactly(admin, [acl for p in PRINCIPALS.values() for acl in p.acls()])
+    deadline = time.monotonic() + timeout_s
+    for user in PRINCIPALS:
+        while not kafka_ready(secrets_.kafka_access(bootstrap_servers, user), timeout_s=2.0):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Kafka user {user!r} could not log in within "
+                                   f"{timeout_s:.0f} s of being added")
+            time.sleep(0.25)
+    return revoked
 
 
 def kafka_node_ready(access: KafkaAccess) -> bool:

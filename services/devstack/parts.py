@@ -63,7 +63,7 @@ def cluster_infra_parts(cluster: ClusterSettings, secrets: ClusterSecrets) -> li
           for n, address in enumerate(cluster.redis_addresses(), start=1)),
         Part("postgres-monitor", monitor,
              lambda: postgres_node_ready(monitor, "pg_auto_failover")),
-        *(_kafka_node(n, secrets.kafka_access(address))
+        *(_kafka_node(n, secrets.kafka_admin_access(address))
           for n, address in enumerate(cluster.kafka_addresses(), start=1)),
         *(_postgres_node(n, address)
           for n, address in enumerate(cluster.postgres_addresses(), start=1)),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import secrets
 import signal
 import subprocess
 import tempfile
@@ -23,7 +22,6 @@ from pathlib import Path
 import psycopg
 import redis
 
-from services.common.bus.acls import grant, service_acls
 from services.common.kafka_access import KafkaAccess
 from services.common.loopback import free_port
 from services.common.probe import kafka_ready, redis_ready
@@ -31,8 +29,8 @@ from services.common.processes import stop_process
 from services.common.records.pool import postgres_ready
 from services.common.records.settings import PostgresSettings
 from services.devstack.cluster import (
-    KAFKA_USERNAME,
     POSTGRES_DATA_NODES,
+    TOOLING_KAFKA_USERNAME,
     ClusterSecrets,
     form_postgres,
     form_redis_cluster,
@@ -41,6 +39,7 @@ from services.devstack.cluster import (
     postgres_node_ready,
     postgres_roles,
     redis_node_ready,
+    set_up_kafka_users,
     superuser_conninfo,
 )
 
@@ -206,9 +205,9 @@ class _Node:
 
 @dataclass
 class ClusterTopology:
-    """3 KRaft Kafka nodes authenticating every client (SASL/SCRAM) and a 3-master, 3-replica
-    Redis Cluster with a password, on free loopback ports: `make run-cluster`'s topology,
-    started by the same node scripts."""
+    """3 KRaft Kafka nodes authenticating every client (SASL/SCRAM), a user per service, and a
+    3-master, 3-replica Redis Cluster with a password, on free loopback ports: `make
+    run-cluster`'s topology, started by the same node scripts."""
 
     nodes: dict[str, _Node]
     servers: dict[str, ServerProcess]
@@ -227,8 +226,13 @@ class ClusterTopology:
 
     @property
     def kafka_access(self) -> KafkaAccess:
-        """The brokers and the services' credentials."""
-        return self.secrets.kafka_access(self.kafka_bootstrap)
+        """The brokers and the tests' own user (`chaos`: produces to and reads every topic of
+        the platform, reads every service group's lag; creates and deletes nothing)."""
+        return self.kafka_access_of(TOOLING_KAFKA_USERNAME)
+
+    def kafka_access_of(self, username: str) -> KafkaAccess:
+        """The brokers and a user of kafka_principals (a service's own)."""
+        return self.secrets.kafka_access(self.kafka_bootstrap, username)
 
     @property
     def kafka_admin_access(self) -> KafkaAccess:
@@ -245,7 +249,8 @@ class ClusterTopology:
         return f"redis://{self.redis_addresses[0]}/0"
 
     def service_environment(self) -> dict[str, str]:
-        """The MLSD_* settings that point a service at this topology."""
+        """The MLSD_* settings that point a service at this topology; each service logs in to
+        Kafka as its own user (its service_name), its password read from the users' folder."""
         access = self.kafka_access
         return {"MLSD_REDIS_URL": self.redis_url, "MLSD_REDIS_CLUSTER": "true",
                 "MLSD_REDIS_PASSWORD": self.redis_password,
@@ -253,8 +258,9 @@ class ClusterTopology:
                 "MLSD_KAFKA_REPLICATION_FACTOR": "3",
                 "MLSD_KAFKA_SECURITY_PROTOCOL": access.security_protocol,
                 "MLSD_KAFKA_SASL_MECHANISM": access.sasl_mechanism,
-                "MLSD_KAFKA_USERNAME": access.username or "",
-                "MLSD_KAFKA_PASSWORD": self.secrets.kafka_password}
+                "MLSD_KAFKA_USERS_DIR": str(self.secrets.kafka_users_dir),
+                **({"MLSD_KAFKA_SSL_CAFILE": str(self.secrets.kafka_ca_file)}
+                   if self.secrets.kafka_ca_file else {})}
 
     def gc_logs(self, name: str) -> list[Path]:
         """A Kafka node's GC logs (-Xlog:gc, infra/kafka/cluster-node.sh), one a start."""
@@ -294,14 +300,17 @@ def _await_ready(servers: list[ServerProcess], nodes: list[_Node], timeout_s: fl
 
 def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int = 3,
                            redis_masters: int = 3, partitions: int = 3,
-                           timeout_s: float = 120.0) -> ClusterTopology:
+                           timeout_s: float = 120.0, tls: bool = False) -> ClusterTopology:
     """Every node launched at once (a KRaft node is ready only once a quorum of voters runs),
     then the Redis nodes formed into one cluster by `redis-cli --cluster create`. The Kafka
-    passwords (the services' and the nodes' own) are drawn for this topology."""
+    passwords (each user's and the nodes' own) are drawn for this topology, in `workdir`.
+    `tls`: the brokers' client and replication listener SASL_SSL, with a CA and a certificate
+    made for this topology; `redis_masters=0`: Kafka alone."""
     kafka_ports = [(free_port(), free_port()) for _ in range(kafka_nodes)]
     voters = ",".join(f"{n}@127.0.0.1:{c}" for n, (_, c) in enumerate(kafka_ports, start=1))
-    cluster_secrets = ClusterSecrets(redis_password, kafka_cluster_id(),
-                                     secrets.token_urlsafe(24), secrets.token_urlsafe(24))
+    cluster_secrets = ClusterSecrets.load_or_create(workdir / "secrets", redis_password,
+                                                    kafka_cluster_id(), tls=tls)
+    tls_env = {"KAFKA_TLS_DIR": str(cluster_secrets.kafka_tls_dir)} if tls else {}
     nodes: dict[str, _Node] = {}
     for n, (port, controller) in enumerate(kafka_ports, start=1):
         address = f"127.0.0.1:{port}"
@@ -313,11 +322,9 @@ def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int 
              "KAFKA_NODE_DATA_DIR": str(workdir / f"kafka-{n}"),
              "KAFKA_NODE_GC_LOG": str(workdir / f"kafka-{n}-gc-%p.log"),
              "KAFKA_PARTITIONS": str(partitions),
-             "KAFKA_BROKER_PASSWORD": cluster_secrets.kafka_broker_password,
-             "MLSD_KAFKA_USERNAME": KAFKA_USERNAME,
-             "MLSD_KAFKA_PASSWORD": cluster_secrets.kafka_password},
+             "KAFKA_BROKER_PASSWORD": cluster_secrets.kafka_broker_password, **tls_env},
             workdir / f"kafka-{n}.log", address,
-            functools.partial(kafka_node_ready, cluster_secrets.kafka_access(address)))
+            functools.partial(kafka_node_ready, cluster_secrets.kafka_admin_access(address)))
     for n in range(1, redis_masters * 2 + 1):
         address = f"127.0.0.1:{free_port()}"
         nodes[f"redis-{n}"] = _Node(
@@ -334,9 +341,10 @@ def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int 
                                [n for n in nodes if n.startswith("redis-")])
     try:
         _await_ready(list(servers.values()), list(nodes.values()), timeout_s)
-        if topology.kafka_names:  # as make run-cluster: the services' user limited by ACLs
-            grant(topology.kafka_admin_access, service_acls(KAFKA_USERNAME))
-        form_redis_cluster(topology.redis_addresses, 1, redis_password)
+        if topology.kafka_names:  # as make run-cluster: a user per service, limited by ACLs
+            set_up_kafka_users(cluster_secrets, topology.kafka_bootstrap)
+        if topology.redis_names:
+            form_redis_cluster(topology.redis_addresses, 1, redis_password)
     except BaseException:
         topology.stop()
         raise

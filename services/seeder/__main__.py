@@ -169,7 +169,10 @@ def start_replayer(concerns: Sequence[Concern]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "services.stream"], stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "MLSD_STREAM_CONCERNS": ",".join(c.name for c in concerns),
-                 "MLSD_STREAM_PORT": str(free_port()), "MLSD_SERVICE_NAME": "stream_rebuild"})
+                 "MLSD_STREAM_PORT": str(free_port()), "MLSD_SERVICE_NAME": "stream_rebuild",
+                 # a user per service (the cluster topology): the stream's, for its groups
+                 **({"MLSD_KAFKA_USERNAME": "stream"} if os.environ.get("MLSD_KAFKA_USERS_DIR")
+                    else {})})
 
 
 def rebuild(timeout_s: float) -> int:
@@ -180,7 +183,7 @@ def rebuild(timeout_s: float) -> int:
     if not supervisord_running():
         print("the local stack is not running: `make run` first", file=sys.stderr)
         return 2
-    settings = TrainerSettings()
+    settings = TrainerSettings(service_name="seeder")  # its own Kafka user on the cluster
     pool = records_pool(PostgresSettings(), "rebuild-online")
     client = background_redis(settings)
     publisher = kafka_publisher(settings, client_id="rebuild-online", delivery_timeout_s=30.0)
@@ -228,7 +231,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.rebuild_online:
         return rebuild(args.timeout)
-    settings = TrainerSettings()
+    settings = TrainerSettings(service_name="seeder")  # its own Kafka user on the cluster
     now = datetime.now(UTC)
     ensure_topics(settings.kafka_access(), platform_topics(
         settings.kafka_topic_partitions, settings.kafka_replication_factor))

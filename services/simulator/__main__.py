@@ -106,7 +106,7 @@ def main() -> int:
     users = world.users["user_id"].to_numpy()[rows]
     results_url = f"{args.experiments}/v1/experiments/{args.experiment}/results"
     start = time.monotonic()
-    kafka = PlatformSettings().kafka_access()
+    kafka = PlatformSettings(service_name="simulator").kafka_access()  # its own Kafka user
     if args.kafka:
         kafka = dataclasses.replace(kafka, bootstrap_servers=args.kafka)
     stack = Stack(args.recommender, args.ingest, args.experiments, kafka)

@@ -177,7 +177,7 @@ class Loop:
 
     def __init__(self, args: argparse.Namespace, client: httpx.Client) -> None:
         self.args, self.client = args, client
-        self.stack = Stack(kafka=PlatformSettings().kafka_access())
+        self.stack = Stack(kafka=PlatformSettings(service_name="simulator").kafka_access())
         self.world = load(args.world)
         self.repository = ModelRepository(ModelSettings().model_repository)
         self.experiments = Experiments(client, self.stack.experiments, os.environ.get(

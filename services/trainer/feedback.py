@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path(".state/feedback/fraud.parquet"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    kafka = PlatformSettings().kafka_access()
+    kafka = PlatformSettings(service_name="trainer").kafka_access()  # its own Kafka user
     table = training_table(read_topic(kafka, FRAUD_DECISIONS), read_topic(kafka, FRAUD_LABELS))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(args.out, index=False)

@@ -96,7 +96,7 @@ def start_service(redis_server: ServerProcess, kafka_server: ServerProcess, tmp_
 
 @pytest.fixture(scope="module")
 def cluster_topics(cluster_topology: ClusterTopology) -> None:
-    ensure_topics(cluster_topology.kafka_access, platform_topics(3, replication_factor=3))
+    ensure_topics(cluster_topology.kafka_admin_access, platform_topics(3, replication_factor=3))
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The same services on `make run-cluster`'s topology: 3 KRaft brokers (replication factor 3,
-min.insync.replicas 2) authenticating every client (SASL/SCRAM-SHA-512), and a 3-master,
-3-replica Redis Cluster with a password.
+min.insync.replicas 2) authenticating every client (SASL/SCRAM-SHA-512), a Kafka user per
+service allowed only its own topics and groups, and a 3-master, 3-replica Redis Cluster with a
+password.
 
 The named end-to-end subset of issue 17: ingest -> Kafka -> stream -> Redis Cluster features ->
 fraud and the recommender, every service unchanged and pointed at the clusters by settings.
@@ -31,16 +32,27 @@ from kafka.errors import (
 from pydantic import SecretStr
 from redis.cluster import RedisCluster
 
-from services.common.bus.acls import grant, service_acls, service_topics
+from services.common.bus.acls import add_users, grant, service_acls, service_topics
 from services.common.bus.confluent_bus import ConfluentPublisher, ConfluentRecordSource
 from services.common.bus.kafka_bus import KafkaPublisher, KafkaRecordSource, ensure_topics
 from services.common.bus.ports import OutboundMessage, Publisher, RecordSource
-from services.common.bus.topics import FRAUD_DECISIONS, TopicSpec, platform_topics
+from services.common.bus.topics import (
+    FRAUD_DECISIONS,
+    FRAUD_SCORER_GROUP,
+    REC_IMPRESSIONS,
+    TRANSACTIONS,
+    TopicSpec,
+    platform_topics,
+)
 from services.common.kafka_access import KafkaAccess
 from services.common.probe import kafka_ready
 from services.common.settings import PlatformSettings
 from services.designs.fraud.layout import CARD_RECORD
-from services.devstack.cluster import KAFKA_USERNAME
+from services.devstack.cluster import (
+    SHARED_KAFKA_USERNAME,
+    TOOLING_KAFKA_USERNAME,
+    set_up_kafka_users,
+)
 from services.trainer.feedback import read_topic
 from tests.e2e.conftest import ServiceProcess
 from tests.harness import ClusterTopology
@@ -72,7 +84,7 @@ def event(kind: str, data: dict[str, Any], at: datetime) -> dict[str, Any]:
 def test_every_topic_has_three_replicas_and_refuses_writes_with_fewer_than_two_in_sync(
         cluster_topology: ClusterTopology, cluster_topics: None) -> None:
     names = [spec.name for spec in platform_topics(3)]
-    admin = KafkaAdminClient(**cluster_topology.kafka_access.python_config())
+    admin = KafkaAdminClient(**cluster_topology.kafka_admin_access.python_config())
     try:
         described = admin.describe_topics(names)
         configs = admin.describe_configs(
@@ -99,15 +111,16 @@ def test_kafka_refuses_a_client_without_credentials_or_with_a_wrong_password(
         assert "not-the-password" not in error
 
 
-def refusal(adapter: Callable[..., Publisher], access: KafkaAccess) -> str | None:
-    """Why one event was not stored (the publisher's construction or its delivery failed), or
-    None when it was."""
+def refusal(adapter: Callable[..., Publisher], access: KafkaAccess,
+            topic: str = FRAUD_DECISIONS) -> str | None:
+    """Why one event was not stored in `topic` (the publisher's construction or its delivery
+    failed), or None when it was."""
     try:
         publisher = adapter(access, "it-wrong", delivery_timeout_s=3)
     except Exception as exc:  # kafka-python's producer may refuse while it is built
         return f"{type(exc).__name__}: {exc}"
     try:
-        [delivery] = publisher.publish([OutboundMessage(FRAUD_DECISIONS, "k", b"{}")])
+        [delivery] = publisher.publish([OutboundMessage(topic, "k", b"{}")])
         return delivery.error
     finally:
         with contextlib.suppress(Exception):
@@ -119,10 +132,10 @@ def test_with_the_credentials_both_clients_produce_and_consume(
         cluster_topology: ClusterTopology, clients: str) -> None:
     access = cluster_topology.kafka_access
     topic = f"it-auth-{uuid.uuid4().hex[:8]}"
-    # a topic and a group of the test's own: granted to the services' user as the platform's are
+    # a topic and a group of the test's own, granted to the tests' user
     ensure_topics(cluster_topology.kafka_admin_access, [TopicSpec(topic, 3, replication_factor=3)])
     grant(cluster_topology.kafka_admin_access, service_acls(
-        KAFKA_USERNAME, topics=[topic], group_prefixes=(), groups=[f"it-auth-{topic}"]))
+        TOOLING_KAFKA_USERNAME, topics=[topic], group_prefixes=(), groups=[f"it-auth-{topic}"]))
     confluent_first = clients.startswith("confluent")
     publisher: Publisher = (ConfluentPublisher(access, "it-auth") if confluent_first
                             else KafkaPublisher(access, "it-auth"))
@@ -177,19 +190,11 @@ def test_a_user_without_acls_is_refused_and_the_services_user_only_has_the_platf
         client.close()
     # both consumers raise the refusal (librdkafka's would otherwise log it on every poll)
     for adapter in (KafkaRecordSource, ConfluentRecordSource):
-        source = adapter(foreign, "stream-watch-features", [FRAUD_DECISIONS],
-                         client_id="foreign")
-        try:
-            with pytest.raises((TopicAuthorizationFailedError, GroupAuthorizationFailedError,
-                                KafkaException)) as refused:
-                deadline = time.monotonic() + 20
-                while time.monotonic() < deadline:
-                    source.poll(0.5, 10)
-            assert "authorization" in str(refused.value).lower(), refused.value
-        finally:
-            source.close()
+        refused = consumer_refusal(adapter, foreign, "stream-watch-features", FRAUD_DECISIONS)
+        assert "authorization" in refused.lower(), refused
 
-    # the services' user: no topic outside the platform's, none deleted
+    # the tests' user (which may write and read every topic of the platform): no topic
+    # created outside the platform's, none deleted
     client = KafkaAdminClient(**cluster_topology.kafka_access.python_config())
     try:
         with pytest.raises((TopicAuthorizationFailedError, ClusterAuthorizationFailedError)):
@@ -201,16 +206,75 @@ def test_a_user_without_acls_is_refused_and_the_services_user_only_has_the_platf
         client.close()
 
 
+def consumer_refusal(adapter: Callable[..., RecordSource], access: KafkaAccess, group: str,
+                     topic: str) -> str:
+    """What a consumer in `group` on `topic` raised within 20 s of polls (a refusal)."""
+    source = adapter(access, group, [topic], client_id="it-refused")
+    try:
+        with pytest.raises((TopicAuthorizationFailedError, GroupAuthorizationFailedError,
+                            KafkaException)) as refused:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                source.poll(0.5, 10)
+        return f"{type(refused.value).__name__}: {refused.value}"
+    finally:
+        source.close()
+
+
+def test_each_services_user_is_refused_what_it_does_not_use(
+        cluster_topology: ClusterTopology, cluster_topics: None) -> None:
+    """A user per service (services/devstack/kafka_principals.py): the recommender's may
+    write its impressions but not fraud's decisions, ingest's may write events but join no
+    group, the stream's may read transactions in its own group but not in the fraud scorers'."""
+    recommender = cluster_topology.kafka_access_of("recommender")
+    for adapter in (ConfluentPublisher, KafkaPublisher):
+        assert refusal(adapter, recommender, REC_IMPRESSIONS) is None, adapter.__name__
+        error = refusal(adapter, recommender, FRAUD_DECISIONS)
+        assert error, f"{adapter.__name__}: the recommender's user stored a fraud decision"
+        assert "authorization" in error.lower(), f"{adapter.__name__}: {error}"
+    ingest = cluster_topology.kafka_access_of("ingest")
+    assert refusal(KafkaPublisher, ingest, TRANSACTIONS) is None
+    for source in (KafkaRecordSource, ConfluentRecordSource):
+        refused = consumer_refusal(source, ingest, "stream-transaction-features", TRANSACTIONS)
+        assert "authorization" in refused.lower(), f"{source.__name__}: {refused}"
+    stream = cluster_topology.kafka_access_of("stream")
+    refused = consumer_refusal(KafkaRecordSource, stream, FRAUD_SCORER_GROUP, TRANSACTIONS)
+    assert "GroupAuthorizationFailed" in refused, refused
+    assert refusal(ConfluentPublisher, stream, FRAUD_DECISIONS), "the stream wrote a decision"
+
+
+def test_an_earlier_runs_shared_user_is_revoked_and_each_users_set_up_is_repeatable(
+        cluster_topology: ClusterTopology, cluster_topics: None) -> None:
+    """A cluster kept from before a user per service has `mlsd` with the platform's topics:
+    setting the users up again (each `make run-cluster`) deletes it and its ACLs."""
+    admin = cluster_topology.kafka_admin_access
+    password = f"shared-{uuid.uuid4().hex}"
+    add_users(admin, {SHARED_KAFKA_USERNAME: password})
+    grant(admin, service_acls(SHARED_KAFKA_USERNAME))
+    shared = dataclasses.replace(cluster_topology.kafka_access, username=SHARED_KAFKA_USERNAME,
+                                 password=SecretStr(password))
+    wait_for(lambda: kafka_ready(shared), 30, "the shared user's login")
+    assert refusal(ConfluentPublisher, shared) is None, "as before: it could write decisions"
+
+    revoked = set_up_kafka_users(cluster_topology.secrets, cluster_topology.kafka_bootstrap)
+    # the shared user's, and any grant the table does not make (earlier tests' own topics)
+    assert revoked >= len(service_acls(SHARED_KAFKA_USERNAME))
+    wait_for(lambda: not kafka_ready(shared), 30, "the shared user's login refused")
+    # the services' users, set up a second time, still log in and write
+    assert refusal(KafkaPublisher, cluster_topology.kafka_access_of("fraud")) is None
+
+
 def test_neither_password_is_in_a_service_log_or_its_settings(
         on_cluster: StartService, cluster_topology: ClusterTopology,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """At DEBUG, the services that use every kind of Kafka client (ingest: the probe, the admin
     client, a producer; the stream: consumer groups and their dead-letter producers)."""
     environment = cluster_topology.service_environment()
-    secrets = [environment["MLSD_KAFKA_PASSWORD"], environment["MLSD_REDIS_PASSWORD"]]
+    secrets = [*cluster_topology.secrets.kafka_passwords().values(),
+               cluster_topology.secrets.kafka_broker_password, environment["MLSD_REDIS_PASSWORD"]]
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    settings = PlatformSettings()
+    settings = PlatformSettings(service_name="ingest")
     assert settings.kafka_access().authenticates
     shown = f"{settings!r} {settings} {settings.model_dump()} {settings.kafka_access()!r}"
     assert not [s for s in secrets if s in shown]

@@ -114,7 +114,12 @@ class ConfluentPublisher:
             # a partition whose leader is unknown or down: ask for metadata this often
             "topic.metadata.refresh.fast.interval.ms": 100,
         }
-        self._producer = Producer({**access.librdkafka_config(), **self.config, **_LOGGING})
+        # The last client-wide error that says why the brokers are out of reach (a refused TLS
+        # handshake, a failed login): a delivery that times out names it, where librdkafka's own
+        # report says only "Message timed out"
+        self._unreachable: str | None = None
+        self._producer = Producer({**access.librdkafka_config(), **self.config, **_LOGGING,
+                                   "error_cb": self._client_error})
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._serve_reports, name=f"{client_id}-acks",
                                         daemon=True)
@@ -140,8 +145,12 @@ class ConfluentPublisher:
                  deadline: float) -> None:
         def report(error: KafkaError | None, stored: Message) -> None:
             if error is not None:
-                outstanding.settle(index, Delivery(message, error=_describe(error)))
+                said = _describe(error)
+                if error.code() == KafkaError._MSG_TIMED_OUT and self._unreachable:
+                    said = f"{said} (the brokers: {self._unreachable})"
+                outstanding.settle(index, Delivery(message, error=said))
             else:
+                self._unreachable = None  # reached since
                 outstanding.settle(index, Delivery(message, stored.partition(), stored.offset()))
 
         while True:
@@ -160,6 +169,11 @@ class ConfluentPublisher:
             except KafkaException as exc:
                 outstanding.settle(index, Delivery(message, error=_describe(exc.args[0])))
                 return
+
+    def _client_error(self, error: KafkaError) -> None:
+        _client_error(error)
+        if error.code() != KafkaError._ALL_BROKERS_DOWN:  # a cause, not its sum
+            self._unreachable = _describe(error)
 
     def _serve_reports(self) -> None:
         told = False

@@ -37,17 +37,22 @@ def kafka_connector(settings: PlatformSettings, *, probe_timeout_s: float,
     Warm the topics the service sends to: without their metadata, a send during an outage blocks
     for the delivery timeout before it can fail."""
     access = settings.kafka_access()
+    warm_topics = sorted(warm_topics)
+    specs = platform_topics(settings.kafka_topic_partitions, settings.kafka_replication_factor)
+    if settings.kafka_users_dir:
+        # A user per service (the cluster topology): the platform's topics are the operator's
+        # to create (make run-cluster, as the nodes' user); the service's own user may only
+        # find those it sends to (docs/reliability.md, "A Kafka user per service").
+        specs = [spec for spec in specs if spec.name in warm_topics]
 
     def connect() -> Publisher:
         if not kafka_ready(access, probe_timeout_s):
             raise BrokerUnreachable(
                 f"no Kafka broker answered at {access.bootstrap_servers}"
                 + (f" to {access.username}" if access.authenticates else ""))
-        ensure_topics(access, platform_topics(settings.kafka_topic_partitions,
-                                              settings.kafka_replication_factor))
+        ensure_topics(access, specs)
         return kafka_publisher(settings, client_id=settings.service_name,
-                               delivery_timeout_s=delivery_timeout_s,
-                               warm_topics=sorted(warm_topics))
+                               delivery_timeout_s=delivery_timeout_s, warm_topics=warm_topics)
 
     return connect
 

@@ -1,15 +1,22 @@
 """MLSD_KAFKA_CLIENT picks the Kafka client behind the bus ports; a wrong name fails at start."""
 
+import contextlib
+import socket
+import ssl
+import threading
 import time
+from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from services.common.bus import confluent_bus
 from services.common.bus.clients import kafka_publisher, kafka_record_source
 from services.common.bus.confluent_bus import ConfluentPublisher, ConfluentRecordSource
 from services.common.bus.ports import OutboundMessage
+from services.common.kafka_access import KafkaAccess
 from services.common.settings import PlatformSettings
+from services.devstack.cluster import make_kafka_tls
 
 NO_BROKER = "127.0.0.1:1"  # nothing listens there: librdkafka connects in the background
 
@@ -104,3 +111,38 @@ def test_a_fatal_producer_error_is_said_once_and_the_reports_are_still_served(
     refused = [r for r in caplog.records if r.getMessage() == "kafka producer failed"]
     assert len(refused) == 1
     assert "CLUSTER_AUTHORIZATION_FAILED" in str(refused[0].__dict__.get("error"))
+
+
+def test_a_delivery_that_timed_out_names_why_the_brokers_were_out_of_reach(
+        tmp_path: Path) -> None:
+    """A TLS listener whose certificate another CA signed: librdkafka's report says only
+    "Message timed out"; the publisher adds the handshake's refusal it was told of."""
+    make_kafka_tls(tmp_path / "broker")
+    trusted = make_kafka_tls(tmp_path / "another")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "broker/broker.pem", tmp_path / "broker/broker.key")
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                connection, _ = listener.accept()
+                with contextlib.suppress(OSError), context.wrap_socket(
+                        connection, server_side=True) as tls:
+                    tls.recv(1)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    access = KafkaAccess(f"127.0.0.1:{listener.getsockname()[1]}", "SASL_SSL", "SCRAM-SHA-512",
+                         "u", SecretStr("p"), str(trusted))
+    publisher = ConfluentPublisher(access, "unit", delivery_timeout_s=1.0)
+    try:
+        [delivery] = publisher.publish([OutboundMessage("t", "k", b"{}")])
+    finally:
+        publisher.close()
+        stop.set()
+        server.join(2)
+        listener.close()
+    assert "certificate verify failed" in (delivery.error or ""), delivery.error

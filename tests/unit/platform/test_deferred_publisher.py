@@ -5,12 +5,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
+from services.common.bus import deferred
 from services.common.bus.deferred import NOT_CONNECTED, DeferredPublisher
 from services.common.bus.memory import InMemoryBroker, InMemoryPublisher
 from services.common.bus.ports import Delivery, OutboundMessage, Publisher
+from services.common.bus.topics import REC_IMPRESSIONS, platform_topics
+from services.common.settings import PlatformSettings
 from services.ingest.app import create_app
 from services.ingest.dedupe import InMemoryDedupe
 from services.ingest.settings import IngestSettings
@@ -94,3 +99,27 @@ def test_a_service_without_a_broker_is_alive_and_answers_posts_503() -> None:
     assert response.status_code == 503
     assert response.headers["retry-after"] == "2"
     assert response.json()["accepted"] == []
+
+
+def test_with_a_user_per_service_the_connector_creates_no_topic_of_another_service(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the single-node stack a service's first connection creates every missing topic of the
+    platform; with a user per service it only checks those it sends to (its user may create
+    none)."""
+    ensured: list[list[str]] = []
+    monkeypatch.setattr(deferred, "kafka_ready", lambda *_: True)
+    monkeypatch.setattr(deferred, "ensure_topics",
+                        lambda _, specs: ensured.append([s.name for s in specs]))
+    monkeypatch.setattr(deferred, "kafka_publisher", lambda *_, **__: InMemoryPublisher(
+        InMemoryBroker()))
+
+    def connect(settings: PlatformSettings) -> list[str]:
+        deferred.kafka_connector(settings, probe_timeout_s=1, delivery_timeout_s=1,
+                                 warm_topics=[REC_IMPRESSIONS])()
+        return ensured[-1]
+
+    assert set(connect(PlatformSettings())) == {s.name for s in platform_topics(1)}
+    (tmp_path / "recommender").write_text("p" * 24)
+    assert connect(PlatformSettings(
+        service_name="recommender", kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_users_dir=tmp_path)) == [REC_IMPRESSIONS]

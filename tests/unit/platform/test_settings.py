@@ -152,3 +152,40 @@ def test_secrets_are_read_from_files_in_the_secrets_dir(
     assert "from-a-mounted-file" not in repr(settings)
     monkeypatch.setenv("MLSD_REDIS_PASSWORD", "the-environment-wins-0123")
     assert PlatformSettings().redis_password == SecretStr("the-environment-wins-0123")
+
+
+def test_with_a_users_folder_a_process_logs_in_as_its_service_or_the_user_named(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cluster topology's user per service: the password file named as the user."""
+    (tmp_path / "ingest").write_text("ingest-password\n")
+    (tmp_path / "stream").write_text("stream-password\n")
+    monkeypatch.setenv("MLSD_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("MLSD_KAFKA_USERS_DIR", str(tmp_path))
+    access = PlatformSettings(service_name="ingest").kafka_access()
+    assert (access.username, access.password) == ("ingest", SecretStr("ingest-password"))
+    monkeypatch.setenv("MLSD_KAFKA_USERNAME", "stream")
+    access = PlatformSettings(service_name="stream_rebuild").kafka_access()
+    assert (access.username, access.password) == ("stream", SecretStr("stream-password"))
+    monkeypatch.setenv("MLSD_KAFKA_PASSWORD", "given")  # a password given wins over the file
+    assert PlatformSettings().kafka_access().password == SecretStr("given")
+
+
+def test_over_sasl_ssl_both_clients_check_the_broker_against_the_ca_and_its_name(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLSD_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("MLSD_KAFKA_USERNAME", "fraud")
+    monkeypatch.setenv("MLSD_KAFKA_PASSWORD", "p" * 24)
+    monkeypatch.setenv("MLSD_KAFKA_SSL_CAFILE", "/run/tls/ca.pem")
+    access = PlatformSettings().kafka_access()
+    python = access.python_config()
+    assert (python["security_protocol"], python["ssl_cafile"], python["ssl_check_hostname"]) \
+        == ("SASL_SSL", "/run/tls/ca.pem", True)
+    librdkafka = access.librdkafka_config()
+    assert librdkafka["security.protocol"] == "sasl_ssl"
+    assert librdkafka["ssl.ca.location"] == "/run/tls/ca.pem"
+    assert librdkafka["ssl.endpoint.identification.algorithm"] == "https"
+    assert librdkafka["enable.ssl.certificate.verification"] == "true"
+    # without TLS no TLS setting is sent
+    monkeypatch.setenv("MLSD_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    plain = PlatformSettings().kafka_access()
+    assert not [k for k in {*plain.python_config(), *plain.librdkafka_config()} if "ssl" in k]

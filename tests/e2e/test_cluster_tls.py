@@ -1,0 +1,118 @@
+"""The cluster topology's brokers with TLS: the client and replication listener SASL_SSL, with a
+certificate authority and a broker certificate made for the topology (openssl), and both client
+adapters verifying the broker against that CA and its name against the address dialled
+(docs/reliability.md, "Kafka over TLS").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from services.common.bus.acls import grant, service_acls
+from services.common.bus.confluent_bus import ConfluentPublisher, ConfluentRecordSource
+from services.common.bus.kafka_bus import KafkaPublisher, KafkaRecordSource, ensure_topics
+from services.common.bus.ports import OutboundMessage, Publisher, RecordSource
+from services.common.bus.topics import TopicSpec
+from services.common.kafka_access import KafkaAccess
+from services.common.probe import kafka_ready
+from services.devstack.cluster import TOOLING_KAFKA_USERNAME, make_kafka_tls
+from services.devstack.servers import ClusterTopology, start_cluster_topology
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+
+
+@pytest.fixture(scope="module")
+def tls_topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterTopology]:
+    """Three KRaft nodes whose BROKER listener is SASL_SSL; no Redis (these tests need none)."""
+    topology = start_cluster_topology(Path(tmp_path_factory.mktemp("tls")),
+                                      redis_password=secrets.token_urlsafe(16), redis_masters=0,
+                                      tls=True)
+    yield topology
+    topology.stop()
+
+
+def own_topic(topology: ClusterTopology) -> str:
+    """A topic and a group of the test's own, granted to the tests' user."""
+    topic = f"it-tls-{uuid.uuid4().hex[:8]}"
+    ensure_topics(topology.kafka_admin_access, [TopicSpec(topic, 3, replication_factor=3)])
+    grant(topology.kafka_admin_access, service_acls(
+        TOOLING_KAFKA_USERNAME, topics=[topic], group_prefixes=(), groups=[f"it-tls-{topic}"]))
+    return topic
+
+
+def delivery_error(adapter: Callable[..., Publisher], access: KafkaAccess,
+                   topic: str) -> str | None:
+    """Why one event was not stored (the publisher's construction or its delivery failed), or
+    None when it was."""
+    try:
+        publisher = adapter(access, "it-tls", delivery_timeout_s=5)
+    except Exception as exc:  # kafka-python's producer may refuse while it is built
+        return f"{type(exc).__name__}: {exc}"
+    try:
+        [delivery] = publisher.publish([OutboundMessage(topic, "k", b"{}")])
+        return delivery.error
+    finally:
+        with contextlib.suppress(Exception):
+            publisher.close()
+
+
+@pytest.mark.parametrize("clients", ["confluent-then-kafka-python", "kafka-python-then-confluent"])
+def test_both_clients_produce_and_consume_over_tls_checking_the_broker(
+        tls_topology: ClusterTopology, clients: str) -> None:
+    access = tls_topology.kafka_access
+    assert access.security_protocol == "SASL_SSL" and access.ssl_cafile
+    assert kafka_ready(access)
+    topic = own_topic(tls_topology)
+    confluent_first = clients.startswith("confluent")
+    publisher: Publisher = (ConfluentPublisher(access, "it-tls") if confluent_first
+                            else KafkaPublisher(access, "it-tls"))
+    try:
+        sent = publisher.publish([OutboundMessage(topic, f"k{n}", f"{n}".encode())
+                                  for n in range(10)])
+    finally:
+        publisher.close()
+    assert [d.error for d in sent] == [None] * 10
+    source: RecordSource = (KafkaRecordSource if confluent_first else ConfluentRecordSource)(
+        access, f"it-tls-{topic}", [topic], client_id="it-tls")
+    received: list[bytes | None] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(received) < 10 and time.monotonic() < deadline:
+            received += [r.value for r in source.poll(0.5, 100)]
+    finally:
+        source.close()
+    assert sorted(received) == [f"{n}".encode() for n in range(10)]
+
+
+def test_a_client_trusting_another_ca_or_without_tls_is_refused_and_told_why(
+        tls_topology: ClusterTopology, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    topic = own_topic(tls_topology)
+    right = tls_topology.kafka_access
+    assert delivery_error(ConfluentPublisher, right, topic) is None
+    other_ca = make_kafka_tls(tmp_path / "another-ca")
+    wrong = dataclasses.replace(right, ssl_cafile=str(other_ca))
+    assert not kafka_ready(wrong)
+    # librdkafka's delivery fails naming the refused handshake (the publisher adds it to the
+    # report's "Message timed out")
+    error = delivery_error(ConfluentPublisher, wrong, topic)
+    assert error and "certificate verify failed" in error, error
+    # kafka-python's producer cannot bootstrap, and its log says why at WARNING
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kafka"):
+        error = delivery_error(KafkaPublisher, wrong, topic)
+    assert error, "KafkaPublisher: a client trusting another CA stored an event"
+    told = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [m for m in told if "CERTIFICATE_VERIFY_FAILED" in m], told[:5]
+    # the same credentials without TLS: the listener expects a TLS handshake first
+    plain = dataclasses.replace(right, security_protocol="SASL_PLAINTEXT", ssl_cafile=None)
+    assert not kafka_ready(plain)
+    assert delivery_error(ConfluentPublisher, plain, topic)
