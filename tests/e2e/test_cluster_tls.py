@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import logging
 import secrets
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,14 +17,15 @@ from pathlib import Path
 import pytest
 
 from services.common.bus.acls import grant, service_acls
-from services.common.bus.confluent_bus import ConfluentPublisher, ConfluentRecordSource
-from services.common.bus.kafka_bus import KafkaPublisher, KafkaRecordSource, ensure_topics
-from services.common.bus.ports import OutboundMessage, Publisher, RecordSource
+from services.common.bus.confluent_bus import ConfluentPublisher
+from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
+from services.common.bus.ports import OutboundMessage, Publisher
 from services.common.bus.topics import TopicSpec
 from services.common.kafka_access import KafkaAccess
 from services.common.probe import kafka_ready
 from services.devstack.cluster import TOOLING_KAFKA_USERNAME, make_kafka_tls
 from services.devstack.servers import ClusterTopology, start_cluster_topology
+from tests.support.kafka_clients import assert_cross_client_round_trip
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -72,25 +72,7 @@ def test_both_clients_produce_and_consume_over_tls_checking_the_broker(
     assert access.security_protocol == "SASL_SSL" and access.ssl_cafile
     assert kafka_ready(access)
     topic = own_topic(tls_topology)
-    confluent_first = clients.startswith("confluent")
-    publisher: Publisher = (ConfluentPublisher(access, "it-tls") if confluent_first
-                            else KafkaPublisher(access, "it-tls"))
-    try:
-        sent = publisher.publish([OutboundMessage(topic, f"k{n}", f"{n}".encode())
-                                  for n in range(10)])
-    finally:
-        publisher.close()
-    assert [d.error for d in sent] == [None] * 10
-    source: RecordSource = (KafkaRecordSource if confluent_first else ConfluentRecordSource)(
-        access, f"it-tls-{topic}", [topic], client_id="it-tls")
-    received: list[bytes | None] = []
-    try:
-        deadline = time.monotonic() + 30
-        while len(received) < 10 and time.monotonic() < deadline:
-            received += [r.value for r in source.poll(0.5, 100)]
-    finally:
-        source.close()
-    assert sorted(received) == [f"{n}".encode() for n in range(10)]
+    assert_cross_client_round_trip(access, topic, clients.startswith("confluent"), "it-tls")
 
 
 def test_a_client_trusting_another_ca_or_without_tls_is_refused_and_told_why(

@@ -56,6 +56,7 @@ from services.devstack.cluster import (
 from services.trainer.feedback import read_topic
 from tests.e2e.conftest import ServiceProcess
 from tests.harness import ClusterTopology
+from tests.support.kafka_clients import assert_cross_client_round_trip
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 StartService = Callable[..., ServiceProcess]
@@ -136,25 +137,7 @@ def test_with_the_credentials_both_clients_produce_and_consume(
     ensure_topics(cluster_topology.kafka_admin_access, [TopicSpec(topic, 3, replication_factor=3)])
     grant(cluster_topology.kafka_admin_access, service_acls(
         TOOLING_KAFKA_USERNAME, topics=[topic], group_prefixes=(), groups=[f"it-auth-{topic}"]))
-    confluent_first = clients.startswith("confluent")
-    publisher: Publisher = (ConfluentPublisher(access, "it-auth") if confluent_first
-                            else KafkaPublisher(access, "it-auth"))
-    try:
-        sent = publisher.publish([OutboundMessage(topic, f"k{n}", f"{n}".encode())
-                                  for n in range(10)])
-    finally:
-        publisher.close()
-    assert [d.error for d in sent] == [None] * 10
-    source: RecordSource = (KafkaRecordSource if confluent_first else ConfluentRecordSource)(
-        access, f"it-auth-{topic}", [topic], client_id="it-auth")
-    received: list[bytes | None] = []
-    try:
-        deadline = time.monotonic() + 30
-        while len(received) < 10 and time.monotonic() < deadline:
-            received += [r.value for r in source.poll(0.5, 100)]
-    finally:
-        source.close()
-    assert sorted(received) == [f"{n}".encode() for n in range(10)]
+    assert_cross_client_round_trip(access, topic, clients.startswith("confluent"), "it-auth")
 
 
 def test_a_user_without_acls_is_refused_and_the_services_user_only_has_the_platforms_topics(

@@ -1,0 +1,34 @@
+"""Both Kafka client adapters against one broker: ten events through one, read by the other."""
+
+from __future__ import annotations
+
+import time
+
+from services.common.bus.confluent_bus import ConfluentPublisher, ConfluentRecordSource
+from services.common.bus.kafka_bus import KafkaPublisher, KafkaRecordSource
+from services.common.bus.ports import OutboundMessage, Publisher, RecordSource
+from services.common.kafka_access import KafkaAccess
+
+
+def assert_cross_client_round_trip(access: KafkaAccess, topic: str, confluent_first: bool,
+                                   name: str) -> None:
+    """Ten events produced by librdkafka's adapter (confluent_first) or kafka-python's, all
+    acknowledged, and every one consumed by the other adapter in group `name`-`topic`."""
+    publisher: Publisher = (ConfluentPublisher(access, name) if confluent_first
+                            else KafkaPublisher(access, name))
+    try:
+        sent = publisher.publish([OutboundMessage(topic, f"k{n}", f"{n}".encode())
+                                  for n in range(10)])
+    finally:
+        publisher.close()
+    assert [d.error for d in sent] == [None] * 10
+    source: RecordSource = (KafkaRecordSource if confluent_first else ConfluentRecordSource)(
+        access, f"{name}-{topic}", [topic], client_id=name)
+    received: list[bytes | None] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(received) < 10 and time.monotonic() < deadline:
+            received += [r.value for r in source.poll(0.5, 100)]
+    finally:
+        source.close()
+    assert sorted(received) == [f"{n}".encode() for n in range(10)]
