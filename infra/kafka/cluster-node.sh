@@ -60,6 +60,22 @@ java_opts=(-Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis
 if [[ -n "${KAFKA_NODE_GC_LOG:-}" ]]; then
   java_opts+=("-Xlog:gc:file=$KAFKA_NODE_GC_LOG:utctime:filecount=0")
 fi
+# Class data sharing: the classes a node loads at start, parsed and verified once into an AppCDS
+# archive (services/devstack/kafka_cds.py makes it at `make run-cluster` and in the harness),
+# mapped by every later start instead of read from the jars again (ADR 0010). Only the server
+# uses it; a missing or stale archive (another JDK, other jars) is a start without it, never a
+# failed one. KAFKA_NODE_CDS_ARCHIVE= (empty) starts without it.
+cds_archive="${KAFKA_NODE_CDS_ARCHIVE-$REPO_ROOT/.state/kafka-cds/kafka-$KAFKA_VERSION.jsa}"
+server_opts=()
+if [[ -n "$cds_archive" && -f "$cds_archive" ]]; then
+  server_opts+=("-XX:SharedArchiveFile=$cds_archive" -Xshare:auto)
+fi
+# KAFKA_NODE_JVM_OPTS="-XX:... -XX:...": more options for the server, appended (the archive is
+# made with -XX:ArchiveClassesAtExit this way; benchmarks/broker_start.py compares settings).
+if [[ -n "${KAFKA_NODE_JVM_OPTS:-}" ]]; then
+  read -r -a extra_opts <<< "$KAFKA_NODE_JVM_OPTS"
+  server_opts+=("${extra_opts[@]}")
+fi
 
 # The SCRAM users are records of the cluster's first metadata: added at format, on every node.
 scram_marker="$data_dir/logs/.scram-users"
@@ -83,4 +99,4 @@ elif [[ ! -f "$scram_marker" ]]; then
 fi
 
 unset KAFKA_BROKER_PASSWORD MLSD_KAFKA_PASSWORD  # in the properties now: not in the broker's env
-exec java "${java_opts[@]}" kafka.Kafka "$config"
+exec java "${java_opts[@]}" "${server_opts[@]}" kafka.Kafka "$config"

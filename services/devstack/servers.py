@@ -294,10 +294,13 @@ def _await_ready(servers: list[ServerProcess], nodes: list[_Node], timeout_s: fl
 
 def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int = 3,
                            redis_masters: int = 3, partitions: int = 3,
-                           timeout_s: float = 120.0) -> ClusterTopology:
+                           timeout_s: float = 120.0,
+                           kafka_env: dict[str, str] | None = None) -> ClusterTopology:
     """Every node launched at once (a KRaft node is ready only once a quorum of voters runs),
-    then the Redis nodes formed into one cluster by `redis-cli --cluster create`. The Kafka
-    passwords (the services' and the nodes' own) are drawn for this topology."""
+    then the Redis nodes formed into one cluster by `redis-cli --cluster create` (none when
+    redis_masters is 0). The Kafka passwords (the services' and the nodes' own) are drawn for
+    this topology. kafka_env is added to each Kafka node's environment
+    (benchmarks/broker_start.py's JVM settings)."""
     kafka_ports = [(free_port(), free_port()) for _ in range(kafka_nodes)]
     voters = ",".join(f"{n}@127.0.0.1:{c}" for n, (_, c) in enumerate(kafka_ports, start=1))
     cluster_secrets = ClusterSecrets(redis_password, kafka_cluster_id(),
@@ -315,7 +318,7 @@ def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int 
              "KAFKA_PARTITIONS": str(partitions),
              "KAFKA_BROKER_PASSWORD": cluster_secrets.kafka_broker_password,
              "MLSD_KAFKA_USERNAME": KAFKA_USERNAME,
-             "MLSD_KAFKA_PASSWORD": cluster_secrets.kafka_password},
+             "MLSD_KAFKA_PASSWORD": cluster_secrets.kafka_password, **(kafka_env or {})},
             workdir / f"kafka-{n}.log", address,
             functools.partial(kafka_node_ready, cluster_secrets.kafka_access(address)))
     for n in range(1, redis_masters * 2 + 1):
@@ -336,7 +339,8 @@ def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int 
         _await_ready(list(servers.values()), list(nodes.values()), timeout_s)
         if topology.kafka_names:  # as make run-cluster: the services' user limited by ACLs
             grant(topology.kafka_admin_access, service_acls(KAFKA_USERNAME))
-        form_redis_cluster(topology.redis_addresses, 1, redis_password)
+        if topology.redis_names:
+            form_redis_cluster(topology.redis_addresses, 1, redis_password)
     except BaseException:
         topology.stop()
         raise
