@@ -36,6 +36,7 @@ from services.devstack.cluster import (
     kafka_node_ready,
     redis_node_ready,
 )
+from services.devstack.kafka_cds import ensure_archive
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -299,8 +300,11 @@ def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int 
     """Every node launched at once (a KRaft node is ready only once a quorum of voters runs),
     then the Redis nodes formed into one cluster by `redis-cli --cluster create` (none when
     redis_masters is 0). The Kafka passwords (the services' and the nodes' own) are drawn for
-    this topology. kafka_env is added to each Kafka node's environment
-    (benchmarks/broker_start.py's JVM settings)."""
+    this topology. The Kafka nodes use the checkout's class data sharing archive, made first
+    when missing (services/devstack/kafka_cds.py), as `make run-cluster`'s do; kafka_env is
+    added to each Kafka node's environment (benchmarks/broker_start.py's JVM settings)."""
+    if kafka_nodes:
+        ensure_archive()
     kafka_ports = [(free_port(), free_port()) for _ in range(kafka_nodes)]
     voters = ",".join(f"{n}@127.0.0.1:{c}" for n, (_, c) in enumerate(kafka_ports, start=1))
     cluster_secrets = ClusterSecrets(redis_password, kafka_cluster_id(),
