@@ -22,7 +22,8 @@ turns (A B C, A B C). For each start:
 3. restart into the running cluster: one node killed (-9), started again and measured as in 1,
    as the soak's broker kills do (it catches up the replicated records too).
 
-Variants (KAFKA_NODE_CDS_ARCHIVE and KAFKA_NODE_JVM_OPTS of cluster-node.sh):
+Variants (KAFKA_NODE_CDS_ARCHIVE and KAFKA_NODE_TIERED_STOP_AT_LEVEL of cluster-node.sh; the
+runs committed before ADR 0010 set C1 through KAFKA_NODE_JVM_OPTS, the same option):
     default   no archive, tiered compilation (C1 then C2): the nodes as before ADR 0010
     appcds    the AppCDS archive of a node's start (services/devstack/kafka_cds.py), made once
               by this run into its own folder before the first turn
@@ -66,9 +67,9 @@ RECORD = b"x" * 200
 
 
 def variant_env(name: str, archive: Path) -> dict[str, str]:
-    env = {"KAFKA_NODE_CDS_ARCHIVE": str(archive) if "appcds" in name else "",
-           "KAFKA_NODE_JVM_OPTS": "-XX:TieredStopAtLevel=1" if "c1" in name else ""}
-    return env
+    return {"KAFKA_NODE_CDS_ARCHIVE": str(archive) if "appcds" in name else "",
+            "KAFKA_NODE_TIERED_STOP_AT_LEVEL": "1" if "c1" in name else "",
+            "KAFKA_NODE_JVM_OPTS": ""}
 
 
 def process_cpu_s(pid: int) -> float:

@@ -70,6 +70,13 @@ server_opts=()
 if [[ -n "$cds_archive" && -f "$cds_archive" ]]; then
   server_opts+=("-XX:SharedArchiveFile=$cds_archive" -Xshare:auto)
 fi
+# C1 only: a tiered JVM compiles its hot code again with C2 in its first minutes, the CPU a young
+# broker spends as the load arrives; at these brokers' rates C1's code cost nothing measurable
+# (ADR 0010). KAFKA_NODE_TIERED_STOP_AT_LEVEL= (empty) compiles with C2 again.
+tiered_stop="${KAFKA_NODE_TIERED_STOP_AT_LEVEL-1}"
+if [[ -n "$tiered_stop" ]]; then
+  server_opts+=("-XX:TieredStopAtLevel=$tiered_stop")
+fi
 # KAFKA_NODE_JVM_OPTS="-XX:... -XX:...": more options for the server, appended (the archive is
 # made with -XX:ArchiveClassesAtExit this way; benchmarks/broker_start.py compares settings).
 if [[ -n "${KAFKA_NODE_JVM_OPTS:-}" ]]; then

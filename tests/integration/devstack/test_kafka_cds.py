@@ -22,6 +22,7 @@ def mapped_files(pid: int) -> set[str]:
 
 def node_maps(workdir: Path, archive: Path) -> bool:
     """A one-node cluster topology started with `archive`: whether its JVM mapped it."""
+    workdir.mkdir()
     topology = start_cluster_topology(workdir, "", kafka_nodes=1, redis_masters=0,
                                       kafka_env={"KAFKA_NODE_CDS_ARCHIVE": str(archive)})
     try:
