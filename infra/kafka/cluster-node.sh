@@ -63,12 +63,20 @@ fi
 # Class data sharing: the classes a node loads at start, parsed and verified once into an AppCDS
 # archive (services/devstack/kafka_cds.py makes it at `make run-cluster` and in the harness),
 # mapped by every later start instead of read from the jars again (ADR 0010). Only the server
-# uses it; a missing or stale archive (another JDK, other jars) is a start without it, never a
-# failed one. KAFKA_NODE_CDS_ARCHIVE= (empty) starts without it.
+# uses it; a missing or stale archive (another JDK build, other jars) is a start without it.
+# A damaged one (cut short, overwritten) is mapped all the same and crashes the JVM, so a JVM
+# that maps it and exits (-version, about 0.1 s) tries it first. KAFKA_NODE_CDS_ARCHIVE= (empty)
+# starts without it.
 cds_archive="${KAFKA_NODE_CDS_ARCHIVE-$REPO_ROOT/.state/kafka-cds/kafka-$KAFKA_VERSION.jsa}"
 server_opts=()
 if [[ -n "$cds_archive" && -f "$cds_archive" ]]; then
-  server_opts+=("-XX:SharedArchiveFile=$cds_archive" -Xshare:auto)
+  if java -Xshare:auto -XX:SharedArchiveFile="$cds_archive" -cp "$KAFKA_LIBS/*" -version \
+       > /dev/null 2>&1; then
+    server_opts+=("-XX:SharedArchiveFile=$cds_archive" -Xshare:auto)
+  else
+    echo "kafka-$KAFKA_NODE_ID: $cds_archive crashed a JVM that mapped it: starting without it" \
+         "(delete it; make run-cluster makes it again)" >&2
+  fi
 fi
 # C1 only: a tiered JVM compiles its hot code again with C2 in its first minutes, the CPU a young
 # broker spends as the load arrives; at these brokers' rates C1's code cost nothing measurable
