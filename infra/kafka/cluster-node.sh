@@ -70,8 +70,8 @@ fi
 cds_archive="${KAFKA_NODE_CDS_ARCHIVE-$REPO_ROOT/.state/kafka-cds/kafka-$KAFKA_VERSION.jsa}"
 server_opts=()
 if [[ -n "$cds_archive" && -f "$cds_archive" ]]; then
-  if java -Xshare:auto -XX:SharedArchiveFile="$cds_archive" -cp "$KAFKA_LIBS/*" -version \
-       > /dev/null 2>&1; then
+  if java -Xshare:auto -XX:SharedArchiveFile="$cds_archive" -cp "$KAFKA_LIBS/*" \
+       -XX:ErrorFile="$data_dir/cds-check-crash.log" -version > /dev/null 2>&1; then
     server_opts+=("-XX:SharedArchiveFile=$cds_archive" -Xshare:auto)
   else
     echo "kafka-$KAFKA_NODE_ID: $cds_archive crashed a JVM that mapped it: starting without it" \
