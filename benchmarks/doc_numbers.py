@@ -822,6 +822,74 @@ def fraud_workers_coalesced(r: Results, page: str) -> str:
     return workers_table(r, page, "fraud_workers_coalesced")
 
 
+BROKER_VARIANTS = {
+    "default": "as before (tiered C1 + C2, no archive)",
+    "appcds": "AppCDS archive",
+    "c1": "`-XX:TieredStopAtLevel=1`",
+    "appcds+c1": "AppCDS archive + `TieredStopAtLevel=1`",
+}
+
+
+def broker_start(r: Results, page: str) -> str:
+    """benchmarks/broker_start.py's two runs: a node's CPU in its first seconds per JVM setting
+    (broker_start.json), and the steady cost after two minutes of load (broker_start_steady)."""
+    found, steady = r.need("broker_start"), r.need("broker_start_steady")
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f} s"
+
+    rows = []
+    for variant, s in found["summary"].items():
+        rows.append([BROKER_VARIANTS.get(variant, variant),
+                     f"{seconds(s['cold_cpu_first_10s'])} / {seconds(s['cold_cpu_first_20s'])}",
+                     f"{seconds(s['restart_cpu_first_10s'])} / "
+                     f"{seconds(s['restart_cpu_first_20s'])}",
+                     seconds(s["restart_ready_s"]),
+                     f"{number(s['produce_records_per_s'])} / "
+                     f"{number(s['produce_brokers_cpu_us_per_record'], 1)} us"])
+    def warm(variant: str, key: str) -> float:
+        values = sorted(run["steady"]["produce_warm"][key] for run in steady["runs"]
+                        if run["variant"] == variant)
+        return float(values[len(values) // 2] if len(values) % 2 else
+                     (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2)
+
+    steady_rows = [[BROKER_VARIANTS.get(variant, variant),
+                    f"{number(warm(variant, 'records_per_s'))}/s, "
+                    f"{number(warm(variant, 'brokers_cpu_us_per_record'), 1)} us",
+                    f"{number(s['produce_records_per_s'])}/s, "
+                    f"{number(s['produce_brokers_cpu_us_per_record'], 1)} us",
+                    f"{number(s['consume_records_per_s'])}/s, "
+                    f"{number(s['consume_brokers_cpu_us_per_record'], 1)} us"]
+                   for variant, s in steady["summary"].items()]
+    warm_s = sorted(run["steady"]["produce_warm"]["seconds"] for run in steady["runs"])
+
+    def footer(run: Json, what: str) -> str:
+        machine = run["machine"]
+        loads = [run_["load_average_before"][0] for run_ in run["runs"]]
+        return (f"{link('benchmarks/results/' + what + '.json', page)}: {utc(run['date'])} UTC, "
+                f"{machine['nproc']} shared cores ({machine['cpu']}), Kafka "
+                f"{run['versions']['kafka']}, {run['versions']['java']}; "
+                f"{run['args']['turns']} turns of {', '.join(run['summary'])} in that order, "
+                f"medians; load average {min(loads):.1f} to {max(loads):.1f} at the starts")
+
+    return "\n".join([
+        footer(found, "broker_start") + f" (the archive {found['archive']['bytes'] / 1e6:.0f} MB):",
+        "", table(["JVM setting", "a fresh cluster's node: CPU in its first 10 / 20 s",
+                   "a node restarted into the running cluster: CPU in its first 10 / 20 s",
+                   "restarted node ready after",
+                   f"produce (acks=all, RF 3, {number(found['args']['messages'])} records of "
+                   "200 B), a minute after the start: records/s / brokers' CPU a record"],
+                  rows),
+        "", footer(steady, "broker_start_steady")
+        + f"; records produced until {steady['args']['warm_s']:.0f} s after the cluster was "
+        f"ready ({warm_s[0]:.0f} to {warm_s[-1]:.0f} s of producing), then a measured pass of "
+        f"{number(steady['args']['messages'])} to a topic of its own, then those consumed (the "
+        "consumer's group join inside its time):", "",
+        table(["JVM setting", "producing, the first two minutes: records/s, brokers' CPU a "
+               "record", "then produce: records/s, brokers' CPU a record",
+               "then consume: records/s, brokers' CPU a record"], steady_rows)])
+
+
 def stream_latency_words(found: Json) -> list[str]:
     """Each open-loop stream run: its p99, or that the scorers fell behind; runs of the
     reshuffled mix (every run before session 8 had it) say so."""
@@ -2137,6 +2205,7 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "load-sweep": sweep_table,
     "readme-status": readme_status,
     "fraud-stream-capacity": fraud_stream_capacity,
+    "broker-start": broker_start,
     "fraud-workers": fraud_workers,
     "fraud-workers-coalesced": fraud_workers_coalesced,
     "fraud-aims": fraud_aims,

@@ -74,6 +74,37 @@ java_opts=(-Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis
 if [[ -n "${KAFKA_NODE_GC_LOG:-}" ]]; then
   java_opts+=("-Xlog:gc:file=$KAFKA_NODE_GC_LOG:utctime:filecount=0")
 fi
+# Class data sharing: the classes a node loads at start, parsed and verified once into an AppCDS
+# archive (services/devstack/kafka_cds.py makes it at `make run-cluster` and in the harness),
+# mapped by every later start instead of read from the jars again (ADR 0011). Only the server
+# uses it; a missing or stale archive (another JDK build, other jars) is a start without it.
+# A damaged one (cut short, overwritten) is mapped all the same and crashes the JVM, so a JVM
+# that maps it and exits (-version, about 0.1 s) tries it first. KAFKA_NODE_CDS_ARCHIVE= (empty)
+# starts without it.
+cds_archive="${KAFKA_NODE_CDS_ARCHIVE-$REPO_ROOT/.state/kafka-cds/kafka-$KAFKA_VERSION.jsa}"
+server_opts=()
+if [[ -n "$cds_archive" && -f "$cds_archive" ]]; then
+  if java -Xshare:auto -XX:SharedArchiveFile="$cds_archive" -cp "$KAFKA_LIBS/*" \
+       -XX:ErrorFile="$data_dir/cds-check-crash.log" -version > /dev/null 2>&1; then
+    server_opts+=("-XX:SharedArchiveFile=$cds_archive" -Xshare:auto)
+  else
+    echo "kafka-$KAFKA_NODE_ID: $cds_archive crashed a JVM that mapped it: starting without it" \
+         "(delete it; make run-cluster makes it again)" >&2
+  fi
+fi
+# C1 only: a tiered JVM compiles its hot code again with C2 in its first minutes, the CPU a young
+# broker spends as the load arrives; at these brokers' rates C1's code cost nothing measurable
+# (ADR 0011). KAFKA_NODE_TIERED_STOP_AT_LEVEL= (empty) compiles with C2 again.
+tiered_stop="${KAFKA_NODE_TIERED_STOP_AT_LEVEL-1}"
+if [[ -n "$tiered_stop" ]]; then
+  server_opts+=("-XX:TieredStopAtLevel=$tiered_stop")
+fi
+# KAFKA_NODE_JVM_OPTS="-XX:... -XX:...": more options for the server, appended (the archive is
+# made with -XX:ArchiveClassesAtExit this way; benchmarks/broker_start.py compares settings).
+if [[ -n "${KAFKA_NODE_JVM_OPTS:-}" ]]; then
+  read -r -a extra_opts <<< "$KAFKA_NODE_JVM_OPTS"
+  server_opts+=("${extra_opts[@]}")
+fi
 
 # The SCRAM users are records of the cluster's first metadata: added at format, on every node.
 scram_marker="$data_dir/logs/.scram-users"
@@ -100,4 +131,4 @@ elif [[ ! -f "$scram_marker" ]]; then
 fi
 
 unset KAFKA_BROKER_PASSWORD MLSD_KAFKA_PASSWORD  # in the properties now: not in the broker's env
-exec java "${java_opts[@]}" kafka.Kafka "$config"
+exec java "${java_opts[@]}" "${server_opts[@]}" kafka.Kafka "$config"

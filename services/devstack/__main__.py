@@ -33,6 +33,7 @@ from services.devstack.cluster import (
     form_redis_cluster,
     set_up_kafka_users,
 )
+from services.devstack.kafka_cds import archive_path, ensure_archive
 from services.devstack.kafka_principals import PRINCIPALS
 from services.devstack.parts import (
     Part,
@@ -138,6 +139,10 @@ def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
     environment = cluster_environment(cluster, secrets, CLUSTER_STATE)
     write_haproxy_config(CLUSTER_STATE)
     if not supervisord_running():
+        if not archive_path().exists():  # made once a checkout (ADR 0011)
+            say("  kafka cds archive: one node started and stopped to write it")
+            if ensure_archive() is None:
+                say("  kafka cds archive could not be made: the nodes start without it")
         say(f"starting the cluster topology under supervisord "
             f"({CLUSTER_CONFIG.relative_to(REPO_ROOT)})")
         env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}",

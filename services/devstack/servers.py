@@ -42,6 +42,7 @@ from services.devstack.cluster import (
     set_up_kafka_users,
     superuser_conninfo,
 )
+from services.devstack.kafka_cds import ensure_archive
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -300,12 +301,18 @@ def _await_ready(servers: list[ServerProcess], nodes: list[_Node], timeout_s: fl
 
 def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int = 3,
                            redis_masters: int = 3, partitions: int = 3,
-                           timeout_s: float = 120.0, tls: bool = False) -> ClusterTopology:
+                           timeout_s: float = 120.0, tls: bool = False,
+                           kafka_env: dict[str, str] | None = None) -> ClusterTopology:
     """Every node launched at once (a KRaft node is ready only once a quorum of voters runs),
-    then the Redis nodes formed into one cluster by `redis-cli --cluster create`. The Kafka
-    passwords (each user's and the nodes' own) are drawn for this topology, in `workdir`.
-    `tls`: the brokers' client and replication listener SASL_SSL, with a CA and a certificate
-    made for this topology; `redis_masters=0`: Kafka alone."""
+    then the Redis nodes formed into one cluster by `redis-cli --cluster create` (none when
+    redis_masters is 0). The Kafka passwords (each user's and the nodes' own) are drawn for
+    this topology, in `workdir`. `tls`: the brokers' client and replication listener SASL_SSL,
+    with a CA and a certificate made for this topology. The Kafka nodes use the checkout's
+    class data sharing archive, made first when missing (services/devstack/kafka_cds.py), as
+    `make run-cluster`'s do; kafka_env is added to each Kafka node's environment
+    (benchmarks/broker_start.py's JVM settings)."""
+    if kafka_nodes:
+        ensure_archive()
     kafka_ports = [(free_port(), free_port()) for _ in range(kafka_nodes)]
     voters = ",".join(f"{n}@127.0.0.1:{c}" for n, (_, c) in enumerate(kafka_ports, start=1))
     cluster_secrets = ClusterSecrets.load_or_create(workdir / "secrets", redis_password,
@@ -322,7 +329,8 @@ def start_cluster_topology(workdir: Path, redis_password: str, kafka_nodes: int 
              "KAFKA_NODE_DATA_DIR": str(workdir / f"kafka-{n}"),
              "KAFKA_NODE_GC_LOG": str(workdir / f"kafka-{n}-gc-%p.log"),
              "KAFKA_PARTITIONS": str(partitions),
-             "KAFKA_BROKER_PASSWORD": cluster_secrets.kafka_broker_password, **tls_env},
+             "KAFKA_BROKER_PASSWORD": cluster_secrets.kafka_broker_password, **tls_env,
+             **(kafka_env or {})},
             workdir / f"kafka-{n}.log", address,
             functools.partial(kafka_node_ready, cluster_secrets.kafka_admin_access(address)))
     for n in range(1, redis_masters * 2 + 1):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -705,4 +705,45 @@ def merged_run_table(folder: Path) -> str:
                  f"({first['machine']['cpu_model']}), Kafka {first['versions']['kafka']}, Redis "
                  f"{first['versions']['redis_server'].split('v=')[1].split()[0]}; each under the "
                  "machine's lock for heavy runs (other work shares the cores).")
+    return "\n".join(lines)
+
+
+BROKER_RESTART_AFTER_S = 10.0  # the soak restarts a killed broker this long after the kill
+
+
+def soak_brokers_table(paths: Sequence[Path]) -> str:
+    """Soaks side by side by what the brokers' start costs: the misses in the load's first 10 s
+    and beside the broker kills, and the brokers' cores then (the soak's per-second CPU probe):
+    all three in the load's first 10 s, and a restarted one in the 10 s from its restart."""
+    lines = ["| soak | started (UTC), commit | load average (mean) | availability | misses "
+             "| in the load's first 10 s | beside a broker kill | beside the other faults "
+             "| the rest | the brokers' cores, load's first 10 s | a restarted broker's "
+             "cores, its first 10 s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for path in paths:
+        report = json.loads(path.read_text())
+        r = report["results"]
+        misses = r["misses"]
+        at_start = [m for m in misses if m["cause"] == "start of load"]
+        beside_broker = [m for m in misses if (m["fault"] or "").startswith("kill kafka")]
+        other_fault = [m for m in misses if m["fault"] and m not in beside_broker]
+        cpu = r["probed"]["cpu_per_second"]
+        first = [sum(v for k, v in s["groups"].items() if k.startswith("kafka-"))
+                 for s in cpu if s["t_s"] <= START_S]
+        restarted = []
+        for fault in r["faults"]:
+            if fault["what"].startswith("kill kafka"):
+                name = fault["what"].removeprefix("kill ")
+                begin = fault["at_s"] + BROKER_RESTART_AFTER_S
+                restarted += [s["groups"].get(name, 0.0) for s in cpu
+                              if begin < s["t_s"] <= begin + START_S]
+        share = r["availability"]["all"]["share"]
+        rest = len(misses) - len(at_start) - len(beside_broker) - len(other_fault)
+        lines.append(
+            f"| [`{path.parent.name}/{path.name}`](../benchmarks/results/chaos/"
+            f"{path.parent.name}/{path.name}) | {report['started'][11:16]}, "
+            f"{report['commit'][:7]} | {r['load_average_during']['mean']:.2f} | "
+            f"{share * 100:.2f} % | {len(misses)} | {len(at_start)} | {len(beside_broker)} | "
+            f"{len(other_fault)} | {rest} | "
+            f"{sum(first) / max(1, len(first)):.2f} | "
+            f"{sum(restarted) / max(1, len(restarted)):.2f} |")
     return "\n".join(lines)

@@ -39,9 +39,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from services.autoscaler.observe import worker_count
+from services.devstack.probes import ProcessCpu
 from tests.chaos.load import (
     Answer,
     closed_loop_gets,
@@ -139,6 +141,29 @@ def step_times(decisions: list[dict[str, Any]], since: datetime) -> list[float]:
     """When the controller added a worker, in seconds since `since` (its log's local time)."""
     return [(datetime.fromisoformat(d["time"].replace(",", ".")).replace(tzinfo=UTC)
              - since).total_seconds() for d in decisions if d["step"]]
+
+
+def run_groups(recommender_pid: int) -> dict[str, Callable[[], set[int]]]:
+    """The recommender's processes (its supervisor and workers), and the rest of this run's:
+    this process (the load generator) and every other process it started."""
+    def tree(pid: int) -> set[int]:
+        root = psutil.Process(pid)
+        return {pid, *(child.pid for child in root.children(recursive=True))}
+
+    return {"recommender": lambda: tree(recommender_pid),
+            "rest_of_run": lambda: tree(os.getpid()) - tree(recommender_pid)}
+
+
+def mean_cores(samples: list[dict[str, Any]], from_s: float, to_s: float) -> dict[str, float]:
+    """Each group's cores (ProcessCpu's, "others" included) and the machine's busy cores, on
+    average over the samples inside [from_s, to_s]."""
+    inside = [s for s in samples if from_s < s["t_s"] <= to_s]
+    if not inside:
+        return {}
+    names = sorted({name for s in inside for name in s["groups"]})
+    means = {name: round(sum(s["groups"].get(name, 0.0) for s in inside) / len(inside), 2)
+             for name in names}
+    return {**means, "busy": round(sum(s["busy"] for s in inside) / len(inside), 2)}
 
 
 def latency(group: list[Answer]) -> dict[str, float]:
@@ -244,8 +269,10 @@ def test_a_load_step_is_absorbed_by_added_workers_without_a_restart(
     port = int(recommender.url.rsplit(":", 1)[1])
     try:
         with WorkerSampler(recommender.process.pid, port, "recommendations") as sampler:
+            cpu = ProcessCpu(run_groups(recommender.process.pid))
             low = open_loop_gets(recommend, LOW_RATE, LOW_S)
             high, high_s = the_step(recommend, high_rate, scaler_log, step_started)
+            cpu_per_second = cpu.stop()
     finally:
         scaler.terminate()
         scaler.wait(10)
@@ -285,7 +312,13 @@ def test_a_load_step_is_absorbed_by_added_workers_without_a_restart(
     }
     results[f"seconds_inside_budget_last_{SETTLED_S:.0f}s"] = seconds_inside(
         high, settled_from, end_s)
-    results["machine_idle_cores_after_step"] = sampler.idle_cores(LOW_S, end_s)
+    # who had the cores: the recommender, the rest of the run (this process's load generator,
+    # the autoscaler, Redis, the broker) and processes outside the run ("others"): the idle
+    # cores alone cannot tell added workers using them from other work taking them
+    results |= {"machine_idle_cores_after_step": sampler.idle_cores(LOW_S, end_s),
+                "cpu_per_second": cpu_per_second,
+                f"cores_last_{SETTLED_S:.0f}s": mean_cores(cpu_per_second, settled_from, end_s),
+                "cores_after_step": mean_cores(cpu_per_second, LOW_S, end_s)}
     write_report(report_dir, "scale_up",
                  "one recommender worker's capacity measured (closed loop), then open-loop load "
                  "steps from LOW_RATE to STEP_FACTOR times it, first on one worker alone, then "

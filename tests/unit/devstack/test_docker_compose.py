@@ -414,6 +414,17 @@ def test_the_cluster_profile_runs_the_nodes_of_make_run_cluster(
     assert _cluster_template()["min.insync.replicas"] == "2"
 
 
+def test_the_cluster_profiles_kafka_nodes_compile_as_cluster_node_sh_does(
+        compose: dict[str, Any]) -> None:
+    """C1 only (ADR 0011): the image's launcher takes KAFKA_OPTS, never as a broker property."""
+    level = re.search(r'KAFKA_NODE_TIERED_STOP_AT_LEVEL-(\w*)\}',
+                      (KAFKA_DIR / "cluster-node.sh").read_text(encoding="utf-8"))
+    assert level, "infra/kafka/cluster-node.sh no longer sets a default TieredStopAtLevel"
+    for n in (1, 2, 3):
+        environment = _services(compose)[f"kafka-{n}"]["environment"]
+        assert environment["KAFKA_OPTS"].split() == [f"-XX:TieredStopAtLevel={level.group(1)}"]
+
+
 def test_in_the_cluster_profile_the_services_wait_for_the_formed_cluster(
         compose: dict[str, Any]) -> None:
     services = _services(compose)

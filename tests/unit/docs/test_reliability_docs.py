@@ -25,6 +25,7 @@ from tests.chaos.tables import (
     scale_up_table,
     service_crash_table,
     slow_dependency_table,
+    soak_brokers_table,
     soak_misses_table,
     soak_start_table,
     trending_master_table,
@@ -79,6 +80,16 @@ def test_session_15s_run_of_every_fault_on_the_merged_code_is_shown() -> None:
     assert merged_run_table(RESULTS / "acl_2026-12-07") in DOC.read_text()
     assert soak_misses_table(RESULTS / "merged_2026-12-07" / "availability_soak.json") \
         in DOC.read_text()
+
+
+def test_session_16s_load_step_and_soak_beside_the_earlier_soaks_are_shown() -> None:
+    session = RESULTS / "session16_2026-12-07"
+    assert merged_run_table(session / "failed_1050") in DOC.read_text()
+    assert merged_run_table(session) in DOC.read_text()
+    assert soak_misses_table(session / "availability_soak.json") in DOC.read_text()
+    assert soak_brokers_table([RESULTS / "merged_2026-12-07" / "availability_soak.json",
+                               RESULTS / "forked_2026-12-07" / "availability_soak.json",
+                               session / "availability_soak.json"]) in DOC.read_text()
 
 
 def test_the_runs_that_broke_a_promise_are_shown_too() -> None:
