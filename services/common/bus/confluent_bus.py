@@ -136,8 +136,10 @@ class ConfluentPublisher:
         deadline = time.monotonic() + self._timeout_s
         for index, message in enumerate(messages):
             self._produce(outstanding, index, message, deadline)
-        # message.timeout.ms bounds every report; the margin covers the poller's wake-up.
-        outstanding.done.wait(max(0.0, deadline - time.monotonic()) + 1.0)
+        # message.timeout.ms bounds every report, but librdkafka looks for timed-out messages
+        # about once a second: the margin covers that scan and the poller's wake-up (with 1 s,
+        # a busy machine's report of a refused TLS handshake came after it, unit-tested).
+        outstanding.done.wait(max(0.0, deadline - time.monotonic()) + 2.0)
         return [delivery or Delivery(message, error="KafkaTimeout: no delivery report in time")
                 for message, delivery in zip(messages, outstanding.deliveries, strict=True)]
 
