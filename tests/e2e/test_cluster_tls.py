@@ -6,12 +6,11 @@ adapters verifying the broker against that CA and its name against the address d
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,11 @@ import pytest
 from services.common.bus.acls import grant, service_acls
 from services.common.bus.confluent_bus import ConfluentPublisher
 from services.common.bus.kafka_bus import KafkaPublisher, ensure_topics
-from services.common.bus.ports import OutboundMessage, Publisher
 from services.common.bus.topics import TopicSpec
-from services.common.kafka_access import KafkaAccess
 from services.common.probe import kafka_ready
 from services.devstack.cluster import TOOLING_KAFKA_USERNAME, make_kafka_tls
 from services.devstack.servers import ClusterTopology, start_cluster_topology
-from tests.support.kafka_clients import assert_cross_client_round_trip
+from tests.support.kafka_clients import assert_cross_client_round_trip, delivery_error
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -49,22 +46,6 @@ def own_topic(topology: ClusterTopology) -> str:
     return topic
 
 
-def delivery_error(adapter: Callable[..., Publisher], access: KafkaAccess,
-                   topic: str) -> str | None:
-    """Why one event was not stored (the publisher's construction or its delivery failed), or
-    None when it was."""
-    try:
-        publisher = adapter(access, "it-tls", delivery_timeout_s=5)
-    except Exception as exc:  # kafka-python's producer may refuse while it is built
-        return f"{type(exc).__name__}: {exc}"
-    try:
-        [delivery] = publisher.publish([OutboundMessage(topic, "k", b"{}")])
-        return delivery.error
-    finally:
-        with contextlib.suppress(Exception):
-            publisher.close()
-
-
 @pytest.mark.parametrize("clients", ["confluent-then-kafka-python", "kafka-python-then-confluent"])
 def test_both_clients_produce_and_consume_over_tls_checking_the_broker(
         tls_topology: ClusterTopology, clients: str) -> None:
@@ -79,22 +60,22 @@ def test_a_client_trusting_another_ca_or_without_tls_is_refused_and_told_why(
         tls_topology: ClusterTopology, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     topic = own_topic(tls_topology)
     right = tls_topology.kafka_access
-    assert delivery_error(ConfluentPublisher, right, topic) is None
+    assert delivery_error(ConfluentPublisher, right, topic, "it-tls", 5) is None
     other_ca = make_kafka_tls(tmp_path / "another-ca")
     wrong = dataclasses.replace(right, ssl_cafile=str(other_ca))
     assert not kafka_ready(wrong)
     # librdkafka's delivery fails naming the refused handshake (the publisher adds it to the
     # report's "Message timed out")
-    error = delivery_error(ConfluentPublisher, wrong, topic)
+    error = delivery_error(ConfluentPublisher, wrong, topic, "it-tls", 5)
     assert error and "certificate verify failed" in error, error
     # kafka-python's producer cannot bootstrap, and its log says why at WARNING
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="kafka"):
-        error = delivery_error(KafkaPublisher, wrong, topic)
+        error = delivery_error(KafkaPublisher, wrong, topic, "it-tls", 5)
     assert error, "KafkaPublisher: a client trusting another CA stored an event"
     told = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert [m for m in told if "CERTIFICATE_VERIFY_FAILED" in m], told[:5]
     # the same credentials without TLS: the listener expects a TLS handshake first
     plain = dataclasses.replace(right, security_protocol="SASL_PLAINTEXT", ssl_cafile=None)
     assert not kafka_ready(plain)
-    assert delivery_error(ConfluentPublisher, plain, topic)
+    assert delivery_error(ConfluentPublisher, plain, topic, "it-tls", 5)

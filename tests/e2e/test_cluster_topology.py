@@ -9,7 +9,6 @@ fraud and the recommender, every service unchanged and pointed at the clusters b
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 import uuid
@@ -35,7 +34,7 @@ from redis.cluster import RedisCluster
 from services.common.bus.acls import add_users, grant, service_acls, service_topics
 from services.common.bus.confluent_bus import ConfluentPublisher, ConfluentRecordSource
 from services.common.bus.kafka_bus import KafkaPublisher, KafkaRecordSource, ensure_topics
-from services.common.bus.ports import OutboundMessage, Publisher, RecordSource
+from services.common.bus.ports import Publisher, RecordSource
 from services.common.bus.topics import (
     FRAUD_DECISIONS,
     FRAUD_SCORER_GROUP,
@@ -56,7 +55,7 @@ from services.devstack.cluster import (
 from services.trainer.feedback import read_topic
 from tests.e2e.conftest import ServiceProcess
 from tests.harness import ClusterTopology
-from tests.support.kafka_clients import assert_cross_client_round_trip
+from tests.support.kafka_clients import assert_cross_client_round_trip, delivery_error
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 StartService = Callable[..., ServiceProcess]
@@ -114,18 +113,8 @@ def test_kafka_refuses_a_client_without_credentials_or_with_a_wrong_password(
 
 def refusal(adapter: Callable[..., Publisher], access: KafkaAccess,
             topic: str = FRAUD_DECISIONS) -> str | None:
-    """Why one event was not stored in `topic` (the publisher's construction or its delivery
-    failed), or None when it was."""
-    try:
-        publisher = adapter(access, "it-wrong", delivery_timeout_s=3)
-    except Exception as exc:  # kafka-python's producer may refuse while it is built
-        return f"{type(exc).__name__}: {exc}"
-    try:
-        [delivery] = publisher.publish([OutboundMessage(topic, "k", b"{}")])
-        return delivery.error
-    finally:
-        with contextlib.suppress(Exception):
-            publisher.close()
+    """Why one event was not stored in `topic`, or None when it was."""
+    return delivery_error(adapter, access, topic, "it-wrong", 3)
 
 
 @pytest.mark.parametrize("clients", ["confluent-then-kafka-python", "kafka-python-then-confluent"])

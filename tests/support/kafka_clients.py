@@ -1,8 +1,11 @@
-"""Both Kafka client adapters against one broker: ten events through one, read by the other."""
+"""Both Kafka client adapters against one broker: ten events through one, read by the other;
+and why one event was not stored (a refused user, an untrusted CA)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
 
 from services.common.bus.confluent_bus import ConfluentPublisher, ConfluentRecordSource
 from services.common.bus.kafka_bus import KafkaPublisher, KafkaRecordSource
@@ -32,3 +35,19 @@ def assert_cross_client_round_trip(access: KafkaAccess, topic: str, confluent_fi
     finally:
         source.close()
     assert sorted(received) == [f"{n}".encode() for n in range(10)]
+
+
+def delivery_error(adapter: Callable[..., Publisher], access: KafkaAccess, topic: str,
+                   name: str, timeout_s: float) -> str | None:
+    """Why one event was not stored in `topic` (the publisher's construction or its delivery
+    failed), or None when it was."""
+    try:
+        publisher = adapter(access, name, delivery_timeout_s=timeout_s)
+    except Exception as exc:  # kafka-python's producer may refuse while it is built
+        return f"{type(exc).__name__}: {exc}"
+    try:
+        [delivery] = publisher.publish([OutboundMessage(topic, "k", b"{}")])
+        return delivery.error
+    finally:
+        with contextlib.suppress(Exception):
+            publisher.close()
