@@ -103,6 +103,8 @@ def wait_healthy(part: Part, timeout_s: float) -> bool:
 
 def run(settings: PlatformSettings, timeout_s: float) -> int:
     (STATE / "logs").mkdir(parents=True, exist_ok=True)
+    if supervisord_running() and cluster_running():
+        return use_cluster(settings, timeout_s)
     if supervisord_running():
         say("supervisord already running: starting any stopped part")
         supervisor().startAllProcesses(False)
@@ -127,6 +129,31 @@ def run(settings: PlatformSettings, timeout_s: float) -> int:
 def cluster_running() -> bool:
     """Whether the running supervisord is the cluster topology's (its nodes are named kafka-N)."""
     return "kafka-1" in process_info()
+
+
+def cluster_parts() -> list[Part]:
+    """Every part `make run-cluster` runs: its nodes, then the services."""
+    cluster = ClusterSettings()
+    secrets = ClusterSecrets.load_or_create(CLUSTER_STATE, tls=cluster.kafka_tls)
+    return [*cluster_infra_parts(cluster, secrets), *service_parts()]
+
+
+def use_cluster(settings: PlatformSettings, timeout_s: float) -> int:
+    """`make run` (and so `make seed`, `make demo`'s jobs) while the cluster topology runs: the
+    jobs that follow use it when this shell has its settings, else they would look for the
+    single-node stack's servers; nothing of the single-node stack is started."""
+    env_file = (CLUSTER_STATE / "env").relative_to(REPO_ROOT)
+    say("the cluster topology (`make run-cluster`) is running: checking it")
+    for part in cluster_parts():
+        if not wait_healthy(part, timeout_s):
+            say("the cluster is not healthy; `make status` shows what runs, `make stop` stops it")
+            return 1
+    if not settings.redis_cluster:
+        say(f"this shell lacks the cluster topology's settings: `set -a; source {env_file}; "
+            "set +a` first (or `make stop` and `make run` for the single-node stack)")
+        return 1
+    say("cluster topology healthy; the jobs use it (its settings are in this shell).")
+    return 0
 
 
 def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
@@ -225,12 +252,7 @@ def status(settings: PlatformSettings) -> int:
         say("the local stack is not running (`make run` starts it)")
     say(f"{'part':<17} {'state':<9} {'pid':>7}  {'address':<28} health")
     all_healthy = bool(info)
-    parts = stack_parts(settings)
-    if cluster_running():
-        cluster = ClusterSettings()
-        secrets = ClusterSecrets.load_or_create(CLUSTER_STATE, tls=cluster.kafka_tls)
-        parts = [*cluster_infra_parts(cluster, secrets),
-                 *service_parts()]
+    parts = cluster_parts() if cluster_running() else stack_parts(settings)
     for part in parts:
         proc = info.get(part.name, {})
         healthy = part.probe() if proc.get("statename") == "RUNNING" else False
