@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -114,6 +114,13 @@ class PlatformSettings(BaseSettings):
         directory = os.environ.get(SECRETS_DIR_VARIABLE)
         files = (SecretsSettingsSource(settings_cls, secrets_dir=directory),) if directory else ()
         return (init_settings, env_settings, dotenv_settings, *files)
+
+    @field_validator("kafka_users_dir", "kafka_ssl_cafile", mode="before")
+    @classmethod
+    def _an_empty_path_is_none(cls, value: Any) -> Any:
+        # docker compose passes an unset variable as "" (${VAR:-}), which a Path reads as the
+        # working directory: a users' folder and a CA file there would be wrong, not absent
+        return None if value == "" else value
 
     @model_validator(mode="before")
     @classmethod

@@ -1,10 +1,11 @@
-"""`python -m services.devstack run|run-cluster|stop|status|summary|kafka-acls|postgres-formation`:
-behind make run, run-cluster, stop, status, demo; kafka-acls and postgres-formation are docker
-compose's one-shots of the cluster profile."""
+"""`python -m services.devstack run|run-cluster|stop|status|summary|kafka-secrets|kafka-acls|
+postgres-formation`: behind make run, run-cluster, stop, status, demo; kafka-secrets, kafka-acls
+and postgres-formation are docker compose's one-shots of the cluster profile."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import subprocess
 import sys
@@ -15,7 +16,6 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from services.common.bus.acls import grant, service_acls
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import platform_topics
 from services.common.records.settings import PostgresSettings
@@ -26,12 +26,16 @@ from services.devstack.balancer import (
     write_haproxy_config,
 )
 from services.devstack.cluster import (
+    KAFKA_TLS_FOLDER,
+    KAFKA_USERS_FOLDER,
     ClusterSecrets,
     ClusterSettings,
     cluster_environment,
     form_postgres,
     form_redis_cluster,
-    set_up_kafka_users,
+    make_kafka_tls,
+    make_kafka_user_passwords,
+    set_up_kafka,
 )
 from services.devstack.kafka_cds import archive_path, ensure_archive
 from services.devstack.kafka_principals import PRINCIPALS
@@ -195,16 +199,10 @@ def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
                                 secrets.redis_password)
     say(f"  redis cluster     {'created' if formed else 'already formed'}: "
         f"{cluster.redis_masters} masters, {cluster.redis_replicas_per_master} replica each")
-    bootstrap = environment["MLSD_KAFKA_BOOTSTRAP_SERVERS"]
     # a user per service; the authorizer refuses each everything but what its ACLs allow
-    revoked = set_up_kafka_users(secrets, bootstrap)
-    say(f"  kafka users       {len(PRINCIPALS)}, one per service, each allowed its own topics "
-        f"and groups ({revoked} earlier ACLs revoked)")
-    settings = PlatformSettings()
-    specs = platform_topics(settings.kafka_topic_partitions, cluster.kafka_nodes)
-    created = ensure_topics(secrets.kafka_admin_access(bootstrap), specs)
-    say(f"  topics     {len(created)} created, {len(specs) - len(created)} already there "
-        f"(replication factor {cluster.kafka_nodes}, min.insync.replicas 2)")
+    _say_kafka_set_up(*set_up_kafka(secrets, environment["MLSD_KAFKA_BOOTSTRAP_SERVERS"],
+                                    PlatformSettings().kafka_topic_partitions,
+                                    cluster.kafka_nodes), cluster.kafka_nodes)
     supervisor().startAllProcesses(False)
     for part in service_parts():
         if not wait_healthy(part, timeout_s):
@@ -216,6 +214,14 @@ def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
     say(f"cluster topology healthy. Jobs and load tests reach it with the variables in "
         f"{(CLUSTER_STATE / 'env').relative_to(REPO_ROOT)} (`set -a; source` it).")
     return 0
+
+
+def _say_kafka_set_up(revoked: int, created: list[str], replication_factor: int) -> None:
+    say(f"  kafka users       {len(PRINCIPALS)}, one per service, each allowed its own topics "
+        f"and groups ({revoked} earlier ACLs revoked)")
+    specs = platform_topics(1)
+    say(f"  topics     {len(created)} created, {len(specs) - len(created)} already there "
+        f"(replication factor {replication_factor}, min.insync.replicas 2)")
 
 
 def _write_env_file(environment: dict[str, str]) -> None:
@@ -263,20 +269,62 @@ def status(settings: PlatformSettings) -> int:
     return 0 if all_healthy else 1
 
 
+def kafka_secrets(cluster: ClusterSettings, settings: PlatformSettings, folder: Path) -> int:
+    """docker compose's one-shot `kafka-secrets` (the cluster profile): into its volume
+    (`folder`) what `make run-cluster` makes into .state/cluster, by the same code, each made
+    once and kept: a password per user of kafka_principals (kafka-users/) and, with
+    MLSD_CLUSTER_KAFKA_TLS, the CA and the brokers' certificate (kafka-tls/), which names the
+    nodes as the clients dial them (MLSD_KAFKA_BOOTSTRAP_SERVERS' hosts) and localhost (the
+    nodes' health check). A fresh volume is root's: KAFKA_USERS_OWNER hands the users' files
+    to the services' image's user, KAFKA_TLS_OWNER the keystore and its password to the
+    nodes' (numeric ids)."""
+    users = make_kafka_user_passwords(folder / KAFKA_USERS_FOLDER)
+    _hand_over([users, *(users / user for user in PRINCIPALS)], "KAFKA_USERS_OWNER")
+    say(f"kafka secrets: a password for each of the {len(PRINCIPALS)} users in {users}")
+    if cluster.kafka_tls:
+        hosts = sorted({a.strip().rsplit(":", 1)[0]
+                        for a in settings.kafka_bootstrap_servers.split(",")})
+        names = [*(_subject_name(host) for host in hosts), "DNS:localhost"]
+        tls = make_kafka_tls(folder / KAFKA_TLS_FOLDER, names=names).parent
+        tls.chmod(0o755)  # the CA's certificate is every client's; the keys stay mode 600
+        _hand_over([tls / "broker.p12", tls / "keystore-password"], "KAFKA_TLS_OWNER")
+        say(f"kafka secrets: the CA and the brokers' certificate ({', '.join(names)}) in {tls}")
+    return 0
+
+
+def _subject_name(host: str) -> str:
+    try:
+        return f"IP:{ipaddress.ip_address(host)}"
+    except ValueError:
+        return f"DNS:{host}"
+
+
+def _hand_over(paths: list[Path], owner_variable: str) -> None:
+    owner = os.environ.get(owner_variable)
+    if owner:
+        for path in paths:
+            os.chown(path, int(owner), -1)
+
+
 def kafka_acls(settings: PlatformSettings) -> int:
-    """docker compose's one-shot `kafka-acls` (the cluster profile), as `make run-cluster` grants
-    them: the services' user (MLSD_KAFKA_USERNAME) gets its ACLs, granted by the nodes' own
-    user with KAFKA_BROKER_PASSWORD, on MLSD_KAFKA_BOOTSTRAP_SERVERS."""
+    """docker compose's one-shot `kafka-acls` (the cluster profile), what `make run-cluster`
+    does once the quorum runs (set_up_kafka): every user of kafka_principals added with its
+    password from MLSD_KAFKA_USERS_DIR (the kafka-secrets volume) and granted exactly its ACLs,
+    then the platform's topics created; all as the nodes' own user (KAFKA_BROKER_PASSWORD) on
+    MLSD_KAFKA_BOOTSTRAP_SERVERS, over TLS with MLSD_KAFKA_SSL_CAFILE."""
     password = os.environ.get("KAFKA_BROKER_PASSWORD", "")
-    username = settings.kafka_username
-    if not password or not username:
-        say("set KAFKA_BROKER_PASSWORD and MLSD_KAFKA_USERNAME: the nodes' user grants the "
-            "services' user its ACLs")
+    users = settings.kafka_users_dir
+    missing = sorted(u for u in PRINCIPALS if users is None or not (users / u).is_file())
+    if not password or users is None or missing:
+        say("set KAFKA_BROKER_PASSWORD, and MLSD_KAFKA_USERS_DIR to the folder the kafka-secrets "
+            "one-shot fills (a password file per user of kafka_principals"
+            + (f"; missing: {', '.join(missing)})" if users is not None else ")"))
         return 2
-    admin = ClusterSecrets("", "", password, Path()).kafka_admin_access(
-        settings.kafka_bootstrap_servers)
-    grant(admin, service_acls(username))
-    say(f"kafka acls: {username} may use the platform's topics and the services' groups")
+    secrets = ClusterSecrets("", "", password, users, settings.kafka_ssl_cafile)
+    _say_kafka_set_up(*set_up_kafka(secrets, settings.kafka_bootstrap_servers,
+                                    settings.kafka_topic_partitions,
+                                    settings.kafka_replication_factor),
+                      settings.kafka_replication_factor)
     return 0
 
 
@@ -298,9 +346,12 @@ def postgres_formation(timeout_s: float) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m services.devstack")
     parser.add_argument("command", choices=["run", "run-cluster", "stop", "status", "summary",
-                                            "kafka-acls", "postgres-formation"])
+                                            "kafka-secrets", "kafka-acls",
+                                            "postgres-formation"])
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds per part to get healthy")
+    parser.add_argument("--folder", type=Path, default=CLUSTER_STATE,
+                        help="kafka-secrets: where the users' passwords and the TLS files go")
     args = parser.parse_args()
     settings = PlatformSettings()
     if args.command == "run":
@@ -312,6 +363,8 @@ def main() -> int:
         return 0
     if args.command == "stop":
         return stop()
+    if args.command == "kafka-secrets":
+        return kafka_secrets(ClusterSettings(), settings, args.folder)
     if args.command == "kafka-acls":
         return kafka_acls(settings)
     if args.command == "postgres-formation":

@@ -23,7 +23,7 @@ import secrets
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.bus.acls import add_users, grant_exactly, revoke_user
+from services.common.bus.kafka_bus import ensure_topics
+from services.common.bus.topics import platform_topics
 from services.common.kafka_access import KafkaAccess, SecurityProtocol
 from services.common.probe import kafka_ready, redis_ready
 from services.devstack.balancer import balanced_services, instance_environment
@@ -50,6 +52,9 @@ POSTGRES_OWNER = "postgres"  # the nodes' superuser (pg_autoctl's), trusted on l
 TOOLING_KAFKA_USERNAME = "chaos"  # the chaos tests' and benchmarks' own clients
 KAFKA_USERS_FOLDER = "kafka-users"  # in the state folder: one password file per user
 KAFKA_TLS_FOLDER = "kafka-tls"  # in the state folder: the CA, the brokers' key and certificate
+# what the brokers' certificate names: every node listens on loopback (docker compose's nodes
+# have their own names: the kafka-secrets one-shot gives them, services/devstack/__main__.py)
+LOOPBACK_NAMES = ("IP:127.0.0.1", "DNS:localhost")
 
 
 class ClusterSettings(BaseSettings):
@@ -120,10 +125,7 @@ class ClusterSecrets:
         generated one; the test harness gives a new folder and a new cluster id per topology.
         `tls`: the brokers' certificate authority and certificate too (make_kafka_tls)."""
         folder.mkdir(parents=True, exist_ok=True)
-        users = folder / KAFKA_USERS_FOLDER
-        users.mkdir(mode=0o700, exist_ok=True)
-        for user in PRINCIPALS:
-            _read_or_write(users / user, lambda: secrets.token_urlsafe(24))
+        users = make_kafka_user_passwords(folder / KAFKA_USERS_FOLDER)
         return cls(redis_password or os.environ.get("MLSD_REDIS_PASSWORD") or _read_or_write(
                        folder / "redis-password", lambda: secrets.token_urlsafe(24)),
                    kafka_cluster_id_ or _read_or_write(folder / "kafka-cluster-id",
@@ -166,18 +168,30 @@ class ClusterSecrets:
         return str(self.kafka_ca_file) if self.kafka_ca_file else None
 
 
-def make_kafka_tls(folder: Path, days: int = 825) -> Path:
-    """A certificate authority and one broker certificate it signs (subject alternative names
-    127.0.0.1 and localhost: every node listens on loopback), made with openssl on the first
-    run and reused; returns the CA's certificate (PEM), what the clients check the brokers
-    against. The brokers read a PKCS12 keystore (broker.p12) whose password is in
-    keystore-password; the keys, the keystore and its password are mode 600."""
+def make_kafka_user_passwords(users: Path) -> Path:
+    """One password per Kafka user of kafka_principals, each in its own file named as the user
+    (mode 600, the folder 700), drawn on the first run and reused: the folder a process names
+    with MLSD_KAFKA_USERS_DIR (make run-cluster's .state/cluster/kafka-users, docker compose's
+    kafka-secrets volume)."""
+    users.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for user in PRINCIPALS:
+        _read_or_write(users / user, lambda: secrets.token_urlsafe(24))
+    return users
+
+
+def make_kafka_tls(folder: Path, days: int = 825,
+                   names: Sequence[str] = LOOPBACK_NAMES) -> Path:
+    """A certificate authority and one broker certificate it signs (its subject alternative
+    names `names`, by default 127.0.0.1 and localhost: every node listens on loopback), made
+    with openssl on the first run and reused; returns the CA's certificate (PEM), what the
+    clients check the brokers against. The brokers read a PKCS12 keystore (broker.p12) whose
+    password is in keystore-password; the keys, the keystore and its password are mode 600."""
     ca = folder / "ca.pem"
     if (folder / "broker.p12").exists() and ca.exists():
         return ca
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     password = _read_or_write(folder / "keystore-password", lambda: secrets.token_urlsafe(24))
-    (folder / "broker.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+    (folder / "broker.ext").write_text(f"subjectAltName={','.join(names)}\n"
                                        "extendedKeyUsage=serverAuth,clientAuth\n"
                                        "keyUsage=critical,digitalSignature,keyEncipherment\n")
     old_umask = os.umask(0o077)  # keys and the keystore created closed
@@ -271,6 +285,18 @@ def set_up_kafka_users(secrets_: ClusterSecrets, bootstrap_servers: str,
                                    f"{timeout_s:.0f} s of being added")
             time.sleep(0.25)
     return revoked
+
+
+def set_up_kafka(secrets_: ClusterSecrets, bootstrap_servers: str, partitions: int,
+                 replication_factor: int) -> tuple[int, list[str]]:
+    """What make run-cluster and docker compose's kafka-acls one-shot do once the quorum runs,
+    as the nodes' own user, before any service starts: every user of kafka_principals with
+    exactly its ACLs (set_up_kafka_users), then the platform's topics (a service's own user
+    may create none but those it consumes). Returns the ACLs revoked and the topics created."""
+    revoked = set_up_kafka_users(secrets_, bootstrap_servers)
+    created = ensure_topics(secrets_.kafka_admin_access(bootstrap_servers),
+                            platform_topics(partitions, replication_factor))
+    return revoked, created
 
 
 def kafka_node_ready(access: KafkaAccess) -> bool:

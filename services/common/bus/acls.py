@@ -2,8 +2,9 @@
 
 `make run-cluster` and the test harness give every service a user of its own, allowed only the
 topics and groups its code uses (services/devstack/kafka_principals.py builds the table; this
-module turns a user's grants into ACLs, adds the users and revokes the shared one). Compose's
-cluster profile still runs one services' user, `service_acls` below:
+module turns a user's grants into ACLs, adds the users and revokes the shared one; docker
+compose's cluster profile too, through its kafka-acls one-shot). `service_acls` below is the one
+shared services' user of earlier runs, which the tests and benchmarks still grant to a user:
 
 The brokers run StandardAuthorizer (infra/kafka/server.cluster.properties.template): a request is
 refused unless an ACL allows it, except for the nodes' own user (`broker`, a super user), which

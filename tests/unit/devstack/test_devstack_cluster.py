@@ -17,6 +17,7 @@ from services.devstack.cluster import (
     ClusterSettings,
     cluster_environment,
     kafka_cluster_id,
+    make_kafka_user_passwords,
 )
 from services.devstack.kafka_principals import PRINCIPALS
 from services.devstack.parts import cluster_infra_parts, service_parts, supervisor_environment
@@ -167,13 +168,20 @@ def test_the_users_and_acls_are_set_up_as_the_nodes_user_never_a_services(
         in template
 
 
-def test_composes_acl_one_shot_refuses_to_run_without_the_nodes_password(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """Without KAFKA_BROKER_PASSWORD it says what to set and fails, before any connection."""
+def test_composes_acl_one_shot_refuses_to_run_without_the_nodes_password_or_a_users_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Without KAFKA_BROKER_PASSWORD, or with a user of kafka_principals missing from the users'
+    folder (kafka-secrets has not run), it says what to set and fails, before any connection."""
     monkeypatch.delenv("KAFKA_BROKER_PASSWORD", raising=False)
-    monkeypatch.setenv("MLSD_KAFKA_USERNAME", "mlsd")
+    monkeypatch.setenv("MLSD_KAFKA_USERS_DIR", str(tmp_path))
     assert kafka_acls(PlatformSettings()) == 2
     assert "KAFKA_BROKER_PASSWORD" in capsys.readouterr().out
+    monkeypatch.setenv("KAFKA_BROKER_PASSWORD", "b" * 24)
+    make_kafka_user_passwords(tmp_path)
+    (tmp_path / "fraud_stream").unlink()
+    assert kafka_acls(PlatformSettings()) == 2
+    assert "missing: fraud_stream" in capsys.readouterr().out
 
 
 def test_kafka_cluster_ids_never_read_as_an_option() -> None:

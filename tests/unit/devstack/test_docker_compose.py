@@ -7,9 +7,14 @@ JSON schema; the other tests read the YAML and compare it with the local run's c
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
+import os
 import re
 import shutil
 import subprocess
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,21 @@ from typing import Any
 import pytest
 import yaml
 
+from services.common.bus.topics import platform_topics
+from services.common.kafka_access import KafkaAccess
+from services.common.settings import PlatformSettings
+from services.devstack import cluster as cluster_module
+from services.devstack.__main__ import kafka_acls, kafka_secrets
 from services.devstack.balancer import balanced_services
+from services.devstack.cluster import (
+    KAFKA_ADMIN_USERNAME,
+    KAFKA_TLS_FOLDER,
+    KAFKA_USERS_FOLDER,
+    SHARED_KAFKA_USERNAME,
+    ClusterSettings,
+    make_kafka_user_passwords,
+)
+from services.devstack.kafka_principals import PRINCIPALS
 from services.fraud.settings import FraudSettings
 from services.recommender.settings import RecommenderSettings
 from tests.harness import REPO_ROOT
@@ -392,7 +411,8 @@ def test_the_cluster_profile_runs_the_nodes_of_make_run_cluster(
         compose: dict[str, Any]) -> None:
     services = _services(compose)
     cluster = {name for name, s in services.items() if s.get("profiles") == ["cluster"]}
-    assert cluster == {"kafka-1", "kafka-2", "kafka-3", "kafka-acls", "redis-cluster",
+    assert cluster == {"kafka-1", "kafka-2", "kafka-3", "kafka-secrets", "kafka-acls",
+                       "redis-cluster",
                        *(f"redis-{n}" for n in range(1, 7)), "balancer",
                        "postgres-monitor", "postgres-1", "postgres-2", "postgres-formation",
                        *(f"{service.name}-2" for service in balanced_services())}
@@ -490,15 +510,16 @@ def test_in_the_cluster_profile_every_kafka_client_authenticates(
             "listener.name.controller.plain.sasl.jaas.config"]
         assert node["command"] == ["/bin/bash", "/opt/mlsd/kafka-node.sh"]
         assert "--command-config" in node["healthcheck"]["test"][1]
-    for name, service in services.items():
-        environment = service.get("environment", {})
-        # kafka-acls logs in as the nodes' user (below), every other client as the services'
-        if "MLSD_KAFKA_BOOTSTRAP_SERVERS" in environment and name != "kafka-acls":
-            assert environment["MLSD_KAFKA_PASSWORD"] == "${MLSD_KAFKA_PASSWORD:-}", name
-            assert environment["MLSD_KAFKA_SECURITY_PROTOCOL"] == \
-                "${MLSD_KAFKA_SECURITY_PROTOCOL:-PLAINTEXT}", name
+    for name in _kafka_clients(compose):
+        environment = services[name]["environment"]
+        # the default profile: PLAINTEXT, no users; cluster.env turns both on
+        assert environment["MLSD_KAFKA_SECURITY_PROTOCOL"] == \
+            "${MLSD_KAFKA_SECURITY_PROTOCOL:-PLAINTEXT}", name
+        assert environment["MLSD_KAFKA_USERS_DIR"] == "${MLSD_KAFKA_USERS_DIR:-}", name
+        assert environment["MLSD_KAFKA_SSL_CAFILE"] == "${MLSD_KAFKA_SSL_CAFILE:-}", name
     acls = services["kafka-acls"]
     assert acls["command"] == ["python", "-m", "services.devstack", "kafka-acls"]
+    # it logs in as the nodes' user, the super user
     assert acls["environment"]["KAFKA_BROKER_PASSWORD"] == "${KAFKA_BROKER_PASSWORD:-}"
     assert acls["environment"]["MLSD_KAFKA_BOOTSTRAP_SERVERS"] == \
         "kafka-1:9092,kafka-2:9092,kafka-3:9092"
@@ -507,6 +528,274 @@ def test_in_the_cluster_profile_every_kafka_client_authenticates(
     settings = _cluster_env()
     assert settings["MLSD_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
     assert "MLSD_KAFKA_PASSWORD" not in settings, "the password never lives in the repository"
+
+
+# ---- a Kafka user per service in the cluster profile, as in make run-cluster ----
+
+SECRETS_VOLUME = "kafka-secrets"
+# the Python one-shots that set the users up: not clients of their own user
+KAFKA_SET_UP = ("kafka-secrets", "kafka-acls")
+
+
+def _kafka_clients(compose: dict[str, Any]) -> list[str]:
+    """The Python containers that reach Kafka as a service (the one-shots that set it up
+    excepted): each has the brokers' addresses in its settings."""
+    image = _services(compose)["trainer"]["image"]
+    return sorted(name for name, s in _services(compose).items()
+                  if s.get("image") == image and name not in KAFKA_SET_UP
+                  and "MLSD_KAFKA_BOOTSTRAP_SERVERS" in s.get("environment", {}))
+
+
+def _env_file(name: str) -> dict[str, str]:
+    text = (REPO_ROOT / "infra/compose" / name).read_text(encoding="utf-8")
+    return dict(line.split("=", 1) for line in text.splitlines()
+                if line and not line.startswith("#"))
+
+
+def _secrets_folder(compose: dict[str, Any]) -> str:
+    """Where the kafka-secrets one-shot writes (its --folder) and every reader mounts it."""
+    command = _services(compose)["kafka-secrets"]["command"]
+    folder = command[command.index("--folder") + 1]
+    assert _mounts(_services(compose)["kafka-secrets"])[folder] == SECRETS_VOLUME
+    return str(folder)
+
+
+def _process_settings(command: list[str]) -> tuple[type[PlatformSettings], dict[str, Any]]:
+    """The settings class and arguments a container's `python -m services.X` builds first in
+    its main() (`settings = XSettings(service_name=...)`): read from the code, not restated."""
+    assert command[:2] == ["python", "-m"], command
+    module_name = command[2]
+    try:
+        module = importlib.import_module(f"{module_name}.__main__")
+    except ModuleNotFoundError:
+        module = importlib.import_module(module_name)
+    tree = ast.parse(textwrap.dedent(inspect.getsource(module.main)))
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                and isinstance(node.value.func, ast.Name)
+                and [getattr(t, "id", None) for t in node.targets] == ["settings"]):
+            cls = getattr(module, node.value.func.id)
+            assert issubclass(cls, PlatformSettings), cls
+            return cls, {k.arg: ast.literal_eval(k.value) for k in node.value.keywords
+                         if k.arg is not None}
+    raise AssertionError(f"{module_name}.main() builds no `settings = ...Settings(...)`")
+
+
+def _set_environment(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) -> None:
+    for name in [n for n in os.environ if n.startswith("MLSD_")]:
+        monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.mark.parametrize("env_files", [("cluster.env",), ("cluster.env", "cluster-tls.env")])
+def test_in_the_cluster_profile_each_kafka_client_logs_in_as_its_own_user(
+        compose: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        env_files: tuple[str, ...]) -> None:
+    """Each container's process, its settings built as its main() builds them from the
+    container's environment with the profile's env files, logs in as its service_name, a user
+    of kafka_principals, with that user's file from the kafka-secrets volume (the password
+    kafka-acls gives the user): the login of `make run-cluster`, by the same settings code."""
+    services, folder = _services(compose), _secrets_folder(compose)
+    variables = {k: v for f in env_files for k, v in _env_file(f).items()}
+    local = tmp_path / "cluster"  # the volume, here: made by the code that fills it
+    users = make_kafka_user_passwords(local / KAFKA_USERS_FOLDER)
+    clients = _kafka_clients(compose)
+    assert {"ingest", "ingest-2", "stream", "fraud", "fraud-2", "fraud-stream", "records",
+            "lake", "recommender", "recommender-2", "experiments", "experiments-2"} <= set(clients)
+    logins = {}
+    for name in clients:
+        service = services[name]
+        assert _mounts(service)[folder] == SECRETS_VOLUME, name
+        assert f"{SECRETS_VOLUME}:{folder}:ro" in service["volumes"], name
+        environment = {k: _interpolate(str(v), variables).replace(folder, str(local))
+                       for k, v in service["environment"].items() if k.startswith("MLSD_")}
+        _set_environment(monkeypatch, environment)
+        cls, arguments = _process_settings(service["command"])
+        settings = cls(**arguments)
+        access = settings.kafka_access()
+        assert access.username == settings.service_name, name
+        assert access.username in PRINCIPALS, f"{name}: no user {access.username!r}"
+        assert access.password is not None
+        assert access.password.get_secret_value() == (users / access.username).read_text().strip()
+        tls = "cluster-tls.env" in env_files
+        assert access.security_protocol == ("SASL_SSL" if tls else "SASL_PLAINTEXT"), name
+        assert access.ssl_cafile == (str(local / KAFKA_TLS_FOLDER / "ca.pem") if tls else None)
+        logins[name] = access.username
+    # the balanced services' second instances log in as their first's user
+    assert logins["fraud-stream"] == "fraud_stream"
+    assert {logins[s.name] for s in balanced_services() if s.name in logins} == \
+        {logins[f"{s.name}-2"] for s in balanced_services() if s.name in logins}
+
+
+def test_the_cluster_profile_has_no_shared_kafka_user(compose: dict[str, Any]) -> None:
+    """No container, env file or node script names a services' user (the shared `mlsd` of
+    session 16) or its password: a process's user is its service_name."""
+    for name, service in _services(compose).items():
+        environment = service.get("environment", {})
+        assert not {"MLSD_KAFKA_USERNAME", "MLSD_KAFKA_PASSWORD"} & set(environment), name
+    for env_file in ("cluster.env", "cluster-tls.env"):
+        assert not {"MLSD_KAFKA_USERNAME", "MLSD_KAFKA_PASSWORD"} & set(_env_file(env_file))
+    node_script = (REPO_ROOT / "infra/compose/kafka-node.sh").read_text(encoding="utf-8")
+    assert re.findall(r"--add-scram \"SCRAM-SHA-512=\[name=(\w+)", node_script) == ["broker"]
+    assert "MLSD_KAFKA_USERNAME" not in node_script
+
+
+def test_the_kafka_secrets_one_shot_makes_what_the_nodes_and_the_services_read(
+        compose: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-shot runs `make run-cluster`'s code into the volume: a password file for every
+    user of kafka_principals where cluster.env's MLSD_KAFKA_USERS_DIR points, and with TLS the
+    CA and a certificate naming the nodes as the clients dial them, where cluster-tls.env's
+    KAFKA_TLS_DIR and MLSD_KAFKA_SSL_CAFILE point. Each file is handed to its reader."""
+    services, folder = _services(compose), _secrets_folder(compose)
+    one_shot = services["kafka-secrets"]
+    assert one_shot["command"][:4] == ["python", "-m", "services.devstack", "kafka-secrets"]
+    cluster, tls = _env_file("cluster.env"), _env_file("cluster-tls.env")
+    assert cluster["MLSD_KAFKA_USERS_DIR"] == f"{folder}/{KAFKA_USERS_FOLDER}"
+    assert tls["KAFKA_TLS_DIR"] == f"{folder}/{KAFKA_TLS_FOLDER}"
+    assert tls["MLSD_KAFKA_SSL_CAFILE"] == f"{folder}/{KAFKA_TLS_FOLDER}/ca.pem"
+    assert (tls["MLSD_CLUSTER_KAFKA_TLS"], tls["MLSD_KAFKA_SECURITY_PROTOCOL"]) == \
+        ("true", "SASL_SSL")
+    assert services["kafka-acls"]["environment"]["MLSD_KAFKA_USERS_DIR"] == \
+        cluster["MLSD_KAFKA_USERS_DIR"]
+    # the users' files to the services' image's user (experiments runs as it), the keystore
+    # to the nodes' (the apache/kafka image's appuser)
+    environment = {k: _interpolate(str(v), tls) for k, v in one_shot["environment"].items()}
+    assert "USER nobody" in DOCKERFILE.read_text(encoding="utf-8")
+    assert (environment["KAFKA_USERS_OWNER"], environment["KAFKA_TLS_OWNER"]) == \
+        ("65534", "1000")
+    assert "user" not in services["experiments"]  # the image's user, which must read its file
+    environment |= {"KAFKA_USERS_OWNER": str(os.getuid()), "KAFKA_TLS_OWNER": str(os.getuid())}
+    _set_environment(monkeypatch, environment)
+
+    assert kafka_secrets(ClusterSettings(), PlatformSettings(), tmp_path) == 0
+
+    assert sorted(p.name for p in (tmp_path / KAFKA_USERS_FOLDER).iterdir()) == sorted(PRINCIPALS)
+    certificate = tmp_path / KAFKA_TLS_FOLDER / "broker.pem"
+    names = subprocess.run(["openssl", "x509", "-in", str(certificate), "-noout", "-ext",
+                            "subjectAltName"], capture_output=True, text=True, check=True).stdout
+    nodes = [a.split(":")[0] for a in environment["MLSD_KAFKA_BOOTSTRAP_SERVERS"].split(",")]
+    assert nodes == ["kafka-1", "kafka-2", "kafka-3"]
+    assert {f"DNS:{n}" for n in [*nodes, "localhost"]} <= set(re.findall(r"DNS:[\w.-]+", names))
+    assert (tmp_path / KAFKA_TLS_FOLDER).stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / KAFKA_TLS_FOLDER / "keystore-password").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / KAFKA_TLS_FOLDER / "ca.pem").stat().st_mode & 0o777 == 0o644
+
+
+def test_the_kafka_acls_one_shot_sets_up_every_user_of_kafka_principals(
+        compose: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-shot runs what `make run-cluster` runs once the quorum answers (set_up_kafka),
+    with its environment: every user of the table added with its file's password, granted
+    exactly the table's ACLs, the shared user revoked, each user's login awaited, then the
+    platform's topics created with replication factor 3; all as the nodes' user. The admin
+    calls are recorded here instead of sent."""
+    services, folder = _services(compose), _secrets_folder(compose)
+    users = make_kafka_user_passwords(tmp_path / KAFKA_USERS_FOLDER)
+    environment = {k: _interpolate(str(v), {"KAFKA_BROKER_PASSWORD": "b" * 24}).replace(
+        folder, str(tmp_path)) for k, v in services["kafka-acls"]["environment"].items()}
+    _set_environment(monkeypatch, environment)
+    monkeypatch.setenv("KAFKA_BROKER_PASSWORD", environment["KAFKA_BROKER_PASSWORD"])
+    calls: dict[str, Any] = {"logins": set()}
+
+    def record(key: str, result: Any) -> Callable[..., Any]:
+        def call(access: KafkaAccess, argument: Any, *_: Any, **__: Any) -> Any:
+            assert (access.username, access.bootstrap_servers) == \
+                (KAFKA_ADMIN_USERNAME, "kafka-1:9092,kafka-2:9092,kafka-3:9092")
+            calls[key] = argument
+            return result
+        return call
+
+    def login(access: KafkaAccess, timeout_s: float) -> bool:
+        calls["logins"].add(access.username)
+        return True
+
+    monkeypatch.setattr(cluster_module, "revoke_user", record("revoked", 0))
+    monkeypatch.setattr(cluster_module, "add_users", record("users", None))
+    monkeypatch.setattr(cluster_module, "grant_exactly", record("acls", 0))
+    monkeypatch.setattr(cluster_module, "ensure_topics", record("topics", []))
+    monkeypatch.setattr(cluster_module, "kafka_ready", login)
+
+    assert kafka_acls(PlatformSettings()) == 0
+
+    assert calls["revoked"] == SHARED_KAFKA_USERNAME
+    assert calls["users"] == {u: (users / u).read_text().strip() for u in PRINCIPALS}
+    granted = [(a.principal, a.operation, a.resource_pattern.resource_type,
+                a.resource_pattern.resource_name) for a in calls["acls"]]
+    table = [(a.principal, a.operation, a.resource_pattern.resource_type,
+              a.resource_pattern.resource_name) for p in PRINCIPALS.values() for a in p.acls()]
+    assert granted == table and {g[0] for g in granted} == {f"User:{u}" for u in PRINCIPALS}
+    assert calls["logins"] == set(PRINCIPALS)
+    assert {(t.name, t.replication_factor) for t in calls["topics"]} == \
+        {(t.name, 3) for t in platform_topics(1)}
+    assert {services["kafka-acls"]["depends_on"][n]["condition"] for n in KAFKA_SET_UP[:1]} == \
+        {"service_completed_successfully"}
+
+
+def _run_kafka_node(compose: dict[str, Any], tmp_path: Path,
+                    variables: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """infra/compose/kafka-node.sh as kafka-1 runs it, on a formatted storage, the image's
+    start-up replaced by a script that writes down its environment: the KAFKA_* variables it
+    hands the image (as properties) and the health check's client settings."""
+    folder, tls = _secrets_folder(compose), tmp_path / KAFKA_TLS_FOLDER
+    tls.mkdir(parents=True)
+    (tls / "keystore-password").write_text("the-keystore-password\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "meta.properties").write_text("")
+    start, seen, health = tmp_path / "run", tmp_path / "environment", tmp_path / "health"
+    start.write_text(f'#!/bin/sh\nenv -0 > "{seen}"\n')
+    start.chmod(0o755)
+    script = tmp_path / "kafka-node.sh"
+    script.write_text((REPO_ROOT / "infra/compose/kafka-node.sh").read_text(encoding="utf-8")
+                      .replace("/etc/kafka/docker/run", str(start))
+                      .replace("/tmp/health.properties", str(health)))
+    environment = {k: _interpolate(str(v), {"KAFKA_BROKER_PASSWORD": "b" * 24, **variables})
+                   .replace(folder, str(tmp_path))
+                   for k, v in _services(compose)["kafka-1"]["environment"].items()}
+    subprocess.run(["bash", str(script)], check=True, timeout=30,
+                   env={**environment, "KAFKA_LOG_DIRS": str(data), "PATH": os.environ["PATH"]})
+    exported = dict(v.split("=", 1) for v in seen.read_text().split("\0") if "=" in v)
+    properties = {_kafka_property(k): v for k, v in exported.items() if k.startswith("KAFKA_")}
+    client = dict(line.split("=", 1) for line in health.read_text().splitlines())
+    return properties, client
+
+
+def test_the_cluster_profiles_kafka_nodes_turn_tls_on_as_cluster_node_sh_does(
+        compose: dict[str, Any], tmp_path: Path) -> None:
+    """With cluster-tls.env the node script makes the BROKER listener SASL_SSL with the same
+    keystore and truststore settings infra/kafka/cluster-node.sh appends for `make
+    run-cluster` (its lines rendered by bash with the same folder); without it, no TLS."""
+    local = (KAFKA_DIR / "cluster-node.sh").read_text(encoding="utf-8")
+    block = re.search(r'if \[\[ -n "\$\{KAFKA_TLS_DIR:-\}" \]\]; then\n(.*?)\nfi\n', local,
+                      re.DOTALL)
+    assert block, "cluster-node.sh no longer turns TLS on with KAFKA_TLS_DIR"
+    assert 's|BROKER:SASL_PLAINTEXT|BROKER:SASL_SSL|' in block.group(1)
+    lines = re.search(r'<<EOF\n(.*?)\nEOF', block.group(1), re.DOTALL)
+    assert lines
+
+    properties, client = _run_kafka_node(compose, tmp_path / "tls-run",
+                                         _env_file("cluster-tls.env"))
+
+    tls_dir = tmp_path / "tls-run" / KAFKA_TLS_FOLDER  # the keystore's password written there
+    rendered = subprocess.run(["bash", "-c", f"cat <<EOF\n{lines.group(1)}\nEOF"],
+                              capture_output=True, text=True, check=True,
+                              env={"KAFKA_TLS_DIR": str(tls_dir), "PATH": os.environ["PATH"]})
+    expected = dict(line.split("=", 1) for line in rendered.stdout.splitlines())
+    assert len(expected) >= 5 and expected[
+        "listener.name.broker.ssl.keystore.password"] == "the-keystore-password"
+    assert {k: properties.get(k) for k in expected} == expected
+    assert properties["listener.security.protocol.map"] == \
+        "CONTROLLER:SASL_PLAINTEXT,BROKER:SASL_SSL"
+    assert client["security.protocol"] == "SASL_SSL"
+    assert client["ssl.truststore.location"] == f"{tls_dir}/ca.pem"
+
+    plain, client = _run_kafka_node(compose, tmp_path / "plain", {})
+
+    assert not [k for k in plain if ".ssl." in k]
+    assert plain["listener.security.protocol.map"] == \
+        "CONTROLLER:SASL_PLAINTEXT,BROKER:SASL_PLAINTEXT"
+    assert client["security.protocol"] == "SASL_PLAINTEXT"
+    assert 'username="broker"' in client["sasl.jaas.config"]
 
 
 def test_python_parts_share_one_image_built_from_infra_docker(compose: dict[str, Any]) -> None:

@@ -189,3 +189,13 @@ def test_over_sasl_ssl_both_clients_check_the_broker_against_the_ca_and_its_name
     monkeypatch.setenv("MLSD_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
     plain = PlatformSettings().kafka_access()
     assert not [k for k in {*plain.python_config(), *plain.librdkafka_config()} if "ssl" in k]
+
+
+def test_an_empty_users_folder_or_ca_file_is_none_not_the_working_directory(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker compose's default profile passes both as "" (${VAR:-}): no users, no TLS."""
+    monkeypatch.setenv("MLSD_KAFKA_USERS_DIR", "")
+    monkeypatch.setenv("MLSD_KAFKA_SSL_CAFILE", "")
+    settings = PlatformSettings()
+    assert (settings.kafka_users_dir, settings.kafka_ssl_cafile) == (None, None)
+    assert settings.kafka_access().ssl_cafile is None
