@@ -42,6 +42,14 @@ def await_started(log: Path, count: int, timeout_s: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def jvm_options(pid: int) -> list[str]:
+    """The -XX and -Xshare options a JVM runs with, from its command line (a Kafka node's
+    script execs java, so the node's process is the JVM): which compiler and class archive a
+    soak's brokers ran, as started, not as configured (infra/kafka/cluster-node.sh)."""
+    return [arg for arg in psutil.Process(pid).cmdline()
+            if arg.startswith(("-XX:TieredStopAtLevel", "-XX:SharedArchiveFile", "-Xshare"))]
+
+
 def kill_worker(pid: int) -> None:
     """kill -9: the worker's open connections die with it, as in a crash."""
     psutil.Process(pid).send_signal(signal.SIGKILL)

@@ -48,7 +48,13 @@ from tests.chaos.load import (
     write_report,
 )
 from tests.chaos.misses import answer_flags, by_cause, describe
-from tests.chaos.processes import await_started, await_workers, kill_worker, live_workers
+from tests.chaos.processes import (
+    await_started,
+    await_workers,
+    jvm_options,
+    kill_worker,
+    live_workers,
+)
 from tests.e2e.conftest import StartService
 from tests.harness import ClusterTopology
 
@@ -296,6 +302,8 @@ def test_the_soak_with_faults_on_a_schedule_stays_available(
         await_workers(parent, 2)
     for service in (fraud, recommender):  # both workers through their start-up (warm-up)
         await_started(service.log, 2)
+    kafka_jvm = {n: jvm_options(cluster_topology.servers[n].process.pid)
+                 for n in cluster_topology.kafka_names}  # C1 only or not (ADR 0011)
     marks: list[tuple[float, str]] = []
     fencings: list[dict[str, Any]] = []
     spooled_202s = 0
@@ -378,6 +386,7 @@ def test_the_soak_with_faults_on_a_schedule_stays_available(
                            "ingest_shed_after_s": IngestSettings.model_fields[
                                "ingest_shed_after_s"].default,
                            "ingest_spool": IngestSettings().ingest_spool_enabled,
-                           "ingest_spool_after_s": IngestSettings().ingest_spool_after_s},
+                           "ingest_spool_after_s": IngestSettings().ingest_spool_after_s,
+                           "kafka_node_jvm_options": kafka_jvm},
                  results, answers)
     assert results["availability"]["all"]["share"] >= GOAL, results["availability"]
