@@ -1945,6 +1945,96 @@ def availability_soak(r: Results, page: str) -> str:
     return " ".join(lines)
 
 
+C1_PAIRS = "session17_2026-12-07"  # the soak in turns with the Kafka nodes on C1 only and not
+CAUSES = ("fault", "start of load", "kafka gc pause", "other work on the machine",
+          "cores saturated", "unexplained")
+
+
+def _c1_setting(report: Json) -> str:
+    """`C1 only` or `C1 + C2`, from the options the soak read off the running brokers."""
+    options = {o for opts in report["settings"]["kafka_node_jvm_options"].values() for o in opts}
+    levels = {o.split("=")[1] for o in options if o.startswith("-XX:TieredStopAtLevel")}
+    archive = any(o.startswith("-XX:SharedArchiveFile") for o in options)
+    compiler = "C1 only" if levels == {"1"} else "C1 + C2" if not levels else f"level {levels}"
+    return compiler + (", archive" if archive else "")
+
+
+def _cores(rows: list[Json], group: str, lo: float, hi: float) -> float:
+    """A process group's mean cores over the report's seconds in [lo, hi)."""
+    inside = [row for row in rows if lo <= row["t_s"] < hi]
+    if group == "kafka":
+        return sum(v for row in inside for k, v in row["groups"].items()
+                   if k.startswith("kafka")) / len(inside)
+    if group == "busy":
+        return sum(row["busy"] for row in inside) / len(inside)
+    return sum(row["groups"][group] for row in inside) / len(inside)
+
+
+def _cpu_kind(report: Json) -> str:
+    """`Xeon` or `AMD EPYC`: the machine kind a report ran on (the project's VMs are of two)."""
+    model = str(report["machine"]["cpu_model"])
+    return "Xeon" if "Xeon" in model else model
+
+
+def soak_c1_pairs(r: Results, page: str) -> str:
+    """Every soak of the C1 pairs, in the order they ran: availability, misses by cause, the
+    brokers' GC pauses and the processes' CPU, each from its own report and run.json."""
+    folder = r.root / CHAOS / C1_PAIRS
+    runs = []
+    for run_dir in sorted(p for p in folder.iterdir() if (p / "availability_soak.json").exists()):
+        report = json.loads((run_dir / "availability_soak.json").read_text("utf-8"))
+        meta = json.loads((run_dir / "run.json").read_text("utf-8"))
+        runs.append((run_dir.name, report, meta))
+    runs.sort(key=lambda run: str(run[1]["started"]))
+    rows, cpu_rows = [], []
+    for name, report, meta in runs:
+        res = report["results"]
+        a, load, causes = res["availability"], res["load_average_during"], res["misses_by_cause"]
+        missed = {c: sum(causes[c].values()) for c in CAUSES}
+        kafka_kills = sum(f[s] for f in res["misses_by_fault"] if f["what"].startswith("kill kafka")
+                          for s in ("ingest", "fraud", "recommender"))
+        gc = res["probes"]["kafka_gc_pauses"]
+        cpu = res["probed"]["cpu_per_second"]
+        rows.append([
+            f"{name} ({_c1_setting(report)})",
+            f"{_cpu_kind(report)}, {report['commit'][:7]}, {utc(report['started'])[11:]}",
+            f"{meta['loadavg_before'][0]:.1f} / {load['mean']:.2f} / {load['max']:.1f}",
+            f"**{100 * a['all']['share']:.2f} %** "
+            f"({number(a['all']['requests'] - a['all']['good'])})",
+            " / ".join(f"{100 * a[s]['share']:.2f}" for s in ("ingest", "fraud", "recommender")),
+            " / ".join(str(missed[c]) for c in CAUSES), str(kafka_kills),
+            f"{sum(g['pauses'] for g in gc.values())}, "
+            f"{sum(g['total_ms'] for g in gc.values()) / 1000:.1f} s, "
+            f"{max(g['max_ms'] for g in gc.values()):.0f} ms"])
+        first = (0.0, 10.0)
+        cpu_rows.append([
+            name, f"{_cores(cpu, 'busy', 0, 1e9):.2f}",
+            f"{_cores(cpu, 'kafka', 0, 1e9):.2f} ({_cores(cpu, 'kafka', *first):.2f})",
+            " / ".join(f"{_cores(cpu, g, 0, 1e9):.3f}"
+                       for g in ("ingest", "fraud", "recommender", "stream")),
+            f"{_cores(cpu, 'load client', 0, 1e9):.2f}",
+            f"{_cores(cpu, 'others', 0, 1e9):.2f} ({_cores(cpu, 'others', *first):.2f})"])
+    return "\n".join([
+        table(["run (the brokers' JVM)", "machine, commit, started (UTC)",
+               "load average: before / mean / max", "availability (misses)",
+               "ingest / fraud / recommender %",
+               "misses: fault / first 10 s / GC pause / other work / cores saturated / "
+               "unexplained", "misses beside broker kills",
+               "brokers' GC pauses: count, sum, longest"],
+              rows),
+        "",
+        table(["run", "machine busy (cores)", "brokers (first 10 s)",
+               "ingest / fraud / recommender / stream", "load client",
+               "outside the run (first 10 s)"], cpu_rows),
+        "",
+        f"{len(runs)} runs of `make soak` (600 s, faults on), in turns of one setting and the "
+        f"other on the same machine, {utc(runs[0][1]['started'])[:10]}, "
+        f"{runs[0][1]['machine']['nproc']} shared cores, Kafka "
+        f"{runs[0][1]['versions']['kafka']}, each under the machine's lock for heavy runs; "
+        f"cores are means over the run's seconds (`cpu_per_second`). From "
+        f"{link(CHAOS + '/' + C1_PAIRS + '/', page)}."])
+
+
 def _scale_up_verdict(res: Json) -> str:
     """tests/chaos/test_scale_up.py's checks, in its order, on a committed report."""
     budget = res["budget_ms"]
@@ -2231,6 +2321,7 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "ingest-shedding": ingest_shedding,
     "ingest-spool": ingest_spool,
     "availability-soak": availability_soak,
+    "soak-compiler-pairs": soak_c1_pairs,
     "scale-up-connections": scale_up_connections,
     "scale-up-knee": scale_up_knee,
     "broker-failover": broker_failover,
