@@ -679,6 +679,15 @@ def _fault_row(name: str, report: dict[str, Any]) -> tuple[str, str, str]:
                 "budget, p99 "
                 f"{r['last_20s']['p99']} ms; idle cores after the step "
                 f"{r['machine_idle_cores_after_step']}")
+    if name == "postgres_failover":
+        return ("7. PostgreSQL primary crash", "every decision in PostgreSQL once; the records "
+                "service writes again after the failover",
+                f"{r['victim']} killed; **{r['decisions_in_postgres']:,}** of "
+                f"{r['decisions_on_topic']:,} decisions in PostgreSQL, lost **{r['lost']}**, a "
+                f"second row {r['rows_beyond_one_per_transaction']}; writable "
+                f"{r['kill_to_writable_s']} s after the kill, the records service writing "
+                f"{r['kill_to_records_writing_s']} s after"
+                + ("" if r["records_process_alive"] else " (the process ended)"))
     a = r["availability"]
     return ("6. soak, 600 s with faults", f"{100 * r['goal']:.1f} % answered 2xx inside budget",
             f"**{100 * a['all']['share']:.2f} %** ({a['all']['requests'] - a['all']['good']} "

@@ -82,6 +82,10 @@ def test_session_15s_run_of_every_fault_on_the_merged_code_is_shown() -> None:
         in DOC.read_text()
 
 
+def test_session_17s_fresh_clone_run_of_every_fault_is_shown() -> None:
+    assert merged_run_table(RESULTS / "fresh_clone_2026-12-07T1530") in DOC.read_text()
+
+
 def test_session_16s_load_step_and_soak_beside_the_earlier_soaks_are_shown() -> None:
     session = RESULTS / "session16_2026-12-07"
     assert merged_run_table(session / "failed_1050") in DOC.read_text()
