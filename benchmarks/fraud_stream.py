@@ -91,7 +91,7 @@ from services.common.probe import http_ready
 from services.designs.fraud.redis_state import RedisFraudState
 from services.designs.fraud.state import FraudReport
 from services.designs.payloads import FraudLabelData, TransactionData, payload_of
-from services.devstack.probes import RedisForks
+from services.devstack.probes import RedisCommands, RedisForks
 from services.devstack.servers import REPO_ROOT, ServerProcess, start_kafka, start_redis
 from services.fraud.metrics import STAGES
 from services.fraud.settings import FraudSettings
@@ -562,6 +562,7 @@ def drain(stack: Stack, state: dict[bytes, bytes], timeline: Timeline,
     before = decision_ends(probe)
     load_before = os.getloadavg()
     forks = RedisForks(stack.redis.address)
+    commands = RedisCommands(stack.redis.address)
     groups = {GROUP: [TRANSACTIONS], **variant.groups()}
     decided_s: float | None = None
     with variant.applied(stack.redis.address), processor(stack, variant) as beside, \
@@ -610,6 +611,8 @@ def drain(stack: Stack, state: dict[bytes, bytes], timeline: Timeline,
                              for p, t in sorted(times.items())},
         "cores": cores, "redis_forks": forks.stop(), "load_avg": [load_before, os.getloadavg()],
         "metrics": costs,
+        # Redis's commands a transaction over the drain (the processor's too, when one runs)
+        "redis_commands": commands.stop(backlog),
     }
 
 

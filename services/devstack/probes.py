@@ -98,6 +98,50 @@ class RedisForks:
                 "details": forks}
 
 
+def command_costs(before: Mapping[str, Mapping[str, Any]], after: Mapping[str, Mapping[str, Any]],
+                  per: int) -> dict[str, Any]:
+    """What Redis's commands cost between two `INFO commandstats` readings (redis-py's parsed
+    form: `cmdstat_NAME` -> {calls, usec, ...}), per one of `per` units (a transaction): calls
+    and µs of each command that ran, most costly first. A script's commands are counted twice by
+    Redis, in their own entries and inside the script's (EVALSHA, FCALL): `scripts_usec_per` is
+    the scripts' whole time and `commands_usec_per` every other command's (the probes' INFO left
+    out). Where the scripts run all the commands, as the fraud state's do, the difference is
+    the interpreter's own (argument conversion, Lua)."""
+    scripts = {"evalsha", "eval", "fcall", "evalsha_ro", "eval_ro", "fcall_ro"}
+    rows: dict[str, dict[str, float]] = {}
+    for key, now in after.items():
+        then = before.get(key, {"calls": 0, "usec": 0})
+        calls, usec = int(now["calls"]) - int(then["calls"]), int(now["usec"]) - int(then["usec"])
+        if calls > 0:
+            rows[key.removeprefix("cmdstat_")] = {"calls": calls, "usec": usec}
+    units = max(per, 1)
+    script_usec = sum(r["usec"] for name, r in rows.items() if name in scripts)
+    command_usec = sum(r["usec"] for name, r in rows.items()
+                       if name not in scripts and name != "info")
+    return {
+        "per": per,
+        "commands": {name: {"calls": r["calls"], "calls_per": round(r["calls"] / units, 3),
+                            "usec_per": round(r["usec"] / units, 2),
+                            "usec_per_call": round(r["usec"] / r["calls"], 2)}
+                     for name, r in sorted(rows.items(), key=lambda kv: -kv[1]["usec"])},
+        "scripts_usec_per": round(script_usec / units, 2),
+        "commands_usec_per": round(command_usec / units, 2),
+    }
+
+
+class RedisCommands:
+    """Redis's commands from now until `stop`, per unit of work (command_costs)."""
+
+    def __init__(self, address: str) -> None:
+        self._client = redis.Redis.from_url(address)
+        self._before = self._client.info("commandstats")
+
+    def stop(self, per: int) -> dict[str, Any]:
+        after = self._client.info("commandstats")
+        self._client.close()
+        return command_costs(self._before, after, per)
+
+
 # -Xlog:gc with the utctime decorator (infra/kafka/cluster-node.sh, KAFKA_NODE_GC_LOG), e.g.
 # [2026-12-07T04:40:12.345+0000] GC(12) Pause Young (Normal) (G1 Evacuation Pause)
 #     45M->12M(384M) 3.456ms   (one line)
