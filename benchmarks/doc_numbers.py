@@ -1976,7 +1976,7 @@ def _cpu_kind(report: Json) -> str:
     return "Xeon" if "Xeon" in model else model
 
 
-def soak_c1_pairs(r: Results, page: str) -> str:
+def soak_compiler_pairs(r: Results, page: str) -> str:
     """Every soak of the C1 pairs, in the order they ran: availability, misses by cause, the
     brokers' GC pauses and the processes' CPU, each from its own report and run.json."""
     folder = r.root / CHAOS / C1_PAIRS
@@ -2321,7 +2321,7 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "ingest-shedding": ingest_shedding,
     "ingest-spool": ingest_spool,
     "availability-soak": availability_soak,
-    "soak-compiler-pairs": soak_c1_pairs,
+    "soak-compiler-pairs": soak_compiler_pairs,
     "scale-up-connections": scale_up_connections,
     "scale-up-knee": scale_up_knee,
     "broker-failover": broker_failover,

@@ -107,9 +107,9 @@ def wait_healthy(part: Part, timeout_s: float) -> bool:
 
 def run(settings: PlatformSettings, timeout_s: float) -> int:
     (STATE / "logs").mkdir(parents=True, exist_ok=True)
-    if supervisord_running() and cluster_running():
-        return use_cluster(settings, timeout_s)
     if supervisord_running():
+        if cluster_running():
+            return use_cluster(settings, timeout_s)
         say("supervisord already running: starting any stopped part")
         supervisor().startAllProcesses(False)
     else:
@@ -121,11 +121,9 @@ def run(settings: PlatformSettings, timeout_s: float) -> int:
         if not wait_healthy(part, timeout_s):
             say("the stack is not healthy; `make status` shows what runs, `make stop` stops it")
             return 1
-    created = ensure_topics(settings.kafka_access(),
-                            platform_topics(settings.kafka_topic_partitions,
-                                            settings.kafka_replication_factor))
-    say(f"  topics     {len(created)} created, "
-        f"{len(platform_topics(settings.kafka_topic_partitions)) - len(created)} already there")
+    specs = platform_topics(settings.kafka_topic_partitions, settings.kafka_replication_factor)
+    created = ensure_topics(settings.kafka_access(), specs)
+    say(f"  topics     {len(created)} created, {len(specs) - len(created)} already there")
     say("stack healthy. `make status` to inspect, `make stop` to stop.")
     return 0
 
@@ -216,11 +214,11 @@ def run_cluster(cluster: ClusterSettings, timeout_s: float) -> int:
     return 0
 
 
-def _say_kafka_set_up(revoked: int, created: list[str], replication_factor: int) -> None:
+def _say_kafka_set_up(revoked: int, created: list[str], topics: int,
+                      replication_factor: int) -> None:
     say(f"  kafka users       {len(PRINCIPALS)}, one per service, each allowed its own topics "
         f"and groups ({revoked} earlier ACLs revoked)")
-    specs = platform_topics(1)
-    say(f"  topics     {len(created)} created, {len(specs) - len(created)} already there "
+    say(f"  topics     {len(created)} created, {topics - len(created)} already there "
         f"(replication factor {replication_factor}, min.insync.replicas 2)")
 
 

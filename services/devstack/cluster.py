@@ -288,15 +288,16 @@ def set_up_kafka_users(secrets_: ClusterSecrets, bootstrap_servers: str,
 
 
 def set_up_kafka(secrets_: ClusterSecrets, bootstrap_servers: str, partitions: int,
-                 replication_factor: int) -> tuple[int, list[str]]:
+                 replication_factor: int) -> tuple[int, list[str], int]:
     """What make run-cluster and docker compose's kafka-acls one-shot do once the quorum runs,
     as the nodes' own user, before any service starts: every user of kafka_principals with
     exactly its ACLs (set_up_kafka_users), then the platform's topics (a service's own user
-    may create none but those it consumes). Returns the ACLs revoked and the topics created."""
+    may create none but those it consumes). Returns the ACLs revoked, the topics created and
+    the platform's topics in all."""
     revoked = set_up_kafka_users(secrets_, bootstrap_servers)
-    created = ensure_topics(secrets_.kafka_admin_access(bootstrap_servers),
-                            platform_topics(partitions, replication_factor))
-    return revoked, created
+    specs = platform_topics(partitions, replication_factor)
+    created = ensure_topics(secrets_.kafka_admin_access(bootstrap_servers), specs)
+    return revoked, created, len(specs)
 
 
 def kafka_node_ready(access: KafkaAccess) -> bool:
