@@ -87,6 +87,8 @@ from services.common.bus.ports import OutboundMessage, publish_or_raise
 from services.common.bus.topics import FRAUD_DECISIONS, TRANSACTIONS, platform_topics
 from services.common.loopback import free_port
 from services.common.machine import describe
+from services.common.models.errors import ModelError, ModelNotFound
+from services.common.models.repository import ModelRepository
 from services.common.probe import http_ready
 from services.designs.fraud.redis_state import RedisFraudState
 from services.designs.fraud.state import FraudReport
@@ -826,6 +828,36 @@ def latency_summary(rate: float, seconds: float, start: float,
 
 # --- report --------------------------------------------------------------------------------------
 
+def missing_model(repository: Path, name: str = "fraud") -> str | None:
+    """Why the scorers would decide without their model (None: they would not). Without one,
+    every decision is made on the rules alone (degraded): a cheaper pipeline than the one the
+    benchmark claims to measure, as two of session 17's committed runs were."""
+    try:
+        version = ModelRepository(repository).production_version(name)
+    except ModelNotFound:
+        version = None
+    except (OSError, ValueError, ModelError) as exc:
+        return f"the model repository {repository} cannot be read ({exc})"
+    if version is None:
+        return f"no production {name!r} model in {repository}: run `make models` first"
+    return None
+
+
+def degraded_runs(summary: dict[str, Any]) -> list[str]:
+    """Each drain or latency run in which a decision was made without its features or model:
+    such a run measured a cheaper pipeline than the whole one (each named with its counts)."""
+    found = []
+    for section in ("throughput", "latency"):
+        for run in summary[section]:
+            degraded = run.get("metrics", {}).get("degraded", {})
+            if any(degraded.values()):
+                name = (run.get("variant") or {}).get("name", "default")
+                where = (f"{run['processes']} scorers" if section == "throughput"
+                         else f"{run.get('rate')} tx/s")
+                found.append(f"{section} {where} ({name}): degraded decisions {degraded}")
+    return found
+
+
 def report(summary: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "fraud_stream.json").write_text(json.dumps(summary, indent=1))
@@ -981,7 +1013,7 @@ def plot(s: dict[str, Any], path: Path) -> None:
 
 # --- main ----------------------------------------------------------------------------------------
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backlog", type=int, default=300_600,
                         help="transactions to drain; the replayed latency runs take theirs from "
@@ -1012,8 +1044,15 @@ def main() -> int:
                              "recorded ones")
     parser.add_argument("--model-repository", type=Path, default=REPO_ROOT / ".state/models")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports/bench")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     matplotlib.use("Agg")
+    if (why := missing_model(args.model_repository)) is not None:
+        print(f"refused: {why}", file=sys.stderr)
+        return 2
     load_before = os.getloadavg()
     world = bench_world(args.customers, args.backlog)
     timeline = Timeline.of(world, args.backlog)
@@ -1077,6 +1116,10 @@ def main() -> int:
                      | {"latency": [{k: v for k, v in r.items() if k != "samples_ms"}
                                     for r in latency]}, indent=1))
     print(f"logs: {workdir}; report: {args.out}/fraud_stream.md")
+    if degraded := degraded_runs(summary):
+        print("FAILED: runs decided without their features or model measured less than the "
+              "whole pipeline:\n  " + "\n  ".join(degraded), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -7,10 +7,13 @@ import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from services.common.models.repository import ModelRepository
+from services.common.models.testing import logistic_model
 from tests.harness import REPO_ROOT
 
 
@@ -81,3 +84,30 @@ def test_a_process_cpu_includes_the_children_it_reaped(bench: ModuleType) -> Non
     subprocess.run([sys.executable, "-c", "import time\nwhile time.process_time() < 0.3: pass"],
                    check=True)
     assert bench.process_cpu_s(os.getpid()) - before >= 0.25
+
+
+def test_a_repository_without_a_production_fraud_model_is_refused_before_anything_starts(
+        bench: ModuleType, tmp_path: Path) -> None:
+    # session 17's drains ran in a checkout without models: every decision on the rules alone
+    assert "run `make models` first" in bench.missing_model(tmp_path / "empty")
+    repository = ModelRepository(tmp_path / "models")
+    repository.register("fraud", logistic_model([0.1, 0.2]), feature_names=["a", "b"],
+                        metrics={}, training_data_hash="x", description="test")
+    assert bench.missing_model(tmp_path / "models") is None
+    assert "'ranker'" in bench.missing_model(tmp_path / "models", "ranker")
+
+
+def test_a_run_with_degraded_decisions_is_named_with_its_counts(bench: ModuleType) -> None:
+    whole = {"metrics": {"degraded": {"features": 0, "model": 0}}}
+    summary = {
+        "throughput": [{"processes": 1, "variant": {"name": "default"}, **whole},
+                       {"processes": 2, "variant": {"name": "default"},
+                        "metrics": {"degraded": {"features": 0, "model": 300600}}}],
+        "latency": [{"rate": 5000.0, "variant": {"name": "wait5"},
+                     "metrics": {"degraded": {"features": 12, "model": 0}}},
+                    {"rate": 2000.0, "variant": {"name": "default"}, **whole}],
+    }
+    assert bench.degraded_runs(summary) == [
+        "throughput 2 scorers (default): degraded decisions {'features': 0, 'model': 300600}",
+        "latency 5000.0 tx/s (wait5): degraded decisions {'features': 12, 'model': 0}"]
+    assert bench.degraded_runs({"throughput": [{"processes": 1, **whole}], "latency": []}) == []
