@@ -1,12 +1,16 @@
 """Typed payloads: ids, ranges and types are checked once, for producers and consumers alike."""
 
 from datetime import UTC, datetime
+from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import pytest
-from pydantic import ValidationError
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from services.designs.payloads import (
     EVENT_TYPES,
+    IpAddress,
     TransactionData,
     UnknownEventType,
     WatchData,
@@ -63,3 +67,42 @@ def test_an_unknown_event_type_is_named_with_the_known_ones() -> None:
 def test_each_event_type_is_keyed_by_an_entity_field_of_its_payload() -> None:
     for event_type in EVENT_TYPES.values():
         assert event_type.key_field in event_type.payload.model_fields
+
+
+IP = TypeAdapter(IpAddress)
+
+
+@given(st.ip_addresses())
+def test_an_address_is_kept_as_the_standard_library_writes_it_whichever_way_it_came(
+        address: IPv4Address | IPv6Address) -> None:
+    # the online state, the lists and the features key by this text: one address, one text
+    written = str(address)
+    assert IP.validate_python(written) == written
+    assert IP.validate_python(address.exploded) == written
+    assert IP.validate_python(written.upper()) == written
+    assert IP.validate_python(address) == written
+    assert IP.validate_json(f'"{address.exploded}"') == written
+
+
+@given(st.lists(st.integers(0, 999), min_size=4, max_size=4), st.booleans())
+def test_a_dotted_quad_is_taken_exactly_when_the_standard_library_takes_it(
+        octets: list[int], padded: bool) -> None:
+    text = ".".join(f"{o:03d}" if padded else str(o) for o in octets)
+    try:
+        expected: str | None = str(ip_address(text))
+    except ValueError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ValidationError, match="not a valid IPv4 or IPv6 address"):
+            IP.validate_python(text)
+    else:
+        assert IP.validate_python(text) == expected
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("fe80::1%eth0", "zone id"), ("10.1.2.3 ", "not a valid"), ("", "not a valid"),
+    (167838211, "valid string"),
+])
+def test_what_is_not_an_address_is_refused_saying_why(value: object, problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        IP.validate_python(value)
