@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from services.common.times import epoch_ms
@@ -16,7 +18,20 @@ from services.designs.fraud.commands import (
     record_calls,
     report_commands,
 )
-from services.designs.fraud.layout import CARD_RECORD, KEY_FAMILIES, SPEND_RECORD, digest
+from services.designs.fraud.layout import (
+    CARD_LOG,
+    CARD_RECORD,
+    CUSTOMER_LOG,
+    DEVICE_CARDS,
+    IP_CARDS,
+    KEY_FAMILIES,
+    MERCHANT_FRAUDS,
+    MERCHANT_TX,
+    SPEND_RECORD,
+    TERMINAL_FRAUDS,
+    TERMINAL_TX,
+    digest,
+)
 from services.designs.fraud.scripts import (
     APPEND_CARD,
     APPEND_CUSTOMER,
@@ -129,3 +144,22 @@ def test_entity_keys_name_the_slot_of_every_call_that_records_a_transaction() ->
     assert entity_keys("fs", txn) == tuple(keys[0] for _, keys, _ in calls)
     for _, keys, _ in calls:
         assert {key_slot(key.encode()) for key in keys} == {key_slot(keys[0].encode())}
+
+
+ID = st.text(st.sampled_from("ab{}%|:é 0"), min_size=1, max_size=8)
+
+
+@given(ID, ID, ID, ID, ID, st.sampled_from(["fs", "bench:x", "a{b}"]))
+def test_the_calls_keys_are_the_views_own_for_any_ids(card: str, user: str, terminal: str,
+                                                      merchant: str, device: str,
+                                                      namespace: str) -> None:
+    # record_calls builds them from prefixes (one call a key, not three): the same strings
+    txn = Txn(card_id=card, user_id=user, terminal_id=terminal, merchant_id=merchant,
+              device_id=device)
+    keys = [key for _, call_keys, _ in record_calls(namespace, txn) for key in call_keys]
+    assert keys == [CARD_LOG.key(namespace, card), CUSTOMER_LOG.key(namespace, user),
+                    TERMINAL_TX.key(namespace, terminal),
+                    TERMINAL_FRAUDS.key(namespace, terminal),
+                    MERCHANT_TX.key(namespace, merchant),
+                    MERCHANT_FRAUDS.key(namespace, merchant),
+                    DEVICE_CARDS.key(namespace, device), IP_CARDS.key(namespace, "81.0.0.1")]
