@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration chaos lint format bench bench-stream bench-cluster bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake docs-numbers up down clean \
+.PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration chaos lint format bench bench-stream bench-stream-turns bench-cluster bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake docs-numbers up down clean \
 	advisory-db audit-online soak compose-check promcheck retrain-fraud shadow-report shadow-run drift-fraud drift-recs drift-fraud-stack bench-fraud-shadow bench-fraud-retrain-dev analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo retrain-ranker catalog \
 	movielens-check
 
@@ -164,6 +164,11 @@ bench-stream: setup ## stream processor: event->feature freshness at 2,000 event
 	$(PY) -m services.trainer --if-missing
 	$(PY) benchmarks/stream_freshness.py
 	$(PY) benchmarks/fraud_stream.py
+
+bench-stream-turns: setup ## the stream scorer's drain, this checkout against REF=<commit>, in turns (ROUNDS=2): new / old per round (reports/bench/stream_turns/)
+	@test -n "$(REF)" || { echo "give the commit to compare with: make bench-stream-turns REF=<commit>" >&2; exit 2; }
+	$(PY) -m services.trainer --if-missing
+	$(PY) benchmarks/fraud_stream_turns.py --ref $(REF) --rounds $(or $(ROUNDS),2)
 
 bench-stream-io: setup ## the stream scorer's per-event cost outside scoring, before/after BEFORE=<ref> (benchmarks/results/)
 	$(PY) benchmarks/stream_io.py $(if $(BEFORE),--before $(BEFORE))

@@ -1,0 +1,54 @@
+"""The stream drain in turns (benchmarks/fraud_stream_turns.py): its summary of two sides."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.harness import REPO_ROOT
+
+SESSION18 = REPO_ROOT / "benchmarks/results/fraud_stream_session18_2026-12-07"
+
+
+@pytest.fixture(scope="module")
+def turns() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "fraud_stream_turns", REPO_ROOT / "benchmarks" / "fraud_stream_turns.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def reports() -> dict[tuple[str, int], dict[str, Any]]:
+    # the committed runs of session 18 (two rounds, 1 and 2 scorers), as the tool kept them
+    return {(side, r): json.loads((SESSION18 / f"{side}-{r}.json").read_text())
+            for side in ("old", "new") for r in (1, 2)}
+
+
+def test_each_round_and_scorer_count_gets_both_sides_and_their_ratio(
+        turns: ModuleType) -> None:
+    rows = turns.summarise(reports())
+    assert [(row["round"], row["scorers"]) for row in rows] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    first = rows[0]
+    assert (first["old"]["commit"], first["new"]["commit"]) == ("41d4e6a", "5e21c2d")
+    assert (first["old"]["tx_per_s"], first["new"]["tx_per_s"]) == (3479, 4031)
+    assert first["tx_per_s_new_over_old"] == round(4031 / 3479, 3)
+    # CPU a transaction from the run's cores: the scorer's 0.64 core at 3,479 tx/s
+    assert first["old"]["scorer_us_per_tx"] == round(0.64 / 3479 * 1e6, 1)
+    assert first["new"]["redis_scripts_us_per_tx"] == 77.56
+    assert all(row["old"]["degraded"] == row["new"]["degraded"] == {"features": 0, "model": 0}
+               for row in rows)
+
+
+def test_a_scorer_count_only_one_side_ran_is_left_out(turns: ModuleType) -> None:
+    runs = reports()
+    runs["new", 2]["throughput"] = runs["new", 2]["throughput"][:1]
+    assert [(row["round"], row["scorers"]) for row in turns.summarise(runs)] == [
+        (1, 1), (1, 2), (2, 1)]
