@@ -6,7 +6,6 @@ by hand, or a result committed without its page, fails here.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from types import ModuleType
 from typing import Any
@@ -14,15 +13,11 @@ from typing import Any
 import pytest
 
 from tests.harness import REPO_ROOT
+from tests.support.scripts import load_script
 
 
 def report_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("peers_report",
-                                                  REPO_ROOT / "benchmarks" / "peers" / "report.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/peers/report.py", "peers_report")
 
 
 @pytest.fixture(scope="module")

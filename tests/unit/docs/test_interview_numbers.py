@@ -23,16 +23,11 @@ from pydantic_settings import BaseSettings
 
 from services.common.bus.topics import MIN_PARTITIONS, TRANSACTIONS
 from tests.harness import REPO_ROOT
+from tests.support.scripts import load_script
 
 
 def numbers_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("interview_numbers",
-                                                  REPO_ROOT / "benchmarks" / "doc_numbers.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/doc_numbers.py", "interview_numbers")
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@ from Prometheus samples (the run itself, minutes on real services, is `make shad
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
@@ -13,20 +11,14 @@ import pytest
 
 from services.common.bus.envelope import Event
 from services.common.bus.ports import OutboundMessage
-from tests.harness import REPO_ROOT
+from tests.support.scripts import load_script
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def stack() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "fraud_lifecycle_stack", REPO_ROOT / "benchmarks/fraud_lifecycle_stack.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/fraud_lifecycle_stack.py", "fraud_lifecycle_stack")
 
 
 def message(hours: int) -> OutboundMessage:

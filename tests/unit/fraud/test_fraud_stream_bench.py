@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import subprocess
 import sys
@@ -14,18 +13,12 @@ import pytest
 
 from services.common.models.repository import ModelRepository
 from services.common.models.testing import logistic_model
-from tests.harness import REPO_ROOT
+from tests.support.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "fraud_stream_bench", REPO_ROOT / "benchmarks" / "fraud_stream.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/fraud_stream.py", "fraud_stream_bench")
 
 
 def test_a_variant_splits_the_scorers_settings_from_redis_parameters(bench: ModuleType) -> None:

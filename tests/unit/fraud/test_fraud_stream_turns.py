@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tests.harness import REPO_ROOT
+from tests.support.scripts import load_script
 
 SESSION18 = REPO_ROOT / "benchmarks/results/fraud_stream_session18_2026-12-07"
 
 
 @pytest.fixture(scope="module")
 def turns() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "fraud_stream_turns", REPO_ROOT / "benchmarks" / "fraud_stream_turns.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/fraud_stream_turns.py", "fraud_stream_turns")
 
 
 def reports() -> dict[tuple[str, int], dict[str, Any]]:
