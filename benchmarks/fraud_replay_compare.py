@@ -99,7 +99,10 @@ def replay(scorer: FraudScorer, record: Record, rows: pd.DataFrame, start: datet
                 reports.append(item)
             continue
         if history or reports:
-            record(history, reports)
+            # in batches, as the seeder sends it: 38 days as one pipeline outlasted the
+            # client's socket timeout on a slow day (session 18)
+            for i in range(0, max(len(history), len(reports)), BATCH):
+                record(history[i:i + BATCH], reports[i:i + BATCH])
             history, reports = [], []
         if isinstance(item, TransactionData):
             pending.append(item)
