@@ -185,23 +185,17 @@ def main() -> int:
     if args.side:
         side(args.side, args.days)
         return 0
+    # here, not at the top: the other commit's side imports this file against its own modules,
+    # which may predate this one
+    from services.devstack.worktrees import commit, worktree  # noqa: PLC0415
     work = Path(tempfile.mkdtemp(prefix="replay-compare-"))
-    old_root = work / "old"
-    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(old_root), args.ref],
-                   cwd=REPO_ROOT, check=True)
-    try:
-        for link in (".state",):
-            (old_root / link).symlink_to(REPO_ROOT / link)
+    with worktree(args.ref, work / "old", links=(".state",)) as old_root:
         run_side(old_root, work / "old.json", args.days)
         run_side(REPO_ROOT, work / "new.json", args.days)
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(old_root)], cwd=REPO_ROOT,
-                       check=False)
     old = json.loads((work / "old.json").read_text())
     new = json.loads((work / "new.json").read_text())
     result = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "ref": args.ref,
-              "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, check=True,
-                                       capture_output=True, text=True).stdout.strip(),
+              "commit": commit(),
               "days": args.days, "batch": BATCH, **compare(old, new)}
     OUT.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "examples"}, indent=1))

@@ -31,15 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from services.common.machine import describe
+from services.devstack.worktrees import commit, worktree
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SIDES = ("old", "new")
 LINKED = (".venv", ".cache")  # what a worktree needs from this checkout to run the benchmark
-
-
-def head(tree: Path, ref: str = "HEAD") -> str:
-    return subprocess.run(["git", "rev-parse", ref], cwd=tree, check=True, capture_output=True,
-                          text=True).stdout.strip()
 
 
 def drain(tree: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -105,26 +101,21 @@ def main() -> int:
     args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="stream-turns-"))
-    old_tree = work / "old"
-    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(old_tree), args.ref],
-                   cwd=REPO_ROOT, check=True)
     reports: dict[tuple[str, int], dict[str, Any]] = {}
     try:
-        for link in LINKED:
-            (old_tree / link).symlink_to(REPO_ROOT / link)
-        trees = {"old": old_tree, "new": REPO_ROOT}
-        for round_ in range(1, args.rounds + 1):
-            for side in SIDES:
-                print(f"--- round {round_} of {args.rounds}: {side} "
-                      f"({head(trees[side])[:7]}), {datetime.now(UTC):%H:%M:%S} UTC", flush=True)
-                reports[side, round_] = drain(trees[side], args.out / f"{side}-{round_}.json",
-                                              args)
+        with worktree(args.ref, work / "old", links=LINKED) as old_tree:
+            trees = {"old": old_tree, "new": REPO_ROOT}
+            for round_ in range(1, args.rounds + 1):
+                for side in SIDES:
+                    print(f"--- round {round_} of {args.rounds}: {side} "
+                          f"({commit(cwd=trees[side])[:7]}), {datetime.now(UTC):%H:%M:%S} UTC",
+                          flush=True)
+                    reports[side, round_] = drain(
+                        trees[side], args.out / f"{side}-{round_}.json", args)
     finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(old_tree)], cwd=REPO_ROOT,
-                       check=False)
         shutil.rmtree(work, ignore_errors=True)
     summary = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
-               "machine": describe(), "old": head(REPO_ROOT, args.ref), "new": head(REPO_ROOT),
+               "machine": describe(), "old": commit(args.ref), "new": commit(),
                "how": "benchmarks/fraud_stream.py drains (--rates --floor-processes: no latency "
                       "runs, no floor), old then new, each round on the same machine",
                "backlog": args.backlog, "rounds": summarise(reports)}
