@@ -60,6 +60,7 @@ from tqdm import tqdm
 from services.common.bus.envelope import decode_event
 from services.common.bus.kafka_bus import ensure_topics
 from services.common.bus.topics import platform_topics
+from services.common.loopback import free_port
 from services.common.machine import describe as describe_machine
 from services.common.models import ModelRepository
 from services.common.probe import process_ready
@@ -68,7 +69,8 @@ from services.designs.experiments.definitions import parse_definition
 from services.designs.experiments.store import RedisDefinitionStore
 from services.designs.recs.artifacts import load_item_artifacts
 from services.designs.recs.redis_store import write_profiles
-from services.devstack.servers import free_port, start_kafka, start_redis
+from services.devstack.servers import start_kafka, start_redis
+from services.devstack.worktrees import commit, exported, uncommitted
 from services.seeder.history import synthetic_history, watch_messages
 from services.simulator.loop import DEFINITIONS_REFRESH_S, challenger_definition
 from services.simulator.traffic import ask
@@ -310,26 +312,6 @@ def run(name: str, checkout: Path, servers: Servers, users: list[str],
             "seconds_from_promotion_to_loads_end": since_promotion, "loads": loads}
 
 
-def checkout(ref: str, into: Path) -> str:
-    """`ref`'s tree in `into` (git archive: no worktree, the repository untouched); its commit."""
-    commit = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], check=True,
-                            capture_output=True, text=True, cwd=REPO_ROOT).stdout.strip()
-    into.mkdir(parents=True)
-    archive = subprocess.Popen(["git", "archive", commit], stdout=subprocess.PIPE, cwd=REPO_ROOT)
-    subprocess.run(["tar", "-x", "-C", str(into)], stdin=archive.stdout, check=True)
-    if archive.wait() != 0:
-        raise RuntimeError(f"git archive {commit} failed")
-    return commit
-
-
-def head() -> str:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True,
-                            text=True, cwd=REPO_ROOT).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "services"], check=True,
-                           capture_output=True, text=True, cwd=REPO_ROOT).stdout.strip()
-    return commit + ("+uncommitted" if dirty else "")
-
-
 def floors(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per code and load: the worst p99 (the floor a claim may rest on) and the cache shares."""
     out: dict[str, dict[str, Any]] = {}
@@ -350,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     users = users[:args.viewers] if args.viewers else users
     with tempfile.TemporaryDirectory(prefix="recs-promotion-") as name:
         tmp = Path(name)
-        before_commit = checkout(args.before, tmp / "before")
+        before_commit = exported(args.before, tmp / "before")
         redis_server = start_redis(tmp / "servers")
         kafka_server = start_kafka(tmp / "servers")
         try:
@@ -378,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": describe_machine(),
         "versions": {"before": {"ref": args.before, "commit": before_commit},
-                     "after": {"commit": head()},
+                     "after": {"commit": commit() + ("+uncommitted" if uncommitted() else "")},
                      "redis": redis_version,
                      **{p: version(p) for p in ("numpy", "onnxruntime", "locust", "fastapi",
                                                 "redis", "confluent-kafka")}},

@@ -54,6 +54,7 @@ from services.common.loopback import free_port
 from services.common.machine import describe as describe_machine
 from services.common.probe import process_ready
 from services.common.settings import PlatformSettings
+from services.devstack.worktrees import commit, exported
 from services.lake.settings import LakeSettings
 from services.stream.settings import StreamSettings
 
@@ -170,18 +171,6 @@ def capacity(miss: dict[str, float], hit: dict[str, float],
     return plan
 
 
-def checkout(ref: str, into: Path) -> str:
-    """`ref`'s tree in `into` (git archive: no worktree, the repository untouched); its commit."""
-    commit = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], check=True,
-                            capture_output=True, text=True).stdout.strip()
-    into.mkdir(parents=True)
-    archive = subprocess.Popen(["git", "archive", commit], stdout=subprocess.PIPE)
-    subprocess.run(["tar", "-x", "-C", str(into)], stdin=archive.stdout, check=True)
-    if archive.wait() != 0:
-        raise RuntimeError(f"git archive {commit} failed")
-    return commit
-
-
 def ratios(runs: dict[str, dict[str, Any]], ref: str) -> dict[str, dict[str, float]]:
     """After / before for each configuration measured at both: service CPU a request, p50, p99."""
     out = {}
@@ -215,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         before = tmp / "before"
-        before_commit = checkout(args.before, before) if args.before else None
+        before_commit = exported(args.before, before) if args.before else None
         runs: dict[str, dict[str, Any]] = {}
 
         def both(name: str, env: dict[str, str], design: str, warm_first: bool = False) -> None:
@@ -245,8 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": runs, "capacity": plan,
     }
     if args.before:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True,
-                              text=True).stdout.strip()
+        head = commit()
         result["before"] = {"ref": args.before, "commit": before_commit, "after_commit": head,
                             "after_over_before": ratios(runs, args.before)}
         print(f"after / before ({args.before}): {result['before']['after_over_before']}")

@@ -32,6 +32,7 @@ import psutil
 from services.common.machine import describe
 from services.devstack.__main__ import process_info
 from services.devstack.probes import ProcessCpu
+from services.devstack.worktrees import commit
 
 REPO = Path(__file__).resolve().parent.parent
 LOAD_ARGS = {"fraud": (), "recs": ("--mix", "population")}
@@ -111,9 +112,7 @@ def main() -> None:
     report = {"what": f"each part of the local stack's CPU while {args.design} takes open-loop "
                       "load, beside the load's latency",
               "started": started.isoformat(), "finished": datetime.now(UTC).isoformat(),
-              "machine": machine, "commit": subprocess.run(
-                  ["git", "rev-parse", "HEAD"], cwd=REPO, text=True, capture_output=True,
-                  check=True).stdout.strip(),
+              "machine": machine, "commit": commit(),
               "settings": {"design": args.design, "duration_s": args.duration,
                            "arrival": "poisson"},
               "steps": steps}

@@ -34,14 +34,12 @@ import platform
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -234,14 +232,6 @@ def _records(world_dir: Path, events: int) -> list[tuple[str, bytes]]:
     return pairs
 
 
-def _extract(ref: str, into: Path) -> Path:
-    archive = subprocess.run(["git", "archive", ref, "services", "config"], cwd=REPO,
-                             check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into
-
-
 def _side(tree: Path, args: argparse.Namespace, redis_url: str, bootstrap: str,
           topic: str) -> dict[str, float]:
     out = subprocess.run(
@@ -250,11 +240,6 @@ def _side(tree: Path, args: argparse.Namespace, redis_url: str, bootstrap: str,
         capture_output=True, text=True)
     cost: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return cost
-
-
-def _commit(ref: str) -> str:
-    return subprocess.run(["git", "rev-parse", ref], cwd=REPO, check=True, capture_output=True,
-                          text=True).stdout.strip()
 
 
 def main() -> None:
@@ -272,12 +257,20 @@ def main() -> None:
         print(json.dumps(run_worker(redis_url, bootstrap, topic, int(events))))
         return
 
+    # imported here: the worker above runs this file against an older commit's modules
+    from services.devstack.worktrees import (  # noqa: PLC0415
+        commit,
+        exported,
+        uncommitted,
+    )
+
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="stream-io-") as tmp:
         workdir = Path(tmp)
         trees = {"after": REPO}
         if args.before:
-            trees = {"before": _extract(args.before, workdir / "before"), **trees}
+            exported(args.before, workdir / "before", ("services", "config"))
+            trees = {"before": workdir / "before", **trees}
         servers = [start_redis(workdir), start_kafka(workdir)]
         try:
             redis_url, bootstrap = servers[0].address, servers[1].address
@@ -317,8 +310,8 @@ def main() -> None:
             if _installed(name)},
         "setup": {"events": args.events, "batch": BATCH, "repeats": args.repeats,
                   "partitions": 3, "world": "the seeder's transactions, the world's last day"},
-        "commits": {"after": _commit("HEAD") + (" + working tree" if _dirty() else ""),
-                    **({"before": _commit(args.before)} if args.before else {})},
+        "commits": {"after": commit() + (" + working tree" if uncommitted() else ""),
+                    **({"before": commit(args.before)} if args.before else {})},
         "median": median,
         "runs": runs,
     }
@@ -337,11 +330,6 @@ def _installed(name: str) -> bool:
     except Exception:
         return False
     return True
-
-
-def _dirty() -> bool:
-    return bool(subprocess.run(["git", "status", "--porcelain", "services"], check=True, cwd=REPO,
-                               capture_output=True, text=True).stdout.strip())
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from services.common.loopback import free_port
 from services.common.machine import describe
 from services.common.processes import stop_process
 from services.common.workers import workers_of
+from services.devstack.worktrees import commit
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -238,8 +239,7 @@ def main() -> None:
               "started": started.isoformat(), "finished": datetime.now(UTC).isoformat(),
               "machine": machine, "load_average_after": list(os.getloadavg()),
               "versions": {"uvicorn": metadata.version("uvicorn"), "python": machine["python"]},
-              "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, text=True,
-                                       capture_output=True, check=True).stdout.strip(),
+              "commit": commit(),
               "settings": {"services": args.service, "repeats": args.repeats, "rps": args.rps,
                            "duration_s": args.duration, "kill_at_s": args.kill_at,
                            "window_s": WINDOW_S, "workers": 2,
