@@ -23,9 +23,11 @@ run does not inherit the restore's writes. Each run reports Redis's forks while 
 rewrites: count, seconds, when), since a rewrite's child takes a core for seconds.
 
 Throughput: with the scorers stopped, the backlog is published (max age raised to 60 days, so
-none is skipped); then each --drain-scorers count of scorer processes starts and the time from
-the first decision to the group's lag reaching 0 (group_lags) gives tx/s. The decisions'
-own Kafka timestamps give the same rate without the lag probe's second of commit granularity.
+none is skipped); an unrecorded drain of its first 100,000 transactions warms the broker up
+(--no-warm-up-drain to skip it); then each --drain-scorers count of scorer processes starts
+and the time from the first decision to the group's lag reaching 0 (group_lags) gives tx/s.
+The decisions' own Kafka timestamps give the same rate without the lag probe's second of commit
+granularity.
 The floor, in the same run after the scorers' drains (--floor-processes): the same backlog
 drained by benchmarks/stream_floor.py processes in the group, the scorer's consumer, validation,
 encoder and publisher with a fixed decision instead of scoring: what the plumbing alone allows.
@@ -95,6 +97,7 @@ from services.designs.fraud.state import FraudReport
 from services.designs.payloads import FraudLabelData, TransactionData, payload_of
 from services.devstack.probes import RedisCommands, RedisForks
 from services.devstack.servers import REPO_ROOT, ServerProcess, start_kafka, start_redis
+from services.devstack.worktrees import commit
 from services.fraud.metrics import STAGES
 from services.fraud.settings import FraudSettings
 from services.seeder.history import transaction_messages
@@ -104,6 +107,7 @@ from services.trainer.worlds.transactions import TransactionWorldConfig, generat
 GROUP = FraudSettings.model_fields["fraud_stream_group"].default
 HISTORY_DAYS = 38
 WARM_UP = 600  # transactions a latency run sends first (200/s for 3 s): joins the group, warms up
+WARM_UP_DRAIN = 100_000  # transactions of the unrecorded drain before the recorded ones
 AIM_TX_PER_S = 10_000
 BUDGET_MS = 50.0
 PERCENTILES = (50, 95, 99, 99.9)
@@ -545,14 +549,15 @@ def decision_times(consumer: KafkaConsumer, since: dict[TopicPartition, int]
 
 def drain(stack: Stack, state: dict[bytes, bytes], timeline: Timeline,
           processes: int, command: Sequence[str] = SCORER,
-          variant: Variant = DEFAULT_VARIANT) -> dict[str, Any]:
+          variant: Variant = DEFAULT_VARIANT, rows: slice = slice(None)) -> dict[str, Any]:
+    """`rows`: the part of the backlog to drain (all of it but in the warm-up drain)."""
     client = redis.Redis.from_url(stack.redis.address)
     restore(client, state)
     client.close()
     bootstrap = stack.kafka.address
     publisher = ConfluentPublisher(bootstrap, client_id="bench", delivery_timeout_s=30)
     run = f"drain{processes}-{datetime.now(UTC):%H%M%S}"
-    messages = timeline.backlog_messages(run)
+    messages = timeline.backlog_messages(run, rows)
     backlog = len(messages)
     with tqdm(total=backlog, desc="publish backlog", unit="tx") as bar:
         for start in range(0, backlog, 5000):
@@ -1039,6 +1044,10 @@ def parse_args() -> argparse.Namespace:
                         help="NAME[:MLSD_KEY=VALUE,...]: scorer settings to measure; given "
                              "several times, every drain and latency run is made once per "
                              "variant, in turns (side by side in one run)")
+    parser.add_argument("--warm-up-drain", action=argparse.BooleanOptionalAction, default=True,
+                        help=f"an unrecorded drain of the backlog's first {WARM_UP_DRAIN:,} "
+                             "transactions before the recorded drains (the broker's JIT "
+                             "compiler is busy through a cold broker's first drain)")
     parser.add_argument("--warm-up-run", action=argparse.BooleanOptionalAction, default=True,
                         help="an unrecorded latency run (20 s at the first rate) before the "
                              "recorded ones")
@@ -1079,6 +1088,12 @@ def main() -> int:
         memory = client.info("memory")["used_memory"]
         client.close()
         variants = args.variants or [DEFAULT_VARIANT]
+        if args.drain_scorers and args.warm_up_drain:
+            # Unrecorded: the broker starts cold, and its JIT compiler took 8 % of the machine
+            # through the first drain of a run (perf, 2026-12-07), whose broker used 0.18 of a
+            # core against 0.09-0.10 in the drains after it: the first drain or variant paid it.
+            drain(stack, state, timeline, args.drain_scorers[0], variant=variants[0],
+                  rows=slice(WARM_UP_DRAIN))
         throughput = [drain(stack, state, timeline, n, variant=v)
                       for n in args.drain_scorers for v in variants]
         floor = [drain(stack, state, timeline, n, FLOOR) for n in args.floor_processes]
@@ -1098,8 +1113,7 @@ def main() -> int:
             shutil.rmtree(workdir / data, ignore_errors=True)
     summary = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, check=True,
-                                 capture_output=True, text=True).stdout.strip(),
+        "commit": commit(),
         "machine": {**describe(), "load_avg_before": load_before},
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                  if k != "variants"} | {"variants": [v.describe() for v in variants]},

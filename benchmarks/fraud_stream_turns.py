@@ -38,14 +38,24 @@ SIDES = ("old", "new")
 LINKED = (".venv", ".cache")  # what a worktree needs from this checkout to run the benchmark
 
 
+def drain_command(tree: Path, report_dir: str, args: argparse.Namespace) -> list[str]:
+    """`tree`'s fraud_stream.py, drains only, its report to `report_dir`."""
+    command = [sys.executable, "benchmarks/fraud_stream.py",
+               "--drain-scorers", *map(str, args.drain_scorers), "--rates",
+               "--floor-processes", "--backlog", str(args.backlog),
+               "--model-repository", str(args.model_repository), "--out", report_dir]
+    if "--warm-up-drain" in (tree / "benchmarks/fraud_stream.py").read_text():
+        # a side that can warm its broker up does not: an older one cannot, and each run
+        # starts a broker of its own, cold for both sides alike
+        command.append("--no-warm-up-drain")
+    return command
+
+
 def drain(tree: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One fraud_stream.py drain run from `tree`; its report."""
     with tempfile.TemporaryDirectory(prefix="stream-turn-") as report_dir:
-        command = [sys.executable, "benchmarks/fraud_stream.py",
-                   "--drain-scorers", *map(str, args.drain_scorers), "--rates",
-                   "--floor-processes", "--backlog", str(args.backlog),
-                   "--model-repository", str(args.model_repository), "--out", report_dir]
-        subprocess.run(command, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, check=True)
+        subprocess.run(drain_command(tree, report_dir, args), cwd=tree,
+                       env={**os.environ, "PYTHONPATH": str(tree)}, check=True)
         shutil.copyfile(Path(report_dir) / "fraud_stream.json", out)
     report: dict[str, Any] = json.loads(out.read_text())
     return report

@@ -41,7 +41,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _frozen_after_start(lifespan: Lifespan | None, threads: int | None,
-                        blas_threads: int) -> Lifespan:
+                        blas_threads: int, gc_young_threshold: int | None) -> Lifespan:
     """Run the service's start-up, then freeze the heap: the objects loaded at start (numpy,
     models) leave the garbage collector's view, so full collections stop costing tens of ms on
     the request path (docs/feature-store.md measured 40-60 ms pauses without it).
@@ -58,6 +58,8 @@ def _frozen_after_start(lifespan: Lifespan | None, threads: int | None,
     @asynccontextmanager
     async def frozen(app: FastAPI) -> AsyncIterator[None]:
         threadpool_limits(limits=blas_threads, user_api="blas")
+        if gc_young_threshold is not None:
+            gc.set_threshold(gc_young_threshold, *gc.get_threshold()[1:])
         if threads is not None:
             anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         if lifespan is None:
@@ -80,6 +82,7 @@ def create_service_app(
     version: str = "0.1.0",
     threads: int | None = None,
     blas_threads: int = 1,
+    gc_young_threshold: int | None = None,
     max_connection_age_s: float = 0.0,
 ) -> FastAPI:
     """A FastAPI app with the platform's middleware and routes; the service adds its own router.
@@ -88,7 +91,8 @@ def create_service_app(
     `max_connection_age_s`: recycle kept-alive connections past this age (0: never;
     PlatformSettings.http_max_connection_age_s)."""
     app = FastAPI(title=title, version=version,
-                  lifespan=_frozen_after_start(lifespan, threads, blas_threads))
+                  lifespan=_frozen_after_start(lifespan, threads, blas_threads,
+                                                         gc_young_threshold))
     app.state.metrics = metrics  # what /metrics exposes; tests read the registry through it
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, router=app.router)
     if max_connection_age_s > 0:

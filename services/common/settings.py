@@ -96,6 +96,12 @@ class PlatformSettings(BaseSettings):
         10.0, ge=0, description="a kept-alive HTTP connection older than this is closed after its "
                                 "next answer, so a worker added under load gets a share of the "
                                 "clients (services/common/connections.py); 0: never")
+    gc_young_threshold: int = Field(
+        20_000, ge=1, description="allocations (net of frees) between two collections of the "
+                                  "garbage collector's youngest generation (gc.set_threshold's "
+                                  "first number; Python's default, 700, collected a batch's "
+                                  "live objects again and again: the stream scorer spent ~11 % "
+                                  "more CPU a transaction, docs/fraud.md)")
     blas_threads: int = Field(
         1, ge=1, le=64, description="threads numpy's BLAS may use per process; one: a request's "
                                     "products are small, parallelism comes from processes "

@@ -97,6 +97,7 @@ def create_app(settings: FraudSettings, *, store: FraudStore | None = None,
 
     app = create_service_app(title="fraud", metrics=metrics, lifespan=lifespan,
                              blas_threads=settings.blas_threads,
+                             gc_young_threshold=settings.gc_young_threshold,
                              max_connection_age_s=settings.http_max_connection_age_s,
                              threads=settings.fraud_http_threads,
                              readiness={"policy": lambda: True})

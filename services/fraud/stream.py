@@ -258,6 +258,7 @@ def create_stream_app(settings: FraudSettings) -> FastAPI:
 
     return create_service_app(title="fraud stream scorer", metrics=metrics,
                               blas_threads=settings.blas_threads,
+                              gc_young_threshold=settings.gc_young_threshold,
                               lifespan=blocking_lifespan(start, stop),
                               readiness={"scorer": running})
 

@@ -186,6 +186,7 @@ def create_app(settings: RecommenderSettings, *, model: ModelClient | None = Non
     # Ready once a ranker's artifacts are loaded: without them there is no catalog to rank.
     app = create_service_app(title="recommender", metrics=metrics, lifespan=lifespan,
                              blas_threads=settings.blas_threads,
+                             gc_young_threshold=settings.gc_young_threshold,
                              max_connection_age_s=settings.http_max_connection_age_s,
                              threads=settings.recommender_http_threads,
                              readiness={"catalog": lambda: catalog.loaded})

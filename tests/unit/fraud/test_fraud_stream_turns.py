@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -45,3 +47,15 @@ def test_a_scorer_count_only_one_side_ran_is_left_out(turns: ModuleType) -> None
     runs["new", 2]["throughput"] = runs["new", 2]["throughput"][:1]
     assert [(row["round"], row["scorers"]) for row in turns.summarise(runs)] == [
         (1, 1), (1, 2), (2, 1)]
+
+
+def test_both_sides_drain_a_cold_broker_even_when_one_could_warm_it_up(
+        turns: ModuleType, tmp_path: Path) -> None:
+    args = argparse.Namespace(drain_scorers=[1, 2], backlog=1000, model_repository=tmp_path)
+    this = turns.drain_command(REPO_ROOT, "/tmp/r", args)
+    assert "--no-warm-up-drain" in this  # this checkout's benchmark warms up by default
+    older = tmp_path / "older"
+    (older / "benchmarks").mkdir(parents=True)
+    (older / "benchmarks/fraud_stream.py").write_text('"""drains, no warm-up flag"""\n')
+    assert "--no-warm-up-drain" not in turns.drain_command(older, "/tmp/r", args)
+    assert this[this.index("--drain-scorers") + 1:this.index("--rates")] == ["1", "2"]

@@ -1,5 +1,6 @@
 """The shared service shell: probes, /metrics, request latency by route, clear 422s, JSON logs."""
 
+import gc
 import json
 import logging
 
@@ -141,3 +142,15 @@ def test_blas_threads_hold_numpy_to_the_setting_once_started() -> None:
                 assert blas_threads() == {wanted}
     finally:
         threadpool_limits(limits=before, user_api="blas")
+
+
+def test_the_young_generation_threshold_is_set_once_started_and_the_others_kept() -> None:
+    before = gc.get_threshold()
+    try:
+        app = create_service_app(title="t", metrics=Metrics("gc_young"), readiness={},
+                                 gc_young_threshold=12_345)
+        assert gc.get_threshold() == before  # nothing until the service starts
+        with TestClient(app):
+            assert gc.get_threshold() == (12_345, *before[1:])
+    finally:
+        gc.set_threshold(*before)
