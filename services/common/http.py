@@ -46,10 +46,13 @@ def _frozen_after_start(lifespan: Lifespan | None, threads: int | None,
     models) leave the garbage collector's view, so full collections stop costing tens of ms on
     the request path (docs/feature-store.md measured 40-60 ms pauses without it).
 
-    Before that, numpy's BLAS is held to `blas_threads`. A request's matrix products are small
-    (one user against a few thousand titles), and OpenBLAS's extra thread, spinning between
-    them, nearly doubled the CPU of an uncached recommendation (benchmarks/results/
-    recs_cpu.json: 2.4 against 4.6 ms); parallelism here comes from processes.
+    Before that, the youngest generation's collection threshold is set (`gc_young_threshold`,
+    None: Python's): a stream batch's thousands of live objects were traversed at every 700
+    allocations, ~8 % of a scorer's time (docs/fraud.md). And numpy's BLAS is held to
+    `blas_threads`. A request's matrix products are small (one user against a few thousand
+    titles), and OpenBLAS's extra thread, spinning between them, nearly doubled the CPU of an
+    uncached recommendation (benchmarks/results/recs_cpu.json: 2.4 against 4.6 ms);
+    parallelism here comes from processes.
 
     `threads` caps the pool that runs blocking handlers (anyio's default: 40). A CPU-bound
     handler gains nothing from 40 threads taking turns at one interpreter lock, and every
@@ -88,11 +91,13 @@ def create_service_app(
     """A FastAPI app with the platform's middleware and routes; the service adds its own router.
     `threads`: how many requests run their blocking handler at once (None: anyio's 40);
     `blas_threads`: numpy's BLAS threads in this process (PlatformSettings.blas_threads);
+    `gc_young_threshold`: the garbage collector's first threshold (PlatformSettings'; None:
+    Python's);
     `max_connection_age_s`: recycle kept-alive connections past this age (0: never;
     PlatformSettings.http_max_connection_age_s)."""
     app = FastAPI(title=title, version=version,
                   lifespan=_frozen_after_start(lifespan, threads, blas_threads,
-                                                         gc_young_threshold))
+                                               gc_young_threshold))
     app.state.metrics = metrics  # what /metrics exposes; tests read the registry through it
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, router=app.router)
     if max_connection_age_s > 0:

@@ -20,8 +20,8 @@ def commit(ref: str = "HEAD", cwd: Path = REPO_ROOT) -> str:
 
 
 def uncommitted(paths: Sequence[str] = ("services",), cwd: Path = REPO_ROOT) -> bool:
-    """Whether the working tree differs from HEAD under `paths`: a report made from it names
-    its commit "+ working tree"."""
+    """Whether the working tree differs from HEAD under `paths` (a report made from it says so
+    beside its commit)."""
     return bool(subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=cwd,
                                check=True, capture_output=True, text=True).stdout.strip())
 
