@@ -268,8 +268,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="stream-io-") as tmp:
         workdir = Path(tmp)
         trees = {"after": REPO}
+        commits = {"after": commit() + (" + working tree" if uncommitted() else "")}
         if args.before:
-            exported(args.before, workdir / "before", ("services", "config"))
+            commits["before"] = exported(args.before, workdir / "before", ("services", "config"))
             trees = {"before": workdir / "before", **trees}
         servers = [start_redis(workdir), start_kafka(workdir)]
         try:
@@ -310,8 +311,7 @@ def main() -> None:
             if _installed(name)},
         "setup": {"events": args.events, "batch": BATCH, "repeats": args.repeats,
                   "partitions": 3, "world": "the seeder's transactions, the world's last day"},
-        "commits": {"after": commit() + (" + working tree" if uncommitted() else ""),
-                    **({"before": commit(args.before)} if args.before else {})},
+        "commits": commits,
         "median": median,
         "runs": runs,
     }

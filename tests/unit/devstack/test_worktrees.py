@@ -34,9 +34,8 @@ def test_a_commit_is_named_by_its_full_id() -> None:
 def test_a_tag_or_branch_is_followed_to_its_commit_and_a_non_commit_is_refused() -> None:
     tree = subprocess.run(["git", "rev-parse", "HEAD^{tree}"], cwd=REPO_ROOT, check=True,
                           capture_output=True, text=True).stdout.strip()
-    branch = subprocess.run(["git", "symbolic-ref", "-q", "--short", "HEAD"], check=False,
-                            cwd=REPO_ROOT,
-                            capture_output=True, text=True).stdout.strip()
+    branch = subprocess.run(["git", "symbolic-ref", "-q", "--short", "HEAD"], cwd=REPO_ROOT,
+                            check=False, capture_output=True, text=True).stdout.strip()
     if branch:  # a detached checkout has no branch to follow
         assert commit(branch) == commit()
     with pytest.raises(subprocess.CalledProcessError):
