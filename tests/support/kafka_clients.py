@@ -24,7 +24,9 @@ def assert_cross_client_round_trip(access: KafkaAccess, topic: str, confluent_fi
                                   for n in range(10)])
     finally:
         publisher.close()
-    assert [d.error for d in sent] == [None] * 10
+    errors = [d.error for d in sent]
+    # tests/support is not rewritten by pytest: the message is the only record of what failed
+    assert errors == [None] * 10, f"not acknowledged: {errors}"
     source: RecordSource = (KafkaRecordSource if confluent_first else ConfluentRecordSource)(
         access, f"{name}-{topic}", [topic], client_id=name)
     received: list[bytes | None] = []
