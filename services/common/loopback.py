@@ -11,6 +11,12 @@ from pathlib import Path
 PORT_FLOOR = 20000
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
+# Every port handed out by this process: a topology draws its ~18 ports before any server binds
+# one, so a check that nothing listens cannot see a port drawn a moment earlier. At random from
+# ~12,800 ports, 18 draws hold a pair about once in a hundred topologies (a Redis node's bus
+# port once collided so, 2026-12-07, "Address already in use").
+_handed_out: set[int] = set()
+
 
 def free_port() -> int:
     """A loopback port nothing listens on now, chosen below the kernel's ephemeral range.
@@ -19,17 +25,23 @@ def free_port() -> int:
     every outgoing connection from: a connection made between the pick and the server's own
     bind seconds later (a cluster's nodes connect to each other while Kafka starts) could hold
     it, and the server exited with "Address already in use" (a Kafka node of a chaos topology,
-    twice in a day of runs). Below the range only another listener can take it."""
+    twice in a day of runs). Below the range only another listener can take it, and no port is
+    handed out twice by one process, so a topology's servers never draw the same one."""
     ephemeral_low = _ephemeral_low()
     if ephemeral_low - PORT_FLOOR >= 1000:
+        if len(_handed_out) > (ephemeral_low - PORT_FLOOR) // 2:
+            _handed_out.clear()  # a long-lived process: its early servers are long gone
         for _ in range(50):
             port = random.randrange(PORT_FLOOR, ephemeral_low)
+            if port in _handed_out:
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
                 try:
                     sock.bind(("127.0.0.1", port))
                 except OSError:
                     continue
-                return port
+            _handed_out.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

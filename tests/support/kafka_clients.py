@@ -4,6 +4,7 @@ and why one event was not stored (a refused user, an untrusted CA)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 
@@ -19,14 +20,28 @@ def assert_cross_client_round_trip(access: KafkaAccess, topic: str, confluent_fi
     acknowledged, and every one consumed by the other adapter in group `name`-`topic`."""
     publisher: Publisher = (ConfluentPublisher(access, name) if confluent_first
                             else KafkaPublisher(access, name))
+    # A topic granted a moment ago: each broker applies the grant from the metadata log in its
+    # own time, and a broker that has not yet refuses the topic (the failed deliveries are sent
+    # again, as a service's caller would, for up to 30 s); a client that cannot reach the
+    # broker at all fails every time.
+    pending = {n: OutboundMessage(topic, f"k{n}", f"{n}".encode()) for n in range(10)}
+    seen: list[str | None] = []
+    deadline = time.monotonic() + 30
     try:
-        sent = publisher.publish([OutboundMessage(topic, f"k{n}", f"{n}".encode())
-                                  for n in range(10)])
+        while pending and time.monotonic() < deadline:
+            numbers = sorted(pending)
+            sent = publisher.publish([pending[n] for n in numbers])
+            seen += [d.error for d in sent if d.error]
+            pending = {n: pending[n] for n, d in zip(numbers, sent, strict=True) if d.error}
+            if pending:
+                time.sleep(0.5)
     finally:
         publisher.close()
-    errors = [d.error for d in sent]
     # tests/support is not rewritten by pytest: the message is the only record of what failed
-    assert errors == [None] * 10, f"not acknowledged: {errors}"
+    assert not pending, f"not acknowledged in 30 s: {sorted(pending)}; errors: {seen}"
+    if seen:  # in the test's captured log
+        logging.getLogger(__name__).warning("acknowledged on a later try; errors before: %s",
+                                            seen)
     source: RecordSource = (KafkaRecordSource if confluent_first else ConfluentRecordSource)(
         access, f"{name}-{topic}", [topic], client_id=name)
     received: list[bytes | None] = []

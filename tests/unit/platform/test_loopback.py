@@ -43,3 +43,15 @@ def test_an_unreadable_range_is_taken_as_linuxs_default(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(loopback, "EPHEMERAL_RANGE", tmp_path / "missing")
     assert PORT_FLOOR <= free_port() < 32768
+
+
+def test_no_port_is_handed_out_twice_by_one_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A topology draws all its ports before any server binds: the draws must differ even
+    from a range so small that random picks would repeat."""
+    ephemeral = tmp_path / "ip_local_port_range"
+    ephemeral.write_text(f"{PORT_FLOOR + 1000}\t60999\n")
+    monkeypatch.setattr(loopback, "EPHEMERAL_RANGE", ephemeral)
+    monkeypatch.setattr(loopback, "_handed_out", set())
+    ports = [free_port() for _ in range(200)]  # 200 of 1,000: repeats near certain at random
+    assert len(set(ports)) == len(ports)
