@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m services.devstack
 
-.PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration chaos lint format bench bench-stream bench-stream-turns bench-cluster bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake docs-numbers up down clean \
+.PHONY: help setup models seed rebuild-online run run-cluster stop status demo test test-unit test-integration chaos lint format bench bench-stream bench-stream-turns bench-stream-cores bench-cluster bench-stream-io bench-fraud-replay bench-kafka bench-recs-memory bench-peers bench-lake docs-numbers up down clean \
 	advisory-db audit-online soak compose-check promcheck retrain-fraud shadow-report shadow-run drift-fraud drift-recs drift-fraud-stack bench-fraud-shadow bench-fraud-retrain-dev analytics lake-compact load-fraud load-recs load load-freshness load-report load-sweep load-sweep-floor ab-demo retrain-ranker catalog \
 	movielens-check
 
@@ -169,6 +169,10 @@ bench-stream-turns: setup ## the stream scorer's drain, this checkout against RE
 	@test -n "$(REF)" || { echo "give the commit to compare with: make bench-stream-turns REF=<commit>" >&2; exit 2; }
 	$(PY) -m services.trainer --if-missing
 	$(PY) benchmarks/fraud_stream_turns.py --ref $(REF) --rounds $(or $(ROUNDS),2)
+
+bench-stream-cores: setup ## the stream scorer's drain and the floor's on one core and on two (taskset), in turns (ROUNDS=2): how the rate grows with cores (reports/bench/stream_cores/)
+	$(PY) -m services.trainer --if-missing
+	$(PY) benchmarks/fraud_stream_cores.py --rounds $(or $(ROUNDS),2)
 
 bench-stream-io: setup ## the stream scorer's per-event cost outside scoring, before/after BEFORE=<ref> (benchmarks/results/)
 	$(PY) benchmarks/stream_io.py $(if $(BEFORE),--before $(BEFORE))

@@ -70,7 +70,7 @@ from services.designs.experiments.store import RedisDefinitionStore
 from services.designs.recs.artifacts import load_item_artifacts
 from services.designs.recs.redis_store import write_profiles
 from services.devstack.servers import start_kafka, start_redis
-from services.devstack.worktrees import commit, exported, uncommitted
+from services.devstack.worktrees import checkout_commit, exported
 from services.seeder.history import synthetic_history, watch_messages
 from services.simulator.loop import DEFINITIONS_REFRESH_S, challenger_definition
 from services.simulator.traffic import ask
@@ -360,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": describe_machine(),
         "versions": {"before": {"ref": args.before, "commit": before_commit},
-                     "after": {"commit": commit() + ("+uncommitted" if uncommitted() else "")},
+                     "after": {"commit": checkout_commit()},
                      "redis": redis_version,
                      **{p: version(p) for p in ("numpy", "onnxruntime", "locust", "fastapi",
                                                 "redis", "confluent-kafka")}},

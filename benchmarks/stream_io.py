@@ -258,17 +258,13 @@ def main() -> None:
         return
 
     # imported here: the worker above runs this file against an older commit's modules
-    from services.devstack.worktrees import (  # noqa: PLC0415
-        commit,
-        exported,
-        uncommitted,
-    )
+    from services.devstack.worktrees import checkout_commit, exported  # noqa: PLC0415
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="stream-io-") as tmp:
         workdir = Path(tmp)
         trees = {"after": REPO}
-        commits = {"after": commit() + (" + working tree" if uncommitted() else "")}
+        commits = {"after": checkout_commit()}
         if args.before:
             commits["before"] = exported(args.before, workdir / "before", ("services", "config"))
             trees = {"before": workdir / "before", **trees}

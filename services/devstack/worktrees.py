@@ -26,6 +26,12 @@ def uncommitted(paths: Sequence[str] = ("services",), cwd: Path = REPO_ROOT) -> 
                                check=True, capture_output=True, text=True).stdout.strip())
 
 
+def checkout_commit(paths: Sequence[str] = ("services",), cwd: Path = REPO_ROOT) -> str:
+    """What a report made from this checkout names as its source: HEAD's commit, with
+    " + working tree" when the files under `paths` differ from it."""
+    return commit(cwd=cwd) + (" + working tree" if uncommitted(paths, cwd) else "")
+
+
 def exported(ref: str, into: Path, paths: Sequence[str] = ()) -> str:
     """`ref`'s files (only `paths`, if given) written into `into` by `git archive`: no
     worktree, the repository untouched. Returns its commit."""

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from services.devstack.worktrees import commit, exported, uncommitted, worktree
+from services.devstack.worktrees import (
+    checkout_commit,
+    commit,
+    exported,
+    uncommitted,
+    worktree,
+)
 from tests.harness import REPO_ROOT
 
 
@@ -63,5 +69,8 @@ def test_uncommitted_sees_a_changed_file_under_its_paths_only(tmp_path: Path) ->
     assert not uncommitted(cwd=tmp_path)
     (tmp_path / "docs/a.txt").write_text("two\n")
     assert not uncommitted(cwd=tmp_path)
+    assert checkout_commit(cwd=tmp_path) == commit(cwd=tmp_path)
     (tmp_path / "services/a.txt").write_text("two\n")
     assert uncommitted(cwd=tmp_path)
+    # what a report names as its source
+    assert checkout_commit(cwd=tmp_path) == commit(cwd=tmp_path) + " + working tree"
