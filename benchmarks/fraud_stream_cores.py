@@ -95,7 +95,8 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def plot(summary: dict[str, Any], path: Path) -> None:
-    """Rate against cores for each round, scoring and floor, with the aim."""
+    """Rate against cores for each round, scoring and floor, with the aim and each round's
+    ratio."""
     matplotlib.use("Agg")
     fig, (scoring, floor) = plt.subplots(1, 2, figsize=(11, 4))
     runs = summary["runs"]
@@ -106,12 +107,16 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         floor.plot(cores, [r["floor_tx_per_s"] for r in mine], marker="o",
                    label=f"round {round_}")
     scoring.axhline(AIM_TX_PER_S, color="red", linestyle="--", label="the brief: 10,000 tx/s")
+    for row in summary["ratios"]:
+        scoring.annotate(f"x{row['scoring_ratio']:.2f}", (max(r["cores"] for r in runs),
+                         row["tx_per_s"][1]), textcoords="offset points", xytext=(-40, 6),
+                         fontsize=8)
     for ax, title in ((scoring, f"Scoring: {summary['scorers']} scorers draining"),
                       (floor, "Floor: a fixed decision, no scoring")):
-        ax.set_xlabel("cores (taskset: Redis, the broker, the scorers and the producer on them)")
+        ax.set_xlabel("cores (taskset -c: every process of the run on them)")
         ax.set_ylabel("transactions / s")
         ax.set_xticks(sorted({r["cores"] for r in runs}))
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.1)
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=8)
     fig.suptitle(f"The stream's drain by cores, {summary['date'][:16]} UTC, "
