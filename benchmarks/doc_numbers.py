@@ -991,6 +991,34 @@ def fraud_features_latency(r: Results, page: str) -> str:
     ])
 
 
+def stream_by_cores(r: Results, page: str) -> str:
+    """benchmarks/fraud_stream_cores.py: the drain on one core and on two, in turns."""
+    found = r.need("fraud_stream_cores")
+    runs = found["runs"]
+    rows = [[str(run["round"]), str(run["cores"]), number(run["tx_per_s"]),
+             number(run["tx_per_s"] / run["cores"]), f"{run['machine_cores']:.2f}",
+             number(run["scorer_us_per_tx"]), number(run["redis_us_per_tx"]),
+             number(run["broker_us_per_tx"]), number(run["floor_tx_per_s"])]
+            for run in sorted(runs, key=lambda run: (run["round"], run["cores"]))]
+    ratios = "; ".join(f"round {row['round']}: x{row['scoring_ratio']:.2f} "
+                       f"(floor x{row['floor_ratio']:.2f})" for row in found["ratios"])
+    most = max(run["cores"] for run in runs)
+    per_core = min(run["tx_per_s"] / run["cores"] for run in runs if run["cores"] == most)
+    return "\n".join([
+        f"{link('benchmarks/results/fraud_stream_cores.json', page)}: {utc(found['date'])} UTC, "
+        f"{machine_words(found['machine']['cpu'])}, commit {found['commit'][:7]}; "
+        f"{number(found['backlog'])} transactions drained by {found['scorers']} scorers in each "
+        f"run, then by the floor's {found['scorers']} processes (a fixed decision, no scoring); "
+        f"every process of a run under `taskset -c` on the cores it was given, the core sets in "
+        f"turns.", "",
+        table(["round", "cores", "tx/s", "tx/s a core", "cores used", "scorer µs a tx",
+               "Redis µs a tx", "broker µs a tx", "floor tx/s"], rows), "",
+        f"Two cores' rate over one's: {ratios}. At the {most}-core runs' lowest rate a core "
+        f"({number(per_core)} tx/s), 10,000 tx/s takes **{math.ceil(TX_PER_S / per_core)} "
+        f"cores** laid out as here.",
+    ])
+
+
 def kafka_clients(r: Results, page: str) -> str:
     """benchmarks/kafka_clients.py: the two adapters side by side."""
     found = r.need("kafka_clients")
@@ -2300,6 +2328,7 @@ BLOCKS: dict[str, Callable[[Results, str], str]] = {
     "fraud-workers-coalesced": fraud_workers_coalesced,
     "fraud-aims": fraud_aims,
     "fraud-features-latency": fraud_features_latency,
+    "fraud-stream-by-cores": stream_by_cores,
     "kafka-clients": kafka_clients,
     "recs-targets": recs_targets,
     "records-writer": records_writer,
