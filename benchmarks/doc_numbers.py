@@ -678,11 +678,25 @@ def readme_status(r: Results, page: str) -> str:
         + (f"{number(http_full)}" if number(http_alone) == number(http_full)
            else f"{number(http_alone)}-{number(http_full)}") + " on the HTTP path "
         "([docs/interview/fraud.md](docs/interview/fraud.md#2-back-of-the-envelope) shows the "
-        "arithmetic); nor was the brief's 1 B recommendations a day "
+        "arithmetic)" + by_cores_words(r) + "; nor was the brief's 1 B recommendations a day "
         f"({number(average)} req/s on average; "
         "[docs/interview/recommendations.md](docs/interview/recommendations.md#2-back-of-the-envelope)).",
     ]
     return " ".join(sentences)
+
+
+def by_cores_words(r: Results) -> str:
+    """`, and the stream's drain grew x2.08-2.27 from one core to two (...)`, or nothing before
+    benchmarks/fraud_stream_cores.py ran."""
+    found = r.result("fraud_stream_cores")
+    if found is None:
+        return ""
+    ratios = sorted(row["scoring_ratio"] for row in found["ratios"])
+    spread = (f"x{ratios[0]:.2f}" if len(ratios) == 1
+              else f"x{ratios[0]:.2f}-{ratios[-1]:.2f}")
+    return (f"; the stream's drain grew {spread} from one core to two (measured, in turns, "
+            "[docs/fraud.md](docs/fraud.md#measured)), so the cores it needs grow in "
+            "proportion")
 
 
 def other_machine_run(r: Results, newest: LoadRun) -> LoadRun | None:
