@@ -21,11 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +29,7 @@ from typing import Any
 import matplotlib
 import matplotlib.pyplot as plt
 
-from benchmarks.fraud_stream_turns import run_row
+from benchmarks.fraud_stream_turns import reported, run_row
 from services.common.machine import describe
 from services.devstack.worktrees import checkout_commit
 
@@ -59,12 +55,8 @@ def cores_of(cpus: str) -> int:
 
 
 def drain(cpus: str, out: Path, args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="stream-cores-") as report_dir:
-        subprocess.run(drain_command(cpus, report_dir, args), cwd=REPO_ROOT,
-                       env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, check=True)
-        shutil.copyfile(Path(report_dir) / "fraud_stream.json", out)
-    report: dict[str, Any] = json.loads(out.read_text())
-    return report
+    """One fraud_stream.py run on `cpus`; its report."""
+    return reported(lambda report_dir: drain_command(cpus, report_dir, args), REPO_ROOT, out)
 
 
 def run_figures(cpus: str, round_: int, report: dict[str, Any]) -> dict[str, Any]:

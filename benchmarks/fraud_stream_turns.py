@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,14 @@ def drain_command(tree: Path, report_dir: str, args: argparse.Namespace) -> list
 
 def drain(tree: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One fraud_stream.py drain run from `tree`; its report."""
-    with tempfile.TemporaryDirectory(prefix="stream-turn-") as report_dir:
-        subprocess.run(drain_command(tree, report_dir, args), cwd=tree,
+    return reported(lambda report_dir: drain_command(tree, report_dir, args), tree, out)
+
+
+def reported(command: Callable[[str], list[str]], tree: Path, out: Path) -> dict[str, Any]:
+    """Run `command(report_dir)` (a fraud_stream.py run writing its report there) from `tree`,
+    keep the report as `out` and return it."""
+    with tempfile.TemporaryDirectory(prefix="stream-run-") as report_dir:
+        subprocess.run(command(report_dir), cwd=tree,
                        env={**os.environ, "PYTHONPATH": str(tree)}, check=True)
         shutil.copyfile(Path(report_dir) / "fraud_stream.json", out)
     report: dict[str, Any] = json.loads(out.read_text())

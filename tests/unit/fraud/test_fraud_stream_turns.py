@@ -59,3 +59,12 @@ def test_both_sides_drain_a_cold_broker_even_when_one_could_warm_it_up(
     (older / "benchmarks/fraud_stream.py").write_text('"""drains, no warm-up flag"""\n')
     assert "--no-warm-up-drain" not in turns.drain_command(older, "/tmp/r", args)
     assert this[this.index("--drain-scorers") + 1:this.index("--rates")] == ["1", "2"]
+
+
+def test_a_runs_report_is_kept_where_asked_and_returned(turns: ModuleType, tmp_path: Path) -> None:
+    def command(report_dir: str) -> list[str]:  # stands for fraud_stream.py: writes its report
+        return ["sh", "-c", f'echo \'{{"commit": "abc"}}\' > {report_dir}/fraud_stream.json']
+
+    out = tmp_path / "old-1.json"
+    assert turns.reported(command, tmp_path, out) == {"commit": "abc"}
+    assert json.loads(out.read_text()) == {"commit": "abc"}
