@@ -613,6 +613,7 @@ def fraud_ten(r: Results, page: str) -> str:
         ["cores for 10,000/s", "CPU a transaction x rate",
          f"stream {number(attributed, 1)} attributed ({number(cores['machine'], 1)} at this "
          f"machine's efficiency); HTTP {number(http_alone, 1)}-{number(http_full, 1)}"],
+        *by_cores_row(r),
         ["uptime", "99.9 %",
          f"{number(error_budget_minutes(), 1)} min a month; Redis down -> decide on the "
          "transaction alone, flagged `degraded` (fail open up to "
@@ -685,18 +686,32 @@ def readme_status(r: Results, page: str) -> str:
     return " ".join(sentences)
 
 
+def by_cores_ratios(found: Json) -> list[float]:
+    """The rounds' two-cores-over-one ratios of the scoring drain, lowest first."""
+    return sorted(row["scoring_ratio"] for row in found["ratios"])
+
+
+def by_cores_row(r: Results) -> list[list[str]]:
+    """The interview table's row for the measured slope (none before it was measured)."""
+    found = r.result("fraud_stream_cores")
+    if found is None:
+        return []
+    ratios = by_cores_ratios(found)
+    return [["scaling out", "add cores (scorers, Redis, brokers)",
+             f"stream drain x{ratios[0]:.2f}-{ratios[-1]:.2f} from 1 core to 2 (taskset, "
+             f"{len(ratios)} rounds in turns, {utc(found['date'])[:10]})"]]
+
+
 def by_cores_words(r: Results) -> str:
     """`, and the stream's drain grew x2.08-2.27 from one core to two (...)`, or nothing before
     benchmarks/fraud_stream_cores.py ran."""
     found = r.result("fraud_stream_cores")
     if found is None:
         return ""
-    ratios = sorted(row["scoring_ratio"] for row in found["ratios"])
-    spread = (f"x{ratios[0]:.2f}" if len(ratios) == 1
-              else f"x{ratios[0]:.2f}-{ratios[-1]:.2f}")
-    return (f"; the stream's drain grew {spread} from one core to two (measured, in turns, "
-            "[docs/fraud.md](docs/fraud.md#measured)), so the cores it needs grow in "
-            "proportion")
+    ratios = by_cores_ratios(found)
+    return (f"; the stream's drain grew x{ratios[0]:.2f}-{ratios[-1]:.2f} from one core to two "
+            "(measured, in turns, [docs/fraud.md](docs/fraud.md#measured)), so the cores it "
+            "needs grow in proportion")
 
 
 def other_machine_run(r: Results, newest: LoadRun) -> LoadRun | None:
