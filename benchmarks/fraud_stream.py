@@ -49,6 +49,7 @@ Report: reports/bench/fraud_stream.{json,md,png}.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import multiprocessing
@@ -315,6 +316,9 @@ class Variant:
     # a stream processor (`python -m services.stream`) beside the scorers, running these concerns
     # ("+"-separated): the full stack's other consumer of `transactions`, or none
     concerns: str | None = None
+    # role (scorer, redis, kafka) -> the cores its processes' threads may run on for the run
+    # (`cpus.redis=1`, `cpus.scorer=0+1`); unnamed roles run anywhere
+    cpus: dict[str, set[int]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str) -> Variant:
@@ -324,19 +328,40 @@ class Variant:
         name, _, settings = text.partition(":")
         pairs = [pair.split("=", 1) for pair in settings.split(",") if pair]
         if not name or any(len(pair) != 2 or not (pair[0].startswith(("MLSD_", "redis."))
-                                                  or pair[0] == "stream.concerns")
+                                                  or pair[0] == "stream.concerns"
+                                                  or pair[0] in PINNABLE)
                            for pair in pairs):
             raise argparse.ArgumentTypeError(
                 f"{text!r}: a variant is NAME or NAME:KEY=VALUE[,KEY=VALUE...], each KEY "
-                "MLSD_<setting>, redis.<parameter> or stream.concerns")
+                "MLSD_<setting>, redis.<parameter>, stream.concerns or cpus.<scorer|redis|kafka>"
+                " (cores joined by +)")
         concerns = dict(pairs).get("stream.concerns")
         return cls(name, {k: v for k, v in pairs if k.startswith("MLSD_")},
                    {k.removeprefix("redis."): v for k, v in pairs if k.startswith("redis.")},
-                   concerns.replace("+", ",") if concerns else None)
+                   concerns.replace("+", ",") if concerns else None,
+                   {k.removeprefix("cpus."): {int(c) for c in v.split("+")}
+                    for k, v in pairs if k in PINNABLE})
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "env": self.env, "redis": self.redis,
-                "stream_concerns": self.concerns}
+                "stream_concerns": self.concerns,
+                **({"cpus": {role: sorted(c) for role, c in self.cpus.items()}}
+                   if self.cpus else {})}
+
+    @contextmanager
+    def pinned(self, roles: dict[str, list[int]]) -> Iterator[None]:
+        """Each named role's processes (every thread) kept to its cores for the block, then
+        free to run anywhere again (Redis and the broker outlive a variant's run)."""
+        anywhere = os.sched_getaffinity(0)
+        pids = [(pid, cores) for role, cores in self.cpus.items() for pid in roles.get(role, ())]
+        try:
+            for pid, cores in pids:
+                set_affinity(pid, cores)
+            yield
+        finally:
+            for pid, _ in pids:
+                with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+                    set_affinity(pid, anywhere)
 
     def groups(self) -> dict[str, list[str]]:
         """The processor's consumer groups and their topics (none without a processor)."""
@@ -356,6 +381,16 @@ class Variant:
             for key, value in before.items():
                 client.config_set(key, value)
             client.close()
+
+
+PINNABLE = ("cpus.scorer", "cpus.redis", "cpus.kafka")
+
+
+def set_affinity(pid: int, cores: set[int]) -> None:
+    """Every thread of `pid` on `cores` (threads it starts later inherit their starter's)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(task.name), cores)
 
 
 DEFAULT_VARIANT = Variant("default", {})
@@ -494,12 +529,34 @@ def machine_cpu_s() -> tuple[float, float]:
     return (user + nice + system + irq + softirq) * TICK_S, steal * TICK_S
 
 
+def run_queue_wait_s(pid: int) -> float:
+    """Seconds the process's threads have spent runnable but waiting for a core so far
+    (/proc/<pid>/task/*/schedstat, field 2): on two shared cores, how long each part waited
+    for the others rather than for its input."""
+    waited = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            waited += int((task / "schedstat").read_text().split()[1])
+    return waited / 1e9
+
+
 class CpuMeter:
     """Cores each role used over a phase, and what the rest of the machine used meanwhile."""
 
     def __init__(self, roles: dict[str, list[int]]) -> None:
         self._roles = roles
         self._start = self._read()
+        self._waits = self._read_waits()
+
+    def _read_waits(self) -> dict[str, float]:
+        return {role: sum(run_queue_wait_s(pid) for pid in pids)
+                for role, pids in self._roles.items()}
+
+    def waits(self, seconds: float) -> dict[str, float]:
+        """Each role's threads' time runnable but without a core, a second of the phase (call
+        right after stop)."""
+        end = self._read_waits()
+        return {role: round((end[role] - self._waits[role]) / seconds, 2) for role in end}
 
     def _read(self) -> dict[str, float]:
         used = {role: sum(process_cpu_s(pid) for pid in pids) for role, pids in self._roles.items()}
@@ -573,7 +630,8 @@ def drain(stack: Stack, state: dict[bytes, bytes], timeline: Timeline,
     groups = {GROUP: [TRANSACTIONS], **variant.groups()}
     decided_s: float | None = None
     with variant.applied(stack.redis.address), processor(stack, variant) as beside, \
-            scorers(stack, processes, command, variant) as running:
+            scorers(stack, processes, command, variant) as running, \
+            variant.pinned(stack_roles(stack, running)):
         first = last_lag_probe = 0.0
         with tqdm(total=backlog, desc=f"drain with {processes} scorer(s)", unit="tx") as bar:
             while True:
@@ -597,6 +655,7 @@ def drain(stack: Stack, state: dict[bytes, bytes], timeline: Timeline,
                         break
         lag_s = now - first
         cores = meter.stop(lag_s)
+        waits = meter.waits(lag_s)
         costs = stage_costs(scrape([s.port for s in running]))
     times = decision_times(probe, before)
     probe.close()
@@ -616,8 +675,8 @@ def drain(stack: Stack, state: dict[bytes, bytes], timeline: Timeline,
                                 "tx_per_s": round((decided - 1) / kafka_s)},
         "partition_done_s": {p: round((max(t) - start_ms) / 1000, 2)
                              for p, t in sorted(times.items())},
-        "cores": cores, "redis_forks": forks.stop(), "load_avg": [load_before, os.getloadavg()],
-        "metrics": costs,
+        "cores": cores, "run_queue_wait": waits, "redis_forks": forks.stop(),
+        "load_avg": [load_before, os.getloadavg()], "metrics": costs,
         # Redis's commands a transaction over the drain (the processor's too, when one runs)
         "redis_commands": commands.stop(backlog),
     }
@@ -766,7 +825,8 @@ def steady(stack: Stack, state: dict[bytes, bytes], traffic: Traffic, rate: floa
     listener = context.Process(target=listen, args=(bootstrap, run, expected, ready, done,
                                                     60.0, results), daemon=True)
     with variant.applied(stack.redis.address), processor(stack, variant) as beside, \
-            scorers(stack, processes, variant=variant) as running:
+            scorers(stack, processes, variant=variant) as running, \
+            variant.pinned(stack_roles(stack, running)):
         publish_at(publisher, traffic, f"warmup-{run}", 200, WARM_UP / 200, warm_up=True)
         caught_up(bootstrap)
         listener.start()

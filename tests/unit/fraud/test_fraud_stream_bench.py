@@ -41,15 +41,41 @@ def test_a_variant_can_run_a_stream_processor_beside_the_scorers(bench: ModuleTy
                                 "stream-fraud-labels": ["fraud-labels"]}
 
 
+def test_a_variant_keeps_roles_to_cores_for_its_run_and_frees_them_after(
+        bench: ModuleType) -> None:
+    variant = bench.Variant.parse("split:cpus.redis=1,cpus.scorer=0+1")
+    assert variant.cpus == {"redis": {1}, "scorer": {0, 1}}
+    assert variant.describe()["cpus"] == {"redis": [1], "scorer": [0, 1]}
+    anywhere = os.sched_getaffinity(0)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        one = {min(anywhere)}
+        with bench.Variant("one", {}, cpus={"scorer": one}).pinned({"scorer": [child.pid]}):
+            assert os.sched_getaffinity(child.pid) == one
+        assert os.sched_getaffinity(child.pid) == anywhere
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_runs_waits_for_a_core_are_read_per_role(bench: ModuleType) -> None:
+    meter = bench.CpuMeter({"me": [os.getpid()]})
+    sum(range(2_000_000))  # some work, perhaps a wait
+    meter.stop(1.0)
+    waits = meter.waits(1.0)
+    assert set(waits) == {"me"} and waits["me"] >= 0.0
+
+
 def test_a_name_alone_changes_nothing(bench: ModuleType) -> None:
     variant = bench.Variant.parse("default")
     assert (variant.env, variant.redis) == ({}, {})
 
 
-@pytest.mark.parametrize("text", ["", "x:FOO=1", "x:MLSD_A", "x:redis-appendonly=no", ":MLSD_A=1"])
+@pytest.mark.parametrize("text", ["", "x:FOO=1", "x:MLSD_A", "x:redis-appendonly=no", ":MLSD_A=1",
+                                  "x:cpus.broker=0"])
 def test_anything_else_is_refused_with_the_form_it_takes(bench: ModuleType, text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError,
-                       match=r"MLSD_<setting>, redis\.<parameter> or stream\.concerns"):
+                       match=r"MLSD_<setting>, redis\.<parameter>, stream\.concerns or cpus"):
         bench.Variant.parse(text)
 
 
