@@ -70,11 +70,16 @@ def run_figures(cpus: str, round_: int, report: dict[str, Any]) -> dict[str, Any
             "floor_machine_cores": floor["cores"]["machine"]}
 
 
+def by_round(runs: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """Each round's runs, fewest cores first, rounds in order."""
+    return {round_: sorted((r for r in runs if r["round"] == round_), key=lambda r: r["cores"])
+            for round_ in sorted({r["round"] for r in runs})}
+
+
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per round: each core count's rate over the fewest cores', for scoring and the floor."""
     rows = []
-    for round_ in sorted({r["round"] for r in runs}):
-        mine = sorted((r for r in runs if r["round"] == round_), key=lambda r: r["cores"])
+    for round_, mine in by_round(runs).items():
         base = mine[0]
         for r in mine[1:]:
             rows.append({"round": round_, "cores": f"{base['cores']} -> {r['cores']}",
@@ -92,8 +97,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     fig, (scoring, floor) = plt.subplots(1, 2, figsize=(11, 4))
     runs = summary["runs"]
-    for round_ in sorted({r["round"] for r in runs}):
-        mine = sorted((r for r in runs if r["round"] == round_), key=lambda r: r["cores"])
+    for round_, mine in by_round(runs).items():
         cores = [r["cores"] for r in mine]
         scoring.plot(cores, [r["tx_per_s"] for r in mine], marker="o", label=f"round {round_}")
         floor.plot(cores, [r["floor_tx_per_s"] for r in mine], marker="o",

@@ -4,12 +4,14 @@ summarises the core sets' runs."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.harness import REPO_ROOT
 from tests.support.scripts import load_script
 
 
@@ -48,3 +50,9 @@ def test_each_round_gives_the_rate_over_the_fewest_cores_for_scoring_and_the_flo
     assert rows[0]["scoring_ratio"] == 1.8 and rows[0]["floor_ratio"] == 1.5
     assert rows[1]["scoring_ratio"] == round(6000 / 3200, 3)
     assert rows[1]["tx_per_s_per_core"] == [3200, 3000]
+
+
+def test_the_committed_runs_give_the_committed_ratios(cores: ModuleType) -> None:
+    found = json.loads((REPO_ROOT / "benchmarks/results/fraud_stream_cores.json").read_text())
+    assert cores.summarise(found["runs"]) == found["ratios"]
+    assert [r["scoring_ratio"] for r in found["ratios"]] == [2.267, 2.08]
